@@ -1,0 +1,1 @@
+//! Storage: placeholder replaced in the next commit.

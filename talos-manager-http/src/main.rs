@@ -1,0 +1,3 @@
+//! The `talos-manager` binary.
+
+fn main() {}
