@@ -5,12 +5,17 @@
 //! use it on their own.
 //!
 //! Modules:
-//! - [`store`]: the database (SQLite by default, PostgreSQL for real deployments), its migrations,
-//!   and the encryption of secrets at rest.
+//! - [`store`]: the database (SQLite by default, PostgreSQL for real deployments and several
+//!   replicas), its embedded migrations, and the encryption of secrets at rest.
+//! - [`ids`]: typed ids of every stored entity.
 //! - [`Secret`]: a value that prints `<redacted>`.
 #![warn(missing_docs)]
 
+pub mod ids;
 mod secret;
 pub mod store;
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;
 
 pub use secret::Secret;
+pub use store::{Backend, EncryptionKey, Store, StoreError};

@@ -1,0 +1,8 @@
+//! The integration tests of talos-manager-core, in one binary (faster to build and run).
+
+mod core {
+    // Storage on both backends: every test runs as `<name>::sqlite` and `<name>::postgres`.
+    mod store;
+    // The SQLite and PostgreSQL migrations produce the same schema.
+    mod migrations;
+}
