@@ -41,4 +41,6 @@ id_type! {
     JobId,
     /// One line of a job's log.
     JobLogLineId,
+    /// An API token.
+    ApiTokenId,
 }

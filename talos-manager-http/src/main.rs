@@ -43,6 +43,29 @@ enum Command {
         #[command(flatten)]
         database: DatabaseArgs,
     },
+    /// Manage the bearer tokens of the admin API.
+    Token {
+        #[command(subcommand)]
+        command: TokenCommand,
+        #[command(flatten)]
+        database: DatabaseArgs,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum TokenCommand {
+    /// Make a token and print it on standard output (the only time it is shown).
+    Create {
+        /// Who or what will use it, e.g. terraform-ci (unique).
+        name: String,
+    },
+    /// List the tokens (names and last use; values are never stored).
+    List,
+    /// Revoke a token.
+    Revoke {
+        /// The token's name.
+        name: String,
+    },
 }
 
 #[derive(Debug, clap::Args)]
@@ -110,8 +133,50 @@ fn run(cli: Cli) -> Result<(), Failure> {
                 eprintln!("database {} is up to date", config.database.display);
                 Ok(())
             }
+            Command::Token { command, database } => {
+                let config = ServiceConfig::load(&ProcessEnvironment, database.overrides(None))?;
+                let store = open_store(&config).await.map_err(into_failure)?;
+                let result = token_command(&store, command).await;
+                store.close().await;
+                result
+            }
         }
     })
+}
+
+#[allow(
+    clippy::print_stdout,
+    reason = "the token command's output is its result"
+)]
+async fn token_command(
+    store: &talos_manager_core::Store,
+    command: TokenCommand,
+) -> Result<(), Failure> {
+    use talos_manager_http::tokens::{create_token, revoke_token};
+    match command {
+        TokenCommand::Create { name } => {
+            let token = create_token(store, &name)
+                .await
+                .map_err(anyhow::Error::new)?;
+            println!("{}", token.expose());
+            eprintln!("created API token {name:?}; it is shown only now");
+        }
+        TokenCommand::List => {
+            for token in store.list_api_tokens().await.map_err(anyhow::Error::new)? {
+                let last_used = token
+                    .last_used_at
+                    .map_or_else(|| "never used".to_owned(), |at| format!("last used {at}"));
+                println!("{}\tcreated {}\t{last_used}", token.name, token.created_at);
+            }
+        }
+        TokenCommand::Revoke { name } => {
+            revoke_token(store, &name)
+                .await
+                .map_err(anyhow::Error::new)?;
+            eprintln!("revoked API token {name:?}");
+        }
+    }
+    Ok(())
 }
 
 fn into_failure(error: ServeError) -> Failure {

@@ -37,6 +37,9 @@ pub enum ServeError {
         #[source]
         source: std::io::Error,
     },
+    /// The first start's admin token could not be made.
+    #[error("failed to create the first API token")]
+    FirstToken(#[source] crate::tokens::TokenError),
     /// The server failed while running.
     #[error("the HTTP server failed")]
     Server(#[source] std::io::Error),
@@ -70,6 +73,18 @@ pub async fn open_store(config: &ServiceConfig) -> Result<Store, ServeError> {
 /// Runs the service until SIGTERM or Ctrl-C.
 pub async fn serve(config: ServiceConfig) -> Result<(), ServeError> {
     let store = open_store(&config).await?;
+    let first_token = crate::tokens::first_start_token(&store, config.basic_auth_password.as_ref())
+        .await
+        .map_err(ServeError::FirstToken)?;
+    if let Some(token) = first_token {
+        // Printed, never logged: it goes to the operator once and is stored only as a hash.
+        eprintln!(
+            "\nNo BASIC_AUTH_PASSWORD and no API token exist, so an API token named \"admin\" was \
+             created. It is shown only now:\n\n    {}\n\nUse it as `Authorization: Bearer <token>` \
+             (revoke it with `talos-manager token revoke admin`).\n",
+            token.expose()
+        );
+    }
     let acceptor = TcpListener::bind(config.listen)
         .into_acceptor()
         .await
@@ -84,6 +99,7 @@ pub async fn serve(config: ServiceConfig) -> Result<(), ServeError> {
     }
     let state = AppState {
         store: store.clone(),
+        basic_auth_password: config.basic_auth_password.clone(),
     };
     let result = poem::Server::new_with_acceptor(acceptor)
         .run_with_graceful_shutdown(app(state), shutdown_signal(), Some(GRACE_PERIOD))

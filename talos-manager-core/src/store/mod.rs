@@ -34,6 +34,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions};
 use sqlx::{PgPool, SqlitePool};
 use time::OffsetDateTime;
 
+mod api_tokens;
 mod clusters;
 mod configs;
 mod crypto;
@@ -46,6 +47,7 @@ mod servers;
 mod settings;
 mod vswitches;
 
+pub use api_tokens::ApiToken;
 pub use clusters::{Cluster, ClusterFields};
 pub use configs::{Config, ConfigFields};
 pub use crypto::{CryptoError, EncryptionKey, KeySource};

@@ -257,6 +257,23 @@ impl Store {
         row.try_into()
     }
 
+    /// The server with that provider id.
+    pub async fn get_server_by_provider_id(
+        &self,
+        provider: ProviderKind,
+        provider_id: &str,
+    ) -> Result<Server, StoreError> {
+        let sql = sql!("SELECT {COLUMNS} FROM servers WHERE provider = $1 AND provider_id = $2");
+        let row: Option<Row> = on_pool!(self, |pool| sqlx::query_as(sql)
+            .bind(provider.as_str())
+            .bind(provider_id)
+            .fetch_optional(pool)
+            .await)
+        .map_err(StoreError::query("get server by provider id"))?;
+        row.ok_or_else(|| StoreError::not_found("server", format!("{provider} {provider_id}")))?
+            .try_into()
+    }
+
     /// The servers whose public IPv4 address is `ipv4` (normally one).
     pub async fn find_servers_by_ipv4(&self, ipv4: &str) -> Result<Vec<Server>, StoreError> {
         let sql = sql!("SELECT {COLUMNS} FROM servers WHERE ipv4 = $1 ORDER BY id");

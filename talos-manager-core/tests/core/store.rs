@@ -680,3 +680,45 @@ async fn raw_database_contents(db: &TestDatabase) -> Vec<u8> {
         }
     }
 }
+
+store_test!(
+    api_tokens_authenticate_by_value_and_are_revocable,
+    |store| {
+        let new = talos_manager_core::api_token::generate_api_token().unwrap();
+        let token = store.create_api_token("terraform", &new).await.unwrap();
+        assert_eq!(token.last_used_at, None);
+        assert_eq!(store.count_api_tokens().await.unwrap(), 1);
+
+        let found = store
+            .authenticate_api_token(new.token.expose())
+            .await
+            .unwrap()
+            .expect("the token authenticates");
+        assert_eq!(found.id, token.id);
+        assert!(found.last_used_at.is_some());
+        assert!(
+            store
+                .authenticate_api_token("tm_wrong")
+                .await
+                .unwrap()
+                .is_none()
+        );
+
+        let duplicate = talos_manager_core::api_token::generate_api_token().unwrap();
+        let error = store
+            .create_api_token("terraform", &duplicate)
+            .await
+            .unwrap_err();
+        assert!(matches!(error, StoreError::Conflict { .. }), "{error:?}");
+
+        store.delete_api_token(token.id).await.unwrap();
+        assert!(
+            store
+                .authenticate_api_token(new.token.expose())
+                .await
+                .unwrap()
+                .is_none()
+        );
+        assert!(store.list_api_tokens().await.unwrap().is_empty());
+    }
+);

@@ -23,6 +23,10 @@ fn help_texts() {
             &["migrate", "--help"],
             expect_file!["../output/cmd-migrate-help.txt"],
         ),
+        (
+            &["token", "--help"],
+            expect_file!["../output/cmd-token-help.txt"],
+        ),
     ] {
         let output = run(talos_manager(dir.path()).args(args));
         assert!(output.status.success(), "{args:?}: {}", stderr(&output));
@@ -106,6 +110,25 @@ async fn serve_on_sqlite_with_no_configuration_answers_healthz_and_stops_on_sigt
         serde_json::json!({"status": "ok", "database": "sqlite"})
     );
 
+    // The first start made an admin token and showed it once.
+    let token = service
+        .log
+        .iter()
+        .map(|line| line.trim())
+        .find(|line| line.starts_with("tm_"))
+        .unwrap_or_else(|| panic!("no admin token shown: {:#?}", service.log))
+        .to_owned();
+    let client = reqwest::Client::new();
+    let settings = client
+        .get(service.url("/api/v1/settings"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(settings.status(), 200);
+    let unauthenticated = reqwest::get(service.url("/api/v1/settings")).await.unwrap();
+    assert_eq!(unauthenticated.status(), 401);
+
     let status = service.terminate(Duration::from_secs(20));
     assert!(status.success(), "exit status {status}");
     assert!(
@@ -145,4 +168,36 @@ async fn serve_on_postgres_with_an_encryption_key() {
         log.contains("\"database\":\"postgres://127.0.0.1:5432/tm_test_"),
         "{log}"
     );
+}
+
+#[test]
+fn token_commands_create_list_and_revoke() {
+    let dir = tempfile::tempdir().unwrap();
+    let created = run(talos_manager(dir.path()).args(["token", "create", "terraform-ci"]));
+    assert!(created.status.success(), "{}", stderr(&created));
+    let token = String::from_utf8(created.stdout).unwrap();
+    assert!(token.trim().starts_with("tm_"), "{token}");
+    assert_eq!(token.trim().len(), 46);
+
+    let listed = run(talos_manager(dir.path()).args(["token", "list"]));
+    let listing = String::from_utf8(listed.stdout).unwrap();
+    assert!(listing.starts_with("terraform-ci\tcreated "), "{listing}");
+    assert!(listing.contains("never used"), "{listing}");
+    assert!(!listing.contains(token.trim()));
+
+    let duplicate = run(talos_manager(dir.path()).args(["token", "create", "terraform-ci"]));
+    assert_eq!(duplicate.status.code(), Some(1));
+    assert!(
+        stderr(&duplicate).contains("conflicts with an existing one"),
+        "{}",
+        stderr(&duplicate)
+    );
+
+    let revoked = run(talos_manager(dir.path()).args(["token", "revoke", "terraform-ci"]));
+    assert!(revoked.status.success(), "{}", stderr(&revoked));
+    let again = run(talos_manager(dir.path()).args(["token", "revoke", "terraform-ci"]));
+    assert_eq!(again.status.code(), Some(1));
+    assert!(stderr(&again).ends_with(
+        "error: no API token is named \"terraform-ci\" (see `talos-manager token list`)\n"
+    ));
 }
