@@ -8,6 +8,7 @@
 //! - [`store`]: the database (SQLite by default, PostgreSQL for real deployments and several
 //!   replicas), its embedded migrations, and the encryption of secrets at rest.
 //! - [`api_token`]: bearer tokens for the admin API, stored as hashes.
+//! - [`node_identity`]: a node's role, hostname and private IP, and their conventions.
 //! - [`node_labels`]: Kubernetes labels and taints of label and taint rules.
 //! - [`Issue`], [`ValidationError`]: every problem with user input, with its location.
 //! - [`ids`]: typed ids of every stored entity.
@@ -18,6 +19,7 @@
 pub mod api_token;
 mod error_chain;
 pub mod ids;
+pub mod node_identity;
 pub mod node_labels;
 mod secret;
 pub mod store;

@@ -3,6 +3,8 @@
 mod http {
     // Label and taint rules, settings, tokens, authentication and the error shape.
     mod api_admin;
+    // Machine configs: defaults from the server's name and disks, validation.
+    mod api_machine_configs;
     // Servers and jobs, including a job's live log.
     mod api_servers_jobs;
     // Every operation needs credentials, except the listed public endpoints.

@@ -381,6 +381,23 @@ impl Store {
         .and_then(|n_rows| expect_one_row(n_rows, id))
     }
 
+    /// Marks a server as configured at `at`, for nodes configured outside talos-manager.
+    pub async fn mark_server_configured(
+        &self,
+        id: ServerId,
+        at: OffsetDateTime,
+    ) -> Result<(), StoreError> {
+        let sql = "UPDATE servers SET last_configured_at = $2 WHERE id = $1";
+        on_pool!(self, |pool| sqlx::query(sql)
+            .bind(id)
+            .bind(at)
+            .execute(pool)
+            .await
+            .map(|r| r.rows_affected()))
+        .map_err(StoreError::query("mark server configured"))
+        .and_then(|n_rows| expect_one_row(n_rows, id))
+    }
+
     /// Deletes the servers of an account whose provider ids are not in `keep` (they vanished
     /// at the provider), with their machine configs, and returns them.
     pub async fn delete_servers_not_in(

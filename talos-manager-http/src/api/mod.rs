@@ -10,6 +10,7 @@ mod error;
 mod ids;
 mod jobs;
 mod label_taint_rules;
+mod machine_configs;
 mod servers;
 mod settings;
 mod tokens;
@@ -23,6 +24,8 @@ use poem_openapi::{ApiResponse, OpenApiService, Tags};
 enum Tag {
     /// Hetzner servers.
     Servers,
+    /// Servers bound to configs, with their hostname, private IP and disks.
+    MachineConfigs,
     /// Background jobs and their live logs.
     Jobs,
     /// Rules that label and taint nodes by name.
@@ -51,6 +54,7 @@ enum Deleted {
 
 type Apis = (
     servers::ServersApi,
+    machine_configs::MachineConfigsApi,
     jobs::JobsApi,
     label_taint_rules::LabelTaintRulesApi,
     settings::SettingsApi,
@@ -64,6 +68,7 @@ fn service() -> OpenApiService<Apis, ()> {
     OpenApiService::new(
         (
             servers::ServersApi,
+            machine_configs::MachineConfigsApi,
             jobs::JobsApi,
             label_taint_rules::LabelTaintRulesApi,
             settings::SettingsApi,

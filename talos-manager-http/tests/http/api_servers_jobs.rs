@@ -9,7 +9,12 @@ use talos_manager_core::store::{Architecture, NewJob, ProviderKind, ServerInvent
 
 use super::server::{TestServer, api_test};
 
-async fn add_server(server: &TestServer, provider: ProviderKind, provider_id: &str, name: &str) {
+pub(crate) async fn add_server(
+    server: &TestServer,
+    provider: ProviderKind,
+    provider_id: &str,
+    name: &str,
+) {
     let store = server.store();
     let accounts = store.list_provider_accounts().await.unwrap();
     let account = match accounts.iter().find(|a| a.provider == provider) {

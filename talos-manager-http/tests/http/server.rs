@@ -110,6 +110,12 @@ impl TestServer {
         (status, value)
     }
 
+    /// A server as the API shows it.
+    pub(crate) async fn server_json(&self, api_id: &str) -> Value {
+        self.expect(Method::GET, &format!("/api/v1/servers/{api_id}"), None, 200)
+            .await
+    }
+
     /// Calls the API and checks the status first; returns the JSON body.
     #[track_caller]
     pub(crate) fn expect<'a>(
