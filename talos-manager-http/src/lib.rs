@@ -8,6 +8,7 @@
 //! - [`app`]: the routes.
 //! - [`api`]: the admin REST API and its OpenAPI document.
 //! - [`serve`]: open the store, migrate, listen, shut down gracefully.
+//! - [`jobs`]: durable background jobs and the workers that run them.
 //! - [`tokens`]: API tokens from the command line, and the first start's admin token.
 //! - [`logging`]: human-readable or JSON logs.
 #![warn(missing_docs)]
@@ -15,6 +16,7 @@
 pub mod api;
 pub mod config;
 mod health;
+pub mod jobs;
 pub mod logging;
 mod serve;
 pub mod tokens;
@@ -29,6 +31,8 @@ pub use serve::{ServeError, open_store, serve};
 pub struct AppState {
     /// The database.
     pub store: Store,
+    /// Where background jobs are enqueued.
+    pub jobs: jobs::JobQueue,
     /// `BASIC_AUTH_PASSWORD`: when set, HTTP Basic with it authenticates admin requests.
     pub basic_auth_password: Option<Secret<String>>,
 }

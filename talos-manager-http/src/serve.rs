@@ -8,6 +8,7 @@ use talos_manager_core::store::KeySource;
 use talos_manager_core::{Store, StoreError, error_chain};
 
 use crate::config::{ConfigError, ServiceConfig, ensure_dir};
+use crate::jobs::{JobQueue, Worker};
 use crate::{AppState, app};
 
 /// How long requests in flight may take once a shutdown signal arrived.
@@ -97,13 +98,27 @@ pub async fn serve(config: ServiceConfig) -> Result<(), ServeError> {
             tracing::info!(%address, "listening");
         }
     }
+    let queue = JobQueue::new(store.clone());
     let state = AppState {
         store: store.clone(),
+        jobs: queue.clone(),
         basic_auth_password: config.basic_auth_password.clone(),
     };
+    // One signal stops both the HTTP server and the job worker.
+    let (stop_sender, stop) = tokio::sync::watch::channel(false);
+    let signal = tokio::spawn(async move {
+        shutdown_signal().await;
+        stop_sender.send_replace(true);
+    });
+    let stopped = |mut stop: tokio::sync::watch::Receiver<bool>| async move {
+        let _ = stop.wait_for(|stopped| *stopped).await;
+    };
+    let worker = tokio::spawn(Worker::new(queue, Worker::unique_id()).run(stopped(stop.clone())));
     let result = poem::Server::new_with_acceptor(acceptor)
-        .run_with_graceful_shutdown(app(state), shutdown_signal(), Some(GRACE_PERIOD))
+        .run_with_graceful_shutdown(app(state), stopped(stop), Some(GRACE_PERIOD))
         .await;
+    signal.abort();
+    let _ = tokio::time::timeout(GRACE_PERIOD, worker).await;
     store.close().await;
     match result {
         Ok(()) => {

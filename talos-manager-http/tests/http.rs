@@ -9,6 +9,8 @@ mod http {
     mod api_servers_jobs;
     // Every operation needs credentials, except the listed public endpoints.
     mod auth_coverage;
+    // The job worker: run, log, fail, cancel, recover, never twice.
+    mod jobs;
     // Running `talos-manager` as a process: help, bad configuration, serve, migrate, token.
     mod commands;
     // The checked-in OpenAPI document is up to date, and served.

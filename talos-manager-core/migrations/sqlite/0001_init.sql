@@ -125,11 +125,17 @@ CREATE TABLE jobs (
     server_id BIGINT REFERENCES servers (id) ON DELETE SET NULL,
     -- Kind-specific arguments as JSON (never secrets).
     args TEXT NOT NULL,
-    status TEXT NOT NULL CHECK (status IN ('queued', 'running', 'succeeded', 'failed')),
+    status TEXT NOT NULL
+        CHECK (status IN ('queued', 'running', 'succeeded', 'failed', 'cancelled')),
     attempts INTEGER NOT NULL,
     last_error TEXT,
     run_after TEXT NOT NULL,
+    -- The worker running it, and when it last said it is alive: a running job whose
+    -- heartbeat stopped was abandoned by a crashed worker.
     locked_by TEXT,
+    heartbeat_at TEXT,
+    -- Set through the API; the worker stops the job at its next heartbeat.
+    cancel_requested BOOLEAN NOT NULL,
     created_at TEXT NOT NULL,
     started_at TEXT,
     finished_at TEXT

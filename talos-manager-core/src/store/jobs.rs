@@ -18,6 +18,8 @@ pub enum JobStatus {
     Succeeded,
     /// Gave up; `last_error` says why.
     Failed,
+    /// Stopped on request before it finished.
+    Cancelled,
 }
 
 impl JobStatus {
@@ -28,6 +30,7 @@ impl JobStatus {
             JobStatus::Running => "running",
             JobStatus::Succeeded => "succeeded",
             JobStatus::Failed => "failed",
+            JobStatus::Cancelled => "cancelled",
         }
     }
 
@@ -37,12 +40,24 @@ impl JobStatus {
             "running" => Ok(JobStatus::Running),
             "succeeded" => Ok(JobStatus::Succeeded),
             "failed" => Ok(JobStatus::Failed),
+            "cancelled" => Ok(JobStatus::Cancelled),
             _ => Err(StoreError::Corrupt {
                 column: "jobs.status",
                 value: value.to_owned(),
             }),
         }
     }
+}
+
+/// How a job ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JobOutcome<'a> {
+    /// It did what it should.
+    Succeeded,
+    /// It gave up, for this reason.
+    Failed(&'a str),
+    /// It stopped on request.
+    Cancelled,
 }
 
 /// A job to enqueue.
@@ -77,6 +92,10 @@ pub struct Job {
     pub run_after: OffsetDateTime,
     /// The worker holding it while running.
     pub locked_by: Option<String>,
+    /// When that worker last said it is alive.
+    pub heartbeat_at: Option<OffsetDateTime>,
+    /// Whether someone asked to stop it.
+    pub cancel_requested: bool,
     /// When it was enqueued.
     pub created_at: OffsetDateTime,
     /// When the last attempt started.
@@ -107,6 +126,8 @@ struct Row {
     last_error: Option<String>,
     run_after: OffsetDateTime,
     locked_by: Option<String>,
+    heartbeat_at: Option<OffsetDateTime>,
+    cancel_requested: bool,
     created_at: OffsetDateTime,
     started_at: Option<OffsetDateTime>,
     finished_at: Option<OffsetDateTime>,
@@ -129,6 +150,8 @@ impl TryFrom<Row> for Job {
             last_error: row.last_error,
             run_after: row.run_after,
             locked_by: row.locked_by,
+            heartbeat_at: row.heartbeat_at,
+            cancel_requested: row.cancel_requested,
             created_at: row.created_at,
             started_at: row.started_at,
             finished_at: row.finished_at,
@@ -137,14 +160,16 @@ impl TryFrom<Row> for Job {
 }
 
 const COLUMNS: &str = "id, kind, server_id, args, status, attempts, last_error, run_after, \
-                       locked_by, created_at, started_at, finished_at";
+                       locked_by, heartbeat_at, cancel_requested, created_at, started_at, \
+                       finished_at";
 
 impl Store {
     /// Adds a job to the queue, runnable now.
     pub async fn enqueue_job(&self, job: &NewJob) -> Result<Job, StoreError> {
         let sql = sql!(
-            "INSERT INTO jobs (kind, server_id, args, status, attempts, run_after, created_at) \
-             VALUES ($1, $2, $3, 'queued', 0, $4, $4) RETURNING {COLUMNS}"
+            "INSERT INTO jobs (kind, server_id, args, status, attempts, run_after, \
+             cancel_requested, created_at) \
+             VALUES ($1, $2, $3, 'queued', 0, $4, FALSE, $4) RETURNING {COLUMNS}"
         );
         let row: Row = on_pool!(self, |pool| sqlx::query_as(sql)
             .bind(&job.kind)
@@ -167,7 +192,7 @@ impl Store {
         };
         let sql = sql!(
             "UPDATE jobs SET status = 'running', attempts = attempts + 1, locked_by = $1, \
-             started_at = $2 \
+             started_at = $2, heartbeat_at = $2 \
              WHERE id = (SELECT id FROM jobs WHERE status = 'queued' AND run_after <= $2 \
              ORDER BY run_after, id LIMIT 1 {lock}) AND status = 'queued' RETURNING {COLUMNS}"
         );
@@ -180,15 +205,12 @@ impl Store {
         row.map(TryInto::try_into).transpose()
     }
 
-    /// Marks a running job done: succeeded, or failed with the reason.
-    pub async fn finish_job(
-        &self,
-        id: JobId,
-        outcome: Result<(), &str>,
-    ) -> Result<Job, StoreError> {
+    /// Marks a running job done: succeeded, failed with the reason, or cancelled.
+    pub async fn finish_job(&self, id: JobId, outcome: JobOutcome<'_>) -> Result<Job, StoreError> {
         let (status, error) = match outcome {
-            Ok(()) => (JobStatus::Succeeded, None),
-            Err(error) => (JobStatus::Failed, Some(error)),
+            JobOutcome::Succeeded => (JobStatus::Succeeded, None),
+            JobOutcome::Failed(error) => (JobStatus::Failed, Some(error)),
+            JobOutcome::Cancelled => (JobStatus::Cancelled, None),
         };
         let sql = sql!(
             "UPDATE jobs SET status = $2, last_error = $3, finished_at = $4, locked_by = NULL \
@@ -206,17 +228,87 @@ impl Store {
             .try_into()
     }
 
-    /// Puts jobs left `running` by `worker` back in the queue (after a crash or restart).
-    /// Returns how many were requeued.
-    pub async fn requeue_jobs_of(&self, worker: &str) -> Result<u64, StoreError> {
-        let sql = "UPDATE jobs SET status = 'queued', locked_by = NULL \
-                   WHERE status = 'running' AND locked_by = $1";
-        on_pool!(self, |pool| sqlx::query(sql)
+    /// Records that `worker` is still running job `id`. Returns whether someone asked to cancel
+    /// it, or `None` when the job is no longer held by `worker` (it was recovered as abandoned).
+    pub async fn heartbeat_job(&self, id: JobId, worker: &str) -> Result<Option<bool>, StoreError> {
+        let sql = "UPDATE jobs SET heartbeat_at = $3 WHERE id = $1 AND locked_by = $2 \
+                   AND status = 'running' RETURNING cancel_requested";
+        on_pool!(self, |pool| sqlx::query_scalar(sql)
+            .bind(id)
             .bind(worker)
-            .execute(pool)
-            .await
-            .map(|r| r.rows_affected()))
-        .map_err(StoreError::query("requeue jobs"))
+            .bind(now())
+            .fetch_optional(pool)
+            .await)
+        .map_err(StoreError::query("heartbeat job"))
+    }
+
+    /// Asks a job to stop: a queued job is cancelled at once, a running one at its worker's
+    /// next heartbeat. Returns the job; a finished job is left as it is.
+    pub async fn cancel_job(&self, id: JobId) -> Result<Job, StoreError> {
+        let sql = sql!(
+            "UPDATE jobs SET cancel_requested = TRUE, \
+             status = CASE WHEN status = 'queued' THEN 'cancelled' ELSE status END, \
+             finished_at = CASE WHEN status = 'queued' THEN $2 ELSE finished_at END \
+             WHERE id = $1 RETURNING {COLUMNS}"
+        );
+        let row: Option<Row> = on_pool!(self, |pool| sqlx::query_as(sql)
+            .bind(id)
+            .bind(now())
+            .fetch_optional(pool)
+            .await)
+        .map_err(StoreError::query("cancel job"))?;
+        row.ok_or_else(|| StoreError::not_found("job", id))?
+            .try_into()
+    }
+
+    /// Recovers jobs whose worker stopped sending heartbeats before `stale_before` (it crashed
+    /// or was killed): jobs of a kind in `repeatable` go back to the queue, others fail with a
+    /// reason. Returns the recovered jobs as they are now.
+    pub async fn recover_abandoned_jobs(
+        &self,
+        stale_before: OffsetDateTime,
+        repeatable: &[&str],
+    ) -> Result<Vec<Job>, StoreError> {
+        let sql = sql!(
+            "SELECT {COLUMNS} FROM jobs WHERE status = 'running' AND heartbeat_at < $1 ORDER BY id"
+        );
+        let rows: Vec<Row> = on_pool!(self, |pool| sqlx::query_as(sql)
+            .bind(stale_before)
+            .fetch_all(pool)
+            .await)
+        .map_err(StoreError::query("find abandoned jobs"))?;
+        let mut recovered = Vec::new();
+        for row in rows {
+            let job = Job::try_from(row)?;
+            let requeue = repeatable.contains(&job.kind.as_str()) && !job.cancel_requested;
+            let sql = sql!(
+                "UPDATE jobs SET status = $3, locked_by = NULL, last_error = $4, \
+                 finished_at = $5 \
+                 WHERE id = $1 AND status = 'running' AND heartbeat_at < $2 RETURNING {COLUMNS}"
+            );
+            let (status, error, finished_at) = if requeue {
+                ("queued", None, None)
+            } else {
+                (
+                    "failed",
+                    Some("abandoned: the worker running it stopped (crash or restart)"),
+                    Some(now()),
+                )
+            };
+            let row: Option<Row> = on_pool!(self, |pool| sqlx::query_as(sql)
+                .bind(job.id)
+                .bind(stale_before)
+                .bind(status)
+                .bind(error)
+                .bind(finished_at)
+                .fetch_optional(pool)
+                .await)
+            .map_err(StoreError::query("recover abandoned job"))?;
+            if let Some(row) = row {
+                recovered.push(Job::try_from(row)?);
+            }
+        }
+        Ok(recovered)
     }
 
     /// One job.

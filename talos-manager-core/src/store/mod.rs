@@ -51,7 +51,7 @@ pub use api_tokens::ApiToken;
 pub use clusters::{Cluster, ClusterFields};
 pub use configs::{Config, ConfigFields};
 pub use crypto::{CryptoError, EncryptionKey, KeySource};
-pub use jobs::{Job, JobLogLine, JobStatus, NewJob};
+pub use jobs::{Job, JobLogLine, JobOutcome, JobStatus, NewJob};
 pub use label_taint_rules::{LabelTaintRule, LabelTaintRuleFields};
 pub use machine_configs::{MachineConfig, MachineConfigFields};
 pub use provider_accounts::{ProviderAccount, ProviderKind};

@@ -3,7 +3,7 @@
 
 use talos_manager_core::ids::{ConfigId, ServerId, VswitchId};
 use talos_manager_core::store::{
-    Architecture, ClusterFields, ConfigFields, JobStatus, LabelTaintRuleFields,
+    Architecture, ClusterFields, ConfigFields, JobOutcome, JobStatus, LabelTaintRuleFields,
     MachineConfigFields, NewJob, ProbeResult, ProviderKind, SchematicFields, ServerInventory,
     ServerUpsert, Settings,
 };
@@ -532,7 +532,7 @@ store_test!(jobs_are_claimed_once_and_keep_their_log, |store| {
     assert_eq!(after_first[0].line, "writing image: 10%");
 
     let failed = store
-        .finish_job(job.id, Err("ssh: connection refused"))
+        .finish_job(job.id, JobOutcome::Failed("ssh: connection refused"))
         .await
         .unwrap();
     assert_eq!(failed.status, JobStatus::Failed);
@@ -543,23 +543,91 @@ store_test!(jobs_are_claimed_once_and_keep_their_log, |store| {
     assert!(failed.finished_at.is_some());
 });
 
+store_test!(abandoned_jobs_are_requeued_or_failed_by_kind, |store| {
+    let enqueue = |kind: &'static str| {
+        let store = store.clone();
+        async move {
+            store
+                .enqueue_job(&NewJob {
+                    kind: kind.into(),
+                    server_id: None,
+                    args: serde_json::json!({}),
+                })
+                .await
+                .unwrap()
+        }
+    };
+    let sync = enqueue("sync").await;
+    let bootstrap = enqueue("bootstrap").await;
+    let alive = enqueue("sync").await;
+    for _ in 0..3 {
+        store.claim_job("replica-1").await.unwrap().unwrap();
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    let stale_before = time::OffsetDateTime::now_utc();
+    // The third job's worker is alive: its heartbeat is newer than the cut-off.
+    assert_eq!(
+        store.heartbeat_job(alive.id, "replica-1").await.unwrap(),
+        Some(false)
+    );
+
+    let recovered = store
+        .recover_abandoned_jobs(stale_before, &["sync"])
+        .await
+        .unwrap();
+    let by_id = |id| recovered.iter().find(|job| job.id == id).unwrap();
+    assert_eq!(recovered.len(), 2);
+    assert_eq!(by_id(sync.id).status, JobStatus::Queued);
+    assert_eq!(by_id(bootstrap.id).status, JobStatus::Failed);
+    assert!(
+        by_id(bootstrap.id)
+            .last_error
+            .as_deref()
+            .unwrap()
+            .starts_with("abandoned")
+    );
+    assert_eq!(
+        store.get_job(alive.id).await.unwrap().status,
+        JobStatus::Running
+    );
+
+    // The crashed worker, should it come back, no longer holds the recovered job.
+    assert_eq!(
+        store.heartbeat_job(sync.id, "replica-1").await.unwrap(),
+        None
+    );
+    let again = store.claim_job("replica-2").await.unwrap().unwrap();
+    assert_eq!((again.id, again.attempts), (sync.id, 2));
+});
+
 store_test!(
-    jobs_left_running_by_a_crashed_worker_are_requeued,
+    cancelling_a_queued_job_ends_it_and_a_running_one_asks_its_worker,
     |store| {
-        store
-            .enqueue_job(&NewJob {
-                kind: "bootstrap".into(),
-                server_id: None,
-                args: serde_json::json!({}),
-            })
+        let new_job = NewJob {
+            kind: "bootstrap".into(),
+            server_id: None,
+            args: serde_json::json!({}),
+        };
+        let running = store.enqueue_job(&new_job).await.unwrap();
+        let queued = store.enqueue_job(&new_job).await.unwrap();
+        store.claim_job("worker").await.unwrap().unwrap();
+
+        let cancelled = store.cancel_job(queued.id).await.unwrap();
+        assert_eq!(cancelled.status, JobStatus::Cancelled);
+        assert!(cancelled.finished_at.is_some());
+        assert!(store.claim_job("worker").await.unwrap().is_none());
+
+        let asked = store.cancel_job(running.id).await.unwrap();
+        assert_eq!(asked.status, JobStatus::Running);
+        assert_eq!(
+            store.heartbeat_job(running.id, "worker").await.unwrap(),
+            Some(true)
+        );
+        let stopped = store
+            .finish_job(running.id, JobOutcome::Cancelled)
             .await
             .unwrap();
-        let claimed = store.claim_job("replica-1").await.unwrap().unwrap();
-        assert_eq!(store.requeue_jobs_of("replica-2").await.unwrap(), 0);
-        assert_eq!(store.requeue_jobs_of("replica-1").await.unwrap(), 1);
-        let again = store.claim_job("replica-2").await.unwrap().unwrap();
-        assert_eq!(again.id, claimed.id);
-        assert_eq!(again.attempts, 2);
+        assert_eq!(stopped.status, JobStatus::Cancelled);
     }
 );
 

@@ -31,8 +31,10 @@ pub(crate) struct JobView {
     kind: String,
     /// The server it is about.
     server_id: Option<String>,
-    /// `queued`, `running`, `succeeded` or `failed`.
+    /// `queued`, `running`, `succeeded`, `failed` or `cancelled`.
     status: String,
+    /// Someone asked to stop it.
+    cancel_requested: bool,
     /// How many times it was started.
     attempts: i32,
     /// Why the last attempt failed.
@@ -54,7 +56,7 @@ pub(crate) struct JobLogEvent {
     at: Option<OffsetDateTime>,
     /// The log line.
     line: Option<String>,
-    /// Present on the last event only: `succeeded` or `failed`.
+    /// Present on the last event only: `succeeded`, `failed` or `cancelled`.
     job_status: Option<String>,
 }
 
@@ -81,6 +83,7 @@ fn job_view(job: Job, servers: &HashMap<ServerId, String>) -> JobView {
         kind: job.kind,
         server_id: job.server_id.and_then(|id| servers.get(&id).cloned()),
         status: status_str(job.status),
+        cancel_requested: job.cancel_requested,
         attempts: job.attempts,
         last_error: job.last_error,
         created_at: job.created_at,
@@ -136,7 +139,10 @@ async fn next_event(mut follow: Follow) -> Option<(JobLogEvent, Follow)> {
         if !follow.pending.is_empty() {
             continue;
         }
-        if matches!(job.status, JobStatus::Succeeded | JobStatus::Failed) {
+        if matches!(
+            job.status,
+            JobStatus::Succeeded | JobStatus::Failed | JobStatus::Cancelled
+        ) {
             follow.finished = true;
             let event = JobLogEvent {
                 line_id: None,
@@ -179,6 +185,25 @@ impl JobsApi {
         id: Path<String>,
     ) -> ApiResult<Json<JobView>> {
         let job = state.store.get_job(parse_id("job", &id, JobId)?).await?;
+        let servers = server_api_ids(&state.store).await?;
+        Ok(Json(job_view(job, &servers)))
+    }
+
+    /// Ask a job to stop: a queued job is cancelled at once, a running one stops at its next
+    /// heartbeat (within seconds). A finished job is left as it is.
+    #[oai(
+        path = "/jobs/:id/cancel",
+        method = "post",
+        operation_id = "cancel_job"
+    )]
+    async fn cancel(
+        &self,
+        state: Data<&AppState>,
+        auth: AdminAuth,
+        id: Path<String>,
+    ) -> ApiResult<Json<JobView>> {
+        let job = state.store.cancel_job(parse_id("job", &id, JobId)?).await?;
+        tracing::info!(job = %job.id, by = ?auth.principal(), "job cancel requested");
         let servers = server_api_ids(&state.store).await?;
         Ok(Json(job_view(job, &servers)))
     }

@@ -5,7 +5,7 @@ use std::time::Duration;
 use reqwest::Method;
 use serde_json::json;
 use talos_manager_core::Secret;
-use talos_manager_core::store::{Architecture, NewJob, ProviderKind, ServerInventory};
+use talos_manager_core::store::{Architecture, JobOutcome, NewJob, ProviderKind, ServerInventory};
 
 use super::server::{TestServer, api_test};
 
@@ -119,7 +119,10 @@ api_test!(
                 .unwrap();
             tokio::time::sleep(Duration::from_millis(300)).await;
             store.append_job_log(job.id, "rebooting").await.unwrap();
-            store.finish_job(job.id, Ok(())).await.unwrap();
+            store
+                .finish_job(job.id, JobOutcome::Succeeded)
+                .await
+                .unwrap();
         });
         let response = server
             .client

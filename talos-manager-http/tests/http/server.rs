@@ -55,6 +55,7 @@ impl TestServer {
             .into_inner();
         let state = AppState {
             store: database.store().clone(),
+            jobs: talos_manager_http::jobs::JobQueue::new(database.store().clone()),
             basic_auth_password: Some(Secret::new(PASSWORD.into())),
         };
         let acceptor = TcpListener::bind("127.0.0.1:0")

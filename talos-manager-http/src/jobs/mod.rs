@@ -1,0 +1,339 @@
+//! Background jobs: durable rows in the database, run by workers in every service replica.
+//!
+//! # Expected flow
+//! Something enqueues a job ([`JobQueue::enqueue`]). A worker claims it (on PostgreSQL with
+//! `FOR UPDATE SKIP LOCKED`, so replicas sharing a database never run a job twice), runs the
+//! [`JobHandler`] registered for its kind, appends log lines as it goes (the API streams them
+//! live), and records how it ended.
+//!
+//! # Guarantees
+//! - While a job runs, its worker sends a heartbeat every few seconds. A running job whose
+//!   heartbeat stopped (its worker crashed or was killed) is recovered by any replica: put back
+//!   in the queue when its kind is [`JobHandler::repeatable`], failed with a reason otherwise.
+//!   No job stays `running` forever.
+//! - A cancel request reaches the handler at the next heartbeat through
+//!   [`JobContext::cancelled`]; a handler that stops then ends the job as `cancelled`.
+//! - A handler that panics fails its job; the worker goes on.
+//!
+//! # Assumptions
+//! Clocks of replicas sharing a database agree within a few seconds (heartbeats are compared
+//! with the reader's clock).
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use talos_manager_core::store::{Job, JobOutcome, NewJob};
+use talos_manager_core::{Store, StoreError, error_chain};
+use tokio::sync::{Notify, Semaphore, watch};
+
+/// Why a job failed: a message for the job's status and log.
+#[derive(Debug, thiserror::Error)]
+#[error("{message}")]
+pub struct JobError {
+    message: String,
+}
+
+impl JobError {
+    /// A failure described by `message`.
+    pub fn new(message: impl Into<String>) -> JobError {
+        JobError {
+            message: message.into(),
+        }
+    }
+
+    /// A failure caused by `error`, described with its whole chain.
+    pub fn from_error(error: &(dyn std::error::Error + 'static)) -> JobError {
+        JobError::new(error_chain(error).to_string())
+    }
+}
+
+impl From<StoreError> for JobError {
+    fn from(error: StoreError) -> JobError {
+        JobError::from_error(&error)
+    }
+}
+
+/// Runs the jobs of one kind.
+#[async_trait::async_trait]
+pub trait JobHandler: Send + Sync + 'static {
+    /// The kind of job it runs (`sync`, `bootstrap`, `label_and_taint`, …).
+    fn kind(&self) -> &'static str;
+
+    /// Whether a job of this kind that a crash interrupted may simply run again from the start.
+    fn repeatable(&self) -> bool;
+
+    /// Runs one job. Log progress with [`JobContext::log`]; stop early when
+    /// [`JobContext::cancelled`] resolves.
+    async fn run(&self, context: &JobContext) -> Result<(), JobError>;
+}
+
+/// What a running job can reach.
+pub struct JobContext {
+    store: Store,
+    job: Job,
+    cancelled: watch::Receiver<bool>,
+}
+
+impl JobContext {
+    /// The job, as claimed.
+    pub fn job(&self) -> &Job {
+        &self.job
+    }
+
+    /// The database.
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// Appends a line to the job's log (streamed live by the API). A line that cannot be
+    /// stored is logged by the service instead; the job goes on.
+    pub async fn log(&self, line: impl AsRef<str>) {
+        if let Err(error) = self.store.append_job_log(self.job.id, line.as_ref()).await {
+            tracing::warn!(job = %self.job.id, error = %error_chain(&error), "failed to store a job log line");
+        }
+    }
+
+    /// Whether someone asked to stop the job.
+    pub fn is_cancelled(&self) -> bool {
+        *self.cancelled.borrow()
+    }
+
+    /// Resolves when someone asks to stop the job (never, otherwise).
+    pub async fn cancelled(&self) {
+        let mut cancelled = self.cancelled.clone();
+        if cancelled.wait_for(|cancelled| *cancelled).await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    }
+}
+
+/// Enqueues jobs and wakes this replica's worker at once.
+#[derive(Clone, Debug)]
+pub struct JobQueue {
+    store: Store,
+    wake: Arc<Notify>,
+}
+
+impl JobQueue {
+    /// A queue on `store`.
+    pub fn new(store: Store) -> JobQueue {
+        JobQueue {
+            store,
+            wake: Arc::new(Notify::new()),
+        }
+    }
+
+    /// Adds a job to the queue.
+    pub async fn enqueue(&self, job: &NewJob) -> Result<Job, StoreError> {
+        let job = self.store.enqueue_job(job).await?;
+        self.wake.notify_one();
+        Ok(job)
+    }
+}
+
+/// How a worker paces itself.
+#[derive(Debug, Clone, Copy)]
+pub struct WorkerTiming {
+    /// How often to look for queued jobs when nothing woke the worker.
+    pub poll: Duration,
+    /// How often a running job's heartbeat is sent.
+    pub heartbeat: Duration,
+    /// How old a heartbeat may be before its job counts as abandoned.
+    pub abandoned_after: Duration,
+}
+
+impl Default for WorkerTiming {
+    fn default() -> Self {
+        WorkerTiming {
+            poll: Duration::from_secs(2),
+            heartbeat: Duration::from_secs(5),
+            abandoned_after: Duration::from_secs(60),
+        }
+    }
+}
+
+/// Claims and runs jobs until shut down.
+pub struct Worker {
+    queue: JobQueue,
+    id: String,
+    handlers: HashMap<&'static str, Arc<dyn JobHandler>>,
+    concurrency: usize,
+    timing: WorkerTiming,
+}
+
+impl Worker {
+    /// A worker named `id` (unique among replicas) taking jobs from `queue`.
+    pub fn new(queue: JobQueue, id: impl Into<String>) -> Worker {
+        Worker {
+            queue,
+            id: id.into(),
+            handlers: HashMap::new(),
+            concurrency: 8,
+            timing: WorkerTiming::default(),
+        }
+    }
+
+    /// A worker id unique to this process: host name, process id and a random suffix.
+    pub fn unique_id() -> String {
+        let host = std::fs::read_to_string("/etc/hostname")
+            .map(|name| name.trim().to_owned())
+            .unwrap_or_else(|_| "talos-manager".to_owned());
+        let mut random = [0u8; 4];
+        let _ = getrandom::fill(&mut random);
+        format!(
+            "{host}-{}-{:08x}",
+            std::process::id(),
+            u32::from_be_bytes(random)
+        )
+    }
+
+    /// Runs jobs of `handler`'s kind.
+    pub fn register(mut self, handler: impl JobHandler) -> Worker {
+        self.handlers.insert(handler.kind(), Arc::new(handler));
+        self
+    }
+
+    /// Runs at most `concurrency` jobs at once (default 8).
+    pub fn concurrency(mut self, concurrency: usize) -> Worker {
+        self.concurrency = concurrency.max(1);
+        self
+    }
+
+    /// Paces the worker (tests use short intervals).
+    pub fn timing(mut self, timing: WorkerTiming) -> Worker {
+        self.timing = timing;
+        self
+    }
+
+    /// Claims and runs jobs until `shutdown` resolves, then waits for the jobs in flight.
+    pub async fn run(self, shutdown: impl Future<Output = ()>) {
+        let worker = Arc::new(self);
+        let slots = Arc::new(Semaphore::new(worker.concurrency));
+        let repeatable: Vec<&'static str> = worker
+            .handlers
+            .values()
+            .filter(|handler| handler.repeatable())
+            .map(|handler| handler.kind())
+            .collect();
+        tracing::info!(worker = %worker.id, kinds = ?worker.handlers.keys().collect::<Vec<_>>(), "job worker started");
+        tokio::pin!(shutdown);
+        loop {
+            worker.recover_abandoned(&repeatable).await;
+            worker.claim_and_spawn(&slots).await;
+            tokio::select! {
+                () = &mut shutdown => break,
+                () = worker.queue.wake.notified() => {}
+                () = tokio::time::sleep(worker.timing.poll) => {}
+            }
+        }
+        // Wait for the jobs in flight: each holds a slot.
+        let all = u32::try_from(worker.concurrency).unwrap_or(u32::MAX);
+        let _ = slots.acquire_many(all).await;
+        tracing::info!(worker = %worker.id, "job worker stopped");
+    }
+
+    async fn recover_abandoned(&self, repeatable: &[&str]) {
+        let stale_before = time::OffsetDateTime::now_utc() - self.timing.abandoned_after;
+        match self
+            .queue
+            .store
+            .recover_abandoned_jobs(stale_before, repeatable)
+            .await
+        {
+            Ok(jobs) => {
+                for job in jobs {
+                    tracing::warn!(job = %job.id, kind = %job.kind, status = job.status.as_str(), "recovered an abandoned job");
+                }
+            }
+            Err(error) => {
+                tracing::warn!(error = %error_chain(&error), "failed to recover abandoned jobs")
+            }
+        }
+    }
+
+    async fn claim_and_spawn(self: &Arc<Self>, slots: &Arc<Semaphore>) {
+        loop {
+            let Ok(slot) = slots.clone().try_acquire_owned() else {
+                return;
+            };
+            let job = match self.queue.store.claim_job(&self.id).await {
+                Ok(Some(job)) => job,
+                Ok(None) => return,
+                Err(error) => {
+                    tracing::warn!(error = %error_chain(&error), "failed to claim a job");
+                    return;
+                }
+            };
+            let worker = self.clone();
+            tokio::spawn(async move {
+                worker.run_job(job).await;
+                drop(slot);
+            });
+        }
+    }
+
+    async fn run_job(self: Arc<Self>, job: Job) {
+        let store = self.queue.store.clone();
+        let (job_id, kind) = (job.id, job.kind.clone());
+        let Some(handler) = self.handlers.get(kind.as_str()).cloned() else {
+            let reason =
+                format!("no handler for jobs of kind {kind:?} in this version of talos-manager");
+            finish(&store, job_id, JobOutcome::Failed(&reason)).await;
+            return;
+        };
+        tracing::info!(job = %job_id, %kind, attempt = job.attempts, "job started");
+        let (cancel_sender, cancelled) = watch::channel(job.cancel_requested);
+        let context = Arc::new(JobContext {
+            store: store.clone(),
+            job,
+            cancelled,
+        });
+        let run = tokio::spawn({
+            let context = context.clone();
+            async move { handler.run(&context).await }
+        });
+        tokio::pin!(run);
+        let mut heartbeat = tokio::time::interval(self.timing.heartbeat);
+        heartbeat.tick().await;
+        let result = loop {
+            tokio::select! {
+                result = &mut run => break result,
+                _ = heartbeat.tick() => match store.heartbeat_job(job_id, &self.id).await {
+                    Ok(Some(cancel)) => { cancel_sender.send_replace(cancel); }
+                    Ok(None) => {
+                        // Another replica recovered it: stop, and leave its row alone.
+                        tracing::warn!(job = %job_id, "lost a job to recovery; stopping it");
+                        run.abort();
+                        return;
+                    }
+                    Err(error) => tracing::warn!(job = %job_id, error = %error_chain(&error), "heartbeat failed"),
+                },
+            }
+        };
+        let outcome = match &result {
+            Ok(Ok(())) => JobOutcome::Succeeded,
+            Ok(Err(_)) if context.is_cancelled() => JobOutcome::Cancelled,
+            Ok(Err(error)) => JobOutcome::Failed(&error.message),
+            Err(_) => JobOutcome::Failed("the job's handler panicked; the service log has details"),
+        };
+        match outcome {
+            JobOutcome::Failed(reason) => context.log(format!("failed: {reason}")).await,
+            JobOutcome::Cancelled => context.log("cancelled").await,
+            JobOutcome::Succeeded => {}
+        }
+        finish(&store, job_id, outcome).await;
+    }
+}
+
+async fn finish(store: &Store, job: talos_manager_core::ids::JobId, outcome: JobOutcome<'_>) {
+    match store.finish_job(job, outcome).await {
+        Ok(job) => {
+            tracing::info!(job = %job.id, kind = %job.kind, status = job.status.as_str(), "job finished")
+        }
+        Err(error) => {
+            tracing::error!(%job, error = %error_chain(&error), "failed to record how a job ended")
+        }
+    }
+}

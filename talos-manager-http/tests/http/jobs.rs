@@ -1,0 +1,228 @@
+//! The job worker: runs, logs, fails, cancels, recovers abandoned jobs, and never runs a job
+//! twice when several workers (replicas) share a database.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use reqwest::Method;
+use serde_json::json;
+use talos_manager_core::ids::JobId;
+use talos_manager_core::store::{JobStatus, NewJob};
+use talos_manager_core::{Backend, Store};
+use talos_manager_http::jobs::{JobContext, JobError, JobHandler, JobQueue, Worker, WorkerTiming};
+use tokio::sync::watch;
+
+use super::server::{TestServer, api_test};
+
+const FAST: WorkerTiming = WorkerTiming {
+    poll: Duration::from_millis(50),
+    heartbeat: Duration::from_millis(50),
+    // Generous: a loaded CI machine may delay a heartbeat; a live job must not look abandoned.
+    abandoned_after: Duration::from_secs(3),
+};
+
+/// Logs `args.lines` lines, records its run, and fails when `args.fail` is set.
+struct Echo {
+    runs: Arc<Mutex<Vec<JobId>>>,
+}
+
+#[async_trait::async_trait]
+impl JobHandler for Echo {
+    fn kind(&self) -> &'static str {
+        "echo"
+    }
+
+    fn repeatable(&self) -> bool {
+        true
+    }
+
+    async fn run(&self, context: &JobContext) -> Result<(), JobError> {
+        self.runs.lock().unwrap().push(context.job().id);
+        let args = &context.job().args;
+        for n in 0..args["lines"].as_u64().unwrap_or(0) {
+            context.log(format!("line {n}")).await;
+        }
+        if let Some(reason) = args["fail"].as_str() {
+            return Err(JobError::new(reason));
+        }
+        Ok(())
+    }
+}
+
+/// Waits until cancelled.
+struct Wait;
+
+#[async_trait::async_trait]
+impl JobHandler for Wait {
+    fn kind(&self) -> &'static str {
+        "wait"
+    }
+
+    fn repeatable(&self) -> bool {
+        false
+    }
+
+    async fn run(&self, context: &JobContext) -> Result<(), JobError> {
+        context.log("waiting").await;
+        context.cancelled().await;
+        Err(JobError::new("stopped on request"))
+    }
+}
+
+/// A worker running in the background until the returned sender is dropped.
+fn start_worker(
+    store: &Store,
+    id: &str,
+    runs: &Arc<Mutex<Vec<JobId>>>,
+) -> (JobQueue, watch::Sender<bool>) {
+    let queue = JobQueue::new(store.clone());
+    let worker = Worker::new(queue.clone(), id)
+        .register(Echo { runs: runs.clone() })
+        .register(Wait)
+        .timing(FAST);
+    let (stop, mut stopped) = watch::channel(false);
+    tokio::spawn(worker.run(async move {
+        let _ = stopped.wait_for(|s| *s).await;
+    }));
+    (queue, stop)
+}
+
+async fn wait_for_status(
+    store: &Store,
+    id: JobId,
+    status: JobStatus,
+) -> talos_manager_core::store::Job {
+    for _ in 0..200 {
+        let job = store.get_job(id).await.unwrap();
+        if job.status == status {
+            return job;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!(
+        "job {id} never became {status:?}: {:?}",
+        store.get_job(id).await.unwrap()
+    );
+}
+
+fn job(kind: &str, args: serde_json::Value) -> NewJob {
+    NewJob {
+        kind: kind.into(),
+        server_id: None,
+        args,
+    }
+}
+
+api_test!(jobs_run_log_and_fail_with_their_reason, |server| {
+    let runs = Arc::new(Mutex::new(Vec::new()));
+    let (queue, _stop) = start_worker(server.store(), "worker-a", &runs);
+    let ok = queue
+        .enqueue(&job("echo", json!({"lines": 3})))
+        .await
+        .unwrap();
+    let failing = queue
+        .enqueue(&job(
+            "echo",
+            json!({"lines": 1, "fail": "disk /dev/sdz not found"}),
+        ))
+        .await
+        .unwrap();
+    let unknown = queue.enqueue(&job("teleport", json!({}))).await.unwrap();
+
+    wait_for_status(server.store(), ok.id, JobStatus::Succeeded).await;
+    let lines: Vec<String> = server
+        .store()
+        .job_log(ok.id, None)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|line| line.line)
+        .collect();
+    assert_eq!(lines, ["line 0", "line 1", "line 2"]);
+
+    let failed = wait_for_status(server.store(), failing.id, JobStatus::Failed).await;
+    assert_eq!(
+        failed.last_error.as_deref(),
+        Some("disk /dev/sdz not found")
+    );
+    let log = server.store().job_log(failing.id, None).await.unwrap();
+    assert_eq!(log.last().unwrap().line, "failed: disk /dev/sdz not found");
+
+    let unknown = wait_for_status(server.store(), unknown.id, JobStatus::Failed).await;
+    assert!(
+        unknown
+            .last_error
+            .unwrap()
+            .contains("no handler for jobs of kind \"teleport\"")
+    );
+});
+
+api_test!(a_running_job_is_cancelled_through_the_api, |server| {
+    let runs = Arc::new(Mutex::new(Vec::new()));
+    let (queue, _stop) = start_worker(server.store(), "worker-a", &runs);
+    let waiting = queue.enqueue(&job("wait", json!({}))).await.unwrap();
+    wait_for_status(server.store(), waiting.id, JobStatus::Running).await;
+
+    let path = format!("/api/v1/jobs/{}/cancel", waiting.id);
+    let asked = server.expect(Method::POST, &path, None, 200).await;
+    assert_eq!(asked["cancel_requested"], true);
+    let cancelled = wait_for_status(server.store(), waiting.id, JobStatus::Cancelled).await;
+    assert!(cancelled.finished_at.is_some());
+    let log = server.store().job_log(waiting.id, None).await.unwrap();
+    assert_eq!(log.last().unwrap().line, "cancelled");
+});
+
+api_test!(abandoned_jobs_are_recovered_by_a_live_worker, |server| {
+    let store = server.store();
+    // A worker claimed these, then died: nobody sends their heartbeats.
+    let repeatable = store
+        .enqueue_job(&job("echo", json!({"lines": 1})))
+        .await
+        .unwrap();
+    let unsafe_to_repeat = store.enqueue_job(&job("wait", json!({}))).await.unwrap();
+    store.claim_job("dead-worker").await.unwrap().unwrap();
+    store.claim_job("dead-worker").await.unwrap().unwrap();
+
+    let runs = Arc::new(Mutex::new(Vec::new()));
+    let (_queue, _stop) = start_worker(store, "worker-b", &runs);
+    let rerun = wait_for_status(store, repeatable.id, JobStatus::Succeeded).await;
+    assert_eq!(rerun.attempts, 2);
+    let failed = wait_for_status(store, unsafe_to_repeat.id, JobStatus::Failed).await;
+    assert!(
+        failed.last_error.unwrap().starts_with("abandoned"),
+        "a job that is unsafe to repeat fails"
+    );
+});
+
+async fn no_job_runs_twice(backend: Backend) {
+    let server = TestServer::start(backend).await;
+    let runs = Arc::new(Mutex::new(Vec::new()));
+    let (queue, _stop_a) = start_worker(server.store(), "replica-a", &runs);
+    let (_, _stop_b) = start_worker(server.store(), "replica-b", &runs);
+    let mut ids = Vec::new();
+    for _ in 0..40 {
+        ids.push(
+            queue
+                .enqueue(&job("echo", json!({"lines": 1})))
+                .await
+                .unwrap()
+                .id,
+        );
+    }
+    for id in &ids {
+        wait_for_status(server.store(), *id, JobStatus::Succeeded).await;
+    }
+    let mut runs = runs.lock().unwrap().clone();
+    runs.sort();
+    assert_eq!(runs, ids, "every job ran exactly once");
+}
+
+#[tokio::test]
+async fn two_replicas_on_postgres_never_run_a_job_twice() {
+    no_job_runs_twice(Backend::Postgres).await;
+}
+
+#[tokio::test]
+async fn two_workers_on_sqlite_never_run_a_job_twice() {
+    no_job_runs_twice(Backend::Sqlite).await;
+}
