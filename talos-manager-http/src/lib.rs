@@ -10,6 +10,7 @@
 //! - [`serve`]: open the store, migrate, listen, shut down gracefully.
 //! - [`jobs`]: durable background jobs and the workers that run them.
 //! - [`tokens`]: API tokens from the command line, and the first start's admin token.
+//! - [`metrics`]: `/metrics` in the Prometheus format.
 //! - [`logging`]: human-readable or JSON logs.
 #![warn(missing_docs)]
 
@@ -18,6 +19,8 @@ pub mod config;
 mod health;
 pub mod jobs;
 pub mod logging;
+pub mod metrics;
+mod request_log;
 mod serve;
 pub mod tokens;
 
@@ -31,6 +34,8 @@ pub use serve::{ServeError, open_store, serve};
 pub struct AppState {
     /// The database.
     pub store: Store,
+    /// The service's metrics.
+    pub metrics: metrics::Metrics,
     /// Where background jobs are enqueued.
     pub jobs: jobs::JobQueue,
     /// `BASIC_AUTH_PASSWORD`: when set, HTTP Basic with it authenticates admin requests.
@@ -39,6 +44,10 @@ pub struct AppState {
 
 /// The service's routes.
 pub fn app(state: AppState) -> impl poem::Endpoint {
-    let route = Route::new().at("/healthz", get(health::healthz));
-    api::routes(route).data(state)
+    let route = Route::new()
+        .at("/healthz", get(health::healthz))
+        .at("/metrics", get(metrics::metrics));
+    api::routes(route)
+        .around(request_log::log_request)
+        .data(state)
 }

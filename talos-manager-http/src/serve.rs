@@ -99,10 +99,12 @@ pub async fn serve(config: ServiceConfig) -> Result<(), ServeError> {
         }
     }
     let queue = JobQueue::new(store.clone());
+    let metrics = crate::metrics::Metrics::new();
     let state = AppState {
         store: store.clone(),
         jobs: queue.clone(),
         basic_auth_password: config.basic_auth_password.clone(),
+        metrics: metrics.clone(),
     };
     // One signal stops both the HTTP server and the job worker.
     let (stop_sender, stop) = tokio::sync::watch::channel(false);
@@ -113,7 +115,8 @@ pub async fn serve(config: ServiceConfig) -> Result<(), ServeError> {
     let stopped = |mut stop: tokio::sync::watch::Receiver<bool>| async move {
         let _ = stop.wait_for(|stopped| *stopped).await;
     };
-    let worker = tokio::spawn(Worker::new(queue, Worker::unique_id()).run(stopped(stop.clone())));
+    let worker = Worker::new(queue, Worker::unique_id()).metrics(metrics);
+    let worker = tokio::spawn(worker.run(stopped(stop.clone())));
     let result = poem::Server::new_with_acceptor(acceptor)
         .run_with_graceful_shutdown(app(state), stopped(stop), Some(GRACE_PERIOD))
         .await;

@@ -13,6 +13,8 @@ mod http {
     mod jobs;
     // Running `talos-manager` as a process: help, bad configuration, serve, migrate, token.
     mod commands;
+    // /metrics and request ids.
+    mod metrics;
     // The checked-in OpenAPI document is up to date, and served.
     mod openapi;
     // The process harness for `commands`.

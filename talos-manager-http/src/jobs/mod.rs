@@ -161,6 +161,7 @@ pub struct Worker {
     handlers: HashMap<&'static str, Arc<dyn JobHandler>>,
     concurrency: usize,
     timing: WorkerTiming,
+    metrics: Option<crate::metrics::Metrics>,
 }
 
 impl Worker {
@@ -172,6 +173,7 @@ impl Worker {
             handlers: HashMap::new(),
             concurrency: 8,
             timing: WorkerTiming::default(),
+            metrics: None,
         }
     }
 
@@ -204,6 +206,12 @@ impl Worker {
     /// Paces the worker (tests use short intervals).
     pub fn timing(mut self, timing: WorkerTiming) -> Worker {
         self.timing = timing;
+        self
+    }
+
+    /// Counts finished jobs in `metrics`.
+    pub fn metrics(mut self, metrics: crate::metrics::Metrics) -> Worker {
+        self.metrics = Some(metrics);
         self
     }
 
@@ -280,7 +288,7 @@ impl Worker {
         let Some(handler) = self.handlers.get(kind.as_str()).cloned() else {
             let reason =
                 format!("no handler for jobs of kind {kind:?} in this version of talos-manager");
-            finish(&store, job_id, JobOutcome::Failed(&reason)).await;
+            self.finish(job_id, JobOutcome::Failed(&reason)).await;
             return;
         };
         tracing::info!(job = %job_id, %kind, attempt = job.attempts, "job started");
@@ -323,17 +331,24 @@ impl Worker {
             JobOutcome::Cancelled => context.log("cancelled").await,
             JobOutcome::Succeeded => {}
         }
-        finish(&store, job_id, outcome).await;
+        self.finish(job_id, outcome).await;
     }
-}
 
-async fn finish(store: &Store, job: talos_manager_core::ids::JobId, outcome: JobOutcome<'_>) {
-    match store.finish_job(job, outcome).await {
-        Ok(job) => {
-            tracing::info!(job = %job.id, kind = %job.kind, status = job.status.as_str(), "job finished")
-        }
-        Err(error) => {
-            tracing::error!(%job, error = %error_chain(&error), "failed to record how a job ended")
+    async fn finish(&self, job: talos_manager_core::ids::JobId, outcome: JobOutcome<'_>) {
+        match self.queue.store.finish_job(job, outcome).await {
+            Ok(job) => {
+                tracing::info!(job = %job.id, kind = %job.kind, status = job.status.as_str(), "job finished");
+                if let Some(metrics) = &self.metrics {
+                    let labels = crate::metrics::JobLabels {
+                        kind: job.kind.clone(),
+                        outcome: job.status.as_str().to_owned(),
+                    };
+                    metrics.jobs.get_or_create(&labels).inc();
+                }
+            }
+            Err(error) => {
+                tracing::error!(%job, error = %error_chain(&error), "failed to record how a job ended");
+            }
         }
     }
 }

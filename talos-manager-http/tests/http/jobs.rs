@@ -10,6 +10,7 @@ use talos_manager_core::ids::JobId;
 use talos_manager_core::store::{JobStatus, NewJob};
 use talos_manager_core::{Backend, Store};
 use talos_manager_http::jobs::{JobContext, JobError, JobHandler, JobQueue, Worker, WorkerTiming};
+use talos_manager_http::metrics::Metrics;
 use tokio::sync::watch;
 
 use super::server::{TestServer, api_test};
@@ -74,9 +75,11 @@ fn start_worker(
     store: &Store,
     id: &str,
     runs: &Arc<Mutex<Vec<JobId>>>,
-) -> (JobQueue, watch::Sender<bool>) {
+) -> (JobQueue, watch::Sender<bool>, Metrics) {
     let queue = JobQueue::new(store.clone());
+    let metrics = Metrics::new();
     let worker = Worker::new(queue.clone(), id)
+        .metrics(metrics.clone())
         .register(Echo { runs: runs.clone() })
         .register(Wait)
         .timing(FAST);
@@ -84,7 +87,7 @@ fn start_worker(
     tokio::spawn(worker.run(async move {
         let _ = stopped.wait_for(|s| *s).await;
     }));
-    (queue, stop)
+    (queue, stop, metrics)
 }
 
 async fn wait_for_status(
@@ -115,7 +118,7 @@ fn job(kind: &str, args: serde_json::Value) -> NewJob {
 
 api_test!(jobs_run_log_and_fail_with_their_reason, |server| {
     let runs = Arc::new(Mutex::new(Vec::new()));
-    let (queue, _stop) = start_worker(server.store(), "worker-a", &runs);
+    let (queue, _stop, metrics) = start_worker(server.store(), "worker-a", &runs);
     let ok = queue
         .enqueue(&job("echo", json!({"lines": 3})))
         .await
@@ -155,11 +158,20 @@ api_test!(jobs_run_log_and_fail_with_their_reason, |server| {
             .unwrap()
             .contains("no handler for jobs of kind \"teleport\"")
     );
+
+    let counted = metrics.render();
+    for line in [
+        "talos_manager_jobs_total{kind=\"echo\",outcome=\"succeeded\"} 1",
+        "talos_manager_jobs_total{kind=\"echo\",outcome=\"failed\"} 1",
+        "talos_manager_jobs_total{kind=\"teleport\",outcome=\"failed\"} 1",
+    ] {
+        assert!(counted.contains(line), "{line} missing from:\n{counted}");
+    }
 });
 
 api_test!(a_running_job_is_cancelled_through_the_api, |server| {
     let runs = Arc::new(Mutex::new(Vec::new()));
-    let (queue, _stop) = start_worker(server.store(), "worker-a", &runs);
+    let (queue, _stop, _) = start_worker(server.store(), "worker-a", &runs);
     let waiting = queue.enqueue(&job("wait", json!({}))).await.unwrap();
     wait_for_status(server.store(), waiting.id, JobStatus::Running).await;
 
@@ -184,7 +196,7 @@ api_test!(abandoned_jobs_are_recovered_by_a_live_worker, |server| {
     store.claim_job("dead-worker").await.unwrap().unwrap();
 
     let runs = Arc::new(Mutex::new(Vec::new()));
-    let (_queue, _stop) = start_worker(store, "worker-b", &runs);
+    let (_queue, _stop, _) = start_worker(store, "worker-b", &runs);
     let rerun = wait_for_status(store, repeatable.id, JobStatus::Succeeded).await;
     assert_eq!(rerun.attempts, 2);
     let failed = wait_for_status(store, unsafe_to_repeat.id, JobStatus::Failed).await;
@@ -197,8 +209,8 @@ api_test!(abandoned_jobs_are_recovered_by_a_live_worker, |server| {
 async fn no_job_runs_twice(backend: Backend) {
     let server = TestServer::start(backend).await;
     let runs = Arc::new(Mutex::new(Vec::new()));
-    let (queue, _stop_a) = start_worker(server.store(), "replica-a", &runs);
-    let (_, _stop_b) = start_worker(server.store(), "replica-b", &runs);
+    let (queue, _stop_a, _) = start_worker(server.store(), "replica-a", &runs);
+    let (_, _stop_b, _) = start_worker(server.store(), "replica-b", &runs);
     let mut ids = Vec::new();
     for _ in 0..40 {
         ids.push(

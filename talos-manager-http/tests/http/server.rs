@@ -57,6 +57,7 @@ impl TestServer {
             store: database.store().clone(),
             jobs: talos_manager_http::jobs::JobQueue::new(database.store().clone()),
             basic_auth_password: Some(Secret::new(PASSWORD.into())),
+            metrics: talos_manager_http::metrics::Metrics::new(),
         };
         let acceptor = TcpListener::bind("127.0.0.1:0")
             .into_acceptor()

@@ -1,0 +1,100 @@
+//! Every request gets an id (the caller's valid `X-Request-Id`, else a new one), echoed in the
+//! answer, carried by the request's tracing span, and counted in the metrics. The query string
+//! is never logged.
+
+use std::time::Instant;
+
+use poem::http::HeaderValue;
+use poem::{Endpoint, IntoResponse as _, Request, Response};
+use tracing::Instrument as _;
+
+use crate::metrics::{Metrics, RequestLabels, RouteLabel};
+
+const REQUEST_ID: &str = "x-request-id";
+
+/// The route group a path belongs to, for metrics.
+fn route_group(path: &str) -> &'static str {
+    match path {
+        "/config" => "config",
+        "/healthz" => "healthz",
+        "/metrics" => "metrics",
+        _ if path.starts_with("/api/") => "api",
+        _ => "dashboard",
+    }
+}
+
+fn request_id(request: &Request) -> String {
+    let given = request
+        .headers()
+        .get(REQUEST_ID)
+        .and_then(|value| value.to_str().ok())
+        .filter(|id| {
+            (1..=64).contains(&id.len())
+                && id
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        });
+    match given {
+        Some(id) => id.to_owned(),
+        None => {
+            let mut bytes = [0u8; 8];
+            let _ = getrandom::fill(&mut bytes);
+            bytes.iter().map(|b| format!("{b:02x}")).collect()
+        }
+    }
+}
+
+/// Logs, times and counts each request.
+pub(crate) async fn log_request<E: Endpoint>(next: E, request: Request) -> poem::Result<Response> {
+    let metrics = request
+        .data::<crate::AppState>()
+        .map(|state| state.metrics.clone());
+    let id = request_id(&request);
+    let method = request.method().to_string();
+    let path = request.uri().path().to_owned();
+    let span = tracing::info_span!("request", request_id = %id, %method, %path);
+    let started = Instant::now();
+    let result = next.call(request).instrument(span.clone()).await;
+    let mut response = match result {
+        Ok(response) => response.into_response(),
+        Err(error) => error.into_response(),
+    };
+    let elapsed = started.elapsed();
+    let status = response.status();
+    if let Ok(value) = HeaderValue::from_str(&id) {
+        response.headers_mut().insert(REQUEST_ID, value);
+    }
+    span.in_scope(|| {
+        tracing::info!(
+            status = status.as_u16(),
+            elapsed_ms = elapsed.as_secs_f64() * 1000.0,
+            "request"
+        );
+    });
+    if let Some(metrics) = metrics {
+        record(
+            &metrics,
+            &method,
+            &path,
+            status.as_u16(),
+            elapsed.as_secs_f64(),
+        );
+    }
+    Ok(response)
+}
+
+fn record(metrics: &Metrics, method: &str, path: &str, status: u16, seconds: f64) {
+    let route = route_group(path).to_owned();
+    metrics
+        .requests
+        .get_or_create(&RequestLabels {
+            method: method.to_owned(),
+            route: route.clone(),
+            status,
+        })
+        .inc();
+    metrics
+        .request_seconds
+        .get_or_create(&RouteLabel { route })
+        .observe(seconds);
+}
