@@ -7,6 +7,8 @@ use std::path::{Path, PathBuf};
 use talos_manager_core::store::{Backend, EncryptionKey, KeySource};
 use talos_manager_core::{Secret, StoreError};
 
+use crate::client_address::TrustedProxies;
+
 /// A configuration value that cannot be used. The binary prints it on one line and exits 2.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -101,6 +103,8 @@ pub struct ServiceConfig {
     pub talos_amd64_image_url: Option<String>,
     /// `TALOS_ARM64_IMAGE_URL`: a custom Talos image for arm64 servers.
     pub talos_arm64_image_url: Option<String>,
+    /// `TRUSTED_PROXIES`: reverse proxies whose `X-Forwarded-For` names the client.
+    pub trusted_proxies: TrustedProxies,
 }
 
 /// The default listen address, as the original deployment's.
@@ -173,6 +177,12 @@ impl ServiceConfig {
             hetzner_robot_credentials,
             talos_amd64_image_url: image_url(env, "TALOS_AMD64_IMAGE_URL")?,
             talos_arm64_image_url: image_url(env, "TALOS_ARM64_IMAGE_URL")?,
+            trusted_proxies: env
+                .get("TRUSTED_PROXIES")
+                .map(|text| TrustedProxies::parse(&text))
+                .transpose()
+                .map_err(|problem| invalid("TRUSTED_PROXIES", problem))?
+                .unwrap_or_default(),
         })
     }
 
@@ -374,6 +384,10 @@ mod tests {
         check_error(
             &[("HETZNER_WEBSERVICE_USER", "robot")],
             "HETZNER_WEBSERVICE_USER and HETZNER_WEBSERVICE_PASSWORD must be set together",
+        );
+        check_error(
+            &[("TRUSTED_PROXIES", "10.0.0.0/8,cloudflare")],
+            "TRUSTED_PROXIES: \"cloudflare\" is not a CIDR network or an IP address",
         );
         check_error(
             &[("TALOS_ARM64_IMAGE_URL", "ftp://mirror/talos.raw.xz")],

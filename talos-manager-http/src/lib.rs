@@ -15,6 +15,7 @@
 #![warn(missing_docs)]
 
 pub mod api;
+pub mod client_address;
 pub mod config;
 mod health;
 pub mod jobs;
