@@ -8,24 +8,24 @@ use talos_manager_core::{StoreError, ValidationError, error_chain};
 
 /// The body of every error answer of the admin API.
 #[derive(Debug, Clone, Object)]
-pub(crate) struct ErrorBody {
+pub struct ErrorBody {
     /// A stable, machine-readable code: `bad_request`, `unauthorized`, `not_found`, `conflict`,
     /// `in_use`, `invalid`, `internal`, `unavailable`.
-    pub(crate) code: String,
+    pub code: String,
     /// What went wrong, for people.
-    pub(crate) message: String,
+    pub message: String,
     /// Every problem with the input, with its location (for `invalid`).
     #[oai(skip_serializing_if_is_empty)]
-    pub(crate) issues: Vec<IssueBody>,
+    pub issues: Vec<IssueBody>,
 }
 
 /// One problem with the input.
 #[derive(Debug, Clone, Object)]
-pub(crate) struct IssueBody {
+pub struct IssueBody {
     /// A field (`labels`) or a path into a document (`machine.network.nameservers`).
-    pub(crate) path: String,
+    pub path: String,
     /// What is wrong.
-    pub(crate) message: String,
+    pub message: String,
 }
 
 /// An error answer of the admin API.

@@ -24,40 +24,40 @@ const LOG_POLL_INTERVAL: Duration = Duration::from_millis(250);
 
 /// A background job.
 #[derive(Debug, Object)]
-pub(crate) struct JobView {
+pub struct JobView {
     /// Its id.
-    id: String,
+    pub id: String,
     /// What it does: `sync`, `bootstrap`, `label_and_taint`, …
-    kind: String,
+    pub kind: String,
     /// The server it is about.
-    server_id: Option<String>,
+    pub server_id: Option<String>,
     /// `queued`, `running`, `succeeded`, `failed` or `cancelled`.
-    status: String,
+    pub status: String,
     /// Someone asked to stop it.
-    cancel_requested: bool,
+    pub cancel_requested: bool,
     /// How many times it was started.
-    attempts: i32,
+    pub attempts: i32,
     /// Why the last attempt failed.
-    last_error: Option<String>,
+    pub last_error: Option<String>,
     /// When it was queued.
-    created_at: OffsetDateTime,
+    pub created_at: OffsetDateTime,
     /// When its last attempt started.
-    started_at: Option<OffsetDateTime>,
+    pub started_at: Option<OffsetDateTime>,
     /// When it succeeded or failed.
-    finished_at: Option<OffsetDateTime>,
+    pub finished_at: Option<OffsetDateTime>,
 }
 
 /// One event of a job's live log: a log line, or, last, the job's final status.
 #[derive(Debug, Object)]
-pub(crate) struct JobLogEvent {
+pub struct JobLogEvent {
     /// The line's id; increasing.
-    line_id: Option<String>,
+    pub line_id: Option<String>,
     /// When the line was written.
-    at: Option<OffsetDateTime>,
+    pub at: Option<OffsetDateTime>,
     /// The log line.
-    line: Option<String>,
+    pub line: Option<String>,
     /// Present on the last event only: `succeeded`, `failed` or `cancelled`.
-    job_status: Option<String>,
+    pub job_status: Option<String>,
 }
 
 fn status_str(status: JobStatus) -> String {

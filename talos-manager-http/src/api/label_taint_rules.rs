@@ -16,30 +16,30 @@ use crate::AppState;
 
 /// A label and taint rule.
 #[derive(Debug, Object)]
-pub(crate) struct RuleView {
+pub struct RuleView {
     /// Its id.
-    id: String,
+    pub id: String,
     /// What it matches and applies.
     #[oai(flatten)]
-    fields: RuleFields,
+    pub fields: RuleFields,
     /// When it was created.
-    created_at: OffsetDateTime,
+    pub created_at: OffsetDateTime,
     /// When it last changed.
-    updated_at: OffsetDateTime,
+    pub updated_at: OffsetDateTime,
 }
 
 /// What a rule matches and applies.
 #[derive(Debug, Clone, Object)]
-pub(crate) struct RuleFields {
+pub struct RuleFields {
     /// The rule applies to servers whose name contains this string.
     #[oai(rename = "match")]
-    name_match: String,
+    pub name_match: String,
     /// Labels, `key=value,key=value` (may be empty when taints are given).
     #[oai(default)]
-    labels: String,
+    pub labels: String,
     /// Taints, `key=value:Effect,…` with Effect one of NoSchedule, PreferNoSchedule, NoExecute.
     #[oai(default)]
-    taints: String,
+    pub taints: String,
 }
 
 impl From<RuleFields> for LabelTaintRuleFields {

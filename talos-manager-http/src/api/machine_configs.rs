@@ -21,25 +21,25 @@ const FALLBACK_INSTALL_DISK: &str = "/dev/sda";
 
 /// A machine config.
 #[derive(Debug, Object)]
-pub(crate) struct MachineConfigView {
+pub struct MachineConfigView {
     /// Its id.
-    id: String,
+    pub id: String,
     /// The server it configures (`robot-…` or `cloud-…`).
-    server_id: String,
+    pub server_id: String,
     /// The config template.
-    config_id: String,
+    pub config_id: String,
     /// The node's hostname.
-    hostname: String,
+    pub hostname: String,
     /// The node's private IP.
-    private_ip: String,
+    pub private_ip: String,
     /// The disk Talos installs to.
-    install_disk: String,
+    pub install_disk: String,
     /// The disk for the EPHEMERAL volume, `wwid:…` or `uuid:…`.
-    ephemeral_disk_identifier: Option<String>,
+    pub ephemeral_disk_identifier: Option<String>,
     /// When it was created.
-    created_at: OffsetDateTime,
+    pub created_at: OffsetDateTime,
     /// When it last changed.
-    updated_at: OffsetDateTime,
+    pub updated_at: OffsetDateTime,
 }
 
 fn view(machine_config: MachineConfig, server: &Server) -> MachineConfigView {
@@ -58,23 +58,23 @@ fn view(machine_config: MachineConfig, server: &Server) -> MachineConfigView {
 
 /// A machine config to create (or replace: a server has at most one).
 #[derive(Debug, Object)]
-pub(crate) struct CreateMachineConfig {
+pub struct CreateMachineConfig {
     /// The server, `robot-…` or `cloud-…`.
-    server_id: String,
+    pub server_id: String,
     /// The config template.
-    config_id: String,
+    pub config_id: String,
     /// `[a-z-]+-N`; default: the server's name.
-    hostname: Option<String>,
+    pub hostname: Option<String>,
     /// `10.0.x.N`, N matching the hostname's number; default from the name: control-plane →
     /// 10.0.0.N, database → 10.0.2.N, standby → 10.0.7.N, others 10.0.1.N.
-    private_ip: Option<String>,
+    pub private_ip: Option<String>,
     /// The disk Talos installs to; default: the disk it was bootstrapped on, else /dev/sda.
-    install_disk: Option<String>,
+    pub install_disk: Option<String>,
     /// A disk for the EPHEMERAL volume: `wwid:<wwid>` or `uuid:<md array uuid>`.
-    ephemeral_disk_identifier: Option<String>,
+    pub ephemeral_disk_identifier: Option<String>,
     /// The node was configured outside talos-manager: mark it configured now.
     #[oai(default)]
-    already_configured: bool,
+    pub already_configured: bool,
 }
 
 pub(crate) struct MachineConfigsApi;

@@ -61,6 +61,19 @@ type Apis = (
     tokens::TokensApi,
 );
 
+/// The request and answer bodies of the admin API, shared with its clients (the Terraform
+/// provider) so the two cannot drift. They (de)serialise with poem-openapi's `ToJSON` and
+/// `ParseFromJSON`, exactly as the service does.
+pub mod wire {
+    pub use super::error::{ErrorBody, IssueBody};
+    pub use super::jobs::{JobLogEvent, JobView};
+    pub use super::label_taint_rules::{RuleFields, RuleView};
+    pub use super::machine_configs::{CreateMachineConfig, MachineConfigView};
+    pub use super::servers::ServerView;
+    pub use super::settings::{SettingsView, UpdateSettings};
+    pub use super::tokens::{CreateToken, CreatedToken, TokenView};
+}
+
 /// Where the API is mounted.
 pub const API_PREFIX: &str = "/api/v1";
 

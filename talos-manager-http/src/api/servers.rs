@@ -15,49 +15,49 @@ use crate::AppState;
 
 /// A server.
 #[derive(Debug, Object)]
-pub(crate) struct ServerView {
+pub struct ServerView {
     /// `robot-<server number>` or `cloud-<id>`.
-    id: String,
+    pub id: String,
     /// `hetzner_robot` or `hetzner_cloud`.
-    provider: String,
+    pub provider: String,
     /// The provider account it was synced from.
-    provider_account_id: String,
+    pub provider_account_id: String,
     /// Its name at the provider.
-    name: String,
+    pub name: String,
     /// Public IPv4 address.
-    ipv4: Option<String>,
+    pub ipv4: Option<String>,
     /// Public IPv6 network.
-    ipv6: Option<String>,
+    pub ipv6: Option<String>,
     /// Product or server type.
-    product: String,
+    pub product: String,
     /// Data center or location.
-    data_center: String,
+    pub data_center: String,
     /// The provider's status.
-    status: String,
+    pub status: String,
     /// Cancelled at the provider.
-    cancelled: bool,
+    pub cancelled: bool,
     /// `amd64` or `arm64`.
-    architecture: String,
+    pub architecture: String,
     /// The Robot vSwitch it is attached to.
-    vswitch_id: Option<String>,
+    pub vswitch_id: Option<String>,
     /// The cluster it belongs to.
-    cluster_id: Option<String>,
+    pub cluster_id: Option<String>,
     /// In rescue and reachable over SSH at the last probe.
-    accessible: bool,
+    pub accessible: bool,
     /// SMBIOS UUID, recorded in rescue.
-    uuid: Option<String>,
+    pub uuid: Option<String>,
     /// The disk Talos was written to.
-    bootstrap_disk: Option<String>,
+    pub bootstrap_disk: Option<String>,
     /// That disk's WWID.
-    bootstrap_disk_wwid: Option<String>,
+    pub bootstrap_disk_wwid: Option<String>,
     /// The Image Factory schematic chosen for it.
-    schematic_id: Option<String>,
+    pub schematic_id: Option<String>,
     /// When it last asked for its machine config.
-    last_request_for_configuration_at: Option<OffsetDateTime>,
+    pub last_request_for_configuration_at: Option<OffsetDateTime>,
     /// When it was last served a machine config.
-    last_configured_at: Option<OffsetDateTime>,
+    pub last_configured_at: Option<OffsetDateTime>,
     /// When its labels and taints were last applied.
-    label_and_taint_job_completed_at: Option<OffsetDateTime>,
+    pub label_and_taint_job_completed_at: Option<OffsetDateTime>,
 }
 
 impl From<Server> for ServerView {

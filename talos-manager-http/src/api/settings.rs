@@ -17,13 +17,13 @@ use crate::AppState;
 
 /// The bootstrap defaults.
 #[derive(Debug, Object)]
-pub(crate) struct SettingsView {
+pub struct SettingsView {
     /// The Talos version installed when a bootstrap names none, `vX.Y.Z`.
-    talos_version: String,
+    pub talos_version: String,
     /// The Image Factory schematic used when a server has none of its own.
-    default_schematic_id: Option<String>,
+    pub default_schematic_id: Option<String>,
     /// When they were last saved; absent while they are the built-in defaults.
-    updated_at: Option<OffsetDateTime>,
+    pub updated_at: Option<OffsetDateTime>,
 }
 
 impl From<Settings> for SettingsView {
@@ -38,11 +38,11 @@ impl From<Settings> for SettingsView {
 
 /// New bootstrap defaults.
 #[derive(Debug, Object)]
-pub(crate) struct UpdateSettings {
+pub struct UpdateSettings {
     /// The Talos version, `vX.Y.Z` (e.g. `v1.10.4`).
-    talos_version: String,
+    pub talos_version: String,
     /// The default schematic's id, or absent for none.
-    default_schematic_id: Option<String>,
+    pub default_schematic_id: Option<String>,
 }
 
 /// Whether `version` is `vX.Y.Z`, optionally with a pre-release suffix (`v1.11.0-beta.1`).

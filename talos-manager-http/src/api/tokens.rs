@@ -17,15 +17,15 @@ use crate::AppState;
 
 /// An API token as listed (without its value).
 #[derive(Debug, Object)]
-pub(crate) struct TokenView {
+pub struct TokenView {
     /// Its id.
-    id: String,
+    pub id: String,
     /// Its name.
-    name: String,
+    pub name: String,
     /// When it was made.
-    created_at: OffsetDateTime,
+    pub created_at: OffsetDateTime,
     /// When it last authenticated a request (to the minute).
-    last_used_at: Option<OffsetDateTime>,
+    pub last_used_at: Option<OffsetDateTime>,
 }
 
 impl From<ApiToken> for TokenView {
@@ -41,21 +41,21 @@ impl From<ApiToken> for TokenView {
 
 /// A token to make.
 #[derive(Debug, Object)]
-pub(crate) struct CreateToken {
+pub struct CreateToken {
     /// Who or what will use it (unique), e.g. `terraform-ci`.
     #[oai(validator(min_length = 1, max_length = 100))]
-    name: String,
+    pub name: String,
 }
 
 /// A token just made: the only time its value is shown.
 #[derive(Debug, Object)]
-pub(crate) struct CreatedToken {
+pub struct CreatedToken {
     /// The token as listed.
     #[oai(flatten)]
-    token: TokenView,
+    pub token: TokenView,
     /// The bearer token: send it as `Authorization: Bearer <token>`. Store it now; it cannot
     /// be shown again.
-    secret: String,
+    pub secret: String,
 }
 
 #[derive(Debug, ApiResponse)]
