@@ -7,10 +7,14 @@
 //! Modules:
 //! - [`store`]: the database (SQLite by default, PostgreSQL for real deployments), its migrations,
 //!   and the encryption of secrets at rest.
+//! - [`talos`]: the Talos engine — secrets bundles, machine configs, patches, validation and
+//!   client configs, equal to what `talosctl` produces.
 //! - [`Secret`]: a value that prints `<redacted>`.
 #![warn(missing_docs)]
 
 mod secret;
 pub mod store;
+pub mod talos;
 
 pub use secret::Secret;
+pub use talos::ConfigEngine;

