@@ -288,3 +288,171 @@ fn secrets_bundle_round_trips_and_reports_every_problem() {
         ]
     );
 }
+
+/// A deterministic generator for tests (splitmix64), so failures reproduce.
+struct TestRandom(u64);
+
+impl talos_manager_core::talos::RandomSource for TestRandom {
+    fn fill_bytes(&mut self, dest: &mut [u8]) {
+        for byte in dest {
+            self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+            let mut z = self.0;
+            z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+            *byte = (z ^ (z >> 31)) as u8;
+        }
+    }
+}
+
+fn fixed_now() -> time::OffsetDateTime {
+    time::macros::datetime!(2026-11-25 05:00:00 UTC)
+}
+
+fn pem_der(b64: &str) -> (String, Vec<u8>) {
+    use base64::Engine as _;
+    let text = base64::engine::general_purpose::STANDARD
+        .decode(b64)
+        .unwrap();
+    let block = pem::parse(text).unwrap();
+    (block.tag().to_owned(), block.contents().to_vec())
+}
+
+/// Checks that `cert_b64` is signed by the key of `issuer_b64` (both base64 PEM certificates).
+#[track_caller]
+fn check_signed_by(cert_b64: &str, issuer_b64: &str) {
+    use aws_lc_rs::signature::{
+        ECDSA_P256_SHA256_ASN1, ED25519, UnparsedPublicKey, VerificationAlgorithm,
+    };
+    let (_, cert_der) = pem_der(cert_b64);
+    let (_, issuer_der) = pem_der(issuer_b64);
+    let (_, cert) = x509_parser::parse_x509_certificate(&cert_der).unwrap();
+    let (_, issuer) = x509_parser::parse_x509_certificate(&issuer_der).unwrap();
+    assert_eq!(
+        cert.issuer(),
+        issuer.subject(),
+        "issuer name must be the CA's subject"
+    );
+    let algorithm: &dyn VerificationAlgorithm =
+        match cert.signature_algorithm.algorithm.to_id_string().as_str() {
+            "1.3.101.112" => &ED25519,
+            "1.2.840.10045.4.3.2" => &ECDSA_P256_SHA256_ASN1,
+            other => panic!("unexpected signature algorithm {other}"),
+        };
+    UnparsedPublicKey::new(
+        algorithm,
+        issuer.public_key().subject_public_key.data.as_ref(),
+    )
+    .verify(
+        cert.tbs_certificate.as_ref(),
+        cert.signature_value.data.as_ref(),
+    )
+    .expect("signature verifies with the CA key");
+}
+
+fn subject_and_validity(cert_b64: &str) -> (String, i64) {
+    let (_, der) = pem_der(cert_b64);
+    let (_, cert) = x509_parser::parse_x509_certificate(&der).unwrap();
+    let validity = cert.validity();
+    let hours = (validity.not_after.timestamp() - validity.not_before.timestamp()) / 3600;
+    (cert.subject().to_string(), hours)
+}
+
+#[test]
+fn generated_bundle_is_talosctl_shaped_and_self_consistent() {
+    let bundle = SecretsBundle::generate(fixed_now(), &mut TestRandom(7)).unwrap();
+    assert_eq!(SecretsBundle::parse(&bundle.to_yaml()).unwrap(), bundle);
+    let token_ok = |t: &str| {
+        let (a, b) = t.split_once('.').unwrap();
+        a.len() == 6
+            && b.len() == 16
+            && t.chars()
+                .all(|c| c == '.' || c.is_ascii_digit() || c.is_ascii_lowercase())
+    };
+    assert!(token_ok(&bundle.bootstrap_token) && token_ok(&bundle.trustd_token));
+    assert_eq!(bundle.cluster_id.len(), 44);
+    assert!(!bundle.cluster_id.contains(['+', '/']));
+    assert_eq!(
+        SecretsBundle::generate(fixed_now(), &mut TestRandom(7))
+            .unwrap()
+            .cluster_id,
+        bundle.cluster_id
+    );
+
+    for (pair, subject, key_label) in [
+        (&bundle.etcd, "O=etcd", "EC PRIVATE KEY"),
+        (&bundle.k8s, "O=kubernetes", "EC PRIVATE KEY"),
+        (&bundle.k8s_aggregator, "", "EC PRIVATE KEY"),
+        (&bundle.os, "O=talos", "ED25519 PRIVATE KEY"),
+    ] {
+        assert_eq!(
+            subject_and_validity(&pair.crt),
+            (subject.to_owned(), 87_600)
+        );
+        assert_eq!(pem_der(&pair.key).0, key_label);
+        check_signed_by(&pair.crt, &pair.crt);
+    }
+    assert_eq!(
+        pem_der(&bundle.k8s_service_account_key).0,
+        "RSA PRIVATE KEY"
+    );
+}
+
+#[test]
+fn client_configs_chain_to_the_bundle_cas() {
+    use talos_manager_core::talos::{admin_kubeconfig, talosconfig};
+    let bundle =
+        SecretsBundle::parse(&read(&data_dir().join("secrets/original-app-secrets.yaml"))).unwrap();
+    let text = talosconfig(
+        &bundle,
+        "demo",
+        &["10.0.0.1".into()],
+        &["10.0.0.2".into()],
+        fixed_now(),
+        &mut TestRandom(1),
+    )
+    .unwrap();
+    let config = yaml::parse(&text).unwrap();
+    let context = config.path("contexts.demo").unwrap();
+    assert_eq!(config.get("context").unwrap().to_string(), "demo");
+    assert_eq!(
+        context.get("ca").unwrap().as_str(),
+        Some(bundle.os.crt.as_str())
+    );
+    assert_eq!(
+        context.get("nodes").unwrap(),
+        &yaml::Value::Seq(vec![yaml::Value::str("10.0.0.2")])
+    );
+    let crt = context.get("crt").unwrap().to_string();
+    check_signed_by(&crt, &bundle.os.crt);
+    assert_eq!(subject_and_validity(&crt), ("O=os:admin".to_owned(), 8_760));
+    assert_eq!(
+        pem_der(&context.get("key").unwrap().to_string()).0,
+        "ED25519 PRIVATE KEY"
+    );
+
+    let text = admin_kubeconfig(
+        &bundle,
+        "demo",
+        "https://10.0.0.1:6443",
+        fixed_now(),
+        &mut TestRandom(2),
+    )
+    .unwrap();
+    let kubeconfig = yaml::parse(&text).unwrap();
+    assert_eq!(
+        kubeconfig.get("current-context").unwrap().to_string(),
+        "admin@demo"
+    );
+    let user = &kubeconfig.get("users").unwrap().as_seq().unwrap()[0];
+    let crt = user
+        .path("user.client-certificate-data")
+        .unwrap()
+        .to_string();
+    check_signed_by(&crt, &bundle.k8s.crt);
+    assert_eq!(subject_and_validity(&crt).0, "O=system:masters, CN=admin");
+    let cluster = &kubeconfig.get("clusters").unwrap().as_seq().unwrap()[0];
+    assert_eq!(
+        cluster.path("cluster.server").unwrap().to_string(),
+        "https://10.0.0.1:6443"
+    );
+}

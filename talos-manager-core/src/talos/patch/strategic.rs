@@ -311,6 +311,12 @@ pub(crate) fn merge(
                     left.insert(key, right_value.clone());
                     continue;
                 };
+                if (def.name, key.as_str()) == ("v1alpha1.ControlPlaneConfig", "endpoint")
+                    && let (Some(l), Some(r)) = (left_value.as_str(), right_value.as_str())
+                {
+                    *left_value = Value::Str(merge_url(l, r));
+                    continue;
+                }
                 if replaced_field(def.name, key) {
                     if !right_value.is_empty_value() {
                         *left_value = right_value.clone();
@@ -441,5 +447,85 @@ fn merge_free(left: &mut Value, right: &Value, path: &str) -> Result<(), MergeEr
             *left = scalar.clone();
             Ok(())
         }
+    }
+}
+
+/// Talos merges the endpoint as a parsed URL, field by field: a patch URL without a path
+/// keeps the config URL's path (`https://a:1/` + `https://b` gives `https://b/`).
+fn merge_url(left: &str, right: &str) -> String {
+    let split = |url: &str| -> (usize, bool) {
+        let after_scheme = url.find("://").map_or(0, |i| i + 3);
+        match url[after_scheme..].find(['/', '?', '#']) {
+            Some(i) => (after_scheme + i, true),
+            None => (url.len(), false),
+        }
+    };
+    let (right_base_end, right_has_rest) = split(right);
+    if right_has_rest {
+        return right.to_owned();
+    }
+    let (left_base_end, _) = split(left);
+    format!("{}{}", &right[..right_base_end], &left[left_base_end..])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::super::yaml::{self, Value};
+    use super::*;
+
+    /// Equality of parsed YAML regardless of mapping key order (the expected files of these
+    /// cases are compared as structs by Talos's tests).
+    fn same(a: &Value, b: &Value) -> bool {
+        match (a, b) {
+            (Value::Map(x), Value::Map(y)) => {
+                x.len() == y.len() && x.iter().all(|(k, v)| b.get(k).is_some_and(|w| same(v, w)))
+            }
+            (Value::Seq(x), Value::Seq(y)) => {
+                x.len() == y.len() && x.iter().zip(y).all(|(v, w)| same(v, w))
+            }
+            (x, y) => x == y,
+        }
+    }
+
+    #[test]
+    fn strategic_merge_cases_match_talos() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/data/talos/strategic-merge");
+        let mut cases: Vec<_> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+        cases.sort();
+        assert!(cases.len() >= 6);
+        for case in cases {
+            let read = |name: &str| {
+                yaml::parse(&std::fs::read_to_string(case.join(name)).unwrap()).unwrap()
+            };
+            let (mut left, right, expected) =
+                (read("left.yaml"), read("right.yaml"), read("expected.yaml"));
+            merge(
+                &mut left,
+                &right,
+                &Ty::Ref(super::super::super::schema::LEGACY_DEF),
+                "",
+            )
+            .unwrap();
+            assert!(
+                same(&left, &expected),
+                "{}: got\n{}",
+                case.display(),
+                yaml::emit_document(&left)
+            );
+        }
+    }
+
+    #[test]
+    fn endpoint_merges_like_a_url() {
+        assert_eq!(
+            merge_url("https://127.0.0.1:6643/", "https://10.0.0.1"),
+            "https://10.0.0.1/"
+        );
+        assert_eq!(merge_url("https://a:1/x", "https://b:2/y"), "https://b:2/y");
+        assert_eq!(merge_url("https://a:1", "https://b:2"), "https://b:2");
     }
 }
