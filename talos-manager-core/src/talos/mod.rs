@@ -24,7 +24,7 @@ mod pki;
 mod schema;
 mod secrets;
 mod substitute;
-// mod validate;
+mod validate;
 mod volume;
 pub mod yaml;
 
@@ -40,7 +40,7 @@ pub use patch::{
 pub use pki::{CertAndKey, PkiError};
 pub use secrets::{SecretsBundle, SecretsError};
 pub use substitute::{Substitutions, substitute, unknown_variables};
-// pub use validate::{ValidationMode, validate};
+pub use validate::{ValidationMode, validate};
 pub use volume::{
     EphemeralDisk, EphemeralDiskError, append_volume_config, ephemeral_volume_config,
 };
@@ -87,6 +87,21 @@ impl fmt::Display for Issue {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.message)
     }
+}
+
+/// Formats issues as talosctl prints a multi-error:
+/// `2 errors occurred:\n\t* first\n\t* second` (without the trailing blank line).
+pub fn format_issues(issues: &[Issue]) -> String {
+    let mut text = if issues.len() == 1 {
+        "1 error occurred:".to_owned()
+    } else {
+        format!("{} errors occurred:", issues.len())
+    };
+    for issue in issues {
+        text.push_str("\n\t* ");
+        text.push_str(&issue.to_string());
+    }
+    text
 }
 
 /// The patches of a config, as talosctl's three patch flags take them.

@@ -9,7 +9,7 @@ use time::{Duration, OffsetDateTime};
 
 use super::pki::{self, CertAndKey, KeyAlgorithm, PkiError};
 use super::yaml::{self, Value};
-use super::{Issue, RandomSource};
+use super::{Issue, RandomSource, format_issues};
 
 /// A cluster's secrets bundle, as `talosctl gen secrets` writes it.
 ///
@@ -71,19 +71,6 @@ pub enum SecretsError {
         #[source]
         source: PkiError,
     },
-}
-
-pub(crate) fn format_issues(issues: &[Issue]) -> String {
-    let mut text = if issues.len() == 1 {
-        "1 error occurred:".to_owned()
-    } else {
-        format!("{} errors occurred:", issues.len())
-    };
-    for issue in issues {
-        text.push_str("\n\t* ");
-        text.push_str(&issue.to_string());
-    }
-    text
 }
 
 /// Validity of the CAs in a bundle: 87 600 hours.

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use talos_manager_core::talos::{
     Cni, ConfigEngine, ConfigError, ConfigPatches, EphemeralDisk, GenerateInput, GenerateOptions,
     MachineConfig, MachineType, Patch, SecretsBundle, SecretsError, Substitutions, TalosVersion,
-    append_volume_config, ephemeral_volume_config, substitute, yaml,
+    ValidationMode, append_volume_config, ephemeral_volume_config, substitute, validate, yaml,
 };
 
 fn data_dir() -> PathBuf {
@@ -223,6 +223,7 @@ fn original_app_worker_is_reproduced() {
     let expected = yaml::parse(&read(&dir.join("expected-worker.yaml"))).unwrap();
     let actual_value = yaml::parse(&actual).unwrap();
     assert!(actual_value == expected, "worker config differs:\n{actual}");
+    assert_eq!(validate(&actual, ValidationMode::Metal, true), []);
 }
 
 #[test]
@@ -455,4 +456,22 @@ fn client_configs_chain_to_the_bundle_cas() {
         cluster.path("cluster.server").unwrap().to_string(),
         "https://10.0.0.1:6443"
     );
+}
+
+#[test]
+fn generated_configs_pass_strict_metal_validation() {
+    let secrets = SecretsBundle::parse(&read(&data_dir().join("stability/secrets.yaml"))).unwrap();
+    for version in TalosVersion::ALL {
+        for machine_type in [MachineType::ControlPlane, MachineType::Worker] {
+            let mut options = stability_options("overrides", version);
+            options.cni = None;
+            let yaml = ConfigEngine::generate(&GenerateInput::new(options, machine_type), &secrets)
+                .unwrap();
+            assert_eq!(
+                validate(&yaml, ValidationMode::Metal, true),
+                [],
+                "{version} {machine_type:?}"
+            );
+        }
+    }
 }
