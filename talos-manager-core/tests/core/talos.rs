@@ -475,3 +475,134 @@ fn generated_configs_pass_strict_metal_validation() {
         }
     }
 }
+
+/// Property tests: whatever a user writes as a patch or a config, the engine answers with a
+/// result or an error, never a panic.
+mod never_panics {
+    use proptest::prelude::*;
+    use talos_manager_core::talos::yaml::Value;
+
+    use super::*;
+
+    /// Keys that reach deep into the schema, plus the patch directives.
+    const KEYS: &[&str] = &[
+        "version",
+        "machine",
+        "cluster",
+        "network",
+        "interfaces",
+        "interface",
+        "vlans",
+        "vlanId",
+        "addresses",
+        "routes",
+        "network",
+        "gateway",
+        "install",
+        "disk",
+        "nodeLabels",
+        "certSANs",
+        "apiServer",
+        "admissionControl",
+        "name",
+        "configuration",
+        "auditPolicy",
+        "kind",
+        "apiVersion",
+        "$patch",
+        "op",
+        "path",
+        "value",
+        "from",
+        "deviceSelector",
+        "kubelet",
+        "extraMounts",
+        "sysctls",
+        "kubespan",
+        "enabled",
+        "controlPlane",
+        "endpoint",
+        "podSubnets",
+        "VolumeConfig",
+        "provisioning",
+        "minSize",
+        "maxSize",
+        "inlineManifests",
+        "contents",
+    ];
+
+    fn scalar() -> impl Strategy<Value = Value> {
+        prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::Bool),
+            any::<i64>().prop_map(Value::Int),
+            prop::sample::select(vec![
+                "delete",
+                "add",
+                "replace",
+                "remove",
+                "/machine/network",
+                "v1alpha1",
+                "VolumeConfig",
+                "",
+                "eth0",
+                "-",
+                "10.0.0.1/24"
+            ])
+            .prop_map(Value::str),
+            "\\PC{0,12}".prop_map(Value::Str),
+        ]
+    }
+
+    fn value() -> impl Strategy<Value = Value> {
+        scalar().prop_recursive(5, 48, 6, |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..4).prop_map(Value::Seq),
+                prop::collection::vec((prop::sample::select(KEYS), inner), 0..5).prop_map(
+                    |entries| {
+                        let mut map: Vec<(String, Value)> = Vec::new();
+                        for (key, value) in entries {
+                            if !map.iter().any(|(k, _)| k == key) {
+                                map.push((key.to_owned(), value));
+                            }
+                        }
+                        Value::Map(map)
+                    }
+                ),
+            ]
+        })
+    }
+
+    fn base_config() -> MachineConfig {
+        let secrets =
+            SecretsBundle::parse(&read(&data_dir().join("stability/secrets.yaml"))).unwrap();
+        let options = GenerateOptions::new("c", "https://c:6443", "1.30.1");
+        let mut input = GenerateInput::new(options, MachineType::ControlPlane);
+        input.options.talos_version = TalosVersion::V1_10;
+        ConfigEngine::generate_config(&input, &secrets).unwrap()
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(300))]
+
+        #[test]
+        fn random_structured_patches(doc in value()) {
+            let text = yaml::emit_document(&doc);
+            let mut config = base_config();
+            if let Ok(patch) = Patch::parse(&text) {
+                let _ = config.apply_patch(&patch);
+            }
+            let out = config.to_yaml();
+            let _ = validate(&out, ValidationMode::Metal, true);
+            let _ = validate(&text, ValidationMode::Metal, true);
+        }
+
+        #[test]
+        fn random_text(text in "\\PC{0,200}") {
+            let _ = Patch::parse(&text);
+            let _ = MachineConfig::parse(&text);
+            let _ = SecretsBundle::parse(&text);
+            let _ = validate(&text, ValidationMode::Cloud, false);
+        }
+    }
+}
