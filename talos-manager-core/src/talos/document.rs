@@ -38,6 +38,14 @@ pub enum LoadError {
         /// Every problem, each with its path.
         problems: Vec<DecodeIssue>,
     },
+    /// Keys the schema does not know (and nothing worse).
+    #[error("unknown keys found during decoding:\n{unknown}")]
+    UnknownKeys {
+        /// The unknown keys with their values, as YAML (talosctl prints them so).
+        unknown: String,
+        /// Every unknown key, with its path.
+        problems: Vec<DecodeIssue>,
+    },
     /// A document without `kind` that is not the v1alpha1 document.
     #[error("missing kind")]
     MissingKind,
@@ -69,12 +77,16 @@ pub struct DecodeIssue {
     pub message: String,
 }
 
+/// The type errors, as go-yaml lists them (unknown keys are only reported once types fit).
 fn format_problems(problems: &[DecodeIssue]) -> String {
     problems
         .iter()
+        .filter(|p| p.message != UNKNOWN_KEY)
         .map(|p| format!("\n  {}: {}", p.path, p.message))
         .collect()
 }
+
+const UNKNOWN_KEY: &str = "unknown key";
 
 /// The keys that mark a kind-less document as the legacy v1alpha1 document.
 const LEGACY_KEYS: &[&str] = &["version", "machine", "cluster", "debug", "persist"];
@@ -134,12 +146,68 @@ pub(crate) fn decode_document(doc: Value) -> Result<Value, LoadError> {
     let decoded = schema::decode(doc, &Ty::Ref(def), "", &mut problems);
     if problems.is_empty() {
         Ok(decoded)
+    } else if problems
+        .iter()
+        .all(|p| matches!(p, DecodeProblem::UnknownKey { .. }))
+    {
+        let mut tree = Value::Map(Vec::new());
+        for problem in &problems {
+            if let DecodeProblem::UnknownKey { path, value } = problem {
+                insert_at_path(&mut tree, path, value.clone());
+            }
+        }
+        Err(LoadError::UnknownKeys {
+            unknown: yaml::emit_document(&tree),
+            problems: problems.iter().map(to_issue).collect(),
+        })
     } else {
         Err(LoadError::Decode {
             kind,
             def: def.replace("V1Alpha1", ""),
             problems: problems.iter().map(to_issue).collect(),
         })
+    }
+}
+
+/// Puts `value` into `tree` at a dotted path whose segments may carry list indexes
+/// (`machine.network.interfaces[0].foo`), building maps and lists on the way.
+fn insert_at_path(tree: &mut Value, path: &str, value: Value) {
+    let mut node = tree;
+    let segments: Vec<&str> = path.split('.').collect();
+    for (segment_idx, segment) in segments.iter().enumerate() {
+        let last = segment_idx + 1 == segments.len();
+        let (key, index) = match segment.split_once('[') {
+            Some((key, rest)) => (key, rest.trim_end_matches(']').parse::<usize>().ok()),
+            None => (*segment, None),
+        };
+        if !matches!(node, Value::Map(_)) {
+            *node = Value::Map(Vec::new());
+        }
+        if node.get(key).is_none() {
+            let fresh = if index.is_some() {
+                Value::Seq(Vec::new())
+            } else {
+                Value::Map(Vec::new())
+            };
+            node.insert(key, fresh);
+        }
+        let Some(child) = node.get_mut(key) else {
+            return;
+        };
+        node = child;
+        if let Some(index) = index {
+            let Value::Seq(items) = node else { return };
+            // Items are kept in order of first appearance; the index only groups keys.
+            let position = index.min(items.len());
+            if position == items.len() {
+                items.push(Value::Map(Vec::new()));
+            }
+            node = &mut items[position];
+        }
+        if last {
+            *node = value;
+            return;
+        }
     }
 }
 
@@ -232,4 +300,36 @@ pub(crate) fn error_chain(error: &dyn std::error::Error) -> String {
         source = cause.source();
     }
     text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[track_caller]
+    fn check_load_error(yaml: &str, expect: &str) {
+        let error = MachineConfig::parse(yaml).unwrap_err();
+        assert_eq!(error.to_string(), expect);
+    }
+
+    #[test]
+    fn load_errors_read_like_talosctl() {
+        check_load_error(
+            "machine:\n  foo: bar\n  network:\n    interfaces:\n      - interface: eth0\n        bar: 1\n",
+            "unknown keys found during decoding:\nmachine:\n    foo: bar\n    network:\n        interfaces:\n            - bar: 1\n",
+        );
+        check_load_error(
+            "machine:\n  foo: bar\n  certSANs: {a: b}\n  token: [x]\n",
+            "error decoding  to *v1alpha1.Config: yaml: unmarshal errors:\n  machine.certSANs: cannot unmarshal !!map into []string\n  machine.token: cannot unmarshal !!seq into string",
+        );
+        check_load_error(
+            "apiVersion: v1alpha1\nkind: Nope\nfoo: 1\n",
+            "\"Nope\" \"v1alpha1\": not registered",
+        );
+        check_load_error("foo: bar\n", "missing kind");
+        check_load_error(
+            "version: v1alpha1\ndebug: true\n---\nmachine: {}\n",
+            "duplicate document /v1alpha1 is not allowed",
+        );
+    }
 }

@@ -44,7 +44,7 @@ impl ValidationMode {
 pub fn validate(text: &str, mode: ValidationMode, strict: bool) -> Vec<Issue> {
     let config = match MachineConfig::parse(text) {
         Ok(config) => config,
-        Err(LoadError::Decode { problems, .. }) => {
+        Err(LoadError::Decode { problems, .. } | LoadError::UnknownKeys { problems, .. }) => {
             return problems
                 .into_iter()
                 .map(|p| Issue {

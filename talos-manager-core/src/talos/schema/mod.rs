@@ -221,6 +221,7 @@ fn is_identity_field(field: &str) -> bool {
 pub(crate) enum DecodeProblem {
     UnknownKey {
         path: String,
+        value: Value,
     },
     WrongType {
         path: String,
@@ -233,7 +234,7 @@ pub(crate) enum DecodeProblem {
 impl DecodeProblem {
     pub(crate) fn path(&self) -> &str {
         match self {
-            DecodeProblem::UnknownKey { path } | DecodeProblem::WrongType { path, .. } => path,
+            DecodeProblem::UnknownKey { path, .. } | DecodeProblem::WrongType { path, .. } => path,
         }
     }
 
@@ -354,7 +355,10 @@ pub(crate) fn decode(
                         }
                         decoded.push((key, value));
                     }
-                    None => problems.push(DecodeProblem::UnknownKey { path: field_path }),
+                    None => problems.push(DecodeProblem::UnknownKey {
+                        path: field_path,
+                        value,
+                    }),
                 }
             }
             Value::Map(decoded)

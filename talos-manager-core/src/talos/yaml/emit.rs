@@ -106,19 +106,53 @@ fn write_scalar(value: &Value, indent: usize, out: &mut String) {
     }
 }
 
+/// Formats a float as Go's `strconv.FormatFloat(f, 'g', -1, 64)`, which go-yaml uses.
 fn format_float(f: f64) -> String {
     if f.is_nan() {
-        ".nan".to_owned()
-    } else if f.is_infinite() {
-        if f > 0.0 { "+.inf" } else { "-.inf" }.to_owned()
-    } else {
-        let text = f.to_string();
-        if text.contains(['.', 'e', 'E']) {
-            text
-        } else {
-            format!("{text}.0")
-        }
+        return ".nan".to_owned();
     }
+    if f.is_infinite() {
+        return if f > 0.0 { ".inf" } else { "-.inf" }.to_owned();
+    }
+    if f == 0.0 {
+        return if f.is_sign_negative() { "-0" } else { "0" }.to_owned();
+    }
+    // Shortest round-trip digits and decimal exponent, e.g. "1.5e3".
+    let sci = format!("{:e}", f.abs());
+    let (mantissa, exponent) = sci.split_once('e').unwrap_or((&sci, "0"));
+    let exponent: i32 = exponent.parse().unwrap_or(0);
+    let digits: String = mantissa.chars().filter(char::is_ascii_digit).collect();
+    let sign = if f < 0.0 { "-" } else { "" };
+    // With the shortest precision Go switches to the exponent form outside 1e-4 ..< 1e6.
+    if !(-4..6).contains(&exponent) {
+        return go_exponent_form(sign, &digits, exponent);
+    }
+    let point = exponent + 1;
+    if point <= 0 {
+        format!(
+            "{sign}0.{}{digits}",
+            "0".repeat(point.unsigned_abs() as usize)
+        )
+    } else if point as usize >= digits.len() {
+        format!(
+            "{sign}{digits}{}",
+            "0".repeat(point as usize - digits.len())
+        )
+    } else {
+        let (int, frac) = digits.split_at(point as usize);
+        format!("{sign}{int}.{frac}")
+    }
+}
+
+fn go_exponent_form(sign: &str, digits: &str, exponent: i32) -> String {
+    let (first, rest) = digits.split_at(1);
+    let mantissa = if rest.is_empty() {
+        first.to_owned()
+    } else {
+        format!("{first}.{rest}")
+    };
+    let exp_sign = if exponent < 0 { '-' } else { '+' };
+    format!("{sign}{mantissa}e{exp_sign}{:02}", exponent.unsigned_abs())
 }
 
 /// A string as go-yaml would write it as a plain, quoted or (multi-line) literal scalar.
@@ -150,10 +184,14 @@ fn write_string(s: &str, indent: usize, out: &mut String) {
 
 fn string_style(s: &str) -> Style {
     if s.contains('\n') {
-        return if s.chars().any(is_special_char) {
-            Style::DoubleQuoted
-        } else {
+        // A space before a line break, a trailing space or an unprintable character rule out
+        // the literal block; go-yaml falls back to double quotes then.
+        let literal_allowed =
+            !s.chars().any(is_special_char) && !s.contains(" \n") && !s.ends_with(' ');
+        return if literal_allowed {
             Style::Literal
+        } else {
+            Style::DoubleQuoted
         };
     }
     if resolves_to_non_string(s) {
@@ -169,12 +207,13 @@ fn string_style(s: &str) -> Style {
     }
 }
 
-/// Characters go-yaml refuses to print in plain or single-quoted style.
+/// Characters go-yaml refuses to print outside double quotes (it only prints line breaks and
+/// printable characters; a tab is not printable to it).
 fn is_special_char(c: char) -> bool {
     match c {
-        '\n' | '\t' => false,
-        '\u{feff}' => true,
-        c => c.is_control() || c == '\u{85}' || c == '\u{2028}' || c == '\u{2029}',
+        '\n' => false,
+        '\u{feff}' | '\u{2028}' | '\u{2029}' => true,
+        c => c.is_control(),
     }
 }
 
@@ -327,15 +366,30 @@ fn plain_allowed(s: &str) -> bool {
 fn write_double_quoted(s: &str, out: &mut String) {
     out.push('"');
     for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\t' => out.push_str("\\t"),
-            '\r' => out.push_str("\\r"),
-            '\0' => out.push_str("\\0"),
-            '\u{feff}' => out.push_str("\\uFEFF"),
-            c if is_special_char(c) => {
+        let escape = match c {
+            '\0' => Some('0'),
+            '\u{7}' => Some('a'),
+            '\u{8}' => Some('b'),
+            '\t' => Some('t'),
+            '\n' => Some('n'),
+            '\u{b}' => Some('v'),
+            '\u{c}' => Some('f'),
+            '\r' => Some('r'),
+            '\u{1b}' => Some('e'),
+            '"' => Some('"'),
+            '\\' => Some('\\'),
+            '\u{85}' => Some('N'),
+            '\u{a0}' => Some('_'),
+            '\u{2028}' => Some('L'),
+            '\u{2029}' => Some('P'),
+            _ => None,
+        };
+        match escape {
+            Some(e) => {
+                out.push('\\');
+                out.push(e);
+            }
+            None if is_special_char(c) => {
                 let code = c as u32;
                 if code <= 0xff {
                     out.push_str(&format!("\\x{code:02X}"));
@@ -345,7 +399,7 @@ fn write_double_quoted(s: &str, out: &mut String) {
                     out.push_str(&format!("\\U{code:08X}"));
                 }
             }
-            c => out.push(c),
+            None => out.push(c),
         }
     }
     out.push('"');
@@ -353,7 +407,7 @@ fn write_double_quoted(s: &str, out: &mut String) {
 
 fn write_literal(s: &str, indent: usize, out: &mut String) {
     out.push('|');
-    if s.starts_with(' ') {
+    if s.starts_with([' ', '\n']) {
         out.push_str(&INDENT.to_string());
     }
     let trailing_newlines = s.len() - s.trim_end_matches('\n').len();
@@ -481,6 +535,32 @@ mod tests {
         check_scalar("- x", "'- x'");
         check_scalar("fe80::1", "fe80::1");
         check_scalar("disk.wwid == 'x'", "disk.wwid == 'x'");
+    }
+
+    #[test]
+    fn special_strings() {
+        check_scalar("a\tb", "\"a\\tb\"");
+        check_scalar("line \nnext", "\"line \\nnext\"");
+        check_scalar("bell\u{7}", "\"bell\\a\"");
+        check_scalar("two\nlines", "|-\n    two\n    lines");
+        check_scalar(" indented\n", "|4\n     indented");
+    }
+
+    #[test]
+    fn floats_like_go() {
+        for (f, expect) in [
+            (1.5, "1.5"),
+            (2.0, "2"),
+            (1e6, "1e+06"),
+            (123456.0, "123456"),
+            (0.0001, "0.0001"),
+            (0.00001, "1e-05"),
+            (-2.5e-7, "-2.5e-07"),
+            (1e21, "1e+21"),
+            (1234567.0, "1.234567e+06"),
+        ] {
+            assert_eq!(format_float(f), expect, "{f}");
+        }
     }
 
     #[test]
