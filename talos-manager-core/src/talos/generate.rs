@@ -56,6 +56,18 @@ impl TalosVersion {
         }
     }
 
+    /// The Kubernetes version the last talosctl release of this line uses by default
+    /// (`--kubernetes-version` unset): 1.8.4, 1.9.6, 1.10.9, 1.11.6 and 1.12.0.
+    pub fn default_kubernetes_version(self) -> &'static str {
+        match self {
+            TalosVersion::V1_8 => "1.31.4",
+            TalosVersion::V1_9 => "1.32.4",
+            TalosVersion::V1_10 => "1.33.6",
+            TalosVersion::V1_11 => "1.34.1",
+            TalosVersion::V1_12 => "1.35.0",
+        }
+    }
+
     /// Whether generated configs are multi-document (HostnameConfig, RegistryMirrorConfig).
     pub fn multi_document(self) -> bool {
         self >= TalosVersion::V1_12
@@ -135,8 +147,11 @@ pub struct GenerateOptions {
 }
 
 impl GenerateOptions {
-    /// talosctl's defaults for a cluster name and endpoint: newest contract, `/dev/sda` is NOT
-    /// assumed (no install disk), discovery on, `cluster.local`.
+    /// The generator's defaults for a cluster name, endpoint and Kubernetes version: newest
+    /// contract, discovery on, `cluster.local`, no install disk or image.
+    ///
+    /// talosctl's *command line* additionally defaults `--install-disk` to `/dev/sda` and
+    /// `--install-image` to its own installer; a CLI mirroring it sets those fields.
     pub fn new(
         cluster_name: impl Into<String>,
         endpoint: impl Into<String>,

@@ -120,19 +120,26 @@ pub struct ConfigPatches {
 pub struct GenerateInput {
     /// Generator options (cluster name, endpoint, versions, install disk, …).
     pub options: GenerateOptions,
-    /// The three patch lists (already substituted).
+    /// The three patch lists, as written (with `${…}` variables).
     pub patches: ConfigPatches,
     /// Which config to return.
     pub machine_type: MachineType,
+    /// Values for `${…}` variables, substituted into every patch before it is loaded.
+    pub substitutions: Substitutions,
+    /// When set, the EPHEMERAL `VolumeConfig` document for this disk is appended to the
+    /// output, as the original app served it.
+    pub ephemeral_disk: Option<EphemeralDisk>,
 }
 
 impl GenerateInput {
-    /// An input without patches.
+    /// An input without patches, variables or ephemeral disk.
     pub fn new(options: GenerateOptions, machine_type: MachineType) -> GenerateInput {
         GenerateInput {
             options,
             patches: ConfigPatches::default(),
             machine_type,
+            substitutions: Substitutions::default(),
+            ephemeral_disk: None,
         }
     }
 }
@@ -191,10 +198,15 @@ impl ConfigEngine {
     /// As in talosctl, both machine types are generated and patched, so a control-plane patch
     /// that does not apply fails a worker config too.
     pub fn generate(input: &GenerateInput, secrets: &SecretsBundle) -> Result<String, ConfigError> {
-        ConfigEngine::generate_config(input, secrets).map(|config| config.to_yaml())
+        let yaml = ConfigEngine::generate_config(input, secrets)?.to_yaml();
+        Ok(match &input.ephemeral_disk {
+            Some(disk) => append_volume_config(&yaml, disk),
+            None => yaml,
+        })
     }
 
-    /// Like [`ConfigEngine::generate`], returning the document tree.
+    /// Like [`ConfigEngine::generate`], returning the document tree (without the appended
+    /// VolumeConfig).
     pub fn generate_config(
         input: &GenerateInput,
         secrets: &SecretsBundle,
@@ -204,10 +216,12 @@ impl ConfigEngine {
                 .iter()
                 .enumerate()
                 .map(|(patch_idx, text)| {
-                    Patch::parse(text).map_err(|source| ConfigError::LoadPatch {
-                        group,
-                        patch_idx,
-                        source,
+                    Patch::parse(&substitute(text, &input.substitutions)).map_err(|source| {
+                        ConfigError::LoadPatch {
+                            group,
+                            patch_idx,
+                            source,
+                        }
                     })
                 })
                 .collect()

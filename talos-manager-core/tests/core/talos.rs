@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use talos_manager_core::talos::{
     Cni, ConfigEngine, ConfigError, ConfigPatches, EphemeralDisk, GenerateInput, GenerateOptions,
     MachineConfig, MachineType, Patch, SecretsBundle, SecretsError, Substitutions, TalosVersion,
-    ValidationMode, append_volume_config, ephemeral_volume_config, substitute, validate, yaml,
+    ValidationMode, append_volume_config, ephemeral_volume_config, validate, yaml,
 };
 
 fn data_dir() -> PathBuf {
@@ -210,11 +210,11 @@ fn worker_case_input(dir: &Path) -> (GenerateInput, Substitutions) {
 fn original_app_worker_is_reproduced() {
     let dir = data_dir().join("original-app/worker-case");
     let (mut input, vars) = worker_case_input(&dir);
-    let patch = |name: &str| substitute(&read(&dir.join(name)), &vars);
+    input.substitutions = vars;
     input.patches = ConfigPatches {
-        all: vec![patch("patch.yaml")],
-        control_plane: vec![patch("patch-control-plane.yaml")],
-        worker: vec![patch("patch-worker.yaml")],
+        all: vec![read(&dir.join("patch.yaml"))],
+        control_plane: vec![read(&dir.join("patch-control-plane.yaml"))],
+        worker: vec![read(&dir.join("patch-worker.yaml"))],
     };
     let secrets =
         SecretsBundle::parse(&read(&data_dir().join("secrets/original-app-secrets.yaml"))).unwrap();
@@ -254,8 +254,17 @@ fn volume_config_matches_original_app() {
         let expected = read(&dir.join(format!("expected-{scheme}.yaml")));
         assert_same_text(&ephemeral_volume_config(&disk), &expected, scheme);
         let combined = append_volume_config("version: v1alpha1\n", &disk);
-        let documents = yaml::parse_documents(&combined).unwrap();
-        assert_eq!(documents.len(), 2);
+        assert_eq!(combined, format!("version: v1alpha1\n---\n{expected}"));
+        // Served configs carry it after the machine config, and still validate.
+        let secrets =
+            SecretsBundle::parse(&read(&data_dir().join("stability/secrets.yaml"))).unwrap();
+        let mut options = GenerateOptions::new("c", "https://c:6443", "1.30.1");
+        options.install_disk = Some("/dev/sda".into());
+        let mut input = GenerateInput::new(options, MachineType::Worker);
+        input.ephemeral_disk = Some(disk);
+        let served = ConfigEngine::generate(&input, &secrets).unwrap();
+        assert!(served.ends_with(&format!("---\n{expected}")));
+        assert_eq!(validate(&served, ValidationMode::Metal, true), []);
     }
 }
 
