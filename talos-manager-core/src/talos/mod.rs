@@ -15,6 +15,33 @@
 //! let yaml = ConfigEngine::generate(&input, &secrets).unwrap();
 //! assert!(yaml.contains("type: worker"));
 //! ```
+//!
+//! # How a config is made
+//!
+//! 1. Patches are substituted ([`substitute`]) and loaded ([`Patch::parse`]): strategic merge
+//!    patches are decoded strictly against the schema, JSON patches are recognised as a JSON
+//!    array or a YAML list of operations. Any load error is a [`ConfigError::LoadPatch`],
+//!    whose message is talosctl's `error parsing config JSON patch`.
+//! 2. Both machine types are generated for the version contract ([`TalosVersion`]) and
+//!    patched in talosctl's order: `--config-patch`, then the type's own patches.
+//! 3. The result is written in talosctl's canonical form: fields in Talos's declaration
+//!    order, empty optional fields left out, free-form maps in go-yaml's natural order,
+//!    go-yaml's quoting and 4-space indentation. The stability goldens of Talos 1.8 … 1.12 are
+//!    reproduced byte for byte.
+//!
+//! Documents are handled as [`yaml::Value`] trees; the schema (field order, types, list merge
+//! rules) is data distilled from Talos's published JSON schemas, so every document kind Talos
+//! knows is decoded strictly without a hand-written struct per kind.
+//!
+//! # Where it differs from talosctl, on purpose
+//!
+//! - An empty (or comment-only) patch is no patch. talosctl 1.12 fails on it because it is an
+//!   empty JSON patch on a multi-document config.
+//! - Errors name paths (`machine.network.nameservers`) where go-yaml names line numbers.
+//! - `${…}` variables without a value are left in place ([`unknown_variables`] lists them).
+//! - Only the plain output (`--with-docs=false --with-examples=false`) is produced.
+//! - The RSA service-account key of a new bundle comes from the crypto library's own
+//!   generator: it cannot take the caller's [`RandomSource`].
 
 mod client_config;
 mod document;
