@@ -1,5 +1,10 @@
-//! The integration tests of talos-manager-core, one module per feature.
+//! The integration tests of talos-manager-core, in one binary (faster to build and run).
 
-/// The Talos engine against golden data from talosctl and the original app.
-#[path = "core/talos.rs"]
-mod talos;
+mod core {
+    // Storage on both backends: every test runs as `<name>::sqlite` and `<name>::postgres`.
+    mod store;
+    // The SQLite and PostgreSQL migrations produce the same schema.
+    mod migrations;
+    // The Talos engine against golden data from talosctl and the original app.
+    mod talos;
+}

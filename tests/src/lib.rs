@@ -1,1 +1,5 @@
-//! Harness for the end-to-end tests: locating the built binaries and running them.
+//! End-to-end tests across binaries: Terraform driving `terraform-provider-talosmanager` against
+//! a running `talos-manager`, a Talos "node" fetching its config, an install over real SSH.
+//!
+//! The flows arrive with the features they exercise (see docs/testing.md); tests of a single
+//! crate live in that crate's own `tests/` folder.

@@ -233,7 +233,7 @@ impl MachineConfig {
     /// wrong type, unknown kinds and duplicate documents are errors.
     pub fn parse(text: &str) -> Result<MachineConfig, LoadError> {
         let raw = yaml::parse_documents(text).map_err(|e| LoadError::Syntax {
-            message: error_chain(&e),
+            message: crate::error_chain(&e).to_string(),
         })?;
         let mut documents: Vec<Value> = Vec::with_capacity(raw.len());
         for (document_idx, doc) in raw.into_iter().enumerate() {
@@ -288,18 +288,6 @@ pub(crate) fn canonical_document(doc: &Value) -> Value {
         Ok(def) => schema::canonicalize(doc, &Ty::Ref(def)),
         Err(_) => doc.clone(),
     }
-}
-
-/// Formats an error with its causes, `a: b: c`.
-pub(crate) fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }
 
 #[cfg(test)]

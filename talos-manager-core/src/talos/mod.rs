@@ -55,8 +55,7 @@ mod validate;
 mod volume;
 pub mod yaml;
 
-use std::fmt;
-
+pub use crate::Issue;
 pub use client_config::{ClientConfigError, admin_kubeconfig, talosconfig};
 pub use document::{DecodeIssue, LoadError, MachineConfig};
 pub use generate::{Cni, EndpointError, GenerateOptions, MachineType, TalosVersion, endpoint_host};
@@ -92,30 +91,6 @@ impl RandomSource for SystemRandom {
     }
 }
 
-/// One problem found in a config or bundle, with where it is.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Issue {
-    /// Dotted path of the field (`machine.network.nameservers`), empty for the whole document.
-    pub path: String,
-    /// What is wrong, in talosctl's words where it has some.
-    pub message: String,
-}
-
-impl Issue {
-    pub(crate) fn new(path: &str, message: impl Into<String>) -> Issue {
-        Issue {
-            path: path.to_owned(),
-            message: message.into(),
-        }
-    }
-}
-
-impl fmt::Display for Issue {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.message)
-    }
-}
-
 /// Formats issues as talosctl prints a multi-error:
 /// `2 errors occurred:\n\t* first\n\t* second` (without the trailing blank line).
 pub fn format_issues(issues: &[Issue]) -> String {
@@ -126,7 +101,7 @@ pub fn format_issues(issues: &[Issue]) -> String {
     };
     for issue in issues {
         text.push_str("\n\t* ");
-        text.push_str(&issue.to_string());
+        text.push_str(&issue.message);
     }
     text
 }

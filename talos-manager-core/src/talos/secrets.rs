@@ -81,7 +81,7 @@ impl SecretsBundle {
     /// are ignored, as talosctl does; every missing or unusable field is reported.
     pub fn parse(text: &str) -> Result<SecretsBundle, SecretsError> {
         let root = yaml::parse(text).map_err(|e| SecretsError::Syntax {
-            message: super::document::error_chain(&e),
+            message: crate::error_chain(&e).to_string(),
         })?;
         let mut issues = Vec::new();
         let text_at = |path: &str| -> Option<String> {

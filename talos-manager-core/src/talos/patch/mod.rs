@@ -104,7 +104,7 @@ impl Patch {
 fn load_strategic(text: &str) -> Result<StrategicPatch, PatchLoadError> {
     let raw = yaml::parse_documents(text).map_err(|e| {
         PatchLoadError::Strategic(LoadError::Syntax {
-            message: document::error_chain(&e),
+            message: crate::error_chain(&e).to_string(),
         })
     })?;
     let mut documents: Vec<Value> = Vec::new();

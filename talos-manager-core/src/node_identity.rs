@@ -1,0 +1,236 @@
+//! A node's identity within its cluster: its role, hostname and private IP, with the naming
+//! conventions of the original app (`worker-3` → `10.0.1.3`).
+
+use crate::store::MachineConfigFields;
+use crate::validation::{Issue, ValidationError};
+
+/// What a node is in its cluster.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum NodeRole {
+    /// Runs etcd and the Kubernetes control plane.
+    ControlPlane,
+    /// Runs workloads.
+    Worker,
+}
+
+impl NodeRole {
+    /// A server whose name contains `control-plane` is a control plane; every other is a worker.
+    pub fn from_server_name(name: &str) -> NodeRole {
+        if name.contains("control-plane") {
+            NodeRole::ControlPlane
+        } else {
+            NodeRole::Worker
+        }
+    }
+
+    /// `controlplane` or `worker`, as Talos's machine types.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NodeRole::ControlPlane => "controlplane",
+            NodeRole::Worker => "worker",
+        }
+    }
+}
+
+/// The number a hostname ends with (`worker-12` → 12).
+pub fn hostname_number(hostname: &str) -> Option<u32> {
+    let (_, number) = hostname.rsplit_once('-')?;
+    if number.is_empty() || !number.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    number.parse().ok()
+}
+
+/// The private IP the naming convention gives a server: `10.0.0.N` for names containing
+/// `control-plane`, `10.0.2.N` for `database`, `10.0.7.N` for `standby`, `10.0.1.N` for other
+/// names, N being the number the name ends with. `None` when the name ends with no number or
+/// one above 254.
+pub fn default_private_ip(name: &str) -> Option<String> {
+    let number = hostname_number(name).filter(|n| (1..=254).contains(n))?;
+    let subnet = if name.contains("control-plane") {
+        0
+    } else if name.contains("database") {
+        2
+    } else if name.contains("standby") {
+        7
+    } else {
+        1
+    };
+    Some(format!("10.0.{subnet}.{number}"))
+}
+
+fn is_valid_hostname(hostname: &str) -> bool {
+    let Some((prefix, _)) = hostname.rsplit_once('-') else {
+        return false;
+    };
+    hostname.len() <= 63
+        && hostname_number(hostname).is_some()
+        && !prefix.is_empty()
+        && prefix.bytes().all(|b| b.is_ascii_lowercase() || b == b'-')
+}
+
+impl MachineConfigFields {
+    /// Checks the hostname (`[a-z-]+-N`), the private IP (`10.0.x.N`, N matching the
+    /// hostname), the install disk and the ephemeral disk identifier. Returns every issue.
+    pub fn validate(&self) -> Result<(), ValidationError> {
+        let mut issues = Vec::new();
+        if self.hostname.is_empty() {
+            issues.push(Issue::new("hostname", "can't be blank"));
+        } else if !is_valid_hostname(&self.hostname) {
+            issues.push(Issue::new(
+                "hostname",
+                "must contain only lowercase ASCII and dash and must end with -<number>",
+            ));
+        }
+        match self.private_ip.parse::<std::net::Ipv4Addr>() {
+            _ if self.private_ip.is_empty() => {
+                issues.push(Issue::new("private_ip", "can't be blank"))
+            }
+            Ok(ip) if ip.octets()[..2] == [10, 0] => {
+                let ip_number = u32::from(ip.octets()[3]);
+                if let Some(host_number) = hostname_number(&self.hostname)
+                    && is_valid_hostname(&self.hostname)
+                    && host_number != ip_number
+                {
+                    issues.push(Issue::new(
+                        "private_ip",
+                        format!(
+                            "last octet must match the hostname number (expected '{host_number}', got '{ip_number}')"
+                        ),
+                    ));
+                }
+            }
+            _ => issues.push(Issue::new(
+                "private_ip",
+                "must be a valid IPv4 address and begin with 10.0.",
+            )),
+        }
+        if self.install_disk.is_empty() {
+            issues.push(Issue::new("install_disk", "can't be blank"));
+        } else if !self.install_disk.starts_with("/dev/") {
+            issues.push(Issue::new(
+                "install_disk",
+                "must be a device path like /dev/nvme0n1",
+            ));
+        }
+        if let Some(identifier) = &self.ephemeral_disk_identifier {
+            let valid = identifier
+                .split_once(':')
+                .is_some_and(|(kind, value)| matches!(kind, "wwid" | "uuid") && !value.is_empty());
+            if !valid {
+                issues.push(Issue::new(
+                    "ephemeral_disk_identifier",
+                    "must be wwid:<disk wwid> or uuid:<md array uuid>",
+                ));
+            }
+        }
+        ValidationError::check("machine config", issues)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ids::ConfigId;
+
+    #[track_caller]
+    fn check_machine_config(
+        hostname: &str,
+        private_ip: &str,
+        disk: &str,
+        ephemeral: Option<&str>,
+        expect: &[&str],
+    ) {
+        let fields = MachineConfigFields {
+            config_id: ConfigId(1),
+            hostname: hostname.into(),
+            private_ip: private_ip.into(),
+            install_disk: disk.into(),
+            ephemeral_disk_identifier: ephemeral.map(Into::into),
+        };
+        let issues: Vec<String> = fields
+            .validate()
+            .err()
+            .map(|e| e.issues.iter().map(ToString::to_string).collect())
+            .unwrap_or_default();
+        assert_eq!(issues, expect);
+    }
+
+    #[test]
+    fn valid_machine_configs() {
+        check_machine_config("worker-1", "10.0.1.1", "/dev/nvme0n1", None, &[]);
+        check_machine_config(
+            "big-control-plane-12",
+            "10.0.0.12",
+            "/dev/sda",
+            Some("uuid:1a46:2672"),
+            &[],
+        );
+        check_machine_config(
+            "db-3",
+            "10.0.2.3",
+            "/dev/sda",
+            Some("wwid:eui.3634463052802972"),
+            &[],
+        );
+    }
+
+    #[test]
+    fn every_problem_is_reported() {
+        check_machine_config(
+            "Worker_1",
+            "192.168.0.1",
+            "nvme0n1",
+            Some("serial:123"),
+            &[
+                "hostname: must contain only lowercase ASCII and dash and must end with -<number>",
+                "private_ip: must be a valid IPv4 address and begin with 10.0.",
+                "install_disk: must be a device path like /dev/nvme0n1",
+                "ephemeral_disk_identifier: must be wwid:<disk wwid> or uuid:<md array uuid>",
+            ],
+        );
+        check_machine_config(
+            "worker-2",
+            "10.0.1.3",
+            "/dev/sda",
+            None,
+            &["private_ip: last octet must match the hostname number (expected '2', got '3')"],
+        );
+        check_machine_config(
+            "",
+            "",
+            "",
+            None,
+            &[
+                "hostname: can't be blank",
+                "private_ip: can't be blank",
+                "install_disk: can't be blank",
+            ],
+        );
+    }
+
+    #[test]
+    fn naming_conventions() {
+        assert_eq!(
+            default_private_ip("control-plane-1").as_deref(),
+            Some("10.0.0.1")
+        );
+        assert_eq!(default_private_ip("worker-7").as_deref(), Some("10.0.1.7"));
+        assert_eq!(
+            default_private_ip("database-2").as_deref(),
+            Some("10.0.2.2")
+        );
+        assert_eq!(
+            default_private_ip("standby-database-4").as_deref(),
+            Some("10.0.2.4")
+        );
+        assert_eq!(default_private_ip("standby-9").as_deref(), Some("10.0.7.9"));
+        assert_eq!(default_private_ip("worker"), None);
+        assert_eq!(default_private_ip("worker-300"), None);
+        assert_eq!(
+            NodeRole::from_server_name("eu-control-plane-1"),
+            NodeRole::ControlPlane
+        );
+        assert_eq!(NodeRole::from_server_name("worker-1").as_str(), "worker");
+    }
+}

@@ -1,0 +1,116 @@
+//! Clusters: a name, an endpoint and the Talos secrets bundle (stored encrypted).
+
+use time::OffsetDateTime;
+
+use super::{Store, StoreError, now, on_pool, sql};
+use crate::Secret;
+use crate::ids::{ClusterId, VswitchId};
+
+const SECRETS_COLUMN: &str = "clusters.secrets";
+
+/// A Talos cluster as listed; its secrets bundle is read on its own with
+/// [`Store::cluster_secrets`].
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct Cluster {
+    /// Its id.
+    pub id: ClusterId,
+    /// Its name (`[a-z0-9-]+`), unique.
+    pub name: String,
+    /// The Kubernetes API endpoint, `https://host:port`.
+    pub endpoint: String,
+    /// The vSwitch whose VLAN fills `${vlan}`, if any.
+    pub vswitch_id: Option<VswitchId>,
+    /// When it was created.
+    pub created_at: OffsetDateTime,
+    /// When it last changed.
+    pub updated_at: OffsetDateTime,
+}
+
+/// What a cluster is created or replaced with.
+#[derive(Debug, Clone)]
+pub struct ClusterFields {
+    /// Its name (`[a-z0-9-]+`), unique.
+    pub name: String,
+    /// The Kubernetes API endpoint, `https://host:port`.
+    pub endpoint: String,
+    /// The vSwitch whose VLAN fills `${vlan}`, if any.
+    pub vswitch_id: Option<VswitchId>,
+}
+
+const COLUMNS: &str = "id, name, endpoint, vswitch_id, created_at, updated_at";
+
+impl Store {
+    /// Adds a cluster with its secrets bundle (YAML as `talosctl gen secrets` writes it).
+    pub async fn create_cluster(
+        &self,
+        fields: &ClusterFields,
+        secrets: &Secret<String>,
+    ) -> Result<Cluster, StoreError> {
+        let sql = sql!(
+            "INSERT INTO clusters (name, endpoint, vswitch_id, secrets, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $5) RETURNING {COLUMNS}"
+        );
+        let ciphertext = self.cipher.encrypt_str(SECRETS_COLUMN, secrets);
+        on_pool!(self, |pool| sqlx::query_as(sql)
+            .bind(&fields.name)
+            .bind(&fields.endpoint)
+            .bind(fields.vswitch_id)
+            .bind(&ciphertext)
+            .bind(now())
+            .fetch_one(pool)
+            .await)
+        .map_err(|e| StoreError::from_write("cluster", "insert cluster", e))
+    }
+
+    /// Every cluster, by name.
+    pub async fn list_clusters(&self) -> Result<Vec<Cluster>, StoreError> {
+        self.list_rows("clusters", COLUMNS, "name").await
+    }
+
+    /// One cluster.
+    pub async fn get_cluster(&self, id: ClusterId) -> Result<Cluster, StoreError> {
+        self.get_row("clusters", COLUMNS, "cluster", id.0).await
+    }
+
+    /// The decrypted secrets bundle of a cluster.
+    pub async fn cluster_secrets(&self, id: ClusterId) -> Result<Secret<String>, StoreError> {
+        let sql = "SELECT secrets FROM clusters WHERE id = $1";
+        let ciphertext: Option<Vec<u8>> = on_pool!(self, |pool| sqlx::query_scalar(sql)
+            .bind(id)
+            .fetch_optional(pool)
+            .await)
+        .map_err(StoreError::query("get cluster secrets"))?;
+        let ciphertext = ciphertext.ok_or_else(|| StoreError::not_found("cluster", id))?;
+        Ok(self.cipher.decrypt_str(SECRETS_COLUMN, &ciphertext)?)
+    }
+
+    /// Replaces a cluster's fields and, when given, its secrets bundle.
+    pub async fn update_cluster(
+        &self,
+        id: ClusterId,
+        fields: &ClusterFields,
+        secrets: Option<&Secret<String>>,
+    ) -> Result<Cluster, StoreError> {
+        let ciphertext = secrets.map(|secrets| self.cipher.encrypt_str(SECRETS_COLUMN, secrets));
+        let sql = sql!(
+            "UPDATE clusters SET name = $2, endpoint = $3, vswitch_id = $4, \
+             secrets = COALESCE($5, secrets), updated_at = $6 WHERE id = $1 RETURNING {COLUMNS}"
+        );
+        let cluster: Option<Cluster> = on_pool!(self, |pool| sqlx::query_as(sql)
+            .bind(id)
+            .bind(&fields.name)
+            .bind(&fields.endpoint)
+            .bind(fields.vswitch_id)
+            .bind(&ciphertext)
+            .bind(now())
+            .fetch_optional(pool)
+            .await)
+        .map_err(|e| StoreError::from_write("cluster", "update cluster", e))?;
+        cluster.ok_or_else(|| StoreError::not_found("cluster", id))
+    }
+
+    /// Deletes a cluster; its servers are detached, not deleted.
+    pub async fn delete_cluster(&self, id: ClusterId) -> Result<(), StoreError> {
+        self.delete_row("clusters", "cluster", id.0).await
+    }
+}

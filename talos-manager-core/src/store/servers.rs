@@ -1,0 +1,435 @@
+//! Servers: the fleet as synced from the providers, plus what talos-manager learnt about each.
+
+use time::OffsetDateTime;
+
+use super::provider_accounts::ProviderKind;
+use super::{Store, StoreError, now, on_pool, sql};
+use crate::ids::{ClusterId, ProviderAccountId, SchematicId, ServerId, VswitchId};
+
+/// A CPU architecture Talos images exist for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Architecture {
+    /// x86-64.
+    Amd64,
+    /// 64-bit ARM (Robot `RX…` products, Cloud `arm` server types).
+    Arm64,
+}
+
+impl Architecture {
+    /// `amd64` or `arm64`, as in Talos image names.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Architecture::Amd64 => "amd64",
+            Architecture::Arm64 => "arm64",
+        }
+    }
+
+    fn parse(value: &str) -> Result<Self, StoreError> {
+        match value {
+            "amd64" => Ok(Architecture::Amd64),
+            "arm64" => Ok(Architecture::Arm64),
+            _ => Err(StoreError::Corrupt {
+                column: "servers.architecture",
+                value: value.to_owned(),
+            }),
+        }
+    }
+}
+
+/// What a provider reports about a server; sync writes it with [`Store::upsert_server`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServerInventory {
+    /// Robot or Cloud.
+    pub provider: ProviderKind,
+    /// The Robot server number or Cloud server id.
+    pub provider_id: String,
+    /// The name at the provider.
+    pub name: String,
+    /// The public IPv4 address, if it has one.
+    pub ipv4: Option<String>,
+    /// The public IPv6 network or address, if any.
+    pub ipv6: Option<String>,
+    /// The product or server type (`AX41-NVMe`, `cx22`).
+    pub product: String,
+    /// The data center or location (`FSN1-DC14`, `fsn1`).
+    pub data_center: String,
+    /// The provider's status (`ready`, `running`, …).
+    pub status: String,
+    /// Whether the server is cancelled at the provider.
+    pub cancelled: bool,
+    /// Its CPU architecture.
+    pub architecture: Architecture,
+    /// The Robot vSwitch it is attached to, if any.
+    pub vswitch_id: Option<VswitchId>,
+}
+
+/// What [`Store::upsert_server`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ServerUpsert {
+    /// A server new to talos-manager.
+    Inserted,
+    /// A known server whose provider data was written again.
+    Updated,
+}
+
+/// What probing a server over SSH found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProbeResult {
+    /// Whether the server is in rescue and reachable.
+    pub accessible: bool,
+    /// The SMBIOS UUID (`dmidecode -s system-uuid`), when in rescue.
+    pub uuid: Option<String>,
+    /// The disks (`lsblk --json`), when in rescue.
+    pub lsblk: Option<String>,
+}
+
+/// A server as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Server {
+    /// Its id here.
+    pub id: ServerId,
+    /// The account it was synced from.
+    pub provider_account_id: ProviderAccountId,
+    /// What the provider reports.
+    pub inventory: ServerInventory,
+    /// The cluster it belongs to, if any.
+    pub cluster_id: Option<ClusterId>,
+    /// Whether it is in rescue and reachable over SSH (last probe).
+    pub accessible: bool,
+    /// Its SMBIOS UUID, recorded in rescue.
+    pub uuid: Option<String>,
+    /// Its disks as `lsblk --json` printed them in rescue.
+    pub lsblk: Option<String>,
+    /// The disk Talos was written to.
+    pub bootstrap_disk: Option<String>,
+    /// That disk's WWID, for `${bootstrap_disk_wwid}`.
+    pub bootstrap_disk_wwid: Option<String>,
+    /// The Image Factory schematic chosen for it, if not the default.
+    pub schematic_id: Option<SchematicId>,
+    /// When rescue was last activated through the provider.
+    pub rescue_activated_at: Option<OffsetDateTime>,
+    /// When it last asked for its config.
+    pub last_request_for_configuration_at: Option<OffsetDateTime>,
+    /// When it was last served a config.
+    pub last_configured_at: Option<OffsetDateTime>,
+    /// When its labels and taints were last applied.
+    pub label_and_taint_job_completed_at: Option<OffsetDateTime>,
+    /// When it was first synced.
+    pub created_at: OffsetDateTime,
+    /// When it last changed.
+    pub updated_at: OffsetDateTime,
+}
+
+#[derive(sqlx::FromRow)]
+struct Row {
+    id: ServerId,
+    provider: String,
+    provider_id: String,
+    provider_account_id: ProviderAccountId,
+    name: String,
+    ipv4: Option<String>,
+    ipv6: Option<String>,
+    product: String,
+    data_center: String,
+    status: String,
+    cancelled: bool,
+    architecture: String,
+    vswitch_id: Option<VswitchId>,
+    cluster_id: Option<ClusterId>,
+    accessible: bool,
+    uuid: Option<String>,
+    lsblk: Option<String>,
+    bootstrap_disk: Option<String>,
+    bootstrap_disk_wwid: Option<String>,
+    schematic_id: Option<SchematicId>,
+    rescue_activated_at: Option<OffsetDateTime>,
+    last_request_for_configuration_at: Option<OffsetDateTime>,
+    last_configured_at: Option<OffsetDateTime>,
+    label_and_taint_job_completed_at: Option<OffsetDateTime>,
+    created_at: OffsetDateTime,
+    updated_at: OffsetDateTime,
+}
+
+impl TryFrom<Row> for Server {
+    type Error = StoreError;
+    fn try_from(row: Row) -> Result<Self, StoreError> {
+        Ok(Server {
+            id: row.id,
+            provider_account_id: row.provider_account_id,
+            inventory: ServerInventory {
+                provider: ProviderKind::parse("servers.provider", &row.provider)?,
+                provider_id: row.provider_id,
+                name: row.name,
+                ipv4: row.ipv4,
+                ipv6: row.ipv6,
+                product: row.product,
+                data_center: row.data_center,
+                status: row.status,
+                cancelled: row.cancelled,
+                architecture: Architecture::parse(&row.architecture)?,
+                vswitch_id: row.vswitch_id,
+            },
+            cluster_id: row.cluster_id,
+            accessible: row.accessible,
+            uuid: row.uuid,
+            lsblk: row.lsblk,
+            bootstrap_disk: row.bootstrap_disk,
+            bootstrap_disk_wwid: row.bootstrap_disk_wwid,
+            schematic_id: row.schematic_id,
+            rescue_activated_at: row.rescue_activated_at,
+            last_request_for_configuration_at: row.last_request_for_configuration_at,
+            last_configured_at: row.last_configured_at,
+            label_and_taint_job_completed_at: row.label_and_taint_job_completed_at,
+            created_at: row.created_at,
+            updated_at: row.updated_at,
+        })
+    }
+}
+
+const COLUMNS: &str = "id, provider, provider_id, provider_account_id, name, ipv4, ipv6, product, \
+    data_center, status, cancelled, architecture, vswitch_id, cluster_id, accessible, uuid, lsblk, \
+    bootstrap_disk, bootstrap_disk_wwid, schematic_id, rescue_activated_at, \
+    last_request_for_configuration_at, last_configured_at, label_and_taint_job_completed_at, \
+    created_at, updated_at";
+
+fn into_servers(rows: Vec<Row>) -> Result<Vec<Server>, StoreError> {
+    rows.into_iter().map(TryInto::try_into).collect()
+}
+
+impl Store {
+    /// Writes what a provider reports about a server, keyed by (provider, provider id). Fields
+    /// talos-manager owns (cluster, probe results, timestamps) are kept.
+    pub async fn upsert_server(
+        &self,
+        provider_account_id: ProviderAccountId,
+        inventory: &ServerInventory,
+    ) -> Result<(Server, ServerUpsert), StoreError> {
+        // `created_at = updated_at` only on the row just inserted tells the two cases apart.
+        let sql = sql!(
+            "INSERT INTO servers (provider, provider_id, provider_account_id, name, ipv4, ipv6, \
+             product, data_center, status, cancelled, architecture, vswitch_id, accessible, \
+             created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, FALSE, $13, $13) \
+             ON CONFLICT (provider, provider_id) DO UPDATE SET provider_account_id = $3, \
+             name = $4, ipv4 = $5, ipv6 = $6, product = $7, data_center = $8, status = $9, \
+             cancelled = $10, architecture = $11, vswitch_id = $12, updated_at = $13 \
+             RETURNING {COLUMNS}"
+        );
+        let now = now();
+        let row: Row = on_pool!(self, |pool| sqlx::query_as(sql)
+            .bind(inventory.provider.as_str())
+            .bind(&inventory.provider_id)
+            .bind(provider_account_id)
+            .bind(&inventory.name)
+            .bind(&inventory.ipv4)
+            .bind(&inventory.ipv6)
+            .bind(&inventory.product)
+            .bind(&inventory.data_center)
+            .bind(&inventory.status)
+            .bind(inventory.cancelled)
+            .bind(inventory.architecture.as_str())
+            .bind(inventory.vswitch_id)
+            .bind(now)
+            .fetch_one(pool)
+            .await)
+        .map_err(|e| StoreError::from_write("server", "upsert server", e))?;
+        let server = Server::try_from(row)?;
+        let outcome = if server.created_at == now {
+            ServerUpsert::Inserted
+        } else {
+            ServerUpsert::Updated
+        };
+        Ok((server, outcome))
+    }
+
+    /// Every server, by cluster then name.
+    pub async fn list_servers(&self) -> Result<Vec<Server>, StoreError> {
+        let rows: Vec<Row> = self
+            .list_rows("servers", COLUMNS, "cluster_id, name, id")
+            .await?;
+        into_servers(rows)
+    }
+
+    /// One server.
+    pub async fn get_server(&self, id: ServerId) -> Result<Server, StoreError> {
+        let row: Row = self.get_row("servers", COLUMNS, "server", id.0).await?;
+        row.try_into()
+    }
+
+    /// The server with that provider id.
+    pub async fn get_server_by_provider_id(
+        &self,
+        provider: ProviderKind,
+        provider_id: &str,
+    ) -> Result<Server, StoreError> {
+        let sql = sql!("SELECT {COLUMNS} FROM servers WHERE provider = $1 AND provider_id = $2");
+        let row: Option<Row> = on_pool!(self, |pool| sqlx::query_as(sql)
+            .bind(provider.as_str())
+            .bind(provider_id)
+            .fetch_optional(pool)
+            .await)
+        .map_err(StoreError::query("get server by provider id"))?;
+        row.ok_or_else(|| StoreError::not_found("server", format!("{provider} {provider_id}")))?
+            .try_into()
+    }
+
+    /// The servers whose public IPv4 address is `ipv4` (normally one).
+    pub async fn find_servers_by_ipv4(&self, ipv4: &str) -> Result<Vec<Server>, StoreError> {
+        let sql = sql!("SELECT {COLUMNS} FROM servers WHERE ipv4 = $1 ORDER BY id");
+        let rows: Vec<Row> = on_pool!(self, |pool| sqlx::query_as(sql)
+            .bind(ipv4)
+            .fetch_all(pool)
+            .await)
+        .map_err(StoreError::query("find servers by ipv4"))?;
+        into_servers(rows)
+    }
+
+    /// The servers whose SMBIOS UUID is `uuid` (normally one).
+    pub async fn find_servers_by_uuid(&self, uuid: &str) -> Result<Vec<Server>, StoreError> {
+        let sql = sql!("SELECT {COLUMNS} FROM servers WHERE uuid = $1 ORDER BY id");
+        let rows: Vec<Row> = on_pool!(self, |pool| sqlx::query_as(sql)
+            .bind(uuid)
+            .fetch_all(pool)
+            .await)
+        .map_err(StoreError::query("find servers by uuid"))?;
+        into_servers(rows)
+    }
+
+    /// Sets the fields an operator edits: name, cluster, vSwitch and schematic.
+    pub async fn update_server_assignment(
+        &self,
+        id: ServerId,
+        name: &str,
+        cluster_id: Option<ClusterId>,
+        vswitch_id: Option<VswitchId>,
+        schematic_id: Option<SchematicId>,
+    ) -> Result<Server, StoreError> {
+        let sql = sql!(
+            "UPDATE servers SET name = $2, cluster_id = $3, vswitch_id = $4, schematic_id = $5, \
+             updated_at = $6 WHERE id = $1 RETURNING {COLUMNS}"
+        );
+        let row: Option<Row> = on_pool!(self, |pool| sqlx::query_as(sql)
+            .bind(id)
+            .bind(name)
+            .bind(cluster_id)
+            .bind(vswitch_id)
+            .bind(schematic_id)
+            .bind(now())
+            .fetch_optional(pool)
+            .await)
+        .map_err(|e| StoreError::from_write("server", "update server", e))?;
+        row.ok_or_else(|| StoreError::not_found("server", id))?
+            .try_into()
+    }
+
+    /// Records what probing the server over SSH found.
+    pub async fn record_probe(&self, id: ServerId, probe: &ProbeResult) -> Result<(), StoreError> {
+        let sql = "UPDATE servers SET accessible = $2, uuid = COALESCE($3, uuid), \
+                   lsblk = COALESCE($4, lsblk), updated_at = $5 WHERE id = $1";
+        on_pool!(self, |pool| sqlx::query(sql)
+            .bind(id)
+            .bind(probe.accessible)
+            .bind(&probe.uuid)
+            .bind(&probe.lsblk)
+            .bind(now())
+            .execute(pool)
+            .await
+            .map(|r| r.rows_affected()))
+        .map_err(StoreError::query("record probe"))
+        .and_then(|n_rows| expect_one_row(n_rows, id))
+    }
+
+    /// Records the disk Talos was written to.
+    pub async fn record_bootstrap_disk(
+        &self,
+        id: ServerId,
+        disk: &str,
+        wwid: Option<&str>,
+    ) -> Result<(), StoreError> {
+        let sql = "UPDATE servers SET bootstrap_disk = $2, bootstrap_disk_wwid = $3, \
+                   updated_at = $4 WHERE id = $1";
+        on_pool!(self, |pool| sqlx::query(sql)
+            .bind(id)
+            .bind(disk)
+            .bind(wwid)
+            .bind(now())
+            .execute(pool)
+            .await
+            .map(|r| r.rows_affected()))
+        .map_err(StoreError::query("record bootstrap disk"))
+        .and_then(|n_rows| expect_one_row(n_rows, id))
+    }
+
+    /// Records that the server asked for its config at `at`, and whether it was served one.
+    pub async fn record_config_request(
+        &self,
+        id: ServerId,
+        at: OffsetDateTime,
+        served: bool,
+    ) -> Result<(), StoreError> {
+        let sql = "UPDATE servers SET last_request_for_configuration_at = $2, \
+                   last_configured_at = CASE WHEN $3 THEN $2 ELSE NULL END WHERE id = $1";
+        on_pool!(self, |pool| sqlx::query(sql)
+            .bind(id)
+            .bind(at)
+            .bind(served)
+            .execute(pool)
+            .await
+            .map(|r| r.rows_affected()))
+        .map_err(StoreError::query("record config request"))
+        .and_then(|n_rows| expect_one_row(n_rows, id))
+    }
+
+    /// Marks a server as configured at `at`, for nodes configured outside talos-manager.
+    pub async fn mark_server_configured(
+        &self,
+        id: ServerId,
+        at: OffsetDateTime,
+    ) -> Result<(), StoreError> {
+        let sql = "UPDATE servers SET last_configured_at = $2 WHERE id = $1";
+        on_pool!(self, |pool| sqlx::query(sql)
+            .bind(id)
+            .bind(at)
+            .execute(pool)
+            .await
+            .map(|r| r.rows_affected()))
+        .map_err(StoreError::query("mark server configured"))
+        .and_then(|n_rows| expect_one_row(n_rows, id))
+    }
+
+    /// Deletes the servers of an account whose provider ids are not in `keep` (they vanished
+    /// at the provider), with their machine configs, and returns them.
+    pub async fn delete_servers_not_in(
+        &self,
+        provider_account_id: ProviderAccountId,
+        keep: &[String],
+    ) -> Result<Vec<Server>, StoreError> {
+        let servers: Vec<Server> = self
+            .list_servers()
+            .await?
+            .into_iter()
+            .filter(|server| {
+                server.provider_account_id == provider_account_id
+                    && !keep.contains(&server.inventory.provider_id)
+            })
+            .collect();
+        for server in &servers {
+            self.delete_row("servers", "server", server.id.0).await?;
+        }
+        Ok(servers)
+    }
+
+    /// Deletes a server and its machine config.
+    pub async fn delete_server(&self, id: ServerId) -> Result<(), StoreError> {
+        self.delete_row("servers", "server", id.0).await
+    }
+}
+
+fn expect_one_row(n_rows: u64, id: ServerId) -> Result<(), StoreError> {
+    if n_rows == 0 {
+        Err(StoreError::not_found("server", id))
+    } else {
+        Ok(())
+    }
+}

@@ -1,0 +1,61 @@
+//! Settings: the one row of defaults for bootstrapping (Talos version, default schematic).
+
+use time::OffsetDateTime;
+
+use super::{Store, StoreError, now, on_pool};
+use crate::ids::SchematicId;
+
+/// The Talos version bootstrapped when nothing else was chosen.
+pub const DEFAULT_TALOS_VERSION: &str = "v1.10.4";
+
+/// The bootstrap defaults.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct Settings {
+    /// The default Talos version, `vX.Y.Z`.
+    pub talos_version: String,
+    /// The schematic used when a server has none of its own.
+    pub default_schematic_id: Option<SchematicId>,
+    /// When the settings last changed; `None` while they are the built-in defaults.
+    pub updated_at: Option<OffsetDateTime>,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            talos_version: DEFAULT_TALOS_VERSION.to_owned(),
+            default_schematic_id: None,
+            updated_at: None,
+        }
+    }
+}
+
+impl Store {
+    /// The settings, or the built-in defaults when none were saved.
+    pub async fn settings(&self) -> Result<Settings, StoreError> {
+        let sql =
+            "SELECT talos_version, default_schematic_id, updated_at FROM settings WHERE id = 1";
+        let settings: Option<Settings> =
+            on_pool!(self, |pool| sqlx::query_as(sql).fetch_optional(pool).await)
+                .map_err(StoreError::query("get settings"))?;
+        Ok(settings.unwrap_or_default())
+    }
+
+    /// Saves the settings.
+    pub async fn update_settings(
+        &self,
+        talos_version: &str,
+        default_schematic_id: Option<SchematicId>,
+    ) -> Result<Settings, StoreError> {
+        let sql = "INSERT INTO settings (id, talos_version, default_schematic_id, updated_at) \
+                   VALUES (1, $1, $2, $3) ON CONFLICT (id) DO UPDATE SET talos_version = $1, \
+                   default_schematic_id = $2, updated_at = $3 \
+                   RETURNING talos_version, default_schematic_id, updated_at";
+        on_pool!(self, |pool| sqlx::query_as(sql)
+            .bind(talos_version)
+            .bind(default_schematic_id)
+            .bind(now())
+            .fetch_one(pool)
+            .await)
+        .map_err(|e| StoreError::from_write("settings", "update settings", e))
+    }
+}

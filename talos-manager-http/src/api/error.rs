@@ -1,0 +1,192 @@
+//! The one place where errors become HTTP responses: a status, a stable `code`, a message fit
+//! for users, and every validation issue. Internal detail goes to the log only.
+
+use poem::http::StatusCode;
+use poem_openapi::payload::Json;
+use poem_openapi::{ApiResponse, Object};
+use talos_manager_core::{StoreError, ValidationError, error_chain};
+
+/// The body of every error answer of the admin API.
+#[derive(Debug, Clone, Object)]
+pub(crate) struct ErrorBody {
+    /// A stable, machine-readable code: `bad_request`, `unauthorized`, `not_found`, `conflict`,
+    /// `in_use`, `invalid`, `internal`, `unavailable`.
+    pub(crate) code: String,
+    /// What went wrong, for people.
+    pub(crate) message: String,
+    /// Every problem with the input, with its location (for `invalid`).
+    #[oai(skip_serializing_if_is_empty)]
+    pub(crate) issues: Vec<IssueBody>,
+}
+
+/// One problem with the input.
+#[derive(Debug, Clone, Object)]
+pub(crate) struct IssueBody {
+    /// A field (`labels`) or a path into a document (`machine.network.nameservers`).
+    pub(crate) path: String,
+    /// What is wrong.
+    pub(crate) message: String,
+}
+
+/// An error answer of the admin API.
+#[derive(Debug, ApiResponse)]
+#[oai(bad_request_handler = "bad_request")]
+pub(crate) enum ApiError {
+    /// The request is malformed.
+    #[oai(status = 400)]
+    BadRequest(Json<ErrorBody>),
+    /// Credentials are missing or wrong.
+    #[oai(status = 401)]
+    Unauthorized(
+        Json<ErrorBody>,
+        /// How to authenticate: `Basic realm="talos-manager"`.
+        #[oai(header = "WWW-Authenticate")]
+        String,
+    ),
+    /// No such thing.
+    #[oai(status = 404)]
+    NotFound(Json<ErrorBody>),
+    /// It conflicts with what exists, or is still in use.
+    #[oai(status = 409)]
+    Conflict(Json<ErrorBody>),
+    /// The input is well-formed but not valid: see `issues`.
+    #[oai(status = 422)]
+    Invalid(Json<ErrorBody>),
+    /// A failure of talos-manager; the log has the details.
+    #[oai(status = 500)]
+    Internal(Json<ErrorBody>),
+    /// The database is unreachable; retry later.
+    #[oai(status = 503)]
+    Unavailable(Json<ErrorBody>),
+}
+
+/// The result of every admin API operation.
+pub(crate) type ApiResult<T> = Result<T, ApiError>;
+
+fn body(code: &str, message: impl Into<String>) -> Json<ErrorBody> {
+    Json(ErrorBody {
+        code: code.to_owned(),
+        message: message.into(),
+        issues: Vec::new(),
+    })
+}
+
+/// The realm browsers show when asking for the dashboard password.
+pub(crate) const WWW_AUTHENTICATE: &str = "Basic realm=\"talos-manager\"";
+
+impl ApiError {
+    pub(crate) fn unauthorized() -> ApiError {
+        ApiError::Unauthorized(
+            body(
+                "unauthorized",
+                "credentials are missing or wrong: send a bearer token (`talos-manager token create`) \
+                 or the BASIC_AUTH_PASSWORD",
+            ),
+            WWW_AUTHENTICATE.to_owned(),
+        )
+    }
+
+    pub(crate) fn not_found(message: impl Into<String>) -> ApiError {
+        ApiError::NotFound(body("not_found", message))
+    }
+
+    pub(crate) fn invalid(what: &str, issues: Vec<IssueBody>) -> ApiError {
+        ApiError::Invalid(Json(ErrorBody {
+            code: "invalid".into(),
+            message: format!("invalid {what}"),
+            issues,
+        }))
+    }
+
+    pub(crate) fn conflict(message: impl Into<String>) -> ApiError {
+        ApiError::Conflict(body("conflict", message))
+    }
+
+    /// A failure whose details must not reach the client.
+    pub(crate) fn internal(error: &(dyn std::error::Error + 'static)) -> ApiError {
+        tracing::error!(error = %error_chain(error), "request failed");
+        ApiError::Internal(body(
+            "internal",
+            "internal error; the service log has the details",
+        ))
+    }
+}
+
+fn bad_request(error: poem::Error) -> ApiError {
+    ApiError::BadRequest(body("bad_request", error.to_string()))
+}
+
+impl From<StoreError> for ApiError {
+    fn from(error: StoreError) -> ApiError {
+        match &error {
+            StoreError::NotFound { .. } => ApiError::not_found(error.to_string()),
+            StoreError::Conflict { entity, .. } => {
+                ApiError::conflict(format!("a {entity} with that name or id exists already"))
+            }
+            StoreError::InUse { .. } => ApiError::Conflict(body("in_use", error.to_string())),
+            StoreError::MissingReference { entity, .. } => ApiError::invalid(
+                entity,
+                vec![IssueBody {
+                    path: String::new(),
+                    message: format!("{entity} refers to something that does not exist"),
+                }],
+            ),
+            StoreError::Connect { .. } | StoreError::Query { .. } => {
+                tracing::error!(error = %error_chain(&error), "database failure");
+                ApiError::Unavailable(body(
+                    "unavailable",
+                    "the database is unavailable; retry later",
+                ))
+            }
+            _ => ApiError::internal(&error),
+        }
+    }
+}
+
+impl From<ValidationError> for ApiError {
+    fn from(error: ValidationError) -> ApiError {
+        ApiError::invalid(
+            error.what,
+            error
+                .issues
+                .into_iter()
+                .map(|issue| IssueBody {
+                    path: issue.path,
+                    message: issue.message,
+                })
+                .collect(),
+        )
+    }
+}
+
+/// Renders errors that poem raises itself (no route, wrong method, failed authentication, a
+/// body that does not parse) in the API's JSON shape. Answers made from [`ApiError`] pass as
+/// they are.
+pub(crate) async fn render_poem_errors<E: poem::Endpoint>(
+    next: E,
+    request: poem::Request,
+) -> poem::Result<poem::Response> {
+    use poem::IntoResponse as _;
+    let error = match next.call(request).await {
+        Ok(response) => return Ok(response.into_response()),
+        Err(error) if error.is_from_response() => return Ok(error.into_response()),
+        Err(error) => error,
+    };
+    let status = error.status();
+    let api_error = match status {
+        StatusCode::UNAUTHORIZED => ApiError::unauthorized(),
+        StatusCode::NOT_FOUND => ApiError::not_found("no such API endpoint"),
+        _ if status.is_client_error() => {
+            let code = if status == StatusCode::METHOD_NOT_ALLOWED {
+                "method_not_allowed"
+            } else {
+                "bad_request"
+            };
+            let mut response = ApiError::BadRequest(body(code, error.to_string())).into_response();
+            response.set_status(status);
+            return Ok(response);
+        }
+        _ => ApiError::internal(&error),
+    };
+    Ok(api_error.into_response())
+}

@@ -1,0 +1,210 @@
+//! `/jobs`: background work (sync, bootstrap, labels and taints) with its log, live.
+
+use std::collections::{HashMap, VecDeque};
+use std::time::Duration;
+
+use futures_util::stream::{self, BoxStream, StreamExt as _};
+use poem::web::Data;
+use poem_openapi::param::Path;
+use poem_openapi::payload::{EventStream, Json};
+use poem_openapi::{Object, OpenApi};
+use talos_manager_core::ids::{JobId, JobLogLineId, ServerId};
+use talos_manager_core::store::{Job, JobLogLine, JobStatus};
+use talos_manager_core::{Store, error_chain};
+use time::OffsetDateTime;
+
+use super::Tag;
+use super::auth::AdminAuth;
+use super::error::ApiResult;
+use super::ids::{parse_id, server_api_id};
+use crate::AppState;
+
+/// How often a live log looks for new lines.
+const LOG_POLL_INTERVAL: Duration = Duration::from_millis(250);
+
+/// A background job.
+#[derive(Debug, Object)]
+pub(crate) struct JobView {
+    /// Its id.
+    id: String,
+    /// What it does: `sync`, `bootstrap`, `label_and_taint`, …
+    kind: String,
+    /// The server it is about.
+    server_id: Option<String>,
+    /// `queued`, `running`, `succeeded` or `failed`.
+    status: String,
+    /// How many times it was started.
+    attempts: i32,
+    /// Why the last attempt failed.
+    last_error: Option<String>,
+    /// When it was queued.
+    created_at: OffsetDateTime,
+    /// When its last attempt started.
+    started_at: Option<OffsetDateTime>,
+    /// When it succeeded or failed.
+    finished_at: Option<OffsetDateTime>,
+}
+
+/// One event of a job's live log: a log line, or, last, the job's final status.
+#[derive(Debug, Object)]
+pub(crate) struct JobLogEvent {
+    /// The line's id; increasing.
+    line_id: Option<String>,
+    /// When the line was written.
+    at: Option<OffsetDateTime>,
+    /// The log line.
+    line: Option<String>,
+    /// Present on the last event only: `succeeded` or `failed`.
+    job_status: Option<String>,
+}
+
+fn status_str(status: JobStatus) -> String {
+    status.as_str().to_owned()
+}
+
+/// The API ids of the servers jobs refer to.
+async fn server_api_ids(store: &Store) -> ApiResult<HashMap<ServerId, String>> {
+    Ok(store
+        .list_servers()
+        .await?
+        .into_iter()
+        .map(|server| {
+            let api_id = server_api_id(server.inventory.provider, &server.inventory.provider_id);
+            (server.id, api_id)
+        })
+        .collect())
+}
+
+fn job_view(job: Job, servers: &HashMap<ServerId, String>) -> JobView {
+    JobView {
+        id: job.id.to_string(),
+        kind: job.kind,
+        server_id: job.server_id.and_then(|id| servers.get(&id).cloned()),
+        status: status_str(job.status),
+        attempts: job.attempts,
+        last_error: job.last_error,
+        created_at: job.created_at,
+        started_at: job.started_at,
+        finished_at: job.finished_at,
+    }
+}
+
+fn line_event(line: JobLogLine) -> JobLogEvent {
+    JobLogEvent {
+        line_id: Some(line.id.to_string()),
+        at: Some(line.at),
+        line: Some(line.line),
+        job_status: None,
+    }
+}
+
+/// Where a live log stands.
+struct Follow {
+    store: Store,
+    job: JobId,
+    after: Option<JobLogLineId>,
+    pending: VecDeque<JobLogLine>,
+    finished: bool,
+}
+
+/// The next event of a live log: buffered lines first, then new lines, then the final status
+/// once the job is done and every line was sent.
+async fn next_event(mut follow: Follow) -> Option<(JobLogEvent, Follow)> {
+    loop {
+        if let Some(line) = follow.pending.pop_front() {
+            follow.after = Some(line.id);
+            return Some((line_event(line), follow));
+        }
+        if follow.finished {
+            return None;
+        }
+        // Read the status before the lines, so no line written before the end is missed.
+        let job = match follow.store.get_job(follow.job).await {
+            Ok(job) => job,
+            Err(error) => {
+                tracing::warn!(error = %error_chain(&error), "live job log stopped");
+                return None;
+            }
+        };
+        match follow.store.job_log(follow.job, follow.after).await {
+            Ok(lines) => follow.pending.extend(lines),
+            Err(error) => {
+                tracing::warn!(error = %error_chain(&error), "live job log stopped");
+                return None;
+            }
+        }
+        if !follow.pending.is_empty() {
+            continue;
+        }
+        if matches!(job.status, JobStatus::Succeeded | JobStatus::Failed) {
+            follow.finished = true;
+            let event = JobLogEvent {
+                line_id: None,
+                at: job.finished_at,
+                line: None,
+                job_status: Some(status_str(job.status)),
+            };
+            return Some((event, follow));
+        }
+        tokio::time::sleep(LOG_POLL_INTERVAL).await;
+    }
+}
+
+pub(crate) struct JobsApi;
+
+#[OpenApi(tag = "Tag::Jobs")]
+impl JobsApi {
+    /// List the jobs, newest first.
+    #[oai(path = "/jobs", method = "get", operation_id = "list_jobs")]
+    async fn list(
+        &self,
+        state: Data<&AppState>,
+        _auth: AdminAuth,
+    ) -> ApiResult<Json<Vec<JobView>>> {
+        let servers = server_api_ids(&state.store).await?;
+        let jobs = state.store.list_jobs().await?;
+        Ok(Json(
+            jobs.into_iter()
+                .map(|job| job_view(job, &servers))
+                .collect(),
+        ))
+    }
+
+    /// Get a job.
+    #[oai(path = "/jobs/:id", method = "get", operation_id = "get_job")]
+    async fn get(
+        &self,
+        state: Data<&AppState>,
+        _auth: AdminAuth,
+        id: Path<String>,
+    ) -> ApiResult<Json<JobView>> {
+        let job = state.store.get_job(parse_id("job", &id, JobId)?).await?;
+        let servers = server_api_ids(&state.store).await?;
+        Ok(Json(job_view(job, &servers)))
+    }
+
+    /// Follow a job's log as server-sent events: every line logged so far, then new lines as
+    /// they come, then one event with the job's final status.
+    #[oai(
+        path = "/jobs/:id/log",
+        method = "get",
+        operation_id = "follow_job_log"
+    )]
+    async fn log(
+        &self,
+        state: Data<&AppState>,
+        _auth: AdminAuth,
+        id: Path<String>,
+    ) -> ApiResult<EventStream<BoxStream<'static, JobLogEvent>>> {
+        let job = state.store.get_job(parse_id("job", &id, JobId)?).await?;
+        let follow = Follow {
+            store: state.store.clone(),
+            job: job.id,
+            after: None,
+            pending: VecDeque::new(),
+            finished: false,
+        };
+        Ok(EventStream::new(stream::unfold(follow, next_event).boxed())
+            .keep_alive(Duration::from_secs(15)))
+    }
+}

@@ -1,0 +1,162 @@
+//! `/label-taint-rules`: labels and taints applied to every node whose name contains `match`.
+
+use poem::web::Data;
+use poem_openapi::param::Path;
+use poem_openapi::payload::Json;
+use poem_openapi::{Object, OpenApi};
+use talos_manager_core::ids::LabelTaintRuleId;
+use talos_manager_core::store::{LabelTaintRule, LabelTaintRuleFields};
+use time::OffsetDateTime;
+
+use super::auth::AdminAuth;
+use super::error::ApiResult;
+use super::ids::parse_id;
+use super::{Created, Deleted, Tag};
+use crate::AppState;
+
+/// A label and taint rule.
+#[derive(Debug, Object)]
+pub(crate) struct RuleView {
+    /// Its id.
+    id: String,
+    /// What it matches and applies.
+    #[oai(flatten)]
+    fields: RuleFields,
+    /// When it was created.
+    created_at: OffsetDateTime,
+    /// When it last changed.
+    updated_at: OffsetDateTime,
+}
+
+/// What a rule matches and applies.
+#[derive(Debug, Clone, Object)]
+pub(crate) struct RuleFields {
+    /// The rule applies to servers whose name contains this string.
+    #[oai(rename = "match")]
+    name_match: String,
+    /// Labels, `key=value,key=value` (may be empty when taints are given).
+    #[oai(default)]
+    labels: String,
+    /// Taints, `key=value:Effect,…` with Effect one of NoSchedule, PreferNoSchedule, NoExecute.
+    #[oai(default)]
+    taints: String,
+}
+
+impl From<RuleFields> for LabelTaintRuleFields {
+    fn from(fields: RuleFields) -> Self {
+        LabelTaintRuleFields {
+            name_match: fields.name_match,
+            labels: fields.labels,
+            taints: fields.taints,
+        }
+    }
+}
+
+impl From<LabelTaintRule> for RuleView {
+    fn from(rule: LabelTaintRule) -> RuleView {
+        RuleView {
+            id: rule.id.to_string(),
+            fields: RuleFields {
+                name_match: rule.fields.name_match,
+                labels: rule.fields.labels,
+                taints: rule.fields.taints,
+            },
+            created_at: rule.created_at,
+            updated_at: rule.updated_at,
+        }
+    }
+}
+
+fn rule_id(text: &str) -> Result<LabelTaintRuleId, super::error::ApiError> {
+    parse_id("label and taint rule", text, LabelTaintRuleId)
+}
+
+pub(crate) struct LabelTaintRulesApi;
+
+#[OpenApi(tag = "Tag::LabelTaintRules")]
+impl LabelTaintRulesApi {
+    /// List the label and taint rules.
+    #[oai(
+        path = "/label-taint-rules",
+        method = "get",
+        operation_id = "list_label_taint_rules"
+    )]
+    async fn list(
+        &self,
+        state: Data<&AppState>,
+        _auth: AdminAuth,
+    ) -> ApiResult<Json<Vec<RuleView>>> {
+        let rules = state.store.list_label_taint_rules().await?;
+        Ok(Json(rules.into_iter().map(Into::into).collect()))
+    }
+
+    /// Create a label and taint rule.
+    #[oai(
+        path = "/label-taint-rules",
+        method = "post",
+        operation_id = "create_label_taint_rule"
+    )]
+    async fn create(
+        &self,
+        state: Data<&AppState>,
+        _auth: AdminAuth,
+        body: Json<RuleFields>,
+    ) -> ApiResult<Created<RuleView>> {
+        let fields = LabelTaintRuleFields::from(body.0);
+        fields.validate()?;
+        let rule = state.store.create_label_taint_rule(&fields).await?;
+        Ok(Created::Created(Json(rule.into())))
+    }
+
+    /// Get a label and taint rule.
+    #[oai(
+        path = "/label-taint-rules/:id",
+        method = "get",
+        operation_id = "get_label_taint_rule"
+    )]
+    async fn get(
+        &self,
+        state: Data<&AppState>,
+        _auth: AdminAuth,
+        id: Path<String>,
+    ) -> ApiResult<Json<RuleView>> {
+        let rule = state.store.get_label_taint_rule(rule_id(&id)?).await?;
+        Ok(Json(rule.into()))
+    }
+
+    /// Replace a label and taint rule.
+    #[oai(
+        path = "/label-taint-rules/:id",
+        method = "put",
+        operation_id = "update_label_taint_rule"
+    )]
+    async fn update(
+        &self,
+        state: Data<&AppState>,
+        _auth: AdminAuth,
+        id: Path<String>,
+        body: Json<RuleFields>,
+    ) -> ApiResult<Json<RuleView>> {
+        let id = rule_id(&id)?;
+        let fields = LabelTaintRuleFields::from(body.0);
+        fields.validate()?;
+        let rule = state.store.update_label_taint_rule(id, &fields).await?;
+        Ok(Json(rule.into()))
+    }
+
+    /// Delete a label and taint rule (labels and taints already applied stay on the nodes).
+    #[oai(
+        path = "/label-taint-rules/:id",
+        method = "delete",
+        operation_id = "delete_label_taint_rule"
+    )]
+    async fn delete(
+        &self,
+        state: Data<&AppState>,
+        _auth: AdminAuth,
+        id: Path<String>,
+    ) -> ApiResult<Deleted> {
+        state.store.delete_label_taint_rule(rule_id(&id)?).await?;
+        Ok(Deleted::Deleted)
+    }
+}

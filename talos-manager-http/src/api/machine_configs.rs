@@ -1,0 +1,187 @@
+//! `/machine-configs`: the binding of a server to a config, with its hostname, private IP and
+//! disks. A server with a machine config is served its Talos config when it boots.
+
+use poem::web::Data;
+use poem_openapi::param::Path;
+use poem_openapi::payload::Json;
+use poem_openapi::{Object, OpenApi};
+use talos_manager_core::ids::{ConfigId, MachineConfigId};
+use talos_manager_core::node_identity::default_private_ip;
+use talos_manager_core::store::{MachineConfig, MachineConfigFields, Server};
+use time::OffsetDateTime;
+
+use super::error::ApiResult;
+use super::ids::{parse_id, server_api_id};
+use super::servers::load_server;
+use super::{Created, Deleted, Tag};
+use crate::AppState;
+
+/// The install disk when the server was never probed in rescue (as the original).
+const FALLBACK_INSTALL_DISK: &str = "/dev/sda";
+
+/// A machine config.
+#[derive(Debug, Object)]
+pub(crate) struct MachineConfigView {
+    /// Its id.
+    id: String,
+    /// The server it configures (`robot-…` or `cloud-…`).
+    server_id: String,
+    /// The config template.
+    config_id: String,
+    /// The node's hostname.
+    hostname: String,
+    /// The node's private IP.
+    private_ip: String,
+    /// The disk Talos installs to.
+    install_disk: String,
+    /// The disk for the EPHEMERAL volume, `wwid:…` or `uuid:…`.
+    ephemeral_disk_identifier: Option<String>,
+    /// When it was created.
+    created_at: OffsetDateTime,
+    /// When it last changed.
+    updated_at: OffsetDateTime,
+}
+
+fn view(machine_config: MachineConfig, server: &Server) -> MachineConfigView {
+    MachineConfigView {
+        id: machine_config.id.to_string(),
+        server_id: server_api_id(server.inventory.provider, &server.inventory.provider_id),
+        config_id: machine_config.fields.config_id.to_string(),
+        hostname: machine_config.fields.hostname,
+        private_ip: machine_config.fields.private_ip,
+        install_disk: machine_config.fields.install_disk,
+        ephemeral_disk_identifier: machine_config.fields.ephemeral_disk_identifier,
+        created_at: machine_config.created_at,
+        updated_at: machine_config.updated_at,
+    }
+}
+
+/// A machine config to create (or replace: a server has at most one).
+#[derive(Debug, Object)]
+pub(crate) struct CreateMachineConfig {
+    /// The server, `robot-…` or `cloud-…`.
+    server_id: String,
+    /// The config template.
+    config_id: String,
+    /// `[a-z-]+-N`; default: the server's name.
+    hostname: Option<String>,
+    /// `10.0.x.N`, N matching the hostname's number; default from the name: control-plane →
+    /// 10.0.0.N, database → 10.0.2.N, standby → 10.0.7.N, others 10.0.1.N.
+    private_ip: Option<String>,
+    /// The disk Talos installs to; default: the disk it was bootstrapped on, else /dev/sda.
+    install_disk: Option<String>,
+    /// A disk for the EPHEMERAL volume: `wwid:<wwid>` or `uuid:<md array uuid>`.
+    ephemeral_disk_identifier: Option<String>,
+    /// The node was configured outside talos-manager: mark it configured now.
+    #[oai(default)]
+    already_configured: bool,
+}
+
+pub(crate) struct MachineConfigsApi;
+
+#[OpenApi(tag = "Tag::MachineConfigs")]
+impl MachineConfigsApi {
+    /// List the machine configs, by hostname.
+    #[oai(
+        path = "/machine-configs",
+        method = "get",
+        operation_id = "list_machine_configs"
+    )]
+    async fn list(
+        &self,
+        state: Data<&AppState>,
+        _auth: super::auth::AdminAuth,
+    ) -> ApiResult<Json<Vec<MachineConfigView>>> {
+        let servers = state.store.list_servers().await?;
+        let machine_configs = state.store.list_machine_configs().await?;
+        let views = machine_configs
+            .into_iter()
+            .filter_map(|machine_config| {
+                let server = servers.iter().find(|s| s.id == machine_config.server_id)?;
+                Some(view(machine_config, server))
+            })
+            .collect();
+        Ok(Json(views))
+    }
+
+    /// Configure a server: bind it to a config with its hostname, private IP and disks.
+    /// Replaces the server's previous machine config.
+    #[oai(
+        path = "/machine-configs",
+        method = "post",
+        operation_id = "create_machine_config"
+    )]
+    async fn create(
+        &self,
+        state: Data<&AppState>,
+        _auth: super::auth::AdminAuth,
+        body: Json<CreateMachineConfig>,
+    ) -> ApiResult<Created<MachineConfigView>> {
+        let body = body.0;
+        let server = load_server(&state, &body.server_id).await?;
+        let config_id = parse_id("config", &body.config_id, ConfigId)?;
+        let config = state.store.get_config(config_id).await?;
+        let hostname = body
+            .hostname
+            .unwrap_or_else(|| server.inventory.name.clone());
+        let private_ip = body
+            .private_ip
+            .or_else(|| default_private_ip(&hostname))
+            .unwrap_or_default();
+        let install_disk = body
+            .install_disk
+            .or_else(|| server.bootstrap_disk.clone())
+            .unwrap_or_else(|| FALLBACK_INSTALL_DISK.to_owned());
+        let fields = MachineConfigFields {
+            config_id: config.id,
+            hostname,
+            private_ip,
+            install_disk,
+            ephemeral_disk_identifier: body.ephemeral_disk_identifier,
+        };
+        fields.validate()?;
+        let machine_config = state.store.put_machine_config(server.id, &fields).await?;
+        if body.already_configured {
+            state
+                .store
+                .mark_server_configured(server.id, OffsetDateTime::now_utc())
+                .await?;
+        }
+        Ok(Created::Created(Json(view(machine_config, &server))))
+    }
+
+    /// Get a machine config.
+    #[oai(
+        path = "/machine-configs/:id",
+        method = "get",
+        operation_id = "get_machine_config"
+    )]
+    async fn get(
+        &self,
+        state: Data<&AppState>,
+        _auth: super::auth::AdminAuth,
+        id: Path<String>,
+    ) -> ApiResult<Json<MachineConfigView>> {
+        let id = parse_id("machine config", &id, MachineConfigId)?;
+        let machine_config = state.store.get_machine_config(id).await?;
+        let server = state.store.get_server(machine_config.server_id).await?;
+        Ok(Json(view(machine_config, &server)))
+    }
+
+    /// Delete a machine config: the server gets no config at its next boot.
+    #[oai(
+        path = "/machine-configs/:id",
+        method = "delete",
+        operation_id = "delete_machine_config"
+    )]
+    async fn delete(
+        &self,
+        state: Data<&AppState>,
+        _auth: super::auth::AdminAuth,
+        id: Path<String>,
+    ) -> ApiResult<Deleted> {
+        let id = parse_id("machine config", &id, MachineConfigId)?;
+        state.store.delete_machine_config(id).await?;
+        Ok(Deleted::Deleted)
+    }
+}

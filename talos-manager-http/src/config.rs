@@ -1,0 +1,417 @@
+//! The service's configuration: flags first, then the environment names of the original
+//! deployment, then defaults. Every bad value is one clear error naming the variable.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use talos_manager_core::store::{Backend, EncryptionKey, KeySource};
+use talos_manager_core::{Secret, StoreError};
+
+/// A configuration value that cannot be used. The binary prints it on one line and exits 2.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// A variable or flag has a value that cannot be used.
+    #[error("{name}: {problem}")]
+    Invalid {
+        /// The environment variable or flag.
+        name: &'static str,
+        /// What is wrong with its value, and what is expected.
+        problem: String,
+    },
+    /// Two settings that only work together.
+    #[error("{0}")]
+    Inconsistent(String),
+}
+
+fn invalid(name: &'static str, problem: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        name,
+        problem: problem.into(),
+    }
+}
+
+/// Where the environment comes from: the process, or a map in tests.
+pub trait Environment {
+    /// The value of `name`; unset and empty are the same.
+    fn get(&self, name: &str) -> Option<String>;
+}
+
+/// The process environment.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ProcessEnvironment;
+
+impl Environment for ProcessEnvironment {
+    fn get(&self, name: &str) -> Option<String> {
+        std::env::var(name).ok().filter(|value| !value.is_empty())
+    }
+}
+
+impl Environment for std::collections::HashMap<&str, &str> {
+    fn get(&self, name: &str) -> Option<String> {
+        self.get(name)
+            .filter(|value| !value.is_empty())
+            .map(|value| (*value).to_owned())
+    }
+}
+
+/// Where the data lives.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DatabaseConfig {
+    /// The URL the store connects to (may hold a password: never log it).
+    pub url: Secret<String>,
+    /// Which backend the URL names.
+    pub backend: Backend,
+    /// A URL fit for logs: the SQLite path, or the PostgreSQL host and database.
+    pub display: String,
+}
+
+/// Flags that override the environment (from the command line).
+#[derive(Debug, Clone, Default)]
+pub struct Overrides {
+    /// `--data-dir`.
+    pub data_dir: Option<PathBuf>,
+    /// `--database-url`.
+    pub database_url: Option<String>,
+    /// `--listen`.
+    pub listen: Option<SocketAddr>,
+}
+
+/// Everything the service reads at start.
+#[derive(Debug, Clone)]
+pub struct ServiceConfig {
+    /// The address `serve` listens on.
+    pub listen: SocketAddr,
+    /// The data directory (SQLite file, generated key file).
+    pub data_dir: PathBuf,
+    /// The database.
+    pub database: DatabaseConfig,
+    /// `TALOS_MANAGER_ENCRYPTION_KEY`, when set.
+    pub encryption_key: Option<EncryptionKey>,
+    /// `HOST`: the public host name nodes reach the service at (for `talos.config=`).
+    pub host: Option<String>,
+    /// `BASIC_AUTH_PASSWORD`: protects the dashboard when set.
+    pub basic_auth_password: Option<Secret<String>>,
+    /// `SSH_PRIVATE_KEY`: the key the service reaches rescue systems with.
+    pub ssh_private_key: Option<Secret<String>>,
+    /// `HETZNER_CLOUD_API_TOKEN`: seeds a Cloud provider account.
+    pub hetzner_cloud_api_token: Option<Secret<String>>,
+    /// `HETZNER_WEBSERVICE_USER` and `HETZNER_WEBSERVICE_PASSWORD`: seed a Robot account.
+    pub hetzner_robot_credentials: Option<(String, Secret<String>)>,
+    /// `TALOS_AMD64_IMAGE_URL`: a custom Talos image for amd64 servers.
+    pub talos_amd64_image_url: Option<String>,
+    /// `TALOS_ARM64_IMAGE_URL`: a custom Talos image for arm64 servers.
+    pub talos_arm64_image_url: Option<String>,
+}
+
+/// The default listen address, as the original deployment's.
+pub const DEFAULT_LISTEN: &str = "0.0.0.0:3000";
+/// The default data directory, relative to the working directory.
+pub const DEFAULT_DATA_DIR: &str = "data";
+/// The SQLite file's name inside the data directory.
+pub const SQLITE_FILE: &str = "talos-manager.db";
+/// The generated key file's name inside the data directory.
+pub const KEY_FILE: &str = "encryption.key";
+
+impl ServiceConfig {
+    /// Reads the configuration from `env`, with `overrides` from the command line.
+    pub fn load(
+        env: &impl Environment,
+        overrides: Overrides,
+    ) -> Result<ServiceConfig, ConfigError> {
+        let listen = match overrides.listen {
+            Some(listen) => listen,
+            None => match env.get("PORT") {
+                Some(port) => {
+                    let port: u16 = port.parse().ok().filter(|p| *p != 0).ok_or_else(|| {
+                        invalid("PORT", format!("{port:?} is not a port number (1-65535)"))
+                    })?;
+                    SocketAddr::from(([0, 0, 0, 0], port))
+                }
+                None => DEFAULT_LISTEN
+                    .parse()
+                    .expect("the default listen address parses"),
+            },
+        };
+        let data_dir = overrides
+            .data_dir
+            .or_else(|| env.get("TALOS_MANAGER_DATA_DIR").map(PathBuf::from))
+            .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR));
+        let database = database_config(env, overrides.database_url, &data_dir)?;
+        let encryption_key = env
+            .get("TALOS_MANAGER_ENCRYPTION_KEY")
+            .map(|text| {
+                EncryptionKey::from_base64(&text)
+                    .map_err(|error| invalid("TALOS_MANAGER_ENCRYPTION_KEY", error.to_string()))
+            })
+            .transpose()?;
+        let host = env
+            .get("HOST")
+            .map(|host| validate_host(&host))
+            .transpose()?;
+        let hetzner_robot_credentials = match (
+            env.get("HETZNER_WEBSERVICE_USER"),
+            env.get("HETZNER_WEBSERVICE_PASSWORD"),
+        ) {
+            (Some(user), Some(password)) => Some((user, Secret::new(password))),
+            (None, None) => None,
+            _ => {
+                return Err(ConfigError::Inconsistent(
+                    "HETZNER_WEBSERVICE_USER and HETZNER_WEBSERVICE_PASSWORD must be set together"
+                        .into(),
+                ));
+            }
+        };
+        Ok(ServiceConfig {
+            listen,
+            data_dir,
+            database,
+            encryption_key,
+            host,
+            basic_auth_password: env.get("BASIC_AUTH_PASSWORD").map(Secret::new),
+            ssh_private_key: env.get("SSH_PRIVATE_KEY").map(Secret::new),
+            hetzner_cloud_api_token: env.get("HETZNER_CLOUD_API_TOKEN").map(Secret::new),
+            hetzner_robot_credentials,
+            talos_amd64_image_url: image_url(env, "TALOS_AMD64_IMAGE_URL")?,
+            talos_arm64_image_url: image_url(env, "TALOS_ARM64_IMAGE_URL")?,
+        })
+    }
+
+    /// The key for secrets at rest: `TALOS_MANAGER_ENCRYPTION_KEY`, else (SQLite only) a key
+    /// file in the data directory, created on first use. PostgreSQL requires the variable: a
+    /// key file on one replica's disk would lock the others out.
+    pub fn resolve_encryption_key(
+        &self,
+    ) -> Result<(EncryptionKey, Option<KeySource>), ConfigError> {
+        if let Some(key) = &self.encryption_key {
+            return Ok((key.clone(), None));
+        }
+        match self.database.backend {
+            Backend::Postgres => Err(invalid(
+                "TALOS_MANAGER_ENCRYPTION_KEY",
+                "must be set when the database is PostgreSQL (make one with `openssl rand -base64 32`)",
+            )),
+            Backend::Sqlite => {
+                ensure_dir(&self.data_dir)?;
+                let (key, source) = EncryptionKey::load_or_create_file(
+                    &self.data_dir.join(KEY_FILE),
+                )
+                .map_err(|error| invalid("TALOS_MANAGER_ENCRYPTION_KEY", error.to_string()))?;
+                Ok((key, Some(source)))
+            }
+        }
+    }
+}
+
+fn database_config(
+    env: &impl Environment,
+    flag: Option<String>,
+    data_dir: &Path,
+) -> Result<DatabaseConfig, ConfigError> {
+    let sqlite_in_data_dir = || {
+        let path = data_dir.join(SQLITE_FILE);
+        DatabaseConfig {
+            url: Secret::new(format!("sqlite://{}", path.display())),
+            backend: Backend::Sqlite,
+            display: path.display().to_string(),
+        }
+    };
+    if let Some(url) = flag {
+        return database_from_url("--database-url", url);
+    }
+    match env.get("DB_ADAPTER").as_deref() {
+        // The original's switch: SQLite in the data directory, whatever DATABASE_URL says.
+        Some("sqlite" | "sqlite3") => return Ok(sqlite_in_data_dir()),
+        Some("postgresql" | "postgres") | None => {}
+        Some(other) => {
+            return Err(invalid(
+                "DB_ADAPTER",
+                format!("{other:?} is not a database adapter (use sqlite, or leave it unset)"),
+            ));
+        }
+    }
+    match env.get("DATABASE_URL") {
+        Some(url) => database_from_url("DATABASE_URL", url),
+        None => Ok(sqlite_in_data_dir()),
+    }
+}
+
+fn database_from_url(name: &'static str, url: String) -> Result<DatabaseConfig, ConfigError> {
+    let backend = Backend::from_url(&url).map_err(|error| match error {
+        StoreError::UnsupportedUrl { scheme } => invalid(
+            name,
+            format!("unsupported scheme {scheme:?} (use postgres://USER@HOST/DB or sqlite://PATH)"),
+        ),
+        other => invalid(name, other.to_string()),
+    })?;
+    let display = match backend {
+        Backend::Sqlite => url
+            .trim_start_matches("sqlite:")
+            .trim_start_matches("//")
+            .to_owned(),
+        // Drop the user info (it may hold a password).
+        Backend::Postgres => {
+            let rest = url.split_once("://").map_or(url.as_str(), |(_, rest)| rest);
+            let rest = rest.rsplit_once('@').map_or(rest, |(_, host)| host);
+            format!("postgres://{}", rest.split('?').next().unwrap_or(rest))
+        }
+    };
+    Ok(DatabaseConfig {
+        url: Secret::new(url),
+        backend,
+        display,
+    })
+}
+
+fn validate_host(host: &str) -> Result<String, ConfigError> {
+    let valid = !host.contains("://")
+        && !host.contains('/')
+        && !host.contains(char::is_whitespace)
+        && !host.starts_with(':');
+    if valid {
+        Ok(host.to_owned())
+    } else {
+        Err(invalid(
+            "HOST",
+            format!(
+                "{host:?} is not a host name (give e.g. talos-manager.example.com, without scheme or path)"
+            ),
+        ))
+    }
+}
+
+fn image_url(env: &impl Environment, name: &'static str) -> Result<Option<String>, ConfigError> {
+    let Some(url) = env.get(name) else {
+        return Ok(None);
+    };
+    if url.starts_with("https://") || url.starts_with("http://") {
+        Ok(Some(url))
+    } else {
+        Err(invalid(name, format!("{url:?} is not an http(s) URL")))
+    }
+}
+
+/// Creates the data directory when missing.
+pub fn ensure_dir(dir: &Path) -> Result<(), ConfigError> {
+    std::fs::create_dir_all(dir).map_err(|error| {
+        invalid(
+            "TALOS_MANAGER_DATA_DIR",
+            format!("cannot create {}: {error}", dir.display()),
+        )
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::*;
+
+    #[track_caller]
+    fn check_error(env: &[(&'static str, &'static str)], expect: &str) {
+        let env: HashMap<&str, &str> = env.iter().copied().collect();
+        let error = ServiceConfig::load(&env, Overrides::default()).unwrap_err();
+        assert_eq!(error.to_string(), expect);
+    }
+
+    #[track_caller]
+    fn load(env: &[(&'static str, &'static str)]) -> ServiceConfig {
+        let env: HashMap<&str, &str> = env.iter().copied().collect();
+        ServiceConfig::load(&env, Overrides::default()).unwrap()
+    }
+
+    #[test]
+    fn defaults_run_on_sqlite_in_the_data_dir_on_port_3000() {
+        let config = load(&[]);
+        assert_eq!(config.listen.to_string(), "0.0.0.0:3000");
+        assert_eq!(config.database.backend, Backend::Sqlite);
+        assert_eq!(config.database.display, "data/talos-manager.db");
+    }
+
+    #[test]
+    fn database_selection_follows_the_original_deployment() {
+        let postgres = load(&[(
+            "DATABASE_URL",
+            "postgres://app:pw@db.internal:5432/tm?sslmode=require",
+        )]);
+        assert_eq!(postgres.database.backend, Backend::Postgres);
+        assert_eq!(postgres.database.display, "postgres://db.internal:5432/tm");
+        let sqlite = load(&[
+            ("DATABASE_URL", "postgres://db/tm"),
+            ("DB_ADAPTER", "sqlite"),
+        ]);
+        assert_eq!(sqlite.database.backend, Backend::Sqlite);
+        assert_eq!(load(&[("PORT", "8080")]).listen.to_string(), "0.0.0.0:8080");
+    }
+
+    #[test]
+    fn bad_values_name_the_variable() {
+        check_error(
+            &[("PORT", "http")],
+            "PORT: \"http\" is not a port number (1-65535)",
+        );
+        check_error(
+            &[("PORT", "70000")],
+            "PORT: \"70000\" is not a port number (1-65535)",
+        );
+        check_error(
+            &[("DB_ADAPTER", "mysql")],
+            "DB_ADAPTER: \"mysql\" is not a database adapter (use sqlite, or leave it unset)",
+        );
+        check_error(
+            &[("DATABASE_URL", "mysql://db/tm")],
+            "DATABASE_URL: unsupported scheme \"mysql\" (use postgres://USER@HOST/DB or sqlite://PATH)",
+        );
+        check_error(
+            &[("TALOS_MANAGER_ENCRYPTION_KEY", "short")],
+            "TALOS_MANAGER_ENCRYPTION_KEY: the encryption key must be 32 bytes encoded as base64 \
+             (make one with `openssl rand -base64 32`)",
+        );
+        check_error(
+            &[("HOST", "https://tm.example.com/")],
+            "HOST: \"https://tm.example.com/\" is not a host name (give e.g. \
+             talos-manager.example.com, without scheme or path)",
+        );
+        check_error(
+            &[("HETZNER_WEBSERVICE_USER", "robot")],
+            "HETZNER_WEBSERVICE_USER and HETZNER_WEBSERVICE_PASSWORD must be set together",
+        );
+        check_error(
+            &[("TALOS_ARM64_IMAGE_URL", "ftp://mirror/talos.raw.xz")],
+            "TALOS_ARM64_IMAGE_URL: \"ftp://mirror/talos.raw.xz\" is not an http(s) URL",
+        );
+    }
+
+    #[test]
+    fn postgres_requires_an_encryption_key() {
+        let config = load(&[("DATABASE_URL", "postgres://db/tm")]);
+        let error = config.resolve_encryption_key().unwrap_err();
+        assert!(
+            error
+                .to_string()
+                .starts_with("TALOS_MANAGER_ENCRYPTION_KEY: must be set"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn secrets_do_not_show_in_debug_output() {
+        let config = load(&[
+            ("DATABASE_URL", "postgres://app:db-password-1@db/tm"),
+            ("BASIC_AUTH_PASSWORD", "basic-password-2"),
+            ("HETZNER_CLOUD_API_TOKEN", "cloud-token-3"),
+            ("HETZNER_WEBSERVICE_USER", "robot"),
+            ("HETZNER_WEBSERVICE_PASSWORD", "robot-password-4"),
+            ("SSH_PRIVATE_KEY", "-----BEGIN OPENSSH PRIVATE KEY-----5"),
+        ]);
+        let printed = format!("{config:?}");
+        for secret in [
+            "db-password-1",
+            "basic-password-2",
+            "cloud-token-3",
+            "robot-password-4",
+            "PRIVATE KEY",
+        ] {
+            assert!(!printed.contains(secret), "{secret} in {printed}");
+        }
+    }
+}

@@ -1,0 +1,141 @@
+//! `talos-manager serve`: open and migrate the store, listen, and stop gracefully on SIGTERM or
+//! Ctrl-C (requests in flight get up to 30 seconds).
+
+use std::time::Duration;
+
+use poem::listener::{Acceptor as _, Listener as _, TcpListener};
+use talos_manager_core::store::KeySource;
+use talos_manager_core::{Store, StoreError, error_chain};
+
+use crate::config::{ConfigError, ServiceConfig, ensure_dir};
+use crate::{AppState, app};
+
+/// How long requests in flight may take once a shutdown signal arrived.
+const GRACE_PERIOD: Duration = Duration::from_secs(30);
+
+/// Why the service could not start or stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    /// The configuration cannot be used.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// The database could not be opened or migrated.
+    #[error("failed to open the database {database}")]
+    Store {
+        /// The database, without credentials.
+        database: String,
+        /// The store's error.
+        #[source]
+        source: StoreError,
+    },
+    /// The listen address could not be bound.
+    #[error("failed to listen on {address}")]
+    Listen {
+        /// The address.
+        address: std::net::SocketAddr,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The first start's admin token could not be made.
+    #[error("failed to create the first API token")]
+    FirstToken(#[source] crate::tokens::TokenError),
+    /// The server failed while running.
+    #[error("the HTTP server failed")]
+    Server(#[source] std::io::Error),
+}
+
+/// Opens the configured database with its encryption key and applies pending migrations.
+pub async fn open_store(config: &ServiceConfig) -> Result<Store, ServeError> {
+    let (key, key_source) = config.resolve_encryption_key()?;
+    if let Some(KeySource::NewFile(path)) = &key_source {
+        tracing::warn!(
+            path = %path.display(),
+            "TALOS_MANAGER_ENCRYPTION_KEY is not set: generated a key file for secrets at rest; \
+             back it up with the database, or set the variable"
+        );
+    }
+    if config.database.backend == talos_manager_core::Backend::Sqlite {
+        ensure_dir(&config.data_dir)?;
+    }
+    let store_error = |source| ServeError::Store {
+        database: config.database.display.clone(),
+        source,
+    };
+    let store = Store::connect(config.database.url.expose(), &key)
+        .await
+        .map_err(store_error)?;
+    store.migrate().await.map_err(store_error)?;
+    tracing::info!(database = %config.database.display, backend = store.backend().as_str(), "database ready");
+    Ok(store)
+}
+
+/// Runs the service until SIGTERM or Ctrl-C.
+pub async fn serve(config: ServiceConfig) -> Result<(), ServeError> {
+    let store = open_store(&config).await?;
+    let first_token = crate::tokens::first_start_token(&store, config.basic_auth_password.as_ref())
+        .await
+        .map_err(ServeError::FirstToken)?;
+    if let Some(token) = first_token {
+        // Printed, never logged: it goes to the operator once and is stored only as a hash.
+        eprintln!(
+            "\nNo BASIC_AUTH_PASSWORD and no API token exist, so an API token named \"admin\" was \
+             created. It is shown only now:\n\n    {}\n\nUse it as `Authorization: Bearer <token>` \
+             (revoke it with `talos-manager token revoke admin`).\n",
+            token.expose()
+        );
+    }
+    let acceptor = TcpListener::bind(config.listen)
+        .into_acceptor()
+        .await
+        .map_err(|source| ServeError::Listen {
+            address: config.listen,
+            source,
+        })?;
+    for address in acceptor.local_addr() {
+        if let Some(address) = address.as_socket_addr() {
+            tracing::info!(%address, "listening");
+        }
+    }
+    let state = AppState {
+        store: store.clone(),
+        basic_auth_password: config.basic_auth_password.clone(),
+    };
+    let result = poem::Server::new_with_acceptor(acceptor)
+        .run_with_graceful_shutdown(app(state), shutdown_signal(), Some(GRACE_PERIOD))
+        .await;
+    store.close().await;
+    match result {
+        Ok(()) => {
+            tracing::info!("stopped");
+            Ok(())
+        }
+        Err(error) => {
+            tracing::error!(error = %error_chain(&error), "server failed");
+            Err(ServeError::Server(error))
+        }
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => tracing::info!("interrupted, shutting down"),
+        () = terminate => tracing::info!("SIGTERM received, shutting down"),
+    }
+}

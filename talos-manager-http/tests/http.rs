@@ -1,0 +1,20 @@
+//! The integration tests of talos-manager-http, in one binary.
+
+mod http {
+    // Label and taint rules, settings, tokens, authentication and the error shape.
+    mod api_admin;
+    // Machine configs: defaults from the server's name and disks, validation.
+    mod api_machine_configs;
+    // Servers and jobs, including a job's live log.
+    mod api_servers_jobs;
+    // Every operation needs credentials, except the listed public endpoints.
+    mod auth_coverage;
+    // Running `talos-manager` as a process: help, bad configuration, serve, migrate, token.
+    mod commands;
+    // The checked-in OpenAPI document is up to date, and served.
+    mod openapi;
+    // The process harness for `commands`.
+    mod process;
+    // The in-process service harness for the API tests.
+    mod server;
+}

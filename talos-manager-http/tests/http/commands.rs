@@ -1,0 +1,203 @@
+//! `talos-manager` as a user runs it: help texts (snapshots in tests/output/, bless with
+//! `UPDATE_EXPECT=1`), bad configuration, migrate, and serve on both databases.
+
+use std::time::Duration;
+
+use expect_test::expect_file;
+use talos_manager_core::Backend;
+use talos_manager_core::store::EncryptionKey;
+use talos_manager_core::testing::TestDatabase;
+
+use super::process::{Service, run, stderr, talos_manager};
+
+#[test]
+fn help_texts() {
+    let dir = tempfile::tempdir().unwrap();
+    for (args, snapshot) in [
+        (&["--help"][..], expect_file!["../output/cmd-help.txt"]),
+        (
+            &["serve", "--help"],
+            expect_file!["../output/cmd-serve-help.txt"],
+        ),
+        (
+            &["migrate", "--help"],
+            expect_file!["../output/cmd-migrate-help.txt"],
+        ),
+        (
+            &["token", "--help"],
+            expect_file!["../output/cmd-token-help.txt"],
+        ),
+    ] {
+        let output = run(talos_manager(dir.path()).args(args));
+        assert!(output.status.success(), "{args:?}: {}", stderr(&output));
+        snapshot.assert_eq(&String::from_utf8(output.stdout).unwrap());
+    }
+}
+
+#[test]
+fn bad_configuration_exits_2_with_one_line_naming_the_problem() {
+    let dir = tempfile::tempdir().unwrap();
+    let cases = [
+        (
+            "PORT",
+            "eighty",
+            "error: PORT: \"eighty\" is not a port number (1-65535)",
+        ),
+        (
+            "DB_ADAPTER",
+            "oracle",
+            "error: DB_ADAPTER: \"oracle\" is not a database adapter (use sqlite, or leave it unset)",
+        ),
+        (
+            "DATABASE_URL",
+            "postgres://postgres@127.0.0.1:5432/postgres",
+            "error: TALOS_MANAGER_ENCRYPTION_KEY: must be set when the database is PostgreSQL \
+             (make one with `openssl rand -base64 32`)",
+        ),
+        (
+            "LOG_FORMAT",
+            "xml",
+            "error: LOG_FORMAT: \"xml\" is not a log format (use text or json)",
+        ),
+    ];
+    for (name, value, expect) in cases {
+        let output = run(talos_manager(dir.path()).arg("serve").env(name, value));
+        assert_eq!(
+            output.status.code(),
+            Some(2),
+            "{name}={value}: {}",
+            stderr(&output)
+        );
+        assert_eq!(stderr(&output), format!("{expect}\n"), "{name}={value}");
+    }
+    // Nothing was created on the way to the error.
+    assert!(!dir.path().join("data").exists());
+}
+
+#[test]
+fn migrate_creates_the_sqlite_database_and_a_key_file_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let first = run(talos_manager(dir.path()).arg("migrate"));
+    assert!(first.status.success(), "{}", stderr(&first));
+    let log = stderr(&first);
+    assert!(
+        log.contains("generated a key file for secrets at rest"),
+        "{log}"
+    );
+    assert!(
+        log.contains("database data/talos-manager.db is up to date"),
+        "{log}"
+    );
+    assert!(dir.path().join("data/talos-manager.db").exists());
+    let key = std::fs::read_to_string(dir.path().join("data/encryption.key")).unwrap();
+
+    let second = run(talos_manager(dir.path()).arg("migrate"));
+    assert!(second.status.success(), "{}", stderr(&second));
+    assert!(!stderr(&second).contains("generated a key file"));
+    let key_again = std::fs::read_to_string(dir.path().join("data/encryption.key")).unwrap();
+    assert_eq!(key, key_again);
+}
+
+#[tokio::test]
+async fn serve_on_sqlite_with_no_configuration_answers_healthz_and_stops_on_sigterm() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut service = Service::start(talos_manager(dir.path()));
+    let response = reqwest::get(service.url("/healthz")).await.unwrap();
+    assert_eq!(response.status(), 200);
+    let body: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(
+        body,
+        serde_json::json!({"status": "ok", "database": "sqlite"})
+    );
+
+    // The first start made an admin token and showed it once.
+    let token = service
+        .log
+        .iter()
+        .map(|line| line.trim())
+        .find(|line| line.starts_with("tm_"))
+        .unwrap_or_else(|| panic!("no admin token shown: {:#?}", service.log))
+        .to_owned();
+    let client = reqwest::Client::new();
+    let settings = client
+        .get(service.url("/api/v1/settings"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(settings.status(), 200);
+    let unauthenticated = reqwest::get(service.url("/api/v1/settings")).await.unwrap();
+    assert_eq!(unauthenticated.status(), 401);
+
+    let status = service.terminate(Duration::from_secs(20));
+    assert!(status.success(), "exit status {status}");
+    assert!(
+        service
+            .log
+            .iter()
+            .any(|line| line.contains("SIGTERM received")),
+        "{:#?}",
+        service.log
+    );
+    assert!(dir.path().join("data/talos-manager.db").exists());
+}
+
+#[tokio::test]
+async fn serve_on_postgres_with_an_encryption_key() {
+    let database = TestDatabase::new(Backend::Postgres).await;
+    let dir = tempfile::tempdir().unwrap();
+    let key = EncryptionKey::generate();
+    let mut command = talos_manager(dir.path());
+    command
+        .env("DATABASE_URL", database.url())
+        .env("TALOS_MANAGER_ENCRYPTION_KEY", key.to_base64().expose());
+    let mut service = Service::start(command);
+    let body: serde_json::Value = reqwest::get(service.url("/healthz"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(body["database"], "postgres");
+    assert!(service.terminate(Duration::from_secs(20)).success());
+    // Nothing was written to a data directory: PostgreSQL holds it all.
+    assert!(!dir.path().join("data").exists());
+    // The log names the database without credentials.
+    let log = service.log.join("\n");
+    assert!(
+        log.contains("\"database\":\"postgres://127.0.0.1:5432/tm_test_"),
+        "{log}"
+    );
+}
+
+#[test]
+fn token_commands_create_list_and_revoke() {
+    let dir = tempfile::tempdir().unwrap();
+    let created = run(talos_manager(dir.path()).args(["token", "create", "terraform-ci"]));
+    assert!(created.status.success(), "{}", stderr(&created));
+    let token = String::from_utf8(created.stdout).unwrap();
+    assert!(token.trim().starts_with("tm_"), "{token}");
+    assert_eq!(token.trim().len(), 46);
+
+    let listed = run(talos_manager(dir.path()).args(["token", "list"]));
+    let listing = String::from_utf8(listed.stdout).unwrap();
+    assert!(listing.starts_with("terraform-ci\tcreated "), "{listing}");
+    assert!(listing.contains("never used"), "{listing}");
+    assert!(!listing.contains(token.trim()));
+
+    let duplicate = run(talos_manager(dir.path()).args(["token", "create", "terraform-ci"]));
+    assert_eq!(duplicate.status.code(), Some(1));
+    assert!(
+        stderr(&duplicate).contains("conflicts with an existing one"),
+        "{}",
+        stderr(&duplicate)
+    );
+
+    let revoked = run(talos_manager(dir.path()).args(["token", "revoke", "terraform-ci"]));
+    assert!(revoked.status.success(), "{}", stderr(&revoked));
+    let again = run(talos_manager(dir.path()).args(["token", "revoke", "terraform-ci"]));
+    assert_eq!(again.status.code(), Some(1));
+    assert!(stderr(&again).ends_with(
+        "error: no API token is named \"terraform-ci\" (see `talos-manager token list`)\n"
+    ));
+}

@@ -1,0 +1,145 @@
+//! The whole service in the test process, on a loopback port, with a fresh database and an
+//! authenticated client.
+
+use poem::listener::{Acceptor as _, Listener as _, TcpListener};
+use reqwest::{Method, StatusCode};
+use serde_json::Value;
+use talos_manager_core::testing::TestDatabase;
+use talos_manager_core::{Backend, Secret, Store};
+use talos_manager_http::{AppState, app};
+
+/// The password the test service accepts for HTTP Basic.
+pub(crate) const PASSWORD: &str = "test-basic-password";
+
+/// Declares `$name::sqlite` and `$name::postgres`, each running `$body` with `$server`, a
+/// [`TestServer`] on a fresh database of that backend.
+macro_rules! api_test {
+    ($name:ident, |$server:ident| $body:block) => {
+        mod $name {
+            #[allow(unused_imports)]
+            use super::*;
+
+            #[tokio::test]
+            async fn sqlite() {
+                run(talos_manager_core::Backend::Sqlite).await
+            }
+
+            #[tokio::test]
+            async fn postgres() {
+                run(talos_manager_core::Backend::Postgres).await
+            }
+
+            async fn run(backend: talos_manager_core::Backend) {
+                let $server = crate::http::server::TestServer::start(backend).await;
+                $body
+            }
+        }
+    };
+}
+pub(crate) use api_test;
+
+pub(crate) struct TestServer {
+    pub(crate) base: String,
+    pub(crate) database: TestDatabase,
+    pub(crate) token: String,
+    pub(crate) client: reqwest::Client,
+    server: tokio::task::JoinHandle<()>,
+}
+
+impl TestServer {
+    pub(crate) async fn start(backend: Backend) -> TestServer {
+        let database = TestDatabase::new(backend).await;
+        let token = talos_manager_http::tokens::create_token(database.store(), "test")
+            .await
+            .unwrap()
+            .into_inner();
+        let state = AppState {
+            store: database.store().clone(),
+            basic_auth_password: Some(Secret::new(PASSWORD.into())),
+        };
+        let acceptor = TcpListener::bind("127.0.0.1:0")
+            .into_acceptor()
+            .await
+            .unwrap();
+        let address = acceptor.local_addr()[0].as_socket_addr().copied().unwrap();
+        let server = tokio::spawn(async move {
+            poem::Server::new_with_acceptor(acceptor)
+                .run(app(state))
+                .await
+                .unwrap();
+        });
+        TestServer {
+            base: format!("http://{address}"),
+            database,
+            token,
+            client: reqwest::Client::new(),
+            server,
+        }
+    }
+
+    pub(crate) fn store(&self) -> &Store {
+        self.database.store()
+    }
+
+    pub(crate) fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// Calls the API with the test token; returns the status and the JSON body (or `Null`).
+    pub(crate) async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
+        let mut request = self
+            .client
+            .request(method, self.url(path))
+            .bearer_auth(&self.token);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.unwrap();
+        let status = response.status();
+        let text = response.text().await.unwrap();
+        let value = if text.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text).unwrap_or(Value::String(text))
+        };
+        (status, value)
+    }
+
+    /// A server as the API shows it.
+    pub(crate) async fn server_json(&self, api_id: &str) -> Value {
+        self.expect(Method::GET, &format!("/api/v1/servers/{api_id}"), None, 200)
+            .await
+    }
+
+    /// Calls the API and checks the status first; returns the JSON body.
+    #[track_caller]
+    pub(crate) fn expect<'a>(
+        &'a self,
+        method: Method,
+        path: &'a str,
+        body: Option<Value>,
+        status: u16,
+    ) -> impl std::future::Future<Output = Value> + 'a {
+        let caller = std::panic::Location::caller();
+        async move {
+            let (actual, value) = self.call(method.clone(), path, body).await;
+            assert_eq!(
+                actual.as_u16(),
+                status,
+                "{method} {path} (called at {caller}) answered {actual}: {value:#}"
+            );
+            value
+        }
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        self.server.abort();
+    }
+}
