@@ -615,3 +615,24 @@ mod never_panics {
         }
     }
 }
+
+/// `validate/<case>/config.yaml` gives exactly the issues of `issues.txt` (`path: message`,
+/// one per line; strict metal mode). These texts are our own and may be blessed.
+#[test]
+fn validation_cases() {
+    let cases = sorted_entries(&data_dir().join("validate"));
+    assert!(!cases.is_empty());
+    for case in cases {
+        let issues = validate(
+            &read(&case.join("config.yaml")),
+            ValidationMode::Metal,
+            true,
+        );
+        let actual: String = issues.iter().map(|issue| format!("{issue}\n")).collect();
+        assert_same_text(
+            &actual,
+            &read(&case.join("issues.txt")),
+            &case.display().to_string(),
+        );
+    }
+}
