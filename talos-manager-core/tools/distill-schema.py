@@ -110,7 +110,11 @@ def main():
             kind = defn.get("properties", {}).get("kind", {}).get("enum")
             if kind:
                 kinds[name] = kind[0]
-    out = []
+    out = [
+        "# Distilled by tools/distill-schema.py from Talos's pkg/machinery/config/schemas/",
+        "# config.schema.json (tags v1.10.9 and v1.12.11, siderolabs/talos, MPL-2.0; this file",
+        "# stays under the MPL-2.0). One `def <name> [<kind>]` per struct, then `  <field> <type>`.",
+    ]
     for name in sorted(defs):
         out.append("def " + name + (" " + kinds[name] if name in kinds else ""))
         for field, prop in defs[name]:

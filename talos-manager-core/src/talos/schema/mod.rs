@@ -65,7 +65,7 @@ impl Schema {
         let mut defs = HashMap::new();
         let mut kinds = HashMap::new();
         let mut current: Option<Def> = None;
-        for line in text.lines() {
+        for line in text.lines().filter(|line| !line.starts_with('#')) {
             if let Some(header) = line.strip_prefix("def ") {
                 if let Some(def) = current.take() {
                     defs.insert(def.name, def);
