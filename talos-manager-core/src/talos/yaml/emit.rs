@@ -34,7 +34,11 @@ fn emit_root(value: &Value, out: &mut String) {
         Value::Map(map) if !map.is_empty() => write_mapping(map, 0, false, out),
         Value::Seq(seq) if !seq.is_empty() => write_sequence(seq, 0, false, out),
         scalar => {
-            write_scalar(scalar, 0, out);
+            match scalar {
+                // A block scalar cannot stand alone at the root; quote it.
+                Value::Str(s) if s.contains('\n') => write_double_quoted(s, out),
+                _ => write_scalar(scalar, 0, 0, out),
+            }
             out.push('\n');
         }
     }
@@ -50,7 +54,7 @@ fn write_mapping(map: &[(String, Value)], indent: usize, inline_first: bool, out
         if !(inline_first && entry_idx == 0) {
             push_spaces(out, indent);
         }
-        write_string(key, indent, out);
+        write_key(key, out);
         out.push(':');
         match value {
             Value::Map(inner) if !inner.is_empty() => {
@@ -63,7 +67,7 @@ fn write_mapping(map: &[(String, Value)], indent: usize, inline_first: bool, out
             }
             scalar => {
                 out.push(' ');
-                write_scalar(scalar, nested_indent(indent), out);
+                write_scalar(scalar, nested_indent(indent), indent, out);
                 out.push('\n');
             }
         }
@@ -81,7 +85,7 @@ fn write_sequence(seq: &[Value], indent: usize, inline_first: bool, out: &mut St
             Value::Map(inner) if !inner.is_empty() => write_mapping(inner, indent + 2, true, out),
             Value::Seq(inner) if !inner.is_empty() => write_sequence(inner, indent + 2, true, out),
             scalar => {
-                write_scalar(scalar, indent + 2, out);
+                write_scalar(scalar, indent + 2, indent, out);
                 out.push('\n');
             }
         }
@@ -93,14 +97,14 @@ fn push_spaces(out: &mut String, n: usize) {
 }
 
 /// Writes a scalar (or an empty collection, which go-yaml prints in flow style). `indent` is the
-/// indentation of a literal block's lines.
-fn write_scalar(value: &Value, indent: usize, out: &mut String) {
+/// indentation of a literal block's lines, `parent` that of the key or dash it belongs to.
+fn write_scalar(value: &Value, indent: usize, parent: usize, out: &mut String) {
     match value {
         Value::Null => out.push_str("null"),
         Value::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
         Value::Int(i) => out.push_str(&i.to_string()),
         Value::Float(f) => out.push_str(&format_float(*f)),
-        Value::Str(s) => write_string(s, indent, out),
+        Value::Str(s) => write_string(s, indent, parent, out),
         Value::Seq(_) => out.push_str("[]"),
         Value::Map(_) => out.push_str("{}"),
     }
@@ -158,7 +162,7 @@ fn go_exponent_form(sign: &str, digits: &str, exponent: i32) -> String {
 /// A string as go-yaml would write it as a plain, quoted or (multi-line) literal scalar.
 pub fn emit_scalar(s: &str) -> String {
     let mut out = String::new();
-    write_string(s, INDENT, &mut out);
+    write_string(s, INDENT, 0, &mut out);
     out
 }
 
@@ -169,7 +173,16 @@ enum Style {
     Literal,
 }
 
-fn write_string(s: &str, indent: usize, out: &mut String) {
+/// Keys are simple keys, where block scalars are not allowed: multi-line keys get double quotes.
+fn write_key(key: &str, out: &mut String) {
+    if key.contains('\n') {
+        write_double_quoted(key, out);
+    } else {
+        write_string(key, 0, 0, out);
+    }
+}
+
+fn write_string(s: &str, indent: usize, parent: usize, out: &mut String) {
     match string_style(s) {
         Style::Plain => out.push_str(s),
         Style::SingleQuoted => {
@@ -178,7 +191,7 @@ fn write_string(s: &str, indent: usize, out: &mut String) {
             out.push('\'');
         }
         Style::DoubleQuoted => write_double_quoted(s, out),
-        Style::Literal => write_literal(s, indent, out),
+        Style::Literal => write_literal(s, indent, indent.saturating_sub(parent), out),
     }
 }
 
@@ -405,15 +418,17 @@ fn write_double_quoted(s: &str, out: &mut String) {
     out.push('"');
 }
 
-fn write_literal(s: &str, indent: usize, out: &mut String) {
+fn write_literal(s: &str, indent: usize, indicator: usize, out: &mut String) {
     out.push('|');
     if s.starts_with([' ', '\n']) {
-        out.push_str(&INDENT.to_string());
+        // The indentation indicator counts from the parent's indentation.
+        out.push_str(&indicator.to_string());
     }
     let trailing_newlines = s.len() - s.trim_end_matches('\n').len();
     match trailing_newlines {
         0 => out.push('-'),
-        1 => {}
+        // Only a string of line breaks keeps its single break with `+`.
+        1 if s.len() > 1 => {}
         _ => out.push('+'),
     }
     let body = s.strip_suffix('\n').unwrap_or(s);
@@ -507,7 +522,7 @@ mod tests {
     #[track_caller]
     fn check_scalar(s: &str, expect: &str) {
         let mut out = String::new();
-        write_string(s, 4, &mut out);
+        write_string(s, 4, 0, &mut out);
         assert_eq!(out, expect, "emitting {s:?}");
     }
 
@@ -544,6 +559,23 @@ mod tests {
         check_scalar("bell\u{7}", "\"bell\\a\"");
         check_scalar("two\nlines", "|-\n    two\n    lines");
         check_scalar(" indented\n", "|4\n     indented");
+    }
+
+    #[test]
+    fn literal_blocks_read_back() {
+        for text in ["\nA", "\n", "\n\n", " x\ny", "a\n\n", "a\nb\n"] {
+            let value = Value::Map(vec![
+                ("k".into(), Value::str(text)),
+                ("l".into(), Value::Seq(vec![Value::str(text)])),
+                (text.into(), Value::Null),
+            ]);
+            let yaml = emit_document(&value);
+            assert_eq!(
+                super::super::parse(&yaml).unwrap(),
+                value,
+                "{text:?} as\n{yaml}"
+            );
+        }
     }
 
     #[test]
