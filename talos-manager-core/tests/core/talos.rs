@@ -582,6 +582,163 @@ mod never_panics {
         })
     }
 
+    fn delete() -> Value {
+        Value::Map(vec![("$patch".into(), Value::str("delete"))])
+    }
+
+    fn word() -> impl Strategy<Value = String> {
+        prop::sample::select(vec![
+            "eth0",
+            "eth1",
+            "PodSecurity",
+            "a",
+            "b/c",
+            "10.0.0.1/24",
+            "fd00::1",
+            "",
+        ])
+        .prop_map(str::to_owned)
+    }
+
+    fn strings() -> impl Strategy<Value = Value> {
+        prop::collection::vec(word().prop_map(Value::Str), 0..3).prop_map(Value::Seq)
+    }
+
+    fn maybe_delete(value: impl Strategy<Value = Value>) -> impl Strategy<Value = Value> {
+        prop_oneof![4 => value, 1 => Just(delete())]
+    }
+
+    fn entries(entries: Vec<(&'static str, Option<Value>)>) -> Value {
+        Value::Map(
+            entries
+                .into_iter()
+                .filter_map(|(k, v)| Some((k.to_owned(), v?)))
+                .collect(),
+        )
+    }
+
+    fn interface() -> impl Strategy<Value = Value> {
+        let vlan = (
+            0i64..5,
+            prop::option::of(strings()),
+            prop::option::of(1200i64..1500),
+        )
+            .prop_map(|(id, addresses, mtu)| {
+                entries(vec![
+                    ("vlanId", Some(Value::Int(id))),
+                    ("addresses", addresses),
+                    ("mtu", mtu.map(Value::Int)),
+                ])
+            });
+        (
+            prop::option::of(word().prop_map(Value::Str)),
+            prop::option::of(strings()),
+            prop::option::of(prop::collection::vec(vlan, 0..3).prop_map(Value::Seq)),
+            prop::option::of(any::<bool>().prop_map(Value::Bool)),
+            prop::option::of(word().prop_map(|d| entries(vec![("driver", Some(Value::Str(d)))]))),
+            any::<bool>(),
+        )
+            .prop_map(|(name, addresses, vlans, dhcp, selector, delete_it)| {
+                let mut item = entries(vec![
+                    ("interface", name),
+                    ("deviceSelector", selector),
+                    ("addresses", addresses),
+                    ("vlans", vlans),
+                    ("dhcp", dhcp),
+                ]);
+                if delete_it {
+                    item.insert("$patch", Value::str("delete"));
+                }
+                item
+            })
+    }
+
+    fn string_map() -> impl Strategy<Value = Value> {
+        prop::collection::vec((word(), maybe_delete(word().prop_map(Value::Str))), 0..3).prop_map(
+            |pairs| {
+                let mut map = Value::Map(Vec::new());
+                for (k, v) in pairs {
+                    map.insert(&k, v);
+                }
+                map
+            },
+        )
+    }
+
+    /// Patches shaped like the schema, so most of them load and reach the merge rules.
+    fn schema_patch() -> impl Strategy<Value = Value> {
+        let admission = (word(), prop::option::of(value()), any::<bool>()).prop_map(
+            |(name, configuration, delete_it)| {
+                let mut item = entries(vec![
+                    ("name", Some(Value::Str(name))),
+                    ("configuration", configuration),
+                ]);
+                if delete_it {
+                    item.insert("$patch", Value::str("delete"));
+                }
+                item
+            },
+        );
+        (
+            prop::option::of(maybe_delete(word().prop_map(Value::Str))),
+            prop::option::of(prop::collection::vec(interface(), 0..3).prop_map(Value::Seq)),
+            prop::option::of(string_map()),
+            prop::option::of(strings()),
+            prop::option::of(prop::collection::vec(admission, 0..2).prop_map(Value::Seq)),
+            prop::option::of(strings()),
+            prop::option::of(maybe_delete(value())),
+        )
+            .prop_map(
+                |(hostname, interfaces, labels, kernel_args, admission, pod_subnets, audit)| {
+                    let network = entries(vec![("hostname", hostname), ("interfaces", interfaces)]);
+                    let install =
+                        kernel_args.map(|args| entries(vec![("extraKernelArgs", Some(args))]));
+                    let machine = entries(vec![
+                        ("network", Some(network)),
+                        ("nodeLabels", labels),
+                        ("install", install),
+                    ]);
+                    let api_server = entries(vec![
+                        ("admissionControl", admission),
+                        ("auditPolicy", audit),
+                    ]);
+                    let cluster_network =
+                        pod_subnets.map(|p| entries(vec![("podSubnets", Some(p))]));
+                    let cluster = entries(vec![
+                        ("apiServer", Some(api_server)),
+                        ("network", cluster_network),
+                    ]);
+                    entries(vec![("machine", Some(machine)), ("cluster", Some(cluster))])
+                },
+            )
+    }
+
+    fn json_patch() -> impl Strategy<Value = Value> {
+        let op = (
+            prop::sample::select(vec!["add", "remove", "replace", "move", "copy", "test"]),
+            prop::sample::select(vec![
+                "/machine/network",
+                "/machine/certSANs/-",
+                "/machine/certSANs/0",
+                "/cluster/network/podSubnets/0",
+                "/machine/nodeLabels/x",
+                "/machine/install/disk",
+                "/nope/x",
+                "",
+            ]),
+            value(),
+        )
+            .prop_map(|(op, path, value)| {
+                entries(vec![
+                    ("op", Some(Value::str(op))),
+                    ("path", Some(Value::str(path))),
+                    ("from", Some(Value::str("/machine/certSANs"))),
+                    ("value", Some(value)),
+                ])
+            });
+        prop::collection::vec(op, 1..4).prop_map(Value::Seq)
+    }
+
     fn base_config() -> MachineConfig {
         let secrets =
             SecretsBundle::parse(&read(&data_dir().join("stability/secrets.yaml"))).unwrap();
@@ -595,13 +752,17 @@ mod never_panics {
         #![proptest_config(ProptestConfig::with_cases(300))]
 
         #[test]
-        fn random_structured_patches(doc in value()) {
+        fn random_structured_patches(doc in prop_oneof![value(), schema_patch(), json_patch()]) {
             let text = yaml::emit_document(&doc);
             let mut config = base_config();
             if let Ok(patch) = Patch::parse(&text) {
                 let _ = config.apply_patch(&patch);
             }
             let out = config.to_yaml();
+            // Whatever the patch did, the result loads again and is already canonical.
+            let reloaded = MachineConfig::parse(&out);
+            prop_assert!(reloaded.is_ok(), "{:?} for\n{}", reloaded.err(), out);
+            prop_assert_eq!(reloaded.unwrap().to_yaml(), out.clone());
             let _ = validate(&out, ValidationMode::Metal, true);
             let _ = validate(&text, ValidationMode::Metal, true);
         }
