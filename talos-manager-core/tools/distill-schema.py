@@ -69,6 +69,16 @@ AMEND = [
     ("v1alpha1.ClusterConfig", "acceptedCAs", {"type": "array", "items": {"type": "object", "properties": {"crt": {"type": "string"}}}}, "ca"),
     ("v1alpha1.Device", "cidr", {"type": "string"}, "addresses"),
     ("v1alpha1.Vlan", "cidr", {"type": "string"}, "addresses"),
+    # Deprecated but still decoded by Talos 1.10 (and emitted in this order).
+    ("v1alpha1.InstallConfig", "extensions", {"type": "array", "items": {"type": "object", "properties": {"image": {"type": "string"}}}}, "image"),
+    ("v1alpha1.InstallConfig", "bootloader", {"type": "boolean"}, "extensions"),
+    ("v1alpha1.MachineConfig", "disks", {"type": "array", "items": {"type": "object", "properties": {
+        "device": {"type": "string"},
+        "partitions": {"type": "array", "items": {"type": "object", "properties": {
+            "size": {"oneOf": [{"type": "integer"}, {"type": "string"}]},
+            "mountpoint": {"type": "string"},
+        }}},
+    }}}, "network"),
 ]
 
 

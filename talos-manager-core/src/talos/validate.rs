@@ -5,9 +5,10 @@
 //! set (cluster endpoint and DNS domain, install section in metal mode, machine type and CAs,
 //! control-plane and worker restrictions, CNI, discovery and KubeSpan, network interfaces,
 //! VLANs, routes, kubelet node IPs, node labels and taints, inline manifests, registries,
-//! VolumeConfig names and sizes). Not covered yet (TODO-coverage): bond/wireguard/bridge option
-//! checks, system-disk encryption, logging destinations, apiserver authorization config, CEL
-//! type checking of disk selectors.
+//! VolumeConfig names and sizes, bond modes, WireGuard keys, extra host entries, duplicate
+//! extensions). Not covered yet (TODO-coverage): bond tuning options, bridge and link
+//! membership checks, system-disk encryption, logging destinations, apiserver authorization
+//! config, protected kubelet extraConfig fields, CEL type checking of disk selectors.
 
 use std::net::IpAddr;
 
@@ -145,6 +146,25 @@ fn is_label_value(value: &str) -> bool {
                 && value.ends_with(|c: char| c.is_ascii_alphanumeric())))
 }
 
+/// The bonding modes Linux (and so Talos) knows.
+const BOND_MODES: &[&str] = &[
+    "balance-rr",
+    "active-backup",
+    "balance-xor",
+    "broadcast",
+    "802.3ad",
+    "balance-tlb",
+    "balance-alb",
+];
+
+/// A WireGuard key: standard base64 of 32 bytes.
+fn is_wireguard_key(key: &str) -> bool {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD
+        .decode(key)
+        .is_ok_and(|bytes| bytes.len() == 32)
+}
+
 /// Parses a go-humanize byte size (`10GB`, `2.5TiB`, `512`).
 fn parse_byte_size(text: &str) -> Option<f64> {
     let text = text.trim();
@@ -258,6 +278,29 @@ impl Checker {
             }
         }
         self.node_metadata(machine);
+        let mut extensions: Vec<String> = Vec::new();
+        for (idx, extension) in seq(machine.path("install.extensions")).iter().enumerate() {
+            let image = text(extension.get("image")).unwrap_or_default();
+            if extensions.contains(&image) {
+                self.error(
+                    &format!("machine.install.extensions[{idx}].image"),
+                    format!("duplicate system extension \"{image}\""),
+                );
+            }
+            extensions.push(image);
+        }
+        for (idx, host) in seq(machine.path("network.extraHostEntries"))
+            .iter()
+            .enumerate()
+        {
+            let ip = text(host.get("ip")).unwrap_or_default();
+            if ip.parse::<IpAddr>().is_err() {
+                self.error(
+                    &format!("machine.network.extraHostEntries[{idx}].ip"),
+                    format!("extra host entry ip \"{ip}\" is not a valid IP address"),
+                );
+            }
+        }
         if !seq(machine.path("install.extensions")).is_empty() {
             self.warn(
                 "machine.install.extensions",
@@ -419,6 +462,44 @@ impl Checker {
             let label = name.clone().unwrap_or_default();
             if device.get("bond").is_some() && device.get("bridge").is_some() {
                 self.error(&path, format!("interface has both bridge and bond sections set \"{label}\": config sections are mutually exclusive"));
+            }
+            if let Some(bond) = device.get("bond") {
+                let mode = text(bond.get("mode")).unwrap_or_default();
+                if !BOND_MODES.contains(&mode.as_str()) {
+                    self.error(
+                        &format!("{path}.bond.mode"),
+                        format!(
+                            "[networking.os.device.bond] \"{label}\": invalid bond mode \"{mode}\""
+                        ),
+                    );
+                }
+                if !seq(bond.get("interfaces")).is_empty() && bond.get("deviceSelectors").is_some()
+                {
+                    self.error(
+                        &format!("{path}.bond"),
+                        format!("[networking.os.device.bond] \"{label}\": interfaces and deviceSelectors are mutually exclusive"),
+                    );
+                }
+            }
+            if let Some(wireguard) = device.get("wireguard") {
+                if let Some(key) = text(wireguard.get("privateKey"))
+                    && !is_wireguard_key(&key)
+                {
+                    self.error(
+                        &format!("{path}.wireguard.privateKey"),
+                        format!(
+                            "[networking.os.device.wireguard] \"{label}\": invalid private key"
+                        ),
+                    );
+                }
+                for (peer_idx, peer) in seq(wireguard.get("peers")).iter().enumerate() {
+                    if !text(peer.get("publicKey")).is_some_and(|k| is_wireguard_key(&k)) {
+                        self.error(
+                            &format!("{path}.wireguard.peers[{peer_idx}].publicKey"),
+                            format!("[networking.os.device.wireguard] \"{label}\": invalid peer public key"),
+                        );
+                    }
+                }
             }
             let addresses = seq(device.get("addresses"));
             if text(device.get("cidr")).is_some() {
