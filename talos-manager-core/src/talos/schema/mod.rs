@@ -265,9 +265,10 @@ fn go_type(ty: &Ty) -> String {
         Ty::Any => "interface {}".to_owned(),
         Ty::List(inner) => format!("[]{}", go_type(inner)),
         Ty::Map(inner) => format!("map[string]{}", go_type(inner)),
-        Ty::Ref(name) if name.starts_with("inline.") => {
-            "x509.PEMEncodedCertificateAndKey".to_owned()
-        }
+        Ty::Ref("inline.crt_key") => "x509.PEMEncodedCertificateAndKey".to_owned(),
+        Ty::Ref("inline.crt") => "x509.PEMEncodedCertificate".to_owned(),
+        Ty::Ref("inline.key") => "x509.PEMEncodedKey".to_owned(),
+        Ty::Ref(name) if name.starts_with("inline.") => "struct".to_owned(),
         Ty::Ref(name) => name.replace("V1Alpha1", "").to_string(),
     }
 }
