@@ -12,6 +12,8 @@
 //! - [`node_labels`]: Kubernetes labels and taints of label and taint rules.
 //! - [`Issue`], [`ValidationError`]: every problem with user input, with its location.
 //! - [`ids`]: typed ids of every stored entity.
+//! - [`talos`]: the Talos engine — secrets bundles, machine configs, patches, validation and
+//!   client configs, equal to what `talosctl` produces.
 //! - [`Secret`]: a value that prints `<redacted>`.
 //! - [`error_chain`]: an error with its causes on one line, for logs.
 #![warn(missing_docs)]
@@ -23,6 +25,7 @@ pub mod node_identity;
 pub mod node_labels;
 mod secret;
 pub mod store;
+pub mod talos;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
 mod validation;
@@ -30,4 +33,5 @@ mod validation;
 pub use error_chain::error_chain;
 pub use secret::Secret;
 pub use store::{Backend, EncryptionKey, Store, StoreError};
+pub use talos::ConfigEngine;
 pub use validation::{Issue, ValidationError};
