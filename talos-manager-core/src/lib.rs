@@ -13,6 +13,7 @@
 //! - [`node_config`]: the machine config a server is served, from what is stored.
 //! - [`node_identity`]: a node's machine type, hostname and private IP, and their conventions.
 //! - [`node_labels`]: Kubernetes labels and taints of label and taint rules.
+//! - [`runbooks`]: the commands to reboot or upgrade a node safely.
 //! - [`Issue`], [`ValidationError`]: every problem with user input, with its location.
 //! - [`ids`]: typed ids of every stored entity.
 //! - [`talos`]: the Talos engine — secrets bundles, machine configs, patches, validation and
@@ -28,6 +29,7 @@ pub mod ids;
 pub mod node_config;
 pub mod node_identity;
 pub mod node_labels;
+pub mod runbooks;
 mod secret;
 pub mod store;
 pub mod talos;

@@ -6,6 +6,8 @@ use poem_openapi::payload::{Json, PlainText};
 use poem_openapi::{Object, OpenApi};
 use talos_manager_core::error_chain;
 use talos_manager_core::node_config::{NodeConfigError, render_node_config};
+use talos_manager_core::node_identity::machine_type_for;
+use talos_manager_core::runbooks;
 use talos_manager_core::store::Server;
 use time::OffsetDateTime;
 
@@ -92,6 +94,30 @@ impl From<Server> for ServerView {
     }
 }
 
+/// A configured server as the runbooks see it; 404 when it has no machine config.
+async fn runbook_node(state: &AppState, server: &Server) -> ApiResult<runbooks::RunbookNode> {
+    let machine_config = state
+        .store
+        .machine_config_for_server(server.id)
+        .await?
+        .ok_or_else(|| {
+            ApiError::not_found(format!(
+                "server {} has no machine config",
+                server.inventory.name
+            ))
+        })?;
+    let address = server
+        .inventory
+        .ipv4
+        .clone()
+        .unwrap_or_else(|| machine_config.fields.private_ip.clone());
+    Ok(runbooks::RunbookNode {
+        machine_type: machine_type_for(&server.inventory.name),
+        hostname: machine_config.fields.hostname,
+        address,
+    })
+}
+
 /// Loads a server by its API id.
 pub(crate) async fn load_server(state: &AppState, api_id: &str) -> ApiResult<Server> {
     let (provider, provider_id) = parse_server_api_id(api_id)?;
@@ -165,6 +191,53 @@ impl ServersApi {
             })?;
         tracing::info!(server = %server.inventory.name, by = ?auth.principal(), "machine config downloaded");
         Ok(YamlFile::Ok(PlainText(node_config.yaml.into_inner())))
+    }
+
+    /// The commands to reboot the node safely (etcd leadership handed over by control
+    /// planes, drained, rebooted, uncordoned).
+    #[oai(
+        path = "/servers/:id/reboot-command",
+        method = "get",
+        operation_id = "get_server_reboot_command"
+    )]
+    async fn reboot_command(
+        &self,
+        state: Data<&AppState>,
+        _auth: AdminAuth,
+        id: Path<String>,
+    ) -> ApiResult<PlainText<String>> {
+        let server = load_server(&state, &id).await?;
+        let node = runbook_node(&state, &server).await?;
+        Ok(PlainText(runbooks::reboot_command(&node)))
+    }
+
+    /// The commands to upgrade the node to the default Talos version (or `talos_version`) with
+    /// the installer of its Image Factory schematic.
+    #[oai(
+        path = "/servers/:id/upgrade-command",
+        method = "get",
+        operation_id = "get_server_upgrade_command"
+    )]
+    async fn upgrade_command(
+        &self,
+        state: Data<&AppState>,
+        _auth: AdminAuth,
+        id: Path<String>,
+        /// The Talos version to upgrade to, `vX.Y.Z` [default: the settings' version].
+        talos_version: Query<Option<String>>,
+    ) -> ApiResult<PlainText<String>> {
+        let server = load_server(&state, &id).await?;
+        let node = runbook_node(&state, &server).await?;
+        let settings = state.store.settings().await?;
+        let version = talos_version.0.unwrap_or(settings.talos_version);
+        let schematic = match server.schematic_id.or(settings.default_schematic_id) {
+            Some(id) => state.store.get_schematic(id).await?.fields.factory_id,
+            None => None,
+        };
+        let image = runbooks::installer_image(schematic.as_deref(), &version);
+        Ok(PlainText(runbooks::upgrade_command(
+            &node, &image, &version,
+        )))
     }
 
     /// Get a server.

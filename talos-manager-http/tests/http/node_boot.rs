@@ -218,3 +218,47 @@ api_test!(
         );
     }
 );
+
+api_test!(runbooks_for_a_configured_node, |server| {
+    configured_worker(
+        &server,
+        "203.0.113.9",
+        "11111111-2222-3333-4444-555555555555",
+    )
+    .await;
+    let text = |path: &'static str| {
+        let request = server
+            .client
+            .get(server.url(path))
+            .bearer_auth(&server.token);
+        async move {
+            let response = request.send().await.unwrap();
+            (response.status().as_u16(), response.text().await.unwrap())
+        }
+    };
+    let (status, reboot) = text("/api/v1/servers/robot-1/reboot-command").await;
+    assert_eq!(status, 200);
+    assert!(
+        reboot.contains("kubectl drain worker-1 --ignore-daemonsets"),
+        "{reboot}"
+    );
+    assert!(
+        reboot.contains("talosctl -n 203.0.113.9 reboot --wait"),
+        "{reboot}"
+    );
+    assert!(
+        !reboot.contains("forfeit"),
+        "workers hold no etcd leadership"
+    );
+    let (status, upgrade) = text("/api/v1/servers/robot-1/upgrade-command").await;
+    assert_eq!(status, 200);
+    assert!(
+        upgrade.contains("upgrade --image ghcr.io/siderolabs/installer:v1.10.4 --wait"),
+        "{upgrade}"
+    );
+    let (_, pinned) = text("/api/v1/servers/robot-1/upgrade-command?talos_version=v1.7.6").await;
+    assert!(pinned.contains("--preserve"), "{pinned}");
+    add_server(&server, ProviderKind::HetznerRobot, "2", "worker-2").await;
+    let (status, _) = text("/api/v1/servers/robot-2/reboot-command").await;
+    assert_eq!(status, 404);
+});
