@@ -36,7 +36,8 @@ pub fn http_client(policy: &RetryPolicy) -> Result<reqwest::Client, ProviderErro
 ///
 /// A request is sent at most [`max_attempts`](Self::max_attempts) times. Between attempts the
 /// delay grows exponentially from `min_delay` to `max_delay`, with jitter. What is retried:
-/// timeouts and connection errors, 5xx answers, Robot 403 `RATE_LIMIT_EXCEEDED`, Cloud 429
+/// connection failures; timeouts and broken answers of `GET`s only (a `POST` that timed out may
+/// have been carried out); 5xx answers, Robot 403 `RATE_LIMIT_EXCEEDED`, Cloud 429
 /// `rate_limit_exceeded` and 409 `conflict`, and Cloud 423 `locked` for the power actions that
 /// follow `enable_rescue`. Credentials refused (401) are never retried: Robot blocks the address
 /// after three failed logins.
@@ -321,8 +322,12 @@ impl Transport {
 
     fn is_retryable(&self, request: &ApiRequest, failure: &Failure) -> bool {
         match failure {
+            // A request that may have reached the API is sent again only when repeating it is
+            // harmless: a second `power` press would switch a server off again.
+            Failure::Transport(error) if error.is_connect() => true,
             Failure::Transport(error) => {
-                error.is_timeout() || error.is_connect() || error.is_request() || error.is_body()
+                request.method == Method::GET
+                    && (error.is_timeout() || error.is_request() || error.is_body())
             }
             Failure::Api(api_error) => {
                 api_error.status >= 500

@@ -353,9 +353,10 @@ async fn handle(state: Shared<CloudState>, mut request: Request) -> Response {
         }
         (fault, headers)
     };
+    let mut delay = None;
     let response = match fault {
-        Some(Fault::Slow(delay)) => {
-            tokio::time::sleep(delay).await;
+        Some(Fault::Slow(slow)) => {
+            delay = Some(slow);
             None
         }
         Some(Fault::RateLimit) => Some(fixture_error(429, RATE_LIMIT_FIXTURE)),
@@ -368,6 +369,11 @@ async fn handle(state: Shared<CloudState>, mut request: Request) -> Response {
         let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
         lock(&state).route(&method, &segments, &query, &body)
     });
+    // Slow answers are slow after the work is done: a client that gives up has still changed
+    // the server.
+    if let Some(delay) = delay {
+        tokio::time::sleep(delay).await;
+    }
     let mut response = with_headers(response, &rate_limit_headers);
     response.headers_mut().insert(
         "x-correlation-id",

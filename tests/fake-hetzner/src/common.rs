@@ -22,7 +22,8 @@ pub enum Fault {
     /// An error answer with this 5xx status (`INTERNAL_ERROR` / `server_error` body; a 502 body
     /// is HTML, as a proxy in front of the API would send it).
     Status(u16),
-    /// Wait this long, then answer normally (pair with a short client timeout).
+    /// Carry the request out, then wait this long before answering (pair with a short client
+    /// timeout).
     Slow(Duration),
     /// Close the connection without an answer.
     Drop,

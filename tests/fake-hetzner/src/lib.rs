@@ -84,8 +84,9 @@
 //!
 //! [`FakeRobot::inject`] / [`FakeCloud::inject`] make the next `times` requests matching a
 //! [`Target`] (method and path prefix, or any) fail with a [`Fault`]: rate limit (Robot 403
-//! `RATE_LIMIT_EXCEEDED`, Cloud 429), a 5xx (502 comes as HTML, like a proxy's), slow (answer
-//! after a delay) or drop (headers, then the connection breaks). Robot also has per-endpoint
+//! `RATE_LIMIT_EXCEEDED`, Cloud 429), a 5xx (502 comes as HTML, like a proxy's), slow (the
+//! request is carried out, the answer comes after a delay) or drop (the connection closes with
+//! no answer and nothing done). Robot also has per-endpoint
 //! hourly budgets ([`FakeRobot::set_rate_limit`], refilled by
 //! [`FakeRobot::refill_rate_limits`]). Every request is logged as `"METHOD /path"`
 //! (`requests()`), so tests can check the order of calls.

@@ -366,8 +366,9 @@ async fn handle(state: Shared<RobotState>, mut request: Request) -> Response {
         }
         fault
     };
+    let mut delay = None;
     match fault {
-        Some(Fault::Slow(delay)) => tokio::time::sleep(delay).await,
+        Some(Fault::Slow(slow)) => delay = Some(slow),
         Some(Fault::RateLimit) => return rate_limited(),
         Some(Fault::Status(502)) => return html_status(502),
         Some(Fault::Status(status)) => return error(status, "INTERNAL_ERROR", "internal error"),
@@ -376,7 +377,13 @@ async fn handle(state: Shared<RobotState>, mut request: Request) -> Response {
     }
     let form = parse_pairs(&body);
     let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
-    lock(&state).route(&method, &segments, &form)
+    let response = lock(&state).route(&method, &segments, &form);
+    // Slow answers are slow after the work is done, as when the real API is: a client that
+    // gives up has still changed the server.
+    if let Some(delay) = delay {
+        tokio::time::sleep(delay).await;
+    }
+    response
 }
 
 impl RobotState {

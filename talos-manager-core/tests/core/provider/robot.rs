@@ -135,6 +135,31 @@ async fn server_errors_slow_answers_and_dropped_connections_are_retried() {
 }
 
 #[tokio::test]
+async fn a_reset_that_timed_out_is_not_sent_again() {
+    let fake = FakeRobot::start().await.unwrap();
+    fake.set_operating_status(421, "shut off");
+    fake.inject(
+        Target::on("POST", "/reset"),
+        Fault::Slow(Duration::from_secs(2)),
+        1,
+    );
+    let error = client(&fake).power_cycle("421").await.unwrap_err();
+    assert!(
+        matches!(error, ProviderError::Unreachable { attempts: 1, .. }),
+        "{error:?}"
+    );
+    // The fake carried out the press; a second one would have switched the server off again.
+    assert_eq!(fake.server(421).unwrap().resets, ["power"]);
+    assert_eq!(
+        fake.requests()
+            .iter()
+            .filter(|request| *request == "POST /reset/421")
+            .count(),
+        1
+    );
+}
+
+#[tokio::test]
 async fn persistent_server_errors_end_in_an_error_that_keeps_hetzners_code() {
     let fake = FakeRobot::start().await.unwrap();
     fake.inject(Target::any(), Fault::Status(500), 100);
