@@ -392,12 +392,12 @@ fn with_headers(mut response: Response, headers: &[(&'static str, String); 3]) -
 }
 
 /// Paging of a list: `(items of the page, meta, Link header)`.
-fn paginate(
-    items: Vec<Value>,
+fn paginate<T>(
+    items: Vec<T>,
     query: &[(String, String)],
     base_url: &str,
     path: &str,
-) -> (Vec<Value>, Value, String) {
+) -> (Vec<T>, Value, String) {
     let number = |key: &str| {
         query
             .iter()
@@ -409,7 +409,7 @@ fn paginate(
     let total = items.len() as u64;
     let last_page = total.div_ceil(per_page).max(1);
     let start = ((page - 1) * per_page) as usize;
-    let page_items: Vec<Value> = items
+    let page_items: Vec<T> = items
         .into_iter()
         .skip(start)
         .take(per_page as usize)
@@ -644,14 +644,17 @@ impl CloudState {
             },
             None => Vec::new(),
         };
-        let servers: Vec<Value> = self
+        let servers: Vec<&CloudServer> = self
             .servers
             .values()
             .filter(|server| name.as_ref().is_none_or(|name| server.name == *name))
             .filter(|server| labels_match(&server.labels, &terms))
-            .map(|server| self.server_json(server))
             .collect();
         let (page, meta, link) = paginate(servers, query, &self.base_url, "/servers");
+        let page: Vec<Value> = page
+            .into_iter()
+            .map(|server| self.server_json(server))
+            .collect();
         let mut response = json(200, &json!({"servers": page, "meta": meta}));
         insert_link(&mut response, &link);
         response
