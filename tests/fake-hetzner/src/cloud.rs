@@ -98,6 +98,8 @@ struct ActionRecord {
     server_id: u64,
     polls_left: u32,
     polls_total: u32,
+    /// `Some(code)` for an action that ends in `error`.
+    error_code: Option<String>,
 }
 
 #[derive(Debug)]
@@ -139,6 +141,8 @@ struct CloudState {
     control: Control,
     lock_after_rescue: u32,
     action_polls: u32,
+    /// `(URL action name, error code, times)`: actions to fail.
+    action_failures: Vec<(String, String, u32)>,
     rate_limit: RateLimit,
     server_template: Value,
     action_template: Value,
@@ -178,6 +182,7 @@ impl FakeCloud {
             control: Control::default(),
             lock_after_rescue: 1,
             action_polls: 1,
+            action_failures: Vec::new(),
             rate_limit: RateLimit {
                 limit: 3_600,
                 remaining: 3_600,
@@ -275,6 +280,15 @@ impl FakeCloud {
     /// How many power actions after `enable_rescue` are refused with 423 `locked` (default 1).
     pub fn set_lock_after_rescue(&self, requests: u32) {
         lock(&self.state).lock_after_rescue = requests;
+    }
+
+    /// Makes the next `times` actions named `action` (as in the URL: `enable_rescue`, `reset`)
+    /// end in `error` with `code` (e.g. `unknown_error`, seen on `enable_rescue` in the wild).
+    /// A failed action changes nothing on the server.
+    pub fn fail_actions(&self, action: &str, code: &str, times: u32) {
+        lock(&self.state)
+            .action_failures
+            .push((action.to_owned(), code.to_owned(), times));
     }
 
     /// How many `GET /actions/{id}` polls an action stays `running` (default 1; 0 finishes
@@ -725,6 +739,14 @@ impl CloudState {
             return error(400, "invalid_input", "invalid input in field 'ssh_keys'");
         }
         let lock_after_rescue = self.lock_after_rescue;
+        let error_code = self
+            .action_failures
+            .iter_mut()
+            .find(|(action, _, times)| action == command && *times > 0)
+            .map(|(_, code, times)| {
+                *times -= 1;
+                code.clone()
+            });
         let Some(server) = self.server_mut(id) else {
             return not_found();
         };
@@ -732,9 +754,18 @@ impl CloudState {
             server.locked_requests -= 1;
             return fixture_error(423, LOCKED_FIXTURE);
         }
-        server.actions.push(command.to_owned());
         let mut root_password = None;
+        if let Some(code) = &error_code {
+            server.actions.push(format!("{command} (failed: {code})"));
+        } else {
+            server.actions.push(command.to_owned());
+        }
         match command {
+            _ if error_code.is_some() => {
+                if command == "enable_rescue" {
+                    root_password = Some(password(server.id + server.actions.len() as u64));
+                }
+            }
             "enable_rescue" => {
                 server.rescue_enabled = true;
                 server.rescue_keys = ssh_keys;
@@ -759,6 +790,7 @@ impl CloudState {
             server_id,
             polls_left: self.action_polls,
             polls_total: self.action_polls,
+            error_code,
         };
         let action = self.action_json(&record);
         self.actions.insert(action_id, record);
@@ -794,11 +826,19 @@ impl CloudState {
         let mut value = self.action_template.clone();
         value["id"] = json!(record.id);
         value["command"] = json!(record.command);
-        value["status"] = json!(if done { "success" } else { "running" });
+        let status = match (&record.error_code, done) {
+            (_, false) => "running",
+            (None, true) => "success",
+            (Some(_), true) => "error",
+        };
+        value["status"] = json!(status);
         value["progress"] = json!(progress);
         value["resources"] = json!([{"id": record.server_id, "type": "server"}]);
         // Real successful actions carry `"error": null`; the doc examples do not.
-        value["error"] = Value::Null;
+        value["error"] = match (&record.error_code, done) {
+            (Some(code), true) => json!({"code": code, "message": "fake action failure"}),
+            _ => Value::Null,
+        };
         if !done {
             value["finished"] = Value::Null;
         }

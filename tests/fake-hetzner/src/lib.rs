@@ -75,6 +75,8 @@
 //!   poweroff/shutdown: status off
 //!   ```
 //!   N is [`FakeCloud::set_lock_after_rescue`] (default 1). `ssh_keys` must name project keys.
+//!   [`FakeCloud::fail_actions`] makes chosen actions end in `error` with a code, changing
+//!   nothing.
 //! * **SSH keys** ([`CloudSshKey`]): `GET /ssh_keys` (paginated; `name`, `fingerprint` filters),
 //!   `POST /ssh_keys` (201; name and fingerprint unique → 409 `uniqueness_error`).
 //! * **Rate limit**: a project budget ([`FakeCloud::set_rate_limit`], default 3600 refilled one

@@ -251,6 +251,44 @@ async fn rescue_uses_only_our_key_and_waits_for_the_action() {
 }
 
 #[tokio::test]
+async fn an_enable_rescue_action_that_fails_with_unknown_error_is_tried_again() {
+    let fake = FakeCloud::start().await.unwrap();
+    fake.fail_actions("enable_rescue", "unknown_error", 2);
+    let cloud = client(&fake);
+    let key = cloud
+        .ensure_ssh_key(&our_key(), MissingKey::Upload)
+        .await
+        .unwrap();
+    cloud.enable_rescue("42", &key).await.unwrap();
+    let server = fake.server(42).unwrap();
+    assert!(server.rescue_enabled);
+    assert_eq!(
+        server.actions,
+        [
+            "enable_rescue (failed: unknown_error)",
+            "enable_rescue (failed: unknown_error)",
+            "enable_rescue"
+        ]
+    );
+}
+
+#[tokio::test]
+async fn a_failed_action_reports_its_code_and_is_not_retried_blindly() {
+    let fake = FakeCloud::start().await.unwrap();
+    fake.fail_actions("reset", "action_failed", 1);
+    let error = client(&fake).power_cycle("42").await.unwrap_err();
+    assert!(
+        matches!(&error, ProviderError::ActionFailed { command, .. } if command == "reset_server"),
+        "{error:?}"
+    );
+    assert_eq!(error.code(), Some("action_failed"));
+    assert_eq!(
+        fake.server(42).unwrap().actions,
+        ["reset (failed: action_failed)"]
+    );
+}
+
+#[tokio::test]
 async fn reset_after_enable_rescue_is_retried_while_the_server_is_locked() {
     let fake = FakeCloud::start().await.unwrap();
     fake.set_lock_after_rescue(3);

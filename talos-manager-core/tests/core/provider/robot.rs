@@ -57,6 +57,24 @@ async fn rx_products_are_listed_as_arm64() {
 }
 
 #[tokio::test]
+async fn a_thousand_servers_come_back_in_one_list_none_lost_or_duplicated() {
+    let fake = FakeRobot::start().await.unwrap();
+    let mut expected: BTreeSet<String> = fake
+        .generate_servers(1_000)
+        .into_iter()
+        .map(|number| number.to_string())
+        .collect();
+    expected.extend(["321".to_owned(), "421".to_owned()]);
+    let servers = client(&fake).list_servers().await.unwrap();
+    assert_eq!(servers.len(), 1_002);
+    let listed: BTreeSet<String> = servers
+        .into_iter()
+        .map(|server| server.provider_id)
+        .collect();
+    assert_eq!(listed, expected);
+}
+
+#[tokio::test]
 async fn gets_and_renames_a_server() {
     let fake = FakeRobot::start().await.unwrap();
     let robot = client(&fake);
