@@ -181,6 +181,15 @@ pub enum ProviderError {
         /// The id given.
         server_id: String,
     },
+    /// The SSH key handle came from another provider (Cloud key ids are integers, Robot uses
+    /// fingerprints); take it from `ensure_ssh_key` of the same provider.
+    #[error("{key_id:?} is not a {provider} SSH key id")]
+    ForeignSshKey {
+        /// The provider that was given the key.
+        provider: ProviderKind,
+        /// The handle given.
+        key_id: String,
+    },
     /// The HTTP client could not be built (TLS set-up failed).
     #[error("failed to build the HTTP client")]
     HttpClient {

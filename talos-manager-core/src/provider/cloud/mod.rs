@@ -249,9 +249,9 @@ impl Provider for HetznerCloud {
         key: &ProviderSshKey,
     ) -> Result<RescueActivation, ProviderError> {
         let server_id = parse_server_id(provider_id)?;
-        let key_id: u64 = key.id.parse().map_err(|_| ProviderError::InvalidServerId {
+        let key_id: u64 = key.id.parse().map_err(|_| ProviderError::ForeignSshKey {
             provider: KIND,
-            server_id: format!("ssh key {}", key.id),
+            key_id: key.id.clone(),
         })?;
         let mut attempt = 1;
         loop {
