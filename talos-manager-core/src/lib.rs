@@ -18,6 +18,8 @@
 //! - [`ids`]: typed ids of every stored entity.
 //! - [`talos`]: the Talos engine — secrets bundles, machine configs, patches, validation and
 //!   client configs, equal to what `talosctl` produces.
+//! - [`provider`]: the [`Provider`] and [`VswitchProvider`] traits, the Hetzner Robot and Cloud
+//!   clients ([`HetznerRobot`], [`HetznerCloud`]) and their one error type [`ProviderError`].
 //! - [`Secret`]: a value that prints `<redacted>`.
 //! - [`error_chain`]: an error with its causes on one line, for logs.
 #![warn(missing_docs)]
@@ -29,6 +31,7 @@ pub mod ids;
 pub mod node_config;
 pub mod node_identity;
 pub mod node_labels;
+pub mod provider;
 pub mod runbooks;
 mod secret;
 pub mod store;
@@ -38,6 +41,11 @@ pub mod testing;
 mod validation;
 
 pub use error_chain::error_chain;
+pub use provider::{
+    Architecture, HetznerApiError, HetznerCloud, HetznerRobot, MissingKey, Provider, ProviderError,
+    ProviderKind, ProviderServer, ProviderSshKey, RescueActivation, RetryPolicy, SshPublicKey,
+    Vswitch, VswitchProvider, http_client,
+};
 pub use secret::Secret;
 pub use store::{Backend, EncryptionKey, Store, StoreError};
 pub use talos::ConfigEngine;

@@ -7,4 +7,6 @@ mod core {
     mod migrations;
     // The Talos engine against golden data from talosctl and the original app.
     mod talos;
+    // Hetzner Robot and Cloud clients against the wire-level fakes (tests/fake-hetzner).
+    mod provider;
 }

@@ -47,6 +47,7 @@ mod servers;
 mod settings;
 mod vswitches;
 
+pub use crate::provider::{Architecture, ProviderKind};
 pub use api_tokens::ApiToken;
 pub use clusters::{Cluster, ClusterFields};
 pub use configs::{Config, ConfigFields};
@@ -54,9 +55,9 @@ pub use crypto::{CryptoError, EncryptionKey, KeySource};
 pub use jobs::{Job, JobLogLine, JobOutcome, JobStatus, NewJob};
 pub use label_taint_rules::{LabelTaintRule, LabelTaintRuleFields};
 pub use machine_configs::{MachineConfig, MachineConfigFields};
-pub use provider_accounts::{ProviderAccount, ProviderKind};
+pub use provider_accounts::ProviderAccount;
 pub use schematics::{Schematic, SchematicFields};
-pub use servers::{Architecture, ProbeResult, Server, ServerInventory, ServerUpsert};
+pub use servers::{ProbeResult, Server, ServerInventory, ServerUpsert};
 pub use settings::{DEFAULT_TALOS_VERSION, Settings};
 pub use vswitches::Vswitch;
 

@@ -5,44 +5,19 @@ use time::OffsetDateTime;
 use super::{Store, StoreError, now, on_pool, sql};
 use crate::Secret;
 use crate::ids::ProviderAccountId;
+use crate::provider::ProviderKind;
 
 const SECRET_COLUMN: &str = "provider_accounts.secret";
 
-/// Which API an account (and its servers) belongs to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ProviderKind {
-    /// Hetzner Robot: dedicated servers; name = webservice user, secret = its password.
-    HetznerRobot,
-    /// Hetzner Cloud: cloud servers; name = a label, secret = the project's API token.
-    HetznerCloud,
-}
-
-impl ProviderKind {
-    /// `hetzner_robot` or `hetzner_cloud`, as stored and as the API spells it.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ProviderKind::HetznerRobot => "hetzner_robot",
-            ProviderKind::HetznerCloud => "hetzner_cloud",
-        }
-    }
-
-    pub(crate) fn parse(column: &'static str, value: &str) -> Result<Self, StoreError> {
-        match value {
-            "hetzner_robot" => Ok(ProviderKind::HetznerRobot),
-            "hetzner_cloud" => Ok(ProviderKind::HetznerCloud),
-            _ => Err(StoreError::Corrupt {
-                column,
-                value: value.to_owned(),
-            }),
-        }
-    }
-}
-
-impl std::fmt::Display for ProviderKind {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
+/// Reads a stored provider kind; an unknown one means the row was written by something else.
+pub(crate) fn parse_provider_kind(
+    column: &'static str,
+    value: &str,
+) -> Result<ProviderKind, StoreError> {
+    value.parse().map_err(|_| StoreError::Corrupt {
+        column,
+        value: value.to_owned(),
+    })
 }
 
 /// A provider account as listed; the secret is read on its own with
@@ -75,7 +50,7 @@ impl TryFrom<Row> for ProviderAccount {
     fn try_from(row: Row) -> Result<Self, StoreError> {
         Ok(ProviderAccount {
             id: row.id,
-            provider: ProviderKind::parse("provider_accounts.provider", &row.provider)?,
+            provider: parse_provider_kind("provider_accounts.provider", &row.provider)?,
             name: row.name,
             created_at: row.created_at,
             updated_at: row.updated_at,

@@ -2,38 +2,19 @@
 
 use time::OffsetDateTime;
 
-use super::provider_accounts::ProviderKind;
+use super::provider_accounts::parse_provider_kind;
 use super::{Store, StoreError, now, on_pool, sql};
 use crate::ids::{ClusterId, ProviderAccountId, SchematicId, ServerId, VswitchId};
+use crate::provider::{Architecture, ProviderKind};
 
-/// A CPU architecture Talos images exist for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Architecture {
-    /// x86-64.
-    Amd64,
-    /// 64-bit ARM (Robot `RX…` products, Cloud `arm` server types).
-    Arm64,
-}
-
-impl Architecture {
-    /// `amd64` or `arm64`, as in Talos image names.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Architecture::Amd64 => "amd64",
-            Architecture::Arm64 => "arm64",
-        }
-    }
-
-    fn parse(value: &str) -> Result<Self, StoreError> {
-        match value {
-            "amd64" => Ok(Architecture::Amd64),
-            "arm64" => Ok(Architecture::Arm64),
-            _ => Err(StoreError::Corrupt {
-                column: "servers.architecture",
-                value: value.to_owned(),
-            }),
-        }
+fn parse_architecture(value: &str) -> Result<Architecture, StoreError> {
+    match value {
+        "amd64" => Ok(Architecture::Amd64),
+        "arm64" => Ok(Architecture::Arm64),
+        _ => Err(StoreError::Corrupt {
+            column: "servers.architecture",
+            value: value.to_owned(),
+        }),
     }
 }
 
@@ -158,7 +139,7 @@ impl TryFrom<Row> for Server {
             id: row.id,
             provider_account_id: row.provider_account_id,
             inventory: ServerInventory {
-                provider: ProviderKind::parse("servers.provider", &row.provider)?,
+                provider: parse_provider_kind("servers.provider", &row.provider)?,
                 provider_id: row.provider_id,
                 name: row.name,
                 ipv4: row.ipv4,
@@ -167,7 +148,7 @@ impl TryFrom<Row> for Server {
                 data_center: row.data_center,
                 status: row.status,
                 cancelled: row.cancelled,
-                architecture: Architecture::parse(&row.architecture)?,
+                architecture: parse_architecture(&row.architecture)?,
                 vswitch_id: row.vswitch_id,
             },
             cluster_id: row.cluster_id,

@@ -126,7 +126,7 @@ async fn serve_on_sqlite_with_no_configuration_answers_healthz_and_stops_on_sigt
         .find(|line| line.starts_with("tm_"))
         .unwrap_or_else(|| panic!("no admin token shown: {:#?}", service.log))
         .to_owned();
-    let client = reqwest::Client::new();
+    let client = crate::http::server::client();
     let settings = client
         .get(service.url("/api/v1/settings"))
         .bearer_auth(&token)

@@ -76,7 +76,7 @@ async fn fetch(
     query: &str,
     forwarded_for: Option<&str>,
 ) -> (u16, String, String) {
-    let mut request = reqwest::Client::new().get(server.url(&format!("/config{query}")));
+    let mut request = crate::http::server::client().get(server.url(&format!("/config{query}")));
     if let Some(address) = forwarded_for {
         request = request.header("x-forwarded-for", address);
     }

@@ -12,6 +12,15 @@ use talos_manager_http::{AppState, app};
 /// The password the test service accepts for HTTP Basic.
 pub(crate) const PASSWORD: &str = "test-basic-password";
 
+/// An HTTP client for tests: bounded waits, so a hung service fails the test instead of
+/// hanging it.
+pub(crate) fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .timeout(std::time::Duration::from_secs(120))
+        .build()
+        .expect("build an HTTP client")
+}
+
 /// Declares `$name::sqlite` and `$name::postgres`, each running `$body` with `$server`, a
 /// [`TestServer`] on a fresh database of that backend.
 macro_rules! api_test {
@@ -84,7 +93,7 @@ impl TestServer {
             base: format!("http://{address}"),
             database,
             token,
-            client: reqwest::Client::new(),
+            client: crate::http::server::client(),
             server,
         }
     }

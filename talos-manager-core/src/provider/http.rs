@@ -1,0 +1,360 @@
+//! The one place an HTTP client is built ([`http_client`]) and the bounded retry policy
+//! ([`RetryPolicy`]) both Hetzner clients share.
+//!
+//! Requests are plain values ([`ApiRequest`]) built by the pure `api.rs` modules; [`Transport`]
+//! sends them with authentication, retries what is worth retrying with exponential back-off and
+//! jitter (the `backon` crate), and turns what is left into a [`ProviderError`].
+
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
+
+use backon::{ExponentialBuilder, Retryable};
+use reqwest::Method;
+use serde::de::DeserializeOwned;
+
+use super::{HetznerApiError, ProviderError, ProviderKind};
+use crate::Secret;
+
+/// The `User-Agent` of every request talos-manager sends to a provider.
+pub const USER_AGENT: &str = concat!("talos-manager/", env!("CARGO_PKG_VERSION"));
+
+/// Builds the HTTP client for provider APIs: rustls, a user agent, a connect timeout and a
+/// timeout for each whole request, taken from `policy`.
+///
+/// This is the only place in the code base that builds a `reqwest::Client` (clippy bans
+/// `reqwest::Client::new`), so no request to a provider can hang forever.
+pub fn http_client(policy: &RetryPolicy) -> Result<reqwest::Client, ProviderError> {
+    reqwest::Client::builder()
+        .user_agent(USER_AGENT)
+        .connect_timeout(policy.connect_timeout)
+        .timeout(policy.request_timeout)
+        .build()
+        .map_err(|source| ProviderError::HttpClient { source })
+}
+
+/// How long to wait and how often to try again.
+///
+/// A request is sent at most [`max_attempts`](Self::max_attempts) times. Between attempts the
+/// delay grows exponentially from `min_delay` to `max_delay`, with jitter. What is retried:
+/// connection failures; timeouts and broken answers of `GET`s only (a `POST` that timed out may
+/// have been carried out); 5xx answers, Robot 403 `RATE_LIMIT_EXCEEDED`, Cloud 429
+/// `rate_limit_exceeded` and 409 `conflict`, and Cloud 423 `locked` for the power actions that
+/// follow `enable_rescue`. Credentials refused (401) are never retried: Robot blocks the address
+/// after three failed logins.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RetryPolicy {
+    /// Requests sent at most, the first one included.
+    pub max_attempts: u32,
+    /// Delay before the first retry.
+    pub min_delay: Duration,
+    /// Longest delay between two attempts.
+    pub max_delay: Duration,
+    /// Timeout for establishing a connection.
+    pub connect_timeout: Duration,
+    /// Timeout for one whole request, answer included.
+    pub request_timeout: Duration,
+    /// How often a Cloud action is polled while it runs.
+    pub action_poll_interval: Duration,
+    /// How long to wait for a Cloud action before giving up.
+    pub action_timeout: Duration,
+}
+
+impl Default for RetryPolicy {
+    /// Values for the real APIs: 6 attempts, 2 s growing to 60 s (Robot's budgets are hourly and
+    /// community clients start their back-off at a few seconds), 10 s to connect, 30 s per
+    /// request, actions polled every 500 ms for up to 5 minutes (what hcloud-go does).
+    fn default() -> Self {
+        RetryPolicy {
+            max_attempts: 6,
+            min_delay: Duration::from_secs(2),
+            max_delay: Duration::from_secs(60),
+            connect_timeout: Duration::from_secs(10),
+            request_timeout: Duration::from_secs(30),
+            action_poll_interval: Duration::from_millis(500),
+            action_timeout: Duration::from_secs(300),
+        }
+    }
+}
+
+impl RetryPolicy {
+    /// Millisecond delays and a 2 s request timeout: for talking to the fakes on loopback.
+    pub fn for_fakes() -> Self {
+        RetryPolicy {
+            max_attempts: 6,
+            min_delay: Duration::from_millis(1),
+            max_delay: Duration::from_millis(20),
+            connect_timeout: Duration::from_secs(2),
+            request_timeout: Duration::from_secs(2),
+            action_poll_interval: Duration::from_millis(2),
+            action_timeout: Duration::from_secs(5),
+        }
+    }
+
+    fn backoff(&self) -> ExponentialBuilder {
+        ExponentialBuilder::default()
+            .with_min_delay(self.min_delay)
+            .with_max_delay(self.max_delay)
+            .with_max_times(self.max_attempts.saturating_sub(1) as usize)
+            .with_jitter()
+    }
+}
+
+/// How a request authenticates.
+#[derive(Debug, Clone)]
+pub(crate) enum Auth {
+    /// Robot: HTTP Basic with the web-service user.
+    Basic {
+        user: String,
+        password: Secret<String>,
+    },
+    /// Cloud: `Authorization: Bearer <project token>`.
+    Bearer { token: Secret<String> },
+}
+
+/// A request body.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Body {
+    Empty,
+    /// `application/x-www-form-urlencoded`; repeated keys for arrays (`server[]=1&server[]=2`).
+    Form(Vec<(String, String)>),
+    Json(serde_json::Value),
+}
+
+/// One API call as a value: built without I/O, sent by [`Transport`].
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct ApiRequest {
+    pub(crate) method: Method,
+    /// Path below the base URL, starting with `/`.
+    pub(crate) path: String,
+    pub(crate) query: Vec<(String, String)>,
+    pub(crate) body: Body,
+    /// What the call does, for error messages: "list servers", "reset server 321".
+    pub(crate) operation: String,
+    /// Retry Cloud 423 `locked` (the server is busy right after `enable_rescue`).
+    pub(crate) retry_locked: bool,
+}
+
+impl ApiRequest {
+    pub(crate) fn new(
+        method: Method,
+        path: impl Into<String>,
+        operation: impl Into<String>,
+    ) -> Self {
+        ApiRequest {
+            method,
+            path: path.into(),
+            query: Vec::new(),
+            body: Body::Empty,
+            operation: operation.into(),
+            retry_locked: false,
+        }
+    }
+
+    pub(crate) fn query(mut self, key: &str, value: impl ToString) -> Self {
+        self.query.push((key.to_owned(), value.to_string()));
+        self
+    }
+
+    pub(crate) fn form(mut self, fields: Vec<(String, String)>) -> Self {
+        self.body = Body::Form(fields);
+        self
+    }
+
+    pub(crate) fn json(mut self, value: serde_json::Value) -> Self {
+        self.body = Body::Json(value);
+        self
+    }
+
+    pub(crate) fn retry_locked(mut self) -> Self {
+        self.retry_locked = true;
+        self
+    }
+}
+
+/// A successful (2xx) answer.
+#[derive(Debug)]
+pub(crate) struct ApiResponse {
+    pub(crate) body: Vec<u8>,
+}
+
+/// Turns an error answer's status, body and correlation id into a [`HetznerApiError`].
+pub(crate) type ErrorParser = fn(u16, &[u8], Option<String>) -> HetznerApiError;
+
+/// Sends [`ApiRequest`]s to one API with its base URL, credentials and retry policy.
+#[derive(Debug, Clone)]
+pub(crate) struct Transport {
+    pub(crate) provider: ProviderKind,
+    client: reqwest::Client,
+    base_url: String,
+    auth: Auth,
+    pub(crate) policy: RetryPolicy,
+    parse_error: ErrorParser,
+}
+
+enum Failure {
+    Api(HetznerApiError),
+    Transport(reqwest::Error),
+}
+
+impl Transport {
+    pub(crate) fn new(
+        provider: ProviderKind,
+        base_url: &str,
+        auth: Auth,
+        policy: RetryPolicy,
+        parse_error: ErrorParser,
+    ) -> Result<Self, ProviderError> {
+        Ok(Transport {
+            provider,
+            client: http_client(&policy)?,
+            base_url: base_url.trim_end_matches('/').to_owned(),
+            auth,
+            policy,
+            parse_error,
+        })
+    }
+
+    /// Sends the request, retrying within the policy; `Ok` only for a 2xx answer.
+    pub(crate) async fn send(&self, request: &ApiRequest) -> Result<ApiResponse, ProviderError> {
+        let attempts = AtomicU32::new(0);
+        let result = (|| async {
+            attempts.fetch_add(1, Ordering::Relaxed);
+            self.attempt(request).await
+        })
+        .retry(self.policy.backoff())
+        .sleep(tokio::time::sleep)
+        .when(|failure| self.is_retryable(request, failure))
+        .notify(|failure, delay| match failure {
+            Failure::Api(api_error) => tracing::info!(
+                provider = %self.provider, operation = %request.operation, %api_error, ?delay,
+                "retrying provider request"
+            ),
+            Failure::Transport(error) => tracing::info!(
+                provider = %self.provider, operation = %request.operation, %error, ?delay,
+                "retrying provider request"
+            ),
+        })
+        .await;
+        let attempts = attempts.load(Ordering::Relaxed);
+        let provider = self.provider;
+        let operation = request.operation.clone();
+        result.map_err(|failure| match failure {
+            Failure::Transport(source) => ProviderError::Unreachable {
+                provider,
+                operation,
+                attempts,
+                source,
+            },
+            Failure::Api(source) if source.status == 401 => {
+                ProviderError::Unauthorized { provider, source }
+            }
+            Failure::Api(source) if is_rate_limit(&source) => ProviderError::RateLimited {
+                provider,
+                operation,
+                attempts,
+                source,
+            },
+            Failure::Api(source) => ProviderError::Api {
+                provider,
+                operation,
+                source,
+            },
+        })
+    }
+
+    /// Sends the request and parses the 2xx answer's JSON.
+    pub(crate) async fn send_json<T: DeserializeOwned>(
+        &self,
+        request: &ApiRequest,
+    ) -> Result<T, ProviderError> {
+        let response = self.send(request).await?;
+        self.parse(request, &response.body)
+    }
+
+    pub(crate) fn parse<T: DeserializeOwned>(
+        &self,
+        request: &ApiRequest,
+        body: &[u8],
+    ) -> Result<T, ProviderError> {
+        serde_json::from_slice(body).map_err(|source| ProviderError::InvalidResponse {
+            provider: self.provider,
+            operation: request.operation.clone(),
+            source,
+        })
+    }
+
+    async fn attempt(&self, request: &ApiRequest) -> Result<ApiResponse, Failure> {
+        let url = format!("{}{}", self.base_url, request.path);
+        let mut builder = self.client.request(request.method.clone(), url);
+        if !request.query.is_empty() {
+            builder = builder.query(&request.query);
+        }
+        builder = match &self.auth {
+            Auth::Basic { user, password } => builder.basic_auth(user, Some(password.expose())),
+            Auth::Bearer { token } => builder.bearer_auth(token.expose()),
+        };
+        builder = match &request.body {
+            Body::Empty => builder,
+            Body::Form(fields) => builder.form(fields),
+            Body::Json(value) => builder.json(value),
+        };
+        let response = builder.send().await.map_err(Failure::Transport)?;
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        let body = response.bytes().await.map_err(Failure::Transport)?.to_vec();
+        tracing::debug!(
+            provider = %self.provider, method = %request.method, path = %request.path, status,
+            "provider request"
+        );
+        if (200..300).contains(&status) {
+            return Ok(ApiResponse { body });
+        }
+        let correlation_id = headers
+            .get("x-correlation-id")
+            .and_then(|value| value.to_str().ok())
+            .map(str::to_owned);
+        Err(Failure::Api((self.parse_error)(
+            status,
+            &body,
+            correlation_id,
+        )))
+    }
+
+    fn is_retryable(&self, request: &ApiRequest, failure: &Failure) -> bool {
+        match failure {
+            // A request that may have reached the API is sent again only when repeating it is
+            // harmless: a second `power` press would switch a server off again.
+            Failure::Transport(error) if error.is_connect() => true,
+            Failure::Transport(error) => {
+                request.method == Method::GET
+                    && (error.is_timeout() || error.is_request() || error.is_body())
+            }
+            Failure::Api(api_error) => {
+                api_error.status >= 500
+                    || is_rate_limit(api_error)
+                    || (self.provider == ProviderKind::HetznerCloud && api_error.code == "conflict")
+                    || (request.retry_locked && api_error.code == "locked")
+            }
+        }
+    }
+}
+
+fn is_rate_limit(api_error: &HetznerApiError) -> bool {
+    api_error.code.eq_ignore_ascii_case("rate_limit_exceeded") || api_error.status == 429
+}
+
+/// The error for an answer whose body holds no Hetzner error object.
+pub(crate) fn unparsed_error(
+    status: u16,
+    body: &[u8],
+    correlation_id: Option<String>,
+) -> HetznerApiError {
+    let text = String::from_utf8_lossy(body);
+    let message: String = text.chars().take(200).collect();
+    HetznerApiError {
+        status,
+        code: format!("http_{status}"),
+        message,
+        correlation_id,
+    }
+}
