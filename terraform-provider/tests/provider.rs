@@ -1,0 +1,18 @@
+//! The integration tests of terraform-provider-talosmanager, in one binary.
+
+mod provider {
+    // The generated docs in docs/terraform/ are up to date.
+    mod docs;
+    // Data sources: server lookups by id, name and filters.
+    mod data_sources;
+    // Readable diagnostics: bad credentials, unreachable service, invalid values.
+    mod errors;
+    // The harness: the service in-process, the real Terraform CLI in a temp directory.
+    mod harness;
+    // talosmanager_label_taint_rule: plan, apply, update, import, drift, destroy.
+    mod label_taint_rule;
+    // talosmanager_machine_config: computed defaults, replacement, import.
+    mod machine_config;
+    // talosmanager_settings: the singleton.
+    mod settings;
+}
