@@ -135,3 +135,53 @@ impl ClientCertVerifier for PinnedClientCertificate {
         true
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn self_signed() -> rcgen::CertifiedKey<rcgen::KeyPair> {
+        rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap()
+    }
+
+    #[test]
+    fn only_the_pinned_client_certificate_is_accepted() {
+        let terraform = self_signed();
+        let other = self_signed();
+        let verifier = PinnedClientCertificate {
+            pinned: terraform.cert.der().clone(),
+            algorithms: rustls::crypto::aws_lc_rs::default_provider()
+                .signature_verification_algorithms,
+        };
+        let now = UnixTime::now();
+        assert!(
+            verifier
+                .verify_client_cert(terraform.cert.der(), &[], now)
+                .is_ok()
+        );
+        assert!(
+            verifier
+                .verify_client_cert(other.cert.der(), &[], now)
+                .is_err()
+        );
+        assert!(verifier.client_auth_mandatory());
+        // P-521, which Terraform's certificate uses, must be verifiable.
+        assert!(
+            verifier
+                .supported_verify_schemes()
+                .contains(&SignatureScheme::ECDSA_NISTP521_SHA512)
+        );
+    }
+
+    #[test]
+    fn server_tls_takes_terraforms_pem_and_speaks_h2() {
+        let terraform = self_signed();
+        use base64::Engine as _;
+        let body = base64::engine::general_purpose::STANDARD.encode(terraform.cert.der());
+        let pem = format!("-----BEGIN CERTIFICATE-----\n{body}\n-----END CERTIFICATE-----\n");
+        let tls = server_tls(&pem).unwrap();
+        assert_eq!(tls.config.alpn_protocols, vec![b"h2".to_vec()]);
+        assert!(!tls.certificate.is_empty());
+        assert!(server_tls("not a certificate").is_err());
+    }
+}

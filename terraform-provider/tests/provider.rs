@@ -5,6 +5,8 @@ mod provider {
     mod docs;
     // Data sources: server lookups by id, name and filters.
     mod data_sources;
+    // examples/terraform/basic applies, and plans no changes afterwards.
+    mod example;
     // Readable diagnostics: bad credentials, unreachable service, invalid values.
     mod errors;
     // The harness: the service in-process, the real Terraform CLI in a temp directory.
@@ -13,6 +15,8 @@ mod provider {
     mod label_taint_rule;
     // talosmanager_machine_config: computed defaults, replacement, import.
     mod machine_config;
+    // The plugin process: outside Terraform, plaintext, --debug reattach.
+    mod plugin;
     // talosmanager_settings: the singleton.
     mod settings;
 }

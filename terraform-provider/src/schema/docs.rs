@@ -101,3 +101,39 @@ fn write_attribute(page: &mut String, attribute: &Attribute, indent: &str) {
         );
     }
 }
+
+/// The index page, `docs/terraform/README.md`: a line per schema, linking its page.
+pub fn index(schemas: &[Schema]) -> String {
+    let mut page = String::new();
+    let _ = writeln!(
+        page,
+        "<!-- Generated from terraform-provider/src by `UPDATE_EXPECT=1 cargo test -p \
+         terraform-provider-talosmanager docs`; do not edit. -->\n"
+    );
+    let _ = writeln!(page, "# Terraform provider `talosmanager`\n");
+    let _ = writeln!(
+        page,
+        "`terraform-provider-talosmanager` manages talos-manager through its admin API.\n\
+         A working configuration is in [examples/terraform/basic](../../examples/terraform/basic/main.tf).\n"
+    );
+    for (kind, heading) in [
+        (Kind::Provider, "Provider"),
+        (Kind::Resource, "Resources"),
+        (Kind::DataSource, "Data sources"),
+    ] {
+        let _ = writeln!(page, "## {heading}\n");
+        for schema in schemas.iter().filter(|schema| schema.kind == kind) {
+            let summary = schema.description.split(". ").next().unwrap_or_default();
+            let summary = summary.trim_end_matches('.');
+            let _ = writeln!(
+                page,
+                "- [`{}`]({}): {summary}.",
+                schema.type_name,
+                file_name(schema)
+            );
+        }
+        page.push('\n');
+    }
+    page.pop();
+    page
+}

@@ -12,9 +12,13 @@ fn docs_are_up_to_date() {
     let update = std::env::var_os("UPDATE_EXPECT").is_some();
     let mut stale = Vec::new();
     let mut expected_files = Vec::new();
-    for schema in ProviderService::new().schemas() {
-        let file = root.join(docs::file_name(&schema));
-        let page = docs::markdown(&schema);
+    let schemas = ProviderService::new().schemas();
+    let pages = schemas
+        .iter()
+        .map(|schema| (docs::file_name(schema), docs::markdown(schema)))
+        .chain([("README.md".to_owned(), docs::index(&schemas))]);
+    for (file, page) in pages {
+        let file = root.join(file);
         expected_files.push(file.clone());
         if std::fs::read_to_string(&file).ok().as_deref() == Some(page.as_str()) {
             continue;

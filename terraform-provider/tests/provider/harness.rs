@@ -207,6 +207,11 @@ impl Terraform {
         std::fs::write(self.directory.path().join("main.tf"), text).unwrap();
     }
 
+    /// Writes a file into the working directory as it is.
+    pub(crate) fn write_file(&self, name: &str, text: &str) {
+        std::fs::write(self.directory.path().join(name), text).unwrap();
+    }
+
     /// Runs `terraform <args> -no-color` (and `-input=false` where Terraform takes it).
     pub(crate) fn run(&self, args: &[&str]) -> Run {
         // Options go after the subcommand (`state rm` is two words), before its arguments.
