@@ -102,6 +102,7 @@ pub fn from_error(error: &Error, attributes: &[&str]) -> Vec<Diagnostic> {
         | Error::NotFound { .. }
         | Error::UnknownType { .. }
         | Error::NotConfigured
+        | Error::Stopped
         | Error::UpdateUnsupported { .. } => {
             vec![error_diag(summary(error), chain(error))]
         }
@@ -127,6 +128,7 @@ fn summary(error: &Error) -> String {
         Error::NotFound { .. } => "Not found in talos-manager".into(),
         Error::UnknownType { .. } => "Unknown type".into(),
         Error::NotConfigured => "Provider not configured".into(),
+        Error::Stopped => "Interrupted".into(),
         Error::UpdateUnsupported { .. } => "Cannot change in place".into(),
         other => capitalize(&other.to_string()),
     }

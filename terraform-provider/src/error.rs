@@ -101,6 +101,9 @@ pub enum Error {
         #[source]
         source: crate::value::DecodeError,
     },
+    /// Terraform stopped the provider (Ctrl-C) while the call was in flight.
+    #[error("stopped by Terraform before talos-manager answered")]
+    Stopped,
     /// The resource cannot change in place and Terraform asked it to (a provider bug: the
     /// attribute should be force-new).
     #[error("{type_name} cannot be changed in place")]

@@ -29,6 +29,8 @@ struct Inner {
     resources: HashMap<&'static str, (Schema, Box<dyn Resource>)>,
     data_sources: HashMap<&'static str, (Schema, Box<dyn DataSource>)>,
     client: RwLock<Option<Client>>,
+    /// Set when Terraform calls StopProvider (Ctrl-C): calls in flight are abandoned.
+    stopped: tokio::sync::watch::Sender<bool>,
 }
 
 impl Default for ProviderService {
@@ -60,6 +62,7 @@ impl ProviderService {
                 resources,
                 data_sources,
                 client: RwLock::new(None),
+                stopped: tokio::sync::watch::Sender::new(false),
             }),
         }
     }
@@ -105,6 +108,19 @@ impl Inner {
                 kind: "data source",
                 type_name: type_name.to_owned(),
             })
+    }
+
+    /// Runs `operation` until it finishes or Terraform stops the provider; dropping the
+    /// operation cancels its HTTP request.
+    async fn unless_stopped<T>(
+        &self,
+        operation: impl std::future::Future<Output = Result<T, Error>>,
+    ) -> Result<T, Error> {
+        let mut stopped = self.stopped.subscribe();
+        tokio::select! {
+            result = operation => result,
+            _ = stopped.wait_for(|stopped| *stopped) => Err(Error::Stopped),
+        }
     }
 
     fn client(&self) -> Result<Client, Error> {
@@ -315,15 +331,17 @@ impl tf::provider_server::Provider for ProviderService {
         request: Request<tf::read_resource::Request>,
     ) -> Result<Response<tf::read_resource::Response>, Status> {
         let request = request.into_inner();
-        let result = async {
-            let (schema, resource) = self.inner.resource(&request.type_name)?;
-            let current = decode("current state", request.current_state.as_ref(), schema)?;
-            let client = self.inner.client()?;
-            resources::read(resource.as_ref(), &client, &current)
-                .await
-                .map(|state| encode(&state, schema))
-        }
-        .await;
+        let result = self
+            .inner
+            .unless_stopped(async {
+                let (schema, resource) = self.inner.resource(&request.type_name)?;
+                let current = decode("current state", request.current_state.as_ref(), schema)?;
+                let client = self.inner.client()?;
+                resources::read(resource.as_ref(), &client, &current)
+                    .await
+                    .map(|state| encode(&state, schema))
+            })
+            .await;
         let schema = self
             .inner
             .resource(&request.type_name)
@@ -385,6 +403,8 @@ impl tf::provider_server::Provider for ProviderService {
             .resource(&request.type_name)
             .ok()
             .map(|(schema, _)| schema);
+        // Not interruptible: a create cut short would leave an object Terraform never hears of.
+        // Each request is bounded by the client's timeout.
         let result = async {
             let (schema, resource) = self.inner.resource(&request.type_name)?;
             let prior = decode("prior state", request.prior_state.as_ref(), schema)?;
@@ -422,13 +442,15 @@ impl tf::provider_server::Provider for ProviderService {
         request: Request<tf::import_resource_state::Request>,
     ) -> Result<Response<tf::import_resource_state::Response>, Status> {
         let request = request.into_inner();
-        let result = async {
-            let (schema, resource) = self.inner.resource(&request.type_name)?;
-            let client = self.inner.client()?;
-            let state = resources::import(resource.as_ref(), &client, &request.id).await?;
-            Ok(encode(&state, schema))
-        }
-        .await;
+        let result = self
+            .inner
+            .unless_stopped(async {
+                let (schema, resource) = self.inner.resource(&request.type_name)?;
+                let client = self.inner.client()?;
+                let state = resources::import(resource.as_ref(), &client, &request.id).await?;
+                Ok(encode(&state, schema))
+            })
+            .await;
         Ok(Response::new(match result {
             Ok(state) => tf::import_resource_state::Response {
                 imported_resources: vec![tf::import_resource_state::ImportedResource {
@@ -455,14 +477,16 @@ impl tf::provider_server::Provider for ProviderService {
             .data_source(&request.type_name)
             .ok()
             .map(|(schema, _)| schema);
-        let result = async {
-            let (schema, data_source) = self.inner.data_source(&request.type_name)?;
-            let config = decode_object("configuration", request.config.as_ref(), schema)?;
-            let client = self.inner.client()?;
-            let state = data_source.read(&client, &config).await?;
-            Ok(encode(&Value::Map(state), schema))
-        }
-        .await;
+        let result = self
+            .inner
+            .unless_stopped(async {
+                let (schema, data_source) = self.inner.data_source(&request.type_name)?;
+                let config = decode_object("configuration", request.config.as_ref(), schema)?;
+                let client = self.inner.client()?;
+                let state = data_source.read(&client, &config).await?;
+                Ok(encode(&Value::Map(state), schema))
+            })
+            .await;
         Ok(Response::new(match result {
             Ok(state) => tf::read_data_source::Response {
                 state,
@@ -479,7 +503,8 @@ impl tf::provider_server::Provider for ProviderService {
         &self,
         _request: Request<tf::stop_provider::Request>,
     ) -> Result<Response<tf::stop_provider::Response>, Status> {
-        // Requests are bounded by the client's timeout; nothing long-running to cancel yet.
+        tracing::debug!("Terraform asked the provider to stop");
+        self.inner.stopped.send_replace(true);
         Ok(Response::new(tf::stop_provider::Response {
             error: String::new(),
         }))

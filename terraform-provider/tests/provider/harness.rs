@@ -193,6 +193,28 @@ impl Terraform {
         terraform
     }
 
+    /// Installs the provider as users will: from a filesystem mirror, with `terraform init`
+    /// (instead of `dev_overrides`, which make init unnecessary).
+    pub(crate) fn use_filesystem_mirror(&self) {
+        let mirror = self.directory.path().join("mirror");
+        let package =
+            mirror.join("registry.terraform.io/talos-manager/talosmanager/0.1.0/linux_amd64");
+        std::fs::create_dir_all(&package).unwrap();
+        let binary = package.join("terraform-provider-talosmanager_v0.1.0");
+        let built = env!("CARGO_BIN_EXE_terraform-provider-talosmanager");
+        if std::fs::hard_link(built, &binary).is_err() {
+            std::fs::copy(built, &binary).unwrap();
+        }
+        std::fs::write(
+            self.directory.path().join("cli.tfrc"),
+            format!(
+                "provider_installation {{\n  filesystem_mirror {{\n    path    = \"{}\"\n    include = [\"registry.terraform.io/talos-manager/*\"]\n  }}\n  direct {{\n    exclude = [\"registry.terraform.io/talos-manager/*\"]\n  }}\n}}\n",
+                mirror.display()
+            ),
+        )
+        .unwrap();
+    }
+
     /// Sets an environment variable for every command.
     pub(crate) fn env(&mut self, name: &str, value: &str) {
         self.env.retain(|(existing, _)| existing != name);

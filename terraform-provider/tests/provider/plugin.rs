@@ -93,3 +93,27 @@ async fn debug_mode_prints_a_reattach_configuration_terraform_uses() {
     );
     drop(child);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn installs_from_a_filesystem_mirror_with_init() {
+    let service = Service::start().await;
+    let terraform = Terraform::new(&service);
+    terraform.use_filesystem_mirror();
+    terraform.write(RULE);
+    let output = terraform.ok(&["init"]);
+    assert!(
+        output.contains("Installed talos-manager/talosmanager v0.1.0"),
+        "{output}"
+    );
+    terraform.ok(&["apply", "-auto-approve"]);
+    terraform.assert_no_changes();
+    terraform.ok(&["destroy", "-auto-approve"]);
+    assert!(
+        service
+            .store()
+            .list_label_taint_rules()
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}

@@ -1,4 +1,5 @@
-//! `talosmanager_settings`: saved on create and update; destroy leaves them with a warning.
+//! `talosmanager_settings`: saved on create and update, imported by the id `settings`; destroy
+//! leaves them with a warning.
 
 use super::harness::{Service, Terraform};
 
@@ -24,6 +25,10 @@ async fn saved_and_left_on_destroy() {
         service.store().settings().await.unwrap().talos_version,
         "v1.11.0"
     );
+
+    terraform.ok(&["state", "rm", "talosmanager_settings.this"]);
+    terraform.ok(&["import", "talosmanager_settings.this", "settings"]);
+    terraform.assert_no_changes();
 
     let output = terraform.ok(&["destroy", "-auto-approve"]);
     assert!(output.contains("cannot be deleted"), "{output}");
