@@ -3,11 +3,11 @@
 
 use std::time::Duration;
 
-use talos_manager_core::Secret;
+use talos_manager_core::{Issue, Secret, ValidationError};
 
 use crate::client::{Client, ClientConfig, Credentials};
 use crate::error::Error;
-use crate::schema::{Attribute, Kind, Schema};
+use crate::schema::{Attribute, Kind, ObjectExt as _, Schema};
 use crate::value::{Object, Type, Value};
 
 /// The provider block's schema.
@@ -62,6 +62,34 @@ provider "talosmanager" {
   # token: from TALOS_MANAGER_TOKEN
 }"#,
     }
+}
+
+/// Checks the known values of the provider block.
+pub fn validate(config: &Object) -> Result<(), Error> {
+    let mut issues = Vec::new();
+    if let Some(endpoint) = config.string("endpoint")
+        && !crate::client::is_http_url(endpoint)
+    {
+        issues.push(Issue::new(
+            "endpoint",
+            format!("{endpoint:?} is not an http:// or https:// URL"),
+        ));
+    }
+    if let Some(seconds) = config.get_value("request_timeout").as_number()
+        && !(seconds > 0.0 && seconds.is_finite())
+    {
+        issues.push(Issue::new(
+            "request_timeout",
+            "must be a positive number of seconds",
+        ));
+    }
+    if config.string("token").is_some() && config.string("password").is_some() {
+        issues.push(Issue::new("password", "set token or password, not both"));
+    }
+    ValidationError::check("provider configuration", issues).map_err(|error| Error::Invalid {
+        what: error.what,
+        issues: error.issues,
+    })
 }
 
 /// Where a setting comes from: the provider block, else an environment variable.

@@ -200,12 +200,14 @@ impl tf::provider_server::Provider for ProviderService {
         request: Request<tf::validate_provider_config::Request>,
     ) -> Result<Response<tf::validate_provider_config::Response>, Status> {
         let schema = &self.inner.provider_schema;
-        let diagnostics = match decode(
+        let result = decode_object(
             "provider configuration",
             request.get_ref().config.as_ref(),
             schema,
-        ) {
-            Ok(_) => Vec::new(),
+        )
+        .and_then(|config| crate::provider::validate(&config));
+        let diagnostics = match result {
+            Ok(()) => Vec::new(),
             Err(error) => report(&error, Some(schema)),
         };
         Ok(Response::new(tf::validate_provider_config::Response {

@@ -51,10 +51,7 @@ impl Client {
     /// A client for `config`. Makes no request.
     pub fn new(config: ClientConfig) -> Result<Client, Error> {
         let endpoint = config.endpoint.trim_end_matches('/').to_owned();
-        let parsed = reqwest::Url::parse(&endpoint).map_err(|_| Error::InvalidEndpoint {
-            endpoint: config.endpoint.clone(),
-        })?;
-        if !matches!(parsed.scheme(), "http" | "https") {
+        if !is_http_url(&endpoint) {
             return Err(Error::InvalidEndpoint {
                 endpoint: config.endpoint,
             });
@@ -233,6 +230,12 @@ fn method_name(method: &Method) -> &'static str {
         Method::PATCH => "PATCH",
         _ => "request",
     }
+}
+
+/// Whether `text` is an http:// or https:// URL with a host.
+pub fn is_http_url(text: &str) -> bool {
+    reqwest::Url::parse(text)
+        .is_ok_and(|url| matches!(url.scheme(), "http" | "https") && url.has_host())
 }
 
 /// `text` as one path segment (ids are plain, but never trust that).

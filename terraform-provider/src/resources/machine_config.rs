@@ -1,5 +1,6 @@
 //! `talosmanager_machine_config`: binds a server to a config with its hostname, private IP and
-//! disks (`/machine-configs`). The API has no update, so every argument replaces it.
+//! disks (`/machine-configs`). The API has no update, so every argument that the service stores
+//! replaces it; `already_configured` acts only at creation and changes in place (in the state).
 
 use async_trait::async_trait;
 use talos_manager_http::api::wire::{CreateMachineConfig, MachineConfigView};
@@ -21,7 +22,8 @@ fn schema() -> Schema {
         description: "The machine config of one server: which config template it boots with, \
                       its hostname, private IP and disks. A server has at most one; creating \
                       another for the same server replaces the first. The service cannot \
-                      change a machine config in place, so changing any argument replaces it.",
+                      change a machine config in place, so changing any argument but \
+                      `already_configured` replaces it.",
         attributes: vec![
             Attribute::computed("id", Type::String, "The machine config's id."),
             Attribute::required(
@@ -62,13 +64,14 @@ fn schema() -> Schema {
                 "already_configured",
                 Type::Bool,
                 "The node was configured outside talos-manager: mark it configured when the \
-                 machine config is created.",
-            )
-            .force_new(),
+                 machine config is created. Used only at creation: changing it later changes \
+                 nothing in the service.",
+            ),
         ],
         import: Some(
             "By id: `terraform import talosmanager_machine_config.NAME 12`. \
-             `already_configured` is not stored by the service and imports as null.",
+             `already_configured` is not stored by the service: it imports as null, and setting \
+             it afterwards changes only the state.",
         ),
         example: r#"
 resource "talosmanager_machine_config" "worker_1" {
@@ -129,6 +132,23 @@ impl Resource for MachineConfig {
             .get(&format!("/machine-configs/{}", segment(id)))
             .await?;
         Ok(view.map(|view| object(view, prior)))
+    }
+
+    /// Only `already_configured` can change in place (every other argument is force-new), and
+    /// it acts only at creation: the object is read back with the new value.
+    async fn update(
+        &self,
+        client: &Client,
+        id: &str,
+        planned: &Object,
+        _prior: &Object,
+    ) -> Result<Object, Error> {
+        self.read(client, id, planned)
+            .await?
+            .ok_or_else(|| Error::NotFound {
+                what: "machine config",
+                id: id.to_owned(),
+            })
     }
 
     async fn delete(&self, client: &Client, id: &str) -> Result<Option<String>, Error> {

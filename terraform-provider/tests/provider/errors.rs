@@ -86,3 +86,26 @@ async fn service_refusals_are_reported_with_its_message() {
             .is_none()
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invalid_provider_arguments_point_at_themselves() {
+    let service = Service::start().await;
+    let terraform = Terraform::new(&service);
+    terraform.write(&format!(
+        "provider \"talosmanager\" {{\n  endpoint        = \"talos-manager:3000\"\n  request_timeout = 0\n}}\n\n{RULE}"
+    ));
+    let output = terraform.fails(&["plan"]);
+    assert!(
+        output.contains("Error: Invalid provider configuration"),
+        "{output}"
+    );
+    assert!(
+        output.contains("is not an http:// or https:// URL"),
+        "{output}"
+    );
+    assert!(output.contains("on main.tf line 10"), "{output}");
+    assert!(
+        output.contains("Must be a positive number of seconds"),
+        "{output}"
+    );
+}

@@ -63,6 +63,16 @@ async fn defaults_replacement_and_import() {
     terraform.ok(&["import", ADDRESS, &id]);
     terraform.assert_no_changes();
 
+    // `already_configured` acts only at creation: setting it later is no replacement.
+    let config = machine_config(&server_id, &config_id, Some("worker-4"));
+    terraform.write(&config.replace("}", "  already_configured = true\n}"));
+    let plan = terraform.ok(&["plan"]);
+    assert!(plan.contains("~ update in-place"), "{plan}");
+    assert!(!plan.contains("forces replacement"), "{plan}");
+    terraform.ok(&["apply", "-auto-approve"]);
+    assert_eq!(terraform.resource(ADDRESS).unwrap()["id"], id.as_str());
+    terraform.assert_no_changes();
+
     terraform.ok(&["destroy", "-auto-approve"]);
     assert!(
         service
