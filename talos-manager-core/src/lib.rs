@@ -7,22 +7,30 @@
 //! Modules:
 //! - [`store`]: the database (SQLite by default, PostgreSQL for real deployments and several
 //!   replicas), its embedded migrations, and the encryption of secrets at rest.
+//! - [`clusters`]: cluster validation, secrets bundles made or imported, talosconfig and
+//!   kubeconfig.
 //! - [`api_token`]: bearer tokens for the admin API, stored as hashes.
-//! - [`node_identity`]: a node's role, hostname and private IP, and their conventions.
+//! - [`node_config`]: the machine config a server is served, from what is stored.
+//! - [`node_identity`]: a node's machine type, hostname and private IP, and their conventions.
 //! - [`node_labels`]: Kubernetes labels and taints of label and taint rules.
 //! - [`Issue`], [`ValidationError`]: every problem with user input, with its location.
 //! - [`ids`]: typed ids of every stored entity.
+//! - [`talos`]: the Talos engine — secrets bundles, machine configs, patches, validation and
+//!   client configs, equal to what `talosctl` produces.
 //! - [`Secret`]: a value that prints `<redacted>`.
 //! - [`error_chain`]: an error with its causes on one line, for logs.
 #![warn(missing_docs)]
 
 pub mod api_token;
+pub mod clusters;
 mod error_chain;
 pub mod ids;
+pub mod node_config;
 pub mod node_identity;
 pub mod node_labels;
 mod secret;
 pub mod store;
+pub mod talos;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
 mod validation;
@@ -30,4 +38,5 @@ mod validation;
 pub use error_chain::error_chain;
 pub use secret::Secret;
 pub use store::{Backend, EncryptionKey, Store, StoreError};
+pub use talos::ConfigEngine;
 pub use validation::{Issue, ValidationError};

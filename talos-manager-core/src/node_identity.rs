@@ -1,34 +1,16 @@
-//! A node's identity within its cluster: its role, hostname and private IP, with the naming
+//! A node's identity within its cluster: its machine type, hostname and private IP, with the naming
 //! conventions of the original app (`worker-3` → `10.0.1.3`).
 
 use crate::store::MachineConfigFields;
+use crate::talos::MachineType;
 use crate::validation::{Issue, ValidationError};
 
-/// What a node is in its cluster.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum NodeRole {
-    /// Runs etcd and the Kubernetes control plane.
-    ControlPlane,
-    /// Runs workloads.
-    Worker,
-}
-
-impl NodeRole {
-    /// A server whose name contains `control-plane` is a control plane; every other is a worker.
-    pub fn from_server_name(name: &str) -> NodeRole {
-        if name.contains("control-plane") {
-            NodeRole::ControlPlane
-        } else {
-            NodeRole::Worker
-        }
-    }
-
-    /// `controlplane` or `worker`, as Talos's machine types.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            NodeRole::ControlPlane => "controlplane",
-            NodeRole::Worker => "worker",
-        }
+/// A server whose name contains `control-plane` is a control plane; every other is a worker.
+pub fn machine_type_for(server_name: &str) -> MachineType {
+    if server_name.contains("control-plane") {
+        MachineType::ControlPlane
+    } else {
+        MachineType::Worker
     }
 }
 
@@ -228,9 +210,9 @@ mod tests {
         assert_eq!(default_private_ip("worker"), None);
         assert_eq!(default_private_ip("worker-300"), None);
         assert_eq!(
-            NodeRole::from_server_name("eu-control-plane-1"),
-            NodeRole::ControlPlane
+            machine_type_for("eu-control-plane-1"),
+            MachineType::ControlPlane
         );
-        assert_eq!(NodeRole::from_server_name("worker-1").as_str(), "worker");
+        assert_eq!(machine_type_for("worker-1"), MachineType::Worker);
     }
 }

@@ -5,4 +5,6 @@ mod core {
     mod store;
     // The SQLite and PostgreSQL migrations produce the same schema.
     mod migrations;
+    // The Talos engine against golden data from talosctl and the original app.
+    mod talos;
 }

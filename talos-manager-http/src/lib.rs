@@ -5,10 +5,11 @@
 //! `talos-manager` binary serves.
 //!
 //! - [`config`]: the configuration from flags and the environment.
-//! - [`app`]: the routes.
+//! - [`app`]: the routes, among them `GET /config` for booting Talos nodes.
 //! - [`api`]: the admin REST API and its OpenAPI document.
 //! - [`serve`]: open the store, migrate, listen, shut down gracefully.
 //! - [`jobs`]: durable background jobs and the workers that run them.
+//! - [`talos_commands`]: `gen secrets`, `gen config` and `validate`, as talosctl has them.
 //! - [`tokens`]: API tokens from the command line, and the first start's admin token.
 //! - [`metrics`]: `/metrics` in the Prometheus format.
 //! - [`logging`]: human-readable or JSON logs.
@@ -21,8 +22,10 @@ mod health;
 pub mod jobs;
 pub mod logging;
 pub mod metrics;
+mod node_config;
 mod request_log;
 mod serve;
+pub mod talos_commands;
 pub mod tokens;
 
 use poem::{EndpointExt as _, Route, get};
@@ -39,6 +42,8 @@ pub struct AppState {
     pub metrics: metrics::Metrics,
     /// Where background jobs are enqueued.
     pub jobs: jobs::JobQueue,
+    /// Reverse proxies whose `X-Forwarded-For` is believed (`TRUSTED_PROXIES`).
+    pub trusted_proxies: client_address::TrustedProxies,
     /// `BASIC_AUTH_PASSWORD`: when set, HTTP Basic with it authenticates admin requests.
     pub basic_auth_password: Option<Secret<String>>,
 }
@@ -47,7 +52,8 @@ pub struct AppState {
 pub fn app(state: AppState) -> impl poem::Endpoint {
     let route = Route::new()
         .at("/healthz", get(health::healthz))
-        .at("/metrics", get(metrics::metrics));
+        .at("/metrics", get(metrics::metrics))
+        .at("/config", get(node_config::config));
     api::routes(route)
         .around(request_log::log_request)
         .data(state)

@@ -9,7 +9,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use talos_manager_http::config::{ConfigError, Overrides, ProcessEnvironment, ServiceConfig};
 use talos_manager_http::logging::{self, LogFormat};
-use talos_manager_http::{ServeError, open_store, serve};
+use talos_manager_http::{ServeError, open_store, serve, talos_commands};
 
 /// Takes rented Hetzner servers to running Talos Linux nodes, and serves every node its machine
 /// config.
@@ -27,6 +27,7 @@ struct Cli {
 }
 
 #[derive(Debug, Subcommand)]
+#[allow(clippy::large_enum_variant, reason = "parsed once at start")]
 enum Command {
     /// Run the service: /config for Talos nodes, the admin API and the dashboard.
     ///
@@ -43,6 +44,23 @@ enum Command {
         #[command(flatten)]
         database: DatabaseArgs,
     },
+    /// Generate Talos secrets or machine configs, as `talosctl gen` does (offline).
+    Gen {
+        #[command(subcommand)]
+        command: GenCommand,
+    },
+    /// Check a machine config, as `talosctl validate` does.
+    Validate {
+        /// The mode the config is for: metal, cloud or container.
+        #[arg(short = 'm', long)]
+        mode: String,
+        /// Treat warnings as errors.
+        #[arg(long)]
+        strict: bool,
+        /// The config file.
+        #[arg(short = 'c', long = "config", value_name = "FILE")]
+        config: PathBuf,
+    },
     /// Manage the bearer tokens of the admin API.
     Token {
         #[command(subcommand)]
@@ -50,6 +68,80 @@ enum Command {
         #[command(flatten)]
         database: DatabaseArgs,
     },
+}
+
+#[derive(Debug, Subcommand)]
+#[allow(clippy::large_enum_variant, reason = "parsed once at start")]
+enum GenCommand {
+    /// Generate a secrets bundle (CAs, keys and tokens of a new cluster).
+    Secrets {
+        /// Where to write it.
+        #[arg(short = 'o', long = "output-file", default_value = "secrets.yaml")]
+        output: PathBuf,
+        /// Overwrite an existing file.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Generate machine configs and a talosconfig for a cluster.
+    Config {
+        /// The cluster's name.
+        cluster_name: String,
+        /// The Kubernetes API endpoint, https://host:port.
+        endpoint: String,
+        /// A secrets bundle (from `gen secrets`); a new one is made when absent.
+        #[arg(long, value_name = "FILE")]
+        with_secrets: Option<PathBuf>,
+        /// What to generate: controlplane, worker, talosconfig (comma-separated).
+        #[arg(
+            long,
+            value_delimiter = ',',
+            default_value = "controlplane,worker,talosconfig"
+        )]
+        output_types: Vec<String>,
+        /// The disk Talos installs to.
+        #[arg(long, default_value = "/dev/sda")]
+        install_disk: String,
+        /// The installer image [default: Talos's installer for --talos-version].
+        #[arg(long)]
+        install_image: Option<String>,
+        /// The Kubernetes version [default: the Talos version's default].
+        #[arg(long)]
+        kubernetes_version: Option<String>,
+        /// The Talos version whose config format to write, vX.Y [default: the newest].
+        #[arg(long)]
+        talos_version: Option<String>,
+        /// Enable KubeSpan.
+        #[arg(long)]
+        with_kubespan: bool,
+        /// A patch for every machine: @file or inline YAML/JSON (repeatable).
+        #[arg(long)]
+        config_patch: Vec<String>,
+        /// A patch for control-plane machines (repeatable).
+        #[arg(long)]
+        config_patch_control_plane: Vec<String>,
+        /// A patch for worker machines (repeatable).
+        #[arg(long)]
+        config_patch_worker: Vec<String>,
+        /// Only false is supported: configs are written without documentation comments.
+        #[arg(long, default_value = "false", value_parser = only_false, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
+        with_docs: bool,
+        /// Only false is supported: configs are written without commented examples.
+        #[arg(long, default_value = "false", value_parser = only_false, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
+        with_examples: bool,
+        /// Output directory, or - for standard output (with one output type).
+        #[arg(short = 'o', long, default_value = ".")]
+        output: String,
+        /// Overwrite existing files.
+        #[arg(long)]
+        force: bool,
+    },
+}
+
+fn only_false(value: &str) -> Result<bool, String> {
+    match value {
+        "false" => Ok(false),
+        _ => Err("only false is supported (configs are written without comments)".into()),
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -115,6 +207,19 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: Cli) -> Result<(), Failure> {
+    match cli.command {
+        Command::Gen { command } => return gen_command(command),
+        Command::Validate {
+            mode,
+            strict,
+            config,
+        } => {
+            talos_commands::validate_file(&config, &mode, strict).map_err(anyhow::Error::new)?;
+            eprintln!("{} is valid for {mode} mode", config.display());
+            return Ok(());
+        }
+        _ => {}
+    }
     logging::init(LogFormat::from_env()?);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -133,6 +238,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
                 eprintln!("database {} is up to date", config.database.display);
                 Ok(())
             }
+            Command::Gen { .. } | Command::Validate { .. } => Ok(()),
             Command::Token { command, database } => {
                 let config = ServiceConfig::load(&ProcessEnvironment, database.overrides(None))?;
                 let store = open_store(&config).await.map_err(into_failure)?;
@@ -142,6 +248,70 @@ fn run(cli: Cli) -> Result<(), Failure> {
             }
         }
     })
+}
+
+#[allow(
+    clippy::print_stdout,
+    reason = "-o - prints the config: that is its result"
+)]
+fn gen_command(command: GenCommand) -> Result<(), Failure> {
+    match command {
+        GenCommand::Secrets { output, force } => {
+            talos_commands::gen_secrets(&output, force).map_err(anyhow::Error::new)?;
+            eprintln!("wrote {}", output.display());
+        }
+        GenCommand::Config {
+            cluster_name,
+            endpoint,
+            with_secrets,
+            output_types,
+            install_disk,
+            install_image,
+            kubernetes_version,
+            talos_version,
+            with_kubespan,
+            config_patch,
+            config_patch_control_plane,
+            config_patch_worker,
+            with_docs: _,
+            with_examples: _,
+            output,
+            force,
+        } => {
+            let request = talos_commands::GenConfigRequest {
+                cluster_name,
+                endpoint,
+                with_secrets,
+                output_types,
+                install_disk,
+                install_image,
+                kubernetes_version,
+                talos_version,
+                kubespan: with_kubespan,
+                patches: (
+                    config_patch,
+                    config_patch_control_plane,
+                    config_patch_worker,
+                ),
+                output: output.clone(),
+                force,
+            };
+            let files = talos_commands::gen_config(&request).map_err(anyhow::Error::new)?;
+            if output == "-" {
+                for (_, contents) in files {
+                    print!("{contents}");
+                }
+            } else {
+                for (file, _) in files {
+                    eprintln!(
+                        "wrote {}",
+                        std::path::Path::new(&output).join(file).display()
+                    );
+                }
+            }
+        }
+    }
+    Ok(())
 }
 
 #[allow(

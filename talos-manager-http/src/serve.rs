@@ -104,6 +104,7 @@ pub async fn serve(config: ServiceConfig) -> Result<(), ServeError> {
         store: store.clone(),
         jobs: queue.clone(),
         basic_auth_password: config.basic_auth_password.clone(),
+        trusted_proxies: config.trusted_proxies.clone(),
         metrics: metrics.clone(),
     };
     // One signal stops both the HTTP server and the job worker.

@@ -1,6 +1,8 @@
 //! The integration tests of talos-manager-http, in one binary.
 
 mod http {
+    // Clusters (secrets, talosconfig, kubeconfig) and configs (checked by generating them).
+    mod api_clusters_configs;
     // Label and taint rules, settings, tokens, authentication and the error shape.
     mod api_admin;
     // Machine configs: defaults from the server's name and disks, validation.
@@ -15,6 +17,8 @@ mod http {
     mod commands;
     // /metrics and request ids.
     mod metrics;
+    // GET /config as a booting node, and as an impostor.
+    mod node_boot;
     // The checked-in OpenAPI document is up to date, and served.
     mod openapi;
     // The process harness for `commands`.

@@ -285,9 +285,9 @@ impl Store {
         into_servers(rows)
     }
 
-    /// The servers whose SMBIOS UUID is `uuid` (normally one).
+    /// The servers whose SMBIOS UUID is `uuid`, ignoring case (normally one).
     pub async fn find_servers_by_uuid(&self, uuid: &str) -> Result<Vec<Server>, StoreError> {
-        let sql = sql!("SELECT {COLUMNS} FROM servers WHERE uuid = $1 ORDER BY id");
+        let sql = sql!("SELECT {COLUMNS} FROM servers WHERE lower(uuid) = lower($1) ORDER BY id");
         let rows: Vec<Row> = on_pool!(self, |pool| sqlx::query_as(sql)
             .bind(uuid)
             .fetch_all(pool)

@@ -6,6 +6,8 @@
 //! without credentials expecting 401 (see `tests/http/auth_coverage.rs`).
 
 mod auth;
+mod clusters;
+mod configs;
 mod error;
 mod ids;
 mod jobs;
@@ -24,6 +26,10 @@ use poem_openapi::{ApiResponse, OpenApiService, Tags};
 enum Tag {
     /// Hetzner servers.
     Servers,
+    /// Talos clusters, their secrets and client configs.
+    Clusters,
+    /// Config templates: installer image, Kubernetes version, patches.
+    Configs,
     /// Servers bound to configs, with their hostname, private IP and disks.
     MachineConfigs,
     /// Background jobs and their live logs.
@@ -54,6 +60,8 @@ enum Deleted {
 
 type Apis = (
     servers::ServersApi,
+    clusters::ClustersApi,
+    configs::ConfigsApi,
     machine_configs::MachineConfigsApi,
     jobs::JobsApi,
     label_taint_rules::LabelTaintRulesApi,
@@ -65,6 +73,8 @@ type Apis = (
 /// provider) so the two cannot drift. They (de)serialise with poem-openapi's `ToJSON` and
 /// `ParseFromJSON`, exactly as the service does.
 pub mod wire {
+    pub use super::clusters::{ClusterBody, ClusterView};
+    pub use super::configs::{ConfigBody, ConfigView};
     pub use super::error::{ErrorBody, IssueBody};
     pub use super::jobs::{JobLogEvent, JobView};
     pub use super::label_taint_rules::{RuleFields, RuleView};
@@ -81,6 +91,8 @@ fn service() -> OpenApiService<Apis, ()> {
     OpenApiService::new(
         (
             servers::ServersApi,
+            clusters::ClustersApi,
+            configs::ConfigsApi,
             machine_configs::MachineConfigsApi,
             jobs::JobsApi,
             label_taint_rules::LabelTaintRulesApi,

@@ -2,14 +2,17 @@
 
 use poem::web::Data;
 use poem_openapi::param::{Path, Query};
-use poem_openapi::payload::Json;
+use poem_openapi::payload::{Json, PlainText};
 use poem_openapi::{Object, OpenApi};
+use talos_manager_core::error_chain;
+use talos_manager_core::node_config::{NodeConfigError, render_node_config};
 use talos_manager_core::store::Server;
 use time::OffsetDateTime;
 
 use super::Tag;
 use super::auth::AdminAuth;
-use super::error::ApiResult;
+use super::clusters::YamlFile;
+use super::error::{ApiError, ApiResult, IssueBody};
 use super::ids::{parse_server_api_id, server_api_id};
 use crate::AppState;
 
@@ -129,6 +132,39 @@ impl ServersApi {
             .map(Into::into)
             .collect();
         Ok(Json(views))
+    }
+
+    /// The machine config the server is served when it boots (YAML, with secrets: treat it
+    /// as one).
+    #[oai(
+        path = "/servers/:id/machine-config.yaml",
+        method = "get",
+        operation_id = "get_server_machine_config"
+    )]
+    async fn machine_config(
+        &self,
+        state: Data<&AppState>,
+        auth: AdminAuth,
+        id: Path<String>,
+    ) -> ApiResult<YamlFile> {
+        let server = load_server(&state, &id).await?;
+        let node_config = render_node_config(&state.store, server.id)
+            .await
+            .map_err(|error| match error {
+                NodeConfigError::NotConfigured { .. } => ApiError::not_found(error.to_string()),
+                NodeConfigError::NoCluster { .. } => ApiError::conflict(error.to_string()),
+                NodeConfigError::Store(error) => error.into(),
+                NodeConfigError::Generate { .. } => ApiError::invalid(
+                    "machine config",
+                    vec![IssueBody {
+                        path: "config".into(),
+                        message: error_chain(&error).to_string(),
+                    }],
+                ),
+                other => ApiError::internal(&other),
+            })?;
+        tracing::info!(server = %server.inventory.name, by = ?auth.principal(), "machine config downloaded");
+        Ok(YamlFile::Ok(PlainText(node_config.yaml.into_inner())))
     }
 
     /// Get a server.

@@ -24,6 +24,14 @@ fn help_texts() {
             expect_file!["../output/cmd-migrate-help.txt"],
         ),
         (
+            &["gen", "config", "--help"],
+            expect_file!["../output/cmd-gen-config-help.txt"],
+        ),
+        (
+            &["validate", "--help"],
+            expect_file!["../output/cmd-validate-help.txt"],
+        ),
+        (
             &["token", "--help"],
             expect_file!["../output/cmd-token-help.txt"],
         ),
@@ -200,4 +208,130 @@ fn token_commands_create_list_and_revoke() {
     assert!(stderr(&again).ends_with(
         "error: no API token is named \"terraform-ci\" (see `talos-manager token list`)\n"
     ));
+}
+
+#[test]
+fn gen_and_validate_work_like_talosctl() {
+    let dir = tempfile::tempdir().unwrap();
+    let secrets = run(talos_manager(dir.path()).args(["gen", "secrets", "-o", "secrets.yaml"]));
+    assert!(secrets.status.success(), "{}", stderr(&secrets));
+    let again = run(talos_manager(dir.path()).args(["gen", "secrets", "-o", "secrets.yaml"]));
+    assert_eq!(again.status.code(), Some(1));
+    assert_eq!(
+        stderr(&again),
+        "error: secrets.yaml already exists (use --force to overwrite it)\n"
+    );
+
+    let config = run(talos_manager(dir.path()).args([
+        "gen",
+        "config",
+        "demo",
+        "https://demo.example.com:6443",
+        "--with-secrets",
+        "secrets.yaml",
+        "--install-disk",
+        "/dev/nvme0n1",
+        "--with-kubespan",
+        "--config-patch",
+        "machine:\n  network:\n    hostname: demo-1\n",
+        "-o",
+        "out",
+    ]));
+    assert!(config.status.success(), "{}", stderr(&config));
+    for file in ["controlplane.yaml", "worker.yaml", "talosconfig"] {
+        assert!(dir.path().join("out").join(file).exists(), "{file}");
+    }
+    for file in ["out/controlplane.yaml", "out/worker.yaml"] {
+        let valid = run(
+            talos_manager(dir.path()).args(["validate", "-m", "metal", "--strict", "-c", file])
+        );
+        assert!(valid.status.success(), "{file}: {}", stderr(&valid));
+        assert_eq!(stderr(&valid), format!("{file} is valid for metal mode\n"));
+    }
+    let worker = std::fs::read_to_string(dir.path().join("out/worker.yaml")).unwrap();
+    assert!(worker.contains("    disk: /dev/nvme0n1"), "{worker}");
+    assert!(worker.contains("hostname: demo-1"), "{worker}");
+
+    let stdout = run(talos_manager(dir.path()).args([
+        "gen",
+        "config",
+        "demo",
+        "https://demo.example.com:6443",
+        "--with-secrets",
+        "secrets.yaml",
+        "--output-types",
+        "worker",
+        "--talos-version",
+        "v1.10",
+        "-o",
+        "-",
+    ]));
+    assert!(stdout.status.success(), "{}", stderr(&stdout));
+    let text = String::from_utf8(stdout.stdout).unwrap();
+    assert!(text.starts_with("version: v1alpha1\n"), "{text}");
+    assert!(text.contains("    type: worker\n"));
+
+    std::fs::write(
+        dir.path().join("bad-patch.yaml"),
+        include_str!("../../../talos-manager-core/tests/data/talos/original-app/invalid-nameservers-patch.yaml"),
+    )
+    .unwrap();
+    let refused = run(talos_manager(dir.path()).args([
+        "gen",
+        "config",
+        "demo",
+        "https://demo.example.com:6443",
+        "--with-secrets",
+        "secrets.yaml",
+        "--output-types",
+        "worker",
+        "--config-patch",
+        "@bad-patch.yaml",
+        "-o",
+        "-",
+    ]));
+    assert_eq!(refused.status.code(), Some(1));
+    assert!(
+        stderr(&refused).starts_with("error: error parsing config JSON patch: "),
+        "{}",
+        stderr(&refused)
+    );
+    assert!(
+        stderr(&refused).contains("machine.network.nameservers"),
+        "{}",
+        stderr(&refused)
+    );
+
+    std::fs::write(
+        dir.path().join("bad.yaml"),
+        "version: v1alpha1\nmachine:\n  type: worker\n",
+    )
+    .unwrap();
+    let invalid =
+        run(talos_manager(dir.path()).args(["validate", "-m", "metal", "-c", "bad.yaml"]));
+    assert_eq!(invalid.status.code(), Some(1));
+    assert!(
+        stderr(&invalid).starts_with("error: "),
+        "{}",
+        stderr(&invalid)
+    );
+    assert!(
+        stderr(&invalid).contains("errors occurred:\n\t* "),
+        "{}",
+        stderr(&invalid)
+    );
+
+    let docs = run(talos_manager(dir.path()).args([
+        "gen",
+        "config",
+        "demo",
+        "https://demo.example.com:6443",
+        "--with-docs=true",
+    ]));
+    assert_eq!(docs.status.code(), Some(2));
+    assert!(
+        stderr(&docs).contains("only false is supported"),
+        "{}",
+        stderr(&docs)
+    );
 }

@@ -6,6 +6,7 @@ use reqwest::{Method, StatusCode};
 use serde_json::Value;
 use talos_manager_core::testing::TestDatabase;
 use talos_manager_core::{Backend, Secret, Store};
+use talos_manager_http::client_address::TrustedProxies;
 use talos_manager_http::{AppState, app};
 
 /// The password the test service accepts for HTTP Basic.
@@ -48,6 +49,14 @@ pub(crate) struct TestServer {
 
 impl TestServer {
     pub(crate) async fn start(backend: Backend) -> TestServer {
+        TestServer::start_trusting(backend, TrustedProxies::default()).await
+    }
+
+    /// A server that believes `X-Forwarded-For` from `trusted_proxies`.
+    pub(crate) async fn start_trusting(
+        backend: Backend,
+        trusted_proxies: TrustedProxies,
+    ) -> TestServer {
         let database = TestDatabase::new(backend).await;
         let token = talos_manager_http::tokens::create_token(database.store(), "test")
             .await
@@ -58,6 +67,7 @@ impl TestServer {
             jobs: talos_manager_http::jobs::JobQueue::new(database.store().clone()),
             basic_auth_password: Some(Secret::new(PASSWORD.into())),
             metrics: talos_manager_http::metrics::Metrics::new(),
+            trusted_proxies,
         };
         let acceptor = TcpListener::bind("127.0.0.1:0")
             .into_acceptor()

@@ -35,6 +35,7 @@ impl Service {
             jobs: talos_manager_http::jobs::JobQueue::new(database.store().clone()),
             basic_auth_password: Some(Secret::new("test-password".into())),
             metrics: talos_manager_http::metrics::Metrics::new(),
+            trusted_proxies: talos_manager_http::client_address::TrustedProxies::default(),
         };
         let acceptor = TcpListener::bind("127.0.0.1:0")
             .into_acceptor()

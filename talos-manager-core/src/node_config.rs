@@ -1,0 +1,303 @@
+//! The machine config a server is served: everything stored about the server, its machine
+//! config, its config template and its cluster, fed to the Talos engine. Also the check that
+//! a config template generates valid configs before it is saved.
+
+use std::sync::OnceLock;
+
+use crate::ids::ServerId;
+use crate::node_identity::machine_type_for;
+use crate::store::{Cluster, Config, ConfigFields, MachineConfig, Server, Store, StoreError};
+use crate::talos::{
+    ConfigEngine, ConfigError, ConfigPatches, EphemeralDisk, GenerateInput, GenerateOptions,
+    MachineType, SecretsBundle, SecretsError, Substitutions, SystemRandom, TalosVersion,
+    ValidationMode, validate,
+};
+use crate::validation::{Issue, ValidationError};
+use crate::{Secret, error_chain};
+
+/// Why a server's config could not be made.
+#[derive(Debug, thiserror::Error)]
+pub enum NodeConfigError {
+    /// The server has no machine config: nothing to serve yet.
+    #[error("server {server} has no machine config")]
+    NotConfigured {
+        /// The server's name.
+        server: String,
+    },
+    /// The server is in no cluster, so there are no secrets to build a config from.
+    #[error("server {server} is in no cluster: assign it to one")]
+    NoCluster {
+        /// The server's name.
+        server: String,
+    },
+    /// Reading the database failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The cluster's stored secrets bundle is unusable.
+    #[error("the secrets bundle of cluster {cluster} is unusable")]
+    Secrets {
+        /// The cluster's name.
+        cluster: String,
+        /// Why.
+        #[source]
+        source: SecretsError,
+    },
+    /// The engine refused the inputs (a patch that no longer applies, a bad endpoint).
+    #[error("failed to generate the machine config of server {server}")]
+    Generate {
+        /// The server's name.
+        server: String,
+        /// Why.
+        #[source]
+        source: ConfigError,
+    },
+}
+
+/// A server's rendered machine config.
+#[derive(Debug, Clone)]
+pub struct NodeConfig {
+    /// The YAML, as Talos fetches it (with the EPHEMERAL VolumeConfig when one is set).
+    pub yaml: Secret<String>,
+    /// Control plane or worker.
+    pub machine_type: MachineType,
+    /// The Talos version contract it was generated for.
+    pub talos_version: TalosVersion,
+}
+
+/// The Talos version contract a config template targets: the version of its installer image
+/// (`…/installer:v1.10.4` → 1.10), else the newest.
+pub fn talos_version_of(install_image: &str) -> TalosVersion {
+    install_image
+        .rsplit_once(':')
+        .and_then(|(_, tag)| TalosVersion::parse(tag))
+        .unwrap_or(TalosVersion::LATEST)
+}
+
+/// The inputs for the engine, from stored rows.
+pub fn generate_input(
+    cluster: &Cluster,
+    config: &ConfigFields,
+    machine_config: &MachineConfig,
+    server: &Server,
+    vlan: Option<i32>,
+) -> GenerateInput {
+    let mut options = GenerateOptions::new(
+        cluster.name.clone(),
+        cluster.endpoint.clone(),
+        config.kubernetes_version.clone(),
+    );
+    options.talos_version = talos_version_of(&config.install_image);
+    options.install_disk = Some(machine_config.fields.install_disk.clone());
+    options.install_image = Some(config.install_image.clone());
+    options.kubespan = config.kubespan;
+    let mut substitutions = Substitutions::new()
+        .hostname(&machine_config.fields.hostname)
+        .private_ip(&machine_config.fields.private_ip);
+    if let Some(ipv4) = &server.inventory.ipv4 {
+        substitutions = substitutions.public_ip(ipv4);
+    }
+    if let Some(vlan) = vlan {
+        substitutions = substitutions.vlan(vlan.to_string());
+    }
+    if let Some(wwid) = &server.bootstrap_disk_wwid {
+        substitutions = substitutions.bootstrap_disk_wwid(wwid);
+    }
+    GenerateInput {
+        options,
+        patches: patches_of(config),
+        machine_type: machine_type_for(&server.inventory.name),
+        substitutions,
+        ephemeral_disk: machine_config
+            .fields
+            .ephemeral_disk_identifier
+            .as_deref()
+            .and_then(|identifier| EphemeralDisk::parse(identifier).ok()),
+    }
+}
+
+fn patches_of(config: &ConfigFields) -> ConfigPatches {
+    let non_empty = |text: &String| {
+        if text.trim().is_empty() {
+            Vec::new()
+        } else {
+            vec![text.clone()]
+        }
+    };
+    ConfigPatches {
+        all: non_empty(&config.patch),
+        control_plane: non_empty(&config.patch_control_plane),
+        worker: non_empty(&config.patch_worker),
+    }
+}
+
+/// Renders the machine config of a server from what is stored.
+///
+/// # Errors
+/// [`NodeConfigError::NotConfigured`] when the server has no machine config, `NoCluster` when
+/// it is in no cluster, and the store's, secrets' and engine's errors.
+pub async fn render_node_config(
+    store: &Store,
+    server_id: ServerId,
+) -> Result<NodeConfig, NodeConfigError> {
+    let server = store.get_server(server_id).await?;
+    let name = || server.inventory.name.clone();
+    let machine_config = store
+        .machine_config_for_server(server.id)
+        .await?
+        .ok_or_else(|| NodeConfigError::NotConfigured { server: name() })?;
+    let cluster_id = server
+        .cluster_id
+        .ok_or_else(|| NodeConfigError::NoCluster { server: name() })?;
+    let cluster = store.get_cluster(cluster_id).await?;
+    let config: Config = store.get_config(machine_config.fields.config_id).await?;
+    let vlan = match cluster.vswitch_id {
+        Some(vswitch) => Some(store.get_vswitch(vswitch).await?.vlan),
+        None => None,
+    };
+    let secrets_text = store.cluster_secrets(cluster.id).await?;
+    let secrets =
+        SecretsBundle::parse(secrets_text.expose()).map_err(|source| NodeConfigError::Secrets {
+            cluster: cluster.name.clone(),
+            source,
+        })?;
+    let input = generate_input(&cluster, &config.fields, &machine_config, &server, vlan);
+    let yaml =
+        ConfigEngine::generate(&input, &secrets).map_err(|source| NodeConfigError::Generate {
+            server: name(),
+            source,
+        })?;
+    Ok(NodeConfig {
+        yaml: Secret::new(yaml),
+        machine_type: input.machine_type,
+        talos_version: input.options.talos_version,
+    })
+}
+
+/// A secrets bundle made once per process for checking config templates (it never leaves the
+/// process). Making one takes a moment (an RSA-4096 key): call this off the async runtime.
+pub fn validation_secrets() -> Result<&'static SecretsBundle, SecretsError> {
+    static BUNDLE: OnceLock<SecretsBundle> = OnceLock::new();
+    if let Some(bundle) = BUNDLE.get() {
+        return Ok(bundle);
+    }
+    let bundle = SecretsBundle::generate(time::OffsetDateTime::now_utc(), &mut SystemRandom)?;
+    Ok(BUNDLE.get_or_init(|| bundle))
+}
+
+/// Checks a config template as the original app did, and more: generates a control plane and
+/// a worker config for stand-in servers with its patches (variables filled with sample
+/// values), then validates both as `talosctl validate -m metal --strict` would. Every problem
+/// is reported, with the patch field it comes from.
+pub fn check_config_template(
+    config: &ConfigFields,
+    secrets: &SecretsBundle,
+) -> Result<(), ValidationError> {
+    let mut issues = Vec::new();
+    if config.name.trim().is_empty() {
+        issues.push(Issue::new("name", "can't be blank"));
+    }
+    if config.install_image.trim().is_empty() {
+        issues.push(Issue::new("install_image", "can't be blank"));
+    }
+    if !is_kubernetes_version(&config.kubernetes_version) {
+        issues.push(Issue::new(
+            "kubernetes_version",
+            format!(
+                "{:?} is not a Kubernetes version like 1.30.1",
+                config.kubernetes_version
+            ),
+        ));
+    }
+    if issues.is_empty() {
+        for (machine_type, hostname) in [
+            (MachineType::ControlPlane, "control-plane-1"),
+            (MachineType::Worker, "worker-1"),
+        ] {
+            issues.extend(check_one(config, secrets, machine_type, hostname));
+        }
+        issues.dedup();
+    }
+    ValidationError::check("config", issues)
+}
+
+fn check_one(
+    config: &ConfigFields,
+    secrets: &SecretsBundle,
+    machine_type: MachineType,
+    hostname: &str,
+) -> Vec<Issue> {
+    let mut options = GenerateOptions::new(
+        "validation",
+        "https://192.0.2.1:6443",
+        config.kubernetes_version.clone(),
+    );
+    options.talos_version = talos_version_of(&config.install_image);
+    options.install_disk = Some("/dev/sda".into());
+    options.install_image = Some(config.install_image.clone());
+    options.kubespan = config.kubespan;
+    let private_ip = if machine_type == MachineType::ControlPlane {
+        "10.0.0.1"
+    } else {
+        "10.0.1.1"
+    };
+    let input = GenerateInput {
+        options,
+        patches: patches_of(config),
+        machine_type,
+        substitutions: Substitutions::new()
+            .hostname(hostname)
+            .private_ip(private_ip)
+            .public_ip("192.0.2.10")
+            .vlan("4000")
+            .bootstrap_disk_wwid("eui.0000000000000001"),
+        ephemeral_disk: None,
+    };
+    match ConfigEngine::generate(&input, secrets) {
+        Ok(yaml) => validate(&yaml, ValidationMode::Metal, true)
+            .into_iter()
+            .map(|issue| Issue::new(issue.path, issue.message))
+            .collect(),
+        Err(error) => {
+            let field = match &error {
+                ConfigError::LoadPatch { group, .. } | ConfigError::ApplyPatch { group, .. } => {
+                    match group {
+                        crate::talos::PatchGroup::All => "patch",
+                        crate::talos::PatchGroup::ControlPlane => "patch_control_plane",
+                        crate::talos::PatchGroup::Worker => "patch_worker",
+                    }
+                }
+                ConfigError::Endpoint(_) => "endpoint",
+            };
+            vec![Issue::new(field, error_chain(&error).to_string())]
+        }
+    }
+}
+
+fn is_kubernetes_version(text: &str) -> bool {
+    let parts: Vec<&str> = text.trim_start_matches('v').split('.').collect();
+    parts.len() == 3
+        && parts
+            .iter()
+            .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn talos_version_follows_the_installer_tag() {
+        assert_eq!(
+            talos_version_of("ghcr.io/siderolabs/installer:v1.10.4"),
+            TalosVersion::V1_10
+        );
+        assert_eq!(
+            talos_version_of("factory.talos.dev/metal-installer/abc:v1.9.0"),
+            TalosVersion::V1_9
+        );
+        assert_eq!(
+            talos_version_of("registry.local:5000/installer"),
+            TalosVersion::LATEST
+        );
+    }
+}

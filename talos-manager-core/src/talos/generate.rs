@@ -1,0 +1,581 @@
+//! Native `talosctl gen config`: the controlplane and worker documents for a version contract,
+//! built from a secrets bundle and the generator options, before patches.
+
+use super::document::MachineConfig;
+use super::secrets::SecretsBundle;
+use super::yaml::{Mapping, Value};
+
+/// A Talos version contract: which Talos release the generated config targets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum TalosVersion {
+    /// Talos 1.8.
+    V1_8,
+    /// Talos 1.9.
+    V1_9,
+    /// Talos 1.10.
+    V1_10,
+    /// Talos 1.11.
+    V1_11,
+    /// Talos 1.12 (multi-document output).
+    V1_12,
+}
+
+impl TalosVersion {
+    /// Every supported contract, oldest first.
+    pub const ALL: [TalosVersion; 5] = [
+        TalosVersion::V1_8,
+        TalosVersion::V1_9,
+        TalosVersion::V1_10,
+        TalosVersion::V1_11,
+        TalosVersion::V1_12,
+    ];
+
+    /// The newest contract, talosctl's default.
+    pub const LATEST: TalosVersion = TalosVersion::V1_12;
+
+    /// Parses `v1.10`, `1.10` or a full version such as `v1.10.4`.
+    pub fn parse(text: &str) -> Option<TalosVersion> {
+        let text = text.trim().trim_start_matches('v');
+        let mut parts = text.split('.');
+        let (major, minor) = (parts.next()?, parts.next()?);
+        if major != "1" {
+            return None;
+        }
+        TalosVersion::ALL
+            .into_iter()
+            .find(|v| v.minor().to_string() == minor)
+    }
+
+    fn minor(self) -> u32 {
+        match self {
+            TalosVersion::V1_8 => 8,
+            TalosVersion::V1_9 => 9,
+            TalosVersion::V1_10 => 10,
+            TalosVersion::V1_11 => 11,
+            TalosVersion::V1_12 => 12,
+        }
+    }
+
+    /// The Kubernetes version the last talosctl release of this line uses by default
+    /// (`--kubernetes-version` unset): 1.8.4, 1.9.6, 1.10.9, 1.11.6 and 1.12.0.
+    pub fn default_kubernetes_version(self) -> &'static str {
+        match self {
+            TalosVersion::V1_8 => "1.31.4",
+            TalosVersion::V1_9 => "1.32.4",
+            TalosVersion::V1_10 => "1.33.6",
+            TalosVersion::V1_11 => "1.34.1",
+            TalosVersion::V1_12 => "1.35.0",
+        }
+    }
+
+    /// Whether generated configs are multi-document (HostnameConfig, RegistryMirrorConfig).
+    pub fn multi_document(self) -> bool {
+        self >= TalosVersion::V1_12
+    }
+}
+
+impl std::fmt::Display for TalosVersion {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "v1.{}", self.minor())
+    }
+}
+
+/// The machine types `gen config` produces.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum MachineType {
+    /// A control-plane node.
+    ControlPlane,
+    /// A worker node.
+    Worker,
+}
+
+impl MachineType {
+    /// `controlplane` or `worker`, as in `machine.type`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MachineType::ControlPlane => "controlplane",
+            MachineType::Worker => "worker",
+        }
+    }
+}
+
+/// A CNI choice (`cluster.network.cni`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cni {
+    /// `flannel`, `custom` or `none`.
+    pub name: String,
+    /// Manifest URLs for `custom`.
+    pub urls: Vec<String>,
+}
+
+/// The options of `talosctl gen config` (and the generator options it does not expose as
+/// flags, which the stability goldens use).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GenerateOptions {
+    /// Cluster name (`cluster.clusterName`).
+    pub cluster_name: String,
+    /// Cluster endpoint, `https://host:port`.
+    pub endpoint: String,
+    /// Kubernetes version (a leading `v` is dropped); empty leaves every image out.
+    pub kubernetes_version: String,
+    /// The version contract.
+    pub talos_version: TalosVersion,
+    /// `machine.install.disk` (`--install-disk`).
+    pub install_disk: Option<String>,
+    /// `machine.install.image` (`--install-image`).
+    pub install_image: Option<String>,
+    /// `--with-kubespan`.
+    pub kubespan: bool,
+    /// `--with-cluster-discovery` (default on).
+    pub cluster_discovery: bool,
+    /// `--additional-sans`.
+    pub additional_sans: Vec<String>,
+    /// `--dns-domain` (default `cluster.local`).
+    pub dns_domain: String,
+    /// `--registry-mirror host=url`, in order.
+    pub registry_mirrors: Vec<(String, String)>,
+    /// `cluster.allowSchedulingOnControlPlanes`.
+    pub allow_scheduling_on_control_planes: bool,
+    /// `machine.install.extraKernelArgs`.
+    pub extra_kernel_args: Vec<String>,
+    /// `cluster.controlPlane.localAPIServerPort`.
+    pub local_api_server_port: Option<u16>,
+    /// `machine.sysctls`.
+    pub sysctls: Vec<(String, String)>,
+    /// `cluster.network.cni`.
+    pub cni: Option<Cni>,
+}
+
+impl GenerateOptions {
+    /// The generator's defaults for a cluster name, endpoint and Kubernetes version: newest
+    /// contract, discovery on, `cluster.local`, no install disk or image.
+    ///
+    /// talosctl's *command line* additionally defaults `--install-disk` to `/dev/sda` and
+    /// `--install-image` to its own installer; a CLI mirroring it sets those fields.
+    pub fn new(
+        cluster_name: impl Into<String>,
+        endpoint: impl Into<String>,
+        kubernetes_version: impl Into<String>,
+    ) -> Self {
+        GenerateOptions {
+            cluster_name: cluster_name.into(),
+            endpoint: endpoint.into(),
+            kubernetes_version: kubernetes_version.into(),
+            talos_version: TalosVersion::LATEST,
+            install_disk: None,
+            install_image: None,
+            kubespan: false,
+            cluster_discovery: true,
+            additional_sans: Vec::new(),
+            dns_domain: "cluster.local".to_owned(),
+            registry_mirrors: Vec::new(),
+            allow_scheduling_on_control_planes: false,
+            extra_kernel_args: Vec::new(),
+            local_api_server_port: None,
+            sysctls: Vec::new(),
+            cni: None,
+        }
+    }
+}
+
+/// A cluster endpoint that talosctl would refuse.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum EndpointError {
+    /// No scheme and no port.
+    #[error(
+        "no scheme and port specified for the cluster endpoint URL\ntry: \"https://{endpoint}:6443\""
+    )]
+    NoSchemeNoPort {
+        /// The endpoint given.
+        endpoint: String,
+    },
+    /// No scheme.
+    #[error("no scheme specified for the cluster endpoint URL\ntry: \"https://{endpoint}\"")]
+    NoScheme {
+        /// The endpoint given.
+        endpoint: String,
+    },
+    /// A scheme other than https.
+    #[error("the control plane endpoint URL should have scheme https://\ntry: \"https://{rest}\"")]
+    NotHttps {
+        /// The endpoint without its scheme.
+        rest: String,
+    },
+    /// An empty host.
+    #[error("error validating the cluster endpoint URL: hostname must not be blank")]
+    BlankHost,
+    /// A port that is not a number in 1..=65535.
+    #[error("error validating the cluster endpoint URL: port number must be between 1 and 65535")]
+    BadPort,
+    /// An IPv6 address without brackets.
+    #[error(
+        "error validating the cluster endpoint URL: IPv6 addresses MUST be enclosed by square brackets"
+    )]
+    UnbracketedIpv6,
+}
+
+/// Checks an endpoint as talosctl does and returns its host (without port and brackets).
+pub fn endpoint_host(endpoint: &str) -> Result<String, EndpointError> {
+    let Some((scheme, rest)) = endpoint.split_once("://") else {
+        let has_port = endpoint
+            .rsplit_once(':')
+            .is_some_and(|(_, p)| p.chars().all(|c| c.is_ascii_digit()) && !p.is_empty());
+        return Err(if has_port {
+            EndpointError::NoScheme {
+                endpoint: endpoint.to_owned(),
+            }
+        } else {
+            EndpointError::NoSchemeNoPort {
+                endpoint: endpoint.to_owned(),
+            }
+        });
+    };
+    if scheme != "https" {
+        return Err(EndpointError::NotHttps {
+            rest: rest.to_owned(),
+        });
+    }
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    let authority = authority
+        .rsplit_once('@')
+        .map_or(authority, |(_, host)| host);
+    let (host, port) = if let Some(bracketed) = authority.strip_prefix('[') {
+        let (host, after) = bracketed
+            .split_once(']')
+            .ok_or(EndpointError::UnbracketedIpv6)?;
+        (host, after.strip_prefix(':'))
+    } else if authority.matches(':').count() > 1 {
+        return Err(EndpointError::UnbracketedIpv6);
+    } else {
+        match authority.split_once(':') {
+            Some((host, port)) => (host, Some(port)),
+            None => (authority, None),
+        }
+    };
+    if host.is_empty() {
+        return Err(EndpointError::BlankHost);
+    }
+    if let Some(port) = port {
+        match port.parse::<u32>() {
+            Ok(1..=65535) => {}
+            _ => return Err(EndpointError::BadPort),
+        }
+    }
+    Ok(host.to_owned())
+}
+
+fn map(entries: Vec<(&str, Value)>) -> Value {
+    Value::Map(
+        entries
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), v))
+            .collect(),
+    )
+}
+
+fn strs(items: &[String]) -> Value {
+    Value::Seq(items.iter().map(Value::str).collect())
+}
+
+fn pair(crt: &str, key: &str) -> Value {
+    map(vec![("crt", Value::str(crt)), ("key", Value::str(key))])
+}
+
+/// Builds the config `gen config` makes for `machine_type` before any patch.
+pub(crate) fn generate(
+    options: &GenerateOptions,
+    secrets: &SecretsBundle,
+    machine_type: MachineType,
+) -> Result<MachineConfig, EndpointError> {
+    let host = endpoint_host(&options.endpoint)?;
+    let control_plane = machine_type == MachineType::ControlPlane;
+    let version = options.talos_version;
+    let k8s = options.kubernetes_version.trim_start_matches('v');
+    let image = |repo: &str| (!k8s.is_empty()).then(|| Value::str(format!("{repo}:v{k8s}")));
+
+    // machine
+    let mut machine: Mapping = vec![
+        ("type".into(), Value::str(machine_type.as_str())),
+        ("token".into(), Value::str(&secrets.trustd_token)),
+        (
+            "ca".into(),
+            pair(
+                &secrets.os.crt,
+                if control_plane { &secrets.os.key } else { "" },
+            ),
+        ),
+        ("certSANs".into(), strs(&options.additional_sans)),
+    ];
+    let mut kubelet = Vec::new();
+    if let Some(image) = image("ghcr.io/siderolabs/kubelet") {
+        kubelet.push(("image".to_owned(), image));
+    }
+    kubelet.push((
+        "defaultRuntimeSeccompProfileEnabled".into(),
+        Value::Bool(true),
+    ));
+    kubelet.push(("disableManifestsDirectory".into(), Value::Bool(true)));
+    machine.push(("kubelet".into(), Value::Map(kubelet)));
+    let network = if options.kubespan {
+        map(vec![(
+            "kubespan",
+            map(vec![("enabled", Value::Bool(true))]),
+        )])
+    } else {
+        Value::Map(Vec::new())
+    };
+    machine.push(("network".into(), network));
+    let mut install = Vec::new();
+    if let Some(disk) = options.install_disk.as_deref().filter(|d| !d.is_empty()) {
+        install.push(("disk".to_owned(), Value::str(disk)));
+    }
+    if !options.extra_kernel_args.is_empty() {
+        install.push(("extraKernelArgs".into(), strs(&options.extra_kernel_args)));
+    }
+    if let Some(image) = options.install_image.as_deref().filter(|i| !i.is_empty()) {
+        install.push(("image".into(), Value::str(image)));
+    }
+    install.push(("wipe".into(), Value::Bool(false)));
+    if version >= TalosVersion::V1_12 {
+        install.push(("grubUseUKICmdline".into(), Value::Bool(true)));
+    }
+    machine.push(("install".into(), Value::Map(install)));
+    if !options.sysctls.is_empty() {
+        let sysctls = options
+            .sysctls
+            .iter()
+            .map(|(k, v)| (k.clone(), Value::str(v)))
+            .collect();
+        machine.push(("sysctls".into(), Value::Map(sysctls)));
+    }
+    if !options.registry_mirrors.is_empty() && !version.multi_document() {
+        let mirrors = options
+            .registry_mirrors
+            .iter()
+            .map(|(host, url)| {
+                (
+                    host.clone(),
+                    map(vec![("endpoints", Value::Seq(vec![Value::str(url)]))]),
+                )
+            })
+            .collect();
+        machine.push((
+            "registries".into(),
+            map(vec![("mirrors", Value::Map(mirrors))]),
+        ));
+    }
+    let mut features = Vec::new();
+    if version < TalosVersion::V1_12 {
+        features.push(("rbac".to_owned(), Value::Bool(true)));
+        features.push(("stableHostname".into(), Value::Bool(true)));
+        features.push(("apidCheckExtKeyUsage".into(), Value::Bool(true)));
+    }
+    features.push(("diskQuotaSupport".into(), Value::Bool(true)));
+    features.push((
+        "kubePrism".into(),
+        map(vec![
+            ("enabled", Value::Bool(true)),
+            ("port", Value::Int(7445)),
+        ]),
+    ));
+    features.push((
+        "hostDNS".into(),
+        map(vec![
+            ("enabled", Value::Bool(true)),
+            ("forwardKubeDNSToHost", Value::Bool(true)),
+        ]),
+    ));
+    machine.push(("features".into(), Value::Map(features)));
+    if control_plane {
+        machine.push((
+            "nodeLabels".into(),
+            map(vec![(
+                "node.kubernetes.io/exclude-from-external-load-balancers",
+                Value::str(""),
+            )]),
+        ));
+    }
+
+    // cluster
+    let mut control_plane_section = vec![("endpoint".to_owned(), Value::str(&options.endpoint))];
+    if let (true, Some(port)) = (control_plane, options.local_api_server_port) {
+        control_plane_section.push(("localAPIServerPort".into(), Value::Int(i64::from(port))));
+    }
+    let mut cluster: Mapping = vec![
+        ("id".into(), Value::str(&secrets.cluster_id)),
+        ("secret".into(), Value::str(&secrets.cluster_secret)),
+        ("controlPlane".into(), Value::Map(control_plane_section)),
+        ("clusterName".into(), Value::str(&options.cluster_name)),
+    ];
+    let mut network = Vec::new();
+    if let Some(cni) = &options.cni {
+        let mut cni_map = vec![("name".to_owned(), Value::str(&cni.name))];
+        if !cni.urls.is_empty() {
+            cni_map.push(("urls".into(), strs(&cni.urls)));
+        }
+        network.push(("cni".to_owned(), Value::Map(cni_map)));
+    }
+    network.push(("dnsDomain".into(), Value::str(&options.dns_domain)));
+    network.push((
+        "podSubnets".into(),
+        Value::Seq(vec![Value::str("10.244.0.0/16")]),
+    ));
+    network.push((
+        "serviceSubnets".into(),
+        Value::Seq(vec![Value::str("10.96.0.0/12")]),
+    ));
+    cluster.push(("network".into(), Value::Map(network)));
+    cluster.push(("token".into(), Value::str(&secrets.bootstrap_token)));
+    if control_plane {
+        if let Some(secret) = &secrets.aescbc_encryption_secret {
+            cluster.push(("aescbcEncryptionSecret".into(), Value::str(secret)));
+        }
+        if let Some(secret) = &secrets.secretbox_encryption_secret {
+            cluster.push(("secretboxEncryptionSecret".into(), Value::str(secret)));
+        }
+    }
+    cluster.push((
+        "ca".into(),
+        pair(
+            &secrets.k8s.crt,
+            if control_plane { &secrets.k8s.key } else { "" },
+        ),
+    ));
+    if control_plane {
+        cluster.push((
+            "aggregatorCA".into(),
+            pair(&secrets.k8s_aggregator.crt, &secrets.k8s_aggregator.key),
+        ));
+        cluster.push((
+            "serviceAccount".into(),
+            map(vec![("key", Value::str(&secrets.k8s_service_account_key))]),
+        ));
+        let mut api_server = Vec::new();
+        if let Some(image) = image("registry.k8s.io/kube-apiserver") {
+            api_server.push(("image".to_owned(), image));
+        }
+        let mut sans = Vec::new();
+        if version < TalosVersion::V1_12 {
+            sans.push(host.clone());
+        }
+        sans.extend(options.additional_sans.iter().cloned());
+        api_server.push(("certSANs".into(), strs(&sans)));
+        if version < TalosVersion::V1_12 {
+            api_server.push(("disablePodSecurityPolicy".into(), Value::Bool(true)));
+        }
+        api_server.push((
+            "admissionControl".into(),
+            Value::Seq(vec![pod_security_admission()]),
+        ));
+        api_server.push((
+            "auditPolicy".into(),
+            map(vec![
+                ("apiVersion", Value::str("audit.k8s.io/v1")),
+                ("kind", Value::str("Policy")),
+                (
+                    "rules",
+                    Value::Seq(vec![map(vec![("level", Value::str("Metadata"))])]),
+                ),
+            ]),
+        ));
+        cluster.push(("apiServer".into(), Value::Map(api_server)));
+        for (key, repo) in [
+            (
+                "controllerManager",
+                "registry.k8s.io/kube-controller-manager",
+            ),
+            ("proxy", "registry.k8s.io/kube-proxy"),
+            ("scheduler", "registry.k8s.io/kube-scheduler"),
+        ] {
+            let section = image(repo)
+                .map(|i| vec![("image".to_owned(), i)])
+                .unwrap_or_default();
+            cluster.push((key.into(), Value::Map(section)));
+        }
+    }
+    cluster.push((
+        "discovery".into(),
+        map(vec![
+            ("enabled", Value::Bool(options.cluster_discovery)),
+            (
+                "registries",
+                map(vec![
+                    ("kubernetes", map(vec![("disabled", Value::Bool(true))])),
+                    ("service", Value::Map(Vec::new())),
+                ]),
+            ),
+        ]),
+    ));
+    if control_plane {
+        cluster.push((
+            "etcd".into(),
+            map(vec![("ca", pair(&secrets.etcd.crt, &secrets.etcd.key))]),
+        ));
+        if options.allow_scheduling_on_control_planes {
+            cluster.push(("allowSchedulingOnControlPlanes".into(), Value::Bool(true)));
+        }
+    }
+
+    let mut documents = vec![map(vec![
+        ("version", Value::str("v1alpha1")),
+        ("debug", Value::Bool(false)),
+        ("persist", Value::Bool(true)),
+        ("machine", Value::Map(machine)),
+        ("cluster", Value::Map(cluster)),
+    ])];
+    if version.multi_document() {
+        for (host, url) in &options.registry_mirrors {
+            documents.push(map(vec![
+                ("apiVersion", Value::str("v1alpha1")),
+                ("kind", Value::str("RegistryMirrorConfig")),
+                ("name", Value::str(host)),
+                (
+                    "endpoints",
+                    Value::Seq(vec![map(vec![("url", Value::str(url))])]),
+                ),
+            ]));
+        }
+        documents.push(map(vec![
+            ("apiVersion", Value::str("v1alpha1")),
+            ("kind", Value::str("HostnameConfig")),
+            ("auto", Value::str("stable")),
+        ]));
+    }
+    Ok(MachineConfig::from_documents(documents))
+}
+
+fn pod_security_admission() -> Value {
+    let latest = || Value::str("latest");
+    map(vec![
+        ("name", Value::str("PodSecurity")),
+        (
+            "configuration",
+            map(vec![
+                (
+                    "apiVersion",
+                    Value::str("pod-security.admission.config.k8s.io/v1alpha1"),
+                ),
+                ("kind", Value::str("PodSecurityConfiguration")),
+                (
+                    "defaults",
+                    map(vec![
+                        ("enforce", Value::str("baseline")),
+                        ("enforce-version", latest()),
+                        ("audit", Value::str("restricted")),
+                        ("audit-version", latest()),
+                        ("warn", Value::str("restricted")),
+                        ("warn-version", latest()),
+                    ]),
+                ),
+                (
+                    "exemptions",
+                    map(vec![
+                        ("usernames", Value::Seq(Vec::new())),
+                        ("runtimeClasses", Value::Seq(Vec::new())),
+                        ("namespaces", Value::Seq(vec![Value::str("kube-system")])),
+                    ]),
+                ),
+            ]),
+        ),
+    ])
+}

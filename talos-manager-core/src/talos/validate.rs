@@ -1,0 +1,785 @@
+//! `talosctl validate`: strict decoding, then Talos's semantic checks, returning every issue
+//! with its path instead of stopping at the first.
+//!
+//! Covered: the checks of `talosctl validate -m <mode>` that concern fields talos-manager users
+//! set (cluster endpoint and DNS domain, install section in metal mode, machine type and CAs,
+//! control-plane and worker restrictions, CNI, discovery and KubeSpan, network interfaces,
+//! VLANs, routes, kubelet node IPs, node labels and taints, inline manifests, registries,
+//! VolumeConfig names and sizes, bond modes, WireGuard keys, extra host entries, duplicate
+//! extensions). Not covered yet (TODO-coverage): bond tuning options, bridge and link
+//! membership checks, system-disk encryption, logging destinations, apiserver authorization
+//! config, protected kubelet extraConfig fields, CEL type checking of disk selectors.
+
+use std::net::IpAddr;
+
+use super::Issue;
+use super::document::{LoadError, MachineConfig};
+use super::generate::endpoint_host;
+use super::yaml::Value;
+
+/// The runtime mode a config is validated for (`talosctl validate -m`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ValidationMode {
+    /// Bare metal: an install section is required.
+    Metal,
+    /// A cloud VM.
+    Cloud,
+    /// A container.
+    Container,
+}
+
+impl ValidationMode {
+    /// Parses `metal`, `cloud`, `container` (and `metal-agent` as metal).
+    pub fn parse(text: &str) -> Option<ValidationMode> {
+        match text {
+            "metal" | "metal-agent" => Some(ValidationMode::Metal),
+            "cloud" => Some(ValidationMode::Cloud),
+            "container" => Some(ValidationMode::Container),
+            _ => None,
+        }
+    }
+}
+
+/// Validates a machine config text. With `strict`, warnings are issues too (as
+/// `warning: <text>`, like `--strict`). An empty result means the config is valid.
+pub fn validate(text: &str, mode: ValidationMode, strict: bool) -> Vec<Issue> {
+    let config = match MachineConfig::parse(text) {
+        Ok(config) => config,
+        Err(LoadError::Decode { problems, .. } | LoadError::UnknownKeys { problems, .. }) => {
+            return problems
+                .into_iter()
+                .map(|p| Issue {
+                    path: p.path,
+                    message: p.message,
+                })
+                .collect();
+        }
+        Err(other) => return vec![Issue::new("", other.to_string())],
+    };
+    let mut checker = Checker {
+        issues: Vec::new(),
+        warnings: Vec::new(),
+    };
+    if let Some(doc) = config.v1alpha1() {
+        checker.v1alpha1(doc, mode);
+    }
+    for doc in config.documents() {
+        if doc.get("kind").and_then(Value::as_str) == Some("VolumeConfig") {
+            checker.volume_config(doc);
+        }
+    }
+    let Checker {
+        mut issues,
+        warnings,
+    } = checker;
+    if strict {
+        issues.extend(warnings.into_iter().map(|w| Issue {
+            path: w.path,
+            message: format!("warning: {}", w.message),
+        }));
+    }
+    issues
+}
+
+struct Checker {
+    issues: Vec<Issue>,
+    warnings: Vec<Issue>,
+}
+
+fn text(value: Option<&Value>) -> Option<String> {
+    value.filter(|v| !v.is_empty_value()).map(Value::to_string)
+}
+
+fn seq(value: Option<&Value>) -> &[Value] {
+    value.and_then(Value::as_seq).unwrap_or_default()
+}
+
+fn is_true(value: Option<&Value>) -> bool {
+    value == Some(&Value::Bool(true))
+}
+
+/// An address (`10.0.0.1`) or a prefix (`10.0.0.0/8`).
+fn is_address_or_prefix(text: &str) -> bool {
+    is_prefix(text) || text.parse::<IpAddr>().is_ok()
+}
+
+fn is_prefix(text: &str) -> bool {
+    let Some((ip, bits)) = text.split_once('/') else {
+        return false;
+    };
+    let Ok(ip) = ip.parse::<IpAddr>() else {
+        return false;
+    };
+    let max = if ip.is_ipv4() { 32 } else { 128 };
+    bits.parse::<u8>().is_ok_and(|b| b <= max)
+}
+
+fn is_dns_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 253
+        && name.trim_end_matches('.').split('.').all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+        })
+}
+
+/// A Kubernetes qualified name (`[prefix/]name`), as label and annotation keys must be.
+fn is_qualified_name(key: &str) -> bool {
+    let (prefix, name) = match key.rsplit_once('/') {
+        Some((prefix, name)) => (Some(prefix), name),
+        None => (None, key),
+    };
+    prefix.is_none_or(is_dns_name) && is_label_value(name) && !name.is_empty()
+}
+
+/// A Kubernetes label value: at most 63 characters, alphanumerics with `-_.` inside.
+fn is_label_value(value: &str) -> bool {
+    value.len() <= 63
+        && (value.is_empty()
+            || (value
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+                && value.starts_with(|c: char| c.is_ascii_alphanumeric())
+                && value.ends_with(|c: char| c.is_ascii_alphanumeric())))
+}
+
+/// The bonding modes Linux (and so Talos) knows.
+const BOND_MODES: &[&str] = &[
+    "balance-rr",
+    "active-backup",
+    "balance-xor",
+    "broadcast",
+    "802.3ad",
+    "balance-tlb",
+    "balance-alb",
+];
+
+/// A WireGuard key: standard base64 of 32 bytes.
+fn is_wireguard_key(key: &str) -> bool {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD
+        .decode(key)
+        .is_ok_and(|bytes| bytes.len() == 32)
+}
+
+/// Parses a go-humanize byte size (`10GB`, `2.5TiB`, `512`).
+fn parse_byte_size(text: &str) -> Option<f64> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let number: f64 = number.parse().ok()?;
+    let unit = unit.trim().to_ascii_lowercase();
+    let power = |base: f64, exp: i32| Some(number * base.powi(exp));
+    match unit.as_str() {
+        "" | "b" => Some(number),
+        "k" | "kb" => power(1000.0, 1),
+        "m" | "mb" => power(1000.0, 2),
+        "g" | "gb" => power(1000.0, 3),
+        "t" | "tb" => power(1000.0, 4),
+        "p" | "pb" => power(1000.0, 5),
+        "ki" | "kib" => power(1024.0, 1),
+        "mi" | "mib" => power(1024.0, 2),
+        "gi" | "gib" => power(1024.0, 3),
+        "ti" | "tib" => power(1024.0, 4),
+        "pi" | "pib" => power(1024.0, 5),
+        _ => None,
+    }
+}
+
+impl Checker {
+    fn error(&mut self, path: &str, message: impl Into<String>) {
+        self.issues.push(Issue::new(path, message));
+    }
+
+    fn warn(&mut self, path: &str, message: impl Into<String>) {
+        self.warnings.push(Issue::new(path, message));
+    }
+
+    fn v1alpha1(&mut self, doc: &Value, mode: ValidationMode) {
+        let Some(machine) = doc.get("machine").filter(|m| !matches!(m, Value::Null)) else {
+            self.error("machine", "machine instructions are required");
+            return;
+        };
+        let machine_type = machine
+            .get("type")
+            .map(Value::to_string)
+            .unwrap_or_default();
+        let control_plane = matches!(machine_type.as_str(), "init" | "controlplane");
+        self.cluster(doc.get("cluster"), control_plane);
+        if mode == ValidationMode::Metal {
+            match machine.get("install").filter(|v| !matches!(v, Value::Null)) {
+                None => self.error(
+                    "machine.install",
+                    "install instructions are required in \"metal\" mode",
+                ),
+                Some(install) => {
+                    if text(install.get("disk")).is_none() && install.get("diskSelector").is_none()
+                    {
+                        self.error(
+                            "machine.install.disk",
+                            "either install disk or diskSelector should be defined",
+                        );
+                    }
+                }
+            }
+        }
+        match machine_type.as_str() {
+            "init" | "controlplane" | "worker" => {}
+            "" | "join" => self.warn(
+                "machine.type",
+                format!("use \"worker\" instead of \"{machine_type}\" for machine type"),
+            ),
+            other => self.error("machine.type", format!("unknown machine type \"{other}\"")),
+        }
+        let ca_crt = text(machine.path("ca.crt"));
+        let ca_key = text(machine.path("ca.key"));
+        if ca_crt.is_none() && seq(machine.get("acceptedCAs")).is_empty() {
+            self.error(
+                "machine.ca",
+                "issuing CA or some accepted CAs are required (.machine.ca, machine.acceptedCAs)",
+            );
+        }
+        if control_plane {
+            self.cni(doc.path("cluster.network.cni"));
+            if ca_crt.is_none() {
+                self.error("machine.ca", "issuing CA is required (.machine.ca)");
+            }
+            if ca_key.is_none() {
+                self.error(
+                    "machine.ca.key",
+                    "issuing CA key is required for controlplane nodes (.machine.ca.key)",
+                );
+            }
+        } else {
+            if ca_key.is_some() {
+                self.error("machine.ca.key", "issuing Talos API CA key is not allowed on non-controlplane nodes (.machine.ca)");
+            }
+            if text(doc.path("cluster.ca.key")).is_some() {
+                self.error("cluster.ca.key", "issuing Kubernetes API CA key is not allowed on non-controlplane nodes (.cluster.ca)");
+            }
+        }
+        self.network(machine.get("network"), control_plane);
+        self.kubespan(doc);
+        for (idx, subnet) in seq(machine.path("kubelet.nodeIP.validSubnets"))
+            .iter()
+            .enumerate()
+        {
+            let subnet = subnet.to_string();
+            if !is_prefix(subnet.trim_start_matches('!')) {
+                self.error(
+                    &format!("machine.kubelet.nodeIP.validSubnets[{idx}]"),
+                    format!("kubelet nodeIP subnet is not valid: \"{subnet}\""),
+                );
+            }
+        }
+        self.node_metadata(machine);
+        let mut extensions: Vec<String> = Vec::new();
+        for (idx, extension) in seq(machine.path("install.extensions")).iter().enumerate() {
+            let image = text(extension.get("image")).unwrap_or_default();
+            if extensions.contains(&image) {
+                self.error(
+                    &format!("machine.install.extensions[{idx}].image"),
+                    format!("duplicate system extension \"{image}\""),
+                );
+            }
+            extensions.push(image);
+        }
+        for (idx, host) in seq(machine.path("network.extraHostEntries"))
+            .iter()
+            .enumerate()
+        {
+            let ip = text(host.get("ip")).unwrap_or_default();
+            if ip.parse::<IpAddr>().is_err() {
+                self.error(
+                    &format!("machine.network.extraHostEntries[{idx}].ip"),
+                    format!("extra host entry ip \"{ip}\" is not a valid IP address"),
+                );
+            }
+        }
+        if !seq(machine.path("install.extensions")).is_empty() {
+            self.warn(
+                "machine.install.extensions",
+                ".machine.install.extensions is deprecated, please see https://www.talos.dev/latest/talos-guides/install/boot-assets/",
+            );
+        }
+        for section in ["config", "mirrors"] {
+            if let Some(entries) = machine
+                .path(&format!("registries.{section}"))
+                .and_then(Value::as_map)
+            {
+                for (host, value) in entries {
+                    if matches!(value, Value::Null) {
+                        self.error(
+                            &format!("machine.registries.{section}"),
+                            format!("registries.{section}[\"{host}\"] is null"),
+                        );
+                    }
+                }
+            }
+        }
+        if doc.get("persist") == Some(&Value::Bool(false)) {
+            self.error("persist", ".persist should be enabled");
+        }
+    }
+
+    fn cluster(&mut self, cluster: Option<&Value>, control_plane: bool) {
+        let Some(cluster) = cluster.filter(|c| !matches!(c, Value::Null)) else {
+            self.error("cluster", "cluster instructions are required");
+            return;
+        };
+        match text(cluster.path("controlPlane.endpoint")) {
+            None => self.error(
+                "cluster.controlPlane.endpoint",
+                "cluster controlplane endpoint is required",
+            ),
+            Some(endpoint) => {
+                if let Err(err) = endpoint_host(&endpoint) {
+                    let reason = err.to_string();
+                    let reason = reason
+                        .strip_prefix("error validating the cluster endpoint URL: ")
+                        .unwrap_or(&reason);
+                    self.error(
+                        "cluster.controlPlane.endpoint",
+                        format!("invalid controlplane endpoint: {reason}"),
+                    );
+                }
+            }
+        }
+        if let Some(domain) = text(cluster.path("network.dnsDomain"))
+            && !is_dns_name(&domain)
+        {
+            self.error(
+                "cluster.network.dnsDomain",
+                format!("\"{domain}\" is not a valid DNS name"),
+            );
+        }
+        if control_plane {
+            if cluster.get("etcd").is_some_and(|e| {
+                text(e.path("ca.crt")).is_none() || text(e.path("ca.key")).is_none()
+            }) {
+                self.error(
+                    "cluster.etcd.ca",
+                    "key/cert combination should not be empty",
+                );
+            }
+        } else if cluster.get("etcd").is_some_and(|e| !e.is_empty_value()) {
+            self.error(
+                "cluster.etcd",
+                "etcd config is only allowed on control plane machines",
+            );
+        }
+        let mut names: Vec<String> = Vec::new();
+        for (idx, manifest) in seq(cluster.get("inlineManifests")).iter().enumerate() {
+            let path = format!("cluster.inlineManifests[{idx}].name");
+            match text(manifest.get("name")) {
+                None => self.error(&path, "inline manifest name can't be empty"),
+                Some(name) if names.contains(&name) => {
+                    self.error(
+                        &path,
+                        format!("inline manifest name \"{name}\" is duplicate"),
+                    );
+                }
+                Some(name) => names.push(name),
+            }
+        }
+        let discovery = cluster.get("discovery");
+        if is_true(discovery.and_then(|d| d.get("enabled")))
+            && !is_true(discovery.and_then(|d| d.path("registries.service.disabled")))
+        {
+            if text(cluster.get("id")).is_none() {
+                self.error(
+                    "cluster.id",
+                    "cluster discovery service requires .cluster.id",
+                );
+            }
+            if text(cluster.get("secret")).is_none() {
+                self.error(
+                    "cluster.secret",
+                    "cluster discovery service requires .cluster.secret",
+                );
+            }
+        }
+    }
+
+    fn cni(&mut self, cni: Option<&Value>) {
+        let name = text(cni.and_then(|c| c.get("name"))).unwrap_or_else(|| "flannel".to_owned());
+        let urls = seq(cni.and_then(|c| c.get("urls")));
+        let path = "cluster.network.cni";
+        match name.as_str() {
+            "flannel" | "none" if !urls.is_empty() => {
+                self.error(
+                    path,
+                    format!("\"urls\" field should be empty for \"{name}\" CNI"),
+                );
+            }
+            "flannel" | "none" => {}
+            "custom" if urls.is_empty() => self.warn(
+                path,
+                "\"urls\" field should not be empty for \"custom\" CNI",
+            ),
+            "custom" => {}
+            _ => self.error(
+                path,
+                "cni name should be one of [\"flannel\", \"custom\", \"none\"]",
+            ),
+        }
+    }
+
+    fn network(&mut self, network: Option<&Value>, control_plane: bool) {
+        let Some(network) = network else { return };
+        for (idx, nameserver) in seq(network.get("nameservers")).iter().enumerate() {
+            let nameserver = nameserver.to_string();
+            if nameserver.parse::<IpAddr>().is_err() {
+                self.error(
+                    &format!("machine.network.nameservers[{idx}]"),
+                    format!("nameserver \"{nameserver}\" is not a valid IP address"),
+                );
+            }
+        }
+        for (idx, device) in seq(network.get("interfaces")).iter().enumerate() {
+            let path = format!("machine.network.interfaces[{idx}]");
+            if is_true(device.get("ignore")) {
+                continue;
+            }
+            let name = text(device.get("interface"));
+            let has_selector = device.get("deviceSelector").is_some();
+            match (&name, has_selector) {
+                (None, false) => self.error(
+                    &path,
+                    "[networking.os.device.interface], [networking.os.device.deviceSelector]: required either config section to be set",
+                ),
+                (Some(_), true) => self.error(
+                    &path,
+                    "[networking.os.device.interface], [networking.os.device.deviceSelector]: config sections are mutually exclusive",
+                ),
+                _ => {}
+            }
+            let label = name.clone().unwrap_or_default();
+            if device.get("bond").is_some() && device.get("bridge").is_some() {
+                self.error(&path, format!("interface has both bridge and bond sections set \"{label}\": config sections are mutually exclusive"));
+            }
+            if let Some(bond) = device.get("bond") {
+                let mode = text(bond.get("mode")).unwrap_or_default();
+                if !BOND_MODES.contains(&mode.as_str()) {
+                    self.error(
+                        &format!("{path}.bond.mode"),
+                        format!(
+                            "[networking.os.device.bond] \"{label}\": invalid bond mode \"{mode}\""
+                        ),
+                    );
+                }
+                if !seq(bond.get("interfaces")).is_empty() && bond.get("deviceSelectors").is_some()
+                {
+                    self.error(
+                        &format!("{path}.bond"),
+                        format!("[networking.os.device.bond] \"{label}\": interfaces and deviceSelectors are mutually exclusive"),
+                    );
+                }
+            }
+            if let Some(wireguard) = device.get("wireguard") {
+                if let Some(key) = text(wireguard.get("privateKey"))
+                    && !is_wireguard_key(&key)
+                {
+                    self.error(
+                        &format!("{path}.wireguard.privateKey"),
+                        format!(
+                            "[networking.os.device.wireguard] \"{label}\": invalid private key"
+                        ),
+                    );
+                }
+                for (peer_idx, peer) in seq(wireguard.get("peers")).iter().enumerate() {
+                    if !text(peer.get("publicKey")).is_some_and(|k| is_wireguard_key(&k)) {
+                        self.error(
+                            &format!("{path}.wireguard.peers[{peer_idx}].publicKey"),
+                            format!("[networking.os.device.wireguard] \"{label}\": invalid peer public key"),
+                        );
+                    }
+                }
+            }
+            let addresses = seq(device.get("addresses"));
+            if text(device.get("cidr")).is_some() {
+                if !addresses.is_empty() {
+                    self.error(&path, format!("[networking.os.device] \"{label}\": interface can't have both .cidr and .addresses set"));
+                }
+                self.warn(&format!("{path}.cidr"), format!("\"{label}\": machine.network.interface.cidr is deprecated, please use machine.network.interface.addresses"));
+            }
+            for (addr_idx, address) in addresses.iter().enumerate() {
+                let address = address.to_string();
+                if !is_address_or_prefix(&address) {
+                    self.error(
+                        &format!("{path}.addresses[{addr_idx}]"),
+                        format!("[networking.os.device.addresses] \"{label}\": invalid address \"{address}\""),
+                    );
+                }
+            }
+            self.routes(device.get("routes"), &format!("{path}.routes"));
+            if device.get("vip").is_some() && !control_plane {
+                self.error(
+                    &format!("{path}.vip"),
+                    "virtual (shared) IP is not allowed on non-controlplane nodes",
+                );
+            }
+            for (vlan_idx, vlan) in seq(device.get("vlans")).iter().enumerate() {
+                let vlan_path = format!("{path}.vlans[{vlan_idx}]");
+                let vlan_id = vlan.get("vlanId").map(Value::to_string).unwrap_or_default();
+                let vlan_addresses = seq(vlan.get("addresses"));
+                if text(vlan.get("cidr")).is_some() && !vlan_addresses.is_empty() {
+                    self.error(&vlan_path, format!("[networking.os.device.vlan] {label}.{vlan_id}: vlan can't have both .cidr and .addresses set"));
+                }
+                for (addr_idx, address) in vlan_addresses.iter().enumerate() {
+                    let address = address.to_string();
+                    if !is_address_or_prefix(&address) {
+                        self.error(
+                            &format!("{vlan_path}.addresses[{addr_idx}]"),
+                            format!("[networking.os.device.vlan] {label}.{vlan_id}: invalid address \"{address}\""),
+                        );
+                    }
+                }
+                if !matches!(vlan.get("vlanId"), Some(Value::Int(1..=4094))) {
+                    self.error(&format!("{vlan_path}.vlanId"), format!("[networking.os.device.vlan] {label}.{vlan_id}: vlanId must be between 1 and 4094"));
+                }
+                self.routes(vlan.get("routes"), &format!("{vlan_path}.routes"));
+                if vlan.get("vip").is_some() && !control_plane {
+                    self.error(
+                        &format!("{vlan_path}.vip"),
+                        "virtual (shared) IP is not allowed on non-controlplane nodes",
+                    );
+                }
+            }
+        }
+    }
+
+    fn routes(&mut self, routes: Option<&Value>, path: &str) {
+        for (idx, route) in seq(routes).iter().enumerate() {
+            let route_path = format!("{path}[{idx}]");
+            let network = text(route.get("network"));
+            let gateway = text(route.get("gateway"));
+            if network.is_none() && gateway.is_none() {
+                self.error(&route_path, format!("[networking.os.device.route[{idx}]]: either network or gateway should be set"));
+            }
+            if let Some(network) = network.filter(|n| !is_prefix(n)) {
+                self.error(&format!("{route_path}.network"), format!("[networking.os.device.route[{idx}].network] \"{network}\": invalid network address"));
+            }
+            if let Some(gateway) = gateway.filter(|g| g.parse::<IpAddr>().is_err()) {
+                self.error(&format!("{route_path}.gateway"), format!("[networking.os.device.route[{idx}].gateway] \"{gateway}\": invalid gateway address"));
+            }
+            if let Some(source) = text(route.get("source")).filter(|s| s.parse::<IpAddr>().is_err())
+            {
+                self.error(&format!("{route_path}.source"), format!("[networking.os.device.route[{idx}].source] \"{source}\": invalid source address"));
+            }
+        }
+    }
+
+    fn kubespan(&mut self, doc: &Value) {
+        if !is_true(doc.path("machine.network.kubespan.enabled")) {
+            return;
+        }
+        if let Some(Value::Int(mtu)) = doc.path("machine.network.kubespan.mtu")
+            && *mtu < 1280
+        {
+            self.error(
+                "machine.network.kubespan.mtu",
+                "kubespan link MTU must be at least 1280",
+            );
+        }
+        if !is_true(doc.path("cluster.discovery.enabled")) {
+            self.error(
+                "cluster.discovery.enabled",
+                ".cluster.discovery should be enabled when .machine.network.kubespan is enabled",
+            );
+        }
+        if text(doc.path("cluster.id")).is_none() {
+            self.error(
+                "cluster.id",
+                ".cluster.id should be set when .machine.network.kubespan is enabled",
+            );
+        }
+        if text(doc.path("cluster.secret")).is_none() {
+            self.error(
+                "cluster.secret",
+                ".cluster.secret should be set when .machine.network.kubespan is enabled",
+            );
+        }
+        for (idx, filter) in seq(doc.path("machine.network.kubespan.filters.endpoints"))
+            .iter()
+            .enumerate()
+        {
+            let filter = filter.to_string();
+            if !is_prefix(filter.trim_start_matches('!')) {
+                self.error(
+                    &format!("machine.network.kubespan.filters.endpoints[{idx}]"),
+                    format!("KubeSpan endpoint filer is not valid: \"{filter}\""),
+                );
+            }
+        }
+    }
+
+    fn node_metadata(&mut self, machine: &Value) {
+        if let Some(labels) = machine.get("nodeLabels").and_then(Value::as_map) {
+            for (key, value) in labels {
+                let value = value.to_string();
+                if !is_qualified_name(key) || !is_label_value(&value) {
+                    self.error(
+                        &format!("machine.nodeLabels.{key}"),
+                        format!("invalid machine node labels: invalid label \"{key}={value}\""),
+                    );
+                }
+            }
+        }
+        if let Some(annotations) = machine.get("nodeAnnotations").and_then(Value::as_map) {
+            for (key, _) in annotations {
+                if !is_qualified_name(key) {
+                    self.error(
+                        &format!("machine.nodeAnnotations.{key}"),
+                        format!(
+                            "invalid machine node annotations: invalid annotation key \"{key}\""
+                        ),
+                    );
+                }
+            }
+        }
+        if let Some(taints) = machine.get("nodeTaints").and_then(Value::as_map) {
+            for (key, value) in taints {
+                let value = value.to_string();
+                let (taint_value, effect) = value.split_once(':').unwrap_or((value.as_str(), ""));
+                let effect_ok = matches!(effect, "NoSchedule" | "PreferNoSchedule" | "NoExecute");
+                if !is_qualified_name(key) || !is_label_value(taint_value) || !effect_ok {
+                    self.error(
+                        &format!("machine.nodeTaints.{key}"),
+                        format!("invalid machine node taints: invalid taint \"{key}={value}\""),
+                    );
+                }
+            }
+        }
+    }
+
+    fn volume_config(&mut self, doc: &Value) {
+        let name = doc.get("name").map(Value::to_string).unwrap_or_default();
+        let path = format!("VolumeConfig/{name}");
+        if !matches!(name.as_str(), "EPHEMERAL" | "IMAGECACHE" | "STATE") {
+            self.error(
+                &format!("{path}.name"),
+                "only [\"EPHEMERAL\" \"IMAGECACHE\" \"STATE\"] volumes are supported",
+            );
+        }
+        let size = |key: &str| text(doc.path(&format!("provisioning.{key}")));
+        let mut parsed = Vec::new();
+        for key in ["minSize", "maxSize"] {
+            if let Some(value) = size(key) {
+                match parse_byte_size(&value) {
+                    Some(bytes) => parsed.push(bytes),
+                    None => self.error(
+                        &format!("{path}.provisioning.{key}"),
+                        format!("invalid size \"{value}\""),
+                    ),
+                }
+            }
+        }
+        if let [min, max] = parsed[..]
+            && min > max
+        {
+            self.error(
+                &format!("{path}.provisioning"),
+                "min size is greater than max size",
+            );
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[track_caller]
+    fn check_validate(yaml: &str, expect: &[(&str, &str)]) {
+        let issues = validate(yaml, ValidationMode::Metal, true);
+        let actual: Vec<(&str, &str)> = issues
+            .iter()
+            .map(|i| (i.path.as_str(), i.message.as_str()))
+            .collect();
+        assert_eq!(actual, expect);
+    }
+
+    const WORKER: &str = "version: v1alpha1\npersist: true\nmachine:\n  type: worker\n  token: abc\n  ca:\n    crt: Y3J0\n  install:\n    disk: /dev/sda\ncluster:\n  id: x\n  secret: y\n  controlPlane:\n    endpoint: https://c:6443\n  discovery:\n    enabled: true\n";
+
+    #[test]
+    fn valid_worker_has_no_issues() {
+        check_validate(WORKER, &[]);
+    }
+
+    #[test]
+    fn every_issue_is_reported_with_its_path() {
+        let yaml = WORKER.replace("  install:\n    disk: /dev/sda\n", "  network:\n    nameservers: [1.1.1.1, nope]\n    interfaces:\n      - interface: eth0\n        addresses: [10.0.0.1/33]\n        vip:\n          ip: 10.0.0.9\n").replace("https://c:6443", "https://c:99999");
+        check_validate(
+            &yaml,
+            &[
+                (
+                    "cluster.controlPlane.endpoint",
+                    "invalid controlplane endpoint: port number must be between 1 and 65535",
+                ),
+                (
+                    "machine.install",
+                    "install instructions are required in \"metal\" mode",
+                ),
+                (
+                    "machine.network.nameservers[1]",
+                    "nameserver \"nope\" is not a valid IP address",
+                ),
+                (
+                    "machine.network.interfaces[0].addresses[0]",
+                    "[networking.os.device.addresses] \"eth0\": invalid address \"10.0.0.1/33\"",
+                ),
+                (
+                    "machine.network.interfaces[0].vip",
+                    "virtual (shared) IP is not allowed on non-controlplane nodes",
+                ),
+            ],
+        );
+    }
+
+    #[test]
+    fn schema_problems_come_first_and_all_of_them() {
+        check_validate(
+            "machine:\n  type: worker\n  foo: bar\n  network:\n    nameservers:\n      addresses: [1.1.1.1]\n",
+            &[
+                ("machine.foo", "unknown key"),
+                (
+                    "machine.network.nameservers",
+                    "cannot unmarshal !!map into []string",
+                ),
+            ],
+        );
+    }
+
+    #[test]
+    fn strict_turns_warnings_into_issues() {
+        let yaml = WORKER.replace("type: worker", "type: \"\"");
+        check_validate(
+            &yaml,
+            &[(
+                "machine.type",
+                "warning: use \"worker\" instead of \"\" for machine type",
+            )],
+        );
+        assert!(validate(&yaml, ValidationMode::Metal, false).is_empty());
+    }
+
+    #[test]
+    fn volume_config_sizes() {
+        let yaml = format!(
+            "{WORKER}---\napiVersion: v1alpha1\nkind: VolumeConfig\nname: EPHEMERAL\nprovisioning:\n  minSize: 10GB\n  maxSize: 1GiB\n"
+        );
+        check_validate(
+            &yaml,
+            &[(
+                "VolumeConfig/EPHEMERAL.provisioning",
+                "min size is greater than max size",
+            )],
+        );
+    }
+}

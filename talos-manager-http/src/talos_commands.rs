@@ -1,0 +1,232 @@
+//! `talos-manager gen secrets`, `gen config` and `validate`: talosctl's commands of the same
+//! names, offline and without talosctl, so users can switch.
+
+use std::path::{Path, PathBuf};
+
+use talos_manager_core::talos::{
+    ConfigEngine, ConfigError, ConfigPatches, GenerateInput, GenerateOptions, MachineType,
+    SecretsBundle, SecretsError, SystemRandom, TalosVersion, ValidationMode, format_issues,
+    talosconfig, validate,
+};
+
+/// Why a command failed. The binary prints it with its causes and exits 1.
+#[derive(Debug, thiserror::Error)]
+pub enum TalosCommandError {
+    /// A file could not be read or written.
+    #[error("failed to {action} {path}")]
+    File {
+        /// `read` or `write`.
+        action: &'static str,
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The output exists and `--force` was not given.
+    #[error("{path} already exists (use --force to overwrite it)")]
+    Exists {
+        /// The file.
+        path: PathBuf,
+    },
+    /// A flag's value cannot be used.
+    #[error("{0}")]
+    Usage(String),
+    /// The secrets bundle is unusable.
+    #[error(transparent)]
+    Secrets(#[from] SecretsError),
+    /// The config could not be generated.
+    #[error(transparent)]
+    Generate(#[from] ConfigError),
+    /// The talosconfig could not be made.
+    #[error(transparent)]
+    ClientConfig(#[from] talos_manager_core::talos::ClientConfigError),
+    /// The config is not valid.
+    #[error("{}", format_issues(.0))]
+    Invalid(Vec<talos_manager_core::Issue>),
+}
+
+fn read(path: &Path) -> Result<String, TalosCommandError> {
+    std::fs::read_to_string(path).map_err(|source| TalosCommandError::File {
+        action: "read",
+        path: path.to_owned(),
+        source,
+    })
+}
+
+/// Writes `contents` to `path`, refusing to overwrite unless `force`.
+fn write(path: &Path, contents: &str, force: bool) -> Result<(), TalosCommandError> {
+    if !force && path.exists() {
+        return Err(TalosCommandError::Exists {
+            path: path.to_owned(),
+        });
+    }
+    std::fs::write(path, contents).map_err(|source| TalosCommandError::File {
+        action: "write",
+        path: path.to_owned(),
+        source,
+    })
+}
+
+/// `gen secrets -o FILE`: a new secrets bundle.
+pub fn gen_secrets(output: &Path, force: bool) -> Result<(), TalosCommandError> {
+    let bundle = SecretsBundle::generate(time::OffsetDateTime::now_utc(), &mut SystemRandom)?;
+    write(output, &bundle.to_yaml(), force)
+}
+
+/// What `gen config` is asked for.
+#[derive(Debug, Clone)]
+pub struct GenConfigRequest {
+    /// The cluster's name.
+    pub cluster_name: String,
+    /// The Kubernetes API endpoint.
+    pub endpoint: String,
+    /// `--with-secrets`: a bundle file; a new bundle when absent.
+    pub with_secrets: Option<PathBuf>,
+    /// `--output-types`.
+    pub output_types: Vec<String>,
+    /// `--install-disk`.
+    pub install_disk: String,
+    /// `--install-image`; talosctl's installer for the version when absent.
+    pub install_image: Option<String>,
+    /// `--kubernetes-version`; the version's default when absent.
+    pub kubernetes_version: Option<String>,
+    /// `--talos-version`; the newest when absent.
+    pub talos_version: Option<String>,
+    /// `--with-kubespan`.
+    pub kubespan: bool,
+    /// `--config-patch`, `--config-patch-control-plane`, `--config-patch-worker`: each
+    /// `@file` or inline YAML/JSON.
+    pub patches: (Vec<String>, Vec<String>, Vec<String>),
+    /// `-o`: a directory, or `-` for standard output.
+    pub output: String,
+    /// `--force`: overwrite existing files.
+    pub force: bool,
+}
+
+/// The installer image talosctl defaults to for a version contract.
+fn default_installer(version: TalosVersion) -> String {
+    let tag = match version {
+        TalosVersion::V1_8 => "v1.8.4",
+        TalosVersion::V1_9 => "v1.9.6",
+        TalosVersion::V1_10 => "v1.10.9",
+        TalosVersion::V1_11 => "v1.11.6",
+        TalosVersion::V1_12 => "v1.12.0",
+    };
+    format!("ghcr.io/siderolabs/installer:{tag}")
+}
+
+fn load_patches(items: &[String]) -> Result<Vec<String>, TalosCommandError> {
+    items
+        .iter()
+        .map(|item| match item.strip_prefix('@') {
+            Some(path) => read(Path::new(path)),
+            None => Ok(item.clone()),
+        })
+        .collect()
+}
+
+/// `gen config`: the requested files, as (file name, contents). Written to the output
+/// directory, or printed when the output is `-`.
+pub fn gen_config(request: &GenConfigRequest) -> Result<Vec<(String, String)>, TalosCommandError> {
+    let version = match &request.talos_version {
+        Some(text) => TalosVersion::parse(text).ok_or_else(|| {
+            TalosCommandError::Usage(format!(
+                "--talos-version {text:?} is not supported (use one of {})",
+                TalosVersion::ALL.map(|v| v.to_string()).join(", ")
+            ))
+        })?,
+        None => TalosVersion::LATEST,
+    };
+    let secrets = match &request.with_secrets {
+        Some(path) => SecretsBundle::parse(&read(path)?)?,
+        None => SecretsBundle::generate(time::OffsetDateTime::now_utc(), &mut SystemRandom)?,
+    };
+    let kubernetes_version = request
+        .kubernetes_version
+        .clone()
+        .unwrap_or_else(|| version.default_kubernetes_version().to_owned());
+    let mut options =
+        GenerateOptions::new(&request.cluster_name, &request.endpoint, kubernetes_version);
+    options.talos_version = version;
+    options.install_disk = Some(request.install_disk.clone());
+    options.install_image = Some(
+        request
+            .install_image
+            .clone()
+            .unwrap_or_else(|| default_installer(version)),
+    );
+    options.kubespan = request.kubespan;
+    let patches = ConfigPatches {
+        all: load_patches(&request.patches.0)?,
+        control_plane: load_patches(&request.patches.1)?,
+        worker: load_patches(&request.patches.2)?,
+    };
+    let mut files = Vec::new();
+    for output_type in &request.output_types {
+        let (file, contents) = match output_type.as_str() {
+            "controlplane" | "worker" => {
+                let machine_type = if output_type == "worker" {
+                    MachineType::Worker
+                } else {
+                    MachineType::ControlPlane
+                };
+                let mut input = GenerateInput::new(options.clone(), machine_type);
+                input.patches = patches.clone();
+                (
+                    format!("{output_type}.yaml"),
+                    ConfigEngine::generate(&input, &secrets)?,
+                )
+            }
+            "talosconfig" => (
+                "talosconfig".to_owned(),
+                talosconfig(
+                    &secrets,
+                    &request.cluster_name,
+                    &[],
+                    &[],
+                    time::OffsetDateTime::now_utc(),
+                    &mut SystemRandom,
+                )?,
+            ),
+            other => {
+                return Err(TalosCommandError::Usage(format!(
+                    "unknown output type {other:?} (use controlplane, worker or talosconfig)"
+                )));
+            }
+        };
+        files.push((file, contents));
+    }
+    if request.output == "-" && files.len() != 1 {
+        return Err(TalosCommandError::Usage(
+            "-o - writes one file: give exactly one --output-types".into(),
+        ));
+    }
+    if request.output != "-" {
+        let dir = Path::new(&request.output);
+        std::fs::create_dir_all(dir).map_err(|source| TalosCommandError::File {
+            action: "write",
+            path: dir.to_owned(),
+            source,
+        })?;
+        for (file, contents) in &files {
+            write(&dir.join(file), contents, request.force)?;
+        }
+    }
+    Ok(files)
+}
+
+/// `validate -m MODE [--strict] -c FILE`.
+pub fn validate_file(path: &Path, mode: &str, strict: bool) -> Result<(), TalosCommandError> {
+    let mode = ValidationMode::parse(mode).ok_or_else(|| {
+        TalosCommandError::Usage(format!(
+            "unknown mode {mode:?} (use metal, cloud or container)"
+        ))
+    })?;
+    let issues = validate(&read(path)?, mode, strict);
+    if issues.is_empty() {
+        Ok(())
+    } else {
+        Err(TalosCommandError::Invalid(issues))
+    }
+}
