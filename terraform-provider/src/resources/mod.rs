@@ -7,6 +7,7 @@
 //! then list it in [`all`]. Its docs page appears under `docs/terraform/resources/` at the next
 //! `UPDATE_EXPECT=1 cargo test -p terraform-provider-talosmanager`.
 
+mod config;
 mod label_taint_rule;
 mod machine_config;
 mod settings;
@@ -70,6 +71,7 @@ pub trait Resource: Send + Sync {
 /// Every resource type of the provider.
 pub fn all() -> Vec<Box<dyn Resource>> {
     vec![
+        Box::new(config::Config),
         Box::new(label_taint_rule::LabelTaintRule),
         Box::new(machine_config::MachineConfig),
         Box::new(settings::Settings),
@@ -195,6 +197,16 @@ pub async fn import(resource: &dyn Resource, client: &Client, id: &str) -> Resul
             id: id.to_owned(),
         }),
     }
+}
+
+/// `body` as JSON without the fields whose attribute is unknown in `planned`, so that the
+/// service picks their defaults.
+fn without_unknown(body: &impl poem_openapi::types::ToJSON, planned: &Object) -> serde_json::Value {
+    let mut json = body.to_json().unwrap_or_default();
+    if let Some(fields) = json.as_object_mut() {
+        fields.retain(|name, _| !planned.get_value(name).is_unknown());
+    }
+    json
 }
 
 /// `text` unless it is empty and the prior state had null (the service stores "no value" as
