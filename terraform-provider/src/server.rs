@@ -370,7 +370,7 @@ impl tf::provider_server::Provider for ProviderService {
     ) -> Result<Response<tf::plan_resource_change::Response>, Status> {
         let request = request.into_inner();
         let result = (|| {
-            let (schema, _) = self.inner.resource(&request.type_name)?;
+            let (schema, resource) = self.inner.resource(&request.type_name)?;
             let prior = decode("prior state", request.prior_state.as_ref(), schema)?;
             let proposed = decode(
                 "proposed state",
@@ -378,7 +378,8 @@ impl tf::provider_server::Provider for ProviderService {
                 schema,
             )?;
             let config = decode("configuration", request.config.as_ref(), schema)?;
-            let plan = resources::plan(schema, &prior, &proposed, &config);
+            let plan =
+                resources::plan_change(resource.as_ref(), schema, &prior, &proposed, &config);
             Ok((encode(&plan.planned, schema), plan.requires_replace))
         })();
         Ok(Response::new(match result {

@@ -1,6 +1,8 @@
 //! The integration tests of terraform-provider-talosmanager, in one binary.
 
 mod provider {
+    // talosmanager_cluster: secrets, client configs, update, replacement, import.
+    mod cluster;
     // talosmanager_config: defaults, update, validation issues, import.
     mod config;
     // The generated docs in docs/terraform/ are up to date.

@@ -86,6 +86,21 @@ impl Client {
         parse(Method::GET, path, json)
     }
 
+    /// `GET path` of a text document (YAML) that must exist.
+    pub async fn get_text(&self, path: &str) -> Result<String, Error> {
+        match self.send(Method::GET, path, None, false).await? {
+            Some(serde_json::Value::String(text)) => Ok(text),
+            _ => Err(Error::Api {
+                method: "GET",
+                path: path.to_owned(),
+                status: 404,
+                code: "not_found".into(),
+                message: format!("{path} does not exist"),
+                issues: Vec::new(),
+            }),
+        }
+    }
+
     /// `POST path` with `body`.
     pub async fn post<B: ToJSON, T: ParseFromJSON>(
         &self,
@@ -138,6 +153,18 @@ impl Client {
         path: &str,
         body: Option<serde_json::Value>,
     ) -> Result<Option<serde_json::Value>, Error> {
+        self.send(method, path, body, true).await
+    }
+
+    /// Sends a request; a successful answer is parsed as JSON when `json_body`, else returned
+    /// as a JSON string of its text. Error answers are always the service's JSON error body.
+    async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<serde_json::Value>,
+        json_body: bool,
+    ) -> Result<Option<serde_json::Value>, Error> {
         let url = format!("{}/api/v1{path}", self.endpoint);
         let mut request = self.http.request(method.clone(), url);
         request = match &self.credentials {
@@ -169,7 +196,10 @@ impl Client {
         if status == StatusCode::NOT_FOUND && matches!(method, Method::GET | Method::DELETE) {
             return Ok(None);
         }
-        let json = if text.is_empty() {
+        if status.is_success() && !json_body {
+            return Ok(Some(serde_json::Value::String(text)));
+        }
+        let mut json = if text.is_empty() {
             serde_json::Value::Null
         } else {
             serde_json::from_str(&text).map_err(|error| Error::UnexpectedAnswer {
@@ -181,7 +211,6 @@ impl Client {
         if status.is_success() {
             return Ok(Some(json));
         }
-        let mut json = json;
         // The service leaves `issues` out when there are none; the shared type requires it.
         if let Some(object) = json.as_object_mut() {
             object

@@ -7,6 +7,7 @@
 //! then list it in [`all`]. Its docs page appears under `docs/terraform/resources/` at the next
 //! `UPDATE_EXPECT=1 cargo test -p terraform-provider-talosmanager`.
 
+mod cluster;
 mod config;
 mod label_taint_rule;
 mod machine_config;
@@ -34,6 +35,12 @@ pub trait Resource: Send + Sync {
     fn validate(&self, config: &Object) -> Result<(), Error> {
         let _ = config;
         Ok(())
+    }
+
+    /// Adjusts the plan of an in-place update: marks unknown the computed attributes the
+    /// change will alter. By default computed attributes keep their prior values.
+    fn plan_update(&self, prior: &Object, planned: &mut Object) {
+        let _ = (prior, planned);
     }
 
     /// Creates the object from the planned values (unknown ones are for the service to pick)
@@ -71,6 +78,7 @@ pub trait Resource: Send + Sync {
 /// Every resource type of the provider.
 pub fn all() -> Vec<Box<dyn Resource>> {
     vec![
+        Box::new(cluster::Cluster),
         Box::new(config::Config),
         Box::new(label_taint_rule::LabelTaintRule),
         Box::new(machine_config::MachineConfig),
@@ -120,6 +128,24 @@ pub fn plan(schema: &Schema, prior: &Value, proposed: &Value, config: &Value) ->
         planned: Value::Map(planned),
         requires_replace,
     }
+}
+
+/// [`plan`], then the resource's own adjustments of an in-place update.
+pub fn plan_change(
+    resource: &dyn Resource,
+    schema: &Schema,
+    prior: &Value,
+    proposed: &Value,
+    config: &Value,
+) -> Plan {
+    let mut plan = plan(schema, prior, proposed, config);
+    if let (Value::Map(prior), Value::Map(planned)) = (prior, &mut plan.planned)
+        && plan.requires_replace.is_empty()
+        && prior != planned
+    {
+        resource.plan_update(prior, planned);
+    }
+    plan
 }
 
 /// Applies a planned change; returns the new state (null after a delete) and a warning.
