@@ -16,8 +16,9 @@ pub fn schema() -> Schema {
         type_name: "talosmanager",
         kind: Kind::Provider,
         version: 0,
-        description: "Manages talos-manager through its admin API: label and taint rules, \
-                      machine configs, settings, and lookups of the servers it knows. \
+        description: "Manages talos-manager through its admin API: clusters, config \
+                      templates, machine configs, label and taint rules, settings, and lookups \
+                      of the servers it knows. \
                       Authenticate with an API token (`talos-manager token create NAME`) or the \
                       service's `BASIC_AUTH_PASSWORD`.",
         attributes: vec![

@@ -14,7 +14,6 @@ async fn basic_example_applies_and_then_plans_no_changes() {
     service
         .add_server(ProviderKind::HetznerCloud, "6", "control-plane-1")
         .await;
-    let config_id = service.add_config("default").await;
     let terraform = Terraform::new(&service);
     let example = concat!(
         env!("CARGO_MANIFEST_DIR"),
@@ -22,21 +21,26 @@ async fn basic_example_applies_and_then_plans_no_changes() {
     );
     terraform.write_file("main.tf", &std::fs::read_to_string(example).unwrap());
     let server_name = "-var=server_name=worker-5".to_owned();
-    let config = format!("-var=config_id={config_id}");
 
-    terraform.ok(&["apply", "-auto-approve", &server_name, &config]);
+    terraform.ok(&["apply", "-auto-approve", &server_name]);
     let state = terraform.show();
     let outputs = &state["values"]["outputs"];
     assert_eq!(outputs["hostname"]["value"], "worker-5");
+    assert!(
+        outputs["kubeconfig"]["value"]
+            .as_str()
+            .unwrap()
+            .contains("https://10.0.0.1:6443")
+    );
     assert_eq!(outputs["private_ip"]["value"], "10.0.1.5");
     assert_eq!(
         outputs["robot_servers"]["value"],
         serde_json::json!(["worker-5"])
     );
-    let run = terraform.run(&["plan", "-detailed-exitcode", &server_name, &config]);
+    let run = terraform.run(&["plan", "-detailed-exitcode", &server_name]);
     assert_eq!(run.code, 0, "the second plan is not empty:\n{}", run.output);
 
-    terraform.ok(&["destroy", "-auto-approve", &server_name, &config]);
+    terraform.ok(&["destroy", "-auto-approve", &server_name]);
     assert!(
         service
             .store()
