@@ -5,6 +5,10 @@ use std::fmt::Write as _;
 
 use super::{Attribute, Kind, Presence, Schema};
 
+/// The first line of every generated page.
+const GENERATED: &str = "<!-- Generated from terraform-provider/src by `UPDATE_EXPECT=1 cargo test -p \
+                         terraform-provider-talosmanager docs`; do not edit. -->\n";
+
 /// The path of a schema's page, relative to `docs/terraform/`.
 pub fn file_name(schema: &Schema) -> String {
     match schema.kind {
@@ -22,11 +26,7 @@ pub fn markdown(schema: &Schema) -> String {
         Kind::Resource => format!("Resource `{}`", schema.type_name),
         Kind::DataSource => format!("Data source `{}`", schema.type_name),
     };
-    let _ = writeln!(
-        page,
-        "<!-- Generated from terraform-provider/src by `UPDATE_EXPECT=1 cargo test -p \
-         terraform-provider-talosmanager docs`; do not edit. -->\n"
-    );
+    let _ = writeln!(page, "{GENERATED}");
     let _ = writeln!(page, "# {title}\n");
     let _ = writeln!(page, "{}\n", schema.description);
     let _ = writeln!(
@@ -42,7 +42,7 @@ pub fn markdown(schema: &Schema) -> String {
     if !arguments.is_empty() {
         let _ = writeln!(page, "## Arguments\n");
         for attribute in arguments {
-            write_attribute(&mut page, attribute, "");
+            write_attribute(&mut page, attribute);
         }
         page.push('\n');
     }
@@ -54,7 +54,7 @@ pub fn markdown(schema: &Schema) -> String {
     if !computed.is_empty() {
         let _ = writeln!(page, "## Attributes\n");
         for attribute in computed {
-            write_attribute(&mut page, attribute, "");
+            write_attribute(&mut page, attribute);
         }
         page.push('\n');
     }
@@ -67,7 +67,7 @@ pub fn markdown(schema: &Schema) -> String {
     page
 }
 
-fn write_attribute(page: &mut String, attribute: &Attribute, indent: &str) {
+fn write_attribute(page: &mut String, attribute: &Attribute) {
     let mut notes = vec![attribute.ty.to_hcl()];
     notes.push(
         match attribute.presence {
@@ -86,7 +86,7 @@ fn write_attribute(page: &mut String, attribute: &Attribute, indent: &str) {
     }
     let _ = writeln!(
         page,
-        "{indent}- `{}` ({}): {}",
+        "- `{}` ({}): {}",
         attribute.name,
         notes.join(", "),
         attribute.description
@@ -94,7 +94,7 @@ fn write_attribute(page: &mut String, attribute: &Attribute, indent: &str) {
     for field in &attribute.fields {
         let _ = writeln!(
             page,
-            "{indent}  - `{}` ({}): {}",
+            "  - `{}` ({}): {}",
             field.name,
             field.ty.to_hcl(),
             field.description
@@ -105,11 +105,7 @@ fn write_attribute(page: &mut String, attribute: &Attribute, indent: &str) {
 /// The index page, `docs/terraform/README.md`: a line per schema, linking its page.
 pub fn index(schemas: &[Schema]) -> String {
     let mut page = String::new();
-    let _ = writeln!(
-        page,
-        "<!-- Generated from terraform-provider/src by `UPDATE_EXPECT=1 cargo test -p \
-         terraform-provider-talosmanager docs`; do not edit. -->\n"
-    );
+    let _ = writeln!(page, "{GENERATED}");
     let _ = writeln!(page, "# Terraform provider `talosmanager`\n");
     let _ = writeln!(
         page,
