@@ -21,6 +21,8 @@ mod provider {
     mod machine_config;
     // The plugin process: outside Terraform, plaintext, --debug reattach.
     mod plugin;
+    // Rules every schema declaration follows (reserved names, descriptions, ids, import).
+    mod schema;
     // talosmanager_settings: the singleton.
     mod settings;
 }
