@@ -15,7 +15,7 @@ pub struct ErrorBody {
     /// What went wrong, for people.
     pub message: String,
     /// Every problem with the input, with its location (for `invalid`).
-    #[oai(skip_serializing_if_is_empty)]
+    #[oai(skip_serializing_if_is_empty, default)]
     pub issues: Vec<IssueBody>,
 }
 

@@ -1,0 +1,280 @@
+//! The admin API client: JSON over HTTP to `<endpoint>/api/v1`, authenticated with a bearer
+//! token or the service's Basic password. Bodies are the service's own wire types
+//! ([`talos_manager_http::api::wire`]), so client and service cannot drift.
+//!
+//! Transport failures, 401 and error answers become [`Error`]s that say what to check.
+
+use std::time::Duration;
+
+use poem_openapi::types::{ParseFromJSON, ToJSON};
+use reqwest::{Method, StatusCode};
+use talos_manager_core::{Issue, Secret};
+use talos_manager_http::api::wire::ErrorBody;
+
+use crate::error::Error;
+
+/// How the client authenticates.
+#[derive(Debug, Clone)]
+pub enum Credentials {
+    /// `Authorization: Bearer <token>`.
+    Token(Secret<String>),
+    /// HTTP Basic with the service's `BASIC_AUTH_PASSWORD` (the user name is ignored).
+    Password(Secret<String>),
+}
+
+/// Where the service is and how to talk to it.
+#[derive(Debug, Clone)]
+pub struct ClientConfig {
+    /// The service's base URL, e.g. `https://talos-manager.example.com`.
+    pub endpoint: String,
+    /// The credentials.
+    pub credentials: Credentials,
+    /// The timeout of each request.
+    pub timeout: Duration,
+}
+
+/// A client of the admin API.
+#[derive(Debug, Clone)]
+pub struct Client {
+    http: reqwest::Client,
+    endpoint: String,
+    credentials: Credentials,
+}
+
+/// The user agent of the provider's requests.
+const USER_AGENT: &str = concat!(
+    "terraform-provider-talosmanager/",
+    env!("CARGO_PKG_VERSION")
+);
+
+impl Client {
+    /// A client for `config`. Makes no request.
+    pub fn new(config: ClientConfig) -> Result<Client, Error> {
+        let endpoint = config.endpoint.trim_end_matches('/').to_owned();
+        if !is_http_url(&endpoint) {
+            return Err(Error::InvalidEndpoint {
+                endpoint: config.endpoint,
+            });
+        }
+        let http = reqwest::Client::builder()
+            .timeout(config.timeout)
+            .connect_timeout(config.timeout.min(Duration::from_secs(10)))
+            .user_agent(USER_AGENT)
+            .build()
+            .map_err(|source| Error::Unreachable {
+                endpoint: endpoint.clone(),
+                source,
+            })?;
+        Ok(Client {
+            http,
+            endpoint,
+            credentials: config.credentials,
+        })
+    }
+
+    /// `GET path`; `None` when the service answers 404.
+    pub async fn get<T: ParseFromJSON>(&self, path: &str) -> Result<Option<T>, Error> {
+        match self.call(Method::GET, path, None).await? {
+            None => Ok(None),
+            Some(json) => parse(Method::GET, path, json).map(Some),
+        }
+    }
+
+    /// `GET path` of something that must exist.
+    pub async fn get_existing<T: ParseFromJSON>(&self, path: &str) -> Result<T, Error> {
+        let json = self.call_existing(Method::GET, path, None).await?;
+        parse(Method::GET, path, json)
+    }
+
+    /// `GET path` of a text document (YAML) that must exist.
+    pub async fn get_text(&self, path: &str) -> Result<String, Error> {
+        match self.send(Method::GET, path, None, false).await? {
+            Some(serde_json::Value::String(text)) => Ok(text),
+            _ => Err(Error::Api {
+                method: "GET",
+                path: path.to_owned(),
+                status: 404,
+                code: "not_found".into(),
+                message: format!("{path} does not exist"),
+                issues: Vec::new(),
+            }),
+        }
+    }
+
+    /// `POST path` with `body`.
+    pub async fn post<B: ToJSON, T: ParseFromJSON>(
+        &self,
+        path: &str,
+        body: &B,
+    ) -> Result<T, Error> {
+        let json = self
+            .call_existing(Method::POST, path, body.to_json())
+            .await?;
+        parse(Method::POST, path, json)
+    }
+
+    /// `PUT path` with `body`.
+    pub async fn put<B: ToJSON, T: ParseFromJSON>(&self, path: &str, body: &B) -> Result<T, Error> {
+        let json = self
+            .call_existing(Method::PUT, path, body.to_json())
+            .await?;
+        parse(Method::PUT, path, json)
+    }
+
+    /// `DELETE path`; a 404 counts as deleted.
+    pub async fn delete(&self, path: &str) -> Result<(), Error> {
+        self.call(Method::DELETE, path, None).await?;
+        Ok(())
+    }
+
+    async fn call_existing(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<serde_json::Value>,
+    ) -> Result<serde_json::Value, Error> {
+        self.call(method.clone(), path, body)
+            .await?
+            .ok_or_else(|| Error::Api {
+                method: method_name(&method),
+                path: path.to_owned(),
+                status: 404,
+                code: "not_found".into(),
+                message: format!("{path} does not exist"),
+                issues: Vec::new(),
+            })
+    }
+
+    /// Sends a request; `Ok(None)` on 404 to a GET or DELETE, `Ok(Some(Null))` on an empty
+    /// success.
+    async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<serde_json::Value>,
+    ) -> Result<Option<serde_json::Value>, Error> {
+        self.send(method, path, body, true).await
+    }
+
+    /// Sends a request; a successful answer is parsed as JSON when `json_body`, else returned
+    /// as a JSON string of its text. Error answers are always the service's JSON error body.
+    async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<serde_json::Value>,
+        json_body: bool,
+    ) -> Result<Option<serde_json::Value>, Error> {
+        let url = format!("{}/api/v1{path}", self.endpoint);
+        let mut request = self.http.request(method.clone(), url);
+        request = match &self.credentials {
+            Credentials::Token(token) => request.bearer_auth(token.expose()),
+            Credentials::Password(password) => {
+                request.basic_auth("terraform", Some(password.expose()))
+            }
+        };
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        tracing::debug!(%method, path, "calling talos-manager");
+        let response = request.send().await.map_err(|source| Error::Unreachable {
+            endpoint: self.endpoint.clone(),
+            source,
+        })?;
+        let status = response.status();
+        let text = response.text().await.map_err(|source| Error::Unreachable {
+            endpoint: self.endpoint.clone(),
+            source,
+        })?;
+        if status == StatusCode::UNAUTHORIZED {
+            return Err(Error::Unauthorized {
+                endpoint: self.endpoint.clone(),
+            });
+        }
+        // A missing object is an answer for reads and deletes; for writes it names what the
+        // body refers to, and the service's message says which.
+        if status == StatusCode::NOT_FOUND && matches!(method, Method::GET | Method::DELETE) {
+            return Ok(None);
+        }
+        if status.is_success() && !json_body {
+            return Ok(Some(serde_json::Value::String(text)));
+        }
+        let mut json = if text.is_empty() {
+            serde_json::Value::Null
+        } else {
+            serde_json::from_str(&text).map_err(|error| Error::UnexpectedAnswer {
+                method: method_name(&method),
+                path: path.to_owned(),
+                detail: format!("status {status}, body is not JSON ({error})"),
+            })?
+        };
+        if status.is_success() {
+            return Ok(Some(json));
+        }
+        // The service leaves `issues` out when there are none; the shared type requires it.
+        if let Some(object) = json.as_object_mut() {
+            object
+                .entry("issues")
+                .or_insert_with(|| serde_json::Value::Array(Vec::new()));
+        }
+        let body =
+            ErrorBody::parse_from_json(Some(json)).map_err(|error| Error::UnexpectedAnswer {
+                method: method_name(&method),
+                path: path.to_owned(),
+                detail: format!("status {status}, {}", error.into_message()),
+            })?;
+        Err(Error::Api {
+            method: method_name(&method),
+            path: path.to_owned(),
+            status: status.as_u16(),
+            code: body.code,
+            message: body.message,
+            issues: body
+                .issues
+                .into_iter()
+                .map(|issue| Issue::new(issue.path, issue.message))
+                .collect(),
+        })
+    }
+}
+
+fn parse<T: ParseFromJSON>(
+    method: Method,
+    path: &str,
+    json: serde_json::Value,
+) -> Result<T, Error> {
+    T::parse_from_json(Some(json)).map_err(|error| Error::UnexpectedAnswer {
+        method: method_name(&method),
+        path: path.to_owned(),
+        detail: error.into_message(),
+    })
+}
+
+fn method_name(method: &Method) -> &'static str {
+    match *method {
+        Method::GET => "GET",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::DELETE => "DELETE",
+        Method::PATCH => "PATCH",
+        _ => "request",
+    }
+}
+
+/// Whether `text` is an http:// or https:// URL with a host.
+pub fn is_http_url(text: &str) -> bool {
+    reqwest::Url::parse(text)
+        .is_ok_and(|url| matches!(url.scheme(), "http" | "https") && url.has_host())
+}
+
+/// `text` as one path segment (ids are plain, but never trust that).
+pub fn segment(text: &str) -> String {
+    text.bytes()
+        .map(|byte| match byte {
+            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (byte as char).to_string()
+            }
+            _ => format!("%{byte:02X}"),
+        })
+        .collect()
+}

@@ -1,0 +1,114 @@
+//! The provider's errors. Each becomes Terraform diagnostics in exactly one place,
+//! [`crate::diagnostics`].
+
+use talos_manager_core::Issue;
+
+/// Why an operation of the provider failed.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// Neither the `endpoint` argument nor `TALOS_MANAGER_ENDPOINT` is set.
+    #[error("the talos-manager endpoint is not set")]
+    MissingEndpoint,
+    /// The endpoint is not an http(s) URL.
+    #[error("the talos-manager endpoint {endpoint:?} is not an http(s) URL")]
+    InvalidEndpoint {
+        /// What was given.
+        endpoint: String,
+    },
+    /// Neither a token nor a password is set.
+    #[error("no credentials for talos-manager")]
+    MissingCredentials,
+    /// A provider argument is unknown at plan time (it refers to something not created yet).
+    #[error("the provider's {argument} is not known yet")]
+    UnknownProviderArgument {
+        /// The argument.
+        argument: &'static str,
+    },
+    /// A resource was used before `ConfigureProvider` (a bug of the caller).
+    #[error("the provider is not configured")]
+    NotConfigured,
+    /// No connection to the service.
+    #[error("talos-manager at {endpoint} is unreachable")]
+    Unreachable {
+        /// The base URL.
+        endpoint: String,
+        /// The transport failure.
+        #[source]
+        source: reqwest::Error,
+    },
+    /// The service refused the credentials.
+    #[error("talos-manager at {endpoint} refused the credentials")]
+    Unauthorized {
+        /// The base URL.
+        endpoint: String,
+    },
+    /// The service answered with an error.
+    #[error("talos-manager answered {status} to {method} {path}: {message}")]
+    Api {
+        /// The request's method.
+        method: &'static str,
+        /// The request's path under `/api/v1`.
+        path: String,
+        /// The HTTP status.
+        status: u16,
+        /// The stable error code (`invalid`, `not_found`, `conflict`, …).
+        code: String,
+        /// The service's message.
+        message: String,
+        /// Problems with the input, each with its location.
+        issues: Vec<Issue>,
+    },
+    /// The service answered something this provider cannot read.
+    #[error("unexpected answer from talos-manager to {method} {path}: {detail}")]
+    UnexpectedAnswer {
+        /// The request's method.
+        method: &'static str,
+        /// The request's path under `/api/v1`.
+        path: String,
+        /// What was wrong with it.
+        detail: String,
+    },
+    /// The configuration is invalid (checked before calling the service).
+    #[error("invalid {what}")]
+    Invalid {
+        /// What was checked.
+        what: &'static str,
+        /// Every problem, each with its location.
+        issues: Vec<Issue>,
+    },
+    /// No object has the id or name asked for (import, data source lookups).
+    #[error("no {what} {id:?} exists in talos-manager")]
+    NotFound {
+        /// What was looked up.
+        what: &'static str,
+        /// The id or name asked for.
+        id: String,
+    },
+    /// Terraform named a resource or data source type this provider does not have.
+    #[error("this provider has no {kind} named {type_name:?}")]
+    UnknownType {
+        /// `resource` or `data source`.
+        kind: &'static str,
+        /// The name given.
+        type_name: String,
+    },
+    /// A value from Terraform could not be decoded (a protocol mismatch).
+    #[error("could not decode the {what} Terraform sent")]
+    Decode {
+        /// Which value.
+        what: &'static str,
+        /// Why.
+        #[source]
+        source: crate::value::DecodeError,
+    },
+    /// Terraform stopped the provider (Ctrl-C) while the call was in flight.
+    #[error("stopped by Terraform before talos-manager answered")]
+    Stopped,
+    /// The resource cannot change in place and Terraform asked it to (a provider bug: the
+    /// attribute should be force-new).
+    #[error("{type_name} cannot be changed in place")]
+    UpdateUnsupported {
+        /// The resource type.
+        type_name: &'static str,
+    },
+}

@@ -1,0 +1,174 @@
+//! `talosmanager_cluster`: a Talos cluster with its secrets bundle, and the talosconfig and
+//! admin kubeconfig issued for it (`/clusters`).
+
+use async_trait::async_trait;
+use talos_manager_http::api::wire::{ClusterBody, ClusterView};
+
+use super::Resource;
+use crate::client::{Client, segment};
+use crate::error::Error;
+use crate::schema::{Attribute, Kind, ObjectExt as _, Schema};
+use crate::value::{Object, Type, Value};
+
+/// The resource.
+pub(super) struct Cluster;
+
+fn schema() -> Schema {
+    Schema {
+        type_name: "talosmanager_cluster",
+        kind: Kind::Resource,
+        version: 0,
+        description: "A Talos cluster: its name, Kubernetes API endpoint and secrets bundle. The \
+                      service makes the secrets bundle unless one is imported. A talosconfig \
+                      and an admin kubeconfig are issued when the cluster is created (or \
+                      imported, or its endpoint changes); `terraform apply -replace=ADDRESS` \
+                      issues new ones. Deleting a cluster detaches its servers.",
+        attributes: vec![
+            Attribute::computed("id", Type::String, "The cluster's id."),
+            Attribute::required(
+                "name",
+                Type::String,
+                "Its name: lowercase letters, digits and dashes.",
+            )
+            .force_new(),
+            Attribute::required(
+                "endpoint",
+                Type::String,
+                "The Kubernetes API endpoint, `https://host:port`.",
+            ),
+            Attribute::optional(
+                "vswitch_id",
+                Type::String,
+                "The Robot vSwitch whose VLAN fills `${vlan}` in patches.",
+            ),
+            Attribute::optional_computed(
+                "secrets",
+                Type::String,
+                "The secrets bundle (`talosctl gen secrets` YAML). Set it to manage an \
+                 existing cluster; else the service makes one. Stored in the state: keep the \
+                 state secret.",
+            )
+            .sensitive()
+            .force_new(),
+            Attribute::computed(
+                "talosconfig",
+                Type::String,
+                "A talosconfig with an `os:admin` client certificate.",
+            )
+            .sensitive(),
+            Attribute::computed(
+                "kubeconfig",
+                Type::String,
+                "An admin kubeconfig (`system:masters`).",
+            )
+            .sensitive(),
+        ],
+        import: Some(
+            "By id: `terraform import talosmanager_cluster.NAME 1`. The secrets bundle is read \
+             from the service, and a talosconfig and kubeconfig are issued.",
+        ),
+        example: r#"
+resource "talosmanager_cluster" "production" {
+  name     = "production"
+  endpoint = "https://10.0.0.1:6443"
+}
+
+output "kubeconfig" {
+  value     = talosmanager_cluster.production.kubeconfig
+  sensitive = true
+}"#,
+    }
+}
+
+fn body(planned: &Object, with_secrets: bool) -> ClusterBody {
+    ClusterBody {
+        name: planned.owned_string("name").unwrap_or_default(),
+        endpoint: planned.owned_string("endpoint").unwrap_or_default(),
+        vswitch_id: planned.owned_string("vswitch_id"),
+        secrets: planned.owned_string("secrets").filter(|_| with_secrets),
+    }
+}
+
+/// The cluster as the service has it. Secrets, talosconfig and kubeconfig are kept from
+/// `known` when there; otherwise read or issued now.
+async fn object(client: &Client, view: ClusterView, known: &Object) -> Result<Object, Error> {
+    let path = format!("/clusters/{}", segment(&view.id));
+    let secrets = match known.string("secrets") {
+        Some(secrets) => secrets.to_owned(),
+        None => client
+            .get_existing::<ClusterView>(&format!("{path}?include_secrets=true"))
+            .await?
+            .secrets
+            .unwrap_or_default(),
+    };
+    let talosconfig = match known.string("talosconfig") {
+        Some(talosconfig) => talosconfig.to_owned(),
+        None => client.get_text(&format!("{path}/talosconfig")).await?,
+    };
+    let kubeconfig = match known.string("kubeconfig") {
+        Some(kubeconfig) => kubeconfig.to_owned(),
+        None => client.get_text(&format!("{path}/kubeconfig")).await?,
+    };
+    Ok(schema().object([
+        ("id", Value::String(view.id)),
+        ("name", Value::String(view.name)),
+        ("endpoint", Value::String(view.endpoint)),
+        ("vswitch_id", Value::opt_string(view.vswitch_id)),
+        ("secrets", Value::String(secrets)),
+        ("talosconfig", Value::String(talosconfig)),
+        ("kubeconfig", Value::String(kubeconfig)),
+    ]))
+}
+
+#[async_trait]
+impl Resource for Cluster {
+    fn schema(&self) -> Schema {
+        schema()
+    }
+
+    /// A new endpoint or vSwitch means new client configs.
+    fn plan_update(&self, prior: &Object, planned: &mut Object) {
+        let changed = |name| prior.get_value(name) != planned.get_value(name);
+        if changed("endpoint") || changed("vswitch_id") {
+            planned.insert("talosconfig".into(), Value::Unknown);
+            planned.insert("kubeconfig".into(), Value::Unknown);
+        }
+    }
+
+    async fn create(&self, client: &Client, planned: &Object) -> Result<Object, Error> {
+        let view: ClusterView = client.post("/clusters", &body(planned, true)).await?;
+        object(client, view, planned).await
+    }
+
+    async fn read(
+        &self,
+        client: &Client,
+        id: &str,
+        prior: &Object,
+    ) -> Result<Option<Object>, Error> {
+        let view: Option<ClusterView> = client.get(&format!("/clusters/{}", segment(id))).await?;
+        match view {
+            Some(view) => Ok(Some(object(client, view, prior).await?)),
+            None => Ok(None),
+        }
+    }
+
+    async fn update(
+        &self,
+        client: &Client,
+        id: &str,
+        planned: &Object,
+        _prior: &Object,
+    ) -> Result<Object, Error> {
+        // The secrets are force-new: an update keeps them.
+        let view: ClusterView = client
+            .put(&format!("/clusters/{}", segment(id)), &body(planned, false))
+            .await?;
+        object(client, view, planned).await
+    }
+
+    async fn delete(&self, client: &Client, id: &str) -> Result<Option<String>, Error> {
+        client.delete(&format!("/clusters/{}", segment(id))).await?;
+        Ok(None)
+    }
+}

@@ -1,0 +1,157 @@
+//! `talosmanager_config`: a config template (installer image, Kubernetes version, KubeSpan,
+//! patches), checked by the service on save (`/configs`, full CRUD).
+
+use async_trait::async_trait;
+use talos_manager_http::api::wire::{ConfigBody, ConfigView};
+
+use super::{Resource, empty_as_prior, without_unknown};
+use crate::client::{Client, segment};
+use crate::error::Error;
+use crate::schema::{Attribute, Kind, ObjectExt as _, Schema};
+use crate::value::{Object, Type, Value};
+
+/// The resource.
+pub(super) struct Config;
+
+fn schema() -> Schema {
+    Schema {
+        type_name: "talosmanager_config",
+        kind: Kind::Resource,
+        version: 0,
+        description: "A config template: the installer image, Kubernetes version, KubeSpan and \
+                      patches that servers bound to it boot with. The service generates and \
+                      validates a control-plane and a worker config from it on every save; \
+                      each problem is reported on the argument it comes from.",
+        attributes: vec![
+            Attribute::computed("id", Type::String, "The config's id."),
+            Attribute::required("name", Type::String, "Its name, unique."),
+            Attribute::optional_computed(
+                "install_image",
+                Type::String,
+                "The Talos installer image; its tag picks the config format \
+                 (`ghcr.io/siderolabs/installer:v1.10.4` → Talos 1.10). Default: the \
+                 service's Talos version.",
+            ),
+            Attribute::optional_computed(
+                "kubernetes_version",
+                Type::String,
+                "The Kubernetes version for new clusters, e.g. `1.30.1`. Default: `1.30.1`.",
+            ),
+            Attribute::optional_computed(
+                "kubespan",
+                Type::Bool,
+                "Whether KubeSpan (WireGuard mesh between nodes) is enabled. Default: true.",
+            ),
+            Attribute::optional(
+                "patch",
+                Type::String,
+                "A patch for every node (strategic merge YAML or JSON patch). May use \
+                 `${hostname}`, `${private_ip}`, `${public_ip}`, `${vlan}` and \
+                 `${bootstrap_disk_wwid}` (write `$${…}` in HCL).",
+            ),
+            Attribute::optional(
+                "patch_control_plane",
+                Type::String,
+                "A patch for control-plane nodes only, applied after `patch`.",
+            ),
+            Attribute::optional(
+                "patch_worker",
+                Type::String,
+                "A patch for worker nodes only, applied after `patch`.",
+            ),
+        ],
+        import: Some("By id: `terraform import talosmanager_config.NAME 1`."),
+        example: r#"
+resource "talosmanager_config" "default" {
+  name               = "default"
+  install_image      = "ghcr.io/siderolabs/installer:v1.10.4"
+  kubernetes_version = "1.30.1"
+  patch              = <<-YAML
+    machine:
+      network:
+        hostname: $${hostname}
+  YAML
+}"#,
+    }
+}
+
+/// The request body; arguments left to the service (unknown in the plan) are left out.
+fn body(planned: &Object) -> serde_json::Value {
+    let body = ConfigBody {
+        name: planned.owned_string("name").unwrap_or_default(),
+        install_image: planned.owned_string("install_image").unwrap_or_default(),
+        kubernetes_version: planned
+            .owned_string("kubernetes_version")
+            .unwrap_or_default(),
+        kubespan: planned.bool("kubespan").unwrap_or(true),
+        patch: planned.owned_string("patch").unwrap_or_default(),
+        patch_control_plane: planned
+            .owned_string("patch_control_plane")
+            .unwrap_or_default(),
+        patch_worker: planned.owned_string("patch_worker").unwrap_or_default(),
+    };
+    without_unknown(&body, planned)
+}
+
+fn object(view: ConfigView, prior: &Object) -> Object {
+    let fields = view.fields;
+    schema().object([
+        ("id", Value::String(view.id)),
+        ("name", Value::String(fields.name)),
+        ("install_image", Value::String(fields.install_image)),
+        (
+            "kubernetes_version",
+            Value::String(fields.kubernetes_version),
+        ),
+        ("kubespan", Value::Bool(fields.kubespan)),
+        ("patch", empty_as_prior(fields.patch, prior, "patch")),
+        (
+            "patch_control_plane",
+            empty_as_prior(fields.patch_control_plane, prior, "patch_control_plane"),
+        ),
+        (
+            "patch_worker",
+            empty_as_prior(fields.patch_worker, prior, "patch_worker"),
+        ),
+    ])
+}
+
+#[async_trait]
+impl Resource for Config {
+    fn schema(&self) -> Schema {
+        schema()
+    }
+
+    async fn create(&self, client: &Client, planned: &Object) -> Result<Object, Error> {
+        let view: ConfigView = client.post("/configs", &body(planned)).await?;
+        Ok(object(view, planned))
+    }
+
+    async fn read(
+        &self,
+        client: &Client,
+        id: &str,
+        prior: &Object,
+    ) -> Result<Option<Object>, Error> {
+        let view: Option<ConfigView> = client.get(&format!("/configs/{}", segment(id))).await?;
+        Ok(view.map(|view| object(view, prior)))
+    }
+
+    async fn update(
+        &self,
+        client: &Client,
+        id: &str,
+        planned: &Object,
+        _prior: &Object,
+    ) -> Result<Object, Error> {
+        let view: ConfigView = client
+            .put(&format!("/configs/{}", segment(id)), &body(planned))
+            .await?;
+        Ok(object(view, planned))
+    }
+
+    async fn delete(&self, client: &Client, id: &str) -> Result<Option<String>, Error> {
+        client.delete(&format!("/configs/{}", segment(id))).await?;
+        Ok(None)
+    }
+}

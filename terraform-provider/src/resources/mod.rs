@@ -1,0 +1,334 @@
+//! Resources: one file per resource type, each implementing [`Resource`] (its schema and the
+//! admin API calls). The Terraform semantics common to all of them live here once: planning
+//! (unknown computed values on create, prior state kept, `RequiresReplace` for force-new
+//! attributes), merging the service's answer into the new state, drift and import.
+//!
+//! Adding a resource: write `resources/<name>.rs` with its [`Schema`] and a [`Resource`] impl,
+//! then list it in [`all`]. Its docs page appears under `docs/terraform/resources/` at the next
+//! `UPDATE_EXPECT=1 cargo test -p terraform-provider-talosmanager`.
+
+mod cluster;
+mod config;
+mod label_taint_rule;
+mod machine_config;
+mod settings;
+
+use async_trait::async_trait;
+
+use crate::client::Client;
+use crate::error::Error;
+use crate::schema::{ObjectExt as _, Schema};
+use crate::tfplugin6::AttributePath;
+use crate::value::{Object, Value};
+
+/// A resource type: its schema and the API calls behind create, read, update and delete.
+///
+/// Objects passed in and returned are complete for the schema (absent attributes are null);
+/// `id` is always the API id.
+#[async_trait]
+pub trait Resource: Send + Sync {
+    /// The declaration of its attributes.
+    fn schema(&self) -> Schema;
+
+    /// Checks a configuration before planning (values may be null or unknown: check only the
+    /// known ones). By default everything is left to the service.
+    fn validate(&self, config: &Object) -> Result<(), Error> {
+        let _ = config;
+        Ok(())
+    }
+
+    /// Adjusts the plan of an in-place update: marks unknown the computed attributes the
+    /// change will alter. By default computed attributes keep their prior values.
+    fn plan_update(&self, prior: &Object, planned: &mut Object) {
+        let _ = (prior, planned);
+    }
+
+    /// Creates the object from the planned values (unknown ones are for the service to pick)
+    /// and returns it as the service now has it.
+    async fn create(&self, client: &Client, planned: &Object) -> Result<Object, Error>;
+
+    /// The object with this id as the service has it, `None` when it no longer exists.
+    /// `prior` is the state Terraform has (empty on import), for values the API does not return.
+    async fn read(
+        &self,
+        client: &Client,
+        id: &str,
+        prior: &Object,
+    ) -> Result<Option<Object>, Error>;
+
+    /// Changes the object in place. Only called when an attribute that is not force-new
+    /// changed; resources whose attributes are all force-new keep the default.
+    async fn update(
+        &self,
+        client: &Client,
+        id: &str,
+        planned: &Object,
+        prior: &Object,
+    ) -> Result<Object, Error> {
+        let _ = (client, id, planned, prior);
+        Err(Error::UpdateUnsupported {
+            type_name: self.schema().type_name,
+        })
+    }
+
+    /// Deletes the object (already gone is fine). Returns a warning to show, if any.
+    async fn delete(&self, client: &Client, id: &str) -> Result<Option<String>, Error>;
+}
+
+/// Every resource type of the provider.
+pub fn all() -> Vec<Box<dyn Resource>> {
+    vec![
+        Box::new(cluster::Cluster),
+        Box::new(config::Config),
+        Box::new(label_taint_rule::LabelTaintRule),
+        Box::new(machine_config::MachineConfig),
+        Box::new(settings::Settings),
+    ]
+}
+
+/// A planned change.
+#[derive(Debug)]
+pub struct Plan {
+    /// The planned state.
+    pub planned: Value,
+    /// The attributes whose change replaces the object.
+    pub requires_replace: Vec<AttributePath>,
+}
+
+/// Plans a change from `prior` to `proposed` (Terraform's merge of config and prior state).
+pub fn plan(schema: &Schema, prior: &Value, proposed: &Value, config: &Value) -> Plan {
+    let (Value::Map(proposed_object), Value::Map(config_object)) = (proposed, config) else {
+        // Destroy (proposed is null): nothing to plan.
+        return Plan {
+            planned: proposed.clone(),
+            requires_replace: Vec::new(),
+        };
+    };
+    let mut planned = proposed_object.clone();
+    let mut requires_replace = Vec::new();
+    match prior {
+        Value::Map(prior_object) => {
+            for attribute in schema.attributes.iter().filter(|a| a.force_new) {
+                let new = planned.get_value(attribute.name);
+                if new.is_unknown() || new != prior_object.get_value(attribute.name) {
+                    requires_replace.push(crate::diagnostics::attribute_path(attribute.name));
+                }
+            }
+        }
+        _ => {
+            // Create: what the service picks is unknown until apply.
+            for attribute in schema.attributes.iter().filter(|a| a.is_computed()) {
+                if *config_object.get_value(attribute.name) == Value::Null {
+                    planned.insert(attribute.name.to_owned(), Value::Unknown);
+                }
+            }
+        }
+    }
+    Plan {
+        planned: Value::Map(planned),
+        requires_replace,
+    }
+}
+
+/// [`plan`], then the resource's own adjustments of an in-place update.
+pub fn plan_change(
+    resource: &dyn Resource,
+    schema: &Schema,
+    prior: &Value,
+    proposed: &Value,
+    config: &Value,
+) -> Plan {
+    let mut plan = plan(schema, prior, proposed, config);
+    if let (Value::Map(prior), Value::Map(planned)) = (prior, &mut plan.planned)
+        && plan.requires_replace.is_empty()
+        && prior != planned
+    {
+        resource.plan_update(prior, planned);
+    }
+    plan
+}
+
+/// Applies a planned change; returns the new state (null after a delete) and a warning.
+pub async fn apply(
+    resource: &dyn Resource,
+    client: &Client,
+    prior: &Value,
+    planned: &Value,
+) -> Result<(Value, Option<String>), Error> {
+    match (prior, planned) {
+        (Value::Map(prior), Value::Null) => {
+            let warning = match prior.string("id") {
+                Some(id) => resource.delete(client, id).await?,
+                None => None,
+            };
+            Ok((Value::Null, warning))
+        }
+        (Value::Null, Value::Map(planned)) => {
+            let created = resource.create(client, planned).await?;
+            Ok((Value::Map(merge(planned, created)), None))
+        }
+        (Value::Map(prior), Value::Map(planned)) => {
+            let id = prior.string("id").unwrap_or_default();
+            let updated = resource.update(client, id, planned, prior).await?;
+            Ok((Value::Map(merge(planned, updated)), None))
+        }
+        _ => Ok((Value::Null, None)),
+    }
+}
+
+/// The new state after create or update: the planned values where they were known (Terraform
+/// requires exactly those), the service's answer for the rest.
+fn merge(planned: &Object, answer: Object) -> Object {
+    let mut state = answer;
+    for (name, value) in planned {
+        if !value.is_unknown() && *value != Value::Null {
+            state.insert(name.clone(), value.clone());
+        }
+    }
+    for value in state.values_mut() {
+        if value.is_unknown() {
+            *value = Value::Null;
+        }
+    }
+    state
+}
+
+/// Refreshes `current`: the object as the service has it, or null when it was deleted outside
+/// Terraform (Terraform then plans to create it again).
+pub async fn read(
+    resource: &dyn Resource,
+    client: &Client,
+    current: &Value,
+) -> Result<Value, Error> {
+    let Value::Map(current) = current else {
+        return Ok(Value::Null);
+    };
+    let Some(id) = current.string("id") else {
+        return Ok(Value::Null);
+    };
+    Ok(resource
+        .read(client, id, current)
+        .await?
+        .map_or(Value::Null, Value::Map))
+}
+
+/// The state of the existing object `id`, for `terraform import`.
+pub async fn import(resource: &dyn Resource, client: &Client, id: &str) -> Result<Value, Error> {
+    let schema = resource.schema();
+    let empty = schema.object([]);
+    match resource.read(client, id, &empty).await? {
+        Some(object) => Ok(Value::Map(object)),
+        None => Err(Error::NotFound {
+            what: schema.type_name,
+            id: id.to_owned(),
+        }),
+    }
+}
+
+/// `body` as JSON without the fields whose attribute is unknown in `planned`, so that the
+/// service picks their defaults.
+fn without_unknown(body: &impl poem_openapi::types::ToJSON, planned: &Object) -> serde_json::Value {
+    let mut json = body.to_json().unwrap_or_default();
+    if let Some(fields) = json.as_object_mut() {
+        fields.retain(|name, _| !planned.get_value(name).is_unknown());
+    }
+    json
+}
+
+/// `text` unless it is empty and the prior state had null (the service stores "no value" as
+/// an empty string; the state keeps what the user wrote).
+fn empty_as_prior(text: String, prior: &Object, name: &str) -> Value {
+    if text.is_empty() && *prior.get_value(name) != Value::String(String::new()) {
+        Value::Null
+    } else {
+        Value::String(text)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::schema::Attribute;
+    use crate::value::Type;
+
+    fn schema() -> Schema {
+        Schema {
+            type_name: "talosmanager_test",
+            kind: crate::schema::Kind::Resource,
+            version: 0,
+            description: "",
+            attributes: vec![
+                Attribute::computed("id", Type::String, ""),
+                Attribute::required("name", Type::String, "").force_new(),
+                Attribute::optional("note", Type::String, ""),
+                Attribute::optional_computed("disk", Type::String, ""),
+            ],
+            import: None,
+            example: "",
+        }
+    }
+
+    fn object(pairs: &[(&'static str, Value)]) -> Value {
+        Value::Map(schema().object(pairs.iter().cloned()))
+    }
+
+    fn text(value: &str) -> Value {
+        Value::String(value.into())
+    }
+
+    #[test]
+    fn create_plans_unknown_computed_values_the_config_leaves_open() {
+        let config = object(&[("name", text("a"))]);
+        let plan = plan(&schema(), &Value::Null, &config, &config);
+        let Value::Map(planned) = plan.planned else {
+            panic!()
+        };
+        assert_eq!(planned["id"], Value::Unknown);
+        assert_eq!(planned["disk"], Value::Unknown);
+        assert_eq!(planned["note"], Value::Null);
+        assert!(plan.requires_replace.is_empty());
+    }
+
+    #[test]
+    fn update_keeps_prior_computed_values_and_replaces_on_force_new_changes() {
+        let prior = object(&[
+            ("id", text("1")),
+            ("name", text("a")),
+            ("disk", text("/dev/sda")),
+        ]);
+        let config = object(&[("name", text("b"))]);
+        let proposed = object(&[
+            ("id", text("1")),
+            ("name", text("b")),
+            ("disk", text("/dev/sda")),
+        ]);
+        let plan = plan(&schema(), &prior, &proposed, &config);
+        assert_eq!(plan.planned, proposed);
+        assert_eq!(
+            plan.requires_replace,
+            vec![crate::diagnostics::attribute_path("name")]
+        );
+
+        let same = object(&[
+            ("id", text("1")),
+            ("name", text("a")),
+            ("disk", text("/dev/sda")),
+        ]);
+        let plan = super::plan(&schema(), &prior, &same, &object(&[("name", text("a"))]));
+        assert!(plan.requires_replace.is_empty());
+        assert_eq!(plan.planned, prior);
+    }
+
+    #[test]
+    fn merge_keeps_known_planned_values_and_fills_the_rest() {
+        let planned = schema().object([("id", Value::Unknown), ("name", text("a"))]);
+        let answer = schema().object([
+            ("id", text("9")),
+            ("name", text("a")),
+            ("disk", text("/dev/sda")),
+        ]);
+        let state = merge(&planned, answer);
+        assert_eq!(state["id"], text("9"));
+        assert_eq!(state["disk"], text("/dev/sda"));
+    }
+}

@@ -1,0 +1,28 @@
+//! The integration tests of terraform-provider-talosmanager, in one binary.
+
+mod provider {
+    // talosmanager_cluster: secrets, client configs, update, replacement, import.
+    mod cluster;
+    // talosmanager_config: defaults, update, validation issues, import.
+    mod config;
+    // The generated docs in docs/terraform/ are up to date.
+    mod docs;
+    // Data sources: server lookups by id, name and filters.
+    mod data_sources;
+    // examples/terraform/basic applies, and plans no changes afterwards.
+    mod example;
+    // Readable diagnostics: bad credentials, unreachable service, invalid values.
+    mod errors;
+    // The harness: the service in-process, the real Terraform CLI in a temp directory.
+    mod harness;
+    // talosmanager_label_taint_rule: plan, apply, update, import, drift, destroy.
+    mod label_taint_rule;
+    // talosmanager_machine_config: computed defaults, replacement, import.
+    mod machine_config;
+    // The plugin process: outside Terraform, plaintext, --debug reattach.
+    mod plugin;
+    // Rules every schema declaration follows (reserved names, descriptions, ids, import).
+    mod schema;
+    // talosmanager_settings: the singleton.
+    mod settings;
+}

@@ -1,0 +1,65 @@
+//! `talosmanager_config` with the real Terraform CLI: service defaults, update in place, the
+//! service's validation issues on the patch argument, import, destroy.
+
+use super::harness::{Service, Terraform};
+
+const ADDRESS: &str = "talosmanager_config.default";
+
+fn config(kubernetes_version: &str, patch: &str) -> String {
+    format!(
+        "resource \"talosmanager_config\" \"default\" {{\n  name               = \"default\"\n  kubernetes_version = \"{kubernetes_version}\"\n  patch              = <<-YAML\n{patch}\n  YAML\n}}"
+    )
+}
+
+const GOOD_PATCH: &str = "    machine:\n      network:\n        hostname: $${hostname}";
+const BAD_PATCH: &str = "    machine:\n      network:\n        nameservers: not-a-list";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lifecycle_and_validation() {
+    let service = Service::start().await;
+    let terraform = Terraform::new(&service);
+    terraform.write(&config("1.30.1", GOOD_PATCH));
+    terraform.ok(&["apply", "-auto-approve"]);
+    let values = terraform.resource(ADDRESS).unwrap();
+    assert!(
+        values["install_image"]
+            .as_str()
+            .unwrap()
+            .starts_with("ghcr.io/siderolabs/installer:v"),
+        "{values}"
+    );
+    assert_eq!(values["kubespan"], true);
+    assert!(values["patch_worker"].is_null());
+    let id = values["id"].as_str().unwrap().to_owned();
+    terraform.assert_no_changes();
+
+    terraform.write(&config("1.31.0", GOOD_PATCH));
+    let plan = terraform.ok(&["plan"]);
+    assert!(plan.contains("~ update in-place"), "{plan}");
+    terraform.ok(&["apply", "-auto-approve"]);
+    let stored = service.store().list_configs().await.unwrap();
+    assert_eq!(stored[0].fields.kubernetes_version, "1.31.0");
+    terraform.assert_no_changes();
+
+    // The service's issues point at the patch argument; nothing changes.
+    terraform.write(&config("1.31.0", BAD_PATCH));
+    let output = terraform.fails(&["apply", "-auto-approve"]);
+    assert!(output.contains("Error: Invalid config"), "{output}");
+    // The diagnostic points at the patch argument (line 12), and says what is wrong.
+    assert!(output.contains("on main.tf line 12"), "{output}");
+    assert!(output.contains("machine.network.nameservers"), "{output}");
+    assert_eq!(
+        service.store().list_configs().await.unwrap()[0]
+            .fields
+            .patch,
+        "machine:\n  network:\n    hostname: ${hostname}\n"
+    );
+
+    terraform.write(&config("1.31.0", GOOD_PATCH));
+    terraform.ok(&["state", "rm", ADDRESS]);
+    terraform.ok(&["import", ADDRESS, &id]);
+    terraform.assert_no_changes();
+
+    terraform.ok(&["destroy", "-auto-approve"]);
+    assert!(service.store().list_configs().await.unwrap().is_empty());
+}

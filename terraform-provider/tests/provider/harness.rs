@@ -1,0 +1,318 @@
+//! The talos-manager service in the test process on a loopback port (fresh SQLite database,
+//! one API token), and the real Terraform CLI running the freshly built provider through
+//! `dev_overrides` in a temporary directory.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use poem::listener::{Acceptor as _, Listener as _, TcpListener};
+use serde_json::Value;
+use talos_manager_core::store::{Architecture, ConfigFields, ProviderKind, ServerInventory};
+use talos_manager_core::testing::TestDatabase;
+use talos_manager_core::{Backend, Secret, Store};
+use talos_manager_http::{AppState, app};
+
+/// The provider's address in the test configurations.
+const SOURCE: &str = "talos-manager/talosmanager";
+
+/// The service, running until dropped.
+pub(crate) struct Service {
+    pub(crate) endpoint: String,
+    pub(crate) token: String,
+    database: TestDatabase,
+    server: tokio::task::JoinHandle<()>,
+}
+
+impl Service {
+    pub(crate) async fn start() -> Service {
+        let database = TestDatabase::new(Backend::Sqlite).await;
+        let token = talos_manager_http::tokens::create_token(database.store(), "terraform")
+            .await
+            .unwrap()
+            .into_inner();
+        let state = AppState {
+            store: database.store().clone(),
+            jobs: talos_manager_http::jobs::JobQueue::new(database.store().clone()),
+            basic_auth_password: Some(Secret::new("test-password".into())),
+            metrics: talos_manager_http::metrics::Metrics::new(),
+            trusted_proxies: talos_manager_http::client_address::TrustedProxies::default(),
+        };
+        let acceptor = TcpListener::bind("127.0.0.1:0")
+            .into_acceptor()
+            .await
+            .unwrap();
+        let address = acceptor.local_addr()[0].as_socket_addr().copied().unwrap();
+        let server = tokio::spawn(async move {
+            poem::Server::new_with_acceptor(acceptor)
+                .run(app(state))
+                .await
+                .unwrap();
+        });
+        Service {
+            endpoint: format!("http://{address}"),
+            token,
+            database,
+            server,
+        }
+    }
+
+    pub(crate) fn store(&self) -> &Store {
+        self.database.store()
+    }
+
+    /// Adds a synced server as the provider sync would; returns its API id.
+    pub(crate) async fn add_server(
+        &self,
+        provider: ProviderKind,
+        provider_id: &str,
+        name: &str,
+    ) -> String {
+        let store = self.store();
+        let accounts = store.list_provider_accounts().await.unwrap();
+        let account = match accounts.iter().find(|a| a.provider == provider) {
+            Some(account) => account.clone(),
+            None => store
+                .create_provider_account(provider, provider.as_str(), &Secret::new("secret".into()))
+                .await
+                .unwrap(),
+        };
+        let inventory = ServerInventory {
+            provider,
+            provider_id: provider_id.into(),
+            name: name.into(),
+            ipv4: Some(format!("203.0.113.{provider_id}")),
+            ipv6: None,
+            product: "AX41".into(),
+            data_center: "FSN1-DC1".into(),
+            status: "ready".into(),
+            cancelled: false,
+            architecture: Architecture::Amd64,
+            vswitch_id: None,
+        };
+        store.upsert_server(account.id, &inventory).await.unwrap();
+        let prefix = match provider {
+            ProviderKind::HetznerRobot => "robot",
+            ProviderKind::HetznerCloud => "cloud",
+        };
+        format!("{prefix}-{provider_id}")
+    }
+
+    /// Adds a config template (the API for configs is not there yet); returns its id.
+    pub(crate) async fn add_config(&self, name: &str) -> String {
+        let config = self
+            .store()
+            .create_config(&ConfigFields {
+                name: name.into(),
+                install_image: "ghcr.io/siderolabs/installer:v1.10.4".into(),
+                kubernetes_version: "1.30.1".into(),
+                kubespan: true,
+                patch: String::new(),
+                patch_control_plane: String::new(),
+                patch_worker: String::new(),
+            })
+            .await
+            .unwrap();
+        config.id.to_string()
+    }
+}
+
+impl Drop for Service {
+    fn drop(&mut self) {
+        self.server.abort();
+    }
+}
+
+/// The Terraform CLI 1.0.3: `TALOS_MANAGER_TERRAFORM`, else `.cache/terraform/terraform` at
+/// the workspace root. Missing is a failure, never a skip.
+fn terraform_binary() -> PathBuf {
+    if let Some(path) = std::env::var_os("TALOS_MANAGER_TERRAFORM") {
+        return PathBuf::from(path);
+    }
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../.cache/terraform/terraform");
+    assert!(
+        path.is_file(),
+        "the Terraform CLI is missing: neither TALOS_MANAGER_TERRAFORM is set nor {} exists. \
+         Run scripts/test once (it installs Terraform 1.0.3 there), or set \
+         TALOS_MANAGER_TERRAFORM to a Terraform 1.0.3 binary",
+        path.display()
+    );
+    path
+}
+
+/// What a Terraform command did.
+pub(crate) struct Run {
+    pub(crate) code: i32,
+    /// stdout and stderr.
+    pub(crate) output: String,
+}
+
+/// A Terraform working directory using the freshly built provider.
+pub(crate) struct Terraform {
+    directory: tempfile::TempDir,
+    terraform: PathBuf,
+    env: Vec<(String, String)>,
+}
+
+impl Terraform {
+    /// A working directory whose provider talks to `service` with its token (from the
+    /// environment, as users would set it).
+    pub(crate) fn new(service: &Service) -> Terraform {
+        let mut terraform = Terraform::without_credentials(service);
+        terraform.env("TALOS_MANAGER_TOKEN", &service.token);
+        terraform
+    }
+
+    /// A working directory with the endpoint but no credentials.
+    pub(crate) fn without_credentials(service: &Service) -> Terraform {
+        let directory = tempfile::Builder::new()
+            .prefix("talos-manager-terraform-")
+            .tempdir()
+            .unwrap();
+        let plugins = directory.path().join("plugins");
+        std::fs::create_dir(&plugins).unwrap();
+        std::os::unix::fs::symlink(
+            env!("CARGO_BIN_EXE_terraform-provider-talosmanager"),
+            plugins.join("terraform-provider-talosmanager"),
+        )
+        .unwrap();
+        let cli_config = directory.path().join("cli.tfrc");
+        std::fs::write(
+            &cli_config,
+            format!(
+                "provider_installation {{\n  dev_overrides {{\n    \"{SOURCE}\" = \"{}\"\n  }}\n  direct {{}}\n}}\n",
+                plugins.display()
+            ),
+        )
+        .unwrap();
+        let mut terraform = Terraform {
+            directory,
+            terraform: terraform_binary(),
+            env: Vec::new(),
+        };
+        terraform.env("TF_CLI_CONFIG_FILE", &cli_config.display().to_string());
+        terraform.env("TALOS_MANAGER_ENDPOINT", &service.endpoint);
+        terraform
+    }
+
+    /// Installs the provider as users will: from a filesystem mirror, with `terraform init`
+    /// (instead of `dev_overrides`, which make init unnecessary).
+    pub(crate) fn use_filesystem_mirror(&self) {
+        let mirror = self.directory.path().join("mirror");
+        let package =
+            mirror.join("registry.terraform.io/talos-manager/talosmanager/0.1.0/linux_amd64");
+        std::fs::create_dir_all(&package).unwrap();
+        let binary = package.join("terraform-provider-talosmanager_v0.1.0");
+        let built = env!("CARGO_BIN_EXE_terraform-provider-talosmanager");
+        if std::fs::hard_link(built, &binary).is_err() {
+            std::fs::copy(built, &binary).unwrap();
+        }
+        std::fs::write(
+            self.directory.path().join("cli.tfrc"),
+            format!(
+                "provider_installation {{\n  filesystem_mirror {{\n    path    = \"{}\"\n    include = [\"registry.terraform.io/talos-manager/*\"]\n  }}\n  direct {{\n    exclude = [\"registry.terraform.io/talos-manager/*\"]\n  }}\n}}\n",
+                mirror.display()
+            ),
+        )
+        .unwrap();
+    }
+
+    /// Sets an environment variable for every command.
+    pub(crate) fn env(&mut self, name: &str, value: &str) {
+        self.env.retain(|(existing, _)| existing != name);
+        self.env.push((name.to_owned(), value.to_owned()));
+    }
+
+    /// Writes `main.tf`: the provider requirement, then `body`.
+    pub(crate) fn write(&self, body: &str) {
+        let text = format!(
+            "terraform {{\n  required_providers {{\n    talosmanager = {{\n      source = \"{SOURCE}\"\n    }}\n  }}\n}}\n\n{body}\n"
+        );
+        std::fs::write(self.directory.path().join("main.tf"), text).unwrap();
+    }
+
+    /// Writes a file into the working directory as it is.
+    pub(crate) fn write_file(&self, name: &str, text: &str) {
+        std::fs::write(self.directory.path().join(name), text).unwrap();
+    }
+
+    /// Runs `terraform <args> -no-color` (and `-input=false` where Terraform takes it).
+    pub(crate) fn run(&self, args: &[&str]) -> Run {
+        // Options go after the subcommand (`state rm` is two words), before its arguments.
+        let split = if args.first() == Some(&"state") { 2 } else { 1 }.min(args.len());
+        let (subcommand, arguments) = args.split_at(split);
+        let mut command = Command::new(&self.terraform);
+        command.args(subcommand).arg("-no-color");
+        if matches!(
+            args.first(),
+            Some(&("plan" | "apply" | "destroy" | "import"))
+        ) {
+            command.arg("-input=false");
+        }
+        command
+            .args(arguments)
+            .current_dir(self.directory.path())
+            .env("CHECKPOINT_DISABLE", "1")
+            .env("TF_IN_AUTOMATION", "1")
+            .env_remove("TF_LOG")
+            .env_remove("TALOS_MANAGER_TOKEN")
+            .env_remove("TALOS_MANAGER_PASSWORD")
+            .env_remove("TALOS_MANAGER_ENDPOINT");
+        for (name, value) in &self.env {
+            command.env(name, value);
+        }
+        let output = command
+            .output()
+            .unwrap_or_else(|error| panic!("failed to run {}: {error}", self.terraform.display()));
+        Run {
+            code: output.status.code().unwrap_or(-1),
+            output: format!(
+                "{}{}",
+                String::from_utf8_lossy(&output.stdout),
+                String::from_utf8_lossy(&output.stderr)
+            ),
+        }
+    }
+
+    /// Runs a command that must succeed; returns its output.
+    #[track_caller]
+    pub(crate) fn ok(&self, args: &[&str]) -> String {
+        let run = self.run(args);
+        assert_eq!(run.code, 0, "terraform {args:?} failed:\n{}", run.output);
+        run.output
+    }
+
+    /// Runs a command that must fail; returns its output.
+    #[track_caller]
+    pub(crate) fn fails(&self, args: &[&str]) -> String {
+        let run = self.run(args);
+        assert_ne!(run.code, 0, "terraform {args:?} succeeded:\n{}", run.output);
+        run.output
+    }
+
+    /// Asserts that `terraform plan` finds nothing to change.
+    #[track_caller]
+    pub(crate) fn assert_no_changes(&self) {
+        let run = self.run(&["plan", "-detailed-exitcode"]);
+        assert_eq!(run.code, 0, "the plan is not empty:\n{}", run.output);
+    }
+
+    /// `terraform show -json`.
+    pub(crate) fn show(&self) -> Value {
+        let output = self.ok(&["show", "-json"]);
+        let json = output
+            .lines()
+            .find(|line| line.starts_with('{'))
+            .unwrap_or_else(|| panic!("terraform show -json printed no JSON:\n{output}"));
+        serde_json::from_str(json).unwrap()
+    }
+
+    /// The values of the resource at `address` in the state, `None` when it is not there.
+    pub(crate) fn resource(&self, address: &str) -> Option<Value> {
+        let state = self.show();
+        state["values"]["root_module"]["resources"]
+            .as_array()?
+            .iter()
+            .find(|resource| resource["address"] == address)
+            .map(|resource| resource["values"].clone())
+    }
+}
