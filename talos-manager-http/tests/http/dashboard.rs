@@ -17,7 +17,7 @@ use talos_manager_core::Backend;
 use talos_manager_core::store::{JobOutcome, NewJob, ProviderKind};
 
 use super::api_servers_jobs::add_server;
-use super::server::TestServer;
+use super::server::{PASSWORD, TestServer};
 
 const CHROMIUM: &str = "/usr/bin/chromium";
 const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
@@ -258,6 +258,21 @@ async fn a_user_signs_in_configures_a_server_and_follows_a_job_log() {
     browser.click("#cluster-form button[type=submit]").await;
     browser.wait_text("table", "https://10.0.0.1:6443").await;
     browser.screenshot("clusters").await;
+    // Editing hides the secrets until asked for.
+    browser.click("a[href^='/clusters?edit=']").await;
+    browser.wait_text("h1", "Edit cluster prod").await;
+    browser.click("#cluster-form button[type=button]").await;
+    let secrets = browser
+        .element("#cluster-form textarea[name=secrets]")
+        .await
+        .prop("value")
+        .await
+        .unwrap()
+        .unwrap_or_default();
+    assert!(
+        secrets.contains("cluster:"),
+        "the secrets bundle shows: {secrets}"
+    );
 
     // A config: a bad patch is refused with its issue next to the field, then a good one.
     browser.goto(&url("/configs?new")).await;
@@ -361,6 +376,24 @@ async fn a_user_signs_in_configures_a_server_and_follows_a_job_log() {
     assert_eq!(cancel_shown, false, "a finished job cannot be cancelled");
     browser.screenshot("job-log").await;
 
+    // A label and taint rule: a wrong taint effect is shown under its field.
+    browser.goto(&url("/label-taint-rules?new")).await;
+    browser
+        .type_into("#rule-form input[name=match]", "database")
+        .await;
+    browser
+        .type_into("#rule-form input[name=taints]", "dedicated=db:Sometimes")
+        .await;
+    browser.click("#rule-form button[type=submit]").await;
+    browser
+        .wait_text("[data-field=taints] .issues", "taints")
+        .await;
+    browser
+        .type_into("#rule-form input[name=taints]", "dedicated=db:NoSchedule")
+        .await;
+    browser.click("#rule-form button[type=submit]").await;
+    browser.wait_text("table", "dedicated=db:NoSchedule").await;
+
     // Settings: a new token's secret is shown once.
     browser.goto(&url("/settings")).await;
     browser
@@ -380,8 +413,19 @@ async fn a_user_signs_in_configures_a_server_and_follows_a_job_log() {
         .await;
     browser.screenshot("servers-phone").await;
 
-    // Signing out forgets the credentials.
+    // Signing out forgets the credentials; the password (HTTP Basic) signs in too.
     browser.click("#sign-out").await;
     browser.wait_text("#main", "Sign in").await;
+    browser.goto(&url("/jobs")).await;
+    browser.wait_text("#main", "Sign in").await;
+    browser
+        .element("form.login select[name=kind]")
+        .await
+        .select_by_value("password")
+        .await
+        .unwrap();
+    browser.type_into("input[name=secret]", PASSWORD).await;
+    browser.click("form.login button[type=submit]").await;
+    browser.wait_text("#jobs", "succeeded").await;
     browser.close().await;
 }
