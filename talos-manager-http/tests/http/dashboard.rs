@@ -405,6 +405,28 @@ async fn a_user_signs_in_configures_a_server_and_follows_a_job_log() {
     browser.wait_text("#tokens", "terraform-ci").await;
     browser.screenshot("settings").await;
 
+    // A failed job shows in the server's row, with its reason and a link to its log.
+    let failed = store
+        .enqueue_job(&NewJob {
+            kind: "bootstrap".into(),
+            server_id: Some(server_row.id),
+            args: json!({}),
+        })
+        .await
+        .unwrap();
+    store.claim_job("test-worker").await.unwrap().unwrap();
+    store
+        .finish_job(failed.id, JobOutcome::Failed("no disk /dev/nvme0n1"))
+        .await
+        .unwrap();
+    browser.goto(&url("/servers")).await;
+    browser
+        .wait_text(
+            "tr[data-server=robot-7] a.job-state",
+            "bootstrap failed: no disk /dev/nvme0n1",
+        )
+        .await;
+
     // On a phone.
     browser.client().set_window_size(390, 844).await.unwrap();
     browser.goto(&url("/servers")).await;

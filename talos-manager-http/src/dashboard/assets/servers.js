@@ -56,7 +56,7 @@ function serverActions(server, machineConfig, reload) {
 
 function copyButton(text) {
   if (!text) return h("span", { class: "muted" }, "–");
-  const button = h("button", { type: "button", class: "copy", title: "Copy to the clipboard" }, h("code", {}, text));
+  const button = h("button", { type: "button", class: "copy", title: "Copy to the clipboard", "aria-label": `Copy ${text}` }, h("code", {}, text));
   button.addEventListener("click", async () => {
     try {
       await copyText(text);
@@ -75,13 +75,14 @@ export async function serversPage() {
   const toolbar = [];
   render(pageHeader("Servers", toolbar), container);
   const reload = async () => {
-    const [servers, machineConfigs, configs, clusters] = await Promise.all([
+    const [servers, machineConfigs, configs, clusters, jobs] = await Promise.all([
       api("GET", "/servers"),
       api("GET", "/machine-configs"),
       api("GET", "/configs"),
       api("GET", "/clusters"),
+      api("GET", "/jobs"),
     ]);
-    container.replaceChildren(serversTable(servers, machineConfigs, configs, clusters, reload));
+    container.replaceChildren(serversTable(servers, machineConfigs, configs, clusters, latestJobs(jobs), reload));
   };
   await reload();
   const timer = setInterval(() => {
@@ -93,7 +94,25 @@ export async function serversPage() {
   }, REFRESH_MS);
 }
 
-function serversTable(servers, machineConfigs, configs, clusters, reload) {
+/** Each server's most recent job. */
+function latestJobs(jobs) {
+  const latest = new Map();
+  for (const job of jobs) {
+    if (!job.server_id) continue;
+    const known = latest.get(job.server_id);
+    if (!known || Number(job.id) > Number(known.id)) latest.set(job.server_id, job);
+  }
+  return latest;
+}
+
+/** A server's job while it runs, or when it failed: a link to its log. */
+function jobState(job) {
+  if (!job || !["queued", "running", "failed"].includes(job.status)) return null;
+  const text = job.status === "failed" ? `${job.kind} failed: ${job.last_error ?? "see its log"}` : `${job.kind} ${job.status}`;
+  return h("a", { class: `job-state ${job.status}`, href: `/jobs?id=${encodeURIComponent(job.id)}` }, text);
+}
+
+function serversTable(servers, machineConfigs, configs, clusters, jobs, reload) {
   if (servers.length === 0) {
     return h(
       "section",
@@ -124,7 +143,12 @@ function serversTable(servers, machineConfigs, configs, clusters, reload) {
     return h(
       "tr",
       { "data-server": server.id },
-      h("td", { "data-label": "Status" }, h("span", { class: `status ${status.kind}` }, h("span", { class: "dot", "aria-hidden": "true" }), status.text)),
+      h(
+        "td",
+        { "data-label": "Status" },
+        h("span", { class: `status ${status.kind}` }, h("span", { class: "dot", "aria-hidden": "true" }), status.text),
+        jobState(jobs.get(server.id)),
+      ),
       h("th", { scope: "row", "data-label": "Name" }, server.name, server.cancelled ? h("span", { class: "badge" }, "cancelled") : null),
       h("td", { "data-label": "IP" }, copyButton(server.ipv4 || server.ipv6)),
       h("td", { "data-label": "Product", title: server.product }, shortProduct(server.product)),
