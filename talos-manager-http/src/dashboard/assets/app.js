@@ -34,7 +34,7 @@ function showLogin(message) {
     "form",
     { class: "card login", "aria-labelledby": "login-title" },
     h("h1", { id: "login-title" }, "Sign in"),
-    h("p", {}, "Use an API token (`talos-manager token create`, or the admin token printed at the first start) or the service's password."),
+    h("p", {}, "Use an API token (from ", h("code", {}, "talos-manager token create"), ", or the admin token printed at the first start) or the service's password."),
     formIssues(),
     field("Credential", kind),
     field("Token or password", secret),
