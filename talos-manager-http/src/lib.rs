@@ -7,6 +7,7 @@
 //! - [`config`]: the configuration from flags and the environment.
 //! - [`app`]: the routes, among them `GET /config` for booting Talos nodes.
 //! - [`api`]: the admin REST API and its OpenAPI document.
+//! - [`dashboard`]: the web dashboard, a browser client of the admin API.
 //! - [`serve`]: open the store, migrate, listen, shut down gracefully.
 //! - [`jobs`]: durable background jobs and the workers that run them.
 //! - [`talos_commands`]: `gen secrets`, `gen config` and `validate`, as talosctl has them.
@@ -18,6 +19,7 @@
 pub mod api;
 pub mod client_address;
 pub mod config;
+pub mod dashboard;
 mod health;
 pub mod jobs;
 pub mod logging;
@@ -54,6 +56,7 @@ pub fn app(state: AppState) -> impl poem::Endpoint {
         .at("/healthz", get(health::healthz))
         .at("/metrics", get(metrics::metrics))
         .at("/config", get(node_config::config));
+    let route = dashboard::routes(route);
     api::routes(route)
         .around(request_log::log_request)
         .data(state)

@@ -9,6 +9,8 @@ mod http {
     mod api_machine_configs;
     // Servers and jobs, including a job's live log.
     mod api_servers_jobs;
+    // The web dashboard in headless Chromium: sign in, clusters, configs, servers, a live job log.
+    mod dashboard;
     // Every operation needs credentials, except the listed public endpoints.
     mod auth_coverage;
     // The job worker: run, log, fail, cancel, recover, never twice.

@@ -1,0 +1,84 @@
+// The configs page: list, and the form with the three patches in monospace text areas.
+
+import { api } from "./api.js";
+import { actionButton, field, flash, formIssues, formValues, h, onSubmit, pageHeader, param, render, table, time } from "./ui.js";
+
+/** The original's defaults for a new config. */
+const NEW_CONFIG = {
+  install_image: "ghcr.io/siderolabs/installer:v1.10.4",
+  kubernetes_version: "1.30.1",
+  kubespan: true,
+};
+
+const PATCH_HINT = "Strategic merge YAML or a JSON patch. May use ${hostname}, ${private_ip}, ${public_ip} and ${vlan}.";
+
+/** The configs page; `?new` opens the create form, `?edit=<id>` the edit form. */
+export async function configsPage() {
+  if (param("edit")) return configForm(await api("GET", `/configs/${encodeURIComponent(param("edit"))}`));
+  if (new URLSearchParams(location.search).has("new")) return configForm(null);
+  const configs = await api("GET", "/configs");
+  const rows = configs.map((config) => h(
+    "tr",
+    { "data-config": config.id },
+    h("th", { scope: "row", "data-label": "Name" }, config.name),
+    h("td", { "data-label": "Installer" }, h("code", {}, config.install_image ?? "")),
+    h("td", { "data-label": "Kubernetes" }, config.kubernetes_version ?? ""),
+    h("td", { "data-label": "KubeSpan" }, config.kubespan ? "on" : "off"),
+    h("td", { "data-label": "Changed" }, time(config.updated_at)),
+    h(
+      "td",
+      { "data-label": "Actions", class: "row-actions" },
+      h("a", { class: "button small", href: `/configs?edit=${encodeURIComponent(config.id)}` }, "Edit"),
+      actionButton("Delete", async () => {
+        if (!confirm(`Delete the config ${config.name}?`)) return;
+        await api("DELETE", `/configs/${encodeURIComponent(config.id)}`);
+        flash(`Deleted the config ${config.name}.`);
+        await configsPage();
+      }, { class: "small danger" }),
+    ),
+  ));
+  render(
+    pageHeader("Configs", h("a", { class: "button primary", href: "/configs?new" }, "New config")),
+    configs.length
+      ? table("Configs", ["Name", "Installer", "Kubernetes", "KubeSpan", "Changed", "Actions"], rows)
+      : h("p", { class: "card" }, "No config yet. A config is the template of a node's machine config: versions and patches."),
+  );
+}
+
+function patchArea(name, value) {
+  return h("textarea", { name, class: "code", rows: 12, spellcheck: "false", autocomplete: "off", autocapitalize: "off", value: value ?? "" });
+}
+
+function configForm(config) {
+  const values = config ?? NEW_CONFIG;
+  const form = h(
+    "form",
+    { class: "card", id: "config-form" },
+    formIssues(),
+    field("Name", h("input", { name: "name", required: true, value: config?.name ?? "", autocomplete: "off" })),
+    h(
+      "div",
+      { class: "field-row" },
+      field("Installer image", h("input", { name: "install_image", value: values.install_image ?? "", autocomplete: "off" }), "Its tag picks the Talos version, e.g. …/installer:v1.10.4."),
+      field("Kubernetes version", h("input", { name: "kubernetes_version", value: values.kubernetes_version ?? "", autocomplete: "off" }), "For new clusters, e.g. 1.30.1."),
+    ),
+    field("KubeSpan", h("input", { type: "checkbox", name: "kubespan", checked: values.kubespan }), "A WireGuard mesh between the nodes."),
+    field("Patch for every node", patchArea("patch", config?.patch), PATCH_HINT),
+    field("Patch for control-plane nodes", patchArea("patch_control_plane", config?.patch_control_plane), "Applied after the patch for every node."),
+    field("Patch for worker nodes", patchArea("patch_worker", config?.patch_worker), "Applied after the patch for every node."),
+    h("div", { class: "form-actions" }, h("button", { type: "submit", class: "primary" }, config ? "Save config" : "Create config"), h("a", { href: "/configs", class: "button" }, "Cancel")),
+  );
+  onSubmit(form, async (data) => {
+    const body = {
+      ...formValues(data, ["name", "install_image", "kubernetes_version", "patch", "patch_control_plane", "patch_worker"]),
+      kubespan: data.get("kubespan") === "on",
+    };
+    if (config) {
+      await api("PUT", `/configs/${encodeURIComponent(config.id)}`, body);
+    } else {
+      await api("POST", "/configs", body);
+    }
+    location.assign("/configs");
+  });
+  render(pageHeader(config ? `Edit config ${config.name}` : "New config"), form);
+}

@@ -1,0 +1,216 @@
+// The servers page (status, machine configs) and the configure-server form.
+
+import { api, download } from "./api.js";
+import {
+  actionButton, ago, copyText, field, flash, formIssues, formValues, h, onSubmit, pageHeader, param, render, table,
+} from "./ui.js";
+
+/** How often the servers page refreshes itself, in milliseconds. */
+const REFRESH_MS = 10000;
+
+/**
+ * The status indicator, with the original's meaning: configured (served a config more recently
+ * than its last unanswered request), also confirmed in the cluster by the label and taint job,
+ * configured but its machine config since removed, waiting (asked for a config within the last
+ * minute and has none), or last seen some time ago.
+ */
+export function serverStatus(server, hasMachineConfig, now = Date.now()) {
+  const requested = server.last_request_for_configuration_at ? Date.parse(server.last_request_for_configuration_at) : null;
+  const configured = server.last_configured_at ? Date.parse(server.last_configured_at) : null;
+  if (configured !== null && (requested === null || configured >= requested)) {
+    if (!hasMachineConfig) return { kind: "unbound", text: "Configured, machine config removed" };
+    if (server.label_and_taint_job_completed_at) return { kind: "in-cluster", text: "Configured, in cluster" };
+    return { kind: "configured", text: "Configured" };
+  }
+  if (requested !== null && now - requested < 60000) {
+    return { kind: "waiting", text: `Waiting for config (asked ${ago(server.last_request_for_configuration_at, now)})` };
+  }
+  if (requested !== null) return { kind: "seen", text: `Last seen ${ago(server.last_request_for_configuration_at, now)}` };
+  return { kind: "never", text: "Not seen yet" };
+}
+
+/** A Robot product name without the vendor noise ("Dell PowerEdge R6515" → "R6515"). */
+function shortProduct(product) {
+  return (product || "").replace(/^(Dell|DELL)\s+(PowerEdge\s+)?/, "").trim();
+}
+
+/**
+ * Actions that appear in each server's row. The place for the per-server actions that come with
+ * their API operations (enter rescue, bootstrap…, reboot and upgrade commands): add buttons here.
+ */
+function serverActions(server, machineConfig, reload) {
+  const actions = [];
+  if (machineConfig) {
+    actions.push(actionButton("Download YAML", () => download(`/servers/${encodeURIComponent(server.id)}/machine-config.yaml`, `${machineConfig.hostname}.yaml`), { class: "small" }));
+    actions.push(actionButton("Remove", async () => {
+      if (!confirm(`Remove the machine config of ${server.name}? The node keeps running; it gets no config until it is configured again.`)) return;
+      await api("DELETE", `/machine-configs/${encodeURIComponent(machineConfig.id)}`);
+      flash(`Removed the machine config of ${server.name}.`);
+      await reload();
+    }, { class: "small danger" }));
+  } else {
+    actions.push(h("a", { class: "button small primary", href: `/configure?server_id=${encodeURIComponent(server.id)}` }, "Configure"));
+  }
+  return actions;
+}
+
+function copyButton(text) {
+  if (!text) return h("span", { class: "muted" }, "–");
+  const button = h("button", { type: "button", class: "copy", title: "Copy to the clipboard", "aria-label": `Copy ${text}` }, h("code", {}, text));
+  button.addEventListener("click", async () => {
+    try {
+      await copyText(text);
+      flash(`Copied ${text}.`);
+    } catch {
+      flash(`Could not copy ${text}.`, "error");
+    }
+  });
+  return button;
+}
+
+/** The servers page. */
+export async function serversPage() {
+  const container = h("div", { id: "servers" });
+  // Page-wide actions (Sync) go into this toolbar when the sync API exists.
+  const toolbar = [];
+  render(pageHeader("Servers", toolbar), container);
+  const reload = async () => {
+    const [servers, machineConfigs, configs, clusters, jobs] = await Promise.all([
+      api("GET", "/servers"),
+      api("GET", "/machine-configs"),
+      api("GET", "/configs"),
+      api("GET", "/clusters"),
+      api("GET", "/jobs"),
+    ]);
+    container.replaceChildren(serversTable(servers, machineConfigs, configs, clusters, latestJobs(jobs), reload));
+  };
+  await reload();
+  const timer = setInterval(() => {
+    if (!document.body.contains(container)) {
+      clearInterval(timer);
+      return;
+    }
+    reload().catch(() => {});
+  }, REFRESH_MS);
+}
+
+/** Each server's most recent job. */
+function latestJobs(jobs) {
+  const latest = new Map();
+  for (const job of jobs) {
+    if (!job.server_id) continue;
+    const known = latest.get(job.server_id);
+    if (!known || Number(job.id) > Number(known.id)) latest.set(job.server_id, job);
+  }
+  return latest;
+}
+
+/** A server's job while it runs, or when it failed: a link to its log. */
+function jobState(job) {
+  if (!job || !["queued", "running", "failed"].includes(job.status)) return null;
+  const text = job.status === "failed" ? `${job.kind} failed: ${job.last_error ?? "see its log"}` : `${job.kind} ${job.status}`;
+  return h("a", { class: `job-state ${job.status}`, href: `/jobs?id=${encodeURIComponent(job.id)}` }, text);
+}
+
+function serversTable(servers, machineConfigs, configs, clusters, jobs, reload) {
+  if (servers.length === 0) {
+    return h(
+      "section",
+      { class: "card onboarding", "aria-labelledby": "onboarding-title" },
+      h("h2", { id: "onboarding-title" }, "No servers yet"),
+      h("p", {}, "Servers appear here once they are synced from your Hetzner accounts. Meanwhile, get ready to configure them:"),
+      h(
+        "ol",
+        {},
+        h("li", {}, h("a", { href: "/clusters" }, "Create a cluster"), " (its endpoint and secrets)."),
+        h("li", {}, h("a", { href: "/configs" }, "Create a config"), " (Talos and Kubernetes versions, patches)."),
+        h("li", {}, "Then press Configure next to a server; Talos nodes fetch their config from ", h("code", {}, "/config"), "."),
+      ),
+    );
+  }
+  const clusterName = new Map(clusters.map((cluster) => [cluster.id, cluster.name]));
+  const configName = new Map(configs.map((config) => [config.id, config.name]));
+  const byServer = new Map(machineConfigs.map((machineConfig) => [machineConfig.server_id, machineConfig]));
+  const sorted = [...servers].sort((a, b) => {
+    const clusterA = clusterName.get(a.cluster_id) ?? "\uffff";
+    const clusterB = clusterName.get(b.cluster_id) ?? "\uffff";
+    return clusterA.localeCompare(clusterB) || a.name.localeCompare(b.name, undefined, { numeric: true });
+  });
+  const now = Date.now();
+  const rows = sorted.map((server) => {
+    const machineConfig = byServer.get(server.id);
+    const status = serverStatus(server, Boolean(machineConfig), now);
+    return h(
+      "tr",
+      { "data-server": server.id },
+      h(
+        "td",
+        { "data-label": "Status" },
+        h("span", { class: `status ${status.kind}` }, h("span", { class: "dot", "aria-hidden": "true" }), status.text),
+        jobState(jobs.get(server.id)),
+      ),
+      h("th", { scope: "row", "data-label": "Name" }, server.name, server.cancelled ? h("span", { class: "badge" }, "cancelled") : null),
+      h("td", { "data-label": "IP" }, copyButton(server.ipv4 || server.ipv6)),
+      h("td", { "data-label": "Product", title: server.product }, shortProduct(server.product)),
+      h("td", { "data-label": "Cluster" }, clusterName.get(server.cluster_id) ?? h("span", { class: "muted" }, "–")),
+      h("td", { "data-label": "Config" }, machineConfig ? configName.get(machineConfig.config_id) ?? machineConfig.config_id : h("span", { class: "muted" }, "–")),
+      h("td", { "data-label": "Actions", class: "row-actions" }, serverActions(server, machineConfig, reload)),
+    );
+  });
+  return table("Servers, by cluster then name", ["Status", "Name", "IP", "Product", "Cluster", "Config", "Actions"], rows);
+}
+
+/**
+ * The original's private IP convention: `10.0.0.N` for control-plane names, `10.0.1.N` worker,
+ * `10.0.2.N` database, `10.0.7.N` standby, N the name's trailing number.
+ */
+export function defaultPrivateIp(name) {
+  const number = /(\d+)$/.exec(name || "");
+  if (!number) return "";
+  const subnets = [["control-plane", 0], ["worker", 1], ["database", 2], ["standby", 7]];
+  const match = subnets.find(([word]) => name.includes(word));
+  return match ? `10.0.${match[1]}.${Number(number[1])}` : "";
+}
+
+/** The configure-server page: a machine config for `?server_id=`. */
+export async function configurePage() {
+  const serverId = param("server_id");
+  if (!serverId) {
+    location.replace("/servers");
+    return;
+  }
+  const [server, configs] = await Promise.all([
+    api("GET", `/servers/${encodeURIComponent(serverId)}`),
+    api("GET", "/configs"),
+  ]);
+  const configSelect = h(
+    "select",
+    { name: "config_id", required: true },
+    h("option", { value: "" }, "Choose a config…"),
+    configs.map((config) => h("option", { value: config.id }, config.name)),
+  );
+  if (configs.length === 1) configSelect.value = configs[0].id;
+  const installDisk = server.bootstrap_disk || "/dev/sda";
+  const form = h(
+    "form",
+    { class: "card", id: "configure-form" },
+    formIssues(),
+    field("Hostname", h("input", { name: "hostname", value: server.name, autocomplete: "off" }), "Letters and dashes ending in a number, e.g. worker-3."),
+    field("Private IP", h("input", { name: "private_ip", value: defaultPrivateIp(server.name), autocomplete: "off", inputmode: "decimal" }), "10.0.x.N with N the hostname's number; left empty, the service picks it from the name."),
+    field("Install disk", h("input", { name: "install_disk", value: installDisk, readonly: Boolean(server.bootstrap_disk), autocomplete: "off" }), server.bootstrap_disk ? "The disk Talos was bootstrapped on." : "The disk Talos installs to."),
+    field("Disk for the EPHEMERAL volume (optional)", h("input", { name: "ephemeral_disk_identifier", placeholder: "wwid:… or uuid:…", autocomplete: "off" }), "Another disk by WWID, or a RAID array by its md UUID."),
+    field("Config", configSelect, configs.length ? null : h("span", {}, "No config yet: ", h("a", { href: "/configs?new" }, "create one"), ".")),
+    field("Already configured", h("input", { type: "checkbox", name: "already_configured" }), "The node was configured outside talos-manager: mark it configured now."),
+    h("div", { class: "form-actions" }, h("button", { type: "submit", class: "primary" }, "Save machine config"), h("a", { href: "/servers", class: "button" }, "Cancel")),
+  );
+  onSubmit(form, async (data) => {
+    const body = {
+      server_id: server.id,
+      ...formValues(data, ["hostname", "private_ip", "install_disk", "ephemeral_disk_identifier", "config_id"]),
+      already_configured: data.get("already_configured") === "on",
+    };
+    await api("POST", "/machine-configs", body);
+    location.assign("/servers");
+  });
+  render(pageHeader(`Configure ${server.name}`), h("p", { class: "muted" }, `${server.id} · ${server.product} · ${server.ipv4 || ""}`), form);
+}

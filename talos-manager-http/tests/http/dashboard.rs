@@ -1,0 +1,453 @@
+//! The web dashboard in a real browser: Debian's Chromium, headless, driven over WebDriver by
+//! chromedriver, against the whole service in the test process.
+//!
+//! `scripts/test` installs `chromium` and `chromium-driver`; without them this test fails and
+//! says so. With `UPDATE_SCREENSHOTS=1` it refreshes `docs/screenshots/*.png`, which README.md
+//! shows.
+
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use fantoccini::{Client, ClientBuilder, Locator};
+use reqwest::Method;
+use serde_json::{Value, json};
+use talos_manager_core::Backend;
+use talos_manager_core::store::{JobOutcome, NewJob, ProviderKind};
+
+use super::api_servers_jobs::add_server;
+use super::server::{PASSWORD, TestServer};
+
+const CHROMIUM: &str = "/usr/bin/chromium";
+const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
+/// How long the page may take to show something.
+const PATIENCE: Duration = Duration::from_secs(30);
+
+/// chromedriver (in its own process group, with the Chromium it starts) and the browser's
+/// profile; killed and removed when dropped, also when the test fails.
+struct Browser {
+    driver: Child,
+    client: Option<Client>,
+    profile: tempfile::TempDir,
+}
+
+impl Browser {
+    async fn start() -> Browser {
+        for program in [CHROMIUM, CHROMEDRIVER] {
+            assert!(
+                Path::new(program).exists(),
+                "{program} is missing: run scripts/test, which installs Debian's chromium and \
+                 chromium-driver (or apt-get install chromium chromium-driver)"
+            );
+        }
+        let port = free_port();
+        let profile = tempfile::tempdir().unwrap();
+        let driver = std::os::unix::process::CommandExt::process_group(
+            Command::new(CHROMEDRIVER)
+                .arg(format!("--port={port}"))
+                .arg("--allowed-ips=127.0.0.1")
+                .stdout(Stdio::null())
+                .stderr(Stdio::null()),
+            0,
+        )
+        .spawn()
+        .expect("start chromedriver");
+        let mut browser = Browser {
+            driver,
+            client: None,
+            profile,
+        };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "chromedriver did not listen on {port}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let mut capabilities = serde_json::Map::new();
+        capabilities.insert(
+            "goog:chromeOptions".into(),
+            json!({
+                "binary": CHROMIUM,
+                "args": [
+                    "--headless",
+                    "--no-sandbox",
+                    "--disable-gpu",
+                    "--disable-quic",
+                    "--no-first-run",
+                    "--disable-background-networking",
+                    "--disable-component-update",
+                    "--disable-sync",
+                    "--disable-dev-shm-usage",
+                    "--window-size=1280,860",
+                    format!("--user-data-dir={}", browser.profile.path().display()),
+                ],
+            }),
+        );
+        let client = ClientBuilder::rustls()
+            .unwrap()
+            .capabilities(capabilities)
+            .connect(&format!("http://127.0.0.1:{port}"))
+            .await
+            .expect("open a Chromium session through chromedriver");
+        browser.client = Some(client);
+        browser
+    }
+
+    fn client(&self) -> &Client {
+        self.client.as_ref().unwrap()
+    }
+
+    async fn goto(&self, url: &str) {
+        self.client().goto(url).await.unwrap();
+    }
+
+    /// Runs `script` in the page with `args`; answers its result.
+    async fn js(
+        &self,
+        script: &str,
+        args: Vec<Value>,
+    ) -> Result<Value, fantoccini::error::CmdError> {
+        self.client().execute(script, args).await
+    }
+
+    /// Waits until the element `css` exists and its text contains `needle`; answers the text.
+    #[track_caller]
+    fn wait_text<'a>(
+        &'a self,
+        css: &'a str,
+        needle: &'a str,
+    ) -> impl std::future::Future<Output = String> + 'a {
+        let caller = std::panic::Location::caller();
+        async move {
+            let deadline = Instant::now() + PATIENCE;
+            let mut last = Value::Null;
+            loop {
+                // Errors while a page loads are expected: try again.
+                if let Ok(text) = self
+                    .js(
+                        "const e = document.querySelector(arguments[0]); return e ? e.innerText : null;",
+                        vec![css.into()],
+                    )
+                    .await
+                {
+                    if let Some(text) = text.as_str()
+                        && text.contains(needle)
+                    {
+                        return text.to_owned();
+                    }
+                    last = text;
+                }
+                if Instant::now() > deadline {
+                    let body = self
+                        .js("return document.body.innerText;", vec![])
+                        .await
+                        .unwrap_or_default();
+                    panic!(
+                        "(at {caller}) {css} never showed {needle:?}; it shows {last}; the page: {body}"
+                    );
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    }
+
+    async fn element(&self, css: &str) -> fantoccini::elements::Element {
+        self.client()
+            .wait()
+            .at_most(PATIENCE)
+            .for_element(Locator::Css(css))
+            .await
+            .unwrap_or_else(|error| panic!("no {css}: {error}"))
+    }
+
+    async fn click(&self, css: &str) {
+        self.element(css).await.click().await.unwrap();
+    }
+
+    /// Types `text` into the field `css` after clearing it.
+    async fn type_into(&self, css: &str, text: &str) {
+        let element = self.element(css).await;
+        element.clear().await.unwrap();
+        element.send_keys(text).await.unwrap();
+    }
+
+    /// Sets a text area's value at once (typing a long YAML document is slow).
+    async fn set_value(&self, css: &str, value: &str) {
+        self.element(css).await;
+        self.js(
+            "document.querySelector(arguments[0]).value = arguments[1];",
+            vec![css.into(), value.into()],
+        )
+        .await
+        .unwrap();
+    }
+
+    /// Saves a screenshot to `docs/screenshots/<name>.png` when `UPDATE_SCREENSHOTS=1`.
+    async fn screenshot(&self, name: &str) {
+        let png = self.client().screenshot().await.unwrap();
+        assert!(png.starts_with(b"\x89PNG"), "a PNG screenshot");
+        if std::env::var_os("UPDATE_SCREENSHOTS").is_some_and(|value| value == "1") {
+            let folder = screenshots_folder();
+            std::fs::create_dir_all(&folder).unwrap();
+            std::fs::write(folder.join(format!("{name}.png")), png).unwrap();
+        }
+    }
+
+    async fn close(mut self) {
+        if let Some(client) = self.client.take() {
+            let _ = client.close().await;
+        }
+    }
+}
+
+impl Drop for Browser {
+    fn drop(&mut self) {
+        // chromedriver leads its own process group, and Chromium stays in it: end them all.
+        let group = format!("-{}", self.driver.id());
+        let _ = Command::new("kill")
+            .args(["-KILL", "--", &group])
+            .stderr(Stdio::null())
+            .status();
+        let _ = self.driver.kill();
+        let _ = self.driver.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn screenshots_folder() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/screenshots")
+}
+
+#[tokio::test]
+async fn a_user_signs_in_configures_a_server_and_follows_a_job_log() {
+    let server = TestServer::start(Backend::Sqlite).await;
+    let browser = Browser::start().await;
+    let url = |path: &str| server.url(path);
+
+    // Signing in: a wrong token is refused in the form, the right one opens the servers page.
+    browser.goto(&url("/")).await;
+    browser.type_into("input[name=secret]", "tm_wrong").await;
+    browser.click("form.login button[type=submit]").await;
+    browser.wait_text(".form-issues", "refused").await;
+    browser.type_into("input[name=secret]", &server.token).await;
+    browser.click("form.login button[type=submit]").await;
+    browser.wait_text("#servers", "No servers yet").await;
+    browser.screenshot("onboarding").await;
+
+    // A cluster.
+    browser.goto(&url("/clusters?new")).await;
+    browser
+        .type_into("#cluster-form input[name=name]", "prod")
+        .await;
+    browser
+        .type_into(
+            "#cluster-form input[name=endpoint]",
+            "https://10.0.0.1:6443",
+        )
+        .await;
+    browser.click("#cluster-form button[type=submit]").await;
+    browser.wait_text("table", "https://10.0.0.1:6443").await;
+    browser.screenshot("clusters").await;
+    // Editing hides the secrets until asked for.
+    browser.click("a[href^='/clusters?edit=']").await;
+    browser.wait_text("h1", "Edit cluster prod").await;
+    browser.click("#cluster-form button[type=button]").await;
+    let secrets = browser
+        .element("#cluster-form textarea[name=secrets]")
+        .await
+        .prop("value")
+        .await
+        .unwrap()
+        .unwrap_or_default();
+    assert!(
+        secrets.contains("cluster:"),
+        "the secrets bundle shows: {secrets}"
+    );
+
+    // A config: a bad patch is refused with its issue next to the field, then a good one.
+    browser.goto(&url("/configs?new")).await;
+    browser
+        .type_into("#config-form input[name=name]", "default")
+        .await;
+    let invalid_patch = include_str!(
+        "../../../talos-manager-core/tests/data/talos/original-app/invalid-nameservers-patch.yaml"
+    );
+    browser
+        .set_value("#config-form textarea[name=patch]", invalid_patch)
+        .await;
+    browser.click("#config-form button[type=submit]").await;
+    let issue = browser
+        .wait_text("[data-field=patch] .issues", "patch")
+        .await;
+    assert!(issue.contains("error parsing config JSON patch"), "{issue}");
+    browser.screenshot("config-issue").await;
+    browser
+        .set_value(
+            "#config-form textarea[name=patch]",
+            "machine:\n  sysctls:\n    vm.max_map_count: \"262144\"\n",
+        )
+        .await;
+    browser.click("#config-form button[type=submit]").await;
+    browser
+        .wait_text("table", "ghcr.io/siderolabs/installer:v1.10.4")
+        .await;
+
+    // A server appears (as a sync would add it) and is configured with the original's defaults.
+    add_server(&server, ProviderKind::HetznerRobot, "7", "control-plane-1").await;
+    browser.goto(&url("/servers")).await;
+    browser.wait_text("#servers tbody", "control-plane-1").await;
+    browser.wait_text("#servers tbody", "Not seen yet").await;
+    browser
+        .click("tr[data-server=robot-7] a[href^='/configure']")
+        .await;
+    browser.wait_text("h1", "Configure control-plane-1").await;
+    let private_ip = browser
+        .element("#configure-form input[name=private_ip]")
+        .await
+        .prop("value")
+        .await
+        .unwrap();
+    assert_eq!(private_ip.as_deref(), Some("10.0.0.1"));
+    browser
+        .click("#configure-form input[name=already_configured]")
+        .await;
+    browser.screenshot("configure").await;
+    browser.click("#configure-form button[type=submit]").await;
+    let row = browser
+        .wait_text("tr[data-server=robot-7]", "Configured")
+        .await;
+    assert!(row.contains("default"), "the config's name shows: {row}");
+    assert!(row.contains("203.0.113.7"), "{row}");
+    browser.screenshot("servers").await;
+
+    // A job's log, followed live.
+    let store = server.store().clone();
+    let server_row = store.list_servers().await.unwrap().remove(0);
+    let job = store
+        .enqueue_job(&NewJob {
+            kind: "bootstrap".into(),
+            server_id: Some(server_row.id),
+            args: json!({"disk": "/dev/nvme0n1"}),
+        })
+        .await
+        .unwrap();
+    store.claim_job("test-worker").await.unwrap().unwrap();
+    store
+        .append_job_log(job.id, "wiping /dev/nvme0n1")
+        .await
+        .unwrap();
+    let jobs = server.expect(Method::GET, "/api/v1/jobs", None, 200).await;
+    let job_id = jobs[0]["id"].as_str().unwrap().to_owned();
+    browser.goto(&url("/jobs")).await;
+    browser.wait_text("#jobs", "running").await;
+    browser.goto(&url(&format!("/jobs?id={job_id}"))).await;
+    browser.wait_text("#job-log", "wiping /dev/nvme0n1").await;
+    browser.wait_text("#job-status", "running").await;
+    store
+        .append_job_log(job.id, "writing image: 50%")
+        .await
+        .unwrap();
+    browser.wait_text("#job-log", "writing image: 50%").await;
+    store.append_job_log(job.id, "rebooting").await.unwrap();
+    store
+        .finish_job(job.id, JobOutcome::Succeeded)
+        .await
+        .unwrap();
+    browser.wait_text("#job-log", "rebooting").await;
+    browser.wait_text("#job-status", "succeeded").await;
+    browser.wait_text("#log-state", "ended").await;
+    let cancel_shown = browser
+        .js(
+            "return [...document.querySelectorAll('button')].some((b) => b.textContent === 'Cancel job' && b.offsetParent !== null);",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(cancel_shown, false, "a finished job cannot be cancelled");
+    browser.screenshot("job-log").await;
+
+    // A label and taint rule: a wrong taint effect is shown under its field.
+    browser.goto(&url("/label-taint-rules?new")).await;
+    browser
+        .type_into("#rule-form input[name=match]", "database")
+        .await;
+    browser
+        .type_into("#rule-form input[name=taints]", "dedicated=db:Sometimes")
+        .await;
+    browser.click("#rule-form button[type=submit]").await;
+    browser
+        .wait_text("[data-field=taints] .issues", "taints")
+        .await;
+    browser
+        .type_into("#rule-form input[name=taints]", "dedicated=db:NoSchedule")
+        .await;
+    browser.click("#rule-form button[type=submit]").await;
+    browser.wait_text("table", "dedicated=db:NoSchedule").await;
+
+    // Settings: a new token's secret is shown once.
+    browser.goto(&url("/settings")).await;
+    browser
+        .type_into("#token-form input[name=name]", "terraform-ci")
+        .await;
+    browser.click("#token-form button[type=submit]").await;
+    let shown = browser.wait_text("#created-token", "tm_").await;
+    assert!(shown.contains("cannot be shown again"), "{shown}");
+    browser.wait_text("#tokens", "terraform-ci").await;
+    browser.screenshot("settings").await;
+
+    // A failed job shows in the server's row, with its reason and a link to its log.
+    let failed = store
+        .enqueue_job(&NewJob {
+            kind: "bootstrap".into(),
+            server_id: Some(server_row.id),
+            args: json!({}),
+        })
+        .await
+        .unwrap();
+    store.claim_job("test-worker").await.unwrap().unwrap();
+    store
+        .finish_job(failed.id, JobOutcome::Failed("no disk /dev/nvme0n1"))
+        .await
+        .unwrap();
+    browser.goto(&url("/servers")).await;
+    browser
+        .wait_text(
+            "tr[data-server=robot-7] a.job-state",
+            "bootstrap failed: no disk /dev/nvme0n1",
+        )
+        .await;
+
+    // On a phone.
+    browser.client().set_window_size(390, 844).await.unwrap();
+    browser.goto(&url("/servers")).await;
+    browser
+        .wait_text("tr[data-server=robot-7]", "Configured")
+        .await;
+    browser.screenshot("servers-phone").await;
+
+    // Signing out forgets the credentials; the password (HTTP Basic) signs in too.
+    browser.click("#sign-out").await;
+    browser.wait_text("#main", "Sign in").await;
+    browser.goto(&url("/jobs")).await;
+    browser.wait_text("#main", "Sign in").await;
+    browser
+        .element("form.login select[name=kind]")
+        .await
+        .select_by_value("password")
+        .await
+        .unwrap();
+    browser.type_into("input[name=secret]", PASSWORD).await;
+    browser.click("form.login button[type=submit]").await;
+    browser.wait_text("#jobs", "succeeded").await;
+    browser.close().await;
+}
