@@ -7,6 +7,8 @@
 //! Modules:
 //! - [`store`]: the database (SQLite by default, PostgreSQL for real deployments and several
 //!   replicas), its embedded migrations, and the encryption of secrets at rest.
+//! - [`installer`]: the rescue-mode installer: SSH to a rescue system, probe its disks and
+//!   SMBIOS UUID, plan and run the wipe, the image write, grub.cfg injection and the reboot.
 //! - [`api_token`]: bearer tokens for the admin API, stored as hashes.
 //! - [`node_labels`]: Kubernetes labels and taints of label and taint rules.
 //! - [`Issue`], [`ValidationError`]: every problem with user input, with its location.
@@ -18,6 +20,7 @@
 pub mod api_token;
 mod error_chain;
 pub mod ids;
+pub mod installer;
 pub mod node_labels;
 mod secret;
 pub mod store;

@@ -5,4 +5,6 @@ mod core {
     mod store;
     // The SQLite and PostgreSQL migrations produce the same schema.
     mod migrations;
+    // The rescue-mode installer against a real sshd on loopback and a loop device.
+    mod installer;
 }
