@@ -174,6 +174,21 @@ pub struct Plan {
     pub steps: Vec<Step>,
 }
 
+/// Wraps a long pipeline so that it stops when the SSH channel goes away.
+///
+/// Without a terminal, sshd sends no hangup: a pipeline whose connection dropped would go on
+/// writing the disk. So the pipeline runs in its own process group, and a watcher waits for
+/// the end of our (never written) standard input, which comes when the channel closes or the
+/// connection dies, and then terminates that group.
+fn stoppable(pipeline: &str) -> String {
+    format!(
+        "exec 3<&0; setsid bash -c {} </dev/null & job=$!; \
+         setsid sh -c \"cat >/dev/null; kill -TERM -- -$job\" <&3 >/dev/null 2>&1 & watcher=$!; \
+         wait $job; status=$?; kill -- -$watcher 2>/dev/null; exit $status",
+        shell_quote(pipeline)
+    )
+}
+
 /// Builds the plan for a request. Pure: nothing runs.
 pub fn plan(request: &BootstrapRequest) -> Plan {
     let disk = request.disk.path();
@@ -215,11 +230,11 @@ pub fn plan(request: &BootstrapRequest) -> Plan {
     steps.push(Step {
         name: "write the Talos image".to_owned(),
         action: Action::WriteImage {
-            command: format!(
+            command: stoppable(&format!(
                 "set -o pipefail; if command -v wget >/dev/null; then wget -nv -O - {quoted_url}; \
                  else curl -fsSL {quoted_url}; fi{decompress} \
                  | dd of={quoted_disk} bs=4M iflag=fullblock status=progress"
-            ),
+            )),
             size: request.image_size,
             timeout: IMAGE_WRITE,
         },

@@ -296,11 +296,13 @@ impl RemoteShell for SshSession {
             source: Box::new(source),
         };
         let run = async {
-            let mut channel = self
+            let channel = self
                 .handle
                 .channel_open_session()
                 .await
                 .map_err(transport)?;
+            let mut guard = ClosedOnDrop(Some(channel));
+            let channel = guard.0.as_mut().expect("the channel stays until drop");
             channel.exec(true, command).await.map_err(transport)?;
             let mut exit = None;
             while let Some(message) = channel.wait().await {
@@ -318,10 +320,26 @@ impl RemoteShell for SshSession {
             }
             Ok(exit.unwrap_or(Exit::Disconnected))
         };
-        // Dropping the channel on timeout closes it; sshd then hangs up on the command.
+        // On timeout the future is dropped, and with it the channel, which closes it: sshd then
+        // closes the command's stdin, which stops long pipelines (see `plan`).
         tokio::time::timeout(timeout, run)
             .await
             .unwrap_or(Err(ShellError::Timeout { after: timeout }))
+    }
+}
+
+/// Closes its channel when dropped (a timeout or a cancelled future), so that sshd closes the
+/// command's standard input. russh leaves dropped channels open.
+struct ClosedOnDrop(Option<russh::Channel<client::Msg>>);
+
+impl Drop for ClosedOnDrop {
+    fn drop(&mut self) {
+        if let (Some(channel), Ok(runtime)) = (self.0.take(), tokio::runtime::Handle::try_current())
+        {
+            runtime.spawn(async move {
+                let _ = channel.close().await;
+            });
+        }
     }
 }
 

@@ -10,6 +10,7 @@ use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -414,35 +415,71 @@ impl TestImage {
 /// A tiny HTTP/1.0 server on 127.0.0.1 answering GETs from a path → body table, 404 otherwise.
 pub(crate) struct HttpServer {
     pub(crate) base_url: String,
-    files: Arc<Mutex<HashMap<String, Arc<Vec<u8>>>>>,
+    files: Arc<Mutex<HashMap<String, File>>>,
+    active: Arc<AtomicUsize>,
+}
+
+/// A body, and how fast to send it (bytes per second; `None`: as fast as possible).
+#[derive(Clone)]
+struct File {
+    body: Arc<Vec<u8>>,
+    rate: Option<usize>,
 }
 
 impl HttpServer {
     pub(crate) fn start() -> HttpServer {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let base_url = format!("http://{}", listener.local_addr().unwrap());
-        let files: Arc<Mutex<HashMap<String, Arc<Vec<u8>>>>> = Arc::default();
-        let table = files.clone();
+        let files: Arc<Mutex<HashMap<String, File>>> = Arc::default();
+        let active = Arc::new(AtomicUsize::new(0));
+        let (table, counter) = (files.clone(), active.clone());
         // The thread ends with the test binary; it owns nothing but the listener.
         std::thread::spawn(move || {
             for stream in listener.incoming().flatten() {
-                let table = table.clone();
-                std::thread::spawn(move || serve(stream, &table));
+                let (table, counter) = (table.clone(), counter.clone());
+                std::thread::spawn(move || serve(stream, &table, &counter));
             }
         });
-        HttpServer { base_url, files }
+        HttpServer {
+            base_url,
+            files,
+            active,
+        }
     }
 
     pub(crate) fn put(&self, path: &str, body: Vec<u8>) -> String {
-        self.files
-            .lock()
-            .unwrap()
-            .insert(path.to_owned(), Arc::new(body));
+        self.put_file(
+            path,
+            File {
+                body: Arc::new(body),
+                rate: None,
+            },
+        )
+    }
+
+    /// Serves `body` at about `rate` bytes per second.
+    pub(crate) fn put_slow(&self, path: &str, body: Vec<u8>, rate: usize) -> String {
+        self.put_file(
+            path,
+            File {
+                body: Arc::new(body),
+                rate: Some(rate),
+            },
+        )
+    }
+
+    fn put_file(&self, path: &str, file: File) -> String {
+        self.files.lock().unwrap().insert(path.to_owned(), file);
         format!("{}{path}", self.base_url)
+    }
+
+    /// How many bodies are being sent right now.
+    pub(crate) fn active_transfers(&self) -> usize {
+        self.active.load(Ordering::SeqCst)
     }
 }
 
-fn serve(mut stream: TcpStream, table: &Mutex<HashMap<String, Arc<Vec<u8>>>>) {
+fn serve(mut stream: TcpStream, table: &Mutex<HashMap<String, File>>, active: &AtomicUsize) {
     let mut request = Vec::new();
     let mut buffer = [0u8; 1024];
     while !request.windows(4).any(|w| w == b"\r\n\r\n") {
@@ -453,17 +490,70 @@ fn serve(mut stream: TcpStream, table: &Mutex<HashMap<String, Arc<Vec<u8>>>>) {
     }
     let request = String::from_utf8_lossy(&request);
     let path = request.split_whitespace().nth(1).unwrap_or("/").to_owned();
-    let body = table.lock().unwrap().get(&path).cloned();
-    let _ = match body {
-        Some(body) => stream
-            .write_all(
-                format!(
-                    "HTTP/1.0 200 OK\r\nContent-Length: {}\r\nContent-Type: application/octet-stream\r\n\r\n",
-                    body.len()
-                )
-                .as_bytes(),
-            )
-            .and_then(|()| stream.write_all(&body)),
-        None => stream.write_all(b"HTTP/1.0 404 Not Found\r\nContent-Length: 9\r\n\r\nnot found"),
+    let Some(file) = table.lock().unwrap().get(&path).cloned() else {
+        let _ = stream.write_all(b"HTTP/1.0 404 Not Found\r\nContent-Length: 9\r\n\r\nnot found");
+        return;
     };
+    active.fetch_add(1, Ordering::SeqCst);
+    let head = format!(
+        "HTTP/1.0 200 OK\r\nContent-Length: {}\r\nContent-Type: application/octet-stream\r\n\r\n",
+        file.body.len()
+    );
+    let _ = stream
+        .write_all(head.as_bytes())
+        .and_then(|()| match file.rate {
+            None => stream.write_all(&file.body),
+            Some(rate) => {
+                let chunk = (rate / 20).max(1);
+                for part in file.body.chunks(chunk) {
+                    stream.write_all(part)?;
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+                Ok(())
+            }
+        });
+    active.fetch_sub(1, Ordering::SeqCst);
+}
+
+/// A TCP proxy on 127.0.0.1 in front of sshd whose connections the test can cut, as a network
+/// failure would.
+pub(crate) struct CuttableProxy {
+    pub(crate) port: u16,
+    streams: Arc<Mutex<Vec<TcpStream>>>,
+}
+
+impl CuttableProxy {
+    pub(crate) fn start(upstream_port: u16) -> CuttableProxy {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let streams: Arc<Mutex<Vec<TcpStream>>> = Arc::default();
+        let open = streams.clone();
+        std::thread::spawn(move || {
+            for client in listener.incoming().flatten() {
+                let Ok(server) = TcpStream::connect(("127.0.0.1", upstream_port)) else {
+                    continue;
+                };
+                let mut all = open.lock().unwrap();
+                all.push(client.try_clone().unwrap());
+                all.push(server.try_clone().unwrap());
+                for (mut from, mut to) in [
+                    (client.try_clone().unwrap(), server.try_clone().unwrap()),
+                    (server.try_clone().unwrap(), client.try_clone().unwrap()),
+                ] {
+                    std::thread::spawn(move || {
+                        let _ = std::io::copy(&mut from, &mut to);
+                        let _ = to.shutdown(std::net::Shutdown::Both);
+                    });
+                }
+            }
+        });
+        CuttableProxy { port, streams }
+    }
+
+    /// Cuts every connection through the proxy.
+    pub(crate) fn cut(&self) {
+        for stream in self.streams.lock().unwrap().drain(..) {
+            let _ = stream.shutdown(std::net::Shutdown::Both);
+        }
+    }
 }

@@ -9,7 +9,7 @@ use talos_manager_core::installer::{
 use talos_manager_core::store::Architecture;
 
 use super::harness::{
-    HttpServer, KeyPair, LoopDisk, Sshd, TestImage, partition, with_boot_mounted,
+    CuttableProxy, HttpServer, KeyPair, LoopDisk, Sshd, TestImage, partition, with_boot_mounted,
 };
 
 const IMAGE_MIB: u64 = 24;
@@ -273,4 +273,61 @@ async fn an_image_without_grub_cfg_points_to_image_factory() {
         "{error:?}"
     );
     assert!(!bench.sshd.stubs.rebooted());
+}
+
+#[tokio::test]
+async fn a_connection_cut_mid_write_stops_the_pipeline_and_a_retry_succeeds() {
+    let image = image();
+    let bench = bench().await;
+    let dir = tempfile::tempdir().unwrap();
+    let key = KeyPair::generate(dir.path(), "key", "-t ed25519");
+    let sshd = Sshd::start(&[&key]);
+    let proxy = CuttableProxy::start(sshd.port);
+    let mut target = sshd.target(&key);
+    target.port = proxy.port;
+    let session = SshSession::connect(&target).await.unwrap();
+    // About 6 s for the whole image: long enough to cut in the middle.
+    let url = bench.http.put_slow(
+        "/talos/slow.raw.zst",
+        image.zst.clone(),
+        image.zst.len() / 6,
+    );
+    let plan = plan(&request(&bench.disk, ImageSource::Custom { url }));
+    let mut cut = false;
+    let result = install(&session, &plan, &mut |event: InstallEvent<'_>| {
+        if matches!(event, InstallEvent::Progress(_)) && !cut {
+            proxy.cut();
+            cut = true;
+        }
+    })
+    .await;
+    let error = result.unwrap_err();
+    assert!(cut, "no progress before the end: {error}");
+    match &error {
+        InstallError::StepFailed { step, exit, .. } => {
+            assert_eq!(step, "write the Talos image");
+            assert_eq!(*exit, Exit::Disconnected);
+        }
+        InstallError::Shell { step, .. } => assert_eq!(step, "write the Talos image"),
+        other => panic!("unexpected error {other:?}"),
+    }
+    assert!(!sshd.stubs.rebooted());
+    // The remote pipeline stops: the download ends long before the slow body would.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(4);
+    while bench.http.active_transfers() > 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the download went on after the connection was cut"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    // A retry over a new connection succeeds.
+    let url = bench
+        .http
+        .put("/talos/metal-amd64.raw.zst", image.zst.clone());
+    let plan = super::install::plan(&request(&bench.disk, ImageSource::Custom { url }));
+    let session = SshSession::connect(&sshd.target(&key)).await.unwrap();
+    let (log, result) = run(&session, &plan).await;
+    result.unwrap_or_else(|e| panic!("{e}\n{:?}", log.lines));
+    assert!(sshd.stubs.rebooted());
 }

@@ -3,5 +3,6 @@
 
 mod harness;
 mod install;
+mod plan;
 mod probe;
 mod ssh;
