@@ -357,7 +357,18 @@ async fn inject_grub(
     sink: &mut dyn InstallSink,
 ) -> Result<(), InstallError> {
     let quoted_disk = shell_quote(disk);
-    let table = helper(shell, step, &format!("sfdisk -J {quoted_disk}"), sink).await?;
+    let table = match helper(shell, step, &format!("sfdisk -J {quoted_disk}"), sink).await {
+        Ok(table) => table,
+        // sfdisk fails on a disk without a partition table: the image has no BOOT partition.
+        Err(InstallError::StepFailed { stderr_tail, .. })
+            if stderr_tail.iter().any(|l| l.contains("partition table")) =>
+        {
+            return Err(InstallError::BootPartitionMissing {
+                disk: disk.to_owned(),
+            });
+        }
+        Err(error) => return Err(error),
+    };
     let (start, size) = boot_partition(&table)
         .map_err(|source| InstallError::PartitionTable {
             disk: disk.to_owned(),

@@ -266,11 +266,12 @@ async fn an_image_without_grub_cfg_points_to_image_factory() {
     .await;
     let error = result.unwrap_err();
     assert!(
-        matches!(
-            error,
-            InstallError::StepFailed { .. } | InstallError::BootPartitionMissing { .. }
-        ),
+        matches!(error, InstallError::BootPartitionMissing { .. }),
         "{error:?}"
+    );
+    assert!(
+        error.to_string().contains("Image Factory schematic"),
+        "{error}"
     );
     assert!(!bench.sshd.stubs.rebooted());
 }

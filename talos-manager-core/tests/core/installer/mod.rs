@@ -5,4 +5,5 @@ mod harness;
 mod install;
 mod plan;
 mod probe;
+mod runner;
 mod ssh;

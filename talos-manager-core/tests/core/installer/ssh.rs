@@ -19,6 +19,11 @@ async fn connects_with_every_key_format_and_streams_output() {
     ];
     let sshd = Sshd::start(&keys.iter().collect::<Vec<_>>());
     for key in &keys {
+        let debug = format!("{:?}", sshd.target(key));
+        assert!(
+            debug.contains("<redacted>") && !debug.contains("PRIVATE KEY"),
+            "{debug}"
+        );
         let session = SshSession::connect(&sshd.target(key))
             .await
             .unwrap_or_else(|e| panic!("{e:?}\nsshd log:\n{}", sshd.log()));
