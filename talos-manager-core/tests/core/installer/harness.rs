@@ -243,6 +243,11 @@ pub(crate) struct LoopDisk {
 impl LoopDisk {
     pub(crate) fn new(size: u64) -> LoopDisk {
         require("losetup", "mount");
+        assert_eq!(
+            sh("id -u").trim(),
+            "0",
+            "the installer tests need root: they attach loop devices and mount filesystems"
+        );
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("disk.img");
         std::fs::File::create(&file).unwrap().set_len(size).unwrap();
