@@ -332,3 +332,37 @@ async fn a_connection_cut_mid_write_stops_the_pipeline_and_a_retry_succeeds() {
     result.unwrap_or_else(|e| panic!("{e}\n{:?}", log.lines));
     assert!(sshd.stubs.rebooted());
 }
+
+#[tokio::test]
+async fn cancelling_the_install_stops_the_remote_pipeline() {
+    let image = image();
+    let bench = bench().await;
+    let url = bench.http.put_slow(
+        "/talos/slow.raw.zst",
+        image.zst.clone(),
+        image.zst.len() / 6,
+    );
+    let plan = plan(&request(&bench.disk, ImageSource::Custom { url }));
+    // Cancel (drop the future) at the first progress event of the image write.
+    let (started, mut writing) = tokio::sync::watch::channel(false);
+    let mut sink = move |event: InstallEvent<'_>| {
+        if matches!(event, InstallEvent::Progress(_)) {
+            let _ = started.send(true);
+        }
+    };
+    tokio::select! {
+        result = install(&bench.session, &plan, &mut sink) => {
+            panic!("the install ended before it was cancelled: {result:?}")
+        }
+        _ = writing.wait_for(|&w| w) => {}
+    }
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(3);
+    while bench.http.active_transfers() > 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the download went on after the install was cancelled"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(!bench.sshd.stubs.rebooted());
+}
