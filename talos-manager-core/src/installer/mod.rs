@@ -20,7 +20,8 @@ mod ssh;
 mod uuid;
 
 use std::collections::VecDeque;
-use std::time::Duration;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 pub use grub::{GrubError, inject_talos_config};
 pub use plan::{Action, BootstrapRequest, Decompressor, ImageSource, Plan, Step, plan};
@@ -109,6 +110,17 @@ pub enum InstallError {
         #[source]
         source: ShellError,
     },
+    /// A long command printed nothing for too long (a stalled download, a hung disk); it was
+    /// stopped.
+    #[error("step `{step}` stalled: `{command}` printed nothing for {after:?} and was stopped")]
+    Stalled {
+        /// The step's name.
+        step: String,
+        /// The command line.
+        command: String,
+        /// How long it was quiet.
+        after: Duration,
+    },
     /// The disk has no partition named BOOT after writing the image.
     #[error(
         "the image written to {disk} has no partition named BOOT, so talos.config cannot be added to its grub.cfg; use an Image Factory schematic with the talos.config kernel argument instead"
@@ -167,7 +179,7 @@ pub async fn install(
                 tolerate_failure,
                 timeout,
             } => {
-                let exit = run_step(shell, step, command, *timeout, None, sink).await?;
+                let exit = run_step(shell, step, command, *timeout, None, None, sink).await?;
                 if !tolerate_failure {
                     exit.result?;
                 }
@@ -177,9 +189,11 @@ pub async fn install(
                 command,
                 size,
                 timeout,
+                stall_timeout,
             } => {
                 let size = Some(*size);
-                run_step(shell, step, command, *timeout, size, sink)
+                let stall = Some(*stall_timeout);
+                run_step(shell, step, command, *timeout, stall, size, sink)
                     .await?
                     .result?;
                 Exit::Status(0)
@@ -233,6 +247,7 @@ async fn run_step(
     step: &Step,
     command: &str,
     timeout: Duration,
+    stall_timeout: Option<Duration>,
     progress_size: Option<Option<u64>>,
     sink: &mut dyn InstallSink,
 ) -> Result<StepExit, InstallError> {
@@ -252,20 +267,43 @@ async fn run_step(
             tail.push_back(line.to_owned());
         }
     };
-    let exit = shell
-        .exec(command, timeout, &mut |stream, chunk| {
+    let started = Instant::now();
+    let last_output_ms = AtomicU64::new(0);
+    let exit = {
+        let mut on_chunk = |stream: Stream, chunk: &[u8]| {
+            last_output_ms.store(started.elapsed().as_millis() as u64, Ordering::Relaxed);
             let splitter = match stream {
                 Stream::Stdout => &mut stdout,
                 Stream::Stderr => &mut stderr,
             };
             splitter.push(chunk, &mut |line| on_line(stream, line, sink));
-        })
-        .await
-        .map_err(|source| InstallError::Shell {
-            step: step.name.clone(),
-            command: command.to_owned(),
-            source,
-        })?;
+        };
+        let exec = shell.exec(command, timeout, &mut on_chunk);
+        tokio::pin!(exec);
+        loop {
+            let check = stall_timeout.map_or(timeout, |stall| stall.min(Duration::from_secs(1)));
+            tokio::select! {
+                exit = &mut exec => break exit,
+                () = tokio::time::sleep(check) => {
+                    let Some(stall) = stall_timeout else { continue };
+                    let last = Duration::from_millis(last_output_ms.load(Ordering::Relaxed));
+                    if started.elapsed().saturating_sub(last) >= stall {
+                        // Dropping `exec` closes the channel, which stops the pipeline.
+                        return Err(InstallError::Stalled {
+                            step: step.name.clone(),
+                            command: command.to_owned(),
+                            after: stall,
+                        });
+                    }
+                }
+            }
+        }
+    }
+    .map_err(|source| InstallError::Shell {
+        step: step.name.clone(),
+        command: command.to_owned(),
+        source,
+    })?;
     stdout.flush(&mut |line| on_line(Stream::Stdout, line, sink));
     stderr.flush(&mut |line| on_line(Stream::Stderr, line, sink));
     let result = if exit.success() {

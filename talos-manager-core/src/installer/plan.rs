@@ -130,6 +130,9 @@ pub enum Action {
         size: Option<u64>,
         /// Time limit.
         timeout: Duration,
+        /// The step fails when the pipeline prints nothing for this long (dd reports progress
+        /// every second while data flows; Image Factory may take a minute to build an image).
+        stall_timeout: Duration,
     },
     /// Adds `talos.config=` to `grub/grub.cfg` on the disk's partition named BOOT: finds it with
     /// `sfdisk -J`, attaches it with `losetup -o/--sizelimit`, mounts, edits, unmounts, detaches.
@@ -160,6 +163,7 @@ impl Step {
 const REBOOT: &str = "reboot";
 const SHORT: Duration = Duration::from_secs(120);
 const IMAGE_WRITE: Duration = Duration::from_secs(3 * 3600);
+const IMAGE_STALL: Duration = Duration::from_secs(5 * 60);
 
 /// The steps that bootstrap one server. `Display` prints it as a dry run.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -183,8 +187,8 @@ pub struct Plan {
 fn stoppable(pipeline: &str) -> String {
     format!(
         "exec 3<&0; setsid bash -c {} </dev/null & job=$!; \
-         setsid sh -c \"cat >/dev/null; kill -TERM -- -$job\" <&3 >/dev/null 2>&1 & watcher=$!; \
-         wait $job; status=$?; kill -- -$watcher 2>/dev/null; exit $status",
+         setsid sh -c \"cat >/dev/null; kill -TERM -$job\" <&3 >/dev/null 2>&1 & watcher=$!; \
+         wait $job; status=$?; kill -TERM -$watcher 2>/dev/null; exit $status",
         shell_quote(pipeline)
     )
 }
@@ -237,6 +241,7 @@ pub fn plan(request: &BootstrapRequest) -> Plan {
             )),
             size: request.image_size,
             timeout: IMAGE_WRITE,
+            stall_timeout: IMAGE_STALL,
         },
     });
     steps.push(Step {

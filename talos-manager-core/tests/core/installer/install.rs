@@ -3,8 +3,8 @@
 use std::sync::OnceLock;
 
 use talos_manager_core::installer::{
-    BlockDevice, BootstrapRequest, Exit, ImageSource, InstallError, InstallEvent, Plan, Progress,
-    SshSession, Stream, inject_talos_config, install, plan,
+    Action, BlockDevice, BootstrapRequest, Exit, ImageSource, InstallError, InstallEvent, Plan,
+    Progress, SshSession, Stream, inject_talos_config, install, plan,
 };
 use talos_manager_core::store::Architecture;
 
@@ -361,6 +361,41 @@ async fn cancelling_the_install_stops_the_remote_pipeline() {
         assert!(
             std::time::Instant::now() < deadline,
             "the download went on after the install was cancelled"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(!bench.sshd.stubs.rebooted());
+}
+
+#[tokio::test]
+async fn a_stalled_download_fails_the_write_step_and_stops() {
+    let image = image();
+    let bench = bench().await;
+    // 20 bytes a second: dd never completes a block, so nothing is printed.
+    let url = bench
+        .http
+        .put_slow("/talos/stalled.raw.zst", image.zst.clone(), 20);
+    let mut plan = plan(&request(&bench.disk, ImageSource::Custom { url }));
+    for step in &mut plan.steps {
+        if let Action::WriteImage { stall_timeout, .. } = &mut step.action {
+            *stall_timeout = std::time::Duration::from_secs(2);
+        }
+    }
+    let (_, result) = run(&bench.session, &plan).await;
+    let error = result.unwrap_err();
+    assert!(
+        matches!(&error, InstallError::Stalled { step, .. } if step == "write the Talos image"),
+        "{error:?}"
+    );
+    assert!(
+        error.to_string().contains("printed nothing for 2s"),
+        "{error}"
+    );
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(3);
+    while bench.http.active_transfers() > 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the download went on after the stall"
         );
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
