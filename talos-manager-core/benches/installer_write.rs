@@ -1,5 +1,6 @@
 //! Image-writing throughput through the installer (sshd on loopback, wget | zstd | dd on a loop
-//! device) against a plain local `zstd -d | dd` of the same image. Not a test: it prints numbers.
+//! device) against a plain local `zstd -d | dd` of the same image, and against the same
+//! download pipeline run locally (which isolates the cost of SSH). Not a test: it prints numbers.
 //!
 //! Run: `cargo bench -p talos-manager-core --bench installer_write` (as root, with the tools
 //! of the installer tests; `BENCH_IMAGE_MIB` sets the image size, 512 by default, and
@@ -52,22 +53,12 @@ fn main() {
     let disk = LoopDisk::new(bytes + (16 << 20));
     let device = disk.path().to_owned();
 
-    let mut local = Vec::new();
-    for _ in 0..runs {
-        let start = Instant::now();
-        sh(&format!(
-            "zstd -d -c {} | dd of={device} bs=4M iflag=fullblock status=none && sync",
-            zst_path.display()
-        ));
-        local.push(start.elapsed());
-    }
-
     let runtime = tokio::runtime::Runtime::new().unwrap();
-    let through_installer = runtime.block_on(async {
+    let (local, local_download, through_installer) = runtime.block_on(async {
         let key = KeyPair::generate(dir.path(), "key", "-t ed25519");
         let sshd = Sshd::start(&[&key]);
         let http = HttpServer::start();
-        http.put("/image/bench/v1.10.4/metal-amd64.raw.zst", zst);
+        let url = http.put("/image/bench/v1.10.4/metal-amd64.raw.zst", zst);
         let session = SshSession::connect(&sshd.target(&key)).await.unwrap();
         let request = BootstrapRequest {
             server: "bench".into(),
@@ -91,18 +82,31 @@ fn main() {
             image_size: Some(bytes),
         };
         let mut plan = plan(&request);
-        // Only the write and the sync: what the local pipeline does.
+        // Only the write and the sync: what the local pipelines do.
         plan.steps
             .retain(|s| s.name == "write the Talos image" || s.name == "flush the disk");
-        let mut timings = Vec::new();
+        let time = |command: String| {
+            let start = Instant::now();
+            sh(&command);
+            start.elapsed()
+        };
+        // Interleaved, so that load from other processes hits all three alike.
+        let (mut local, mut download, mut installer) = (Vec::new(), Vec::new(), Vec::new());
         for _ in 0..runs {
+            local.push(time(format!(
+                "zstd -d -c {} | dd of={device} bs=4M iflag=fullblock status=none && sync",
+                zst_path.display()
+            )));
+            download.push(time(format!(
+                "wget -q -O - {url} | zstd -d -c | dd of={device} bs=4M iflag=fullblock status=none && sync"
+            )));
             let start = Instant::now();
             install(&session, &plan, &mut |_: InstallEvent<'_>| {})
                 .await
                 .unwrap();
-            timings.push(start.elapsed());
+            installer.push(start.elapsed());
         }
-        timings
+        (local, download, installer)
     });
 
     let rate = |d: Duration| bytes as f64 / 1e6 / d.as_secs_f64();
@@ -113,18 +117,25 @@ fn main() {
         sorted[sorted.len() / 2]
     };
     for (name, runs) in [
+        ("local wget | zstd -d | dd", &local_download),
         ("local zstd -d | dd", &local),
         ("installer over SSH", &through_installer),
     ] {
         println!(
-            "{name:>20}: best {:7.1} MB/s, median {:7.1} MB/s ({:?})",
+            "{name:>26}: best {:7.1} MB/s, median {:7.1} MB/s ({:?})",
             rate(best(runs)),
             rate(median(runs)),
             runs
         );
     }
+    let ratio =
+        |base: &[Duration]| median(base).as_secs_f64() / median(&through_installer).as_secs_f64();
     println!(
-        "ratio installer / local (median): {:.2}",
-        median(&local).as_secs_f64() / median(&through_installer).as_secs_f64()
+        "ratio installer / local zstd -d | dd (median): {:.2}",
+        ratio(&local)
+    );
+    println!(
+        "ratio installer / local wget | zstd -d | dd (median): {:.2}",
+        ratio(&local_download)
     );
 }
