@@ -38,7 +38,7 @@ use progress::LineSplitter;
 
 /// How many stderr lines a [`InstallError::StepFailed`] keeps.
 const STDERR_TAIL: usize = 10;
-const GRUB_TIMEOUT: Duration = Duration::from_secs(120);
+const SHORT_COMMAND_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// What [`install`] reports while it runs.
 #[derive(Debug)]
@@ -160,7 +160,7 @@ pub enum InstallError {
 /// - Every line of output reaches `sink`, and dd's progress lines also as
 ///   [`InstallEvent::Progress`].
 /// - The BOOT partition's loop device and mount are removed again, also when editing fails.
-/// - A connection that drops during `reboot` counts as success.
+/// - A connection that drops or hangs during `reboot` counts as success.
 /// - Dropping the returned future closes the SSH channel, which stops the remote pipeline.
 ///
 /// # Errors
@@ -207,7 +207,7 @@ pub async fn install(
             }
             Action::Reboot => {
                 match shell
-                    .exec(&step.command(), GRUB_TIMEOUT, &mut |_, _| {})
+                    .exec(&step.command(), SHORT_COMMAND_TIMEOUT, &mut |_, _| {})
                     .await
                 {
                     Ok(Exit::Status(status)) if status != 0 => {
@@ -219,14 +219,9 @@ pub async fn install(
                         });
                     }
                     Ok(exit) => exit,
-                    // The machine going down takes the connection with it.
-                    Err(ShellError::Transport { .. }) => Exit::Disconnected,
-                    Err(source) => {
-                        return Err(InstallError::Shell {
-                            step: step.name.clone(),
-                            command: step.command(),
-                            source,
-                        });
+                    // The machine going down takes the connection with it, or leaves it hanging.
+                    Err(ShellError::Transport { .. } | ShellError::Timeout { .. }) => {
+                        Exit::Disconnected
                     }
                 }
             }
@@ -330,7 +325,7 @@ async fn helper(
         stream: Stream::Stdout,
         line: &format!("$ {command}"),
     });
-    let output = capture(shell, command, GRUB_TIMEOUT)
+    let output = capture(shell, command, SHORT_COMMAND_TIMEOUT)
         .await
         .map_err(|source| InstallError::Shell {
             step: step.name.clone(),
@@ -462,7 +457,7 @@ async fn edit_grub_cfg(
         stream: Stream::Stdout,
         line: &format!("writing {path} with talos.config={url}"),
     });
-    let output = capture(shell, &write, GRUB_TIMEOUT)
+    let output = capture(shell, &write, SHORT_COMMAND_TIMEOUT)
         .await
         .map_err(|source| InstallError::Shell {
             step: step.name.clone(),

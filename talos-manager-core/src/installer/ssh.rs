@@ -28,7 +28,7 @@ pub struct HostKeys {
 
 impl HostKeys {
     /// Accepts only keys with one of these SHA-256 fingerprints (`SHA256:…`, as `ssh-keygen -l`
-    /// prints them).
+    /// prints them). An empty list means trust on first use.
     pub fn expect(fingerprints: impl IntoIterator<Item = impl Into<String>>) -> Self {
         HostKeys {
             expected: fingerprints.into_iter().map(Into::into).collect(),
