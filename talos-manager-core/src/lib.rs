@@ -9,6 +9,8 @@
 //!   replicas), its embedded migrations, and the encryption of secrets at rest.
 //! - [`clusters`]: cluster validation, secrets bundles made or imported, talosconfig and
 //!   kubeconfig.
+//! - [`installer`]: the rescue-mode installer: SSH to a rescue system, probe its disks and
+//!   SMBIOS UUID, plan and run the wipe, the image write, grub.cfg injection and the reboot.
 //! - [`api_token`]: bearer tokens for the admin API, stored as hashes.
 //! - [`node_config`]: the machine config a server is served, from what is stored.
 //! - [`node_identity`]: a node's machine type, hostname and private IP, and their conventions.
@@ -28,6 +30,7 @@ pub mod api_token;
 pub mod clusters;
 mod error_chain;
 pub mod ids;
+pub mod installer;
 pub mod node_config;
 pub mod node_identity;
 pub mod node_labels;

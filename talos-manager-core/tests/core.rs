@@ -9,4 +9,6 @@ mod core {
     mod talos;
     // Hetzner Robot and Cloud clients against the wire-level fakes (tests/fake-hetzner).
     mod provider;
+    // The rescue-mode installer against a real sshd on loopback and a loop device.
+    mod installer;
 }

@@ -1,0 +1,309 @@
+//! [`probe`]: what a rescue system tells about its server (SMBIOS UUID, disks, network).
+
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use super::shell::{RemoteShell, ShellError, capture};
+use super::uuid::{InvalidUuid, check_smbios_uuid};
+
+/// The `lsblk` call whose JSON [`parse_lsblk`] reads.
+pub const LSBLK_COMMAND: &str = "lsblk --output NAME,TYPE,SIZE,UUID,MODEL,WWN --bytes --json";
+
+const PROBE_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// What the probe learned about a server in rescue.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Probe {
+    /// The SMBIOS system UUID (`dmidecode -s system-uuid`), lowercase.
+    pub smbios_uuid: String,
+    /// `dmidecode -t system`, for support requests about a bad UUID.
+    pub dmidecode_system: String,
+    /// Top-level block devices, in `lsblk` order.
+    pub block_devices: Vec<BlockDevice>,
+    /// The raw `lsblk` JSON, as the service stores it.
+    pub lsblk_json: String,
+    /// Network interfaces other than loopback.
+    pub interfaces: Vec<NetworkInterface>,
+    /// The default IPv4 gateway, when there is one.
+    pub default_gateway: Option<String>,
+}
+
+impl Probe {
+    /// Checks the SMBIOS UUID against the rules of [`check_smbios_uuid`]; `fleet` lists the
+    /// other servers' names and UUIDs.
+    pub fn check_uuid<'a>(
+        &self,
+        fleet: impl IntoIterator<Item = (&'a str, &'a str)>,
+    ) -> Result<(), InvalidUuid> {
+        check_smbios_uuid(&self.smbios_uuid, fleet).map_err(|problem| InvalidUuid {
+            uuid: self.smbios_uuid.clone(),
+            problem,
+            dmidecode_system: self.dmidecode_system.clone(),
+        })
+    }
+
+    /// What the store records about the probe ([`Store::record_probe`](crate::Store::record_probe)).
+    pub fn store_record(&self) -> crate::store::ProbeResult {
+        crate::store::ProbeResult {
+            accessible: true,
+            uuid: Some(self.smbios_uuid.clone()),
+            lsblk: Some(self.lsblk_json.clone()),
+        }
+    }
+
+    /// The device a bootstrap request names: by WWID (`naa.…`, `eui.…`, or lsblk's `0x…`),
+    /// by name (`nvme0n1`, `md0`) or by path (`/dev/nvme0n1`).
+    pub fn find_device(&self, id: &str) -> Option<&BlockDevice> {
+        let id = id.strip_prefix("/dev/").unwrap_or(id);
+        let wwid = normalize_wwn(id);
+        self.block_devices
+            .iter()
+            .find(|d| d.name == id || d.wwid().as_deref() == Some(wwid.as_str()))
+    }
+}
+
+/// A top-level block device as `lsblk` lists it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BlockDevice {
+    /// Kernel name, such as `nvme0n1`.
+    pub name: String,
+    /// `disk`, `loop`, `raid1`…
+    pub kind: String,
+    /// Size in bytes.
+    pub size: u64,
+    /// Filesystem or RAID member UUID.
+    pub uuid: Option<String>,
+    /// Model, for people.
+    pub model: Option<String>,
+    /// WWN as lsblk prints it (`eui.…`, `0x…`).
+    pub wwn: Option<String>,
+    /// md arrays this device belongs to, such as `md0`.
+    pub raid_arrays: Vec<String>,
+    /// How many partitions it has.
+    pub partitions: usize,
+}
+
+impl BlockDevice {
+    /// `/dev/<name>`.
+    pub fn path(&self) -> String {
+        format!("/dev/{}", self.name)
+    }
+
+    /// The WWID in Talos's form (SCSI `0x…` becomes `naa.…`).
+    pub fn wwid(&self) -> Option<String> {
+        self.wwn.as_deref().map(normalize_wwn)
+    }
+}
+
+/// Turns lsblk's SCSI `0x5000c500a1b2c3d4` into Talos's `naa.5000c500a1b2c3d4`; other forms
+/// (`eui.…`, `naa.…`) stay as they are.
+pub fn normalize_wwn(wwn: &str) -> String {
+    match wwn.strip_prefix("0x") {
+        Some(hex) => format!("naa.{hex}"),
+        None => wwn.to_owned(),
+    }
+}
+
+/// A network interface of the server.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NetworkInterface {
+    /// Name, such as `eth0`.
+    pub name: String,
+    /// MAC address.
+    pub mac: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct Lsblk {
+    blockdevices: Vec<LsblkDevice>,
+}
+
+#[derive(Deserialize)]
+struct LsblkDevice {
+    name: String,
+    #[serde(rename = "type")]
+    kind: String,
+    size: u64,
+    uuid: Option<String>,
+    model: Option<String>,
+    wwn: Option<String>,
+    #[serde(default)]
+    children: Vec<LsblkDevice>,
+}
+
+/// Reads the JSON of [`LSBLK_COMMAND`]. RAID membership comes from the children of type `raid*`.
+pub fn parse_lsblk(json: &str) -> Result<Vec<BlockDevice>, serde_json::Error> {
+    let lsblk: Lsblk = serde_json::from_str(json)?;
+    Ok(lsblk
+        .blockdevices
+        .into_iter()
+        .map(|d| BlockDevice {
+            raid_arrays: d
+                .children
+                .iter()
+                .filter(|c| c.kind.starts_with("raid"))
+                .map(|c| c.name.clone())
+                .collect(),
+            partitions: d.children.iter().filter(|c| c.kind == "part").count(),
+            name: d.name,
+            kind: d.kind,
+            size: d.size,
+            uuid: d.uuid,
+            model: d.model.map(|m| m.trim().to_owned()),
+            wwn: d.wwn,
+        })
+        .collect())
+}
+
+/// Why a server could not be probed.
+#[derive(Debug, thiserror::Error)]
+pub enum ProbeError {
+    /// The hostname is not `rescue`: the server runs something else, and nothing is touched.
+    #[error("the server is not in the rescue system (its hostname is {hostname:?})")]
+    NotInRescue {
+        /// The hostname it reported.
+        hostname: String,
+    },
+    /// A probe command failed.
+    #[error("`{command}` failed on the rescue system ({exit}): {stderr}")]
+    CommandFailed {
+        /// The command.
+        command: String,
+        /// How it ended.
+        exit: super::shell::Exit,
+        /// Its standard error.
+        stderr: String,
+    },
+    /// The command could not be run.
+    #[error("`{command}` could not be run on the rescue system")]
+    Shell {
+        /// The command.
+        command: String,
+        /// Why.
+        #[source]
+        source: ShellError,
+    },
+    /// lsblk's JSON was not understood.
+    #[error("the output of lsblk could not be read")]
+    Lsblk {
+        /// The parser's report.
+        #[source]
+        source: serde_json::Error,
+    },
+}
+
+async fn run(shell: &dyn RemoteShell, command: &str) -> Result<String, ProbeError> {
+    let output = capture(shell, command, PROBE_TIMEOUT)
+        .await
+        .map_err(|source| ProbeError::Shell {
+            command: command.to_owned(),
+            source,
+        })?;
+    if !output.exit.success() {
+        return Err(ProbeError::CommandFailed {
+            command: command.to_owned(),
+            exit: output.exit,
+            stderr: output.stderr.trim().to_owned(),
+        });
+    }
+    Ok(output.stdout)
+}
+
+/// Probes a server in rescue.
+///
+/// # Expected flow
+/// `hostname` must print `rescue`; then `dmidecode -s system-uuid`, `dmidecode -t system`,
+/// [`LSBLK_COMMAND`], `ip -j link` and `ip -j route show default`.
+///
+/// # Guarantees
+/// Reads only: nothing on the server changes. When the hostname is not `rescue` nothing else runs.
+///
+/// # Errors
+/// [`ProbeError::NotInRescue`], a failed command, or unreadable lsblk output. Network facts are
+/// best effort: a missing `ip` leaves them empty.
+pub async fn probe(shell: &dyn RemoteShell) -> Result<Probe, ProbeError> {
+    let hostname = run(shell, "hostname").await?.trim().to_owned();
+    if hostname != "rescue" {
+        return Err(ProbeError::NotInRescue { hostname });
+    }
+    let smbios_uuid = run(shell, "dmidecode -s system-uuid")
+        .await?
+        .trim()
+        .to_ascii_lowercase();
+    let dmidecode_system = run(shell, "dmidecode -t system")
+        .await?
+        .trim_end()
+        .to_owned();
+    let lsblk_json = run(shell, LSBLK_COMMAND).await?;
+    let block_devices = parse_lsblk(&lsblk_json).map_err(|source| ProbeError::Lsblk { source })?;
+    let interfaces = match run(shell, "ip -j link").await {
+        Ok(json) => parse_ip_link(&json),
+        Err(_) => Vec::new(),
+    };
+    let default_gateway = match run(shell, "ip -j route show default").await {
+        Ok(json) => parse_default_gateway(&json),
+        Err(_) => None,
+    };
+    Ok(Probe {
+        smbios_uuid,
+        dmidecode_system,
+        block_devices,
+        lsblk_json,
+        interfaces,
+        default_gateway,
+    })
+}
+
+fn parse_ip_link(json: &str) -> Vec<NetworkInterface> {
+    #[derive(Deserialize)]
+    struct Link {
+        ifname: String,
+        link_type: Option<String>,
+        address: Option<String>,
+    }
+    let links: Vec<Link> = serde_json::from_str(json).unwrap_or_default();
+    links
+        .into_iter()
+        .filter(|l| l.link_type.as_deref() != Some("loopback"))
+        .map(|l| NetworkInterface {
+            name: l.ifname,
+            mac: l.address,
+        })
+        .collect()
+}
+
+fn parse_default_gateway(json: &str) -> Option<String> {
+    #[derive(Deserialize)]
+    struct Route {
+        gateway: Option<String>,
+    }
+    let routes: Vec<Route> = serde_json::from_str(json).unwrap_or_default();
+    routes.into_iter().find_map(|r| r.gateway)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_ip_json() {
+        let links = r#"[{"ifname":"lo","link_type":"loopback","address":"00:00:00:00:00:00"},
+            {"ifname":"eth0","link_type":"ether","address":"a8:a1:59:0e:1b:2c"}]"#;
+        assert_eq!(
+            parse_ip_link(links),
+            [NetworkInterface {
+                name: "eth0".into(),
+                mac: Some("a8:a1:59:0e:1b:2c".into())
+            }]
+        );
+        let routes = r#"[{"dst":"default","gateway":"172.31.1.1","dev":"eth0"}]"#;
+        assert_eq!(parse_default_gateway(routes).as_deref(), Some("172.31.1.1"));
+    }
+
+    #[test]
+    fn normalizes_scsi_wwns() {
+        assert_eq!(normalize_wwn("0x5000c500a1b2c3d4"), "naa.5000c500a1b2c3d4");
+        assert_eq!(normalize_wwn("eui.3433"), "eui.3433");
+    }
+}
