@@ -11,6 +11,7 @@
 //!   kubeconfig.
 //! - [`installer`]: the rescue-mode installer: SSH to a rescue system, probe its disks and
 //!   SMBIOS UUID, plan and run the wipe, the image write, grub.cfg injection and the reboot.
+//! - [`bootstrap`]: a stored server's bootstrap request: disk, image and `talos.config=` URL.
 //! - [`api_token`]: bearer tokens for the admin API, stored as hashes.
 //! - [`node_config`]: the machine config a server is served, from what is stored.
 //! - [`node_identity`]: a node's machine type, hostname and private IP, and their conventions.
@@ -27,6 +28,7 @@
 #![warn(missing_docs)]
 
 pub mod api_token;
+pub mod bootstrap;
 pub mod clusters;
 mod error_chain;
 pub mod ids;

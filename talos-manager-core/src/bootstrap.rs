@@ -1,0 +1,230 @@
+//! From a stored server to the installer's [`BootstrapRequest`]: the disk it was seen with in
+//! rescue, the Talos image (Image Factory schematic or a custom image per architecture) and the
+//! `talos.config=` URL the node will fetch its config from. [`plan`](crate::installer::plan)
+//! then turns the request into the dry run and the steps the bootstrap job runs.
+
+use crate::ids::{SchematicId, ServerId};
+use crate::installer::{BlockDevice, BootstrapRequest, ImageSource, parse_lsblk};
+use crate::provider::Architecture;
+use crate::store::{Store, StoreError};
+
+/// What a user may choose for a bootstrap; everything else comes from the server and settings.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct BootstrapChoices {
+    /// The target disk: a WWID (`eui.…`, `naa.…`, `0x…`) or a device (`/dev/nvme0n1`,
+    /// `nvme0n1`). Default: the first disk that is not a RAID member.
+    pub disk: Option<String>,
+    /// The Talos version, `vX.Y.Z`. Default: the settings' version.
+    pub talos_version: Option<String>,
+    /// The schematic. Default: the server's, else the settings' default.
+    pub schematic_id: Option<SchematicId>,
+}
+
+/// Where images and configs come from, from the service's configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BootstrapEnvironment {
+    /// `HOST`: the public host name nodes reach talos-manager at.
+    pub host: Option<String>,
+    /// `TALOS_IMAGE_FACTORY_URL`.
+    pub image_factory_url: String,
+    /// `TALOS_AMD64_IMAGE_URL`: a custom image for amd64 servers (grub injection).
+    pub amd64_image_url: Option<String>,
+    /// `TALOS_ARM64_IMAGE_URL`: a custom image for arm64 servers (grub injection).
+    pub arm64_image_url: Option<String>,
+}
+
+/// Why no bootstrap can be planned for the server.
+#[derive(Debug, thiserror::Error)]
+pub enum BootstrapPlanError {
+    /// Reading the database failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The server's disks are unknown: it was never probed in rescue.
+    #[error("server {server} has not been seen in rescue yet: enter rescue mode, then sync")]
+    NotProbed {
+        /// The server's name.
+        server: String,
+    },
+    /// The recorded lsblk output does not parse.
+    #[error("the disks recorded for server {server} cannot be read")]
+    Lsblk {
+        /// The server's name.
+        server: String,
+        /// Why.
+        #[source]
+        source: serde_json::Error,
+    },
+    /// The chosen disk is not among the server's disks.
+    #[error("server {server} has no disk {disk}")]
+    NoSuchDisk {
+        /// The server's name.
+        server: String,
+        /// The disk asked for.
+        disk: String,
+    },
+    /// No disk qualifies (every disk is a RAID member, or none exists).
+    #[error("server {server} has no disk outside a RAID array: choose one explicitly")]
+    NoDisk {
+        /// The server's name.
+        server: String,
+    },
+    /// The chosen disk belongs to a RAID array.
+    #[error("disk {disk} of server {server} is a member of RAID {arrays}: choose another disk")]
+    RaidMember {
+        /// The server's name.
+        server: String,
+        /// The disk.
+        disk: String,
+        /// The arrays it belongs to.
+        arrays: String,
+    },
+    /// `HOST` is unset, so no `talos.config=` URL can be given to the node.
+    #[error("HOST is not set: the node needs https://HOST/config to fetch its config")]
+    NoHost,
+    /// Neither a custom image nor an Image Factory schematic is configured.
+    #[error(
+        "no Talos image for {architecture} servers: register an Image Factory schematic (and pick it or make it the default), or set TALOS_{upper}_IMAGE_URL",
+        upper = architecture.as_str().to_uppercase()
+    )]
+    NoImage {
+        /// The server's architecture.
+        architecture: Architecture,
+    },
+}
+
+/// The bootstrap request for a server, as the dry run and the bootstrap job use it.
+pub async fn bootstrap_request(
+    store: &Store,
+    server_id: ServerId,
+    choices: &BootstrapChoices,
+    environment: &BootstrapEnvironment,
+) -> Result<BootstrapRequest, BootstrapPlanError> {
+    let server = store.get_server(server_id).await?;
+    let name = server.inventory.name.clone();
+    let lsblk = server
+        .lsblk
+        .as_deref()
+        .ok_or_else(|| BootstrapPlanError::NotProbed {
+            server: name.clone(),
+        })?;
+    let disks = parse_lsblk(lsblk).map_err(|source| BootstrapPlanError::Lsblk {
+        server: name.clone(),
+        source,
+    })?;
+    let disk = choose_disk(&name, &disks, choices.disk.as_deref())?;
+    let host = environment
+        .host
+        .as_deref()
+        .ok_or(BootstrapPlanError::NoHost)?;
+    let architecture = server.inventory.architecture;
+    let custom = match architecture {
+        Architecture::Amd64 => environment.amd64_image_url.clone(),
+        Architecture::Arm64 => environment.arm64_image_url.clone(),
+    };
+    let settings = store.settings().await?;
+    let image = match custom {
+        Some(url) => ImageSource::Custom { url },
+        None => {
+            let schematic_id = choices
+                .schematic_id
+                .or(server.schematic_id)
+                .or(settings.default_schematic_id)
+                .ok_or(BootstrapPlanError::NoImage { architecture })?;
+            let schematic = store.get_schematic(schematic_id).await?;
+            let factory_id = schematic
+                .fields
+                .factory_id
+                .ok_or(BootstrapPlanError::NoImage { architecture })?;
+            ImageSource::Factory {
+                base_url: environment
+                    .image_factory_url
+                    .trim_end_matches('/')
+                    .to_owned(),
+                schematic: factory_id,
+                version: choices
+                    .talos_version
+                    .clone()
+                    .unwrap_or(settings.talos_version),
+                architecture,
+            }
+        }
+    };
+    Ok(BootstrapRequest {
+        server: name,
+        disk,
+        image,
+        talos_config_url: format!("https://{host}/config?uuid=${{uuid}}"),
+        image_size: None,
+    })
+}
+
+fn choose_disk(
+    server: &str,
+    disks: &[BlockDevice],
+    chosen: Option<&str>,
+) -> Result<BlockDevice, BootstrapPlanError> {
+    let whole_disks = || disks.iter().filter(|disk| disk.kind == "disk");
+    let disk = match chosen {
+        Some(id) => {
+            let bare = id.strip_prefix("/dev/").unwrap_or(id);
+            let wwid = crate::installer::normalize_wwn(bare);
+            whole_disks()
+                .find(|disk| disk.name == bare || disk.wwid().as_deref() == Some(wwid.as_str()))
+                .ok_or_else(|| BootstrapPlanError::NoSuchDisk {
+                    server: server.to_owned(),
+                    disk: id.to_owned(),
+                })?
+        }
+        None => whole_disks()
+            .find(|disk| disk.raid_arrays.is_empty())
+            .ok_or_else(|| BootstrapPlanError::NoDisk {
+                server: server.to_owned(),
+            })?,
+    };
+    if !disk.raid_arrays.is_empty() {
+        return Err(BootstrapPlanError::RaidMember {
+            server: server.to_owned(),
+            disk: disk.path(),
+            arrays: disk.raid_arrays.join(", "),
+        });
+    }
+    Ok(disk.clone())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const LSBLK: &str = include_str!("../tests/data/installer/lsblk.json");
+
+    #[test]
+    fn disks_are_chosen_by_wwid_or_name_and_raid_members_refused() {
+        let disks = parse_lsblk(LSBLK).unwrap();
+        let error = choose_disk("worker-1", &disks, Some("/dev/sdz")).unwrap_err();
+        assert_eq!(error.to_string(), "server worker-1 has no disk /dev/sdz");
+        let members: Vec<&BlockDevice> =
+            disks.iter().filter(|d| !d.raid_arrays.is_empty()).collect();
+        assert!(!members.is_empty(), "the fixture has a RAID");
+        let error = choose_disk("worker-1", &disks, Some(&members[0].name)).unwrap_err();
+        assert!(error.to_string().contains("is a member of RAID"), "{error}");
+        // The fixture's nvme1n1 is outside its RAID: the default.
+        let default = choose_disk("worker-1", &disks, None).unwrap();
+        assert_eq!(default.path(), "/dev/nvme1n1");
+        let by_wwid = choose_disk(
+            "worker-1",
+            &disks,
+            Some("eui.36344630528029720025384500000002"),
+        );
+        assert_eq!(by_wwid.unwrap().path(), "/dev/nvme1n1");
+        let only_raid: Vec<BlockDevice> = disks
+            .iter()
+            .filter(|d| !d.raid_arrays.is_empty())
+            .cloned()
+            .collect();
+        let error = choose_disk("worker-1", &only_raid, None).unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "server worker-1 has no disk outside a RAID array: choose one explicitly"
+        );
+    }
+}
