@@ -340,6 +340,17 @@ mod tests {
         assert_eq!(config.listen.to_string(), "0.0.0.0:3000");
         assert_eq!(config.database.backend, Backend::Sqlite);
         assert_eq!(config.database.display, "data/talos-manager.db");
+        assert_eq!(config.image_factory_url, "https://factory.talos.dev");
+    }
+
+    #[test]
+    fn image_factory_url_is_configurable() {
+        let config = load(&[("TALOS_IMAGE_FACTORY_URL", "http://factory.internal:8080")]);
+        assert_eq!(config.image_factory_url, "http://factory.internal:8080");
+        check_error(
+            &[("TALOS_IMAGE_FACTORY_URL", "factory.talos.dev")],
+            "TALOS_IMAGE_FACTORY_URL: \"factory.talos.dev\" is not an http(s) URL",
+        );
     }
 
     #[test]
