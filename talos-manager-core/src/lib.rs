@@ -19,6 +19,8 @@
 //! - [`runbooks`]: the commands to reboot or upgrade a node safely.
 //! - [`Issue`], [`ValidationError`]: every problem with user input, with its location.
 //! - [`ids`]: typed ids of every stored entity.
+//! - [`image_factory`]: the Talos Image Factory client, schematic bodies, Talos versions and
+//!   image URLs.
 //! - [`talos`]: the Talos engine — secrets bundles, machine configs, patches, validation and
 //!   client configs, equal to what `talosctl` produces.
 //! - [`provider`]: the [`Provider`] and [`VswitchProvider`] traits, the Hetzner Robot and Cloud
@@ -32,6 +34,7 @@ pub mod bootstrap;
 pub mod clusters;
 mod error_chain;
 pub mod ids;
+pub mod image_factory;
 pub mod installer;
 pub mod node_config;
 pub mod node_identity;
@@ -46,6 +49,7 @@ pub mod testing;
 mod validation;
 
 pub use error_chain::error_chain;
+pub use image_factory::{ImageFactory, ImageFactoryError};
 pub use provider::{
     Architecture, HetznerApiError, HetznerCloud, HetznerRobot, MissingKey, Provider, ProviderError,
     ProviderKind, ProviderServer, ProviderSshKey, RescueActivation, RetryPolicy, SshPublicKey,

@@ -11,4 +11,6 @@ mod core {
     mod provider;
     // The rescue-mode installer against a real sshd on loopback and a loop device.
     mod installer;
+    // The Image Factory client against the fake factory.
+    mod image_factory;
 }

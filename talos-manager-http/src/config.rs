@@ -105,6 +105,8 @@ pub struct ServiceConfig {
     pub talos_arm64_image_url: Option<String>,
     /// `TRUSTED_PROXIES`: reverse proxies whose `X-Forwarded-For` names the client.
     pub trusted_proxies: TrustedProxies,
+    /// `TALOS_IMAGE_FACTORY_URL`: the Image Factory schematics are registered with.
+    pub image_factory_url: String,
 }
 
 /// The default listen address, as the original deployment's.
@@ -183,6 +185,9 @@ impl ServiceConfig {
                 .transpose()
                 .map_err(|problem| invalid("TRUSTED_PROXIES", problem))?
                 .unwrap_or_default(),
+            image_factory_url: image_url(env, "TALOS_IMAGE_FACTORY_URL")?.unwrap_or_else(|| {
+                talos_manager_core::image_factory::DEFAULT_FACTORY_URL.to_owned()
+            }),
         })
     }
 
@@ -335,6 +340,17 @@ mod tests {
         assert_eq!(config.listen.to_string(), "0.0.0.0:3000");
         assert_eq!(config.database.backend, Backend::Sqlite);
         assert_eq!(config.database.display, "data/talos-manager.db");
+        assert_eq!(config.image_factory_url, "https://factory.talos.dev");
+    }
+
+    #[test]
+    fn image_factory_url_is_configurable() {
+        let config = load(&[("TALOS_IMAGE_FACTORY_URL", "http://factory.internal:8080")]);
+        assert_eq!(config.image_factory_url, "http://factory.internal:8080");
+        check_error(
+            &[("TALOS_IMAGE_FACTORY_URL", "factory.talos.dev")],
+            "TALOS_IMAGE_FACTORY_URL: \"factory.talos.dev\" is not an http(s) URL",
+        );
     }
 
     #[test]

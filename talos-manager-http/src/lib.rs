@@ -14,6 +14,7 @@
 //! - [`tokens`]: API tokens from the command line, and the first start's admin token.
 //! - [`metrics`]: `/metrics` in the Prometheus format.
 //! - [`logging`]: human-readable or JSON logs.
+//! - [`image_factory`]: the Image Factory client with the service's host and a version cache.
 #![warn(missing_docs)]
 
 pub mod api;
@@ -21,6 +22,7 @@ pub mod client_address;
 pub mod config;
 pub mod dashboard;
 mod health;
+pub mod image_factory;
 pub mod jobs;
 pub mod logging;
 pub mod metrics;
@@ -48,6 +50,8 @@ pub struct AppState {
     pub trusted_proxies: client_address::TrustedProxies,
     /// `BASIC_AUTH_PASSWORD`: when set, HTTP Basic with it authenticates admin requests.
     pub basic_auth_password: Option<Secret<String>>,
+    /// The Image Factory (`TALOS_IMAGE_FACTORY_URL`) and the public host name (`HOST`).
+    pub image_factory: std::sync::Arc<image_factory::FactoryService>,
 }
 
 /// The service's routes.

@@ -41,6 +41,9 @@ pub enum ServeError {
     /// The first start's admin token could not be made.
     #[error("failed to create the first API token")]
     FirstToken(#[source] crate::tokens::TokenError),
+    /// The Image Factory client could not be made.
+    #[error("failed to set up the image factory client")]
+    ImageFactory(#[source] talos_manager_core::ImageFactoryError),
     /// The server failed while running.
     #[error("the HTTP server failed")]
     Server(#[source] std::io::Error),
@@ -106,6 +109,11 @@ pub async fn serve(config: ServiceConfig) -> Result<(), ServeError> {
         basic_auth_password: config.basic_auth_password.clone(),
         trusted_proxies: config.trusted_proxies.clone(),
         metrics: metrics.clone(),
+        image_factory: std::sync::Arc::new(crate::image_factory::FactoryService::new(
+            talos_manager_core::ImageFactory::new(&config.image_factory_url)
+                .map_err(ServeError::ImageFactory)?,
+            config.host.clone(),
+        )),
     };
     // One signal stops both the HTTP server and the job worker.
     let (stop_sender, stop) = tokio::sync::watch::channel(false);

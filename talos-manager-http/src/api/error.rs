@@ -4,13 +4,14 @@
 use poem::http::StatusCode;
 use poem_openapi::payload::Json;
 use poem_openapi::{ApiResponse, Object};
+use talos_manager_core::image_factory::ImageFactoryError;
 use talos_manager_core::{StoreError, ValidationError, error_chain};
 
 /// The body of every error answer of the admin API.
 #[derive(Debug, Clone, Object)]
 pub struct ErrorBody {
     /// A stable, machine-readable code: `bad_request`, `unauthorized`, `not_found`, `conflict`,
-    /// `in_use`, `invalid`, `internal`, `unavailable`.
+    /// `in_use`, `invalid`, `internal`, `bad_gateway`, `unavailable`.
     pub code: String,
     /// What went wrong, for people.
     pub message: String,
@@ -55,6 +56,9 @@ pub(crate) enum ApiError {
     /// A failure of talos-manager; the log has the details.
     #[oai(status = 500)]
     Internal(Json<ErrorBody>),
+    /// An upstream service (the Image Factory) failed or could not be reached.
+    #[oai(status = 502)]
+    BadGateway(Json<ErrorBody>),
     /// The database is unreachable; retry later.
     #[oai(status = 503)]
     Unavailable(Json<ErrorBody>),
@@ -156,6 +160,41 @@ impl From<ValidationError> for ApiError {
                 })
                 .collect(),
         )
+    }
+}
+
+impl From<ImageFactoryError> for ApiError {
+    fn from(error: ImageFactoryError) -> ApiError {
+        match &error {
+            ImageFactoryError::Status {
+                status: 400,
+                message,
+                ..
+            } => ApiError::invalid(
+                "schematic",
+                vec![IssueBody {
+                    path: "body".into(),
+                    message: format!("refused by the image factory: {message}"),
+                }],
+            ),
+            ImageFactoryError::Unreachable { url, .. } => {
+                tracing::warn!(error = %error_chain(&error), "image factory unreachable");
+                ApiError::BadGateway(body(
+                    "bad_gateway",
+                    format!(
+                        "the image factory could not be reached at {url}; check \
+                         TALOS_IMAGE_FACTORY_URL and the network, then retry"
+                    ),
+                ))
+            }
+            ImageFactoryError::Status { .. }
+            | ImageFactoryError::UnexpectedAnswer { .. }
+            | ImageFactoryError::InvalidSchematicId { .. } => {
+                tracing::warn!(error = %error_chain(&error), "image factory failed");
+                ApiError::BadGateway(body("bad_gateway", error.to_string()))
+            }
+            _ => ApiError::internal(&error),
+        }
     }
 }
 

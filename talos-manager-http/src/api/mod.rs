@@ -13,6 +13,7 @@ mod ids;
 mod jobs;
 mod label_taint_rules;
 mod machine_configs;
+mod schematics;
 mod servers;
 mod settings;
 mod tokens;
@@ -36,6 +37,8 @@ enum Tag {
     Jobs,
     /// Rules that label and taint nodes by name.
     LabelTaintRules,
+    /// Image Factory schematics and the Talos versions it builds.
+    Schematics,
     /// Bootstrap defaults.
     Settings,
     /// Bearer tokens for this API.
@@ -67,6 +70,7 @@ type Apis = (
     label_taint_rules::LabelTaintRulesApi,
     settings::SettingsApi,
     tokens::TokensApi,
+    schematics::SchematicsApi,
 );
 
 /// The request and answer bodies of the admin API, shared with its clients (the Terraform
@@ -79,6 +83,7 @@ pub mod wire {
     pub use super::jobs::{JobLogEvent, JobView};
     pub use super::label_taint_rules::{RuleFields, RuleView};
     pub use super::machine_configs::{CreateMachineConfig, MachineConfigView};
+    pub use super::schematics::{SchematicBody, SchematicView, TalosVersionsView};
     pub use super::servers::ServerView;
     pub use super::settings::{SettingsView, UpdateSettings};
     pub use super::tokens::{CreateToken, CreatedToken, TokenView};
@@ -98,6 +103,7 @@ fn service() -> OpenApiService<Apis, ()> {
             label_taint_rules::LabelTaintRulesApi,
             settings::SettingsApi,
             tokens::TokensApi,
+            schematics::SchematicsApi,
         ),
         "talos-manager admin API",
         env!("CARGO_PKG_VERSION"),

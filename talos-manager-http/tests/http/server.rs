@@ -12,6 +12,9 @@ use talos_manager_http::{AppState, app};
 /// The password the test service accepts for HTTP Basic.
 pub(crate) const PASSWORD: &str = "test-basic-password";
 
+/// The public host name the test service has (`HOST`).
+pub(crate) const TEST_HOST: &str = "tm.example.com";
+
 /// An HTTP client for tests: bounded waits, so a hung service fails the test instead of
 /// hanging it.
 pub(crate) fn client() -> reqwest::Client {
@@ -53,6 +56,7 @@ pub(crate) struct TestServer {
     pub(crate) database: TestDatabase,
     pub(crate) token: String,
     pub(crate) client: reqwest::Client,
+    factory: talos_manager_fake_hetzner::FakeImageFactory,
     server: tokio::task::JoinHandle<()>,
 }
 
@@ -66,6 +70,29 @@ impl TestServer {
         backend: Backend,
         trusted_proxies: TrustedProxies,
     ) -> TestServer {
+        TestServer::start_full(backend, trusted_proxies, None, Some(TEST_HOST)).await
+    }
+
+    /// A server using the Image Factory at `factory_url` (else its own fake one) and `HOST`.
+    pub(crate) async fn start_with_factory(
+        backend: Backend,
+        factory_url: Option<&str>,
+        host: Option<&str>,
+    ) -> TestServer {
+        TestServer::start_full(backend, TrustedProxies::default(), factory_url, host).await
+    }
+
+    async fn start_full(
+        backend: Backend,
+        trusted_proxies: TrustedProxies,
+        factory_url: Option<&str>,
+        host: Option<&str>,
+    ) -> TestServer {
+        let factory = talos_manager_fake_hetzner::FakeImageFactory::start()
+            .await
+            .unwrap();
+        let factory_client =
+            talos_manager_core::ImageFactory::new(factory_url.unwrap_or(factory.url())).unwrap();
         let database = TestDatabase::new(backend).await;
         let token = talos_manager_http::tokens::create_token(database.store(), "test")
             .await
@@ -77,6 +104,12 @@ impl TestServer {
             basic_auth_password: Some(Secret::new(PASSWORD.into())),
             metrics: talos_manager_http::metrics::Metrics::new(),
             trusted_proxies,
+            image_factory: std::sync::Arc::new(
+                talos_manager_http::image_factory::FactoryService::new(
+                    factory_client,
+                    host.map(str::to_owned),
+                ),
+            ),
         };
         let acceptor = TcpListener::bind("127.0.0.1:0")
             .into_acceptor()
@@ -94,8 +127,14 @@ impl TestServer {
             database,
             token,
             client: crate::http::server::client(),
+            factory,
             server,
         }
+    }
+
+    /// The fake Image Factory the server uses (unless started with another URL).
+    pub(crate) fn factory(&self) -> &talos_manager_fake_hetzner::FakeImageFactory {
+        &self.factory
     }
 
     pub(crate) fn store(&self) -> &Store {

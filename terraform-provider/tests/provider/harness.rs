@@ -36,6 +36,15 @@ impl Service {
             basic_auth_password: Some(Secret::new("test-password".into())),
             metrics: talos_manager_http::metrics::Metrics::new(),
             trusted_proxies: talos_manager_http::client_address::TrustedProxies::default(),
+            image_factory: std::sync::Arc::new(
+                talos_manager_http::image_factory::FactoryService::new(
+                    talos_manager_core::ImageFactory::new(
+                        talos_manager_core::image_factory::DEFAULT_FACTORY_URL,
+                    )
+                    .unwrap(),
+                    None,
+                ),
+            ),
         };
         let acceptor = TcpListener::bind("127.0.0.1:0")
             .into_acceptor()

@@ -1,5 +1,5 @@
 //! Wire-level fakes of the Hetzner Robot webservice and the Hetzner Cloud API, for tests and for
-//! trying talos-manager offline.
+//! trying talos-manager offline; and [`FakeImageFactory`], a fake of the Talos Image Factory.
 //!
 //! [`FakeRobot`] and [`FakeCloud`] are real HTTP servers (poem) on `127.0.0.1:0` that answer like
 //! the real APIs, following the research note `hetzner-apis.md` (§1–§3) and the response
@@ -102,8 +102,10 @@
 
 mod cloud;
 mod common;
+mod image_factory;
 mod robot;
 
 pub use cloud::{CloudServer, CloudSshKey, FakeCloud};
 pub use common::{Fault, Target};
+pub use image_factory::FakeImageFactory;
 pub use robot::{FakeRobot, RobotKey, RobotRescue, RobotServer, RobotVswitch, VswitchMember};

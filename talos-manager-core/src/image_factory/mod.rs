@@ -1,0 +1,240 @@
+//! The Talos Image Factory: schematics (`POST /schematics`), the Talos versions it builds
+//! (`GET /versions`), and the URLs of its disk images and installer images.
+//!
+//! The pure part ([`force_talos_config`], [`image_url`], [`installer_image`], [`parse_versions`])
+//! needs no network; [`ImageFactory`] is the HTTP client. Wire shapes follow the research note
+//! `factory-talosapi-k8s.md`, part A.
+
+mod schematic;
+mod versions;
+
+pub use schematic::{
+    SchematicBodyError, TALOS_CONFIG_ARG_PREFIX, force_talos_config, talos_config_arg,
+};
+pub use versions::{InvalidTalosVersion, TalosVersion, order_for_display, parse_versions};
+
+use crate::provider::{Architecture, ProviderError, RetryPolicy, http_client};
+
+/// The public Image Factory, the default of `TALOS_IMAGE_FACTORY_URL`.
+pub const DEFAULT_FACTORY_URL: &str = "https://factory.talos.dev";
+
+/// How much of an error answer's body is kept in an error message.
+const MAX_ERROR_BODY: usize = 500;
+
+/// Something went wrong talking to the Image Factory.
+#[derive(Debug, thiserror::Error)]
+pub enum ImageFactoryError {
+    /// The configured factory URL is not an absolute http(s) URL.
+    #[error("image factory url {url:?} is not an absolute http or https url")]
+    InvalidUrl {
+        /// The URL as configured.
+        url: String,
+    },
+    /// The HTTP client could not be built.
+    #[error("could not build the http client for the image factory")]
+    HttpClient {
+        /// Why.
+        #[source]
+        source: ProviderError,
+    },
+    /// The factory could not be reached, or the connection broke.
+    #[error("image factory at {url} could not be reached")]
+    Unreachable {
+        /// The URL that was requested.
+        url: String,
+        /// The transport error.
+        #[source]
+        source: reqwest::Error,
+    },
+    /// The factory answered with an error status, e.g. 400 for a schematic it refuses.
+    #[error("image factory answered {status} to {url}: {message}")]
+    Status {
+        /// The URL that was requested.
+        url: String,
+        /// The HTTP status code.
+        status: u16,
+        /// The start of the answer's body (the factory answers errors in plain text).
+        message: String,
+    },
+    /// The factory answered 2xx with a body that is not what it should send.
+    #[error("image factory answered {url} with an unexpected body")]
+    UnexpectedAnswer {
+        /// The URL that was requested.
+        url: String,
+        /// Why the body could not be read.
+        #[source]
+        source: serde_json::Error,
+    },
+    /// The schematic id the factory returned is not 64 hex characters.
+    #[error("image factory returned an invalid schematic id {id:?}")]
+    InvalidSchematicId {
+        /// The id as returned.
+        id: String,
+    },
+}
+
+/// A client of one Image Factory.
+#[derive(Debug, Clone)]
+pub struct ImageFactory {
+    base_url: String,
+    client: reqwest::Client,
+}
+
+#[derive(serde::Deserialize)]
+struct CreatedSchematic {
+    id: String,
+}
+
+impl ImageFactory {
+    /// A client of the factory at `base_url` (e.g. [`DEFAULT_FACTORY_URL`]; a trailing `/` is
+    /// ignored), with the default timeouts of [`RetryPolicy`].
+    pub fn new(base_url: &str) -> Result<ImageFactory, ImageFactoryError> {
+        let base_url = base_url.trim_end_matches('/').to_owned();
+        let valid = reqwest::Url::parse(&base_url)
+            .is_ok_and(|url| matches!(url.scheme(), "http" | "https") && url.has_host());
+        if !valid {
+            return Err(ImageFactoryError::InvalidUrl { url: base_url });
+        }
+        let client = http_client(&RetryPolicy::default())
+            .map_err(|source| ImageFactoryError::HttpClient { source })?;
+        Ok(ImageFactory { base_url, client })
+    }
+
+    /// The factory's base URL, without a trailing `/`.
+    pub fn base_url(&self) -> &str {
+        &self.base_url
+    }
+
+    /// Registers a schematic (YAML or JSON text) and returns its id. Creation is idempotent:
+    /// the same content always gives the same id.
+    pub async fn create_schematic(&self, body: &str) -> Result<String, ImageFactoryError> {
+        let url = format!("{}/schematics", self.base_url);
+        let request = self
+            .client
+            .post(&url)
+            .header(reqwest::header::CONTENT_TYPE, "application/yaml")
+            .body(body.to_owned());
+        let bytes = self.send(&url, request).await?;
+        let created: CreatedSchematic = serde_json::from_slice(&bytes)
+            .map_err(|source| ImageFactoryError::UnexpectedAnswer { url, source })?;
+        if created.id.len() != 64 || !created.id.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(ImageFactoryError::InvalidSchematicId { id: created.id });
+        }
+        Ok(created.id)
+    }
+
+    /// The Talos versions the factory builds images for: stable newest first, then
+    /// pre-releases newest first.
+    pub async fn versions(&self) -> Result<Vec<TalosVersion>, ImageFactoryError> {
+        let url = format!("{}/versions", self.base_url);
+        let bytes = self.send(&url, self.client.get(&url)).await?;
+        parse_versions(&bytes).map_err(|source| ImageFactoryError::UnexpectedAnswer { url, source })
+    }
+
+    /// The disk image of a schematic: `<factory>/image/<id>/<version>/metal-<arch>.raw.zst`.
+    pub fn image_url(&self, schematic_id: &str, version: &str, arch: Architecture) -> String {
+        image_url(&self.base_url, schematic_id, version, arch)
+    }
+
+    /// The installer image of a schematic on this factory's registry.
+    pub fn installer_image(&self, schematic_id: &str, version: &str) -> String {
+        installer_image(&self.base_url, schematic_id, version)
+    }
+
+    async fn send(
+        &self,
+        url: &str,
+        request: reqwest::RequestBuilder,
+    ) -> Result<Vec<u8>, ImageFactoryError> {
+        let unreachable = |source| ImageFactoryError::Unreachable {
+            url: url.to_owned(),
+            source,
+        };
+        let response = request.send().await.map_err(unreachable)?;
+        let status = response.status();
+        let bytes = response.bytes().await.map_err(unreachable)?;
+        if !status.is_success() {
+            let text = String::from_utf8_lossy(&bytes);
+            let mut message = text.trim().to_owned();
+            if message.len() > MAX_ERROR_BODY {
+                let mut end = MAX_ERROR_BODY;
+                while !message.is_char_boundary(end) {
+                    end -= 1;
+                }
+                message.truncate(end);
+                message.push('…');
+            }
+            return Err(ImageFactoryError::Status {
+                url: url.to_owned(),
+                status: status.as_u16(),
+                message,
+            });
+        }
+        Ok(bytes.to_vec())
+    }
+}
+
+/// The disk image of a schematic: `<factory>/image/<id>/<version>/metal-<arch>.raw.zst`.
+pub fn image_url(
+    factory_url: &str,
+    schematic_id: &str,
+    version: &str,
+    arch: Architecture,
+) -> String {
+    format!(
+        "{}/image/{schematic_id}/{version}/metal-{arch}.raw.zst",
+        factory_url.trim_end_matches('/')
+    )
+}
+
+/// The installer image of a schematic: `<factory host>/metal-installer/<id>:<version>`, e.g.
+/// `factory.talos.dev/metal-installer/<id>:v1.10.4` (the factory is also an OCI registry).
+pub fn installer_image(factory_url: &str, schematic_id: &str, version: &str) -> String {
+    let host = factory_url
+        .split_once("://")
+        .map_or(factory_url, |(_, rest)| rest)
+        .split('/')
+        .next()
+        .unwrap_or_default();
+    format!("{host}/metal-installer/{schematic_id}:{version}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ID: &str = "376567988ad370138ad8b2698212367b8edcb69b5fd68c80be1f2ec7d603b4ba";
+
+    #[test]
+    fn image_and_installer_references() {
+        assert_eq!(
+            image_url(
+                "https://factory.talos.dev/",
+                ID,
+                "v1.10.4",
+                Architecture::Amd64
+            ),
+            format!("https://factory.talos.dev/image/{ID}/v1.10.4/metal-amd64.raw.zst")
+        );
+        assert_eq!(
+            installer_image("https://factory.talos.dev", ID, "v1.10.4"),
+            format!("factory.talos.dev/metal-installer/{ID}:v1.10.4")
+        );
+        assert_eq!(
+            installer_image("http://127.0.0.1:8080/", ID, "v1.11.0"),
+            format!("127.0.0.1:8080/metal-installer/{ID}:v1.11.0")
+        );
+    }
+
+    #[test]
+    fn base_url_must_be_http() {
+        assert!(ImageFactory::new("factory.talos.dev").is_err());
+        assert!(ImageFactory::new("ftp://factory.talos.dev").is_err());
+        let factory = ImageFactory::new("https://factory.talos.dev/").unwrap();
+        assert_eq!(factory.base_url(), "https://factory.talos.dev");
+        assert_eq!(
+            factory.image_url(ID, "v1.9.0", Architecture::Arm64),
+            format!("https://factory.talos.dev/image/{ID}/v1.9.0/metal-arm64.raw.zst")
+        );
+    }
+}
