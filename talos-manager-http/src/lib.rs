@@ -18,6 +18,7 @@
 #![warn(missing_docs)]
 
 pub mod api;
+pub mod bootstrap_plan;
 pub mod client_address;
 pub mod config;
 pub mod dashboard;

@@ -61,6 +61,20 @@ enum Command {
         #[arg(short = 'c', long = "config", value_name = "FILE")]
         config: PathBuf,
     },
+    /// Print what a bootstrap of a server would do (dry run): the disk, the image and every
+    /// command, from what sync and the rescue probe recorded.
+    BootstrapPlan {
+        /// The server: robot-<number>, cloud-<id>, or its name.
+        server: String,
+        /// The target disk: a WWID or /dev/NAME [default: the first disk outside a RAID].
+        #[arg(long)]
+        disk: Option<String>,
+        /// The Talos version, vX.Y.Z [default: the settings' version].
+        #[arg(long)]
+        talos_version: Option<String>,
+        #[command(flatten)]
+        database: DatabaseArgs,
+    },
     /// Manage the bearer tokens of the admin API.
     Token {
         #[command(subcommand)]
@@ -239,6 +253,30 @@ fn run(cli: Cli) -> Result<(), Failure> {
                 Ok(())
             }
             Command::Gen { .. } | Command::Validate { .. } => Ok(()),
+            Command::BootstrapPlan {
+                server,
+                disk,
+                talos_version,
+                database,
+            } => {
+                let config = ServiceConfig::load(&ProcessEnvironment, database.overrides(None))?;
+                let store = open_store(&config).await.map_err(into_failure)?;
+                let choices = talos_manager_core::bootstrap::BootstrapChoices {
+                    disk,
+                    talos_version,
+                    schematic_id: None,
+                };
+                let text = talos_manager_http::bootstrap_plan::bootstrap_plan_text(
+                    &store,
+                    &config.bootstrap_environment(),
+                    &server,
+                    &choices,
+                )
+                .await;
+                store.close().await;
+                print_plan(&text.map_err(anyhow::Error::new)?);
+                Ok(())
+            }
             Command::Token { command, database } => {
                 let config = ServiceConfig::load(&ProcessEnvironment, database.overrides(None))?;
                 let store = open_store(&config).await.map_err(into_failure)?;
@@ -347,6 +385,11 @@ async fn token_command(
         }
     }
     Ok(())
+}
+
+#[allow(clippy::print_stdout, reason = "the plan is the command's output")]
+fn print_plan(text: &str) {
+    print!("{text}");
 }
 
 fn into_failure(error: ServeError) -> Failure {

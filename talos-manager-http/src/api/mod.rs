@@ -89,6 +89,8 @@ pub mod wire {
     pub use super::tokens::{CreateToken, CreatedToken, TokenView};
 }
 
+pub(crate) use ids::server_api_id;
+
 /// Where the API is mounted.
 pub const API_PREFIX: &str = "/api/v1";
 

@@ -335,3 +335,98 @@ fn gen_and_validate_work_like_talosctl() {
         stderr(&docs)
     );
 }
+
+#[tokio::test]
+async fn bootstrap_plan_prints_the_dry_run_of_a_stored_server() {
+    use talos_manager_core::store::{
+        Architecture, ProbeResult, ProviderKind, SchematicFields, ServerInventory,
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let migrated = run(talos_manager(dir.path()).arg("migrate"));
+    assert!(migrated.status.success(), "{}", stderr(&migrated));
+    // Record what sync and the rescue probe would have, through the library.
+    let (key, _) =
+        EncryptionKey::load_or_create_file(&dir.path().join("data/encryption.key")).unwrap();
+    let url = format!(
+        "sqlite://{}",
+        dir.path().join("data/talos-manager.db").display()
+    );
+    let store = talos_manager_core::Store::connect(&url, &key)
+        .await
+        .unwrap();
+    let account = store
+        .create_provider_account(
+            ProviderKind::HetznerRobot,
+            "robot",
+            &talos_manager_core::Secret::new("pw".into()),
+        )
+        .await
+        .unwrap();
+    let inventory = ServerInventory {
+        provider: ProviderKind::HetznerRobot,
+        provider_id: "2345678".into(),
+        name: "worker-1".into(),
+        ipv4: Some("203.0.113.7".into()),
+        ipv6: None,
+        product: "AX41-NVMe".into(),
+        data_center: "FSN1-DC14".into(),
+        status: "ready".into(),
+        cancelled: false,
+        architecture: Architecture::Amd64,
+        vswitch_id: None,
+    };
+    let (server, _) = store.upsert_server(account.id, &inventory).await.unwrap();
+    let lsblk = include_str!("../../../talos-manager-core/tests/data/installer/lsblk.json");
+    let probe = ProbeResult {
+        accessible: true,
+        uuid: Some("4c4c4544-0042-3510-8051-b4c04f564433".into()),
+        lsblk: Some(lsblk.into()),
+    };
+    store.record_probe(server.id, &probe).await.unwrap();
+    let factory_id = "376567988ad370138ad8b2698212367b8edcb69b5fd68c80be1f2ec7d603b4ba";
+    let schematic = store
+        .create_schematic(&SchematicFields {
+            name: "default".into(),
+            body: "customization: {}\n".into(),
+            factory_id: Some(factory_id.into()),
+        })
+        .await
+        .unwrap();
+    store
+        .update_settings("v1.10.4", Some(schematic.id))
+        .await
+        .unwrap();
+    store.close().await;
+
+    let without_host = run(talos_manager(dir.path()).args(["bootstrap-plan", "robot-2345678"]));
+    assert_eq!(without_host.status.code(), Some(1));
+    assert_eq!(
+        stderr(&without_host).lines().last().unwrap(),
+        "error: HOST is not set: the node needs https://HOST/config to fetch its config"
+    );
+    let planned = run(talos_manager(dir.path())
+        .args(["bootstrap-plan", "worker-1"])
+        .env("HOST", "tm.example.com"));
+    assert!(planned.status.success(), "{}", stderr(&planned));
+    let text = String::from_utf8(planned.stdout).unwrap();
+    assert!(text.contains("/dev/nvme1n1"), "{text}");
+    assert!(text.contains("wipefs"), "{text}");
+    assert!(
+        text.contains(&format!(
+            "https://factory.talos.dev/image/{factory_id}/v1.10.4/metal-amd64.raw.zst"
+        )),
+        "{text}"
+    );
+    let raid = run(talos_manager(dir.path())
+        .args(["bootstrap-plan", "robot-2345678", "--disk", "/dev/nvme0n1"])
+        .env("HOST", "tm.example.com"));
+    assert_eq!(raid.status.code(), Some(1));
+    assert!(
+        stderr(&raid).contains("is a member of RAID"),
+        "{}",
+        stderr(&raid)
+    );
+    let unknown = run(talos_manager(dir.path()).args(["bootstrap-plan", "robot-1"]));
+    assert_eq!(unknown.status.code(), Some(1));
+    assert!(stderr(&unknown).contains("no server is named or has the id \"robot-1\""));
+}
