@@ -2,6 +2,7 @@
 
 mod core {
     // Storage on both backends: every test runs as `<name>::sqlite` and `<name>::postgres`.
+    #[macro_use]
     mod store;
     // The SQLite and PostgreSQL migrations produce the same schema.
     mod migrations;
@@ -11,4 +12,6 @@ mod core {
     mod provider;
     // The rescue-mode installer against a real sshd on loopback and a loop device.
     mod installer;
+    // Fleet sync against the wire-level fakes.
+    mod sync;
 }
