@@ -48,6 +48,9 @@ pub struct AppState {
     pub trusted_proxies: client_address::TrustedProxies,
     /// `BASIC_AUTH_PASSWORD`: when set, HTTP Basic with it authenticates admin requests.
     pub basic_auth_password: Option<Secret<String>>,
+    /// Builds the Hetzner clients of provider accounts (`HETZNER_ROBOT_API_URL`,
+    /// `HETZNER_CLOUD_API_URL`).
+    pub providers: talos_manager_core::sync::ProviderFactory,
 }
 
 /// The service's routes.

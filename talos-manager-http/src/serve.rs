@@ -106,6 +106,10 @@ pub async fn serve(config: ServiceConfig) -> Result<(), ServeError> {
         basic_auth_password: config.basic_auth_password.clone(),
         trusted_proxies: config.trusted_proxies.clone(),
         metrics: metrics.clone(),
+        providers: talos_manager_core::sync::ProviderFactory::new(
+            config.hetzner_robot_api_url.clone(),
+            config.hetzner_cloud_api_url.clone(),
+        ),
     };
     // One signal stops both the HTTP server and the job worker.
     let (stop_sender, stop) = tokio::sync::watch::channel(false);

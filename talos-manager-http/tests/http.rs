@@ -7,6 +7,8 @@ mod http {
     mod api_admin;
     // Machine configs: defaults from the server's name and disks, validation.
     mod api_machine_configs;
+    // Provider accounts, verified against the fake Hetzner APIs.
+    mod api_provider_accounts;
     // Servers and jobs, including a job's live log.
     mod api_servers_jobs;
     // The web dashboard in headless Chromium: sign in, clusters, configs, servers, a live job log.

@@ -53,6 +53,10 @@ pub(crate) struct TestServer {
     pub(crate) database: TestDatabase,
     pub(crate) token: String,
     pub(crate) client: reqwest::Client,
+    /// The fake Robot webservice the service's provider accounts talk to (empty at start).
+    pub(crate) robot: talos_manager_fake_hetzner::FakeRobot,
+    /// The fake Cloud API the service's provider accounts talk to (empty at start).
+    pub(crate) cloud: talos_manager_fake_hetzner::FakeCloud,
     server: tokio::task::JoinHandle<()>,
 }
 
@@ -71,12 +75,20 @@ impl TestServer {
             .await
             .unwrap()
             .into_inner();
+        let robot = talos_manager_fake_hetzner::FakeRobot::start_empty()
+            .await
+            .unwrap();
+        let cloud = talos_manager_fake_hetzner::FakeCloud::start_empty()
+            .await
+            .unwrap();
         let state = AppState {
             store: database.store().clone(),
             jobs: talos_manager_http::jobs::JobQueue::new(database.store().clone()),
             basic_auth_password: Some(Secret::new(PASSWORD.into())),
             metrics: talos_manager_http::metrics::Metrics::new(),
             trusted_proxies,
+            providers: talos_manager_core::sync::ProviderFactory::new(robot.url(), cloud.url())
+                .with_retry_policy(talos_manager_core::RetryPolicy::for_fakes()),
         };
         let acceptor = TcpListener::bind("127.0.0.1:0")
             .into_acceptor()
@@ -94,6 +106,8 @@ impl TestServer {
             database,
             token,
             client: crate::http::server::client(),
+            robot,
+            cloud,
             server,
         }
     }

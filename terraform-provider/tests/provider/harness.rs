@@ -36,6 +36,7 @@ impl Service {
             basic_auth_password: Some(Secret::new("test-password".into())),
             metrics: talos_manager_http::metrics::Metrics::new(),
             trusted_proxies: talos_manager_http::client_address::TrustedProxies::default(),
+            providers: talos_manager_core::sync::ProviderFactory::default(),
         };
         let acceptor = TcpListener::bind("127.0.0.1:0")
             .into_acceptor()
