@@ -85,3 +85,11 @@ api_test!(provider_accounts_crud_with_verified_credentials, |server| {
     server.expect(Method::DELETE, &cloud_path, None, 204).await;
     server.expect(Method::GET, &cloud_path, None, 404).await;
 });
+
+api_test!(sync_is_queued_as_a_job, |server| {
+    let job = server
+        .expect(Method::POST, "/api/v1/servers/sync", None, 202)
+        .await;
+    assert_eq!(job["kind"], "sync", "{job}");
+    assert_eq!(job["status"], "queued", "{job}");
+});
