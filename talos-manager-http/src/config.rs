@@ -103,6 +103,8 @@ pub struct ServiceConfig {
     pub hetzner_robot_api_url: String,
     /// `HETZNER_CLOUD_API_URL`: the Cloud API, with its version (default: the real one).
     pub hetzner_cloud_api_url: String,
+    /// `SYNC_INTERVAL`: seconds between periodic syncs (default 60; 0 turns them off).
+    pub sync_interval_seconds: u64,
     /// `TALOS_AMD64_IMAGE_URL`: a custom Talos image for amd64 servers.
     pub talos_amd64_image_url: Option<String>,
     /// `TALOS_ARM64_IMAGE_URL`: a custom Talos image for arm64 servers.
@@ -185,6 +187,12 @@ impl ServiceConfig {
             hetzner_cloud_api_url: env
                 .get("HETZNER_CLOUD_API_URL")
                 .unwrap_or_else(|| talos_manager_core::HetznerCloud::DEFAULT_URL.to_owned()),
+            sync_interval_seconds: env
+                .get("SYNC_INTERVAL")
+                .map(|text| text.trim().parse::<u64>())
+                .transpose()
+                .map_err(|_| invalid("SYNC_INTERVAL", "expected a whole number of seconds"))?
+                .unwrap_or(60),
             talos_amd64_image_url: image_url(env, "TALOS_AMD64_IMAGE_URL")?,
             talos_arm64_image_url: image_url(env, "TALOS_ARM64_IMAGE_URL")?,
             trusted_proxies: env

@@ -127,14 +127,24 @@ pub async fn serve(config: ServiceConfig) -> Result<(), ServeError> {
     let stopped = |mut stop: tokio::sync::watch::Receiver<bool>| async move {
         let _ = stop.wait_for(|stopped| *stopped).await;
     };
-    let worker = Worker::new(queue, Worker::unique_id())
+    let worker = Worker::new(queue.clone(), Worker::unique_id())
         .metrics(metrics)
         .register(crate::jobs::SyncJob::new(providers));
     let worker = tokio::spawn(worker.run(stopped(stop.clone())));
+    let periodic_sync = (config.sync_interval_seconds > 0).then(|| {
+        tokio::spawn(periodic_sync(
+            store.clone(),
+            queue.clone(),
+            Duration::from_secs(config.sync_interval_seconds),
+        ))
+    });
     let result = poem::Server::new_with_acceptor(acceptor)
         .run_with_graceful_shutdown(app(state), stopped(stop), Some(GRACE_PERIOD))
         .await;
     signal.abort();
+    if let Some(periodic_sync) = periodic_sync {
+        periodic_sync.abort();
+    }
     let _ = tokio::time::timeout(GRACE_PERIOD, worker).await;
     store.close().await;
     match result {
@@ -179,6 +189,36 @@ async fn seed_provider_accounts(store: &Store, config: &ServiceConfig) -> Result
         }
     }
     Ok(())
+}
+
+/// Queues a sync job every `interval`, unless one is already queued or running.
+async fn periodic_sync(store: Store, queue: JobQueue, interval: Duration) {
+    use talos_manager_core::store::{JobStatus, NewJob};
+    let mut ticks = tokio::time::interval(interval);
+    loop {
+        ticks.tick().await;
+        let pending = match store.list_jobs().await {
+            Ok(jobs) => jobs.iter().any(|job| {
+                job.kind == crate::jobs::SYNC_JOB
+                    && matches!(job.status, JobStatus::Queued | JobStatus::Running)
+            }),
+            Err(error) => {
+                tracing::warn!(error = %error_chain(&error), "periodic sync: could not list jobs");
+                continue;
+            }
+        };
+        if pending {
+            continue;
+        }
+        let job = NewJob {
+            kind: crate::jobs::SYNC_JOB.to_owned(),
+            server_id: None,
+            args: serde_json::json!({}),
+        };
+        if let Err(error) = queue.enqueue(&job).await {
+            tracing::warn!(error = %error_chain(&error), "periodic sync: could not queue the job");
+        }
+    }
 }
 
 async fn shutdown_signal() {
