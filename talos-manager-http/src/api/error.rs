@@ -10,7 +10,7 @@ use talos_manager_core::{ProviderError, StoreError, ValidationError, error_chain
 #[derive(Debug, Clone, Object)]
 pub struct ErrorBody {
     /// A stable, machine-readable code: `bad_request`, `unauthorized`, `not_found`, `conflict`,
-    /// `in_use`, `invalid`, `internal`, `unavailable`.
+    /// `in_use`, `invalid`, `internal`, `unavailable`, `provider_unavailable`.
     pub code: String,
     /// What went wrong, for people.
     pub message: String,
