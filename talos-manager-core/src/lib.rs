@@ -43,6 +43,7 @@ pub mod provider;
 pub mod runbooks;
 mod secret;
 pub mod store;
+pub mod sync;
 pub mod talos;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;

@@ -2,6 +2,7 @@
 
 mod core {
     // Storage on both backends: every test runs as `<name>::sqlite` and `<name>::postgres`.
+    #[macro_use]
     mod store;
     // The SQLite and PostgreSQL migrations produce the same schema.
     mod migrations;
@@ -13,4 +14,6 @@ mod core {
     mod installer;
     // The Image Factory client against the fake factory.
     mod image_factory;
+    // Fleet sync against the wire-level fakes.
+    mod sync;
 }

@@ -99,6 +99,12 @@ pub struct ServiceConfig {
     pub hetzner_cloud_api_token: Option<Secret<String>>,
     /// `HETZNER_WEBSERVICE_USER` and `HETZNER_WEBSERVICE_PASSWORD`: seed a Robot account.
     pub hetzner_robot_credentials: Option<(String, Secret<String>)>,
+    /// `HETZNER_ROBOT_API_URL`: the Robot webservice (default: the real one).
+    pub hetzner_robot_api_url: String,
+    /// `HETZNER_CLOUD_API_URL`: the Cloud API, with its version (default: the real one).
+    pub hetzner_cloud_api_url: String,
+    /// `SYNC_INTERVAL`: seconds between periodic syncs (default 60; 0 turns them off).
+    pub sync_interval_seconds: u64,
     /// `TALOS_AMD64_IMAGE_URL`: a custom Talos image for amd64 servers.
     pub talos_amd64_image_url: Option<String>,
     /// `TALOS_ARM64_IMAGE_URL`: a custom Talos image for arm64 servers.
@@ -177,6 +183,18 @@ impl ServiceConfig {
             ssh_private_key: env.get("SSH_PRIVATE_KEY").map(Secret::new),
             hetzner_cloud_api_token: env.get("HETZNER_CLOUD_API_TOKEN").map(Secret::new),
             hetzner_robot_credentials,
+            hetzner_robot_api_url: env
+                .get("HETZNER_ROBOT_API_URL")
+                .unwrap_or_else(|| talos_manager_core::HetznerRobot::DEFAULT_URL.to_owned()),
+            hetzner_cloud_api_url: env
+                .get("HETZNER_CLOUD_API_URL")
+                .unwrap_or_else(|| talos_manager_core::HetznerCloud::DEFAULT_URL.to_owned()),
+            sync_interval_seconds: env
+                .get("SYNC_INTERVAL")
+                .map(|text| text.trim().parse::<u64>())
+                .transpose()
+                .map_err(|_| invalid("SYNC_INTERVAL", "expected a whole number of seconds"))?
+                .unwrap_or(60),
             talos_amd64_image_url: image_url(env, "TALOS_AMD64_IMAGE_URL")?,
             talos_arm64_image_url: image_url(env, "TALOS_ARM64_IMAGE_URL")?,
             trusted_proxies: env

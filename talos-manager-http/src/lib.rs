@@ -53,6 +53,9 @@ pub struct AppState {
     pub basic_auth_password: Option<Secret<String>>,
     /// The Image Factory (`TALOS_IMAGE_FACTORY_URL`) and the public host name (`HOST`).
     pub image_factory: std::sync::Arc<image_factory::FactoryService>,
+    /// Builds the Hetzner clients of provider accounts (`HETZNER_ROBOT_API_URL`,
+    /// `HETZNER_CLOUD_API_URL`).
+    pub providers: talos_manager_core::sync::ProviderFactory,
 }
 
 /// The service's routes.

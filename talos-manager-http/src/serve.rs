@@ -89,6 +89,12 @@ pub async fn serve(config: ServiceConfig) -> Result<(), ServeError> {
             token.expose()
         );
     }
+    seed_provider_accounts(&store, &config)
+        .await
+        .map_err(|source| ServeError::Store {
+            database: config.database.display.clone(),
+            source,
+        })?;
     let acceptor = TcpListener::bind(config.listen)
         .into_acceptor()
         .await
@@ -101,6 +107,10 @@ pub async fn serve(config: ServiceConfig) -> Result<(), ServeError> {
             tracing::info!(%address, "listening");
         }
     }
+    let providers = talos_manager_core::sync::ProviderFactory::new(
+        config.hetzner_robot_api_url.clone(),
+        config.hetzner_cloud_api_url.clone(),
+    );
     let queue = JobQueue::new(store.clone());
     let metrics = crate::metrics::Metrics::new();
     let state = AppState {
@@ -114,6 +124,7 @@ pub async fn serve(config: ServiceConfig) -> Result<(), ServeError> {
                 .map_err(ServeError::ImageFactory)?,
             config.host.clone(),
         )),
+        providers: providers.clone(),
     };
     // One signal stops both the HTTP server and the job worker.
     let (stop_sender, stop) = tokio::sync::watch::channel(false);
@@ -124,12 +135,24 @@ pub async fn serve(config: ServiceConfig) -> Result<(), ServeError> {
     let stopped = |mut stop: tokio::sync::watch::Receiver<bool>| async move {
         let _ = stop.wait_for(|stopped| *stopped).await;
     };
-    let worker = Worker::new(queue, Worker::unique_id()).metrics(metrics);
+    let worker = Worker::new(queue.clone(), Worker::unique_id())
+        .metrics(metrics)
+        .register(crate::jobs::SyncJob::new(providers));
     let worker = tokio::spawn(worker.run(stopped(stop.clone())));
+    let periodic_sync = (config.sync_interval_seconds > 0).then(|| {
+        tokio::spawn(periodic_sync(
+            store.clone(),
+            queue.clone(),
+            Duration::from_secs(config.sync_interval_seconds),
+        ))
+    });
     let result = poem::Server::new_with_acceptor(acceptor)
         .run_with_graceful_shutdown(app(state), stopped(stop), Some(GRACE_PERIOD))
         .await;
     signal.abort();
+    if let Some(periodic_sync) = periodic_sync {
+        periodic_sync.abort();
+    }
     let _ = tokio::time::timeout(GRACE_PERIOD, worker).await;
     store.close().await;
     match result {
@@ -140,6 +163,68 @@ pub async fn serve(config: ServiceConfig) -> Result<(), ServeError> {
         Err(error) => {
             tracing::error!(error = %error_chain(&error), "server failed");
             Err(ServeError::Server(error))
+        }
+    }
+}
+
+/// Seeds provider accounts from the legacy variables (`HETZNER_WEBSERVICE_USER`/`_PASSWORD`,
+/// `HETZNER_CLOUD_API_TOKEN`) when no account of that provider has that name yet. The secret is
+/// never logged.
+async fn seed_provider_accounts(store: &Store, config: &ServiceConfig) -> Result<(), StoreError> {
+    use talos_manager_core::ProviderKind;
+    /// The name of the Cloud account seeded from `HETZNER_CLOUD_API_TOKEN`.
+    const LEGACY_CLOUD_NAME: &str = "HETZNER_CLOUD_API_TOKEN";
+    let mut seeds = Vec::new();
+    if let Some((user, password)) = &config.hetzner_robot_credentials {
+        seeds.push((ProviderKind::HetznerRobot, user.as_str(), password));
+    }
+    if let Some(token) = &config.hetzner_cloud_api_token {
+        seeds.push((ProviderKind::HetznerCloud, LEGACY_CLOUD_NAME, token));
+    }
+    if seeds.is_empty() {
+        return Ok(());
+    }
+    let existing = store.list_provider_accounts().await?;
+    for (provider, name, secret) in seeds {
+        let exists = existing
+            .iter()
+            .any(|account| account.provider == provider && account.name.eq_ignore_ascii_case(name));
+        if !exists {
+            let account = store
+                .create_provider_account(provider, name, secret)
+                .await?;
+            tracing::info!(%provider, %name, "provider account {} seeded from the environment", account.id);
+        }
+    }
+    Ok(())
+}
+
+/// Queues a sync job every `interval`, unless one is already queued or running.
+async fn periodic_sync(store: Store, queue: JobQueue, interval: Duration) {
+    use talos_manager_core::store::{JobStatus, NewJob};
+    let mut ticks = tokio::time::interval(interval);
+    loop {
+        ticks.tick().await;
+        let pending = match store.list_jobs().await {
+            Ok(jobs) => jobs.iter().any(|job| {
+                job.kind == crate::jobs::SYNC_JOB
+                    && matches!(job.status, JobStatus::Queued | JobStatus::Running)
+            }),
+            Err(error) => {
+                tracing::warn!(error = %error_chain(&error), "periodic sync: could not list jobs");
+                continue;
+            }
+        };
+        if pending {
+            continue;
+        }
+        let job = NewJob {
+            kind: crate::jobs::SYNC_JOB.to_owned(),
+            server_id: None,
+            args: serde_json::json!({}),
+        };
+        if let Err(error) = queue.enqueue(&job).await {
+            tracing::warn!(error = %error_chain(&error), "periodic sync: could not queue the job");
         }
     }
 }

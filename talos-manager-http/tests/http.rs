@@ -9,6 +9,8 @@ mod http {
     mod api_machine_configs;
     // Image Factory schematics and Talos versions, against the fake factory.
     mod api_schematics;
+    // Provider accounts, verified against the fake Hetzner APIs.
+    mod api_provider_accounts;
     // Servers and jobs, including a job's live log.
     mod api_servers_jobs;
     // The web dashboard in headless Chromium: sign in, clusters, configs, servers, a live job log.

@@ -5,13 +5,13 @@ use poem::http::StatusCode;
 use poem_openapi::payload::Json;
 use poem_openapi::{ApiResponse, Object};
 use talos_manager_core::image_factory::ImageFactoryError;
-use talos_manager_core::{StoreError, ValidationError, error_chain};
+use talos_manager_core::{ProviderError, StoreError, ValidationError, error_chain};
 
 /// The body of every error answer of the admin API.
 #[derive(Debug, Clone, Object)]
 pub struct ErrorBody {
     /// A stable, machine-readable code: `bad_request`, `unauthorized`, `not_found`, `conflict`,
-    /// `in_use`, `invalid`, `internal`, `bad_gateway`, `unavailable`.
+    /// `in_use`, `invalid`, `internal`, `bad_gateway`, `unavailable`, `provider_unavailable`.
     pub code: String,
     /// What went wrong, for people.
     pub message: String,
@@ -228,4 +228,32 @@ pub(crate) async fn render_poem_errors<E: poem::Endpoint>(
         _ => ApiError::internal(&error),
     };
     Ok(api_error.into_response())
+}
+
+impl From<ProviderError> for ApiError {
+    fn from(error: ProviderError) -> ApiError {
+        match &error {
+            ProviderError::Unauthorized { provider, .. } => ApiError::invalid(
+                "provider account",
+                vec![IssueBody {
+                    path: "secret".into(),
+                    message: format!("{provider} did not accept these credentials"),
+                }],
+            ),
+            ProviderError::ServerNotFound { .. } | ProviderError::VswitchNotFound { .. } => {
+                ApiError::not_found(error.to_string())
+            }
+            ProviderError::Unreachable { .. }
+            | ProviderError::RateLimited { .. }
+            | ProviderError::Api { .. }
+            | ProviderError::InvalidResponse { .. } => {
+                tracing::warn!(error = %error_chain(&error), "provider call failed");
+                ApiError::Unavailable(body(
+                    "provider_unavailable",
+                    format!("{}; retry later", error_chain(&error)),
+                ))
+            }
+            _ => ApiError::internal(&error),
+        }
+    }
 }

@@ -77,7 +77,7 @@ async fn server_api_ids(store: &Store) -> ApiResult<HashMap<ServerId, String>> {
         .collect())
 }
 
-fn job_view(job: Job, servers: &HashMap<ServerId, String>) -> JobView {
+pub(crate) fn job_view(job: Job, servers: &HashMap<ServerId, String>) -> JobView {
     JobView {
         id: job.id.to_string(),
         kind: job.kind,

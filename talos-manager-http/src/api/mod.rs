@@ -13,6 +13,7 @@ mod ids;
 mod jobs;
 mod label_taint_rules;
 mod machine_configs;
+mod provider_accounts;
 mod schematics;
 mod servers;
 mod settings;
@@ -27,6 +28,8 @@ use poem_openapi::{ApiResponse, OpenApiService, Tags};
 enum Tag {
     /// Hetzner servers.
     Servers,
+    /// Hetzner Robot and Cloud credentials.
+    ProviderAccounts,
     /// Talos clusters, their secrets and client configs.
     Clusters,
     /// Config templates: installer image, Kubernetes version, patches.
@@ -63,6 +66,7 @@ enum Deleted {
 
 type Apis = (
     servers::ServersApi,
+    provider_accounts::ProviderAccountsApi,
     clusters::ClustersApi,
     configs::ConfigsApi,
     machine_configs::MachineConfigsApi,
@@ -83,6 +87,9 @@ pub mod wire {
     pub use super::jobs::{JobLogEvent, JobView};
     pub use super::label_taint_rules::{RuleFields, RuleView};
     pub use super::machine_configs::{CreateMachineConfig, MachineConfigView};
+    pub use super::provider_accounts::{
+        CreateProviderAccount, ProviderAccountView, UpdateProviderAccount,
+    };
     pub use super::schematics::{SchematicBody, SchematicView, TalosVersionsView};
     pub use super::servers::ServerView;
     pub use super::settings::{SettingsView, UpdateSettings};
@@ -98,6 +105,7 @@ fn service() -> OpenApiService<Apis, ()> {
     OpenApiService::new(
         (
             servers::ServersApi,
+            provider_accounts::ProviderAccountsApi,
             clusters::ClustersApi,
             configs::ConfigsApi,
             machine_configs::MachineConfigsApi,

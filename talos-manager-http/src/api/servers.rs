@@ -8,7 +8,7 @@ use talos_manager_core::error_chain;
 use talos_manager_core::node_config::{NodeConfigError, render_node_config};
 use talos_manager_core::node_identity::machine_type_for;
 use talos_manager_core::runbooks;
-use talos_manager_core::store::Server;
+use talos_manager_core::store::{NewJob, Server};
 use time::OffsetDateTime;
 
 use super::Tag;
@@ -17,6 +17,14 @@ use super::clusters::YamlFile;
 use super::error::{ApiError, ApiResult, IssueBody};
 use super::ids::{parse_server_api_id, server_api_id};
 use crate::AppState;
+
+/// A queued job.
+#[derive(Debug, poem_openapi::ApiResponse)]
+enum SyncAccepted {
+    /// The sync job, queued.
+    #[oai(status = 202)]
+    Accepted(Json<super::jobs::JobView>),
+}
 
 /// A server.
 #[derive(Debug, Object)]
@@ -132,6 +140,23 @@ pub(crate) struct ServersApi;
 #[OpenApi(tag = "Tag::Servers")]
 impl ServersApi {
     /// List the servers, by cluster then name.
+    /// Sync the fleet from every provider account now: queues a `sync` job and answers with it.
+    #[oai(path = "/servers/sync", method = "post", operation_id = "sync_servers")]
+    async fn sync(&self, state: Data<&AppState>, _auth: AdminAuth) -> ApiResult<SyncAccepted> {
+        let job = state
+            .jobs
+            .enqueue(&NewJob {
+                kind: crate::jobs::SYNC_JOB.to_owned(),
+                server_id: None,
+                args: serde_json::json!({}),
+            })
+            .await?;
+        Ok(SyncAccepted::Accepted(Json(super::jobs::job_view(
+            job,
+            &std::collections::HashMap::new(),
+        ))))
+    }
+
     #[oai(path = "/servers", method = "get", operation_id = "list_servers")]
     async fn list(
         &self,

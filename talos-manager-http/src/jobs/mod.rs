@@ -28,6 +28,10 @@ use talos_manager_core::store::{Job, JobOutcome, NewJob};
 use talos_manager_core::{Store, StoreError, error_chain};
 use tokio::sync::{Notify, Semaphore, watch};
 
+mod sync;
+
+pub use sync::{SYNC_JOB, SyncJob};
+
 /// Why a job failed: a message for the job's status and log.
 #[derive(Debug, thiserror::Error)]
 #[error("{message}")]

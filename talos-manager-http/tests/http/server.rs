@@ -57,6 +57,10 @@ pub(crate) struct TestServer {
     pub(crate) token: String,
     pub(crate) client: reqwest::Client,
     factory: talos_manager_fake_hetzner::FakeImageFactory,
+    /// The fake Robot webservice the service's provider accounts talk to (empty at start).
+    pub(crate) robot: talos_manager_fake_hetzner::FakeRobot,
+    /// The fake Cloud API the service's provider accounts talk to (empty at start).
+    pub(crate) cloud: talos_manager_fake_hetzner::FakeCloud,
     server: tokio::task::JoinHandle<()>,
 }
 
@@ -98,6 +102,12 @@ impl TestServer {
             .await
             .unwrap()
             .into_inner();
+        let robot = talos_manager_fake_hetzner::FakeRobot::start_empty()
+            .await
+            .unwrap();
+        let cloud = talos_manager_fake_hetzner::FakeCloud::start_empty()
+            .await
+            .unwrap();
         let state = AppState {
             store: database.store().clone(),
             jobs: talos_manager_http::jobs::JobQueue::new(database.store().clone()),
@@ -110,6 +120,8 @@ impl TestServer {
                     host.map(str::to_owned),
                 ),
             ),
+            providers: talos_manager_core::sync::ProviderFactory::new(robot.url(), cloud.url())
+                .with_retry_policy(talos_manager_core::RetryPolicy::for_fakes()),
         };
         let acceptor = TcpListener::bind("127.0.0.1:0")
             .into_acceptor()
@@ -128,6 +140,8 @@ impl TestServer {
             token,
             client: crate::http::server::client(),
             factory,
+            robot,
+            cloud,
             server,
         }
     }

@@ -45,6 +45,7 @@ impl Service {
                     None,
                 ),
             ),
+            providers: talos_manager_core::sync::ProviderFactory::default(),
         };
         let acceptor = TcpListener::bind("127.0.0.1:0")
             .into_acceptor()

@@ -1,0 +1,215 @@
+//! `/provider-accounts`: Hetzner Robot and Cloud credentials. Credentials are verified by
+//! listing the account's servers before they are stored; the secret is never returned.
+
+use poem::web::Data;
+use poem_openapi::param::Path;
+use poem_openapi::payload::Json;
+use poem_openapi::{Object, OpenApi};
+use talos_manager_core::Secret;
+use talos_manager_core::ids::ProviderAccountId;
+use talos_manager_core::provider::ProviderKind;
+use talos_manager_core::store::ProviderAccount;
+use time::OffsetDateTime;
+
+use super::auth::AdminAuth;
+use super::error::{ApiError, ApiResult, IssueBody};
+use super::ids::parse_id;
+use super::{Created, Deleted, Tag};
+use crate::AppState;
+
+/// A provider account, without its secret.
+#[derive(Debug, Object)]
+pub struct ProviderAccountView {
+    /// Its id.
+    pub id: String,
+    /// `hetzner_robot` or `hetzner_cloud`.
+    pub provider: String,
+    /// Robot: the webservice user. Cloud: a label.
+    pub name: String,
+    /// When it was added.
+    pub created_at: OffsetDateTime,
+    /// When it last changed.
+    pub updated_at: OffsetDateTime,
+}
+
+impl From<ProviderAccount> for ProviderAccountView {
+    fn from(account: ProviderAccount) -> Self {
+        ProviderAccountView {
+            id: account.id.to_string(),
+            provider: account.provider.as_str().to_owned(),
+            name: account.name,
+            created_at: account.created_at,
+            updated_at: account.updated_at,
+        }
+    }
+}
+
+/// A new provider account.
+#[derive(Debug, Object)]
+pub struct CreateProviderAccount {
+    /// `hetzner_robot` or `hetzner_cloud`.
+    pub provider: String,
+    /// Robot: the webservice user. Cloud: a label.
+    pub name: String,
+    /// Robot: the webservice password. Cloud: the API token. Never returned.
+    #[oai(write_only)]
+    pub secret: String,
+}
+
+/// Changes to a provider account.
+#[derive(Debug, Object)]
+pub struct UpdateProviderAccount {
+    /// The new name (Robot: the webservice user).
+    pub name: String,
+    /// A new secret; the stored one is kept when absent. Never returned.
+    #[oai(write_only)]
+    pub secret: Option<String>,
+}
+
+fn account_id(text: &str) -> Result<ProviderAccountId, ApiError> {
+    parse_id("provider account", text, ProviderAccountId)
+}
+
+/// Lists the account's servers with these credentials: a refused login is a 422 on `secret`.
+async fn verify(
+    state: &AppState,
+    provider: ProviderKind,
+    name: &str,
+    secret: &Secret<String>,
+) -> ApiResult<()> {
+    let providers = state.providers.build(provider, name, secret.clone())?;
+    providers.provider.list_servers().await?;
+    Ok(())
+}
+
+fn name_issues(name: &str) -> ApiResult<()> {
+    if name.trim().is_empty() {
+        return Err(ApiError::invalid(
+            "provider account",
+            vec![IssueBody {
+                path: "name".into(),
+                message: "must not be empty".into(),
+            }],
+        ));
+    }
+    Ok(())
+}
+
+pub(crate) struct ProviderAccountsApi;
+
+#[OpenApi(tag = "Tag::ProviderAccounts")]
+impl ProviderAccountsApi {
+    /// List the provider accounts.
+    #[oai(
+        path = "/provider-accounts",
+        method = "get",
+        operation_id = "list_provider_accounts"
+    )]
+    async fn list(
+        &self,
+        state: Data<&AppState>,
+        _auth: AdminAuth,
+    ) -> ApiResult<Json<Vec<ProviderAccountView>>> {
+        let accounts = state.store.list_provider_accounts().await?;
+        Ok(Json(accounts.into_iter().map(Into::into).collect()))
+    }
+
+    /// Add a provider account; its credentials are verified by listing its servers.
+    #[oai(
+        path = "/provider-accounts",
+        method = "post",
+        operation_id = "create_provider_account"
+    )]
+    async fn create(
+        &self,
+        state: Data<&AppState>,
+        _auth: AdminAuth,
+        body: Json<CreateProviderAccount>,
+    ) -> ApiResult<Created<ProviderAccountView>> {
+        let body = body.0;
+        let provider: ProviderKind = body.provider.parse().map_err(|error| {
+            ApiError::invalid(
+                "provider account",
+                vec![IssueBody {
+                    path: "provider".into(),
+                    message: format!("{error}"),
+                }],
+            )
+        })?;
+        name_issues(&body.name)?;
+        let secret = Secret::new(body.secret);
+        verify(&state, provider, &body.name, &secret).await?;
+        let account = state
+            .store
+            .create_provider_account(provider, &body.name, &secret)
+            .await?;
+        tracing::info!(%provider, name = %account.name, "provider account {} added", account.id);
+        Ok(Created::Created(Json(account.into())))
+    }
+
+    /// Get a provider account (without its secret).
+    #[oai(
+        path = "/provider-accounts/:id",
+        method = "get",
+        operation_id = "get_provider_account"
+    )]
+    async fn get(
+        &self,
+        state: Data<&AppState>,
+        _auth: AdminAuth,
+        id: Path<String>,
+    ) -> ApiResult<Json<ProviderAccountView>> {
+        let account = state.store.get_provider_account(account_id(&id)?).await?;
+        Ok(Json(account.into()))
+    }
+
+    /// Rename a provider account and optionally replace its secret; the credentials are
+    /// verified again.
+    #[oai(
+        path = "/provider-accounts/:id",
+        method = "put",
+        operation_id = "update_provider_account"
+    )]
+    async fn update(
+        &self,
+        state: Data<&AppState>,
+        _auth: AdminAuth,
+        id: Path<String>,
+        body: Json<UpdateProviderAccount>,
+    ) -> ApiResult<Json<ProviderAccountView>> {
+        let id = account_id(&id)?;
+        let body = body.0;
+        name_issues(&body.name)?;
+        let account = state.store.get_provider_account(id).await?;
+        let new_secret = body.secret.map(Secret::new);
+        let secret = match &new_secret {
+            Some(secret) => secret.clone(),
+            None => state.store.provider_account_secret(id).await?,
+        };
+        verify(&state, account.provider, &body.name, &secret).await?;
+        let account = state
+            .store
+            .update_provider_account(id, &body.name, new_secret.as_ref())
+            .await?;
+        Ok(Json(account.into()))
+    }
+
+    /// Delete a provider account, with its servers and vSwitches.
+    #[oai(
+        path = "/provider-accounts/:id",
+        method = "delete",
+        operation_id = "delete_provider_account"
+    )]
+    async fn delete(
+        &self,
+        state: Data<&AppState>,
+        _auth: AdminAuth,
+        id: Path<String>,
+    ) -> ApiResult<Deleted> {
+        state
+            .store
+            .delete_provider_account(account_id(&id)?)
+            .await?;
+        Ok(Deleted::Deleted)
+    }
+}
