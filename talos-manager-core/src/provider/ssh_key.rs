@@ -67,6 +67,34 @@ impl SshPublicKey {
     }
 }
 
+/// The name our key gets when we upload it, and the name we recognise as ours.
+pub(crate) const KEY_NAME: &str = "talos-manager";
+
+/// What to do when our key is not at the provider: fail with how to add it by hand
+/// ([`MissingKey::Fail`](super::MissingKey::Fail)), or name it for upload — `talos-manager`,
+/// unless a key of that name with another fingerprint (`stale_key_name`) is there already, then
+/// `talos-manager-<first 8 hex digits of the fingerprint>`.
+pub(crate) fn upload_name(
+    provider: super::ProviderKind,
+    fingerprint: &str,
+    stale_key_name: Option<String>,
+    missing: super::MissingKey,
+    how: &'static str,
+) -> Result<String, ProviderError> {
+    if missing == super::MissingKey::Fail {
+        return Err(ProviderError::SshKeyMissing {
+            provider,
+            fingerprint: fingerprint.to_owned(),
+            stale_key_name,
+            how,
+        });
+    }
+    Ok(match stale_key_name {
+        Some(_) => format!("{KEY_NAME}-{}", &fingerprint.replace(':', "")[..8]),
+        None => KEY_NAME.to_owned(),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

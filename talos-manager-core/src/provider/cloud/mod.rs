@@ -8,6 +8,7 @@ use async_trait::async_trait;
 use time::OffsetDateTime;
 
 use super::http::{Auth, Transport};
+use super::ssh_key::{KEY_NAME, upload_name};
 use super::{
     HetznerApiError, MissingKey, Provider, ProviderError, ProviderKind, ProviderServer,
     ProviderSshKey, RescueActivation, RetryPolicy, SshPublicKey,
@@ -16,9 +17,6 @@ use crate::Secret;
 use api::{ActionEnvelope, EnableRescueResponse, ServerEnvelope, ServersPage, SshKeyEnvelope};
 
 const KIND: ProviderKind = ProviderKind::HetznerCloud;
-
-/// The name our key gets when we upload it, and the name we recognise as ours.
-const KEY_NAME: &str = "talos-manager";
 
 /// A stop for pagination that never ends (a server that always sends `next_page`): 50 per page
 /// makes this a million servers.
@@ -216,19 +214,14 @@ impl Provider for HetznerCloud {
             .iter()
             .find(|ssh_key| ssh_key.name.contains(KEY_NAME))
             .map(|ssh_key| ssh_key.name.clone());
-        if missing == MissingKey::Fail {
-            return Err(ProviderError::SshKeyMissing {
-                provider: KIND,
-                fingerprint: fingerprint.to_owned(),
-                stale_key_name,
-                how: "Cloud console → Security → SSH keys → Add SSH key",
-            });
-        }
         // Cloud key names are unique in a project.
-        let name = match stale_key_name {
-            Some(_) => format!("{KEY_NAME}-{}", &fingerprint.replace(':', "")[..8]),
-            None => KEY_NAME.to_owned(),
-        };
+        let name = upload_name(
+            KIND,
+            fingerprint,
+            stale_key_name,
+            missing,
+            "Cloud console → Security → SSH keys → Add SSH key",
+        )?;
         let created: SshKeyEnvelope = self
             .transport
             .send_json(&api::create_ssh_key(&name, key.openssh()))

@@ -6,6 +6,7 @@ use async_trait::async_trait;
 use time::OffsetDateTime;
 
 use super::http::{Auth, Transport};
+use super::ssh_key::{KEY_NAME, upload_name};
 use super::{
     MissingKey, Provider, ProviderError, ProviderKind, ProviderServer, ProviderSshKey,
     RescueActivation, RetryPolicy, SshPublicKey, Vswitch, VswitchProvider,
@@ -14,9 +15,6 @@ use crate::Secret;
 use api::{KeyEnvelope, RescueEnvelope, ResetEnvelope, ServerEnvelope, VswitchBody};
 
 const KIND: ProviderKind = ProviderKind::HetznerRobot;
-
-/// The name our key gets when we upload it, and the name we recognise as ours.
-pub(crate) const KEY_NAME: &str = "talos-manager";
 
 /// A Hetzner Robot account, reached with its web-service user and password.
 ///
@@ -210,19 +208,14 @@ impl Provider for HetznerRobot {
             .iter()
             .find(|envelope| envelope.key.name.contains(KEY_NAME))
             .map(|envelope| envelope.key.name.clone());
-        if missing == MissingKey::Fail {
-            return Err(ProviderError::SshKeyMissing {
-                provider: KIND,
-                fingerprint: fingerprint.to_owned(),
-                stale_key_name,
-                how: "Robot → Key management → New key",
-            });
-        }
         // Names need not be unique in Robot, but a second "talos-manager" would be confusing.
-        let name = match stale_key_name {
-            Some(_) => format!("{KEY_NAME}-{}", &fingerprint.replace(':', "")[..8]),
-            None => KEY_NAME.to_owned(),
-        };
+        let name = upload_name(
+            KIND,
+            fingerprint,
+            stale_key_name,
+            missing,
+            "Robot → Key management → New key",
+        )?;
         let created: KeyEnvelope = self
             .transport
             .send_json(&api::create_key(&name, key.openssh()))
