@@ -105,6 +105,9 @@ pub struct ServiceConfig {
     pub hetzner_cloud_api_url: String,
     /// `SYNC_INTERVAL`: seconds between periodic syncs (default 60; 0 turns them off).
     pub sync_interval_seconds: u64,
+    /// `RESCUE_SSH_PORT`: the TCP port rescue systems answer SSH on (default 22). Tests and
+    /// labs that forward rescue hosts through other ports set it.
+    pub rescue_ssh_port: u16,
     /// `TALOS_AMD64_IMAGE_URL`: a custom Talos image for amd64 servers.
     pub talos_amd64_image_url: Option<String>,
     /// `TALOS_ARM64_IMAGE_URL`: a custom Talos image for arm64 servers.
@@ -195,6 +198,20 @@ impl ServiceConfig {
                 .transpose()
                 .map_err(|_| invalid("SYNC_INTERVAL", "expected a whole number of seconds"))?
                 .unwrap_or(60),
+            rescue_ssh_port: match env.get("RESCUE_SSH_PORT") {
+                None => talos_manager_core::installer::DEFAULT_SSH_PORT,
+                Some(text) => text
+                    .trim()
+                    .parse::<u16>()
+                    .ok()
+                    .filter(|port| *port != 0)
+                    .ok_or_else(|| {
+                        invalid(
+                            "RESCUE_SSH_PORT",
+                            format!("{text:?} is not a TCP port (1-65535)"),
+                        )
+                    })?,
+            },
             talos_amd64_image_url: image_url(env, "TALOS_AMD64_IMAGE_URL")?,
             talos_arm64_image_url: image_url(env, "TALOS_ARM64_IMAGE_URL")?,
             trusted_proxies: env
@@ -422,6 +439,10 @@ mod tests {
         check_error(
             &[("TRUSTED_PROXIES", "10.0.0.0/8,cloudflare")],
             "TRUSTED_PROXIES: \"cloudflare\" is not a CIDR network or an IP address",
+        );
+        check_error(
+            &[("RESCUE_SSH_PORT", "0")],
+            "RESCUE_SSH_PORT: \"0\" is not a TCP port (1-65535)",
         );
         check_error(
             &[("TALOS_ARM64_IMAGE_URL", "ftp://mirror/talos.raw.xz")],
