@@ -18,6 +18,7 @@ pub const PAGES: &[&str] = &[
     "/configure",
     "/clusters",
     "/configs",
+    "/schematics",
     "/label-taint-rules",
     "/settings",
     "/jobs",
@@ -52,6 +53,7 @@ static ASSETS: &[Asset] = &[
     asset!("clusters.js", JAVASCRIPT),
     asset!("configs.js", JAVASCRIPT),
     asset!("rules.js", JAVASCRIPT),
+    asset!("schematics.js", JAVASCRIPT),
     asset!("settings.js", JAVASCRIPT),
     asset!("jobs.js", JAVASCRIPT),
 ];

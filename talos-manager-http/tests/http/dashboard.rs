@@ -16,6 +16,9 @@ use serde_json::{Value, json};
 use talos_manager_core::Backend;
 use talos_manager_core::store::{JobOutcome, NewJob, ProviderKind};
 
+use talos_manager_fake_hetzner::{FakeCloud, FakeRobot, RobotServer};
+use talos_manager_http::jobs::{JobQueue, SyncJob, Worker};
+
 use super::api_servers_jobs::add_server;
 use super::server::{PASSWORD, TestServer};
 
@@ -450,4 +453,204 @@ async fn a_user_signs_in_configures_a_server_and_follows_a_job_log() {
     browser.click("form.login button[type=submit]").await;
     browser.wait_text("#jobs", "succeeded").await;
     browser.close().await;
+}
+
+#[tokio::test]
+async fn a_user_adds_accounts_and_a_schematic_syncs_and_reads_a_runbook() {
+    let server = TestServer::start(Backend::Sqlite).await;
+    server
+        .robot
+        .add_server(RobotServer::new(7, "control-plane-1"));
+    server.robot.generate_servers(2);
+    server.cloud.generate_servers(1);
+    // A worker runs the sync jobs the Sync button queues, as `serve` does.
+    let providers =
+        talos_manager_core::sync::ProviderFactory::new(server.robot.url(), server.cloud.url())
+            .with_retry_policy(talos_manager_core::RetryPolicy::for_fakes());
+    let worker = Worker::new(JobQueue::new(server.store().clone()), "browser-test")
+        .register(SyncJob::new(providers));
+    let (stop, mut stopped) = tokio::sync::watch::channel(false);
+    let worker = tokio::spawn(worker.run(async move {
+        let _ = stopped.wait_for(|stopped| *stopped).await;
+    }));
+    let browser = Browser::start().await;
+    let url = |path: &str| server.url(path);
+
+    // With no account yet, the servers page says where to start.
+    browser.goto(&url("/")).await;
+    browser.type_into("input[name=secret]", &server.token).await;
+    browser.click("form.login button[type=submit]").await;
+    let hint = browser
+        .wait_text("#servers", "add a provider account")
+        .await;
+    assert!(
+        hint.contains("Press Sync") || hint.contains("then press Sync"),
+        "{hint}"
+    );
+
+    // Provider accounts: the provider refuses a wrong password before anything is saved.
+    browser.goto(&url("/settings")).await;
+    browser
+        .type_into("#account-form input[name=name]", FakeRobot::USER)
+        .await;
+    browser
+        .type_into("#account-form input[name=secret]", "not-the-password")
+        .await;
+    browser.click("#account-form button[type=submit]").await;
+    let refused = browser
+        .wait_text("#account-form [data-field=secret] .issues", "secret")
+        .await;
+    assert!(!refused.contains("not-the-password"), "{refused}");
+    browser
+        .type_into("#account-form input[name=secret]", FakeRobot::PASSWORD)
+        .await;
+    browser.click("#account-form button[type=submit]").await;
+    browser.wait_text("#accounts", FakeRobot::USER).await;
+    browser
+        .element("#account-form select[name=provider]")
+        .await
+        .select_by_value("hetzner_cloud")
+        .await
+        .unwrap();
+    let label = browser
+        .wait_text("#account-form [data-field=secret] label", "API token")
+        .await;
+    assert_eq!(label, "API token (read & write)");
+    browser
+        .type_into("#account-form input[name=name]", "project-a")
+        .await;
+    browser
+        .type_into("#account-form input[name=secret]", FakeCloud::TOKEN)
+        .await;
+    browser.click("#account-form button[type=submit]").await;
+    let accounts = browser.wait_text("#accounts", "project-a").await;
+    assert!(accounts.contains("Hetzner Cloud"), "{accounts}");
+    assert!(
+        !accounts.contains(FakeCloud::TOKEN) && !accounts.contains(FakeRobot::PASSWORD),
+        "secrets are never shown: {accounts}"
+    );
+
+    // A schematic, registered with the Image Factory, made the default.
+    browser.goto(&url("/schematics")).await;
+    browser.wait_text("#main", "No schematic yet").await;
+    browser.click("a[href='/schematics?new']").await;
+    browser
+        .type_into("#schematic-form input[name=name]", "amd")
+        .await;
+    browser.click("#schematic-form button[type=submit]").await;
+    browser.wait_text("table", "amd").await;
+    browser.screenshot("schematics").await;
+    browser.goto(&url("/settings")).await;
+    browser
+        .element("#settings-form select[name=default_schematic_id]")
+        .await
+        .select_by_label("amd")
+        .await
+        .unwrap();
+    browser.click("#settings-form button[type=submit]").await;
+    browser.wait_text("#flash", "Saved the default").await;
+    browser.screenshot("settings-accounts").await;
+    browser.goto(&url("/schematics")).await;
+    let row = browser.wait_text("table", "default").await;
+    assert!(row.contains("amd"), "{row}");
+    let settings = server
+        .expect(Method::GET, "/api/v1/settings", None, 200)
+        .await;
+    assert!(settings["default_schematic_id"].is_string(), "{settings}");
+
+    // Sync: the job is linked at once, and the servers of both accounts appear.
+    browser.goto(&url("/servers")).await;
+    browser.wait_text("#servers", "Press Sync").await;
+    browser.click("#sync").await;
+    browser.wait_text("#sync-state", "sync #").await;
+    browser.goto(&url("/servers")).await;
+    let rows = browser.wait_text("#servers tbody", "control-plane-1").await;
+    assert!(
+        rows.contains("robot-8") && rows.contains("robot-9"),
+        "the generated Robot servers show: {rows}"
+    );
+    assert!(
+        rows.contains("cloud-"),
+        "the Cloud server shows too: {rows}"
+    );
+    browser
+        .wait_text("#sync-state", "last sync succeeded")
+        .await;
+
+    // A configured control plane: its reboot runbook in a dialog, ready to copy.
+    let cluster = server
+        .expect(
+            Method::POST,
+            "/api/v1/clusters",
+            Some(json!({"name": "prod", "endpoint": "https://prod.example.com:6443"})),
+            201,
+        )
+        .await;
+    let config = server
+        .expect(
+            Method::POST,
+            "/api/v1/configs",
+            Some(json!({"name": "default"})),
+            201,
+        )
+        .await;
+    let stored = server
+        .store()
+        .list_servers()
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|row| row.inventory.name == "control-plane-1")
+        .unwrap();
+    server
+        .store()
+        .update_server_assignment(
+            stored.id,
+            "control-plane-1",
+            Some(talos_manager_core::ids::ClusterId(
+                cluster["id"].as_str().unwrap().parse().unwrap(),
+            )),
+            None,
+            None,
+        )
+        .await
+        .unwrap();
+    server
+        .expect(
+            Method::POST,
+            "/api/v1/machine-configs",
+            Some(json!({
+                "server_id": "robot-7",
+                "config_id": config["id"],
+                "hostname": "control-plane-1",
+            })),
+            201,
+        )
+        .await;
+    browser.goto(&url("/servers")).await;
+    browser.wait_text("tr[data-server=robot-7]", "Reboot").await;
+    browser
+        .js(
+            "[...document.querySelectorAll('tr[data-server=robot-7] button')].find((b) => b.textContent === 'Reboot…').click();",
+            vec![],
+        )
+        .await
+        .unwrap();
+    let runbook = browser.wait_text("dialog[open]", "talosctl").await;
+    assert!(runbook.contains("Reboot: control-plane-1"), "{runbook}");
+    assert!(
+        runbook.contains("forfeit"),
+        "a control plane forfeits etcd leadership first: {runbook}"
+    );
+    browser.screenshot("runbook").await;
+    browser.click("dialog[open] button[data-close]").await;
+    let open = browser
+        .js("return document.querySelector('dialog') !== null;", vec![])
+        .await
+        .unwrap();
+    assert_eq!(open, false, "the dialog closes");
+
+    browser.close().await;
+    stop.send(true).unwrap();
+    worker.await.unwrap();
 }

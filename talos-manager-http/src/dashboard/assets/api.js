@@ -75,6 +75,12 @@ export async function api(method, path, body) {
   return text ? JSON.parse(text) : null;
 }
 
+/** Calls an operation that answers plain text (a runbook, a dry run); answers the text. */
+export async function apiText(method, path) {
+  const response = await send(method, path, undefined, "text/plain");
+  return response.text();
+}
+
 /** Fetches a file from the API and hands it to the browser as a download named `filename`. */
 export async function download(path, filename) {
   const response = await send("GET", path, undefined, "*/*");

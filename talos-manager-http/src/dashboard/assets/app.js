@@ -5,6 +5,7 @@ import { clustersPage } from "./clusters.js";
 import { configsPage } from "./configs.js";
 import { jobsPage } from "./jobs.js";
 import { rulesPage } from "./rules.js";
+import { schematicsPage } from "./schematics.js";
 import { configurePage, serversPage } from "./servers.js";
 import { settingsPage } from "./settings.js";
 import { field, formIssues, h, onSubmit, render, showIssues } from "./ui.js";
@@ -15,6 +16,7 @@ const PAGES = {
   "/configure": configurePage,
   "/clusters": clustersPage,
   "/configs": configsPage,
+  "/schematics": schematicsPage,
   "/label-taint-rules": rulesPage,
   "/settings": settingsPage,
   "/jobs": jobsPage,

@@ -1,8 +1,9 @@
 // The servers page (status, machine configs) and the configure-server form.
 
-import { api, download } from "./api.js";
+import { api, apiText, download } from "./api.js";
 import {
-  actionButton, ago, copyText, field, flash, formIssues, formValues, h, onSubmit, pageHeader, param, render, table,
+  actionButton, ago, copyBlock, copyText, field, flash, formIssues, formValues, h, onSubmit, pageHeader, param, render,
+  showDialog, table,
 } from "./ui.js";
 
 /** How often the servers page refreshes itself, in milliseconds. */
@@ -35,9 +36,19 @@ function shortProduct(product) {
 }
 
 /**
- * Actions that appear in each server's row. The place for the per-server actions that come with
- * their API operations (enter rescue, bootstrap…, reboot and upgrade commands): add buttons here.
+ * Shows a runbook of the service (`reboot-command` or `upgrade-command`) for `server` in a
+ * dialog, ready to copy; the service's message when it has none (no cluster, no config, …).
  */
+async function showRunbook(server, operation, title) {
+  const text = await apiText("GET", `/servers/${encodeURIComponent(server.id)}/${operation}`);
+  showDialog(
+    `${title}: ${server.name}`,
+    h("p", { class: "muted" }, "Run these commands from a machine with talosctl, kubectl and the cluster's talosconfig and kubeconfig."),
+    copyBlock(text, "commands"),
+  );
+}
+
+/** Actions that appear in each server's row. */
 function serverActions(server, machineConfig, reload) {
   const actions = [];
   if (machineConfig) {
@@ -48,6 +59,8 @@ function serverActions(server, machineConfig, reload) {
       flash(`Removed the machine config of ${server.name}.`);
       await reload();
     }, { class: "small danger" }));
+    actions.push(actionButton("Reboot…", () => showRunbook(server, "reboot-command", "Reboot"), { class: "small" }));
+    actions.push(actionButton("Upgrade…", () => showRunbook(server, "upgrade-command", "Upgrade"), { class: "small" }));
   } else {
     actions.push(h("a", { class: "button small primary", href: `/configure?server_id=${encodeURIComponent(server.id)}` }, "Configure"));
   }
@@ -71,18 +84,27 @@ function copyButton(text) {
 /** The servers page. */
 export async function serversPage() {
   const container = h("div", { id: "servers" });
-  // Page-wide actions (Sync) go into this toolbar when the sync API exists.
-  const toolbar = [];
-  render(pageHeader("Servers", toolbar), container);
+  const syncState = h("span", { id: "sync-state", class: "muted", "aria-live": "polite" });
+  const syncButton = actionButton("Sync with Hetzner", async () => {
+    const job = await api("POST", "/servers/sync");
+    flash("Sync queued: servers are fetched from every provider account.");
+    syncState.replaceChildren(h("a", { href: `/jobs?id=${encodeURIComponent(job.id)}` }, `sync #${job.id} ${job.status}`));
+  }, { id: "sync", class: "primary" });
+  render(pageHeader("Servers", syncState, syncButton), container);
   const reload = async () => {
-    const [servers, machineConfigs, configs, clusters, jobs] = await Promise.all([
+    const [servers, machineConfigs, configs, clusters, jobs, accounts] = await Promise.all([
       api("GET", "/servers"),
       api("GET", "/machine-configs"),
       api("GET", "/configs"),
       api("GET", "/clusters"),
       api("GET", "/jobs"),
+      api("GET", "/provider-accounts"),
     ]);
-    container.replaceChildren(serversTable(servers, machineConfigs, configs, clusters, latestJobs(jobs), reload));
+    const sync = jobs.filter((job) => job.kind === "sync").sort((a, b) => Number(b.id) - Number(a.id))[0];
+    if (sync) {
+      syncState.replaceChildren(h("a", { href: `/jobs?id=${encodeURIComponent(sync.id)}` }, `last sync ${sync.status}`, sync.finished_at ? ` ${ago(sync.finished_at)}` : ""));
+    }
+    container.replaceChildren(serversTable(servers, machineConfigs, configs, clusters, latestJobs(jobs), accounts, reload));
   };
   await reload();
   const timer = setInterval(() => {
@@ -112,13 +134,15 @@ function jobState(job) {
   return h("a", { class: `job-state ${job.status}`, href: `/jobs?id=${encodeURIComponent(job.id)}` }, text);
 }
 
-function serversTable(servers, machineConfigs, configs, clusters, jobs, reload) {
+function serversTable(servers, machineConfigs, configs, clusters, jobs, accounts, reload) {
   if (servers.length === 0) {
     return h(
       "section",
       { class: "card onboarding", "aria-labelledby": "onboarding-title" },
       h("h2", { id: "onboarding-title" }, "No servers yet"),
-      h("p", {}, "Servers appear here once they are synced from your Hetzner accounts. Meanwhile, get ready to configure them:"),
+      accounts.length === 0
+        ? h("p", {}, "Servers appear here once they are synced from your Hetzner accounts: first ", h("a", { href: "/settings#provider-accounts" }, "add a provider account"), " (a Robot webservice user or a Cloud API token), then press Sync.")
+        : h("p", {}, "Press Sync to fetch the servers of your provider accounts. Meanwhile, get ready to configure them:"),
       h(
         "ol",
         {},

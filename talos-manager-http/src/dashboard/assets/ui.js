@@ -228,3 +228,35 @@ export function table(caption, headers, rows) {
 export function param(name) {
   return new URLSearchParams(location.search).get(name);
 }
+
+/**
+ * Opens a modal dialog titled `title` with `content` and a Close button; answers the <dialog>.
+ * It is removed from the page when closed (Escape, the button, or `dialog.close()`).
+ */
+export function showDialog(title, ...content) {
+  const titleId = `dialog-title-${++fieldCounter}`;
+  const dialog = h(
+    "dialog",
+    { class: "card dialog", "aria-labelledby": titleId },
+    h("div", { class: "page-header" }, h("h2", { id: titleId }, title), h("button", { type: "button", class: "small", "data-close": true }, "Close")),
+    content,
+  );
+  dialog.querySelector("[data-close]").addEventListener("click", () => dialog.close());
+  dialog.addEventListener("close", () => dialog.remove());
+  document.body.append(dialog);
+  dialog.showModal();
+  return dialog;
+}
+
+/** Text to read and copy (a command, a document): a block with a Copy button. */
+export function copyBlock(text, label) {
+  return h(
+    "div",
+    { class: "copy-block" },
+    h("pre", { class: "code" }, text),
+    actionButton("Copy", async () => {
+      await copyText(text);
+      flash(`Copied the ${label}.`);
+    }, { class: "small" }),
+  );
+}
