@@ -529,6 +529,7 @@ async fn a_user_adds_accounts_and_a_schematic_syncs_and_reads_a_runbook() {
         !accounts.contains(FakeCloud::TOKEN) && !accounts.contains(FakeRobot::PASSWORD),
         "secrets are never shown: {accounts}"
     );
+    browser.screenshot("settings-accounts").await;
 
     // A schematic, registered with the Image Factory, made the default.
     browser.goto(&url("/schematics")).await;
@@ -549,7 +550,6 @@ async fn a_user_adds_accounts_and_a_schematic_syncs_and_reads_a_runbook() {
         .unwrap();
     browser.click("#settings-form button[type=submit]").await;
     browser.wait_text("#flash", "Saved the default").await;
-    browser.screenshot("settings-accounts").await;
     browser.goto(&url("/schematics")).await;
     let row = browser.wait_text("table", "default").await;
     assert!(row.contains("amd"), "{row}");
