@@ -29,6 +29,8 @@ mod http {
     mod openapi;
     // The process harness for `commands`.
     mod process;
+    // Concurrent /config load with admin writes: no 5xx, no lost update.
+    mod reliability;
     // The in-process service harness for the API tests.
     mod server;
 }
