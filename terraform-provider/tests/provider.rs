@@ -21,6 +21,10 @@ mod provider {
     mod machine_config;
     // The plugin process: outside Terraform, plaintext, --debug reattach.
     mod plugin;
+    // talosmanager_provider_account: verified credentials, secret kept, replace, import, drift.
+    mod provider_account;
+    // talosmanager_schematic: the forced talos.config= argument, update, import, drift.
+    mod schematic;
     // Rules every schema declaration follows (reserved names, descriptions, ids, import).
     mod schema;
     // talosmanager_settings: the singleton.
