@@ -7,7 +7,7 @@ mod provider {
     mod config;
     // The generated docs in docs/terraform/ are up to date.
     mod docs;
-    // Data sources: server lookups by id, name and filters.
+    // Data sources: server lookups by id, name and filters; Talos versions.
     mod data_sources;
     // examples/terraform/basic applies, and plans no changes afterwards.
     mod example;
