@@ -9,7 +9,8 @@ mod provider {
     mod docs;
     // Data sources: server lookups by id, name and filters; Talos versions.
     mod data_sources;
-    // examples/terraform/basic applies, and plans no changes afterwards.
+    // examples/terraform/basic and examples/terraform/cluster apply, and plan no changes
+    // afterwards.
     mod example;
     // Readable diagnostics: bad credentials, unreachable service, invalid values.
     mod errors;

@@ -31,6 +31,7 @@ pub(crate) struct Service {
     pub(crate) cloud: FakeCloud,
     /// The fake Image Factory schematics are registered with.
     pub(crate) factory: FakeImageFactory,
+    providers: ProviderFactory,
     database: TestDatabase,
     server: tokio::task::JoinHandle<()>,
 }
@@ -59,7 +60,7 @@ impl Service {
                     Some(HOST.to_owned()),
                 ),
             ),
-            providers,
+            providers: providers.clone(),
         };
         let acceptor = TcpListener::bind("127.0.0.1:0")
             .into_acceptor()
@@ -78,9 +79,18 @@ impl Service {
             robot,
             cloud,
             factory,
+            providers,
             database,
             server,
         }
+    }
+
+    /// Syncs every provider account from the fakes, as the service's periodic sync does.
+    pub(crate) async fn sync(&self) {
+        let report = talos_manager_core::sync::sync_all(self.store(), &self.providers)
+            .await
+            .unwrap();
+        assert!(report.failures.is_empty(), "a sync failed: {report}");
     }
 
     pub(crate) fn store(&self) -> &Store {
