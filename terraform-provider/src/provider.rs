@@ -16,9 +16,10 @@ pub fn schema() -> Schema {
         type_name: "talosmanager",
         kind: Kind::Provider,
         version: 0,
-        description: "Manages talos-manager through its admin API: clusters, config \
-                      templates, machine configs, label and taint rules, settings, and lookups \
-                      of the servers it knows. \
+        description: "Manages talos-manager through its admin API: Hetzner provider \
+                      accounts, Image Factory schematics, clusters, config templates, machine \
+                      configs, label and taint rules, settings, and lookups of the servers it \
+                      knows and the Talos versions it offers. \
                       Authenticate with an API token (`talos-manager token create NAME`) or the \
                       service's `BASIC_AUTH_PASSWORD`.",
         attributes: vec![

@@ -7,9 +7,10 @@ mod provider {
     mod config;
     // The generated docs in docs/terraform/ are up to date.
     mod docs;
-    // Data sources: server lookups by id, name and filters.
+    // Data sources: server lookups by id, name and filters; Talos versions.
     mod data_sources;
-    // examples/terraform/basic applies, and plans no changes afterwards.
+    // examples/terraform/basic and examples/terraform/cluster apply, and plan no changes
+    // afterwards.
     mod example;
     // Readable diagnostics: bad credentials, unreachable service, invalid values.
     mod errors;
@@ -21,6 +22,10 @@ mod provider {
     mod machine_config;
     // The plugin process: outside Terraform, plaintext, --debug reattach.
     mod plugin;
+    // talosmanager_provider_account: verified credentials, secret kept, replace, import, drift.
+    mod provider_account;
+    // talosmanager_schematic: the forced talos.config= argument, update, import, drift.
+    mod schematic;
     // Rules every schema declaration follows (reserved names, descriptions, ids, import).
     mod schema;
     // talosmanager_settings: the singleton.

@@ -3,6 +3,7 @@
 
 mod server;
 mod servers;
+mod talos_versions;
 
 use async_trait::async_trait;
 use talos_manager_http::api::wire::ServerView;
@@ -31,7 +32,11 @@ pub trait DataSource: Send + Sync {
 
 /// Every data source type of the provider.
 pub fn all() -> Vec<Box<dyn DataSource>> {
-    vec![Box::new(server::Server), Box::new(servers::Servers)]
+    vec![
+        Box::new(server::Server),
+        Box::new(servers::Servers),
+        Box::new(talos_versions::TalosVersions),
+    ]
 }
 
 /// The attributes of a server, shared by `talosmanager_server` (top-level) and

@@ -27,6 +27,11 @@ fn schema() -> Schema {
                 "Only `hetzner_robot` or only `hetzner_cloud` servers.",
             ),
             Attribute::optional(
+                "provider_account_id",
+                Type::String,
+                "Only the servers synced from this provider account.",
+            ),
+            Attribute::optional(
                 "cluster_id",
                 Type::String,
                 "Only the servers of this cluster.",
@@ -76,12 +81,16 @@ impl DataSource for Servers {
             format!("/servers?{}", query.join("&"))
         };
         let name_contains = config.string("name_contains").unwrap_or_default();
+        let account_id = config.string("provider_account_id");
         let element = schema_element();
         let servers: Vec<Value> = client
             .get_existing::<Vec<ServerView>>(&path)
             .await?
             .into_iter()
-            .filter(|server| server.name.contains(name_contains))
+            .filter(|server| {
+                server.name.contains(name_contains)
+                    && account_id.is_none_or(|id| server.provider_account_id == id)
+            })
             .map(|server| Value::Map(element.object(server_values(server))))
             .collect();
         let mut state = config.clone();

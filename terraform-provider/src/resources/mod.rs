@@ -11,6 +11,8 @@ mod cluster;
 mod config;
 mod label_taint_rule;
 mod machine_config;
+mod provider_account;
+mod schematic;
 mod settings;
 
 use async_trait::async_trait;
@@ -82,6 +84,8 @@ pub fn all() -> Vec<Box<dyn Resource>> {
         Box::new(config::Config),
         Box::new(label_taint_rule::LabelTaintRule),
         Box::new(machine_config::MachineConfig),
+        Box::new(provider_account::ProviderAccount),
+        Box::new(schematic::Schematic),
         Box::new(settings::Settings),
     ]
 }

@@ -110,7 +110,9 @@ pub fn index(schemas: &[Schema]) -> String {
     let _ = writeln!(
         page,
         "`terraform-provider-talosmanager` manages talos-manager through its admin API.\n\
-         A working configuration is in [examples/terraform/basic](../../examples/terraform/basic/main.tf).\n"
+         Working configurations: [examples/terraform/basic](../../examples/terraform/basic/main.tf), \
+         and a small Robot + Cloud cluster from scratch in \
+         [examples/terraform/cluster](../../examples/terraform/cluster/main.tf).\n"
     );
     for (kind, heading) in [
         (Kind::Provider, "Provider"),

@@ -1,6 +1,7 @@
 //! The talos-manager service in the test process on a loopback port (fresh SQLite database,
-//! one API token), and the real Terraform CLI running the freshly built provider through
-//! `dev_overrides` in a temporary directory.
+//! one API token, the fake Hetzner Robot and Cloud APIs and the fake Image Factory), and the
+//! real Terraform CLI running the freshly built provider through `dev_overrides` in a temporary
+//! directory.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -8,17 +9,29 @@ use std::process::Command;
 use poem::listener::{Acceptor as _, Listener as _, TcpListener};
 use serde_json::Value;
 use talos_manager_core::store::{Architecture, ConfigFields, ProviderKind, ServerInventory};
+use talos_manager_core::sync::ProviderFactory;
 use talos_manager_core::testing::TestDatabase;
-use talos_manager_core::{Backend, Secret, Store};
+use talos_manager_core::{Backend, RetryPolicy, Secret, Store};
+use talos_manager_fake_hetzner::{FakeCloud, FakeImageFactory, FakeRobot};
 use talos_manager_http::{AppState, app};
 
 /// The provider's address in the test configurations.
 const SOURCE: &str = "talos-manager/talosmanager";
 
+/// The public host name the service has (`HOST`), in the `talos.config=` URL of schematics.
+pub(crate) const HOST: &str = "tm.example.com";
+
 /// The service, running until dropped.
 pub(crate) struct Service {
     pub(crate) endpoint: String,
     pub(crate) token: String,
+    /// The fake Robot webservice provider accounts talk to (empty at start).
+    pub(crate) robot: FakeRobot,
+    /// The fake Cloud API provider accounts talk to (empty at start).
+    pub(crate) cloud: FakeCloud,
+    /// The fake Image Factory schematics are registered with.
+    pub(crate) factory: FakeImageFactory,
+    providers: ProviderFactory,
     database: TestDatabase,
     server: tokio::task::JoinHandle<()>,
 }
@@ -30,6 +43,11 @@ impl Service {
             .await
             .unwrap()
             .into_inner();
+        let robot = FakeRobot::start_empty().await.unwrap();
+        let cloud = FakeCloud::start_empty().await.unwrap();
+        let factory = FakeImageFactory::start().await.unwrap();
+        let providers = ProviderFactory::new(robot.url(), cloud.url())
+            .with_retry_policy(RetryPolicy::for_fakes());
         let state = AppState {
             store: database.store().clone(),
             jobs: talos_manager_http::jobs::JobQueue::new(database.store().clone()),
@@ -38,14 +56,11 @@ impl Service {
             trusted_proxies: talos_manager_http::client_address::TrustedProxies::default(),
             image_factory: std::sync::Arc::new(
                 talos_manager_http::image_factory::FactoryService::new(
-                    talos_manager_core::ImageFactory::new(
-                        talos_manager_core::image_factory::DEFAULT_FACTORY_URL,
-                    )
-                    .unwrap(),
-                    None,
+                    talos_manager_core::ImageFactory::new(factory.url()).unwrap(),
+                    Some(HOST.to_owned()),
                 ),
             ),
-            providers: talos_manager_core::sync::ProviderFactory::default(),
+            providers: providers.clone(),
         };
         let acceptor = TcpListener::bind("127.0.0.1:0")
             .into_acceptor()
@@ -61,9 +76,21 @@ impl Service {
         Service {
             endpoint: format!("http://{address}"),
             token,
+            robot,
+            cloud,
+            factory,
+            providers,
             database,
             server,
         }
+    }
+
+    /// Syncs every provider account from the fakes, as the service's periodic sync does.
+    pub(crate) async fn sync(&self) {
+        let report = talos_manager_core::sync::sync_all(self.store(), &self.providers)
+            .await
+            .unwrap();
+        assert!(report.failures.is_empty(), "a sync failed: {report}");
     }
 
     pub(crate) fn store(&self) -> &Store {
