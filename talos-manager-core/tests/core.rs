@@ -16,4 +16,6 @@ mod core {
     mod image_factory;
     // Fleet sync against the wire-level fakes.
     mod sync;
+    // The fuzz targets' seeds and saved findings, replayed (fuzz/, scripts/fuzz).
+    mod fuzz_regressions;
 }

@@ -1,0 +1,95 @@
+//! The bodies of the fuzz targets in `fuzz/`, kept here so the regression tests in
+//! `tests/core/fuzz_regressions.rs` replay every saved input through exactly the same code.
+//!
+//! Each function takes arbitrary bytes and checks properties that must hold for any input; a
+//! panic (from the code under test or from a property) is a finding. Inputs that are not UTF-8
+//! are ignored: everything fuzzed here reads text.
+
+use crate::installer::{check_smbios_uuid, parse_dd_progress, parse_lsblk};
+use crate::talos::{
+    MachineConfig, Patch, SecretsBundle, Substitutions, ValidationMode, substitute,
+    unknown_variables, validate,
+};
+
+/// A complete worker config, as talosctl generates it, for patches to apply to.
+const BASE_CONFIG: &str = include_str!("../../tests/data/talos/stability/v1.10/base-worker.yaml");
+
+/// The fuzz targets by name, as `fuzz/fuzz_targets/<name>.rs` and `fuzz/regressions/<name>/`
+/// call them.
+pub const TARGETS: &[(&str, fn(&[u8]))] = &[
+    ("machine_config", machine_config),
+    ("patch", patch),
+    ("secrets_bundle", secrets_bundle),
+    ("rescue_output", rescue_output),
+];
+
+/// A machine config loads or is refused; one that loads survives a round trip through YAML
+/// unchanged, and validating any text never panics.
+pub fn machine_config(data: &[u8]) {
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    let _ = validate(text, ValidationMode::Metal, true);
+    if let Ok(config) = MachineConfig::parse(text) {
+        let yaml = config.to_yaml();
+        let again = MachineConfig::parse(&yaml)
+            .unwrap_or_else(|error| panic!("our own output does not load: {error}\n{yaml}"));
+        assert_eq!(again.to_yaml(), yaml, "a round trip changes the config");
+    }
+}
+
+/// Any text is a patch or refused with an error; a patch that applies to a generated config
+/// leaves a config that still loads.
+pub fn patch(data: &[u8]) {
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    let Ok(patch) = Patch::parse(text) else {
+        return;
+    };
+    let mut config = MachineConfig::parse(BASE_CONFIG).expect("the base config loads");
+    if config.apply_patch(&patch).is_ok() {
+        let yaml = config.to_yaml();
+        let _ = validate(&yaml, ValidationMode::Metal, false);
+    }
+}
+
+/// A secrets bundle loads or is refused; one that loads is written back and loads equal.
+pub fn secrets_bundle(data: &[u8]) {
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    if let Ok(bundle) = SecretsBundle::parse(text) {
+        let yaml = bundle.to_yaml();
+        let again = SecretsBundle::parse(&yaml)
+            .unwrap_or_else(|error| panic!("our own bundle does not load: {error}"));
+        assert!(again == bundle, "a round trip changes the bundle");
+    }
+}
+
+/// What a rescue system prints (lsblk JSON, dd progress lines, dmidecode's UUID) and the
+/// `${...}` substitution of patches: parsed without panicking whatever the host sends.
+pub fn rescue_output(data: &[u8]) {
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    if let Ok(devices) = parse_lsblk(text) {
+        for device in devices {
+            let _ = (device.path(), device.wwid());
+        }
+    }
+    for line in text.lines() {
+        let _ = parse_dd_progress(line, Some(1 << 30));
+        let _ = parse_dd_progress(line, None);
+        let _ = check_smbios_uuid(line, [("robot-1", line)]);
+    }
+    let vars = Substitutions::new()
+        .hostname("worker-1")
+        .private_ip("10.0.1.1");
+    let _ = unknown_variables(text, &vars);
+    let substituted = substitute(text, &vars);
+    assert!(
+        unknown_variables(&substituted, &vars).is_empty() || substituted.contains("${"),
+        "a text without placeholders has no unknown variable"
+    );
+}
