@@ -7,17 +7,13 @@
 //! `BENCH_RUNS` the runs of each, 5 by default).
 #![allow(clippy::print_stdout)]
 
-#[allow(dead_code, unreachable_pub)]
-#[path = "../tests/core/installer/harness.rs"]
-mod harness;
-
 use std::time::{Duration, Instant};
 
-use harness::{HttpServer, KeyPair, LoopDisk, Sshd, sh};
 use talos_manager_core::installer::{
     BlockDevice, BootstrapRequest, ImageSource, InstallEvent, SshSession, install, plan,
 };
 use talos_manager_core::store::Architecture;
+use talos_manager_rescue_host::{HttpServer, KeyPair, LoopDisk, Sshd, sh};
 
 fn main() {
     let mib: u64 = std::env::var("BENCH_IMAGE_MIB")

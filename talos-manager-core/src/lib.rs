@@ -12,6 +12,8 @@
 //! - [`installer`]: the rescue-mode installer: SSH to a rescue system, probe its disks and
 //!   SMBIOS UUID, plan and run the wipe, the image write, grub.cfg injection and the reboot.
 //! - [`bootstrap`]: a stored server's bootstrap request: disk, image and `talos.config=` URL.
+//! - [`rescue`]: entering the provider's rescue system with our key, recorded on the server.
+//! - [`server_state`]: a server's state (`in rescue`, `installing 42 %`, `in cluster`, …).
 //! - [`api_token`]: bearer tokens for the admin API, stored as hashes.
 //! - [`node_config`]: the machine config a server is served, from what is stored.
 //! - [`node_identity`]: a node's machine type, hostname and private IP, and their conventions.
@@ -40,8 +42,10 @@ pub mod node_config;
 pub mod node_identity;
 pub mod node_labels;
 pub mod provider;
+pub mod rescue;
 pub mod runbooks;
 mod secret;
+pub mod server_state;
 pub mod store;
 pub mod sync;
 pub mod talos;

@@ -3,7 +3,8 @@
 use talos_manager_core::bootstrap::{
     BootstrapChoices, BootstrapEnvironment, BootstrapPlanError, bootstrap_request,
 };
-use talos_manager_core::installer::plan;
+use talos_manager_core::ids::ServerId;
+use talos_manager_core::installer::{BootstrapRequest, Plan, plan};
 use talos_manager_core::{Store, StoreError};
 
 use crate::config::ServiceConfig;
@@ -72,6 +73,19 @@ pub async fn bootstrap_plan_text(
             ));
         }
     };
-    let request = bootstrap_request(store, found.id, choices, environment).await?;
-    Ok(plan(&request).to_string())
+    let (_, plan) = bootstrap_plan(store, environment, found.id, choices).await?;
+    Ok(plan.to_string())
+}
+
+/// The bootstrap request and plan of a stored server: the one code path of the dry run, for
+/// the command line and the API.
+pub async fn bootstrap_plan(
+    store: &Store,
+    environment: &BootstrapEnvironment,
+    server_id: ServerId,
+    choices: &BootstrapChoices,
+) -> Result<(BootstrapRequest, Plan), BootstrapPlanError> {
+    let request = bootstrap_request(store, server_id, choices, environment).await?;
+    let plan = plan(&request);
+    Ok((request, plan))
 }

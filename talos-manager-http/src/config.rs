@@ -108,6 +108,9 @@ pub struct ServiceConfig {
     /// `RESCUE_SSH_PORT`: the TCP port rescue systems answer SSH on (default 22). Tests and
     /// labs that forward rescue hosts through other ports set it.
     pub rescue_ssh_port: u16,
+    /// `RESCUE_TIMEOUT`: seconds a bootstrap waits for a server to come up in rescue
+    /// (default 600).
+    pub rescue_timeout_seconds: u64,
     /// `TALOS_AMD64_IMAGE_URL`: a custom Talos image for amd64 servers.
     pub talos_amd64_image_url: Option<String>,
     /// `TALOS_ARM64_IMAGE_URL`: a custom Talos image for arm64 servers.
@@ -122,6 +125,9 @@ pub struct ServiceConfig {
 pub const DEFAULT_LISTEN: &str = "0.0.0.0:3000";
 /// The default data directory, relative to the working directory.
 pub const DEFAULT_DATA_DIR: &str = "data";
+/// How long a bootstrap waits for a server to come up in rescue, by default: a Robot server
+/// takes a few minutes to reset and boot the rescue system.
+pub const DEFAULT_RESCUE_TIMEOUT_SECONDS: u64 = 600;
 /// The SQLite file's name inside the data directory.
 pub const SQLITE_FILE: &str = "talos-manager.db";
 /// The generated key file's name inside the data directory.
@@ -209,6 +215,20 @@ impl ServiceConfig {
                         invalid(
                             "RESCUE_SSH_PORT",
                             format!("{text:?} is not a TCP port (1-65535)"),
+                        )
+                    })?,
+            },
+            rescue_timeout_seconds: match env.get("RESCUE_TIMEOUT") {
+                None => DEFAULT_RESCUE_TIMEOUT_SECONDS,
+                Some(text) => text
+                    .trim()
+                    .parse::<u64>()
+                    .ok()
+                    .filter(|seconds| *seconds > 0)
+                    .ok_or_else(|| {
+                        invalid(
+                            "RESCUE_TIMEOUT",
+                            "expected a whole number of seconds above 0",
                         )
                     })?,
             },
@@ -443,6 +463,10 @@ mod tests {
         check_error(
             &[("RESCUE_SSH_PORT", "0")],
             "RESCUE_SSH_PORT: \"0\" is not a TCP port (1-65535)",
+        );
+        check_error(
+            &[("RESCUE_TIMEOUT", "ten minutes")],
+            "RESCUE_TIMEOUT: expected a whole number of seconds above 0",
         );
         check_error(
             &[("TALOS_ARM64_IMAGE_URL", "ftp://mirror/talos.raw.xz")],

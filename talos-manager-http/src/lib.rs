@@ -56,6 +56,8 @@ pub struct AppState {
     /// Builds the Hetzner clients of provider accounts (`HETZNER_ROBOT_API_URL`,
     /// `HETZNER_CLOUD_API_URL`).
     pub providers: talos_manager_core::sync::ProviderFactory,
+    /// What rescue and bootstrap need: our SSH key, the rescue SSH port, image sources.
+    pub bootstrap: jobs::BootstrapSettings,
 }
 
 /// The service's routes.

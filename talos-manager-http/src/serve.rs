@@ -125,6 +125,7 @@ pub async fn serve(config: ServiceConfig) -> Result<(), ServeError> {
             config.host.clone(),
         )),
         providers: providers.clone(),
+        bootstrap: crate::jobs::BootstrapSettings::from_config(&config),
     };
     // One signal stops both the HTTP server and the job worker.
     let (stop_sender, stop) = tokio::sync::watch::channel(false);
@@ -137,7 +138,11 @@ pub async fn serve(config: ServiceConfig) -> Result<(), ServeError> {
     };
     let worker = Worker::new(queue.clone(), Worker::unique_id())
         .metrics(metrics)
-        .register(crate::jobs::SyncJob::new(providers));
+        .register(crate::jobs::SyncJob::new(providers.clone()))
+        .register(crate::jobs::BootstrapJob::new(
+            providers,
+            crate::jobs::BootstrapSettings::from_config(&config),
+        ));
     let worker = tokio::spawn(worker.run(stopped(stop.clone())));
     let periodic_sync = (config.sync_interval_seconds > 0).then(|| {
         tokio::spawn(periodic_sync(

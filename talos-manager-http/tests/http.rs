@@ -11,6 +11,8 @@ mod http {
     mod api_schematics;
     // Provider accounts, verified against the fake Hetzner APIs.
     mod api_provider_accounts;
+    // Rescue and bootstrap against the fake Robot and a real sshd rescue host; server states.
+    mod api_bootstrap;
     // Servers and jobs, including a job's live log.
     mod api_servers_jobs;
     // The web dashboard in headless Chromium: sign in, clusters, configs, servers, a live job log.

@@ -2,4 +2,5 @@
 //! a running `talos-manager`, a Talos "node" fetching its config, an install over real SSH.
 //!
 //! The flows arrive with the features they exercise (see docs/testing.md); tests of a single
-//! crate live in that crate's own `tests/` folder.
+//! crate live in that crate's own `tests/` folder. `tests/e2e/bootstrap_sigkill.rs`: a
+//! bootstrap whose service is killed mid-install fails with a reason, and a new one succeeds.

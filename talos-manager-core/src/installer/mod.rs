@@ -12,6 +12,7 @@
 //! the plan without SSH.
 
 mod grub;
+mod image_size;
 mod plan;
 mod probe;
 mod progress;
@@ -24,6 +25,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 pub use grub::{GrubError, inject_talos_config};
+pub use image_size::image_size;
 pub use plan::{Action, BootstrapRequest, Decompressor, ImageSource, Plan, Step, plan};
 pub use probe::{
     BlockDevice, LSBLK_COMMAND, NetworkInterface, Probe, ProbeError, normalize_wwn, parse_lsblk,
@@ -31,7 +33,7 @@ pub use probe::{
 };
 pub use progress::{Progress, parse_dd_progress};
 pub use shell::{Exit, Output, RemoteShell, ShellError, Stream, capture, shell_quote};
-pub use ssh::{DEFAULT_SSH_PORT, HostKeys, SshError, SshSession, SshTarget};
+pub use ssh::{DEFAULT_SSH_PORT, HostKeys, SshError, SshSession, SshTarget, public_key_of};
 pub use uuid::{InvalidUuid, UuidProblem, check_smbios_uuid, support_request};
 
 use progress::LineSplitter;

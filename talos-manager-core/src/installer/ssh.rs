@@ -71,6 +71,18 @@ impl HostKeys {
     }
 }
 
+/// The public half of a private key (OpenSSH or PEM), as an OpenSSH line (`ssh-ed25519 AAAA…`):
+/// the key the provider authorizes on rescue systems.
+pub fn public_key_of(private_key: &Secret<String>) -> Result<String, SshError> {
+    let key = russh::keys::decode_secret_key(private_key.expose(), None)
+        .map_err(|source| SshError::InvalidPrivateKey { source })?;
+    key.public_key()
+        .to_openssh()
+        .map_err(|source| SshError::InvalidPrivateKey {
+            source: source.into(),
+        })
+}
+
 /// Where and how to reach a rescue system.
 #[derive(Clone, Debug)]
 pub struct SshTarget {

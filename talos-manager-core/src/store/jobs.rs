@@ -102,6 +102,8 @@ pub struct Job {
     pub started_at: Option<OffsetDateTime>,
     /// When it succeeded or failed.
     pub finished_at: Option<OffsetDateTime>,
+    /// How far its current long step has come, 0 to 100, when the handler reports it.
+    pub progress: Option<i32>,
 }
 
 /// One line of a job's log.
@@ -131,6 +133,7 @@ struct Row {
     created_at: OffsetDateTime,
     started_at: Option<OffsetDateTime>,
     finished_at: Option<OffsetDateTime>,
+    progress: Option<i32>,
 }
 
 impl TryFrom<Row> for Job {
@@ -155,13 +158,14 @@ impl TryFrom<Row> for Job {
             created_at: row.created_at,
             started_at: row.started_at,
             finished_at: row.finished_at,
+            progress: row.progress,
         })
     }
 }
 
 const COLUMNS: &str = "id, kind, server_id, args, status, attempts, last_error, run_after, \
                        locked_by, heartbeat_at, cancel_requested, created_at, started_at, \
-                       finished_at";
+                       finished_at, progress";
 
 impl Store {
     /// Adds a job to the queue, runnable now.
@@ -321,6 +325,43 @@ impl Store {
     pub async fn list_jobs(&self) -> Result<Vec<Job>, StoreError> {
         let rows: Vec<Row> = self.list_rows("jobs", COLUMNS, "id DESC").await?;
         rows.into_iter().map(TryInto::try_into).collect()
+    }
+
+    /// The newest job of `kind` about each server, by server.
+    pub async fn latest_jobs_by_server(
+        &self,
+        kind: &str,
+    ) -> Result<std::collections::HashMap<ServerId, Job>, StoreError> {
+        let sql = sql!(
+            "SELECT {COLUMNS} FROM jobs WHERE kind = $1 AND server_id IS NOT NULL \
+             AND id IN (SELECT MAX(id) FROM jobs WHERE kind = $1 GROUP BY server_id)"
+        );
+        let rows: Vec<Row> = on_pool!(self, |pool| sqlx::query_as(sql)
+            .bind(kind)
+            .fetch_all(pool)
+            .await)
+        .map_err(StoreError::query("latest jobs by server"))?;
+        let mut latest = std::collections::HashMap::new();
+        for row in rows {
+            let job = Job::try_from(row)?;
+            if let Some(server_id) = job.server_id {
+                latest.insert(server_id, job);
+            }
+        }
+        Ok(latest)
+    }
+
+    /// Records how far a running job's current long step has come (0 to 100).
+    pub async fn set_job_progress(&self, id: JobId, percent: i32) -> Result<(), StoreError> {
+        let sql = "UPDATE jobs SET progress = $2 WHERE id = $1";
+        on_pool!(self, |pool| sqlx::query(sql)
+            .bind(id)
+            .bind(percent.clamp(0, 100))
+            .execute(pool)
+            .await
+            .map(|_| ()))
+        .map_err(StoreError::query("set job progress"))?;
+        Ok(())
     }
 
     /// Appends a line to a job's log.

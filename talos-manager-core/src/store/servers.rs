@@ -342,6 +342,55 @@ impl Store {
         .and_then(|n_rows| expect_one_row(n_rows, id))
     }
 
+    /// Records that rescue was activated through the provider at `at`: the server reboots, so
+    /// it is not reachable until it is probed again.
+    pub async fn record_rescue_activation(
+        &self,
+        id: ServerId,
+        at: OffsetDateTime,
+    ) -> Result<Server, StoreError> {
+        let sql = sql!(
+            "UPDATE servers SET rescue_activated_at = $2, accessible = FALSE, updated_at = $3 \
+             WHERE id = $1 RETURNING {COLUMNS}"
+        );
+        let row: Option<Row> = on_pool!(self, |pool| sqlx::query_as(sql)
+            .bind(id)
+            .bind(at)
+            .bind(now())
+            .fetch_optional(pool)
+            .await)
+        .map_err(StoreError::query("record rescue activation"))?;
+        row.ok_or_else(|| StoreError::not_found("server", id))?
+            .try_into()
+    }
+
+    /// Records a finished bootstrap, as the original app does: the disk Talos was written to,
+    /// the server no longer in rescue, and its config and label timestamps cleared, so its state
+    /// follows the node as it boots Talos and asks for its config.
+    pub async fn record_bootstrapped(
+        &self,
+        id: ServerId,
+        disk: &str,
+        wwid: Option<&str>,
+    ) -> Result<Server, StoreError> {
+        let sql = sql!(
+            "UPDATE servers SET bootstrap_disk = $2, bootstrap_disk_wwid = $3, accessible = FALSE, \
+             last_request_for_configuration_at = NULL, last_configured_at = NULL, \
+             label_and_taint_job_completed_at = NULL, updated_at = $4 \
+             WHERE id = $1 RETURNING {COLUMNS}"
+        );
+        let row: Option<Row> = on_pool!(self, |pool| sqlx::query_as(sql)
+            .bind(id)
+            .bind(disk)
+            .bind(wwid)
+            .bind(now())
+            .fetch_optional(pool)
+            .await)
+        .map_err(StoreError::query("record bootstrapped server"))?;
+        row.ok_or_else(|| StoreError::not_found("server", id))?
+            .try_into()
+    }
+
     /// Records that the server asked for its config at `at`, and whether it was served one.
     pub async fn record_config_request(
         &self,

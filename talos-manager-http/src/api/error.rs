@@ -4,14 +4,17 @@
 use poem::http::StatusCode;
 use poem_openapi::payload::Json;
 use poem_openapi::{ApiResponse, Object};
+use talos_manager_core::bootstrap::BootstrapPlanError;
 use talos_manager_core::image_factory::ImageFactoryError;
+use talos_manager_core::rescue::RescueError;
 use talos_manager_core::{ProviderError, StoreError, ValidationError, error_chain};
 
 /// The body of every error answer of the admin API.
 #[derive(Debug, Clone, Object)]
 pub struct ErrorBody {
     /// A stable, machine-readable code: `bad_request`, `unauthorized`, `not_found`, `conflict`,
-    /// `in_use`, `invalid`, `internal`, `bad_gateway`, `unavailable`, `provider_unavailable`.
+    /// `in_use`, `invalid`, `internal`, `bad_gateway`, `unavailable`, `provider_unavailable`,
+    /// `ssh_key_missing`, `not_in_rescue_yet`, `bootstrap_running`.
     pub code: String,
     /// What went wrong, for people.
     pub message: String,
@@ -67,7 +70,7 @@ pub(crate) enum ApiError {
 /// The result of every admin API operation.
 pub(crate) type ApiResult<T> = Result<T, ApiError>;
 
-fn body(code: &str, message: impl Into<String>) -> Json<ErrorBody> {
+pub(crate) fn body(code: &str, message: impl Into<String>) -> Json<ErrorBody> {
     Json(ErrorBody {
         code: code.to_owned(),
         message: message.into(),
@@ -254,6 +257,46 @@ impl From<ProviderError> for ApiError {
                 ))
             }
             _ => ApiError::internal(&error),
+        }
+    }
+}
+
+impl From<RescueError> for ApiError {
+    fn from(error: RescueError) -> ApiError {
+        match error {
+            RescueError::NoSshKey
+            | RescueError::InvalidSshKey(_)
+            | RescueError::InvalidPublicKey(_) => {
+                ApiError::Conflict(body("ssh_key_missing", error_chain(&error).to_string()))
+            }
+            RescueError::Store(error) => error.into(),
+            RescueError::Provider { source, .. } => (*source).into(),
+        }
+    }
+}
+
+impl From<BootstrapPlanError> for ApiError {
+    fn from(error: BootstrapPlanError) -> ApiError {
+        let issue = |path: &str, error: &BootstrapPlanError| {
+            ApiError::invalid(
+                "bootstrap choices",
+                vec![IssueBody {
+                    path: path.to_owned(),
+                    message: error.to_string(),
+                }],
+            )
+        };
+        match error {
+            BootstrapPlanError::Store(error) => error.into(),
+            BootstrapPlanError::NotProbed { .. } => {
+                ApiError::Conflict(body("not_in_rescue_yet", error.to_string()))
+            }
+            BootstrapPlanError::NoSuchDisk { .. }
+            | BootstrapPlanError::NoDisk { .. }
+            | BootstrapPlanError::RaidMember { .. } => issue("disk", &error),
+            BootstrapPlanError::NoImage { .. } => issue("schematic", &error),
+            BootstrapPlanError::NoHost => ApiError::conflict(error.to_string()),
+            BootstrapPlanError::Lsblk { .. } => ApiError::internal(&error),
         }
     }
 }

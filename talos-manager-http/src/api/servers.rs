@@ -8,7 +8,8 @@ use talos_manager_core::error_chain;
 use talos_manager_core::node_config::{NodeConfigError, render_node_config};
 use talos_manager_core::node_identity::machine_type_for;
 use talos_manager_core::runbooks;
-use talos_manager_core::store::{NewJob, Server};
+use talos_manager_core::server_state::server_state;
+use talos_manager_core::store::{Job, NewJob, Server};
 use time::OffsetDateTime;
 
 use super::Tag;
@@ -17,6 +18,10 @@ use super::clusters::YamlFile;
 use super::error::{ApiError, ApiResult, IssueBody};
 use super::ids::{parse_server_api_id, server_api_id};
 use crate::AppState;
+use crate::jobs::BootstrapArgs;
+use talos_manager_core::StoreError;
+use talos_manager_core::installer::ImageSource;
+use talos_manager_core::rescue::{enter_rescue, our_public_key};
 
 /// A queued job.
 #[derive(Debug, poem_openapi::ApiResponse)]
@@ -71,10 +76,26 @@ pub struct ServerView {
     pub last_configured_at: Option<OffsetDateTime>,
     /// When its labels and taints were last applied.
     pub label_and_taint_job_completed_at: Option<OffsetDateTime>,
+    /// When rescue was last activated through the provider.
+    pub rescue_activated_at: Option<OffsetDateTime>,
+    /// Where it is on its way to the cluster: `unknown`, `entering rescue`, `in rescue`,
+    /// `bootstrap queued`, `bootstrapping`, `installing 42 %`, `booting Talos`,
+    /// `waiting for config`, `config served`, `in cluster`, `failed: <reason>`,
+    /// `bootstrap cancelled`.
+    pub state: String,
 }
 
 impl From<Server> for ServerView {
+    /// The view without its bootstrap jobs; prefer [`ServerView::new`].
     fn from(server: Server) -> ServerView {
+        ServerView::new(server, None)
+    }
+}
+
+impl ServerView {
+    /// The view of `server`, whose newest bootstrap job is `latest_bootstrap`.
+    pub(crate) fn new(server: Server, latest_bootstrap: Option<&Job>) -> ServerView {
+        let state = server_state(&server, latest_bootstrap).to_string();
         let inventory = server.inventory;
         ServerView {
             id: server_api_id(inventory.provider, &inventory.provider_id),
@@ -98,6 +119,8 @@ impl From<Server> for ServerView {
             last_request_for_configuration_at: server.last_request_for_configuration_at,
             last_configured_at: server.last_configured_at,
             label_and_taint_job_completed_at: server.label_and_taint_job_completed_at,
+            rescue_activated_at: server.rescue_activated_at,
+            state,
         }
     }
 }
@@ -170,6 +193,10 @@ impl ServersApi {
         accessible: Query<Option<bool>>,
     ) -> ApiResult<Json<Vec<ServerView>>> {
         let servers = state.store.list_servers().await?;
+        let bootstraps = state
+            .store
+            .latest_jobs_by_server(crate::jobs::BOOTSTRAP_JOB)
+            .await?;
         let views = servers
             .into_iter()
             .filter(|server| {
@@ -180,7 +207,10 @@ impl ServersApi {
                     .is_none_or(|provider| server.inventory.provider.as_str() == provider)
                     && accessible.is_none_or(|accessible| server.accessible == accessible)
             })
-            .map(Into::into)
+            .map(|server| {
+                let latest = bootstraps.get(&server.id);
+                ServerView::new(server, latest)
+            })
             .collect();
         Ok(Json(views))
     }
@@ -273,6 +303,207 @@ impl ServersApi {
         _auth: AdminAuth,
         id: Path<String>,
     ) -> ApiResult<Json<ServerView>> {
-        Ok(Json(load_server(&state, &id).await?.into()))
+        let server = load_server(&state, &id).await?;
+        Ok(Json(server_view(&state, server).await?))
     }
+
+    // Rescue and bootstrap: kept together in one block.
+
+    /// Put the server into its provider's rescue system: activates rescue with talos-manager's
+    /// SSH key (uploaded to the provider account when missing), power-cycles the server and
+    /// records the activation. Answers with the server.
+    #[oai(
+        path = "/servers/:id/rescue",
+        method = "post",
+        operation_id = "enter_rescue"
+    )]
+    async fn rescue(
+        &self,
+        state: Data<&AppState>,
+        auth: AdminAuth,
+        id: Path<String>,
+    ) -> ApiResult<Json<ServerView>> {
+        let server = load_server(&state, &id).await?;
+        let entered = enter_rescue(
+            &state.store,
+            &state.providers,
+            server.id,
+            state.bootstrap.ssh_private_key.as_ref(),
+        )
+        .await?;
+        tracing::info!(server = %server.inventory.name, by = ?auth.principal(), "rescue activated");
+        Ok(Json(server_view(&state, entered.server).await?))
+    }
+
+    /// The dry run of a bootstrap: the steps it would run (the text `talos-manager
+    /// bootstrap-plan` prints) and what was chosen. 422 when the choices are invalid; 409 when
+    /// the server's disks are not known yet (enter rescue first).
+    #[oai(
+        path = "/servers/:id/bootstrap-plan",
+        method = "get",
+        operation_id = "get_server_bootstrap_plan"
+    )]
+    async fn bootstrap_plan(
+        &self,
+        state: Data<&AppState>,
+        _auth: AdminAuth,
+        id: Path<String>,
+        /// The target disk (WWID such as `eui.…` or `naa.…`, or a device such as
+        /// `/dev/nvme0n1`) [default: the first disk outside a RAID].
+        disk: Query<Option<String>>,
+        /// The Talos version, `vX.Y.Z` [default: the settings' version].
+        talos_version: Query<Option<String>>,
+        /// The schematic's id [default: the server's, else the settings' default].
+        schematic: Query<Option<String>>,
+    ) -> ApiResult<Json<BootstrapPlanView>> {
+        let server = load_server(&state, &id).await?;
+        let args = bootstrap_args(disk.0, talos_version.0, schematic.0.as_deref())?;
+        let (request, plan) = crate::bootstrap_plan::bootstrap_plan(
+            &state.store,
+            &state.bootstrap.environment,
+            server.id,
+            &args.choices(),
+        )
+        .await?;
+        let (schematic, talos_version) = match &request.image {
+            ImageSource::Factory {
+                schematic, version, ..
+            } => (Some(schematic.clone()), Some(version.clone())),
+            ImageSource::Custom { .. } => (None, None),
+        };
+        Ok(Json(BootstrapPlanView {
+            text: plan.to_string(),
+            disk: request.disk.path(),
+            disk_wwid: request.disk.wwid(),
+            image_url: plan.image_url.clone(),
+            schematic,
+            talos_version,
+            talos_config_url: request.talos_config_url,
+            steps: plan.steps.iter().map(|step| step.name.clone()).collect(),
+        }))
+    }
+
+    /// Bootstrap the server: queues a `bootstrap` job (enter rescue if needed, wait for it,
+    /// check the SMBIOS UUID, wipe the disk, write Talos, reboot) and answers 202 with it.
+    /// Follow it at `/jobs/{id}/log`. 409 when a bootstrap of the server is queued or running,
+    /// or when no SSH key is configured; 422 when the choices are invalid.
+    #[oai(
+        path = "/servers/:id/bootstrap",
+        method = "post",
+        operation_id = "bootstrap_server"
+    )]
+    async fn bootstrap(
+        &self,
+        state: Data<&AppState>,
+        auth: AdminAuth,
+        id: Path<String>,
+        body: Json<BootstrapBody>,
+    ) -> ApiResult<BootstrapAccepted> {
+        let server = load_server(&state, &id).await?;
+        our_public_key(state.bootstrap.ssh_private_key.as_ref())?;
+        let body = body.0;
+        let args = bootstrap_args(body.disk, body.talos_version, body.schematic.as_deref())?;
+        // Check the choices now when the disks are known; otherwise the job checks them once
+        // it has probed the rescue system.
+        if server.lsblk.is_some() {
+            crate::bootstrap_plan::bootstrap_plan(
+                &state.store,
+                &state.bootstrap.environment,
+                server.id,
+                &args.choices(),
+            )
+            .await?;
+        }
+        let job = state
+            .jobs
+            .enqueue(&NewJob {
+                kind: crate::jobs::BOOTSTRAP_JOB.to_owned(),
+                server_id: Some(server.id),
+                args: serde_json::to_value(&args).map_err(|error| ApiError::internal(&error))?,
+            })
+            .await
+            .map_err(|error| match error {
+                StoreError::Conflict { .. } => ApiError::Conflict(super::error::body(
+                    "bootstrap_running",
+                    format!(
+                        "a bootstrap of server {} is already queued or running: follow or \
+                         cancel it first",
+                        server.inventory.name
+                    ),
+                )),
+                other => other.into(),
+            })?;
+        tracing::info!(server = %server.inventory.name, job = %job.id, by = ?auth.principal(), "bootstrap queued");
+        let api_id = server_api_id(server.inventory.provider, &server.inventory.provider_id);
+        let servers = std::collections::HashMap::from([(server.id, api_id)]);
+        Ok(BootstrapAccepted::Accepted(Json(super::jobs::job_view(
+            job, &servers,
+        ))))
+    }
+}
+
+/// A server's view with its state, from its newest bootstrap job.
+async fn server_view(state: &AppState, server: Server) -> ApiResult<ServerView> {
+    let bootstraps = state
+        .store
+        .latest_jobs_by_server(crate::jobs::BOOTSTRAP_JOB)
+        .await?;
+    let latest = bootstraps.get(&server.id).cloned();
+    Ok(ServerView::new(server, latest.as_ref()))
+}
+
+/// The bootstrap choices of a request.
+fn bootstrap_args(
+    disk: Option<String>,
+    talos_version: Option<String>,
+    schematic: Option<&str>,
+) -> ApiResult<BootstrapArgs> {
+    let schematic_id = schematic
+        .map(|text| super::ids::parse_id("schematic", text, |id| id))
+        .transpose()?;
+    Ok(BootstrapArgs {
+        disk: disk.filter(|disk| !disk.trim().is_empty()),
+        talos_version: talos_version.filter(|version| !version.trim().is_empty()),
+        schematic_id,
+    })
+}
+
+/// What a bootstrap may choose; everything is optional.
+#[derive(Debug, Object)]
+pub struct BootstrapBody {
+    /// The Talos version, `vX.Y.Z` [default: the settings' version].
+    pub talos_version: Option<String>,
+    /// The schematic's id [default: the server's, else the settings' default].
+    pub schematic: Option<String>,
+    /// The target disk (WWID or device) [default: the first disk outside a RAID].
+    pub disk: Option<String>,
+}
+
+/// The queued bootstrap.
+#[derive(Debug, poem_openapi::ApiResponse)]
+enum BootstrapAccepted {
+    /// The bootstrap job, queued.
+    #[oai(status = 202)]
+    Accepted(Json<super::jobs::JobView>),
+}
+
+/// The dry run of a bootstrap.
+#[derive(Debug, Object)]
+pub struct BootstrapPlanView {
+    /// The plan as text: each step and its command (what `talos-manager bootstrap-plan` prints).
+    pub text: String,
+    /// The disk Talos would be written to.
+    pub disk: String,
+    /// That disk's WWID, when it has one.
+    pub disk_wwid: Option<String>,
+    /// The image downloaded onto the disk.
+    pub image_url: String,
+    /// The Image Factory schematic id (absent for a custom image).
+    pub schematic: Option<String>,
+    /// The Talos version (absent for a custom image).
+    pub talos_version: Option<String>,
+    /// The URL the node will fetch its config from.
+    pub talos_config_url: String,
+    /// The step names, in order.
+    pub steps: Vec<String>,
 }

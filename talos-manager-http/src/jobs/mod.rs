@@ -28,9 +28,17 @@ use talos_manager_core::store::{Job, JobOutcome, NewJob};
 use talos_manager_core::{Store, StoreError, error_chain};
 use tokio::sync::{Notify, Semaphore, watch};
 
+mod bootstrap;
 mod sync;
 
+pub use bootstrap::{
+    BOOTSTRAP_ABANDONED, BOOTSTRAP_JOB, BootstrapArgs, BootstrapJob, BootstrapSettings,
+};
 pub use sync::{SYNC_JOB, SyncJob};
+
+/// Why a job that is not [`JobHandler::repeatable`] failed when its worker stopped mid-run,
+/// unless its handler says better.
+pub const ABANDONED: &str = "abandoned: the worker running it stopped (crash or restart)";
 
 /// Why a job failed: a message for the job's status and log.
 #[derive(Debug, thiserror::Error)]
@@ -67,6 +75,12 @@ pub trait JobHandler: Send + Sync + 'static {
 
     /// Whether a job of this kind that a crash interrupted may simply run again from the start.
     fn repeatable(&self) -> bool;
+
+    /// Why a job of this kind failed when its worker stopped mid-run (kinds that are not
+    /// repeatable); say what state that leaves things in.
+    fn abandoned_reason(&self) -> &'static str {
+        ABANDONED
+    }
 
     /// Runs one job. Log progress with [`JobContext::log`]; stop early when
     /// [`JobContext::cancelled`] resolves.
@@ -257,11 +271,34 @@ impl Worker {
             Ok(jobs) => {
                 for job in jobs {
                     tracing::warn!(job = %job.id, kind = %job.kind, status = job.status.as_str(), "recovered an abandoned job");
+                    if job.status == talos_manager_core::store::JobStatus::Failed {
+                        self.explain_abandoned(&job).await;
+                    }
                 }
             }
             Err(error) => {
                 tracing::warn!(error = %error_chain(&error), "failed to recover abandoned jobs")
             }
+        }
+    }
+
+    /// Gives a job failed as abandoned its handler's reason, also as the last log line.
+    async fn explain_abandoned(&self, job: &Job) {
+        let reason = self
+            .handlers
+            .get(job.kind.as_str())
+            .map_or(ABANDONED, |handler| handler.abandoned_reason());
+        let store = &self.queue.store;
+        if let Err(error) = store
+            .append_job_log(job.id, &format!("failed: {reason}"))
+            .await
+        {
+            tracing::warn!(job = %job.id, error = %error_chain(&error), "failed to store a job log line");
+        }
+        if reason != ABANDONED
+            && let Err(error) = store.finish_job(job.id, JobOutcome::Failed(reason)).await
+        {
+            tracing::warn!(job = %job.id, error = %error_chain(&error), "failed to record why a job was abandoned");
         }
     }
 

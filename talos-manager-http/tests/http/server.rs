@@ -51,6 +51,27 @@ macro_rules! api_test {
 }
 pub(crate) use api_test;
 
+/// Bootstrap settings for tests: `private_key` (none: rescue and bootstrap refuse),
+/// the rescue SSH port, short waits, and images from `image_factory_url`.
+pub(crate) fn test_bootstrap_settings(
+    private_key: Option<Secret<String>>,
+    rescue_ssh_port: u16,
+    image_factory_url: &str,
+) -> talos_manager_http::jobs::BootstrapSettings {
+    talos_manager_http::jobs::BootstrapSettings {
+        ssh_private_key: private_key,
+        rescue_ssh_port,
+        rescue_timeout: std::time::Duration::from_secs(20),
+        rescue_poll: std::time::Duration::from_millis(100),
+        environment: talos_manager_core::bootstrap::BootstrapEnvironment {
+            host: Some(TEST_HOST.to_owned()),
+            image_factory_url: image_factory_url.to_owned(),
+            amd64_image_url: None,
+            arm64_image_url: None,
+        },
+    }
+}
+
 pub(crate) struct TestServer {
     pub(crate) base: String,
     pub(crate) database: TestDatabase,
@@ -74,7 +95,7 @@ impl TestServer {
         backend: Backend,
         trusted_proxies: TrustedProxies,
     ) -> TestServer {
-        TestServer::start_full(backend, trusted_proxies, None, Some(TEST_HOST)).await
+        TestServer::start_full(backend, trusted_proxies, None, Some(TEST_HOST), None).await
     }
 
     /// A server using the Image Factory at `factory_url` (else its own fake one) and `HOST`.
@@ -83,7 +104,22 @@ impl TestServer {
         factory_url: Option<&str>,
         host: Option<&str>,
     ) -> TestServer {
-        TestServer::start_full(backend, TrustedProxies::default(), factory_url, host).await
+        TestServer::start_full(backend, TrustedProxies::default(), factory_url, host, None).await
+    }
+
+    /// A server with these bootstrap settings (SSH key, rescue port, image sources).
+    pub(crate) async fn start_with_bootstrap(
+        backend: Backend,
+        bootstrap: talos_manager_http::jobs::BootstrapSettings,
+    ) -> TestServer {
+        TestServer::start_full(
+            backend,
+            TrustedProxies::default(),
+            None,
+            Some(TEST_HOST),
+            Some(bootstrap),
+        )
+        .await
     }
 
     async fn start_full(
@@ -91,6 +127,7 @@ impl TestServer {
         trusted_proxies: TrustedProxies,
         factory_url: Option<&str>,
         host: Option<&str>,
+        bootstrap: Option<talos_manager_http::jobs::BootstrapSettings>,
     ) -> TestServer {
         let factory = talos_manager_fake_hetzner::FakeImageFactory::start()
             .await
@@ -122,6 +159,9 @@ impl TestServer {
             ),
             providers: talos_manager_core::sync::ProviderFactory::new(robot.url(), cloud.url())
                 .with_retry_policy(talos_manager_core::RetryPolicy::for_fakes()),
+            bootstrap: bootstrap.unwrap_or_else(|| {
+                test_bootstrap_settings(None, 22, factory_url.unwrap_or(factory.url()))
+            }),
         };
         let acceptor = TcpListener::bind("127.0.0.1:0")
             .into_acceptor()

@@ -61,6 +61,19 @@ impl Service {
                 ),
             ),
             providers: providers.clone(),
+            bootstrap: talos_manager_http::jobs::BootstrapSettings {
+                ssh_private_key: None,
+                rescue_ssh_port: 22,
+                rescue_timeout: std::time::Duration::from_secs(600),
+                rescue_poll: std::time::Duration::from_secs(2),
+                environment: talos_manager_core::bootstrap::BootstrapEnvironment {
+                    host: None,
+                    image_factory_url: talos_manager_core::image_factory::DEFAULT_FACTORY_URL
+                        .to_owned(),
+                    amd64_image_url: None,
+                    arm64_image_url: None,
+                },
+            },
         };
         let acceptor = TcpListener::bind("127.0.0.1:0")
             .into_acceptor()

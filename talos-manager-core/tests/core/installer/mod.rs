@@ -1,7 +1,8 @@
 //! The rescue-mode installer against a real OpenSSH server on loopback and a loop device.
-//! See `harness.rs` for the bench and its safety rules.
+//! The bench (sshd, stub tools, loop disk, test image, HTTP server) and its safety rules are in
+//! the shared test-support crate `tests/rescue-host` (`talos-manager-rescue-host`).
 
-mod harness;
+use talos_manager_rescue_host as harness;
 mod install;
 mod plan;
 mod probe;

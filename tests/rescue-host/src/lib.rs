@@ -1,4 +1,5 @@
-//! The installer's test bench: a real OpenSSH server on 127.0.0.1 with recording stubs, a loop
+//! The rescue host for tests (installer tests of the core, bootstrap tests of the service, the
+//! end-to-end tests): a real OpenSSH server on 127.0.0.1 with recording stubs, a loop
 //! device as the disk, a Talos-like disk image and a loopback HTTP server that serves it.
 //!
 //! Safety: sshd and the HTTP server bind 127.0.0.1 only; `reboot` is a stub that writes a marker
@@ -17,10 +18,15 @@ use std::time::{Duration, Instant};
 use talos_manager_core::Secret;
 use talos_manager_core::installer::{HostKeys, SshTarget};
 
-pub(crate) const DATA: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/installer");
+/// The installer's test data (`dmidecode -t system` output, lsblk JSON, grub.cfg), kept once in
+/// the core's test data.
+pub const DATA: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../../talos-manager-core/tests/data/installer"
+);
 
 /// Fails (never skips) when a tool is missing, saying how to install it.
-pub(crate) fn require(tool: &str, package: &str) {
+pub fn require(tool: &str, package: &str) {
     let found = Command::new("sh")
         .args([
             "-c",
@@ -38,7 +44,7 @@ pub(crate) fn require(tool: &str, package: &str) {
 }
 
 /// Runs a command and returns its stdout, panicking with its stderr on failure.
-pub(crate) fn sh(command: &str) -> String {
+pub fn sh(command: &str) -> String {
     let output = Command::new("sh")
         .args(["-c", command])
         .output()
@@ -52,14 +58,14 @@ pub(crate) fn sh(command: &str) -> String {
 }
 
 /// An SSH key pair made by ssh-keygen.
-pub(crate) struct KeyPair {
-    pub(crate) private: Secret<String>,
-    pub(crate) public: String,
+pub struct KeyPair {
+    pub private: Secret<String>,
+    pub public: String,
 }
 
 impl KeyPair {
     /// `kind` is passed to `ssh-keygen` (for example `-t ed25519` or `-t rsa -b 2048 -m PEM`).
-    pub(crate) fn generate(dir: &Path, name: &str, kind: &str) -> KeyPair {
+    pub fn generate(dir: &Path, name: &str, kind: &str) -> KeyPair {
         require("ssh-keygen", "openssh-client");
         let path = dir.join(name);
         sh(&format!(
@@ -74,9 +80,9 @@ impl KeyPair {
 }
 
 /// What the stub commands answer, changed by tests through files in the state folder.
-pub(crate) struct Stubs {
-    pub(crate) dir: PathBuf,
-    pub(crate) state: PathBuf,
+pub struct Stubs {
+    pub dir: PathBuf,
+    pub state: PathBuf,
 }
 
 impl Stubs {
@@ -105,7 +111,7 @@ impl Stubs {
         );
         stub(
             "lsblk",
-            format!("echo \"lsblk $*\" >> {s}/calls\ncat {DATA}/lsblk.json"),
+            format!("echo \"lsblk $*\" >> {s}/calls\ncat {s}/lsblk.json"),
         );
         stub(
             "reboot",
@@ -114,18 +120,24 @@ impl Stubs {
         let stubs = Stubs { dir, state };
         stubs.set_hostname("rescue");
         stubs.set_uuid("4c4c4544-0042-3510-8057-b4c04f4e3432");
+        stubs.set_lsblk(&std::fs::read_to_string(Path::new(DATA).join("lsblk.json")).unwrap());
         stubs
     }
 
-    pub(crate) fn set_hostname(&self, hostname: &str) {
+    /// What the `lsblk` stub prints (by default the Hetzner fixture with an md RAID).
+    pub fn set_lsblk(&self, json: &str) {
+        std::fs::write(self.state.join("lsblk.json"), json).unwrap();
+    }
+
+    pub fn set_hostname(&self, hostname: &str) {
         std::fs::write(self.state.join("hostname"), format!("{hostname}\n")).unwrap();
     }
 
-    pub(crate) fn set_uuid(&self, uuid: &str) {
+    pub fn set_uuid(&self, uuid: &str) {
         std::fs::write(self.state.join("uuid"), format!("{uuid}\n")).unwrap();
     }
 
-    pub(crate) fn rebooted(&self) -> bool {
+    pub fn rebooted(&self) -> bool {
         self.state.join("rebooted").exists()
     }
 }
@@ -141,17 +153,17 @@ fn free_port() -> u16 {
 
 /// Debian's sshd on 127.0.0.1, with its own host key, our authorized keys and the stubs first
 /// in `PATH`. Killed on drop.
-pub(crate) struct Sshd {
-    pub(crate) port: u16,
-    pub(crate) host_key_fingerprint: String,
-    pub(crate) stubs: Stubs,
+pub struct Sshd {
+    pub port: u16,
+    pub host_key_fingerprint: String,
+    pub stubs: Stubs,
     child: Child,
     log: PathBuf,
     _dir: tempfile::TempDir,
 }
 
 impl Sshd {
-    pub(crate) fn start(authorized: &[&KeyPair]) -> Sshd {
+    pub fn start(authorized: &[&KeyPair]) -> Sshd {
         require("sshd", "openssh-server");
         let dir = tempfile::tempdir().unwrap();
         let root = dir.path();
@@ -212,7 +224,7 @@ impl Sshd {
         sshd
     }
 
-    pub(crate) fn target(&self, key: &KeyPair) -> SshTarget {
+    pub fn target(&self, key: &KeyPair) -> SshTarget {
         SshTarget {
             port: self.port,
             host_keys: HostKeys::trust_on_first_use(),
@@ -220,7 +232,7 @@ impl Sshd {
         }
     }
 
-    pub(crate) fn log(&self) -> String {
+    pub fn log(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 }
@@ -234,14 +246,14 @@ impl Drop for Sshd {
 
 /// A loop device over a temp file: the disk the installer writes to. Detaches on drop every
 /// loop device backed by its file (also those the installer attached for the BOOT partition).
-pub(crate) struct LoopDisk {
+pub struct LoopDisk {
     device: String,
-    pub(crate) file: PathBuf,
+    pub file: PathBuf,
     _dir: tempfile::TempDir,
 }
 
 impl LoopDisk {
-    pub(crate) fn new(size: u64) -> LoopDisk {
+    pub fn new(size: u64) -> LoopDisk {
         require("losetup", "mount");
         assert_eq!(
             sh("id -u").trim(),
@@ -262,7 +274,7 @@ impl LoopDisk {
     }
 
     /// The device, after checking that it is still the one attached over our file.
-    pub(crate) fn path(&self) -> &str {
+    pub fn path(&self) -> &str {
         let backing = sh(&format!("losetup -n -O BACK-FILE {}", self.device));
         assert_eq!(
             Path::new(backing.trim()),
@@ -273,7 +285,19 @@ impl LoopDisk {
         &self.device
     }
 
-    pub(crate) fn contents(&self) -> Vec<u8> {
+    /// lsblk JSON listing this loop device as the server's only disk, for the `lsblk` stub.
+    pub fn lsblk_json(&self) -> String {
+        let name = self.path().trim_start_matches("/dev/").to_owned();
+        let size = std::fs::metadata(&self.file).unwrap().len();
+        serde_json::json!({"blockdevices": [{
+            "name": name, "type": "disk", "size": size, "uuid": null,
+            "model": "loop disk of the test", "wwn": null,
+        }]})
+        .to_string()
+    }
+
+    /// What the disk holds now.
+    pub fn contents(&self) -> Vec<u8> {
         std::fs::read(&self.file).unwrap()
     }
 }
@@ -293,7 +317,7 @@ impl Drop for LoopDisk {
 }
 
 /// Byte range of the partition named `name` in a GPT disk image or device.
-pub(crate) fn partition(disk: &Path, name: &str) -> (u64, u64) {
+pub fn partition(disk: &Path, name: &str) -> (u64, u64) {
     let json: serde_json::Value =
         serde_json::from_str(&sh(&format!("sfdisk -J {}", disk.display()))).unwrap();
     let table = &json["partitiontable"];
@@ -311,7 +335,7 @@ pub(crate) fn partition(disk: &Path, name: &str) -> (u64, u64) {
 }
 
 /// Runs `f` with the BOOT partition of `disk` mounted, then unmounts and detaches it.
-pub(crate) fn with_boot_mounted<T>(disk: &Path, f: impl FnOnce(&Path) -> T) -> T {
+pub fn with_boot_mounted<T>(disk: &Path, f: impl FnOnce(&Path) -> T) -> T {
     let (start, size) = partition(disk, "BOOT");
     let device = sh(&format!(
         "losetup -f --show -o {start} --sizelimit {size} {}",
@@ -340,15 +364,15 @@ pub(crate) fn with_boot_mounted<T>(disk: &Path, f: impl FnOnce(&Path) -> T) -> T
 
 /// A Talos-like disk image: GPT with EFI, BOOT (ext2 with `grub/grub.cfg`) and META partitions,
 /// pseudo-random data elsewhere; with its zstd and xz compressed forms.
-pub(crate) struct TestImage {
-    pub(crate) raw: Vec<u8>,
-    pub(crate) zst: Vec<u8>,
-    pub(crate) xz: Vec<u8>,
-    pub(crate) grub_cfg: String,
+pub struct TestImage {
+    pub raw: Vec<u8>,
+    pub zst: Vec<u8>,
+    pub xz: Vec<u8>,
+    pub grub_cfg: String,
 }
 
 impl TestImage {
-    pub(crate) fn build(size_mib: u64) -> TestImage {
+    pub fn build(size_mib: u64) -> TestImage {
         require("sfdisk", "fdisk");
         require("mkfs.ext2", "e2fsprogs");
         require("zstd", "zstd");
@@ -418,8 +442,8 @@ impl TestImage {
 }
 
 /// A tiny HTTP/1.0 server on 127.0.0.1 answering GETs from a path → body table, 404 otherwise.
-pub(crate) struct HttpServer {
-    pub(crate) base_url: String,
+pub struct HttpServer {
+    pub base_url: String,
     files: Arc<Mutex<HashMap<String, File>>>,
     active: Arc<AtomicUsize>,
 }
@@ -432,7 +456,7 @@ struct File {
 }
 
 impl HttpServer {
-    pub(crate) fn start() -> HttpServer {
+    pub fn start() -> HttpServer {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let base_url = format!("http://{}", listener.local_addr().unwrap());
         let files: Arc<Mutex<HashMap<String, File>>> = Arc::default();
@@ -452,7 +476,7 @@ impl HttpServer {
         }
     }
 
-    pub(crate) fn put(&self, path: &str, body: Vec<u8>) -> String {
+    pub fn put(&self, path: &str, body: Vec<u8>) -> String {
         self.put_file(
             path,
             File {
@@ -463,7 +487,7 @@ impl HttpServer {
     }
 
     /// Serves `body` at about `rate` bytes per second.
-    pub(crate) fn put_slow(&self, path: &str, body: Vec<u8>, rate: usize) -> String {
+    pub fn put_slow(&self, path: &str, body: Vec<u8>, rate: usize) -> String {
         self.put_file(
             path,
             File {
@@ -479,7 +503,7 @@ impl HttpServer {
     }
 
     /// How many bodies are being sent right now.
-    pub(crate) fn active_transfers(&self) -> usize {
+    pub fn active_transfers(&self) -> usize {
         self.active.load(Ordering::SeqCst)
     }
 }
@@ -522,13 +546,13 @@ fn serve(mut stream: TcpStream, table: &Mutex<HashMap<String, File>>, active: &A
 
 /// A TCP proxy on 127.0.0.1 in front of sshd whose connections the test can cut, as a network
 /// failure would.
-pub(crate) struct CuttableProxy {
-    pub(crate) port: u16,
+pub struct CuttableProxy {
+    pub port: u16,
     streams: Arc<Mutex<Vec<TcpStream>>>,
 }
 
 impl CuttableProxy {
-    pub(crate) fn start(upstream_port: u16) -> CuttableProxy {
+    pub fn start(upstream_port: u16) -> CuttableProxy {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
         let streams: Arc<Mutex<Vec<TcpStream>>> = Arc::default();
@@ -556,7 +580,7 @@ impl CuttableProxy {
     }
 
     /// Cuts every connection through the proxy.
-    pub(crate) fn cut(&self) {
+    pub fn cut(&self) {
         for stream in self.streams.lock().unwrap().drain(..) {
             let _ = stream.shutdown(std::net::Shutdown::Both);
         }

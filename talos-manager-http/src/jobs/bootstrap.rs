@@ -1,0 +1,414 @@
+//! The `bootstrap` job: from a server (in rescue or not) to a disk that boots Talos, with every
+//! step, output line and the image write's progress in the job log.
+//!
+//! # Expected flow
+//! 1. If the server does not answer SSH as a rescue system, activate rescue through its provider
+//!    account with our key and power-cycle it ([`enter_rescue`]).
+//! 2. Wait, with growing pauses and up to [`BootstrapSettings::rescue_timeout`], until the probe
+//!    on `RESCUE_SSH_PORT` sees the hostname `rescue`; record the probe (UUID, disks).
+//! 3. Refuse an SMBIOS UUID that cannot identify the node (the failure carries the support
+//!    request for Hetzner).
+//! 4. Plan from the stored server and the job's choices (the same plan as the dry run), then
+//!    install: wipe, write the image (progress in percent when the image size is known), sync,
+//!    reboot.
+//! 5. Record the server as bootstrapped: the disk, not accessible, config timestamps cleared.
+//!
+//! # Guarantees
+//! - Not repeatable: a bootstrap the service stopped in the middle fails with a reason saying so
+//!   (the disk may be half written); a new bootstrap starts from step 1 and is safe.
+//! - Cancelling drops the SSH session, which stops the remote pipeline.
+//! - The log never holds the SSH key or a machine config: only step names, command output and
+//!   progress.
+//!
+//! # Errors
+//! The job fails with the first error, described with its causes.
+
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use talos_manager_core::bootstrap::{BootstrapChoices, BootstrapEnvironment, bootstrap_request};
+use talos_manager_core::ids::{SchematicId, ServerId};
+use talos_manager_core::installer::{
+    HostKeys, InstallEvent, InstallSink, Probe, ProbeError, SshSession, SshTarget, image_size,
+    install, parse_dd_progress, plan,
+};
+use talos_manager_core::rescue::{RescueError, enter_rescue};
+use talos_manager_core::sync::ProviderFactory;
+use talos_manager_core::{RetryPolicy, Secret, error_chain, http_client};
+use tokio::sync::mpsc;
+
+use super::{JobContext, JobError, JobHandler};
+
+/// The kind of the bootstrap job.
+pub const BOOTSTRAP_JOB: &str = "bootstrap";
+
+/// Why a bootstrap the service stopped in the middle failed.
+pub const BOOTSTRAP_ABANDONED: &str = "talos-manager stopped mid-install (crash, kill or restart): \
+     the disk may be half written; start a new bootstrap";
+
+/// The longest pause between two attempts to reach the rescue system.
+const MAX_RESCUE_POLL: Duration = Duration::from_secs(15);
+/// How long one attempt to reach the rescue system may take.
+const RESCUE_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// At most one progress line per this interval (plus the final one).
+const PROGRESS_INTERVAL: Duration = Duration::from_secs(1);
+
+/// What a bootstrap may choose; stored as the job's arguments (never secrets).
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct BootstrapArgs {
+    /// The target disk (WWID or device); default: the first disk outside a RAID.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub disk: Option<String>,
+    /// The Talos version; default: the settings'.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub talos_version: Option<String>,
+    /// The schematic's id; default: the server's, else the settings'.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schematic_id: Option<i64>,
+}
+
+impl BootstrapArgs {
+    /// The choices for [`bootstrap_request`].
+    pub fn choices(&self) -> BootstrapChoices {
+        BootstrapChoices {
+            disk: self.disk.clone(),
+            talos_version: self.talos_version.clone(),
+            schematic_id: self.schematic_id.map(SchematicId),
+        }
+    }
+}
+
+/// What bootstraps need from the service's configuration.
+#[derive(Debug, Clone)]
+pub struct BootstrapSettings {
+    /// `SSH_PRIVATE_KEY`: the key rescue systems authorize.
+    pub ssh_private_key: Option<Secret<String>>,
+    /// `RESCUE_SSH_PORT`.
+    pub rescue_ssh_port: u16,
+    /// `RESCUE_TIMEOUT`: how long to wait for a server to come up in rescue.
+    pub rescue_timeout: Duration,
+    /// The first pause between attempts to reach the rescue system; it doubles up to 15 s.
+    pub rescue_poll: Duration,
+    /// Where images and configs come from.
+    pub environment: BootstrapEnvironment,
+}
+
+impl BootstrapSettings {
+    /// The settings of `config`.
+    pub fn from_config(config: &crate::config::ServiceConfig) -> BootstrapSettings {
+        BootstrapSettings {
+            ssh_private_key: config.ssh_private_key.clone(),
+            rescue_ssh_port: config.rescue_ssh_port,
+            rescue_timeout: Duration::from_secs(config.rescue_timeout_seconds),
+            rescue_poll: Duration::from_secs(2),
+            environment: config.bootstrap_environment(),
+        }
+    }
+}
+
+/// Runs bootstraps with the service's provider factory and settings.
+#[derive(Debug, Clone)]
+pub struct BootstrapJob {
+    providers: ProviderFactory,
+    settings: BootstrapSettings,
+}
+
+impl BootstrapJob {
+    /// A bootstrap handler.
+    pub fn new(providers: ProviderFactory, settings: BootstrapSettings) -> BootstrapJob {
+        BootstrapJob {
+            providers,
+            settings,
+        }
+    }
+}
+
+#[async_trait]
+impl JobHandler for BootstrapJob {
+    fn kind(&self) -> &'static str {
+        BOOTSTRAP_JOB
+    }
+
+    fn repeatable(&self) -> bool {
+        false
+    }
+
+    fn abandoned_reason(&self) -> &'static str {
+        BOOTSTRAP_ABANDONED
+    }
+
+    async fn run(&self, context: &JobContext) -> Result<(), JobError> {
+        // Dropping the bootstrap closes its SSH session, which stops the remote pipeline.
+        tokio::select! {
+            result = self.bootstrap(context) => result,
+            () = context.cancelled() => Err(JobError::new("cancelled on request")),
+        }
+    }
+}
+
+impl BootstrapJob {
+    async fn bootstrap(&self, context: &JobContext) -> Result<(), JobError> {
+        let store = context.store();
+        let job = context.job();
+        let server_id = job
+            .server_id
+            .ok_or_else(|| JobError::new("a bootstrap job needs a server"))?;
+        let args: BootstrapArgs = serde_json::from_value(job.args.clone()).map_err(|error| {
+            JobError::new(format!("the job's arguments cannot be read: {error}"))
+        })?;
+        let key = self
+            .settings
+            .ssh_private_key
+            .as_ref()
+            .ok_or_else(|| JobError::from_error(&RescueError::NoSshKey))?;
+        let server = store.get_server(server_id).await?;
+        let name = server.inventory.name.clone();
+        let address = server.inventory.ipv4.clone().ok_or_else(|| {
+            JobError::new(format!(
+                "server {name} has no IPv4 address to reach its rescue system at"
+            ))
+        })?;
+        let target = |host_keys: HostKeys| SshTarget {
+            port: self.settings.rescue_ssh_port,
+            host_keys,
+            connect_timeout: RESCUE_CONNECT_TIMEOUT,
+            ..SshTarget::new(address.clone(), key.clone())
+        };
+        context
+            .log(format!(
+                "bootstrapping {name}: looking for its rescue system at {address}:{}",
+                self.settings.rescue_ssh_port
+            ))
+            .await;
+        let (session, probe) = match reach_rescue(&target(HostKeys::trust_on_first_use())).await {
+            Ok(found) => found,
+            Err(reason) => {
+                context
+                    .log(format!(
+                        "not in rescue ({reason}): activating rescue through the provider"
+                    ))
+                    .await;
+                enter_rescue(store, &self.providers, server_id, Some(key))
+                    .await
+                    .map_err(|error| JobError::from_error(&error))?;
+                context
+                    .log("rescue activated and the server power-cycled; waiting for it to boot")
+                    .await;
+                // Rescue systems make new host keys at every boot: a fresh pin for this one.
+                self.wait_for_rescue(context, &name, &target(HostKeys::trust_on_first_use()))
+                    .await?
+            }
+        };
+        store.record_probe(server_id, &probe.store_record()).await?;
+        context
+            .log(format!(
+                "in rescue: SMBIOS UUID {}, {} block device(s)",
+                probe.smbios_uuid,
+                probe.block_devices.len()
+            ))
+            .await;
+        let fleet: Vec<(String, String)> = store
+            .list_servers()
+            .await?
+            .into_iter()
+            .filter(|other| other.id != server_id)
+            .filter_map(|other| other.uuid.map(|uuid| (other.inventory.name, uuid)))
+            .collect();
+        probe
+            .check_uuid(
+                fleet
+                    .iter()
+                    .map(|(name, uuid)| (name.as_str(), uuid.as_str())),
+            )
+            .map_err(|error| JobError::new(error.to_string()))?;
+        self.install(context, server_id, &args, &session).await?;
+        session.close().await;
+        Ok(())
+    }
+
+    /// Plans, writes the image and records the server as bootstrapped.
+    async fn install(
+        &self,
+        context: &JobContext,
+        server_id: ServerId,
+        args: &BootstrapArgs,
+        session: &SshSession,
+    ) -> Result<(), JobError> {
+        let store = context.store();
+        let mut request = bootstrap_request(
+            store,
+            server_id,
+            &args.choices(),
+            &self.settings.environment,
+        )
+        .await
+        .map_err(|error| JobError::from_error(&error))?;
+        if let Ok(client) = http_client(&RetryPolicy::default()) {
+            request.image_size = image_size(&client, &request.image.url()).await;
+        }
+        let plan = plan(&request);
+        for line in plan.to_string().lines() {
+            context.log(line).await;
+        }
+        let (sender, mut receiver) = mpsc::unbounded_channel();
+        let mut sink = LogSink::new(sender, plan.steps.len());
+        let run = async {
+            let result = install(session, &plan, &mut sink).await;
+            drop(sink);
+            result
+        };
+        let write_log = async {
+            while let Some(entry) = receiver.recv().await {
+                match entry {
+                    LogEntry::Line(line) => context.log(line).await,
+                    LogEntry::Progress(percent) => {
+                        if let Err(error) = store.set_job_progress(context.job().id, percent).await
+                        {
+                            tracing::warn!(error = %error_chain(&error), "failed to store a job's progress");
+                        }
+                    }
+                }
+            }
+        };
+        let (result, ()) = tokio::join!(run, write_log);
+        result.map_err(|error| JobError::from_error(&error))?;
+        let wwid = request.disk.wwid();
+        store
+            .record_bootstrapped(server_id, &request.disk.path(), wwid.as_deref())
+            .await?;
+        context
+            .log(format!(
+                "Talos is on {}: the server boots it and asks for its config",
+                request.disk.path()
+            ))
+            .await;
+        Ok(())
+    }
+
+    /// Tries to reach the rescue system until it answers or the timeout is spent.
+    async fn wait_for_rescue(
+        &self,
+        context: &JobContext,
+        name: &str,
+        target: &SshTarget,
+    ) -> Result<(SshSession, Probe), JobError> {
+        let started = Instant::now();
+        let mut pause = self.settings.rescue_poll;
+        loop {
+            tokio::time::sleep(pause).await;
+            match reach_rescue(target).await {
+                Ok(found) => return Ok(found),
+                Err(reason) if started.elapsed() >= self.settings.rescue_timeout => {
+                    return Err(JobError::new(format!(
+                        "server {name} did not come up in rescue within {}s (last attempt: \
+                         {reason}); check it in the provider's console, then bootstrap again",
+                        self.settings.rescue_timeout.as_secs()
+                    )));
+                }
+                Err(reason) => {
+                    context
+                        .log(format!("rescue system not reachable yet: {reason}"))
+                        .await;
+                }
+            }
+            pause = (pause * 2).min(MAX_RESCUE_POLL);
+        }
+    }
+}
+
+/// Connects and probes: the session and what the probe found, or why the server is not (yet)
+/// a reachable rescue system.
+async fn reach_rescue(target: &SshTarget) -> Result<(SshSession, Probe), String> {
+    let session = SshSession::connect(target)
+        .await
+        .map_err(|error| error_chain(&error).to_string())?;
+    match talos_manager_core::installer::probe(&session).await {
+        Ok(probe) => Ok((session, probe)),
+        Err(error) => {
+            session.close().await;
+            Err(match error {
+                ProbeError::NotInRescue { hostname } => {
+                    format!("it answers as {hostname:?}, not as the rescue system")
+                }
+                other => error_chain(&other).to_string(),
+            })
+        }
+    }
+}
+
+/// What the installer's events become: log lines and progress updates.
+enum LogEntry {
+    Line(String),
+    Progress(i32),
+}
+
+/// Turns installer events into log entries: step headings, output lines, and dd's progress at
+/// most once a second (and always its last report).
+struct LogSink {
+    sender: mpsc::UnboundedSender<LogEntry>,
+    n_steps: usize,
+    last_progress: Option<Instant>,
+    last_percent: Option<i32>,
+}
+
+impl LogSink {
+    fn new(sender: mpsc::UnboundedSender<LogEntry>, n_steps: usize) -> LogSink {
+        LogSink {
+            sender,
+            n_steps,
+            last_progress: None,
+            last_percent: None,
+        }
+    }
+
+    fn send(&self, entry: LogEntry) {
+        // The receiver lives as long as the install; a send can only fail after it.
+        let _ = self.sender.send(entry);
+    }
+}
+
+const MIB: f64 = 1024.0 * 1024.0;
+
+impl InstallSink for LogSink {
+    fn event(&mut self, event: InstallEvent<'_>) {
+        match event {
+            InstallEvent::StepStarted { index, step } => self.send(LogEntry::Line(format!(
+                "step {}/{}: {}",
+                index + 1,
+                self.n_steps,
+                step.name
+            ))),
+            // dd's own progress lines arrive again as `Progress`, throttled.
+            InstallEvent::Line { line, .. } if parse_dd_progress(line, None).is_some() => {}
+            InstallEvent::Line { line, .. } => self.send(LogEntry::Line(line.to_owned())),
+            InstallEvent::Progress(progress) => {
+                let percent = progress.percent.map(|p| p.floor() as i32);
+                let finished = percent == Some(100) && self.last_percent != Some(100);
+                let due = self
+                    .last_progress
+                    .is_none_or(|last| last.elapsed() >= PROGRESS_INTERVAL);
+                if !(due || finished) {
+                    return;
+                }
+                self.last_progress = Some(Instant::now());
+                let written = progress.bytes as f64 / MIB;
+                let rate = progress
+                    .bytes_per_second
+                    .map(|rate| format!(", {:.1} MiB/s", rate / MIB))
+                    .unwrap_or_default();
+                let line = match percent {
+                    Some(percent) => format!("written {percent} % ({written:.1} MiB{rate})"),
+                    None => format!("written {written:.1} MiB{rate}"),
+                };
+                self.send(LogEntry::Line(line));
+                if let Some(percent) = percent
+                    && self.last_percent != Some(percent)
+                {
+                    self.last_percent = Some(percent);
+                    self.send(LogEntry::Progress(percent));
+                }
+            }
+            InstallEvent::StepFinished { .. } => {}
+        }
+    }
+}

@@ -1,0 +1,470 @@
+//! Rescue and bootstrap through the admin API: the fake Robot webservice activates rescue, a real
+//! sshd on loopback is the rescue system (stub `hostname`, `dmidecode`, `lsblk`, `reboot`), a
+//! loop device is its disk, and a loopback HTTP server is the Image Factory.
+
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use reqwest::Method;
+use serde_json::{Value, json};
+use talos_manager_core::Secret;
+use talos_manager_core::store::{Architecture, ProviderKind, SchematicFields, ServerInventory};
+use talos_manager_fake_hetzner::{FakeRobot, RobotServer};
+use talos_manager_http::jobs::{BootstrapJob, JobQueue, Worker, WorkerTiming};
+use talos_manager_rescue_host::{HttpServer, KeyPair, LoopDisk, Sshd, TestImage};
+
+use super::server::{TestServer, test_bootstrap_settings};
+
+/// The Robot server number of the server under test.
+const NUMBER: u64 = 321;
+/// The Image Factory schematic id the test image is served under.
+const FACTORY_ID: &str = "376567988ad370138ad8b2698212367b8edcb69b5fd68c80be1f2ec7d603b4ba";
+const IMAGE_MIB: u64 = 24;
+
+fn image() -> &'static TestImage {
+    static IMAGE: OnceLock<TestImage> = OnceLock::new();
+    IMAGE.get_or_init(|| TestImage::build(IMAGE_MIB))
+}
+
+/// The service with a bootstrap worker, a rescue host, its disk and an image server.
+struct Bench {
+    server: TestServer,
+    sshd: Sshd,
+    disk: LoopDisk,
+    http: HttpServer,
+    stop: tokio::sync::watch::Sender<bool>,
+    _dir: tempfile::TempDir,
+}
+
+impl Bench {
+    /// `with_key`: whether the service has an SSH key (`SSH_PRIVATE_KEY`).
+    async fn start(backend: talos_manager_core::Backend, with_key: bool) -> Bench {
+        let dir = tempfile::tempdir().unwrap();
+        let key = KeyPair::generate(dir.path(), "talos-manager", "-t ed25519");
+        let sshd = Sshd::start(&[&key]);
+        let disk = LoopDisk::new(64 << 20);
+        sshd.stubs.set_lsblk(&disk.lsblk_json());
+        let http = HttpServer::start();
+        http.put(&image_path(), image().zst.clone());
+        let private_key = with_key.then(|| key.private.clone());
+        let settings = test_bootstrap_settings(private_key, sshd.port, &http.base_url);
+        let server = TestServer::start_with_bootstrap(backend, settings.clone()).await;
+        // The Robot server answers SSH on loopback, where the test's sshd listens.
+        server.robot.add_server(RobotServer {
+            ip: Some("127.0.0.1".into()),
+            ..RobotServer::new(NUMBER, "worker-1")
+        });
+        let store = server.store();
+        let account = store
+            .create_provider_account(
+                ProviderKind::HetznerRobot,
+                FakeRobot::USER,
+                &Secret::new(FakeRobot::PASSWORD.into()),
+            )
+            .await
+            .unwrap();
+        store
+            .upsert_server(
+                account.id,
+                &ServerInventory {
+                    provider: ProviderKind::HetznerRobot,
+                    provider_id: NUMBER.to_string(),
+                    name: "worker-1".into(),
+                    ipv4: Some("127.0.0.1".into()),
+                    ipv6: None,
+                    product: "AX52".into(),
+                    data_center: "FSN1-DC16".into(),
+                    status: "ready".into(),
+                    cancelled: false,
+                    architecture: Architecture::Amd64,
+                    vswitch_id: None,
+                },
+            )
+            .await
+            .unwrap();
+        let schematic = store
+            .create_schematic(&SchematicFields {
+                name: "default".into(),
+                body: "customization: {}\n".into(),
+                factory_id: Some(FACTORY_ID.into()),
+            })
+            .await
+            .unwrap();
+        store
+            .update_settings("v1.10.4", Some(schematic.id))
+            .await
+            .unwrap();
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        let worker = Worker::new(JobQueue::new(store.clone()), "bootstrap-test")
+            .timing(WorkerTiming {
+                poll: Duration::from_millis(50),
+                heartbeat: Duration::from_millis(100),
+                abandoned_after: Duration::from_secs(30),
+            })
+            .register(BootstrapJob::new(
+                talos_manager_core::sync::ProviderFactory::new(
+                    server.robot.url(),
+                    server.cloud.url(),
+                )
+                .with_retry_policy(talos_manager_core::RetryPolicy::for_fakes()),
+                settings,
+            ));
+        tokio::spawn(worker.run(async move {
+            let mut stopped = stopped;
+            let _ = stopped.wait_for(|stop| *stop).await;
+        }));
+        Bench {
+            server,
+            sshd,
+            disk,
+            http,
+            stop,
+            _dir: dir,
+        }
+    }
+
+    async fn bootstrap(&self, body: Value) -> Value {
+        self.server
+            .expect(
+                Method::POST,
+                "/api/v1/servers/robot-321/bootstrap",
+                Some(body),
+                202,
+            )
+            .await
+    }
+
+    /// Waits until the job is finished; returns it.
+    async fn finished(&self, job_id: &str) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(120);
+        loop {
+            let job = self
+                .server
+                .expect(Method::GET, &format!("/api/v1/jobs/{job_id}"), None, 200)
+                .await;
+            if !matches!(job["status"].as_str(), Some("queued" | "running")) {
+                return job;
+            }
+            assert!(Instant::now() < deadline, "job still running: {job:#}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// The job's log lines.
+    async fn log(&self, job_id: &str) -> Vec<String> {
+        let lines = self
+            .server
+            .store()
+            .job_log(
+                talos_manager_core::ids::JobId(job_id.parse().unwrap()),
+                None,
+            )
+            .await
+            .unwrap();
+        lines.into_iter().map(|line| line.line).collect()
+    }
+}
+
+impl Drop for Bench {
+    fn drop(&mut self) {
+        self.stop.send_replace(true);
+    }
+}
+
+fn image_path() -> String {
+    format!("/image/{FACTORY_ID}/v1.10.4/metal-amd64.raw.zst")
+}
+
+/// Runs `body` with a bench on both backends.
+macro_rules! bench_test {
+    ($name:ident, $with_key:expr, |$bench:ident| $body:block) => {
+        mod $name {
+            use super::*;
+
+            #[tokio::test]
+            async fn sqlite() {
+                let $bench = Bench::start(talos_manager_core::Backend::Sqlite, $with_key).await;
+                $body
+            }
+
+            #[tokio::test]
+            async fn postgres() {
+                let $bench = Bench::start(talos_manager_core::Backend::Postgres, $with_key).await;
+                $body
+            }
+        }
+    };
+}
+
+bench_test!(
+    a_bootstrap_enters_rescue_writes_talos_and_moves_the_state_on,
+    true,
+    |bench| {
+        let before = bench.server.server_json("robot-321").await;
+        assert_eq!(before["state"], "unknown");
+
+        let plan_error = bench
+            .server
+            .expect(
+                Method::GET,
+                "/api/v1/servers/robot-321/bootstrap-plan",
+                None,
+                409,
+            )
+            .await;
+        assert_eq!(plan_error["code"], "not_in_rescue_yet", "{plan_error:#}");
+
+        // The server runs another system until the provider boots it into rescue.
+        bench.sshd.stubs.set_hostname("talos-node");
+        let job = bench.bootstrap(json!({})).await;
+        assert_eq!(job["kind"], "bootstrap");
+        assert_eq!(job["server_id"], "robot-321");
+        let job_id = job["id"].as_str().unwrap();
+        let again = bench
+            .server
+            .expect(
+                Method::POST,
+                "/api/v1/servers/robot-321/bootstrap",
+                Some(json!({})),
+                409,
+            )
+            .await;
+        assert_eq!(again["code"], "bootstrap_running", "{again:#}");
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while bench
+            .server
+            .robot
+            .server(NUMBER)
+            .unwrap()
+            .booted_rescue
+            .is_none()
+        {
+            assert!(
+                Instant::now() < deadline,
+                "rescue was never activated: {:#?}",
+                bench.log(job_id).await
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let waiting = bench.server.server_json("robot-321").await;
+        assert_eq!(waiting["state"], "bootstrapping", "{waiting:#}");
+        bench.sshd.stubs.set_hostname("rescue");
+
+        let finished = bench.finished(job_id).await;
+        let log = bench.log(job_id).await;
+        assert_eq!(
+            finished["status"],
+            "succeeded",
+            "{finished:#}\n{}",
+            log.join("\n")
+        );
+        let text = log.join("\n");
+
+        // Not in rescue at first (the server had no probe): rescue was activated at Robot.
+        let robot = bench.server.robot.server(NUMBER).unwrap();
+        assert!(robot.booted_rescue.is_some(), "{robot:?}");
+        assert!(
+            text.contains("activating rescue through the provider"),
+            "{text}"
+        );
+        // Progress in percent up to 100, and the disk holds the image.
+        assert!(text.contains("step 3/5: write the Talos image"), "{text}");
+        assert!(text.contains("written 100 % ("), "{text}");
+        let raw = &image().raw;
+        assert_eq!(&bench.disk.contents()[..raw.len()], raw.as_slice());
+        assert!(bench.sshd.stubs.rebooted());
+        assert!(!text.contains("PRIVATE KEY"), "{text}");
+
+        let server = bench.server.server_json("robot-321").await;
+        assert_eq!(server["state"], "booting Talos", "{server:#}");
+        assert_eq!(server["accessible"], false);
+        assert_eq!(server["uuid"], "4c4c4544-0042-3510-8057-b4c04f4e3432");
+        let device = bench.disk.path().to_owned();
+        assert_eq!(server["bootstrap_disk"], device.as_str());
+
+        // The dry run now knows the disks.
+        let plan = bench
+            .server
+            .expect(
+                Method::GET,
+                "/api/v1/servers/robot-321/bootstrap-plan?talos_version=v1.11.0",
+                None,
+                200,
+            )
+            .await;
+        assert_eq!(plan["disk"], device.as_str());
+        assert_eq!(plan["talos_version"], "v1.11.0");
+        assert_eq!(plan["schematic"], FACTORY_ID);
+        assert!(
+            plan["text"].as_str().unwrap().starts_with(&format!(
+                "Bootstrap plan for worker-1: write {}",
+                plan["image_url"].as_str().unwrap()
+            )),
+            "{plan:#}"
+        );
+        let invalid = bench
+            .server
+            .expect(
+                Method::GET,
+                "/api/v1/servers/robot-321/bootstrap-plan?disk=/dev/sdz",
+                None,
+                422,
+            )
+            .await;
+        assert_eq!(invalid["issues"][0]["path"], "disk", "{invalid:#}");
+        let invalid = bench
+            .server
+            .expect(
+                Method::POST,
+                "/api/v1/servers/robot-321/bootstrap",
+                Some(json!({"disk": "/dev/sdz"})),
+                422,
+            )
+            .await;
+        assert_eq!(
+            invalid["issues"][0]["message"],
+            "server worker-1 has no disk /dev/sdz"
+        );
+
+        // The node boots Talos and asks for its config.
+        let at = time::OffsetDateTime::now_utc();
+        let server_id = bench
+            .server
+            .store()
+            .get_server_by_provider_id(ProviderKind::HetznerRobot, "321")
+            .await
+            .unwrap()
+            .id;
+        bench
+            .server
+            .store()
+            .record_config_request(server_id, at, false)
+            .await
+            .unwrap();
+        let server = bench.server.server_json("robot-321").await;
+        assert_eq!(server["state"], "waiting for config");
+    }
+);
+
+bench_test!(rescue_and_bootstrap_need_an_ssh_key, false, |bench| {
+    for (method, path, body) in [
+        (Method::POST, "/api/v1/servers/robot-321/rescue", None),
+        (
+            Method::POST,
+            "/api/v1/servers/robot-321/bootstrap",
+            Some(json!({})),
+        ),
+    ] {
+        let error = bench.server.expect(method, path, body, 409).await;
+        assert_eq!(error["code"], "ssh_key_missing", "{error:#}");
+        assert!(
+            error["message"]
+                .as_str()
+                .unwrap()
+                .starts_with("SSH_PRIVATE_KEY is not set"),
+            "{error:#}"
+        );
+    }
+    assert!(bench.server.robot.server(NUMBER).unwrap().resets.is_empty());
+});
+
+bench_test!(
+    entering_rescue_activates_it_at_the_provider_and_records_it,
+    true,
+    |bench| {
+        let server = bench
+            .server
+            .expect(Method::POST, "/api/v1/servers/robot-321/rescue", None, 200)
+            .await;
+        assert_eq!(server["state"], "entering rescue", "{server:#}");
+        assert!(server["rescue_activated_at"].is_string());
+        let robot = bench.server.robot.server(NUMBER).unwrap();
+        assert!(robot.booted_rescue.is_some(), "{robot:?}");
+        assert_eq!(robot.resets.len(), 1);
+        // Our key was uploaded, under our name.
+        let keys = bench.server.robot.keys();
+        assert_eq!(keys.len(), 1);
+        assert_eq!(keys[0].name, "talos-manager");
+
+        let missing = bench
+            .server
+            .expect(Method::POST, "/api/v1/servers/robot-9/rescue", None, 404)
+            .await;
+        assert_eq!(missing["code"], "not_found");
+    }
+);
+
+bench_test!(
+    a_bad_smbios_uuid_fails_the_job_with_the_support_request,
+    true,
+    |bench| {
+        bench
+            .sshd
+            .stubs
+            .set_uuid("4c4c4544-0042-3510-8057-000000000000");
+        let job = bench.bootstrap(json!({})).await;
+        let job_id = job["id"].as_str().unwrap();
+        let finished = bench.finished(job_id).await;
+        assert_eq!(finished["status"], "failed");
+        let error = finished["last_error"].as_str().unwrap();
+        assert!(error.contains("ends in 000000000000"), "{error}");
+        assert!(
+            error.contains("Subject: Invalid SMBIOS system UUID"),
+            "{error}"
+        );
+        let server = bench.server.server_json("robot-321").await;
+        assert!(
+            server["state"]
+                .as_str()
+                .unwrap()
+                .starts_with("failed: the server's SMBIOS UUID"),
+            "{server:#}"
+        );
+        // Nothing was written.
+        assert!(bench.disk.contents().iter().all(|byte| *byte == 0));
+        assert!(!bench.sshd.stubs.rebooted());
+    }
+);
+
+bench_test!(cancelling_a_bootstrap_stops_the_write, true, |bench| {
+    // About 4 MiB/s: the write takes several seconds.
+    bench
+        .http
+        .put_slow(&image_path(), image().zst.clone(), 1 << 20);
+    let job = bench.bootstrap(json!({})).await;
+    let job_id = job["id"].as_str().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let log = bench.log(job_id).await;
+        if log.iter().any(|line| line.starts_with("written ")) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the write never started: {log:#?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    bench
+        .server
+        .expect(
+            Method::POST,
+            &format!("/api/v1/jobs/{job_id}/cancel"),
+            None,
+            200,
+        )
+        .await;
+    let finished = bench.finished(job_id).await;
+    assert_eq!(finished["status"], "cancelled", "{finished:#}");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while bench.http.active_transfers() > 0 {
+        assert!(
+            Instant::now() < deadline,
+            "the remote pipeline still downloads after the cancel"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(!bench.sshd.stubs.rebooted());
+    let server = bench.server.server_json("robot-321").await;
+    assert_eq!(server["state"], "bootstrap cancelled", "{server:#}");
+});
