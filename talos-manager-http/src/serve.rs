@@ -137,7 +137,8 @@ pub async fn serve(config: ServiceConfig) -> Result<(), ServeError> {
     };
     let worker = Worker::new(queue.clone(), Worker::unique_id())
         .metrics(metrics)
-        .register(crate::jobs::SyncJob::new(providers));
+        .register(crate::jobs::SyncJob::new(providers))
+        .register(crate::jobs::LabelAndTaintJob::default());
     let worker = tokio::spawn(worker.run(stopped(stop.clone())));
     let periodic_sync = (config.sync_interval_seconds > 0).then(|| {
         tokio::spawn(periodic_sync(

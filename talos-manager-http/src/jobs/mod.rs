@@ -28,8 +28,13 @@ use talos_manager_core::store::{Job, JobOutcome, NewJob};
 use talos_manager_core::{Store, StoreError, error_chain};
 use tokio::sync::{Notify, Semaphore, watch};
 
+mod label_and_taint;
 mod sync;
 
+pub use label_and_taint::{
+    CONFIG_SERVED_GUARD, LABEL_AND_TAINT_JOB, LabelAndTaintJob, LabelAndTaintTrigger,
+    queue_label_and_taint,
+};
 pub use sync::{SYNC_JOB, SyncJob};
 
 /// Why a job failed: a message for the job's status and log.
