@@ -422,3 +422,31 @@ api_test!(an_unreachable_api_fails_the_job_after_its_bound, |server| {
         .await;
     assert!(cluster["running_kubernetes_version"].is_null(), "{cluster}");
 });
+
+api_test!(an_api_server_of_another_ca_is_not_trusted, |server| {
+    // The fake's certificate is signed by another cluster's CA (and it trusts only that CA).
+    let (_, impostor) = bundle_and_fake().await;
+    let bundle = tokio::task::spawn_blocking(|| {
+        SecretsBundle::generate(time::OffsetDateTime::now_utc(), &mut SystemRandom).unwrap()
+    })
+    .await
+    .unwrap();
+    impostor.add_node(NODE, json!({}), json!([]));
+    create_rule(&server, "db", "role=db", "").await;
+    let (_, server_id) = configured_server(&server, impostor.url(), &bundle).await;
+    let _worker = start_worker(server.store(), options(Duration::from_secs(1)));
+
+    fetch_config(&server).await;
+    let (job, log) = finished_job(server.store(), server_id).await;
+    assert_eq!(job.status, JobStatus::Failed, "{log}");
+    let reason = job.last_error.unwrap();
+    assert!(
+        reason.contains("is unreachable (get node db-worker-1)"),
+        "{reason}"
+    );
+    assert!(
+        impostor.requests().is_empty(),
+        "no request got through TLS: {:?}",
+        impostor.requests()
+    );
+});
