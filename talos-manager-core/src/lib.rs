@@ -18,6 +18,8 @@
 //! - [`node_config`]: the machine config a server is served, from what is stored.
 //! - [`node_identity`]: a node's machine type, hostname and private IP, and their conventions.
 //! - [`node_labels`]: Kubernetes labels and taints of label and taint rules.
+//! - [`kubernetes`]: a cluster's Kubernetes API: rule labels and taints reconciled on nodes,
+//!   and the Kubernetes version the cluster runs.
 //! - [`runbooks`]: the commands to reboot or upgrade a node safely.
 //! - [`Issue`], [`ValidationError`]: every problem with user input, with its location.
 //! - [`ids`]: typed ids of every stored entity.
@@ -38,6 +40,7 @@ mod error_chain;
 pub mod ids;
 pub mod image_factory;
 pub mod installer;
+pub mod kubernetes;
 pub mod node_config;
 pub mod node_identity;
 pub mod node_labels;

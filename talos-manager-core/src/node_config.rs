@@ -73,7 +73,9 @@ pub fn talos_version_of(install_image: &str) -> TalosVersion {
         .unwrap_or(TalosVersion::LATEST)
 }
 
-/// The inputs for the engine, from stored rows.
+/// The inputs for the engine, from stored rows. The Kubernetes version is the one the cluster
+/// runs when it is known (see [`crate::kubernetes::running_kubernetes_version`]), else the
+/// config template's.
 pub fn generate_input(
     cluster: &Cluster,
     config: &ConfigFields,
@@ -81,10 +83,14 @@ pub fn generate_input(
     server: &Server,
     vlan: Option<i32>,
 ) -> GenerateInput {
+    let kubernetes_version = cluster
+        .running_kubernetes_version
+        .clone()
+        .unwrap_or_else(|| config.kubernetes_version.clone());
     let mut options = GenerateOptions::new(
         cluster.name.clone(),
         cluster.endpoint.clone(),
-        config.kubernetes_version.clone(),
+        kubernetes_version,
     );
     options.talos_version = talos_version_of(&config.install_image);
     options.install_disk = Some(machine_config.fields.install_disk.clone());

@@ -10,19 +10,27 @@
 //! The source address is the peer's, or the `X-Forwarded-For` client's when the peer is a
 //! trusted proxy. Unknown server: 404. Known without machine config: 420, which Talos retries.
 //! Talos retries every non-200 answer with back-off, so errors are safe to answer.
+//!
+//! The config is generated with the Kubernetes version the cluster runs, when its API server
+//! answered before (asked again every few minutes, for a few seconds at most). Serving a
+//! config queues the `label_and_taint` job for the server (not again within 10 minutes).
 
 use std::collections::HashMap;
 use std::net::IpAddr;
+use std::time::Duration;
 
 use poem::http::StatusCode;
 use poem::web::{Data, Query, RemoteAddr};
 use poem::{IntoResponse, Request, Response, handler};
 use talos_manager_core::error_chain;
+use talos_manager_core::ids::ClusterId;
+use talos_manager_core::kubernetes::{ClientTimeouts, running_kubernetes_version};
 use talos_manager_core::node_config::{NodeConfigError, render_node_config};
 use talos_manager_core::store::Server;
 
 use crate::AppState;
 use crate::client_address::client_address;
+use crate::jobs::{LabelAndTaintTrigger, queue_label_and_taint};
 use crate::metrics::ConfigRequestLabels;
 
 fn plain(status: StatusCode, text: String) -> Response {
@@ -53,6 +61,26 @@ fn is_server_address(server: &Server, address: IpAddr) -> bool {
                 .or_else(|_| network.parse::<IpAddr>().map(|ip| ip == address))
                 .unwrap_or(false)
         }),
+    }
+}
+
+/// How old the cluster's running Kubernetes version may be before `/config` asks again.
+const VERSION_MAX_AGE: Duration = Duration::from_secs(300);
+
+/// How long `/config` waits for the cluster's API server to tell its version.
+const VERSION_TIMEOUTS: ClientTimeouts = ClientTimeouts {
+    connect: Duration::from_secs(2),
+    request: Duration::from_secs(3),
+};
+
+/// Makes sure the cluster's running Kubernetes version is recent (the config is generated
+/// with it); a failure only costs freshness, so it is logged and the config served anyway.
+async fn refresh_kubernetes_version(state: &AppState, cluster_id: ClusterId) {
+    let refreshed =
+        running_kubernetes_version(&state.store, cluster_id, VERSION_MAX_AGE, VERSION_TIMEOUTS)
+            .await;
+    if let Err(error) = refreshed {
+        tracing::warn!(cluster = %cluster_id, error = %error_chain(&error), "failed to refresh the running kubernetes version");
     }
 }
 
@@ -114,6 +142,9 @@ pub(crate) async fn config(
         );
     }
 
+    if let Some(cluster_id) = server.cluster_id {
+        refresh_kubernetes_version(state, cluster_id).await;
+    }
     let now = time::OffsetDateTime::now_utc();
     match render_node_config(&state.store, server.id).await {
         Ok(node_config) => {
@@ -123,6 +154,16 @@ pub(crate) async fn config(
                 .await
             {
                 tracing::warn!(error = %error_chain(&error), "failed to record a config request");
+            }
+            let queued = queue_label_and_taint(
+                &state.jobs,
+                &state.store,
+                server.id,
+                LabelAndTaintTrigger::ConfigServed,
+            )
+            .await;
+            if let Err(error) = queued {
+                tracing::warn!(error = %error_chain(&error), "failed to queue the label and taint job");
             }
             count(state, "served");
             tracing::info!(server = %server.inventory.name, machine_type = node_config.machine_type.as_str(), "config served");

@@ -142,7 +142,8 @@ pub async fn serve(config: ServiceConfig) -> Result<(), ServeError> {
         .register(crate::jobs::BootstrapJob::new(
             providers,
             crate::jobs::BootstrapSettings::from_config(&config),
-        ));
+        ))
+        .register(crate::jobs::LabelAndTaintJob::default());
     let worker = tokio::spawn(worker.run(stopped(stop.clone())));
     let periodic_sync = (config.sync_interval_seconds > 0).then(|| {
         tokio::spawn(periodic_sync(

@@ -21,6 +21,8 @@ mod http {
     mod auth_coverage;
     // The job worker: run, log, fail, cancel, recover, never twice.
     mod jobs;
+    // Label and taint rules applied to nodes in a fake Kubernetes API; the running version.
+    mod labels_taints;
     // Running `talos-manager` as a process: help, bad configuration, serve, migrate, token.
     mod commands;
     // /metrics and request ids.

@@ -24,12 +24,21 @@ pub const USER_AGENT: &str = concat!("talos-manager/", env!("CARGO_PKG_VERSION")
 /// This is the only place in the code base that builds a `reqwest::Client` (clippy bans
 /// `reqwest::Client::new`), so no request to a provider can hang forever.
 pub fn http_client(policy: &RetryPolicy) -> Result<reqwest::Client, ProviderError> {
-    reqwest::Client::builder()
-        .user_agent(USER_AGENT)
-        .connect_timeout(policy.connect_timeout)
-        .timeout(policy.request_timeout)
+    client_builder(policy.connect_timeout, policy.request_timeout)
         .build()
         .map_err(|source| ProviderError::HttpClient { source })
+}
+
+/// The start of every client: rustls, our user agent and both timeouts. Clients with their
+/// own TLS trust (the Kubernetes client) add it to this builder.
+pub(crate) fn client_builder(
+    connect_timeout: Duration,
+    request_timeout: Duration,
+) -> reqwest::ClientBuilder {
+    reqwest::Client::builder()
+        .user_agent(USER_AGENT)
+        .connect_timeout(connect_timeout)
+        .timeout(request_timeout)
 }
 
 /// How long to wait and how often to try again.

@@ -34,6 +34,7 @@ use crate::Secret;
 
 pub use cloud::HetznerCloud;
 pub use error::{HetznerApiError, ProviderError};
+pub(crate) use http::client_builder;
 pub use http::{RetryPolicy, USER_AGENT, http_client};
 pub use robot::HetznerRobot;
 pub use ssh_key::SshPublicKey;

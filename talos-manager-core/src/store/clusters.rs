@@ -20,6 +20,10 @@ pub struct Cluster {
     pub endpoint: String,
     /// The vSwitch whose VLAN fills `${vlan}`, if any.
     pub vswitch_id: Option<VswitchId>,
+    /// The Kubernetes version its API server last reported (`1.33.1`), if it ever answered.
+    pub running_kubernetes_version: Option<String>,
+    /// When the API server was last asked for its version, answered or not.
+    pub running_kubernetes_version_checked_at: Option<OffsetDateTime>,
     /// When it was created.
     pub created_at: OffsetDateTime,
     /// When it last changed.
@@ -37,7 +41,8 @@ pub struct ClusterFields {
     pub vswitch_id: Option<VswitchId>,
 }
 
-const COLUMNS: &str = "id, name, endpoint, vswitch_id, created_at, updated_at";
+const COLUMNS: &str = "id, name, endpoint, vswitch_id, running_kubernetes_version, \
+                       running_kubernetes_version_checked_at, created_at, updated_at";
 
 impl Store {
     /// Adds a cluster with its secrets bundle (YAML as `talosctl gen secrets` writes it).
@@ -107,6 +112,31 @@ impl Store {
             .await)
         .map_err(|e| StoreError::from_write("cluster", "update cluster", e))?;
         cluster.ok_or_else(|| StoreError::not_found("cluster", id))
+    }
+
+    /// Records that the cluster's API server was asked for its version at `checked_at`, and
+    /// what it answered: `None` (no answer) keeps the version last seen.
+    pub async fn record_running_kubernetes_version(
+        &self,
+        id: ClusterId,
+        version: Option<&str>,
+        checked_at: OffsetDateTime,
+    ) -> Result<(), StoreError> {
+        let sql = "UPDATE clusters SET \
+                   running_kubernetes_version = COALESCE($2, running_kubernetes_version), \
+                   running_kubernetes_version_checked_at = $3 WHERE id = $1";
+        let n_rows = on_pool!(self, |pool| sqlx::query(sql)
+            .bind(id)
+            .bind(version)
+            .bind(checked_at)
+            .execute(pool)
+            .await
+            .map(|r| r.rows_affected()))
+        .map_err(StoreError::query("record running kubernetes version"))?;
+        if n_rows == 0 {
+            return Err(StoreError::not_found("cluster", id));
+        }
+        Ok(())
     }
 
     /// Deletes a cluster; its servers are detached, not deleted.

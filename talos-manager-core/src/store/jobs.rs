@@ -321,6 +321,26 @@ impl Store {
         row.try_into()
     }
 
+    /// The newest job of `kind` about `server_id`, if any (to avoid queueing the same work
+    /// twice).
+    pub async fn latest_server_job(
+        &self,
+        kind: &str,
+        server_id: ServerId,
+    ) -> Result<Option<Job>, StoreError> {
+        let sql = sql!(
+            "SELECT {COLUMNS} FROM jobs WHERE kind = $1 AND server_id = $2 \
+             ORDER BY id DESC LIMIT 1"
+        );
+        let row: Option<Row> = on_pool!(self, |pool| sqlx::query_as(sql)
+            .bind(kind)
+            .bind(server_id)
+            .fetch_optional(pool)
+            .await)
+        .map_err(StoreError::query("find latest server job"))?;
+        row.map(TryInto::try_into).transpose()
+    }
+
     /// Every job, newest first.
     pub async fn list_jobs(&self) -> Result<Vec<Job>, StoreError> {
         let rows: Vec<Row> = self.list_rows("jobs", COLUMNS, "id DESC").await?;

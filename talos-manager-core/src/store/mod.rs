@@ -35,6 +35,7 @@ use sqlx::{PgPool, SqlitePool};
 use time::OffsetDateTime;
 
 mod api_tokens;
+mod applied_labels_taints;
 mod clusters;
 mod configs;
 mod crypto;
@@ -49,6 +50,7 @@ mod vswitches;
 
 pub use crate::provider::{Architecture, ProviderKind};
 pub use api_tokens::ApiToken;
+pub use applied_labels_taints::AppliedLabelsTaints;
 pub use clusters::{Cluster, ClusterFields};
 pub use configs::{Config, ConfigFields};
 pub use crypto::{CryptoError, EncryptionKey, KeySource};

@@ -5,7 +5,7 @@ use rcgen::KeyUsagePurpose;
 use time::{Duration, OffsetDateTime};
 
 use super::RandomSource;
-use super::pki::{self, ClientSubject, PkiError};
+use super::pki::{self, CertAndKey, ClientSubject, PkiError};
 use super::secrets::SecretsBundle;
 use super::yaml::{self, Value, emit_scalar};
 
@@ -77,6 +77,24 @@ pub fn admin_kubeconfig(
     now: OffsetDateTime,
     rng: &mut dyn RandomSource,
 ) -> Result<String, ClientConfigError> {
+    let client = admin_client_certificate(secrets, now, rng)?;
+    let name = emit_scalar(cluster_name);
+    let user = emit_scalar(&format!("admin@{cluster_name}"));
+    let server = emit_scalar(endpoint);
+    let ca = &secrets.k8s.crt;
+    let (crt, key) = (&client.crt, &client.key);
+    Ok(format!(
+        "apiVersion: v1\nclusters:\n- cluster:\n    certificate-authority-data: {ca}\n    server: {server}\n  name: {name}\ncontexts:\n- context:\n    cluster: {name}\n    namespace: default\n    user: {user}\n  name: {user}\ncurrent-context: {user}\nkind: Config\npreferences: {{}}\nusers:\n- name: {user}\n  user:\n    client-certificate-data: {crt}\n    client-key-data: {key}\n"
+    ))
+}
+
+/// The client certificate of the admin kubeconfig (`system:masters` / `admin`, signed by the
+/// bundle's Kubernetes CA, valid from 10 s before `now` for a year), as base64 PEM.
+pub(crate) fn admin_client_certificate(
+    secrets: &SecretsBundle,
+    now: OffsetDateTime,
+    rng: &mut dyn RandomSource,
+) -> Result<CertAndKey, ClientConfigError> {
     let subject = ClientSubject {
         organizations: &["system:masters"],
         common_name: Some("admin"),
@@ -85,7 +103,7 @@ pub fn admin_kubeconfig(
             KeyUsagePurpose::KeyEncipherment,
         ],
     };
-    let client = pki::client_certificate(
+    pki::client_certificate(
         rng,
         &secrets.k8s,
         &subject,
@@ -95,13 +113,5 @@ pub fn admin_kubeconfig(
     .map_err(|source| ClientConfigError::Certificate {
         what: "kubernetes admin",
         source,
-    })?;
-    let name = emit_scalar(cluster_name);
-    let user = emit_scalar(&format!("admin@{cluster_name}"));
-    let server = emit_scalar(endpoint);
-    let ca = &secrets.k8s.crt;
-    let (crt, key) = (&client.crt, &client.key);
-    Ok(format!(
-        "apiVersion: v1\nclusters:\n- cluster:\n    certificate-authority-data: {ca}\n    server: {server}\n  name: {name}\ncontexts:\n- context:\n    cluster: {name}\n    namespace: default\n    user: {user}\n  name: {user}\ncurrent-context: {user}\nkind: Config\npreferences: {{}}\nusers:\n- name: {user}\n  user:\n    client-certificate-data: {crt}\n    client-key-data: {key}\n"
-    ))
+    })
 }

@@ -56,6 +56,7 @@ mod volume;
 pub mod yaml;
 
 pub use crate::Issue;
+pub(crate) use client_config::admin_client_certificate;
 pub use client_config::{ClientConfigError, admin_kubeconfig, talosconfig};
 pub use document::{DecodeIssue, LoadError, MachineConfig};
 pub use generate::{Cni, EndpointError, GenerateOptions, MachineType, TalosVersion, endpoint_host};

@@ -790,3 +790,73 @@ store_test!(
         assert!(store.list_api_tokens().await.unwrap().is_empty());
     }
 );
+
+store_test!(
+    applied_labels_taints_and_running_version_are_recorded,
+    |store| {
+        let account = robot_account(store).await;
+        let (server, _) = store
+            .upsert_server(account.id, &robot_server("7", "db-worker-1"))
+            .await
+            .unwrap();
+        assert_eq!(store.applied_labels_taints(server.id).await.unwrap(), None);
+        let first = store
+            .record_applied_labels_taints(server.id, "db-worker-1", "role=db", "")
+            .await
+            .unwrap();
+        let second = store
+            .record_applied_labels_taints(
+                server.id,
+                "db-worker-1",
+                "role=database",
+                "dedicated=db:NoSchedule",
+            )
+            .await
+            .unwrap();
+        assert!(second.applied_at >= first.applied_at);
+        assert_eq!(
+            store.applied_labels_taints(server.id).await.unwrap(),
+            Some(second.clone())
+        );
+        assert_eq!(
+            store
+                .get_server(server.id)
+                .await
+                .unwrap()
+                .label_and_taint_job_completed_at,
+            Some(second.applied_at)
+        );
+
+        let fields = ClusterFields {
+            name: "prod".into(),
+            endpoint: "https://prod.example.com:6443".into(),
+            vswitch_id: None,
+        };
+        let cluster = store
+            .create_cluster(&fields, &Secret::new("cluster: {}\n".into()))
+            .await
+            .unwrap();
+        assert_eq!(cluster.running_kubernetes_version, None);
+        let at = time::macros::datetime!(2026-01-02 03:04:05.123456 UTC);
+        store
+            .record_running_kubernetes_version(cluster.id, Some("1.33.1"), at)
+            .await
+            .unwrap();
+        // No answer later keeps the version last seen.
+        let later = at + time::Duration::minutes(5);
+        store
+            .record_running_kubernetes_version(cluster.id, None, later)
+            .await
+            .unwrap();
+        let cluster = store.get_cluster(cluster.id).await.unwrap();
+        assert_eq!(
+            cluster.running_kubernetes_version.as_deref(),
+            Some("1.33.1")
+        );
+        assert_eq!(cluster.running_kubernetes_version_checked_at, Some(later));
+
+        // Deleting the server deletes its record.
+        store.delete_server(server.id).await.unwrap();
+        assert_eq!(store.applied_labels_taints(server.id).await.unwrap(), None);
+    }
+);

@@ -33,6 +33,9 @@ pub struct ClusterView {
     pub vswitch_id: Option<String>,
     /// The secrets bundle (`talosctl gen secrets` YAML): only with `?include_secrets=true`.
     pub secrets: Option<String>,
+    /// The Kubernetes version the cluster's API server last reported (`1.33.1`); new nodes'
+    /// configs use it instead of the config template's. Null until the API server answered.
+    pub running_kubernetes_version: Option<String>,
     /// When it was created.
     pub created_at: OffsetDateTime,
     /// When it last changed.
@@ -68,6 +71,7 @@ fn view(cluster: Cluster, secrets: Option<Secret<String>>) -> ClusterView {
         endpoint: cluster.endpoint,
         vswitch_id: cluster.vswitch_id.map(|id| id.to_string()),
         secrets: secrets.map(Secret::into_inner),
+        running_kubernetes_version: cluster.running_kubernetes_version,
         created_at: cluster.created_at,
         updated_at: cluster.updated_at,
     }

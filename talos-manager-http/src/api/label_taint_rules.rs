@@ -1,10 +1,13 @@
 //! `/label-taint-rules`: labels and taints applied to every node whose name contains `match`.
+//! Creating, changing or deleting a rule queues the `label_and_taint` job of every configured
+//! server it concerns.
 
 use poem::web::Data;
 use poem_openapi::param::Path;
 use poem_openapi::payload::Json;
 use poem_openapi::{Object, OpenApi};
 use talos_manager_core::ids::LabelTaintRuleId;
+use talos_manager_core::kubernetes::configured_servers_matching;
 use talos_manager_core::store::{LabelTaintRule, LabelTaintRuleFields};
 use time::OffsetDateTime;
 
@@ -13,6 +16,7 @@ use super::error::ApiResult;
 use super::ids::parse_id;
 use super::{Created, Deleted, Tag};
 use crate::AppState;
+use crate::jobs::{LabelAndTaintTrigger, queue_label_and_taint};
 
 /// A label and taint rule.
 #[derive(Debug, Object)]
@@ -67,6 +71,28 @@ impl From<LabelTaintRule> for RuleView {
     }
 }
 
+/// Queues the label and taint job of every configured server whose name contains one of
+/// `name_matches`: a rule change reaches the nodes it concerns, additions and removals alike.
+/// The rule is saved by then, so a failure here is logged rather than answered: the next
+/// config request or rule change queues the jobs again.
+async fn reconcile_servers(state: &AppState, name_matches: &[&str]) {
+    let queued = async {
+        for server_id in configured_servers_matching(&state.store, name_matches).await? {
+            queue_label_and_taint(
+                &state.jobs,
+                &state.store,
+                server_id,
+                LabelAndTaintTrigger::RulesChanged,
+            )
+            .await?;
+        }
+        Ok::<(), talos_manager_core::StoreError>(())
+    };
+    if let Err(error) = queued.await {
+        tracing::warn!(error = %talos_manager_core::error_chain(&error), "failed to queue label and taint jobs after a rule change");
+    }
+}
+
 fn rule_id(text: &str) -> Result<LabelTaintRuleId, super::error::ApiError> {
     parse_id("label and taint rule", text, LabelTaintRuleId)
 }
@@ -105,6 +131,7 @@ impl LabelTaintRulesApi {
         let fields = LabelTaintRuleFields::from(body.0);
         fields.validate()?;
         let rule = state.store.create_label_taint_rule(&fields).await?;
+        reconcile_servers(&state, &[&rule.fields.name_match]).await;
         Ok(Created::Created(Json(rule.into())))
     }
 
@@ -140,11 +167,17 @@ impl LabelTaintRulesApi {
         let id = rule_id(&id)?;
         let fields = LabelTaintRuleFields::from(body.0);
         fields.validate()?;
+        let before = state.store.get_label_taint_rule(id).await?;
         let rule = state.store.update_label_taint_rule(id, &fields).await?;
+        reconcile_servers(
+            &state,
+            &[&before.fields.name_match, &rule.fields.name_match],
+        )
+        .await;
         Ok(Json(rule.into()))
     }
 
-    /// Delete a label and taint rule (labels and taints already applied stay on the nodes).
+    /// Delete a label and taint rule; what it applied is removed from the nodes.
     #[oai(
         path = "/label-taint-rules/:id",
         method = "delete",
@@ -156,7 +189,10 @@ impl LabelTaintRulesApi {
         _auth: AdminAuth,
         id: Path<String>,
     ) -> ApiResult<Deleted> {
-        state.store.delete_label_taint_rule(rule_id(&id)?).await?;
+        let id = rule_id(&id)?;
+        let rule = state.store.get_label_taint_rule(id).await?;
+        state.store.delete_label_taint_rule(id).await?;
+        reconcile_servers(&state, &[&rule.fields.name_match]).await;
         Ok(Deleted::Deleted)
     }
 }

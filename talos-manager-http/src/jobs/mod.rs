@@ -29,10 +29,15 @@ use talos_manager_core::{Store, StoreError, error_chain};
 use tokio::sync::{Notify, Semaphore, watch};
 
 mod bootstrap;
+mod label_and_taint;
 mod sync;
 
 pub use bootstrap::{
     BOOTSTRAP_ABANDONED, BOOTSTRAP_JOB, BootstrapArgs, BootstrapJob, BootstrapSettings,
+};
+pub use label_and_taint::{
+    CONFIG_SERVED_GUARD, LABEL_AND_TAINT_JOB, LabelAndTaintJob, LabelAndTaintTrigger,
+    queue_label_and_taint,
 };
 pub use sync::{SYNC_JOB, SyncJob};
 

@@ -1,0 +1,334 @@
+//! The Kubernetes API client: reqwest over rustls, authenticated with a client certificate,
+//! trusting only the cluster's CA. Three calls: `GET /version`, `GET` and `PATCH` of a node.
+
+use std::time::Duration;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use reqwest::header::CONTENT_TYPE;
+use reqwest::{Method, StatusCode, Url};
+use serde::de::DeserializeOwned;
+
+use super::node::{KubernetesVersion, Node};
+use crate::Secret;
+use crate::talos::{ClientConfigError, RandomSource, SecretsBundle, admin_client_certificate};
+
+/// How long the client waits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClientTimeouts {
+    /// Timeout for establishing a connection (TLS included).
+    pub connect: Duration,
+    /// Timeout for one whole request, answer included.
+    pub request: Duration,
+}
+
+impl Default for ClientTimeouts {
+    /// 5 s to connect, 15 s per request: the API server answers these calls at once.
+    fn default() -> Self {
+        ClientTimeouts {
+            connect: Duration::from_secs(5),
+            request: Duration::from_secs(15),
+        }
+    }
+}
+
+/// What went wrong talking to a Kubernetes API server.
+#[derive(Debug, thiserror::Error)]
+pub enum KubernetesError {
+    /// The endpoint is not an `https://host:port` URL.
+    #[error("invalid kubernetes endpoint {endpoint:?}")]
+    InvalidEndpoint {
+        /// The endpoint given.
+        endpoint: String,
+    },
+    /// The admin client certificate could not be issued from the cluster's CA.
+    #[error("failed to issue the kubernetes admin client certificate")]
+    Credentials(#[source] ClientConfigError),
+    /// The CA or the client certificate is unusable for TLS.
+    #[error("failed to set up TLS for the kubernetes API at {endpoint}")]
+    Tls {
+        /// The API server.
+        endpoint: String,
+        /// Why.
+        #[source]
+        source: reqwest::Error,
+    },
+    /// No answer: connection refused, TLS handshake failed, timeout.
+    #[error("the kubernetes API at {endpoint} is unreachable ({operation})")]
+    Unreachable {
+        /// The API server.
+        endpoint: String,
+        /// What was being done (`get node worker-1`).
+        operation: String,
+        /// Why.
+        #[source]
+        source: reqwest::Error,
+    },
+    /// 401 or 403: our client certificate was not accepted or lacks the rights.
+    #[error(
+        "the kubernetes API at {endpoint} refused our credentials ({operation}, HTTP {status}): {message}"
+    )]
+    Unauthorized {
+        /// The API server.
+        endpoint: String,
+        /// What was being done.
+        operation: String,
+        /// 401 or 403.
+        status: u16,
+        /// Kubernetes' `Status` message.
+        message: String,
+    },
+    /// 404: the object does not exist (yet).
+    #[error("{kind} {name:?} not found in the kubernetes API at {endpoint}")]
+    NotFound {
+        /// The API server.
+        endpoint: String,
+        /// What was looked for (`node`).
+        kind: &'static str,
+        /// Its name.
+        name: String,
+    },
+    /// 409: the object changed since it was read (a conditional write lost a race).
+    #[error("the kubernetes API at {endpoint} reported a conflict ({operation}): {message}")]
+    Conflict {
+        /// The API server.
+        endpoint: String,
+        /// What was being done.
+        operation: String,
+        /// Kubernetes' `Status` message.
+        message: String,
+    },
+    /// Any other error answer.
+    #[error("the kubernetes API at {endpoint} answered HTTP {status} to {operation}: {message}")]
+    Api {
+        /// The API server.
+        endpoint: String,
+        /// What was being done.
+        operation: String,
+        /// The HTTP status.
+        status: u16,
+        /// Kubernetes' `Status` reason (`Invalid`, `UnsupportedMediaType`), when given.
+        reason: Option<String>,
+        /// Kubernetes' `Status` message, or the start of the body.
+        message: String,
+    },
+    /// A 2xx answer whose body is not what the call returns.
+    #[error("the kubernetes API at {endpoint} sent an unreadable answer ({operation})")]
+    InvalidResponse {
+        /// The API server.
+        endpoint: String,
+        /// What was being done.
+        operation: String,
+        /// Why.
+        #[source]
+        source: serde_json::Error,
+    },
+}
+
+impl KubernetesError {
+    /// Whether waiting may help: the API server is not reachable yet, or the object does not
+    /// exist yet.
+    pub fn is_transient(&self) -> bool {
+        matches!(
+            self,
+            KubernetesError::Unreachable { .. } | KubernetesError::NotFound { .. }
+        ) || matches!(self, KubernetesError::Api { status, .. } if *status >= 500)
+    }
+}
+
+/// Kubernetes' error body (`kind: Status`), the parts we show.
+#[derive(Debug, serde::Deserialize)]
+struct Status {
+    #[serde(default)]
+    message: String,
+    #[serde(default)]
+    reason: Option<String>,
+}
+
+/// A client for one cluster's Kubernetes API.
+#[derive(Debug, Clone)]
+pub struct KubernetesClient {
+    http: reqwest::Client,
+    base: Url,
+    endpoint: String,
+}
+
+impl KubernetesClient {
+    /// A client for the API at `endpoint` (`https://host:port`) that trusts only `ca_pem` and
+    /// presents the client certificate `cert_pem` with its key `key_pem` (PEM text; the key
+    /// may be PKCS#8, PKCS#1 or SEC1).
+    pub fn new(
+        endpoint: &str,
+        ca_pem: &str,
+        cert_pem: &str,
+        key_pem: &Secret<String>,
+        timeouts: ClientTimeouts,
+    ) -> Result<KubernetesClient, KubernetesError> {
+        let invalid = || KubernetesError::InvalidEndpoint {
+            endpoint: endpoint.to_owned(),
+        };
+        let base = Url::parse(endpoint).map_err(|_| invalid())?;
+        if base.scheme() != "https" || base.host().is_none() || base.cannot_be_a_base() {
+            return Err(invalid());
+        }
+        let tls = |source| KubernetesError::Tls {
+            endpoint: endpoint.to_owned(),
+            source,
+        };
+        let ca = reqwest::Certificate::from_pem(ca_pem.as_bytes()).map_err(tls)?;
+        let mut identity_pem = cert_pem.trim_end().to_owned();
+        identity_pem.push('\n');
+        identity_pem.push_str(key_pem.expose());
+        let identity = reqwest::Identity::from_pem(identity_pem.as_bytes()).map_err(tls)?;
+        let http = crate::provider::client_builder(timeouts.connect, timeouts.request)
+            .tls_certs_only([ca])
+            .identity(identity)
+            .https_only(true)
+            .build()
+            .map_err(tls)?;
+        Ok(KubernetesClient {
+            http,
+            base,
+            endpoint: endpoint.trim_end_matches('/').to_owned(),
+        })
+    }
+
+    /// A client for a Talos cluster with admin rights (`system:masters`), from its secrets
+    /// bundle: trusts the bundle's Kubernetes CA and presents a client certificate issued from
+    /// it at `now`, as `talosctl kubeconfig` would hand out. Nothing is sent yet.
+    pub fn for_cluster(
+        secrets: &SecretsBundle,
+        endpoint: &str,
+        timeouts: ClientTimeouts,
+        now: time::OffsetDateTime,
+        rng: &mut dyn RandomSource,
+    ) -> Result<KubernetesClient, KubernetesError> {
+        let client =
+            admin_client_certificate(secrets, now, rng).map_err(KubernetesError::Credentials)?;
+        let pem = |b64: &str| {
+            STANDARD
+                .decode(b64.trim())
+                .ok()
+                .and_then(|bytes| String::from_utf8(bytes).ok())
+                .unwrap_or_default()
+        };
+        KubernetesClient::new(
+            endpoint,
+            &pem(&secrets.k8s.crt),
+            &pem(&client.crt),
+            &Secret::new(pem(&client.key)),
+            timeouts,
+        )
+    }
+
+    /// The API server's endpoint.
+    pub fn endpoint(&self) -> &str {
+        &self.endpoint
+    }
+
+    /// `GET /version`: the Kubernetes version the API server runs.
+    pub async fn version(&self) -> Result<KubernetesVersion, KubernetesError> {
+        let url = self.url(&["version"]);
+        self.send(Method::GET, url, None, "get version", None).await
+    }
+
+    /// `GET /api/v1/nodes/{name}`; [`KubernetesError::NotFound`] when there is no such node.
+    pub async fn get_node(&self, name: &str) -> Result<Node, KubernetesError> {
+        let url = self.url(&["api", "v1", "nodes", name]);
+        let operation = format!("get node {name}");
+        self.send(Method::GET, url, None, &operation, Some(name))
+            .await
+    }
+
+    /// `PATCH /api/v1/nodes/{name}` with a JSON merge patch (RFC 7386): maps merge per key
+    /// (`null` deletes one), lists are replaced whole. Put `metadata.resourceVersion` in the
+    /// patch to make it conditional: a node changed meanwhile answers
+    /// [`KubernetesError::Conflict`].
+    pub async fn patch_node(
+        &self,
+        name: &str,
+        patch: &serde_json::Value,
+    ) -> Result<Node, KubernetesError> {
+        let url = self.url(&["api", "v1", "nodes", name]);
+        let operation = format!("patch node {name}");
+        self.send(Method::PATCH, url, Some(patch), &operation, Some(name))
+            .await
+    }
+
+    fn url(&self, segments: &[&str]) -> Url {
+        let mut url = self.base.clone();
+        if let Ok(mut path) = url.path_segments_mut() {
+            path.pop_if_empty().extend(segments);
+        }
+        url
+    }
+
+    async fn send<T: DeserializeOwned>(
+        &self,
+        method: Method,
+        url: Url,
+        merge_patch: Option<&serde_json::Value>,
+        operation: &str,
+        node: Option<&str>,
+    ) -> Result<T, KubernetesError> {
+        let endpoint = || self.endpoint.clone();
+        let mut request = self
+            .http
+            .request(method, url)
+            .header(reqwest::header::ACCEPT, "application/json");
+        if let Some(patch) = merge_patch {
+            request = request
+                .header(CONTENT_TYPE, "application/merge-patch+json")
+                .body(patch.to_string());
+        }
+        let unreachable = |source| KubernetesError::Unreachable {
+            endpoint: endpoint(),
+            operation: operation.to_owned(),
+            source,
+        };
+        let response = request.send().await.map_err(unreachable)?;
+        let status = response.status();
+        let body = response.bytes().await.map_err(unreachable)?;
+        tracing::debug!(endpoint = %self.endpoint, %operation, status = status.as_u16(), "kubernetes request");
+        if status.is_success() {
+            return serde_json::from_slice(&body).map_err(|source| {
+                KubernetesError::InvalidResponse {
+                    endpoint: endpoint(),
+                    operation: operation.to_owned(),
+                    source,
+                }
+            });
+        }
+        let parsed: Option<Status> = serde_json::from_slice(&body).ok();
+        let message = match &parsed {
+            Some(parsed) if !parsed.message.is_empty() => parsed.message.clone(),
+            _ => String::from_utf8_lossy(&body).chars().take(200).collect(),
+        };
+        let reason = parsed.and_then(|parsed| parsed.reason);
+        Err(match status {
+            StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => KubernetesError::Unauthorized {
+                endpoint: endpoint(),
+                operation: operation.to_owned(),
+                status: status.as_u16(),
+                message,
+            },
+            StatusCode::NOT_FOUND if node.is_some() => KubernetesError::NotFound {
+                endpoint: endpoint(),
+                kind: "node",
+                name: node.unwrap_or_default().to_owned(),
+            },
+            StatusCode::CONFLICT => KubernetesError::Conflict {
+                endpoint: endpoint(),
+                operation: operation.to_owned(),
+                message,
+            },
+            _ => KubernetesError::Api {
+                endpoint: endpoint(),
+                operation: operation.to_owned(),
+                status: status.as_u16(),
+                reason,
+                message,
+            },
+        })
+    }
+}

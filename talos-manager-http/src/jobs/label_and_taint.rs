@@ -1,0 +1,111 @@
+//! The `label_and_taint` job: brings a server's Kubernetes node in line with the label and
+//! taint rules (see `talos_manager_core::kubernetes`), and when such jobs are queued.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use talos_manager_core::Store;
+use talos_manager_core::StoreError;
+use talos_manager_core::ids::ServerId;
+use talos_manager_core::kubernetes::{
+    ProgressLog, ReconcileOptions, ReconcileOutcome, reconcile_labels_and_taints,
+};
+use talos_manager_core::store::{Job, JobStatus, NewJob};
+
+use super::{JobContext, JobError, JobHandler, JobQueue};
+
+/// The kind of the label and taint job.
+pub const LABEL_AND_TAINT_JOB: &str = "label_and_taint";
+
+/// After a config was served, no new job for the same server within this window: a node asks
+/// for its config again and again while it boots.
+pub const CONFIG_SERVED_GUARD: Duration = Duration::from_secs(600);
+
+/// Applies the rules' labels and taints to one server's node (the job's `server_id`).
+#[derive(Debug, Clone, Default)]
+pub struct LabelAndTaintJob {
+    options: ReconcileOptions,
+}
+
+impl LabelAndTaintJob {
+    /// A handler waiting for nodes and calling the API as `options` says.
+    pub fn new(options: ReconcileOptions) -> LabelAndTaintJob {
+        LabelAndTaintJob { options }
+    }
+}
+
+struct JobLog<'a>(&'a JobContext);
+
+#[async_trait]
+impl ProgressLog for JobLog<'_> {
+    async fn line(&self, line: String) {
+        self.0.log(line).await;
+    }
+}
+
+#[async_trait]
+impl JobHandler for LabelAndTaintJob {
+    fn kind(&self) -> &'static str {
+        LABEL_AND_TAINT_JOB
+    }
+
+    fn repeatable(&self) -> bool {
+        true
+    }
+
+    async fn run(&self, context: &JobContext) -> Result<(), JobError> {
+        let server_id = context
+            .job()
+            .server_id
+            .ok_or_else(|| JobError::new("the job names no server (it was deleted?)"))?;
+        let log = JobLog(context);
+        let reconcile =
+            reconcile_labels_and_taints(context.store(), server_id, &self.options, &log);
+        tokio::select! {
+            result = reconcile => match result {
+                Ok(ReconcileOutcome::NotConfigured) | Ok(ReconcileOutcome::Reconciled { .. }) => Ok(()),
+                Err(error) => Err(JobError::from_error(&error)),
+            },
+            () = context.cancelled() => Err(JobError::new("stopped on request")),
+        }
+    }
+}
+
+/// Why a label and taint job is wanted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LabelAndTaintTrigger {
+    /// The server was served its config: its node is about to join. Skipped when a job for
+    /// the server was queued within [`CONFIG_SERVED_GUARD`].
+    ConfigServed,
+    /// A rule was created, changed or deleted. Skipped when a job for the server is still
+    /// queued (it reads the rules when it runs).
+    RulesChanged,
+}
+
+/// Queues a label and taint job for the server unless `trigger`'s guard says one is on its
+/// way; returns the job queued.
+pub async fn queue_label_and_taint(
+    queue: &JobQueue,
+    store: &Store,
+    server_id: ServerId,
+    trigger: LabelAndTaintTrigger,
+) -> Result<Option<Job>, StoreError> {
+    let latest = store
+        .latest_server_job(LABEL_AND_TAINT_JOB, server_id)
+        .await?;
+    let skip = latest.is_some_and(|job| match trigger {
+        LabelAndTaintTrigger::ConfigServed => {
+            time::OffsetDateTime::now_utc() - job.created_at < CONFIG_SERVED_GUARD
+        }
+        LabelAndTaintTrigger::RulesChanged => job.status == JobStatus::Queued,
+    });
+    if skip {
+        return Ok(None);
+    }
+    let job = NewJob {
+        kind: LABEL_AND_TAINT_JOB.to_owned(),
+        server_id: Some(server_id),
+        args: serde_json::json!({}),
+    };
+    queue.enqueue(&job).await.map(Some)
+}

@@ -1,0 +1,395 @@
+//! A wire-level fake of a Kubernetes API server, for tests: HTTPS on `127.0.0.1:0` with a
+//! serving certificate signed by the cluster's CA, requiring a client certificate signed by the
+//! same CA (as a Talos cluster's kube-apiserver does; anonymous requests never get through).
+//! It does not depend on `talos-manager-core`, so it cannot share a bug with the client it
+//! checks.
+//!
+//! ```no_run
+//! # async fn demo(ca_crt_pem: &str, ca_key_pem: &str) -> std::io::Result<()> {
+//! use std::time::Duration;
+//! use talos_manager_fake_kubernetes::FakeKubernetes;
+//!
+//! let api = FakeKubernetes::start(ca_crt_pem, ca_key_pem).await?;
+//! api.add_node_after("worker-1", Duration::from_secs(2), serde_json::json!({"team": "a"}), serde_json::json!([]));
+//! println!("{}", api.url()); // https://127.0.0.1:…
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! # What it models
+//!
+//! - `GET /version`: `{major, minor, gitVersion, …}` of [`FakeKubernetes::set_version`]
+//!   (`v1.33.1` at start).
+//! - `GET /api/v1/nodes/{name}`: the node once it has appeared (nodes can be made to appear
+//!   after a delay), else 404 with a `Status` body (`reason: NotFound`), as the real API.
+//! - `PATCH /api/v1/nodes/{name}` with `application/merge-patch+json` (RFC 7386: maps merge,
+//!   `null` deletes, lists are replaced). A `metadata.resourceVersion` in the patch must match
+//!   the node's (else 409 `Conflict`); every successful write bumps it. Taint effects are
+//!   checked (422 `Invalid`). Other patch types: 415. Every patch is recorded.
+//! - Anything else: 501 with a `Status` body saying the fake does not model it, never a
+//!   silent 200.
+
+use std::collections::BTreeMap;
+use std::io;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use poem::http::StatusCode;
+use poem::listener::{Acceptor as _, Listener as _, RustlsCertificate, RustlsConfig, TcpListener};
+use poem::{Request, Response};
+use serde_json::{Value, json};
+use tokio::task::JoinHandle;
+
+/// A patch the fake received.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RecordedPatch {
+    /// The node patched.
+    pub node: String,
+    /// The `Content-Type` sent.
+    pub content_type: String,
+    /// The body, as JSON.
+    pub body: Value,
+    /// The answer's status.
+    pub status: u16,
+}
+
+#[derive(Debug)]
+struct FakeNode {
+    object: Value,
+    appears_at: Instant,
+}
+
+#[derive(Debug)]
+struct State {
+    git_version: String,
+    nodes: BTreeMap<String, FakeNode>,
+    patches: Vec<RecordedPatch>,
+    requests: Vec<String>,
+    next_resource_version: u64,
+}
+
+/// The fake API server; stops when dropped.
+#[derive(Debug)]
+pub struct FakeKubernetes {
+    url: String,
+    state: Arc<Mutex<State>>,
+    task: JoinHandle<()>,
+}
+
+fn lock(state: &Mutex<State>) -> MutexGuard<'_, State> {
+    state
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+impl FakeKubernetes {
+    /// Starts the fake with a serving certificate for `127.0.0.1` signed by the CA
+    /// (`ca_crt_pem`, `ca_key_pem`: PEM text; the key may be PKCS#8 or SEC1), trusting client
+    /// certificates signed by the same CA.
+    pub async fn start(ca_crt_pem: &str, ca_key_pem: &str) -> io::Result<FakeKubernetes> {
+        let (serving_crt, serving_key) =
+            serving_certificate(ca_crt_pem, ca_key_pem).map_err(io::Error::other)?;
+        let config = RustlsConfig::new()
+            .fallback(RustlsCertificate::new().cert(serving_crt).key(serving_key))
+            .client_auth_required(ca_crt_pem.as_bytes().to_vec());
+        let acceptor = TcpListener::bind("127.0.0.1:0")
+            .rustls(config)
+            .into_acceptor()
+            .await?;
+        let address = acceptor
+            .local_addr()
+            .into_iter()
+            .find_map(|address| address.as_socket_addr().copied())
+            .ok_or_else(|| io::Error::other("the listener has no socket address"))?;
+        let state = Arc::new(Mutex::new(State {
+            git_version: "v1.33.1".into(),
+            nodes: BTreeMap::new(),
+            patches: Vec::new(),
+            requests: Vec::new(),
+            next_resource_version: 1000,
+        }));
+        let handler_state = state.clone();
+        let endpoint = poem::endpoint::make(move |request: Request| {
+            let state = handler_state.clone();
+            async move { handle(&state, request).await }
+        });
+        let task = tokio::spawn(async move {
+            if let Err(error) = poem::Server::new_with_acceptor(acceptor)
+                .run(endpoint)
+                .await
+            {
+                eprintln!("fake kubernetes server stopped: {error}");
+            }
+        });
+        Ok(FakeKubernetes {
+            url: format!("https://{address}"),
+            state,
+            task,
+        })
+    }
+
+    /// The endpoint, `https://127.0.0.1:<port>`.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// The `gitVersion` `/version` answers (`v1.33.1`).
+    pub fn set_version(&self, git_version: &str) {
+        lock(&self.state).git_version = git_version.to_owned();
+    }
+
+    /// Adds a node, there at once, with `labels` (a JSON object) and `taints` (a JSON list).
+    pub fn add_node(&self, name: &str, labels: Value, taints: Value) {
+        self.add_node_after(name, Duration::ZERO, labels, taints);
+    }
+
+    /// Adds a node that the API knows only `delay` from now (a node still booting).
+    pub fn add_node_after(&self, name: &str, delay: Duration, labels: Value, taints: Value) {
+        let mut state = lock(&self.state);
+        let resource_version = state.bump();
+        let mut labels = match labels {
+            Value::Object(labels) => labels,
+            _ => serde_json::Map::new(),
+        };
+        labels.insert("kubernetes.io/hostname".into(), json!(name));
+        let object = json!({
+            "apiVersion": "v1",
+            "kind": "Node",
+            "metadata": {
+                "name": name,
+                "resourceVersion": resource_version,
+                "labels": labels,
+            },
+            "spec": { "taints": taints },
+        });
+        state.nodes.insert(
+            name.to_owned(),
+            FakeNode {
+                object,
+                appears_at: Instant::now() + delay,
+            },
+        );
+    }
+
+    /// Changes a node as another actor would (the patch is merged like a merge patch and is
+    /// not recorded as one of ours).
+    pub fn change_node(&self, name: &str, merge: Value) {
+        let mut state = lock(&self.state);
+        let resource_version = state.bump();
+        if let Some(node) = state.nodes.get_mut(name) {
+            merge_patch(&mut node.object, &merge);
+            node.object["metadata"]["resourceVersion"] = json!(resource_version);
+        }
+    }
+
+    /// The node as stored (also before it appeared).
+    pub fn node(&self, name: &str) -> Option<Value> {
+        lock(&self.state)
+            .nodes
+            .get(name)
+            .map(|node| node.object.clone())
+    }
+
+    /// Every patch received, in order.
+    pub fn patches(&self) -> Vec<RecordedPatch> {
+        lock(&self.state).patches.clone()
+    }
+
+    /// Every request received, as `METHOD /path`.
+    pub fn requests(&self) -> Vec<String> {
+        lock(&self.state).requests.clone()
+    }
+}
+
+impl Drop for FakeKubernetes {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl State {
+    fn bump(&mut self) -> String {
+        self.next_resource_version += 1;
+        self.next_resource_version.to_string()
+    }
+
+    fn visible_node(&mut self, name: &str) -> Option<&mut FakeNode> {
+        self.nodes
+            .get_mut(name)
+            .filter(|node| node.appears_at <= Instant::now())
+    }
+}
+
+fn serving_certificate(
+    ca_crt_pem: &str,
+    ca_key_pem: &str,
+) -> Result<(String, String), rcgen::Error> {
+    let ca_key = rcgen::KeyPair::from_pem(ca_key_pem)?;
+    let issuer = rcgen::Issuer::from_ca_cert_pem(ca_crt_pem, ca_key)?;
+    let mut params =
+        rcgen::CertificateParams::new(vec!["127.0.0.1".to_owned(), "localhost".to_owned()])?;
+    params.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ServerAuth];
+    let key = rcgen::KeyPair::generate()?;
+    let certificate = params.signed_by(&key, &issuer)?;
+    Ok((certificate.pem(), key.serialize_pem()))
+}
+
+/// Kubernetes' error body.
+fn status(code: u16, reason: &str, message: &str) -> Response {
+    let body = json!({
+        "kind": "Status",
+        "apiVersion": "v1",
+        "metadata": {},
+        "status": "Failure",
+        "message": message,
+        "reason": reason,
+        "code": code,
+    });
+    json_response(code, &body)
+}
+
+fn json_response(code: u16, body: &Value) -> Response {
+    Response::builder()
+        .status(StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR))
+        .content_type("application/json")
+        .body(body.to_string())
+}
+
+fn not_found(name: &str) -> Response {
+    status(404, "NotFound", &format!("nodes \"{name}\" not found"))
+}
+
+async fn handle(state: &Mutex<State>, mut request: Request) -> Response {
+    let method = request.method().as_str().to_owned();
+    let path = request.uri().path().to_owned();
+    let content_type = request
+        .header("content-type")
+        .unwrap_or_default()
+        .to_owned();
+    let body = request.take_body().into_bytes().await.unwrap_or_default();
+    lock(state).requests.push(format!("{method} {path}"));
+    let node_name = path
+        .strip_prefix("/api/v1/nodes/")
+        .filter(|name| !name.contains('/'));
+    match (method.as_str(), path.as_str(), node_name) {
+        ("GET", "/version", _) => {
+            let git_version = lock(state).git_version.clone();
+            let numbers: Vec<&str> = git_version.trim_start_matches('v').split('.').collect();
+            json_response(
+                200,
+                &json!({
+                    "major": numbers.first().copied().unwrap_or_default(),
+                    "minor": numbers.get(1).copied().unwrap_or_default(),
+                    "gitVersion": git_version,
+                    "gitCommit": "0000000000000000000000000000000000000000",
+                    "gitTreeState": "clean",
+                    "buildDate": "2026-01-01T00:00:00Z",
+                    "goVersion": "go1.24.0",
+                    "compiler": "gc",
+                    "platform": "linux/amd64",
+                }),
+            )
+        }
+        ("GET", _, Some(name)) => match lock(state).visible_node(name) {
+            Some(node) => json_response(200, &node.object),
+            None => not_found(name),
+        },
+        ("PATCH", _, Some(name)) => {
+            let mut state = lock(state);
+            let parsed: Option<Value> = serde_json::from_slice(&body).ok();
+            let answer = patch_node(&mut state, name, &content_type, parsed.as_ref());
+            state.patches.push(RecordedPatch {
+                node: name.to_owned(),
+                content_type,
+                body: parsed.unwrap_or(Value::Null),
+                status: answer.status().as_u16(),
+            });
+            answer
+        }
+        _ => status(
+            501,
+            "NotImplemented",
+            &format!("{method} {path} is not implemented in the fake kubernetes API"),
+        ),
+    }
+}
+
+fn patch_node(
+    state: &mut State,
+    name: &str,
+    content_type: &str,
+    patch: Option<&Value>,
+) -> Response {
+    if content_type.split(';').next().map(str::trim) != Some("application/merge-patch+json") {
+        return status(
+            415,
+            "UnsupportedMediaType",
+            &format!("the fake models merge patches only, not {content_type:?}"),
+        );
+    }
+    let Some(patch) = patch.filter(|patch| patch.is_object()) else {
+        return status(400, "BadRequest", "the patch is not a JSON object");
+    };
+    let resource_version = state.bump();
+    let Some(node) = state.visible_node(name) else {
+        return not_found(name);
+    };
+    let mut patch = patch.clone();
+    if let Some(wanted) = patch
+        .get_mut("metadata")
+        .and_then(Value::as_object_mut)
+        .and_then(|metadata| metadata.remove("resourceVersion"))
+        && wanted != node.object["metadata"]["resourceVersion"]
+    {
+        return status(
+            409,
+            "Conflict",
+            &format!(
+                "Operation cannot be fulfilled on nodes \"{name}\": the object has been modified; please apply your changes to the latest version and try again"
+            ),
+        );
+    }
+    let mut updated = node.object.clone();
+    merge_patch(&mut updated, &patch);
+    let bad_effect = updated["spec"]["taints"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|taint| {
+            !matches!(
+                taint["effect"].as_str(),
+                Some("NoSchedule" | "PreferNoSchedule" | "NoExecute")
+            )
+        })
+        .cloned();
+    if let Some(taint) = bad_effect {
+        return status(
+            422,
+            "Invalid",
+            &format!("Node \"{name}\" is invalid: spec.taints: unsupported taint {taint}"),
+        );
+    }
+    updated["metadata"]["resourceVersion"] = json!(resource_version);
+    node.object = updated.clone();
+    json_response(200, &updated)
+}
+
+/// RFC 7386 JSON merge patch.
+fn merge_patch(target: &mut Value, patch: &Value) {
+    let Value::Object(patch) = patch else {
+        *target = patch.clone();
+        return;
+    };
+    if !target.is_object() {
+        *target = Value::Object(serde_json::Map::new());
+    }
+    if let Value::Object(target) = target {
+        for (key, value) in patch {
+            if value.is_null() {
+                target.remove(key);
+            } else {
+                merge_patch(target.entry(key.clone()).or_insert(Value::Null), value);
+            }
+        }
+    }
+}
