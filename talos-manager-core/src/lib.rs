@@ -25,6 +25,7 @@
 //!   client configs, equal to what `talosctl` produces.
 //! - [`provider`]: the [`Provider`] and [`VswitchProvider`] traits, the Hetzner Robot and Cloud
 //!   clients ([`HetznerRobot`], [`HetznerCloud`]) and their one error type [`ProviderError`].
+//! - [`sync`]: fleet sync from every provider account, then the SSH probe of every server.
 //! - [`Secret`]: a value that prints `<redacted>`.
 //! - [`error_chain`]: an error with its causes on one line, for logs.
 #![warn(missing_docs)]

@@ -1,13 +1,13 @@
 //! The installer's test bench: a real OpenSSH server on 127.0.0.1 with recording stubs, a loop
 //! device as the disk, a Talos-like disk image and a loopback HTTP server that serves it.
 //!
-//! Safety: sshd and the HTTP server bind 127.0.0.1 only; `reboot` is a stub that writes a marker
-//! file; every loop device is attached over a file in a temp dir, and [`LoopDisk::path`] refuses
-//! to hand out a device that is not backed by its own file. Everything is undone on drop.
+//! Safety: sshd and the HTTP server bind loopback addresses only; `reboot` is a stub that writes a
+//! marker file; every loop device is attached over a file in a temp dir, and [`LoopDisk::path`]
+//! refuses to hand out a device that is not backed by its own file. Everything is undone on drop.
 
 use std::collections::HashMap;
 use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::{Ipv4Addr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -17,7 +17,11 @@ use std::time::{Duration, Instant};
 use talos_manager_core::Secret;
 use talos_manager_core::installer::{HostKeys, SshTarget};
 
-pub(crate) const DATA: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/installer");
+/// The stubs' data, found from any crate of the workspace that includes this file.
+pub(crate) const DATA: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../talos-manager-core/tests/data/installer"
+);
 
 /// Fails (never skips) when a tool is missing, saying how to install it.
 pub(crate) fn require(tool: &str, package: &str) {
@@ -152,6 +156,16 @@ pub(crate) struct Sshd {
 
 impl Sshd {
     pub(crate) fn start(authorized: &[&KeyPair]) -> Sshd {
+        Sshd::start_on(authorized, &[Ipv4Addr::LOCALHOST])
+    }
+
+    /// Like [`Sshd::start`], listening on each of `addresses` (loopback only: 127.x.y.z), for
+    /// benches that give many servers their own address.
+    pub(crate) fn start_on(authorized: &[&KeyPair], addresses: &[Ipv4Addr]) -> Sshd {
+        assert!(
+            !addresses.is_empty() && addresses.iter().all(Ipv4Addr::is_loopback),
+            "the test sshd listens on loopback addresses only"
+        );
         require("sshd", "openssh-server");
         let dir = tempfile::tempdir().unwrap();
         let root = dir.path();
@@ -173,8 +187,13 @@ impl Sshd {
         std::fs::create_dir_all("/run/sshd").unwrap();
         let port = free_port();
         let r = root.display();
+        let listen: String = addresses
+            .iter()
+            .map(|address| format!("ListenAddress {address}\n"))
+            .collect();
+        // MaxStartups: many probes connect at once; sshd's default drops some past 10.
         let config = format!(
-            "Port {port}\nListenAddress 127.0.0.1\nHostKey {r}/host_key\n\
+            "Port {port}\n{listen}MaxStartups 256\nHostKey {r}/host_key\n\
              AuthorizedKeysFile {r}/authorized_keys\nPermitRootLogin prohibit-password\n\
              PasswordAuthentication no\nKbdInteractiveAuthentication no\nUsePAM no\n\
              StrictModes no\nPidFile {r}/sshd.pid\n\
@@ -201,7 +220,7 @@ impl Sshd {
             _dir: dir,
         };
         let deadline = Instant::now() + Duration::from_secs(10);
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        while TcpStream::connect((addresses[0], port)).is_err() {
             assert!(
                 Instant::now() < deadline,
                 "sshd did not listen: {}",

@@ -1,7 +1,7 @@
 //! The rescue-mode installer against a real OpenSSH server on loopback and a loop device.
 //! See `harness.rs` for the bench and its safety rules.
 
-mod harness;
+pub(crate) mod harness;
 mod install;
 mod plan;
 mod probe;
