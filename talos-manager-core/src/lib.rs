@@ -26,6 +26,7 @@
 //! - [`provider`]: the [`Provider`] and [`VswitchProvider`] traits, the Hetzner Robot and Cloud
 //!   clients ([`HetznerRobot`], [`HetznerCloud`]) and their one error type [`ProviderError`].
 //! - [`sync`]: fleet sync from every provider account, then the SSH probe of every server.
+//! - [`server_update`]: operator edits of a server (name and vSwitch pushed to the provider).
 //! - [`Secret`]: a value that prints `<redacted>`.
 //! - [`error_chain`]: an error with its causes on one line, for logs.
 #![warn(missing_docs)]
@@ -43,6 +44,7 @@ pub mod node_labels;
 pub mod provider;
 pub mod runbooks;
 mod secret;
+pub mod server_update;
 pub mod store;
 pub mod sync;
 pub mod talos;

@@ -13,7 +13,7 @@ mod http {
     mod api_provider_accounts;
     // Servers and jobs, including a job's live log.
     mod api_servers_jobs;
-    // Sync through the API with the SSH probe; accounts seeded from the legacy variables.
+    // Sync through the API with the SSH probe, server edits pushed to the providers, seeding.
     mod api_servers_sync;
     // The web dashboard in headless Chromium: sign in, clusters, configs, servers, a live job log.
     mod dashboard;

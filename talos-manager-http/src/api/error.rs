@@ -5,6 +5,7 @@ use poem::http::StatusCode;
 use poem_openapi::payload::Json;
 use poem_openapi::{ApiResponse, Object};
 use talos_manager_core::image_factory::ImageFactoryError;
+use talos_manager_core::server_update::ServerUpdateError;
 use talos_manager_core::{ProviderError, StoreError, ValidationError, error_chain};
 
 /// The body of every error answer of the admin API.
@@ -254,6 +255,20 @@ impl From<ProviderError> for ApiError {
                 ))
             }
             _ => ApiError::internal(&error),
+        }
+    }
+}
+
+impl From<ServerUpdateError> for ApiError {
+    fn from(error: ServerUpdateError) -> ApiError {
+        match error {
+            ServerUpdateError::Invalid(invalid) => invalid.into(),
+            ServerUpdateError::Store(store) => store.into(),
+            ServerUpdateError::BuildProvider { source, .. }
+            | ServerUpdateError::Rename { source, .. }
+            | ServerUpdateError::LeaveVswitch { source, .. }
+            | ServerUpdateError::JoinVswitch { source, .. } => source.into(),
+            other => ApiError::internal(&other),
         }
     }
 }

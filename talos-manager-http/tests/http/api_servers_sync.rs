@@ -1,15 +1,19 @@
-//! Fleet sync through the API (job, SSH probe of a real sshd, report in the job log), and
-//! provider accounts seeded from the legacy variables.
+//! Fleet sync through the API (job, SSH probe of a real sshd, report in the job log), server
+//! edits pushed to the fake providers, and provider accounts seeded from the legacy variables.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use reqwest::Method;
 use serde_json::{Value, json};
-use talos_manager_core::sync::{ProviderFactory, SshProber};
+use talos_manager_core::ids::VswitchId;
+use talos_manager_core::store::ClusterFields;
+use talos_manager_core::sync::{ProviderFactory, SshProber, sync_all};
 use talos_manager_core::testing::TestDatabase;
-use talos_manager_core::{Backend, EncryptionKey, RetryPolicy};
-use talos_manager_fake_hetzner::{CloudServer, FakeCloud, FakeRobot, RobotServer};
+use talos_manager_core::{Backend, EncryptionKey, RetryPolicy, Secret};
+use talos_manager_fake_hetzner::{
+    CloudServer, FakeCloud, FakeRobot, Fault, RobotServer, RobotVswitch, Target, VswitchMember,
+};
 use talos_manager_http::jobs::{JobQueue, SyncJob, Worker, WorkerTiming};
 
 use super::process::{Service, talos_manager};
@@ -161,6 +165,291 @@ api_test!(sync_job_probes_the_fleet_and_reports_it, |server| {
 
     stop.send_replace(true);
     worker.await.unwrap();
+});
+
+api_test!(patch_renames_at_the_provider_before_storing, |server| {
+    server
+        .robot
+        .add_server(RobotServer::new(321, "old-robot-name"));
+    server
+        .cloud
+        .add_server(CloudServer::new(42, "old-cloud-name"));
+    server.cloud.add_server(CloudServer::new(43, "taken"));
+    add_accounts(&server).await;
+    sync_all(server.store(), &factory(&server), None)
+        .await
+        .unwrap();
+
+    let renamed = server
+        .expect(
+            Method::PATCH,
+            "/api/v1/servers/robot-321",
+            Some(json!({"name": "control-plane-1"})),
+            200,
+        )
+        .await;
+    assert_eq!(renamed["name"], "control-plane-1");
+    assert_eq!(server.robot.server(321).unwrap().name, "control-plane-1");
+    let renamed = server
+        .expect(
+            Method::PATCH,
+            "/api/v1/servers/cloud-42",
+            Some(json!({"name": "worker-1"})),
+            200,
+        )
+        .await;
+    assert_eq!(renamed["name"], "worker-1");
+    assert_eq!(server.cloud.server(42).unwrap().name, "worker-1");
+    assert_eq!(server.server_json("cloud-42").await["name"], "worker-1");
+
+    // Cloud names are unique in a project: the refusal is about the name, nothing changes.
+    let refused = server
+        .expect(
+            Method::PATCH,
+            "/api/v1/servers/cloud-42",
+            Some(json!({"name": "taken"})),
+            422,
+        )
+        .await;
+    assert_eq!(refused["issues"][0]["path"], "name", "{refused}");
+    assert!(
+        refused["issues"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("uniqueness_error"),
+        "{refused}"
+    );
+    assert_eq!(server.server_json("cloud-42").await["name"], "worker-1");
+
+    // Robot is down for maintenance: the answer says to retry, the stored name stays.
+    server.robot.inject(
+        Target::on("POST", "/server/321"),
+        Fault::Status(503),
+        RetryPolicy::for_fakes().max_attempts,
+    );
+    let unavailable = server
+        .expect(
+            Method::PATCH,
+            "/api/v1/servers/robot-321",
+            Some(json!({"name": "control-plane-2"})),
+            503,
+        )
+        .await;
+    assert_eq!(unavailable["code"], "provider_unavailable", "{unavailable}");
+    assert_eq!(
+        server.server_json("robot-321").await["name"],
+        "control-plane-1"
+    );
+    assert_eq!(server.robot.server(321).unwrap().name, "control-plane-1");
+
+    let empty = server
+        .expect(
+            Method::PATCH,
+            "/api/v1/servers/robot-321",
+            Some(json!({"name": " "})),
+            422,
+        )
+        .await;
+    assert_eq!(empty["issues"][0]["path"], "name", "{empty}");
+    server
+        .expect(
+            Method::PATCH,
+            "/api/v1/servers/robot-999",
+            Some(json!({"name": "x"})),
+            404,
+        )
+        .await;
+});
+
+api_test!(patch_moves_a_robot_server_between_vswitches, |server| {
+    server.robot.add_server(RobotServer::new(321, "worker-1"));
+    server
+        .cloud
+        .add_server(CloudServer::new(42, "cloud-worker"));
+    let vswitch = |id: u64, vlan: u16, members: &[u64]| RobotVswitch {
+        id,
+        name: format!("vswitch-{id}"),
+        vlan,
+        cancelled: false,
+        members: members
+            .iter()
+            .map(|&server_number| VswitchMember {
+                server_number,
+                pending_reads: 0,
+            })
+            .collect(),
+    };
+    server.robot.add_vswitch(vswitch(4321, 4000, &[321]));
+    server.robot.add_vswitch(vswitch(1234, 4001, &[]));
+    add_accounts(&server).await;
+    sync_all(server.store(), &factory(&server), None)
+        .await
+        .unwrap();
+    assert_eq!(server.server_json("robot-321").await["vswitch_id"], "4321");
+
+    let requests_before = server.robot.requests().len();
+    let moved = server
+        .expect(
+            Method::PATCH,
+            "/api/v1/servers/robot-321",
+            Some(json!({"vswitch_id": "1234"})),
+            200,
+        )
+        .await;
+    assert_eq!(moved["vswitch_id"], "1234");
+    assert_eq!(
+        &server.robot.requests()[requests_before..],
+        ["DELETE /vswitch/4321/server", "POST /vswitch/1234/server"]
+    );
+    let members = |id: u64| -> Vec<u64> {
+        server
+            .robot
+            .vswitch(id)
+            .unwrap()
+            .members
+            .iter()
+            .map(|member| member.server_number)
+            .collect()
+    };
+    assert_eq!(members(4321), Vec::<u64>::new());
+    assert_eq!(members(1234), [321]);
+
+    // Robot is still joining it: leaving now is refused (409 VSWITCH_IN_PROCESS), so the
+    // answer says to retry and the server stays in 1234 here as there.
+    let busy = server
+        .expect(
+            Method::PATCH,
+            "/api/v1/servers/robot-321",
+            Some(json!({"vswitch_id": null})),
+            503,
+        )
+        .await;
+    assert_eq!(busy["code"], "provider_unavailable", "{busy}");
+    assert!(
+        busy["message"]
+            .as_str()
+            .unwrap()
+            .contains("VSWITCH_IN_PROCESS"),
+        "{busy}"
+    );
+    assert_eq!(server.server_json("robot-321").await["vswitch_id"], "1234");
+    assert_eq!(members(1234), [321]);
+
+    // Once the join is done (the next sync reads it as ready), leaving works.
+    sync_all(server.store(), &factory(&server), None)
+        .await
+        .unwrap();
+    let detached = server
+        .expect(
+            Method::PATCH,
+            "/api/v1/servers/robot-321",
+            Some(json!({"vswitch_id": null})),
+            200,
+        )
+        .await;
+    assert_eq!(detached["vswitch_id"], Value::Null);
+    assert_eq!(members(1234), Vec::<u64>::new());
+
+    // Cloud servers have no vSwitch; unknown vSwitches are refused before Robot is asked.
+    let requests_before = server.robot.requests().len();
+    let cloud = server
+        .expect(
+            Method::PATCH,
+            "/api/v1/servers/cloud-42",
+            Some(json!({"vswitch_id": "1234"})),
+            422,
+        )
+        .await;
+    assert_eq!(cloud["issues"][0]["path"], "vswitch_id", "{cloud}");
+    let unknown = server
+        .expect(
+            Method::PATCH,
+            "/api/v1/servers/robot-321",
+            Some(json!({"vswitch_id": "999", "name": ""})),
+            422,
+        )
+        .await;
+    let paths: Vec<&str> = unknown["issues"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|issue| issue["path"].as_str().unwrap())
+        .collect();
+    assert_eq!(paths, ["name", "vswitch_id"], "{unknown}");
+    assert_eq!(server.robot.requests().len(), requests_before);
+    assert_eq!(server.server_json("robot-321").await["name"], "worker-1");
+});
+
+api_test!(patch_sets_the_cluster_locally, |server| {
+    server.robot.add_server(RobotServer::new(321, "worker-1"));
+    add_accounts(&server).await;
+    sync_all(server.store(), &factory(&server), None)
+        .await
+        .unwrap();
+    let cluster = server
+        .store()
+        .create_cluster(
+            &ClusterFields {
+                name: "prod".into(),
+                endpoint: "https://10.0.0.1:6443".into(),
+                vswitch_id: None::<VswitchId>,
+            },
+            &Secret::new("secrets".to_owned()),
+        )
+        .await
+        .unwrap();
+    let cluster_id = cluster.id.to_string();
+
+    let requests_before = server.robot.requests().len();
+    let joined = server
+        .expect(
+            Method::PATCH,
+            "/api/v1/servers/robot-321",
+            Some(json!({"cluster_id": cluster_id})),
+            200,
+        )
+        .await;
+    assert_eq!(joined["cluster_id"], cluster_id.as_str());
+    assert_eq!(joined["name"], "worker-1");
+    assert_eq!(
+        server.robot.requests().len(),
+        requests_before,
+        "a cluster change is local"
+    );
+    let filtered = server
+        .expect(
+            Method::GET,
+            &format!("/api/v1/servers?cluster_id={cluster_id}"),
+            None,
+            200,
+        )
+        .await;
+    assert_eq!(filtered[0]["id"], "robot-321");
+
+    for bad in ["12345", "prod"] {
+        let refused = server
+            .expect(
+                Method::PATCH,
+                "/api/v1/servers/robot-321",
+                Some(json!({"cluster_id": bad})),
+                422,
+            )
+            .await;
+        assert_eq!(refused["issues"][0]["path"], "cluster_id", "{refused}");
+    }
+    assert_eq!(
+        server.server_json("robot-321").await["cluster_id"],
+        cluster_id.as_str()
+    );
+    let left = server
+        .expect(
+            Method::PATCH,
+            "/api/v1/servers/robot-321",
+            Some(json!({"cluster_id": null})),
+            200,
+        )
+        .await;
+    assert_eq!(left["cluster_id"], Value::Null);
 });
 
 /// `serve` twice with the legacy `HETZNER_*` variables: the accounts are made on the first start
