@@ -155,6 +155,9 @@ pub(crate) struct Sshd {
 }
 
 impl Sshd {
+    /// OpenSSH's `MAX_LISTEN_SOCKS`.
+    pub(crate) const MAX_ADDRESSES: usize = 16;
+
     pub(crate) fn start(authorized: &[&KeyPair]) -> Sshd {
         Sshd::start_on(authorized, &[Ipv4Addr::LOCALHOST])
     }
@@ -162,9 +165,20 @@ impl Sshd {
     /// Like [`Sshd::start`], listening on each of `addresses` (loopback only: 127.x.y.z), for
     /// benches that give many servers their own address.
     pub(crate) fn start_on(authorized: &[&KeyPair], addresses: &[Ipv4Addr]) -> Sshd {
+        Sshd::start_at(authorized, addresses, free_port())
+    }
+
+    /// Like [`Sshd::start_on`], on `port`: several of them share a port on different addresses
+    /// (one sshd listens on at most [`Sshd::MAX_ADDRESSES`]).
+    pub(crate) fn start_at(authorized: &[&KeyPair], addresses: &[Ipv4Addr], port: u16) -> Sshd {
         assert!(
             !addresses.is_empty() && addresses.iter().all(Ipv4Addr::is_loopback),
             "the test sshd listens on loopback addresses only"
+        );
+        assert!(
+            addresses.len() <= Sshd::MAX_ADDRESSES,
+            "OpenSSH listens on at most {} addresses",
+            Sshd::MAX_ADDRESSES
         );
         require("sshd", "openssh-server");
         let dir = tempfile::tempdir().unwrap();
@@ -185,7 +199,6 @@ impl Sshd {
         let keys: String = authorized.iter().map(|k| k.public.clone()).collect();
         std::fs::write(root.join("authorized_keys"), keys).unwrap();
         std::fs::create_dir_all("/run/sshd").unwrap();
-        let port = free_port();
         let r = root.display();
         let listen: String = addresses
             .iter()
