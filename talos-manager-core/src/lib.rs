@@ -29,6 +29,8 @@
 //!   client configs, equal to what `talosctl` produces.
 //! - [`provider`]: the [`Provider`] and [`VswitchProvider`] traits, the Hetzner Robot and Cloud
 //!   clients ([`HetznerRobot`], [`HetznerCloud`]) and their one error type [`ProviderError`].
+//! - [`sync`]: fleet sync from every provider account, then the SSH probe of every server.
+//! - [`server_update`]: operator edits of a server (name and vSwitch pushed to the provider).
 //! - [`Secret`]: a value that prints `<redacted>`.
 //! - [`error_chain`]: an error with its causes on one line, for logs.
 #![warn(missing_docs)]
@@ -49,6 +51,7 @@ pub mod rescue;
 pub mod runbooks;
 mod secret;
 pub mod server_state;
+pub mod server_update;
 pub mod store;
 pub mod sync;
 pub mod talos;

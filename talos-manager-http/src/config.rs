@@ -246,6 +246,24 @@ impl ServiceConfig {
         })
     }
 
+    /// The prober sync reaches rescue systems with: `SSH_PRIVATE_KEY` on `RESCUE_SSH_PORT`.
+    /// `None` without a key (sync then skips probing); an unreadable key is an error, found once
+    /// at start rather than once per server.
+    pub fn ssh_prober(&self) -> Result<Option<talos_manager_core::sync::SshProber>, ConfigError> {
+        self.ssh_private_key
+            .clone()
+            .map(|key| {
+                talos_manager_core::sync::SshProber::new(key, self.rescue_ssh_port).map_err(|_| {
+                    invalid(
+                        "SSH_PRIVATE_KEY",
+                        "not a private key in OpenSSH or PEM format (RSA, ECDSA or Ed25519, \
+                         without a passphrase)",
+                    )
+                })
+            })
+            .transpose()
+    }
+
     /// The key for secrets at rest: `TALOS_MANAGER_ENCRYPTION_KEY`, else (SQLite only) a key
     /// file in the data directory, created on first use. PostgreSQL requires the variable: a
     /// key file on one replica's disk would lock the others out.
@@ -472,6 +490,19 @@ mod tests {
             &[("TALOS_ARM64_IMAGE_URL", "ftp://mirror/talos.raw.xz")],
             "TALOS_ARM64_IMAGE_URL: \"ftp://mirror/talos.raw.xz\" is not an http(s) URL",
         );
+    }
+
+    #[test]
+    fn an_unreadable_ssh_key_is_refused_and_no_key_skips_probing() {
+        let config = load(&[("SSH_PRIVATE_KEY", "-----BEGIN OPENSSH PRIVATE KEY-----")]);
+        let error = config.ssh_prober().unwrap_err();
+        assert!(
+            error
+                .to_string()
+                .starts_with("SSH_PRIVATE_KEY: not a private key"),
+            "{error}"
+        );
+        assert!(load(&[]).ssh_prober().unwrap().is_none());
     }
 
     #[test]

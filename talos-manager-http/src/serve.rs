@@ -76,6 +76,7 @@ pub async fn open_store(config: &ServiceConfig) -> Result<Store, ServeError> {
 
 /// Runs the service until SIGTERM or Ctrl-C.
 pub async fn serve(config: ServiceConfig) -> Result<(), ServeError> {
+    let prober = config.ssh_prober()?;
     let store = open_store(&config).await?;
     let first_token = crate::tokens::first_start_token(&store, config.basic_auth_password.as_ref())
         .await
@@ -136,9 +137,13 @@ pub async fn serve(config: ServiceConfig) -> Result<(), ServeError> {
     let stopped = |mut stop: tokio::sync::watch::Receiver<bool>| async move {
         let _ = stop.wait_for(|stopped| *stopped).await;
     };
+    let mut sync_job = crate::jobs::SyncJob::new(providers.clone());
+    if let Some(prober) = prober {
+        sync_job = sync_job.with_prober(std::sync::Arc::new(prober));
+    }
     let worker = Worker::new(queue.clone(), Worker::unique_id())
         .metrics(metrics)
-        .register(crate::jobs::SyncJob::new(providers.clone()))
+        .register(sync_job)
         .register(crate::jobs::BootstrapJob::new(
             providers,
             crate::jobs::BootstrapSettings::from_config(&config),

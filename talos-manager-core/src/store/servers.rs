@@ -3,7 +3,7 @@
 use time::OffsetDateTime;
 
 use super::provider_accounts::parse_provider_kind;
-use super::{Store, StoreError, now, on_pool, sql};
+use super::{Pool, Store, StoreError, now, on_pool, sql};
 use crate::ids::{ClusterId, ProviderAccountId, SchematicId, ServerId, VswitchId};
 use crate::provider::{Architecture, ProviderKind};
 
@@ -429,25 +429,43 @@ impl Store {
     }
 
     /// Deletes the servers of an account whose provider ids are not in `keep` (they vanished
-    /// at the provider), with their machine configs, and returns them.
+    /// at the provider), with their machine configs, and returns them. One statement: the
+    /// account's other servers are never read.
     pub async fn delete_servers_not_in(
         &self,
         provider_account_id: ProviderAccountId,
         keep: &[String],
     ) -> Result<Vec<Server>, StoreError> {
-        let servers: Vec<Server> = self
-            .list_servers()
-            .await?
-            .into_iter()
-            .filter(|server| {
-                server.provider_account_id == provider_account_id
-                    && !keep.contains(&server.inventory.provider_id)
-            })
-            .collect();
-        for server in &servers {
-            self.delete_row("servers", "server", server.id.0).await?;
+        // The list travels as one bound value whatever its length, which each backend reads its
+        // own way: PostgreSQL as a text array, SQLite (no arrays) as a JSON array. Hence two
+        // query texts with the same meaning.
+        let rows: Vec<Row> = match &self.pool {
+            Pool::Postgres(pool) => {
+                let sql = sql!(
+                    "DELETE FROM servers WHERE provider_account_id = $1 \
+                     AND provider_id <> ALL($2) RETURNING {COLUMNS}"
+                );
+                sqlx::query_as(sql)
+                    .bind(provider_account_id)
+                    .bind(keep)
+                    .fetch_all(pool)
+                    .await
+            }
+            Pool::Sqlite(pool) => {
+                let sql = sql!(
+                    "DELETE FROM servers WHERE provider_account_id = $1 \
+                     AND provider_id NOT IN (SELECT value FROM json_each($2)) RETURNING {COLUMNS}"
+                );
+                let keep = serde_json::Value::from(keep).to_string();
+                sqlx::query_as(sql)
+                    .bind(provider_account_id)
+                    .bind(keep)
+                    .fetch_all(pool)
+                    .await
+            }
         }
-        Ok(servers)
+        .map_err(StoreError::query("delete vanished servers"))?;
+        into_servers(rows)
     }
 
     /// Deletes a server and its machine config.

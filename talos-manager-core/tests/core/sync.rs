@@ -1,12 +1,19 @@
-//! Fleet sync against the wire-level fake Robot and Cloud APIs, on both backends.
+//! Fleet sync against the wire-level fake Robot and Cloud APIs, on both backends; probing
+//! against a real sshd on loopback (the installer's harness).
 
+use std::sync::Arc;
 use std::time::Duration;
 
-use talos_manager_core::store::ProviderKind;
-use talos_manager_core::sync::{ProviderFactory, sync_all};
+use talos_manager_core::ids::VswitchId;
+use talos_manager_core::store::{ClusterFields, ProviderKind};
+use talos_manager_core::sync::{ProviderFactory, ServerProber, SshProber, sync_all};
 use talos_manager_core::testing::TestDatabase;
 use talos_manager_core::{Backend, RetryPolicy, Secret, Store};
-use talos_manager_fake_hetzner::{FakeCloud, FakeRobot};
+use talos_manager_fake_hetzner::{
+    CloudServer, FakeCloud, FakeRobot, RobotServer, RobotVswitch, VswitchMember,
+};
+
+use talos_manager_rescue_host::{KeyPair, Sshd};
 
 /// Fakes with `robot_servers` and `cloud_servers` generated servers, one account each, and a
 /// factory pointing at them.
@@ -42,10 +49,10 @@ async fn fleet(
 
 store_test!(thousand_servers_twice_without_loss_or_duplicates, |store| {
     let (_robot, _cloud, factory) = fleet(store, 300, 700).await;
-    let first = sync_all(store, &factory).await.unwrap();
+    let first = sync_all(store, &factory, None).await.unwrap();
     assert!(first.failures.is_empty(), "{first:?}");
     assert_eq!((first.added, first.updated, first.removed), (1000, 0, 0));
-    let second = sync_all(store, &factory).await.unwrap();
+    let second = sync_all(store, &factory, None).await.unwrap();
     assert!(second.failures.is_empty(), "{second:?}");
     assert_eq!((second.added, second.updated, second.removed), (0, 1000, 0));
     let servers = store.list_servers().await.unwrap();
@@ -61,10 +68,10 @@ store_test!(thousand_servers_twice_without_loss_or_duplicates, |store| {
 
 store_test!(vanished_server_is_removed, |store| {
     let (robot, _cloud, factory) = fleet(store, 2, 3).await;
-    sync_all(store, &factory).await.unwrap();
+    sync_all(store, &factory, None).await.unwrap();
     let robot_id = robot.servers()[0].number;
     assert!(robot.remove_server(robot_id));
-    let report = sync_all(store, &factory).await.unwrap();
+    let report = sync_all(store, &factory, None).await.unwrap();
     assert_eq!(report.removed, 1);
     let servers = store.list_servers().await.unwrap();
     assert_eq!(servers.len(), 4);
@@ -86,7 +93,7 @@ store_test!(failing_account_does_not_stop_the_others, |store| {
         )
         .await
         .unwrap();
-    let report = sync_all(store, &factory).await.unwrap();
+    let report = sync_all(store, &factory, None).await.unwrap();
     assert_eq!(report.failures.len(), 1);
     assert_eq!(report.failures[0].name, "wrong token");
     assert_eq!(report.accounts_synced, 2);
@@ -96,7 +103,227 @@ store_test!(failing_account_does_not_stop_the_others, |store| {
 store_test!(rate_limited_cloud_still_completes, |store| {
     let (_robot, cloud, factory) = fleet(store, 0, 200).await;
     cloud.set_rate_limit(2, Duration::from_millis(5));
-    let report = sync_all(store, &factory).await.unwrap();
+    let report = sync_all(store, &factory, None).await.unwrap();
     assert!(report.failures.is_empty(), "{report:?}");
     assert_eq!(report.added, 200);
 });
+
+/// A Robot server at `ip`.
+fn robot_server(number: u64, name: &str, ip: &str) -> RobotServer {
+    RobotServer {
+        ip: Some(ip.to_owned()),
+        ..RobotServer::new(number, name)
+    }
+}
+
+/// A Cloud server at `ipv4` (`None`: IPv6 only).
+fn cloud_server(id: u64, name: &str, ipv4: Option<&str>) -> CloudServer {
+    CloudServer {
+        ipv4: ipv4.map(str::to_owned),
+        ..CloudServer::new(id, name)
+    }
+}
+
+store_test!(sync_probes_every_server_over_ssh, |store| {
+    let dir = tempfile::tempdir().unwrap();
+    let key = KeyPair::generate(dir.path(), "key", "-t ed25519");
+    let sshd = Sshd::start(&[&key]);
+    let (robot, cloud, factory) = fleet(store, 0, 0).await;
+    // sshd answers on 127.0.0.1 only: nothing listens on 127.0.1.2, as on a server that is off.
+    robot.add_server(robot_server(1, "in-rescue", "127.0.0.1"));
+    robot.add_server(robot_server(2, "switched-off", "127.0.1.2"));
+    cloud.add_server(cloud_server(3, "cloud-in-rescue", Some("127.0.0.1")));
+    cloud.add_server(cloud_server(4, "ipv6-only", None));
+    let prober: Arc<dyn ServerProber> = Arc::new(
+        SshProber::new(key.private.clone(), sshd.port)
+            .unwrap()
+            .with_timeouts(Duration::from_secs(3), Duration::from_secs(20)),
+    );
+
+    let report = sync_all(store, &factory, Some(prober.clone()))
+        .await
+        .unwrap();
+    let summary = report.probe.as_ref().expect("probed");
+    assert_eq!((summary.probed, summary.reachable), (4, 2), "{report}");
+    let reasons: Vec<(&str, usize)> = summary
+        .failures
+        .iter()
+        .map(|(reason, group)| (*reason, group.count))
+        .collect();
+    assert_eq!(
+        reasons,
+        [
+            ("SSH connection refused or failed", 1),
+            ("no IPv4 address", 1)
+        ],
+        "{report}"
+    );
+    let text = report.to_string();
+    assert!(
+        text.contains("probe: 2 of 4 server(s) reachable in rescue"),
+        "{text}"
+    );
+    assert!(text.contains("switched-off (hetzner_robot 2)"), "{text}");
+
+    let server = |provider, id: &'static str| async move {
+        store.get_server_by_provider_id(provider, id).await.unwrap()
+    };
+    const UUID: &str = "4c4c4544-0042-3510-8057-b4c04f4e3432";
+    for (provider, id) in [
+        (ProviderKind::HetznerRobot, "1"),
+        (ProviderKind::HetznerCloud, "3"),
+    ] {
+        let in_rescue = server(provider, id).await;
+        assert!(in_rescue.accessible, "{id}");
+        assert_eq!(in_rescue.uuid.as_deref(), Some(UUID));
+        assert!(in_rescue.lsblk.as_deref().unwrap().contains("nvme0n1"));
+    }
+    let switched_off = server(ProviderKind::HetznerRobot, "2").await;
+    assert!(!switched_off.accessible);
+    assert_eq!(switched_off.uuid, None);
+
+    // The servers leave rescue (Talos booted): no longer accessible, what rescue told is kept.
+    sshd.stubs.set_hostname("talos-worker-1");
+    let report = sync_all(store, &factory, Some(prober)).await.unwrap();
+    let summary = report.probe.expect("probed");
+    assert_eq!(summary.reachable, 0);
+    let not_in_rescue = &summary.failures["not in rescue"];
+    assert_eq!(not_in_rescue.count, 2);
+    assert!(
+        not_in_rescue.example.contains("\"talos-worker-1\""),
+        "{not_in_rescue:?}"
+    );
+    let left_rescue = server(ProviderKind::HetznerRobot, "1").await;
+    assert!(!left_rescue.accessible);
+    assert_eq!(left_rescue.uuid.as_deref(), Some(UUID));
+    assert!(left_rescue.lsblk.is_some());
+});
+
+store_test!(without_a_prober_sync_skips_probing, |store| {
+    let (_robot, _cloud, factory) = fleet(store, 1, 1).await;
+    let report = sync_all(store, &factory, None).await.unwrap();
+    assert_eq!(report.added, 2);
+    assert!(report.probe.is_none());
+    assert!(
+        report
+            .to_string()
+            .ends_with("probing skipped: no SSH private key configured"),
+        "{report}"
+    );
+    assert!(
+        store
+            .list_servers()
+            .await
+            .unwrap()
+            .iter()
+            .all(|server| !server.accessible)
+    );
+});
+
+store_test!(
+    vanished_vswitch_is_deleted_and_its_users_detached,
+    |store| {
+        let (robot, _cloud, factory) = fleet(store, 2, 0).await;
+        let numbers: Vec<u64> = robot.servers().iter().map(|server| server.number).collect();
+        let vswitch = |id: u64, name: &str, members: &[u64]| RobotVswitch {
+            id,
+            name: name.to_owned(),
+            vlan: 4000 + id as u16 % 90,
+            cancelled: false,
+            members: members
+                .iter()
+                .map(|&server_number| VswitchMember {
+                    server_number,
+                    pending_reads: 0,
+                })
+                .collect(),
+        };
+        robot.add_vswitch(vswitch(4321, "private", &[numbers[0]]));
+        robot.add_vswitch(vswitch(1234, "kept", &[numbers[1]]));
+        sync_all(store, &factory, None).await.unwrap();
+        let cluster = store
+            .create_cluster(
+                &ClusterFields {
+                    name: "prod".into(),
+                    endpoint: "https://10.0.0.1:6443".into(),
+                    vswitch_id: Some(VswitchId(4321)),
+                },
+                &Secret::new("secrets".to_owned()),
+            )
+            .await
+            .unwrap();
+        let attached = numbers[0].to_string();
+        let attached_server = store
+            .get_server_by_provider_id(ProviderKind::HetznerRobot, &attached)
+            .await
+            .unwrap();
+        assert_eq!(attached_server.inventory.vswitch_id, Some(VswitchId(4321)));
+
+        assert!(robot.remove_vswitch(4321));
+        let report = sync_all(store, &factory, None).await.unwrap();
+        assert!(report.failures.is_empty(), "{report:?}");
+        assert_eq!(report.vswitches_removed, 1);
+        let kept: Vec<VswitchId> = store
+            .list_vswitches()
+            .await
+            .unwrap()
+            .iter()
+            .map(|vswitch| vswitch.id)
+            .collect();
+        assert_eq!(kept, [VswitchId(1234)]);
+        let detached = store
+            .get_server_by_provider_id(ProviderKind::HetznerRobot, &attached)
+            .await
+            .unwrap();
+        assert_eq!(detached.inventory.vswitch_id, None);
+        assert_eq!(detached.id, attached_server.id, "the server itself stays");
+        let other = store
+            .get_server_by_provider_id(ProviderKind::HetznerRobot, &numbers[1].to_string())
+            .await
+            .unwrap();
+        assert_eq!(other.inventory.vswitch_id, Some(VswitchId(1234)));
+        let cluster = store.get_cluster(cluster.id).await.unwrap();
+        assert_eq!(cluster.vswitch_id, None);
+    }
+);
+
+store_test!(
+    deleting_vanished_servers_touches_only_that_account,
+    |store| {
+        let (_robot, _cloud, factory) = fleet(store, 3, 2).await;
+        sync_all(store, &factory, None).await.unwrap();
+        let servers = store.list_servers().await.unwrap();
+        let robot_servers: Vec<_> = servers
+            .iter()
+            .filter(|server| server.inventory.provider == ProviderKind::HetznerRobot)
+            .collect();
+        let account = robot_servers[0].provider_account_id;
+        let keep = vec![robot_servers[1].inventory.provider_id.clone()];
+
+        let mut removed: Vec<String> = store
+            .delete_servers_not_in(account, &keep)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|server| server.inventory.provider_id)
+            .collect();
+        removed.sort();
+        let mut expected = vec![
+            robot_servers[0].inventory.provider_id.clone(),
+            robot_servers[2].inventory.provider_id.clone(),
+        ];
+        expected.sort();
+        assert_eq!(removed, expected);
+        assert_eq!(store.list_servers().await.unwrap().len(), 3);
+
+        // Nothing to keep: every server of the account goes, the Cloud account's stay.
+        let removed = store.delete_servers_not_in(account, &[]).await.unwrap();
+        assert_eq!(removed.len(), 1);
+        let left = store.list_servers().await.unwrap();
+        assert_eq!(left.len(), 2);
+        assert!(
+            left.iter()
+                .all(|server| server.inventory.provider == ProviderKind::HetznerCloud)
+        );
+    }
+);

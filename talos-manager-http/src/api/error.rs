@@ -7,6 +7,7 @@ use poem_openapi::{ApiResponse, Object};
 use talos_manager_core::bootstrap::BootstrapPlanError;
 use talos_manager_core::image_factory::ImageFactoryError;
 use talos_manager_core::rescue::RescueError;
+use talos_manager_core::server_update::ServerUpdateError;
 use talos_manager_core::{ProviderError, StoreError, ValidationError, error_chain};
 
 /// The body of every error answer of the admin API.
@@ -297,6 +298,20 @@ impl From<BootstrapPlanError> for ApiError {
             BootstrapPlanError::NoImage { .. } => issue("schematic", &error),
             BootstrapPlanError::NoHost => ApiError::conflict(error.to_string()),
             BootstrapPlanError::Lsblk { .. } => ApiError::internal(&error),
+        }
+    }
+}
+
+impl From<ServerUpdateError> for ApiError {
+    fn from(error: ServerUpdateError) -> ApiError {
+        match error {
+            ServerUpdateError::Invalid(invalid) => invalid.into(),
+            ServerUpdateError::Store(store) => store.into(),
+            ServerUpdateError::BuildProvider { source, .. }
+            | ServerUpdateError::Rename { source, .. }
+            | ServerUpdateError::LeaveVswitch { source, .. }
+            | ServerUpdateError::JoinVswitch { source, .. } => source.into(),
+            other => ApiError::internal(&other),
         }
     }
 }

@@ -91,7 +91,7 @@ pub mod wire {
         CreateProviderAccount, ProviderAccountView, UpdateProviderAccount,
     };
     pub use super::schematics::{SchematicBody, SchematicView, TalosVersionsView};
-    pub use super::servers::{BootstrapBody, BootstrapPlanView, ServerView};
+    pub use super::servers::{BootstrapBody, BootstrapPlanView, ServerView, UpdateServer};
     pub use super::settings::{SettingsView, UpdateSettings};
     pub use super::tokens::{CreateToken, CreatedToken, TokenView};
 }

@@ -3,12 +3,15 @@
 use poem::web::Data;
 use poem_openapi::param::{Path, Query};
 use poem_openapi::payload::{Json, PlainText};
+use poem_openapi::types::MaybeUndefined;
 use poem_openapi::{Object, OpenApi};
 use talos_manager_core::error_chain;
+use talos_manager_core::ids::{ClusterId, VswitchId};
 use talos_manager_core::node_config::{NodeConfigError, render_node_config};
 use talos_manager_core::node_identity::machine_type_for;
 use talos_manager_core::runbooks;
 use talos_manager_core::server_state::server_state;
+use talos_manager_core::server_update::{ServerChanges, update_server};
 use talos_manager_core::store::{Job, NewJob, Server};
 use time::OffsetDateTime;
 
@@ -83,13 +86,6 @@ pub struct ServerView {
     /// `waiting for config`, `config served`, `in cluster`, `failed: <reason>`,
     /// `bootstrap cancelled`.
     pub state: String,
-}
-
-impl From<Server> for ServerView {
-    /// The view without its bootstrap jobs; prefer [`ServerView::new`].
-    fn from(server: Server) -> ServerView {
-        ServerView::new(server, None)
-    }
 }
 
 impl ServerView {
@@ -439,6 +435,75 @@ impl ServersApi {
         Ok(BootstrapAccepted::Accepted(Json(super::jobs::job_view(
             job, &servers,
         ))))
+    }
+
+    /// Change a server's name, cluster or vSwitch.
+    ///
+    /// A new `name` is pushed to the provider (Robot server name, Cloud server name) and a new
+    /// `vswitch_id` makes Robot move the server, both before anything is stored; `cluster_id` is
+    /// local. Absent fields stay as they are, `null` clears. When the provider fails, nothing
+    /// changes here.
+    #[oai(
+        path = "/servers/:id",
+        method = "patch",
+        operation_id = "update_server"
+    )]
+    async fn update(
+        &self,
+        state: Data<&AppState>,
+        auth: AdminAuth,
+        id: Path<String>,
+        body: Json<UpdateServer>,
+    ) -> ApiResult<Json<ServerView>> {
+        let server = load_server(&state, &id).await?;
+        let mut issues = Vec::new();
+        let changes = ServerChanges {
+            name: body.name.clone(),
+            cluster_id: body_id(&body.cluster_id, "cluster_id", ClusterId, &mut issues),
+            vswitch_id: body_id(&body.vswitch_id, "vswitch_id", VswitchId, &mut issues),
+        };
+        if !issues.is_empty() {
+            return Err(ApiError::invalid("server", issues));
+        }
+        let updated = update_server(&state.store, &state.providers, server.id, &changes).await?;
+        tracing::info!(server = %updated.inventory.name, by = ?auth.principal(), "server updated");
+        Ok(Json(server_view(&state, updated).await?))
+    }
+}
+
+/// Changes to a server; an absent field stays as it is.
+#[derive(Debug, Object)]
+pub struct UpdateServer {
+    /// A new name, pushed to the provider before it is stored.
+    pub name: Option<String>,
+    /// The cluster it belongs to, `null` for none (local to talos-manager).
+    pub cluster_id: MaybeUndefined<String>,
+    /// The Robot vSwitch it is attached to, `null` for none: Robot removes the server from its
+    /// vSwitch and adds it to this one. Cloud servers have no vSwitch.
+    pub vswitch_id: MaybeUndefined<String>,
+}
+
+/// A reference in the body: `None` when absent, `Some(None)` for `null`; an id that is not a
+/// positive number is an issue at `field`.
+fn body_id<T>(
+    value: &MaybeUndefined<String>,
+    field: &str,
+    make: fn(i64) -> T,
+    issues: &mut Vec<IssueBody>,
+) -> Option<Option<T>> {
+    match value {
+        MaybeUndefined::Undefined => None,
+        MaybeUndefined::Null => Some(None),
+        MaybeUndefined::Value(text) => match text.parse::<i64>().ok().filter(|id| *id > 0) {
+            Some(id) => Some(Some(make(id))),
+            None => {
+                issues.push(IssueBody {
+                    path: field.to_owned(),
+                    message: format!("{text:?} is not an id"),
+                });
+                None
+            }
+        },
     }
 }
 

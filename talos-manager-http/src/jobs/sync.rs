@@ -1,25 +1,47 @@
-//! The `sync` job: brings the stored servers in line with every provider account, logging each
-//! account's progress and the report.
+//! The `sync` job: brings the stored servers in line with every provider account, probes them
+//! over SSH, and logs each failing account and the report.
+
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use talos_manager_core::error_chain;
-use talos_manager_core::sync::{ProviderFactory, sync_all};
+use talos_manager_core::sync::{ProviderFactory, ServerProber, sync_all};
 
 use super::{JobContext, JobError, JobHandler};
 
 /// The kind of the sync job.
 pub const SYNC_JOB: &str = "sync";
 
-/// Runs fleet sync with the service's provider factory.
-#[derive(Debug, Clone)]
+/// Runs fleet sync with the service's provider factory, then probes every server with its
+/// prober (none without `SSH_PRIVATE_KEY`: probing is then skipped).
+#[derive(Clone)]
 pub struct SyncJob {
     providers: ProviderFactory,
+    prober: Option<Arc<dyn ServerProber>>,
+}
+
+impl std::fmt::Debug for SyncJob {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SyncJob")
+            .field("providers", &self.providers)
+            .field("probes", &self.prober.is_some())
+            .finish()
+    }
 }
 
 impl SyncJob {
-    /// A sync handler building clients with `providers`.
+    /// A sync handler building clients with `providers`, without probing.
     pub fn new(providers: ProviderFactory) -> SyncJob {
-        SyncJob { providers }
+        SyncJob {
+            providers,
+            prober: None,
+        }
+    }
+
+    /// The same handler, probing every server with `prober` after each sync.
+    pub fn with_prober(mut self, prober: Arc<dyn ServerProber>) -> SyncJob {
+        self.prober = Some(prober);
+        self
     }
 }
 
@@ -35,7 +57,7 @@ impl JobHandler for SyncJob {
 
     async fn run(&self, context: &JobContext) -> Result<(), JobError> {
         context.log("syncing every provider account").await;
-        let report = sync_all(context.store(), &self.providers).await?;
+        let report = sync_all(context.store(), &self.providers, self.prober.clone()).await?;
         for failure in &report.failures {
             context
                 .log(format!(

@@ -100,7 +100,7 @@ impl Service {
 
     /// Syncs every provider account from the fakes, as the service's periodic sync does.
     pub(crate) async fn sync(&self) {
-        let report = talos_manager_core::sync::sync_all(self.store(), &self.providers)
+        let report = talos_manager_core::sync::sync_all(self.store(), &self.providers, None)
             .await
             .unwrap();
         assert!(report.failures.is_empty(), "a sync failed: {report}");

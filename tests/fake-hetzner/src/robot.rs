@@ -277,6 +277,11 @@ impl FakeRobot {
         lock(&self.state).vswitches.insert(vswitch.id, vswitch);
     }
 
+    /// Removes a vSwitch (cancelled and gone); `true` when it existed.
+    pub fn remove_vswitch(&self, id: u64) -> bool {
+        lock(&self.state).vswitches.remove(&id).is_some()
+    }
+
     /// How many reads a newly added vSwitch member shows as `processing` (default 1).
     pub fn set_vswitch_processing_reads(&self, reads: u32) {
         lock(&self.state).processing_reads = reads;

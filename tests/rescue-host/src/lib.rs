@@ -2,13 +2,13 @@
 //! end-to-end tests): a real OpenSSH server on 127.0.0.1 with recording stubs, a loop
 //! device as the disk, a Talos-like disk image and a loopback HTTP server that serves it.
 //!
-//! Safety: sshd and the HTTP server bind 127.0.0.1 only; `reboot` is a stub that writes a marker
-//! file; every loop device is attached over a file in a temp dir, and [`LoopDisk::path`] refuses
-//! to hand out a device that is not backed by its own file. Everything is undone on drop.
+//! Safety: sshd and the HTTP server bind loopback addresses only; `reboot` is a stub that writes a
+//! marker file; every loop device is attached over a file in a temp dir, and [`LoopDisk::path`]
+//! refuses to hand out a device that is not backed by its own file. Everything is undone on drop.
 
 use std::collections::HashMap;
 use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::{Ipv4Addr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -163,7 +163,31 @@ pub struct Sshd {
 }
 
 impl Sshd {
+    /// OpenSSH's `MAX_LISTEN_SOCKS`.
+    pub const MAX_ADDRESSES: usize = 16;
+
     pub fn start(authorized: &[&KeyPair]) -> Sshd {
+        Sshd::start_on(authorized, &[Ipv4Addr::LOCALHOST])
+    }
+
+    /// Like [`Sshd::start`], listening on each of `addresses` (loopback only: 127.x.y.z), for
+    /// benches that give many servers their own address.
+    pub fn start_on(authorized: &[&KeyPair], addresses: &[Ipv4Addr]) -> Sshd {
+        Sshd::start_at(authorized, addresses, free_port())
+    }
+
+    /// Like [`Sshd::start_on`], on `port`: several of them share a port on different addresses
+    /// (one sshd listens on at most [`Sshd::MAX_ADDRESSES`]).
+    pub fn start_at(authorized: &[&KeyPair], addresses: &[Ipv4Addr], port: u16) -> Sshd {
+        assert!(
+            !addresses.is_empty() && addresses.iter().all(Ipv4Addr::is_loopback),
+            "the test sshd listens on loopback addresses only"
+        );
+        assert!(
+            addresses.len() <= Sshd::MAX_ADDRESSES,
+            "OpenSSH listens on at most {} addresses",
+            Sshd::MAX_ADDRESSES
+        );
         require("sshd", "openssh-server");
         let dir = tempfile::tempdir().unwrap();
         let root = dir.path();
@@ -183,10 +207,14 @@ impl Sshd {
         let keys: String = authorized.iter().map(|k| k.public.clone()).collect();
         std::fs::write(root.join("authorized_keys"), keys).unwrap();
         std::fs::create_dir_all("/run/sshd").unwrap();
-        let port = free_port();
         let r = root.display();
+        let listen: String = addresses
+            .iter()
+            .map(|address| format!("ListenAddress {address}\n"))
+            .collect();
+        // MaxStartups: many probes connect at once; sshd's default drops some past 10.
         let config = format!(
-            "Port {port}\nListenAddress 127.0.0.1\nHostKey {r}/host_key\n\
+            "Port {port}\n{listen}MaxStartups 256\nHostKey {r}/host_key\n\
              AuthorizedKeysFile {r}/authorized_keys\nPermitRootLogin prohibit-password\n\
              PasswordAuthentication no\nKbdInteractiveAuthentication no\nUsePAM no\n\
              StrictModes no\nPidFile {r}/sshd.pid\n\
@@ -213,7 +241,7 @@ impl Sshd {
             _dir: dir,
         };
         let deadline = Instant::now() + Duration::from_secs(10);
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        while TcpStream::connect((addresses[0], port)).is_err() {
             assert!(
                 Instant::now() < deadline,
                 "sshd did not listen: {}",

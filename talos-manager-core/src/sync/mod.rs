@@ -1,22 +1,25 @@
 //! Fleet sync: brings the stored servers and Robot vSwitches in line with what every provider
-//! account reports.
+//! account reports, then probes every server over SSH.
 //!
 //! For each provider account, [`sync_account`] lists the account's vSwitches (Robot) and servers,
-//! upserts them by (provider, provider id), and deletes the stored servers of that account the
-//! provider no longer lists (their machine configs go with them, one log line each). Local
-//! fields (cluster, machine config, probe results) are never touched. [`sync_all`] does this for
-//! every stored account, building each account's client with a [`ProviderFactory`]; one failing
-//! account is recorded in the [`SyncReport`] and does not stop the others.
+//! upserts them by (provider, provider id), deletes the stored vSwitches the account no longer
+//! lists (servers and clusters that used one lose the reference, one log line each), and deletes
+//! the stored servers of that account the provider no longer lists (their machine configs go with
+//! them, one log line each). Local fields (cluster, machine config, probe results) are never
+//! touched. [`sync_all`] does this for every stored account, building each account's client with
+//! a [`ProviderFactory`]; one failing account is recorded in the [`SyncReport`] and does not stop
+//! the others.
 //!
-//! Probing servers over SSH after sync (issue 4 item 6) is not done here yet; [`ServerProber`]
-//! is the hook it will use.
-// TODO(issue 4 item 6): probe every synced server through `ServerProber` with bounded
-// concurrency and a short timeout, and report how many were reachable.
+//! Then [`sync_all`] probes every stored server with a [`ServerProber`] ([`SshProber`] in the
+//! service), [`DEFAULT_PROBE_CONCURRENCY`] at a time: a server in rescue becomes accessible with
+//! its SMBIOS UUID and disks recorded, any other becomes not accessible and keeps what an earlier
+//! probe recorded. Without a prober (no SSH private key configured) probing is skipped and the
+//! report says so. The report counts the reachable servers and groups the others by reason.
 
-use std::collections::HashMap;
+mod probe;
+
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
-
-use async_trait::async_trait;
 
 use crate::Secret;
 use crate::ids::{ProviderAccountId, VswitchId};
@@ -24,7 +27,12 @@ use crate::provider::{
     HetznerCloud, HetznerRobot, Provider, ProviderError, ProviderKind, ProviderServer, RetryPolicy,
     VswitchProvider,
 };
-use crate::store::{ProbeResult, Server, ServerInventory, ServerUpsert, Store, StoreError};
+use crate::store::{ServerInventory, ServerUpsert, Store, StoreError};
+
+pub use probe::{
+    DEFAULT_CONNECT_TIMEOUT, DEFAULT_PROBE_CONCURRENCY, DEFAULT_PROBE_TIMEOUT, FailureGroup,
+    ProbeFailure, ProbeSummary, ServerProber, SshProber, probe_servers,
+};
 
 /// Builds the provider clients of a stored account from its kind, name and secret, against
 /// configurable base URLs (the real Hetzner endpoints, or fakes in tests).
@@ -124,15 +132,6 @@ impl ProviderFactory {
     }
 }
 
-/// Probes a server over SSH after sync: in rescue it is accessible with its UUID and disks.
-///
-/// Not called by sync yet (see the module's TODO); the installer's `probe` will implement it.
-#[async_trait]
-pub trait ServerProber: Send + Sync {
-    /// Probes one server.
-    async fn probe(&self, server: &Server) -> ProbeResult;
-}
-
 /// Why syncing one account failed.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -186,6 +185,8 @@ pub struct AccountReport {
     pub removed: Vec<String>,
     /// vSwitches upserted.
     pub vswitches: usize,
+    /// vSwitches deleted because the provider no longer lists them.
+    pub vswitches_removed: Vec<VswitchId>,
 }
 
 /// One account whose sync failed.
@@ -210,6 +211,10 @@ pub struct SyncReport {
     pub updated: usize,
     /// Servers deleted because their provider no longer lists them.
     pub removed: usize,
+    /// vSwitches deleted because their account no longer lists them.
+    pub vswitches_removed: usize,
+    /// What probing found; `None` when probing was skipped (no prober, i.e. no SSH key).
+    pub probe: Option<ProbeSummary>,
     /// Accounts synced without error.
     pub accounts_synced: usize,
     /// Accounts whose sync failed; the others were still synced.
@@ -220,13 +225,19 @@ impl std::fmt::Display for SyncReport {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "{} added, {} updated, {} removed; {} account(s) synced, {} failed",
+            "{} added, {} updated, {} removed, {} vswitch(es) removed; {} account(s) synced, {} \
+             failed; ",
             self.added,
             self.updated,
             self.removed,
+            self.vswitches_removed,
             self.accounts_synced,
             self.failures.len()
-        )
+        )?;
+        match &self.probe {
+            Some(summary) => write!(f, "probe: {summary}"),
+            None => f.write_str("probing skipped: no SSH private key configured"),
+        }
     }
 }
 
@@ -251,8 +262,9 @@ pub fn inventory(
     }
 }
 
-/// Syncs one account with its clients: vSwitches first (servers refer to them), then servers,
-/// then deletes the account's servers the provider no longer lists.
+/// Syncs one account with its clients: vSwitches first (servers refer to them; the ones the
+/// account no longer lists are deleted), then servers, then deletes the account's servers the
+/// provider no longer lists. Does not probe: [`sync_all`] does, once every account is synced.
 pub async fn sync_account(
     store: &Store,
     account_id: ProviderAccountId,
@@ -268,6 +280,7 @@ pub async fn sync_account(
             .list_vswitches()
             .await
             .map_err(|source| SyncError::ListVswitches { account_id, source })?;
+        let mut listed_ids = HashSet::with_capacity(listed.len());
         for vswitch in &listed {
             let id = VswitchId(vswitch.id as i64);
             store
@@ -275,10 +288,14 @@ pub async fn sync_account(
                 .await
                 .map_err(store_error)?;
             report.vswitches += 1;
+            listed_ids.insert(id);
             for server_id in &vswitch.server_ids {
                 membership.entry(server_id.clone()).or_insert(id);
             }
         }
+        report.vswitches_removed = remove_vanished_vswitches(store, account_id, &listed_ids)
+            .await
+            .map_err(store_error)?;
     }
 
     let servers = providers
@@ -316,10 +333,80 @@ pub async fn sync_account(
     Ok(report)
 }
 
-/// Syncs every stored provider account, building its clients with `factory`. A failing account
-/// is logged and recorded in the report; the others are synced all the same. Only a failure to
-/// list the accounts themselves is an error.
-pub async fn sync_all(store: &Store, factory: &ProviderFactory) -> Result<SyncReport, StoreError> {
+/// Deletes the account's stored vSwitches that are not in `listed`, before the servers are
+/// upserted: the servers and clusters that used one lose the reference (the database sets it to
+/// NULL), each with a log line, since a cluster without its vSwitch has no `${vlan}`.
+async fn remove_vanished_vswitches(
+    store: &Store,
+    account_id: ProviderAccountId,
+    listed: &HashSet<VswitchId>,
+) -> Result<Vec<VswitchId>, StoreError> {
+    let vanished: Vec<_> = store
+        .list_vswitches()
+        .await?
+        .into_iter()
+        .filter(|vswitch| {
+            vswitch.provider_account_id == account_id && !listed.contains(&vswitch.id)
+        })
+        .collect();
+    if vanished.is_empty() {
+        return Ok(Vec::new());
+    }
+    let servers = store.list_servers().await?;
+    let clusters = store.list_clusters().await?;
+    let mut removed = Vec::with_capacity(vanished.len());
+    for vswitch in vanished {
+        for server in servers
+            .iter()
+            .filter(|server| server.inventory.vswitch_id == Some(vswitch.id))
+        {
+            tracing::info!(
+                provider_id = %server.inventory.provider_id,
+                name = %server.inventory.name,
+                "vswitch {} ({:?}) is no longer listed by provider account {account_id}; server {} \
+                 is no longer attached to it",
+                vswitch.id,
+                vswitch.name,
+                server.inventory.name
+            );
+        }
+        for cluster in clusters
+            .iter()
+            .filter(|cluster| cluster.vswitch_id == Some(vswitch.id))
+        {
+            tracing::warn!(
+                cluster = %cluster.name,
+                "vswitch {} ({:?}) is no longer listed by provider account {account_id}; cluster {} \
+                 has no vswitch now, so ${{vlan}} is empty in its patches",
+                vswitch.id,
+                vswitch.name,
+                cluster.name
+            );
+        }
+        match store.delete_vswitch(vswitch.id).await {
+            Ok(()) | Err(StoreError::NotFound { .. }) => {}
+            Err(error) => return Err(error),
+        }
+        tracing::info!(
+            "vswitch {} ({:?}) is no longer listed by provider account {account_id}; deleted it",
+            vswitch.id,
+            vswitch.name
+        );
+        removed.push(vswitch.id);
+    }
+    Ok(removed)
+}
+
+/// Syncs every stored provider account, building its clients with `factory`, then probes every
+/// stored server with `prober` (skipped, with one log line, when there is none). A failing
+/// account is logged and recorded in the report; the others are synced all the same, and every
+/// server is probed. Only a failure to list the accounts or servers themselves, or to record a
+/// probe, is an error.
+pub async fn sync_all(
+    store: &Store,
+    factory: &ProviderFactory,
+    prober: Option<Arc<dyn ServerProber>>,
+) -> Result<SyncReport, StoreError> {
     let mut report = SyncReport::default();
     for account in store.list_provider_accounts().await? {
         tracing::info!(
@@ -350,16 +437,19 @@ pub async fn sync_all(store: &Store, factory: &ProviderFactory) -> Result<SyncRe
                 tracing::info!(
                     provider = %account.provider,
                     account = %account.name,
-                    "synced provider account {}: {} added, {} updated, {} removed, {} vswitches",
+                    "synced provider account {}: {} added, {} updated, {} removed, {} vswitches ({} \
+                     removed)",
                     account.id,
                     account_report.added,
                     account_report.updated,
                     account_report.removed.len(),
-                    account_report.vswitches
+                    account_report.vswitches,
+                    account_report.vswitches_removed.len()
                 );
                 report.added += account_report.added;
                 report.updated += account_report.updated;
                 report.removed += account_report.removed.len();
+                report.vswitches_removed += account_report.vswitches_removed.len();
                 report.accounts_synced += 1;
             }
             Err(error) => {
@@ -378,6 +468,15 @@ pub async fn sync_all(store: &Store, factory: &ProviderFactory) -> Result<SyncRe
                 });
             }
         }
+    }
+    match prober {
+        Some(prober) => {
+            let servers = store.list_servers().await?;
+            let summary = probe_servers(store, prober, servers, DEFAULT_PROBE_CONCURRENCY).await?;
+            tracing::info!("probed the servers over SSH: {summary}");
+            report.probe = Some(summary);
+        }
+        None => tracing::info!("no SSH private key configured: servers are not probed"),
     }
     Ok(report)
 }
