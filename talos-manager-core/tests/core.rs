@@ -16,4 +16,6 @@ mod core {
     mod image_factory;
     // Fleet sync against the wire-level fakes.
     mod sync;
+    // The config patch recipes of docs/recipes/ pass the API's config check.
+    mod recipes;
 }
