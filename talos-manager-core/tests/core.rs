@@ -18,4 +18,6 @@ mod core {
     mod sync;
     // The fuzz targets' seeds and saved findings, replayed (fuzz/, scripts/fuzz).
     mod fuzz_regressions;
+    // The config patch recipes of docs/recipes/ pass the API's config check.
+    mod recipes;
 }

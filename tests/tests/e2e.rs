@@ -1,8 +1,10 @@
-//! The end-to-end tests of talos-manager, in one binary.
+//! The end-to-end tests, in one binary: the real binaries and their neighbours on loopback.
 
 mod e2e {
     // A bootstrap whose service is killed mid-install fails with a reason, and a new one works.
     mod bootstrap_sigkill;
+    // docs/getting-started.md's walkthrough, run as written.
+    mod getting_started;
     // The real `talos-manager serve` as a child process.
     mod service;
 }

@@ -1,0 +1,172 @@
+//! The config patch recipes of `docs/recipes/` pass the check the API runs before it saves a
+//! config (`check_config_template`: generate a control plane and a worker for stand-in servers,
+//! then validate both as `talosctl validate -m metal --strict`), for every supported Talos
+//! version, and each one changes the config it is applied to.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use talos_manager_core::node_config::check_config_template;
+use talos_manager_core::store::ConfigFields;
+use talos_manager_core::talos::{
+    ConfigEngine, ConfigPatches, GenerateInput, GenerateOptions, MachineType, SecretsBundle,
+    Substitutions, TalosVersion,
+};
+
+/// An installer image per supported Talos version: its tag picks the config format.
+const INSTALL_IMAGES: [&str; 5] = [
+    "ghcr.io/siderolabs/installer:v1.8.4",
+    "ghcr.io/siderolabs/installer:v1.9.6",
+    "ghcr.io/siderolabs/installer:v1.10.4",
+    "ghcr.io/siderolabs/installer:v1.11.5",
+    "ghcr.io/siderolabs/installer:v1.12.0",
+];
+
+/// Where a recipe goes, from its `# talos-manager field: …` line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Field {
+    All,
+    ControlPlane,
+    Worker,
+}
+
+struct Recipe {
+    name: String,
+    field: Field,
+    patch: String,
+}
+
+fn recipes_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/recipes")
+}
+
+fn recipes() -> Vec<Recipe> {
+    let mut paths: Vec<PathBuf> = fs::read_dir(recipes_dir())
+        .expect("docs/recipes exists")
+        .map(|entry| entry.unwrap().path())
+        .filter(|path| path.extension().is_some_and(|ext| ext == "yaml"))
+        .collect();
+    paths.sort();
+    paths
+        .into_iter()
+        .map(|path| {
+            let name = path.file_name().unwrap().to_string_lossy().into_owned();
+            let patch = fs::read_to_string(&path).unwrap();
+            let field = patch
+                .lines()
+                .find_map(|line| line.strip_prefix("# talos-manager field: "))
+                .map(|field| match field.trim() {
+                    "patch" => Field::All,
+                    "patch_control_plane" => Field::ControlPlane,
+                    "patch_worker" => Field::Worker,
+                    other => panic!("{name}: unknown field {other:?}"),
+                })
+                .unwrap_or_else(|| panic!("{name}: no `# talos-manager field: …` line"));
+            Recipe { name, field, patch }
+        })
+        .collect()
+}
+
+fn config_with(recipe: &Recipe, install_image: &str) -> ConfigFields {
+    let mut fields = ConfigFields {
+        name: recipe.name.clone(),
+        install_image: install_image.to_owned(),
+        kubernetes_version: "1.30.1".to_owned(),
+        kubespan: false,
+        patch: String::new(),
+        patch_control_plane: String::new(),
+        patch_worker: String::new(),
+    };
+    match recipe.field {
+        Field::All => fields.patch = recipe.patch.clone(),
+        Field::ControlPlane => fields.patch_control_plane = recipe.patch.clone(),
+        Field::Worker => fields.patch_worker = recipe.patch.clone(),
+    }
+    fields
+}
+
+fn secrets() -> SecretsBundle {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/data/talos/secrets/original-app-secrets.yaml");
+    SecretsBundle::parse(&fs::read_to_string(path).unwrap()).unwrap()
+}
+
+/// The config a stand-in server of `machine_type` gets with `patches`.
+fn generate(machine_type: MachineType, patches: ConfigPatches, secrets: &SecretsBundle) -> String {
+    let mut options = GenerateOptions::new("recipes", "https://192.0.2.1:6443", "1.30.1");
+    options.talos_version = TalosVersion::V1_10;
+    let mut input = GenerateInput::new(options, machine_type);
+    input.patches = patches;
+    input.substitutions = Substitutions::new()
+        .hostname("worker-1")
+        .private_ip("10.0.1.1")
+        .public_ip("192.0.2.10")
+        .vlan("4000");
+    ConfigEngine::generate(&input, secrets).unwrap()
+}
+
+#[test]
+fn every_recipe_passes_the_api_check_for_every_talos_version() {
+    let recipes = recipes();
+    assert!(recipes.len() >= 6, "found only {} recipes", recipes.len());
+    let secrets = secrets();
+    let mut failures = Vec::new();
+    for recipe in &recipes {
+        for install_image in INSTALL_IMAGES {
+            if let Err(error) = check_config_template(&config_with(recipe, install_image), &secrets)
+            {
+                failures.push(format!("{} with {install_image}: {error:?}", recipe.name));
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+#[test]
+fn every_recipe_changes_the_config_of_the_nodes_it_is_for() {
+    let secrets = secrets();
+    for recipe in recipes() {
+        let machine_type = match recipe.field {
+            Field::ControlPlane => MachineType::ControlPlane,
+            Field::All | Field::Worker => MachineType::Worker,
+        };
+        let plain = generate(machine_type, ConfigPatches::default(), &secrets);
+        let text = vec![recipe.patch.clone()];
+        let patches = match recipe.field {
+            Field::All => ConfigPatches {
+                all: text,
+                ..ConfigPatches::default()
+            },
+            Field::ControlPlane => ConfigPatches {
+                control_plane: text,
+                ..ConfigPatches::default()
+            },
+            Field::Worker => ConfigPatches {
+                worker: text,
+                ..ConfigPatches::default()
+            },
+        };
+        let patched = generate(machine_type, patches, &secrets);
+        assert_ne!(plain, patched, "{} changes nothing", recipe.name);
+        assert!(
+            !patched.contains("${"),
+            "{}: a variable was left unfilled:\n{patched}",
+            recipe.name
+        );
+    }
+}
+
+/// The check the recipes pass is not one that passes everything: the patch the original app's
+/// test rejects (nameservers given as a map) fails it, named by its field.
+#[test]
+fn a_broken_recipe_fails_the_same_check() {
+    let broken = Recipe {
+        name: "broken.yaml".into(),
+        field: Field::Worker,
+        patch: "machine:\n  network:\n    nameservers:\n      first: 1.1.1.1\n".into(),
+    };
+    let error = check_config_template(&config_with(&broken, INSTALL_IMAGES[2]), &secrets())
+        .expect_err("a map where a list belongs is refused");
+    let text = format!("{error:?}");
+    assert!(text.contains("patch_worker"), "{text}");
+}
