@@ -37,6 +37,8 @@ mod http {
     mod process;
     // Concurrent /config load with admin writes: no 5xx, no lost update.
     mod reliability;
+    // A whole flow through the binary leaves no secret in plaintext in the database or the log.
+    mod secrets_at_rest;
     // The in-process service harness for the API tests.
     mod server;
 }

@@ -14,9 +14,12 @@ use crate::talos::{
 /// A complete worker config, as talosctl generates it, for patches to apply to.
 const BASE_CONFIG: &str = include_str!("../../tests/data/talos/stability/v1.10/base-worker.yaml");
 
+/// A fuzz target's body: takes any bytes, panics on a finding.
+pub type FuzzTarget = fn(&[u8]);
+
 /// The fuzz targets by name, as `fuzz/fuzz_targets/<name>.rs` and `fuzz/regressions/<name>/`
 /// call them.
-pub const TARGETS: &[(&str, fn(&[u8]))] = &[
+pub const TARGETS: &[(&str, FuzzTarget)] = &[
     ("machine_config", machine_config),
     ("patch", patch),
     ("secrets_bundle", secrets_bundle),

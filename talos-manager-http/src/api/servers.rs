@@ -23,7 +23,7 @@ use super::ids::{parse_server_api_id, server_api_id};
 use crate::AppState;
 use crate::jobs::BootstrapArgs;
 use talos_manager_core::StoreError;
-use talos_manager_core::installer::ImageSource;
+use talos_manager_core::installer::{ImageSource, parse_lsblk};
 use talos_manager_core::rescue::{enter_rescue, our_public_key};
 
 /// A queued job.
@@ -86,12 +86,53 @@ pub struct ServerView {
     /// `waiting for config`, `config served`, `in cluster`, `failed: <reason>`,
     /// `bootstrap cancelled`.
     pub state: String,
+    /// Its disks as the last probe in rescue saw them (empty before one), to choose where
+    /// Talos goes.
+    pub disks: Vec<DiskView>,
+}
+
+/// A disk of a server, as `lsblk` in rescue listed it.
+#[derive(Debug, Object)]
+pub struct DiskView {
+    /// `/dev/<name>`.
+    pub path: String,
+    /// Its WWID in Talos's form (`naa.…`, `eui.…`), when it has one: the stable way to name it.
+    pub wwid: Option<String>,
+    /// Size in bytes.
+    pub size_bytes: u64,
+    /// The model, for people.
+    pub model: Option<String>,
+    /// How many partitions it holds: writing Talos erases them.
+    pub partitions: u32,
+    /// The md arrays it is a member of (`md0`); a RAID member is never a bootstrap target.
+    pub raid_arrays: Vec<String>,
+}
+
+/// The disks of a server's recorded lsblk output; none when it was never probed or the
+/// record cannot be read (the probe refreshes it).
+fn disks(lsblk: Option<&str>) -> Vec<DiskView> {
+    let Some(devices) = lsblk.and_then(|json| parse_lsblk(json).ok()) else {
+        return Vec::new();
+    };
+    devices
+        .into_iter()
+        .filter(|device| device.kind == "disk")
+        .map(|device| DiskView {
+            path: device.path(),
+            wwid: device.wwid(),
+            size_bytes: device.size,
+            model: device.model,
+            partitions: u32::try_from(device.partitions).unwrap_or(u32::MAX),
+            raid_arrays: device.raid_arrays,
+        })
+        .collect()
 }
 
 impl ServerView {
     /// The view of `server`, whose newest bootstrap job is `latest_bootstrap`.
     pub(crate) fn new(server: Server, latest_bootstrap: Option<&Job>) -> ServerView {
         let state = server_state(&server, latest_bootstrap).to_string();
+        let disks = disks(server.lsblk.as_deref());
         let inventory = server.inventory;
         ServerView {
             id: server_api_id(inventory.provider, &inventory.provider_id),
@@ -117,6 +158,7 @@ impl ServerView {
             label_and_taint_job_completed_at: server.label_and_taint_job_completed_at,
             rescue_activated_at: server.rescue_activated_at,
             state,
+            disks,
         }
     }
 }

@@ -650,6 +650,53 @@ async fn a_user_adds_accounts_and_a_schematic_syncs_and_reads_a_runbook() {
         .unwrap();
     assert_eq!(open, false, "the dialog closes");
 
+    // The cluster select saves at once; the API sees the change.
+    browser
+        .element("tr[data-server=robot-8] select[name=cluster_id]")
+        .await
+        .select_by_label("prod")
+        .await
+        .unwrap();
+    browser.wait_text("#flash", "robot-8 is in prod now").await;
+    let moved = server
+        .expect(Method::GET, "/api/v1/servers/robot-8", None, 200)
+        .await;
+    assert_eq!(moved["cluster_id"], cluster["id"], "{moved}");
+
+    // The bootstrap dialog of a server never probed in rescue: it says so, and the dry run
+    // explains why there is no plan yet.
+    browser
+        .js(
+            "[...document.querySelectorAll('tr[data-server=robot-9] button')].find((b) => b.textContent === 'Bootstrap…').click();",
+            vec![],
+        )
+        .await
+        .unwrap();
+    browser
+        .wait_text("dialog[open]", "No disks are known yet")
+        .await;
+    let versions = browser
+        .wait_text("#bootstrap-form [data-field=talos_version]", "v1.")
+        .await;
+    assert!(versions.contains("v1.10.4"), "{versions}");
+    let schematic = browser
+        .element("#bootstrap-form select[name=schematic]")
+        .await
+        .prop("value")
+        .await
+        .unwrap()
+        .unwrap_or_default();
+    assert_eq!(
+        schematic,
+        settings["default_schematic_id"].as_str().unwrap(),
+        "the default schematic is preselected"
+    );
+    browser.click("#show-plan").await;
+    let plan = browser.wait_text("#bootstrap-plan", "rescue").await;
+    assert!(plan.contains("robot-9"), "{plan}");
+    browser.screenshot("bootstrap-dialog").await;
+    browser.click("dialog[open] button[data-close]").await;
+
     browser.close().await;
     stop.send(true).unwrap();
     worker.await.unwrap();

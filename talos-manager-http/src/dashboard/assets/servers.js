@@ -2,8 +2,8 @@
 
 import { api, apiText, download } from "./api.js";
 import {
-  actionButton, ago, copyBlock, copyText, field, flash, formIssues, formValues, h, onSubmit, pageHeader, param, render,
-  showDialog, table,
+  actionButton, ago, copyBlock, copyText, field, flash, flashError, formIssues, formValues, h, onSubmit, pageHeader, param,
+  render, showDialog, table,
 } from "./ui.js";
 
 /** How often the servers page refreshes itself, in milliseconds. */
@@ -48,6 +48,145 @@ async function showRunbook(server, operation, title) {
   );
 }
 
+/** "953.9 GB" for a size in bytes. */
+function size(bytes) {
+  const units = ["B", "kB", "MB", "GB", "TB"];
+  let value = bytes;
+  let unit = 0;
+  while (value >= 1000 && unit < units.length - 1) {
+    value /= 1000;
+    unit += 1;
+  }
+  return `${value.toFixed(unit === 0 ? 0 : 1)} ${units[unit]}`;
+}
+
+/** A disk as the bootstrap dialog lists it: path, WWID, size, model, partitions, RAID. */
+function diskLabel(disk) {
+  const parts = [disk.path, disk.wwid, size(disk.size_bytes), disk.model].filter(Boolean);
+  if (disk.partitions) parts.push(`${disk.partitions} partition${disk.partitions === 1 ? "" : "s"}`);
+  if (disk.raid_arrays.length) parts.push(`RAID member of ${disk.raid_arrays.join(", ")}`);
+  return parts.join(" · ");
+}
+
+/**
+ * The bootstrap dialog: target disk (RAID members disabled, a warning when it holds partitions),
+ * Talos version and schematic, the dry-run plan on request, then the job, followed on its page.
+ */
+async function showBootstrap(server) {
+  const [versions, schematics, settings] = await Promise.all([
+    api("GET", "/talos-versions").catch(() => ({ versions: [] })),
+    api("GET", "/schematics"),
+    api("GET", "/settings"),
+  ]);
+  const disk = h(
+    "select",
+    { name: "disk" },
+    h("option", { value: "" }, "The first disk outside a RAID (decided in rescue)"),
+    server.disks.map((item) => h("option", { value: item.wwid || item.path, disabled: item.raid_arrays.length > 0 }, diskLabel(item))),
+  );
+  const firstFree = server.disks.find((item) => item.raid_arrays.length === 0);
+  if (firstFree) disk.value = firstFree.wwid || firstFree.path;
+  const versionList = versions.versions.includes(settings.talos_version) ? versions.versions : [settings.talos_version, ...versions.versions];
+  const version = h("select", { name: "talos_version" }, versionList.map((item) => h("option", { value: item, selected: item === settings.talos_version }, item)));
+  const chosenSchematic = server.schematic_id || settings.default_schematic_id || "";
+  const schematic = h(
+    "select",
+    { name: "schematic" },
+    h("option", { value: "" }, "None: the plain Talos image"),
+    schematics.map((item) => h("option", { value: item.id, selected: item.id === chosenSchematic }, item.name)),
+  );
+  const warning = h("p", { class: "warning", role: "status" });
+  const showWarning = () => {
+    const chosen = server.disks.find((item) => (item.wwid || item.path) === disk.value);
+    warning.textContent = chosen?.partitions
+      ? `${chosen.path} holds ${chosen.partitions} partition${chosen.partitions === 1 ? "" : "s"}: the bootstrap erases them.`
+      : "";
+    warning.hidden = !warning.textContent;
+  };
+  disk.addEventListener("change", showWarning);
+  showWarning();
+  const plan = h("div", { id: "bootstrap-plan" });
+  const choices = () => {
+    const body = {};
+    for (const control of [disk, version, schematic]) if (control.value) body[control.name] = control.value;
+    return body;
+  };
+  const form = h(
+    "form",
+    { id: "bootstrap-form" },
+    formIssues(),
+    server.disks.length
+      ? null
+      : h("p", { class: "muted" }, "No disks are known yet: the server has not been probed in rescue. The bootstrap enters rescue when needed and picks the first disk outside a RAID."),
+    field("Target disk", disk),
+    warning,
+    field("Talos version", version),
+    field("Schematic", schematic),
+    h(
+      "div",
+      { class: "form-actions" },
+      actionButton("Show the plan", async () => {
+        const query = new URLSearchParams(choices()).toString();
+        try {
+          const view = await api("GET", `/servers/${encodeURIComponent(server.id)}/bootstrap-plan${query ? `?${query}` : ""}`);
+          plan.replaceChildren(copyBlock(view.text, "plan"));
+        } catch (error) {
+          plan.replaceChildren(h("p", { class: "error-text" }, error.message));
+        }
+      }, { id: "show-plan" }),
+      h("button", { type: "submit", class: "primary danger-primary" }, "Start bootstrap"),
+    ),
+    plan,
+  );
+  onSubmit(form, async () => {
+    if (!confirm(`Bootstrap ${server.name}? It reboots into rescue if needed and overwrites the target disk with Talos.`)) return;
+    const job = await api("POST", `/servers/${encodeURIComponent(server.id)}/bootstrap`, choices());
+    location.assign(`/jobs?id=${encodeURIComponent(job.id)}`);
+  });
+  showDialog(`Bootstrap ${server.name}`, form);
+}
+
+/** Puts a server into rescue through its provider (a reboot), after asking. */
+async function enterRescue(server, reload) {
+  if (!confirm(`Reboot ${server.name} into the rescue system? Whatever runs on it stops.`)) return;
+  await api("POST", `/servers/${encodeURIComponent(server.id)}/rescue`);
+  flash(`${server.name} is rebooting into rescue; a sync shows when it answers.`);
+  await reload();
+}
+
+/** Renames a server at its provider, after asking for the name. */
+async function rename(server, reload) {
+  const name = prompt(`New name for ${server.name} (also changed at Hetzner):`, server.name);
+  if (!name || name === server.name) return;
+  await api("PATCH", `/servers/${encodeURIComponent(server.id)}`, { name });
+  flash(`Renamed ${server.name} to ${name}.`);
+  await reload();
+}
+
+/** The cluster of a server as a select that saves when changed. */
+function clusterSelect(server, clusters, reload) {
+  const select = h(
+    "select",
+    { name: "cluster_id", class: "inline", "aria-label": `Cluster of ${server.name}` },
+    h("option", { value: "" }, "–"),
+    clusters.map((cluster) => h("option", { value: cluster.id, selected: cluster.id === server.cluster_id }, cluster.name)),
+  );
+  select.addEventListener("change", async () => {
+    select.disabled = true;
+    try {
+      await api("PATCH", `/servers/${encodeURIComponent(server.id)}`, { cluster_id: select.value || null });
+      flash(select.value ? `${server.name} is in ${select.selectedOptions[0].textContent} now.` : `${server.name} is in no cluster now.`);
+      await reload();
+    } catch (error) {
+      flashError(error);
+      select.value = server.cluster_id ?? "";
+    } finally {
+      select.disabled = false;
+    }
+  });
+  return select;
+}
+
 /** Actions that appear in each server's row. */
 function serverActions(server, machineConfig, reload) {
   const actions = [];
@@ -64,6 +203,9 @@ function serverActions(server, machineConfig, reload) {
   } else {
     actions.push(h("a", { class: "button small primary", href: `/configure?server_id=${encodeURIComponent(server.id)}` }, "Configure"));
   }
+  actions.push(actionButton("Bootstrap…", () => showBootstrap(server), { class: "small" }));
+  actions.push(actionButton("Rescue", () => enterRescue(server, reload), { class: "small" }));
+  actions.push(actionButton("Rename…", () => rename(server, reload), { class: "small" }));
   return actions;
 }
 
@@ -171,12 +313,13 @@ function serversTable(servers, machineConfigs, configs, clusters, jobs, accounts
         "td",
         { "data-label": "Status" },
         h("span", { class: `status ${status.kind}` }, h("span", { class: "dot", "aria-hidden": "true" }), status.text),
+        server.state && server.state !== "unknown" ? h("span", { class: "server-state" }, server.state) : null,
         jobState(jobs.get(server.id)),
       ),
       h("th", { scope: "row", "data-label": "Name" }, server.name, server.cancelled ? h("span", { class: "badge" }, "cancelled") : null),
       h("td", { "data-label": "IP" }, copyButton(server.ipv4 || server.ipv6)),
       h("td", { "data-label": "Product", title: server.product }, shortProduct(server.product)),
-      h("td", { "data-label": "Cluster" }, clusterName.get(server.cluster_id) ?? h("span", { class: "muted" }, "–")),
+      h("td", { "data-label": "Cluster" }, clusterSelect(server, clusters, reload)),
       h("td", { "data-label": "Config" }, machineConfig ? configName.get(machineConfig.config_id) ?? machineConfig.config_id : h("span", { class: "muted" }, "–")),
       h("td", { "data-label": "Actions", class: "row-actions" }, serverActions(server, machineConfig, reload)),
     );
