@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 use talos_manager_core::Secret;
 use talos_manager_core::store::{Architecture, ProviderKind, SchematicFields, ServerInventory};
 use talos_manager_fake_hetzner::{FakeRobot, RobotServer};
-use talos_manager_http::jobs::{BootstrapJob, JobQueue, Worker, WorkerTiming};
+use talos_manager_http::jobs::{BootstrapJob, JobQueue, LabelAndTaintJob, Worker, WorkerTiming};
 use talos_manager_rescue_host::{HttpServer, KeyPair, LoopDisk, Sshd, TestImage};
 
 use super::server::{TestServer, test_bootstrap_settings};
@@ -108,7 +108,11 @@ impl Bench {
                 )
                 .with_retry_policy(talos_manager_core::RetryPolicy::for_fakes()),
                 settings,
-            ));
+            ))
+            // Label and taint jobs too: a node that fetched its config gets its labels.
+            .register(LabelAndTaintJob::new(crate::http::labels_taints::options(
+                Duration::from_secs(20),
+            )));
         tokio::spawn(worker.run(async move {
             let mut stopped = stopped;
             let _ = stopped.wait_for(|stop| *stop).await;
@@ -467,4 +471,98 @@ bench_test!(cancelling_a_bootstrap_stops_the_write, true, |bench| {
     assert!(!bench.sshd.stubs.rebooted());
     let server = bench.server.server_json("robot-321").await;
     assert_eq!(server["state"], "bootstrap cancelled", "{server:#}");
+});
+
+bench_test!(from_bootstrap_to_a_labelled_node, true, |bench| {
+    // Issue #7's whole way: bootstrap → the image on the disk → the node fetches its config
+    // → the label and taint job patches the node in the (fake) Kubernetes API.
+    let (bundle, api) = crate::http::labels_taints::bundle_and_fake().await;
+    api.add_node("worker-1", json!({"team": "web"}), json!([]));
+    let server = &bench.server;
+    let cluster = server
+        .expect(
+            Method::POST,
+            "/api/v1/clusters",
+            Some(json!({"name": "prod", "endpoint": api.url(), "secrets": bundle.to_yaml()})),
+            201,
+        )
+        .await;
+    let config = server
+        .expect(
+            Method::POST,
+            "/api/v1/configs",
+            Some(json!({"name": "default", "kubernetes_version": "1.30.1"})),
+            201,
+        )
+        .await;
+    server
+        .expect(
+            Method::PATCH,
+            "/api/v1/servers/robot-321",
+            Some(json!({"cluster_id": cluster["id"]})),
+            200,
+        )
+        .await;
+    server
+            .expect(
+                Method::POST,
+                "/api/v1/label-taint-rules",
+                Some(json!({"match": "worker", "labels": "role=worker", "taints": "dedicated=web:NoSchedule"})),
+                201,
+            )
+            .await;
+
+    let job = bench.bootstrap(json!({})).await;
+    let job_id = job["id"].as_str().unwrap();
+    let finished = bench.finished(job_id).await;
+    let log = bench.log(job_id).await.join("\n");
+    assert_eq!(finished["status"], "succeeded", "{finished:#}\n{log}");
+    assert!(
+        log.contains("written 100 % ("),
+        "the log streamed the dd progress: {log}"
+    );
+    let raw = &image().raw;
+    assert_eq!(&bench.disk.contents()[..raw.len()], raw.as_slice());
+
+    // Configured after the bootstrap (the install disk is the one Talos went to).
+    server
+            .expect(
+                Method::POST,
+                "/api/v1/machine-configs",
+                Some(json!({"server_id": "robot-321", "config_id": config["id"], "hostname": "worker-1"})),
+                201,
+            )
+            .await;
+    let served = crate::http::server::client()
+        .get(server.url("/config"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(served.status(), 200, "the node (127.0.0.1) gets its config");
+    let yaml = served.text().await.unwrap();
+    assert!(
+        yaml.contains(&format!("disk: {}", bench.disk.path())),
+        "Talos installs to the bootstrapped disk: {yaml}"
+    );
+    let stored = server.store().list_servers().await.unwrap().remove(0);
+    let (labels_job, labels_log) =
+        crate::http::labels_taints::finished_job(server.store(), stored.id).await;
+    assert_eq!(
+        labels_job.status,
+        talos_manager_core::store::JobStatus::Succeeded,
+        "{labels_log}"
+    );
+    let node = api.node("worker-1").unwrap();
+    assert_eq!(node["metadata"]["labels"]["role"], "worker", "{node:#}");
+    assert_eq!(
+        node["metadata"]["labels"]["team"], "web",
+        "foreign labels stay: {node:#}"
+    );
+    assert_eq!(
+        node["spec"]["taints"][0],
+        json!({"key": "dedicated", "value": "web", "effect": "NoSchedule"}),
+        "{node:#}"
+    );
+    let state = server.server_json("robot-321").await;
+    assert_eq!(state["state"], "in cluster", "{state:#}");
 });

@@ -26,7 +26,7 @@ use super::server::{TestServer, api_test};
 const NODE: &str = "db-worker-1";
 
 /// Waits of a few seconds at most, polling quickly.
-fn options(node_wait: Duration) -> ReconcileOptions {
+pub(crate) fn options(node_wait: Duration) -> ReconcileOptions {
     ReconcileOptions {
         node_wait,
         poll_min: Duration::from_millis(50),
@@ -63,7 +63,7 @@ fn pem(b64: &str) -> String {
 }
 
 /// A fresh secrets bundle and a fake API server with its Kubernetes CA.
-async fn bundle_and_fake() -> (SecretsBundle, FakeKubernetes) {
+pub(crate) async fn bundle_and_fake() -> (SecretsBundle, FakeKubernetes) {
     let bundle = tokio::task::spawn_blocking(|| {
         SecretsBundle::generate(time::OffsetDateTime::now_utc(), &mut SystemRandom).unwrap()
     })
@@ -156,7 +156,7 @@ async fn jobs_of(store: &Store, server_id: ServerId) -> Vec<Job> {
 }
 
 /// Waits until the server's newest label and taint job finished; returns it and its log.
-async fn finished_job(store: &Store, server_id: ServerId) -> (Job, String) {
+pub(crate) async fn finished_job(store: &Store, server_id: ServerId) -> (Job, String) {
     for _ in 0..600 {
         let job = store
             .latest_server_job(LABEL_AND_TAINT_JOB, server_id)
