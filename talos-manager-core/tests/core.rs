@@ -18,6 +18,8 @@ mod core {
     mod sync;
     // The fuzz targets' seeds and saved findings, replayed (fuzz/, scripts/fuzz).
     mod fuzz_regressions;
+    // The rendered-config cache `/config` serves from.
+    mod node_config_cache;
     // The config patch recipes of docs/recipes/ pass the API's config check.
     mod recipes;
 }

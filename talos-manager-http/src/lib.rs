@@ -5,6 +5,7 @@
 //! `talos-manager` binary serves.
 //!
 //! - [`config`]: the configuration from flags and the environment.
+//! - [`node_config`]: `GET /config`, where booting Talos nodes fetch their machine config.
 //! - [`app`]: the routes, among them `GET /config` for booting Talos nodes.
 //! - [`api`]: the admin REST API and its OpenAPI document.
 //! - [`dashboard`]: the web dashboard, a browser client of the admin API.
@@ -27,7 +28,7 @@ pub mod image_factory;
 pub mod jobs;
 pub mod logging;
 pub mod metrics;
-mod node_config;
+pub mod node_config;
 mod request_log;
 mod serve;
 pub mod talos_commands;
@@ -58,6 +59,8 @@ pub struct AppState {
     pub providers: talos_manager_core::sync::ProviderFactory,
     /// What rescue and bootstrap need: our SSH key, the rescue SSH port, image sources.
     pub bootstrap: jobs::BootstrapSettings,
+    /// What `/config` keeps between requests (lookups, rendered configs, write throttles).
+    pub config_serving: std::sync::Arc<node_config::ConfigServing>,
 }
 
 /// The service's routes.

@@ -12,26 +12,166 @@
 //! Talos retries every non-200 answer with back-off, so errors are safe to answer.
 //!
 //! The config is generated with the Kubernetes version the cluster runs, when its API server
-//! answered before (asked again every few minutes, for a few seconds at most). Serving a
-//! config queues the `label_and_taint` job for the server (not again within 10 minutes).
+//! answered before: a version older than five minutes is asked for again in the background,
+//! and the configs served after the answer use it. Serving a config queues the
+//! `label_and_taint` job for the server (not again within 10 minutes).
+//!
+//! Under load (a fleet booting at once, a node retrying) a request costs no query in the
+//! common case: [`ConfigServing`] keeps lookups and rendered configs
+//! ([`NodeConfigCache`]: exact within this process, at most [`CACHE_TTL`] old for writes made
+//! by another replica), writes a server's request time at most once per
+//! [`RECORD_INTERVAL`] unless what it records changes, and remembers the label job's guard.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
-use std::time::Duration;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
 
 use poem::http::StatusCode;
 use poem::web::{Data, Query, RemoteAddr};
 use poem::{IntoResponse, Request, Response, handler};
 use talos_manager_core::error_chain;
-use talos_manager_core::ids::ClusterId;
+use talos_manager_core::ids::{ClusterId, ServerId};
 use talos_manager_core::kubernetes::{ClientTimeouts, running_kubernetes_version};
-use talos_manager_core::node_config::{NodeConfigError, render_node_config};
-use talos_manager_core::store::Server;
+use talos_manager_core::node_config::{NodeConfigCache, NodeConfigError, ServerLookup};
+use talos_manager_core::store::{Cluster, Server};
 
 use crate::AppState;
 use crate::client_address::client_address;
-use crate::jobs::{LabelAndTaintTrigger, queue_label_and_taint};
+use crate::jobs::{
+    CONFIG_SERVED_GUARD, LabelAndTaintQueued, LabelAndTaintTrigger, queue_label_and_taint,
+};
 use crate::metrics::ConfigRequestLabels;
+
+/// How long `/config` trusts what it read when nothing was written through this process
+/// since: the delay after which a change made through another replica is served.
+pub const CACHE_TTL: Duration = Duration::from_secs(1);
+
+/// How often at most a server's config request time is written while what is recorded
+/// (served or not) stays the same.
+pub const RECORD_INTERVAL: Duration = Duration::from_secs(1);
+
+/// What `/config` keeps between requests; one per service, in [`AppState`].
+#[derive(Debug)]
+pub struct ConfigServing {
+    cache: NodeConfigCache,
+    /// Per server: when its request was last written, whether it was served, and the store's
+    /// generation then (a bootstrap or a new machine config clears what was written).
+    recorded: Mutex<HashMap<ServerId, (Instant, bool, u64)>>,
+    /// Per server: until when its label job needs no check (a job was queued within
+    /// [`CONFIG_SERVED_GUARD`]).
+    label_job_until: Mutex<HashMap<ServerId, time::OffsetDateTime>>,
+    /// Clusters whose running Kubernetes version is being asked for.
+    refreshing: Arc<Mutex<HashSet<ClusterId>>>,
+}
+
+impl Default for ConfigServing {
+    fn default() -> ConfigServing {
+        ConfigServing {
+            cache: NodeConfigCache::new(CACHE_TTL),
+            recorded: Mutex::default(),
+            label_job_until: Mutex::default(),
+            refreshing: Arc::default(),
+        }
+    }
+}
+
+/// Locks a map that holds only hints; a panic elsewhere leaves it usable.
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+impl ConfigServing {
+    /// Writes that the server asked (and whether it was served), unless the same was written
+    /// less than [`RECORD_INTERVAL`] ago.
+    async fn record_request(&self, state: &AppState, server: ServerId, served: bool) {
+        let generation = state.store.config_inputs_generation();
+        let recent =
+            lock(&self.recorded)
+                .get(&server)
+                .is_some_and(|&(at, was_served, was_generation)| {
+                    was_served == served
+                        && was_generation == generation
+                        && at.elapsed() < RECORD_INTERVAL
+                });
+        if recent {
+            return;
+        }
+        let now = time::OffsetDateTime::now_utc();
+        match state.store.record_config_request(server, now, served).await {
+            Ok(()) => {
+                let mut recorded = lock(&self.recorded);
+                if recorded.len() >= 100_000 {
+                    recorded.clear();
+                }
+                recorded.insert(server, (Instant::now(), served, generation));
+            }
+            Err(error) => {
+                tracing::warn!(error = %error_chain(&error), "failed to record a config request");
+            }
+        }
+    }
+
+    /// Queues the server's label and taint job unless one was queued within the guard.
+    async fn queue_label_job(&self, state: &AppState, server: ServerId) {
+        let now = time::OffsetDateTime::now_utc();
+        if lock(&self.label_job_until)
+            .get(&server)
+            .is_some_and(|until| now < *until)
+        {
+            return;
+        }
+        let queued = queue_label_and_taint(
+            &state.jobs,
+            &state.store,
+            server,
+            LabelAndTaintTrigger::ConfigServed,
+        )
+        .await;
+        match queued {
+            Ok(LabelAndTaintQueued::Queued(job) | LabelAndTaintQueued::Skipped(job)) => {
+                let mut until = lock(&self.label_job_until);
+                if until.len() >= 100_000 {
+                    until.clear();
+                }
+                until.insert(server, job.created_at + CONFIG_SERVED_GUARD);
+            }
+            Err(error) => {
+                tracing::warn!(error = %error_chain(&error), "failed to queue the label and taint job");
+            }
+        }
+    }
+
+    /// Asks the cluster's API server for its version in the background when the one the
+    /// config was made with is older than [`VERSION_MAX_AGE`] (and the cluster answered
+    /// before); one question per cluster at a time.
+    fn refresh_kubernetes_version(&self, state: &AppState, cluster: &Cluster) {
+        if cluster.running_kubernetes_version.is_none() {
+            return;
+        }
+        let now = time::OffsetDateTime::now_utc();
+        let fresh = cluster
+            .running_kubernetes_version_checked_at
+            .is_some_and(|checked_at| now - checked_at < VERSION_MAX_AGE);
+        if fresh || !lock(&self.refreshing).insert(cluster.id) {
+            return;
+        }
+        let refreshing = self.refreshing.clone();
+        let store = state.store.clone();
+        let cluster_id = cluster.id;
+        tokio::spawn(async move {
+            let refreshed =
+                running_kubernetes_version(&store, cluster_id, VERSION_MAX_AGE, VERSION_TIMEOUTS)
+                    .await;
+            if let Err(error) = refreshed {
+                tracing::warn!(cluster = %cluster_id, error = %error_chain(&error), "failed to refresh the running kubernetes version");
+            }
+            lock(&refreshing).remove(&cluster_id);
+        });
+    }
+}
 
 fn plain(status: StatusCode, text: String) -> Response {
     text.with_content_type("text/plain; charset=utf-8")
@@ -73,17 +213,6 @@ const VERSION_TIMEOUTS: ClientTimeouts = ClientTimeouts {
     request: Duration::from_secs(3),
 };
 
-/// Makes sure the cluster's running Kubernetes version is recent (the config is generated
-/// with it); a failure only costs freshness, so it is logged and the config served anyway.
-async fn refresh_kubernetes_version(state: &AppState, cluster_id: ClusterId) {
-    let refreshed =
-        running_kubernetes_version(&state.store, cluster_id, VERSION_MAX_AGE, VERSION_TIMEOUTS)
-            .await;
-    if let Err(error) = refreshed {
-        tracing::warn!(cluster = %cluster_id, error = %error_chain(&error), "failed to refresh the running kubernetes version");
-    }
-}
-
 #[handler]
 pub(crate) async fn config(
     state: Data<&AppState>,
@@ -109,12 +238,14 @@ pub(crate) async fn config(
         .map(|uuid| uuid.trim())
         .filter(|uuid| !uuid.is_empty() && !uuid.contains("${"));
 
-    let found = match uuid {
-        Some(uuid) => state.store.find_servers_by_uuid(uuid).await,
-        None => state.store.find_servers_by_ipv4(&source.to_string()).await,
+    let serving = &state.config_serving;
+    let lookup = match uuid {
+        Some(uuid) => ServerLookup::uuid(uuid),
+        None => ServerLookup::ipv4(source.to_string()),
     };
-    let servers = match found {
-        Ok(servers) => servers,
+    let found = serving.cache.find_server(&state.store, &lookup).await;
+    let server = match found {
+        Ok(server) => server,
         Err(error) => {
             tracing::error!(error = %error_chain(&error), "config request failed");
             count(state, "error");
@@ -124,7 +255,7 @@ pub(crate) async fn config(
             );
         }
     };
-    let Some(server) = servers.into_iter().next() else {
+    let Some(server) = server else {
         count(state, "unknown_server");
         tracing::info!(%source, uuid = ?uuid, "config requested by an unknown server");
         let what = match uuid {
@@ -142,30 +273,13 @@ pub(crate) async fn config(
         );
     }
 
-    if let Some(cluster_id) = server.cluster_id {
-        refresh_kubernetes_version(state, cluster_id).await;
-    }
-    let now = time::OffsetDateTime::now_utc();
-    match render_node_config(&state.store, server.id).await {
-        Ok(node_config) => {
-            if let Err(error) = state
-                .store
-                .record_config_request(server.id, now, true)
-                .await
-            {
-                tracing::warn!(error = %error_chain(&error), "failed to record a config request");
-            }
-            let queued = queue_label_and_taint(
-                &state.jobs,
-                &state.store,
-                server.id,
-                LabelAndTaintTrigger::ConfigServed,
-            )
-            .await;
-            if let Err(error) = queued {
-                tracing::warn!(error = %error_chain(&error), "failed to queue the label and taint job");
-            }
+    match serving.cache.render(&state.store, &server).await {
+        Ok(rendered) => {
+            serving.refresh_kubernetes_version(state, &rendered.cluster);
+            serving.record_request(state, server.id, true).await;
+            serving.queue_label_job(state, server.id).await;
             count(state, "served");
+            let node_config = rendered.config;
             tracing::info!(server = %server.inventory.name, machine_type = node_config.machine_type.as_str(), "config served");
             node_config
                 .yaml
@@ -175,13 +289,7 @@ pub(crate) async fn config(
                 .into_response()
         }
         Err(NodeConfigError::NotConfigured { .. }) => {
-            if let Err(error) = state
-                .store
-                .record_config_request(server.id, now, false)
-                .await
-            {
-                tracing::warn!(error = %error_chain(&error), "failed to record a config request");
-            }
+            serving.record_request(state, server.id, false).await;
             count(state, "not_configured");
             let ip = server
                 .inventory

@@ -127,6 +127,7 @@ pub async fn serve(config: ServiceConfig) -> Result<(), ServeError> {
         )),
         providers: providers.clone(),
         bootstrap: crate::jobs::BootstrapSettings::from_config(&config),
+        config_serving: Default::default(),
     };
     // One signal stops both the HTTP server and the job worker.
     let (stop_sender, stop) = tokio::sync::watch::channel(false);

@@ -96,6 +96,7 @@ impl Store {
         fields: &ClusterFields,
         secrets: Option<&Secret<String>>,
     ) -> Result<Cluster, StoreError> {
+        let _changed = self.config_inputs_change();
         let ciphertext = secrets.map(|secrets| self.cipher.encrypt_str(SECRETS_COLUMN, secrets));
         let sql = sql!(
             "UPDATE clusters SET name = $2, endpoint = $3, vswitch_id = $4, \
@@ -122,6 +123,7 @@ impl Store {
         version: Option<&str>,
         checked_at: OffsetDateTime,
     ) -> Result<(), StoreError> {
+        let _changed = self.config_inputs_change();
         let sql = "UPDATE clusters SET \
                    running_kubernetes_version = COALESCE($2, running_kubernetes_version), \
                    running_kubernetes_version_checked_at = $3 WHERE id = $1";
@@ -141,6 +143,7 @@ impl Store {
 
     /// Deletes a cluster; its servers are detached, not deleted.
     pub async fn delete_cluster(&self, id: ClusterId) -> Result<(), StoreError> {
+        let _changed = self.config_inputs_change();
         self.delete_row("clusters", "cluster", id.0).await
     }
 }

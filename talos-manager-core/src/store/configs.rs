@@ -79,6 +79,7 @@ impl Store {
         id: ConfigId,
         fields: &ConfigFields,
     ) -> Result<Config, StoreError> {
+        let _changed = self.config_inputs_change();
         let sql = sql!(
             "UPDATE configs SET name = $2, install_image = $3, kubernetes_version = $4, \
              kubespan = $5, patch = $6, patch_control_plane = $7, patch_worker = $8, \
@@ -102,6 +103,7 @@ impl Store {
 
     /// Deletes a config; refused with [`StoreError::InUse`] while a server uses it.
     pub async fn delete_config(&self, id: ConfigId) -> Result<(), StoreError> {
+        let _changed = self.config_inputs_change();
         self.delete_row("configs", "config", id.0).await
     }
 }

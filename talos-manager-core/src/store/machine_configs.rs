@@ -46,6 +46,7 @@ impl Store {
         server_id: ServerId,
         fields: &MachineConfigFields,
     ) -> Result<MachineConfig, StoreError> {
+        let _changed = self.config_inputs_change();
         let sql = sql!(
             "INSERT INTO machine_configs (server_id, config_id, hostname, private_ip, \
              install_disk, ephemeral_disk_identifier, created_at, updated_at) \
@@ -97,6 +98,7 @@ impl Store {
 
     /// Deletes a machine config: the server waits for a new one at its next boot.
     pub async fn delete_machine_config(&self, id: MachineConfigId) -> Result<(), StoreError> {
+        let _changed = self.config_inputs_change();
         self.delete_row("machine_configs", "machine config", id.0)
             .await
     }

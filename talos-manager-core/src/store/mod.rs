@@ -27,6 +27,8 @@
 //! ```
 
 use std::str::FromStr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
@@ -270,6 +272,19 @@ pub(crate) use on_pool;
 pub struct Store {
     pool: Pool,
     cipher: Cipher,
+    config_inputs: Arc<AtomicU64>,
+}
+
+/// Bumps the store's config-inputs generation when dropped, that is after the write it
+/// guards has finished (or was abandoned): a reader that noted the generation before reading
+/// can then never keep data older than the write under the newer generation.
+#[must_use = "the generation is bumped when the guard is dropped, after the write"]
+pub(crate) struct ConfigInputsChange<'a>(&'a AtomicU64);
+
+impl Drop for ConfigInputsChange<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_add(1, Ordering::Release);
+    }
 }
 
 impl std::fmt::Debug for Store {
@@ -324,6 +339,7 @@ impl Store {
         Ok(Store {
             pool,
             cipher: Cipher::new(key),
+            config_inputs: Arc::new(AtomicU64::new(0)),
         })
     }
 
@@ -333,6 +349,21 @@ impl Store {
             Pool::Sqlite(_) => Backend::Sqlite,
             Pool::Postgres(_) => Backend::Postgres,
         }
+    }
+
+    /// A number that changes whenever this store (or a clone of it) has written anything a
+    /// server's machine config is made from: servers, machine configs, config templates,
+    /// clusters and vSwitches. Caches of rendered configs compare it to know they are current
+    /// (see [`crate::node_config::NodeConfigCache`]). Writes made by another process on the
+    /// same database do not change it.
+    pub fn config_inputs_generation(&self) -> u64 {
+        self.config_inputs.load(Ordering::Acquire)
+    }
+
+    /// Marks the start of a write to a config input: the generation moves when the returned
+    /// guard is dropped, once the write is over.
+    pub(crate) fn config_inputs_change(&self) -> ConfigInputsChange<'_> {
+        ConfigInputsChange(&self.config_inputs)
     }
 
     /// Applies the migrations this build embeds that the database lacks. Safe to run at every

@@ -186,6 +186,7 @@ impl Store {
         provider_account_id: ProviderAccountId,
         inventory: &ServerInventory,
     ) -> Result<(Server, ServerUpsert), StoreError> {
+        let _changed = self.config_inputs_change();
         // `created_at = updated_at` only on the row just inserted tells the two cases apart.
         let sql = sql!(
             "INSERT INTO servers (provider, provider_id, provider_account_id, name, ipv4, ipv6, \
@@ -286,6 +287,7 @@ impl Store {
         vswitch_id: Option<VswitchId>,
         schematic_id: Option<SchematicId>,
     ) -> Result<Server, StoreError> {
+        let _changed = self.config_inputs_change();
         let sql = sql!(
             "UPDATE servers SET name = $2, cluster_id = $3, vswitch_id = $4, schematic_id = $5, \
              updated_at = $6 WHERE id = $1 RETURNING {COLUMNS}"
@@ -306,6 +308,7 @@ impl Store {
 
     /// Records what probing the server over SSH found.
     pub async fn record_probe(&self, id: ServerId, probe: &ProbeResult) -> Result<(), StoreError> {
+        let _changed = self.config_inputs_change();
         let sql = "UPDATE servers SET accessible = $2, uuid = COALESCE($3, uuid), \
                    lsblk = COALESCE($4, lsblk), updated_at = $5 WHERE id = $1";
         on_pool!(self, |pool| sqlx::query(sql)
@@ -328,6 +331,7 @@ impl Store {
         disk: &str,
         wwid: Option<&str>,
     ) -> Result<(), StoreError> {
+        let _changed = self.config_inputs_change();
         let sql = "UPDATE servers SET bootstrap_disk = $2, bootstrap_disk_wwid = $3, \
                    updated_at = $4 WHERE id = $1";
         on_pool!(self, |pool| sqlx::query(sql)
@@ -373,6 +377,7 @@ impl Store {
         disk: &str,
         wwid: Option<&str>,
     ) -> Result<Server, StoreError> {
+        let _changed = self.config_inputs_change();
         let sql = sql!(
             "UPDATE servers SET bootstrap_disk = $2, bootstrap_disk_wwid = $3, accessible = FALSE, \
              last_request_for_configuration_at = NULL, last_configured_at = NULL, \
@@ -436,6 +441,7 @@ impl Store {
         provider_account_id: ProviderAccountId,
         keep: &[String],
     ) -> Result<Vec<Server>, StoreError> {
+        let _changed = self.config_inputs_change();
         // The list travels as one bound value whatever its length, which each backend reads its
         // own way: PostgreSQL as a text array, SQLite (no arrays) as a JSON array. Hence two
         // query texts with the same meaning.
@@ -470,6 +476,7 @@ impl Store {
 
     /// Deletes a server and its machine config.
     pub async fn delete_server(&self, id: ServerId) -> Result<(), StoreError> {
+        let _changed = self.config_inputs_change();
         self.delete_row("servers", "server", id.0).await
     }
 }

@@ -33,6 +33,7 @@ impl Store {
         name: &str,
         vlan: i32,
     ) -> Result<Vswitch, StoreError> {
+        let _changed = self.config_inputs_change();
         let sql = sql!(
             "INSERT INTO vswitches (id, provider_account_id, name, vlan, created_at, updated_at) \
              VALUES ($1, $2, $3, $4, $5, $5) \
@@ -62,6 +63,7 @@ impl Store {
 
     /// Deletes a vSwitch; servers and clusters that used it keep working without one.
     pub async fn delete_vswitch(&self, id: VswitchId) -> Result<(), StoreError> {
+        let _changed = self.config_inputs_change();
         self.delete_row("vswitches", "vswitch", id.0).await
     }
 }

@@ -8,7 +8,7 @@ use talos_manager_core::store::{
     ServerUpsert, Settings,
 };
 use talos_manager_core::testing::TestDatabase;
-use talos_manager_core::{Backend, Secret, Store, StoreError};
+use talos_manager_core::{Secret, Store, StoreError};
 
 /// Declares `$name::sqlite` and `$name::postgres`, each running `$body` with `$store` on a fresh
 /// database of that backend (and `$db`, the [`TestDatabase`], when named).
@@ -20,16 +20,16 @@ macro_rules! store_test {
 
             #[tokio::test]
             async fn sqlite() {
-                run(Backend::Sqlite).await
+                run(::talos_manager_core::Backend::Sqlite).await
             }
 
             #[tokio::test]
             async fn postgres() {
-                run(Backend::Postgres).await
+                run(::talos_manager_core::Backend::Postgres).await
             }
 
-            async fn run(backend: Backend) {
-                let database = TestDatabase::new(backend).await;
+            async fn run(backend: ::talos_manager_core::Backend) {
+                let database = ::talos_manager_core::testing::TestDatabase::new(backend).await;
                 $(let $db = &database;)?
                 let $store: &Store = database.store();
                 $body

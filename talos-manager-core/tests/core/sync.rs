@@ -7,8 +7,7 @@ use std::time::Duration;
 use talos_manager_core::ids::VswitchId;
 use talos_manager_core::store::{ClusterFields, ProviderKind};
 use talos_manager_core::sync::{ProviderFactory, ServerProber, SshProber, sync_all};
-use talos_manager_core::testing::TestDatabase;
-use talos_manager_core::{Backend, RetryPolicy, Secret, Store};
+use talos_manager_core::{RetryPolicy, Secret, Store};
 use talos_manager_fake_hetzner::{
     CloudServer, FakeCloud, FakeRobot, RobotServer, RobotVswitch, VswitchMember,
 };

@@ -82,30 +82,41 @@ pub enum LabelAndTaintTrigger {
     RulesChanged,
 }
 
+/// What [`queue_label_and_taint`] did.
+#[derive(Debug, Clone)]
+pub enum LabelAndTaintQueued {
+    /// A job was queued.
+    Queued(Job),
+    /// None was needed: this job, queued earlier, is within the trigger's guard.
+    Skipped(Job),
+}
+
 /// Queues a label and taint job for the server unless `trigger`'s guard says one is on its
-/// way; returns the job queued.
+/// way.
 pub async fn queue_label_and_taint(
     queue: &JobQueue,
     store: &Store,
     server_id: ServerId,
     trigger: LabelAndTaintTrigger,
-) -> Result<Option<Job>, StoreError> {
+) -> Result<LabelAndTaintQueued, StoreError> {
     let latest = store
         .latest_server_job(LABEL_AND_TAINT_JOB, server_id)
         .await?;
-    let skip = latest.is_some_and(|job| match trigger {
-        LabelAndTaintTrigger::ConfigServed => {
-            time::OffsetDateTime::now_utc() - job.created_at < CONFIG_SERVED_GUARD
+    if let Some(job) = latest {
+        let skip = match trigger {
+            LabelAndTaintTrigger::ConfigServed => {
+                time::OffsetDateTime::now_utc() - job.created_at < CONFIG_SERVED_GUARD
+            }
+            LabelAndTaintTrigger::RulesChanged => job.status == JobStatus::Queued,
+        };
+        if skip {
+            return Ok(LabelAndTaintQueued::Skipped(job));
         }
-        LabelAndTaintTrigger::RulesChanged => job.status == JobStatus::Queued,
-    });
-    if skip {
-        return Ok(None);
     }
     let job = NewJob {
         kind: LABEL_AND_TAINT_JOB.to_owned(),
         server_id: Some(server_id),
         args: serde_json::json!({}),
     };
-    queue.enqueue(&job).await.map(Some)
+    queue.enqueue(&job).await.map(LabelAndTaintQueued::Queued)
 }

@@ -36,8 +36,8 @@ pub use bootstrap::{
     BOOTSTRAP_ABANDONED, BOOTSTRAP_JOB, BootstrapArgs, BootstrapJob, BootstrapSettings,
 };
 pub use label_and_taint::{
-    CONFIG_SERVED_GUARD, LABEL_AND_TAINT_JOB, LabelAndTaintJob, LabelAndTaintTrigger,
-    queue_label_and_taint,
+    CONFIG_SERVED_GUARD, LABEL_AND_TAINT_JOB, LabelAndTaintJob, LabelAndTaintQueued,
+    LabelAndTaintTrigger, queue_label_and_taint,
 };
 pub use sync::{SYNC_JOB, SyncJob};
 

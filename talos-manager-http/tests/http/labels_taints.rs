@@ -251,7 +251,8 @@ api_test!(a_served_config_labels_and_taints_the_node, |server| {
     // Asking again within ten minutes queues no second job.
     assert_eq!(jobs_of(server.store(), server_id).await.len(), 1);
 
-    // Once the cached version is old, `/config` asks the API server again.
+    // Once the cached version is old, `/config` asks the API server again, in the
+    // background: the configs served after the answer use the new version.
     api.set_version("v1.34.2");
     let long_ago = time::OffsetDateTime::now_utc() - time::Duration::hours(1);
     let id = talos_manager_core::ids::ClusterId(cluster_id.parse().unwrap());
@@ -260,11 +261,34 @@ api_test!(a_served_config_labels_and_taints_the_node, |server| {
         .record_running_kubernetes_version(id, None, long_ago)
         .await
         .unwrap();
-    let config = fetch_config(&server).await;
+    let started = std::time::Instant::now();
+    let mut images = Vec::new();
+    loop {
+        let config = fetch_config(&server).await;
+        let image = config["machine"]["kubelet"]["image"].clone();
+        images.push(image.clone());
+        if image == "ghcr.io/siderolabs/kubelet:v1.34.2" {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "the new version never reached a config: {images:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     assert_eq!(
-        config["machine"]["kubelet"]["image"],
-        "ghcr.io/siderolabs/kubelet:v1.34.2"
+        images[0], "ghcr.io/siderolabs/kubelet:v1.33.1",
+        "the request that noticed the old version is not held up"
     );
+    let cluster = server
+        .expect(
+            Method::GET,
+            &format!("/api/v1/clusters/{cluster_id}"),
+            None,
+            200,
+        )
+        .await;
+    assert_eq!(cluster["running_kubernetes_version"], "1.34.2");
 });
 
 api_test!(the_job_waits_for_a_node_that_joins_later, |server| {

@@ -159,6 +159,7 @@ impl TestServer {
             ),
             providers: talos_manager_core::sync::ProviderFactory::new(robot.url(), cloud.url())
                 .with_retry_policy(talos_manager_core::RetryPolicy::for_fakes()),
+            config_serving: Default::default(),
             bootstrap: bootstrap.unwrap_or_else(|| {
                 test_bootstrap_settings(None, 22, factory_url.unwrap_or(factory.url()))
             }),

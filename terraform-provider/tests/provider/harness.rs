@@ -61,6 +61,7 @@ impl Service {
                 ),
             ),
             providers: providers.clone(),
+            config_serving: Default::default(),
             bootstrap: talos_manager_http::jobs::BootstrapSettings {
                 ssh_private_key: None,
                 rescue_ssh_port: 22,

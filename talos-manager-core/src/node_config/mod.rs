@@ -1,8 +1,15 @@
 //! The machine config a server is served: everything stored about the server, its machine
 //! config, its config template and its cluster, fed to the Talos engine. Also the check that
 //! a config template generates valid configs before it is saved.
+//!
+//! [`render_node_config`] reads and renders every time; [`NodeConfigCache`] is what `/config`
+//! uses under load: it remembers lookups and renders until the store writes a config input.
 
 use std::sync::OnceLock;
+
+mod cache;
+
+pub use cache::{CachedNodeConfig, NodeConfigCache, ServerLookup};
 
 use crate::ids::ServerId;
 use crate::node_identity::machine_type_for;
@@ -146,6 +153,19 @@ pub async fn render_node_config(
     server_id: ServerId,
 ) -> Result<NodeConfig, NodeConfigError> {
     let server = store.get_server(server_id).await?;
+    let inputs = read_inputs(store, &server).await?;
+    let secrets = parse_secrets(&inputs.cluster, &inputs.secrets)?;
+    generate(&server, &inputs.input, &secrets)
+}
+
+/// Everything stored that a server's config is made from.
+struct Inputs {
+    cluster: Cluster,
+    input: GenerateInput,
+    secrets: Secret<String>,
+}
+
+async fn read_inputs(store: &Store, server: &Server) -> Result<Inputs, NodeConfigError> {
     let name = || server.inventory.name.clone();
     let machine_config = store
         .machine_config_for_server(server.id)
@@ -160,16 +180,33 @@ pub async fn render_node_config(
         Some(vswitch) => Some(store.get_vswitch(vswitch).await?.vlan),
         None => None,
     };
-    let secrets_text = store.cluster_secrets(cluster.id).await?;
-    let secrets =
-        SecretsBundle::parse(secrets_text.expose()).map_err(|source| NodeConfigError::Secrets {
-            cluster: cluster.name.clone(),
-            source,
-        })?;
-    let input = generate_input(&cluster, &config.fields, &machine_config, &server, vlan);
+    let secrets = store.cluster_secrets(cluster.id).await?;
+    let input = generate_input(&cluster, &config.fields, &machine_config, server, vlan);
+    Ok(Inputs {
+        cluster,
+        input,
+        secrets,
+    })
+}
+
+fn parse_secrets(
+    cluster: &Cluster,
+    text: &Secret<String>,
+) -> Result<SecretsBundle, NodeConfigError> {
+    SecretsBundle::parse(text.expose()).map_err(|source| NodeConfigError::Secrets {
+        cluster: cluster.name.clone(),
+        source,
+    })
+}
+
+fn generate(
+    server: &Server,
+    input: &GenerateInput,
+    secrets: &SecretsBundle,
+) -> Result<NodeConfig, NodeConfigError> {
     let yaml =
-        ConfigEngine::generate(&input, &secrets).map_err(|source| NodeConfigError::Generate {
-            server: name(),
+        ConfigEngine::generate(input, secrets).map_err(|source| NodeConfigError::Generate {
+            server: server.inventory.name.clone(),
             source,
         })?;
     Ok(NodeConfig {
