@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use super::shell::{RemoteShell, ShellError, capture};
+use super::shell::{Exit, RemoteShell, ShellError, capture};
 use super::uuid::{InvalidUuid, check_smbios_uuid};
 
 /// The `lsblk` call whose JSON [`parse_lsblk`] reads.
@@ -193,58 +193,128 @@ pub enum ProbeError {
     },
 }
 
-async fn run(shell: &dyn RemoteShell, command: &str) -> Result<String, ProbeError> {
-    let output = capture(shell, command, PROBE_TIMEOUT)
-        .await
-        .map_err(|source| ProbeError::Shell {
-            command: command.to_owned(),
-            source,
-        })?;
-    if !output.exit.success() {
-        return Err(ProbeError::CommandFailed {
-            command: command.to_owned(),
-            exit: output.exit,
-            stderr: output.stderr.trim().to_owned(),
-        });
+/// The commands the probe runs after `hostname`, by section name, in order.
+const PROBE_COMMANDS: [(&str, &str); 5] = [
+    ("uuid", "dmidecode -s system-uuid"),
+    ("system", "dmidecode -t system"),
+    ("lsblk", LSBLK_COMMAND),
+    ("link", "ip -j link"),
+    ("route", "ip -j route show default"),
+];
+
+/// The marker lines of the probe script's output; no command it runs prints them.
+const SECTION: &str = "@@talos-manager-probe ";
+const EXIT: &str = "@@talos-manager-exit ";
+
+/// One shell script for the whole probe, so that it costs one exec and one round trip: it
+/// prints the hostname, stops unless it is `rescue`, then runs each of [`PROBE_COMMANDS`]
+/// between marker lines that carry the section's name and the command's exit status.
+fn probe_script() -> String {
+    let mut script = String::from(
+        "h=$(hostname) || exit 1\nprintf '%s\\n' \"$h\"\n[ \"$h\" = rescue ] || exit 0\n",
+    );
+    for (name, command) in PROBE_COMMANDS {
+        script.push_str(&format!(
+            "printf '\\n{SECTION}{name}\\n'; {command}; printf '\\n{EXIT}%s\\n' $?\n"
+        ));
     }
-    Ok(output.stdout)
+    script
+}
+
+/// The probe script's output, split: the hostname, and per section its standard output and
+/// exit status.
+struct ScriptOutput<'a> {
+    hostname: &'a str,
+    sections: Vec<(&'a str, &'a str, Option<u32>)>,
+}
+
+fn split_script_output(stdout: &str) -> ScriptOutput<'_> {
+    let (hostname, mut rest) = stdout.split_once('\n').unwrap_or((stdout, ""));
+    let mut sections = Vec::new();
+    while let Some(start) = rest.find(SECTION) {
+        let after = &rest[start + SECTION.len()..];
+        let Some((name, body)) = after.split_once('\n') else {
+            break;
+        };
+        let exit_marker = format!("\n{EXIT}");
+        let Some(end) = body.find(&exit_marker) else {
+            break;
+        };
+        let status_text = &body[end + exit_marker.len()..];
+        let status_line = status_text.split('\n').next().unwrap_or_default();
+        sections.push((name, &body[..end], status_line.trim().parse().ok()));
+        rest = &status_text[status_line.len()..];
+    }
+    ScriptOutput {
+        hostname: hostname.trim(),
+        sections,
+    }
 }
 
 /// Probes a server in rescue.
 ///
 /// # Expected flow
 /// `hostname` must print `rescue`; then `dmidecode -s system-uuid`, `dmidecode -t system`,
-/// [`LSBLK_COMMAND`], `ip -j link` and `ip -j route show default`.
+/// [`LSBLK_COMMAND`], `ip -j link` and `ip -j route show default`, all in one shell script
+/// (one exec on the rescue system, one round trip).
 ///
 /// # Guarantees
 /// Reads only: nothing on the server changes. When the hostname is not `rescue` nothing else runs.
 ///
 /// # Errors
-/// [`ProbeError::NotInRescue`], a failed command, or unreadable lsblk output. Network facts are
-/// best effort: a missing `ip` leaves them empty.
+/// [`ProbeError::NotInRescue`], a failed command (with the script's standard error), or
+/// unreadable lsblk output. Network facts are best effort: a missing `ip` leaves them empty.
 pub async fn probe(shell: &dyn RemoteShell) -> Result<Probe, ProbeError> {
-    let hostname = run(shell, "hostname").await?.trim().to_owned();
-    if hostname != "rescue" {
-        return Err(ProbeError::NotInRescue { hostname });
+    let script = capture(shell, &probe_script(), PROBE_TIMEOUT)
+        .await
+        .map_err(|source| ProbeError::Shell {
+            command: "hostname".to_owned(),
+            source,
+        })?;
+    let stderr = script.stderr.trim();
+    if !script.exit.success() {
+        return Err(ProbeError::CommandFailed {
+            command: "hostname".to_owned(),
+            exit: script.exit,
+            stderr: stderr.to_owned(),
+        });
     }
-    let smbios_uuid = run(shell, "dmidecode -s system-uuid")
-        .await?
-        .trim()
-        .to_ascii_lowercase();
-    let dmidecode_system = run(shell, "dmidecode -t system")
-        .await?
-        .trim_end()
-        .to_owned();
-    let lsblk_json = run(shell, LSBLK_COMMAND).await?;
+    let output = split_script_output(&script.stdout);
+    if output.hostname != "rescue" {
+        return Err(ProbeError::NotInRescue {
+            hostname: output.hostname.to_owned(),
+        });
+    }
+    let section = |name: &str| -> Result<&str, ProbeError> {
+        let command = PROBE_COMMANDS
+            .iter()
+            .find(|(section, _)| *section == name)
+            .map_or(name, |(_, command)| command)
+            .to_owned();
+        match output
+            .sections
+            .iter()
+            .find(|(section, ..)| *section == name)
+        {
+            Some((_, text, Some(0))) => Ok(text),
+            Some((_, _, status)) => Err(ProbeError::CommandFailed {
+                command,
+                exit: status.map_or(Exit::Disconnected, Exit::Status),
+                stderr: stderr.to_owned(),
+            }),
+            None => Err(ProbeError::CommandFailed {
+                command,
+                exit: Exit::Disconnected,
+                stderr: stderr.to_owned(),
+            }),
+        }
+    };
+    let smbios_uuid = section("uuid")?.trim().to_ascii_lowercase();
+    let dmidecode_system = section("system")?.trim_end().to_owned();
+    let lsblk_json = section("lsblk")?.to_owned();
     let block_devices = parse_lsblk(&lsblk_json).map_err(|source| ProbeError::Lsblk { source })?;
-    let interfaces = match run(shell, "ip -j link").await {
-        Ok(json) => parse_ip_link(&json),
-        Err(_) => Vec::new(),
-    };
-    let default_gateway = match run(shell, "ip -j route show default").await {
-        Ok(json) => parse_default_gateway(&json),
-        Err(_) => None,
-    };
+    let interfaces = section("link").map(parse_ip_link).unwrap_or_default();
+    let default_gateway = section("route").ok().and_then(parse_default_gateway);
     Ok(Probe {
         smbios_uuid,
         dmidecode_system,
@@ -299,6 +369,26 @@ mod tests {
         );
         let routes = r#"[{"dst":"default","gateway":"172.31.1.1","dev":"eth0"}]"#;
         assert_eq!(parse_default_gateway(routes).as_deref(), Some("172.31.1.1"));
+    }
+
+    #[test]
+    fn splits_the_probe_scripts_output() {
+        let stdout = format!(
+            "rescue\n\n{SECTION}uuid\nABC\n\n{EXIT}0\n\n{SECTION}system\n\n{EXIT}127\n\n{SECTION}lsblk\n{{}}\n{EXIT}0\n"
+        );
+        let output = split_script_output(&stdout);
+        assert_eq!(output.hostname, "rescue");
+        assert_eq!(
+            output.sections,
+            [
+                ("uuid", "ABC\n", Some(0)),
+                ("system", "", Some(127)),
+                ("lsblk", "{}", Some(0))
+            ]
+        );
+        // Cut short (the connection dropped mid-script): only whole sections count.
+        let cut = format!("rescue\n\n{SECTION}uuid\nAB");
+        assert!(split_script_output(&cut).sections.is_empty());
     }
 
     #[test]

@@ -8,7 +8,8 @@
 //!   from.
 //!
 //! An entry is used as it is while the generation has not moved and it is younger than the
-//! cache's time to live. Every write through the same [`Store`] (or a clone) to a server,
+//! cache's time to live (and, past it, while one request reads it again, so that expiring
+//! entries do not send every request in flight to the database at once). Every write through the same [`Store`] (or a clone) to a server,
 //! machine config, config template, cluster or vSwitch moves the generation, so within one
 //! process a change is seen by the very next request. Another process writing to the same
 //! database (a second replica on PostgreSQL) is seen once the entry is older than the time to
@@ -81,12 +82,44 @@ struct Entries {
 struct Stamped<T> {
     generation: u64,
     read_at: Instant,
+    /// When a request started reading this entry's rows again after its time to live.
+    rereading_since: Option<Instant>,
     value: T,
 }
 
 impl<T> Stamped<T> {
+    fn new(generation: u64, value: T) -> Stamped<T> {
+        Stamped {
+            generation,
+            read_at: Instant::now(),
+            rereading_since: None,
+            value,
+        }
+    }
+
     fn is_current(&self, generation: u64, ttl: Duration) -> bool {
         self.generation == generation && self.read_at.elapsed() < ttl
+    }
+
+    /// Whether the entry may answer this request. It may when it is current, and also, once
+    /// older than the time to live, while another request reads its rows again (for at most
+    /// one more time to live: that request may have been abandoned). Otherwise this request
+    /// is marked as the one reading again, and the caller reads. So when entries expire under
+    /// load, one request per entry goes to the database instead of every request in flight.
+    fn may_answer(&mut self, generation: u64, ttl: Duration) -> bool {
+        if self.generation != generation {
+            return false;
+        }
+        if self.read_at.elapsed() < ttl {
+            return true;
+        }
+        match self.rereading_since {
+            Some(since) if since.elapsed() < ttl => true,
+            _ => {
+                self.rereading_since = Some(Instant::now());
+                false
+            }
+        }
     }
 }
 
@@ -131,8 +164,8 @@ impl NodeConfigCache {
         lookup: &ServerLookup,
     ) -> Result<Option<Server>, StoreError> {
         let generation = store.config_inputs_generation();
-        if let Some(entry) = self.entries().lookups.get(lookup)
-            && entry.is_current(generation, self.ttl)
+        if let Some(entry) = self.entries().lookups.get_mut(lookup)
+            && entry.may_answer(generation, self.ttl)
         {
             return Ok(Some(entry.value.clone()));
         }
@@ -145,14 +178,9 @@ impl NodeConfigCache {
         };
         let mut entries = self.entries();
         make_room(&mut entries.lookups, MAX_LOOKUPS, generation, self.ttl);
-        entries.lookups.insert(
-            lookup.clone(),
-            Stamped {
-                generation,
-                read_at: Instant::now(),
-                value: server.clone(),
-            },
-        );
+        entries
+            .lookups
+            .insert(lookup.clone(), Stamped::new(generation, server.clone()));
         Ok(Some(server))
     }
 
@@ -166,8 +194,8 @@ impl NodeConfigCache {
         server: &Server,
     ) -> Result<CachedNodeConfig, NodeConfigError> {
         let generation = store.config_inputs_generation();
-        if let Some(entry) = self.entries().renders.get(&server.id)
-            && entry.is_current(generation, self.ttl)
+        if let Some(entry) = self.entries().renders.get_mut(&server.id)
+            && entry.may_answer(generation, self.ttl)
         {
             return Ok(entry.value.cached.clone());
         }
@@ -190,15 +218,14 @@ impl NodeConfigCache {
         make_room(&mut entries.renders, MAX_RENDERS, generation, self.ttl);
         entries.renders.insert(
             server.id,
-            Stamped {
+            Stamped::new(
                 generation,
-                read_at: Instant::now(),
-                value: Render {
+                Render {
                     input: inputs.input,
                     secrets,
                     cached: cached.clone(),
                 },
-            },
+            ),
         );
         Ok(cached)
     }

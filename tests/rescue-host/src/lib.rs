@@ -213,12 +213,17 @@ impl Sshd {
             .map(|address| format!("ListenAddress {address}\n"))
             .collect();
         // MaxStartups: many probes connect at once; sshd's default drops some past 10.
+        // HOME: the login shell runs each command; with the real home it would read the
+        // user's ~/.bashrc (which, on machines with pyenv, rehashes under a lock shared by
+        // every session: slow, and stuck for good after an interrupted run). A rescue
+        // system's root has no such file.
         let config = format!(
             "Port {port}\n{listen}MaxStartups 256\nHostKey {r}/host_key\n\
              AuthorizedKeysFile {r}/authorized_keys\nPermitRootLogin prohibit-password\n\
              PasswordAuthentication no\nKbdInteractiveAuthentication no\nUsePAM no\n\
              StrictModes no\nPidFile {r}/sshd.pid\n\
-             SetEnv PATH={}:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin\n",
+             SetEnv PATH={}:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
+             HOME={r}\n",
             stubs.dir.display()
         );
         std::fs::write(root.join("sshd_config"), config).unwrap();
