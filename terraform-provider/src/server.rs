@@ -432,8 +432,14 @@ impl tf::provider_server::Provider for ProviderService {
                     .unwrap_or_default(),
             },
             Err(error) => tf::apply_resource_change::Response {
-                // The object is as it was: Terraform keeps the prior state.
-                new_state: request.prior_state,
+                new_state: match (&error, schema) {
+                    // Created but not ready: Terraform keeps it, tainted.
+                    (Error::Incomplete { state, .. }, Some(schema)) => {
+                        encode(&Value::Map(state.clone()), schema)
+                    }
+                    // The object is as it was: Terraform keeps the prior state.
+                    _ => request.prior_state,
+                },
                 private: request.planned_private,
                 diagnostics: report(&error, schema),
             },

@@ -121,6 +121,18 @@ impl Client {
         parse(Method::PUT, path, json)
     }
 
+    /// `PATCH path` with `body` (fields it leaves out stay as they are).
+    pub async fn patch<B: ToJSON, T: ParseFromJSON>(
+        &self,
+        path: &str,
+        body: &B,
+    ) -> Result<T, Error> {
+        let json = self
+            .call_existing(Method::PATCH, path, body.to_json())
+            .await?;
+        parse(Method::PATCH, path, json)
+    }
+
     /// `DELETE path`; a 404 counts as deleted.
     pub async fn delete(&self, path: &str) -> Result<(), Error> {
         self.call(Method::DELETE, path, None).await?;

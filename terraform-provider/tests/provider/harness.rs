@@ -38,6 +38,27 @@ pub(crate) struct Service {
 
 impl Service {
     pub(crate) async fn start() -> Service {
+        Service::start_with(talos_manager_http::jobs::BootstrapSettings {
+            ssh_private_key: None,
+            rescue_ssh_port: 22,
+            rescue_timeout: std::time::Duration::from_secs(600),
+            rescue_poll: std::time::Duration::from_secs(2),
+            environment: talos_manager_core::bootstrap::BootstrapEnvironment {
+                host: None,
+                image_factory_url: talos_manager_core::image_factory::DEFAULT_FACTORY_URL
+                    .to_owned(),
+                amd64_image_url: None,
+                arm64_image_url: None,
+            },
+        })
+        .await
+    }
+
+    /// The service with these bootstrap settings (SSH key, rescue port, image server). It runs
+    /// no job worker: start one with [`Service::providers`] where jobs must run.
+    pub(crate) async fn start_with(
+        bootstrap: talos_manager_http::jobs::BootstrapSettings,
+    ) -> Service {
         let database = TestDatabase::new(Backend::Sqlite).await;
         let token = talos_manager_http::tokens::create_token(database.store(), "terraform")
             .await
@@ -61,19 +82,7 @@ impl Service {
                 ),
             ),
             providers: providers.clone(),
-            bootstrap: talos_manager_http::jobs::BootstrapSettings {
-                ssh_private_key: None,
-                rescue_ssh_port: 22,
-                rescue_timeout: std::time::Duration::from_secs(600),
-                rescue_poll: std::time::Duration::from_secs(2),
-                environment: talos_manager_core::bootstrap::BootstrapEnvironment {
-                    host: None,
-                    image_factory_url: talos_manager_core::image_factory::DEFAULT_FACTORY_URL
-                        .to_owned(),
-                    amd64_image_url: None,
-                    arm64_image_url: None,
-                },
-            },
+            bootstrap,
         };
         let acceptor = TcpListener::bind("127.0.0.1:0")
             .into_acceptor()
@@ -104,6 +113,11 @@ impl Service {
             .await
             .unwrap();
         assert!(report.failures.is_empty(), "a sync failed: {report}");
+    }
+
+    /// The clients of the fake Hetzner APIs the service uses.
+    pub(crate) fn providers(&self) -> &ProviderFactory {
+        &self.providers
     }
 
     pub(crate) fn store(&self) -> &Store {
@@ -365,4 +379,10 @@ impl Terraform {
             .find(|resource| resource["address"] == address)
             .map(|resource| resource["values"].clone())
     }
+}
+
+/// `text` with every run of whitespace as one space: Terraform wraps diagnostics to the width
+/// of a terminal.
+pub(crate) fn flat(text: &str) -> String {
+    text.split_whitespace().collect::<Vec<_>>().join(" ")
 }
