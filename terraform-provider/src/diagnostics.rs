@@ -145,6 +145,17 @@ pub fn from_error(error: &Error, attributes: &[&str]) -> Vec<Diagnostic> {
                     .unwrap_or_default(),
             ),
         )],
+        Error::BootstrapInterrupted { job_id, .. } => vec![error_diag(
+            "Interrupted",
+            format!(
+                "{}. The job goes on in talos-manager: follow it at GET \
+                 /api/v1/jobs/{job_id}/log, or cancel it with POST \
+                 /api/v1/jobs/{job_id}/cancel. Terraform marks the resource tainted: once the \
+                 job succeeded, `terraform untaint` keeps it, otherwise the next apply \
+                 bootstraps the server again.",
+                capitalize(&error.to_string()),
+            ),
+        )],
         Error::Incomplete { error, .. } => from_error(error, attributes),
         Error::Decode { .. } => vec![error_diag(
             "Unexpected value from Terraform",

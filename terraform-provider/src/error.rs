@@ -130,6 +130,16 @@ pub enum Error {
         /// Where the server was when the time ran out.
         server_state: Option<String>,
     },
+    /// Terraform stopped the provider (Ctrl-C) while a bootstrap was being waited for.
+    #[error(
+        "stopped by Terraform while waiting for the bootstrap of server {server_id} (job {job_id})"
+    )]
+    BootstrapInterrupted {
+        /// The server.
+        server_id: String,
+        /// The bootstrap job, still going on in the service.
+        job_id: String,
+    },
     /// The object exists in the service but is not what was asked for (a bootstrap that
     /// failed or timed out): Terraform keeps `state` and marks it tainted, so the next apply
     /// replaces it.

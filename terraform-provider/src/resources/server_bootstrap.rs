@@ -10,8 +10,9 @@
 //!    machine config after the job started (the new Talos booted and fetched it).
 //!
 //! # Guarantees
-//! A job that failed, was cancelled or did not get far enough within `timeout` leaves the
-//! resource in the state, tainted, with its job id: the next apply bootstraps again, and the
+//! A job that failed, was cancelled or did not get far enough within `timeout` (or while
+//! Terraform let the provider run: Ctrl-C stops the wait) leaves the resource in the state,
+//! tainted, with its job id: the next apply bootstraps again, and the
 //! diagnostic says which job to follow. Destroying it never touches the node.
 
 use std::time::{Duration, Instant};
@@ -231,6 +232,10 @@ async fn wait(
         waiting_for: wait_for.description(),
         server_state,
     };
+    let interrupted = |job_id: &str| Error::BootstrapInterrupted {
+        server_id: server_id.to_owned(),
+        job_id: job_id.to_owned(),
+    };
     // The job first.
     loop {
         match job.status.as_str() {
@@ -251,7 +256,10 @@ async fn wait(
             let error = timed_out(&job.id, state);
             return (job, Err(error));
         }
-        pause(&mut interval, deadline).await;
+        if !pause(client, &mut interval, deadline).await {
+            let error = interrupted(&job.id);
+            return (job, Err(error));
+        }
         match client.get::<JobView>(&job_path(&job.id)).await {
             Ok(Some(read)) => job = read,
             Ok(None) => {
@@ -288,7 +296,10 @@ async fn wait(
             let error = timed_out(&job.id, Some(server.state));
             return (job, Err(error));
         }
-        pause(&mut interval, deadline).await;
+        if !pause(client, &mut interval, deadline).await {
+            let error = interrupted(&job.id);
+            return (job, Err(error));
+        }
     }
 }
 
@@ -300,11 +311,16 @@ async fn server_state(client: &Client, server_id: &str) -> Option<String> {
     }
 }
 
-/// Sleeps for `interval` (never past `deadline`), then doubles it up to the maximum.
-async fn pause(interval: &mut Duration, deadline: Instant) {
+/// Sleeps for `interval` (never past `deadline`), then doubles it up to the maximum. `false`
+/// when Terraform asked the provider to stop meanwhile.
+async fn pause(client: &Client, interval: &mut Duration, deadline: Instant) -> bool {
     let left = deadline.saturating_duration_since(Instant::now());
-    tokio::time::sleep((*interval).min(left)).await;
+    let slept = tokio::select! {
+        () = tokio::time::sleep((*interval).min(left)) => true,
+        () = client.stopped() => false,
+    };
     *interval = (*interval * 2).min(MAX_POLL_INTERVAL);
+    slept
 }
 
 fn invalid(issues: Vec<Issue>) -> Result<(), Error> {

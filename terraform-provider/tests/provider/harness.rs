@@ -301,6 +301,33 @@ impl Terraform {
 
     /// Runs `terraform <args> -no-color` (and `-input=false` where Terraform takes it).
     pub(crate) fn run(&self, args: &[&str]) -> Run {
+        let output = self
+            .command(args)
+            .output()
+            .unwrap_or_else(|error| panic!("failed to run {}: {error}", self.terraform.display()));
+        Run {
+            code: output.status.code().unwrap_or(-1),
+            output: format!(
+                "{}{}",
+                String::from_utf8_lossy(&output.stdout),
+                String::from_utf8_lossy(&output.stderr)
+            ),
+        }
+    }
+
+    /// Starts the command [`Terraform::run`] runs, in a process group of its own (with the
+    /// provider it starts), as a terminal would: a Ctrl-C is `kill -INT -<pid>`.
+    pub(crate) fn spawn(&self, args: &[&str]) -> std::process::Child {
+        use std::os::unix::process::CommandExt as _;
+        self.command(args)
+            .process_group(0)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|error| panic!("failed to run {}: {error}", self.terraform.display()))
+    }
+
+    fn command(&self, args: &[&str]) -> Command {
         // Options go after the subcommand (`state rm` is two words), before its arguments.
         let split = if args.first() == Some(&"state") { 2 } else { 1 }.min(args.len());
         let (subcommand, arguments) = args.split_at(split);
@@ -324,17 +351,7 @@ impl Terraform {
         for (name, value) in &self.env {
             command.env(name, value);
         }
-        let output = command
-            .output()
-            .unwrap_or_else(|error| panic!("failed to run {}: {error}", self.terraform.display()));
-        Run {
-            code: output.status.code().unwrap_or(-1),
-            output: format!(
-                "{}{}",
-                String::from_utf8_lossy(&output.stdout),
-                String::from_utf8_lossy(&output.stderr)
-            ),
-        }
+        command
     }
 
     /// Runs a command that must succeed; returns its output.

@@ -393,3 +393,74 @@ async fn a_timeout_names_the_job_to_follow() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ctrl_c_stops_the_wait_and_keeps_the_job() {
+    let bench = Bench::start().await;
+    // About 1 MiB/s: the write goes on while Terraform waits.
+    bench
+        .http
+        .put_slow(&image_path(), image().zst.clone(), 1 << 20);
+    let terraform = Terraform::new(&bench.service);
+    terraform.write(&bootstrap(
+        "  wait_for = \"image_written\"\n  timeout  = \"10m\"\n",
+    ));
+    let apply = terraform.spawn(&["apply", "-auto-approve"]);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let job_id = loop {
+        if let Some(job) = bench.jobs().await.pop()
+            && job.status == JobStatus::Running
+        {
+            break job.id;
+        }
+        assert!(Instant::now() < deadline, "the bootstrap never started");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+
+    // Ctrl-C in the terminal: SIGINT to Terraform and to the provider it started.
+    let sent = std::process::Command::new("kill")
+        .args(["-INT", "--", &format!("-{}", apply.id())])
+        .status()
+        .unwrap();
+    assert!(sent.success());
+    let interrupted = Instant::now();
+    let result = tokio::task::spawn_blocking(move || apply.wait_with_output().unwrap())
+        .await
+        .unwrap();
+    assert!(
+        interrupted.elapsed() < Duration::from_secs(30),
+        "apply went on for {:?} after Ctrl-C",
+        interrupted.elapsed()
+    );
+    let output = flat(&format!(
+        "{}{}",
+        String::from_utf8_lossy(&result.stdout),
+        String::from_utf8_lossy(&result.stderr)
+    ));
+    assert!(!result.status.success(), "{output}");
+    assert!(output.contains("Error: Interrupted"), "{output}");
+    assert!(
+        output.contains(&format!(
+            "Stopped by Terraform while waiting for the bootstrap of server robot-321 (job \
+             {job_id})"
+        )),
+        "{output}"
+    );
+
+    // The state keeps the job, which goes on in talos-manager.
+    let values = terraform.resource(ADDRESS).unwrap();
+    assert_eq!(values["job_id"], job_id.to_string().as_str());
+    let plan = terraform.ok(&["plan"]);
+    assert!(plan.contains("is tainted, so must be replaced"), "{plan}");
+    let job = bench.jobs().await.pop().unwrap();
+    assert_eq!(job.status, JobStatus::Running);
+
+    bench.service.store().cancel_job(job_id).await.unwrap();
+    let job = bench.finished_job().await;
+    assert_eq!(job.status, JobStatus::Cancelled, "{:?}", job.last_error);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while bench.http.active_transfers() > 0 {
+        assert!(Instant::now() < deadline, "the download goes on");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
