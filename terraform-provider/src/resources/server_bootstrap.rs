@@ -99,8 +99,8 @@ fn schema() -> Schema {
                 "timeout",
                 Type::String,
                 "How long apply waits, e.g. `45m`, `1h30m`, `90s`. Default: `30m`. When it \
-                 runs out the job goes on in talos-manager, and the error names it. Changing \
-                 it changes only the state.",
+                 runs out (or on Ctrl-C) the job goes on in talos-manager, the error names \
+                 it, and the resource is tainted. Changing it changes only the state.",
             ),
             Attribute::computed(
                 "job_id",
