@@ -106,6 +106,57 @@ pub fn from_error(error: &Error, attributes: &[&str]) -> Vec<Diagnostic> {
         | Error::UpdateUnsupported { .. } => {
             vec![error_diag(summary(error), chain(error))]
         }
+        Error::BootstrapFailed {
+            job_id,
+            status,
+            reason,
+            ..
+        } => vec![error_diag(
+            if status == "cancelled" {
+                "Bootstrap cancelled"
+            } else {
+                "Bootstrap failed"
+            },
+            format!(
+                "{}: {}\n\nThe job's log: GET /api/v1/jobs/{job_id}/log (or the dashboard's \
+                 jobs page). Terraform marks the resource tainted: the next apply bootstraps \
+                 the server again.",
+                capitalize(&error.to_string()),
+                reason.as_deref().unwrap_or("no reason was recorded"),
+            ),
+        )],
+        Error::BootstrapTimeout {
+            job_id,
+            waiting_for,
+            server_state,
+            ..
+        } => vec![error_diag(
+            "Bootstrap timed out",
+            format!(
+                "{} (waiting until {waiting_for}{}). The job goes on in talos-manager: follow \
+                 it at GET /api/v1/jobs/{job_id} and its log at GET \
+                 /api/v1/jobs/{job_id}/log. Terraform marks the resource tainted: once the job \
+                 succeeded, `terraform untaint` keeps it, otherwise the next apply bootstraps \
+                 the server again. A longer `timeout` waits longer.",
+                capitalize(&error.to_string()),
+                server_state
+                    .as_ref()
+                    .map(|state| format!("; the server's state: {state}"))
+                    .unwrap_or_default(),
+            ),
+        )],
+        Error::BootstrapInterrupted { job_id, .. } => vec![error_diag(
+            "Interrupted",
+            format!(
+                "{}. The job goes on in talos-manager: follow it at GET \
+                 /api/v1/jobs/{job_id}/log, or cancel it with POST \
+                 /api/v1/jobs/{job_id}/cancel. Terraform marks the resource tainted: once the \
+                 job succeeded, `terraform untaint` keeps it, otherwise the next apply \
+                 bootstraps the server again.",
+                capitalize(&error.to_string()),
+            ),
+        )],
+        Error::Incomplete { error, .. } => from_error(error, attributes),
         Error::Decode { .. } => vec![error_diag(
             "Unexpected value from Terraform",
             format!(

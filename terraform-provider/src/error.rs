@@ -104,6 +104,55 @@ pub enum Error {
     /// Terraform stopped the provider (Ctrl-C) while the call was in flight.
     #[error("stopped by Terraform before talos-manager answered")]
     Stopped,
+    /// A bootstrap job ended without installing Talos (failed or cancelled).
+    #[error("the bootstrap of server {server_id} {status} (job {job_id})")]
+    BootstrapFailed {
+        /// The server.
+        server_id: String,
+        /// The bootstrap job.
+        job_id: String,
+        /// `failed` or `cancelled`.
+        status: String,
+        /// Why, as the job recorded it.
+        reason: Option<String>,
+    },
+    /// A bootstrap did not get as far as asked within the resource's timeout.
+    #[error("the bootstrap of server {server_id} (job {job_id}) did not finish within {timeout}")]
+    BootstrapTimeout {
+        /// The server.
+        server_id: String,
+        /// The bootstrap job, still going on in the service.
+        job_id: String,
+        /// The timeout, as configured.
+        timeout: String,
+        /// What was waited for.
+        waiting_for: &'static str,
+        /// Where the server was when the time ran out.
+        server_state: Option<String>,
+    },
+    /// Terraform stopped the provider (Ctrl-C) while a bootstrap was being waited for.
+    #[error(
+        "stopped by Terraform while waiting for the bootstrap of server {server_id} (job {job_id})"
+    )]
+    BootstrapInterrupted {
+        /// The server.
+        server_id: String,
+        /// The bootstrap job, still going on in the service.
+        job_id: String,
+    },
+    /// The object exists in the service but is not what was asked for (a bootstrap that
+    /// failed or timed out): Terraform keeps `state` and marks it tainted, so the next apply
+    /// replaces it.
+    #[error("{type_name} was created but is not ready")]
+    Incomplete {
+        /// The resource type.
+        type_name: &'static str,
+        /// The object as far as it got.
+        state: crate::value::Object,
+        /// Why it is not ready.
+        #[source]
+        error: Box<Error>,
+    },
     /// The resource cannot change in place and Terraform asked it to (a provider bug: the
     /// attribute should be force-new).
     #[error("{type_name} cannot be changed in place")]

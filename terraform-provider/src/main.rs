@@ -4,7 +4,10 @@
 //! listens on a Unix socket in a fresh private directory, prints one handshake line on stdout
 //! (`1|6|unix|<socket>|grpc|<server certificate>`), serves tfplugin6 over TLS that accepts
 //! only Terraform's own client certificate, and exits when Terraform calls
-//! `GRPCController.Shutdown` (or on SIGTERM/SIGINT).
+//! `GRPCController.Shutdown` (or on SIGTERM). SIGINT is ignored, as go-plugin plugins do: a
+//! Ctrl-C in the terminal reaches Terraform too, which asks the provider to stop
+//! (`StopProvider`), so that a create in flight (a bootstrap being waited for) still returns
+//! its state. With `--debug`, SIGINT stops the provider.
 //!
 //! `--debug` serves without Terraform starting it: it prints a `TF_REATTACH_PROVIDERS` value
 //! to export, so Terraform attaches to this process (plaintext, as go-plugin's reattach is).
@@ -132,7 +135,7 @@ async fn run() -> anyhow::Result<()> {
         async move {
             tokio::select! {
                 () = shutdown.notified() => {}
-                () = terminated() => {}
+                () = terminated(debug) => {}
             }
             stopping.notify_one();
         }
@@ -200,16 +203,27 @@ fn print_reattach(socket: &Path) -> anyhow::Result<()> {
     .context("failed to print the reattach configuration")
 }
 
-/// Resolves on SIGTERM or SIGINT.
-async fn terminated() {
-    let Ok(mut sigterm) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-    else {
+/// Resolves on SIGTERM, or with `stop_on_interrupt` on SIGINT. Without it SIGINT is swallowed
+/// (its handler stays installed, so it no longer ends the process).
+async fn terminated(stop_on_interrupt: bool) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut sigterm), Ok(mut sigint)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
         std::future::pending::<()>().await;
         return;
     };
-    tokio::select! {
-        _ = sigterm.recv() => {}
-        _ = tokio::signal::ctrl_c() => {}
+    loop {
+        tokio::select! {
+            _ = sigterm.recv() => return,
+            _ = sigint.recv() => {
+                if stop_on_interrupt {
+                    return;
+                }
+                tracing::debug!("SIGINT ignored: Terraform stops the provider");
+            }
+        }
     }
 }
 

@@ -18,7 +18,8 @@ pub fn schema() -> Schema {
         version: 0,
         description: "Manages talos-manager through its admin API: Hetzner provider \
                       accounts, Image Factory schematics, clusters, config templates, machine \
-                      configs, label and taint rules, settings, and lookups of the servers it \
+                      configs, servers and their bootstraps, label and taint rules, settings, \
+                      and lookups of the servers it \
                       knows and the Talos versions it offers. \
                       Authenticate with an API token (`talos-manager token create NAME`) or the \
                       service's `BASIC_AUTH_PASSWORD`.",

@@ -316,6 +316,7 @@ impl tf::provider_server::Provider for ProviderService {
         .and_then(|config| crate::provider::configure(&config));
         let diagnostics = match result {
             Ok(client) => {
+                let client = client.with_stop_signal(self.inner.stopped.subscribe());
                 if let Ok(mut slot) = self.inner.client.write() {
                     *slot = Some(client);
                 }
@@ -407,7 +408,8 @@ impl tf::provider_server::Provider for ProviderService {
             .ok()
             .map(|(schema, _)| schema);
         // Not interruptible: a create cut short would leave an object Terraform never hears of.
-        // Each request is bounded by the client's timeout.
+        // Each request is bounded by the client's timeout; a longer wait (a bootstrap) ends
+        // itself on StopProvider through `Client::stopped` and returns what it has.
         let result = async {
             let (schema, resource) = self.inner.resource(&request.type_name)?;
             let prior = decode("prior state", request.prior_state.as_ref(), schema)?;
@@ -432,8 +434,14 @@ impl tf::provider_server::Provider for ProviderService {
                     .unwrap_or_default(),
             },
             Err(error) => tf::apply_resource_change::Response {
-                // The object is as it was: Terraform keeps the prior state.
-                new_state: request.prior_state,
+                new_state: match (&error, schema) {
+                    // Created but not ready: Terraform keeps it, tainted.
+                    (Error::Incomplete { state, .. }, Some(schema)) => {
+                        encode(&Value::Map(state.clone()), schema)
+                    }
+                    // The object is as it was: Terraform keeps the prior state.
+                    _ => request.prior_state,
+                },
                 private: request.planned_private,
                 diagnostics: report(&error, schema),
             },

@@ -26,6 +26,12 @@ mod provider {
     mod provider_account;
     // talosmanager_schematic: the forced talos.config= argument, update, import, drift.
     mod schematic;
+    // talosmanager_server: adopt, rename at Hetzner, cluster and vSwitch, import, drift,
+    // destroy (the server stays).
+    mod server;
+    // talosmanager_server_bootstrap: a real bootstrap over SSH to a loop disk; waiting for the
+    // image or the config fetch, a failed job, a timeout, import, destroy.
+    mod server_bootstrap;
     // Rules every schema declaration follows (reserved names, descriptions, ids, import).
     mod schema;
     // talosmanager_settings: the singleton.

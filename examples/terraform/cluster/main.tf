@@ -1,8 +1,9 @@
 # A small Talos cluster on Hetzner Robot and Cloud, managed with talos-manager from Terraform:
 # a Robot account and a Cloud project, an Image Factory schematic and the bootstrap defaults,
 # a cluster on the Robot servers' vSwitch, a config template per kind of server (the Robot one
-# with the original talos-manager's baseline patch), and the machine configs of three servers
-# found among the synced ones. The acceptance tests apply this file against the fake Hetzner
+# with the original talos-manager's baseline patch), three servers found among the synced ones
+# put into the cluster with their machine configs, and (once `bootstrap_nodes` names them)
+# their bootstraps. The acceptance tests apply this file against the fake Hetzner
 # APIs (terraform-provider/tests/provider/example.rs), so it cannot rot.
 #
 #   export TALOS_MANAGER_ENDPOINT=http://127.0.0.1:3000
@@ -169,16 +170,50 @@ resource "talosmanager_config" "cloud" {
   YAML
 }
 
+# The configured servers join the cluster (in talos-manager: their names stay as synced, and
+# destroying these only takes them out of the cluster, never deletes them at Hetzner).
+resource "talosmanager_server" "robot" {
+  for_each   = var.robot_nodes
+  server_id  = local.robot_servers[each.key].id
+  cluster_id = talosmanager_cluster.production.id
+}
+
+resource "talosmanager_server" "cloud" {
+  for_each   = var.cloud_nodes
+  server_id  = local.cloud_servers[each.key].id
+  cluster_id = talosmanager_cluster.production.id
+}
+
 resource "talosmanager_machine_config" "robot" {
   for_each  = var.robot_nodes
-  server_id = local.robot_servers[each.key].id
+  server_id = talosmanager_server.robot[each.key].id
   config_id = talosmanager_config.robot.id
 }
 
 resource "talosmanager_machine_config" "cloud" {
   for_each  = var.cloud_nodes
-  server_id = local.cloud_servers[each.key].id
+  server_id = talosmanager_server.cloud[each.key].id
   config_id = talosmanager_config.cloud.id
+}
+
+variable "bootstrap_nodes" {
+  type        = set(string)
+  description = "Names of the configured servers to bootstrap: talos-manager erases their disk, installs Talos and waits until the node fetched its machine config. Empty at first: add servers once their machine configs look right."
+  default     = []
+}
+
+resource "talosmanager_server_bootstrap" "node" {
+  for_each      = var.bootstrap_nodes
+  server_id     = merge(talosmanager_server.robot, talosmanager_server.cloud)[each.key].id
+  talos_version = var.talos_version
+  timeout       = "45m"
+
+  # The node fetches its config as soon as Talos boots, with the settings' schematic.
+  depends_on = [
+    talosmanager_machine_config.robot,
+    talosmanager_machine_config.cloud,
+    talosmanager_settings.this,
+  ]
 }
 
 output "nodes" {

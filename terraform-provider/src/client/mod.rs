@@ -39,6 +39,8 @@ pub struct Client {
     http: reqwest::Client,
     endpoint: String,
     credentials: Credentials,
+    /// Turns true when Terraform asks the provider to stop (Ctrl-C).
+    stop: Option<tokio::sync::watch::Receiver<bool>>,
 }
 
 /// The user agent of the provider's requests.
@@ -69,7 +71,27 @@ impl Client {
             http,
             endpoint,
             credentials: config.credentials,
+            stop: None,
         })
+    }
+
+    /// The client, whose [`Client::stopped`] resolves once `stop` turns true (Terraform's
+    /// `StopProvider`).
+    pub fn with_stop_signal(mut self, stop: tokio::sync::watch::Receiver<bool>) -> Client {
+        self.stop = Some(stop);
+        self
+    }
+
+    /// Resolves when Terraform asked the provider to stop; never without a stop signal. Long
+    /// waits (a bootstrap) end on it and return what they have.
+    pub async fn stopped(&self) {
+        if let Some(stop) = &self.stop {
+            let mut stop = stop.clone();
+            if stop.wait_for(|stopped| *stopped).await.is_ok() {
+                return;
+            }
+        }
+        std::future::pending::<()>().await;
     }
 
     /// `GET path`; `None` when the service answers 404.
@@ -119,6 +141,18 @@ impl Client {
             .call_existing(Method::PUT, path, body.to_json())
             .await?;
         parse(Method::PUT, path, json)
+    }
+
+    /// `PATCH path` with `body` (fields it leaves out stay as they are).
+    pub async fn patch<B: ToJSON, T: ParseFromJSON>(
+        &self,
+        path: &str,
+        body: &B,
+    ) -> Result<T, Error> {
+        let json = self
+            .call_existing(Method::PATCH, path, body.to_json())
+            .await?;
+        parse(Method::PATCH, path, json)
     }
 
     /// `DELETE path`; a 404 counts as deleted.

@@ -13,6 +13,8 @@ mod label_taint_rule;
 mod machine_config;
 mod provider_account;
 mod schematic;
+mod server;
+mod server_bootstrap;
 mod settings;
 
 use async_trait::async_trait;
@@ -86,6 +88,8 @@ pub fn all() -> Vec<Box<dyn Resource>> {
         Box::new(machine_config::MachineConfig),
         Box::new(provider_account::ProviderAccount),
         Box::new(schematic::Schematic),
+        Box::new(server::Server),
+        Box::new(server_bootstrap::ServerBootstrap),
         Box::new(settings::Settings),
     ]
 }
@@ -152,7 +156,8 @@ pub fn plan_change(
     plan
 }
 
-/// Applies a planned change; returns the new state (null after a delete) and a warning.
+/// Applies a planned change; returns the new state (null after a delete) and a warning. A
+/// create that fails with [`Error::Incomplete`] carries the state to keep (tainted).
 pub async fn apply(
     resource: &dyn Resource,
     client: &Client,
@@ -167,10 +172,19 @@ pub async fn apply(
             };
             Ok((Value::Null, warning))
         }
-        (Value::Null, Value::Map(planned)) => {
-            let created = resource.create(client, planned).await?;
-            Ok((Value::Map(merge(planned, created)), None))
-        }
+        (Value::Null, Value::Map(planned)) => match resource.create(client, planned).await {
+            Ok(created) => Ok((Value::Map(merge(planned, created)), None)),
+            Err(Error::Incomplete {
+                type_name,
+                state,
+                error,
+            }) => Err(Error::Incomplete {
+                type_name,
+                state: merge(planned, state),
+                error,
+            }),
+            Err(error) => Err(error),
+        },
         (Value::Map(prior), Value::Map(planned)) => {
             let id = prior.string("id").unwrap_or_default();
             let updated = resource.update(client, id, planned, prior).await?;

@@ -151,10 +151,29 @@ async fn cluster_example_applies_on_synced_servers_and_then_plans_no_changes() {
     );
     let settings = store.settings().await.unwrap();
     assert_eq!(settings.default_schematic_id, Some(schematics[0].id));
+    let in_cluster = |servers: Vec<talos_manager_core::store::Server>| -> Vec<String> {
+        let mut names: Vec<String> = servers
+            .into_iter()
+            .filter(|server| server.cluster_id.is_some())
+            .map(|server| server.inventory.name)
+            .collect();
+        names.sort();
+        names
+    };
+    assert_eq!(
+        in_cluster(store.list_servers().await.unwrap()),
+        ["control-plane-1", "worker-1", "worker-2"]
+    );
 
     terraform.assert_no_changes();
 
-    terraform.ok(&["destroy", "-auto-approve"]);
+    // The servers leave the cluster and stay at Hetzner (talos-manager forgets them with their
+    // provider accounts).
+    let output = terraform.ok(&["destroy", "-auto-approve"]);
+    assert!(
+        output.contains("Warning: Not deleted in talos-manager"),
+        "{output}"
+    );
     assert!(store.list_machine_configs().await.unwrap().is_empty());
     assert!(store.list_provider_accounts().await.unwrap().is_empty());
     assert!(store.list_schematics().await.unwrap().is_empty());

@@ -38,6 +38,27 @@ pub(crate) struct Service {
 
 impl Service {
     pub(crate) async fn start() -> Service {
+        Service::start_with(talos_manager_http::jobs::BootstrapSettings {
+            ssh_private_key: None,
+            rescue_ssh_port: 22,
+            rescue_timeout: std::time::Duration::from_secs(600),
+            rescue_poll: std::time::Duration::from_secs(2),
+            environment: talos_manager_core::bootstrap::BootstrapEnvironment {
+                host: None,
+                image_factory_url: talos_manager_core::image_factory::DEFAULT_FACTORY_URL
+                    .to_owned(),
+                amd64_image_url: None,
+                arm64_image_url: None,
+            },
+        })
+        .await
+    }
+
+    /// The service with these bootstrap settings (SSH key, rescue port, image server). It runs
+    /// no job worker: start one with [`Service::providers`] where jobs must run.
+    pub(crate) async fn start_with(
+        bootstrap: talos_manager_http::jobs::BootstrapSettings,
+    ) -> Service {
         let database = TestDatabase::new(Backend::Sqlite).await;
         let token = talos_manager_http::tokens::create_token(database.store(), "terraform")
             .await
@@ -62,19 +83,7 @@ impl Service {
             ),
             providers: providers.clone(),
             config_serving: Default::default(),
-            bootstrap: talos_manager_http::jobs::BootstrapSettings {
-                ssh_private_key: None,
-                rescue_ssh_port: 22,
-                rescue_timeout: std::time::Duration::from_secs(600),
-                rescue_poll: std::time::Duration::from_secs(2),
-                environment: talos_manager_core::bootstrap::BootstrapEnvironment {
-                    host: None,
-                    image_factory_url: talos_manager_core::image_factory::DEFAULT_FACTORY_URL
-                        .to_owned(),
-                    amd64_image_url: None,
-                    arm64_image_url: None,
-                },
-            },
+            bootstrap,
         };
         let acceptor = TcpListener::bind("127.0.0.1:0")
             .into_acceptor()
@@ -105,6 +114,11 @@ impl Service {
             .await
             .unwrap();
         assert!(report.failures.is_empty(), "a sync failed: {report}");
+    }
+
+    /// The clients of the fake Hetzner APIs the service uses.
+    pub(crate) fn providers(&self) -> &ProviderFactory {
+        &self.providers
     }
 
     pub(crate) fn store(&self) -> &Store {
@@ -288,6 +302,33 @@ impl Terraform {
 
     /// Runs `terraform <args> -no-color` (and `-input=false` where Terraform takes it).
     pub(crate) fn run(&self, args: &[&str]) -> Run {
+        let output = self
+            .command(args)
+            .output()
+            .unwrap_or_else(|error| panic!("failed to run {}: {error}", self.terraform.display()));
+        Run {
+            code: output.status.code().unwrap_or(-1),
+            output: format!(
+                "{}{}",
+                String::from_utf8_lossy(&output.stdout),
+                String::from_utf8_lossy(&output.stderr)
+            ),
+        }
+    }
+
+    /// Starts the command [`Terraform::run`] runs, in a process group of its own (with the
+    /// provider it starts), as a terminal would: a Ctrl-C is `kill -INT -<pid>`.
+    pub(crate) fn spawn(&self, args: &[&str]) -> std::process::Child {
+        use std::os::unix::process::CommandExt as _;
+        self.command(args)
+            .process_group(0)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|error| panic!("failed to run {}: {error}", self.terraform.display()))
+    }
+
+    fn command(&self, args: &[&str]) -> Command {
         // Options go after the subcommand (`state rm` is two words), before its arguments.
         let split = if args.first() == Some(&"state") { 2 } else { 1 }.min(args.len());
         let (subcommand, arguments) = args.split_at(split);
@@ -311,17 +352,7 @@ impl Terraform {
         for (name, value) in &self.env {
             command.env(name, value);
         }
-        let output = command
-            .output()
-            .unwrap_or_else(|error| panic!("failed to run {}: {error}", self.terraform.display()));
-        Run {
-            code: output.status.code().unwrap_or(-1),
-            output: format!(
-                "{}{}",
-                String::from_utf8_lossy(&output.stdout),
-                String::from_utf8_lossy(&output.stderr)
-            ),
-        }
+        command
     }
 
     /// Runs a command that must succeed; returns its output.
@@ -366,4 +397,10 @@ impl Terraform {
             .find(|resource| resource["address"] == address)
             .map(|resource| resource["values"].clone())
     }
+}
+
+/// `text` with every run of whitespace as one space: Terraform wraps diagnostics to the width
+/// of a terminal.
+pub(crate) fn flat(text: &str) -> String {
+    text.split_whitespace().collect::<Vec<_>>().join(" ")
 }
