@@ -15,7 +15,8 @@ mod http {
     mod api_bootstrap;
     // Servers and jobs, including a job's live log.
     mod api_servers_jobs;
-    // Sync through the API with the SSH probe, server edits pushed to the providers, seeding.
+    // Sync through the API with the SSH probe, server edits pushed to the providers, seeding,
+    // and the servers' live events.
     mod api_servers_sync;
     // The web dashboard in headless Chromium: sign in, clusters, configs, servers, a live job log.
     mod dashboard;

@@ -15,6 +15,7 @@ mod label_taint_rules;
 mod machine_configs;
 mod provider_accounts;
 mod schematics;
+mod server_events;
 mod servers;
 mod settings;
 mod tokens;
@@ -66,6 +67,7 @@ enum Deleted {
 
 type Apis = (
     servers::ServersApi,
+    server_events::ServerEventsApi,
     provider_accounts::ProviderAccountsApi,
     clusters::ClustersApi,
     configs::ConfigsApi,
@@ -91,6 +93,7 @@ pub mod wire {
         CreateProviderAccount, ProviderAccountView, UpdateProviderAccount,
     };
     pub use super::schematics::{SchematicBody, SchematicView, TalosVersionsView};
+    pub use super::server_events::ServerEvent;
     pub use super::servers::{BootstrapBody, BootstrapPlanView, ServerView, UpdateServer};
     pub use super::settings::{SettingsView, UpdateSettings};
     pub use super::tokens::{CreateToken, CreatedToken, TokenView};
@@ -105,6 +108,7 @@ fn service() -> OpenApiService<Apis, ()> {
     OpenApiService::new(
         (
             servers::ServersApi,
+            server_events::ServerEventsApi,
             provider_accounts::ProviderAccountsApi,
             clusters::ClustersApi,
             configs::ConfigsApi,
