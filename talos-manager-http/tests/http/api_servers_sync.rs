@@ -1,5 +1,6 @@
 //! Fleet sync through the API (job, SSH probe of a real sshd, report in the job log), server
-//! edits pushed to the fake providers, and provider accounts seeded from the legacy variables.
+//! edits pushed to the fake providers, provider accounts seeded from the legacy variables, and
+//! the servers' live events (`/servers/events`) following renames and deletions.
 
 use std::sync::Arc;
 use std::time::Duration;
