@@ -18,12 +18,12 @@ use poem_openapi::{Object, OpenApi};
 use talos_manager_core::store::Job;
 use talos_manager_core::{Store, StoreError, error_chain};
 
-use super::Tag;
 use super::auth::AdminAuth;
 use super::ids::server_api_id;
 use super::jobs::{JobView, job_view};
 use super::machine_configs::{MachineConfigView, machine_config_view};
 use super::servers::ServerView;
+use super::{Tag, until_shutdown};
 use crate::AppState;
 use crate::jobs::{BOOTSTRAP_JOB, LABEL_AND_TAINT_JOB};
 
@@ -158,6 +158,7 @@ impl ServerEventsApi {
     )]
     async fn events(
         &self,
+        request: &poem::Request,
         state: Data<&AppState>,
         _auth: AdminAuth,
     ) -> EventStream<BoxStream<'static, ServerEvent>> {
@@ -167,6 +168,7 @@ impl ServerEventsApi {
             pending: VecDeque::new(),
             first: true,
         };
-        EventStream::new(stream::unfold(watch, next_event).boxed()).keep_alive(KEEP_ALIVE)
+        let events = until_shutdown(request, stream::unfold(watch, next_event).boxed());
+        EventStream::new(events).keep_alive(KEEP_ALIVE)
     }
 }
