@@ -14,6 +14,10 @@
 //! 3. nginx serves the config it answered, byte for byte, as a static file.
 //! 4. `wrk` with 64 connections and 2 threads measures each for `ROUNDS` interleaved rounds of
 //!    `SECONDS` seconds; the table reports the median round, and the load average beside it.
+//! 5. One more round asks for every node's config in turn (a fleet booting behind a proxy that
+//!    names each node in `X-Forwarded-For`), and the service's memory is read from `/proc`
+//!    at start and at the end, after a `GET /api/v1/servers`. `BENCH_SERVERS=10000` seeds
+//!    10,000 servers instead of 1,000.
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -27,7 +31,15 @@ use talos_manager_core::store::{
 };
 use talos_manager_core::{EncryptionKey, ProviderKind, Store};
 
-const SERVERS: usize = 1_000;
+/// Servers seeded, unless `BENCH_SERVERS` says otherwise.
+const DEFAULT_SERVERS: usize = 1_000;
+
+fn servers() -> usize {
+    std::env::var("BENCH_SERVERS")
+        .ok()
+        .and_then(|text| text.parse().ok())
+        .unwrap_or(DEFAULT_SERVERS)
+}
 const CONNECTIONS: &str = "64";
 const SECONDS: u64 = 10;
 const ROUNDS: usize = 3;
@@ -112,7 +124,7 @@ async fn seed(data_dir: &Path, key: &EncryptionKey) -> anyhow::Result<()> {
             patch_worker: include_str!("../../docs/recipes/openebs-localpv.yaml").into(),
         })
         .await?;
-    for index in 0..SERVERS {
+    for index in 0..servers() {
         let number = index + 1;
         let ipv4 = if index == 0 {
             "127.0.0.1".to_owned()
@@ -156,15 +168,24 @@ async fn seed(data_dir: &Path, key: &EncryptionKey) -> anyhow::Result<()> {
 /// One `wrk` run: requests per second, the 99th percentile latency in milliseconds, and how
 /// many requests timed out.
 fn wrk(port: u16, seconds: u64) -> anyhow::Result<(f64, f64, u64)> {
-    let output = Command::new("wrk")
-        .args([
-            "-t2",
-            "-c",
-            CONNECTIONS,
-            "-d",
-            &format!("{seconds}s"),
-            "--latency",
-        ])
+    wrk_with(port, seconds, None)
+}
+
+/// [`wrk`] with an optional Lua script that shapes the requests.
+fn wrk_with(port: u16, seconds: u64, script: Option<&Path>) -> anyhow::Result<(f64, f64, u64)> {
+    let mut command = Command::new("wrk");
+    command.args([
+        "-t2",
+        "-c",
+        CONNECTIONS,
+        "-d",
+        &format!("{seconds}s"),
+        "--latency",
+    ]);
+    if let Some(script) = script {
+        command.arg("-s").arg(script);
+    }
+    let output = command
         .arg(format!("http://127.0.0.1:{port}/config"))
         .output()
         .context("running wrk (scripts/bench-config installs it)")?;
@@ -262,12 +283,13 @@ fn main() -> anyhow::Result<()> {
     let seeding = Instant::now();
     tokio::runtime::Runtime::new()?.block_on(seed(&data_dir, &key))?;
     println!(
-        "seeded {SERVERS} configured servers in {:.1} s",
+        "seeded {} configured servers in {:.1} s",
+        servers(),
         seeding.elapsed().as_secs_f64()
     );
 
     let service_port = free_port()?;
-    let _service = Running(
+    let service_process = Running(
         Command::new(&binary)
             .args(["serve", "--listen", &format!("127.0.0.1:{service_port}")])
             .env_clear()
@@ -276,10 +298,13 @@ fn main() -> anyhow::Result<()> {
             .env("BASIC_AUTH_PASSWORD", "bench")
             .env("SYNC_INTERVAL", "0")
             .env("RUST_LOG", "warn")
+            // wrk's fleet round names each node in X-Forwarded-For, as a proxy would.
+            .env("TRUSTED_PROXIES", "127.0.0.1")
             .stdout(Stdio::null())
             .spawn()?,
     );
     wait_for(service_port, "/healthz")?;
+    let memory_at_start = memory(service_process.0.id())?;
     let (status, config) = get(service_port, "/config")?;
     ensure!(
         status == 200,
@@ -372,5 +397,72 @@ fn main() -> anyhow::Result<()> {
         rps(&service) / rps(&static_file)
     );
     println!("load average after each round: {}", loads.join("; "));
+
+    // The fleet: every node but the first in turn, each named by X-Forwarded-For, as when a
+    // whole fleet boots behind a proxy: the cache holds every node, and each node's request
+    // time is written once a second.
+    let script = dir.path().join("fleet.lua");
+    std::fs::write(&script, fleet_script(servers()))?;
+    let fleet = wrk_with(service_port, SECONDS, Some(&script))?;
+    println!(
+        "\nthe fleet, {} nodes in turn behind a trusted proxy: {:.0} requests/s, p99 {:.2} ms, {} timeouts; load average {}",
+        servers() - 1,
+        fleet.0,
+        fleet.1,
+        fleet.2,
+        load_average()
+    );
+
+    let listed = list_servers(service_port)?;
+    println!(
+        "\nservice memory (VmRSS / VmHWM) with {} servers: at start {memory_at_start}; after the rounds and GET /api/v1/servers ({} bytes) {}",
+        servers(),
+        listed,
+        memory(service_process.0.id())?
+    );
     Ok(())
+}
+
+/// A wrk script that asks for the config of node 1, 2, … in turn, each from its address.
+fn fleet_script(servers: usize) -> String {
+    format!(
+        "local i = 0\n\
+         request = function()\n\
+           i = i % ({servers} - 1) + 1\n\
+           local address = \"198.18.\" .. math.floor(i / 250) .. \".\" .. (i % 250 + 1)\n\
+           return wrk.format(\"GET\", \"/config\", {{[\"X-Forwarded-For\"] = address}})\n\
+         end\n"
+    )
+}
+
+/// `GET /api/v1/servers` with the bench's password: the size of the answer.
+fn list_servers(port: u16) -> anyhow::Result<usize> {
+    let mut stream = TcpStream::connect(("127.0.0.1", port))?;
+    stream.set_read_timeout(Some(Duration::from_secs(60)))?;
+    // "admin:bench" in base64.
+    write!(
+        stream,
+        "GET /api/v1/servers HTTP/1.0\r\nHost: localhost\r\nAuthorization: Basic YWRtaW46YmVuY2g=\r\n\r\n"
+    )?;
+    let mut answer = Vec::new();
+    stream.read_to_end(&mut answer)?;
+    ensure!(
+        answer.starts_with(b"HTTP/1.0 200") || answer.starts_with(b"HTTP/1.1 200"),
+        "GET /api/v1/servers failed: {}",
+        String::from_utf8_lossy(&answer[..answer.len().min(300)])
+    );
+    Ok(answer.len())
+}
+
+/// The process's resident and peak resident memory, as `/proc/PID/status` tells them.
+fn memory(pid: u32) -> anyhow::Result<String> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|line| line.strip_prefix(name))
+            .map(|value| value.trim().to_owned())
+            .unwrap_or_else(|| "?".to_owned())
+    };
+    Ok(format!("{} / {}", field("VmRSS:"), field("VmHWM:")))
 }

@@ -391,6 +391,73 @@ mod tests {
         assert!(split_script_output(&cut).sections.is_empty());
     }
 
+    /// Runs the probe script with `sh` and stub commands that note their calls; returns the
+    /// script's standard output and the calls noted.
+    fn run_script_with_hostname(hostname: &str) -> (String, String) {
+        use std::os::unix::fs::PermissionsExt as _;
+        let dir = tempfile::tempdir().unwrap();
+        let calls = dir.path().join("calls");
+        for command in ["hostname", "dmidecode", "lsblk", "ip"] {
+            let output = if command == "hostname" {
+                hostname
+            } else {
+                "{}"
+            };
+            let stub = dir.path().join(command);
+            std::fs::write(
+                &stub,
+                format!(
+                    "#!/bin/sh\necho \"{command} $*\" >> {}\necho '{output}'\n",
+                    calls.display()
+                ),
+            )
+            .unwrap();
+            std::fs::set_permissions(&stub, std::fs::Permissions::from_mode(0o755)).unwrap();
+        }
+        let output = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(probe_script())
+            .env("PATH", format!("{}:/usr/bin:/bin", dir.path().display()))
+            .output()
+            .unwrap();
+        assert!(output.status.success(), "{output:?}");
+        (
+            String::from_utf8(output.stdout).unwrap(),
+            std::fs::read_to_string(&calls).unwrap_or_default(),
+        )
+    }
+
+    #[test]
+    fn the_script_runs_nothing_after_another_hostname() {
+        let (stdout, calls) = run_script_with_hostname("node-1");
+        assert_eq!(stdout, "node-1\n");
+        assert_eq!(calls, "hostname \n");
+    }
+
+    #[test]
+    fn the_script_runs_every_command_in_rescue() {
+        let (stdout, calls) = run_script_with_hostname("rescue");
+        assert_eq!(
+            calls,
+            format!(
+                "hostname \ndmidecode -s system-uuid\ndmidecode -t system\n{}\nip -j link\nip -j route show default\n",
+                LSBLK_COMMAND
+            )
+        );
+        let output = split_script_output(&stdout);
+        assert_eq!(output.hostname, "rescue");
+        let names: Vec<_> = output.sections.iter().map(|(name, ..)| *name).collect();
+        assert_eq!(names, ["uuid", "system", "lsblk", "link", "route"]);
+        assert!(
+            output
+                .sections
+                .iter()
+                .all(|(_, text, status)| *text == "{}\n" && *status == Some(0)),
+            "{:?}",
+            output.sections
+        );
+    }
+
     #[test]
     fn normalizes_scsi_wwns() {
         assert_eq!(normalize_wwn("0x5000c500a1b2c3d4"), "naa.5000c500a1b2c3d4");

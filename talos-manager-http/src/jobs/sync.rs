@@ -57,7 +57,14 @@ impl JobHandler for SyncJob {
 
     async fn run(&self, context: &JobContext) -> Result<(), JobError> {
         context.log("syncing every provider account").await;
-        let report = sync_all(context.store(), &self.providers, self.prober.clone()).await?;
+        // Stopping mid-sync loses nothing: each server is written in one statement, servers
+        // that vanished are deleted in one statement after every listing succeeded, and the
+        // next sync picks up where this one stopped.
+        let sync = sync_all(context.store(), &self.providers, self.prober.clone());
+        let report = tokio::select! {
+            report = sync => report?,
+            () = context.cancelled() => return Err(JobError::new("stopped on request")),
+        };
         for failure in &report.failures {
             context
                 .log(format!(

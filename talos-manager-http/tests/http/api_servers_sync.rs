@@ -683,3 +683,79 @@ api_test!(server_events_follow_renames_and_deletions, |server| {
         "no secret travels: {text}"
     );
 });
+
+api_test!(
+    a_sync_stops_when_cancelled_and_the_next_one_completes,
+    |server| {
+        server
+            .robot
+            .add_server(robot_server(7, "robot-7", "127.0.1.7"));
+        add_accounts(&server).await;
+        // Robot's server list answers only after a minute: the sync is stuck in it.
+        server.robot.inject(
+            Target {
+                method: Some("GET".into()),
+                path_prefix: Some("/server".into()),
+            },
+            Fault::Slow(Duration::from_secs(60)),
+            1,
+        );
+        let worker = Worker::new(JobQueue::new(server.store().clone()), "sync-worker")
+            .register(SyncJob::new(factory(&server)))
+            .timing(WorkerTiming {
+                poll: Duration::from_millis(50),
+                heartbeat: Duration::from_millis(200),
+                abandoned_after: Duration::from_secs(30),
+            });
+        let (stop, mut stopped) = tokio::sync::watch::channel(false);
+        let worker = tokio::spawn(worker.run(async move {
+            let _ = stopped.wait_for(|stopped| *stopped).await;
+        }));
+
+        let job = server
+            .expect(Method::POST, "/api/v1/servers/sync", None, 202)
+            .await;
+        let path = format!("/api/v1/jobs/{}", job["id"].as_str().unwrap());
+        let started = std::time::Instant::now();
+        while server.expect(Method::GET, &path, None, 200).await["status"] != "running" {
+            assert!(started.elapsed() < Duration::from_secs(20), "never ran");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        server
+            .expect(Method::POST, &format!("{path}/cancel"), None, 200)
+            .await;
+        let cancelled_at = std::time::Instant::now();
+        let finished = loop {
+            let job = server.expect(Method::GET, &path, None, 200).await;
+            if job["finished_at"].is_string() {
+                break job;
+            }
+            assert!(
+                cancelled_at.elapsed() < Duration::from_secs(20),
+                "the sync did not stop: {job:#}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        };
+        assert_eq!(finished["status"], "cancelled", "{finished:#}");
+        assert!(cancelled_at.elapsed() < Duration::from_secs(30));
+
+        // Nothing was lost, and the next sync (the fault is used up) completes.
+        let job = server
+            .expect(Method::POST, "/api/v1/servers/sync", None, 202)
+            .await;
+        let path = format!("/api/v1/jobs/{}", job["id"].as_str().unwrap());
+        let started = std::time::Instant::now();
+        let finished = loop {
+            let job = server.expect(Method::GET, &path, None, 200).await;
+            if job["finished_at"].is_string() {
+                break job;
+            }
+            assert!(started.elapsed() < Duration::from_secs(30), "{job:#}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        };
+        assert_eq!(finished["status"], "succeeded", "{finished:#}");
+        assert!(servers_by_id(&server).await.contains_key("robot-7"));
+        stop.send_replace(true);
+        worker.await.unwrap();
+    }
+);

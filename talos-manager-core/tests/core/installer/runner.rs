@@ -207,5 +207,12 @@ async fn the_probe_touches_nothing_outside_rescue() {
     let shell = FakeShell::new(vec![("hostname", Answer::Exit(0, "node-1\n", ""))]);
     let error = probe(&shell).await.unwrap_err();
     assert!(matches!(error, ProbeError::NotInRescue { .. }), "{error:?}");
-    assert_eq!(shell.calls(), ["hostname"]);
+    // One script; that it runs nothing after a hostname other than `rescue` is tested with a
+    // real shell in the probe's unit tests.
+    let calls = shell.calls();
+    assert_eq!(calls.len(), 1, "{calls:?}");
+    assert!(
+        calls[0].starts_with("h=$(hostname) || exit 1\n"),
+        "{calls:?}"
+    );
 }
