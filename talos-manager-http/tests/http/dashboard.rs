@@ -210,6 +210,14 @@ impl Browser {
         .unwrap();
     }
 
+    /// Runs a Chrome DevTools Protocol command (chromedriver's `goog/cdp/execute`).
+    async fn cdp(&self, method: &'static str, params: Value) {
+        self.client()
+            .issue_cmd(Cdp { method, params })
+            .await
+            .unwrap_or_else(|error| panic!("{method}: {error}"));
+    }
+
     /// Saves a screenshot to `docs/screenshots/<name>.png` when `UPDATE_SCREENSHOTS=1`.
     async fn screenshot(&self, name: &str) {
         let png = self.client().screenshot().await.unwrap();
@@ -238,6 +246,31 @@ impl Drop for Browser {
             .status();
         let _ = self.driver.kill();
         let _ = self.driver.wait();
+    }
+}
+
+/// A Chrome DevTools Protocol command, sent through chromedriver.
+#[derive(Debug)]
+struct Cdp {
+    method: &'static str,
+    params: Value,
+}
+
+impl fantoccini::wd::WebDriverCompatibleCommand for Cdp {
+    fn endpoint(
+        &self,
+        base_url: &reqwest::Url,
+        session_id: Option<&str>,
+    ) -> Result<reqwest::Url, <reqwest::Url as std::str::FromStr>::Err> {
+        base_url.join(&format!(
+            "session/{}/goog/cdp/execute",
+            session_id.unwrap_or_default()
+        ))
+    }
+
+    fn method_and_body(&self, _url: &reqwest::Url) -> (Method, Option<String>) {
+        let body = json!({"cmd": self.method, "params": self.params});
+        (Method::POST, Some(body.to_string()))
     }
 }
 
@@ -890,6 +923,39 @@ async fn a_user_bootstraps_a_server_and_sees_it_fetch_its_config_live() {
     assert!(
         same_page(&browser).await,
         "the status changed without a reload"
+    );
+    browser.close().await;
+}
+
+#[tokio::test]
+async fn without_its_live_stream_the_servers_page_polls() {
+    let server = TestServer::start(Backend::Sqlite).await;
+    add_server(&server, ProviderKind::HetznerRobot, "7", "worker-1").await;
+    let browser = Browser::start().await;
+    // A proxy that cuts server-sent events, as the browser sees it: the stream never opens.
+    browser.cdp("Network.enable", json!({})).await;
+    browser
+        .cdp(
+            "Network.setBlockedURLs",
+            json!({"urls": ["*/api/v1/servers/events"]}),
+        )
+        .await;
+
+    browser.goto(&server.url("/")).await;
+    browser.type_into("input[name=secret]", &server.token).await;
+    browser.click("form.login button[type=submit]").await;
+    browser.wait_text("#servers tbody", "worker-1").await;
+    browser
+        .wait_text("#live-state", "Refreshing every 10 s")
+        .await;
+    mark_page(&browser).await;
+
+    // A server synced meanwhile shows within a refresh, without a reload.
+    add_server(&server, ProviderKind::HetznerRobot, "8", "worker-2").await;
+    browser.wait_text("#servers tbody", "worker-2").await;
+    assert!(
+        same_page(&browser).await,
+        "the page polled, it was not reloaded"
     );
     browser.close().await;
 }
