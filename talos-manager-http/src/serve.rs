@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use poem::EndpointExt as _;
 use poem::listener::{Acceptor as _, Listener as _, TcpListener};
 use talos_manager_core::store::KeySource;
 use talos_manager_core::{Store, StoreError, error_chain};
@@ -159,7 +160,11 @@ pub async fn serve(config: ServiceConfig) -> Result<(), ServeError> {
         ))
     });
     let result = poem::Server::new_with_acceptor(acceptor)
-        .run_with_graceful_shutdown(app(state), stopped(stop), Some(GRACE_PERIOD))
+        .run_with_graceful_shutdown(
+            app(state).data(crate::api::ShutdownSignal(stop.clone())),
+            stopped(stop),
+            Some(GRACE_PERIOD),
+        )
         .await;
     signal.abort();
     if let Some(periodic_sync) = periodic_sync {

@@ -15,9 +15,11 @@ mod http {
     mod api_bootstrap;
     // Servers and jobs, including a job's live log.
     mod api_servers_jobs;
-    // Sync through the API with the SSH probe, server edits pushed to the providers, seeding.
+    // Sync through the API with the SSH probe, server edits pushed to the providers, seeding,
+    // and the servers' live events.
     mod api_servers_sync;
-    // The web dashboard in headless Chromium: sign in, clusters, configs, servers, a live job log.
+    // The web dashboard in headless Chromium: sign in, clusters, configs, servers, a live job log,
+    // a whole bootstrap with the servers page updating live, and its polling fallback.
     mod dashboard;
     // Every operation needs credentials, except the listed public endpoints.
     mod auth_coverage;

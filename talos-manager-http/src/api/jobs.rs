@@ -13,10 +13,10 @@ use talos_manager_core::store::{Job, JobLogLine, JobStatus};
 use talos_manager_core::{Store, error_chain};
 use time::OffsetDateTime;
 
-use super::Tag;
 use super::auth::AdminAuth;
 use super::error::ApiResult;
 use super::ids::{parse_id, server_api_id};
+use super::{Tag, until_shutdown};
 use crate::AppState;
 
 /// How often a live log looks for new lines.
@@ -217,6 +217,7 @@ impl JobsApi {
     )]
     async fn log(
         &self,
+        request: &poem::Request,
         state: Data<&AppState>,
         _auth: AdminAuth,
         id: Path<String>,
@@ -229,7 +230,7 @@ impl JobsApi {
             pending: VecDeque::new(),
             finished: false,
         };
-        Ok(EventStream::new(stream::unfold(follow, next_event).boxed())
-            .keep_alive(Duration::from_secs(15)))
+        let events = until_shutdown(request, stream::unfold(follow, next_event).boxed());
+        Ok(EventStream::new(events).keep_alive(Duration::from_secs(15)))
     }
 }

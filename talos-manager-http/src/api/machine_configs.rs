@@ -42,7 +42,11 @@ pub struct MachineConfigView {
     pub updated_at: OffsetDateTime,
 }
 
-fn view(machine_config: MachineConfig, server: &Server) -> MachineConfigView {
+/// The API view of `machine_config`, which configures `server`.
+pub(crate) fn machine_config_view(
+    machine_config: MachineConfig,
+    server: &Server,
+) -> MachineConfigView {
     MachineConfigView {
         id: machine_config.id.to_string(),
         server_id: server_api_id(server.inventory.provider, &server.inventory.provider_id),
@@ -98,7 +102,7 @@ impl MachineConfigsApi {
             .into_iter()
             .filter_map(|machine_config| {
                 let server = servers.iter().find(|s| s.id == machine_config.server_id)?;
-                Some(view(machine_config, server))
+                Some(machine_config_view(machine_config, server))
             })
             .collect();
         Ok(Json(views))
@@ -147,7 +151,10 @@ impl MachineConfigsApi {
                 .mark_server_configured(server.id, OffsetDateTime::now_utc())
                 .await?;
         }
-        Ok(Created::Created(Json(view(machine_config, &server))))
+        Ok(Created::Created(Json(machine_config_view(
+            machine_config,
+            &server,
+        ))))
     }
 
     /// Get a machine config.
@@ -165,7 +172,7 @@ impl MachineConfigsApi {
         let id = parse_id("machine config", &id, MachineConfigId)?;
         let machine_config = state.store.get_machine_config(id).await?;
         let server = state.store.get_server(machine_config.server_id).await?;
-        Ok(Json(view(machine_config, &server)))
+        Ok(Json(machine_config_view(machine_config, &server)))
     }
 
     /// Delete a machine config: the server gets no config at its next boot.

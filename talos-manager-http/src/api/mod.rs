@@ -15,10 +15,12 @@ mod label_taint_rules;
 mod machine_configs;
 mod provider_accounts;
 mod schematics;
+mod server_events;
 mod servers;
 mod settings;
 mod tokens;
 
+use futures_util::stream::{BoxStream, StreamExt as _};
 use poem::{EndpointExt as _, Route};
 use poem_openapi::payload::Json;
 use poem_openapi::{ApiResponse, OpenApiService, Tags};
@@ -66,6 +68,7 @@ enum Deleted {
 
 type Apis = (
     servers::ServersApi,
+    server_events::ServerEventsApi,
     provider_accounts::ProviderAccountsApi,
     clusters::ClustersApi,
     configs::ConfigsApi,
@@ -91,12 +94,38 @@ pub mod wire {
         CreateProviderAccount, ProviderAccountView, UpdateProviderAccount,
     };
     pub use super::schematics::{SchematicBody, SchematicView, TalosVersionsView};
+    pub use super::server_events::ServerEvent;
     pub use super::servers::{BootstrapBody, BootstrapPlanView, ServerView, UpdateServer};
     pub use super::settings::{SettingsView, UpdateSettings};
     pub use super::tokens::{CreateToken, CreatedToken, TokenView};
 }
 
 pub(crate) use ids::server_api_id;
+
+/// Told when the service begins to shut down. `serve` attaches it to every request, and the
+/// live streams end on it, so an open dashboard tab does not hold the graceful shutdown for its
+/// whole grace period. Without it (an `app()` built by a test) streams end when the client
+/// leaves.
+#[derive(Debug, Clone)]
+pub(crate) struct ShutdownSignal(pub(crate) tokio::sync::watch::Receiver<bool>);
+
+/// `stream`, ended when the service begins to shut down (see [`ShutdownSignal`]).
+fn until_shutdown<T: Send + 'static>(
+    request: &poem::Request,
+    stream: BoxStream<'static, T>,
+) -> BoxStream<'static, T> {
+    match request.data::<ShutdownSignal>() {
+        Some(ShutdownSignal(stop)) => {
+            let mut stop = stop.clone();
+            stream
+                .take_until(async move {
+                    let _ = stop.wait_for(|stopping| *stopping).await;
+                })
+                .boxed()
+        }
+        None => stream,
+    }
+}
 
 /// Where the API is mounted.
 pub const API_PREFIX: &str = "/api/v1";
@@ -105,6 +134,7 @@ fn service() -> OpenApiService<Apis, ()> {
     OpenApiService::new(
         (
             servers::ServersApi,
+            server_events::ServerEventsApi,
             provider_accounts::ProviderAccountsApi,
             clusters::ClustersApi,
             configs::ConfigsApi,

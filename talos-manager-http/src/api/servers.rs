@@ -200,7 +200,6 @@ pub(crate) struct ServersApi;
 
 #[OpenApi(tag = "Tag::Servers")]
 impl ServersApi {
-    /// List the servers, by cluster then name.
     /// Sync the fleet from every provider account now: queues a `sync` job and answers with it.
     #[oai(path = "/servers/sync", method = "post", operation_id = "sync_servers")]
     async fn sync(&self, state: Data<&AppState>, _auth: AdminAuth) -> ApiResult<SyncAccepted> {
@@ -218,6 +217,7 @@ impl ServersApi {
         ))))
     }
 
+    /// List the servers, by cluster then name.
     #[oai(path = "/servers", method = "get", operation_id = "list_servers")]
     async fn list(
         &self,

@@ -2,15 +2,18 @@
 //! sshd on loopback is the rescue system (stub `hostname`, `dmidecode`, `lsblk`, `reboot`), a
 //! loop device is its disk, and a loopback HTTP server is the Image Factory.
 
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use reqwest::Method;
 use serde_json::{Value, json};
 use talos_manager_core::Secret;
 use talos_manager_core::store::{Architecture, ProviderKind, SchematicFields, ServerInventory};
+use talos_manager_core::sync::SshProber;
 use talos_manager_fake_hetzner::{FakeRobot, RobotServer};
-use talos_manager_http::jobs::{BootstrapJob, JobQueue, LabelAndTaintJob, Worker, WorkerTiming};
+use talos_manager_http::jobs::{
+    BootstrapJob, JobQueue, LabelAndTaintJob, SyncJob, Worker, WorkerTiming,
+};
 use talos_manager_rescue_host::{HttpServer, KeyPair, LoopDisk, Sshd, TestImage};
 
 use super::server::{TestServer, test_bootstrap_settings};
@@ -21,24 +24,40 @@ const NUMBER: u64 = 321;
 const FACTORY_ID: &str = "376567988ad370138ad8b2698212367b8edcb69b5fd68c80be1f2ec7d603b4ba";
 const IMAGE_MIB: u64 = 24;
 
-fn image() -> &'static TestImage {
+pub(crate) fn image() -> &'static TestImage {
     static IMAGE: OnceLock<TestImage> = OnceLock::new();
     IMAGE.get_or_init(|| TestImage::build(IMAGE_MIB))
 }
 
-/// The service with a bootstrap worker, a rescue host, its disk and an image server.
-struct Bench {
-    server: TestServer,
-    sshd: Sshd,
-    disk: LoopDisk,
-    http: HttpServer,
+/// The service with a worker (bootstrap, sync with the SSH probe, label and taint jobs), a
+/// rescue host, its disk and an image server; also used by the dashboard's browser test.
+pub(crate) struct Bench {
+    pub(crate) server: TestServer,
+    pub(crate) sshd: Sshd,
+    pub(crate) disk: LoopDisk,
+    pub(crate) http: HttpServer,
     stop: tokio::sync::watch::Sender<bool>,
     _dir: tempfile::TempDir,
 }
 
 impl Bench {
-    /// `with_key`: whether the service has an SSH key (`SSH_PRIVATE_KEY`).
+    /// `with_key`: whether the service has an SSH key (`SSH_PRIVATE_KEY`). The Robot account
+    /// and the server `robot-321` (worker-1, on 127.0.0.1) are stored already.
     async fn start(backend: talos_manager_core::Backend, with_key: bool) -> Bench {
+        Bench::start_full(backend, with_key, true).await
+    }
+
+    /// A bench whose server is known only to the fake Robot (with the Robot account stored):
+    /// a sync adds it, and probes it in rescue.
+    pub(crate) async fn start_before_sync(backend: talos_manager_core::Backend) -> Bench {
+        Bench::start_full(backend, true, false).await
+    }
+
+    async fn start_full(
+        backend: talos_manager_core::Backend,
+        with_key: bool,
+        with_server: bool,
+    ) -> Bench {
         let dir = tempfile::tempdir().unwrap();
         let key = KeyPair::generate(dir.path(), "talos-manager", "-t ed25519");
         let sshd = Sshd::start(&[&key]);
@@ -63,25 +82,27 @@ impl Bench {
             )
             .await
             .unwrap();
-        store
-            .upsert_server(
-                account.id,
-                &ServerInventory {
-                    provider: ProviderKind::HetznerRobot,
-                    provider_id: NUMBER.to_string(),
-                    name: "worker-1".into(),
-                    ipv4: Some("127.0.0.1".into()),
-                    ipv6: None,
-                    product: "AX52".into(),
-                    data_center: "FSN1-DC16".into(),
-                    status: "ready".into(),
-                    cancelled: false,
-                    architecture: Architecture::Amd64,
-                    vswitch_id: None,
-                },
-            )
-            .await
-            .unwrap();
+        if with_server {
+            store
+                .upsert_server(
+                    account.id,
+                    &ServerInventory {
+                        provider: ProviderKind::HetznerRobot,
+                        provider_id: NUMBER.to_string(),
+                        name: "worker-1".into(),
+                        ipv4: Some("127.0.0.1".into()),
+                        ipv6: None,
+                        product: "AX52".into(),
+                        data_center: "FSN1-DC16".into(),
+                        status: "ready".into(),
+                        cancelled: false,
+                        architecture: Architecture::Amd64,
+                        vswitch_id: None,
+                    },
+                )
+                .await
+                .unwrap();
+        }
         let schematic = store
             .create_schematic(&SchematicFields {
                 name: "default".into(),
@@ -94,6 +115,10 @@ impl Bench {
             .update_settings("v1.10.4", Some(schematic.id))
             .await
             .unwrap();
+        let providers =
+            talos_manager_core::sync::ProviderFactory::new(server.robot.url(), server.cloud.url())
+                .with_retry_policy(talos_manager_core::RetryPolicy::for_fakes());
+        let prober = SshProber::new(key.private.clone(), sshd.port).unwrap();
         let (stop, stopped) = tokio::sync::watch::channel(false);
         let worker = Worker::new(JobQueue::new(store.clone()), "bootstrap-test")
             .timing(WorkerTiming {
@@ -101,14 +126,8 @@ impl Bench {
                 heartbeat: Duration::from_millis(100),
                 abandoned_after: Duration::from_secs(30),
             })
-            .register(BootstrapJob::new(
-                talos_manager_core::sync::ProviderFactory::new(
-                    server.robot.url(),
-                    server.cloud.url(),
-                )
-                .with_retry_policy(talos_manager_core::RetryPolicy::for_fakes()),
-                settings,
-            ))
+            .register(BootstrapJob::new(providers.clone(), settings))
+            .register(SyncJob::new(providers).with_prober(Arc::new(prober)))
             // Label and taint jobs too: a node that fetched its config gets its labels.
             .register(LabelAndTaintJob::new(crate::http::labels_taints::options(
                 Duration::from_secs(20),

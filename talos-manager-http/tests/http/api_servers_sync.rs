@@ -1,5 +1,6 @@
 //! Fleet sync through the API (job, SSH probe of a real sshd, report in the job log), server
-//! edits pushed to the fake providers, and provider accounts seeded from the legacy variables.
+//! edits pushed to the fake providers, provider accounts seeded from the legacy variables, and
+//! the servers' live events (`/servers/events`) following renames and deletions.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -584,6 +585,104 @@ async fn legacy_variables_seed_accounts_once_on_sqlite() {
 async fn legacy_variables_seed_accounts_once_on_postgres() {
     legacy_variables_seed_accounts_once(Backend::Postgres).await;
 }
+
+/// Reads server-sent events from a streamed answer, one JSON `data:` at a time.
+struct EventReader {
+    response: reqwest::Response,
+    buffer: String,
+}
+
+impl EventReader {
+    /// The next event's JSON; fails the test when none comes within 10 s.
+    async fn next(&mut self) -> Value {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Some(end) = self.buffer.find("\n\n") {
+                let block: String = self.buffer.drain(..end + 2).collect();
+                let data: Vec<&str> = block
+                    .lines()
+                    .filter_map(|line| line.strip_prefix("data: "))
+                    .collect();
+                if !data.is_empty() {
+                    return serde_json::from_str(&data.join("\n")).unwrap();
+                }
+                continue;
+            }
+            let chunk = tokio::time::timeout_at(deadline, self.response.chunk())
+                .await
+                .unwrap_or_else(|_| panic!("no event within 10 s; read so far: {:?}", self.buffer))
+                .unwrap()
+                .expect("the stream stays open");
+            self.buffer.push_str(&String::from_utf8_lossy(&chunk));
+        }
+    }
+}
+
+api_test!(server_events_follow_renames_and_deletions, |server| {
+    // Without credentials: 401, like every admin operation.
+    let anonymous = server
+        .client
+        .get(server.url("/api/v1/servers/events"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(anonymous.status(), 401);
+
+    server.robot.add_server(RobotServer::new(321, "worker-1"));
+    server.robot.add_server(RobotServer::new(322, "worker-2"));
+    add_accounts(&server).await;
+    sync_all(server.store(), &factory(&server), None)
+        .await
+        .unwrap();
+    let response = server
+        .client
+        .get(server.url("/api/v1/servers/events"))
+        .bearer_auth(&server.token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()["content-type"], "text/event-stream");
+    let mut events = EventReader {
+        response,
+        buffer: String::new(),
+    };
+
+    // First every server as it is.
+    let mut first = [events.next().await, events.next().await];
+    first.sort_by_key(|event| event["server_id"].as_str().unwrap().to_owned());
+    assert_eq!(first[0]["server_id"], "robot-321");
+    assert_eq!(first[0]["server"]["name"], "worker-1");
+    assert_eq!(first[0]["server"]["state"], "unknown");
+    assert_eq!(first[1]["server"]["name"], "worker-2");
+
+    // A rename: only the renamed server comes.
+    server
+        .expect(
+            Method::PATCH,
+            "/api/v1/servers/robot-321",
+            Some(json!({"name": "control-plane-1"})),
+            200,
+        )
+        .await;
+    let renamed = events.next().await;
+    assert_eq!(renamed["server_id"], "robot-321", "{renamed:#}");
+    assert_eq!(renamed["server"]["name"], "control-plane-1");
+
+    // A server that vanished at the provider: an event without `server`.
+    assert!(server.robot.remove_server(322));
+    sync_all(server.store(), &factory(&server), None)
+        .await
+        .unwrap();
+    let deleted = events.next().await;
+    assert_eq!(deleted["server_id"], "robot-322", "{deleted:#}");
+    assert!(deleted["server"].is_null(), "{deleted:#}");
+    let text = serde_json::to_string(&first).unwrap();
+    assert!(
+        !text.contains(FakeRobot::PASSWORD),
+        "no secret travels: {text}"
+    );
+});
 
 api_test!(
     a_sync_stops_when_cancelled_and_the_next_one_completes,

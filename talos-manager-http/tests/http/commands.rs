@@ -137,7 +137,17 @@ async fn serve_on_sqlite_with_no_configuration_answers_healthz_and_stops_on_sigt
     let unauthenticated = reqwest::get(service.url("/api/v1/settings")).await.unwrap();
     assert_eq!(unauthenticated.status(), 401);
 
+    // An open live stream (a dashboard tab) ends at once on SIGTERM: it does not hold the
+    // shutdown for the 30 s grace period.
+    let events = client
+        .get(service.url("/api/v1/servers/events"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(events.status(), 200);
     let status = service.terminate(Duration::from_secs(20));
+    drop(events);
     assert!(status.success(), "exit status {status}");
     assert!(
         service

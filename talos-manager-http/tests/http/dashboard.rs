@@ -19,6 +19,7 @@ use talos_manager_core::store::{JobOutcome, NewJob, ProviderKind};
 use talos_manager_fake_hetzner::{FakeCloud, FakeRobot, RobotServer};
 use talos_manager_http::jobs::{JobQueue, SyncJob, Worker};
 
+use super::api_bootstrap::Bench;
 use super::api_servers_jobs::add_server;
 use super::server::{PASSWORD, TestServer};
 
@@ -166,8 +167,29 @@ impl Browser {
             .unwrap_or_else(|error| panic!("no {css}: {error}"))
     }
 
+    /// Clicks the element `css`; again when a live update replaced it in between.
     async fn click(&self, css: &str) {
-        self.element(css).await.click().await.unwrap();
+        let deadline = Instant::now() + PATIENCE;
+        loop {
+            match self.element(css).await.click().await {
+                Ok(()) => return,
+                Err(error) if is_stale(&error) && Instant::now() < deadline => {}
+                Err(error) => panic!("click on {css}: {error}"),
+            }
+        }
+    }
+
+    /// Chooses the option labelled `label` of the select `css`; again when a live update
+    /// replaced it in between.
+    async fn select(&self, css: &str, label: &str) {
+        let deadline = Instant::now() + PATIENCE;
+        loop {
+            match self.element(css).await.select_by_label(label).await {
+                Ok(()) => return,
+                Err(error) if is_stale(&error) && Instant::now() < deadline => {}
+                Err(error) => panic!("choose {label} in {css}: {error}"),
+            }
+        }
     }
 
     /// Types `text` into the field `css` after clearing it.
@@ -186,6 +208,14 @@ impl Browser {
         )
         .await
         .unwrap();
+    }
+
+    /// Runs a Chrome DevTools Protocol command (chromedriver's `goog/cdp/execute`).
+    async fn cdp(&self, method: &'static str, params: Value) {
+        self.client()
+            .issue_cmd(Cdp { method, params })
+            .await
+            .unwrap_or_else(|error| panic!("{method}: {error}"));
     }
 
     /// Saves a screenshot to `docs/screenshots/<name>.png` when `UPDATE_SCREENSHOTS=1`.
@@ -217,6 +247,41 @@ impl Drop for Browser {
         let _ = self.driver.kill();
         let _ = self.driver.wait();
     }
+}
+
+/// A Chrome DevTools Protocol command, sent through chromedriver.
+#[derive(Debug)]
+struct Cdp {
+    method: &'static str,
+    params: Value,
+}
+
+impl fantoccini::wd::WebDriverCompatibleCommand for Cdp {
+    fn endpoint(
+        &self,
+        base_url: &reqwest::Url,
+        session_id: Option<&str>,
+    ) -> Result<reqwest::Url, <reqwest::Url as std::str::FromStr>::Err> {
+        base_url.join(&format!(
+            "session/{}/goog/cdp/execute",
+            session_id.unwrap_or_default()
+        ))
+    }
+
+    fn method_and_body(&self, _url: &reqwest::Url) -> (Method, Option<String>) {
+        let body = json!({"cmd": self.method, "params": self.params});
+        (Method::POST, Some(body.to_string()))
+    }
+}
+
+/// Whether a WebDriver command failed because the element left the page (a live update
+/// re-rendered it).
+fn is_stale(error: &fantoccini::error::CmdError) -> bool {
+    matches!(
+        error,
+        fantoccini::error::CmdError::Standard(error)
+            if error.error == fantoccini::error::ErrorStatus::StaleElementReference
+    )
 }
 
 fn free_port() -> u16 {
@@ -265,17 +330,25 @@ async fn a_user_signs_in_configures_a_server_and_follows_a_job_log() {
     browser.click("a[href^='/clusters?edit=']").await;
     browser.wait_text("h1", "Edit cluster prod").await;
     browser.click("#cluster-form button[type=button]").await;
-    let secrets = browser
-        .element("#cluster-form textarea[name=secrets]")
-        .await
-        .prop("value")
-        .await
-        .unwrap()
-        .unwrap_or_default();
-    assert!(
-        secrets.contains("cluster:"),
-        "the secrets bundle shows: {secrets}"
-    );
+    // The bundle is fetched when asked for: wait for it.
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        let secrets = browser
+            .element("#cluster-form textarea[name=secrets]")
+            .await
+            .prop("value")
+            .await
+            .unwrap()
+            .unwrap_or_default();
+        if secrets.contains("cluster:") {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the secrets bundle never showed: {secrets:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 
     // A config: a bad patch is refused with its issue next to the field, then a good one.
     browser.goto(&url("/configs?new")).await;
@@ -562,7 +635,7 @@ async fn a_user_adds_accounts_and_a_schematic_syncs_and_reads_a_runbook() {
     browser.goto(&url("/servers")).await;
     browser.wait_text("#servers", "Press Sync").await;
     browser.click("#sync").await;
-    browser.wait_text("#sync-state", "sync #").await;
+    browser.element("#sync-state a[href^='/jobs?id=']").await;
     browser.goto(&url("/servers")).await;
     let rows = browser.wait_text("#servers tbody", "control-plane-1").await;
     assert!(
@@ -652,11 +725,8 @@ async fn a_user_adds_accounts_and_a_schematic_syncs_and_reads_a_runbook() {
 
     // The cluster select saves at once; the API sees the change.
     browser
-        .element("tr[data-server=robot-8] select[name=cluster_id]")
-        .await
-        .select_by_label("prod")
-        .await
-        .unwrap();
+        .select("tr[data-server=robot-8] select[name=cluster_id]", "prod")
+        .await;
     browser.wait_text("#flash", "robot-8 is in prod now").await;
     let moved = server
         .expect(Method::GET, "/api/v1/servers/robot-8", None, 200)
@@ -700,4 +770,192 @@ async fn a_user_adds_accounts_and_a_schematic_syncs_and_reads_a_runbook() {
     browser.close().await;
     stop.send(true).unwrap();
     worker.await.unwrap();
+}
+
+/// Whether the page is still the one loaded when `mark_page` ran (it was not reloaded).
+async fn same_page(browser: &Browser) -> bool {
+    browser
+        .js("return window.notReloaded === true;", vec![])
+        .await
+        .unwrap()
+        == Value::Bool(true)
+}
+
+/// Marks the loaded page, so `same_page` can tell it was not reloaded since.
+async fn mark_page(browser: &Browser) {
+    browser
+        .js("window.notReloaded = true;", vec![])
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn a_user_bootstraps_a_server_and_sees_it_fetch_its_config_live() {
+    // Issue #9's whole way in the browser: sync → configure → bootstrap from the dialog → the
+    // log reaches 100 % live → the node (127.0.0.1) fetches its config → the servers page
+    // shows it, without a reload.
+    let bench = Bench::start_before_sync(Backend::Sqlite).await;
+    let server = &bench.server;
+    let (bundle, kubernetes) = crate::http::labels_taints::bundle_and_fake().await;
+    kubernetes.add_node("worker-1", json!({}), json!([]));
+    server
+        .expect(
+            Method::POST,
+            "/api/v1/clusters",
+            Some(
+                json!({"name": "prod", "endpoint": kubernetes.url(), "secrets": bundle.to_yaml()}),
+            ),
+            201,
+        )
+        .await;
+    server
+        .expect(
+            Method::POST,
+            "/api/v1/configs",
+            Some(json!({"name": "default", "kubernetes_version": "1.30.1"})),
+            201,
+        )
+        .await;
+    let browser = Browser::start().await;
+    let url = |path: &str| server.url(path);
+
+    browser.goto(&url("/")).await;
+    browser.type_into("input[name=secret]", &server.token).await;
+    browser.click("form.login button[type=submit]").await;
+    browser.wait_text("#servers", "Press Sync").await;
+    browser.wait_text("#live-state", "Live").await;
+    mark_page(&browser).await;
+
+    // Sync: the server arrives live, probed in rescue (the sshd on 127.0.0.1 says `rescue`).
+    browser.click("#sync").await;
+    let row = browser
+        .wait_text("tr[data-server=robot-321]", "in rescue")
+        .await;
+    assert!(row.contains("worker-1"), "{row}");
+    assert!(row.contains("127.0.0.1"), "{row}");
+    browser.wait_text("#sync-state", "succeeded").await;
+    assert!(same_page(&browser).await, "the row came without a reload");
+
+    // Into the cluster, then configured with the machine config form.
+    browser
+        .select("tr[data-server=robot-321] select[name=cluster_id]", "prod")
+        .await;
+    browser.wait_text("#flash", "worker-1 is in prod now").await;
+    browser
+        .click("tr[data-server=robot-321] a[href^='/configure']")
+        .await;
+    browser.wait_text("h1", "Configure worker-1").await;
+    browser
+        .type_into(
+            "#configure-form input[name=install_disk]",
+            bench.disk.path(),
+        )
+        .await;
+    browser.click("#configure-form button[type=submit]").await;
+    let row = browser
+        .wait_text("tr[data-server=robot-321]", "Not seen yet")
+        .await;
+    assert!(row.contains("default"), "the config's name shows: {row}");
+
+    // The Bootstrap… dialog lists the rescue system's disk and shows the plan.
+    browser
+        .js(
+            "[...document.querySelectorAll('tr[data-server=robot-321] button')].find((b) => b.textContent === 'Bootstrap…').click();",
+            vec![],
+        )
+        .await
+        .unwrap();
+    let dialog = browser.wait_text("dialog[open]", bench.disk.path()).await;
+    assert!(dialog.contains("Bootstrap worker-1"), "{dialog}");
+    browser.click("#show-plan").await;
+    browser
+        .wait_text("#bootstrap-plan", "Bootstrap plan for worker-1")
+        .await;
+    browser.click("#bootstrap-form button[type=submit]").await;
+    // The browser asks before overwriting the disk.
+    let question = browser.client().get_alert_text().await.unwrap();
+    assert!(question.contains("Bootstrap worker-1?"), "{question}");
+    browser.client().accept_alert().await.unwrap();
+
+    // The job's page follows the log live, up to 100 % and the job's success.
+    browser.wait_text("h1", "bootstrap").await;
+    browser.wait_text("#job-log", "written 100 %").await;
+    browser.wait_text("#job-status", "succeeded").await;
+    browser.wait_text("#log-state", "ended").await;
+    let log = browser.wait_text("#job-log", "Talos is on").await;
+    assert!(log.contains("step 3/5: write the Talos image"), "{log}");
+    browser.screenshot("bootstrap-log").await;
+    let raw = &crate::http::api_bootstrap::image().raw;
+    assert_eq!(&bench.disk.contents()[..raw.len()], raw.as_slice());
+
+    // The servers page, then the node boots Talos and fetches its config from 127.0.0.1.
+    browser.goto(&url("/servers")).await;
+    browser
+        .wait_text("tr[data-server=robot-321]", "booting Talos")
+        .await;
+    browser.wait_text("#live-state", "Live").await;
+    mark_page(&browser).await;
+    let served = crate::http::server::client()
+        .get(url("/config"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(served.status(), 200, "the node (127.0.0.1) gets its config");
+    let yaml = served.text().await.unwrap();
+    assert!(
+        yaml.contains(&format!("disk: {}", bench.disk.path())),
+        "Talos installs to the disk from the form: {yaml}"
+    );
+    let row = browser
+        .wait_text("tr[data-server=robot-321] .status", "Configured")
+        .await;
+    assert!(!row.contains("Not seen yet"), "{row}");
+    // The label and taint job finds the node in the cluster.
+    browser
+        .wait_text("tr[data-server=robot-321]", "in cluster")
+        .await;
+    browser
+        .wait_text(
+            "tr[data-server=robot-321] .status",
+            "Configured, in cluster",
+        )
+        .await;
+    assert!(
+        same_page(&browser).await,
+        "the status changed without a reload"
+    );
+    browser.close().await;
+}
+
+#[tokio::test]
+async fn without_its_live_stream_the_servers_page_polls() {
+    let server = TestServer::start(Backend::Sqlite).await;
+    add_server(&server, ProviderKind::HetznerRobot, "7", "worker-1").await;
+    let browser = Browser::start().await;
+    // A proxy that cuts server-sent events, as the browser sees it: the stream never opens.
+    browser.cdp("Network.enable", json!({})).await;
+    browser
+        .cdp(
+            "Network.setBlockedURLs",
+            json!({"urls": ["*/api/v1/servers/events"]}),
+        )
+        .await;
+
+    browser.goto(&server.url("/")).await;
+    browser.type_into("input[name=secret]", &server.token).await;
+    browser.click("form.login button[type=submit]").await;
+    browser.wait_text("#servers tbody", "worker-1").await;
+    browser
+        .wait_text("#live-state", "Refreshing every 10 s")
+        .await;
+    mark_page(&browser).await;
+
+    // A server synced meanwhile shows within a refresh, without a reload.
+    add_server(&server, ProviderKind::HetznerRobot, "8", "worker-2").await;
+    browser.wait_text("#servers tbody", "worker-2").await;
+    assert!(
+        same_page(&browser).await,
+        "the page polled, it was not reloaded"
+    );
+    browser.close().await;
 }

@@ -1,4 +1,5 @@
-// The admin REST API as the dashboard calls it: credentials, JSON calls, downloads and a job's live log.
+// The admin REST API as the dashboard calls it: credentials, JSON calls, downloads and live events
+// (a job's log, the servers).
 
 const KEY = "talos-manager.authorization";
 
@@ -95,19 +96,29 @@ export async function download(path, filename) {
 }
 
 /**
- * Follows a job's log (server-sent events read with fetch, which can send the Authorization
- * header where EventSource cannot). Calls `onEvent` with each event's JSON until the job ends,
- * `signal` aborts, or the connection drops.
+ * Reads the server-sent events of `path` with fetch rather than EventSource: EventSource cannot
+ * send the Authorization header, and credentials in the URL would land in access logs. Calls
+ * `onOpen` once connected, then `onEvent` with each event's JSON until the stream ends
+ * (resolves), `signal` aborts (resolves) or the connection fails (rejects with an ApiError).
+ * Keep-alive comments are skipped.
  */
-export async function followJobLog(jobId, onEvent, signal) {
-  const response = await send("GET", `/jobs/${encodeURIComponent(jobId)}/log`, undefined, "text/event-stream");
+export async function followEvents(path, onEvent, signal, onOpen) {
+  const response = await send("GET", path, undefined, "text/event-stream");
+  onOpen?.();
   const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
   const cancel = () => reader.cancel().catch(() => {});
   signal?.addEventListener("abort", cancel);
   let buffer = "";
   try {
     for (;;) {
-      const { value, done } = await reader.read();
+      let chunk;
+      try {
+        chunk = await reader.read();
+      } catch (error) {
+        if (signal?.aborted) return;
+        throw new ApiError(0, { code: "network", message: `The connection dropped (${error.message}).` });
+      }
+      const { value, done } = chunk;
       if (done) break;
       buffer += value.replace(/\r\n?/g, "\n");
       let end;
@@ -125,4 +136,20 @@ export async function followJobLog(jobId, onEvent, signal) {
   } finally {
     signal?.removeEventListener("abort", cancel);
   }
+}
+
+/**
+ * Follows a job's log: calls `onEvent` with each line's event, then the one with the job's
+ * final status, until the job ends, `signal` aborts, or the connection drops.
+ */
+export function followJobLog(jobId, onEvent, signal) {
+  return followEvents(`/jobs/${encodeURIComponent(jobId)}/log`, onEvent, signal);
+}
+
+/**
+ * Follows the servers (`/servers/events`): every server once, then each server whose view,
+ * newest job or machine config changed; an event whose `server` is null when one was deleted.
+ */
+export function followServerEvents(onEvent, signal, onOpen) {
+  return followEvents("/servers/events", onEvent, signal, onOpen);
 }

@@ -1,12 +1,15 @@
 // The servers page (status, machine configs) and the configure-server form.
 
-import { api, apiText, download } from "./api.js";
+import { ApiError, api, apiText, download, followJobLog, followServerEvents } from "./api.js";
 import {
   actionButton, ago, copyBlock, copyText, field, flash, flashError, formIssues, formValues, h, onSubmit, pageHeader, param,
   render, showDialog, table,
 } from "./ui.js";
 
-/** How often the servers page refreshes itself, in milliseconds. */
+/**
+ * How often the servers page polls while its live stream is down, and refreshes the "… ago"
+ * texts, in milliseconds.
+ */
 const REFRESH_MS = 10000;
 
 /**
@@ -223,17 +226,62 @@ function copyButton(text) {
   return button;
 }
 
-/** The servers page. */
+/** Waits `ms` milliseconds. */
+function sleep(ms) {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+/** Whether two API values are the same (both come from the same view types). */
+function same(a, b) {
+  return JSON.stringify(a ?? null) === JSON.stringify(b ?? null);
+}
+
+/** A link to a sync job's log saying how it stands. */
+function syncLink(jobId, text) {
+  return h("a", { href: `/jobs?id=${encodeURIComponent(jobId)}` }, text);
+}
+
+/**
+ * The servers page. It loads the servers, their machine configs and jobs once, then follows
+ * `/servers/events` and updates the rows that changed in place; while the stream is down it
+ * polls every REFRESH_MS and tries the stream again.
+ */
 export async function serversPage() {
   const container = h("div", { id: "servers" });
+  const liveState = h("span", { id: "live-state", class: "live-state", role: "status" });
   const syncState = h("span", { id: "sync-state", class: "muted", "aria-live": "polite" });
+  const controller = new AbortController();
+  window.addEventListener("pagehide", () => controller.abort(), { once: true });
+  // A sync's end shows here as it happens; the servers it adds arrive as server events.
+  let followedSync = null;
+  const followSync = (jobId) => {
+    if (followedSync === jobId) return;
+    followedSync = jobId;
+    followJobLog(jobId, (event) => {
+      if (event.job_status) syncState.replaceChildren(syncLink(jobId, `last sync ${event.job_status} just now`));
+    }, controller.signal).catch(() => {});
+  };
   const syncButton = actionButton("Sync with Hetzner", async () => {
     const job = await api("POST", "/servers/sync");
     flash("Sync queued: servers are fetched from every provider account.");
-    syncState.replaceChildren(h("a", { href: `/jobs?id=${encodeURIComponent(job.id)}` }, `sync #${job.id} ${job.status}`));
+    syncState.replaceChildren(syncLink(job.id, `sync #${job.id} ${job.status}`));
+    followSync(job.id);
   }, { id: "sync", class: "primary" });
-  render(pageHeader("Servers", syncState, syncButton), container);
-  const reload = async () => {
+  render(pageHeader("Servers", liveState, syncState, syncButton), container);
+
+  // What the table shows, by server id.
+  const model = {
+    servers: new Map(),
+    machineConfigs: new Map(),
+    jobs: new Map(),
+    configs: [],
+    clusters: [],
+    accounts: [],
+  };
+  const shown = () => document.body.contains(container);
+  let reload;
+  const renderAll = () => container.replaceChildren(serversTable(model, reload));
+  reload = async () => {
     const [servers, machineConfigs, configs, clusters, jobs, accounts] = await Promise.all([
       api("GET", "/servers"),
       api("GET", "/machine-configs"),
@@ -243,18 +291,86 @@ export async function serversPage() {
       api("GET", "/provider-accounts"),
     ]);
     const sync = jobs.filter((job) => job.kind === "sync").sort((a, b) => Number(b.id) - Number(a.id))[0];
-    if (sync) {
-      syncState.replaceChildren(h("a", { href: `/jobs?id=${encodeURIComponent(sync.id)}` }, `last sync ${sync.status}`, sync.finished_at ? ` ${ago(sync.finished_at)}` : ""));
+    if (sync && ["queued", "running"].includes(sync.status)) {
+      syncState.replaceChildren(syncLink(sync.id, `sync #${sync.id} ${sync.status}`));
+      followSync(sync.id);
+    } else if (sync && followedSync !== sync.id) {
+      syncState.replaceChildren(syncLink(sync.id, [`last sync ${sync.status}`, sync.finished_at ? ` ${ago(sync.finished_at)}` : ""].join("")));
     }
-    container.replaceChildren(serversTable(servers, machineConfigs, configs, clusters, latestJobs(jobs), accounts, reload));
+    model.servers = new Map(servers.map((server) => [server.id, server]));
+    model.machineConfigs = new Map(machineConfigs.map((machineConfig) => [machineConfig.server_id, machineConfig]));
+    model.jobs = latestJobs(jobs);
+    Object.assign(model, { configs, clusters, accounts });
+    renderAll();
   };
+
+  const applyEvent = (event) => {
+    if (!shown()) {
+      controller.abort();
+      return;
+    }
+    const id = event.server_id;
+    const before = model.servers.get(id);
+    if (!event.server) {
+      if (!before) return;
+      model.servers.delete(id);
+      model.machineConfigs.delete(id);
+      model.jobs.delete(id);
+      renderAll();
+      return;
+    }
+    if (before && same(before, event.server) && same(model.machineConfigs.get(id), event.machine_config) && same(model.jobs.get(id), event.latest_job)) {
+      return;
+    }
+    const clusterKnown = !event.server.cluster_id || model.clusters.some((cluster) => cluster.id === event.server.cluster_id);
+    const configKnown = !event.machine_config || model.configs.some((config) => config.id === event.machine_config.config_id);
+    if (!clusterKnown || !configKnown) {
+      // A cluster or config made since the page loaded: fetch the lists again.
+      reload().catch(() => {});
+      return;
+    }
+    model.servers.set(id, event.server);
+    if (event.machine_config) model.machineConfigs.set(id, event.machine_config);
+    else model.machineConfigs.delete(id);
+    if (event.latest_job) model.jobs.set(id, event.latest_job);
+    else model.jobs.delete(id);
+    const row = container.querySelector(`tr[data-server="${CSS.escape(id)}"]`);
+    const moved = !before || before.name !== event.server.name || before.cluster_id !== event.server.cluster_id;
+    if (row && !moved) row.replaceWith(serverRow(event.server, model, reload, Date.now()));
+    else renderAll();
+  };
+  const follow = async () => {
+    while (shown() && !controller.signal.aborted) {
+      try {
+        await followServerEvents(applyEvent, controller.signal, () => {
+          liveState.textContent = "Live";
+          liveState.className = "live-state on";
+        });
+      } catch (error) {
+        if (error instanceof ApiError && error.status === 401) return;
+      }
+      if (!shown() || controller.signal.aborted) return;
+      liveState.textContent = `Refreshing every ${REFRESH_MS / 1000} s`;
+      liveState.className = "live-state off";
+      await sleep(REFRESH_MS);
+      if (!shown()) return;
+      await reload().catch(() => {});
+    }
+  };
+
   await reload();
+  follow();
+  // "Asked 20 s ago" and "last seen 3 min ago" age without any change to the server.
   const timer = setInterval(() => {
-    if (!document.body.contains(container)) {
+    if (!shown()) {
       clearInterval(timer);
       return;
     }
-    reload().catch(() => {});
+    const now = Date.now();
+    for (const row of container.querySelectorAll("tr[data-server]")) {
+      const server = model.servers.get(row.dataset.server);
+      if (server) row.querySelector("td[data-label=Status]")?.replaceWith(statusCell(server, model, now));
+    }
   }, REFRESH_MS);
 }
 
@@ -276,13 +392,42 @@ function jobState(job) {
   return h("a", { class: `job-state ${job.status}`, href: `/jobs?id=${encodeURIComponent(job.id)}` }, text);
 }
 
-function serversTable(servers, machineConfigs, configs, clusters, jobs, accounts, reload) {
-  if (servers.length === 0) {
+/** The status cell of a server's row: the indicator, its state on the way to the cluster, its job. */
+function statusCell(server, model, now) {
+  const status = serverStatus(server, model.machineConfigs.has(server.id), now);
+  return h(
+    "td",
+    { "data-label": "Status" },
+    h("span", { class: `status ${status.kind}` }, h("span", { class: "dot", "aria-hidden": "true" }), status.text),
+    server.state && server.state !== "unknown" ? h("span", { class: "server-state" }, server.state) : null,
+    jobState(model.jobs.get(server.id)),
+  );
+}
+
+/** A server's row. */
+function serverRow(server, model, reload, now) {
+  const machineConfig = model.machineConfigs.get(server.id);
+  const configName = model.configs.find((config) => config.id === machineConfig?.config_id)?.name;
+  return h(
+    "tr",
+    { "data-server": server.id },
+    statusCell(server, model, now),
+    h("th", { scope: "row", "data-label": "Name" }, server.name, server.cancelled ? h("span", { class: "badge" }, "cancelled") : null),
+    h("td", { "data-label": "IP" }, copyButton(server.ipv4 || server.ipv6)),
+    h("td", { "data-label": "Product", title: server.product }, shortProduct(server.product)),
+    h("td", { "data-label": "Cluster" }, clusterSelect(server, model.clusters, reload)),
+    h("td", { "data-label": "Config" }, machineConfig ? configName ?? machineConfig.config_id : h("span", { class: "muted" }, "–")),
+    h("td", { "data-label": "Actions", class: "row-actions" }, serverActions(server, machineConfig, reload)),
+  );
+}
+
+function serversTable(model, reload) {
+  if (model.servers.size === 0) {
     return h(
       "section",
       { class: "card onboarding", "aria-labelledby": "onboarding-title" },
       h("h2", { id: "onboarding-title" }, "No servers yet"),
-      accounts.length === 0
+      model.accounts.length === 0
         ? h("p", {}, "Servers appear here once they are synced from your Hetzner accounts: first ", h("a", { href: "/settings#provider-accounts" }, "add a provider account"), " (a Robot webservice user or a Cloud API token), then press Sync.")
         : h("p", {}, "Press Sync to fetch the servers of your provider accounts. Meanwhile, get ready to configure them:"),
       h(
@@ -294,36 +439,14 @@ function serversTable(servers, machineConfigs, configs, clusters, jobs, accounts
       ),
     );
   }
-  const clusterName = new Map(clusters.map((cluster) => [cluster.id, cluster.name]));
-  const configName = new Map(configs.map((config) => [config.id, config.name]));
-  const byServer = new Map(machineConfigs.map((machineConfig) => [machineConfig.server_id, machineConfig]));
-  const sorted = [...servers].sort((a, b) => {
+  const clusterName = new Map(model.clusters.map((cluster) => [cluster.id, cluster.name]));
+  const sorted = [...model.servers.values()].sort((a, b) => {
     const clusterA = clusterName.get(a.cluster_id) ?? "\uffff";
     const clusterB = clusterName.get(b.cluster_id) ?? "\uffff";
     return clusterA.localeCompare(clusterB) || a.name.localeCompare(b.name, undefined, { numeric: true });
   });
   const now = Date.now();
-  const rows = sorted.map((server) => {
-    const machineConfig = byServer.get(server.id);
-    const status = serverStatus(server, Boolean(machineConfig), now);
-    return h(
-      "tr",
-      { "data-server": server.id },
-      h(
-        "td",
-        { "data-label": "Status" },
-        h("span", { class: `status ${status.kind}` }, h("span", { class: "dot", "aria-hidden": "true" }), status.text),
-        server.state && server.state !== "unknown" ? h("span", { class: "server-state" }, server.state) : null,
-        jobState(jobs.get(server.id)),
-      ),
-      h("th", { scope: "row", "data-label": "Name" }, server.name, server.cancelled ? h("span", { class: "badge" }, "cancelled") : null),
-      h("td", { "data-label": "IP" }, copyButton(server.ipv4 || server.ipv6)),
-      h("td", { "data-label": "Product", title: server.product }, shortProduct(server.product)),
-      h("td", { "data-label": "Cluster" }, clusterSelect(server, clusters, reload)),
-      h("td", { "data-label": "Config" }, machineConfig ? configName.get(machineConfig.config_id) ?? machineConfig.config_id : h("span", { class: "muted" }, "–")),
-      h("td", { "data-label": "Actions", class: "row-actions" }, serverActions(server, machineConfig, reload)),
-    );
-  });
+  const rows = sorted.map((server) => serverRow(server, model, reload, now));
   return table("Servers, by cluster then name", ["Status", "Name", "IP", "Product", "Cluster", "Config", "Actions"], rows);
 }
 

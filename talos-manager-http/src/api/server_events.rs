@@ -1,0 +1,174 @@
+//! `/servers/events`: the servers page's live updates, as server-sent events.
+//!
+//! Each connection polls the store once a second and sends the servers whose row changed: the
+//! server's view (name, cluster, state with the install progress, timestamps), its newest job and
+//! its machine config. Polling was chosen over a channel fed by the writes because the writes
+//! come from many places (the API, the job worker, `GET /config`, other replicas sharing a
+//! PostgreSQL database), and a poll sees all of them with four cheap queries per second and
+//! connected tab.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::time::Duration;
+
+use futures_util::stream::{self, BoxStream, StreamExt as _};
+use poem::web::Data;
+use poem_openapi::payload::EventStream;
+use poem_openapi::types::ToJSON as _;
+use poem_openapi::{Object, OpenApi};
+use talos_manager_core::store::Job;
+use talos_manager_core::{Store, StoreError, error_chain};
+
+use super::auth::AdminAuth;
+use super::ids::server_api_id;
+use super::jobs::{JobView, job_view};
+use super::machine_configs::{MachineConfigView, machine_config_view};
+use super::servers::ServerView;
+use super::{Tag, until_shutdown};
+use crate::AppState;
+use crate::jobs::{BOOTSTRAP_JOB, LABEL_AND_TAINT_JOB};
+
+/// How often a connection looks for changes.
+const POLL_INTERVAL: Duration = Duration::from_secs(1);
+
+/// How often an idle connection sends a keep-alive comment, so proxies keep it open.
+const KEEP_ALIVE: Duration = Duration::from_secs(15);
+
+/// A server's row changed: its view, newest job and machine config as they are now.
+#[derive(Debug, Object)]
+pub struct ServerEvent {
+    /// The server's id, `robot-<server number>` or `cloud-<id>`.
+    pub server_id: String,
+    /// The server now; null when it was deleted (it vanished at its provider).
+    pub server: Option<ServerView>,
+    /// Its newest `bootstrap` or `label_and_taint` job.
+    pub latest_job: Option<JobView>,
+    /// Its machine config, when it has one.
+    pub machine_config: Option<MachineConfigView>,
+}
+
+/// Where a connection stands: what it sent last for each server, and what is still to send.
+struct Watch {
+    store: Store,
+    sent: HashMap<String, serde_json::Value>,
+    pending: VecDeque<ServerEvent>,
+    first: bool,
+}
+
+/// The next event: a change found by the last poll, else the changes of the next poll. The
+/// first poll sends every server. A store error ends the stream (the page falls back to
+/// polling and reconnects).
+async fn next_event(mut watch: Watch) -> Option<(ServerEvent, Watch)> {
+    loop {
+        if let Some(event) = watch.pending.pop_front() {
+            return Some((event, watch));
+        }
+        if !watch.first {
+            tokio::time::sleep(POLL_INTERVAL).await;
+        }
+        watch.first = false;
+        let events = match snapshot(&watch.store).await {
+            Ok(events) => events,
+            Err(error) => {
+                tracing::warn!(error = %error_chain(&error), "live server updates stopped");
+                return None;
+            }
+        };
+        let mut seen = HashSet::with_capacity(events.len());
+        for event in events {
+            seen.insert(event.server_id.clone());
+            let json = event.to_json();
+            if watch.sent.get(&event.server_id) != json.as_ref() {
+                if let Some(json) = json {
+                    watch.sent.insert(event.server_id.clone(), json);
+                }
+                watch.pending.push_back(event);
+            }
+        }
+        let gone: Vec<String> = watch
+            .sent
+            .keys()
+            .filter(|server_id| !seen.contains(*server_id))
+            .cloned()
+            .collect();
+        for server_id in gone {
+            watch.sent.remove(&server_id);
+            watch.pending.push_back(ServerEvent {
+                server_id,
+                server: None,
+                latest_job: None,
+                machine_config: None,
+            });
+        }
+    }
+}
+
+/// Every server's event as the store has it now.
+async fn snapshot(store: &Store) -> Result<Vec<ServerEvent>, StoreError> {
+    let servers = store.list_servers().await?;
+    let bootstraps = store.latest_jobs_by_server(BOOTSTRAP_JOB).await?;
+    let labels = store.latest_jobs_by_server(LABEL_AND_TAINT_JOB).await?;
+    let mut machine_configs: HashMap<_, _> = store
+        .list_machine_configs()
+        .await?
+        .into_iter()
+        .map(|machine_config| (machine_config.server_id, machine_config))
+        .collect();
+    let api_ids: HashMap<_, _> = servers
+        .iter()
+        .map(|server| {
+            let api_id = server_api_id(server.inventory.provider, &server.inventory.provider_id);
+            (server.id, api_id)
+        })
+        .collect();
+    Ok(servers
+        .into_iter()
+        .map(|server| {
+            let bootstrap = bootstraps.get(&server.id);
+            let latest_job = [bootstrap, labels.get(&server.id)]
+                .into_iter()
+                .flatten()
+                .max_by_key(|job: &&Job| job.id)
+                .map(|job| job_view(job.clone(), &api_ids));
+            let machine_config = machine_configs
+                .remove(&server.id)
+                .map(|machine_config| machine_config_view(machine_config, &server));
+            let view = ServerView::new(server, bootstrap);
+            ServerEvent {
+                server_id: view.id.clone(),
+                server: Some(view),
+                latest_job,
+                machine_config,
+            }
+        })
+        .collect())
+}
+
+pub(crate) struct ServerEventsApi;
+
+#[OpenApi(tag = "Tag::Servers")]
+impl ServerEventsApi {
+    /// Follow the servers as server-sent events, for live pages: first one event per server,
+    /// then one whenever a server's view, newest job or machine config changes (checked every
+    /// second), and an event whose `server` is null when a server is deleted. A keep-alive
+    /// comment comes every 15 s.
+    #[oai(
+        path = "/servers/events",
+        method = "get",
+        operation_id = "follow_server_events"
+    )]
+    async fn events(
+        &self,
+        request: &poem::Request,
+        state: Data<&AppState>,
+        _auth: AdminAuth,
+    ) -> EventStream<BoxStream<'static, ServerEvent>> {
+        let watch = Watch {
+            store: state.store.clone(),
+            sent: HashMap::new(),
+            pending: VecDeque::new(),
+            first: true,
+        };
+        let events = until_shutdown(request, stream::unfold(watch, next_event).boxed());
+        EventStream::new(events).keep_alive(KEEP_ALIVE)
+    }
+}
