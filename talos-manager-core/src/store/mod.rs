@@ -32,7 +32,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{PgPool, SqlitePool};
 use time::OffsetDateTime;
 
@@ -314,6 +314,10 @@ impl Store {
                     .map_err(invalid)?
                     .create_if_missing(true)
                     .journal_mode(SqliteJournalMode::Wal)
+                    // In WAL mode, NORMAL syncs at checkpoints instead of at every commit: a
+                    // crash of the process loses nothing, a power cut may lose the last
+                    // commits but never corrupts the file (SQLite's recommendation for WAL).
+                    .synchronous(SqliteSynchronous::Normal)
                     .busy_timeout(Duration::from_secs(10))
                     .foreign_keys(true);
                 Pool::Sqlite(
