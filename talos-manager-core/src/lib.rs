@@ -27,6 +27,9 @@
 //!   image URLs.
 //! - [`talos`]: the Talos engine — secrets bundles, machine configs, patches, validation and
 //!   client configs, equal to what `talosctl` produces.
+//! - [`talos_api`]: the Talos machine API as traits (reset, reboot, upgrade, etcd, maintenance
+//!   apply) and the `os:admin` credentials issued for it; the gRPC client is the
+//!   `talos-manager-talos-api` crate.
 //! - [`provider`]: the [`Provider`] and [`VswitchProvider`] traits, the Hetzner Robot and Cloud
 //!   clients ([`HetznerRobot`], [`HetznerCloud`]) and their one error type [`ProviderError`].
 //! - [`sync`]: fleet sync from every provider account, then the SSH probe of every server.
@@ -55,6 +58,7 @@ pub mod server_update;
 pub mod store;
 pub mod sync;
 pub mod talos;
+pub mod talos_api;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
 mod validation;

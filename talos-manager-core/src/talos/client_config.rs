@@ -39,16 +39,7 @@ pub fn talosconfig(
     now: OffsetDateTime,
     rng: &mut dyn RandomSource,
 ) -> Result<String, ClientConfigError> {
-    let subject = ClientSubject {
-        organizations: &["os:admin"],
-        common_name: None,
-        key_usages: &[KeyUsagePurpose::DigitalSignature],
-    };
-    let client = pki::client_certificate(rng, &secrets.os, &subject, now, now + CLIENT_VALIDITY)
-        .map_err(|source| ClientConfigError::Certificate {
-            what: "talos api",
-            source,
-        })?;
+    let client = os_admin_client_certificate(secrets, now, now + CLIENT_VALIDITY, rng)?;
     let list = |items: &[String]| Value::Seq(items.iter().map(Value::str).collect());
     let mut context = vec![("endpoints".to_owned(), list(endpoints))];
     if !nodes.is_empty() {
@@ -65,6 +56,28 @@ pub fn talosconfig(
         ),
     ]);
     Ok(yaml::emit_document(&root))
+}
+
+/// An `os:admin` client certificate for the Talos API, signed by the bundle's Talos API CA
+/// (Ed25519 like the CA, extended key usage exactly `clientAuth`, as apid requires), valid from
+/// `not_before` to `not_after`, as base64 PEM.
+pub fn os_admin_client_certificate(
+    secrets: &SecretsBundle,
+    not_before: OffsetDateTime,
+    not_after: OffsetDateTime,
+    rng: &mut dyn RandomSource,
+) -> Result<CertAndKey, ClientConfigError> {
+    let subject = ClientSubject {
+        organizations: &["os:admin"],
+        common_name: None,
+        key_usages: &[KeyUsagePurpose::DigitalSignature],
+    };
+    pki::client_certificate(rng, &secrets.os, &subject, not_before, not_after).map_err(|source| {
+        ClientConfigError::Certificate {
+            what: "talos api",
+            source,
+        }
+    })
 }
 
 /// The admin kubeconfig a control-plane node would hand out: a `system:masters` / `admin`

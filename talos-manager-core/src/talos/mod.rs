@@ -57,7 +57,9 @@ pub mod yaml;
 
 pub use crate::Issue;
 pub(crate) use client_config::admin_client_certificate;
-pub use client_config::{ClientConfigError, admin_kubeconfig, talosconfig};
+pub use client_config::{
+    ClientConfigError, admin_kubeconfig, os_admin_client_certificate, talosconfig,
+};
 pub use document::{DecodeIssue, LoadError, MachineConfig};
 pub use generate::{Cni, EndpointError, GenerateOptions, MachineType, TalosVersion, endpoint_host};
 pub use patch::{
