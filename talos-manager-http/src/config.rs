@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use talos_manager_core::store::{Backend, EncryptionKey, KeySource};
 use talos_manager_core::{Secret, StoreError};
 
-use crate::client_address::TrustedProxies;
+use talos_manager_core::node_config::TrustedProxies;
 
 /// A configuration value that cannot be used. The binary prints it on one line and exits 2.
 #[derive(Debug, thiserror::Error)]

@@ -20,7 +20,6 @@
 
 pub mod api;
 pub mod bootstrap_plan;
-pub mod client_address;
 pub mod config;
 pub mod dashboard;
 mod health;
@@ -49,7 +48,7 @@ pub struct AppState {
     /// Where background jobs are enqueued.
     pub jobs: jobs::JobQueue,
     /// Reverse proxies whose `X-Forwarded-For` is believed (`TRUSTED_PROXIES`).
-    pub trusted_proxies: client_address::TrustedProxies,
+    pub trusted_proxies: talos_manager_core::node_config::TrustedProxies,
     /// `BASIC_AUTH_PASSWORD`: when set, HTTP Basic with it authenticates admin requests.
     pub basic_auth_password: Option<Secret<String>>,
     /// The Image Factory (`TALOS_IMAGE_FACTORY_URL`) and the public host name (`HOST`).

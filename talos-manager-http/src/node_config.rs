@@ -28,16 +28,15 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use poem::http::StatusCode;
-use poem::web::{Data, Query, RemoteAddr};
+use poem::web::{Data, RemoteAddr};
 use poem::{IntoResponse, Request, Response, handler};
 use talos_manager_core::error_chain;
 use talos_manager_core::ids::{ClusterId, ServerId};
 use talos_manager_core::kubernetes::{ClientTimeouts, running_kubernetes_version};
-use talos_manager_core::node_config::{NodeConfigCache, NodeConfigError, ServerLookup};
+use talos_manager_core::node_config::{ConfigRequest, NodeConfigCache, NodeConfigError};
 use talos_manager_core::store::{Cluster, Server};
 
 use crate::AppState;
-use crate::client_address::client_address;
 use crate::jobs::{
     CONFIG_SERVED_GUARD, LabelAndTaintQueued, LabelAndTaintTrigger, queue_label_and_taint,
 };
@@ -218,7 +217,6 @@ pub(crate) async fn config(
     state: Data<&AppState>,
     request: &Request,
     remote: &RemoteAddr,
-    Query(query): Query<HashMap<String, String>>,
 ) -> Response {
     let state = *state;
     let Some(peer) = remote.as_socket_addr().map(|address| address.ip()) else {
@@ -232,17 +230,13 @@ pub(crate) async fn config(
         .headers()
         .get("x-forwarded-for")
         .and_then(|v| v.to_str().ok());
-    let source = client_address(peer, forwarded_for, &state.trusted_proxies);
-    let uuid = query
-        .get("uuid")
-        .map(|uuid| uuid.trim())
-        .filter(|uuid| !uuid.is_empty() && !uuid.contains("${"));
+    let query = request.uri().query().unwrap_or_default();
+    let asked = ConfigRequest::parse(query, peer, forwarded_for, &state.trusted_proxies);
+    let source = asked.source;
+    let uuid = asked.uuid.as_deref();
 
     let serving = &state.config_serving;
-    let lookup = match uuid {
-        Some(uuid) => ServerLookup::uuid(uuid),
-        None => ServerLookup::ipv4(source.to_string()),
-    };
+    let lookup = asked.lookup();
     let found = serving.cache.find_server(&state.store, &lookup).await;
     let server = match found {
         Ok(server) => server,

@@ -4,12 +4,16 @@
 //!
 //! [`render_node_config`] reads and renders every time; [`NodeConfigCache`] is what `/config`
 //! uses under load: it remembers lookups and renders until the store writes a config input.
+//! [`ConfigRequest`] reads what a `/config` request asks for (its UUID, its source address
+//! behind `TRUSTED_PROXIES`).
 
 use std::sync::OnceLock;
 
 mod cache;
+mod request;
 
 pub use cache::{CachedNodeConfig, NodeConfigCache, ServerLookup};
+pub use request::{ConfigRequest, TrustedProxies, client_address};
 
 use crate::ids::ServerId;
 use crate::node_identity::machine_type_for;

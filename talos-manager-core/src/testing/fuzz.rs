@@ -5,7 +5,10 @@
 //! panic (from the code under test or from a property) is a finding. Inputs that are not UTF-8
 //! are ignored: everything fuzzed here reads text.
 
+use std::net::IpAddr;
+
 use crate::installer::{check_smbios_uuid, parse_dd_progress, parse_lsblk};
+use crate::node_config::{ConfigRequest, ServerLookup, TrustedProxies};
 use crate::talos::{
     MachineConfig, Patch, SecretsBundle, Substitutions, ValidationMode, substitute,
     unknown_variables, validate,
@@ -24,6 +27,7 @@ pub const TARGETS: &[(&str, FuzzTarget)] = &[
     ("patch", patch),
     ("secrets_bundle", secrets_bundle),
     ("rescue_output", rescue_output),
+    ("config_request", config_request),
 ];
 
 /// A machine config loads or is refused; one that loads survives a round trip through YAML
@@ -95,4 +99,52 @@ pub fn rescue_output(data: &[u8]) {
         unknown_variables(&substituted, &vars).is_empty() || substituted.contains("${"),
         "a text without placeholders has no unknown variable"
     );
+}
+
+/// A `/config` request as four lines: the query string, the peer address, `X-Forwarded-For`,
+/// `TRUSTED_PROXIES` (missing lines: none, `203.0.113.7`, none, none). Whatever a node or a
+/// proxy sends, the request is read; the source is the peer unless the peer is a
+/// trusted proxy, then one of the forwarded hops; a UUID is trimmed, never empty and never an
+/// unfilled `${…}`, and the lookup uses it in lower case.
+pub fn config_request(data: &[u8]) {
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    let mut lines = text.split('\n');
+    let query = lines.next().unwrap_or_default();
+    let peer: IpAddr = lines
+        .next()
+        .and_then(|line| line.trim().parse().ok())
+        .unwrap_or(IpAddr::from([203, 0, 113, 7]));
+    let forwarded_for = lines.next();
+    let trusted = lines
+        .next()
+        .and_then(|line| TrustedProxies::parse(line).ok())
+        .unwrap_or_default();
+    let request = ConfigRequest::parse(query, peer, forwarded_for, &trusted);
+    let canonical = |ip: IpAddr| match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+        IpAddr::V4(_) => ip,
+    };
+    if request.source != canonical(peer) {
+        let hops: Vec<IpAddr> = forwarded_for
+            .unwrap_or_default()
+            .split(',')
+            .filter_map(|hop| hop.trim().parse().ok())
+            .map(canonical)
+            .collect();
+        assert!(
+            hops.contains(&request.source),
+            "the source {} is neither the peer nor a forwarded hop",
+            request.source
+        );
+    }
+    match (&request.uuid, request.lookup()) {
+        (Some(uuid), ServerLookup::Uuid(looked_up)) => {
+            assert!(!uuid.is_empty() && uuid.trim() == uuid && !uuid.contains("${"));
+            assert_eq!(looked_up, uuid.to_ascii_lowercase());
+        }
+        (None, ServerLookup::Ipv4(address)) => assert_eq!(address, request.source.to_string()),
+        (uuid, lookup) => panic!("uuid {uuid:?} looked up as {lookup:?}"),
+    }
 }

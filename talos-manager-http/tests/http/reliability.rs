@@ -12,8 +12,8 @@ use reqwest::Method;
 use serde_json::json;
 use talos_manager_core::Backend;
 use talos_manager_core::ids::ClusterId;
+use talos_manager_core::node_config::TrustedProxies;
 use talos_manager_core::store::ProviderKind;
-use talos_manager_http::client_address::TrustedProxies;
 
 use super::api_servers_jobs::add_server;
 use super::server::TestServer;

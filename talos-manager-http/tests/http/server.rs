@@ -4,9 +4,9 @@
 use poem::listener::{Acceptor as _, Listener as _, TcpListener};
 use reqwest::{Method, StatusCode};
 use serde_json::Value;
+use talos_manager_core::node_config::TrustedProxies;
 use talos_manager_core::testing::TestDatabase;
 use talos_manager_core::{Backend, Secret, Store};
-use talos_manager_http::client_address::TrustedProxies;
 use talos_manager_http::{AppState, app};
 
 /// The password the test service accepts for HTTP Basic.

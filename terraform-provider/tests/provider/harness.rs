@@ -74,7 +74,7 @@ impl Service {
             jobs: talos_manager_http::jobs::JobQueue::new(database.store().clone()),
             basic_auth_password: Some(Secret::new("test-password".into())),
             metrics: talos_manager_http::metrics::Metrics::new(),
-            trusted_proxies: talos_manager_http::client_address::TrustedProxies::default(),
+            trusted_proxies: talos_manager_core::node_config::TrustedProxies::default(),
             image_factory: std::sync::Arc::new(
                 talos_manager_http::image_factory::FactoryService::new(
                     talos_manager_core::ImageFactory::new(factory.url()).unwrap(),

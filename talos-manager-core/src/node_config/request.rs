@@ -1,9 +1,15 @@
-//! The address a request came from: the peer, or, when the peer is one of our reverse proxies
-//! (`TRUSTED_PROXIES`), the client it names in `X-Forwarded-For`. `/config` trusts nothing else.
+//! What a `/config` request asks for, read from the request alone: the address it comes from
+//! (the peer, or, when the peer is one of our reverse proxies (`TRUSTED_PROXIES`), the client it
+//! names in `X-Forwarded-For`; `/config` trusts nothing else) and the SMBIOS UUID in its query.
+//!
+//! Pure and total: any query and header text gives an answer, never a panic (the
+//! `config_request` fuzz target checks it).
 
 use std::net::IpAddr;
 
 use ipnet::IpNet;
+
+use super::ServerLookup;
 
 /// The networks whose `X-Forwarded-For` is believed (`TRUSTED_PROXIES`, empty by default).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -68,6 +74,50 @@ pub fn client_address(
         .unwrap_or(peer)
 }
 
+/// What a `/config` request asks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigRequest {
+    /// The address the request comes from (see [`client_address`]).
+    pub source: IpAddr,
+    /// The SMBIOS UUID the node sent, trimmed: `None` when the query has none, an empty one,
+    /// or one Talos left unfilled (`${uuid}`). With several, the last counts.
+    pub uuid: Option<String>,
+}
+
+impl ConfigRequest {
+    /// Reads a request: `query` is the raw query string (without `?`), `peer` the TCP peer,
+    /// `forwarded_for` the `X-Forwarded-For` header. Percent-escapes that are not UTF-8 decode
+    /// to U+FFFD, as every form decoder does; such a UUID matches no server.
+    pub fn parse(
+        query: &str,
+        peer: IpAddr,
+        forwarded_for: Option<&str>,
+        trusted: &TrustedProxies,
+    ) -> ConfigRequest {
+        let pairs: Vec<(String, String)> = serde_urlencoded::from_str(query).unwrap_or_default();
+        let uuid = pairs
+            .iter()
+            .rev()
+            .find(|(key, _)| key == "uuid")
+            .map(|(_, uuid)| uuid.trim())
+            .filter(|uuid| !uuid.is_empty() && !uuid.contains("${"))
+            .map(str::to_owned);
+        ConfigRequest {
+            source: client_address(peer, forwarded_for, trusted),
+            uuid,
+        }
+    }
+
+    /// How the server is looked up: by its UUID when the node sent one, else by the address
+    /// the request comes from (the original's behaviour).
+    pub fn lookup(&self) -> ServerLookup {
+        match &self.uuid {
+            Some(uuid) => ServerLookup::uuid(uuid),
+            None => ServerLookup::ipv4(self.source.to_string()),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -120,6 +170,28 @@ mod tests {
             "10.0.0.2",
             "2001:db8::1",
         );
+    }
+
+    #[test]
+    fn the_uuid_is_read_from_the_query() {
+        let read = |query: &str| {
+            ConfigRequest::parse(
+                query,
+                "203.0.113.7".parse().unwrap(),
+                None,
+                &TrustedProxies::default(),
+            )
+        };
+        let uuid = |query: &str| read(query).uuid;
+        assert_eq!(uuid("uuid=ABC-1"), Some("ABC-1".into()));
+        assert_eq!(uuid("uuid=%20abc%20&x=1"), Some("abc".into()));
+        assert_eq!(uuid("uuid=a&uuid=b"), Some("b".into()));
+        assert_eq!(uuid("uuid=$%7Buuid%7D"), None);
+        assert_eq!(uuid("uuid="), None);
+        assert_eq!(uuid(""), None);
+        assert_eq!(uuid("uuid=%FF"), Some("\u{fffd}".into()));
+        assert_eq!(read("uuid=ABC").lookup(), ServerLookup::uuid("abc"));
+        assert_eq!(read("").lookup(), ServerLookup::ipv4("203.0.113.7"));
     }
 
     #[test]
