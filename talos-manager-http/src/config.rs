@@ -25,6 +25,30 @@ pub enum ConfigError {
     Inconsistent(String),
 }
 
+/// A TCP port from `name` (1-65535), or `default` when unset.
+fn port(env: &impl Environment, name: &'static str, default: u16) -> Result<u16, ConfigError> {
+    let Some(text) = env.get(name) else {
+        return Ok(default);
+    };
+    text.trim()
+        .parse::<u16>()
+        .ok()
+        .filter(|port| *port != 0)
+        .ok_or_else(|| invalid(name, format!("{text:?} is not a TCP port (1-65535)")))
+}
+
+/// A positive number of seconds from `name`, or `default` when unset.
+fn seconds(env: &impl Environment, name: &'static str, default: u64) -> Result<u64, ConfigError> {
+    let Some(text) = env.get(name) else {
+        return Ok(default);
+    };
+    text.trim()
+        .parse::<u64>()
+        .ok()
+        .filter(|seconds| *seconds > 0)
+        .ok_or_else(|| invalid(name, "expected a whole number of seconds above 0"))
+}
+
 fn invalid(name: &'static str, problem: impl Into<String>) -> ConfigError {
     ConfigError::Invalid {
         name,
@@ -111,6 +135,14 @@ pub struct ServiceConfig {
     /// `RESCUE_TIMEOUT`: seconds a bootstrap waits for a server to come up in rescue
     /// (default 600).
     pub rescue_timeout_seconds: u64,
+    /// `TALOS_API_PORT`: the TCP port nodes answer the Talos API on (default 50000).
+    pub talos_api_port: u16,
+    /// `DRAIN_TIMEOUT`: seconds a rolling upgrade or reboot waits for a node's pods to be
+    /// evicted (default 600).
+    pub drain_timeout_seconds: u64,
+    /// `NODE_READY_TIMEOUT`: seconds a rolling upgrade or reboot, or a reset, waits for a node
+    /// to come back (default 1800).
+    pub node_ready_timeout_seconds: u64,
     /// `TALOS_AMD64_IMAGE_URL`: a custom Talos image for amd64 servers.
     pub talos_amd64_image_url: Option<String>,
     /// `TALOS_ARM64_IMAGE_URL`: a custom Talos image for arm64 servers.
@@ -128,6 +160,11 @@ pub const DEFAULT_DATA_DIR: &str = "data";
 /// How long a bootstrap waits for a server to come up in rescue, by default: a Robot server
 /// takes a few minutes to reset and boot the rescue system.
 pub const DEFAULT_RESCUE_TIMEOUT_SECONDS: u64 = 600;
+/// How long a rolling upgrade or reboot waits for a node's pods to be evicted, by default.
+pub const DEFAULT_DRAIN_TIMEOUT_SECONDS: u64 = 600;
+/// How long a rolling upgrade, reboot or reset waits for a node to come back, by default: an
+/// upgrade pulls the installer image, writes it and reboots a bare-metal machine.
+pub const DEFAULT_NODE_READY_TIMEOUT_SECONDS: u64 = 1800;
 /// The SQLite file's name inside the data directory.
 pub const SQLITE_FILE: &str = "talos-manager.db";
 /// The generated key file's name inside the data directory.
@@ -204,34 +241,23 @@ impl ServiceConfig {
                 .transpose()
                 .map_err(|_| invalid("SYNC_INTERVAL", "expected a whole number of seconds"))?
                 .unwrap_or(60),
-            rescue_ssh_port: match env.get("RESCUE_SSH_PORT") {
-                None => talos_manager_core::installer::DEFAULT_SSH_PORT,
-                Some(text) => text
-                    .trim()
-                    .parse::<u16>()
-                    .ok()
-                    .filter(|port| *port != 0)
-                    .ok_or_else(|| {
-                        invalid(
-                            "RESCUE_SSH_PORT",
-                            format!("{text:?} is not a TCP port (1-65535)"),
-                        )
-                    })?,
-            },
-            rescue_timeout_seconds: match env.get("RESCUE_TIMEOUT") {
-                None => DEFAULT_RESCUE_TIMEOUT_SECONDS,
-                Some(text) => text
-                    .trim()
-                    .parse::<u64>()
-                    .ok()
-                    .filter(|seconds| *seconds > 0)
-                    .ok_or_else(|| {
-                        invalid(
-                            "RESCUE_TIMEOUT",
-                            "expected a whole number of seconds above 0",
-                        )
-                    })?,
-            },
+            rescue_ssh_port: port(
+                env,
+                "RESCUE_SSH_PORT",
+                talos_manager_core::installer::DEFAULT_SSH_PORT,
+            )?,
+            rescue_timeout_seconds: seconds(env, "RESCUE_TIMEOUT", DEFAULT_RESCUE_TIMEOUT_SECONDS)?,
+            talos_api_port: port(
+                env,
+                "TALOS_API_PORT",
+                talos_manager_core::talos_api::DEFAULT_PORT,
+            )?,
+            drain_timeout_seconds: seconds(env, "DRAIN_TIMEOUT", DEFAULT_DRAIN_TIMEOUT_SECONDS)?,
+            node_ready_timeout_seconds: seconds(
+                env,
+                "NODE_READY_TIMEOUT",
+                DEFAULT_NODE_READY_TIMEOUT_SECONDS,
+            )?,
             talos_amd64_image_url: image_url(env, "TALOS_AMD64_IMAGE_URL")?,
             talos_arm64_image_url: image_url(env, "TALOS_ARM64_IMAGE_URL")?,
             trusted_proxies: env
@@ -414,6 +440,14 @@ mod tests {
         assert_eq!(config.database.backend, Backend::Sqlite);
         assert_eq!(config.database.display, "data/talos-manager.db");
         assert_eq!(config.image_factory_url, "https://factory.talos.dev");
+        assert_eq!(config.talos_api_port, 50000);
+        assert_eq!(
+            (
+                config.drain_timeout_seconds,
+                config.node_ready_timeout_seconds
+            ),
+            (600, 1800)
+        );
     }
 
     #[test]
@@ -485,6 +519,14 @@ mod tests {
         check_error(
             &[("RESCUE_TIMEOUT", "ten minutes")],
             "RESCUE_TIMEOUT: expected a whole number of seconds above 0",
+        );
+        check_error(
+            &[("TALOS_API_PORT", "65536")],
+            "TALOS_API_PORT: \"65536\" is not a TCP port (1-65535)",
+        );
+        check_error(
+            &[("DRAIN_TIMEOUT", "0")],
+            "DRAIN_TIMEOUT: expected a whole number of seconds above 0",
         );
         check_error(
             &[("TALOS_ARM64_IMAGE_URL", "ftp://mirror/talos.raw.xz")],
