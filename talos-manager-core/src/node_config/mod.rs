@@ -5,14 +5,19 @@
 //! [`render_node_config`] reads and renders every time; [`NodeConfigCache`] is what `/config`
 //! uses under load: it remembers lookups and renders until the store writes a config input.
 //! [`ConfigRequest`] reads what a `/config` request asks for (its UUID, its source address
-//! behind `TRUSTED_PROXIES`).
+//! behind `TRUSTED_PROXIES`). [`push_to_waiting_node`] hands a newly assigned config to a node
+//! waiting in maintenance mode instead of letting it back off.
 
 use std::sync::OnceLock;
 
 mod cache;
+mod push;
 mod request;
 
 pub use cache::{CachedNodeConfig, NodeConfigCache, ServerLookup};
+pub use push::{
+    PushError, PushOutcome, WAITING_WINDOW, is_waiting_for_config, push_to_waiting_node,
+};
 pub use request::{ConfigRequest, TrustedProxies, client_address};
 
 use crate::ids::ServerId;
