@@ -440,16 +440,16 @@ impl MachineService for NodeApi {
             .find(|member| member.node == self.address)
             .map(|member| member.id);
         let mut new_leader = String::new();
-        if own.is_some() && state.leader == own {
-            if let Some(other) = state
+        if own.is_some()
+            && state.leader == own
+            && let Some(other) = state
                 .etcd
                 .iter()
                 .find(|member| Some(member.id) != own)
                 .map(|member| member.id)
-            {
-                state.leader = Some(other);
-                new_leader = format!("{other:x}");
-            }
+        {
+            state.leader = Some(other);
+            new_leader = format!("{other:x}");
         }
         Ok(Response::new(pb::EtcdForfeitLeadershipResponse {
             messages: vec![pb::EtcdForfeitLeadership {
