@@ -1,0 +1,18 @@
+//! The one integration test binary: the gRPC client against the fake Talos API server
+//! (`tests/fake-talos`) over real TLS on loopback addresses, with credentials issued from a
+//! freshly generated secrets bundle.
+
+mod talos_api {
+    // The fake cluster and the clients, started together; credentials and waiting.
+    mod harness;
+    // Reads: version, machine status, node name, kubeconfig.
+    mod reads;
+    // etcd: members, leadership, removal, the last member's reset.
+    mod etcd;
+    // Reboot, the two upgrade paths, reset back to maintenance mode.
+    mod lifecycle;
+    // Maintenance mode: apply over unverified TLS, then the node is configured.
+    mod maintenance;
+    // Refusals: another cluster's CA, a non-admin certificate, a wrong key usage, no listener.
+    mod tls;
+}

@@ -1,0 +1,138 @@
+//! etcd through a control plane: members, leadership, removal, and the last member's reset.
+
+use talos_manager_core::talos_api::{ResetRequest, TalosStatusCode, WipeMode};
+use talos_manager_fake_talos::NodeSpec;
+
+use super::harness::{Harness, address};
+
+fn three_control_planes() -> Vec<NodeSpec> {
+    vec![
+        NodeSpec::control_plane(address(2), "cp-1"),
+        NodeSpec::control_plane(address(3), "cp-2"),
+        NodeSpec::control_plane(address(4), "cp-3"),
+        NodeSpec::worker(address(5), "w-1"),
+    ]
+}
+
+#[tokio::test]
+async fn members_forfeit_and_remove() {
+    let (h, nodes) = Harness::start(three_control_planes()).await;
+
+    let members = h.api.etcd_members(nodes[1]).await.unwrap();
+    let listed: Vec<(u64, &str)> = members
+        .iter()
+        .map(|member| (member.id, member.hostname.as_str()))
+        .collect();
+    let expected: Vec<(u64, String)> = h
+        .cluster
+        .etcd_members()
+        .into_iter()
+        .map(|member| (member.id, member.hostname))
+        .collect();
+    assert_eq!(
+        listed,
+        expected
+            .iter()
+            .map(|(id, hostname)| (*id, hostname.as_str()))
+            .collect::<Vec<_>>()
+    );
+    assert_eq!(
+        members
+            .iter()
+            .map(|m| m.hostname.as_str())
+            .collect::<Vec<_>>(),
+        ["cp-1", "cp-2", "cp-3"]
+    );
+    assert!(members.iter().all(|member| !member.is_learner));
+    // The cluster's view, not only the local member.
+    assert!(
+        h.cluster
+            .calls()
+            .iter()
+            .any(|call| call.method == "MachineService/EtcdMemberList"
+                && call.summary == "query local false")
+    );
+
+    // cp-1 leads; a node that does not lead forfeits nothing.
+    let leader = h.cluster.etcd_leader().unwrap();
+    assert_eq!(leader, members[0].id);
+    assert_eq!(h.api.etcd_forfeit_leadership(nodes[1]).await.unwrap(), None);
+    assert_eq!(h.cluster.etcd_leader(), Some(leader));
+    let new_leader = h
+        .api
+        .etcd_forfeit_leadership(nodes[0])
+        .await
+        .unwrap()
+        .unwrap();
+    let now_leading = h.cluster.etcd_leader().unwrap();
+    assert_ne!(now_leading, leader);
+    assert_eq!(new_leader, format!("{now_leading:x}"));
+
+    // Remove cp-3 through cp-2.
+    h.api
+        .etcd_remove_member(nodes[1], members[2].id)
+        .await
+        .unwrap();
+    let left: Vec<String> = h
+        .api
+        .etcd_members(nodes[0])
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|member| member.hostname)
+        .collect();
+    assert_eq!(left, ["cp-1", "cp-2"]);
+    let error = h
+        .api
+        .etcd_remove_member(nodes[1], members[2].id)
+        .await
+        .unwrap_err();
+    assert_eq!(
+        error.status_code(),
+        Some(TalosStatusCode::NotFound),
+        "{error}"
+    );
+
+    // A worker has no etcd.
+    let error = h.api.etcd_members(nodes[3]).await.unwrap_err();
+    assert_eq!(
+        error.status_code(),
+        Some(TalosStatusCode::FailedPrecondition),
+        "{error}"
+    );
+}
+
+#[tokio::test]
+async fn a_graceful_reset_of_the_last_member_is_refused() {
+    let (h, nodes) = Harness::start(vec![NodeSpec::control_plane(address(2), "cp-1")]).await;
+    let reset = ResetRequest {
+        graceful: true,
+        reboot: true,
+        wipe_partitions: vec!["STATE".into(), "EPHEMERAL".into()],
+        mode: WipeMode::All,
+        user_disks: Vec::new(),
+    };
+    let error = h.api.reset(nodes[0], &reset).await.unwrap_err();
+    assert_eq!(
+        error.status_code(),
+        Some(TalosStatusCode::FailedPrecondition),
+        "{error}"
+    );
+    assert!(error.to_string().contains("last member"), "{error}");
+    // Nothing happened.
+    assert_eq!(h.cluster.etcd_members().len(), 1);
+    assert_eq!(
+        h.api.machine_status(nodes[0]).await.unwrap().stage.as_str(),
+        "running"
+    );
+    let reset_call = h
+        .cluster
+        .calls()
+        .into_iter()
+        .find(|call| call.method == "MachineService/Reset")
+        .unwrap();
+    assert_eq!(
+        reset_call.summary,
+        "graceful true, reboot true, wipe [STATE, EPHEMERAL], mode ALL, user disks []"
+    );
+}
