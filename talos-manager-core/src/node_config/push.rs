@@ -63,7 +63,7 @@ pub enum PushError {
         server: String,
         /// Why.
         #[source]
-        source: NodeConfigError,
+        source: Box<NodeConfigError>,
     },
     /// Reading or writing the database failed.
     #[error(transparent)]
@@ -105,7 +105,7 @@ pub async fn push_to_waiting_node(
         .await
         .map_err(|source| PushError::Render {
             server: name.clone(),
-            source,
+            source: Box::new(source),
         })?;
     log.line(format!(
         "asking {name} at {node} whether it waits in maintenance mode"
