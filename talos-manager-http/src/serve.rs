@@ -150,7 +150,10 @@ pub async fn serve(config: ServiceConfig) -> Result<(), ServeError> {
             providers,
             crate::jobs::BootstrapSettings::from_config(&config),
         ))
-        .register(crate::jobs::LabelAndTaintJob::default());
+        .register(crate::jobs::LabelAndTaintJob::default())
+        .register(crate::jobs::PushConfigJob::new(
+            crate::jobs::TalosSettings::from_config(&config),
+        ));
     let worker = tokio::spawn(worker.run(stopped(stop.clone())));
     let periodic_sync = (config.sync_interval_seconds > 0).then(|| {
         tokio::spawn(periodic_sync(

@@ -110,6 +110,10 @@ impl MachineConfigsApi {
 
     /// Configure a server: bind it to a config with its hostname, private IP and disks.
     /// Replaces the server's previous machine config.
+    ///
+    /// When the server's node asked for its config within the last six hours and was not served
+    /// one, a `push_config` job hands it the config through the Talos maintenance API at once,
+    /// instead of leaving it to back off (up to hours) before it asks again.
     #[oai(
         path = "/machine-configs",
         method = "post",
@@ -150,6 +154,8 @@ impl MachineConfigsApi {
                 .store
                 .mark_server_configured(server.id, OffsetDateTime::now_utc())
                 .await?;
+        } else if crate::jobs::queue_push_if_waiting(&state.store, &state.jobs, &server).await? {
+            tracing::info!(server = %server.inventory.name, "its node waits for a config: push queued");
         }
         Ok(Created::Created(Json(machine_config_view(
             machine_config,

@@ -8,11 +8,11 @@ use talos_manager_core::Store;
 use talos_manager_core::StoreError;
 use talos_manager_core::ids::ServerId;
 use talos_manager_core::kubernetes::{
-    ProgressLog, ReconcileOptions, ReconcileOutcome, reconcile_labels_and_taints,
+    ReconcileOptions, ReconcileOutcome, reconcile_labels_and_taints,
 };
 use talos_manager_core::store::{Job, JobStatus, NewJob};
 
-use super::{JobContext, JobError, JobHandler, JobQueue};
+use super::{JobContext, JobError, JobHandler, JobLog, JobQueue};
 
 /// The kind of the label and taint job.
 pub const LABEL_AND_TAINT_JOB: &str = "label_and_taint";
@@ -31,15 +31,6 @@ impl LabelAndTaintJob {
     /// A handler waiting for nodes and calling the API as `options` says.
     pub fn new(options: ReconcileOptions) -> LabelAndTaintJob {
         LabelAndTaintJob { options }
-    }
-}
-
-struct JobLog<'a>(&'a JobContext);
-
-#[async_trait]
-impl ProgressLog for JobLog<'_> {
-    async fn line(&self, line: String) {
-        self.0.log(line).await;
     }
 }
 

@@ -30,6 +30,7 @@ use tokio::sync::{Notify, Semaphore, watch};
 
 mod bootstrap;
 mod label_and_taint;
+mod push_config;
 mod sync;
 
 pub use bootstrap::{
@@ -39,6 +40,7 @@ pub use label_and_taint::{
     CONFIG_SERVED_GUARD, LABEL_AND_TAINT_JOB, LabelAndTaintJob, LabelAndTaintQueued,
     LabelAndTaintTrigger, queue_label_and_taint,
 };
+pub use push_config::{PUSH_CONFIG_JOB, PushConfigJob, TalosSettings, queue_push_if_waiting};
 pub use sync::{SYNC_JOB, SyncJob};
 
 /// Why a job that is not [`JobHandler::repeatable`] failed when its worker stopped mid-run,
@@ -129,6 +131,17 @@ impl JobContext {
         if cancelled.wait_for(|cancelled| *cancelled).await.is_err() {
             std::future::pending::<()>().await;
         }
+    }
+}
+
+/// A job's log as the core's [`ProgressLog`](talos_manager_core::kubernetes::ProgressLog):
+/// each line the core reports is appended to the job's log.
+pub(crate) struct JobLog<'a>(pub(crate) &'a JobContext);
+
+#[async_trait::async_trait]
+impl talos_manager_core::kubernetes::ProgressLog for JobLog<'_> {
+    async fn line(&self, line: String) {
+        self.0.log(line).await;
     }
 }
 

@@ -1,0 +1,133 @@
+//! The `push_config` job: hands a newly assigned machine config to a node that waits for one in
+//! maintenance mode (see `talos_manager_core::node_config::push_to_waiting_node`), and when such
+//! a job is queued: after a machine config is saved for a server whose node asked for its config
+//! recently and was not served one.
+
+use std::fmt;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use talos_manager_core::node_config::{PushOutcome, is_waiting_for_config, push_to_waiting_node};
+use talos_manager_core::store::{NewJob, Server};
+use talos_manager_core::talos_api::TalosConnector;
+use talos_manager_core::{Store, StoreError};
+use time::OffsetDateTime;
+
+use super::{JobContext, JobError, JobHandler, JobLog, JobQueue, LabelAndTaintTrigger};
+
+/// The kind of the push job.
+pub const PUSH_CONFIG_JOB: &str = "push_config";
+
+/// How the service reaches nodes' Talos API: the client, and the port nodes listen on
+/// (`TALOS_API_PORT`).
+#[derive(Clone)]
+pub struct TalosSettings {
+    /// Makes Talos API clients: the gRPC client in the service, the fake's in tests.
+    pub connector: Arc<dyn TalosConnector>,
+    /// The port of every node's Talos API.
+    pub port: u16,
+}
+
+impl fmt::Debug for TalosSettings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TalosSettings")
+            .field("port", &self.port)
+            .finish_non_exhaustive()
+    }
+}
+
+impl TalosSettings {
+    /// The gRPC client, nodes on `TALOS_API_PORT`.
+    pub fn from_config(config: &crate::config::ServiceConfig) -> TalosSettings {
+        TalosSettings {
+            connector: Arc::new(talos_manager_talos_api::GrpcTalosConnector::new()),
+            port: config.talos_api_port,
+        }
+    }
+}
+
+/// Pushes the job's server's machine config to its node when it waits in maintenance mode.
+#[derive(Debug, Clone)]
+pub struct PushConfigJob {
+    talos: TalosSettings,
+}
+
+impl PushConfigJob {
+    /// A handler reaching nodes as `talos` says.
+    pub fn new(talos: TalosSettings) -> PushConfigJob {
+        PushConfigJob { talos }
+    }
+}
+
+#[async_trait]
+impl JobHandler for PushConfigJob {
+    fn kind(&self) -> &'static str {
+        PUSH_CONFIG_JOB
+    }
+
+    fn repeatable(&self) -> bool {
+        // Applying the same config twice to a node in maintenance mode is harmless, and a node
+        // that already took it is no longer in maintenance mode.
+        true
+    }
+
+    async fn run(&self, context: &JobContext) -> Result<(), JobError> {
+        let server_id = context
+            .job()
+            .server_id
+            .ok_or_else(|| JobError::new("the job names no server (it was deleted?)"))?;
+        let maintenance = self.talos.connector.maintenance();
+        let outcome = push_to_waiting_node(
+            context.store(),
+            maintenance.as_ref(),
+            server_id,
+            self.talos.port,
+            &JobLog(context),
+        )
+        .await
+        .map_err(|error| JobError::from_error(&error))?;
+        match outcome {
+            PushOutcome::Applied { .. } => {
+                // The node will not ask `/config` again: queue what a served config queues.
+                let queue = JobQueue::new(context.store().clone());
+                super::queue_label_and_taint(
+                    &queue,
+                    context.store(),
+                    server_id,
+                    LabelAndTaintTrigger::ConfigServed,
+                )
+                .await?;
+            }
+            PushOutcome::NotWaiting { reason } => {
+                context
+                    .log(format!(
+                        "nothing pushed: {reason}; the node gets its config from /config at \
+                         its next attempt"
+                    ))
+                    .await;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Queues a push of `server`'s config when its node looks like it waits for one (it asked
+/// within the last hours and was not served a config since). Returns whether it queued one.
+pub async fn queue_push_if_waiting(
+    store: &Store,
+    queue: &JobQueue,
+    server: &Server,
+) -> Result<bool, StoreError> {
+    let fresh = store.get_server(server.id).await?;
+    if !is_waiting_for_config(&fresh, OffsetDateTime::now_utc()) {
+        return Ok(false);
+    }
+    queue
+        .enqueue(&NewJob {
+            kind: PUSH_CONFIG_JOB.to_owned(),
+            server_id: Some(fresh.id),
+            args: serde_json::json!({}),
+        })
+        .await?;
+    Ok(true)
+}
