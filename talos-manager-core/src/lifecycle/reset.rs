@@ -244,8 +244,7 @@ pub async fn reset_server(
         let check = match &members {
             Some(members) => {
                 let healthy = healthy_members(&*api, members, &control_planes).await;
-                check_member_removal(members, &node.hostname, &healthy)
-                    .map_err(|reason| Some(reason))
+                check_member_removal(members, &node.hostname, &healthy).map_err(Some)
             }
             None => Err(None),
         };

@@ -726,7 +726,7 @@ async fn run_node(
     } else {
         ctx.line(format!(
             "{name}: was asked to {} before the restart; waiting for it",
-            action_verb(&plan.action)
+            action_noun(&plan.action)
         ))
         .await;
     }
@@ -791,10 +791,6 @@ fn action_noun(action: &RollingAction) -> &'static str {
         RollingAction::Upgrade { .. } => "upgrade",
         RollingAction::Reboot => "reboot",
     }
-}
-
-fn action_verb(action: &RollingAction) -> &'static str {
-    action_noun(action)
 }
 
 #[cfg(test)]
