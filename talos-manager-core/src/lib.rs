@@ -46,6 +46,7 @@ pub mod ids;
 pub mod image_factory;
 pub mod installer;
 pub mod kubernetes;
+pub mod lifecycle;
 pub mod node_config;
 pub mod node_identity;
 pub mod node_labels;

@@ -179,6 +179,7 @@ mod tests {
             last_request_for_configuration_at: None,
             last_configured_at: None,
             label_and_taint_job_completed_at: None,
+            installed_schematic: None,
             created_at: T0,
             updated_at: T0,
         }
@@ -201,6 +202,7 @@ mod tests {
             started_at: Some(T0),
             finished_at,
             progress: None,
+            state: None,
         }
     }
 

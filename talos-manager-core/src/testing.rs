@@ -4,6 +4,7 @@
 //! `TALOS_MANAGER_TEST_POSTGRES_URL`). A test that cannot reach it fails with a message saying
 //! how to start it; it never skips. A database whose test failed is kept for inspection.
 
+pub mod fake_talos;
 pub mod fuzz;
 
 use std::sync::atomic::{AtomicU32, Ordering};

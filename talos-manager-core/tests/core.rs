@@ -22,4 +22,7 @@ mod core {
     mod node_config_cache;
     // The config patch recipes of docs/recipes/ pass the API's config check.
     mod recipes;
+    // Reset, rolling upgrades and reboots, and drain, against the in-memory Talos fake and the
+    // fake Kubernetes API over mutual TLS.
+    mod lifecycle;
 }

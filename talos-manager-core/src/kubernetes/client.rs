@@ -1,5 +1,6 @@
 //! The Kubernetes API client: reqwest over rustls, authenticated with a client certificate,
-//! trusting only the cluster's CA. Three calls: `GET /version`, `GET` and `PATCH` of a node.
+//! trusting only the cluster's CA. The calls: `GET /version`; `GET`, `PATCH` (labels, taints,
+//! cordon) and `DELETE` of a node; the pods on a node and their eviction.
 
 use std::time::Duration;
 
@@ -10,6 +11,7 @@ use reqwest::{Method, StatusCode, Url};
 use serde::de::DeserializeOwned;
 
 use super::node::{KubernetesVersion, Node};
+use super::pod::{Pod, PodList};
 use crate::Secret;
 use crate::talos::{ClientConfigError, RandomSource, SecretsBundle, admin_client_certificate};
 
@@ -145,6 +147,28 @@ struct Status {
     reason: Option<String>,
 }
 
+/// What an eviction request came to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Eviction {
+    /// The API server accepted it: the pod is being deleted.
+    Evicted,
+    /// A PodDisruptionBudget forbids it for now (HTTP 429); ask again later.
+    Blocked {
+        /// The API server's message.
+        message: String,
+    },
+    /// The pod no longer exists.
+    Gone,
+}
+
+/// A request body.
+#[derive(Clone, Copy)]
+enum Body<'a> {
+    None,
+    MergePatch(&'a serde_json::Value),
+    Json(&'a serde_json::Value),
+}
+
 /// A client for one cluster's Kubernetes API.
 #[derive(Debug, Clone)]
 pub struct KubernetesClient {
@@ -229,15 +253,124 @@ impl KubernetesClient {
     /// `GET /version`: the Kubernetes version the API server runs.
     pub async fn version(&self) -> Result<KubernetesVersion, KubernetesError> {
         let url = self.url(&["version"]);
-        self.send(Method::GET, url, None, "get version", None).await
+        self.send(Method::GET, url, Body::None, "get version", None)
+            .await
     }
 
     /// `GET /api/v1/nodes/{name}`; [`KubernetesError::NotFound`] when there is no such node.
     pub async fn get_node(&self, name: &str) -> Result<Node, KubernetesError> {
         let url = self.url(&["api", "v1", "nodes", name]);
         let operation = format!("get node {name}");
-        self.send(Method::GET, url, None, &operation, Some(name))
-            .await
+        self.send(
+            Method::GET,
+            url,
+            Body::None,
+            &operation,
+            Some(("node", name)),
+        )
+        .await
+    }
+
+    /// Cordons (`true`) or uncordons (`false`) a node: a merge patch of `spec.unschedulable`.
+    pub async fn set_unschedulable(
+        &self,
+        name: &str,
+        unschedulable: bool,
+    ) -> Result<Node, KubernetesError> {
+        let url = self.url(&["api", "v1", "nodes", name]);
+        let (operation, value) = if unschedulable {
+            (format!("cordon node {name}"), serde_json::Value::Bool(true))
+        } else {
+            // As `kubectl uncordon`: the field removed, which reads as `false`.
+            (format!("uncordon node {name}"), serde_json::Value::Null)
+        };
+        let patch = serde_json::json!({ "spec": { "unschedulable": value } });
+        self.send(
+            Method::PATCH,
+            url,
+            Body::MergePatch(&patch),
+            &operation,
+            Some(("node", name)),
+        )
+        .await
+    }
+
+    /// `DELETE /api/v1/nodes/{name}`: `true` when it was deleted, `false` when there was no
+    /// such node.
+    pub async fn delete_node(&self, name: &str) -> Result<bool, KubernetesError> {
+        let url = self.url(&["api", "v1", "nodes", name]);
+        let operation = format!("delete node {name}");
+        let answer: Result<serde_json::Value, _> = self
+            .send(
+                Method::DELETE,
+                url,
+                Body::None,
+                &operation,
+                Some(("node", name)),
+            )
+            .await;
+        match answer {
+            Ok(_) => Ok(true),
+            Err(KubernetesError::NotFound { .. }) => Ok(false),
+            Err(error) => Err(error),
+        }
+    }
+
+    /// `GET /api/v1/pods?fieldSelector=spec.nodeName=<name>`: the pods scheduled on a node, in
+    /// every namespace.
+    pub async fn pods_on_node(&self, name: &str) -> Result<Vec<Pod>, KubernetesError> {
+        let mut url = self.url(&["api", "v1", "pods"]);
+        url.query_pairs_mut()
+            .append_pair("fieldSelector", &format!("spec.nodeName={name}"));
+        let operation = format!("list pods on node {name}");
+        let list: PodList = self
+            .send(Method::GET, url, Body::None, &operation, None)
+            .await?;
+        Ok(list.items)
+    }
+
+    /// `POST /api/v1/namespaces/{namespace}/pods/{name}/eviction` with a `policy/v1`
+    /// `Eviction`: the API server deletes the pod gracefully unless a PodDisruptionBudget
+    /// forbids it now (HTTP 429, [`Eviction::Blocked`]).
+    pub async fn evict_pod(
+        &self,
+        namespace: &str,
+        name: &str,
+    ) -> Result<Eviction, KubernetesError> {
+        let url = self.url(&[
+            "api",
+            "v1",
+            "namespaces",
+            namespace,
+            "pods",
+            name,
+            "eviction",
+        ]);
+        let operation = format!("evict pod {namespace}/{name}");
+        let body = serde_json::json!({
+            "apiVersion": "policy/v1",
+            "kind": "Eviction",
+            "metadata": { "name": name, "namespace": namespace },
+        });
+        let answer: Result<serde_json::Value, _> = self
+            .send(
+                Method::POST,
+                url,
+                Body::Json(&body),
+                &operation,
+                Some(("pod", name)),
+            )
+            .await;
+        match answer {
+            Ok(_) => Ok(Eviction::Evicted),
+            Err(KubernetesError::NotFound { .. }) => Ok(Eviction::Gone),
+            Err(KubernetesError::Api {
+                status: 429,
+                message,
+                ..
+            }) => Ok(Eviction::Blocked { message }),
+            Err(error) => Err(error),
+        }
     }
 
     /// `PATCH /api/v1/nodes/{name}` with a JSON merge patch (RFC 7386): maps merge per key
@@ -251,8 +384,14 @@ impl KubernetesClient {
     ) -> Result<Node, KubernetesError> {
         let url = self.url(&["api", "v1", "nodes", name]);
         let operation = format!("patch node {name}");
-        self.send(Method::PATCH, url, Some(patch), &operation, Some(name))
-            .await
+        self.send(
+            Method::PATCH,
+            url,
+            Body::MergePatch(patch),
+            &operation,
+            Some(("node", name)),
+        )
+        .await
     }
 
     fn url(&self, segments: &[&str]) -> Url {
@@ -267,19 +406,27 @@ impl KubernetesClient {
         &self,
         method: Method,
         url: Url,
-        merge_patch: Option<&serde_json::Value>,
+        body: Body<'_>,
         operation: &str,
-        node: Option<&str>,
+        object: Option<(&'static str, &str)>,
     ) -> Result<T, KubernetesError> {
         let endpoint = || self.endpoint.clone();
         let mut request = self
             .http
             .request(method, url)
             .header(reqwest::header::ACCEPT, "application/json");
-        if let Some(patch) = merge_patch {
-            request = request
-                .header(CONTENT_TYPE, "application/merge-patch+json")
-                .body(patch.to_string());
+        match body {
+            Body::None => {}
+            Body::MergePatch(patch) => {
+                request = request
+                    .header(CONTENT_TYPE, "application/merge-patch+json")
+                    .body(patch.to_string());
+            }
+            Body::Json(value) => {
+                request = request
+                    .header(CONTENT_TYPE, "application/json")
+                    .body(value.to_string());
+            }
         }
         let unreachable = |source| KubernetesError::Unreachable {
             endpoint: endpoint(),
@@ -312,11 +459,14 @@ impl KubernetesClient {
                 status: status.as_u16(),
                 message,
             },
-            StatusCode::NOT_FOUND if node.is_some() => KubernetesError::NotFound {
-                endpoint: endpoint(),
-                kind: "node",
-                name: node.unwrap_or_default().to_owned(),
-            },
+            StatusCode::NOT_FOUND if object.is_some() => {
+                let (kind, name) = object.unwrap_or_default();
+                KubernetesError::NotFound {
+                    endpoint: endpoint(),
+                    kind,
+                    name: name.to_owned(),
+                }
+            }
             StatusCode::CONFLICT => KubernetesError::Conflict {
                 endpoint: endpoint(),
                 operation: operation.to_owned(),

@@ -1,10 +1,12 @@
 //! Kubernetes: a small typed client for a cluster's API (with admin credentials issued from its
 //! secrets bundle, no kubeconfig file), the labels and taints of label and taint rules applied
-//! to nodes and removed again when the rules change, and the version the cluster runs.
+//! to nodes and removed again when the rules change, the version the cluster runs, and the
+//! cordon and drain of a node before it is upgraded or rebooted (`drain.rs`).
 //!
-//! The client is hand-written over reqwest rather than kube-rs and k8s-openapi: we make three
-//! calls (`GET /version`, `GET` and `PATCH` of a node), reqwest and rustls are already built
-//! for the provider clients, and k8s-openapi alone takes minutes to compile.
+//! The client is hand-written over reqwest rather than kube-rs and k8s-openapi: we make a few
+//! calls (`GET /version`; `GET`, `PATCH`, `DELETE` of a node; the pods on a node and their
+//! eviction), reqwest and rustls are already built for the provider clients, and k8s-openapi
+//! alone takes minutes to compile.
 //!
 //! ```no_run
 //! # async fn demo(secrets: &talos_manager_core::talos::SecretsBundle) -> Result<(), talos_manager_core::kubernetes::KubernetesError> {
@@ -25,14 +27,18 @@
 //! ```
 
 mod client;
+mod drain;
 mod node;
+mod pod;
 mod reconcile;
 
-pub use client::{ClientTimeouts, KubernetesClient, KubernetesError};
+pub use client::{ClientTimeouts, Eviction, KubernetesClient, KubernetesError};
+pub use drain::{DrainError, DrainOptions, DrainReport, drain_node};
 pub use node::{
-    KubernetesVersion, LabelsTaints, Node, NodeMetadata, NodePatchPlan, NodeSpec, NodeTaint,
-    TaintEffectKey, plan_node_patch,
+    KubernetesVersion, LabelsTaints, Node, NodeCondition, NodeMetadata, NodePatchPlan, NodeSpec,
+    NodeStatus, NodeTaint, TaintEffectKey, plan_node_patch,
 };
+pub use pod::{MIRROR_POD_ANNOTATION, OwnerReference, Pod, PodMetadata};
 pub use reconcile::{
     ProgressLog, ReconcileError, ReconcileOptions, ReconcileOutcome, cluster_client,
     configured_servers_matching, reconcile_labels_and_taints, running_kubernetes_version,

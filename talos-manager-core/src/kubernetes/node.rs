@@ -39,9 +39,40 @@ impl KubernetesVersion {
 pub struct Node {
     /// Name, resource version and labels.
     pub metadata: NodeMetadata,
-    /// Taints.
+    /// Taints and whether it is cordoned.
     #[serde(default)]
     pub spec: NodeSpec,
+    /// Its conditions.
+    #[serde(default)]
+    pub status: NodeStatus,
+}
+
+impl Node {
+    /// Whether the node's `Ready` condition is `True`.
+    pub fn is_ready(&self) -> bool {
+        self.status
+            .conditions
+            .iter()
+            .any(|condition| condition.kind == "Ready" && condition.status == "True")
+    }
+}
+
+/// A node's status, the part we read.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+pub struct NodeStatus {
+    /// Its conditions (`Ready`, `MemoryPressure`, …).
+    #[serde(default)]
+    pub conditions: Vec<NodeCondition>,
+}
+
+/// One condition of a node.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct NodeCondition {
+    /// `Ready`, `MemoryPressure`, ….
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// `True`, `False` or `Unknown`.
+    pub status: String,
 }
 
 /// A node's metadata, the parts we read.
@@ -63,6 +94,9 @@ pub struct NodeSpec {
     /// Its taints, in order.
     #[serde(default)]
     pub taints: Vec<NodeTaint>,
+    /// Whether it is cordoned (no new pods are scheduled on it).
+    #[serde(default)]
+    pub unschedulable: bool,
 }
 
 /// A taint as the API has it; written back unchanged when it is not ours.

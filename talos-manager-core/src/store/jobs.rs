@@ -104,6 +104,8 @@ pub struct Job {
     pub finished_at: Option<OffsetDateTime>,
     /// How far its current long step has come, 0 to 100, when the handler reports it.
     pub progress: Option<i32>,
+    /// What the handler recorded to resume after a restart (see [`Store::set_job_state`]).
+    pub state: Option<serde_json::Value>,
 }
 
 /// One line of a job's log.
@@ -134,6 +136,18 @@ struct Row {
     started_at: Option<OffsetDateTime>,
     finished_at: Option<OffsetDateTime>,
     progress: Option<i32>,
+    state: Option<String>,
+}
+
+fn parse_state(state: Option<String>) -> Result<Option<serde_json::Value>, StoreError> {
+    state
+        .map(|text| {
+            serde_json::from_str(&text).map_err(|_| StoreError::Corrupt {
+                column: "jobs.state",
+                value: text.clone(),
+            })
+        })
+        .transpose()
 }
 
 impl TryFrom<Row> for Job {
@@ -159,13 +173,14 @@ impl TryFrom<Row> for Job {
             started_at: row.started_at,
             finished_at: row.finished_at,
             progress: row.progress,
+            state: parse_state(row.state)?,
         })
     }
 }
 
 const COLUMNS: &str = "id, kind, server_id, args, status, attempts, last_error, run_after, \
                        locked_by, heartbeat_at, cancel_requested, created_at, started_at, \
-                       finished_at, progress";
+                       finished_at, progress, state";
 
 impl Store {
     /// Adds a job to the queue, runnable now.
@@ -381,6 +396,38 @@ impl Store {
             .await
             .map(|_| ()))
         .map_err(StoreError::query("set job progress"))?;
+        Ok(())
+    }
+
+    /// What a job's handler last recorded with [`Store::set_job_state`], `None` before.
+    pub async fn job_state(&self, id: JobId) -> Result<Option<serde_json::Value>, StoreError> {
+        let sql = "SELECT state FROM jobs WHERE id = $1";
+        let state: Option<Option<String>> = on_pool!(self, |pool| sqlx::query_scalar(sql)
+            .bind(id)
+            .fetch_optional(pool)
+            .await)
+        .map_err(StoreError::query("read job state"))?;
+        parse_state(state.ok_or_else(|| StoreError::not_found("job", id))?)
+    }
+
+    /// Records where a running job stands (JSON, never secrets), replacing what was recorded
+    /// before: a job resumed after a restart reads it back with [`Store::job_state`].
+    pub async fn set_job_state(
+        &self,
+        id: JobId,
+        state: &serde_json::Value,
+    ) -> Result<(), StoreError> {
+        let sql = "UPDATE jobs SET state = $2 WHERE id = $1";
+        let n_rows = on_pool!(self, |pool| sqlx::query(sql)
+            .bind(id)
+            .bind(state.to_string())
+            .execute(pool)
+            .await
+            .map(|r| r.rows_affected()))
+        .map_err(StoreError::query("set job state"))?;
+        if n_rows == 0 {
+            return Err(StoreError::not_found("job", id));
+        }
         Ok(())
     }
 

@@ -96,6 +96,9 @@ pub struct Server {
     pub last_configured_at: Option<OffsetDateTime>,
     /// When its labels and taints were last applied.
     pub label_and_taint_job_completed_at: Option<OffsetDateTime>,
+    /// The Image Factory id of the schematic its Talos was last upgraded to by talos-manager,
+    /// when known: a rolling upgrade skips nodes at the target version and this schematic.
+    pub installed_schematic: Option<String>,
     /// When it was first synced.
     pub created_at: OffsetDateTime,
     /// When it last changed.
@@ -128,6 +131,7 @@ struct Row {
     last_request_for_configuration_at: Option<OffsetDateTime>,
     last_configured_at: Option<OffsetDateTime>,
     label_and_taint_job_completed_at: Option<OffsetDateTime>,
+    installed_schematic: Option<String>,
     created_at: OffsetDateTime,
     updated_at: OffsetDateTime,
 }
@@ -162,6 +166,7 @@ impl TryFrom<Row> for Server {
             last_request_for_configuration_at: row.last_request_for_configuration_at,
             last_configured_at: row.last_configured_at,
             label_and_taint_job_completed_at: row.label_and_taint_job_completed_at,
+            installed_schematic: row.installed_schematic,
             created_at: row.created_at,
             updated_at: row.updated_at,
         })
@@ -172,7 +177,7 @@ const COLUMNS: &str = "id, provider, provider_id, provider_account_id, name, ipv
     data_center, status, cancelled, architecture, vswitch_id, cluster_id, accessible, uuid, lsblk, \
     bootstrap_disk, bootstrap_disk_wwid, schematic_id, rescue_activated_at, \
     last_request_for_configuration_at, last_configured_at, label_and_taint_job_completed_at, \
-    created_at, updated_at";
+    installed_schematic, created_at, updated_at";
 
 fn into_servers(rows: Vec<Row>) -> Result<Vec<Server>, StoreError> {
     rows.into_iter().map(TryInto::try_into).collect()
@@ -472,6 +477,62 @@ impl Store {
         }
         .map_err(StoreError::query("delete vanished servers"))?;
         into_servers(rows)
+    }
+
+    /// Records a reset, as the original app does: the server's machine config binding is
+    /// deleted (the node, back in maintenance mode, finds no config until one is assigned), its
+    /// config and label timestamps and what was applied to its Kubernetes node are cleared,
+    /// and the installed schematic is forgotten.
+    pub async fn record_reset(&self, id: ServerId) -> Result<Server, StoreError> {
+        let _changed = self.config_inputs_change();
+        for (sql, operation) in [
+            (
+                "DELETE FROM machine_configs WHERE server_id = $1",
+                "delete machine config of reset server",
+            ),
+            (
+                "DELETE FROM applied_labels_taints WHERE server_id = $1",
+                "forget labels and taints of reset server",
+            ),
+        ] {
+            on_pool!(self, |pool| sqlx::query(sql)
+                .bind(id)
+                .execute(pool)
+                .await
+                .map(|_| ()))
+            .map_err(StoreError::query(operation))?;
+        }
+        let sql = sql!(
+            "UPDATE servers SET last_request_for_configuration_at = NULL, \
+             last_configured_at = NULL, label_and_taint_job_completed_at = NULL, \
+             installed_schematic = NULL, updated_at = $2 WHERE id = $1 RETURNING {COLUMNS}"
+        );
+        let row: Option<Row> = on_pool!(self, |pool| sqlx::query_as(sql)
+            .bind(id)
+            .bind(now())
+            .fetch_optional(pool)
+            .await)
+        .map_err(StoreError::query("record reset"))?;
+        row.ok_or_else(|| StoreError::not_found("server", id))?
+            .try_into()
+    }
+
+    /// Records the schematic (Image Factory id) the server's Talos was just upgraded to.
+    pub async fn record_installed_schematic(
+        &self,
+        id: ServerId,
+        factory_id: Option<&str>,
+    ) -> Result<(), StoreError> {
+        let sql = "UPDATE servers SET installed_schematic = $2, updated_at = $3 WHERE id = $1";
+        on_pool!(self, |pool| sqlx::query(sql)
+            .bind(id)
+            .bind(factory_id)
+            .bind(now())
+            .execute(pool)
+            .await
+            .map(|r| r.rows_affected()))
+        .map_err(StoreError::query("record installed schematic"))
+        .and_then(|n_rows| expect_one_row(n_rows, id))
     }
 
     /// Deletes a server and its machine config.

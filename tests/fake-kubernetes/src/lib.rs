@@ -26,6 +26,15 @@
 //!   `null` deletes, lists are replaced). A `metadata.resourceVersion` in the patch must match
 //!   the node's (else 409 `Conflict`); every successful write bumps it. Taint effects are
 //!   checked (422 `Invalid`). Other patch types: 415. Every patch is recorded.
+//! - Nodes carry a `Ready` condition, `True` unless set otherwise with
+//!   [`FakeKubernetes::set_ready`].
+//! - `DELETE /api/v1/nodes/{name}`: removes the node (its pods stay, as until the garbage
+//!   collector runs), 404 when there is none.
+//! - `GET /api/v1/pods?fieldSelector=spec.nodeName=<node>`: a `PodList` of the pods added with
+//!   [`FakeKubernetes::add_pod`] on that node (the only selector modelled; 400 for others).
+//! - `POST /api/v1/namespaces/{ns}/pods/{name}/eviction` with a `policy/v1` `Eviction` body:
+//!   removes the pod (201), or 429 `TooManyRequests` while a PodDisruptionBudget blocks it
+//!   ([`NewPod::blocked_evictions`]); 404 for an unknown pod. Every eviction is recorded.
 //! - Anything else: 501 with a `Status` body saying the fake does not model it, never a
 //!   silent 200.
 
@@ -53,6 +62,53 @@ pub struct RecordedPatch {
     pub status: u16,
 }
 
+/// An eviction the fake received.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordedEviction {
+    /// The pod, `namespace/name`.
+    pub pod: String,
+    /// The answer's status (201 evicted, 429 blocked, 404 unknown, 400 bad body).
+    pub status: u16,
+}
+
+/// A pod to add with [`FakeKubernetes::add_pod`].
+#[derive(Debug, Clone, Default)]
+pub struct NewPod {
+    /// Its namespace.
+    pub namespace: String,
+    /// Its name.
+    pub name: String,
+    /// The node it runs on.
+    pub node: String,
+    /// The kind of its owner (`ReplicaSet`, `DaemonSet`), if any.
+    pub owner_kind: Option<String>,
+    /// Its annotations (`kubernetes.io/config.mirror` makes it a mirror pod).
+    pub annotations: BTreeMap<String, String>,
+    /// How many eviction requests a PodDisruptionBudget refuses (429) before one succeeds;
+    /// `u32::MAX` for a budget that never allows it.
+    pub blocked_evictions: u32,
+}
+
+impl NewPod {
+    /// A pod of a ReplicaSet, evictable at once.
+    pub fn new(namespace: &str, name: &str, node: &str) -> NewPod {
+        NewPod {
+            namespace: namespace.to_owned(),
+            name: name.to_owned(),
+            node: node.to_owned(),
+            owner_kind: Some("ReplicaSet".to_owned()),
+            ..NewPod::default()
+        }
+    }
+}
+
+#[derive(Debug)]
+struct FakePod {
+    object: Value,
+    node: String,
+    blocked_evictions: u32,
+}
+
 #[derive(Debug)]
 struct FakeNode {
     object: Value,
@@ -66,6 +122,9 @@ struct State {
     patches: Vec<RecordedPatch>,
     requests: Vec<String>,
     next_resource_version: u64,
+    /// By `namespace/name`.
+    pods: BTreeMap<String, FakePod>,
+    evictions: Vec<RecordedEviction>,
 }
 
 /// The fake API server; stops when dropped.
@@ -107,6 +166,8 @@ impl FakeKubernetes {
             patches: Vec::new(),
             requests: Vec::new(),
             next_resource_version: 1000,
+            pods: BTreeMap::new(),
+            evictions: Vec::new(),
         }));
         let handler_state = state.clone();
         let endpoint = poem::endpoint::make(move |request: Request| {
@@ -161,6 +222,7 @@ impl FakeKubernetes {
                 "labels": labels,
             },
             "spec": { "taints": taints },
+            "status": { "conditions": [ready_condition(true)] },
         });
         state.nodes.insert(
             name.to_owned(),
@@ -199,6 +261,81 @@ impl FakeKubernetes {
     pub fn requests(&self) -> Vec<String> {
         lock(&self.state).requests.clone()
     }
+
+    /// Sets a node's `Ready` condition.
+    pub fn set_ready(&self, name: &str, ready: bool) {
+        let mut state = lock(&self.state);
+        let resource_version = state.bump();
+        if let Some(node) = state.nodes.get_mut(name) {
+            node.object["status"]["conditions"] = json!([ready_condition(ready)]);
+            node.object["metadata"]["resourceVersion"] = json!(resource_version);
+        }
+    }
+
+    /// Adds a pod.
+    pub fn add_pod(&self, pod: NewPod) {
+        let mut state = lock(&self.state);
+        let resource_version = state.bump();
+        let owners: Vec<Value> = pod
+            .owner_kind
+            .iter()
+            .map(|kind| json!({"apiVersion": "apps/v1", "kind": kind, "name": format!("{}-owner", pod.name), "uid": "00000000-0000-0000-0000-000000000000"}))
+            .collect();
+        let object = json!({
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": {
+                "name": pod.name,
+                "namespace": pod.namespace,
+                "resourceVersion": resource_version,
+                "annotations": pod.annotations,
+                "ownerReferences": owners,
+            },
+            "spec": { "nodeName": pod.node },
+            "status": { "phase": "Running" },
+        });
+        state.pods.insert(
+            format!("{}/{}", pod.namespace, pod.name),
+            FakePod {
+                object,
+                node: pod.node,
+                blocked_evictions: pod.blocked_evictions,
+            },
+        );
+    }
+
+    /// The pods on a node, `namespace/name`, in order.
+    pub fn pods(&self, node: &str) -> Vec<String> {
+        lock(&self.state)
+            .pods
+            .iter()
+            .filter(|(_, pod)| pod.node == node)
+            .map(|(name, _)| name.clone())
+            .collect()
+    }
+
+    /// Lets a PodDisruptionBudget allow the pod's next eviction.
+    pub fn unblock_pod(&self, namespace: &str, name: &str) {
+        if let Some(pod) = lock(&self.state)
+            .pods
+            .get_mut(&format!("{namespace}/{name}"))
+        {
+            pod.blocked_evictions = 0;
+        }
+    }
+
+    /// Every eviction received, in order.
+    pub fn evictions(&self) -> Vec<RecordedEviction> {
+        lock(&self.state).evictions.clone()
+    }
+}
+
+fn ready_condition(ready: bool) -> Value {
+    json!({
+        "type": "Ready",
+        "status": if ready { "True" } else { "False" },
+        "reason": if ready { "KubeletReady" } else { "KubeletNotReady" },
+    })
 }
 
 impl Drop for FakeKubernetes {
@@ -267,11 +404,74 @@ async fn handle(state: &Mutex<State>, mut request: Request) -> Response {
         .unwrap_or_default()
         .to_owned();
     let body = request.take_body().into_bytes().await.unwrap_or_default();
+    let query = request.uri().query().unwrap_or_default().to_owned();
     lock(state).requests.push(format!("{method} {path}"));
     let node_name = path
         .strip_prefix("/api/v1/nodes/")
         .filter(|name| !name.contains('/'));
+    if let Some(pod) = path
+        .strip_prefix("/api/v1/namespaces/")
+        .and_then(|rest| rest.strip_suffix("/eviction"))
+        .and_then(|rest| rest.split_once("/pods/"))
+        .filter(|(namespace, name)| !namespace.contains('/') && !name.contains('/'))
+        && method == "POST"
+    {
+        let mut state = lock(state);
+        let parsed: Option<Value> = serde_json::from_slice(&body).ok();
+        let answer = evict(&mut state, pod.0, pod.1, parsed.as_ref());
+        state.evictions.push(RecordedEviction {
+            pod: format!("{}/{}", pod.0, pod.1),
+            status: answer.status().as_u16(),
+        });
+        return answer;
+    }
     match (method.as_str(), path.as_str(), node_name) {
+        ("GET", "/api/v1/pods", _) => {
+            let selector = query
+                .split('&')
+                .filter_map(|pair| pair.split_once('='))
+                .find(|(key, _)| *key == "fieldSelector")
+                .map(|(_, value)| percent_decode(value));
+            let Some(node) = selector
+                .as_deref()
+                .and_then(|selector| selector.strip_prefix("spec.nodeName="))
+            else {
+                return status(
+                    400,
+                    "BadRequest",
+                    "the fake lists pods by fieldSelector=spec.nodeName=<node> only",
+                );
+            };
+            let state = lock(state);
+            let items: Vec<Value> = state
+                .pods
+                .values()
+                .filter(|pod| pod.node == node)
+                .map(|pod| pod.object.clone())
+                .collect();
+            json_response(
+                200,
+                &json!({
+                    "apiVersion": "v1",
+                    "kind": "PodList",
+                    "metadata": {"resourceVersion": state.next_resource_version.to_string()},
+                    "items": items,
+                }),
+            )
+        }
+        ("DELETE", _, Some(name)) => {
+            let mut state = lock(state);
+            match state.visible_node(name).is_some() {
+                true => {
+                    state.nodes.remove(name);
+                    json_response(
+                        200,
+                        &json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "details": {"name": name, "kind": "nodes"}}),
+                    )
+                }
+                false => not_found(name),
+            }
+        }
         ("GET", "/version", _) => {
             let git_version = lock(state).git_version.clone();
             let numbers: Vec<&str> = git_version.trim_start_matches('v').split('.').collect();
@@ -372,6 +572,78 @@ fn patch_node(
     updated["metadata"]["resourceVersion"] = json!(resource_version);
     node.object = updated.clone();
     json_response(200, &updated)
+}
+
+fn evict(state: &mut State, namespace: &str, name: &str, body: Option<&Value>) -> Response {
+    let valid = body.is_some_and(|body| {
+        body["apiVersion"] == "policy/v1"
+            && body["kind"] == "Eviction"
+            && body["metadata"]["name"] == name
+            && body["metadata"]["namespace"] == namespace
+    });
+    if !valid {
+        return status(
+            400,
+            "BadRequest",
+            "the body is not a policy/v1 Eviction naming the pod",
+        );
+    }
+    let key = format!("{namespace}/{name}");
+    let Some(pod) = state.pods.get_mut(&key) else {
+        return status(404, "NotFound", &format!("pods \"{name}\" not found"));
+    };
+    if pod.blocked_evictions > 0 {
+        pod.blocked_evictions = pod.blocked_evictions.saturating_sub(1);
+        let body = json!({
+            "kind": "Status",
+            "apiVersion": "v1",
+            "metadata": {},
+            "status": "Failure",
+            "message": "Cannot evict pod as it would violate the pod's disruption budget.",
+            "reason": "TooManyRequests",
+            "details": {"causes": [{"reason": "DisruptionBudget", "message": format!("The disruption budget {name}-pdb needs 1 healthy pods and has 1 currently")}]},
+            "code": 429,
+        });
+        return json_response(429, &body);
+    }
+    state.pods.remove(&key);
+    json_response(
+        201,
+        &json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201}),
+    )
+}
+
+/// `%XX` escapes and `+` decoded (a query string's value).
+fn percent_decode(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'%' if i + 2 < bytes.len() => {
+                let hex = std::str::from_utf8(&bytes[i + 1..i + 3]).unwrap_or("");
+                match u8::from_str_radix(hex, 16) {
+                    Ok(byte) => {
+                        out.push(byte);
+                        i += 3;
+                    }
+                    Err(_) => {
+                        out.push(b'%');
+                        i += 1;
+                    }
+                }
+            }
+            b'+' => {
+                out.push(b' ');
+                i += 1;
+            }
+            byte => {
+                out.push(byte);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// RFC 7386 JSON merge patch.

@@ -1,0 +1,209 @@
+//! Cordon and drain a node through the Kubernetes API, as `kubectl drain --ignore-daemonsets
+//! --delete-emptydir-data` does: no new pods land on it, and every pod that is not a DaemonSet's
+//! or a mirror pod is evicted, respecting PodDisruptionBudgets.
+//!
+//! # Flow
+//! 1. Cordon the node (`spec.unschedulable`).
+//! 2. List the pods on it; those left to evict are neither DaemonSet-owned nor mirror pods.
+//! 3. Evict each that is not already terminating; an eviction a PodDisruptionBudget blocks
+//!    (HTTP 429) is asked again after [`DrainOptions::retry_interval`].
+//! 4. Repeat until none is left, or fail after [`DrainOptions::timeout`] naming the pods
+//!    still there. The node stays cordoned either way; uncordoning is the caller's decision.
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use super::client::{Eviction, KubernetesClient, KubernetesError};
+use super::reconcile::ProgressLog;
+
+/// How long a drain may take, and how often it asks again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DrainOptions {
+    /// The whole drain, from the cordon to the last pod gone.
+    pub timeout: Duration,
+    /// Delay between two rounds (evictions blocked by a budget, pods still terminating).
+    pub retry_interval: Duration,
+}
+
+impl Default for DrainOptions {
+    /// 10 minutes, asking again every 5 s.
+    fn default() -> Self {
+        DrainOptions {
+            timeout: Duration::from_secs(600),
+            retry_interval: Duration::from_secs(5),
+        }
+    }
+}
+
+/// Why a drain did not finish.
+#[derive(Debug, thiserror::Error)]
+pub enum DrainError {
+    /// A call failed in a way waiting does not help.
+    #[error("failed to drain node {node}")]
+    Kubernetes {
+        /// The node.
+        node: String,
+        /// Why.
+        #[source]
+        source: KubernetesError,
+    },
+    /// Pods were still on the node when the time was up.
+    #[error(
+        "gave up draining node {node} after {waited_seconds} s: {} still on it ({})",
+        pods_phrase(.pods.len()), .pods.join(", ")
+    )]
+    Timeout {
+        /// The node.
+        node: String,
+        /// How long it tried.
+        waited_seconds: u64,
+        /// The pods left, `namespace/name`.
+        pods: Vec<String>,
+    },
+    /// The caller asked to stop.
+    #[error("draining node {node} was cancelled")]
+    Cancelled {
+        /// The node.
+        node: String,
+    },
+}
+
+fn pods_phrase(count: usize) -> String {
+    if count == 1 {
+        "1 pod is".to_owned()
+    } else {
+        format!("{count} pods are")
+    }
+}
+
+/// What a drain did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DrainReport {
+    /// The pods evicted, `namespace/name`.
+    pub evicted: Vec<String>,
+}
+
+/// Cordons `node` and evicts its pods; see the module documentation. `is_cancelled` is asked
+/// between rounds.
+pub async fn drain_node(
+    client: &KubernetesClient,
+    node: &str,
+    options: &DrainOptions,
+    log: &dyn ProgressLog,
+    is_cancelled: &(dyn Fn() -> bool + Send + Sync),
+) -> Result<DrainReport, DrainError> {
+    let kubernetes = |source| DrainError::Kubernetes {
+        node: node.to_owned(),
+        source,
+    };
+    let started = Instant::now();
+    client
+        .set_unschedulable(node, true)
+        .await
+        .map_err(kubernetes)?;
+    log.line(format!("node {node}: cordoned")).await;
+    let mut report = DrainReport::default();
+    let mut reported_blocked = BTreeSet::new();
+    let mut reported_waiting = false;
+    loop {
+        let pods: Vec<_> = client
+            .pods_on_node(node)
+            .await
+            .map_err(kubernetes)?
+            .into_iter()
+            .filter(|pod| pod.needs_eviction())
+            .collect();
+        if pods.is_empty() {
+            log.line(format!(
+                "node {node}: drained ({} evicted)",
+                pods_count(report.evicted.len())
+            ))
+            .await;
+            return Ok(report);
+        }
+        for pod in pods.iter().filter(|pod| !pod.is_terminating()) {
+            let name = pod.full_name();
+            match client
+                .evict_pod(&pod.metadata.namespace, &pod.metadata.name)
+                .await
+                .map_err(kubernetes)?
+            {
+                Eviction::Evicted => {
+                    log.line(format!("node {node}: evicted pod {name}")).await;
+                    report.evicted.push(name);
+                }
+                Eviction::Gone => {}
+                Eviction::Blocked { message } => {
+                    if reported_blocked.insert(name.clone()) {
+                        log.line(format!(
+                            "node {node}: eviction of pod {name} blocked by a PodDisruptionBudget ({message}); asking again every {} s",
+                            options.retry_interval.as_secs_f64()
+                        ))
+                        .await;
+                    }
+                }
+            }
+        }
+        if pods.iter().any(|pod| pod.is_terminating()) && !reported_waiting {
+            reported_waiting = true;
+            log.line(format!(
+                "node {node}: waiting for evicted pods to terminate"
+            ))
+            .await;
+        }
+        let elapsed = started.elapsed();
+        if elapsed + options.retry_interval > options.timeout {
+            // One last look: the evictions just sent may have finished.
+            let left: Vec<String> = client
+                .pods_on_node(node)
+                .await
+                .map_err(kubernetes)?
+                .into_iter()
+                .filter(|pod| pod.needs_eviction())
+                .map(|pod| pod.full_name())
+                .collect();
+            if left.is_empty() {
+                continue;
+            }
+            return Err(DrainError::Timeout {
+                node: node.to_owned(),
+                waited_seconds: elapsed.as_secs(),
+                pods: left,
+            });
+        }
+        if is_cancelled() {
+            return Err(DrainError::Cancelled {
+                node: node.to_owned(),
+            });
+        }
+        tokio::time::sleep(options.retry_interval).await;
+    }
+}
+
+fn pods_count(count: usize) -> String {
+    if count == 1 {
+        "1 pod".to_owned()
+    } else {
+        format!("{count} pods")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timeout_names_the_pods_left() {
+        let error = DrainError::Timeout {
+            node: "worker-1".into(),
+            waited_seconds: 600,
+            pods: vec!["shop/db-0".into()],
+        };
+        assert_eq!(
+            error.to_string(),
+            "gave up draining node worker-1 after 600 s: 1 pod is still on it (shop/db-0)"
+        );
+    }
+}

@@ -1,0 +1,344 @@
+//! Lifecycle of running Talos nodes: resets and rolling upgrades and reboots, driven through
+//! the Talos machine API ([`crate::talos_api`]) and the cluster's Kubernetes API
+//! ([`crate::kubernetes`]).
+//!
+//! # Map
+//! - [`etcd`]: the pure quorum rule: may a control plane leave etcd?
+//! - [`reset`]: [`reset_server`], the three [`ResetProfile`]s, refusals that protect etcd.
+//! - [`rolling`]: [`plan_rolling`] (which nodes, in which order, with which installer) and
+//!   [`run_rolling`] (forfeit, drain, upgrade or reboot, wait, uncordon; node after node).
+//! - [`checkpoint`]: where a rolling run records how far each node has come, so that a run
+//!   started again after a crash continues ([`JobCheckpoint`] stores it on the job row).
+//! - `wait.rs`: the bounded polls (node down, node back at a version and ready).
+//!
+//! # Calling it
+//! Everything takes a [`LifecycleContext`]: the store, the Talos API connector, where nodes
+//! listen, the provider factory (a reset to rescue), Kubernetes client timeouts, how long to
+//! wait, a [`ProgressLog`] that receives one readable line per step (a job's log) and a
+//! cancellation check.
+//!
+//! ```no_run
+//! # async fn demo(ctx: &talos_manager_core::lifecycle::LifecycleContext<'_>,
+//! #     server: talos_manager_core::ids::ServerId,
+//! #     job: talos_manager_core::ids::JobId) -> Result<(), Box<dyn std::error::Error>> {
+//! use talos_manager_core::lifecycle::{
+//!     JobCheckpoint, ResetProfile, RollingAction, RollingTarget, plan_rolling, reset_server,
+//!     run_rolling,
+//! };
+//! reset_server(ctx, server, ResetProfile::Maintenance, false).await?;
+//! let plan = plan_rolling(
+//!     ctx.store,
+//!     &RollingTarget::Server(server),
+//!     &RollingAction::Upgrade { talos_version: "v1.11.3".into() },
+//!     "https://factory.talos.dev",
+//! )
+//! .await?;
+//! let report = run_rolling(ctx, &plan, &JobCheckpoint::new(ctx.store.clone(), job)).await?;
+//! println!("{}", report.summary());
+//! # Ok(()) }
+//! ```
+//!
+//! # Guarantees
+//! - Nodes are reached at `SocketAddr::new(server.ipv4, talos_port)` with an `os:admin` client
+//!   certificate issued per run from the cluster's secrets bundle; the Kubernetes API with an
+//!   admin certificate likewise. Nothing secret is logged.
+//! - A reset that would leave etcd without a healthy majority, or remove its last member, is
+//!   refused unless forced. A rolling run touches one node at a time, control planes first.
+
+pub mod checkpoint;
+pub mod etcd;
+pub mod reset;
+pub mod rolling;
+mod wait;
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+
+pub use checkpoint::{Checkpoint, CheckpointError, JobCheckpoint, MemoryCheckpoint};
+pub use etcd::{MemberRemoval, QuorumRefusal, check_member_removal};
+pub use reset::{ResetError, ResetOutcome, ResetProfile, reset_request, reset_server};
+pub use rolling::{
+    NodeOutcome, NodeReport, PlannedNode, RollingAction, RollingError, RollingPlan,
+    RollingPlanError, RollingReport, RollingTarget, order_nodes, plan_rolling, run_rolling,
+};
+
+use crate::Secret;
+use crate::kubernetes::{ClientTimeouts, DrainOptions, KubernetesClient, KubernetesError};
+use crate::node_identity::machine_type_for;
+use crate::store::{Cluster, MachineConfig, Server, Store, StoreError};
+use crate::sync::ProviderFactory;
+use crate::talos::{ClientConfigError, MachineType, SecretsBundle, SecretsError, SystemRandom};
+use crate::talos_api::{TalosApi, TalosApiError, TalosConnector, TalosCredentials};
+
+pub use crate::kubernetes::ProgressLog;
+
+/// How long lifecycle operations wait, and how often they ask.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LifecycleTiming {
+    /// Delay between two questions to a node or the Kubernetes API.
+    pub poll_interval: Duration,
+    /// How long a node may take to go down after a reset or reboot was accepted (a graceful
+    /// reset drains the node first).
+    pub node_down: Duration,
+    /// How long a node may take to come back (running, ready, at the target version) after
+    /// it was asked to upgrade or reboot, or to reach maintenance mode after a reset.
+    pub node_back: Duration,
+    /// The drain before an upgrade or reboot.
+    pub drain: DrainOptions,
+    /// After a full wipe, how long to let the node finish wiping once its API went down,
+    /// before the provider power-cycles it into rescue.
+    pub wipe_grace: Duration,
+}
+
+impl Default for LifecycleTiming {
+    /// Ask every 5 s; 15 minutes to go down, 20 to come back (an upgrade pulls its installer
+    /// and a bare-metal server takes minutes to POST); drain as [`DrainOptions::default`];
+    /// 60 s of grace after a wipe.
+    fn default() -> Self {
+        LifecycleTiming {
+            poll_interval: Duration::from_secs(5),
+            node_down: Duration::from_secs(15 * 60),
+            node_back: Duration::from_secs(20 * 60),
+            drain: DrainOptions::default(),
+            wipe_grace: Duration::from_secs(60),
+        }
+    }
+}
+
+/// What lifecycle operations run with. Cheap to build per job.
+pub struct LifecycleContext<'a> {
+    /// The store.
+    pub store: &'a Store,
+    /// Makes Talos API clients (the gRPC client in production, a fake in tests).
+    pub talos: &'a dyn TalosConnector,
+    /// The port nodes' Talos API listens on ([`crate::talos_api::DEFAULT_PORT`]).
+    pub talos_port: u16,
+    /// Builds provider clients (only a reset to rescue uses it).
+    pub providers: &'a ProviderFactory,
+    /// `SSH_PRIVATE_KEY`, whose public half a reset to rescue authorises.
+    pub ssh_private_key: Option<&'a Secret<String>>,
+    /// Timeouts of each Kubernetes request.
+    pub kubernetes: ClientTimeouts,
+    /// How long to wait for what.
+    pub timing: LifecycleTiming,
+    /// Receives one line per step.
+    pub log: &'a dyn ProgressLog,
+    /// Asked between steps and while waiting: `true` stops the operation.
+    pub is_cancelled: &'a (dyn Fn() -> bool + Send + Sync),
+}
+
+impl LifecycleContext<'_> {
+    async fn line(&self, line: impl Into<String>) {
+        self.log.line(line.into()).await;
+    }
+}
+
+/// A control plane (an etcd member) or a worker.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NodeRole {
+    /// Runs etcd and the Kubernetes control plane.
+    ControlPlane,
+    /// Runs workloads.
+    Worker,
+}
+
+impl NodeRole {
+    /// The role the naming convention gives a server ([`machine_type_for`]).
+    pub fn of_server(server_name: &str) -> NodeRole {
+        match machine_type_for(server_name) {
+            MachineType::ControlPlane => NodeRole::ControlPlane,
+            MachineType::Worker => NodeRole::Worker,
+        }
+    }
+
+    /// `control plane` or `worker`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NodeRole::ControlPlane => "control plane",
+            NodeRole::Worker => "worker",
+        }
+    }
+}
+
+/// A configured server as a node: its name in Kubernetes and etcd, and where its Talos API is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeRef {
+    /// The server.
+    pub server_id: crate::ids::ServerId,
+    /// The server's name.
+    pub server_name: String,
+    /// The machine config's hostname: the Kubernetes node and etcd member name.
+    pub hostname: String,
+    /// Its Talos API.
+    pub address: SocketAddr,
+    /// Control plane or worker.
+    pub role: NodeRole,
+}
+
+/// Why a server is not a node lifecycle operations can reach.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum NodeRefError {
+    /// No cluster.
+    #[error("server {server} is in no cluster")]
+    NoCluster {
+        /// The server's name.
+        server: String,
+    },
+    /// No machine config: it was never configured by talos-manager (or was reset).
+    #[error("server {server} has no machine config: it is not a configured node")]
+    NotConfigured {
+        /// The server's name.
+        server: String,
+    },
+    /// No usable public IPv4 address.
+    #[error("server {server} has no public IPv4 address to reach its Talos API at")]
+    NoAddress {
+        /// The server's name.
+        server: String,
+    },
+}
+
+impl NodeRef {
+    /// The node of a stored server with its machine config.
+    pub fn new(
+        server: &Server,
+        machine_config: Option<&MachineConfig>,
+        talos_port: u16,
+    ) -> Result<NodeRef, NodeRefError> {
+        let name = || server.inventory.name.clone();
+        if server.cluster_id.is_none() {
+            return Err(NodeRefError::NoCluster { server: name() });
+        }
+        let machine_config =
+            machine_config.ok_or_else(|| NodeRefError::NotConfigured { server: name() })?;
+        let ip: IpAddr = server
+            .inventory
+            .ipv4
+            .as_deref()
+            .and_then(|ip| ip.parse().ok())
+            .ok_or_else(|| NodeRefError::NoAddress { server: name() })?;
+        Ok(NodeRef {
+            server_id: server.id,
+            server_name: name(),
+            hostname: machine_config.fields.hostname.clone(),
+            address: SocketAddr::new(ip, talos_port),
+            role: NodeRole::of_server(&server.inventory.name),
+        })
+    }
+}
+
+/// Why a cluster's APIs could not be reached.
+#[derive(Debug, thiserror::Error)]
+pub enum ClusterAccessError {
+    /// Reading the database failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The cluster's secrets bundle is unusable.
+    #[error("the secrets bundle of cluster {cluster} is unusable")]
+    Secrets {
+        /// The cluster's name.
+        cluster: String,
+        /// Why.
+        #[source]
+        source: SecretsError,
+    },
+    /// No `os:admin` client certificate could be issued.
+    #[error("failed to issue Talos API credentials for cluster {cluster}")]
+    TalosCredentials {
+        /// The cluster's name.
+        cluster: String,
+        /// Why.
+        #[source]
+        source: ClientConfigError,
+    },
+    /// No Talos API client could be made.
+    #[error("failed to set up the Talos API client for cluster {cluster}")]
+    TalosClient {
+        /// The cluster's name.
+        cluster: String,
+        /// Why.
+        #[source]
+        source: TalosApiError,
+    },
+    /// No Kubernetes client could be made.
+    #[error("failed to set up a kubernetes client for cluster {cluster}")]
+    Kubernetes {
+        /// The cluster's name.
+        cluster: String,
+        /// Why.
+        #[source]
+        source: KubernetesError,
+    },
+}
+
+/// A cluster's APIs, with credentials issued for this run.
+struct ClusterAccess {
+    cluster: Cluster,
+    talos: Arc<dyn TalosApi>,
+    kubernetes: KubernetesClient,
+}
+
+async fn cluster_access(
+    ctx: &LifecycleContext<'_>,
+    cluster_id: crate::ids::ClusterId,
+) -> Result<ClusterAccess, ClusterAccessError> {
+    let cluster = ctx.store.get_cluster(cluster_id).await?;
+    let text = ctx.store.cluster_secrets(cluster.id).await?;
+    let secrets =
+        SecretsBundle::parse(text.expose()).map_err(|source| ClusterAccessError::Secrets {
+            cluster: cluster.name.clone(),
+            source,
+        })?;
+    let now = time::OffsetDateTime::now_utc();
+    let credentials =
+        TalosCredentials::for_cluster(&secrets, now, &mut SystemRandom).map_err(|source| {
+            ClusterAccessError::TalosCredentials {
+                cluster: cluster.name.clone(),
+                source,
+            }
+        })?;
+    let talos =
+        ctx.talos
+            .cluster(&credentials)
+            .map_err(|source| ClusterAccessError::TalosClient {
+                cluster: cluster.name.clone(),
+                source,
+            })?;
+    let kubernetes = KubernetesClient::for_cluster(
+        &secrets,
+        &cluster.endpoint,
+        ctx.kubernetes,
+        now,
+        &mut SystemRandom,
+    )
+    .map_err(|source| ClusterAccessError::Kubernetes {
+        cluster: cluster.name.clone(),
+        source,
+    })?;
+    Ok(ClusterAccess {
+        cluster,
+        talos,
+        kubernetes,
+    })
+}
+
+/// The configured nodes of a cluster (servers with a machine config and an address), by name.
+async fn cluster_nodes(
+    store: &Store,
+    cluster_id: crate::ids::ClusterId,
+    talos_port: u16,
+) -> Result<Vec<NodeRef>, StoreError> {
+    let configs = store.list_machine_configs().await?;
+    Ok(store
+        .list_servers()
+        .await?
+        .into_iter()
+        .filter(|server| server.cluster_id == Some(cluster_id))
+        .filter_map(|server| {
+            let config = configs.iter().find(|config| config.server_id == server.id);
+            NodeRef::new(&server, config, talos_port).ok()
+        })
+        .collect())
+}

@@ -1,0 +1,959 @@
+//! Reset and rolling upgrades/reboots against the in-memory Talos fake
+//! (`testing::fake_talos`) and the fake Kubernetes API over mutual TLS, on both backends; the
+//! drain against the fake Kubernetes API alone.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use base64::Engine as _;
+use talos_manager_core::ids::{SchematicId, ServerId};
+use talos_manager_core::kubernetes::{
+    ClientTimeouts, DrainError, DrainOptions, KubernetesClient, ProgressLog, drain_node,
+};
+use talos_manager_core::lifecycle::{
+    JobCheckpoint, LifecycleContext, LifecycleTiming, NodeOutcome, QuorumRefusal, ResetError,
+    ResetProfile, RollingAction, RollingPlanError, RollingTarget, plan_rolling, reset_server,
+    run_rolling,
+};
+use talos_manager_core::store::{
+    ClusterFields, ConfigFields, MachineConfigFields, NewJob, ProviderKind, SchematicFields,
+};
+use talos_manager_core::sync::{ProviderFactory, sync_all};
+use talos_manager_core::talos::{SecretsBundle, SystemRandom};
+use talos_manager_core::testing::fake_talos::{FakeFailure, FakeTalos};
+use talos_manager_core::{RetryPolicy, Secret, Store};
+use talos_manager_fake_hetzner::FakeRobot;
+use talos_manager_fake_kubernetes::{FakeKubernetes, NewPod};
+
+const FROM: &str = "v1.10.4";
+const TO: &str = "v1.11.3";
+const SCHEMATIC: &str = "376567988ad370138ad8b2698212367b8edcb69b5fd68c80be1f2ec7d603b4ba";
+const FACTORY: &str = "https://factory.talos.dev";
+
+/// A job log in memory.
+#[derive(Default)]
+struct Lines(Mutex<Vec<String>>);
+
+#[async_trait::async_trait]
+impl ProgressLog for Lines {
+    async fn line(&self, line: String) {
+        self.0.lock().unwrap().push(line);
+    }
+}
+
+impl Lines {
+    fn text(&self) -> String {
+        self.0.lock().unwrap().join("\n")
+    }
+}
+
+fn pem(b64: &str) -> String {
+    String::from_utf8(
+        base64::engine::general_purpose::STANDARD
+            .decode(b64)
+            .unwrap(),
+    )
+    .unwrap()
+}
+
+fn timing() -> LifecycleTiming {
+    LifecycleTiming {
+        poll_interval: Duration::from_millis(20),
+        node_down: Duration::from_secs(2),
+        node_back: Duration::from_secs(2),
+        drain: DrainOptions {
+            timeout: Duration::from_secs(2),
+            retry_interval: Duration::from_millis(20),
+        },
+        wipe_grace: Duration::ZERO,
+    }
+}
+
+fn client_timeouts() -> ClientTimeouts {
+    ClientTimeouts {
+        connect: Duration::from_secs(2),
+        request: Duration::from_secs(5),
+    }
+}
+
+/// A cluster of named servers (names with `control-plane` are control planes), each
+/// configured, running Talos `FROM` in the Talos fake and Ready in the Kubernetes fake; a
+/// default schematic registered with the factory.
+struct Cluster {
+    talos: FakeTalos,
+    kubernetes: FakeKubernetes,
+    robot: FakeRobot,
+    providers: ProviderFactory,
+    servers: BTreeMap<String, (ServerId, SocketAddr)>,
+    bundle: SecretsBundle,
+    log: Arc<Lines>,
+    key: Secret<String>,
+    _keys: tempfile::TempDir,
+}
+
+impl Cluster {
+    async fn new(store: &Store, names: &[&str]) -> Cluster {
+        let bundle = tokio::task::spawn_blocking(|| {
+            SecretsBundle::generate(time::OffsetDateTime::now_utc(), &mut SystemRandom).unwrap()
+        })
+        .await
+        .unwrap();
+        let kubernetes = FakeKubernetes::start(&pem(&bundle.k8s.crt), &pem(&bundle.k8s.key))
+            .await
+            .unwrap();
+        let robot = FakeRobot::start_empty().await.unwrap();
+        let numbers = robot.generate_servers(names.len());
+        store
+            .create_provider_account(
+                ProviderKind::HetznerRobot,
+                FakeRobot::USER,
+                &Secret::new(FakeRobot::PASSWORD.to_owned()),
+            )
+            .await
+            .unwrap();
+        let providers = ProviderFactory::new(robot.url(), "http://127.0.0.1:9")
+            .with_retry_policy(RetryPolicy::for_fakes());
+        sync_all(store, &providers, None).await.unwrap();
+        let cluster = store
+            .create_cluster(
+                &ClusterFields {
+                    name: "prod".into(),
+                    endpoint: kubernetes.url().to_owned(),
+                    vswitch_id: None,
+                },
+                &Secret::new(bundle.to_yaml()),
+            )
+            .await
+            .unwrap();
+        let config = store
+            .create_config(&ConfigFields {
+                name: "default".into(),
+                install_image: format!("ghcr.io/siderolabs/installer:{FROM}"),
+                kubernetes_version: "1.33.1".into(),
+                kubespan: false,
+                patch: String::new(),
+                patch_control_plane: String::new(),
+                patch_worker: String::new(),
+            })
+            .await
+            .unwrap();
+        let schematic = store
+            .create_schematic(&SchematicFields {
+                name: "default".into(),
+                body: "customization: {}\n".into(),
+                factory_id: Some(SCHEMATIC.into()),
+            })
+            .await
+            .unwrap();
+        store
+            .update_settings(FROM, Some(schematic.id))
+            .await
+            .unwrap();
+        let talos = FakeTalos::new();
+        let mut servers = BTreeMap::new();
+        for (name, number) in names.iter().zip(numbers) {
+            let server = store
+                .get_server_by_provider_id(ProviderKind::HetznerRobot, &number.to_string())
+                .await
+                .unwrap();
+            store
+                .update_server_assignment(server.id, name, Some(cluster.id), None, None)
+                .await
+                .unwrap();
+            let number = name.rsplit('-').next().unwrap();
+            let subnet = if name.contains("control-plane") { 0 } else { 1 };
+            store
+                .put_machine_config(
+                    server.id,
+                    &MachineConfigFields {
+                        config_id: config.id,
+                        hostname: (*name).to_owned(),
+                        private_ip: format!("10.0.{subnet}.{number}"),
+                        install_disk: "/dev/nvme0n1".into(),
+                        ephemeral_disk_identifier: None,
+                    },
+                )
+                .await
+                .unwrap();
+            store
+                .record_config_request(server.id, time::OffsetDateTime::now_utc(), true)
+                .await
+                .unwrap();
+            let ip = server.inventory.ipv4.clone().unwrap();
+            let address = SocketAddr::new(ip.parse().unwrap(), 50000);
+            talos.add_node(address, name, name.contains("control-plane"), FROM);
+            kubernetes.add_node(name, serde_json::json!({}), serde_json::json!([]));
+            servers.insert((*name).to_owned(), (server.id, address));
+        }
+        let keys = tempfile::tempdir().unwrap();
+        let key =
+            talos_manager_rescue_host::KeyPair::generate(keys.path(), "id", "-t ed25519").private;
+        Cluster {
+            talos,
+            kubernetes,
+            robot,
+            providers,
+            servers,
+            bundle,
+            log: Arc::new(Lines::default()),
+            key,
+            _keys: keys,
+        }
+    }
+
+    fn id(&self, name: &str) -> ServerId {
+        self.servers[name].0
+    }
+
+    fn address(&self, name: &str) -> SocketAddr {
+        self.servers[name].1
+    }
+
+    fn context<'a>(
+        &'a self,
+        store: &'a Store,
+        is_cancelled: &'a (dyn Fn() -> bool + Send + Sync),
+    ) -> LifecycleContext<'a> {
+        LifecycleContext {
+            store,
+            talos: &self.talos,
+            talos_port: 50000,
+            providers: &self.providers,
+            ssh_private_key: Some(&self.key),
+            kubernetes: client_timeouts(),
+            timing: timing(),
+            log: &*self.log,
+            is_cancelled,
+        }
+    }
+
+    /// The cordons (`cordon x`) and uncordons (`uncordon x`) the Kubernetes fake saw.
+    fn cordons(&self) -> Vec<String> {
+        self.kubernetes
+            .patches()
+            .into_iter()
+            .filter_map(|patch| {
+                let value = patch.body.pointer("/spec/unschedulable")?;
+                Some(match value {
+                    serde_json::Value::Bool(true) => format!("cordon {}", patch.node),
+                    _ => format!("uncordon {}", patch.node),
+                })
+            })
+            .collect()
+    }
+}
+
+fn never() -> bool {
+    false
+}
+
+const FIVE: [&str; 5] = [
+    "control-plane-1",
+    "control-plane-2",
+    "control-plane-3",
+    "worker-1",
+    "worker-2",
+];
+
+store_test!(reset_to_maintenance_cleans_up_like_the_original, |store| {
+    let cluster = Cluster::new(store, &["control-plane-1", "worker-1"]).await;
+    let ctx = cluster.context(store, &never);
+    let outcome = reset_server(
+        &ctx,
+        cluster.id("worker-1"),
+        ResetProfile::Maintenance,
+        false,
+    )
+    .await
+    .unwrap();
+    assert!(outcome.graceful);
+    assert!(outcome.deleted_kubernetes_node);
+    assert!(outcome.warnings.is_empty(), "{:?}", outcome.warnings);
+    assert_eq!(
+        cluster.talos.calls_of("reset"),
+        ["reset worker-1 graceful=true reboot=true wipe=[STATE,EPHEMERAL]"]
+    );
+    assert!(cluster.kubernetes.node("worker-1").is_none());
+    assert!(
+        store
+            .machine_config_for_server(cluster.id("worker-1"))
+            .await
+            .unwrap()
+            .is_none()
+    );
+    let server = store.get_server(cluster.id("worker-1")).await.unwrap();
+    assert_eq!(server.last_configured_at, None);
+    assert_eq!(server.last_request_for_configuration_at, None);
+    let log = cluster.log.text();
+    assert!(
+        log.contains("worker-1 is in maintenance mode, waiting for a machine config"),
+        "{log}"
+    );
+    assert!(log.contains("Kubernetes node worker-1 deleted"), "{log}");
+    // The control plane's config is untouched.
+    assert!(
+        store
+            .machine_config_for_server(cluster.id("control-plane-1"))
+            .await
+            .unwrap()
+            .is_some()
+    );
+});
+
+store_test!(
+    healthy_control_plane_leaves_etcd_gracefully_on_a_wipe,
+    |store| {
+        let cluster = Cluster::new(store, &FIVE).await;
+        let ctx = cluster.context(store, &never);
+        let outcome = reset_server(
+            &ctx,
+            cluster.id("control-plane-3"),
+            ResetProfile::Wipe,
+            false,
+        )
+        .await
+        .unwrap();
+        assert!(outcome.graceful && outcome.forced.is_none());
+        // Talos left etcd itself (graceful); nothing left for us to remove.
+        assert_eq!(outcome.removed_etcd_member, None);
+        assert_eq!(
+            cluster.talos.etcd_hostnames(),
+            ["control-plane-1", "control-plane-2"]
+        );
+        assert_eq!(
+            cluster.talos.calls_of("reset"),
+            ["reset control-plane-3 graceful=true reboot=false wipe=[]"]
+        );
+        assert!(cluster.kubernetes.node("control-plane-3").is_none());
+        assert!(cluster.log.text().contains("system disk is wiped"));
+    }
+);
+
+store_test!(quorum_breaking_reset_is_refused_unless_forced, |store| {
+    let cluster = Cluster::new(store, &FIVE).await;
+    cluster
+        .talos
+        .set_reachable(cluster.address("control-plane-3"), false);
+    let ctx = cluster.context(store, &never);
+    let error = reset_server(
+        &ctx,
+        cluster.id("control-plane-1"),
+        ResetProfile::Maintenance,
+        false,
+    )
+    .await
+    .unwrap_err();
+    let ResetError::Refused { reason, .. } = &error else {
+        panic!("{error:?}");
+    };
+    assert_eq!(
+        reason,
+        &QuorumRefusal::QuorumLost {
+            node: "control-plane-1".into(),
+            remaining: 2,
+            healthy: 1,
+            unhealthy: vec!["control-plane-3".into()],
+        }
+    );
+    assert!(
+        talos_manager_core::error_chain(&error)
+            .to_string()
+            .contains("etcd would lose quorum (force to do it anyway)")
+    );
+    assert!(cluster.talos.calls_of("reset").is_empty());
+    assert!(cluster.kubernetes.node("control-plane-1").is_some());
+
+    let outcome = reset_server(
+        &ctx,
+        cluster.id("control-plane-1"),
+        ResetProfile::Maintenance,
+        true,
+    )
+    .await
+    .unwrap();
+    assert!(!outcome.graceful);
+    assert!(matches!(
+        outcome.forced,
+        Some(QuorumRefusal::QuorumLost { .. })
+    ));
+    // Not graceful: the member was still listed and removed through control-plane-2.
+    assert!(outcome.removed_etcd_member.is_some());
+    assert_eq!(
+        cluster.talos.etcd_hostnames(),
+        ["control-plane-2", "control-plane-3"]
+    );
+    assert_eq!(cluster.talos.calls_of("etcd_remove_member").len(), 1);
+});
+
+store_test!(last_etcd_member_is_refused_unless_forced, |store| {
+    let cluster = Cluster::new(store, &["control-plane-1", "worker-1"]).await;
+    let ctx = cluster.context(store, &never);
+    let error = reset_server(
+        &ctx,
+        cluster.id("control-plane-1"),
+        ResetProfile::Wipe,
+        false,
+    )
+    .await
+    .unwrap_err();
+    assert!(
+        matches!(
+            &error,
+            ResetError::Refused {
+                reason: QuorumRefusal::LastMember { .. },
+                ..
+            }
+        ),
+        "{error:?}"
+    );
+    assert!(
+        talos_manager_core::error_chain(&error)
+            .to_string()
+            .contains("control-plane-1 is the last etcd member of the cluster")
+    );
+    assert!(cluster.talos.calls_of("reset").is_empty());
+
+    let outcome = reset_server(
+        &ctx,
+        cluster.id("control-plane-1"),
+        ResetProfile::Wipe,
+        true,
+    )
+    .await
+    .unwrap();
+    // A graceful reset of the last member fails in Talos: forced means not graceful.
+    assert_eq!(
+        cluster.talos.calls_of("reset"),
+        ["reset control-plane-1 graceful=false reboot=false wipe=[]"]
+    );
+    assert!(matches!(
+        outcome.forced,
+        Some(QuorumRefusal::LastMember { .. })
+    ));
+    assert_eq!(outcome.warnings.len(), 1, "{:?}", outcome.warnings);
+});
+
+store_test!(wipe_to_rescue_boots_the_rescue_system, |store| {
+    let cluster = Cluster::new(store, &["control-plane-1", "worker-1"]).await;
+    let ctx = cluster.context(store, &never);
+    let outcome = reset_server(
+        &ctx,
+        cluster.id("worker-1"),
+        ResetProfile::WipeToRescue,
+        false,
+    )
+    .await
+    .unwrap();
+    assert!(outcome.server.rescue_activated_at.is_some());
+    assert!(!outcome.server.accessible);
+    assert!(
+        cluster
+            .robot
+            .requests()
+            .iter()
+            .any(|request| request.contains("/boot/") && request.contains("/rescue")),
+        "{:?}",
+        cluster.robot.requests()
+    );
+    assert!(
+        cluster
+            .log
+            .text()
+            .contains("is booting into the rescue system, ready for a new bootstrap")
+    );
+});
+
+store_test!(rolling_upgrade_stops_at_the_failing_last_worker, |store| {
+    let cluster = Cluster::new(store, &FIVE).await;
+    cluster.talos.fail(
+        cluster.address("worker-2"),
+        "upgrade",
+        FakeFailure::InstallFailed(1, "no space left on device".into()),
+    );
+    let ctx = cluster.context(store, &never);
+    let plan = plan_rolling(
+        store,
+        &RollingTarget::Servers(FIVE.iter().rev().map(|name| cluster.id(name)).collect()),
+        &RollingAction::Upgrade {
+            talos_version: TO.into(),
+        },
+        FACTORY,
+    )
+    .await
+    .unwrap();
+    let checkpoint = talos_manager_core::lifecycle::MemoryCheckpoint::default();
+    let report = run_rolling(&ctx, &plan, &checkpoint).await.unwrap();
+    let outcomes: Vec<(&str, &NodeOutcome)> = report
+        .nodes
+        .iter()
+        .map(|node| (node.hostname.as_str(), &node.outcome))
+        .collect();
+    assert_eq!(
+        &outcomes[..4].iter().map(|(n, _)| *n).collect::<Vec<_>>(),
+        &FIVE[..4]
+    );
+    assert!(
+        outcomes[..4].iter().all(|(_, o)| **o == NodeOutcome::Done),
+        "{outcomes:?}"
+    );
+    let NodeOutcome::Failed { reason } = outcomes[4].1 else {
+        panic!("{outcomes:?}");
+    };
+    assert!(reason.contains("no space left on device"), "{reason}");
+    assert!(reason.contains("the node was uncordoned"), "{reason}");
+    // Control planes strictly first, one node at a time: each uncordon before the next cordon.
+    assert_eq!(
+        cluster.cordons(),
+        FIVE.iter()
+            .flat_map(|name| [format!("cordon {name}"), format!("uncordon {name}")])
+            .collect::<Vec<_>>()
+    );
+    let image = format!("factory.talos.dev/metal-installer/{SCHEMATIC}:{TO}");
+    assert_eq!(
+        cluster.talos.calls_of("upgrade"),
+        FIVE.iter()
+            .map(|name| format!("upgrade {name} {image}"))
+            .collect::<Vec<_>>()
+    );
+    assert_eq!(cluster.talos.calls_of("etcd_forfeit_leadership").len(), 3);
+    for name in &FIVE[..4] {
+        assert_eq!(cluster.talos.version_of(cluster.address(name)).unwrap(), TO);
+        let server = store.get_server(cluster.id(name)).await.unwrap();
+        assert_eq!(server.installed_schematic.as_deref(), Some(SCHEMATIC));
+    }
+    assert_eq!(
+        cluster
+            .talos
+            .version_of(cluster.address("worker-2"))
+            .unwrap(),
+        FROM
+    );
+    assert!(!report.succeeded());
+    let log = cluster.log.text();
+    for step in [
+        "control-plane-1: forfeited etcd leadership",
+        "control-plane-1: cordoned",
+        "control-plane-1: upgrading with",
+        "control-plane-1: runs Talos v1.11.3, ready",
+        "control-plane-1: uncordoned, done",
+    ] {
+        assert!(log.contains(step), "{step} missing from\n{log}");
+    }
+});
+
+store_test!(a_failure_leaves_the_nodes_after_it_untouched, |store| {
+    let cluster = Cluster::new(store, &FIVE).await;
+    cluster
+        .talos
+        .roll_back_next_upgrade(cluster.address("control-plane-2"));
+    let ctx = cluster.context(store, &never);
+    let plan = plan_rolling(
+        store,
+        &RollingTarget::Cluster(store.list_clusters().await.unwrap()[0].id),
+        &RollingAction::Upgrade {
+            talos_version: TO.into(),
+        },
+        FACTORY,
+    )
+    .await
+    .unwrap();
+    let report = run_rolling(
+        &ctx,
+        &plan,
+        &talos_manager_core::lifecycle::MemoryCheckpoint::default(),
+    )
+    .await
+    .unwrap();
+    let outcome = |i: usize| report.nodes[i].outcome.clone();
+    assert_eq!(outcome(0), NodeOutcome::Done);
+    let NodeOutcome::Failed { reason } = outcome(1) else {
+        panic!("{report:?}");
+    };
+    assert!(
+        reason.contains("runs Talos v1.10.4, waiting for v1.11.3"),
+        "{reason}"
+    );
+    assert!(reason.contains("left cordoned"), "{reason}");
+    for i in 2..5 {
+        assert_eq!(outcome(i), NodeOutcome::Untouched);
+    }
+    for name in &FIVE[2..] {
+        assert!(
+            !cluster.talos.calls().iter().any(|call| call.contains(name)
+                && !call.starts_with("version")
+                && !call.starts_with("machine_status")),
+            "{name} was touched: {:?}",
+            cluster.talos.calls()
+        );
+        assert!(!cluster.cordons().iter().any(|c| c.ends_with(name)));
+    }
+    assert!(
+        report.summary().contains("3 untouched"),
+        "{}",
+        report.summary()
+    );
+});
+
+store_test!(nodes_at_the_target_are_skipped, |store| {
+    let cluster = Cluster::new(store, &["control-plane-1", "worker-1"]).await;
+    let ctx = cluster.context(store, &never);
+    let action = RollingAction::Upgrade {
+        talos_version: TO.into(),
+    };
+    let plan = plan_rolling(
+        store,
+        &RollingTarget::Cluster(store.list_clusters().await.unwrap()[0].id),
+        &action,
+        FACTORY,
+    )
+    .await
+    .unwrap();
+    let first = run_rolling(
+        &ctx,
+        &plan,
+        &talos_manager_core::lifecycle::MemoryCheckpoint::default(),
+    )
+    .await
+    .unwrap();
+    assert!(first.succeeded(), "{first:?}");
+    // A new run: both are at the target version and schematic.
+    let second = run_rolling(
+        &ctx,
+        &plan,
+        &talos_manager_core::lifecycle::MemoryCheckpoint::default(),
+    )
+    .await
+    .unwrap();
+    assert!(
+        second
+            .nodes
+            .iter()
+            .all(|node| matches!(&node.outcome, NodeOutcome::Skipped { reason } if reason.contains("already runs Talos v1.11.3"))),
+        "{second:?}"
+    );
+    assert_eq!(cluster.talos.calls_of("upgrade").len(), 2);
+});
+
+store_test!(a_restarted_run_resumes_without_upgrading_twice, |store| {
+    let cluster = Arc::new(Cluster::new(store, &FIVE).await);
+    cluster.talos.set_down_polls(10);
+    let job = store
+        .enqueue_job(&NewJob {
+            kind: "rolling_upgrade".into(),
+            server_id: None,
+            args: serde_json::json!({}),
+        })
+        .await
+        .unwrap();
+    let action = RollingAction::Upgrade {
+        talos_version: TO.into(),
+    };
+    let plan = plan_rolling(
+        store,
+        &RollingTarget::Cluster(store.list_clusters().await.unwrap()[0].id),
+        &action,
+        FACTORY,
+    )
+    .await
+    .unwrap();
+    // The first run "crashes" while control-plane-2 upgrades.
+    let first = {
+        let (cluster, store, plan) = (cluster.clone(), store.clone(), plan.clone());
+        tokio::spawn(async move {
+            let ctx = cluster.context(&store, &never);
+            run_rolling(&ctx, &plan, &JobCheckpoint::new(store.clone(), job.id)).await
+        })
+    };
+    while cluster.talos.calls_of("upgrade").len() < 2 {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(60)).await;
+    first.abort();
+    let _ = first.await;
+    let state = store.job_state(job.id).await.unwrap().unwrap();
+    assert_eq!(
+        state["phases"][cluster.id("control-plane-1").0.to_string()],
+        "done"
+    );
+    assert_eq!(
+        state["phases"][cluster.id("control-plane-2").0.to_string()],
+        "requested"
+    );
+
+    let ctx = cluster.context(store, &never);
+    let report = run_rolling(&ctx, &plan, &JobCheckpoint::new(store.clone(), job.id))
+        .await
+        .unwrap();
+    assert!(report.succeeded(), "{report:?}");
+    assert_eq!(
+        report.nodes[0].outcome,
+        NodeOutcome::Skipped {
+            reason: "done before the restart".into()
+        }
+    );
+    // Each node asked to upgrade exactly once.
+    let upgrades = cluster.talos.calls_of("upgrade");
+    assert_eq!(upgrades.len(), 5, "{upgrades:?}");
+    for name in FIVE {
+        assert_eq!(cluster.talos.version_of(cluster.address(name)).unwrap(), TO);
+    }
+    assert!(
+        cluster
+            .log
+            .text()
+            .contains("control-plane-2: was asked to upgrade before the restart; waiting for it")
+    );
+    // Nothing stays cordoned.
+    for name in FIVE {
+        assert_eq!(
+            cluster.kubernetes.node(name).unwrap()["spec"].get("unschedulable"),
+            None
+        );
+    }
+});
+
+store_test!(rolling_reboot_waits_for_each_node, |store| {
+    let cluster = Cluster::new(store, &["control-plane-1", "worker-1"]).await;
+    let ctx = cluster.context(store, &never);
+    let plan = plan_rolling(
+        store,
+        &RollingTarget::Server(cluster.id("worker-1")),
+        &RollingAction::Reboot,
+        FACTORY,
+    )
+    .await
+    .unwrap();
+    let report = run_rolling(
+        &ctx,
+        &plan,
+        &talos_manager_core::lifecycle::MemoryCheckpoint::default(),
+    )
+    .await
+    .unwrap();
+    assert!(report.succeeded(), "{report:?}");
+    assert_eq!(
+        cluster.talos.calls_of("reboot"),
+        ["reboot worker-1 Default"]
+    );
+    assert_eq!(cluster.cordons(), ["cordon worker-1", "uncordon worker-1"]);
+});
+
+store_test!(plans_are_validated_in_words_a_user_understands, |store| {
+    let cluster = Cluster::new(store, &["control-plane-1", "worker-1", "worker-2"]).await;
+    let other = store
+        .create_cluster(
+            &ClusterFields {
+                name: "staging".into(),
+                endpoint: "https://staging.example.com:6443".into(),
+                vswitch_id: None,
+            },
+            &Secret::new(cluster.bundle.to_yaml()),
+        )
+        .await
+        .unwrap();
+    let worker_2 = store.get_server(cluster.id("worker-2")).await.unwrap();
+    store
+        .update_server_assignment(worker_2.id, "worker-2", Some(other.id), None, None)
+        .await
+        .unwrap();
+    let upgrade = RollingAction::Upgrade {
+        talos_version: TO.into(),
+    };
+    let error = plan_rolling(
+        store,
+        &RollingTarget::Servers(vec![cluster.id("worker-1"), cluster.id("worker-2")]),
+        &upgrade,
+        FACTORY,
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(
+        error.to_string(),
+        "the servers are in different clusters (prod, staging): upgrade or reboot one cluster at a time"
+    );
+    let bad = RollingAction::Upgrade {
+        talos_version: "1.11".into(),
+    };
+    let error = plan_rolling(
+        store,
+        &RollingTarget::Server(cluster.id("worker-1")),
+        &bad,
+        FACTORY,
+    )
+    .await
+    .unwrap_err();
+    assert!(
+        matches!(error, RollingPlanError::InvalidVersion(_)),
+        "{error:?}"
+    );
+    store
+        .update_settings(FROM, None::<SchematicId>)
+        .await
+        .unwrap();
+    let error = plan_rolling(
+        store,
+        &RollingTarget::Server(cluster.id("worker-1")),
+        &upgrade,
+        FACTORY,
+    )
+    .await
+    .unwrap_err();
+    assert!(
+        error
+            .to_string()
+            .starts_with("no Image Factory schematic for worker-1"),
+        "{error}"
+    );
+    let config = store
+        .machine_config_for_server(cluster.id("worker-1"))
+        .await
+        .unwrap()
+        .unwrap();
+    store.delete_machine_config(config.id).await.unwrap();
+    let error = plan_rolling(
+        store,
+        &RollingTarget::Server(cluster.id("worker-1")),
+        &RollingAction::Reboot,
+        FACTORY,
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(
+        error.to_string(),
+        "server worker-1 has no machine config: it is not a configured node"
+    );
+});
+
+/// A client of the fake Kubernetes API with admin credentials from a fresh bundle.
+async fn kubernetes() -> (FakeKubernetes, KubernetesClient) {
+    let bundle = tokio::task::spawn_blocking(|| {
+        SecretsBundle::generate(time::OffsetDateTime::now_utc(), &mut SystemRandom).unwrap()
+    })
+    .await
+    .unwrap();
+    let api = FakeKubernetes::start(&pem(&bundle.k8s.crt), &pem(&bundle.k8s.key))
+        .await
+        .unwrap();
+    let client = KubernetesClient::for_cluster(
+        &bundle,
+        api.url(),
+        client_timeouts(),
+        time::OffsetDateTime::now_utc(),
+        &mut SystemRandom,
+    )
+    .unwrap();
+    (api, client)
+}
+
+fn pods_on(api: &FakeKubernetes, node: &str, blocked: u32) {
+    api.add_node(node, serde_json::json!({}), serde_json::json!([]));
+    let mut db = NewPod::new("shop", "db-0", node);
+    db.blocked_evictions = blocked;
+    api.add_pod(db);
+    api.add_pod(NewPod::new("shop", "web-1", node));
+    let mut agent = NewPod::new("kube-system", "agent-x", node);
+    agent.owner_kind = Some("DaemonSet".into());
+    api.add_pod(agent);
+    let mut mirror = NewPod::new("kube-system", "kube-apiserver-x", node);
+    mirror.owner_kind = None;
+    mirror
+        .annotations
+        .insert("kubernetes.io/config.mirror".into(), "hash".into());
+    api.add_pod(mirror);
+    api.add_pod(NewPod::new("shop", "elsewhere", "worker-9"));
+}
+
+#[tokio::test]
+async fn drain_waits_for_a_budget_that_unblocks() {
+    let (api, client) = kubernetes().await;
+    pods_on(&api, "worker-1", 3);
+    let log = Lines::default();
+    let options = DrainOptions {
+        timeout: Duration::from_secs(5),
+        retry_interval: Duration::from_millis(20),
+    };
+    let report = drain_node(&client, "worker-1", &options, &log, &never)
+        .await
+        .unwrap();
+    assert_eq!(report.evicted, ["shop/web-1", "shop/db-0"]);
+    assert_eq!(
+        api.pods("worker-1"),
+        ["kube-system/agent-x", "kube-system/kube-apiserver-x"]
+    );
+    assert_eq!(api.pods("worker-9"), ["shop/elsewhere"]);
+    let statuses: Vec<(String, u16)> = api
+        .evictions()
+        .into_iter()
+        .map(|eviction| (eviction.pod, eviction.status))
+        .collect();
+    assert_eq!(
+        statuses,
+        [
+            ("shop/db-0".to_owned(), 429),
+            ("shop/web-1".to_owned(), 201),
+            ("shop/db-0".to_owned(), 429),
+            ("shop/db-0".to_owned(), 429),
+            ("shop/db-0".to_owned(), 201),
+        ]
+    );
+    assert_eq!(api.node("worker-1").unwrap()["spec"]["unschedulable"], true);
+    let text = log.text();
+    assert!(
+        text.contains("eviction of pod shop/db-0 blocked by a PodDisruptionBudget"),
+        "{text}"
+    );
+    assert_eq!(
+        text.matches("blocked by a PodDisruptionBudget").count(),
+        1,
+        "{text}"
+    );
+    assert!(
+        text.contains("node worker-1: drained (2 pods evicted)"),
+        "{text}"
+    );
+}
+
+#[tokio::test]
+async fn drain_gives_up_naming_the_pod_a_budget_keeps() {
+    let (api, client) = kubernetes().await;
+    pods_on(&api, "worker-1", u32::MAX);
+    let options = DrainOptions {
+        timeout: Duration::from_millis(300),
+        retry_interval: Duration::from_millis(20),
+    };
+    let error = drain_node(&client, "worker-1", &options, &Lines::default(), &never)
+        .await
+        .unwrap_err();
+    let DrainError::Timeout { pods, .. } = &error else {
+        panic!("{error:?}");
+    };
+    assert_eq!(pods, &["shop/db-0"]);
+    assert!(
+        error
+            .to_string()
+            .ends_with("1 pod is still on it (shop/db-0)"),
+        "{error}"
+    );
+    // Whatever the budget allowed is gone.
+    assert!(!api.pods("worker-1").contains(&"shop/web-1".to_owned()));
+}
+
+#[tokio::test]
+async fn deleting_a_missing_node_is_fine_and_readiness_is_read() {
+    let (api, client) = kubernetes().await;
+    api.add_node("worker-1", serde_json::json!({}), serde_json::json!([]));
+    assert!(client.get_node("worker-1").await.unwrap().is_ready());
+    api.set_ready("worker-1", false);
+    assert!(!client.get_node("worker-1").await.unwrap().is_ready());
+    assert!(client.delete_node("worker-1").await.unwrap());
+    assert!(!client.delete_node("worker-1").await.unwrap());
+    assert!(
+        api.requests()
+            .iter()
+            .filter(|r| *r == "DELETE /api/v1/nodes/worker-1")
+            .count()
+            == 2
+    );
+}
