@@ -143,6 +143,7 @@ pub async fn serve(config: ServiceConfig) -> Result<(), ServeError> {
     if let Some(prober) = prober {
         sync_job = sync_job.with_prober(std::sync::Arc::new(prober));
     }
+    let lifecycle = crate::jobs::LifecycleSettings::from_config(&config, providers.clone());
     let worker = Worker::new(queue.clone(), Worker::unique_id())
         .metrics(metrics)
         .register(sync_job)
@@ -153,7 +154,10 @@ pub async fn serve(config: ServiceConfig) -> Result<(), ServeError> {
         .register(crate::jobs::LabelAndTaintJob::default())
         .register(crate::jobs::PushConfigJob::new(
             crate::jobs::TalosSettings::from_config(&config),
-        ));
+        ))
+        .register(crate::jobs::ResetJob::new(lifecycle.clone()))
+        .register(crate::jobs::RollingJob::upgrade(lifecycle.clone()))
+        .register(crate::jobs::RollingJob::reboot(lifecycle));
     let worker = tokio::spawn(worker.run(stopped(stop.clone())));
     let periodic_sync = (config.sync_interval_seconds > 0).then(|| {
         tokio::spawn(periodic_sync(

@@ -10,3 +10,10 @@ ALTER TABLE jobs ADD COLUMN state TEXT;
 -- The factory id (64 hex characters) of the schematic of the installer last applied to the
 -- server by talos-manager; NULL when not known.
 ALTER TABLE servers ADD COLUMN installed_schematic TEXT;
+
+-- Jobs that must not run beside another of the same scope: a reset, rolling upgrade or rolling
+-- reboot of one cluster (`cluster:<id>`) while another is queued or running would take down
+-- two nodes at once. The second enqueue fails; NULL for every other job.
+ALTER TABLE jobs ADD COLUMN exclusive_scope TEXT;
+CREATE UNIQUE INDEX jobs_one_active_per_scope ON jobs (exclusive_scope)
+    WHERE exclusive_scope IS NOT NULL AND status IN ('queued', 'running');

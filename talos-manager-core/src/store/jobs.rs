@@ -201,6 +201,31 @@ impl Store {
         row.try_into()
     }
 
+    /// Enqueues a job that must not run beside another active job of the same `scope` (the
+    /// lifecycle jobs of one cluster use `cluster:<id>`): [`StoreError::Conflict`] while one is
+    /// queued or running, on every backend and across replicas (a unique index decides).
+    pub async fn enqueue_exclusive_job(
+        &self,
+        job: &NewJob,
+        scope: &str,
+    ) -> Result<Job, StoreError> {
+        let sql = sql!(
+            "INSERT INTO jobs (kind, server_id, args, status, attempts, run_after, \
+             cancel_requested, created_at, exclusive_scope) \
+             VALUES ($1, $2, $3, 'queued', 0, $4, FALSE, $4, $5) RETURNING {COLUMNS}"
+        );
+        let row: Row = on_pool!(self, |pool| sqlx::query_as(sql)
+            .bind(&job.kind)
+            .bind(job.server_id)
+            .bind(job.args.to_string())
+            .bind(now())
+            .bind(scope)
+            .fetch_one(pool)
+            .await)
+        .map_err(|e| StoreError::from_write("job", "enqueue job", e))?;
+        row.try_into()
+    }
+
     /// Claims the oldest runnable job for `worker`, if any. On PostgreSQL, concurrent workers
     /// (several replicas) never claim the same job: rows being claimed are skipped.
     pub async fn claim_job(&self, worker: &str) -> Result<Option<Job>, StoreError> {

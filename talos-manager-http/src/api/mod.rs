@@ -12,6 +12,7 @@ mod error;
 mod ids;
 mod jobs;
 mod label_taint_rules;
+mod lifecycle;
 mod machine_configs;
 mod provider_accounts;
 mod schematics;
@@ -68,6 +69,7 @@ enum Deleted {
 
 type Apis = (
     servers::ServersApi,
+    lifecycle::LifecycleApi,
     server_events::ServerEventsApi,
     provider_accounts::ProviderAccountsApi,
     clusters::ClustersApi,
@@ -89,6 +91,7 @@ pub mod wire {
     pub use super::error::{ErrorBody, IssueBody};
     pub use super::jobs::{JobLogEvent, JobView};
     pub use super::label_taint_rules::{RuleFields, RuleView};
+    pub use super::lifecycle::{ResetBody, ResetProfileName, RollingSelection, UpgradeBody};
     pub use super::machine_configs::{CreateMachineConfig, MachineConfigView};
     pub use super::provider_accounts::{
         CreateProviderAccount, ProviderAccountView, UpdateProviderAccount,
@@ -134,6 +137,7 @@ fn service() -> OpenApiService<Apis, ()> {
     OpenApiService::new(
         (
             servers::ServersApi,
+            lifecycle::LifecycleApi,
             server_events::ServerEventsApi,
             provider_accounts::ProviderAccountsApi,
             clusters::ClustersApi,

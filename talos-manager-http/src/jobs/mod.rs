@@ -30,6 +30,7 @@ use tokio::sync::{Notify, Semaphore, watch};
 
 mod bootstrap;
 mod label_and_taint;
+mod lifecycle;
 mod push_config;
 mod sync;
 
@@ -39,6 +40,10 @@ pub use bootstrap::{
 pub use label_and_taint::{
     CONFIG_SERVED_GUARD, LABEL_AND_TAINT_JOB, LabelAndTaintJob, LabelAndTaintQueued,
     LabelAndTaintTrigger, queue_label_and_taint,
+};
+pub use lifecycle::{
+    LifecycleSettings, REBOOT_JOB, RESET_JOB, ResetArgs, ResetJob, RollingArgs, RollingJob,
+    UPGRADE_JOB, cluster_scope,
 };
 pub use push_config::{PUSH_CONFIG_JOB, PushConfigJob, TalosSettings, queue_push_if_waiting};
 pub use sync::{SYNC_JOB, SyncJob};
@@ -164,6 +169,14 @@ impl JobQueue {
     /// Adds a job to the queue.
     pub async fn enqueue(&self, job: &NewJob) -> Result<Job, StoreError> {
         let job = self.store.enqueue_job(job).await?;
+        self.wake.notify_one();
+        Ok(job)
+    }
+
+    /// Enqueues a job that must not run beside another active job of `scope`
+    /// ([`StoreError::Conflict`] while one is queued or running).
+    pub async fn enqueue_exclusive(&self, job: &NewJob, scope: &str) -> Result<Job, StoreError> {
+        let job = self.store.enqueue_exclusive_job(job, scope).await?;
         self.wake.notify_one();
         Ok(job)
     }

@@ -1,0 +1,312 @@
+//! Resets, rolling upgrades and rolling reboots of running nodes: each answers 202 with the job
+//! doing it (follow it at `/jobs/{id}/log`). One of these runs per cluster at a time.
+
+use std::collections::HashMap;
+
+use poem::web::Data;
+use poem_openapi::param::Path;
+use poem_openapi::payload::Json;
+use poem_openapi::{Enum, Object, OpenApi};
+use talos_manager_core::StoreError;
+use talos_manager_core::ids::{ClusterId, ServerId};
+use talos_manager_core::lifecycle::{
+    NodeRef, ResetProfile, RollingPlan, RollingPlanError, RollingTarget, plan_rolling,
+};
+use talos_manager_core::rescue::our_public_key;
+use talos_manager_core::store::NewJob;
+
+use super::Tag;
+use super::auth::AdminAuth;
+use super::error::{ApiError, ApiResult, IssueBody, body};
+use super::ids::{parse_id, server_api_id};
+use super::jobs::{JobView, job_view};
+use super::servers::load_server;
+use crate::AppState;
+use crate::jobs::{REBOOT_JOB, RESET_JOB, ResetArgs, RollingArgs, UPGRADE_JOB, cluster_scope};
+
+/// What a reset wipes and where the server ends up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Enum)]
+#[oai(rename_all = "snake_case")]
+pub enum ResetProfileName {
+    /// Wipe STATE and EPHEMERAL and reboot (the original's reset): Talos stays installed and
+    /// comes back in maintenance mode, asking for a config again.
+    Maintenance,
+    /// Wipe the whole system disk and power off: nothing bootable is left.
+    Wipe,
+    /// Wipe the whole system disk, then boot the provider's rescue system with our key, ready
+    /// for a new bootstrap (needs `SSH_PRIVATE_KEY`).
+    WipeToRescue,
+}
+
+impl From<ResetProfileName> for ResetProfile {
+    fn from(name: ResetProfileName) -> ResetProfile {
+        match name {
+            ResetProfileName::Maintenance => ResetProfile::Maintenance,
+            ResetProfileName::Wipe => ResetProfile::Wipe,
+            ResetProfileName::WipeToRescue => ResetProfile::WipeToRescue,
+        }
+    }
+}
+
+/// How to reset a server's node.
+#[derive(Debug, Object)]
+pub struct ResetBody {
+    /// What to wipe [default: `maintenance`].
+    pub profile: Option<ResetProfileName>,
+    /// Reset even when it removes etcd's last member or leaves etcd without a healthy majority:
+    /// that destroys the cluster's state [default: false].
+    pub force: Option<bool>,
+}
+
+/// Which servers a rolling upgrade or reboot covers: a whole cluster or a selection.
+#[derive(Debug, Object)]
+pub struct RollingSelection {
+    /// Every configured server of this cluster.
+    pub cluster_id: Option<String>,
+    /// These servers (`robot-<n>`, `cloud-<id>`), all of one cluster.
+    pub server_ids: Option<Vec<String>>,
+}
+
+/// A rolling upgrade.
+#[derive(Debug, Object)]
+pub struct UpgradeBody {
+    /// The servers.
+    #[oai(flatten)]
+    pub selection: RollingSelection,
+    /// The Talos version to install, `vX.Y.Z`; each node gets the Image Factory installer of its
+    /// server's schematic.
+    pub talos_version: String,
+}
+
+/// The queued job.
+#[derive(Debug, poem_openapi::ApiResponse)]
+enum JobAccepted {
+    /// The job, queued.
+    #[oai(status = 202)]
+    Accepted(Json<JobView>),
+}
+
+pub(crate) struct LifecycleApi;
+
+#[OpenApi(tag = "Tag::Servers")]
+impl LifecycleApi {
+    /// Reset a server's Talos node.
+    ///
+    /// Queues a `reset` job and answers 202 with it. The job refuses to remove etcd's last
+    /// member, or a control plane whose removal leaves etcd without a healthy majority, unless
+    /// `force`; otherwise it resets gracefully when other members remain (Talos drains the node
+    /// and leaves etcd), removes the etcd member if it is still listed, deletes the Kubernetes
+    /// node, and clears the server's machine config and status. 409 when a reset, upgrade or
+    /// reboot of the server's cluster is queued or running; 422 when the server is not a
+    /// configured node.
+    #[oai(
+        path = "/servers/:id/reset",
+        method = "post",
+        operation_id = "reset_server"
+    )]
+    async fn reset(
+        &self,
+        state: Data<&AppState>,
+        auth: AdminAuth,
+        id: Path<String>,
+        body: Json<ResetBody>,
+    ) -> ApiResult<JobAccepted> {
+        let server = load_server(&state, &id).await?;
+        let profile = body.profile.unwrap_or(ResetProfileName::Maintenance);
+        if profile == ResetProfileName::WipeToRescue {
+            our_public_key(state.bootstrap.ssh_private_key.as_ref())?;
+        }
+        let machine_config = state.store.machine_config_for_server(server.id).await?;
+        let not_a_node = |message: String| {
+            ApiError::invalid(
+                "reset",
+                vec![IssueBody {
+                    path: String::new(),
+                    message,
+                }],
+            )
+        };
+        NodeRef::new(&server, machine_config.as_ref(), 0)
+            .map_err(|error| not_a_node(error.to_string()))?;
+        let cluster_id = server.cluster_id.ok_or_else(|| {
+            not_a_node(format!("server {} is in no cluster", server.inventory.name))
+        })?;
+        let args = ResetArgs {
+            profile: profile.into(),
+            force: body.force.unwrap_or(false),
+        };
+        let job = enqueue(
+            &state,
+            RESET_JOB,
+            Some(server.id),
+            serde_json::to_value(&args).map_err(|error| ApiError::internal(&error))?,
+            cluster_id,
+        )
+        .await?;
+        tracing::info!(server = %server.inventory.name, profile = ?args.profile, force = args.force, job = %job.id, by = ?auth.principal(), "reset queued");
+        let api_id = server_api_id(server.inventory.provider, &server.inventory.provider_id);
+        let servers = HashMap::from([(server.id, api_id)]);
+        Ok(JobAccepted::Accepted(Json(job_view(job, &servers))))
+    }
+
+    /// Upgrade Talos on a cluster's nodes, one at a time.
+    ///
+    /// Queues an `upgrade` job and answers 202 with it. Control planes go first, one at a time,
+    /// then workers. Each node: forfeit etcd leadership (control planes), cordon and drain
+    /// (PodDisruptionBudgets respected, `DRAIN_TIMEOUT`), upgrade to the installer of its
+    /// server's schematic and `talos_version`, wait until it runs that version and is ready in
+    /// Talos and Kubernetes (`NODE_READY_TIMEOUT`), uncordon. Nodes already at the version and
+    /// schematic are skipped. The first failure stops the job and leaves the remaining nodes
+    /// untouched; a job interrupted by a restart continues where it stopped. 409 while another
+    /// reset, upgrade or reboot of the cluster is queued or running; 422 for a selection that
+    /// cannot be upgraded (servers of several clusters, not configured, no schematic, a bad
+    /// version).
+    #[oai(path = "/upgrades", method = "post", operation_id = "upgrade_nodes")]
+    async fn upgrade(
+        &self,
+        state: Data<&AppState>,
+        auth: AdminAuth,
+        body: Json<UpgradeBody>,
+    ) -> ApiResult<JobAccepted> {
+        let body = body.0;
+        let mut args = selection_args(&state, &body.selection).await?;
+        args.talos_version = Some(body.talos_version.trim().to_owned());
+        rolling(&state, &auth, UPGRADE_JOB, args).await
+    }
+
+    /// Reboot a cluster's nodes, one at a time.
+    ///
+    /// Queues a `reboot` job and answers 202 with it; each node is drained and rebooted as an
+    /// upgrade would be (see `upgrade_nodes`), control planes first. 409 while another reset,
+    /// upgrade or reboot of the cluster is queued or running; 422 for a selection that cannot
+    /// be rebooted.
+    #[oai(path = "/reboots", method = "post", operation_id = "reboot_nodes")]
+    async fn reboot(
+        &self,
+        state: Data<&AppState>,
+        auth: AdminAuth,
+        body: Json<RollingSelection>,
+    ) -> ApiResult<JobAccepted> {
+        let args = selection_args(&state, &body.0).await?;
+        rolling(&state, &auth, REBOOT_JOB, args).await
+    }
+}
+
+/// The job arguments of a selection: a cluster, or servers by their API ids.
+async fn selection_args(state: &AppState, selection: &RollingSelection) -> ApiResult<RollingArgs> {
+    let issue = |message: &str| {
+        ApiError::invalid(
+            "selection",
+            vec![IssueBody {
+                path: String::new(),
+                message: message.to_owned(),
+            }],
+        )
+    };
+    match (&selection.cluster_id, &selection.server_ids) {
+        (Some(cluster), None) => Ok(RollingArgs {
+            cluster_id: Some(parse_id("cluster", cluster, ClusterId)?),
+            server_ids: Vec::new(),
+            talos_version: None,
+        }),
+        (None, Some(servers)) => {
+            let mut server_ids: Vec<ServerId> = Vec::new();
+            for api_id in servers {
+                let id = load_server(state, api_id).await?.id;
+                if !server_ids.contains(&id) {
+                    server_ids.push(id);
+                }
+            }
+            Ok(RollingArgs {
+                cluster_id: None,
+                server_ids,
+                talos_version: None,
+            })
+        }
+        (Some(_), Some(_)) => Err(issue("give cluster_id or server_ids, not both")),
+        (None, None) => Err(issue("give cluster_id or server_ids")),
+    }
+}
+
+/// Checks a rolling job's plan now (it reads only the store) and queues the job.
+async fn rolling(
+    state: &AppState,
+    auth: &AdminAuth,
+    kind: &'static str,
+    args: RollingArgs,
+) -> ApiResult<JobAccepted> {
+    let plan: RollingPlan = plan_rolling(
+        &state.store,
+        &args.target(),
+        &args.action(),
+        state.image_factory.client().base_url(),
+    )
+    .await
+    .map_err(plan_error)?;
+    let server_id = match args.target() {
+        RollingTarget::Server(server) => Some(server),
+        _ => None,
+    };
+    let job = enqueue(
+        state,
+        kind,
+        server_id,
+        serde_json::to_value(&args).map_err(|error| ApiError::internal(&error))?,
+        plan.cluster_id,
+    )
+    .await?;
+    tracing::info!(cluster = %plan.cluster_name, nodes = plan.nodes.len(), job = %job.id, by = ?auth.principal(), "{} queued", plan.action);
+    let servers = state
+        .store
+        .list_servers()
+        .await?
+        .into_iter()
+        .filter(|server| Some(server.id) == job.server_id)
+        .map(|server| {
+            let api_id = server_api_id(server.inventory.provider, &server.inventory.provider_id);
+            (server.id, api_id)
+        })
+        .collect();
+    Ok(JobAccepted::Accepted(Json(job_view(job, &servers))))
+}
+
+/// Queues a lifecycle job in its cluster's exclusive scope.
+async fn enqueue(
+    state: &AppState,
+    kind: &str,
+    server_id: Option<ServerId>,
+    args: serde_json::Value,
+    cluster: ClusterId,
+) -> ApiResult<talos_manager_core::store::Job> {
+    let job = NewJob {
+        kind: kind.to_owned(),
+        server_id,
+        args,
+    };
+    state
+        .jobs
+        .enqueue_exclusive(&job, &cluster_scope(cluster))
+        .await
+        .map_err(|error| match error {
+            StoreError::Conflict { .. } => ApiError::Conflict(body(
+                "cluster_busy",
+                "a reset, upgrade or reboot of this cluster is already queued or running: \
+                 follow or cancel it first",
+            )),
+            other => other.into(),
+        })
+}
+
+fn plan_error(error: RollingPlanError) -> ApiError {
+    match error {
+        RollingPlanError::Store(error) => error.into(),
+        RollingPlanError::Secrets { .. } => ApiError::internal(&error),
+        other => ApiError::invalid(
+            "selection",
+            vec![IssueBody {
+                path: String::new(),
+                message: other.to_string(),
+            }],
+        ),
+    }
+}
