@@ -27,6 +27,8 @@ mod http {
     mod jobs;
     // Label and taint rules applied to nodes in a fake Kubernetes API; the running version.
     mod labels_taints;
+    // Reset, rolling upgrades and reboots against the fake Talos and Kubernetes APIs.
+    mod lifecycle;
     // Running `talos-manager` as a process: help, bad configuration, serve, migrate, token.
     mod commands;
     // /metrics and request ids.

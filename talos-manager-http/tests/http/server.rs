@@ -196,6 +196,12 @@ impl TestServer {
         self.database.store()
     }
 
+    /// Provider clients for the server's fake Robot and Cloud APIs, as the service builds them.
+    pub(crate) fn providers(&self) -> talos_manager_core::sync::ProviderFactory {
+        talos_manager_core::sync::ProviderFactory::new(self.robot.url(), self.cloud.url())
+            .with_retry_policy(talos_manager_core::RetryPolicy::for_fakes())
+    }
+
     pub(crate) fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
     }

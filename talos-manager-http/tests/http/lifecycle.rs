@@ -1,0 +1,681 @@
+//! Reset, rolling upgrade and rolling reboot through the admin API, run by the service's jobs
+//! against real Talos API clients: the gRPC client over mutual TLS to the fake Talos API server
+//! (`talos-manager-fake-talos`, one node per loopback address), and the fake Kubernetes API.
+//! Also the push of a newly assigned config to a node waiting in maintenance mode.
+
+use std::collections::HashMap;
+use std::net::Ipv4Addr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use base64::Engine as _;
+use reqwest::Method;
+use serde_json::{Value, json};
+use talos_manager_core::ids::{ClusterId, JobId, ServerId};
+use talos_manager_core::kubernetes::DrainOptions;
+use talos_manager_core::lifecycle::LifecycleTiming;
+use talos_manager_core::store::{
+    Architecture, ConfigFields, MachineConfigFields, ProviderKind, SchematicFields, ServerInventory,
+};
+use talos_manager_core::talos::{SecretsBundle, SystemRandom};
+use talos_manager_core::{Secret, Store};
+use talos_manager_fake_kubernetes::FakeKubernetes;
+use talos_manager_fake_talos::{FakeTalosCluster, Faults, NodeSpec};
+use talos_manager_http::jobs::{
+    JobQueue, LifecycleSettings, PushConfigJob, ResetJob, RollingJob, TalosSettings, Worker,
+    WorkerTiming,
+};
+use tokio::sync::watch;
+
+use super::server::{TestServer, api_test};
+
+const FROM: &str = "v1.10.4";
+const TO: &str = "v1.11.3";
+const SCHEMATIC: &str = "376567988ad370138ad8b2698212367b8edcb69b5fd68c80be1f2ec7d603b4ba";
+
+fn pem(b64: &str) -> String {
+    String::from_utf8(
+        base64::engine::general_purpose::STANDARD
+            .decode(b64)
+            .unwrap(),
+    )
+    .unwrap()
+}
+
+/// A cluster `prod` of configured servers, each a node of the fake Talos API at its own
+/// loopback address running `FROM`, and Ready in the fake Kubernetes API (the cluster's
+/// endpoint). Names with `control-plane` are control planes.
+struct Fleet {
+    talos: FakeTalosCluster,
+    kubernetes: FakeKubernetes,
+    cluster: ClusterId,
+    /// Server name → (server id, its API id, its address).
+    nodes: HashMap<String, (ServerId, String, Ipv4Addr)>,
+}
+
+impl Fleet {
+    /// `first_octet`: the last byte of the first node's address; tests use different ranges so
+    /// they may share the machine.
+    async fn new(server: &TestServer, names: &[&str], first_octet: u8) -> Fleet {
+        let store = server.store();
+        let bundle = tokio::task::spawn_blocking(|| {
+            SecretsBundle::generate(time::OffsetDateTime::now_utc(), &mut SystemRandom).unwrap()
+        })
+        .await
+        .unwrap();
+        let kubernetes = FakeKubernetes::start(&pem(&bundle.k8s.crt), &pem(&bundle.k8s.key))
+            .await
+            .unwrap();
+        let talos = FakeTalosCluster::start(&pem(&bundle.os.crt), &pem(&bundle.os.key), None)
+            .await
+            .unwrap();
+        talos.set_downtime(Duration::from_millis(300));
+        talos.set_boot_delay(Duration::from_millis(100));
+        let cluster = server
+            .expect(
+                Method::POST,
+                "/api/v1/clusters",
+                Some(json!({"name": "prod", "endpoint": kubernetes.url(), "secrets": bundle.to_yaml()})),
+                201,
+            )
+            .await;
+        let cluster = ClusterId(cluster["id"].as_str().unwrap().parse().unwrap());
+        let config = store
+            .create_config(&ConfigFields {
+                name: "default".into(),
+                install_image: format!("ghcr.io/siderolabs/installer:{FROM}"),
+                kubernetes_version: "1.33.1".into(),
+                kubespan: false,
+                patch: String::new(),
+                patch_control_plane: String::new(),
+                patch_worker: String::new(),
+            })
+            .await
+            .unwrap();
+        let schematic = store
+            .create_schematic(&SchematicFields {
+                name: "default".into(),
+                body: "customization: {}\n".into(),
+                factory_id: Some(SCHEMATIC.into()),
+            })
+            .await
+            .unwrap();
+        store
+            .update_settings(FROM, Some(schematic.id))
+            .await
+            .unwrap();
+        let account = store
+            .create_provider_account(
+                ProviderKind::HetznerRobot,
+                "robot",
+                &Secret::new("secret".into()),
+            )
+            .await
+            .unwrap();
+        let mut nodes = HashMap::new();
+        for (i, name) in names.iter().enumerate() {
+            let address = Ipv4Addr::new(127, 0, 0, first_octet + i as u8);
+            let provider_id = (100 + i).to_string();
+            let row = store
+                .upsert_server(
+                    account.id,
+                    &ServerInventory {
+                        provider: ProviderKind::HetznerRobot,
+                        provider_id: provider_id.clone(),
+                        name: (*name).into(),
+                        ipv4: Some(address.to_string()),
+                        ipv6: None,
+                        product: "AX41".into(),
+                        data_center: "FSN1-DC1".into(),
+                        status: "ready".into(),
+                        cancelled: false,
+                        architecture: Architecture::Amd64,
+                        vswitch_id: None,
+                    },
+                )
+                .await
+                .unwrap()
+                .0;
+            store
+                .update_server_assignment(row.id, name, Some(cluster), None, None)
+                .await
+                .unwrap();
+            let control_plane = name.contains("control-plane");
+            store
+                .put_machine_config(
+                    row.id,
+                    &MachineConfigFields {
+                        config_id: config.id,
+                        hostname: (*name).to_owned(),
+                        private_ip: format!(
+                            "10.0.{}.{}",
+                            u8::from(!control_plane),
+                            name.rsplit('-').next().unwrap()
+                        ),
+                        install_disk: "/dev/nvme0n1".into(),
+                        ephemeral_disk_identifier: None,
+                    },
+                )
+                .await
+                .unwrap();
+            store
+                .record_config_request(row.id, time::OffsetDateTime::now_utc(), true)
+                .await
+                .unwrap();
+            let spec = if control_plane {
+                NodeSpec::control_plane(address, name)
+            } else {
+                NodeSpec::worker(address, name)
+            };
+            talos.add_node(spec.version(FROM)).unwrap();
+            kubernetes.add_node(name, json!({}), json!([]));
+            nodes.insert(
+                (*name).to_owned(),
+                (row.id, format!("robot-{provider_id}"), address),
+            );
+        }
+        Fleet {
+            talos,
+            kubernetes,
+            cluster,
+            nodes,
+        }
+    }
+
+    fn address(&self, name: &str) -> Ipv4Addr {
+        self.nodes[name].2
+    }
+
+    /// The lifecycle settings of the service, with the fake's port and short waits.
+    fn settings(&self, server: &TestServer) -> LifecycleSettings {
+        LifecycleSettings {
+            talos: TalosSettings {
+                connector: Arc::new(talos_manager_talos_api::GrpcTalosConnector::new()),
+                port: self.talos.port(),
+            },
+            providers: server.providers(),
+            ssh_private_key: None,
+            timing: LifecycleTiming {
+                poll_interval: Duration::from_millis(50),
+                node_down: Duration::from_secs(10),
+                node_back: Duration::from_secs(10),
+                drain: DrainOptions {
+                    timeout: Duration::from_secs(5),
+                    retry_interval: Duration::from_millis(50),
+                },
+                wipe_grace: Duration::ZERO,
+            },
+            image_factory_url: "https://factory.talos.dev".into(),
+        }
+    }
+
+    /// A worker running the lifecycle jobs until the returned sender is dropped or set, and
+    /// its task (abort it to simulate a crash).
+    fn start_worker(
+        &self,
+        server: &TestServer,
+        name: &str,
+    ) -> (watch::Sender<bool>, tokio::task::JoinHandle<()>) {
+        let settings = self.settings(server);
+        let worker = Worker::new(JobQueue::new(server.store().clone()), name)
+            .register(ResetJob::new(settings.clone()))
+            .register(RollingJob::upgrade(settings.clone()))
+            .register(RollingJob::reboot(settings.clone()))
+            .register(PushConfigJob::new(settings.talos.clone()))
+            .timing(WorkerTiming {
+                poll: Duration::from_millis(50),
+                heartbeat: Duration::from_millis(100),
+                abandoned_after: Duration::from_secs(1),
+            });
+        let (stop, mut stopped) = watch::channel(false);
+        let task = tokio::spawn(worker.run(async move {
+            let _ = stopped.wait_for(|s| *s).await;
+        }));
+        (stop, task)
+    }
+}
+
+/// Waits for a job to end; returns it as the API shows it.
+async fn finished(server: &TestServer, job_id: &str) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(90);
+    loop {
+        let job = server
+            .expect(Method::GET, &format!("/api/v1/jobs/{job_id}"), None, 200)
+            .await;
+        if !matches!(job["status"].as_str(), Some("queued" | "running")) {
+            return job;
+        }
+        assert!(Instant::now() < deadline, "job still running: {job:#}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn log(store: &Store, job_id: &str) -> Vec<String> {
+    store
+        .job_log(JobId(job_id.parse().unwrap()), None)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|line| line.line)
+        .collect()
+}
+
+/// The index of the first log line containing all of `parts`, after line `from`.
+#[track_caller]
+fn line_after(lines: &[String], from: usize, parts: &[&str]) -> usize {
+    lines
+        .iter()
+        .enumerate()
+        .skip(from)
+        .find(|(_, line)| parts.iter().all(|part| line.contains(part)))
+        .map(|(i, _)| i)
+        .unwrap_or_else(|| {
+            panic!(
+                "no line with {parts:?} after line {from}:\n{}",
+                lines.join("\n")
+            )
+        })
+}
+
+const FIVE: &[&str] = &[
+    "worker-1",
+    "control-plane-1",
+    "worker-2",
+    "control-plane-2",
+    "control-plane-3",
+];
+
+api_test!(
+    a_cluster_of_five_is_upgraded_node_by_node_with_one_call,
+    |server| {
+        let fleet = Fleet::new(&server, FIVE, 11).await;
+        let (_stop, _worker) = fleet.start_worker(&server, "upgrade-test");
+
+        let job = server
+            .expect(
+                Method::POST,
+                "/api/v1/upgrades",
+                Some(json!({"cluster_id": fleet.cluster.to_string(), "talos_version": TO})),
+                202,
+            )
+            .await;
+        assert_eq!(job["kind"], "upgrade");
+        // One operation per cluster at a time.
+        let busy = server
+            .expect(
+                Method::POST,
+                "/api/v1/reboots",
+                Some(json!({"cluster_id": fleet.cluster.to_string()})),
+                409,
+            )
+            .await;
+        assert_eq!(busy["code"], "cluster_busy");
+
+        let job = finished(&server, job["id"].as_str().unwrap()).await;
+        let lines = log(server.store(), job["id"].as_str().unwrap()).await;
+        assert_eq!(job["status"], "succeeded", "{}", lines.join("\n"));
+
+        // Control planes first, then workers; for each node the steps in order, and the next node
+        // only after the previous one was uncordoned.
+        let order = [
+            "control-plane-1",
+            "control-plane-2",
+            "control-plane-3",
+            "worker-1",
+            "worker-2",
+        ];
+        let mut at = 0;
+        for node in order {
+            if node.starts_with("control-plane") {
+                at = line_after(&lines, at, &[node, "etcd leader"]);
+            }
+            at = line_after(&lines, at, &[node, "drain"]);
+            at = line_after(&lines, at, &[node, TO]);
+            at = line_after(&lines, at, &[node, "uncordon"]);
+        }
+        for node in order {
+            let snapshot = fleet.talos.node(fleet.address(node)).unwrap();
+            assert_eq!(
+                (snapshot.version.as_str(), snapshot.ready),
+                (TO, true),
+                "{node}"
+            );
+            assert_eq!(
+                fleet.kubernetes.node(node).unwrap()["spec"]["unschedulable"],
+                Value::Null,
+                "{node} is left cordoned"
+            );
+        }
+        // Never two nodes going down at once: each upgrade call comes after the previous node
+        // answered again.
+        let upgrades: Vec<_> = fleet
+            .talos
+            .calls()
+            .into_iter()
+            .filter(|call| call.method.ends_with("Upgrade"))
+            .map(|call| call.node)
+            .collect();
+        let expected: Vec<_> = order.iter().map(|node| fleet.address(node)).collect();
+        assert_eq!(upgrades, expected);
+
+        // Again: every node is at the version and schematic already.
+        let again = server
+            .expect(
+                Method::POST,
+                "/api/v1/upgrades",
+                Some(json!({"cluster_id": fleet.cluster.to_string(), "talos_version": TO})),
+                202,
+            )
+            .await;
+        let again = finished(&server, again["id"].as_str().unwrap()).await;
+        assert_eq!(again["status"], "succeeded");
+        let lines = log(server.store(), again["id"].as_str().unwrap()).await;
+        assert!(
+            lines.iter().any(|line| line.contains("0 done, 5 skipped")),
+            "{}",
+            lines.join("\n")
+        );
+    }
+);
+
+api_test!(
+    a_failing_node_stops_the_upgrade_and_leaves_the_rest_untouched,
+    |server| {
+        let fleet = Fleet::new(&server, FIVE, 21).await;
+        fleet.talos.set_faults(
+            fleet.address("worker-1"),
+            Faults {
+                fail_upgrade: true,
+                ..Faults::default()
+            },
+        );
+        let (_stop, _worker) = fleet.start_worker(&server, "failing-upgrade-test");
+        let job = server
+            .expect(
+                Method::POST,
+                "/api/v1/upgrades",
+                Some(json!({"cluster_id": fleet.cluster.to_string(), "talos_version": TO})),
+                202,
+            )
+            .await;
+        let job = finished(&server, job["id"].as_str().unwrap()).await;
+        let lines = log(server.store(), job["id"].as_str().unwrap()).await;
+        assert_eq!(job["status"], "failed", "{}", lines.join("\n"));
+        let error = job["last_error"].as_str().unwrap();
+        assert!(
+            error.contains("3 done") && error.contains("worker-1"),
+            "the summary names the failing node: {error}"
+        );
+        for node in ["control-plane-1", "control-plane-2", "control-plane-3"] {
+            assert_eq!(fleet.talos.node(fleet.address(node)).unwrap().version, TO);
+        }
+        // worker-1 failed and is back in service; worker-2 was never touched.
+        assert_eq!(
+            fleet.talos.node(fleet.address("worker-1")).unwrap().version,
+            FROM
+        );
+        assert_eq!(
+            fleet.kubernetes.node("worker-1").unwrap()["spec"]["unschedulable"],
+            Value::Null
+        );
+        assert_eq!(
+            fleet.talos.node(fleet.address("worker-2")).unwrap().version,
+            FROM
+        );
+        assert!(
+            !fleet
+                .talos
+                .methods(fleet.address("worker-2"))
+                .iter()
+                .any(|method| method.ends_with("Upgrade")),
+            "worker-2 was asked to upgrade"
+        );
+        assert!(
+            lines
+                .iter()
+                .any(|line| line.contains("worker-2") && line.contains("untouched"))
+        );
+    }
+);
+
+#[tokio::test]
+async fn an_upgrade_interrupted_by_a_crash_resumes_without_upgrading_a_node_twice() {
+    let server = TestServer::start(talos_manager_core::Backend::Sqlite).await;
+    let fleet = Fleet::new(&server, FIVE, 31).await;
+    fleet.talos.set_downtime(Duration::from_millis(800));
+    let (_stop, worker) = fleet.start_worker(&server, "crashing-worker");
+    let job = server
+        .expect(
+            Method::POST,
+            "/api/v1/upgrades",
+            Some(json!({"cluster_id": fleet.cluster.to_string(), "talos_version": TO})),
+            202,
+        )
+        .await;
+    let job_id = job["id"].as_str().unwrap().to_owned();
+    // Crash while the second control plane is down for its upgrade.
+    let second = fleet.address("control-plane-2");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !fleet
+        .talos
+        .methods(second)
+        .iter()
+        .any(|method| method.ends_with("Upgrade"))
+    {
+        assert!(
+            Instant::now() < deadline,
+            "control-plane-2 was never upgraded"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    worker.abort();
+    let _ = worker.await;
+    let crashed = server
+        .expect(Method::GET, &format!("/api/v1/jobs/{job_id}"), None, 200)
+        .await;
+    assert_eq!(crashed["status"], "running", "the crash left it running");
+
+    // Another replica notices the stale heartbeat, queues the job again and finishes it.
+    let (_stop, _worker) = fleet.start_worker(&server, "second-worker");
+    let job = finished(&server, &job_id).await;
+    let lines = log(server.store(), &job_id).await;
+    assert_eq!(job["status"], "succeeded", "{}", lines.join("\n"));
+    for node in FIVE {
+        let address = fleet.address(node);
+        let upgrades = fleet
+            .talos
+            .methods(address)
+            .iter()
+            .filter(|method| method.ends_with("Upgrade"))
+            .count();
+        assert_eq!(upgrades, 1, "{node} was asked to upgrade {upgrades} times");
+        assert_eq!(fleet.talos.node(address).unwrap().version, TO, "{node}");
+    }
+}
+
+api_test!(a_worker_is_reset_to_maintenance_mode, |server| {
+    let fleet = Fleet::new(&server, &["control-plane-1", "worker-1"], 41).await;
+    let (_stop, _worker) = fleet.start_worker(&server, "reset-test");
+    let (server_id, api_id, address) = fleet.nodes["worker-1"].clone();
+    let job = server
+        .expect(
+            Method::POST,
+            &format!("/api/v1/servers/{api_id}/reset"),
+            Some(json!({"profile": "maintenance"})),
+            202,
+        )
+        .await;
+    assert_eq!(
+        (job["kind"].as_str(), job["server_id"].as_str()),
+        (Some("reset"), Some(api_id.as_str()))
+    );
+    let job = finished(&server, job["id"].as_str().unwrap()).await;
+    let lines = log(server.store(), job["id"].as_str().unwrap()).await;
+    assert_eq!(job["status"], "succeeded", "{}", lines.join("\n"));
+
+    let node = fleet.talos.node(address).unwrap();
+    assert!(
+        node.maintenance,
+        "the node is not in maintenance mode: {node:?}"
+    );
+    assert!(
+        fleet.kubernetes.node("worker-1").is_none(),
+        "the Kubernetes node is left"
+    );
+    assert!(
+        server
+            .store()
+            .machine_config_for_server(server_id)
+            .await
+            .unwrap()
+            .is_none(),
+        "the machine config is left"
+    );
+    // Not a configured node any more.
+    server
+        .expect(
+            Method::POST,
+            &format!("/api/v1/servers/{api_id}/reset"),
+            Some(json!({})),
+            422,
+        )
+        .await;
+});
+
+api_test!(the_last_control_plane_is_reset_only_when_forced, |server| {
+    let fleet = Fleet::new(&server, &["control-plane-1"], 51).await;
+    let (_stop, _worker) = fleet.start_worker(&server, "refusal-test");
+    let (_, api_id, address) = fleet.nodes["control-plane-1"].clone();
+    let path = format!("/api/v1/servers/{api_id}/reset");
+    let job = server
+        .expect(
+            Method::POST,
+            &path,
+            Some(json!({"profile": "maintenance"})),
+            202,
+        )
+        .await;
+    let job = finished(&server, job["id"].as_str().unwrap()).await;
+    assert_eq!(job["status"], "failed");
+    let error = job["last_error"].as_str().unwrap();
+    assert!(
+        error.contains("last") && error.contains("force"),
+        "the refusal explains itself: {error}"
+    );
+    assert!(
+        !fleet.talos.node(address).unwrap().maintenance,
+        "refused, yet reset"
+    );
+    assert!(
+        !fleet
+            .talos
+            .methods(address)
+            .iter()
+            .any(|m| m.ends_with("Reset")),
+        "refused, yet Reset was called"
+    );
+
+    let job = server
+        .expect(
+            Method::POST,
+            &path,
+            Some(json!({"profile": "maintenance", "force": true})),
+            202,
+        )
+        .await;
+    let job = finished(&server, job["id"].as_str().unwrap()).await;
+    let lines = log(server.store(), job["id"].as_str().unwrap()).await;
+    assert_eq!(job["status"], "succeeded", "{}", lines.join("\n"));
+    assert!(fleet.talos.node(address).unwrap().maintenance);
+});
+
+api_test!(
+    a_config_assigned_to_a_waiting_node_is_pushed_to_it,
+    |server| {
+        let fleet = Fleet::new(&server, &["control-plane-1"], 61).await;
+        // A new server whose node booted Talos and keeps asking for a config.
+        let address = Ipv4Addr::new(127, 0, 0, 62);
+        let account = server
+            .store()
+            .list_provider_accounts()
+            .await
+            .unwrap()
+            .remove(0);
+        let row = server
+            .store()
+            .upsert_server(
+                account.id,
+                &ServerInventory {
+                    provider: ProviderKind::HetznerRobot,
+                    provider_id: "200".into(),
+                    name: "worker-5".into(),
+                    ipv4: Some(address.to_string()),
+                    ipv6: None,
+                    product: "AX41".into(),
+                    data_center: "FSN1-DC1".into(),
+                    status: "ready".into(),
+                    cancelled: false,
+                    architecture: Architecture::Amd64,
+                    vswitch_id: None,
+                },
+            )
+            .await
+            .unwrap()
+            .0;
+        server
+            .store()
+            .update_server_assignment(row.id, "worker-5", Some(fleet.cluster), None, None)
+            .await
+            .unwrap();
+        fleet
+            .talos
+            .add_node(
+                NodeSpec::worker(address, "worker-5")
+                    .version(FROM)
+                    .in_maintenance(),
+            )
+            .unwrap();
+        server
+            .store()
+            .record_config_request(row.id, time::OffsetDateTime::now_utc(), false)
+            .await
+            .unwrap();
+        let (_stop, _worker) = fleet.start_worker(&server, "push-test");
+
+        let config = server.store().list_configs().await.unwrap().remove(0);
+        server
+        .expect(
+            Method::POST,
+            "/api/v1/machine-configs",
+            Some(json!({"server_id": "robot-200", "config_id": config.id.to_string(), "install_disk": "/dev/nvme0n1"})),
+            201,
+        )
+        .await;
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while fleet.talos.applied_configs(address).is_empty() {
+            assert!(Instant::now() < deadline, "no config was pushed");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let applied = fleet.talos.applied_configs(address).remove(0);
+        let served = talos_manager_core::node_config::render_node_config(server.store(), row.id)
+            .await
+            .unwrap();
+        assert_eq!(
+            &applied,
+            served.yaml.expose(),
+            "the pushed config is what /config serves"
+        );
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let stored = server.store().get_server(row.id).await.unwrap();
+            if stored.last_configured_at.is_some() {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the server was not marked configured"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+);
