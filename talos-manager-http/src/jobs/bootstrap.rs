@@ -276,6 +276,16 @@ impl BootstrapJob {
         store
             .record_bootstrapped(server_id, &request.disk.path(), wwid.as_deref())
             .await?;
+        // What a rolling upgrade compares with to skip nodes already at its schematic.
+        let schematic = match &request.image {
+            talos_manager_core::installer::ImageSource::Factory { schematic, .. } => {
+                Some(schematic.as_str())
+            }
+            talos_manager_core::installer::ImageSource::Custom { .. } => None,
+        };
+        store
+            .record_installed_schematic(server_id, schematic)
+            .await?;
         context
             .log(format!(
                 "Talos is on {}: the server boots it and asks for its config",

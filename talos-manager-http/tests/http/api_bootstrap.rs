@@ -304,6 +304,17 @@ bench_test!(
         assert_eq!(server["uuid"], "4c4c4544-0042-3510-8057-b4c04f4e3432");
         let device = bench.disk.path().to_owned();
         assert_eq!(server["bootstrap_disk"], device.as_str());
+        // A rolling upgrade knows which schematic the node was installed with.
+        let row = bench
+            .server
+            .store()
+            .list_servers()
+            .await
+            .unwrap()
+            .into_iter()
+            .find(|row| row.inventory.name == server["name"])
+            .unwrap();
+        assert_eq!(row.installed_schematic.as_deref(), Some(FACTORY_ID));
 
         // The dry run now knows the disks.
         let plan = bench
