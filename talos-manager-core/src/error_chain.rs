@@ -3,7 +3,8 @@
 use std::fmt;
 
 /// Formats `error` followed by each of its sources, `: `-separated, so a log line carries the
-/// whole chain (our error messages never repeat their source themselves).
+/// whole chain (our error messages never repeat their source themselves; a cause that the
+/// message before it already ends with, as some libraries' errors repeat theirs, is left out).
 ///
 /// ```
 /// use talos_manager_core::error_chain;
@@ -25,12 +26,35 @@ struct ErrorChain<'a>(&'a (dyn std::error::Error + 'static));
 
 impl fmt::Display for ErrorChain<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}", self.0)?;
+        let mut previous = self.0.to_string();
+        f.write_str(&previous)?;
         let mut source = self.0.source();
         while let Some(error) = source {
-            write!(f, ": {error}")?;
+            let text = error.to_string();
+            if !previous.ends_with(&text) {
+                write!(f, ": {text}")?;
+            }
+            previous = text;
             source = error.source();
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("transport error: {0}")]
+    struct Repeats(#[source] std::io::Error);
+
+    #[test]
+    fn a_cause_the_message_repeats_is_left_out() {
+        let error = Repeats(std::io::Error::other("connection refused"));
+        assert_eq!(
+            error_chain(&error).to_string(),
+            "transport error: connection refused"
+        );
     }
 }
