@@ -56,6 +56,7 @@ static ASSETS: &[Asset] = &[
     asset!("schematics.js", JAVASCRIPT),
     asset!("settings.js", JAVASCRIPT),
     asset!("jobs.js", JAVASCRIPT),
+    asset!("lifecycle.js", JAVASCRIPT),
 ];
 
 const SHELL: &str = include_str!("assets/index.html");

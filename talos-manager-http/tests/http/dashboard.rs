@@ -637,15 +637,12 @@ async fn a_user_adds_accounts_and_a_schematic_syncs_and_reads_a_runbook() {
     browser.click("#sync").await;
     browser.element("#sync-state a[href^='/jobs?id=']").await;
     browser.goto(&url("/servers")).await;
-    let rows = browser.wait_text("#servers tbody", "control-plane-1").await;
-    assert!(
-        rows.contains("robot-8") && rows.contains("robot-9"),
-        "the generated Robot servers show: {rows}"
-    );
-    assert!(
-        rows.contains("cloud-"),
-        "the Cloud server shows too: {rows}"
-    );
+    // The sync may still be adding servers when the page loads: they arrive live.
+    browser.wait_text("#servers tbody", "control-plane-1").await;
+    browser.wait_text("#servers tbody", "robot-8").await;
+    browser.wait_text("#servers tbody", "robot-9").await;
+    // The Cloud server shows too.
+    browser.wait_text("#servers tbody", "cloud-").await;
     browser
         .wait_text("#sync-state", "last sync succeeded")
         .await;
@@ -957,5 +954,376 @@ async fn without_its_live_stream_the_servers_page_polls() {
         same_page(&browser).await,
         "the page polled, it was not reloaded"
     );
+    browser.close().await;
+}
+
+/// Signs in with the test token and waits for the servers page.
+async fn sign_in(browser: &Browser, server: &TestServer) {
+    browser.goto(&server.url("/")).await;
+    browser.type_into("input[name=secret]", &server.token).await;
+    browser.click("form.login button[type=submit]").await;
+    browser.wait_text("h1", "Servers").await;
+}
+
+/// Clicks the button labelled `label` inside `scope` (row actions have no ids); again when a
+/// live update replaced the row in between. The click comes after the script returns, so a
+/// question it asks (`confirm`) does not fail the script.
+async fn click_button(browser: &Browser, scope: &str, label: &str) {
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        let clicked = browser
+            .js(
+                "const b = [...document.querySelectorAll(arguments[0] + ' button')].find((b) => b.textContent === arguments[1]); if (b) setTimeout(() => b.click(), 0); return Boolean(b);",
+                vec![scope.into(), label.into()],
+            )
+            .await
+            .unwrap_or(Value::Bool(false));
+        if clicked == Value::Bool(true) {
+            return;
+        }
+        if Instant::now() > deadline {
+            let body = browser
+                .js("return document.body.innerText;", vec![])
+                .await
+                .unwrap_or_default();
+            panic!("no button {label:?} in {scope}; the page: {body}");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Accepts the browser's confirmation question; answers its text.
+async fn accept_question(browser: &Browser) -> String {
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        match browser.client().get_alert_text().await {
+            Ok(text) => {
+                browser.client().accept_alert().await.unwrap();
+                return text;
+            }
+            Err(error) => {
+                assert!(Instant::now() < deadline, "no question was asked: {error}");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    }
+}
+
+/// The stored job whose page the browser shows (`/jobs?id=<id>`).
+async fn shown_job(browser: &Browser, server: &TestServer) -> talos_manager_core::store::Job {
+    let url = browser.client().current_url().await.unwrap();
+    let id = url
+        .query_pairs()
+        .find(|(name, _)| name == "id")
+        .unwrap_or_else(|| panic!("the browser shows no job: {url}"))
+        .1
+        .parse()
+        .unwrap();
+    server
+        .store()
+        .get_job(talos_manager_core::ids::JobId(id))
+        .await
+        .unwrap()
+}
+
+/// A cluster `prod` whose control plane `control-plane-1` (robot-7, 203.0.113.7) is
+/// configured, Talos versions v1.10.4 (the default), v1.10.5 and v1.11.0, and, with
+/// `schematic`, a default schematic registered with the Image Factory. Answers the cluster.
+async fn configured_cluster(server: &TestServer, schematic: bool) -> Value {
+    server
+        .factory()
+        .set_versions(&["v1.10.4", "v1.10.5", "v1.11.0"]);
+    let cluster = server
+        .expect(
+            Method::POST,
+            "/api/v1/clusters",
+            Some(json!({"name": "prod", "endpoint": "https://prod.example.com:6443"})),
+            201,
+        )
+        .await;
+    let config = server
+        .expect(
+            Method::POST,
+            "/api/v1/configs",
+            Some(json!({"name": "default"})),
+            201,
+        )
+        .await;
+    add_server(server, ProviderKind::HetznerRobot, "7", "control-plane-1").await;
+    server
+        .expect(
+            Method::PATCH,
+            "/api/v1/servers/robot-7",
+            Some(json!({"cluster_id": cluster["id"]})),
+            200,
+        )
+        .await;
+    server
+        .expect(
+            Method::POST,
+            "/api/v1/machine-configs",
+            Some(json!({
+                "server_id": "robot-7",
+                "config_id": config["id"],
+                "hostname": "control-plane-1",
+            })),
+            201,
+        )
+        .await;
+    if schematic {
+        set_default_schematic(server).await;
+    } else {
+        server
+            .expect(
+                Method::PUT,
+                "/api/v1/settings",
+                Some(json!({"talos_version": "v1.10.4"})),
+                200,
+            )
+            .await;
+    }
+    cluster
+}
+
+/// Registers a schematic `amd` and makes it the default, with Talos v1.10.4.
+async fn set_default_schematic(server: &TestServer) {
+    let schematic = server
+        .expect(
+            Method::POST,
+            "/api/v1/schematics",
+            Some(json!({"name": "amd"})),
+            201,
+        )
+        .await;
+    server
+        .expect(
+            Method::PUT,
+            "/api/v1/settings",
+            Some(json!({"talos_version": "v1.10.4", "default_schematic_id": schematic["id"]})),
+            200,
+        )
+        .await;
+}
+
+#[tokio::test]
+async fn a_user_upgrades_and_resets_a_server_from_its_dialogs() {
+    // No worker runs: the jobs stay queued, which is all the dialogs need.
+    let server = TestServer::start(Backend::Sqlite).await;
+    configured_cluster(&server, false).await;
+    let browser = Browser::start().await;
+    sign_in(&browser, &server).await;
+    let row = "tr[data-server=robot-7]";
+    browser.wait_text(row, "Reset…").await;
+
+    // Upgrade…: the default version is chosen, the commands follow the version chosen.
+    click_button(&browser, row, "Upgrade…").await;
+    let dialog = browser.wait_text("dialog[open]", "talosctl").await;
+    assert!(dialog.contains("Upgrade: control-plane-1"), "{dialog}");
+    assert!(dialog.contains("Or run it yourself"), "{dialog}");
+    let chosen = browser
+        .element("#upgrade-form select[name=talos_version]")
+        .await
+        .prop("value")
+        .await
+        .unwrap();
+    assert_eq!(chosen.as_deref(), Some("v1.10.4"), "the settings' version");
+    browser
+        .select("#upgrade-form select[name=talos_version]", "v1.11.0")
+        .await;
+    browser.wait_text("#upgrade-runbook", "v1.11.0").await;
+    // Without a schematic there is no installer to upgrade to: the API's reason shows in the
+    // dialog.
+    browser.click("#upgrade-form button[type=submit]").await;
+    let question = accept_question(&browser).await;
+    assert!(
+        question.contains("Upgrade control-plane-1 to Talos v1.11.0?"),
+        "{question}"
+    );
+    let refusal = browser
+        .wait_text("#upgrade-form .form-issues", "no Image Factory schematic")
+        .await;
+    assert!(refusal.contains("control-plane-1"), "{refusal}");
+    assert!(
+        !refusal.contains("(input)"),
+        "an issue of no field shows as a sentence: {refusal}"
+    );
+    // With a default schematic the upgrade is queued and its page opens.
+    set_default_schematic(&server).await;
+    browser.click("#upgrade-form button[type=submit]").await;
+    accept_question(&browser).await;
+    browser.wait_text("h1", "upgrade").await;
+    browser.wait_text("#job-status", "queued").await;
+    let job = shown_job(&browser, &server).await;
+    assert_eq!(job.kind, "upgrade");
+    assert_eq!(job.args["talos_version"], "v1.11.0", "{}", job.args);
+    // Cancelled from its page, it frees the cluster for the reset.
+    click_button(&browser, "main", "Cancel job").await;
+    accept_question(&browser).await;
+    browser.wait_text("#job-status", "cancelled").await;
+
+    // Reset…: the three profiles, each explained, and force.
+    browser.goto(&server.url("/servers")).await;
+    click_button(&browser, row, "Reset…").await;
+    let dialog = browser
+        .wait_text("dialog[open]", "Reset control-plane-1")
+        .await;
+    for sentence in [
+        "comes back in maintenance mode, asking for a config",
+        "powers the server off",
+        "boots the server into the rescue system, ready for a new bootstrap",
+        "destroys the cluster's state",
+        "machine config is removed",
+    ] {
+        assert!(dialog.contains(sentence), "{sentence:?} in {dialog}");
+    }
+    let maintenance = browser
+        .element("#reset-profile-maintenance")
+        .await
+        .prop("checked")
+        .await
+        .unwrap();
+    assert_eq!(
+        maintenance.as_deref(),
+        Some("true"),
+        "the gentlest is chosen"
+    );
+    browser.screenshot("reset-dialog").await;
+    browser.click("#reset-profile-wipe").await;
+    browser.click("#reset-form input[name=force]").await;
+    // Nothing is sent before the question naming the server is answered.
+    browser.click("#reset-continue").await;
+    let question = browser
+        .wait_text("#reset-question", "Reset control-plane-1")
+        .await;
+    assert!(
+        question.contains("(robot-7, 203.0.113.7) and wipe its whole system disk?"),
+        "{question}"
+    );
+    assert!(question.contains("Forced"), "{question}");
+    let jobs = server.expect(Method::GET, "/api/v1/jobs", None, 200).await;
+    assert!(
+        !jobs
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|job| job["kind"] == "reset"),
+        "{jobs}"
+    );
+    browser.click("#reset-form button[type=submit]").await;
+
+    // The job's page: kind reset, its log.
+    browser.wait_text("h1", "reset").await;
+    browser.wait_text("#job-status", "queued").await;
+    browser.wait_text("#log-title", "Log").await;
+    browser.element("#job-log").await;
+    let job = shown_job(&browser, &server).await;
+    assert_eq!(job.kind, "reset");
+    assert_eq!(job.args, json!({"profile": "wipe", "force": true}));
+
+    // The row links the queued reset; a reboot meanwhile is refused in its dialog.
+    browser.goto(&server.url("/servers")).await;
+    browser
+        .wait_text(&format!("{row} a.job-state"), "reset queued")
+        .await;
+    click_button(&browser, row, "Reboot…").await;
+    let dialog = browser.wait_text("dialog[open]", "talosctl").await;
+    assert!(dialog.contains("Reboot: control-plane-1"), "{dialog}");
+    browser.click("#reboot-form button[type=submit]").await;
+    let question = accept_question(&browser).await;
+    assert!(question.contains("Reboot control-plane-1?"), "{question}");
+    browser
+        .wait_text("#reboot-form .form-issues", "already queued or running")
+        .await;
+    browser.close().await;
+}
+
+#[tokio::test]
+async fn a_user_upgrades_a_cluster_and_a_second_change_waits_for_it() {
+    let server = TestServer::start(Backend::Sqlite).await;
+    let cluster = configured_cluster(&server, true).await;
+    let browser = Browser::start().await;
+    sign_in(&browser, &server).await;
+    let row = format!("tr[data-cluster='{}']", cluster["id"].as_str().unwrap());
+
+    browser.goto(&server.url("/clusters")).await;
+    click_button(&browser, &row, "Upgrade…").await;
+    let dialog = browser
+        .wait_text("dialog[open]", "Upgrade cluster prod")
+        .await;
+    assert!(
+        dialog.contains("Control planes first, one node at a time"),
+        "{dialog}"
+    );
+    assert!(dialog.contains("drained"), "{dialog}");
+    assert!(dialog.contains("stops at the first failure"), "{dialog}");
+    let chosen = browser
+        .element("#cluster-upgrade-form select[name=talos_version]")
+        .await
+        .prop("value")
+        .await
+        .unwrap();
+    assert_eq!(chosen.as_deref(), Some("v1.10.4"), "the settings' version");
+    browser
+        .select(
+            "#cluster-upgrade-form select[name=talos_version]",
+            "v1.10.5",
+        )
+        .await;
+    browser.screenshot("cluster-upgrade-dialog").await;
+    browser
+        .click("#cluster-upgrade-form button[type=submit]")
+        .await;
+    let question = accept_question(&browser).await;
+    assert!(
+        question.contains("every node of prod to Talos v1.10.5"),
+        "{question}"
+    );
+    browser.wait_text("h1", "upgrade").await;
+    browser.wait_text("#job-status", "queued").await;
+    let job = shown_job(&browser, &server).await;
+    assert_eq!(job.kind, "upgrade");
+    assert_eq!(job.server_id, None, "the whole cluster");
+    assert_eq!(job.args["talos_version"], "v1.10.5", "{}", job.args);
+
+    // A second upgrade, or a reboot, while the first is queued: the API's 409 in the dialog,
+    // and no second job.
+    browser.goto(&server.url("/clusters")).await;
+    click_button(&browser, &row, "Upgrade…").await;
+    browser
+        .wait_text("dialog[open]", "Upgrade cluster prod")
+        .await;
+    browser
+        .click("#cluster-upgrade-form button[type=submit]")
+        .await;
+    accept_question(&browser).await;
+    let refusal = browser
+        .wait_text(
+            "#cluster-upgrade-form .form-issues",
+            "already queued or running",
+        )
+        .await;
+    assert!(refusal.contains("follow or cancel it first"), "{refusal}");
+    browser.click("dialog[open] button[data-close]").await;
+    click_button(&browser, &row, "Reboot…").await;
+    let dialog = browser
+        .wait_text("dialog[open]", "Reboot cluster prod")
+        .await;
+    assert!(
+        dialog.contains("Control planes first, one node at a time"),
+        "{dialog}"
+    );
+    browser
+        .click("#cluster-reboot-form button[type=submit]")
+        .await;
+    let question = accept_question(&browser).await;
+    assert!(question.contains("Reboot every node of prod"), "{question}");
+    browser
+        .wait_text(
+            "#cluster-reboot-form .form-issues",
+            "already queued or running",
+        )
+        .await;
+    let jobs = server.expect(Method::GET, "/api/v1/jobs", None, 200).await;
+    assert_eq!(jobs.as_array().unwrap().len(), 1, "{jobs}");
     browser.close().await;
 }

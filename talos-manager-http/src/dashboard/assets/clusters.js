@@ -1,6 +1,8 @@
-// The clusters page: list, create and edit form, talosconfig and kubeconfig downloads.
+// The clusters page: list, create and edit form, talosconfig and kubeconfig downloads, rolling
+// upgrades and reboots.
 
 import { api, download } from "./api.js";
+import { showClusterReboot, showClusterUpgrade } from "./lifecycle.js";
 import { actionButton, field, flash, formIssues, formValues, h, onSubmit, pageHeader, param, render, table, time } from "./ui.js";
 
 /** The clusters page; `?new` opens the create form, `?edit=<id>` the edit form. */
@@ -21,6 +23,8 @@ export async function clustersPage() {
       h("a", { class: "button small", href: `/clusters?edit=${encodeURIComponent(cluster.id)}` }, "Edit"),
       actionButton("talosconfig", () => download(`/clusters/${encodeURIComponent(cluster.id)}/talosconfig`, `${cluster.name}-talosconfig`), { class: "small" }),
       actionButton("kubeconfig", () => download(`/clusters/${encodeURIComponent(cluster.id)}/kubeconfig`, `${cluster.name}-kubeconfig`), { class: "small" }),
+      actionButton("Upgrade…", () => showClusterUpgrade(cluster), { class: "small" }),
+      actionButton("Reboot…", () => showClusterReboot(cluster), { class: "small" }),
       actionButton("Delete", async () => {
         if (!confirm(`Delete the cluster ${cluster.name}? Its servers are detached, not deleted; its secrets are gone for good.`)) return;
         await api("DELETE", `/clusters/${encodeURIComponent(cluster.id)}`);

@@ -1,6 +1,7 @@
 // The servers page (status, machine configs) and the configure-server form.
 
-import { ApiError, api, apiText, download, followJobLog, followServerEvents } from "./api.js";
+import { ApiError, api, download, followJobLog, followServerEvents } from "./api.js";
+import { showReset, showServerReboot, showServerUpgrade, talosVersionSelect } from "./lifecycle.js";
 import {
   actionButton, ago, copyBlock, copyText, field, flash, flashError, formIssues, formValues, h, onSubmit, pageHeader, param,
   render, showDialog, table,
@@ -38,19 +39,6 @@ function shortProduct(product) {
   return (product || "").replace(/^(Dell|DELL)\s+(PowerEdge\s+)?/, "").trim();
 }
 
-/**
- * Shows a runbook of the service (`reboot-command` or `upgrade-command`) for `server` in a
- * dialog, ready to copy; the service's message when it has none (no cluster, no config, …).
- */
-async function showRunbook(server, operation, title) {
-  const text = await apiText("GET", `/servers/${encodeURIComponent(server.id)}/${operation}`);
-  showDialog(
-    `${title}: ${server.name}`,
-    h("p", { class: "muted" }, "Run these commands from a machine with talosctl, kubectl and the cluster's talosconfig and kubeconfig."),
-    copyBlock(text, "commands"),
-  );
-}
-
 /** "953.9 GB" for a size in bytes. */
 function size(bytes) {
   const units = ["B", "kB", "MB", "GB", "TB"];
@@ -76,8 +64,8 @@ function diskLabel(disk) {
  * Talos version and schematic, the dry-run plan on request, then the job, followed on its page.
  */
 async function showBootstrap(server) {
-  const [versions, schematics, settings] = await Promise.all([
-    api("GET", "/talos-versions").catch(() => ({ versions: [] })),
+  const [version, schematics, settings] = await Promise.all([
+    talosVersionSelect(),
     api("GET", "/schematics"),
     api("GET", "/settings"),
   ]);
@@ -89,8 +77,6 @@ async function showBootstrap(server) {
   );
   const firstFree = server.disks.find((item) => item.raid_arrays.length === 0);
   if (firstFree) disk.value = firstFree.wwid || firstFree.path;
-  const versionList = versions.versions.includes(settings.talos_version) ? versions.versions : [settings.talos_version, ...versions.versions];
-  const version = h("select", { name: "talos_version" }, versionList.map((item) => h("option", { value: item, selected: item === settings.talos_version }, item)));
   const chosenSchematic = server.schematic_id || settings.default_schematic_id || "";
   const schematic = h(
     "select",
@@ -201,8 +187,9 @@ function serverActions(server, machineConfig, reload) {
       flash(`Removed the machine config of ${server.name}.`);
       await reload();
     }, { class: "small danger" }));
-    actions.push(actionButton("Reboot…", () => showRunbook(server, "reboot-command", "Reboot"), { class: "small" }));
-    actions.push(actionButton("Upgrade…", () => showRunbook(server, "upgrade-command", "Upgrade"), { class: "small" }));
+    actions.push(actionButton("Reboot…", () => showServerReboot(server), { class: "small" }));
+    actions.push(actionButton("Upgrade…", () => showServerUpgrade(server), { class: "small" }));
+    actions.push(actionButton("Reset…", () => showReset(server), { class: "small danger" }));
   } else {
     actions.push(h("a", { class: "button small primary", href: `/configure?server_id=${encodeURIComponent(server.id)}` }, "Configure"));
   }

@@ -94,7 +94,7 @@ export function showIssues(form, issues, message) {
       const path = issue.path || "";
       return path === name || path.startsWith(`${name}.`) || path.startsWith(`${name}[`) || path.startsWith(`${name}:`);
     });
-    const item = h("li", {}, h("code", { class: "path" }, issue.path || "(input)"), " ", issue.message);
+    const item = h("li", {}, issue.path ? [h("code", { class: "path" }, issue.path), " "] : null, issue.message);
     if (target) {
       target.querySelector(".issues").append(item);
       target.classList.add("invalid");
