@@ -122,7 +122,8 @@ pub enum ClusterSecretsError {
     Generate(#[source] SecretsError),
 }
 
-async fn load_bundle(
+/// The name and parsed secrets bundle of a cluster.
+pub(crate) async fn load_bundle(
     store: &Store,
     id: ClusterId,
 ) -> Result<(String, SecretsBundle), ClusterAccessError> {

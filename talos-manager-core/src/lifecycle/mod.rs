@@ -68,7 +68,7 @@ use crate::kubernetes::{ClientTimeouts, DrainOptions, KubernetesClient, Kubernet
 use crate::node_identity::machine_type_for;
 use crate::store::{Cluster, MachineConfig, Server, Store, StoreError};
 use crate::sync::ProviderFactory;
-use crate::talos::{ClientConfigError, MachineType, SecretsBundle, SecretsError, SystemRandom};
+use crate::talos::{ClientConfigError, MachineType, SystemRandom};
 use crate::talos_api::{TalosApi, TalosApiError, TalosConnector, TalosCredentials};
 
 pub use crate::kubernetes::ProgressLog;
@@ -231,19 +231,10 @@ impl NodeRef {
 
 /// Why a cluster's APIs could not be reached.
 #[derive(Debug, thiserror::Error)]
-pub enum ClusterAccessError {
-    /// Reading the database failed.
+pub enum ClusterApisError {
+    /// The cluster or its secrets bundle could not be read.
     #[error(transparent)]
-    Store(#[from] StoreError),
-    /// The cluster's secrets bundle is unusable.
-    #[error("the secrets bundle of cluster {cluster} is unusable")]
-    Secrets {
-        /// The cluster's name.
-        cluster: String,
-        /// Why.
-        #[source]
-        source: SecretsError,
-    },
+    Bundle(#[from] crate::clusters::ClusterAccessError),
     /// No `os:admin` client certificate could be issued.
     #[error("failed to issue Talos API credentials for cluster {cluster}")]
     TalosCredentials {
@@ -283,18 +274,15 @@ struct ClusterAccess {
 async fn cluster_access(
     ctx: &LifecycleContext<'_>,
     cluster_id: crate::ids::ClusterId,
-) -> Result<ClusterAccess, ClusterAccessError> {
-    let cluster = ctx.store.get_cluster(cluster_id).await?;
-    let text = ctx.store.cluster_secrets(cluster.id).await?;
-    let secrets =
-        SecretsBundle::parse(text.expose()).map_err(|source| ClusterAccessError::Secrets {
-            cluster: cluster.name.clone(),
-            source,
-        })?;
+) -> Result<ClusterAccess, ClusterApisError> {
+    let cluster = ctx.store.get_cluster(cluster_id).await.map_err(|error| {
+        ClusterApisError::Bundle(crate::clusters::ClusterAccessError::Store(error))
+    })?;
+    let (_, secrets) = crate::clusters::load_bundle(ctx.store, cluster_id).await?;
     let now = time::OffsetDateTime::now_utc();
     let credentials =
         TalosCredentials::for_cluster(&secrets, now, &mut SystemRandom).map_err(|source| {
-            ClusterAccessError::TalosCredentials {
+            ClusterApisError::TalosCredentials {
                 cluster: cluster.name.clone(),
                 source,
             }
@@ -302,7 +290,7 @@ async fn cluster_access(
     let talos =
         ctx.talos
             .cluster(&credentials)
-            .map_err(|source| ClusterAccessError::TalosClient {
+            .map_err(|source| ClusterApisError::TalosClient {
                 cluster: cluster.name.clone(),
                 source,
             })?;
@@ -313,7 +301,7 @@ async fn cluster_access(
         now,
         &mut SystemRandom,
     )
-    .map_err(|source| ClusterAccessError::Kubernetes {
+    .map_err(|source| ClusterApisError::Kubernetes {
         cluster: cluster.name.clone(),
         source,
     })?;

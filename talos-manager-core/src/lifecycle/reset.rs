@@ -23,7 +23,7 @@ use std::sync::Arc;
 use super::etcd::{MemberRemoval, QuorumRefusal, check_member_removal};
 use super::wait::{self, WaitError};
 use super::{
-    ClusterAccessError, LifecycleContext, NodeRef, NodeRefError, NodeRole, cluster_access,
+    ClusterApisError, LifecycleContext, NodeRef, NodeRefError, NodeRole, cluster_access,
     cluster_nodes,
 };
 use crate::error_chain;
@@ -90,7 +90,7 @@ pub enum ResetError {
     Node(#[from] NodeRefError),
     /// The cluster's APIs could not be set up.
     #[error(transparent)]
-    Access(#[from] ClusterAccessError),
+    Access(#[from] ClusterApisError),
     /// Resetting would break etcd; `force` overrides.
     #[error("refused to reset {server}")]
     Refused {

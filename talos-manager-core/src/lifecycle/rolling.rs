@@ -31,7 +31,7 @@ use serde_json::{Value, json};
 use super::checkpoint::{Checkpoint, CheckpointError};
 use super::wait::{self, BackAt};
 use super::{
-    ClusterAccess, ClusterAccessError, LifecycleContext, NodeRef, NodeRefError, NodeRole,
+    ClusterAccess, ClusterApisError, LifecycleContext, NodeRef, NodeRefError, NodeRole,
     cluster_access,
 };
 use crate::error_chain;
@@ -401,7 +401,7 @@ impl RollingReport {
 pub enum RollingError {
     /// The cluster's APIs could not be set up.
     #[error(transparent)]
-    Access(#[from] ClusterAccessError),
+    Access(#[from] ClusterApisError),
     /// The checkpoint could not be read or written.
     #[error(transparent)]
     Checkpoint(#[from] CheckpointError),

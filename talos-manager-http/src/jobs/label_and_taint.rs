@@ -45,10 +45,7 @@ impl JobHandler for LabelAndTaintJob {
     }
 
     async fn run(&self, context: &JobContext) -> Result<(), JobError> {
-        let server_id = context
-            .job()
-            .server_id
-            .ok_or_else(|| JobError::new("the job names no server (it was deleted?)"))?;
+        let server_id = context.server_id()?;
         let log = JobLog(context);
         let reconcile =
             reconcile_labels_and_taints(context.store(), server_id, &self.options, &log);

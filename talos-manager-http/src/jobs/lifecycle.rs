@@ -145,10 +145,7 @@ impl JobHandler for ResetJob {
     }
 
     async fn run(&self, context: &JobContext) -> Result<(), JobError> {
-        let server_id: ServerId = context
-            .job()
-            .server_id
-            .ok_or_else(|| JobError::new("the job names no server (it was deleted?)"))?;
+        let server_id: ServerId = context.server_id()?;
         let args: ResetArgs = serde_json::from_value(context.job().args.clone())
             .map_err(|error| JobError::new(format!("unreadable job arguments: {error}")))?;
         let outcome = self

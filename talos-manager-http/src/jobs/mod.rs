@@ -117,6 +117,13 @@ impl JobContext {
         &self.store
     }
 
+    /// The server the job is about; a failure when it names none (its server was deleted).
+    pub fn server_id(&self) -> Result<talos_manager_core::ids::ServerId, JobError> {
+        self.job
+            .server_id
+            .ok_or_else(|| JobError::new("the job names no server (it was deleted?)"))
+    }
+
     /// Appends a line to the job's log (streamed live by the API). A line that cannot be
     /// stored is logged by the service instead; the job goes on.
     pub async fn log(&self, line: impl AsRef<str>) {

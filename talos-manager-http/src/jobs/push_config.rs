@@ -72,10 +72,7 @@ impl JobHandler for PushConfigJob {
     }
 
     async fn run(&self, context: &JobContext) -> Result<(), JobError> {
-        let server_id = context
-            .job()
-            .server_id
-            .ok_or_else(|| JobError::new("the job names no server (it was deleted?)"))?;
+        let server_id = context.server_id()?;
         let maintenance = self.talos.connector.maintenance();
         let outcome = push_to_waiting_node(
             context.store(),

@@ -15,7 +15,18 @@ pub(crate) async fn add_server(
     provider_id: &str,
     name: &str,
 ) {
-    let store = server.store();
+    let ipv4 = format!("203.0.113.{provider_id}");
+    add_server_at(server.store(), provider, provider_id, name, &ipv4).await;
+}
+
+/// A server of `provider` (its account made when missing) at `ipv4`, as stored.
+pub(crate) async fn add_server_at(
+    store: &talos_manager_core::Store,
+    provider: ProviderKind,
+    provider_id: &str,
+    name: &str,
+    ipv4: &str,
+) -> talos_manager_core::store::Server {
     let accounts = store.list_provider_accounts().await.unwrap();
     let account = match accounts.iter().find(|a| a.provider == provider) {
         Some(account) => account.clone(),
@@ -28,7 +39,7 @@ pub(crate) async fn add_server(
         provider,
         provider_id: provider_id.into(),
         name: name.into(),
-        ipv4: Some(format!("203.0.113.{provider_id}")),
+        ipv4: Some(ipv4.to_owned()),
         ipv6: None,
         product: "AX41".into(),
         data_center: "FSN1-DC1".into(),
@@ -37,7 +48,7 @@ pub(crate) async fn add_server(
         architecture: Architecture::Amd64,
         vswitch_id: None,
     };
-    store.upsert_server(account.id, &inventory).await.unwrap();
+    store.upsert_server(account.id, &inventory).await.unwrap().0
 }
 
 api_test!(servers_have_provider_prefixed_ids_and_filters, |server| {

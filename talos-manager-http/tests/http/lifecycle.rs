@@ -11,14 +11,12 @@ use std::time::{Duration, Instant};
 use base64::Engine as _;
 use reqwest::Method;
 use serde_json::{Value, json};
+use talos_manager_core::Store;
 use talos_manager_core::ids::{ClusterId, JobId, ServerId};
 use talos_manager_core::kubernetes::DrainOptions;
 use talos_manager_core::lifecycle::LifecycleTiming;
-use talos_manager_core::store::{
-    Architecture, ConfigFields, MachineConfigFields, ProviderKind, SchematicFields, ServerInventory,
-};
+use talos_manager_core::store::{ConfigFields, MachineConfigFields, ProviderKind, SchematicFields};
 use talos_manager_core::talos::{SecretsBundle, SystemRandom};
-use talos_manager_core::{Secret, Store};
 use talos_manager_fake_kubernetes::FakeKubernetes;
 use talos_manager_fake_talos::{FakeTalosCluster, Faults, NodeSpec};
 use talos_manager_http::jobs::{
@@ -27,6 +25,7 @@ use talos_manager_http::jobs::{
 };
 use tokio::sync::watch;
 
+use super::api_servers_jobs::add_server_at;
 use super::server::{TestServer, api_test};
 
 const FROM: &str = "v1.10.4";
@@ -104,38 +103,18 @@ impl Fleet {
             .update_settings(FROM, Some(schematic.id))
             .await
             .unwrap();
-        let account = store
-            .create_provider_account(
-                ProviderKind::HetznerRobot,
-                "robot",
-                &Secret::new("secret".into()),
-            )
-            .await
-            .unwrap();
         let mut nodes = HashMap::new();
         for (i, name) in names.iter().enumerate() {
             let address = Ipv4Addr::new(127, 0, 0, first_octet + i as u8);
             let provider_id = (100 + i).to_string();
-            let row = store
-                .upsert_server(
-                    account.id,
-                    &ServerInventory {
-                        provider: ProviderKind::HetznerRobot,
-                        provider_id: provider_id.clone(),
-                        name: (*name).into(),
-                        ipv4: Some(address.to_string()),
-                        ipv6: None,
-                        product: "AX41".into(),
-                        data_center: "FSN1-DC1".into(),
-                        status: "ready".into(),
-                        cancelled: false,
-                        architecture: Architecture::Amd64,
-                        vswitch_id: None,
-                    },
-                )
-                .await
-                .unwrap()
-                .0;
+            let row = add_server_at(
+                store,
+                ProviderKind::HetznerRobot,
+                &provider_id,
+                name,
+                &address.to_string(),
+            )
+            .await;
             store
                 .update_server_assignment(row.id, name, Some(cluster), None, None)
                 .await
@@ -595,33 +574,14 @@ api_test!(
         let fleet = Fleet::new(&server, &["control-plane-1"], 61).await;
         // A new server whose node booted Talos and keeps asking for a config.
         let address = Ipv4Addr::new(127, 0, 0, 62);
-        let account = server
-            .store()
-            .list_provider_accounts()
-            .await
-            .unwrap()
-            .remove(0);
-        let row = server
-            .store()
-            .upsert_server(
-                account.id,
-                &ServerInventory {
-                    provider: ProviderKind::HetznerRobot,
-                    provider_id: "200".into(),
-                    name: "worker-5".into(),
-                    ipv4: Some(address.to_string()),
-                    ipv6: None,
-                    product: "AX41".into(),
-                    data_center: "FSN1-DC1".into(),
-                    status: "ready".into(),
-                    cancelled: false,
-                    architecture: Architecture::Amd64,
-                    vswitch_id: None,
-                },
-            )
-            .await
-            .unwrap()
-            .0;
+        let row = add_server_at(
+            server.store(),
+            ProviderKind::HetznerRobot,
+            "200",
+            "worker-5",
+            &address.to_string(),
+        )
+        .await;
         server
             .store()
             .update_server_assignment(row.id, "worker-5", Some(fleet.cluster), None, None)
