@@ -159,19 +159,12 @@ pub fn from_error(error: &Error, attributes: &[&str]) -> Vec<Diagnostic> {
         Error::JobFailed {
             kind,
             job_id,
-            status,
+            cancelled,
             reason,
             next,
             ..
         } => vec![error_diag(
-            format!(
-                "{kind} {}",
-                if status == "cancelled" {
-                    "cancelled"
-                } else {
-                    "failed"
-                }
-            ),
+            format!("{kind} {}", if *cancelled { "cancelled" } else { "failed" }),
             format!(
                 "{}: {}\n\nThe job's log: GET /api/v1/jobs/{job_id}/log (or the dashboard's \
                  jobs page). {next}",

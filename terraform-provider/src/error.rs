@@ -141,7 +141,7 @@ pub enum Error {
         job_id: String,
     },
     /// A job run by an apply or a destroy (an upgrade, a reset) failed or was cancelled.
-    #[error("{operation} {status} (job {job_id})")]
+    #[error("{operation} {} (job {job_id})", job_outcome(*.cancelled))]
     JobFailed {
         /// The operation, capitalised for a summary: `Upgrade`, `Reset`.
         kind: &'static str,
@@ -149,8 +149,8 @@ pub enum Error {
         operation: String,
         /// The job.
         job_id: String,
-        /// `failed` or `cancelled`.
-        status: String,
+        /// It was cancelled (else it failed).
+        cancelled: bool,
         /// Why, as the job recorded it (its summary).
         reason: Option<String>,
         /// What becomes of the resource, and what to do.
@@ -200,4 +200,9 @@ pub enum Error {
         /// The resource type.
         type_name: &'static str,
     },
+}
+
+/// How a job that did not succeed ended, for messages.
+fn job_outcome(cancelled: bool) -> &'static str {
+    if cancelled { "was cancelled" } else { "failed" }
 }

@@ -125,7 +125,7 @@ pub(super) async fn wait_for_job(
                     kind: watch.kind,
                     operation: watch.operation.clone(),
                     job_id: job.id,
-                    status: job.status,
+                    cancelled: job.status == "cancelled",
                     reason: job.last_error,
                     next: watch.next,
                 });

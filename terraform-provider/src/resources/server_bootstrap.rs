@@ -138,7 +138,7 @@ fn schema() -> Schema {
              not return a job's choices, so `talos_version`, `schematic_id` and `disk` import \
              as null: leave them out of the configuration, or add `lifecycle { ignore_changes = \
              [talos_version, schematic_id, disk] }`, or the next plan bootstraps the server \
-             again.",
+             again. `reset_on_destroy` imports as null: the next apply sets it in place.",
         ),
         example: r#"
 resource "talosmanager_server_bootstrap" "worker_1" {

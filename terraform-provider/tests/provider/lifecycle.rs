@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use base64::Engine as _;
-use talos_manager_core::ids::ServerId;
+use talos_manager_core::ids::{JobId, ServerId};
 use talos_manager_core::kubernetes::DrainOptions;
 use talos_manager_core::lifecycle::LifecycleTiming;
 use talos_manager_core::store::{
@@ -48,11 +48,14 @@ struct Node {
     api_id: String,
     id: ServerId,
     address: Ipv4Addr,
+    /// The bootstrap job that installed it (succeeded).
+    bootstrap_job: JobId,
 }
 
 /// The service with a worker running the reset and upgrade jobs, and a cluster of configured
 /// Robot servers (names with `control-plane` are control planes) running Talos `FROM` on the
-/// Talos fake and Ready in the Kubernetes fake.
+/// Talos fake and Ready in the Kubernetes fake, each with the succeeded bootstrap job that
+/// installed it.
 struct Bench {
     service: Service,
     talos: FakeTalosCluster,
@@ -176,10 +179,26 @@ impl Bench {
             };
             talos.add_node(spec.version(FROM)).unwrap();
             kubernetes.add_node(name, serde_json::json!({}), serde_json::json!([]));
+            // Claimed and finished here, before the worker starts.
+            let job = store
+                .enqueue_job(&NewJob {
+                    kind: "bootstrap".into(),
+                    server_id: Some(server.id),
+                    args: serde_json::json!({}),
+                })
+                .await
+                .unwrap();
+            let claimed = store.claim_job("setup").await.unwrap().unwrap();
+            assert_eq!(claimed.id, job.id);
+            store
+                .finish_job(job.id, JobOutcome::Succeeded)
+                .await
+                .unwrap();
             nodes.push(Node {
                 api_id: format!("robot-{number}"),
                 id: server.id,
                 address,
+                bootstrap_job: job.id,
             });
         }
 
@@ -266,7 +285,7 @@ async fn upgrades_roll_in_place_and_a_failing_node_is_named() {
     let first_job = state["job_id"].as_str().unwrap().to_owned();
     let job = bench
         .store()
-        .get_job(talos_manager_core::ids::JobId(first_job.parse().unwrap()))
+        .get_job(JobId(first_job.parse().unwrap()))
         .await
         .unwrap();
     assert_eq!(job.kind, "upgrade");
@@ -350,6 +369,16 @@ async fn upgrades_roll_in_place_and_a_failing_node_is_named() {
             .resource("talosmanager_cluster_upgrade.other")
             .is_none()
     );
+    // A selection: only the worker.
+    other.write(&format!(
+        "resource \"talosmanager_cluster_upgrade\" \"other\" {{\n  cluster_id    = \"{}\"\n  \
+         server_ids    = [\"{}\"]\n  talos_version = \"v1.11.5\"\n}}\n",
+        bench.cluster_id, bench.nodes[1].api_id
+    ));
+    other.ok(&["apply", "-auto-approve"]);
+    assert_eq!(bench.version(0), "v1.11.4");
+    assert_eq!(bench.version(1), "v1.11.5");
+    other.assert_no_changes();
 
     // Destroy leaves the nodes as they are, and says so.
     let output = flat(&terraform.ok(&["destroy", "-auto-approve"]));
@@ -358,34 +387,12 @@ async fn upgrades_roll_in_place_and_a_failing_node_is_named() {
         "{output}"
     );
     assert_eq!(bench.version(0), "v1.11.4");
+    assert_eq!(bench.version(1), "v1.11.5");
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn reset_on_destroy_resets_the_node_and_a_refused_reset_keeps_the_resource() {
     let bench = Bench::start(&["control-plane-1", "worker-1"]).await;
-    // Both servers were bootstrapped (their jobs succeeded before the worker started).
-    let mut job_ids = Vec::new();
-    for node in &bench.nodes {
-        let job = bench
-            .store()
-            .enqueue_job(&NewJob {
-                kind: "bootstrap".into(),
-                server_id: Some(node.id),
-                args: serde_json::json!({}),
-            })
-            .await
-            .unwrap();
-        job_ids.push(job.id);
-    }
-    for _ in &job_ids {
-        let job = bench.store().claim_job("setup").await.unwrap().unwrap();
-        bench
-            .store()
-            .finish_job(job.id, JobOutcome::Succeeded)
-            .await
-            .unwrap();
-    }
-
     let terraform = Terraform::new(&bench.service);
     // The bootstrap resources of the first `count` nodes, with `reset`.
     let config = |count: usize, reset: &str| {
@@ -404,12 +411,12 @@ async fn reset_on_destroy_resets_the_node_and_a_refused_reset_keeps_the_resource
     terraform.ok(&[
         "import",
         "talosmanager_server_bootstrap.control_plane_1",
-        &job_ids[0].to_string(),
+        &bench.nodes[0].bootstrap_job.to_string(),
     ]);
     terraform.ok(&[
         "import",
         "talosmanager_server_bootstrap.worker_1",
-        &job_ids[1].to_string(),
+        &bench.nodes[1].bootstrap_job.to_string(),
     ]);
     terraform.ok(&["apply", "-auto-approve"]);
 
