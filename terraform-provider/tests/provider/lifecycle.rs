@@ -12,7 +12,7 @@ use talos_manager_core::ids::{JobId, ServerId};
 use talos_manager_core::kubernetes::DrainOptions;
 use talos_manager_core::lifecycle::LifecycleTiming;
 use talos_manager_core::store::{
-    Architecture, ClusterFields, ConfigFields, JobOutcome, MachineConfigFields, NewJob,
+    Architecture, ClusterFields, ConfigFields, JobOutcome, JobStatus, MachineConfigFields, NewJob,
     ProviderKind, SchematicFields, ServerInventory,
 };
 use talos_manager_core::talos::{SecretsBundle, SystemRandom};
@@ -248,6 +248,19 @@ impl Bench {
         self.service.store()
     }
 
+    /// Waits until the job ended; panics after 30 s.
+    async fn job_ended(&self, id: JobId) {
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            let job = self.store().get_job(id).await.unwrap();
+            if !matches!(job.status, JobStatus::Queued | JobStatus::Running) {
+                return;
+            }
+            assert!(std::time::Instant::now() < deadline, "job {id} did not end");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
     /// The Talos version the node runs, as the fake has it.
     fn version(&self, node: usize) -> String {
         self.talos.node(self.nodes[node].address).unwrap().version
@@ -388,6 +401,40 @@ async fn upgrades_roll_in_place_and_a_failing_node_is_named() {
     );
     assert_eq!(bench.version(0), "v1.11.4");
     assert_eq!(bench.version(1), "v1.11.5");
+
+    // A create that runs out of time: the error names the job, which goes on; the resource is
+    // kept tainted, so the next apply (with time enough) upgrades again: a new job, which
+    // skips the nodes the first one upgraded.
+    let third = Terraform::new(&bench.service);
+    third.write(
+        &bench
+            .upgrade_config("v1.11.6")
+            .replace("\"2m\"", "\"100ms\""),
+    );
+    let output = flat(&third.fails(&["apply", "-auto-approve"]));
+    assert!(output.contains("Error: Upgrade timed out"), "{output}");
+    assert!(output.contains("did not finish within 100ms"), "{output}");
+    let resource = third.show()["values"]["root_module"]["resources"][0].clone();
+    assert_eq!(resource["tainted"], true, "{resource}");
+    let timed_out = JobId(
+        resource["values"]["job_id"]
+            .as_str()
+            .unwrap()
+            .parse()
+            .unwrap(),
+    );
+    bench.job_ended(timed_out).await;
+    assert_eq!(bench.version(0), "v1.11.6");
+    assert_eq!(bench.version(1), "v1.11.6");
+    third.write(&bench.upgrade_config("v1.11.6"));
+    let output = third.ok(&["apply", "-auto-approve"]);
+    assert!(
+        output.contains("1 added, 0 changed, 1 destroyed"),
+        "{output}"
+    );
+    let state = third.resource(UPGRADE).unwrap();
+    assert_ne!(state["job_id"], timed_out.to_string().as_str());
+    third.assert_no_changes();
 }
 
 #[tokio::test(flavor = "multi_thread")]
