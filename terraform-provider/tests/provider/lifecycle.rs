@@ -438,7 +438,7 @@ async fn upgrades_roll_in_place_and_a_failing_node_is_named() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn reset_on_destroy_resets_the_node_and_a_refused_reset_keeps_the_resource() {
+async fn reset_on_destroy_resets_the_node_a_refused_reset_keeps_it_and_ctrl_c_stops_an_upgrade() {
     let bench = Bench::start(&["control-plane-1", "worker-1"]).await;
     let terraform = Terraform::new(&bench.service);
     // The bootstrap resources of the first `count` nodes, with `reset`.
@@ -548,4 +548,57 @@ async fn reset_on_destroy_resets_the_node_and_a_refused_reset_keeps_the_resource
             .unwrap()
             .maintenance
     );
+
+    // Ctrl-C while an upgrade is waited for (of the control plane, the only configured node
+    // left, slow to come back): the wait stops, the error names the job, which goes on, and
+    // the resource is kept tainted.
+    bench.talos.set_downtime(Duration::from_secs(3));
+    terraform.write(&bench.upgrade_config("v1.11.2"));
+    let apply = terraform.spawn(&["apply", "-auto-approve"]);
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let job_id = loop {
+        let jobs = bench.store().list_jobs().await.unwrap();
+        if let Some(job) = jobs
+            .iter()
+            .find(|job| job.kind == "upgrade" && job.status == JobStatus::Running)
+        {
+            break job.id;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the upgrade never started"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let sent = std::process::Command::new("kill")
+        .args(["-INT", "--", &format!("-{}", apply.id())])
+        .status()
+        .unwrap();
+    assert!(sent.success());
+    let result = tokio::task::spawn_blocking(move || apply.wait_with_output().unwrap())
+        .await
+        .unwrap();
+    let output = flat(&format!(
+        "{}{}",
+        String::from_utf8_lossy(&result.stdout),
+        String::from_utf8_lossy(&result.stderr)
+    ));
+    assert!(!result.status.success(), "{output}");
+    assert!(output.contains("Error: Interrupted"), "{output}");
+    assert!(
+        output.contains(&format!(
+            "Stopped by Terraform while waiting for the upgrade of cluster {} to v1.11.2 (job \
+             {job_id})",
+            bench.cluster_id
+        )),
+        "{output}"
+    );
+    assert_eq!(
+        bench.store().get_job(job_id).await.unwrap().status,
+        JobStatus::Running
+    );
+    let plan = terraform.ok(&["plan"]);
+    assert!(plan.contains("is tainted, so must be replaced"), "{plan}");
+    bench.job_ended(job_id).await;
+    assert_eq!(bench.version(0), "v1.11.2");
 }
