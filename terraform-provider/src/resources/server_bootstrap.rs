@@ -24,7 +24,7 @@ use std::time::Instant;
 use async_trait::async_trait;
 use talos_manager_core::{Issue, ValidationError};
 use talos_manager_http::api::wire::{
-    BootstrapBody, JobView, ResetBody, ResetProfileName, ServerView,
+    BootstrapBody, JobView, MachineConfigView, ResetBody, ResetProfileName, ServerView,
 };
 
 use super::Resource;
@@ -116,7 +116,9 @@ fn schema() -> Schema {
                  and deletes the Kubernetes node, clears the server's machine config in \
                  talos-manager, and refuses to remove etcd's last member or its majority. \
                  Destroy waits for the reset job within `timeout`; a failed reset is an \
-                 error naming the job, and the resource stays. Replacing the resource (a \
+                 error naming the job, and the resource stays. A server that is no longer \
+                 configured in talos-manager (reset already) is not reset (a warning says \
+                 so). Replacing the resource (a \
                  changed `talos_version`, …) resets the node before bootstrapping it again. \
                  Changing it changes only the state: apply it before a destroy that relies \
                  on it.",
@@ -402,8 +404,7 @@ impl Resource for ServerBootstrap {
         if let Some(profile) = prior.string("reset_on_destroy").and_then(reset_profile) {
             let server_id = prior.string("server_id").unwrap_or_default();
             let timeout = prior.string("timeout").unwrap_or(DEFAULT_TIMEOUT);
-            reset(client, server_id, profile, timeout).await?;
-            return Ok(None);
+            return reset(client, server_id, profile, timeout).await;
         }
         let job = client.get::<JobView>(&job_path(id)).await?;
         let server = job
@@ -437,13 +438,30 @@ fn reset_profile(name: &str) -> Option<ResetProfileName> {
     }
 }
 
-/// Resets the server's node with `profile` and waits for the job within `timeout`.
+/// Resets the server's node with `profile` and waits for the job within `timeout`. A server
+/// that is gone, or no longer a configured node of a cluster (reset already), is not reset:
+/// a warning says so.
 async fn reset(
     client: &Client,
     server_id: &str,
     profile: ResetProfileName,
     timeout: &str,
-) -> Result<(), Error> {
+) -> Result<Option<String>, Error> {
+    let not_reset = |why: &str| {
+        Some(format!(
+            "Server {server_id} was not reset: {why}. The bootstrap is only removed from the \
+             Terraform state."
+        ))
+    };
+    let Some(server) = client.get::<ServerView>(&path(server_id)).await? else {
+        return Ok(not_reset("talos-manager no longer has it"));
+    };
+    let configs: Vec<MachineConfigView> = client.get_existing("/machine-configs").await?;
+    if server.cluster_id.is_none() || !configs.iter().any(|c| c.server_id == server_id) {
+        return Ok(not_reset(
+            "it has no machine config or cluster in talos-manager any more (reset already?)",
+        ));
+    }
     let pauses = Pauses::until(Instant::now() + parse_duration(timeout).unwrap_or_default());
     let body = ResetBody {
         profile: Some(profile),
@@ -466,7 +484,8 @@ async fn reset(
                again. To destroy it without a reset, set `reset_on_destroy = null` and apply \
                first.",
     };
-    wait_for_job(client, job, &watch, pauses).await.map(drop)
+    wait_for_job(client, job, &watch, pauses).await?;
+    Ok(None)
 }
 
 #[cfg(test)]

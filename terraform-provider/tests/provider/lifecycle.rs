@@ -505,6 +505,37 @@ async fn reset_on_destroy_resets_the_node_a_refused_reset_keeps_it_and_ctrl_c_st
         )
     );
 
+    // Once reset, the server is no longer a configured node: a second bootstrap resource of it
+    // (imported) is destroyed with a warning, without a reset.
+    terraform.write(&format!(
+        "{}resource \"talosmanager_server_bootstrap\" \"again\" {{\n  server_id        = \
+         \"{}\"\n  reset_on_destroy = \"maintenance\"\n}}\n",
+        config(1, "  reset_on_destroy = \"maintenance\"\n"),
+        bench.nodes[1].api_id
+    ));
+    terraform.ok(&[
+        "import",
+        "talosmanager_server_bootstrap.again",
+        &bench.nodes[1].bootstrap_job.to_string(),
+    ]);
+    terraform.ok(&["apply", "-auto-approve"]);
+    let resets = bench.store().list_jobs().await.unwrap();
+    let output = flat(&terraform.ok(&[
+        "destroy",
+        "-auto-approve",
+        "-target=talosmanager_server_bootstrap.again",
+    ]));
+    assert!(
+        output.contains("Server robot-2 was not reset: it has no machine config"),
+        "{output}"
+    );
+    assert_eq!(
+        bench.store().list_jobs().await.unwrap(),
+        resets,
+        "a job was queued"
+    );
+    terraform.write(&config(1, "  reset_on_destroy = \"maintenance\"\n"));
+
     // The control plane is etcd's last member: its reset is refused, the error names the job,
     // the resource stays and the node is untouched.
     let output = flat(&terraform.fails(&["destroy", "-auto-approve"]));
