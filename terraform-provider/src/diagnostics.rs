@@ -156,6 +156,41 @@ pub fn from_error(error: &Error, attributes: &[&str]) -> Vec<Diagnostic> {
                 capitalize(&error.to_string()),
             ),
         )],
+        Error::JobFailed {
+            kind,
+            job_id,
+            cancelled,
+            reason,
+            next,
+            ..
+        } => vec![error_diag(
+            format!("{kind} {}", if *cancelled { "cancelled" } else { "failed" }),
+            format!(
+                "{}: {}\n\nThe job's log: GET /api/v1/jobs/{job_id}/log (or the dashboard's \
+                 jobs page). {next}",
+                capitalize(&error.to_string()),
+                reason.as_deref().unwrap_or("no reason was recorded"),
+            ),
+        )],
+        Error::JobTimeout {
+            kind, job_id, next, ..
+        } => vec![error_diag(
+            format!("{kind} timed out"),
+            format!(
+                "{}. The job goes on in talos-manager: follow it at GET \
+                 /api/v1/jobs/{job_id}/log. {next} A longer `timeout` waits longer.",
+                capitalize(&error.to_string()),
+            ),
+        )],
+        Error::JobInterrupted { job_id, next, .. } => vec![error_diag(
+            "Interrupted",
+            format!(
+                "{}. The job goes on in talos-manager: follow it at GET \
+                 /api/v1/jobs/{job_id}/log, or cancel it with POST \
+                 /api/v1/jobs/{job_id}/cancel. {next}",
+                capitalize(&error.to_string()),
+            ),
+        )],
         Error::Incomplete { error, .. } => from_error(error, attributes),
         Error::Decode { .. } => vec![error_diag(
             "Unexpected value from Terraform",

@@ -140,6 +140,46 @@ pub enum Error {
         /// The bootstrap job, still going on in the service.
         job_id: String,
     },
+    /// A job run by an apply or a destroy (an upgrade, a reset) failed or was cancelled.
+    #[error("{operation} {} (job {job_id})", job_outcome(*.cancelled))]
+    JobFailed {
+        /// The operation, capitalised for a summary: `Upgrade`, `Reset`.
+        kind: &'static str,
+        /// What the job did, e.g. "the upgrade of cluster 1 to v1.11.2".
+        operation: String,
+        /// The job.
+        job_id: String,
+        /// It was cancelled (else it failed).
+        cancelled: bool,
+        /// Why, as the job recorded it (its summary).
+        reason: Option<String>,
+        /// What becomes of the resource, and what to do.
+        next: &'static str,
+    },
+    /// A job run by an apply or a destroy did not end within the resource's timeout.
+    #[error("{operation} (job {job_id}) did not finish within {timeout}")]
+    JobTimeout {
+        /// The operation, capitalised for a summary.
+        kind: &'static str,
+        /// What the job does.
+        operation: String,
+        /// The job, still going on in the service.
+        job_id: String,
+        /// The timeout, as configured.
+        timeout: String,
+        /// What becomes of the resource, and what to do.
+        next: &'static str,
+    },
+    /// Terraform stopped the provider (Ctrl-C) while a job was being waited for.
+    #[error("stopped by Terraform while waiting for {operation} (job {job_id})")]
+    JobInterrupted {
+        /// What the job does.
+        operation: String,
+        /// The job, still going on in the service.
+        job_id: String,
+        /// What becomes of the resource, and what to do.
+        next: &'static str,
+    },
     /// The object exists in the service but is not what was asked for (a bootstrap that
     /// failed or timed out): Terraform keeps `state` and marks it tainted, so the next apply
     /// replaces it.
@@ -160,4 +200,9 @@ pub enum Error {
         /// The resource type.
         type_name: &'static str,
     },
+}
+
+/// How a job that did not succeed ended, for messages.
+fn job_outcome(cancelled: bool) -> &'static str {
+    if cancelled { "was cancelled" } else { "failed" }
 }

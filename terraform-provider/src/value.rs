@@ -19,6 +19,8 @@ pub enum Type {
     Bool,
     /// `list(T)`.
     List(Box<Type>),
+    /// `set(T)`: a list whose order does not matter (its values are [`Value::List`]s).
+    Set(Box<Type>),
     /// `map(T)`.
     Map(Box<Type>),
     /// `object({...})`, attributes in declaration order.
@@ -34,6 +36,7 @@ impl Type {
             Type::Number => json!("number"),
             Type::Bool => json!("bool"),
             Type::List(element) => json!(["list", element.to_json()]),
+            Type::Set(element) => json!(["set", element.to_json()]),
             Type::Map(element) => json!(["map", element.to_json()]),
             Type::Object(attributes) => {
                 let attributes: serde_json::Map<String, serde_json::Value> = attributes
@@ -52,6 +55,7 @@ impl Type {
             Type::Number => "number".into(),
             Type::Bool => "bool".into(),
             Type::List(element) => format!("list({})", element.to_hcl()),
+            Type::Set(element) => format!("set({})", element.to_hcl()),
             Type::Map(element) => format!("map({})", element.to_hcl()),
             Type::Object(_) => "object".into(),
         }
@@ -193,7 +197,7 @@ fn from_msgpack(raw: &rmpv::Value, ty: &Type) -> Result<Value, DecodeError> {
         (M::F32(number), Type::Number) => Value::Number(f64::from(*number)),
         (M::F64(number), Type::Number) => Value::Number(*number),
         (M::Boolean(flag), Type::Bool) => Value::Bool(*flag),
-        (M::Array(items), Type::List(element)) => Value::List(
+        (M::Array(items), Type::List(element) | Type::Set(element)) => Value::List(
             items
                 .iter()
                 .map(|item| from_msgpack(item, element))
@@ -245,7 +249,7 @@ fn from_json(raw: &serde_json::Value, ty: &Type) -> Result<Value, DecodeError> {
                 .ok_or_else(|| decode_error("a number is out of range"))?,
         ),
         (J::Bool(flag), Type::Bool) => Value::Bool(*flag),
-        (J::Array(items), Type::List(element)) => Value::List(
+        (J::Array(items), Type::List(element) | Type::Set(element)) => Value::List(
             items
                 .iter()
                 .map(|item| from_json(item, element))
@@ -291,7 +295,7 @@ fn to_msgpack(value: &Value, ty: &Type) -> rmpv::Value {
             }
         }
         (Value::Bool(flag), _) => M::Boolean(*flag),
-        (Value::List(items), Type::List(element)) => {
+        (Value::List(items), Type::List(element) | Type::Set(element)) => {
             M::Array(items.iter().map(|item| to_msgpack(item, element)).collect())
         }
         (Value::Map(items), Type::Map(element)) => M::Map(

@@ -18,6 +18,10 @@ mod provider {
     mod harness;
     // talosmanager_label_taint_rule: plan, apply, update, import, drift, destroy.
     mod label_taint_rule;
+    // talosmanager_cluster_upgrade (rolling upgrades in place, a failing node, a timeout that
+    // taints, Ctrl-C, a selection, import) and reset_on_destroy of
+    // talosmanager_server_bootstrap, against fake Talos nodes and a fake Kubernetes API.
+    mod lifecycle;
     // talosmanager_machine_config: computed defaults, replacement, import.
     mod machine_config;
     // The plugin process: outside Terraform, plaintext, --debug reattach.

@@ -2,8 +2,9 @@
 # a Robot account and a Cloud project, an Image Factory schematic and the bootstrap defaults,
 # a cluster on the Robot servers' vSwitch, a config template per kind of server (the Robot one
 # with the original talos-manager's baseline patch), three servers found among the synced ones
-# put into the cluster with their machine configs, and (once `bootstrap_nodes` names them)
-# their bootstraps. The acceptance tests apply this file against the fake Hetzner
+# put into the cluster with their machine configs, (once `bootstrap_nodes` names them)
+# their bootstraps, and (once `upgrade_to` is set) a rolling upgrade of the cluster. The
+# acceptance tests apply this file against the fake Hetzner
 # APIs (terraform-provider/tests/provider/example.rs), so it cannot rot.
 #
 #   export TALOS_MANAGER_ENDPOINT=http://127.0.0.1:3000
@@ -202,11 +203,18 @@ variable "bootstrap_nodes" {
   default     = []
 }
 
+variable "reset_on_destroy" {
+  type        = string
+  description = "What destroying a bootstrap does to its node: null keeps it running; \"maintenance\" resets it back to maintenance mode, \"wipe\" wipes its disk, \"wipe_to_rescue\" wipes it and boots the rescue system."
+  default     = null
+}
+
 resource "talosmanager_server_bootstrap" "node" {
-  for_each      = var.bootstrap_nodes
-  server_id     = merge(talosmanager_server.robot, talosmanager_server.cloud)[each.key].id
-  talos_version = var.talos_version
-  timeout       = "45m"
+  for_each         = var.bootstrap_nodes
+  server_id        = merge(talosmanager_server.robot, talosmanager_server.cloud)[each.key].id
+  talos_version    = var.talos_version
+  timeout          = "45m"
+  reset_on_destroy = var.reset_on_destroy
 
   # The node fetches its config as soon as Talos boots, with the settings' schematic.
   depends_on = [
@@ -214,6 +222,23 @@ resource "talosmanager_server_bootstrap" "node" {
     talosmanager_machine_config.cloud,
     talosmanager_settings.this,
   ]
+}
+
+variable "upgrade_to" {
+  type        = string
+  description = "A Talos version to upgrade the running cluster to, node after node (control planes first). Null at first: bootstrapped nodes run `talos_version`; set it later to upgrade them in place."
+  default     = null
+}
+
+# A rolling upgrade of the bootstrapped nodes. Raising `upgrade_to` again upgrades again, in
+# place; removing it leaves the nodes at their version.
+resource "talosmanager_cluster_upgrade" "production" {
+  count         = var.upgrade_to == null ? 0 : 1
+  cluster_id    = talosmanager_cluster.production.id
+  talos_version = var.upgrade_to
+  timeout       = "2h"
+
+  depends_on = [talosmanager_server_bootstrap.node]
 }
 
 output "nodes" {

@@ -167,7 +167,12 @@ impl Resource for Cluster {
         object(client, view, planned).await
     }
 
-    async fn delete(&self, client: &Client, id: &str) -> Result<Option<String>, Error> {
+    async fn delete(
+        &self,
+        client: &Client,
+        id: &str,
+        _prior: &Object,
+    ) -> Result<Option<String>, Error> {
         client.delete(&format!("/clusters/{}", segment(id))).await?;
         Ok(None)
     }

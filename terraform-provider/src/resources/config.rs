@@ -150,7 +150,12 @@ impl Resource for Config {
         Ok(object(view, planned))
     }
 
-    async fn delete(&self, client: &Client, id: &str) -> Result<Option<String>, Error> {
+    async fn delete(
+        &self,
+        client: &Client,
+        id: &str,
+        _prior: &Object,
+    ) -> Result<Option<String>, Error> {
         client.delete(&format!("/configs/{}", segment(id))).await?;
         Ok(None)
     }

@@ -144,7 +144,12 @@ impl Resource for LabelTaintRule {
         Ok(object(view, planned))
     }
 
-    async fn delete(&self, client: &Client, id: &str) -> Result<Option<String>, Error> {
+    async fn delete(
+        &self,
+        client: &Client,
+        id: &str,
+        _prior: &Object,
+    ) -> Result<Option<String>, Error> {
         client
             .delete(&format!("/label-taint-rules/{}", segment(id)))
             .await?;

@@ -151,7 +151,12 @@ impl Resource for MachineConfig {
             })
     }
 
-    async fn delete(&self, client: &Client, id: &str) -> Result<Option<String>, Error> {
+    async fn delete(
+        &self,
+        client: &Client,
+        id: &str,
+        _prior: &Object,
+    ) -> Result<Option<String>, Error> {
         client
             .delete(&format!("/machine-configs/{}", segment(id)))
             .await?;

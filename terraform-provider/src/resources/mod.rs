@@ -8,7 +8,9 @@
 //! `UPDATE_EXPECT=1 cargo test -p terraform-provider-talosmanager`.
 
 mod cluster;
+mod cluster_upgrade;
 mod config;
+mod job;
 mod label_taint_rule;
 mod machine_config;
 mod provider_account;
@@ -75,14 +77,21 @@ pub trait Resource: Send + Sync {
         })
     }
 
-    /// Deletes the object (already gone is fine). Returns a warning to show, if any.
-    async fn delete(&self, client: &Client, id: &str) -> Result<Option<String>, Error>;
+    /// Deletes the object (already gone is fine); `prior` is its state, for the arguments that
+    /// say how. Returns a warning to show, if any.
+    async fn delete(
+        &self,
+        client: &Client,
+        id: &str,
+        prior: &Object,
+    ) -> Result<Option<String>, Error>;
 }
 
 /// Every resource type of the provider.
 pub fn all() -> Vec<Box<dyn Resource>> {
     vec![
         Box::new(cluster::Cluster),
+        Box::new(cluster_upgrade::ClusterUpgrade),
         Box::new(config::Config),
         Box::new(label_taint_rule::LabelTaintRule),
         Box::new(machine_config::MachineConfig),
@@ -167,7 +176,7 @@ pub async fn apply(
     match (prior, planned) {
         (Value::Map(prior), Value::Null) => {
             let warning = match prior.string("id") {
-                Some(id) => resource.delete(client, id).await?,
+                Some(id) => resource.delete(client, id, prior).await?,
                 None => None,
             };
             Ok((Value::Null, warning))

@@ -167,7 +167,12 @@ impl Resource for ProviderAccount {
         Ok(object(view, planned))
     }
 
-    async fn delete(&self, client: &Client, id: &str) -> Result<Option<String>, Error> {
+    async fn delete(
+        &self,
+        client: &Client,
+        id: &str,
+        _prior: &Object,
+    ) -> Result<Option<String>, Error> {
         client
             .delete(&format!("/provider-accounts/{}", segment(id)))
             .await?;

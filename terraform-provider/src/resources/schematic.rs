@@ -168,7 +168,12 @@ impl Resource for Schematic {
         Ok(object(view, planned))
     }
 
-    async fn delete(&self, client: &Client, id: &str) -> Result<Option<String>, Error> {
+    async fn delete(
+        &self,
+        client: &Client,
+        id: &str,
+        _prior: &Object,
+    ) -> Result<Option<String>, Error> {
         client
             .delete(&format!("/schematics/{}", segment(id)))
             .await?;

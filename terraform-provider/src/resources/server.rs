@@ -244,7 +244,12 @@ impl Resource for Server {
     }
 
     /// Takes the server out of its cluster; it stays at Hetzner and in talos-manager.
-    async fn delete(&self, client: &Client, id: &str) -> Result<Option<String>, Error> {
+    async fn delete(
+        &self,
+        client: &Client,
+        id: &str,
+        _prior: &Object,
+    ) -> Result<Option<String>, Error> {
         let Some(server) = client.get::<ServerView>(&path(id)).await? else {
             return Ok(None);
         };

@@ -9,19 +9,26 @@
 //! 3. With `wait_for = "config_fetched"` it then polls the server until it was served its
 //!    machine config after the job started (the new Talos booted and fetched it).
 //!
+//! 4. Destroy changes nothing on the node, unless `reset_on_destroy` names a reset profile:
+//!    then it queues a reset (`POST /servers/{id}/reset`) and waits for it within `timeout`.
+//!
 //! # Guarantees
 //! A job that failed, was cancelled or did not get far enough within `timeout` (or while
 //! Terraform let the provider run: Ctrl-C stops the wait) leaves the resource in the state,
 //! tainted, with its job id: the next apply bootstraps again, and the
-//! diagnostic says which job to follow. Destroying it never touches the node.
+//! diagnostic says which job to follow. A reset on destroy that does not succeed leaves the
+//! resource in the state, and the diagnostic names the reset job.
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use async_trait::async_trait;
 use talos_manager_core::{Issue, ValidationError};
-use talos_manager_http::api::wire::{BootstrapBody, JobView, ServerView};
+use talos_manager_http::api::wire::{
+    BootstrapBody, JobView, MachineConfigView, ResetBody, ResetProfileName, ServerView,
+};
 
 use super::Resource;
+use super::job::{Pauses, Watch, job_path, parse_duration, timeout_issue, wait_for_job};
 use crate::client::{Client, segment};
 use crate::error::Error;
 use crate::schema::{Attribute, Kind, ObjectExt as _, Schema};
@@ -38,12 +45,6 @@ const DEFAULT_WAIT_FOR: WaitFor = WaitFor::ConfigFetched;
 /// `timeout` when the configuration leaves it out.
 const DEFAULT_TIMEOUT: &str = "30m";
 
-/// The first pause between two polls; it doubles up to [`MAX_POLL_INTERVAL`].
-const FIRST_POLL_INTERVAL: Duration = Duration::from_millis(250);
-
-/// The longest pause between two polls.
-const MAX_POLL_INTERVAL: Duration = Duration::from_secs(5);
-
 fn schema() -> Schema {
     Schema {
         type_name: TYPE_NAME,
@@ -58,7 +59,7 @@ fn schema() -> Schema {
                       tainted so that the next apply bootstraps again. Changing `server_id`, \
                       `talos_version`, `schematic_id` or `disk` bootstraps the server again \
                       (erasing the disk). Destroying the resource changes nothing on the node \
-                      (a warning says so).",
+                      (a warning says so), unless `reset_on_destroy` asks for a reset.",
         attributes: vec![
             Attribute::computed("id", Type::String, "The bootstrap job's id."),
             Attribute::required(
@@ -100,7 +101,27 @@ fn schema() -> Schema {
                 Type::String,
                 "How long apply waits, e.g. `45m`, `1h30m`, `90s`. Default: `30m`. When it \
                  runs out (or on Ctrl-C) the job goes on in talos-manager, the error names \
-                 it, and the resource is tainted. Changing it changes only the state.",
+                 it, and the resource is tainted. Destroy waits as long for a reset \
+                 (`reset_on_destroy`). Changing it changes only the state.",
+            ),
+            Attribute::optional(
+                "reset_on_destroy",
+                Type::String,
+                "What destroying the resource does to the node. Null (default): nothing, the \
+                 node keeps running. `maintenance`: a reset that wipes STATE and EPHEMERAL, so \
+                 Talos comes back in maintenance mode asking for a config; `wipe`: a reset \
+                 that wipes the whole system disk and powers the server off; \
+                 `wipe_to_rescue`: the same, then the provider's rescue system, ready for a \
+                 new bootstrap (the service needs `SSH_PRIVATE_KEY`). A reset leaves etcd \
+                 and deletes the Kubernetes node, clears the server's machine config in \
+                 talos-manager, and refuses to remove etcd's last member or its majority. \
+                 Destroy waits for the reset job within `timeout`; a failed reset is an \
+                 error naming the job, and the resource stays. A server that is no longer \
+                 configured in talos-manager (reset already) is not reset (a warning says \
+                 so). Replacing the resource (a \
+                 changed `talos_version`, …) resets the node before bootstrapping it again. \
+                 Changing it changes only the state: apply it before a destroy that relies \
+                 on it.",
             ),
             Attribute::computed(
                 "job_id",
@@ -119,7 +140,7 @@ fn schema() -> Schema {
              not return a job's choices, so `talos_version`, `schematic_id` and `disk` import \
              as null: leave them out of the configuration, or add `lifecycle { ignore_changes = \
              [talos_version, schematic_id, disk] }`, or the next plan bootstraps the server \
-             again.",
+             again. `reset_on_destroy` imports as null: the next apply sets it in place.",
         ),
         example: r#"
 resource "talosmanager_server_bootstrap" "worker_1" {
@@ -160,38 +181,8 @@ impl WaitFor {
     }
 }
 
-/// A Go-style duration (`30m`, `1h30m`, `90s`, `500ms`): whole numbers, each with a unit,
-/// at least one.
-fn parse_duration(text: &str) -> Option<Duration> {
-    let mut total = Duration::ZERO;
-    let mut rest = text.trim();
-    if rest.is_empty() {
-        return None;
-    }
-    while !rest.is_empty() {
-        let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
-        let number: u64 = rest[..digits].parse().ok()?;
-        rest = &rest[digits..];
-        let unit_len = rest.bytes().take_while(u8::is_ascii_alphabetic).count();
-        let unit = match &rest[..unit_len] {
-            "h" => Duration::from_secs(3600),
-            "m" => Duration::from_secs(60),
-            "s" => Duration::from_secs(1),
-            "ms" => Duration::from_millis(1),
-            _ => return None,
-        };
-        rest = &rest[unit_len..];
-        total = total.checked_add(unit.checked_mul(u32::try_from(number).ok()?)?)?;
-    }
-    Some(total)
-}
-
 fn path(server_id: &str) -> String {
     format!("/servers/{}", segment(server_id))
-}
-
-fn job_path(job_id: &str) -> String {
-    format!("/jobs/{}", segment(job_id))
 }
 
 /// The state: `known`'s arguments, the job's id and status.
@@ -209,6 +200,7 @@ fn object(job: &JobView, known: &Object) -> Object {
         argument("disk"),
         argument("wait_for"),
         argument("timeout"),
+        argument("reset_on_destroy"),
         ("job_id", Value::String(job.id.clone())),
         ("status", Value::String(job.status.clone())),
     ])
@@ -224,7 +216,7 @@ async fn wait(
     timeout: &str,
     deadline: Instant,
 ) -> (JobView, Result<(), Error>) {
-    let mut interval = FIRST_POLL_INTERVAL;
+    let mut pauses = Pauses::until(deadline);
     let timed_out = |job_id: &str, server_state: Option<String>| Error::BootstrapTimeout {
         server_id: server_id.to_owned(),
         job_id: job_id.to_owned(),
@@ -251,12 +243,12 @@ async fn wait(
             }
             _ => {}
         }
-        if Instant::now() >= deadline {
+        if pauses.expired() {
             let state = server_state(client, server_id).await;
             let error = timed_out(&job.id, state);
             return (job, Err(error));
         }
-        if !pause(client, &mut interval, deadline).await {
+        if !pauses.pause(client).await {
             let error = interrupted(&job.id);
             return (job, Err(error));
         }
@@ -292,11 +284,11 @@ async fn wait(
         if server.last_configured_at.is_some_and(|at| at >= since) {
             return (job, Ok(()));
         }
-        if Instant::now() >= deadline {
+        if pauses.expired() {
             let error = timed_out(&job.id, Some(server.state));
             return (job, Err(error));
         }
-        if !pause(client, &mut interval, deadline).await {
+        if !pauses.pause(client).await {
             let error = interrupted(&job.id);
             return (job, Err(error));
         }
@@ -309,18 +301,6 @@ async fn server_state(client: &Client, server_id: &str) -> Option<String> {
         Ok(Some(server)) => Some(server.state),
         _ => None,
     }
-}
-
-/// Sleeps for `interval` (never past `deadline`), then doubles it up to the maximum. `false`
-/// when Terraform asked the provider to stop meanwhile.
-async fn pause(client: &Client, interval: &mut Duration, deadline: Instant) -> bool {
-    let left = deadline.saturating_duration_since(Instant::now());
-    let slept = tokio::select! {
-        () = tokio::time::sleep((*interval).min(left)) => true,
-        () = client.stopped() => false,
-    };
-    *interval = (*interval * 2).min(MAX_POLL_INTERVAL);
-    slept
 }
 
 fn invalid(issues: Vec<Issue>) -> Result<(), Error> {
@@ -346,15 +326,13 @@ impl Resource for ServerBootstrap {
                 format!("{wait_for:?} is neither \"config_fetched\" nor \"image_written\""),
             ));
         }
-        if let Some(timeout) = config.string("timeout")
-            && parse_duration(timeout).is_none_or(|duration| duration.is_zero())
+        issues.extend(timeout_issue(config.string("timeout")));
+        if let Some(profile) = config.string("reset_on_destroy")
+            && reset_profile(profile).is_none()
         {
             issues.push(Issue::new(
-                "timeout",
-                format!(
-                    "{timeout:?} is not a duration such as \"30m\", \"1h30m\" or \"90s\" \
-                     (units h, m, s, ms)"
-                ),
+                "reset_on_destroy",
+                format!("{profile:?} is none of \"maintenance\", \"wipe\" and \"wipe_to_rescue\""),
             ));
         }
         invalid(issues)
@@ -417,7 +395,17 @@ impl Resource for ServerBootstrap {
             .unwrap_or_else(|| planned.clone()))
     }
 
-    async fn delete(&self, client: &Client, id: &str) -> Result<Option<String>, Error> {
+    async fn delete(
+        &self,
+        client: &Client,
+        id: &str,
+        prior: &Object,
+    ) -> Result<Option<String>, Error> {
+        if let Some(profile) = prior.string("reset_on_destroy").and_then(reset_profile) {
+            let server_id = prior.string("server_id").unwrap_or_default();
+            let timeout = prior.string("timeout").unwrap_or(DEFAULT_TIMEOUT);
+            return reset(client, server_id, profile, timeout).await;
+        }
         let job = client.get::<JobView>(&job_path(id)).await?;
         let server = job
             .as_ref()
@@ -434,9 +422,70 @@ impl Resource for ServerBootstrap {
         Ok(Some(format!(
             "The bootstrap of {server} (job {id}) is only removed from the Terraform state: the \
              node keeps running what was installed. To reinstall it, bootstrap it again \
-             (`terraform apply -replace=ADDRESS`) or reset it with talosctl.{still_going}"
+             (`terraform apply -replace=ADDRESS`); to reset it, set `reset_on_destroy` (and \
+             apply) before destroying, or POST /api/v1/servers/SERVER_ID/reset.{still_going}"
         )))
     }
+}
+
+/// The reset profile `reset_on_destroy` names.
+fn reset_profile(name: &str) -> Option<ResetProfileName> {
+    match name {
+        "maintenance" => Some(ResetProfileName::Maintenance),
+        "wipe" => Some(ResetProfileName::Wipe),
+        "wipe_to_rescue" => Some(ResetProfileName::WipeToRescue),
+        _ => None,
+    }
+}
+
+/// Resets the server's node with `profile` and waits for the job within `timeout`. A server
+/// that is gone, or no longer a configured node of a cluster (reset already), is not reset:
+/// a warning says so.
+async fn reset(
+    client: &Client,
+    server_id: &str,
+    profile: ResetProfileName,
+    timeout: &str,
+) -> Result<Option<String>, Error> {
+    let not_reset = |why: &str| {
+        Some(format!(
+            "Server {server_id} was not reset: {why}. The bootstrap is only removed from the \
+             Terraform state."
+        ))
+    };
+    let Some(server) = client.get::<ServerView>(&path(server_id)).await? else {
+        return Ok(not_reset("talos-manager no longer has it"));
+    };
+    let configs: Vec<MachineConfigView> = client.get_existing("/machine-configs").await?;
+    if server.cluster_id.is_none() || !configs.iter().any(|c| c.server_id == server_id) {
+        return Ok(not_reset(
+            "it has no machine config or cluster in talos-manager any more (reset already?)",
+        ));
+    }
+    let pauses = Pauses::until(Instant::now() + parse_duration(timeout).unwrap_or_default());
+    let body = ResetBody {
+        profile: Some(profile),
+        force: None,
+    };
+    let job: JobView = client
+        .post(&format!("{}/reset", path(server_id)), &body)
+        .await?;
+    tracing::info!(server = server_id, job = %job.id, ?profile, "reset queued");
+    let destination = match profile {
+        ResetProfileName::Maintenance => "to maintenance mode",
+        ResetProfileName::Wipe => "with a full wipe",
+        ResetProfileName::WipeToRescue => "with a full wipe into rescue",
+    };
+    let watch = Watch {
+        kind: "Reset",
+        operation: format!("the reset of server {server_id} {destination}"),
+        timeout,
+        next: "The resource stays in the Terraform state: the next destroy resets the server \
+               again. To destroy it without a reset, set `reset_on_destroy = null` and apply \
+               first.",
+    };
+    wait_for_job(client, job, &watch, pauses).await?;
+    Ok(None)
 }
 
 #[cfg(test)]
@@ -444,28 +493,18 @@ mod tests {
     use super::*;
 
     #[test]
-    fn durations_are_go_style() {
-        assert_eq!(parse_duration("30m"), Some(Duration::from_secs(1800)));
-        assert_eq!(parse_duration("1h30m"), Some(Duration::from_secs(5400)));
-        assert_eq!(parse_duration("90s"), Some(Duration::from_secs(90)));
-        assert_eq!(parse_duration("500ms"), Some(Duration::from_millis(500)));
-        for bad in ["", "30", "m", "1d", "1.5h", "-1s", "1 h", "99999999999h"] {
-            assert_eq!(parse_duration(bad), None, "{bad:?}");
-        }
-    }
-
-    #[test]
     fn wait_for_and_timeout_are_checked_before_planning() {
         let config = schema().object([
             ("server_id", Value::String("robot-1".into())),
             ("wait_for", Value::String("booted".into())),
             ("timeout", Value::String("soon".into())),
+            ("reset_on_destroy", Value::String("erase".into())),
         ]);
         let Err(Error::Invalid { issues, .. }) = ServerBootstrap.validate(&config) else {
             panic!("accepted")
         };
         let paths: Vec<&str> = issues.iter().map(|issue| issue.path.as_str()).collect();
-        assert_eq!(paths, ["wait_for", "timeout"]);
+        assert_eq!(paths, ["wait_for", "timeout", "reset_on_destroy"]);
         let unknown = schema().object([
             ("wait_for", Value::Unknown),
             ("timeout", Value::String("0s".into())),
@@ -474,6 +513,7 @@ mod tests {
         let fine = schema().object([
             ("wait_for", Value::String("image_written".into())),
             ("timeout", Value::String("45m".into())),
+            ("reset_on_destroy", Value::String("wipe_to_rescue".into())),
         ]);
         assert!(ServerBootstrap.validate(&fine).is_ok());
     }

@@ -100,7 +100,12 @@ impl Resource for Settings {
         save(client, planned).await
     }
 
-    async fn delete(&self, _client: &Client, _id: &str) -> Result<Option<String>, Error> {
+    async fn delete(
+        &self,
+        _client: &Client,
+        _id: &str,
+        _prior: &Object,
+    ) -> Result<Option<String>, Error> {
         Ok(Some(
             "talos-manager settings cannot be deleted: they were removed from the Terraform \
              state and stay as they are in the service"

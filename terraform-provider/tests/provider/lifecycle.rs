@@ -1,0 +1,635 @@
+//! `talosmanager_cluster_upgrade` and `reset_on_destroy` of `talosmanager_server_bootstrap`
+//! with the real Terraform CLI: the service's reset and upgrade jobs run in its worker, reach
+//! fake Talos nodes (`talos-manager-fake-talos`, on 127.0.0.N) with the real gRPC client, and
+//! the cluster's fake Kubernetes API (`talos-manager-fake-kubernetes`) over mutual TLS.
+
+use std::net::Ipv4Addr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use base64::Engine as _;
+use talos_manager_core::ids::{JobId, ServerId};
+use talos_manager_core::kubernetes::DrainOptions;
+use talos_manager_core::lifecycle::LifecycleTiming;
+use talos_manager_core::store::{
+    Architecture, ClusterFields, ConfigFields, JobOutcome, JobStatus, MachineConfigFields, NewJob,
+    ProviderKind, SchematicFields, ServerInventory,
+};
+use talos_manager_core::talos::{SecretsBundle, SystemRandom};
+use talos_manager_core::{Secret, Store};
+use talos_manager_fake_kubernetes::FakeKubernetes;
+use talos_manager_fake_talos::{FakeTalosCluster, Faults, NodeSpec};
+use talos_manager_http::jobs::{
+    JobQueue, LifecycleSettings, ResetJob, RollingJob, TalosSettings, Worker, WorkerTiming,
+};
+use talos_manager_talos_api::GrpcTalosConnector;
+
+use super::harness::{Service, Terraform, flat};
+
+/// The version the nodes run at first.
+const FROM: &str = "v1.11.0";
+const SCHEMATIC: &str = "376567988ad370138ad8b2698212367b8edcb69b5fd68c80be1f2ec7d603b4ba";
+
+const UPGRADE: &str = "talosmanager_cluster_upgrade.production";
+
+/// Talos's base64-of-PEM as PEM text.
+fn pem(b64: &str) -> String {
+    String::from_utf8(
+        base64::engine::general_purpose::STANDARD
+            .decode(b64)
+            .unwrap(),
+    )
+    .unwrap()
+}
+
+/// A configured node of the bench.
+struct Node {
+    /// `robot-<n>`.
+    api_id: String,
+    id: ServerId,
+    address: Ipv4Addr,
+    /// The bootstrap job that installed it (succeeded).
+    bootstrap_job: JobId,
+}
+
+/// The service with a worker running the reset and upgrade jobs, and a cluster of configured
+/// Robot servers (names with `control-plane` are control planes) running Talos `FROM` on the
+/// Talos fake and Ready in the Kubernetes fake, each with the succeeded bootstrap job that
+/// installed it.
+struct Bench {
+    service: Service,
+    talos: FakeTalosCluster,
+    kubernetes: FakeKubernetes,
+    cluster_id: String,
+    nodes: Vec<Node>,
+    stop: tokio::sync::watch::Sender<bool>,
+}
+
+impl Bench {
+    async fn start(names: &[&str]) -> Bench {
+        let service = Service::start().await;
+        let store = service.store().clone();
+        let secrets = tokio::task::spawn_blocking(|| {
+            SecretsBundle::generate(time::OffsetDateTime::now_utc(), &mut SystemRandom).unwrap()
+        })
+        .await
+        .unwrap();
+        let kubernetes = FakeKubernetes::start(&pem(&secrets.k8s.crt), &pem(&secrets.k8s.key))
+            .await
+            .unwrap();
+        let talos = FakeTalosCluster::start(&pem(&secrets.os.crt), &pem(&secrets.os.key), None)
+            .await
+            .unwrap();
+        talos.set_downtime(Duration::from_millis(300));
+        talos.set_boot_delay(Duration::from_millis(100));
+
+        let cluster = store
+            .create_cluster(
+                &ClusterFields {
+                    name: "production".into(),
+                    endpoint: kubernetes.url().to_owned(),
+                    vswitch_id: None,
+                },
+                &Secret::new(secrets.to_yaml()),
+            )
+            .await
+            .unwrap();
+        let config = store
+            .create_config(&ConfigFields {
+                name: "default".into(),
+                install_image: format!("ghcr.io/siderolabs/installer:{FROM}"),
+                kubernetes_version: "1.33.1".into(),
+                kubespan: false,
+                patch: String::new(),
+                patch_control_plane: String::new(),
+                patch_worker: String::new(),
+            })
+            .await
+            .unwrap();
+        // Robot servers get the settings' default schematic.
+        let schematic = store
+            .create_schematic(&SchematicFields {
+                name: "default".into(),
+                body: "customization: {}\n".into(),
+                factory_id: Some(SCHEMATIC.into()),
+            })
+            .await
+            .unwrap();
+        store
+            .update_settings(FROM, Some(schematic.id))
+            .await
+            .unwrap();
+        let account = store
+            .create_provider_account(
+                ProviderKind::HetznerRobot,
+                "robot",
+                &Secret::new("secret".into()),
+            )
+            .await
+            .unwrap();
+
+        let mut nodes = Vec::new();
+        for (index, name) in names.iter().enumerate() {
+            let number = index + 1;
+            let address = Ipv4Addr::new(127, 0, 0, u8::try_from(number + 1).unwrap());
+            let (server, _) = store
+                .upsert_server(
+                    account.id,
+                    &ServerInventory {
+                        provider: ProviderKind::HetznerRobot,
+                        provider_id: number.to_string(),
+                        name: (*name).into(),
+                        ipv4: Some(address.to_string()),
+                        ipv6: None,
+                        product: "AX41".into(),
+                        data_center: "FSN1-DC1".into(),
+                        status: "ready".into(),
+                        cancelled: false,
+                        architecture: Architecture::Amd64,
+                        vswitch_id: None,
+                    },
+                )
+                .await
+                .unwrap();
+            store
+                .update_server_assignment(server.id, name, Some(cluster.id), None, None)
+                .await
+                .unwrap();
+            store
+                .put_machine_config(
+                    server.id,
+                    &MachineConfigFields {
+                        config_id: config.id,
+                        hostname: (*name).into(),
+                        private_ip: format!("10.0.0.{number}"),
+                        install_disk: "/dev/nvme0n1".into(),
+                        ephemeral_disk_identifier: None,
+                    },
+                )
+                .await
+                .unwrap();
+            store
+                .record_config_request(server.id, time::OffsetDateTime::now_utc(), true)
+                .await
+                .unwrap();
+            let spec = if name.contains("control-plane") {
+                NodeSpec::control_plane(address, name)
+            } else {
+                NodeSpec::worker(address, name)
+            };
+            talos.add_node(spec.version(FROM)).unwrap();
+            kubernetes.add_node(name, serde_json::json!({}), serde_json::json!([]));
+            // Claimed and finished here, before the worker starts.
+            let job = store
+                .enqueue_job(&NewJob {
+                    kind: "bootstrap".into(),
+                    server_id: Some(server.id),
+                    args: serde_json::json!({}),
+                })
+                .await
+                .unwrap();
+            let claimed = store.claim_job("setup").await.unwrap().unwrap();
+            assert_eq!(claimed.id, job.id);
+            store
+                .finish_job(job.id, JobOutcome::Succeeded)
+                .await
+                .unwrap();
+            nodes.push(Node {
+                api_id: format!("robot-{number}"),
+                id: server.id,
+                address,
+                bootstrap_job: job.id,
+            });
+        }
+
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        let settings = LifecycleSettings {
+            talos: TalosSettings {
+                connector: Arc::new(GrpcTalosConnector::new()),
+                port: talos.port(),
+            },
+            providers: service.providers().clone(),
+            ssh_private_key: None,
+            timing: LifecycleTiming {
+                poll_interval: Duration::from_millis(100),
+                node_down: Duration::from_secs(5),
+                node_back: Duration::from_secs(10),
+                drain: DrainOptions {
+                    timeout: Duration::from_secs(5),
+                    retry_interval: Duration::from_millis(100),
+                },
+                wipe_grace: Duration::ZERO,
+            },
+            image_factory_url: service.factory.url().to_owned(),
+        };
+        let worker = Worker::new(JobQueue::new(store.clone()), "terraform-test")
+            .timing(WorkerTiming {
+                poll: Duration::from_millis(50),
+                heartbeat: Duration::from_millis(100),
+                abandoned_after: Duration::from_secs(30),
+            })
+            .register(ResetJob::new(settings.clone()))
+            .register(RollingJob::upgrade(settings));
+        tokio::spawn(worker.run(async move {
+            let mut stopped = stopped;
+            let _ = stopped.wait_for(|stop| *stop).await;
+        }));
+        Bench {
+            service,
+            talos,
+            kubernetes,
+            cluster_id: cluster.id.to_string(),
+            nodes,
+            stop,
+        }
+    }
+
+    fn store(&self) -> &Store {
+        self.service.store()
+    }
+
+    /// Waits until the job ended; panics after 30 s.
+    async fn job_ended(&self, id: JobId) {
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            let job = self.store().get_job(id).await.unwrap();
+            if !matches!(job.status, JobStatus::Queued | JobStatus::Running) {
+                return;
+            }
+            assert!(std::time::Instant::now() < deadline, "job {id} did not end");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// The Talos version the node runs, as the fake has it.
+    fn version(&self, node: usize) -> String {
+        self.talos.node(self.nodes[node].address).unwrap().version
+    }
+
+    /// `main.tf` with one upgrade resource of the whole cluster to `version`.
+    fn upgrade_config(&self, version: &str) -> String {
+        format!(
+            "resource \"talosmanager_cluster_upgrade\" \"production\" {{\n  cluster_id    = \
+             \"{}\"\n  talos_version = \"{version}\"\n  timeout       = \"2m\"\n}}\n",
+            self.cluster_id
+        )
+    }
+}
+
+impl Drop for Bench {
+    fn drop(&mut self) {
+        let _ = self.stop.send(true);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn upgrades_roll_in_place_and_a_failing_node_is_named() {
+    let bench = Bench::start(&["control-plane-1", "worker-1"]).await;
+    let terraform = Terraform::new(&bench.service);
+
+    // Create: both nodes upgraded, control plane first; nothing left to plan.
+    terraform.write(&bench.upgrade_config("v1.11.2"));
+    terraform.ok(&["apply", "-auto-approve"]);
+    assert_eq!(bench.version(0), "v1.11.2");
+    assert_eq!(bench.version(1), "v1.11.2");
+    let state = terraform.resource(UPGRADE).unwrap();
+    assert_eq!(state["id"], bench.cluster_id.as_str());
+    assert_eq!(state["talos_version"], "v1.11.2");
+    let first_job = state["job_id"].as_str().unwrap().to_owned();
+    let job = bench
+        .store()
+        .get_job(JobId(first_job.parse().unwrap()))
+        .await
+        .unwrap();
+    assert_eq!(job.kind, "upgrade");
+    terraform.assert_no_changes();
+
+    // A new version upgrades again, in place, with a new job.
+    terraform.write(&bench.upgrade_config("v1.11.3"));
+    let plan = terraform.ok(&["plan"]);
+    assert!(
+        plan.contains("1 to change, 0 to destroy"),
+        "not an in-place update:\n{plan}"
+    );
+    terraform.ok(&["apply", "-auto-approve"]);
+    assert_eq!(bench.version(0), "v1.11.3");
+    assert_eq!(bench.version(1), "v1.11.3");
+    let state = terraform.resource(UPGRADE).unwrap();
+    assert_ne!(state["job_id"], first_job.as_str());
+    terraform.assert_no_changes();
+
+    // The worker's installer fails: the control plane is upgraded, the worker stays, the error
+    // names the node and the job, and the state keeps the version the nodes had.
+    bench.talos.set_faults(
+        bench.nodes[1].address,
+        Faults {
+            fail_upgrade: true,
+            ..Faults::default()
+        },
+    );
+    terraform.write(&bench.upgrade_config("v1.11.4"));
+    let output = flat(&terraform.fails(&["apply", "-auto-approve"]));
+    assert!(output.contains("Error: Upgrade failed"), "{output}");
+    assert!(
+        output.contains(&format!(
+            "The upgrade of cluster {} to v1.11.4 failed (job",
+            bench.cluster_id
+        )),
+        "{output}"
+    );
+    assert!(output.contains("worker-1"), "{output}");
+    assert!(output.contains("/log"), "{output}");
+    assert_eq!(bench.version(0), "v1.11.4");
+    assert_eq!(bench.version(1), "v1.11.3");
+    let state = terraform.resource(UPGRADE).unwrap();
+    assert_eq!(state["talos_version"], "v1.11.3");
+
+    // Once the node is fixed, the same apply finishes the upgrade (the control plane is
+    // skipped).
+    bench
+        .talos
+        .set_faults(bench.nodes[1].address, Faults::default());
+    terraform.ok(&["apply", "-auto-approve"]);
+    assert_eq!(bench.version(1), "v1.11.4");
+
+    // Import by cluster id: the version comes back null, so the next plan upgrades in place.
+    terraform.ok(&["state", "rm", UPGRADE]);
+    terraform.ok(&["import", UPGRADE, &bench.cluster_id]);
+    let state = terraform.resource(UPGRADE).unwrap();
+    assert_eq!(state["cluster_id"], bench.cluster_id.as_str());
+    assert!(state["talos_version"].is_null(), "{state}");
+    let plan = terraform.ok(&["plan"]);
+    assert!(plan.contains("1 to change, 0 to destroy"), "{plan}");
+
+    // Checked before planning: an empty selection, a bad timeout.
+    let other = Terraform::new(&bench.service);
+    other.write(
+        "resource \"talosmanager_cluster_upgrade\" \"other\" {\n  cluster_id    = \"999\"\n  \
+         talos_version = \"v1.11.2\"\n  server_ids    = []\n  timeout       = \"soon\"\n}\n",
+    );
+    let output = flat(&other.fails(&["plan"]));
+    assert!(output.contains("server_ids"), "{output}");
+    assert!(output.contains("\"soon\" is not a duration"), "{output}");
+    // A cluster that does not exist: refused before anything runs, nothing is created.
+    other.write(
+        "resource \"talosmanager_cluster_upgrade\" \"other\" {\n  cluster_id    = \"999\"\n  \
+         talos_version = \"v1.11.2\"\n}\n",
+    );
+    let output = flat(&other.fails(&["apply", "-auto-approve"]));
+    assert!(output.contains("999"), "{output}");
+    assert!(
+        other
+            .resource("talosmanager_cluster_upgrade.other")
+            .is_none()
+    );
+    // A selection: only the worker.
+    other.write(&format!(
+        "resource \"talosmanager_cluster_upgrade\" \"other\" {{\n  cluster_id    = \"{}\"\n  \
+         server_ids    = [\"{}\"]\n  talos_version = \"v1.11.5\"\n}}\n",
+        bench.cluster_id, bench.nodes[1].api_id
+    ));
+    other.ok(&["apply", "-auto-approve"]);
+    assert_eq!(bench.version(0), "v1.11.4");
+    assert_eq!(bench.version(1), "v1.11.5");
+    other.assert_no_changes();
+
+    // Destroy leaves the nodes as they are, and says so.
+    let output = flat(&terraform.ok(&["destroy", "-auto-approve"]));
+    assert!(
+        output.contains("the nodes keep the Talos version they run"),
+        "{output}"
+    );
+    assert_eq!(bench.version(0), "v1.11.4");
+    assert_eq!(bench.version(1), "v1.11.5");
+
+    // A create that runs out of time: the error names the job, which goes on; the resource is
+    // kept tainted, so the next apply (with time enough) upgrades again: a new job, which
+    // skips the nodes the first one upgraded.
+    let third = Terraform::new(&bench.service);
+    third.write(
+        &bench
+            .upgrade_config("v1.11.6")
+            .replace("\"2m\"", "\"100ms\""),
+    );
+    let output = flat(&third.fails(&["apply", "-auto-approve"]));
+    assert!(output.contains("Error: Upgrade timed out"), "{output}");
+    assert!(output.contains("did not finish within 100ms"), "{output}");
+    let resource = third.show()["values"]["root_module"]["resources"][0].clone();
+    assert_eq!(resource["tainted"], true, "{resource}");
+    let timed_out = JobId(
+        resource["values"]["job_id"]
+            .as_str()
+            .unwrap()
+            .parse()
+            .unwrap(),
+    );
+    bench.job_ended(timed_out).await;
+    assert_eq!(bench.version(0), "v1.11.6");
+    assert_eq!(bench.version(1), "v1.11.6");
+    third.write(&bench.upgrade_config("v1.11.6"));
+    let output = third.ok(&["apply", "-auto-approve"]);
+    assert!(
+        output.contains("1 added, 0 changed, 1 destroyed"),
+        "{output}"
+    );
+    let state = third.resource(UPGRADE).unwrap();
+    assert_ne!(state["job_id"], timed_out.to_string().as_str());
+    third.assert_no_changes();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn reset_on_destroy_resets_the_node_a_refused_reset_keeps_it_and_ctrl_c_stops_an_upgrade() {
+    let bench = Bench::start(&["control-plane-1", "worker-1"]).await;
+    let terraform = Terraform::new(&bench.service);
+    // The bootstrap resources of the first `count` nodes, with `reset`.
+    let config = |count: usize, reset: &str| {
+        let mut text = String::new();
+        let names = ["control_plane_1", "worker_1"];
+        for (name, node) in names.iter().zip(&bench.nodes).take(count) {
+            text.push_str(&format!(
+                "resource \"talosmanager_server_bootstrap\" \"{name}\" {{\n  server_id        = \
+                 \"{}\"\n  timeout          = \"1m\"\n{reset}}}\n\n",
+                node.api_id
+            ));
+        }
+        text
+    };
+    terraform.write(&config(2, ""));
+    terraform.ok(&[
+        "import",
+        "talosmanager_server_bootstrap.control_plane_1",
+        &bench.nodes[0].bootstrap_job.to_string(),
+    ]);
+    terraform.ok(&[
+        "import",
+        "talosmanager_server_bootstrap.worker_1",
+        &bench.nodes[1].bootstrap_job.to_string(),
+    ]);
+    terraform.ok(&["apply", "-auto-approve"]);
+
+    // Setting reset_on_destroy changes the state only, in place.
+    terraform.write(&config(2, "  reset_on_destroy = \"maintenance\"\n"));
+    let output = terraform.ok(&["apply", "-auto-approve"]);
+    assert!(
+        output.contains("0 added, 2 changed, 0 destroyed"),
+        "{output}"
+    );
+    terraform.assert_no_changes();
+    assert_eq!(
+        bench.talos.node(bench.nodes[1].address).unwrap().version,
+        FROM
+    );
+
+    // Destroying the worker's bootstrap resets its node back to maintenance mode: it leaves
+    // Kubernetes and the server loses its machine config.
+    terraform.ok(&[
+        "destroy",
+        "-auto-approve",
+        "-target=talosmanager_server_bootstrap.worker_1",
+    ]);
+    let worker = bench.talos.node(bench.nodes[1].address).unwrap();
+    assert!(worker.maintenance, "the worker is not in maintenance mode");
+    assert!(
+        bench
+            .store()
+            .machine_config_for_server(bench.nodes[1].id)
+            .await
+            .unwrap()
+            .is_none(),
+        "the worker kept its machine config"
+    );
+    assert!(bench.kubernetes.node("worker-1").is_none());
+    assert!(
+        bench.talos.calls().iter().any(
+            |call| call.node == bench.nodes[1].address && call.method == "MachineService/Reset"
+        )
+    );
+
+    // Once reset, the server is no longer a configured node: a second bootstrap resource of it
+    // (imported) is destroyed with a warning, without a reset.
+    terraform.write(&format!(
+        "{}resource \"talosmanager_server_bootstrap\" \"again\" {{\n  server_id        = \
+         \"{}\"\n  reset_on_destroy = \"maintenance\"\n}}\n",
+        config(1, "  reset_on_destroy = \"maintenance\"\n"),
+        bench.nodes[1].api_id
+    ));
+    terraform.ok(&[
+        "import",
+        "talosmanager_server_bootstrap.again",
+        &bench.nodes[1].bootstrap_job.to_string(),
+    ]);
+    terraform.ok(&["apply", "-auto-approve"]);
+    let resets = bench.store().list_jobs().await.unwrap();
+    let output = flat(&terraform.ok(&[
+        "destroy",
+        "-auto-approve",
+        "-target=talosmanager_server_bootstrap.again",
+    ]));
+    assert!(
+        output.contains("Server robot-2 was not reset: it has no machine config"),
+        "{output}"
+    );
+    assert_eq!(
+        bench.store().list_jobs().await.unwrap(),
+        resets,
+        "a job was queued"
+    );
+    terraform.write(&config(1, "  reset_on_destroy = \"maintenance\"\n"));
+
+    // The control plane is etcd's last member: its reset is refused, the error names the job,
+    // the resource stays and the node is untouched.
+    let output = flat(&terraform.fails(&["destroy", "-auto-approve"]));
+    assert!(output.contains("Error: Reset failed"), "{output}");
+    assert!(
+        output.contains("The reset of server robot-1 to maintenance mode failed (job"),
+        "{output}"
+    );
+    assert!(
+        output.contains("the next destroy resets the server again"),
+        "{output}"
+    );
+    assert!(
+        terraform
+            .resource("talosmanager_server_bootstrap.control_plane_1")
+            .is_some()
+    );
+    let control_plane = bench.talos.node(bench.nodes[0].address).unwrap();
+    assert!(!control_plane.maintenance);
+    assert!(
+        bench
+            .store()
+            .machine_config_for_server(bench.nodes[0].id)
+            .await
+            .unwrap()
+            .is_some()
+    );
+
+    // Without reset_on_destroy, destroy only forgets it.
+    terraform.write(&config(1, ""));
+    terraform.ok(&["apply", "-auto-approve"]);
+    let output = flat(&terraform.ok(&["destroy", "-auto-approve"]));
+    assert!(
+        output.contains("only removed from the Terraform state"),
+        "{output}"
+    );
+    assert!(
+        !bench
+            .talos
+            .node(bench.nodes[0].address)
+            .unwrap()
+            .maintenance
+    );
+
+    // Ctrl-C while an upgrade is waited for (of the control plane, the only configured node
+    // left, slow to come back): the wait stops, the error names the job, which goes on, and
+    // the resource is kept tainted.
+    bench.talos.set_downtime(Duration::from_secs(3));
+    terraform.write(&bench.upgrade_config("v1.11.2"));
+    let apply = terraform.spawn(&["apply", "-auto-approve"]);
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let job_id = loop {
+        let jobs = bench.store().list_jobs().await.unwrap();
+        if let Some(job) = jobs
+            .iter()
+            .find(|job| job.kind == "upgrade" && job.status == JobStatus::Running)
+        {
+            break job.id;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the upgrade never started"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let sent = std::process::Command::new("kill")
+        .args(["-INT", "--", &format!("-{}", apply.id())])
+        .status()
+        .unwrap();
+    assert!(sent.success());
+    let result = tokio::task::spawn_blocking(move || apply.wait_with_output().unwrap())
+        .await
+        .unwrap();
+    let output = flat(&format!(
+        "{}{}",
+        String::from_utf8_lossy(&result.stdout),
+        String::from_utf8_lossy(&result.stderr)
+    ));
+    assert!(!result.status.success(), "{output}");
+    assert!(output.contains("Error: Interrupted"), "{output}");
+    assert!(
+        output.contains(&format!(
+            "Stopped by Terraform while waiting for the upgrade of cluster {} to v1.11.2 (job \
+             {job_id})",
+            bench.cluster_id
+        )),
+        "{output}"
+    );
+    assert_eq!(
+        bench.store().get_job(job_id).await.unwrap().status,
+        JobStatus::Running
+    );
+    let plan = terraform.ok(&["plan"]);
+    assert!(plan.contains("is tainted, so must be replaced"), "{plan}");
+    bench.job_ended(job_id).await;
+    assert_eq!(bench.version(0), "v1.11.2");
+}
