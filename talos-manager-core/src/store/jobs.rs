@@ -226,6 +226,21 @@ impl Store {
         row.try_into()
     }
 
+    /// The queued or running job holding `scope` (see [`Store::enqueue_exclusive_job`]), if
+    /// any.
+    pub async fn active_job_in_scope(&self, scope: &str) -> Result<Option<Job>, StoreError> {
+        let sql = sql!(
+            "SELECT {COLUMNS} FROM jobs WHERE exclusive_scope = $1 \
+             AND status IN ('queued', 'running') ORDER BY id LIMIT 1"
+        );
+        let row: Option<Row> = on_pool!(self, |pool| sqlx::query_as(sql)
+            .bind(scope)
+            .fetch_optional(pool)
+            .await)
+        .map_err(StoreError::query("find the active job of a scope"))?;
+        row.map(TryInto::try_into).transpose()
+    }
+
     /// Claims the oldest runnable job for `worker`, if any. On PostgreSQL, concurrent workers
     /// (several replicas) never claim the same job: rows being claimed are skipped.
     pub async fn claim_job(&self, worker: &str) -> Result<Option<Job>, StoreError> {

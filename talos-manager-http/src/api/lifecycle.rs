@@ -283,18 +283,25 @@ async fn enqueue(
         server_id,
         args,
     };
-    state
-        .jobs
-        .enqueue_exclusive(&job, &cluster_scope(cluster))
-        .await
-        .map_err(|error| match error {
-            StoreError::Conflict { .. } => ApiError::Conflict(body(
+    let scope = cluster_scope(cluster);
+    match state.jobs.enqueue_exclusive(&job, &scope).await {
+        Ok(job) => Ok(job),
+        Err(StoreError::Conflict { .. }) => {
+            let holder = match state.store.active_job_in_scope(&scope).await? {
+                Some(holder) => format!(" (job {}, {})", holder.id, holder.kind),
+                // It ended between the two statements: the next request gets through.
+                None => String::new(),
+            };
+            Err(ApiError::Conflict(body(
                 "cluster_busy",
-                "a reset, upgrade or reboot of this cluster is already queued or running: \
-                 follow or cancel it first",
-            )),
-            other => other.into(),
-        })
+                format!(
+                    "a reset, upgrade or reboot of this cluster is already queued or \
+                     running{holder}: follow or cancel it first"
+                ),
+            )))
+        }
+        Err(other) => Err(other.into()),
+    }
 }
 
 fn plan_error(error: RollingPlanError) -> ApiError {

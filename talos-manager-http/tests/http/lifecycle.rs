@@ -289,6 +289,11 @@ api_test!(
             )
             .await;
         assert_eq!(busy["code"], "cluster_busy");
+        let holder = format!("(job {}, upgrade)", job["id"].as_str().unwrap());
+        assert!(
+            busy["message"].as_str().unwrap().contains(&holder),
+            "the refusal names the job holding the cluster: {busy}"
+        );
 
         let job = finished(&server, job["id"].as_str().unwrap()).await;
         let lines = log(server.store(), job["id"].as_str().unwrap()).await;
