@@ -175,6 +175,7 @@ impl Service<http::Uri> for NodeConnector {
 
     fn call(&mut self, _uri: http::Uri) -> Self::Future {
         let node = self.node;
+        talos_manager_core::dial_guard::enforce_ip("Talos API", node.ip());
         let connector = tokio_rustls::TlsConnector::from(self.tls.clone());
         Box::pin(async move {
             let tcp = TcpStream::connect(node).await?;

@@ -41,6 +41,7 @@
 pub mod api_token;
 pub mod bootstrap;
 pub mod clusters;
+pub mod dial_guard;
 mod error_chain;
 pub mod ids;
 pub mod image_factory;

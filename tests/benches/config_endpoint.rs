@@ -129,7 +129,7 @@ async fn seed(data_dir: &Path, key: &EncryptionKey) -> anyhow::Result<()> {
         let ipv4 = if index == 0 {
             "127.0.0.1".to_owned()
         } else {
-            format!("198.18.{}.{}", index / 250, index % 250 + 1)
+            format!("127.18.{}.{}", index / 250, index % 250 + 1)
         };
         let inventory = ServerInventory {
             provider: ProviderKind::HetznerRobot,
@@ -429,7 +429,7 @@ fn fleet_script(servers: usize) -> String {
         "local i = 0\n\
          request = function()\n\
            i = i % ({servers} - 1) + 1\n\
-           local address = \"198.18.\" .. math.floor(i / 250) .. \".\" .. (i % 250 + 1)\n\
+           local address = \"127.18.\" .. math.floor(i / 250) .. \".\" .. (i % 250 + 1)\n\
            return wrk.format(\"GET\", \"/config\", {{[\"X-Forwarded-For\"] = address}})\n\
          end\n"
     )

@@ -150,6 +150,7 @@ impl ImageFactory {
             url: url.to_owned(),
             source,
         };
+        crate::dial_guard::enforce_url("Image Factory", url);
         let response = request.send().await.map_err(unreachable)?;
         let status = response.status();
         let bytes = response.bytes().await.map_err(unreachable)?;

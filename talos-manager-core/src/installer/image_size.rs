@@ -13,6 +13,7 @@ const ZSTD_HEADER_MAX: usize = 18;
 ///
 /// Reads at most the first chunk of the body (asking for the first bytes with `Range`).
 pub async fn image_size(client: &reqwest::Client, url: &str) -> Option<u64> {
+    crate::dial_guard::enforce_url("image download", url);
     let decompressor = Decompressor::for_url(url);
     if !matches!(decompressor, Decompressor::None | Decompressor::Zstd) {
         return None;

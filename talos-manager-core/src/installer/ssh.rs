@@ -220,6 +220,7 @@ impl SshSession {
     pub async fn connect(target: &SshTarget) -> Result<SshSession, SshError> {
         let key = russh::keys::decode_secret_key(target.private_key.expose(), None)
             .map_err(|source| SshError::InvalidPrivateKey { source })?;
+        crate::dial_guard::enforce_host("SSH", &target.host);
         let address = format!("{}:{}", target.host, target.port);
         let timeout = target.connect_timeout;
         match tokio::time::timeout(timeout, Self::open(target, key, &address)).await {

@@ -410,6 +410,7 @@ impl KubernetesClient {
         operation: &str,
         object: Option<(&'static str, &str)>,
     ) -> Result<T, KubernetesError> {
+        crate::dial_guard::enforce_url("Kubernetes API", url.as_str());
         let endpoint = || self.endpoint.clone();
         let mut request = self
             .http

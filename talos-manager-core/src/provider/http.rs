@@ -294,6 +294,7 @@ impl Transport {
 
     async fn attempt(&self, request: &ApiRequest) -> Result<ApiResponse, Failure> {
         let url = format!("{}{}", self.base_url, request.path);
+        crate::dial_guard::enforce_url("Hetzner API", &url);
         let mut builder = self.client.request(request.method.clone(), url);
         if !request.query.is_empty() {
             builder = builder.query(&request.query);

@@ -15,7 +15,7 @@ pub(crate) async fn add_server(
     provider_id: &str,
     name: &str,
 ) {
-    let ipv4 = format!("203.0.113.{provider_id}");
+    let ipv4 = format!("127.0.113.{provider_id}");
     add_server_at(server.store(), provider, provider_id, name, &ipv4).await;
 }
 
@@ -81,7 +81,7 @@ api_test!(servers_have_provider_prefixed_ids_and_filters, |server| {
     let robot = server
         .expect(Method::GET, "/api/v1/servers/robot-7", None, 200)
         .await;
-    assert_eq!(robot["ipv4"], "203.0.113.7");
+    assert_eq!(robot["ipv4"], "127.0.113.7");
     assert_eq!(robot["architecture"], "amd64");
     assert_eq!(robot["accessible"], false);
     for missing in ["robot-8", "7", "gcp-7"] {

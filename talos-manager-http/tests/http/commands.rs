@@ -376,7 +376,7 @@ async fn bootstrap_plan_prints_the_dry_run_of_a_stored_server() {
         provider: ProviderKind::HetznerRobot,
         provider_id: "2345678".into(),
         name: "worker-1".into(),
-        ipv4: Some("203.0.113.7".into()),
+        ipv4: Some("127.0.113.7".into()),
         ipv6: None,
         product: "AX41-NVMe".into(),
         data_center: "FSN1-DC14".into(),

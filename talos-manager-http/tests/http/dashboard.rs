@@ -403,7 +403,7 @@ async fn a_user_signs_in_configures_a_server_and_follows_a_job_log() {
         .wait_text("tr[data-server=robot-7]", "Configured")
         .await;
     assert!(row.contains("default"), "the config's name shows: {row}");
-    assert!(row.contains("203.0.113.7"), "{row}");
+    assert!(row.contains("127.0.113.7"), "{row}");
     browser.screenshot("servers").await;
 
     // A job's log, followed live.
@@ -1026,7 +1026,7 @@ async fn shown_job(browser: &Browser, server: &TestServer) -> talos_manager_core
         .unwrap()
 }
 
-/// A cluster `prod` whose control plane `control-plane-1` (robot-7, 203.0.113.7) is
+/// A cluster `prod` whose control plane `control-plane-1` (robot-7, 127.0.113.7) is
 /// configured, Talos versions v1.10.4 (the default), v1.10.5 and v1.11.0, and, with
 /// `schematic`, a default schematic registered with the Image Factory. Answers the cluster.
 async fn configured_cluster(server: &TestServer, schematic: bool) -> Value {
@@ -1196,7 +1196,7 @@ async fn a_user_upgrades_and_resets_a_server_from_its_dialogs() {
         .wait_text("#reset-question", "Reset control-plane-1")
         .await;
     assert!(
-        question.contains("(robot-7, 203.0.113.7) and wipe its whole system disk?"),
+        question.contains("(robot-7, 127.0.113.7) and wipe its whole system disk?"),
         "{question}"
     );
     assert!(question.contains("Forced"), "{question}");

@@ -14,6 +14,8 @@ pub(crate) fn talos_manager(dir: &std::path::Path) -> Command {
         .current_dir(dir)
         .env_clear()
         .env("PATH", std::env::var("PATH").unwrap_or_default())
+        // Connections outside 127.0.0.0/8 abort the service (core's `dial_guard`).
+        .env("TALOS_MANAGER_LOOPBACK_ONLY", "1")
         .stdin(Stdio::null());
     command
 }

@@ -78,7 +78,7 @@ output "ipv4" {
     );
     assert_eq!(outputs["by_name"]["value"], "cloud-8");
     assert_eq!(outputs["by_id"]["value"], "control-plane-1");
-    assert_eq!(outputs["ipv4"]["value"], "203.0.113.9");
+    assert_eq!(outputs["ipv4"]["value"], "127.0.113.9");
     terraform.assert_no_changes();
 
     // A lookup that finds nothing says so.

@@ -145,7 +145,7 @@ impl Service {
             provider,
             provider_id: provider_id.into(),
             name: name.into(),
-            ipv4: Some(format!("203.0.113.{provider_id}")),
+            ipv4: Some(format!("127.0.113.{provider_id}")),
             ipv6: None,
             product: "AX41".into(),
             data_center: "FSN1-DC1".into(),

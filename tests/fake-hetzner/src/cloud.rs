@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 
 use crate::common::{
     Control, Fault, LoopbackServer, Shared, Target, drop_connection, html_status, json, lock,
-    md5_fingerprint, parse_pairs, password,
+    loopback_only, md5_fingerprint, parse_pairs, password, raw_json,
 };
 
 const SERVER_FIXTURE: &str = include_str!("../data/cloud/get-servers-42.spec-2026.json");
@@ -63,7 +63,7 @@ impl CloudServer {
             id,
             name: name.to_owned(),
             status: "running".to_owned(),
-            ipv4: Some(format!("198.19.{}.{}", (id / 250) % 250, id % 250 + 1)),
+            ipv4: Some(format!("127.19.{}.{}", (id / 250) % 250, id % 250 + 1)),
             ipv6: Some(format!("2a01:4f9:{:x}:{:x}::/64", id >> 16, id & 0xffff)),
             server_type: "cpx22".to_owned(),
             architecture: "x86".to_owned(),
@@ -377,6 +377,7 @@ async fn handle(state: Shared<CloudState>, mut request: Request) -> Response {
         Some(Fault::Status(502)) => Some(html_status(502)),
         Some(Fault::Status(status)) => Some(error(status, "server_error", "fake server error")),
         Some(Fault::Drop) => return drop_connection(),
+        Some(Fault::Answer(status, body)) => Some(raw_json(status, &body)),
         None => None,
     };
     let response = response.unwrap_or_else(|| {
@@ -493,9 +494,7 @@ impl CloudState {
         let id = server["id"].as_u64().unwrap_or(42);
         let mut cloud_server = CloudServer::new(id, server["name"].as_str().unwrap_or("server"));
         cloud_server.status = server["status"].as_str().unwrap_or("running").to_owned();
-        cloud_server.ipv4 = server["public_net"]["ipv4"]["ip"]
-            .as_str()
-            .map(str::to_owned);
+        // The fixture's IPv4 address (1.2.3.4) is not loopback: the fake keeps its own.
         cloud_server.ipv6 = server["public_net"]["ipv6"]["ip"]
             .as_str()
             .map(str::to_owned);
@@ -613,6 +612,7 @@ impl CloudState {
     }
 
     fn server_json(&self, server: &CloudServer) -> Value {
+        loopback_only(server.ipv4.as_deref());
         let mut value = self.server_template.clone();
         value["id"] = json!(server.id);
         value["name"] = json!(server.name);

@@ -27,6 +27,10 @@ pub enum Fault {
     Slow(Duration),
     /// Close the connection without an answer.
     Drop,
+    /// Answer with this status and this JSON body instead of carrying the request out: an odd
+    /// answer of the real API (Robot's 404 `SERVER_NOT_FOUND` or `[]` on `GET /server`, a Cloud
+    /// page without `meta`).
+    Answer(u16, String),
 }
 
 /// Which requests a fault applies to.
@@ -184,6 +188,34 @@ pub(crate) fn json(status: u16, body: &Value) -> Response {
         .status(StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR))
         .content_type("application/json; charset=utf-8")
         .body(body.to_string())
+}
+
+/// The answer of a [`Fault::Answer`]: `body` as JSON with `status`.
+pub(crate) fn raw_json(status: u16, body: &str) -> Response {
+    Response::builder()
+        .status(StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR))
+        .content_type("application/json; charset=utf-8")
+        .body(body.to_owned())
+}
+
+/// Refuses to hand out a server address outside loopback: the service under test may contact
+/// every address it is given (SSH probes after a sync, the installer, the Talos API), and tests
+/// contact nothing outside `127.0.0.0/8`. The panic closes the connection, so the client sees a
+/// failed request and the test fails; the message says why.
+pub(crate) fn loopback_only(ip: Option<&str>) {
+    if let Some(ip) = ip {
+        let loopback = ip
+            .parse::<std::net::Ipv4Addr>()
+            .is_ok_and(|ip| ip.is_loopback());
+        if !loopback {
+            let message = format!(
+                "fake hetzner refuses to hand out the server address {ip}: fake servers live in \
+                 127.0.0.0/8, because the service may contact them"
+            );
+            eprintln!("{message}");
+            std::panic::panic_any(message);
+        }
+    }
 }
 
 /// A 200 with an empty body (Robot's "no output" endpoints).

@@ -9,7 +9,8 @@ use serde_json::{Value, json};
 
 use crate::common::{
     Control, Fault, LoopbackServer, Shared, Target, basic_credentials, drop_connection, empty_ok,
-    html_status, json, lock, md5_fingerprint, parse_pairs, password, values,
+    html_status, json, lock, loopback_only, md5_fingerprint, parse_pairs, password, raw_json,
+    values,
 };
 
 const SERVERS_FIXTURE: &str = include_str!("../data/robot/get-server.json");
@@ -57,7 +58,7 @@ impl RobotServer {
             number,
             name: name.to_owned(),
             ip: Some(format!(
-                "198.18.{}.{}",
+                "127.18.{}.{}",
                 (number / 250) % 250,
                 number % 250 + 1
             )),
@@ -378,6 +379,7 @@ async fn handle(state: Shared<RobotState>, mut request: Request) -> Response {
         Some(Fault::Status(502)) => return html_status(502),
         Some(Fault::Status(status)) => return error(status, "INTERNAL_ERROR", "internal error"),
         Some(Fault::Drop) => return drop_connection(),
+        Some(Fault::Answer(status, body)) => return raw_json(status, &body),
         None => {}
     }
     let form = parse_pairs(&body);
@@ -405,7 +407,7 @@ impl RobotState {
             };
             let mut robot_server =
                 RobotServer::new(number, server["server_name"].as_str().unwrap_or(""));
-            robot_server.ip = server["server_ip"].as_str().map(str::to_owned);
+            // The fixture's address (123.123.123.123) is not loopback: the fake keeps its own.
             robot_server.ipv6_net = server["server_ipv6_net"].as_str().map(str::to_owned);
             robot_server.product = server["product"].as_str().unwrap_or("").to_owned();
             robot_server.dc = server["dc"].as_str().unwrap_or("").to_owned();
@@ -611,6 +613,7 @@ impl RobotState {
         } else {
             self.server_template.clone()
         };
+        loopback_only(server.ip.as_deref());
         value["server_ip"] = json!(server.ip);
         value["server_ipv6_net"] = json!(server.ipv6_net);
         value["server_number"] = json!(server.number);

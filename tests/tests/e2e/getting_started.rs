@@ -136,6 +136,8 @@ fn the_getting_started_walkthrough_works_as_written() {
         .env("PATH", path)
         .env("HOME", dir.path())
         .env("PORT", free_port().to_string())
+        // Connections outside 127.0.0.0/8 abort the service (core's `dial_guard`).
+        .env("TALOS_MANAGER_LOOPBACK_ONLY", "1")
         .stdin(Stdio::null())
         // Files, not pipes: the background processes the page starts inherit them.
         .stdout(std::fs::File::create(dir.path().join("stdout.txt")).unwrap())
@@ -175,7 +177,7 @@ fn the_getting_started_walkthrough_works_as_written() {
     // What the reader is told to expect along the way.
     assert!(stdout.contains("sync succeeded"), "{report}");
     assert!(
-        stdout.contains("robot-321\tserver1\t123.123.123.123"),
+        stdout.contains("robot-321\tserver1\t127.18.1.72"),
         "{report}"
     );
     assert!(stdout.lines().any(|line| line == "420"), "{report}");

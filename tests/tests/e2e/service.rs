@@ -42,6 +42,8 @@ impl Service {
             .env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())
             .env("LOG_FORMAT", "json")
+            // Connections outside 127.0.0.0/8 abort the service (core's `dial_guard`).
+            .env("TALOS_MANAGER_LOOPBACK_ONLY", "1")
             .args(["serve", "--listen", "127.0.0.1:0"])
             .stdin(Stdio::null())
             .stdout(Stdio::null())

@@ -114,7 +114,19 @@ impl FakeProvider {
     }
 
     /// Adds or replaces a server, in state `Ordered`.
+    ///
+    /// # Panics
+    /// When the server's IPv4 address is not loopback: tests contact nothing outside
+    /// `127.0.0.0/8` ([`crate::dial_guard`]).
     pub fn add_server(&self, server: ProviderServer) {
+        if let Some(ipv4) = server.ipv4 {
+            assert!(
+                ipv4.is_loopback(),
+                "FakeProvider refuses server {} at {ipv4}: fake servers live in 127.0.0.0/8, \
+                 because the service may contact them",
+                server.provider_id
+            );
+        }
         let fake_server = FakeServer {
             server: server.clone(),
             state: FakeServerState::Ordered,
@@ -143,7 +155,7 @@ impl FakeProvider {
                     provider_id: id.to_string(),
                     name: format!("fake-{id}"),
                     ipv4: (server_idx % 10 != 9)
-                        .then(|| std::net::Ipv4Addr::new(198, 18, (id >> 8) as u8, id as u8)),
+                        .then(|| std::net::Ipv4Addr::new(127, 18, (id >> 8) as u8, id as u8)),
                     ipv6: Some(std::net::Ipv6Addr::new(
                         0x2a01, 0x4f8, 0, id as u16, 0, 0, 0, 0,
                     )),

@@ -47,7 +47,7 @@ async fn lists_servers_in_the_current_shape() {
         "read from location.name; datacenter is gone"
     );
     assert_eq!(server.product, "cpx22");
-    assert_eq!(server.ipv4, Some("1.2.3.4".parse().unwrap()));
+    assert_eq!(server.ipv4, Some("127.19.0.43".parse().unwrap()));
     assert!(!server.cancelled);
 }
 

@@ -30,7 +30,7 @@ async fn lists_the_fixture_servers() {
         .collect();
     assert_eq!(ids, ["321", "421"]);
     assert_eq!(servers[0].name, "server1");
-    assert_eq!(servers[0].ipv4, Some("123.123.123.123".parse().unwrap()));
+    assert_eq!(servers[0].ipv4, Some("127.18.1.72".parse().unwrap()));
     assert_eq!(servers[0].data_center, "NBG1-DC1");
     assert_eq!(servers[0].architecture, Architecture::Amd64);
 }
