@@ -159,7 +159,7 @@ mod tests {
                 provider: ProviderKind::HetznerRobot,
                 provider_id: "321".into(),
                 name: "worker-1".into(),
-                ipv4: Some("198.18.1.2".into()),
+                ipv4: Some("127.18.1.2".into()),
                 ipv6: None,
                 product: "AX52".into(),
                 data_center: "FSN1-DC16".into(),
@@ -180,6 +180,8 @@ mod tests {
             last_configured_at: None,
             label_and_taint_job_completed_at: None,
             installed_schematic: None,
+            missing_since: None,
+            missing_syncs: 0,
             created_at: T0,
             updated_at: T0,
         }

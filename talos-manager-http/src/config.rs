@@ -49,6 +49,24 @@ fn seconds(env: &impl Environment, name: &'static str, default: u64) -> Result<u
         .ok_or_else(|| invalid(name, "expected a whole number of seconds above 0"))
 }
 
+/// A whole number from `name` in `min..=max`, or `default` when unset.
+fn bounded(
+    env: &impl Environment,
+    name: &'static str,
+    default: u64,
+    min: u64,
+    max: u64,
+) -> Result<u64, ConfigError> {
+    let Some(text) = env.get(name) else {
+        return Ok(default);
+    };
+    text.trim()
+        .parse::<u64>()
+        .ok()
+        .filter(|value| (min..=max).contains(value))
+        .ok_or_else(|| invalid(name, format!("expected a whole number from {min} to {max}")))
+}
+
 fn invalid(name: &'static str, problem: impl Into<String>) -> ConfigError {
     ConfigError::Invalid {
         name,
@@ -129,6 +147,13 @@ pub struct ServiceConfig {
     pub hetzner_cloud_api_url: String,
     /// `SYNC_INTERVAL`: seconds between periodic syncs (default 60; 0 turns them off).
     pub sync_interval_seconds: u64,
+    /// `SYNC_MISSING_SYNCS` (default 3), `SYNC_MISSING_GRACE` (seconds, default 86400) and
+    /// `SYNC_MAX_MISSING_PERCENT` (default 50): when sync gives up on servers and vSwitches an
+    /// account no longer lists.
+    pub sync_policy: talos_manager_core::sync::SyncPolicy,
+    /// `JOB_RETENTION_DAYS`: days finished jobs and their logs are kept (default 30; 0 keeps
+    /// them forever).
+    pub job_retention_days: u64,
     /// `RESCUE_SSH_PORT`: the TCP port rescue systems answer SSH on (default 22). Tests and
     /// labs that forward rescue hosts through other ports set it.
     pub rescue_ssh_port: u16,
@@ -241,6 +266,18 @@ impl ServiceConfig {
                 .transpose()
                 .map_err(|_| invalid("SYNC_INTERVAL", "expected a whole number of seconds"))?
                 .unwrap_or(60),
+            sync_policy: talos_manager_core::sync::SyncPolicy {
+                missing_syncs: bounded(env, "SYNC_MISSING_SYNCS", 3, 1, 1000)? as u32,
+                missing_grace: std::time::Duration::from_secs(bounded(
+                    env,
+                    "SYNC_MISSING_GRACE",
+                    24 * 60 * 60,
+                    0,
+                    365 * 24 * 60 * 60,
+                )?),
+                max_missing_percent: bounded(env, "SYNC_MAX_MISSING_PERCENT", 50, 0, 100)? as u8,
+            },
+            job_retention_days: bounded(env, "JOB_RETENTION_DAYS", 30, 0, 36500)?,
             rescue_ssh_port: port(
                 env,
                 "RESCUE_SSH_PORT",

@@ -139,7 +139,8 @@ pub async fn serve(config: ServiceConfig) -> Result<(), ServeError> {
     let stopped = |mut stop: tokio::sync::watch::Receiver<bool>| async move {
         let _ = stop.wait_for(|stopped| *stopped).await;
     };
-    let mut sync_job = crate::jobs::SyncJob::new(providers.clone());
+    let mut sync_job =
+        crate::jobs::SyncJob::new(providers.clone()).with_policy(config.sync_policy.clone());
     if let Some(prober) = prober {
         sync_job = sync_job.with_prober(std::sync::Arc::new(prober));
     }

@@ -99,6 +99,11 @@ pub struct Server {
     /// The Image Factory id of the schematic its Talos was last upgraded to by talos-manager,
     /// when known: a rolling upgrade skips nodes at the target version and this schematic.
     pub installed_schematic: Option<String>,
+    /// When its provider account first stopped listing it; `None` while it is listed. Sync
+    /// deletes a server only after it has been missing for a while ([`crate::sync::SyncPolicy`]).
+    pub missing_since: Option<OffsetDateTime>,
+    /// How many syncs in a row did not find it at its provider account (0 while listed).
+    pub missing_syncs: i32,
     /// When it was first synced.
     pub created_at: OffsetDateTime,
     /// When it last changed.
@@ -132,6 +137,8 @@ struct Row {
     last_configured_at: Option<OffsetDateTime>,
     label_and_taint_job_completed_at: Option<OffsetDateTime>,
     installed_schematic: Option<String>,
+    missing_since: Option<OffsetDateTime>,
+    missing_syncs: i32,
     created_at: OffsetDateTime,
     updated_at: OffsetDateTime,
 }
@@ -167,6 +174,8 @@ impl TryFrom<Row> for Server {
             last_configured_at: row.last_configured_at,
             label_and_taint_job_completed_at: row.label_and_taint_job_completed_at,
             installed_schematic: row.installed_schematic,
+            missing_since: row.missing_since,
+            missing_syncs: row.missing_syncs,
             created_at: row.created_at,
             updated_at: row.updated_at,
         })
@@ -177,7 +186,7 @@ const COLUMNS: &str = "id, provider, provider_id, provider_account_id, name, ipv
     data_center, status, cancelled, architecture, vswitch_id, cluster_id, accessible, uuid, lsblk, \
     bootstrap_disk, bootstrap_disk_wwid, schematic_id, rescue_activated_at, \
     last_request_for_configuration_at, last_configured_at, label_and_taint_job_completed_at, \
-    installed_schematic, created_at, updated_at";
+    installed_schematic, missing_since, missing_syncs, created_at, updated_at";
 
 fn into_servers(rows: Vec<Row>) -> Result<Vec<Server>, StoreError> {
     rows.into_iter().map(TryInto::try_into).collect()
@@ -185,7 +194,8 @@ fn into_servers(rows: Vec<Row>) -> Result<Vec<Server>, StoreError> {
 
 impl Store {
     /// Writes what a provider reports about a server, keyed by (provider, provider id). Fields
-    /// talos-manager owns (cluster, probe results, timestamps) are kept.
+    /// talos-manager owns (cluster, probe results, timestamps) are kept; a server marked missing
+    /// is listed again, so the mark is cleared.
     pub async fn upsert_server(
         &self,
         provider_account_id: ProviderAccountId,
@@ -200,7 +210,8 @@ impl Store {
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, FALSE, $13, $13) \
              ON CONFLICT (provider, provider_id) DO UPDATE SET provider_account_id = $3, \
              name = $4, ipv4 = $5, ipv6 = $6, product = $7, data_center = $8, status = $9, \
-             cancelled = $10, architecture = $11, vswitch_id = $12, updated_at = $13 \
+             cancelled = $10, architecture = $11, vswitch_id = $12, missing_since = NULL, \
+             missing_syncs = 0, updated_at = $13 \
              RETURNING {COLUMNS}"
         );
         let now = now();
@@ -436,6 +447,41 @@ impl Store {
             .map(|r| r.rows_affected()))
         .map_err(StoreError::query("mark server configured"))
         .and_then(|n_rows| expect_one_row(n_rows, id))
+    }
+
+    /// Marks servers their provider account no longer listed: one more missed sync, and
+    /// `missing_since` set to `at` unless already set. Returns the servers as marked.
+    pub async fn mark_server_missing(
+        &self,
+        id: ServerId,
+        at: OffsetDateTime,
+    ) -> Result<Server, StoreError> {
+        let sql = sql!(
+            "UPDATE servers SET missing_syncs = missing_syncs + 1, \
+             missing_since = COALESCE(missing_since, $2) WHERE id = $1 RETURNING {COLUMNS}"
+        );
+        let row: Option<Row> = on_pool!(self, |pool| sqlx::query_as(sql)
+            .bind(id)
+            .bind(at)
+            .fetch_optional(pool)
+            .await)
+        .map_err(StoreError::query("mark server missing"))?;
+        row.ok_or_else(|| StoreError::not_found("server", id))?
+            .try_into()
+    }
+
+    /// The servers synced from one provider account, by id.
+    pub async fn list_servers_of_account(
+        &self,
+        provider_account_id: ProviderAccountId,
+    ) -> Result<Vec<Server>, StoreError> {
+        let sql = sql!("SELECT {COLUMNS} FROM servers WHERE provider_account_id = $1 ORDER BY id");
+        let rows: Vec<Row> = on_pool!(self, |pool| sqlx::query_as(sql)
+            .bind(provider_account_id)
+            .fetch_all(pool)
+            .await)
+        .map_err(StoreError::query("list servers of account"))?;
+        into_servers(rows)
     }
 
     /// Deletes the servers of an account whose provider ids are not in `keep` (they vanished

@@ -1,14 +1,24 @@
 //! Fleet sync: brings the stored servers and Robot vSwitches in line with what every provider
 //! account reports, then probes every server over SSH.
 //!
-//! For each provider account, [`sync_account`] lists the account's vSwitches (Robot) and servers,
-//! upserts them by (provider, provider id), deletes the stored vSwitches the account no longer
-//! lists (servers and clusters that used one lose the reference, one log line each), and deletes
-//! the stored servers of that account the provider no longer lists (their machine configs go with
-//! them, one log line each). Local fields (cluster, machine config, probe results) are never
-//! touched. [`sync_all`] does this for every stored account, building each account's client with
-//! a [`ProviderFactory`]; one failing account is recorded in the [`SyncReport`] and does not stop
-//! the others.
+//! For each provider account, [`sync_account`] lists the account's vSwitches (Robot) and servers
+//! and upserts them by (provider, provider id). Local fields (cluster, machine config, probe
+//! results) are never touched. [`sync_all`] does this for every stored account, building each
+//! account's client with a [`ProviderFactory`]; one failing account is recorded in the
+//! [`SyncReport`] and does not stop the others.
+//!
+//! # Inventory is never lost to one answer
+//!
+//! A server or vSwitch the account no longer lists is not deleted at once: it is *marked
+//! missing* (`missing_since`, `missing_syncs`), shown as such in the API and the dashboard, and
+//! keeps its cluster, machine config and vSwitch links. It is deleted (a server with its machine
+//! config; a vSwitch detaching its servers and clusters) only once it has been missed by
+//! [`SyncPolicy::missing_syncs`] syncs in a row **and** for [`SyncPolicy::missing_grace`]. One
+//! that is listed again is un-marked. And a sync in which more than
+//! [`SyncPolicy::max_missing_percent`] of an account's servers (and more than one) went missing
+//! at once marks and deletes none of them and says why in the report and the job log: an empty
+//! or short answer (Robot's 404 `SERVER_NOT_FOUND`, which is also how Robot says "no servers",
+//! another webservice user's credentials) looks exactly like that.
 //!
 //! Then [`sync_all`] probes every stored server with a [`ServerProber`] ([`SshProber`] in the
 //! service), [`DEFAULT_PROBE_CONCURRENCY`] at a time: a server in rescue becomes accessible with
@@ -20,6 +30,9 @@ mod probe;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
+use std::time::Duration;
+
+use time::OffsetDateTime;
 
 use crate::Secret;
 use crate::ids::{ProviderAccountId, VswitchId};
@@ -132,6 +145,49 @@ impl ProviderFactory {
     }
 }
 
+/// When sync gives up on servers and vSwitches a provider account no longer lists
+/// (`SYNC_MISSING_SYNCS`, `SYNC_MISSING_GRACE`, `SYNC_MAX_MISSING_PERCENT` in the service).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SyncPolicy {
+    /// Syncs in a row that must miss a server or vSwitch before it is deleted (at least 1).
+    pub missing_syncs: u32,
+    /// How long a server or vSwitch must have been missing before it is deleted.
+    pub missing_grace: Duration,
+    /// The share of an account's stored servers, in percent, that may go missing in one sync;
+    /// above it (and above one server) the sync marks and deletes none and reports why.
+    pub max_missing_percent: u8,
+}
+
+impl Default for SyncPolicy {
+    /// 3 syncs in a row and 24 hours; at most 50 % of an account's servers missing at once.
+    fn default() -> Self {
+        SyncPolicy {
+            missing_syncs: 3,
+            missing_grace: Duration::from_secs(24 * 60 * 60),
+            max_missing_percent: 50,
+        }
+    }
+}
+
+impl SyncPolicy {
+    /// Whether `missing` newly unlisted servers out of `stored` is too many for one sync.
+    pub fn too_many_missing(&self, missing: usize, stored: usize) -> bool {
+        missing > 1 && missing * 100 > usize::from(self.max_missing_percent) * stored
+    }
+
+    /// Whether something missed by `missing_syncs` syncs in a row since `since` may go now.
+    fn expired(
+        &self,
+        missing_syncs: i32,
+        since: Option<OffsetDateTime>,
+        now: OffsetDateTime,
+    ) -> bool {
+        let grace = time::Duration::try_from(self.missing_grace).unwrap_or(time::Duration::MAX);
+        i64::from(missing_syncs) >= i64::from(self.missing_syncs.max(1))
+            && since.is_some_and(|since| now - since >= grace)
+    }
+}
+
 /// Why syncing one account failed.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -181,12 +237,20 @@ pub struct AccountReport {
     pub added: usize,
     /// Known servers written again.
     pub updated: usize,
-    /// Servers deleted because the provider no longer lists them (provider ids).
+    /// Servers marked missing, and kept, because the provider no longer lists them (provider
+    /// ids).
+    pub missing: Vec<String>,
+    /// Servers deleted because the provider has not listed them for long enough (provider ids).
     pub removed: Vec<String>,
     /// vSwitches upserted.
     pub vswitches: usize,
-    /// vSwitches deleted because the provider no longer lists them.
+    /// vSwitches marked missing, and kept.
+    pub vswitches_missing: Vec<VswitchId>,
+    /// vSwitches deleted because the provider has not listed them for long enough.
     pub vswitches_removed: Vec<VswitchId>,
+    /// Why the servers the account no longer lists were neither marked nor deleted, when too
+    /// many went missing at once.
+    pub held_back: Option<String>,
 }
 
 /// One account whose sync failed.
@@ -209,7 +273,9 @@ pub struct SyncReport {
     pub added: usize,
     /// Known servers written again.
     pub updated: usize,
-    /// Servers deleted because their provider no longer lists them.
+    /// Servers marked missing (and kept) because their provider no longer lists them.
+    pub missing: usize,
+    /// Servers deleted because their provider has not listed them for long enough.
     pub removed: usize,
     /// vSwitches deleted because their account no longer lists them.
     pub vswitches_removed: usize,
@@ -219,21 +285,28 @@ pub struct SyncReport {
     pub accounts_synced: usize,
     /// Accounts whose sync failed; the others were still synced.
     pub failures: Vec<AccountFailure>,
+    /// Accounts where too many servers went missing at once, so none was marked or deleted:
+    /// `(account, why)`.
+    pub held_back: Vec<(ProviderAccountId, String)>,
 }
 
 impl std::fmt::Display for SyncReport {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "{} added, {} updated, {} removed, {} vswitch(es) removed; {} account(s) synced, {} \
-             failed; ",
+            "{} added, {} updated, {} missing, {} removed, {} vswitch(es) removed; {} account(s) \
+             synced, {} failed; ",
             self.added,
             self.updated,
+            self.missing,
             self.removed,
             self.vswitches_removed,
             self.accounts_synced,
             self.failures.len()
         )?;
+        for (account_id, why) in &self.held_back {
+            write!(f, "account {account_id}: {why}; ")?;
+        }
         match &self.probe {
             Some(summary) => write!(f, "probe: {summary}"),
             None => f.write_str("probing skipped: no SSH private key configured"),
@@ -262,19 +335,32 @@ pub fn inventory(
     }
 }
 
-/// Syncs one account with its clients: vSwitches first (servers refer to them; the ones the
-/// account no longer lists are deleted), then servers, then deletes the account's servers the
-/// provider no longer lists. Does not probe: [`sync_all`] does, once every account is synced.
+/// [`sync_account_with`] under the default [`SyncPolicy`].
 pub async fn sync_account(
     store: &Store,
     account_id: ProviderAccountId,
     providers: &AccountProviders,
 ) -> Result<AccountReport, SyncError> {
+    sync_account_with(store, account_id, providers, &SyncPolicy::default()).await
+}
+
+/// Syncs one account with its clients: vSwitches first (servers refer to them), then servers;
+/// what the account no longer lists is marked missing, and deleted under `policy` (see the
+/// module's documentation). Does not probe: [`sync_all`] does, once every account is synced.
+pub async fn sync_account_with(
+    store: &Store,
+    account_id: ProviderAccountId,
+    providers: &AccountProviders,
+    policy: &SyncPolicy,
+) -> Result<AccountReport, SyncError> {
     let store_error = |source| SyncError::Store { account_id, source };
     let kind = providers.provider.kind();
     let mut report = AccountReport::default();
+    let now = OffsetDateTime::now_utc();
 
     let mut membership: HashMap<String, VswitchId> = HashMap::new();
+    // vSwitches missing but kept: their servers keep the link.
+    let mut kept_vswitches: HashSet<VswitchId> = HashSet::new();
     if let Some(vswitches) = &providers.vswitches {
         let listed = vswitches
             .list_vswitches()
@@ -293,9 +379,13 @@ pub async fn sync_account(
                 membership.entry(server_id.clone()).or_insert(id);
             }
         }
-        report.vswitches_removed = remove_vanished_vswitches(store, account_id, &listed_ids)
-            .await
-            .map_err(store_error)?;
+        let (missing, removed) =
+            handle_vanished_vswitches(store, account_id, &listed_ids, policy, now)
+                .await
+                .map_err(store_error)?;
+        kept_vswitches.extend(missing.iter().copied());
+        report.vswitches_missing = missing;
+        report.vswitches_removed = removed;
     }
 
     let servers = providers
@@ -303,9 +393,21 @@ pub async fn sync_account(
         .list_servers()
         .await
         .map_err(|source| SyncError::ListServers { account_id, source })?;
-    let mut keep = Vec::with_capacity(servers.len());
+    let stored = store
+        .list_servers_of_account(account_id)
+        .await
+        .map_err(store_error)?;
+    let listed: HashSet<&str> = servers
+        .iter()
+        .map(|server| server.provider_id.as_str())
+        .collect();
     for server in &servers {
-        let vswitch_id = membership.get(&server.provider_id).copied();
+        let kept_link = stored
+            .iter()
+            .find(|stored| stored.inventory.provider_id == server.provider_id)
+            .and_then(|stored| stored.inventory.vswitch_id)
+            .filter(|id| kept_vswitches.contains(id));
+        let vswitch_id = membership.get(&server.provider_id).copied().or(kept_link);
         let (_, upsert) = store
             .upsert_server(account_id, &inventory(kind, server, vswitch_id))
             .await
@@ -314,33 +416,75 @@ pub async fn sync_account(
             ServerUpsert::Inserted => report.added += 1,
             ServerUpsert::Updated => report.updated += 1,
         }
-        keep.push(server.provider_id.clone());
     }
 
-    let removed = store
-        .delete_servers_not_in(account_id, &keep)
-        .await
-        .map_err(store_error)?;
-    for server in removed {
-        tracing::info!(
-            provider = %kind,
-            provider_id = %server.inventory.provider_id,
-            name = %server.inventory.name,
-            "server no longer listed by its provider account {account_id}; deleted it and its machine config"
+    let unlisted: Vec<_> = stored
+        .iter()
+        .filter(|server| !listed.contains(server.inventory.provider_id.as_str()))
+        .collect();
+    let newly_missing = unlisted
+        .iter()
+        .filter(|server| server.missing_since.is_none())
+        .count();
+    if policy.too_many_missing(newly_missing, stored.len()) {
+        let why = format!(
+            "{newly_missing} of its {} servers are no longer listed at once (more than {} %): \
+             none was marked missing or deleted; check the account's credentials and the \
+             provider, or raise SYNC_MAX_MISSING_PERCENT if they are really gone",
+            stored.len(),
+            policy.max_missing_percent
         );
-        report.removed.push(server.inventory.provider_id);
+        tracing::warn!(provider = %kind, "provider account {account_id}: {why}");
+        report.held_back = Some(why);
+        return Ok(report);
+    }
+    for server in unlisted {
+        let marked = store
+            .mark_server_missing(server.id, now)
+            .await
+            .map_err(store_error)?;
+        let provider_id = marked.inventory.provider_id.clone();
+        if policy.expired(marked.missing_syncs, marked.missing_since, now) {
+            match store.delete_server(marked.id).await {
+                Ok(()) | Err(StoreError::NotFound { .. }) => {}
+                Err(error) => return Err(store_error(error)),
+            }
+            tracing::info!(
+                provider = %kind,
+                provider_id = %provider_id,
+                name = %marked.inventory.name,
+                "server not listed by its provider account {account_id} for {} syncs since {:?}; \
+                 deleted it and its machine config",
+                marked.missing_syncs,
+                marked.missing_since
+            );
+            report.removed.push(provider_id);
+        } else {
+            tracing::warn!(
+                provider = %kind,
+                provider_id = %provider_id,
+                name = %marked.inventory.name,
+                "server not listed by its provider account {account_id} ({} sync(s) in a row); \
+                 marked missing, kept with its machine config",
+                marked.missing_syncs
+            );
+            report.missing.push(provider_id);
+        }
     }
     Ok(report)
 }
 
-/// Deletes the account's stored vSwitches that are not in `listed`, before the servers are
-/// upserted: the servers and clusters that used one lose the reference (the database sets it to
-/// NULL), each with a log line, since a cluster without its vSwitch has no `${vlan}`.
-async fn remove_vanished_vswitches(
+/// Marks the account's stored vSwitches that are not in `listed` missing, and deletes those
+/// missing for long enough under `policy`: the servers and clusters that used a deleted one lose
+/// the reference (the database sets it to NULL), each with a log line, since a cluster without
+/// its vSwitch has no `${vlan}`. Returns the vSwitches kept missing and the ones deleted.
+async fn handle_vanished_vswitches(
     store: &Store,
     account_id: ProviderAccountId,
     listed: &HashSet<VswitchId>,
-) -> Result<Vec<VswitchId>, StoreError> {
+    policy: &SyncPolicy,
+    now: OffsetDateTime,
+) -> Result<(Vec<VswitchId>, Vec<VswitchId>), StoreError> {
     let vanished: Vec<_> = store
         .list_vswitches()
         .await?
@@ -350,12 +494,32 @@ async fn remove_vanished_vswitches(
         })
         .collect();
     if vanished.is_empty() {
-        return Ok(Vec::new());
+        return Ok((Vec::new(), Vec::new()));
+    }
+    let mut missing = Vec::new();
+    let mut expired = Vec::new();
+    for vswitch in vanished {
+        let marked = store.mark_vswitch_missing(vswitch.id, now).await?;
+        if policy.expired(marked.missing_syncs, marked.missing_since, now) {
+            expired.push(marked);
+        } else {
+            tracing::warn!(
+                "vswitch {} ({:?}) is not listed by provider account {account_id} ({} sync(s) in \
+                 a row); marked missing, its servers and clusters keep it",
+                marked.id,
+                marked.name,
+                marked.missing_syncs
+            );
+            missing.push(marked.id);
+        }
+    }
+    if expired.is_empty() {
+        return Ok((missing, Vec::new()));
     }
     let servers = store.list_servers().await?;
     let clusters = store.list_clusters().await?;
-    let mut removed = Vec::with_capacity(vanished.len());
-    for vswitch in vanished {
+    let mut removed = Vec::with_capacity(expired.len());
+    for vswitch in expired {
         for server in servers
             .iter()
             .filter(|server| server.inventory.vswitch_id == Some(vswitch.id))
@@ -394,18 +558,28 @@ async fn remove_vanished_vswitches(
         );
         removed.push(vswitch.id);
     }
-    Ok(removed)
+    Ok((missing, removed))
 }
 
-/// Syncs every stored provider account, building its clients with `factory`, then probes every
-/// stored server with `prober` (skipped, with one log line, when there is none). A failing
-/// account is logged and recorded in the report; the others are synced all the same, and every
-/// server is probed. Only a failure to list the accounts or servers themselves, or to record a
-/// probe, is an error.
+/// [`sync_all_with`] under the default [`SyncPolicy`].
 pub async fn sync_all(
     store: &Store,
     factory: &ProviderFactory,
     prober: Option<Arc<dyn ServerProber>>,
+) -> Result<SyncReport, StoreError> {
+    sync_all_with(store, factory, prober, &SyncPolicy::default()).await
+}
+
+/// Syncs every stored provider account under `policy`, building its clients with `factory`,
+/// then probes every stored server with `prober` (skipped, with one log line, when there is
+/// none). A failing account is logged and recorded in the report; the others are synced all the
+/// same, and every server is probed. Only a failure to list the accounts or servers themselves,
+/// or to record a probe, is an error.
+pub async fn sync_all_with(
+    store: &Store,
+    factory: &ProviderFactory,
+    prober: Option<Arc<dyn ServerProber>>,
+    policy: &SyncPolicy,
 ) -> Result<SyncReport, StoreError> {
     let mut report = SyncReport::default();
     for account in store.list_provider_accounts().await? {
@@ -429,7 +603,7 @@ pub async fn sync_all(
                     account_id: account.id,
                     source,
                 })?;
-            sync_account(store, account.id, &providers).await
+            sync_account_with(store, account.id, &providers, policy).await
         }
         .await;
         match result {
@@ -437,18 +611,24 @@ pub async fn sync_all(
                 tracing::info!(
                     provider = %account.provider,
                     account = %account.name,
-                    "synced provider account {}: {} added, {} updated, {} removed, {} vswitches ({} \
-                     removed)",
+                    "synced provider account {}: {} added, {} updated, {} missing, {} removed, {} \
+                     vswitches ({} missing, {} removed)",
                     account.id,
                     account_report.added,
                     account_report.updated,
+                    account_report.missing.len(),
                     account_report.removed.len(),
                     account_report.vswitches,
+                    account_report.vswitches_missing.len(),
                     account_report.vswitches_removed.len()
                 );
                 report.added += account_report.added;
                 report.updated += account_report.updated;
+                report.missing += account_report.missing.len();
                 report.removed += account_report.removed.len();
+                if let Some(why) = account_report.held_back {
+                    report.held_back.push((account.id, why));
+                }
                 report.vswitches_removed += account_report.vswitches_removed.len();
                 report.accounts_synced += 1;
             }

@@ -6,10 +6,13 @@ use std::time::Duration;
 
 use talos_manager_core::ids::VswitchId;
 use talos_manager_core::store::{ClusterFields, ProviderKind};
-use talos_manager_core::sync::{ProviderFactory, ServerProber, SshProber, sync_all};
+use talos_manager_core::store::{ConfigFields, MachineConfigFields};
+use talos_manager_core::sync::{
+    ProviderFactory, ServerProber, SshProber, SyncPolicy, sync_all, sync_all_with,
+};
 use talos_manager_core::{RetryPolicy, Secret, Store};
 use talos_manager_fake_hetzner::{
-    CloudServer, FakeCloud, FakeRobot, RobotServer, RobotVswitch, VswitchMember,
+    CloudServer, FakeCloud, FakeRobot, Fault, RobotServer, RobotVswitch, Target, VswitchMember,
 };
 
 use talos_manager_rescue_host::{KeyPair, Sshd};
@@ -65,13 +68,34 @@ store_test!(thousand_servers_twice_without_loss_or_duplicates, |store| {
     assert_eq!(ids.len(), 1000);
 });
 
-store_test!(vanished_server_is_removed, |store| {
+/// Deletes what was missed by 2 syncs in a row, without a grace period.
+fn two_syncs() -> SyncPolicy {
+    SyncPolicy {
+        missing_syncs: 2,
+        missing_grace: Duration::ZERO,
+        ..SyncPolicy::default()
+    }
+}
+
+store_test!(vanished_server_is_marked_missing_then_removed, |store| {
     let (robot, _cloud, factory) = fleet(store, 2, 3).await;
     sync_all(store, &factory, None).await.unwrap();
     let robot_id = robot.servers()[0].number;
     assert!(robot.remove_server(robot_id));
-    let report = sync_all(store, &factory, None).await.unwrap();
-    assert_eq!(report.removed, 1);
+    let report = sync_all_with(store, &factory, None, &two_syncs())
+        .await
+        .unwrap();
+    assert_eq!((report.missing, report.removed), (1, 0), "{report}");
+    let marked = store
+        .get_server_by_provider_id(ProviderKind::HetznerRobot, &robot_id.to_string())
+        .await
+        .unwrap();
+    assert!(marked.missing_since.is_some());
+    assert_eq!(marked.missing_syncs, 1);
+    let report = sync_all_with(store, &factory, None, &two_syncs())
+        .await
+        .unwrap();
+    assert_eq!((report.missing, report.removed), (0, 1), "{report}");
     let servers = store.list_servers().await.unwrap();
     assert_eq!(servers.len(), 4);
     assert!(
@@ -259,9 +283,27 @@ store_test!(
         assert_eq!(attached_server.inventory.vswitch_id, Some(VswitchId(4321)));
 
         assert!(robot.remove_vswitch(4321));
+        // Missed once: marked, and every link kept.
         let report = sync_all(store, &factory, None).await.unwrap();
         assert!(report.failures.is_empty(), "{report:?}");
-        assert_eq!(report.vswitches_removed, 1);
+        assert_eq!(report.vswitches_removed, 0);
+        let missing = store.get_vswitch(VswitchId(4321)).await.unwrap();
+        assert!(missing.missing_since.is_some());
+        assert_eq!(missing.missing_syncs, 1);
+        let still = store
+            .get_server_by_provider_id(ProviderKind::HetznerRobot, &attached)
+            .await
+            .unwrap();
+        assert_eq!(still.inventory.vswitch_id, Some(VswitchId(4321)));
+        assert_eq!(
+            store.get_cluster(cluster.id).await.unwrap().vswitch_id,
+            Some(VswitchId(4321))
+        );
+        // Missed a second time under a 2-sync policy: deleted, its users detached.
+        let report = sync_all_with(store, &factory, None, &two_syncs())
+            .await
+            .unwrap();
+        assert!(report.failures.is_empty(), "{report:?}");
         let kept: Vec<VswitchId> = store
             .list_vswitches()
             .await
@@ -324,5 +366,154 @@ store_test!(
             left.iter()
                 .all(|server| server.inventory.provider == ProviderKind::HetznerCloud)
         );
+    }
+);
+
+/// A fleet of `robot_servers` Robot servers, synced, with a machine config on the first.
+async fn configured_robot_fleet(
+    store: &Store,
+    robot_servers: usize,
+) -> (FakeRobot, FakeCloud, ProviderFactory) {
+    let (robot, cloud, factory) = fleet(store, robot_servers, 0).await;
+    sync_all(store, &factory, None).await.unwrap();
+    let config = store
+        .create_config(&ConfigFields {
+            name: "default".into(),
+            install_image: "ghcr.io/siderolabs/installer:v1.10.4".into(),
+            kubernetes_version: "1.30.1".into(),
+            kubespan: true,
+            patch: String::new(),
+            patch_control_plane: String::new(),
+            patch_worker: String::new(),
+        })
+        .await
+        .unwrap();
+    let first = &store.list_servers().await.unwrap()[0];
+    store
+        .put_machine_config(
+            first.id,
+            &MachineConfigFields {
+                config_id: config.id,
+                hostname: "worker-1".into(),
+                private_ip: "10.0.1.1".into(),
+                install_disk: "/dev/nvme0n1".into(),
+                ephemeral_disk_identifier: None,
+            },
+        )
+        .await
+        .unwrap();
+    (robot, cloud, factory)
+}
+
+/// Deletes at the first miss, without a grace period: only the share guard protects.
+fn at_once() -> SyncPolicy {
+    SyncPolicy {
+        missing_syncs: 1,
+        missing_grace: Duration::ZERO,
+        ..SyncPolicy::default()
+    }
+}
+
+/// Nothing was marked or deleted: the fleet and its machine config are all there, unmarked.
+async fn assert_untouched(store: &Store, servers: usize) {
+    let stored = store.list_servers().await.unwrap();
+    assert_eq!(stored.len(), servers);
+    assert!(stored.iter().all(|server| server.missing_since.is_none()));
+    assert_eq!(store.list_machine_configs().await.unwrap().len(), 1);
+}
+
+store_test!(
+    robot_answering_server_not_found_once_loses_nothing,
+    |store| {
+        let (robot, _cloud, factory) = configured_robot_fleet(store, 3).await;
+        robot.inject(
+        Target::on("GET", "/server"),
+        Fault::Answer(
+            404,
+            r#"{"error":{"status":404,"code":"SERVER_NOT_FOUND","message":"Server not found"}}"#
+                .into(),
+        ),
+        1,
+    );
+        // Even a policy that deletes at the first miss deletes nothing on such an answer.
+        let report = sync_all_with(store, &factory, None, &at_once())
+            .await
+            .unwrap();
+        assert_eq!((report.missing, report.removed), (0, 0), "{report}");
+        assert_eq!(report.held_back.len(), 1, "{report}");
+        assert!(
+            report
+                .to_string()
+                .contains("3 of its 3 servers are no longer listed at once"),
+            "the report says why: {report}"
+        );
+        assert_untouched(store, 3).await;
+        // The next answer is a normal one: still nothing lost.
+        let report = sync_all_with(store, &factory, None, &at_once())
+            .await
+            .unwrap();
+        assert!(report.held_back.is_empty(), "{report}");
+        assert_untouched(store, 3).await;
+    }
+);
+
+store_test!(robot_answering_an_empty_list_once_loses_nothing, |store| {
+    let (robot, _cloud, factory) = configured_robot_fleet(store, 2).await;
+    robot.inject(
+        Target::on("GET", "/server"),
+        Fault::Answer(200, "[]".into()),
+        1,
+    );
+    let report = sync_all_with(store, &factory, None, &at_once())
+        .await
+        .unwrap();
+    assert_eq!(report.held_back.len(), 1, "{report}");
+    assert_untouched(store, 2).await;
+});
+
+store_test!(a_lone_server_missing_once_is_only_marked, |store| {
+    let (robot, _cloud, factory) = configured_robot_fleet(store, 1).await;
+    robot.inject(
+        Target::on("GET", "/server"),
+        Fault::Answer(200, "[]".into()),
+        1,
+    );
+    // The default policy: 3 syncs and 24 hours.
+    let report = sync_all(store, &factory, None).await.unwrap();
+    assert_eq!((report.missing, report.removed), (1, 0), "{report}");
+    let marked = &store.list_servers().await.unwrap()[0];
+    assert!(marked.missing_since.is_some());
+    assert_eq!(store.list_machine_configs().await.unwrap().len(), 1);
+    // Listed again: un-marked, machine config still there.
+    let report = sync_all(store, &factory, None).await.unwrap();
+    assert_eq!((report.missing, report.removed), (0, 0), "{report}");
+    assert_untouched(store, 1).await;
+    // Missed by 3 syncs in a row, but not for 24 hours yet: still kept.
+    let number = robot.servers()[0].number;
+    assert!(robot.remove_server(number));
+    for _ in 0..3 {
+        sync_all(store, &factory, None).await.unwrap();
+    }
+    let marked = &store.list_servers().await.unwrap()[0];
+    assert_eq!(marked.missing_syncs, 3);
+    assert_eq!(store.list_machine_configs().await.unwrap().len(), 1);
+});
+
+store_test!(
+    a_cloud_page_without_meta_is_an_error_not_an_empty_fleet,
+    |store| {
+        let (_robot, cloud, factory) = fleet(store, 0, 3).await;
+        sync_all(store, &factory, None).await.unwrap();
+        cloud.inject(
+            Target::on("GET", "/servers"),
+            Fault::Answer(200, r#"{"servers":[]}"#.into()),
+            1,
+        );
+        let report = sync_all_with(store, &factory, None, &at_once())
+            .await
+            .unwrap();
+        assert_eq!(report.failures.len(), 1, "{report}");
+        assert_eq!((report.missing, report.removed), (0, 0), "{report}");
+        assert_eq!(store.list_servers().await.unwrap().len(), 3);
     }
 );

@@ -13,7 +13,7 @@ use time::OffsetDateTime;
 
 use super::auth::AdminAuth;
 use super::error::{ApiError, ApiResult, IssueBody};
-use super::ids::parse_id;
+use super::ids::{parse_id, server_api_id};
 use super::{Created, Deleted, Tag};
 use crate::AppState;
 
@@ -76,10 +76,48 @@ async fn verify(
     provider: ProviderKind,
     name: &str,
     secret: &Secret<String>,
-) -> ApiResult<()> {
+) -> ApiResult<Vec<talos_manager_core::ProviderServer>> {
     let providers = state.providers.build(provider, name, secret.clone())?;
-    providers.provider.list_servers().await?;
-    Ok(())
+    Ok(providers.provider.list_servers().await?)
+}
+
+/// Refuses credentials for an existing account that do not list its known servers (the ones not
+/// already marked missing): they belong to another account, or see less of it, and the next
+/// sync would take every server they do not list for gone.
+async fn same_account(
+    state: &AppState,
+    id: ProviderAccountId,
+    listed: &[talos_manager_core::ProviderServer],
+) -> ApiResult<()> {
+    let listed: std::collections::HashSet<&str> = listed
+        .iter()
+        .map(|server| server.provider_id.as_str())
+        .collect();
+    let unseen: Vec<String> = state
+        .store
+        .list_servers_of_account(id)
+        .await?
+        .into_iter()
+        .filter(|server| server.missing_since.is_none())
+        .filter(|server| !listed.contains(server.inventory.provider_id.as_str()))
+        .map(|server| server_api_id(server.inventory.provider, &server.inventory.provider_id))
+        .collect();
+    if unseen.is_empty() {
+        return Ok(());
+    }
+    Err(ApiError::invalid(
+        "provider account",
+        vec![IssueBody {
+            path: "secret".into(),
+            message: format!(
+                "these credentials do not list {} of the account's known servers ({}): they \
+                 belong to another account or see less of it; use a new provider account for \
+                 other credentials",
+                unseen.len(),
+                unseen.join(", ")
+            ),
+        }],
+    ))
 }
 
 fn name_issues(name: &str) -> ApiResult<()> {
@@ -164,7 +202,8 @@ impl ProviderAccountsApi {
     }
 
     /// Rename a provider account and optionally replace its secret; the credentials are
-    /// verified again.
+    /// verified again, and must list every known server of the account that is not marked
+    /// missing (422 otherwise: other credentials are another account).
     #[oai(
         path = "/provider-accounts/:id",
         method = "put",
@@ -186,7 +225,8 @@ impl ProviderAccountsApi {
             Some(secret) => secret.clone(),
             None => state.store.provider_account_secret(id).await?,
         };
-        verify(&state, account.provider, &body.name, &secret).await?;
+        let listed = verify(&state, account.provider, &body.name, &secret).await?;
+        same_account(&state, id, &listed).await?;
         let account = state
             .store
             .update_provider_account(id, &body.name, new_secret.as_ref())

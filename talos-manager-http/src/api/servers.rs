@@ -81,6 +81,12 @@ pub struct ServerView {
     pub label_and_taint_job_completed_at: Option<OffsetDateTime>,
     /// When rescue was last activated through the provider.
     pub rescue_activated_at: Option<OffsetDateTime>,
+    /// When its provider account first stopped listing it; absent while it is listed. A
+    /// missing server keeps its machine config until sync has missed it long enough
+    /// (`SYNC_MISSING_SYNCS`, `SYNC_MISSING_GRACE`).
+    pub missing_since: Option<OffsetDateTime>,
+    /// How many syncs in a row did not find it at its provider (0 while listed).
+    pub missing_syncs: u32,
     /// Where it is on its way to the cluster: `unknown`, `entering rescue`, `in rescue`,
     /// `bootstrap queued`, `bootstrapping`, `installing 42 %`, `booting Talos`,
     /// `waiting for config`, `config served`, `in cluster`, `failed: <reason>`,
@@ -157,6 +163,8 @@ impl ServerView {
             last_configured_at: server.last_configured_at,
             label_and_taint_job_completed_at: server.label_and_taint_job_completed_at,
             rescue_activated_at: server.rescue_activated_at,
+            missing_since: server.missing_since,
+            missing_syncs: u32::try_from(server.missing_syncs).unwrap_or(0),
             state,
             disks,
         }

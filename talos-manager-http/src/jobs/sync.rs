@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use talos_manager_core::error_chain;
-use talos_manager_core::sync::{ProviderFactory, ServerProber, sync_all};
+use talos_manager_core::sync::{ProviderFactory, ServerProber, SyncPolicy, sync_all_with};
 
 use super::{JobContext, JobError, JobHandler};
 
@@ -18,6 +18,7 @@ pub const SYNC_JOB: &str = "sync";
 pub struct SyncJob {
     providers: ProviderFactory,
     prober: Option<Arc<dyn ServerProber>>,
+    policy: SyncPolicy,
 }
 
 impl std::fmt::Debug for SyncJob {
@@ -25,6 +26,7 @@ impl std::fmt::Debug for SyncJob {
         f.debug_struct("SyncJob")
             .field("providers", &self.providers)
             .field("probes", &self.prober.is_some())
+            .field("policy", &self.policy)
             .finish()
     }
 }
@@ -35,7 +37,15 @@ impl SyncJob {
         SyncJob {
             providers,
             prober: None,
+            policy: SyncPolicy::default(),
         }
+    }
+
+    /// The same handler, deleting what accounts no longer list under `policy`
+    /// (`SYNC_MISSING_SYNCS`, `SYNC_MISSING_GRACE`, `SYNC_MAX_MISSING_PERCENT`).
+    pub fn with_policy(mut self, policy: SyncPolicy) -> SyncJob {
+        self.policy = policy;
+        self
     }
 
     /// The same handler, probing every server with `prober` after each sync.
@@ -58,9 +68,14 @@ impl JobHandler for SyncJob {
     async fn run(&self, context: &JobContext) -> Result<(), JobError> {
         context.log("syncing every provider account").await;
         // Stopping mid-sync loses nothing: each server is written in one statement, servers
-        // that vanished are deleted in one statement after every listing succeeded, and the
-        // next sync picks up where this one stopped.
-        let sync = sync_all(context.store(), &self.providers, self.prober.clone());
+        // that vanished are marked (and deleted once missing long enough) one statement each
+        // after every listing succeeded, and the next sync picks up where this one stopped.
+        let sync = sync_all_with(
+            context.store(),
+            &self.providers,
+            self.prober.clone(),
+            &self.policy,
+        );
         let report = tokio::select! {
             report = sync => report?,
             () = context.cancelled() => return Err(JobError::new("stopped on request")),
@@ -73,6 +88,11 @@ impl JobHandler for SyncJob {
                     failure.name,
                     error_chain(&failure.error)
                 ))
+                .await;
+        }
+        for (account_id, why) in &report.held_back {
+            context
+                .log(format!("provider account {account_id}: {why}"))
                 .await;
         }
         context.log(format!("sync done: {report}")).await;

@@ -9,7 +9,7 @@ use reqwest::Method;
 use serde_json::{Value, json};
 use talos_manager_core::ids::VswitchId;
 use talos_manager_core::store::ClusterFields;
-use talos_manager_core::sync::{ProviderFactory, SshProber, sync_all};
+use talos_manager_core::sync::{ProviderFactory, SshProber, SyncPolicy, sync_all, sync_all_with};
 use talos_manager_core::testing::TestDatabase;
 use talos_manager_core::{Backend, EncryptionKey, RetryPolicy, Secret};
 use talos_manager_fake_hetzner::{
@@ -128,7 +128,7 @@ api_test!(sync_job_probes_the_fleet_and_reports_it, |server| {
         .unwrap_or_else(|| panic!("no report in {events:#?}"));
     assert!(
         report.starts_with(
-            "sync done: 3 added, 0 updated, 0 removed, 0 vswitch(es) removed; 2 account(s) \
+            "sync done: 3 added, 0 updated, 0 missing, 0 removed, 0 vswitch(es) removed; 2 account(s) \
              synced, 0 failed; probe: 2 of 3 server(s) reachable in rescue; SSH connection \
              refused or failed: 1 (e.g. "
         ),
@@ -669,9 +669,15 @@ api_test!(server_events_follow_renames_and_deletions, |server| {
     assert_eq!(renamed["server_id"], "robot-321", "{renamed:#}");
     assert_eq!(renamed["server"]["name"], "control-plane-1");
 
-    // A server that vanished at the provider: an event without `server`.
+    // A server that vanished at the provider and is deleted at once: an event without
+    // `server`.
     assert!(server.robot.remove_server(322));
-    sync_all(server.store(), &factory(&server), None)
+    let at_once = SyncPolicy {
+        missing_syncs: 1,
+        missing_grace: Duration::ZERO,
+        ..SyncPolicy::default()
+    };
+    sync_all_with(server.store(), &factory(&server), None, &at_once)
         .await
         .unwrap();
     let deleted = events.next().await;
@@ -759,3 +765,94 @@ api_test!(
         worker.await.unwrap();
     }
 );
+
+api_test!(
+    a_server_missing_at_its_provider_is_shown_and_kept,
+    |server| {
+        server.robot.add_server(RobotServer::new(321, "worker-1"));
+        add_accounts(&server).await;
+        sync_all(server.store(), &factory(&server), None)
+            .await
+            .unwrap();
+        server.robot.inject(
+        Target::on("GET", "/server"),
+        Fault::Answer(
+            404,
+            r#"{"error":{"status":404,"code":"SERVER_NOT_FOUND","message":"Server not found"}}"#
+                .into(),
+        ),
+        1,
+    );
+        sync_all(server.store(), &factory(&server), None)
+            .await
+            .unwrap();
+        let view = server
+            .expect(Method::GET, "/api/v1/servers/robot-321", None, 200)
+            .await;
+        assert!(view["missing_since"].is_string(), "{view:#}");
+        assert_eq!(view["missing_syncs"], 1, "{view:#}");
+        // Listed again: no longer missing.
+        sync_all(server.store(), &factory(&server), None)
+            .await
+            .unwrap();
+        let view = server
+            .expect(Method::GET, "/api/v1/servers/robot-321", None, 200)
+            .await;
+        assert!(view["missing_since"].is_null(), "{view:#}");
+        assert_eq!(view["missing_syncs"], 0, "{view:#}");
+    }
+);
+
+api_test!(new_credentials_must_list_the_accounts_servers, |server| {
+    server.cloud.generate_servers(3);
+    add_accounts(&server).await;
+    sync_all(server.store(), &factory(&server), None)
+        .await
+        .unwrap();
+    let accounts = server
+        .expect(Method::GET, "/api/v1/provider-accounts", None, 200)
+        .await;
+    let cloud = accounts
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|account| account["provider"] == "hetzner_cloud")
+        .unwrap();
+    let path = format!(
+        "/api/v1/provider-accounts/{}",
+        cloud["id"].as_str().unwrap()
+    );
+    let name = cloud["name"].as_str().unwrap().to_owned();
+    // Working credentials of another project: a valid, empty list.
+    server.cloud.inject(
+        Target::on("GET", "/servers"),
+        Fault::Answer(
+            200,
+            r#"{"servers":[],"meta":{"pagination":{"page":1,"per_page":50,"previous_page":null,"next_page":null,"last_page":1,"total_entries":0}}}"#.into(),
+        ),
+        1,
+    );
+    let refused = server
+        .expect(
+            Method::PUT,
+            &path,
+            Some(json!({"name": name, "secret": FakeCloud::TOKEN})),
+            422,
+        )
+        .await;
+    assert_eq!(refused["issues"][0]["path"], "secret", "{refused}");
+    let message = refused["issues"][0]["message"].as_str().unwrap();
+    assert!(
+        message.contains("do not list 3 of the account's known servers"),
+        "{message}"
+    );
+    // The same account's credentials are accepted.
+    server
+        .expect(
+            Method::PUT,
+            &path,
+            Some(json!({"name": name, "secret": FakeCloud::TOKEN})),
+            200,
+        )
+        .await;
+});

@@ -302,6 +302,8 @@ mod tests {
             last_configured_at: None,
             label_and_taint_job_completed_at: None,
             rescue_activated_at: None,
+            missing_since: None,
+            missing_syncs: 0,
             state: "unknown".into(),
             disks: Vec::new(),
         }

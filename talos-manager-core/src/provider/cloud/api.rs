@@ -110,11 +110,12 @@ pub(crate) struct Meta {
     pub(crate) pagination: Pagination,
 }
 
-/// One page of `GET /servers`.
+/// One page of `GET /servers`. `meta` is required: the API always sends it with a list, and a
+/// page without it cannot say whether more pages follow, so it is a broken answer (an error),
+/// never read as "that was every server".
 #[derive(Debug, Deserialize)]
 pub(crate) struct ServersPage {
     pub(crate) servers: Vec<Server>,
-    #[serde(default)]
     pub(crate) meta: Meta,
 }
 

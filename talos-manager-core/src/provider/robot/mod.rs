@@ -117,7 +117,11 @@ fn server_not_found(error: ProviderError, server_number: u64) -> ProviderError {
     }
 }
 
-/// Robot answers an empty list with 404 and `code` (`SERVER_NOT_FOUND`, `NOT_FOUND`).
+/// Robot answers an empty list with 404 and `code` (`SERVER_NOT_FOUND`, `NOT_FOUND`): that is
+/// how the webservice says "no servers" (hetzner-fidelity R1), so it is read as `[]`. Sync never
+/// deletes on such an answer alone: what an account stops listing is only marked missing, and a
+/// list that loses most of an account's servers at once changes nothing
+/// (`crate::sync::SyncPolicy`).
 fn empty_list_as_404<T>(
     result: Result<Vec<T>, ProviderError>,
     code: &str,

@@ -387,6 +387,13 @@ function statusCell(server, model, now) {
     { "data-label": "Status" },
     h("span", { class: `status ${status.kind}` }, h("span", { class: "dot", "aria-hidden": "true" }), status.text),
     server.state && server.state !== "unknown" ? h("span", { class: "server-state" }, server.state) : null,
+    server.missing_since
+      ? h(
+        "span",
+        { class: "server-missing", title: `Not listed by its provider account for ${server.missing_syncs} sync(s); kept until sync has missed it long enough` },
+        `Missing at provider since ${ago(server.missing_since, now)}`,
+      )
+      : null,
     jobState(model.jobs.get(server.id)),
   );
 }
