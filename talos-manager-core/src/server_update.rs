@@ -18,7 +18,7 @@
 use crate::Secret;
 use crate::ids::{ClusterId, ProviderAccountId, ServerId, VswitchId};
 use crate::provider::{ProviderError, ProviderKind};
-use crate::store::{Server, Store, StoreError};
+use crate::store::{Server, ServerFieldChanges, Store, StoreError};
 use crate::sync::{AccountProviders, ProviderFactory};
 use crate::validation::{Issue, ValidationError};
 
@@ -164,7 +164,7 @@ pub async fn update_server(
     }
     ValidationError::check("server", issues)?;
 
-    let mut stored_name = server.inventory.name.clone();
+    let mut stored_name = None;
     if name.is_some() || vswitch_change.is_some() {
         let providers = account_providers(store, factory, server.provider_account_id).await?;
         if let Some(name) = &name {
@@ -187,22 +187,23 @@ pub async fn update_server(
                 server.inventory.name,
                 renamed.name
             );
-            stored_name = renamed.name;
+            stored_name = Some(renamed.name);
         }
         if let Some(wanted) = vswitch_change {
             change_vswitch(&providers, &server, wanted).await?;
         }
     }
 
-    let cluster_id = changes.cluster_id.unwrap_or(server.cluster_id);
-    let vswitch_id = changes.vswitch_id.unwrap_or(server.inventory.vswitch_id);
+    // Only what this request changed: a concurrent edit or sync of the other fields stands.
     Ok(store
-        .update_server_assignment(
+        .update_server_fields(
             id,
-            &stored_name,
-            cluster_id,
-            vswitch_id,
-            server.schematic_id,
+            &ServerFieldChanges {
+                name: stored_name,
+                cluster_id: changes.cluster_id,
+                vswitch_id: vswitch_change,
+                schematic_id: None,
+            },
         )
         .await?)
 }

@@ -96,6 +96,30 @@ impl TestDatabase {
         &self.key
     }
 
+    /// Runs `sql` (one or more statements) on the database, outside the store: tests inject
+    /// faults with it (a trigger that fails some writes, as an unreachable database would).
+    ///
+    /// # Panics
+    /// When the statements fail.
+    pub async fn execute(&self, sql: &str) {
+        let sql = sqlx::raw_sql(sqlx::AssertSqlSafe(sql.to_owned()));
+        let result = match &self.cleanup {
+            Cleanup::Sqlite(_) => {
+                let mut connection = sqlx::SqliteConnection::connect(&self.url)
+                    .await
+                    .expect("connect to the SQLite test database");
+                sql.execute(&mut connection).await.map(|_| ())
+            }
+            Cleanup::Postgres { .. } => {
+                let mut connection = sqlx::PgConnection::connect(&self.url)
+                    .await
+                    .expect("connect to the PostgreSQL test database");
+                sql.execute(&mut connection).await.map(|_| ())
+            }
+        };
+        result.unwrap_or_else(|error| panic!("test SQL failed on {}: {error}", self.url));
+    }
+
     /// The SQLite file's directory, for tests that read the raw file.
     pub fn sqlite_dir(&self) -> Option<&std::path::Path> {
         match &self.cleanup {

@@ -167,6 +167,12 @@ pub async fn serve(config: ServiceConfig) -> Result<(), ServeError> {
             Duration::from_secs(config.sync_interval_seconds),
         ))
     });
+    let retention = (config.job_retention_days > 0).then(|| {
+        tokio::spawn(job_retention(
+            store.clone(),
+            Duration::from_secs(config.job_retention_days * 24 * 60 * 60),
+        ))
+    });
     let result = poem::Server::new_with_acceptor(acceptor)
         .run_with_graceful_shutdown(
             app(state).data(crate::api::ShutdownSignal(stop.clone())),
@@ -177,6 +183,9 @@ pub async fn serve(config: ServiceConfig) -> Result<(), ServeError> {
     signal.abort();
     if let Some(periodic_sync) = periodic_sync {
         periodic_sync.abort();
+    }
+    if let Some(retention) = retention {
+        retention.abort();
     }
     let _ = tokio::time::timeout(GRACE_PERIOD, worker).await;
     store.close().await;
@@ -224,17 +233,50 @@ async fn seed_provider_accounts(store: &Store, config: &ServiceConfig) -> Result
     Ok(())
 }
 
-/// Queues a sync job every `interval`, unless one is already queued or running.
+/// How many old jobs one retention statement deletes at most: each batch is one short
+/// transaction, so `/config` and the workers never wait long behind it.
+const RETENTION_BATCH: u32 = 1000;
+
+/// Deletes finished jobs, with their log lines, older than `retention`, now and then every hour,
+/// in batches of [`RETENTION_BATCH`].
+async fn job_retention(store: Store, retention: Duration) {
+    let mut ticks = tokio::time::interval(Duration::from_secs(60 * 60));
+    loop {
+        ticks.tick().await;
+        let before = time::OffsetDateTime::now_utc() - retention;
+        let mut deleted = 0;
+        loop {
+            match store
+                .delete_jobs_finished_before(before, RETENTION_BATCH)
+                .await
+            {
+                Ok(batch) => {
+                    deleted += batch;
+                    if batch < u64::from(RETENTION_BATCH) {
+                        break;
+                    }
+                }
+                Err(error) => {
+                    tracing::warn!(error = %error_chain(&error), "job retention: could not delete old jobs");
+                    break;
+                }
+            }
+        }
+        if deleted > 0 {
+            tracing::info!("job retention: deleted {deleted} job(s) finished before {before}");
+        }
+    }
+}
+
+/// Queues a sync job every `interval`, unless one is already queued or running (one indexed
+/// lookup, whatever the size of the job history).
 async fn periodic_sync(store: Store, queue: JobQueue, interval: Duration) {
-    use talos_manager_core::store::{JobStatus, NewJob};
+    use talos_manager_core::store::NewJob;
     let mut ticks = tokio::time::interval(interval);
     loop {
         ticks.tick().await;
-        let pending = match store.list_jobs().await {
-            Ok(jobs) => jobs.iter().any(|job| {
-                job.kind == crate::jobs::SYNC_JOB
-                    && matches!(job.status, JobStatus::Queued | JobStatus::Running)
-            }),
+        let pending = match store.has_active_job(crate::jobs::SYNC_JOB).await {
+            Ok(pending) => pending,
             Err(error) => {
                 tracing::warn!(error = %error_chain(&error), "periodic sync: could not list jobs");
                 continue;

@@ -34,12 +34,24 @@ pub trait Checkpoint: Send + Sync {
 pub struct JobCheckpoint {
     store: Store,
     job: JobId,
+    worker: Option<String>,
 }
 
 impl JobCheckpoint {
-    /// The checkpoint of job `job`.
+    /// The checkpoint of job `job`, saved whoever holds the job (a run outside a worker).
     pub fn new(store: Store, job: JobId) -> JobCheckpoint {
-        JobCheckpoint { store, job }
+        JobCheckpoint {
+            store,
+            job,
+            worker: None,
+        }
+    }
+
+    /// The same checkpoint, saved only while `worker` holds the job: a worker that lost the
+    /// job to another replica gets [`crate::StoreError::LeaseLost`] and stops.
+    pub fn held_by(mut self, worker: impl Into<String>) -> JobCheckpoint {
+        self.worker = Some(worker.into());
+        self
     }
 }
 
@@ -57,7 +69,7 @@ impl Checkpoint for JobCheckpoint {
 
     async fn save(&self, state: &Value) -> Result<(), CheckpointError> {
         self.store
-            .set_job_state(self.job, state)
+            .set_job_state(self.job, self.worker.as_deref(), state)
             .await
             .map_err(|source| CheckpointError {
                 operation: "save",

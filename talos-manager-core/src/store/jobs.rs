@@ -264,8 +264,15 @@ impl Store {
         row.map(TryInto::try_into).transpose()
     }
 
-    /// Marks a running job done: succeeded, failed with the reason, or cancelled.
-    pub async fn finish_job(&self, id: JobId, outcome: JobOutcome<'_>) -> Result<Job, StoreError> {
+    /// Marks a job that `worker` is running done: succeeded, failed with the reason, or
+    /// cancelled. [`StoreError::LeaseLost`] when `worker` no longer holds it (another replica
+    /// recovered it): nothing is written, the other replica's run counts.
+    pub async fn finish_job(
+        &self,
+        id: JobId,
+        worker: &str,
+        outcome: JobOutcome<'_>,
+    ) -> Result<Job, StoreError> {
         let (status, error) = match outcome {
             JobOutcome::Succeeded => (JobStatus::Succeeded, None),
             JobOutcome::Failed(error) => (JobStatus::Failed, Some(error)),
@@ -273,18 +280,107 @@ impl Store {
         };
         let sql = sql!(
             "UPDATE jobs SET status = $2, last_error = $3, finished_at = $4, locked_by = NULL \
-             WHERE id = $1 RETURNING {COLUMNS}"
+             WHERE id = $1 AND locked_by = $5 AND status = 'running' RETURNING {COLUMNS}"
         );
         let row: Option<Row> = on_pool!(self, |pool| sqlx::query_as(sql)
             .bind(id)
             .bind(status.as_str())
             .bind(error)
             .bind(now())
+            .bind(worker)
             .fetch_optional(pool)
             .await)
         .map_err(StoreError::query("finish job"))?;
-        row.ok_or_else(|| StoreError::not_found("job", id))?
-            .try_into()
+        match row {
+            Some(row) => row.try_into(),
+            None => Err(self.lease_lost(id, worker).await),
+        }
+    }
+
+    /// Why a write fenced by `worker` changed no row: the job does not exist, or `worker` does
+    /// not hold it.
+    async fn lease_lost(&self, id: JobId, worker: &str) -> StoreError {
+        match self.get_job(id).await {
+            Ok(_) => StoreError::LeaseLost {
+                job: id.to_string(),
+                worker: worker.to_owned(),
+            },
+            Err(error) => error,
+        }
+    }
+
+    /// Replaces the reason of a job that failed as abandoned with its handler's own.
+    pub async fn set_abandoned_reason(&self, id: JobId, reason: &str) -> Result<(), StoreError> {
+        let sql = "UPDATE jobs SET last_error = $2 WHERE id = $1 AND status = 'failed'";
+        on_pool!(self, |pool| sqlx::query(sql)
+            .bind(id)
+            .bind(reason)
+            .execute(pool)
+            .await
+            .map(|_| ()))
+        .map_err(StoreError::query("record why a job was abandoned"))
+    }
+
+    /// Whether a job of `kind` is queued or running: one indexed lookup, whatever the size of
+    /// the job history (the periodic sync asks it every interval).
+    pub async fn has_active_job(&self, kind: &str) -> Result<bool, StoreError> {
+        let sql = "SELECT id FROM jobs WHERE kind = $1 AND status IN ('queued', 'running') LIMIT 1";
+        let found: Option<JobId> = on_pool!(self, |pool| sqlx::query_scalar(sql)
+            .bind(kind)
+            .fetch_optional(pool)
+            .await)
+        .map_err(StoreError::query("look for an active job"))?;
+        Ok(found.is_some())
+    }
+
+    /// Deletes the jobs that finished (succeeded, failed or cancelled) before `before`, with
+    /// their log lines, at most `limit` at a time (oldest first), in one transaction. Returns how
+    /// many jobs were deleted.
+    pub async fn delete_jobs_finished_before(
+        &self,
+        before: OffsetDateTime,
+        limit: u32,
+    ) -> Result<u64, StoreError> {
+        let chosen = "SELECT id FROM jobs WHERE status IN ('succeeded', 'failed', 'cancelled') \
+                      AND finished_at < $1 ORDER BY finished_at, id LIMIT $2";
+        let lines = sql!("DELETE FROM job_log_lines WHERE job_id IN ({chosen})");
+        let jobs = sql!("DELETE FROM jobs WHERE id IN ({chosen})");
+        let limit = i64::from(limit);
+        on_pool!(self, |pool| async {
+            let mut transaction = pool.begin().await?;
+            sqlx::query(lines)
+                .bind(before)
+                .bind(limit)
+                .execute(&mut *transaction)
+                .await?;
+            let deleted = sqlx::query(jobs)
+                .bind(before)
+                .bind(limit)
+                .execute(&mut *transaction)
+                .await?
+                .rows_affected();
+            transaction.commit().await?;
+            Ok::<u64, sqlx::Error>(deleted)
+        }
+        .await)
+        .map_err(StoreError::query("delete old jobs"))
+    }
+
+    /// One page of jobs, newest first: at most `limit` jobs with ids below `before` (the
+    /// newest when `None`). The next page starts below the last id of this one.
+    pub async fn list_jobs_page(
+        &self,
+        before: Option<JobId>,
+        limit: u32,
+    ) -> Result<Vec<Job>, StoreError> {
+        let sql = sql!("SELECT {COLUMNS} FROM jobs WHERE id < $1 ORDER BY id DESC LIMIT $2");
+        let rows: Vec<Row> = on_pool!(self, |pool| sqlx::query_as(sql)
+            .bind(before.map_or(i64::MAX, |id| id.0))
+            .bind(i64::from(limit))
+            .fetch_all(pool)
+            .await)
+        .map_err(StoreError::query("list jobs"))?;
+        rows.into_iter().map(TryInto::try_into).collect()
     }
 
     /// Records that `worker` is still running job `id`. Returns whether someone asked to cancel
@@ -426,16 +522,31 @@ impl Store {
         Ok(latest)
     }
 
-    /// Records how far a running job's current long step has come (0 to 100).
-    pub async fn set_job_progress(&self, id: JobId, percent: i32) -> Result<(), StoreError> {
-        let sql = "UPDATE jobs SET progress = $2 WHERE id = $1";
-        on_pool!(self, |pool| sqlx::query(sql)
+    /// Records how far a running job's current long step has come (0 to 100). With `worker`,
+    /// only while that worker holds the job ([`StoreError::LeaseLost`] otherwise); `None`
+    /// writes unconditionally (a job run outside a worker).
+    pub async fn set_job_progress(
+        &self,
+        id: JobId,
+        worker: Option<&str>,
+        percent: i32,
+    ) -> Result<(), StoreError> {
+        let sql = "UPDATE jobs SET progress = $2 WHERE id = $1 \
+                   AND ($3 IS NULL OR (locked_by = $3 AND status = 'running'))";
+        let n_rows = on_pool!(self, |pool| sqlx::query(sql)
             .bind(id)
             .bind(percent.clamp(0, 100))
+            .bind(worker)
             .execute(pool)
             .await
-            .map(|_| ()))
+            .map(|r| r.rows_affected()))
         .map_err(StoreError::query("set job progress"))?;
+        if n_rows == 0 {
+            return Err(match worker {
+                Some(worker) => self.lease_lost(id, worker).await,
+                None => StoreError::not_found("job", id),
+            });
+        }
         Ok(())
     }
 
@@ -451,22 +562,31 @@ impl Store {
     }
 
     /// Records where a running job stands (JSON, never secrets), replacing what was recorded
-    /// before: a job resumed after a restart reads it back with [`Store::job_state`].
+    /// before: a job resumed after a restart reads it back with [`Store::job_state`]. With
+    /// `worker`, only while that worker holds the job ([`StoreError::LeaseLost`] otherwise: a
+    /// worker that lost its job must not move another replica's run back); `None` writes
+    /// unconditionally (a job run outside a worker).
     pub async fn set_job_state(
         &self,
         id: JobId,
+        worker: Option<&str>,
         state: &serde_json::Value,
     ) -> Result<(), StoreError> {
-        let sql = "UPDATE jobs SET state = $2 WHERE id = $1";
+        let sql = "UPDATE jobs SET state = $2 WHERE id = $1 \
+                   AND ($3 IS NULL OR (locked_by = $3 AND status = 'running'))";
         let n_rows = on_pool!(self, |pool| sqlx::query(sql)
             .bind(id)
             .bind(state.to_string())
+            .bind(worker)
             .execute(pool)
             .await
             .map(|r| r.rows_affected()))
         .map_err(StoreError::query("set job state"))?;
         if n_rows == 0 {
-            return Err(StoreError::not_found("job", id));
+            return Err(match worker {
+                Some(worker) => self.lease_lost(id, worker).await,
+                None => StoreError::not_found("job", id),
+            });
         }
         Ok(())
     }

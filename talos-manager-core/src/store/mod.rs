@@ -61,7 +61,7 @@ pub use label_taint_rules::{LabelTaintRule, LabelTaintRuleFields};
 pub use machine_configs::{MachineConfig, MachineConfigFields};
 pub use provider_accounts::ProviderAccount;
 pub use schematics::{Schematic, SchematicFields};
-pub use servers::{ProbeResult, Server, ServerInventory, ServerUpsert};
+pub use servers::{ProbeResult, Server, ServerFieldChanges, ServerInventory, ServerUpsert};
 pub use settings::{DEFAULT_TALOS_VERSION, Settings};
 pub use vswitches::Vswitch;
 
@@ -159,6 +159,15 @@ pub enum StoreError {
         entity: &'static str,
         /// Its id.
         id: String,
+    },
+    /// A worker wrote to a job it no longer holds: another replica recovered it after its
+    /// heartbeats stopped, so what this worker does with it no longer counts.
+    #[error("job {job} is no longer held by worker {worker:?}")]
+    LeaseLost {
+        /// The job.
+        job: String,
+        /// The worker that tried.
+        worker: String,
     },
     /// A reference to another row that does not exist.
     #[error("{entity} refers to a row that does not exist: {detail}")]

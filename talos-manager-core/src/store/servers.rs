@@ -45,6 +45,20 @@ pub struct ServerInventory {
     pub vswitch_id: Option<VswitchId>,
 }
 
+/// The operator's fields of a server to change with [`Store::update_server_fields`]: `None`
+/// leaves the stored value as it is (another request or a sync may have changed it meanwhile).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ServerFieldChanges {
+    /// A new name (already applied at the provider).
+    pub name: Option<String>,
+    /// A new cluster, or none.
+    pub cluster_id: Option<Option<ClusterId>>,
+    /// A new vSwitch, or none (already applied at the provider).
+    pub vswitch_id: Option<Option<VswitchId>>,
+    /// A new schematic, or the default.
+    pub schematic_id: Option<Option<SchematicId>>,
+}
+
 /// What [`Store::upsert_server`] did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ServerUpsert {
@@ -322,6 +336,39 @@ impl Store {
             .try_into()
     }
 
+    /// Writes only the fields `changes` sets, in one statement, and returns the server as it is
+    /// then: a slow edit never writes back stale values of the fields it did not change.
+    pub async fn update_server_fields(
+        &self,
+        id: ServerId,
+        changes: &ServerFieldChanges,
+    ) -> Result<Server, StoreError> {
+        let _changed = self.config_inputs_change();
+        let sql = sql!(
+            "UPDATE servers SET name = CASE WHEN $2 THEN $3 ELSE name END, \
+             cluster_id = CASE WHEN $4 THEN $5 ELSE cluster_id END, \
+             vswitch_id = CASE WHEN $6 THEN $7 ELSE vswitch_id END, \
+             schematic_id = CASE WHEN $8 THEN $9 ELSE schematic_id END, \
+             updated_at = $10 WHERE id = $1 RETURNING {COLUMNS}"
+        );
+        let row: Option<Row> = on_pool!(self, |pool| sqlx::query_as(sql)
+            .bind(id)
+            .bind(changes.name.is_some())
+            .bind(changes.name.as_deref().unwrap_or_default())
+            .bind(changes.cluster_id.is_some())
+            .bind(changes.cluster_id.flatten())
+            .bind(changes.vswitch_id.is_some())
+            .bind(changes.vswitch_id.flatten())
+            .bind(changes.schematic_id.is_some())
+            .bind(changes.schematic_id.flatten())
+            .bind(now())
+            .fetch_optional(pool)
+            .await)
+        .map_err(|e| StoreError::from_write("server", "update server", e))?;
+        row.ok_or_else(|| StoreError::not_found("server", id))?
+            .try_into()
+    }
+
     /// Records what probing the server over SSH found.
     pub async fn record_probe(&self, id: ServerId, probe: &ProbeResult) -> Result<(), StoreError> {
         let _changed = self.config_inputs_change();
@@ -528,36 +575,37 @@ impl Store {
     /// Records a reset, as the original app does: the server's machine config binding is
     /// deleted (the node, back in maintenance mode, finds no config until one is assigned), its
     /// config and label timestamps and what was applied to its Kubernetes node are cleared,
-    /// and the installed schematic is forgotten.
+    /// and the installed schematic is forgotten. One transaction: all of it, or (on an error)
+    /// none of it.
     pub async fn record_reset(&self, id: ServerId) -> Result<Server, StoreError> {
         let _changed = self.config_inputs_change();
-        for (sql, operation) in [
-            (
-                "DELETE FROM machine_configs WHERE server_id = $1",
-                "delete machine config of reset server",
-            ),
-            (
-                "DELETE FROM applied_labels_taints WHERE server_id = $1",
-                "forget labels and taints of reset server",
-            ),
-        ] {
-            on_pool!(self, |pool| sqlx::query(sql)
-                .bind(id)
-                .execute(pool)
-                .await
-                .map(|_| ()))
-            .map_err(StoreError::query(operation))?;
-        }
-        let sql = sql!(
+        let update = sql!(
             "UPDATE servers SET last_request_for_configuration_at = NULL, \
              last_configured_at = NULL, label_and_taint_job_completed_at = NULL, \
              installed_schematic = NULL, updated_at = $2 WHERE id = $1 RETURNING {COLUMNS}"
         );
-        let row: Option<Row> = on_pool!(self, |pool| sqlx::query_as(sql)
-            .bind(id)
-            .bind(now())
-            .fetch_optional(pool)
-            .await)
+        let at = now();
+        let row: Option<Row> = on_pool!(self, |pool| async {
+            let mut transaction = pool.begin().await?;
+            sqlx::query("DELETE FROM machine_configs WHERE server_id = $1")
+                .bind(id)
+                .execute(&mut *transaction)
+                .await?;
+            sqlx::query("DELETE FROM applied_labels_taints WHERE server_id = $1")
+                .bind(id)
+                .execute(&mut *transaction)
+                .await?;
+            let row: Option<Row> = sqlx::query_as(update)
+                .bind(id)
+                .bind(at)
+                .fetch_optional(&mut *transaction)
+                .await?;
+            if row.is_some() {
+                transaction.commit().await?;
+            }
+            Ok::<_, sqlx::Error>(row)
+        }
+        .await)
         .map_err(StoreError::query("record reset"))?;
         row.ok_or_else(|| StoreError::not_found("server", id))?
             .try_into()

@@ -531,8 +531,21 @@ store_test!(jobs_are_claimed_once_and_keep_their_log, |store| {
     assert_eq!(after_first.len(), 1);
     assert_eq!(after_first[0].line, "writing image: 10%");
 
+    assert!(
+        matches!(
+            store
+                .finish_job(job.id, "worker-b", JobOutcome::Succeeded)
+                .await,
+            Err(StoreError::LeaseLost { .. })
+        ),
+        "only the worker holding a job finishes it"
+    );
     let failed = store
-        .finish_job(job.id, JobOutcome::Failed("ssh: connection refused"))
+        .finish_job(
+            job.id,
+            "worker-a",
+            JobOutcome::Failed("ssh: connection refused"),
+        )
         .await
         .unwrap();
     assert_eq!(failed.status, JobStatus::Failed);
@@ -624,7 +637,7 @@ store_test!(
             Some(true)
         );
         let stopped = store
-            .finish_job(running.id, JobOutcome::Cancelled)
+            .finish_job(running.id, "worker", JobOutcome::Cancelled)
             .await
             .unwrap();
         assert_eq!(stopped.status, JobStatus::Cancelled);
@@ -860,3 +873,134 @@ store_test!(
         assert_eq!(store.applied_labels_taints(server.id).await.unwrap(), None);
     }
 );
+
+store_test!(record_reset_is_all_or_nothing, |store, db| {
+    let account = robot_account(store).await;
+    let (server, _) = store
+        .upsert_server(account.id, &robot_server("1", "a"))
+        .await
+        .unwrap();
+    let config = store
+        .create_config(&config_fields("default"))
+        .await
+        .unwrap();
+    store
+        .put_machine_config(server.id, &machine_config_fields(config.id))
+        .await
+        .unwrap();
+    let at = time::OffsetDateTime::now_utc();
+    store.mark_server_configured(server.id, at).await.unwrap();
+    // The last statement of the reset fails, as when the database goes away mid-way.
+    let trigger = match store.backend() {
+        talos_manager_core::Backend::Sqlite => {
+            "CREATE TRIGGER fail_reset BEFORE UPDATE OF last_configured_at ON servers \
+             WHEN NEW.last_configured_at IS NULL BEGIN SELECT RAISE(ABORT, 'x'); END;"
+        }
+        talos_manager_core::Backend::Postgres => {
+            "CREATE FUNCTION fail_reset() RETURNS trigger AS $$ BEGIN \
+             IF NEW.last_configured_at IS NULL THEN RAISE EXCEPTION 'x'; END IF; \
+             RETURN NEW; END $$ LANGUAGE plpgsql; \
+             CREATE TRIGGER fail_reset BEFORE UPDATE ON servers FOR EACH ROW \
+             EXECUTE FUNCTION fail_reset();"
+        }
+    };
+    db.execute(trigger).await;
+    assert!(store.record_reset(server.id).await.is_err());
+    // Nothing changed: the machine config is still assigned, the server still configured.
+    assert!(
+        store
+            .machine_config_for_server(server.id)
+            .await
+            .unwrap()
+            .is_some()
+    );
+    assert!(
+        store
+            .get_server(server.id)
+            .await
+            .unwrap()
+            .last_configured_at
+            .is_some()
+    );
+});
+
+store_test!(old_finished_jobs_are_deleted_with_their_logs, |store| {
+    let new = |kind: &str| NewJob {
+        kind: kind.into(),
+        server_id: None,
+        args: serde_json::json!({}),
+    };
+    let done = store.enqueue_job(&new("sync")).await.unwrap();
+    store.claim_job("w").await.unwrap().unwrap();
+    store.append_job_log(done.id, "synced").await.unwrap();
+    store
+        .finish_job(done.id, "w", JobOutcome::Succeeded)
+        .await
+        .unwrap();
+    let queued = store.enqueue_job(&new("sync")).await.unwrap();
+    assert!(store.has_active_job("sync").await.unwrap());
+    assert!(!store.has_active_job("bootstrap").await.unwrap());
+
+    // Nothing finished before a minute ago.
+    let a_minute_ago = time::OffsetDateTime::now_utc() - time::Duration::minutes(1);
+    assert_eq!(
+        store
+            .delete_jobs_finished_before(a_minute_ago, 100)
+            .await
+            .unwrap(),
+        0
+    );
+    let later = time::OffsetDateTime::now_utc() + time::Duration::minutes(1);
+    assert_eq!(
+        store.delete_jobs_finished_before(later, 100).await.unwrap(),
+        1
+    );
+    assert!(matches!(
+        store.get_job(done.id).await,
+        Err(StoreError::NotFound { .. })
+    ));
+    assert!(store.job_log(done.id, None).await.unwrap().is_empty());
+    // The queued job stays, whatever its age.
+    assert_eq!(
+        store.get_job(queued.id).await.unwrap().status,
+        JobStatus::Queued
+    );
+    let page = store.list_jobs_page(None, 10).await.unwrap();
+    assert_eq!(page.len(), 1);
+});
+
+store_test!(fenced_job_writes_need_the_lease, |store| {
+    let job = store
+        .enqueue_job(&NewJob {
+            kind: "upgrade".into(),
+            server_id: None,
+            args: serde_json::json!({}),
+        })
+        .await
+        .unwrap();
+    store.claim_job("worker-a").await.unwrap().unwrap();
+    let state = serde_json::json!({"node": 2});
+    store
+        .set_job_state(job.id, Some("worker-a"), &state)
+        .await
+        .unwrap();
+    store
+        .set_job_progress(job.id, Some("worker-a"), 40)
+        .await
+        .unwrap();
+    for error in [
+        store
+            .set_job_state(job.id, Some("worker-b"), &serde_json::json!({"node": 1}))
+            .await
+            .unwrap_err(),
+        store
+            .set_job_progress(job.id, Some("worker-b"), 90)
+            .await
+            .unwrap_err(),
+    ] {
+        assert!(matches!(error, StoreError::LeaseLost { .. }), "{error:?}");
+    }
+    let stored = store.get_job(job.id).await.unwrap();
+    assert_eq!(stored.state, Some(state));
+    assert_eq!(stored.progress, Some(40));
+});

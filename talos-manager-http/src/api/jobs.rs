@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use futures_util::stream::{self, BoxStream, StreamExt as _};
 use poem::web::Data;
-use poem_openapi::param::Path;
+use poem_openapi::param::{Path, Query};
 use poem_openapi::payload::{EventStream, Json};
 use poem_openapi::{Object, OpenApi};
 use talos_manager_core::ids::{JobId, JobLogLineId, ServerId};
@@ -14,10 +14,27 @@ use talos_manager_core::{Store, error_chain};
 use time::OffsetDateTime;
 
 use super::auth::AdminAuth;
-use super::error::ApiResult;
+use super::error::{ApiError, ApiResult, IssueBody};
 use super::ids::{parse_id, server_api_id};
 use super::{Tag, until_shutdown};
 use crate::AppState;
+
+/// Jobs per page of `GET /jobs` unless `limit` says otherwise.
+pub(crate) const DEFAULT_JOBS_PAGE: u32 = 100;
+/// The largest page of `GET /jobs`.
+pub(crate) const MAX_JOBS_PAGE: u32 = 1000;
+
+/// One page of jobs.
+#[derive(Debug, poem_openapi::ApiResponse)]
+enum JobsPage {
+    /// At most `limit` jobs, newest first. `X-Next-Cursor`, when present, is the `cursor` of
+    /// the next (older) page.
+    #[oai(status = 200)]
+    Page(
+        Json<Vec<JobView>>,
+        #[oai(header = "X-Next-Cursor")] Option<String>,
+    ),
+}
 
 /// How often a live log looks for new lines.
 const LOG_POLL_INTERVAL: Duration = Duration::from_millis(250);
@@ -160,19 +177,62 @@ pub(crate) struct JobsApi;
 
 #[OpenApi(tag = "Tag::Jobs")]
 impl JobsApi {
-    /// List the jobs, newest first.
+    /// List the jobs, newest first, one page at a time: `limit` jobs (100 unless given, at
+    /// most 1000) older than `cursor` (a job id; the newest when absent). The answer's
+    /// `X-Next-Cursor` header is the `cursor` of the next page, absent on the last one.
     #[oai(path = "/jobs", method = "get", operation_id = "list_jobs")]
     async fn list(
         &self,
         state: Data<&AppState>,
         _auth: AdminAuth,
-    ) -> ApiResult<Json<Vec<JobView>>> {
+        /// Jobs per page (1 to 1000, default 100).
+        limit: Query<Option<u32>>,
+        /// Only jobs older than this job id (the `X-Next-Cursor` of the previous page).
+        cursor: Query<Option<String>>,
+    ) -> ApiResult<JobsPage> {
+        let limit = match limit.0 {
+            None => DEFAULT_JOBS_PAGE,
+            Some(limit) if (1..=MAX_JOBS_PAGE).contains(&limit) => limit,
+            Some(_) => {
+                return Err(ApiError::invalid(
+                    "jobs page",
+                    vec![IssueBody {
+                        path: "limit".into(),
+                        message: format!("must be from 1 to {MAX_JOBS_PAGE}"),
+                    }],
+                ));
+            }
+        };
+        let before = match cursor.0.as_deref() {
+            None => None,
+            Some(text) => Some(
+                text.parse::<i64>()
+                    .ok()
+                    .filter(|id| *id > 0)
+                    .map(JobId)
+                    .ok_or_else(|| {
+                        ApiError::invalid(
+                            "jobs page",
+                            vec![IssueBody {
+                                path: "cursor".into(),
+                                message: "must be a job id".into(),
+                            }],
+                        )
+                    })?,
+            ),
+        };
         let servers = server_api_ids(&state.store).await?;
-        let jobs = state.store.list_jobs().await?;
-        Ok(Json(
-            jobs.into_iter()
-                .map(|job| job_view(job, &servers))
-                .collect(),
+        let jobs = state.store.list_jobs_page(before, limit).await?;
+        let next = (jobs.len() == limit as usize)
+            .then(|| jobs.last().map(|job| job.id.to_string()))
+            .flatten();
+        Ok(JobsPage::Page(
+            Json(
+                jobs.into_iter()
+                    .map(|job| job_view(job, &servers))
+                    .collect(),
+            ),
+            next,
         ))
     }
 

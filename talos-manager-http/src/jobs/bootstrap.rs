@@ -262,7 +262,9 @@ impl BootstrapJob {
                 match entry {
                     LogEntry::Line(line) => context.log(line).await,
                     LogEntry::Progress(percent) => {
-                        if let Err(error) = store.set_job_progress(context.job().id, percent).await
+                        if let Err(error) = store
+                            .set_job_progress(context.job().id, Some(context.worker()), percent)
+                            .await
                         {
                             tracing::warn!(error = %error_chain(&error), "failed to store a job's progress");
                         }

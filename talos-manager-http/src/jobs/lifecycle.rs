@@ -254,7 +254,8 @@ impl JobHandler for RollingJob {
         for line in plan.to_string().lines() {
             context.log(line).await;
         }
-        let checkpoint = JobCheckpoint::new(context.store().clone(), context.job().id);
+        let checkpoint =
+            JobCheckpoint::new(context.store().clone(), context.job().id).held_by(context.worker());
         let report = self
             .settings
             .run(context, async |lifecycle| {

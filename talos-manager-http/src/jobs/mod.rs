@@ -14,6 +14,11 @@
 //! - A cancel request reaches the handler at the next heartbeat through
 //!   [`JobContext::cancelled`]; a handler that stops then ends the job as `cancelled`.
 //! - A handler that panics fails its job; the worker goes on.
+//! - A job runs on one worker at a time. A worker that cannot renew its lease (the heartbeat)
+//!   stops the job's handler one heartbeat before `abandoned_after` runs out, before any
+//!   other replica may recover it; and finishing a job, its progress and its checkpoints are
+//!   written only while the worker still holds it (`locked_by`), so a worker that lost a job
+//!   changes nothing about the run that took it over.
 //!
 //! # Assumptions
 //! Clocks of replicas sharing a database agree within a few seconds (heartbeats are compared
@@ -103,10 +108,17 @@ pub trait JobHandler: Send + Sync + 'static {
 pub struct JobContext {
     store: Store,
     job: Job,
+    worker: String,
     cancelled: watch::Receiver<bool>,
 }
 
 impl JobContext {
+    /// The id of the worker running the job: writes about the job (progress, checkpoints) are
+    /// fenced with it, so a worker that lost the job changes nothing.
+    pub fn worker(&self) -> &str {
+        &self.worker
+    }
+
     /// The job, as claimed.
     pub fn job(&self) -> &Job {
         &self.job
@@ -334,7 +346,7 @@ impl Worker {
             tracing::warn!(job = %job.id, error = %error_chain(&error), "failed to store a job log line");
         }
         if reason != ABANDONED
-            && let Err(error) = store.finish_job(job.id, JobOutcome::Failed(reason)).await
+            && let Err(error) = store.set_abandoned_reason(job.id, reason).await
         {
             tracing::warn!(job = %job.id, error = %error_chain(&error), "failed to record why a job was abandoned");
         }
@@ -375,6 +387,7 @@ impl Worker {
         let context = Arc::new(JobContext {
             store: store.clone(),
             job,
+            worker: self.id.clone(),
             cancelled,
         });
         let run = tokio::spawn({
@@ -384,19 +397,43 @@ impl Worker {
         tokio::pin!(run);
         let mut heartbeat = tokio::time::interval(self.timing.heartbeat);
         heartbeat.tick().await;
+        // The lease: another replica may recover the job once its heartbeat is older than
+        // `abandoned_after`, so this worker stops it one heartbeat before that when it could
+        // not renew it (the database is unreachable from here, or answers too slowly).
+        let lease = self
+            .timing
+            .abandoned_after
+            .saturating_sub(self.timing.heartbeat);
+        let mut lease_ends = tokio::time::Instant::now() + lease;
         let result = loop {
             tokio::select! {
                 result = &mut run => break result,
-                _ = heartbeat.tick() => match store.heartbeat_job(job_id, &self.id).await {
-                    Ok(Some(cancel)) => { cancel_sender.send_replace(cancel); }
-                    Ok(None) => {
-                        // Another replica recovered it: stop, and leave its row alone.
-                        tracing::warn!(job = %job_id, "lost a job to recovery; stopping it");
-                        run.abort();
-                        return;
+                () = tokio::time::sleep_until(lease_ends) => {
+                    tracing::error!(job = %job_id, "could not renew the job's lease within {:?}; stopping it, another replica may take it over", self.timing.abandoned_after);
+                    run.abort();
+                    return;
+                }
+                _ = heartbeat.tick() => {
+                    let renewed = tokio::time::timeout(
+                        self.timing.heartbeat,
+                        store.heartbeat_job(job_id, &self.id),
+                    )
+                    .await;
+                    match renewed {
+                        Ok(Ok(Some(cancel))) => {
+                            lease_ends = tokio::time::Instant::now() + lease;
+                            cancel_sender.send_replace(cancel);
+                        }
+                        Ok(Ok(None)) => {
+                            // Another replica recovered it: stop, and leave its row alone.
+                            tracing::warn!(job = %job_id, "lost a job to recovery; stopping it");
+                            run.abort();
+                            return;
+                        }
+                        Ok(Err(error)) => tracing::warn!(job = %job_id, error = %error_chain(&error), "heartbeat failed"),
+                        Err(_) => tracing::warn!(job = %job_id, "heartbeat timed out"),
                     }
-                    Err(error) => tracing::warn!(job = %job_id, error = %error_chain(&error), "heartbeat failed"),
-                },
+                }
             }
         };
         let outcome = match &result {
@@ -414,7 +451,7 @@ impl Worker {
     }
 
     async fn finish(&self, job: talos_manager_core::ids::JobId, outcome: JobOutcome<'_>) {
-        match self.queue.store.finish_job(job, outcome).await {
+        match self.queue.store.finish_job(job, &self.id, outcome).await {
             Ok(job) => {
                 tracing::info!(job = %job.id, kind = %job.kind, status = job.status.as_str(), "job finished");
                 if let Some(metrics) = &self.metrics {
@@ -424,6 +461,9 @@ impl Worker {
                     };
                     metrics.jobs.get_or_create(&labels).inc();
                 }
+            }
+            Err(error @ StoreError::LeaseLost { .. }) => {
+                tracing::error!(%job, error = %error_chain(&error), "the job was taken over by another replica; its outcome here is not recorded");
             }
             Err(error) => {
                 tracing::error!(%job, error = %error_chain(&error), "failed to record how a job ended");

@@ -131,7 +131,7 @@ api_test!(
             tokio::time::sleep(Duration::from_millis(300)).await;
             store.append_job_log(job.id, "rebooting").await.unwrap();
             store
-                .finish_job(job.id, JobOutcome::Succeeded)
+                .finish_job(job.id, "test-worker", JobOutcome::Succeeded)
                 .await
                 .unwrap();
         });

@@ -856,3 +856,53 @@ api_test!(new_credentials_must_list_the_accounts_servers, |server| {
         )
         .await;
 });
+
+api_test!(concurrent_server_edits_keep_each_others_fields, |server| {
+    server.robot.add_server(RobotServer::new(321, "worker-1"));
+    add_accounts(&server).await;
+    sync_all(server.store(), &factory(&server), None)
+        .await
+        .unwrap();
+    let cluster = server
+        .store()
+        .create_cluster(
+            &ClusterFields {
+                name: "prod".into(),
+                endpoint: "https://127.10.0.1:6443".into(),
+                vswitch_id: None::<VswitchId>,
+            },
+            &Secret::new("secrets".to_owned()),
+        )
+        .await
+        .unwrap();
+    // The rename is slow at Robot; the cluster is set meanwhile.
+    server.robot.inject(
+        Target::on("POST", "/server/321"),
+        // Below the fakes' 2 s request timeout.
+        Fault::Slow(Duration::from_millis(1500)),
+        1,
+    );
+    let rename = server.expect(
+        Method::PATCH,
+        "/api/v1/servers/robot-321",
+        Some(json!({"name": "control-plane-1"})),
+        200,
+    );
+    let assign = async {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        server
+            .expect(
+                Method::PATCH,
+                "/api/v1/servers/robot-321",
+                Some(json!({"cluster_id": cluster.id.to_string()})),
+                200,
+            )
+            .await
+    };
+    tokio::join!(rename, assign);
+    let view = server
+        .expect(Method::GET, "/api/v1/servers/robot-321", None, 200)
+        .await;
+    assert_eq!(view["name"], "control-plane-1", "{view:#}");
+    assert_eq!(view["cluster_id"], cluster.id.to_string(), "{view:#}");
+});

@@ -436,7 +436,7 @@ async fn a_user_signs_in_configures_a_server_and_follows_a_job_log() {
     browser.wait_text("#job-log", "writing image: 50%").await;
     store.append_job_log(job.id, "rebooting").await.unwrap();
     store
-        .finish_job(job.id, JobOutcome::Succeeded)
+        .finish_job(job.id, "test-worker", JobOutcome::Succeeded)
         .await
         .unwrap();
     browser.wait_text("#job-log", "rebooting").await;
@@ -492,7 +492,11 @@ async fn a_user_signs_in_configures_a_server_and_follows_a_job_log() {
         .unwrap();
     store.claim_job("test-worker").await.unwrap().unwrap();
     store
-        .finish_job(failed.id, JobOutcome::Failed("no disk /dev/nvme0n1"))
+        .finish_job(
+            failed.id,
+            "test-worker",
+            JobOutcome::Failed("no disk /dev/nvme0n1"),
+        )
         .await
         .unwrap();
     browser.goto(&url("/servers")).await;

@@ -238,3 +238,195 @@ async fn two_replicas_on_postgres_never_run_a_job_twice() {
 async fn two_workers_on_sqlite_never_run_a_job_twice() {
     no_job_runs_twice(Backend::Sqlite).await;
 }
+
+/// Counts how many runs are in flight at once, and the most ever seen.
+struct Exclusive {
+    running: Arc<Mutex<(u32, u32)>>,
+}
+
+#[async_trait::async_trait]
+impl JobHandler for Exclusive {
+    fn kind(&self) -> &'static str {
+        "exclusive"
+    }
+
+    fn repeatable(&self) -> bool {
+        true
+    }
+
+    async fn run(&self, context: &JobContext) -> Result<(), JobError> {
+        struct InFlight(Arc<Mutex<(u32, u32)>>);
+        impl Drop for InFlight {
+            fn drop(&mut self) {
+                self.0.lock().unwrap().0 -= 1;
+            }
+        }
+        {
+            let mut running = self.running.lock().unwrap();
+            running.0 += 1;
+            running.1 = running.1.max(running.0);
+        }
+        let _in_flight = InFlight(self.running.clone());
+        context
+            .log(format!("running on {}", context.worker()))
+            .await;
+        tokio::time::sleep(Duration::from_secs(4)).await;
+        Ok(())
+    }
+}
+
+api_test!(
+    a_worker_that_cannot_renew_its_lease_stops_its_job,
+    |server| {
+        // Worker A's heartbeats fail from the first one on, as when its replica loses the
+        // database; its claim went through.
+        let trigger = match server.database.store().backend() {
+            Backend::Sqlite => {
+                "CREATE TRIGGER fail_heartbeats BEFORE UPDATE OF heartbeat_at ON jobs \
+                 WHEN NEW.locked_by = 'worker-a' AND OLD.status = 'running' \
+                 BEGIN SELECT RAISE(ABORT, 'database unreachable'); END;"
+            }
+            Backend::Postgres => {
+                "CREATE FUNCTION fail_heartbeats() RETURNS trigger AS $$ BEGIN \
+                 IF NEW.locked_by = 'worker-a' AND OLD.status = 'running' \
+                 AND NEW.heartbeat_at IS DISTINCT FROM OLD.heartbeat_at THEN \
+                 RAISE EXCEPTION 'database unreachable'; END IF; RETURN NEW; END $$ \
+                 LANGUAGE plpgsql; \
+                 CREATE TRIGGER fail_heartbeats BEFORE UPDATE ON jobs FOR EACH ROW \
+                 EXECUTE FUNCTION fail_heartbeats();"
+            }
+        };
+        server.database.execute(trigger).await;
+        let running = Arc::new(Mutex::new((0, 0)));
+        let timing = WorkerTiming {
+            poll: Duration::from_millis(50),
+            heartbeat: Duration::from_millis(300),
+            abandoned_after: Duration::from_millis(1500),
+        };
+        let start = |id: &str| {
+            let worker = Worker::new(JobQueue::new(server.store().clone()), id)
+                .register(Exclusive {
+                    running: running.clone(),
+                })
+                .timing(timing);
+            let (stop, mut stopped) = watch::channel(false);
+            tokio::spawn(worker.run(async move {
+                let _ = stopped.wait_for(|s| *s).await;
+            }));
+            stop
+        };
+        let _a = start("worker-a");
+        let queued = server
+            .store()
+            .enqueue_job(&job("exclusive", json!({})))
+            .await
+            .unwrap();
+        // A claims it; then B, which recovers it once A's heartbeat is a second old.
+        for _ in 0..100 {
+            if server
+                .store()
+                .get_job(queued.id)
+                .await
+                .unwrap()
+                .locked_by
+                .as_deref()
+                == Some("worker-a")
+            {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let _b = start("worker-b");
+        let done = tokio::time::timeout(Duration::from_secs(20), async {
+            loop {
+                let job = server.store().get_job(queued.id).await.unwrap();
+                if job.status == JobStatus::Succeeded {
+                    return job;
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        })
+        .await
+        .expect("worker B runs the job to its end");
+        assert!(done.attempts >= 2, "claimed by A, then by B: {done:?}");
+        let (in_flight, most) = *running.lock().unwrap();
+        assert_eq!(in_flight, 0);
+        assert_eq!(most, 1, "A stopped each of its runs before B started one");
+        let log: Vec<String> = server
+            .store()
+            .job_log(queued.id, None)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|line| line.line)
+            .collect();
+        // A may claim it again after a recovery (claiming works, renewing does not): each of
+        // its runs is stopped; only B's run finishes it.
+        assert_eq!(log.first().map(String::as_str), Some("running on worker-a"));
+        assert_eq!(log.last().map(String::as_str), Some("running on worker-b"));
+        assert_eq!(
+            log.iter()
+                .filter(|line| *line == "running on worker-b")
+                .count(),
+            1,
+            "{log:?}"
+        );
+    }
+);
+
+api_test!(job_list_pages_follow_the_cursor, |server| {
+    for n in 0..5 {
+        server
+            .store()
+            .enqueue_job(&job("echo", json!({ "n": n })))
+            .await
+            .unwrap();
+    }
+    let page = |query: String| {
+        let request = server
+            .client
+            .get(server.url(&format!("/api/v1/jobs{query}")))
+            .bearer_auth(&server.token);
+        async move {
+            let response = request.send().await.unwrap();
+            let status = response.status().as_u16();
+            let next = response
+                .headers()
+                .get("x-next-cursor")
+                .map(|value| value.to_str().unwrap().to_owned());
+            let body: serde_json::Value = response.json().await.unwrap();
+            (status, next, body)
+        }
+    };
+    let ids = |body: &serde_json::Value| -> Vec<i64> {
+        body.as_array()
+            .unwrap()
+            .iter()
+            .map(|job| job["id"].as_str().unwrap().parse().unwrap())
+            .collect()
+    };
+    let (status, next, first) = page("?limit=2".into()).await;
+    assert_eq!(status, 200);
+    let first = ids(&first);
+    assert_eq!(first.len(), 2);
+    assert!(first[0] > first[1], "newest first");
+    let next = next.expect("more pages");
+    assert_eq!(next, first[1].to_string());
+    let (_, next, second) = page(format!("?limit=2&cursor={next}")).await;
+    let second = ids(&second);
+    assert_eq!(second.len(), 2);
+    assert!(second[0] < first[1]);
+    let (_, last_cursor, last) = page(format!("?limit=2&cursor={}", next.unwrap())).await;
+    assert_eq!(ids(&last).len(), 1);
+    assert_eq!(last_cursor, None, "the last page has no cursor");
+    // The default page holds all five; a page size out of range is refused.
+    let (_, next, all) = page(String::new()).await;
+    assert_eq!((ids(&all).len(), next), (5, None));
+    let (status, _, refused) = page("?limit=0".into()).await;
+    assert_eq!(status, 422, "{refused}");
+    assert_eq!(refused["issues"][0]["path"], "limit");
+    let (status, _, _) = page("?limit=1001".into()).await;
+    assert_eq!(status, 422);
+    let (status, _, refused) = page("?cursor=abc".into()).await;
+    assert_eq!(status, 422, "{refused}");
+});

@@ -191,7 +191,7 @@ impl Bench {
             let claimed = store.claim_job("setup").await.unwrap().unwrap();
             assert_eq!(claimed.id, job.id);
             store
-                .finish_job(job.id, JobOutcome::Succeeded)
+                .finish_job(job.id, "setup", JobOutcome::Succeeded)
                 .await
                 .unwrap();
             nodes.push(Node {

@@ -9,13 +9,18 @@ function statusBadge(status) {
   return h("span", { class: `job-status ${status}`, "data-status": status }, status);
 }
 
-/** The jobs page; `?id=<id>` shows one job and follows its log. */
+/** Jobs per page of the list, as the API's default page. */
+const PAGE = 100;
+
+/** The jobs page; `?id=<id>` shows one job and follows its log, `?before=<id>` older jobs. */
 export async function jobsPage() {
   if (param("id")) return jobPage(param("id"));
   const container = h("div", { id: "jobs" });
-  render(pageHeader("Jobs"), container);
+  const before = param("before");
+  render(pageHeader(before ? `Jobs before #${before}` : "Jobs", before ? h("a", { class: "button", href: "/jobs" }, "Newest jobs") : null), container);
   const reload = async () => {
-    const jobs = await api("GET", "/jobs");
+    const query = `?limit=${PAGE}${before ? `&cursor=${encodeURIComponent(before)}` : ""}`;
+    const jobs = await api("GET", `/jobs${query}`);
     const rows = jobs.map((job) => h(
       "tr",
       { "data-job": job.id },
@@ -25,7 +30,10 @@ export async function jobsPage() {
       h("td", { "data-label": "Queued" }, time(job.created_at)),
       h("td", { "data-label": "Finished" }, time(job.finished_at)),
     ));
-    container.replaceChildren(jobs.length ? table("Jobs, newest first", ["Job", "Server", "Status", "Queued", "Finished"], rows) : h("p", { class: "card" }, "No job yet."));
+    const older = jobs.length === PAGE
+      ? h("p", {}, h("a", { class: "button", id: "older-jobs", href: `/jobs?before=${encodeURIComponent(jobs[jobs.length - 1].id)}` }, "Older jobs"))
+      : null;
+    container.replaceChildren(jobs.length ? table("Jobs, newest first", ["Job", "Server", "Status", "Queued", "Finished"], rows) : h("p", { class: "card" }, "No job yet."), older ?? "");
   };
   await reload();
   const timer = setInterval(() => {
