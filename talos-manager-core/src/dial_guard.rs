@@ -91,7 +91,11 @@ pub fn check_url(what: &'static str, url: &str) -> Result<(), NonLoopbackTarget>
 
 /// Stops the process when the guard refuses: a test must fail loudly, wherever it runs.
 fn abort(refused: &NonLoopbackTarget) -> ! {
-    eprintln!(
+    use std::io::Write as _;
+    // Straight to the process's standard error: the test harness captures `eprintln!` and
+    // would lose the message with the process.
+    let _ = writeln!(
+        std::io::stderr(),
         "\n\n==== talos-manager test guard ====\n{refused}\n{}\n==================================\n",
         std::backtrace::Backtrace::force_capture()
     );

@@ -440,3 +440,38 @@ async fn bootstrap_plan_prints_the_dry_run_of_a_stored_server() {
     assert_eq!(unknown.status.code(), Some(1));
     assert!(stderr(&unknown).contains("no server is named or has the id \"robot-1\""));
 }
+
+/// The loopback guard stops a service under test that tries to reach anything outside
+/// 127.0.0.0/8: here the periodic sync, at start, dialling a Robot API at 192.0.2.1.
+#[test]
+fn the_service_under_test_refuses_to_reach_outside_loopback() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = talos_manager(dir.path())
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .env("HETZNER_WEBSERVICE_USER", "robot-user")
+        .env("HETZNER_WEBSERVICE_PASSWORD", "robot-password")
+        .env("HETZNER_ROBOT_API_URL", "http://192.0.2.1:9")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("the service reached for 192.0.2.1 and was not stopped");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let mut log = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut log).unwrap();
+    assert!(!status.success(), "{log}");
+    assert!(log.contains("==== talos-manager test guard ===="), "{log}");
+    assert!(
+        log.contains("Hetzner API tried to connect to http://192.0.2.1:9/"),
+        "{log}"
+    );
+}

@@ -209,7 +209,7 @@ fn the_getting_started_walkthrough_works_as_written() {
     assert_eq!(config["cluster"]["clusterName"].as_str(), Some("demo"));
     assert_eq!(
         config["cluster"]["controlPlane"]["endpoint"].as_str(),
-        Some("https://demo.example.com:6443")
+        Some("https://127.10.0.1:6443")
     );
     // The page shows these lines of it; they must be what the node got.
     for shown in [
