@@ -49,6 +49,18 @@ fn seconds(env: &impl Environment, name: &'static str, default: u64) -> Result<u
         .ok_or_else(|| invalid(name, "expected a whole number of seconds above 0"))
 }
 
+/// `true` or `false` (also `1`/`0`, `yes`/`no`, `on`/`off`, any case); `default` when unset.
+fn flag(env: &impl Environment, name: &'static str, default: bool) -> Result<bool, ConfigError> {
+    match env.get(name) {
+        None => Ok(default),
+        Some(text) => match text.trim().to_ascii_lowercase().as_str() {
+            "true" | "1" | "yes" | "on" => Ok(true),
+            "false" | "0" | "no" | "off" => Ok(false),
+            _ => Err(invalid(name, format!("{text:?} is not true or false"))),
+        },
+    }
+}
+
 fn invalid(name: &'static str, problem: impl Into<String>) -> ConfigError {
     ConfigError::Invalid {
         name,
@@ -151,6 +163,9 @@ pub struct ServiceConfig {
     pub trusted_proxies: TrustedProxies,
     /// `TALOS_IMAGE_FACTORY_URL`: the Image Factory schematics are registered with.
     pub image_factory_url: String,
+    /// `CONFIG_ALLOW_IP_ONLY`: whether `/config` without `?uuid=` serves a server that has no
+    /// recorded SMBIOS UUID by its IPv4 address alone (default `true`; `false` turns it off).
+    pub config_allow_ip_only: bool,
 }
 
 /// The default listen address, as the original deployment's.
@@ -269,6 +284,7 @@ impl ServiceConfig {
             image_factory_url: image_url(env, "TALOS_IMAGE_FACTORY_URL")?.unwrap_or_else(|| {
                 talos_manager_core::image_factory::DEFAULT_FACTORY_URL.to_owned()
             }),
+            config_allow_ip_only: flag(env, "CONFIG_ALLOW_IP_ONLY", true)?,
         })
     }
 
@@ -511,6 +527,10 @@ mod tests {
         check_error(
             &[("TRUSTED_PROXIES", "10.0.0.0/8,cloudflare")],
             "TRUSTED_PROXIES: \"cloudflare\" is not a CIDR network or an IP address",
+        );
+        check_error(
+            &[("CONFIG_ALLOW_IP_ONLY", "maybe")],
+            "CONFIG_ALLOW_IP_ONLY: \"maybe\" is not true or false",
         );
         check_error(
             &[("RESCUE_SSH_PORT", "0")],

@@ -128,7 +128,9 @@ pub async fn serve(config: ServiceConfig) -> Result<(), ServeError> {
         )),
         providers: providers.clone(),
         bootstrap: crate::jobs::BootstrapSettings::from_config(&config),
-        config_serving: Default::default(),
+        config_serving: std::sync::Arc::new(crate::node_config::ConfigServing::new(
+            config.config_allow_ip_only,
+        )),
     };
     // One signal stops both the HTTP server and the job worker.
     let (stop_sender, stop) = tokio::sync::watch::channel(false);
