@@ -49,6 +49,27 @@ fn seconds(env: &impl Environment, name: &'static str, default: u64) -> Result<u
         .ok_or_else(|| invalid(name, "expected a whole number of seconds above 0"))
 }
 
+/// The shortest `BASIC_AUTH_PASSWORD` accepted: with wrong attempts slowed to four a second,
+/// a random password of this length cannot be guessed online.
+pub const MIN_BASIC_AUTH_PASSWORD_LENGTH: usize = 12;
+
+/// `BASIC_AUTH_PASSWORD`, at least [`MIN_BASIC_AUTH_PASSWORD_LENGTH`] characters long.
+fn basic_auth_password(env: &impl Environment) -> Result<Option<Secret<String>>, ConfigError> {
+    let Some(password) = env.get("BASIC_AUTH_PASSWORD") else {
+        return Ok(None);
+    };
+    let length = password.chars().count();
+    if length < MIN_BASIC_AUTH_PASSWORD_LENGTH {
+        return Err(invalid(
+            "BASIC_AUTH_PASSWORD",
+            format!(
+                "too short ({length} characters): use at least {MIN_BASIC_AUTH_PASSWORD_LENGTH}"
+            ),
+        ));
+    }
+    Ok(Some(Secret::new(password)))
+}
+
 /// `true` or `false` (also `1`/`0`, `yes`/`no`, `on`/`off`, any case); `default` when unset.
 fn flag(env: &impl Environment, name: &'static str, default: bool) -> Result<bool, ConfigError> {
     match env.get(name) {
@@ -240,7 +261,7 @@ impl ServiceConfig {
             database,
             encryption_key,
             host,
-            basic_auth_password: env.get("BASIC_AUTH_PASSWORD").map(Secret::new),
+            basic_auth_password: basic_auth_password(env)?,
             ssh_private_key: env.get("SSH_PRIVATE_KEY").map(Secret::new),
             hetzner_cloud_api_token: env.get("HETZNER_CLOUD_API_TOKEN").map(Secret::new),
             hetzner_robot_credentials,
@@ -527,6 +548,10 @@ mod tests {
         check_error(
             &[("TRUSTED_PROXIES", "10.0.0.0/8,cloudflare")],
             "TRUSTED_PROXIES: \"cloudflare\" is not a CIDR network or an IP address",
+        );
+        check_error(
+            &[("BASIC_AUTH_PASSWORD", "short")],
+            "BASIC_AUTH_PASSWORD: too short (5 characters): use at least 12",
         );
         check_error(
             &[("CONFIG_ALLOW_IP_ONLY", "maybe")],

@@ -17,7 +17,7 @@ use crate::AppState;
 /// Labels of an HTTP request.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RequestLabels {
-    /// `GET`, `POST`, …
+    /// `GET`, `POST`, … (the nine standard methods), or `other`.
     pub method: String,
     /// The route group: `config`, `api`, `healthz`, `metrics`, `dashboard`.
     pub route: String,

@@ -124,7 +124,12 @@ pub fn generate_input(
     if let Some(vlan) = vlan {
         substitutions = substitutions.vlan(vlan.to_string());
     }
-    if let Some(wwid) = &server.bootstrap_disk_wwid {
+    // Stored from a rescue host's answer: only a well-formed WWID reaches the config text.
+    if let Some(wwid) = server
+        .bootstrap_disk_wwid
+        .as_deref()
+        .filter(|wwid| crate::installer::is_valid_wwid(wwid))
+    {
         substitutions = substitutions.bootstrap_disk_wwid(wwid);
     }
     GenerateInput {

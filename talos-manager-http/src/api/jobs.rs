@@ -16,7 +16,7 @@ use time::OffsetDateTime;
 use super::auth::AdminAuth;
 use super::error::ApiResult;
 use super::ids::{parse_id, server_api_id};
-use super::{Tag, until_shutdown};
+use super::{Tag, until_shutdown, while_authorized};
 use crate::AppState;
 
 /// How often a live log looks for new lines.
@@ -219,7 +219,7 @@ impl JobsApi {
         &self,
         request: &poem::Request,
         state: Data<&AppState>,
-        _auth: AdminAuth,
+        auth: AdminAuth,
         id: Path<String>,
     ) -> ApiResult<EventStream<BoxStream<'static, JobLogEvent>>> {
         let job = state.store.get_job(parse_id("job", &id, JobId)?).await?;
@@ -230,7 +230,10 @@ impl JobsApi {
             pending: VecDeque::new(),
             finished: false,
         };
-        let events = until_shutdown(request, stream::unfold(follow, next_event).boxed());
+        let events = until_shutdown(
+            request,
+            while_authorized(&state, &auth, stream::unfold(follow, next_event).boxed()),
+        );
         Ok(EventStream::new(events).keep_alive(Duration::from_secs(15)))
     }
 }
