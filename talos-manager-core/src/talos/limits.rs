@@ -30,10 +30,10 @@ pub enum LimitExceeded {
     /// The text is too long.
     #[error("the YAML is longer than {MAX_YAML_BYTES} bytes")]
     TextTooLong,
-    /// Too many values.
-    #[error("the document holds more than {MAX_NODES} values (each use of an alias counts)")]
+    /// Too many values (in a YAML text, each use of an alias counts).
+    #[error("the document holds more than {MAX_NODES} values")]
     TooManyNodes,
-    /// Too much text.
+    /// Too much text (in a YAML text, each use of an alias counts).
     #[error(
         "the document holds more than {MAX_EXPANDED_BYTES} bytes of text (each use of an alias counts)"
     )]

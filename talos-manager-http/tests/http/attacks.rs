@@ -586,7 +586,11 @@ async fn config_patches_cannot_exhaust_memory() {
     let items = vec!["1"; 10_000].join(",");
     let uses = vec!["*a"; 10_000].join(",");
     let bomb = format!("a: &a [{items}]\nb: [{uses}]\n");
-    let copies = vec![r#"{"op": "copy", "from": "", "path": "/machine/x"}"#; 30].join(", ");
+    // Each copy of the root into a new key doubles the document.
+    let copies = (0..30)
+        .map(|n| format!(r#"{{"op": "copy", "from": "", "path": "/machine/x{n}"}}"#))
+        .collect::<Vec<_>>()
+        .join(", ");
     let doubling = format!("[{copies}]");
     for (what, patch) in [("alias bomb", bomb), ("copy doubling", doubling)] {
         let started = std::time::Instant::now();
