@@ -67,6 +67,39 @@ fn bounded(
         .ok_or_else(|| invalid(name, format!("expected a whole number from {min} to {max}")))
 }
 
+/// The shortest `BASIC_AUTH_PASSWORD` accepted: with wrong attempts slowed to four a second,
+/// a random password of this length cannot be guessed online.
+pub const MIN_BASIC_AUTH_PASSWORD_LENGTH: usize = 12;
+
+/// `BASIC_AUTH_PASSWORD`, at least [`MIN_BASIC_AUTH_PASSWORD_LENGTH`] characters long.
+fn basic_auth_password(env: &impl Environment) -> Result<Option<Secret<String>>, ConfigError> {
+    let Some(password) = env.get("BASIC_AUTH_PASSWORD") else {
+        return Ok(None);
+    };
+    let length = password.chars().count();
+    if length < MIN_BASIC_AUTH_PASSWORD_LENGTH {
+        return Err(invalid(
+            "BASIC_AUTH_PASSWORD",
+            format!(
+                "too short ({length} characters): use at least {MIN_BASIC_AUTH_PASSWORD_LENGTH}"
+            ),
+        ));
+    }
+    Ok(Some(Secret::new(password)))
+}
+
+/// `true` or `false` (also `1`/`0`, `yes`/`no`, `on`/`off`, any case); `default` when unset.
+fn flag(env: &impl Environment, name: &'static str, default: bool) -> Result<bool, ConfigError> {
+    match env.get(name) {
+        None => Ok(default),
+        Some(text) => match text.trim().to_ascii_lowercase().as_str() {
+            "true" | "1" | "yes" | "on" => Ok(true),
+            "false" | "0" | "no" | "off" => Ok(false),
+            _ => Err(invalid(name, format!("{text:?} is not true or false"))),
+        },
+    }
+}
+
 fn invalid(name: &'static str, problem: impl Into<String>) -> ConfigError {
     ConfigError::Invalid {
         name,
@@ -176,6 +209,9 @@ pub struct ServiceConfig {
     pub trusted_proxies: TrustedProxies,
     /// `TALOS_IMAGE_FACTORY_URL`: the Image Factory schematics are registered with.
     pub image_factory_url: String,
+    /// `CONFIG_ALLOW_IP_ONLY`: whether `/config` without `?uuid=` serves a server that has no
+    /// recorded SMBIOS UUID by its IPv4 address alone (default `true`; `false` turns it off).
+    pub config_allow_ip_only: bool,
 }
 
 /// The default listen address, as the original deployment's.
@@ -250,7 +286,7 @@ impl ServiceConfig {
             database,
             encryption_key,
             host,
-            basic_auth_password: env.get("BASIC_AUTH_PASSWORD").map(Secret::new),
+            basic_auth_password: basic_auth_password(env)?,
             ssh_private_key: env.get("SSH_PRIVATE_KEY").map(Secret::new),
             hetzner_cloud_api_token: env.get("HETZNER_CLOUD_API_TOKEN").map(Secret::new),
             hetzner_robot_credentials,
@@ -306,6 +342,7 @@ impl ServiceConfig {
             image_factory_url: image_url(env, "TALOS_IMAGE_FACTORY_URL")?.unwrap_or_else(|| {
                 talos_manager_core::image_factory::DEFAULT_FACTORY_URL.to_owned()
             }),
+            config_allow_ip_only: flag(env, "CONFIG_ALLOW_IP_ONLY", true)?,
         })
     }
 
@@ -548,6 +585,14 @@ mod tests {
         check_error(
             &[("TRUSTED_PROXIES", "10.0.0.0/8,cloudflare")],
             "TRUSTED_PROXIES: \"cloudflare\" is not a CIDR network or an IP address",
+        );
+        check_error(
+            &[("BASIC_AUTH_PASSWORD", "short")],
+            "BASIC_AUTH_PASSWORD: too short (5 characters): use at least 12",
+        );
+        check_error(
+            &[("CONFIG_ALLOW_IP_ONLY", "maybe")],
+            "CONFIG_ALLOW_IP_ONLY: \"maybe\" is not true or false",
         );
         check_error(
             &[("RESCUE_SSH_PORT", "0")],

@@ -31,6 +31,11 @@ impl FactoryService {
         &self.client
     }
 
+    /// The service's public host name (`HOST`), if set.
+    pub fn host(&self) -> Option<&str> {
+        self.host.as_deref()
+    }
+
     /// `https://<HOST>/config?uuid=${uuid}`, what nodes booted from a schematic fetch their
     /// config from; `None` without `HOST`.
     pub fn config_url(&self) -> Option<String> {

@@ -164,14 +164,22 @@ enum TokenCommand {
     Create {
         /// Who or what will use it, e.g. terraform-ci (unique).
         name: String,
+        /// Make it stop working after this long: a number with a unit, `s`, `m`, `h` or `d`
+        /// (e.g. `90d`, `12h`). Default: it works until revoked.
+        #[arg(long, value_parser = parse_expires_in)]
+        expires_in: Option<std::time::Duration>,
     },
-    /// List the tokens (names and last use; values are never stored).
+    /// List the tokens (names, last use and expiry; values are never stored).
     List,
     /// Revoke a token.
     Revoke {
         /// The token's name.
         name: String,
     },
+}
+
+fn parse_expires_in(value: &str) -> Result<std::time::Duration, String> {
+    talos_manager_http::tokens::parse_lifetime(value)
 }
 
 #[derive(Debug, clap::Args)]
@@ -360,21 +368,32 @@ async fn token_command(
     store: &talos_manager_core::Store,
     command: TokenCommand,
 ) -> Result<(), Failure> {
-    use talos_manager_http::tokens::{create_token, revoke_token};
+    use talos_manager_http::tokens::{create_expiring_token, revoke_token};
     match command {
-        TokenCommand::Create { name } => {
-            let token = create_token(store, &name)
+        TokenCommand::Create { name, expires_in } => {
+            let (token, expires_at) = create_expiring_token(store, &name, expires_in)
                 .await
                 .map_err(anyhow::Error::new)?;
             println!("{}", token.expose());
-            eprintln!("created API token {name:?}; it is shown only now");
+            match expires_at {
+                Some(at) => {
+                    eprintln!("created API token {name:?}, expiring {at}; it is shown only now")
+                }
+                None => eprintln!("created API token {name:?}; it is shown only now"),
+            }
         }
         TokenCommand::List => {
             for token in store.list_api_tokens().await.map_err(anyhow::Error::new)? {
                 let last_used = token
                     .last_used_at
                     .map_or_else(|| "never used".to_owned(), |at| format!("last used {at}"));
-                println!("{}\tcreated {}\t{last_used}", token.name, token.created_at);
+                let expires = token
+                    .expires_at
+                    .map_or_else(|| "no expiry".to_owned(), |at| format!("expires {at}"));
+                println!(
+                    "{}\tcreated {}\t{last_used}\t{expires}",
+                    token.name, token.created_at
+                );
             }
         }
         TokenCommand::Revoke { name } => {

@@ -17,7 +17,7 @@ use crate::AppState;
 /// Labels of an HTTP request.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RequestLabels {
-    /// `GET`, `POST`, …
+    /// `GET`, `POST`, … (the nine standard methods), or `other`.
     pub method: String,
     /// The route group: `config`, `api`, `healthz`, `metrics`, `dashboard`.
     pub route: String,
@@ -28,7 +28,8 @@ pub struct RequestLabels {
 /// Labels of a `/config` request.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ConfigRequestLabels {
-    /// `served`, `not_configured`, `unknown_server`, `forbidden`, `error`.
+    /// `served`, `not_configured`, `denied` (no server identified; the same answer whatever
+    /// the reason), `rate_limited`, `error`.
     pub outcome: String,
 }
 

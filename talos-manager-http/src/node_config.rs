@@ -1,15 +1,24 @@
 //! `GET /config`: where a booting Talos node fetches its machine config
 //! (`talos.config=https://HOST/config?uuid=${uuid}` on its kernel command line).
 //!
-//! Unauthenticated by necessity, so a config goes only to the node it belongs to:
+//! Unauthenticated by necessity, so a config goes only to the node it belongs to
+//! ([`ConfigRequest::may_serve`]):
 //! - with `uuid`, the server whose recorded SMBIOS UUID matches (any case), and only when the
-//!   request comes from that server's IPv4 address or IPv6 network; otherwise 403;
+//!   request comes from that server's IPv4 address or IPv6 network (a bare stored network
+//!   address is a /64);
 //! - without `uuid` (the original's behaviour), the server whose IPv4 address the request
-//!   comes from.
+//!   comes from, but only while it has no recorded UUID and was never bootstrapped by us, and
+//!   only when `CONFIG_ALLOW_IP_ONLY` is not `false`.
 //!
 //! The source address is the peer's, or the `X-Forwarded-For` client's when the peer is a
-//! trusted proxy. Unknown server: 404. Known without machine config: 420, which Talos retries.
-//! Talos retries every non-200 answer with back-off, so errors are safe to answer.
+//! trusted proxy (every header line read, failing closed:
+//! [`client_address`](talos_manager_core::node_config::client_address)). Every request
+//! that identifies no server (unknown UUID or address, right UUID from the wrong address, no
+//! UUID for a server that has one) gets the same 404 and body, so an answer tells nothing about
+//! which UUIDs exist. Such misses are limited per source address ([`MissLimiter`]): past the
+//! limit the answer is 429 without a database read, and a repeated miss is cached. Known
+//! without machine config: 420, which Talos retries. Talos retries every non-200 answer with
+//! back-off, so errors are safe to answer.
 //!
 //! The config is generated with the Kubernetes version the cluster runs, when its API server
 //! answered before: a version older than five minutes is asked for again in the background,
@@ -33,8 +42,10 @@ use poem::{IntoResponse, Request, Response, handler};
 use talos_manager_core::error_chain;
 use talos_manager_core::ids::{ClusterId, ServerId};
 use talos_manager_core::kubernetes::{ClientTimeouts, running_kubernetes_version};
-use talos_manager_core::node_config::{ConfigRequest, NodeConfigCache, NodeConfigError};
-use talos_manager_core::store::{Cluster, Server};
+use talos_manager_core::node_config::{
+    ConfigRequest, MissLimiter, NodeConfigCache, NodeConfigError,
+};
+use talos_manager_core::store::Cluster;
 
 use crate::AppState;
 use crate::jobs::{
@@ -62,15 +73,34 @@ pub struct ConfigServing {
     label_job_until: Mutex<HashMap<ServerId, time::OffsetDateTime>>,
     /// Clusters whose running Kubernetes version is being asked for.
     refreshing: Arc<Mutex<HashSet<ClusterId>>>,
+    /// Requests that identified no server, per source address.
+    misses: MissLimiter,
+    /// `CONFIG_ALLOW_IP_ONLY`: whether a request without `uuid` may be served by address.
+    allow_ip_only: bool,
 }
 
 impl Default for ConfigServing {
+    /// As [`ConfigServing::new`] with the IP-only path allowed (the default).
     fn default() -> ConfigServing {
+        ConfigServing::new(true)
+    }
+}
+
+impl ConfigServing {
+    /// What `/config` keeps; `allow_ip_only` is `CONFIG_ALLOW_IP_ONLY`.
+    pub fn new(allow_ip_only: bool) -> ConfigServing {
+        ConfigServing::with_miss_limiter(allow_ip_only, MissLimiter::default())
+    }
+
+    /// As [`ConfigServing::new`], with misses limited by `misses`.
+    pub fn with_miss_limiter(allow_ip_only: bool, misses: MissLimiter) -> ConfigServing {
         ConfigServing {
             cache: NodeConfigCache::new(CACHE_TTL),
             recorded: Mutex::default(),
             label_job_until: Mutex::default(),
             refreshing: Arc::default(),
+            misses,
+            allow_ip_only,
         }
     }
 }
@@ -172,6 +202,19 @@ impl ConfigServing {
     }
 }
 
+impl ConfigServing {
+    /// The one answer to every request that identifies no server; counts the miss against
+    /// the source.
+    fn denied(&self, state: &AppState, source: IpAddr) -> Response {
+        self.misses.record_miss(source, Instant::now());
+        count(state, "denied");
+        plain(
+            StatusCode::NOT_FOUND,
+            format!("No server matches this request (SMBIOS UUID and address {source})"),
+        )
+    }
+}
+
 fn plain(status: StatusCode, text: String) -> Response {
     text.with_content_type("text/plain; charset=utf-8")
         .with_status(status)
@@ -186,21 +229,6 @@ fn count(state: &AppState, outcome: &str) {
             outcome: outcome.to_owned(),
         })
         .inc();
-}
-
-/// Whether `address` is the server's IPv4 address or inside its IPv6 network.
-fn is_server_address(server: &Server, address: IpAddr) -> bool {
-    let inventory = &server.inventory;
-    match address {
-        IpAddr::V4(v4) => inventory.ipv4.as_deref() == Some(v4.to_string().as_str()),
-        IpAddr::V6(_) => inventory.ipv6.as_deref().is_some_and(|network| {
-            network
-                .parse::<ipnet::IpNet>()
-                .map(|net| net.contains(&address))
-                .or_else(|_| network.parse::<IpAddr>().map(|ip| ip == address))
-                .unwrap_or(false)
-        }),
-    }
 }
 
 /// How old the cluster's running Kubernetes version may be before `/config` asks again.
@@ -220,22 +248,34 @@ pub(crate) async fn config(
 ) -> Response {
     let state = *state;
     let Some(peer) = remote.as_socket_addr().map(|address| address.ip()) else {
-        count(state, "forbidden");
+        count(state, "denied");
         return plain(
             StatusCode::FORBIDDEN,
             "cannot tell where the request comes from".into(),
         );
     };
-    let forwarded_for = request
+    let forwarded_for: Vec<&str> = request
         .headers()
-        .get("x-forwarded-for")
-        .and_then(|v| v.to_str().ok());
+        .get_all("x-forwarded-for")
+        .iter()
+        // A line that is not visible ASCII cannot be read: it counts as an unreadable hop.
+        .map(|value| value.to_str().unwrap_or("\u{fffd}"))
+        .collect();
     let query = request.uri().query().unwrap_or_default();
-    let asked = ConfigRequest::parse(query, peer, forwarded_for, &state.trusted_proxies);
+    let asked = ConfigRequest::parse(query, peer, &forwarded_for, &state.trusted_proxies);
     let source = asked.source;
     let uuid = asked.uuid.as_deref();
 
     let serving = &state.config_serving;
+    if !serving.misses.allows(source, Instant::now()) {
+        count(state, "rate_limited");
+        return plain(
+            StatusCode::TOO_MANY_REQUESTS,
+            format!("Too many config requests from {source} matched no server; retry later"),
+        )
+        .with_header("retry-after", "10")
+        .into_response();
+    }
     let lookup = asked.lookup();
     let found = serving.cache.find_server(&state.store, &lookup).await;
     let server = match found {
@@ -249,23 +289,17 @@ pub(crate) async fn config(
             );
         }
     };
-    let Some(server) = server else {
-        count(state, "unknown_server");
-        tracing::info!(%source, uuid = ?uuid, "config requested by an unknown server");
-        let what = match uuid {
-            Some(uuid) => format!("No server with SMBIOS UUID {uuid}"),
-            None => format!("No server with IP {source}"),
-        };
-        return plain(StatusCode::NOT_FOUND, what);
+    let server = match server {
+        Some(server) if asked.may_serve(&server, serving.allow_ip_only) => server,
+        Some(server) => {
+            tracing::warn!(%source, uuid = ?uuid, server = %server.inventory.name, "config requested for a known server without its UUID and address; refused");
+            return serving.denied(state, source);
+        }
+        None => {
+            tracing::info!(%source, uuid = ?uuid, "config requested by an unknown server");
+            return serving.denied(state, source);
+        }
     };
-    if uuid.is_some() && !is_server_address(&server, source) {
-        count(state, "forbidden");
-        tracing::warn!(%source, server = %server.inventory.name, "config requested with a server's UUID from another address; refused");
-        return plain(
-            StatusCode::FORBIDDEN,
-            format!("The UUID belongs to a server whose address is not {source}"),
-        );
-    }
 
     match serving.cache.render(&state.store, &server).await {
         Ok(rendered) => {

@@ -50,7 +50,7 @@ pub(crate) async fn log_request<E: Endpoint>(next: E, request: Request) -> poem:
         .data::<crate::AppState>()
         .map(|state| state.metrics.clone());
     let id = request_id(&request);
-    let method = request.method().to_string();
+    let method = method_label(request.method());
     let path = request.uri().path().to_owned();
     let span = tracing::info_span!("request", request_id = %id, %method, %path);
     let started = Instant::now();
@@ -74,13 +74,31 @@ pub(crate) async fn log_request<E: Endpoint>(next: E, request: Request) -> poem:
     if let Some(metrics) = metrics {
         record(
             &metrics,
-            &method,
+            method,
             &path,
             status.as_u16(),
             elapsed.as_secs_f64(),
         );
     }
     Ok(response)
+}
+
+/// The method as a metrics label and log field: one of the standard methods, or `other` for
+/// any extension method (clients can make those up, of any length, without credentials).
+pub(crate) fn method_label(method: &poem::http::Method) -> &'static str {
+    use poem::http::Method;
+    match *method {
+        Method::GET => "GET",
+        Method::HEAD => "HEAD",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::PATCH => "PATCH",
+        Method::DELETE => "DELETE",
+        Method::OPTIONS => "OPTIONS",
+        Method::CONNECT => "CONNECT",
+        Method::TRACE => "TRACE",
+        _ => "other",
+    }
 }
 
 fn record(metrics: &Metrics, method: &str, path: &str, status: u16, seconds: f64) {

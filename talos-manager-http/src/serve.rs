@@ -75,20 +75,47 @@ pub async fn open_store(config: &ServiceConfig) -> Result<Store, ServeError> {
     Ok(store)
 }
 
+/// Maps a store error of the configured database to [`ServeError::Store`].
+fn store_error(config: &ServiceConfig) -> impl FnOnce(StoreError) -> ServeError + '_ {
+    move |source| ServeError::Store {
+        database: config.database.display.clone(),
+        source,
+    }
+}
+
 /// Runs the service until SIGTERM or Ctrl-C.
 pub async fn serve(config: ServiceConfig) -> Result<(), ServeError> {
     let prober = config.ssh_prober()?;
     let store = open_store(&config).await?;
-    let first_token = crate::tokens::first_start_token(&store, config.basic_auth_password.as_ref())
+    if store.backend() == talos_manager_core::Backend::Sqlite {
+        let first_token = crate::tokens::first_start_token(
+            &store,
+            config.basic_auth_password.as_ref(),
+            &config.data_dir,
+        )
         .await
         .map_err(ServeError::FirstToken)?;
-    if let Some(token) = first_token {
-        // Printed, never logged: it goes to the operator once and is stored only as a hash.
-        eprintln!(
-            "\nNo BASIC_AUTH_PASSWORD and no API token exist, so an API token named \"admin\" was \
-             created. It is shown only now:\n\n    {}\n\nUse it as `Authorization: Bearer <token>` \
-             (revoke it with `talos-manager token revoke admin`).\n",
-            token.expose()
+        if let Some(path) = first_token {
+            // Only the path is logged: the token is in a file only the service's user can read.
+            tracing::warn!(
+                path = %path.display(),
+                "no BASIC_AUTH_PASSWORD and no API token existed, so an API token named \"admin\" \
+                 was created and written to this file (mode 0600): use it as `Authorization: \
+                 Bearer <token>`, then delete the file (revoke it with `talos-manager token \
+                 revoke admin`)"
+            );
+        }
+    } else if config.basic_auth_password.is_none()
+        && store
+            .count_api_tokens()
+            .await
+            .map_err(store_error(&config))?
+            == 0
+    {
+        // PostgreSQL replicas keep nothing on disk: the first token is made explicitly.
+        tracing::warn!(
+            "no BASIC_AUTH_PASSWORD and no API token exist: nobody can use the API until one is \
+             made with `talos-manager token create admin --database-url …`"
         );
     }
     seed_provider_accounts(&store, &config)
@@ -128,7 +155,9 @@ pub async fn serve(config: ServiceConfig) -> Result<(), ServeError> {
         )),
         providers: providers.clone(),
         bootstrap: crate::jobs::BootstrapSettings::from_config(&config),
-        config_serving: Default::default(),
+        config_serving: std::sync::Arc::new(crate::node_config::ConfigServing::new(
+            config.config_allow_ip_only,
+        )),
     };
     // One signal stops both the HTTP server and the job worker.
     let (stop_sender, stop) = tokio::sync::watch::channel(false);

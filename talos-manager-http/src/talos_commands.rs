@@ -54,17 +54,21 @@ fn read(path: &Path) -> Result<String, TalosCommandError> {
     })
 }
 
-/// Writes `contents` to `path`, refusing to overwrite unless `force`.
+/// Writes `contents` to `path`, refusing to overwrite unless `force`. The file is readable by
+/// its owner only (mode 0600: it holds CA keys or admin credentials), and a symbolic link at
+/// `path` is replaced, not followed.
 fn write(path: &Path, contents: &str, force: bool) -> Result<(), TalosCommandError> {
-    if !force && path.exists() {
+    if !force && (path.exists() || path.is_symlink()) {
         return Err(TalosCommandError::Exists {
             path: path.to_owned(),
         });
     }
-    std::fs::write(path, contents).map_err(|source| TalosCommandError::File {
-        action: "write",
-        path: path.to_owned(),
-        source,
+    crate::tokens::write_private_file(path, contents.as_bytes()).map_err(|source| {
+        TalosCommandError::File {
+            action: "write",
+            path: path.to_owned(),
+            source,
+        }
     })
 }
 

@@ -5,6 +5,9 @@ mod http {
     mod api_clusters_configs;
     // Label and taint rules, settings, tokens, authentication and the error shape.
     mod api_admin;
+    // The security review's attacks through the real HTTP surface: none gets a config, a
+    // write or unbounded memory.
+    mod attacks;
     // Machine configs: defaults from the server's name and disks, validation.
     mod api_machine_configs;
     // Image Factory schematics and Talos versions, against the fake factory.

@@ -295,7 +295,7 @@ fn main() -> anyhow::Result<()> {
             .env_clear()
             .env("TALOS_MANAGER_DATA_DIR", &data_dir)
             .env("TALOS_MANAGER_ENCRYPTION_KEY", key.to_base64().expose())
-            .env("BASIC_AUTH_PASSWORD", "bench")
+            .env("BASIC_AUTH_PASSWORD", "bench-password")
             .env("SYNC_INTERVAL", "0")
             .env("RUST_LOG", "warn")
             // wrk's fleet round names each node in X-Forwarded-For, as a proxy would.

@@ -28,11 +28,14 @@ pub use grub::{GrubError, inject_talos_config};
 pub use image_size::image_size;
 pub use plan::{Action, BootstrapRequest, Decompressor, ImageSource, Plan, Step, plan};
 pub use probe::{
-    BlockDevice, LSBLK_COMMAND, NetworkInterface, Probe, ProbeError, normalize_wwn, parse_lsblk,
-    probe,
+    BlockDevice, LSBLK_COMMAND, NetworkInterface, Probe, ProbeError, is_valid_wwid, normalize_wwn,
+    parse_lsblk, probe,
 };
 pub use progress::{Progress, parse_dd_progress};
-pub use shell::{Exit, Output, RemoteShell, ShellError, Stream, capture, shell_quote};
+pub use shell::{
+    Exit, MAX_CAPTURE_BYTES, Output, RemoteShell, ShellError, Stream, capture, capture_at_most,
+    shell_quote,
+};
 pub use ssh::{DEFAULT_SSH_PORT, HostKeys, SshError, SshSession, SshTarget, public_key_of};
 pub use uuid::{InvalidUuid, UuidProblem, check_smbios_uuid, support_request};
 
@@ -222,9 +225,11 @@ pub async fn install(
                     }
                     Ok(exit) => exit,
                     // The machine going down takes the connection with it, or leaves it hanging.
-                    Err(ShellError::Transport { .. } | ShellError::Timeout { .. }) => {
-                        Exit::Disconnected
-                    }
+                    Err(
+                        ShellError::Transport { .. }
+                        | ShellError::Timeout { .. }
+                        | ShellError::OutputTooLarge { .. },
+                    ) => Exit::Disconnected,
                 }
             }
         };

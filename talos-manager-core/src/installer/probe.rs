@@ -90,9 +90,14 @@ impl BlockDevice {
         format!("/dev/{}", self.name)
     }
 
-    /// The WWID in Talos's form (SCSI `0x…` becomes `naa.…`).
+    /// The WWID in Talos's form (SCSI `0x…` becomes `naa.…`); `None` when lsblk gave none
+    /// or one that is not a WWID ([`is_valid_wwid`]): the rescue host's answer goes into
+    /// configs, so nothing else gets through.
     pub fn wwid(&self) -> Option<String> {
-        self.wwn.as_deref().map(normalize_wwn)
+        self.wwn
+            .as_deref()
+            .map(normalize_wwn)
+            .filter(|wwid| is_valid_wwid(wwid))
     }
 }
 
@@ -103,6 +108,20 @@ pub fn normalize_wwn(wwn: &str) -> String {
         Some(hex) => format!("naa.{hex}"),
         None => wwn.to_owned(),
     }
+}
+
+/// Whether `wwid` is a disk WWID as Talos spells it: `naa.`, `eui.`, `t10.` or `nvme.`, then
+/// 1 to 200 letters, digits and `.`, `_`, `-`, `:` (no spaces, quotes or line breaks, so it
+/// cannot change the YAML it is put into).
+pub fn is_valid_wwid(wwid: &str) -> bool {
+    let Some((kind, id)) = wwid.split_once('.') else {
+        return false;
+    };
+    matches!(kind, "naa" | "eui" | "t10" | "nvme")
+        && (1..=200).contains(&id.len())
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"._-:".contains(&b))
 }
 
 /// A network interface of the server.
@@ -355,6 +374,32 @@ fn parse_default_gateway(json: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Review #17: a rescue host that answers with YAML in a disk's wwn.
+    #[test]
+    fn wwids_from_the_rescue_host_are_validated() {
+        let json = r#"{"blockdevices": [
+            {"name": "sda", "type": "disk", "size": 1, "wwn": "0x5000c500a1b2c3d4"},
+            {"name": "sdb", "type": "disk", "size": 1, "wwn": "eui.1\nmachine:\n  foo: bar"},
+            {"name": "sdc", "type": "disk", "size": 1, "wwn": "naa.1' || true"},
+            {"name": "nvme0n1", "type": "disk", "size": 1, "wwn": "eui.0025388b81b2c3d4"}
+        ]}"#;
+        let disks = parse_lsblk(json).unwrap();
+        let wwids: Vec<Option<String>> = disks.iter().map(BlockDevice::wwid).collect();
+        assert_eq!(
+            wwids,
+            [
+                Some("naa.5000c500a1b2c3d4".to_owned()),
+                None,
+                None,
+                Some("eui.0025388b81b2c3d4".to_owned())
+            ]
+        );
+        assert!(is_valid_wwid("t10.ATA_SAMSUNG_MZ7LH480-S45PNA0M"));
+        assert!(!is_valid_wwid("eui."));
+        assert!(!is_valid_wwid("x.1"));
+        assert!(!is_valid_wwid("naa.a b"));
+    }
 
     #[test]
     fn reads_ip_json() {

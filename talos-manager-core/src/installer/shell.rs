@@ -62,6 +62,12 @@ pub enum ShellError {
         /// The time limit.
         after: Duration,
     },
+    /// A captured command printed more than [`MAX_CAPTURE_BYTES`]; it was stopped.
+    #[error("the command printed more than {limit} bytes")]
+    OutputTooLarge {
+        /// The limit.
+        limit: usize,
+    },
     /// The transport failed (connection lost, channel refused).
     #[error("the connection to the rescue system failed")]
     Transport {
@@ -89,20 +95,45 @@ pub trait RemoteShell: Send + Sync {
     ) -> Result<Exit, ShellError>;
 }
 
-/// Runs a short command and collects its whole output.
+/// The most output (standard output and error together) [`capture`] collects: far more than
+/// any probe prints, and a host that streams more is stopped instead of filling memory.
+pub const MAX_CAPTURE_BYTES: usize = 1 << 20;
+
+/// Runs a short command and collects its whole output, at most [`MAX_CAPTURE_BYTES`]: a
+/// command that prints more is stopped and [`ShellError::OutputTooLarge`] returned.
 pub async fn capture(
     shell: &dyn RemoteShell,
     command: &str,
     timeout: Duration,
 ) -> Result<Output, ShellError> {
+    capture_at_most(shell, command, timeout, MAX_CAPTURE_BYTES).await
+}
+
+/// [`capture`] with another limit.
+pub async fn capture_at_most(
+    shell: &dyn RemoteShell,
+    command: &str,
+    timeout: Duration,
+    limit: usize,
+) -> Result<Output, ShellError> {
     let mut stdout = Vec::new();
     let mut stderr = Vec::new();
-    let exit = shell
-        .exec(command, timeout, &mut |stream, chunk| match stream {
+    let too_much = tokio::sync::Notify::new();
+    let mut on_output = |stream: Stream, chunk: &[u8]| {
+        if stdout.len() + stderr.len() + chunk.len() > limit {
+            too_much.notify_one();
+            return;
+        }
+        match stream {
             Stream::Stdout => stdout.extend_from_slice(chunk),
             Stream::Stderr => stderr.extend_from_slice(chunk),
-        })
-        .await?;
+        }
+    };
+    let exit = tokio::select! {
+        exit = shell.exec(command, timeout, &mut on_output) => exit?,
+        // Dropping the command's future closes its channel, which stops it.
+        () = too_much.notified() => return Err(ShellError::OutputTooLarge { limit }),
+    };
     Ok(Output {
         stdout: String::from_utf8_lossy(&stdout).into_owned(),
         stderr: String::from_utf8_lossy(&stderr).into_owned(),
@@ -124,7 +155,39 @@ pub fn shell_quote(text: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::shell_quote;
+    use super::*;
+
+    /// A rescue host that streams output for as long as it is read.
+    struct Flood;
+
+    #[async_trait]
+    impl RemoteShell for Flood {
+        async fn exec(
+            &self,
+            _command: &str,
+            _timeout: Duration,
+            on_output: &mut (dyn for<'chunk> FnMut(Stream, &'chunk [u8]) + Send),
+        ) -> Result<Exit, ShellError> {
+            let chunk = [b'x'; 64 * 1024];
+            loop {
+                on_output(Stream::Stdout, &chunk);
+                tokio::task::yield_now().await;
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn a_flood_of_output_is_stopped_at_the_cap() {
+        let started = std::time::Instant::now();
+        let error = capture(&Flood, "dmidecode -s system-uuid", Duration::from_secs(30))
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(error, ShellError::OutputTooLarge { limit } if limit == MAX_CAPTURE_BYTES),
+            "{error}"
+        );
+        assert!(started.elapsed() < Duration::from_secs(5));
+    }
 
     #[test]
     fn quotes_only_when_needed() {

@@ -29,6 +29,8 @@ use crate::talos::{GenerateInput, SecretsBundle};
 
 /// How many server lookups are kept at most; beyond it, stale entries are dropped first.
 const MAX_LOOKUPS: usize = 4_096;
+/// How many lookups that found no server are kept at most.
+const MAX_MISSES: usize = 4_096;
 /// How many rendered configs are kept at most (each a few kilobytes).
 const MAX_RENDERS: usize = 1_024;
 
@@ -74,6 +76,8 @@ pub struct NodeConfigCache {
 #[derive(Debug, Default)]
 struct Entries {
     lookups: HashMap<ServerLookup, Stamped<Server>>,
+    /// Lookups that found no server: asked again, they cost no query while current.
+    misses: HashMap<ServerLookup, Stamped<()>>,
     renders: HashMap<ServerId, Stamped<Render>>,
     secrets: HashMap<ClusterId, ParsedSecrets>,
 }
@@ -155,6 +159,8 @@ impl NodeConfigCache {
     }
 
     /// The server that `lookup` names (the first by id when several match), or `None`.
+    /// A miss is remembered like a hit (while the generation stays and for the time to live),
+    /// so guessing the same UUID again costs no query.
     ///
     /// # Errors
     /// The store's, when the database does not answer.
@@ -169,11 +175,24 @@ impl NodeConfigCache {
         {
             return Ok(Some(entry.value.clone()));
         }
+        if self
+            .entries()
+            .misses
+            .get(lookup)
+            .is_some_and(|entry| entry.is_current(generation, self.ttl))
+        {
+            return Ok(None);
+        }
         let found = match lookup {
             ServerLookup::Uuid(uuid) => store.find_servers_by_uuid(uuid).await?,
             ServerLookup::Ipv4(ipv4) => store.find_servers_by_ipv4(ipv4).await?,
         };
         let Some(server) = found.into_iter().next() else {
+            let mut entries = self.entries();
+            make_room(&mut entries.misses, MAX_MISSES, generation, self.ttl);
+            entries
+                .misses
+                .insert(lookup.clone(), Stamped::new(generation, ()));
             return Ok(None);
         };
         let mut entries = self.entries();

@@ -5,20 +5,23 @@
 //! [`render_node_config`] reads and renders every time; [`NodeConfigCache`] is what `/config`
 //! uses under load: it remembers lookups and renders until the store writes a config input.
 //! [`ConfigRequest`] reads what a `/config` request asks for (its UUID, its source address
-//! behind `TRUSTED_PROXIES`). [`push_to_waiting_node`] hands a newly assigned config to a node
+//! behind `TRUSTED_PROXIES`) and whether it identifies a server ([`ConfigRequest::may_serve`]);
+//! [`MissLimiter`] limits the requests that identify none. [`push_to_waiting_node`] hands a newly assigned config to a node
 //! waiting in maintenance mode instead of letting it back off.
 
 use std::sync::OnceLock;
 
 mod cache;
+mod miss_limit;
 mod push;
 mod request;
 
 pub use cache::{CachedNodeConfig, NodeConfigCache, ServerLookup};
+pub use miss_limit::MissLimiter;
 pub use push::{
     PushError, PushOutcome, WAITING_WINDOW, is_waiting_for_config, push_to_waiting_node,
 };
-pub use request::{ConfigRequest, TrustedProxies, client_address};
+pub use request::{ConfigRequest, TrustedProxies, client_address, is_server_address};
 
 use crate::ids::ServerId;
 use crate::node_identity::machine_type_for;
@@ -121,7 +124,12 @@ pub fn generate_input(
     if let Some(vlan) = vlan {
         substitutions = substitutions.vlan(vlan.to_string());
     }
-    if let Some(wwid) = &server.bootstrap_disk_wwid {
+    // Stored from a rescue host's answer: only a well-formed WWID reaches the config text.
+    if let Some(wwid) = server
+        .bootstrap_disk_wwid
+        .as_deref()
+        .filter(|wwid| crate::installer::is_valid_wwid(wwid))
+    {
         substitutions = substitutions.bootstrap_disk_wwid(wwid);
     }
     GenerateInput {

@@ -17,25 +17,46 @@ pub struct ApiToken {
     pub created_at: OffsetDateTime,
     /// When it last authenticated a request (updated at most once a minute).
     pub last_used_at: Option<OffsetDateTime>,
+    /// When it stops authenticating; `None`: never.
+    pub expires_at: Option<OffsetDateTime>,
 }
 
-const COLUMNS: &str = "id, name, created_at, last_used_at";
+impl ApiToken {
+    /// Whether it has expired at `now`.
+    pub fn is_expired(&self, now: OffsetDateTime) -> bool {
+        self.expires_at.is_some_and(|expires_at| expires_at <= now)
+    }
+}
+
+const COLUMNS: &str = "id, name, created_at, last_used_at, expires_at";
 
 impl Store {
-    /// Stores a new token under `name`.
+    /// Stores a new token under `name`, valid until revoked.
     pub async fn create_api_token(
         &self,
         name: &str,
         token: &NewApiToken,
     ) -> Result<ApiToken, StoreError> {
+        self.create_expiring_api_token(name, token, None).await
+    }
+
+    /// Stores a new token under `name` that stops authenticating at `expires_at` (`None`:
+    /// never).
+    pub async fn create_expiring_api_token(
+        &self,
+        name: &str,
+        token: &NewApiToken,
+        expires_at: Option<OffsetDateTime>,
+    ) -> Result<ApiToken, StoreError> {
         let sql = sql!(
-            "INSERT INTO api_tokens (name, token_hash, created_at) VALUES ($1, $2, $3) \
-             RETURNING {COLUMNS}"
+            "INSERT INTO api_tokens (name, token_hash, created_at, expires_at) \
+             VALUES ($1, $2, $3, $4) RETURNING {COLUMNS}"
         );
         on_pool!(self, |pool| sqlx::query_as(sql)
             .bind(name)
             .bind(&token.hash)
             .bind(now())
+            .bind(expires_at)
             .fetch_one(pool)
             .await)
         .map_err(|e| StoreError::from_write("api token", "insert api token", e))
@@ -56,8 +77,8 @@ impl Store {
         .map_err(StoreError::query("count api tokens"))
     }
 
-    /// The token whose value is `token`, if any. Records its use, at most once a minute so that
-    /// authenticating is a read.
+    /// The token whose value is `token`, if any and not expired. Records its use, at most once
+    /// a minute so that authenticating is a read.
     pub async fn authenticate_api_token(
         &self,
         token: &str,
@@ -68,10 +89,10 @@ impl Store {
             .fetch_optional(pool)
             .await)
         .map_err(StoreError::query("authenticate api token"))?;
-        let Some(mut found) = found else {
+        let now = now();
+        let Some(mut found) = found.filter(|token| !token.is_expired(now)) else {
             return Ok(None);
         };
-        let now = now();
         let stale = found
             .last_used_at
             .is_none_or(|at| now - at > time::Duration::MINUTE);
@@ -87,6 +108,18 @@ impl Store {
             found.last_used_at = Some(now);
         }
         Ok(Some(found))
+    }
+
+    /// Whether the token `id` still authenticates: it exists (was not revoked) and has not
+    /// expired. Live streams ask this on every poll.
+    pub async fn api_token_is_valid(&self, id: ApiTokenId) -> Result<bool, StoreError> {
+        let sql = sql!("SELECT {COLUMNS} FROM api_tokens WHERE id = $1");
+        let found: Option<ApiToken> = on_pool!(self, |pool| sqlx::query_as(sql)
+            .bind(id)
+            .fetch_optional(pool)
+            .await)
+        .map_err(StoreError::query("check api token"))?;
+        Ok(found.is_some_and(|token| !token.is_expired(now())))
     }
 
     /// Revokes a token.

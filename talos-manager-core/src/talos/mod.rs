@@ -46,6 +46,7 @@
 mod client_config;
 mod document;
 mod generate;
+pub mod limits;
 mod patch;
 mod pki;
 mod schema;

@@ -101,11 +101,12 @@ pub fn rescue_output(data: &[u8]) {
     );
 }
 
-/// A `/config` request as four lines: the query string, the peer address, `X-Forwarded-For`,
-/// `TRUSTED_PROXIES` (missing lines: none, `203.0.113.7`, none, none). Whatever a node or a
-/// proxy sends, the request is read; the source is the peer unless the peer is a
-/// trusted proxy, then one of the forwarded hops; a UUID is trimmed, never empty and never an
-/// unfilled `${…}`, and the lookup uses it in lower case.
+/// A `/config` request as four lines: the query string, the peer address, the
+/// `X-Forwarded-For` header lines separated by `|`, `TRUSTED_PROXIES` (missing lines: none,
+/// `203.0.113.7`, none, none). Whatever a node or a proxy sends, the request is read; the
+/// source is the peer unless the peer is a trusted proxy, then an untrusted address written
+/// in one of the forwarded lines; a UUID is trimmed, never empty and never an unfilled
+/// `${…}`, and the lookup uses it in lower case.
 pub fn config_request(data: &[u8]) {
     let Ok(text) = std::str::from_utf8(data) else {
         return;
@@ -116,25 +117,52 @@ pub fn config_request(data: &[u8]) {
         .next()
         .and_then(|line| line.trim().parse().ok())
         .unwrap_or(IpAddr::from([203, 0, 113, 7]));
-    let forwarded_for = lines.next();
+    let forwarded_for: Vec<&str> = lines
+        .next()
+        .map(|line| line.split('|').collect())
+        .unwrap_or_default();
     let trusted = lines
         .next()
         .and_then(|line| TrustedProxies::parse(line).ok())
         .unwrap_or_default();
-    let request = ConfigRequest::parse(query, peer, forwarded_for, &trusted);
+    let request = ConfigRequest::parse(query, peer, &forwarded_for, &trusted);
     let canonical = |ip: IpAddr| match ip {
         IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
         IpAddr::V4(_) => ip,
     };
     if request.source != canonical(peer) {
-        let hops: Vec<IpAddr> = forwarded_for
-            .unwrap_or_default()
-            .split(',')
-            .filter_map(|hop| hop.trim().parse().ok())
-            .map(canonical)
-            .collect();
         assert!(
-            hops.contains(&request.source),
+            trusted.contains(canonical(peer)),
+            "only a trusted peer names another client"
+        );
+        assert!(
+            !trusted.contains(request.source),
+            "the source {} is a trusted proxy",
+            request.source
+        );
+        let written = forwarded_for
+            .iter()
+            .flat_map(|line| line.split(','))
+            .any(|hop| {
+                let hop = hop.trim();
+                let source = request.source.to_string();
+                hop.contains(&source)
+                    || hop.parse::<IpAddr>().ok().map(canonical) == Some(request.source)
+                    || hop
+                        .trim_start_matches('[')
+                        .split(']')
+                        .next()
+                        .and_then(|inside| inside.parse::<IpAddr>().ok())
+                        .map(canonical)
+                        == Some(request.source)
+                    || hop
+                        .rsplit_once(':')
+                        .and_then(|(address, _)| address.parse::<IpAddr>().ok())
+                        .map(canonical)
+                        == Some(request.source)
+            });
+        assert!(
+            written,
             "the source {} is neither the peer nor a forwarded hop",
             request.source
         );

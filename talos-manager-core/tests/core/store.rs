@@ -762,6 +762,39 @@ async fn raw_database_contents(db: &TestDatabase) -> Vec<u8> {
     }
 }
 
+store_test!(api_tokens_expire, |store| {
+    let now = time::OffsetDateTime::now_utc();
+    let expired = talos_manager_core::api_token::generate_api_token().unwrap();
+    let old = store
+        .create_expiring_api_token("old", &expired, Some(now - time::Duration::SECOND))
+        .await
+        .unwrap();
+    let current = talos_manager_core::api_token::generate_api_token().unwrap();
+    let fresh = store
+        .create_expiring_api_token("fresh", &current, Some(now + time::Duration::HOUR))
+        .await
+        .unwrap();
+    assert!(old.expires_at.is_some());
+    assert!(
+        store
+            .authenticate_api_token(expired.token.expose())
+            .await
+            .unwrap()
+            .is_none(),
+        "an expired token authenticates nothing"
+    );
+    assert!(!store.api_token_is_valid(old.id).await.unwrap());
+    let found = store
+        .authenticate_api_token(current.token.expose())
+        .await
+        .unwrap()
+        .expect("a token before its expiry authenticates");
+    assert_eq!(found.expires_at, fresh.expires_at);
+    assert!(store.api_token_is_valid(fresh.id).await.unwrap());
+    store.delete_api_token(fresh.id).await.unwrap();
+    assert!(!store.api_token_is_valid(fresh.id).await.unwrap());
+});
+
 store_test!(
     api_tokens_authenticate_by_value_and_are_revocable,
     |store| {

@@ -21,7 +21,7 @@ use super::{Created, Deleted, Tag};
 use crate::AppState;
 
 /// A cluster.
-#[derive(Debug, Object)]
+#[derive(Object)]
 pub struct ClusterView {
     /// Its id.
     pub id: String,
@@ -43,7 +43,7 @@ pub struct ClusterView {
 }
 
 /// A cluster to create or replace.
-#[derive(Debug, Object)]
+#[derive(Object)]
 pub struct ClusterBody {
     /// Its name: lowercase letters, digits and dashes.
     pub name: String,
@@ -54,6 +54,31 @@ pub struct ClusterBody {
     /// A secrets bundle to import (`talosctl gen secrets` YAML), to manage an existing
     /// cluster. On create, a new bundle is made when absent; on replace, absent keeps it.
     pub secrets: Option<String>,
+}
+
+/// Prints `secrets` as `<redacted>`: a secrets bundle holds the cluster's CA keys.
+impl std::fmt::Debug for ClusterView {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClusterView")
+            .field("id", &self.id)
+            .field("name", &self.name)
+            .field("endpoint", &self.endpoint)
+            .field("vswitch_id", &self.vswitch_id)
+            .field("secrets", &super::redacted(&self.secrets))
+            .finish_non_exhaustive()
+    }
+}
+
+/// Prints `secrets` as `<redacted>`.
+impl std::fmt::Debug for ClusterBody {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClusterBody")
+            .field("name", &self.name)
+            .field("endpoint", &self.endpoint)
+            .field("vswitch_id", &self.vswitch_id)
+            .field("secrets", &super::redacted(&self.secrets))
+            .finish_non_exhaustive()
+    }
 }
 
 /// A client config as YAML.

@@ -13,7 +13,8 @@ use talos_manager_core::{ProviderError, StoreError, ValidationError, error_chain
 /// The body of every error answer of the admin API.
 #[derive(Debug, Clone, Object)]
 pub struct ErrorBody {
-    /// A stable, machine-readable code: `bad_request`, `unauthorized`, `not_found`, `conflict`,
+    /// A stable, machine-readable code: `bad_request`, `unauthorized`, `cross_site`,
+    /// `payload_too_large`, `not_found`, `conflict`,
     /// `in_use`, `invalid`, `internal`, `bad_gateway`, `unavailable`, `provider_unavailable`,
     /// `ssh_key_missing`, `not_in_rescue_yet`, `bootstrap_running`.
     pub code: String,
@@ -44,7 +45,8 @@ pub(crate) enum ApiError {
     #[oai(status = 401)]
     Unauthorized(
         Json<ErrorBody>,
-        /// How to authenticate: `Basic realm="talos-manager"`.
+        /// How to authenticate: `Basic realm="talos-manager"`; sent only when the request
+        /// carried Basic credentials.
         #[oai(header = "WWW-Authenticate")]
         String,
     ),
@@ -204,8 +206,29 @@ impl From<ImageFactoryError> for ApiError {
 
 /// Renders errors that poem raises itself (no route, wrong method, failed authentication, a
 /// body that does not parse) in the API's JSON shape. Answers made from [`ApiError`] pass as
-/// they are.
+/// they are, except that a 401 keeps `WWW-Authenticate: Basic` only when the request sent
+/// Basic credentials: otherwise a browser would prompt for the password and then attach it
+/// to every request to this origin, cross-site form posts included (review #6).
 pub(crate) async fn render_poem_errors<E: poem::Endpoint>(
+    next: E,
+    request: poem::Request,
+) -> poem::Result<poem::Response> {
+    let sent_basic = request
+        .headers()
+        .get(poem::http::header::AUTHORIZATION)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.trim_start().get(..6))
+        .is_some_and(|scheme| scheme.eq_ignore_ascii_case("basic "));
+    let mut response = render_errors(next, request).await?;
+    if response.status() == StatusCode::UNAUTHORIZED && !sent_basic {
+        response
+            .headers_mut()
+            .remove(poem::http::header::WWW_AUTHENTICATE);
+    }
+    Ok(response)
+}
+
+async fn render_errors<E: poem::Endpoint>(
     next: E,
     request: poem::Request,
 ) -> poem::Result<poem::Response> {

@@ -16,7 +16,7 @@ use time::OffsetDateTime;
 use super::auth::AdminAuth;
 use super::error::{ApiError, ApiResult, IssueBody};
 use super::ids::{parse_id, server_api_id};
-use super::{Tag, until_shutdown};
+use super::{Tag, until_shutdown, while_authorized};
 use crate::AppState;
 
 /// Jobs per page of `GET /jobs` unless `limit` says otherwise.
@@ -279,7 +279,7 @@ impl JobsApi {
         &self,
         request: &poem::Request,
         state: Data<&AppState>,
-        _auth: AdminAuth,
+        auth: AdminAuth,
         id: Path<String>,
     ) -> ApiResult<EventStream<BoxStream<'static, JobLogEvent>>> {
         let job = state.store.get_job(parse_id("job", &id, JobId)?).await?;
@@ -290,7 +290,10 @@ impl JobsApi {
             pending: VecDeque::new(),
             finished: false,
         };
-        let events = until_shutdown(request, stream::unfold(follow, next_event).boxed());
+        let events = until_shutdown(
+            request,
+            while_authorized(&state, &auth, stream::unfold(follow, next_event).boxed()),
+        );
         Ok(EventStream::new(events).keep_alive(Duration::from_secs(15)))
     }
 }

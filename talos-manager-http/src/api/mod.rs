@@ -130,6 +130,89 @@ fn until_shutdown<T: Send + 'static>(
     }
 }
 
+/// How a secret field of a wire type prints in `Debug`: whether it is there, never its value.
+fn redacted<T>(secret: &Option<T>) -> Option<&'static str> {
+    secret.as_ref().map(|_| "<redacted>")
+}
+
+/// The largest request body the API reads: a config with large inline manifests, escaped
+/// as JSON, fits (the engine refuses YAML over 4 MiB anyway).
+pub const MAX_BODY_BYTES: usize = 8 << 20;
+
+/// Refuses (413) a request whose declared `Content-Length` is over [`MAX_BODY_BYTES`], and
+/// stops reading a body sent without one once it passes that size (the operation then fails
+/// to read it), so no request body makes the service buffer more.
+async fn limit_body<E: poem::Endpoint>(
+    next: E,
+    mut request: poem::Request,
+) -> poem::Result<poem::Response> {
+    use poem::IntoResponse as _;
+    let declared = request
+        .headers()
+        .get(poem::http::header::CONTENT_LENGTH)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.trim().parse::<u64>().ok());
+    if declared.is_some_and(|length| length > MAX_BODY_BYTES as u64) {
+        let mut response = error::body(
+            "payload_too_large",
+            format!("request bodies are limited to {MAX_BODY_BYTES} bytes"),
+        )
+        .into_response();
+        response.set_status(poem::http::StatusCode::PAYLOAD_TOO_LARGE);
+        return Ok(response);
+    }
+    if declared.is_none() {
+        let mut read = 0usize;
+        let limited = request.take_body().into_bytes_stream().map(move |chunk| {
+            let chunk = chunk?;
+            read = read.saturating_add(chunk.len());
+            if read > MAX_BODY_BYTES {
+                return Err(std::io::Error::other("the request body is too large"));
+            }
+            Ok(chunk)
+        });
+        request.set_body(poem::Body::from_bytes_stream(limited));
+    }
+    Ok(next.call(request).await?.into_response())
+}
+
+/// How often a live stream checks that the token it was opened with still authenticates.
+const TOKEN_RECHECK: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// `stream`, ended once the API token it was opened with is revoked or expires (checked every
+/// [`TOKEN_RECHECK`], as often as the streams poll). Streams opened with the password run
+/// until the client leaves.
+fn while_authorized<T: Send + 'static>(
+    state: &crate::AppState,
+    auth: &auth::AdminAuth,
+    stream: BoxStream<'static, T>,
+) -> BoxStream<'static, T> {
+    let Some(token) = auth.token_id() else {
+        return stream;
+    };
+    let store = state.store.clone();
+    stream
+        .take_until(async move {
+            let mut tick = tokio::time::interval(TOKEN_RECHECK);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                match store.api_token_is_valid(token).await {
+                    Ok(true) => {}
+                    Ok(false) => {
+                        tracing::info!(token = %token, "api token revoked or expired; live stream ended");
+                        break;
+                    }
+                    // An unreachable database ends nothing: the stream's own polls fail too.
+                    Err(error) => {
+                        tracing::warn!(error = %talos_manager_core::error_chain(&error), "failed to check a live stream's token");
+                    }
+                }
+            }
+        })
+        .boxed()
+}
+
 /// Where the API is mounted.
 pub const API_PREFIX: &str = "/api/v1";
 
@@ -172,5 +255,11 @@ pub(crate) fn routes(route: Route) -> Route {
     route
         .at(format!("{API_PREFIX}/openapi.json"), document)
         .nest("/api/docs", ui)
-        .nest(API_PREFIX, service.around(error::render_poem_errors))
+        .nest(
+            API_PREFIX,
+            service
+                .around(error::render_poem_errors)
+                .around(auth::refuse_cross_site)
+                .around(limit_body),
+        )
 }

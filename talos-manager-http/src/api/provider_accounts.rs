@@ -45,7 +45,7 @@ impl From<ProviderAccount> for ProviderAccountView {
 }
 
 /// A new provider account.
-#[derive(Debug, Object)]
+#[derive(Object)]
 pub struct CreateProviderAccount {
     /// `hetzner_robot` or `hetzner_cloud`.
     pub provider: String,
@@ -57,13 +57,34 @@ pub struct CreateProviderAccount {
 }
 
 /// Changes to a provider account.
-#[derive(Debug, Object)]
+#[derive(Object)]
 pub struct UpdateProviderAccount {
     /// The new name (Robot: the webservice user).
     pub name: String,
     /// A new secret; the stored one is kept when absent. Never returned.
     #[oai(write_only)]
     pub secret: Option<String>,
+}
+
+/// Prints `secret` as `<redacted>`.
+impl std::fmt::Debug for CreateProviderAccount {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CreateProviderAccount")
+            .field("provider", &self.provider)
+            .field("name", &self.name)
+            .field("secret", &"<redacted>")
+            .finish_non_exhaustive()
+    }
+}
+
+/// Prints `secret` as `<redacted>`.
+impl std::fmt::Debug for UpdateProviderAccount {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UpdateProviderAccount")
+            .field("name", &self.name)
+            .field("secret", &super::redacted(&self.secret))
+            .finish_non_exhaustive()
+    }
 }
 
 fn account_id(text: &str) -> Result<ProviderAccountId, ApiError> {

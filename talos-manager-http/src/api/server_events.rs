@@ -23,7 +23,7 @@ use super::ids::server_api_id;
 use super::jobs::{JobView, job_view};
 use super::machine_configs::{MachineConfigView, machine_config_view};
 use super::servers::ServerView;
-use super::{Tag, until_shutdown};
+use super::{Tag, until_shutdown, while_authorized};
 use crate::AppState;
 use crate::jobs::{BOOTSTRAP_JOB, LABEL_AND_TAINT_JOB};
 
@@ -160,7 +160,7 @@ impl ServerEventsApi {
         &self,
         request: &poem::Request,
         state: Data<&AppState>,
-        _auth: AdminAuth,
+        auth: AdminAuth,
     ) -> EventStream<BoxStream<'static, ServerEvent>> {
         let watch = Watch {
             store: state.store.clone(),
@@ -168,7 +168,10 @@ impl ServerEventsApi {
             pending: VecDeque::new(),
             first: true,
         };
-        let events = until_shutdown(request, stream::unfold(watch, next_event).boxed());
+        let events = until_shutdown(
+            request,
+            while_authorized(&state, &auth, stream::unfold(watch, next_event).boxed()),
+        );
         EventStream::new(events).keep_alive(KEEP_ALIVE)
     }
 }

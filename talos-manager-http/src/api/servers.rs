@@ -327,6 +327,9 @@ impl ServersApi {
         /// The Talos version to upgrade to, `vX.Y.Z` [default: the settings' version].
         talos_version: Query<Option<String>>,
     ) -> ApiResult<PlainText<String>> {
+        if let Some(version) = &talos_version.0 {
+            check_talos_version("upgrade command", version)?;
+        }
         let server = load_server(&state, &id).await?;
         let node = runbook_node(&state, &server).await?;
         let settings = state.store.settings().await?;
@@ -576,11 +579,31 @@ fn bootstrap_args(
     let schematic_id = schematic
         .map(|text| super::ids::parse_id("schematic", text, |id| id))
         .transpose()?;
+    let talos_version = talos_version.filter(|version| !version.trim().is_empty());
+    if let Some(version) = &talos_version {
+        check_talos_version("bootstrap", version)?;
+    }
     Ok(BootstrapArgs {
         disk: disk.filter(|disk| !disk.trim().is_empty()),
-        talos_version: talos_version.filter(|version| !version.trim().is_empty()),
+        talos_version,
         schematic_id,
     })
+}
+
+/// Refuses a Talos version that is not `vX.Y.Z` (with an optional pre-release suffix), as the
+/// settings do: it goes into image URLs and the runbooks' commands.
+fn check_talos_version(what: &'static str, version: &str) -> ApiResult<()> {
+    if super::settings::is_talos_version(version) {
+        return Ok(());
+    }
+    Err(talos_manager_core::ValidationError {
+        what,
+        issues: vec![talos_manager_core::Issue::new(
+            "talos_version",
+            format!("{version:?} is not a Talos version like v1.10.4"),
+        )],
+    }
+    .into())
 }
 
 /// What a bootstrap may choose; everything is optional.

@@ -46,7 +46,7 @@ pub struct UpdateSettings {
 }
 
 /// Whether `version` is `vX.Y.Z`, optionally with a pre-release suffix (`v1.11.0-beta.1`).
-fn is_talos_version(version: &str) -> bool {
+pub(crate) fn is_talos_version(version: &str) -> bool {
     let Some(rest) = version.strip_prefix('v') else {
         return false;
     };

@@ -26,6 +26,8 @@ pub struct TokenView {
     pub created_at: OffsetDateTime,
     /// When it last authenticated a request (to the minute).
     pub last_used_at: Option<OffsetDateTime>,
+    /// When it stops authenticating; absent: when revoked.
+    pub expires_at: Option<OffsetDateTime>,
 }
 
 impl From<ApiToken> for TokenView {
@@ -35,6 +37,7 @@ impl From<ApiToken> for TokenView {
             name: token.name,
             created_at: token.created_at,
             last_used_at: token.last_used_at,
+            expires_at: token.expires_at,
         }
     }
 }
@@ -45,10 +48,14 @@ pub struct CreateToken {
     /// Who or what will use it (unique), e.g. `terraform-ci`.
     #[oai(validator(min_length = 1, max_length = 100))]
     pub name: String,
+    /// After how many seconds it stops authenticating (at most 100 years); absent: it works
+    /// until revoked.
+    #[oai(validator(minimum(value = "1"), maximum(value = "3155760000")))]
+    pub expires_in_seconds: Option<u64>,
 }
 
-/// A token just made: the only time its value is shown.
-#[derive(Debug, Object)]
+/// A token just made: the only time its value is shown (its `Debug` hides it).
+#[derive(Object)]
 pub struct CreatedToken {
     /// The token as listed.
     #[oai(flatten)]
@@ -56,6 +63,15 @@ pub struct CreatedToken {
     /// The bearer token: send it as `Authorization: Bearer <token>`. Store it now; it cannot
     /// be shown again.
     pub secret: String,
+}
+
+impl std::fmt::Debug for CreatedToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CreatedToken")
+            .field("token", &self.token)
+            .field("secret", &"<redacted>")
+            .finish()
+    }
 }
 
 #[derive(Debug, ApiResponse)]
@@ -88,8 +104,16 @@ impl TokensApi {
         auth: AdminAuth,
         body: Json<CreateToken>,
     ) -> ApiResult<TokenCreated> {
+        let expires_at = body
+            .expires_in_seconds
+            .map(|seconds| crate::tokens::expiry(std::time::Duration::from_secs(seconds)))
+            .transpose()
+            .map_err(|error| ApiError::internal(&error))?;
         let new = generate_api_token().map_err(|error| ApiError::internal(&error))?;
-        let token = state.store.create_api_token(&body.name, &new).await?;
+        let token = state
+            .store
+            .create_expiring_api_token(&body.name, &new, expires_at)
+            .await?;
         tracing::info!(name = %token.name, by = ?auth.principal(), "api token created");
         Ok(TokenCreated::Created(Json(CreatedToken {
             token: token.into(),

@@ -198,10 +198,22 @@ api_test!(basic_auth_takes_any_user_with_the_password, |server| {
         .await
         .unwrap();
     assert_eq!(response.status(), 401);
-    assert_eq!(
-        response.headers()["www-authenticate"],
-        "Basic realm=\"talos-manager\""
+    assert!(
+        response.headers().get("www-authenticate").is_none(),
+        "no browser password prompt for a request that sent no password"
     );
     let body: serde_json::Value = response.json().await.unwrap();
     assert_eq!(body["code"], "unauthorized");
+    let wrong = server
+        .client
+        .get(server.url("/api/v1/settings"))
+        .basic_auth("admin", Some("wrong"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(wrong.status(), 401);
+    assert_eq!(
+        wrong.headers()["www-authenticate"],
+        "Basic realm=\"talos-manager\""
+    );
 });

@@ -563,8 +563,18 @@ bench_test!(from_bootstrap_to_a_labelled_node, true, |bench| {
                 201,
             )
             .await;
+    // Bootstrapped by us: the node sends its SMBIOS UUID, as the image's `talos.config=` says.
+    let node_uuid = server
+        .store()
+        .list_servers()
+        .await
+        .unwrap()
+        .remove(0)
+        .uuid
+        .expect("the bootstrap recorded the UUID");
     let served = crate::http::server::client()
         .get(server.url("/config"))
+        .query(&[("uuid", node_uuid)])
         .send()
         .await
         .unwrap();

@@ -67,6 +67,11 @@ fn bad_configuration_exits_2_with_one_line_naming_the_problem() {
             "xml",
             "error: LOG_FORMAT: \"xml\" is not a log format (use text or json)",
         ),
+        (
+            "BASIC_AUTH_PASSWORD",
+            "change-me",
+            "error: BASIC_AUTH_PASSWORD: too short (9 characters): use at least 12",
+        ),
     ];
     for (name, value, expect) in cases {
         let output = run(talos_manager(dir.path()).arg("serve").env(name, value));
@@ -118,14 +123,27 @@ async fn serve_on_sqlite_with_no_configuration_answers_healthz_and_stops_on_sigt
         serde_json::json!({"status": "ok", "database": "sqlite"})
     );
 
-    // The first start made an admin token and showed it once.
-    let token = service
-        .log
-        .iter()
-        .map(|line| line.trim())
-        .find(|line| line.starts_with("tm_"))
-        .unwrap_or_else(|| panic!("no admin token shown: {:#?}", service.log))
+    // The first start made an admin token and wrote it to a file only the service's user can
+    // read; the log names the file, never the token (review #8).
+    let token_file = dir.path().join("data/admin-token");
+    let token = std::fs::read_to_string(&token_file)
+        .unwrap_or_else(|error| panic!("no admin token file ({error}): {:#?}", service.log))
+        .trim()
         .to_owned();
+    assert!(token.starts_with("tm_"), "{token}");
+    use std::os::unix::fs::PermissionsExt as _;
+    let mode = std::fs::metadata(&token_file).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600);
+    assert!(
+        !service.log.iter().any(|line| line.contains(&token)),
+        "the token is not in the log: {:#?}",
+        service.log
+    );
+    assert!(
+        service.log.iter().any(|line| line.contains("admin-token")),
+        "the log names the file: {:#?}",
+        service.log
+    );
     let client = crate::http::server::client();
     let settings = client
         .get(service.url("/api/v1/settings"))
@@ -211,6 +229,29 @@ fn token_commands_create_list_and_revoke() {
         stderr(&duplicate)
     );
 
+    // Tokens can carry an expiry.
+    let expiring = run(talos_manager(dir.path()).args([
+        "token",
+        "create",
+        "short-lived",
+        "--expires-in",
+        "30d",
+    ]));
+    assert!(expiring.status.success(), "{}", stderr(&expiring));
+    assert!(
+        stderr(&expiring).contains("expiring "),
+        "{}",
+        stderr(&expiring)
+    );
+    let listing =
+        String::from_utf8(run(talos_manager(dir.path()).args(["token", "list"])).stdout).unwrap();
+    assert!(listing.contains("short-lived\tcreated "), "{listing}");
+    assert!(listing.contains("\texpires "), "{listing}");
+    assert!(listing.contains("\tno expiry"), "{listing}");
+    let bad =
+        run(talos_manager(dir.path()).args(["token", "create", "never", "--expires-in", "soon"]));
+    assert_eq!(bad.status.code(), Some(2), "{}", stderr(&bad));
+
     let revoked = run(talos_manager(dir.path()).args(["token", "revoke", "terraform-ci"]));
     assert!(revoked.status.success(), "{}", stderr(&revoked));
     let again = run(talos_manager(dir.path()).args(["token", "revoke", "terraform-ci"]));
@@ -248,8 +289,17 @@ fn gen_and_validate_work_like_talosctl() {
         "out",
     ]));
     assert!(config.status.success(), "{}", stderr(&config));
-    for file in ["controlplane.yaml", "worker.yaml", "talosconfig"] {
-        assert!(dir.path().join("out").join(file).exists(), "{file}");
+    // CA keys and admin credentials: readable by their owner only (review #21).
+    use std::os::unix::fs::PermissionsExt as _;
+    for file in [
+        "secrets.yaml",
+        "out/controlplane.yaml",
+        "out/worker.yaml",
+        "out/talosconfig",
+    ] {
+        let metadata = std::fs::metadata(dir.path().join(file))
+            .unwrap_or_else(|error| panic!("{file}: {error}"));
+        assert_eq!(metadata.permissions().mode() & 0o777, 0o600, "{file}");
     }
     for file in ["out/controlplane.yaml", "out/worker.yaml"] {
         let valid = run(

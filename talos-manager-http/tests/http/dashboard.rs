@@ -896,8 +896,18 @@ async fn a_user_bootstraps_a_server_and_sees_it_fetch_its_config_live() {
         .await;
     browser.wait_text("#live-state", "Live").await;
     mark_page(&browser).await;
+    // Bootstrapped by us: the node sends its SMBIOS UUID, as the image's `talos.config=` says.
+    let node_uuid = server
+        .store()
+        .list_servers()
+        .await
+        .unwrap()
+        .remove(0)
+        .uuid
+        .expect("the bootstrap recorded the UUID");
     let served = crate::http::server::client()
         .get(url("/config"))
+        .query(&[("uuid", node_uuid)])
         .send()
         .await
         .unwrap();

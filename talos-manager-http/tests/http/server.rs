@@ -95,7 +95,25 @@ impl TestServer {
         backend: Backend,
         trusted_proxies: TrustedProxies,
     ) -> TestServer {
-        TestServer::start_full(backend, trusted_proxies, None, Some(TEST_HOST), None).await
+        TestServer::start_full(backend, trusted_proxies, None, Some(TEST_HOST), None, None).await
+    }
+
+    /// A server that believes `X-Forwarded-For` from `trusted_proxies` and serves `/config`
+    /// with `serving` (IP-only path, miss limits).
+    pub(crate) async fn start_serving(
+        backend: Backend,
+        trusted_proxies: TrustedProxies,
+        serving: talos_manager_http::node_config::ConfigServing,
+    ) -> TestServer {
+        TestServer::start_full(
+            backend,
+            trusted_proxies,
+            None,
+            Some(TEST_HOST),
+            None,
+            Some(serving),
+        )
+        .await
     }
 
     /// A server using the Image Factory at `factory_url` (else its own fake one) and `HOST`.
@@ -104,7 +122,15 @@ impl TestServer {
         factory_url: Option<&str>,
         host: Option<&str>,
     ) -> TestServer {
-        TestServer::start_full(backend, TrustedProxies::default(), factory_url, host, None).await
+        TestServer::start_full(
+            backend,
+            TrustedProxies::default(),
+            factory_url,
+            host,
+            None,
+            None,
+        )
+        .await
     }
 
     /// A server with these bootstrap settings (SSH key, rescue port, image sources).
@@ -118,6 +144,7 @@ impl TestServer {
             None,
             Some(TEST_HOST),
             Some(bootstrap),
+            None,
         )
         .await
     }
@@ -128,6 +155,7 @@ impl TestServer {
         factory_url: Option<&str>,
         host: Option<&str>,
         bootstrap: Option<talos_manager_http::jobs::BootstrapSettings>,
+        config_serving: Option<talos_manager_http::node_config::ConfigServing>,
     ) -> TestServer {
         let factory = talos_manager_fake_hetzner::FakeImageFactory::start()
             .await
@@ -159,7 +187,7 @@ impl TestServer {
             ),
             providers: talos_manager_core::sync::ProviderFactory::new(robot.url(), cloud.url())
                 .with_retry_policy(talos_manager_core::RetryPolicy::for_fakes()),
-            config_serving: Default::default(),
+            config_serving: std::sync::Arc::new(config_serving.unwrap_or_default()),
             bootstrap: bootstrap.unwrap_or_else(|| {
                 test_bootstrap_settings(None, 22, factory_url.unwrap_or(factory.url()))
             }),

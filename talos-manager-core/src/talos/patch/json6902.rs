@@ -1,6 +1,7 @@
 //! RFC 6902 JSON patches (`add`, `remove`, `replace`, `move`, `copy`, `test`) on a [`Value`].
 
 use super::super::yaml::Value;
+use crate::talos::limits::{LimitExceeded, Size};
 
 /// One RFC 6902 operation.
 #[derive(Debug, Clone, PartialEq)]
@@ -83,6 +84,15 @@ pub enum JsonPatchError {
         op: &'static str,
         /// The pointer.
         path: String,
+    },
+    /// An operation made the document larger than the engine's limits
+    /// ([`crate::talos::limits`]).
+    #[error("operation {op_idx} makes the document too large: {limit}")]
+    TooLarge {
+        /// Index of the operation.
+        op_idx: usize,
+        /// The limit exceeded.
+        limit: LimitExceeded,
     },
     /// A `test` operation failed.
     #[error("testing value {path} failed: test failed")]
@@ -232,9 +242,15 @@ fn remove(doc: &mut Value, pointer: &str, op: &'static str) -> Result<Value, Jso
 
 /// Applies the operations in order; stops at the first that does not apply.
 pub(crate) fn apply(doc: &mut Value, ops: &[JsonPatchOp]) -> Result<(), JsonPatchError> {
-    for op in ops {
+    // An upper bound of the document's size, made exact again when it passes a limit: the
+    // result of each operation stays within the engine's limits (`copy` doubles a document).
+    let mut size = Size::of(doc);
+    for (op_idx, op) in ops.iter().enumerate() {
         match op {
-            JsonPatchOp::Add { path, value } => add(doc, path, value.clone(), "add")?,
+            JsonPatchOp::Add { path, value } => {
+                size = size.plus(Size::of(value), path.matches('/').count());
+                add(doc, path, value.clone(), "add")?;
+            }
             JsonPatchOp::Remove { path } => {
                 remove(doc, path, "remove")?;
             }
@@ -244,20 +260,30 @@ pub(crate) fn apply(doc: &mut Value, ops: &[JsonPatchOp]) -> Result<(), JsonPatc
                     op: "replace",
                     path: path.clone(),
                 })?;
+                size = size.plus(Size::of(value), tokens.len());
                 *target = value.clone();
             }
             JsonPatchOp::Move { from, path } => {
                 let value = remove(doc, from, "move")?;
+                size = size.plus(Size::of(&value), path.matches('/').count());
                 add(doc, path, value, "move")?;
             }
             JsonPatchOp::Copy { from, path } => {
                 let tokens = split_pointer(from)?;
-                let value = get_mut(doc, &tokens)
-                    .ok_or_else(|| JsonPatchError::MissingPath {
-                        op: "copy",
-                        path: from.clone(),
-                    })?
-                    .clone();
+                let source = get_mut(doc, &tokens).ok_or_else(|| JsonPatchError::MissingPath {
+                    op: "copy",
+                    path: from.clone(),
+                })?;
+                size = size.plus(Size::of(source), path.matches('/').count());
+                if size.exceeded().is_some() {
+                    // Measure before cloning: the copy itself is what would not fit.
+                    size = Size::of(doc)
+                        .plus(Size::of(source_of(doc, &tokens)), path.matches('/').count());
+                    if let Some(limit) = size.exceeded() {
+                        return Err(JsonPatchError::TooLarge { op_idx, limit });
+                    }
+                }
+                let value = source_of(doc, &tokens).clone();
                 add(doc, path, value, "copy")?;
             }
             JsonPatchOp::Test { path, value } => {
@@ -267,6 +293,17 @@ pub(crate) fn apply(doc: &mut Value, ops: &[JsonPatchOp]) -> Result<(), JsonPatc
                 }
             }
         }
+        if size.exceeded().is_some() {
+            size = Size::of(doc);
+            if let Some(limit) = size.exceeded() {
+                return Err(JsonPatchError::TooLarge { op_idx, limit });
+            }
+        }
     }
     Ok(())
+}
+
+/// The value at `tokens`, which was found there just before.
+fn source_of<'a>(doc: &'a mut Value, tokens: &[String]) -> &'a Value {
+    get_mut(doc, tokens).map_or(&Value::Null, |value| &*value)
 }

@@ -159,6 +159,7 @@ pub struct YamlError {
 /// Documents that are empty (only comments or whitespace) are dropped.
 pub fn parse_documents(text: &str) -> Result<Vec<Value>, YamlError> {
     use serde::Deserialize;
+    super::limits::check_yaml(text).map_err(|source| YamlError { source })?;
     let mut documents = Vec::new();
     for document in serde_norway::Deserializer::from_str(text) {
         let value =
@@ -173,6 +174,7 @@ pub fn parse_documents(text: &str) -> Result<Vec<Value>, YamlError> {
 
 /// Parses a single-document YAML text (an empty text gives [`Value::Null`]).
 pub fn parse(text: &str) -> Result<Value, YamlError> {
+    super::limits::check_yaml(text).map_err(|source| YamlError { source })?;
     serde_norway::from_str::<serde_norway::Value>(text)
         .map(from_norway)
         .map_err(|source| YamlError { source })
