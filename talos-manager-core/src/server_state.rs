@@ -180,6 +180,7 @@ mod tests {
             last_configured_at: None,
             label_and_taint_job_completed_at: None,
             installed_schematic: None,
+            node_name: None,
             created_at: T0,
             updated_at: T0,
         }

@@ -21,7 +21,7 @@ pub use push::{
 pub use request::{ConfigRequest, TrustedProxies, client_address};
 
 use crate::ids::ServerId;
-use crate::node_identity::machine_type_for;
+use crate::node_identity::{hostname_patch, machine_type_for, patches_set_hostname};
 use crate::store::{Cluster, Config, ConfigFields, MachineConfig, Server, Store, StoreError};
 use crate::talos::{
     ConfigEngine, ConfigError, ConfigPatches, EphemeralDisk, GenerateInput, GenerateOptions,
@@ -124,9 +124,10 @@ pub fn generate_input(
     if let Some(wwid) = &server.bootstrap_disk_wwid {
         substitutions = substitutions.bootstrap_disk_wwid(wwid);
     }
+    let talos_version = options.talos_version;
     GenerateInput {
         options,
-        patches: patches_of(config),
+        patches: patches_of(config, &machine_config.fields.hostname, talos_version),
         machine_type: machine_type_for(&server.inventory.name),
         substitutions,
         ephemeral_disk: machine_config
@@ -137,7 +138,9 @@ pub fn generate_input(
     }
 }
 
-fn patches_of(config: &ConfigFields) -> ConfigPatches {
+/// The config template's patches, after the patch that sets the node's hostname
+/// ([`hostname_patch`]) unless the template's patches set one themselves.
+fn patches_of(config: &ConfigFields, hostname: &str, version: TalosVersion) -> ConfigPatches {
     let non_empty = |text: &String| {
         if text.trim().is_empty() {
             Vec::new()
@@ -145,8 +148,16 @@ fn patches_of(config: &ConfigFields) -> ConfigPatches {
             vec![text.clone()]
         }
     };
+    let mut all = non_empty(&config.patch);
+    if !patches_set_hostname([
+        config.patch.as_str(),
+        &config.patch_control_plane,
+        &config.patch_worker,
+    ]) {
+        all.insert(0, hostname_patch(hostname, version));
+    }
     ConfigPatches {
-        all: non_empty(&config.patch),
+        all,
         control_plane: non_empty(&config.patch_control_plane),
         worker: non_empty(&config.patch_worker),
     }
@@ -292,9 +303,10 @@ fn check_one(
     } else {
         "10.0.1.1"
     };
+    let talos_version = options.talos_version;
     let input = GenerateInput {
         options,
-        patches: patches_of(config),
+        patches: patches_of(config, hostname, talos_version),
         machine_type,
         substitutions: Substitutions::new()
             .hostname(hostname)

@@ -99,6 +99,10 @@ pub struct Server {
     /// The Image Factory id of the schematic its Talos was last upgraded to by talos-manager,
     /// when known: a rolling upgrade skips nodes at the target version and this schematic.
     pub installed_schematic: Option<String>,
+    /// The node's name as the node itself reported it (Talos's Nodename: its Kubernetes node
+    /// and etcd member name), recorded by lifecycle operations before they act; `None` until
+    /// read, and after a reset.
+    pub node_name: Option<String>,
     /// When it was first synced.
     pub created_at: OffsetDateTime,
     /// When it last changed.
@@ -132,6 +136,7 @@ struct Row {
     last_configured_at: Option<OffsetDateTime>,
     label_and_taint_job_completed_at: Option<OffsetDateTime>,
     installed_schematic: Option<String>,
+    node_name: Option<String>,
     created_at: OffsetDateTime,
     updated_at: OffsetDateTime,
 }
@@ -167,6 +172,7 @@ impl TryFrom<Row> for Server {
             last_configured_at: row.last_configured_at,
             label_and_taint_job_completed_at: row.label_and_taint_job_completed_at,
             installed_schematic: row.installed_schematic,
+            node_name: row.node_name,
             created_at: row.created_at,
             updated_at: row.updated_at,
         })
@@ -177,7 +183,7 @@ const COLUMNS: &str = "id, provider, provider_id, provider_account_id, name, ipv
     data_center, status, cancelled, architecture, vswitch_id, cluster_id, accessible, uuid, lsblk, \
     bootstrap_disk, bootstrap_disk_wwid, schematic_id, rescue_activated_at, \
     last_request_for_configuration_at, last_configured_at, label_and_taint_job_completed_at, \
-    installed_schematic, created_at, updated_at";
+    installed_schematic, node_name, created_at, updated_at";
 
 fn into_servers(rows: Vec<Row>) -> Result<Vec<Server>, StoreError> {
     rows.into_iter().map(TryInto::try_into).collect()
@@ -505,7 +511,8 @@ impl Store {
         let sql = sql!(
             "UPDATE servers SET last_request_for_configuration_at = NULL, \
              last_configured_at = NULL, label_and_taint_job_completed_at = NULL, \
-             installed_schematic = NULL, updated_at = $2 WHERE id = $1 RETURNING {COLUMNS}"
+             installed_schematic = NULL, node_name = NULL, updated_at = $2 WHERE id = $1 \
+             RETURNING {COLUMNS}"
         );
         let row: Option<Row> = on_pool!(self, |pool| sqlx::query_as(sql)
             .bind(id)
@@ -532,6 +539,20 @@ impl Store {
             .await
             .map(|r| r.rows_affected()))
         .map_err(StoreError::query("record installed schematic"))
+        .and_then(|n_rows| expect_one_row(n_rows, id))
+    }
+
+    /// Records the node name the server's node reported (see [`Server::node_name`]).
+    pub async fn record_node_name(&self, id: ServerId, node_name: &str) -> Result<(), StoreError> {
+        let sql = "UPDATE servers SET node_name = $2, updated_at = $3 WHERE id = $1";
+        on_pool!(self, |pool| sqlx::query(sql)
+            .bind(id)
+            .bind(node_name)
+            .bind(now())
+            .execute(pool)
+            .await
+            .map(|r| r.rows_affected()))
+        .map_err(StoreError::query("record node name"))
         .and_then(|n_rows| expect_one_row(n_rows, id))
     }
 

@@ -129,10 +129,14 @@ async fn snapshot(store: &Store) -> Result<Vec<ServerEvent>, StoreError> {
                 .flatten()
                 .max_by_key(|job: &&Job| job.id)
                 .map(|job| job_view(job.clone(), &api_ids));
-            let machine_config = machine_configs
-                .remove(&server.id)
-                .map(|machine_config| machine_config_view(machine_config, &server));
-            let view = ServerView::new(server, bootstrap);
+            let machine_config = machine_configs.remove(&server.id);
+            let hostname = machine_config
+                .as_ref()
+                .map(|machine_config| machine_config.fields.hostname.clone());
+            let machine_config =
+                machine_config.map(|machine_config| machine_config_view(machine_config, &server));
+            let view =
+                ServerView::new(server, bootstrap).with_expected_hostname(hostname.as_deref());
             ServerEvent {
                 server_id: view.id.clone(),
                 server: Some(view),

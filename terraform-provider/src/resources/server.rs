@@ -304,6 +304,8 @@ mod tests {
             rescue_activated_at: None,
             state: "unknown".into(),
             disks: Vec::new(),
+            node_name: None,
+            node_name_mismatch: None,
         }
     }
 
