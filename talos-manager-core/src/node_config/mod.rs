@@ -349,6 +349,54 @@ fn is_kubernetes_version(text: &str) -> bool {
 mod tests {
     use super::*;
 
+    fn generated(install_image: &str, patch: &str) -> String {
+        let secrets =
+            SecretsBundle::generate(time::OffsetDateTime::now_utc(), &mut SystemRandom).unwrap();
+        let config = ConfigFields {
+            name: "default".into(),
+            install_image: install_image.into(),
+            kubernetes_version: "1.33.1".into(),
+            kubespan: false,
+            patch: patch.into(),
+            patch_control_plane: String::new(),
+            patch_worker: String::new(),
+        };
+        let mut options = GenerateOptions::new("prod", "https://192.0.2.1:6443", "1.33.1");
+        options.talos_version = talos_version_of(install_image);
+        let version = options.talos_version;
+        let input = GenerateInput {
+            options,
+            patches: patches_of(&config, "worker-1", version),
+            machine_type: MachineType::Worker,
+            substitutions: Substitutions::new()
+                .hostname("worker-1")
+                .private_ip("10.0.1.1"),
+            ephemeral_disk: None,
+        };
+        ConfigEngine::generate(&input, &secrets).unwrap()
+    }
+
+    #[test]
+    fn every_config_sets_the_hostname_without_a_hostname_patch() {
+        let v1_10 = generated("ghcr.io/siderolabs/installer:v1.10.4", "");
+        assert!(
+            v1_10.contains("    network:\n        hostname: worker-1\n"),
+            "{v1_10}"
+        );
+        let v1_12 = generated("ghcr.io/siderolabs/installer:v1.12.0", "");
+        assert!(
+            v1_12.contains("kind: HostnameConfig\nauto: \"off\"\nhostname: worker-1\n"),
+            "{v1_12}"
+        );
+        assert!(!v1_12.contains("auto: stable"), "{v1_12}");
+        // A template that sets the hostname itself keeps its own.
+        let own = generated(
+            "ghcr.io/siderolabs/installer:v1.10.4",
+            "machine:\n  network:\n    hostname: node-${hostname}\n",
+        );
+        assert!(own.contains("hostname: node-worker-1\n"), "{own}");
+    }
+
     #[test]
     fn talos_version_follows_the_installer_tag() {
         assert_eq!(
