@@ -1152,3 +1152,44 @@ store_test!(upgrade_and_reset_act_on_the_names_the_nodes_have, |store| {
         .unwrap();
     assert_eq!(server.node_name, None, "a reset forgets the name");
 });
+
+store_test!(
+    the_label_job_labels_the_node_under_the_name_it_reports,
+    |store| {
+        let cluster = Cluster::named(store, &["control-plane-1", "worker-1"], |name| {
+            format!("talos-{name}")
+        })
+        .await;
+        let worker = cluster.id("worker-1");
+        let name =
+            talos_manager_core::lifecycle::refresh_node_name(store, &cluster.talos, 50000, worker)
+                .await
+                .unwrap();
+        assert_eq!(name, "talos-worker-1");
+        let options = talos_manager_core::kubernetes::ReconcileOptions {
+            timeouts: client_timeouts(),
+            ..Default::default()
+        };
+        let outcome = talos_manager_core::kubernetes::reconcile_labels_and_taints(
+            store,
+            worker,
+            &options,
+            &*cluster.log,
+        )
+        .await
+        .unwrap();
+        assert!(
+            matches!(
+                &outcome,
+                talos_manager_core::kubernetes::ReconcileOutcome::Reconciled { node, .. }
+                    if node == "talos-worker-1"
+            ),
+            "{outcome:?}"
+        );
+        let log = cluster.log.text();
+        assert!(
+            log.contains("name mismatch: the node of worker-1 calls itself talos-worker-1, its machine config expects worker-1"),
+            "{log}"
+        );
+    }
+);
