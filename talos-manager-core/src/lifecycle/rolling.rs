@@ -342,7 +342,8 @@ pub struct NodeReport {
     pub server_id: ServerId,
     /// The server's name.
     pub server_name: String,
-    /// The node's name.
+    /// The node's name: the one it reported when it was read, else its machine config's
+    /// hostname.
     pub hostname: String,
     /// Control plane or worker.
     pub role: NodeRole,
@@ -554,6 +555,15 @@ pub async fn run_rolling(
         let outcome = run_node(ctx, plan, &access, &planned, &mut progress, checkpoint).await?;
         let stop = !matches!(outcome, NodeOutcome::Done | NodeOutcome::Skipped { .. });
         reports[index].outcome = outcome;
+        // The name the node reported, when it was read.
+        if let Some(name) = ctx
+            .store
+            .get_server(planned.node.server_id)
+            .await?
+            .node_name
+        {
+            reports[index].hostname = name;
+        }
         if stop {
             let untouched = plan.nodes.len() - index - 1;
             if untouched > 0 {

@@ -1108,6 +1108,13 @@ store_test!(upgrade_and_reset_act_on_the_names_the_nodes_have, |store| {
     )
     .await;
     assert!(report.succeeded(), "{report:?}\n{}", cluster.log.text());
+    assert!(
+        report
+            .nodes
+            .iter()
+            .all(|node| node.hostname == format!("talos-{}", node.server_name)),
+        "the report names the nodes as they call themselves: {report:?}"
+    );
     assert_eq!(
         cluster.cordons(),
         FIVE.iter()
