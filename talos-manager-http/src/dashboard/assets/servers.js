@@ -387,6 +387,7 @@ function statusCell(server, model, now) {
     { "data-label": "Status" },
     h("span", { class: `status ${status.kind}` }, h("span", { class: "dot", "aria-hidden": "true" }), status.text),
     server.state && server.state !== "unknown" ? h("span", { class: "server-state" }, server.state) : null,
+    server.node_name_mismatch ? h("span", { class: "server-state" }, `name mismatch: ${server.node_name_mismatch}`) : null,
     jobState(model.jobs.get(server.id)),
   );
 }
