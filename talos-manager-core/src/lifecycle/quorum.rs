@@ -14,7 +14,7 @@ use tokio::time::Instant;
 
 use super::etcd::{Departure, MemberRemoval, QuorumRefusal, check_departure};
 use super::wait::WaitError;
-use super::{LifecycleContext, NodeRef, resolve_node_name};
+use super::{LifecycleContext, NodeRef};
 use crate::error_chain;
 use crate::talos_api::{EtcdMember, TalosApi, TalosApiError};
 
@@ -64,8 +64,13 @@ pub(crate) async fn read_etcd(
         .filter(|other| other.server_id != node.server_id);
     for other in others {
         let mut other = other.clone();
-        // Unreachable: its recorded (or expected) name stays; its etcd will not answer either.
-        let _ = resolve_node_name(ctx, api, &mut other).await;
+        // Its own name, recorded quietly (its own turn logs a mismatch). Unreachable: its
+        // recorded (or expected) name stays; its etcd will not answer either.
+        if let Ok(name) = api.node_name(other.address).await {
+            // Only a record; failing to write it changes nothing here.
+            let _ = ctx.store.record_node_name(other.server_id, &name).await;
+            other.node_name = name;
+        }
         let answer = api.etcd_members(other.address).await;
         answers.push((other, answer));
     }
