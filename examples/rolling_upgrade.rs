@@ -166,6 +166,7 @@ async fn main() -> anyhow::Result<()> {
                 retry_interval: Duration::from_millis(200),
             },
             wipe_grace: Duration::ZERO,
+            etcd_rejoin: Duration::from_secs(30),
         },
         log: &Print,
         is_cancelled: &never,

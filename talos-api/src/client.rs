@@ -496,8 +496,10 @@ impl TalosApi for GrpcTalosApi {
     async fn etcd_members(&self, node: SocketAddr) -> Result<Vec<EtcdMember>, TalosApiError> {
         const OPERATION: &str = "etcd member list";
         let mut client = self.channels.machine(node, OPERATION)?;
-        // The cluster's view (through etcd), not just the local member.
-        let request = pb::EtcdMemberListRequest { query_local: false };
+        // Every member, as the node's own etcd lists them: the call fails when etcd does not
+        // run on that node, so an answer also says its member is up (lifecycle operations
+        // check each control plane's etcd this way before they take one down).
+        let request = pb::EtcdMemberListRequest { query_local: true };
         let response = run(node, OPERATION, self.timeout(), async move {
             client.etcd_member_list(request).await
         })

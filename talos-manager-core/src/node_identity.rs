@@ -2,7 +2,7 @@
 //! conventions of the original app (`worker-3` → `10.0.1.3`).
 
 use crate::store::MachineConfigFields;
-use crate::talos::MachineType;
+use crate::talos::{MachineType, TalosVersion};
 use crate::validation::{Issue, ValidationError};
 
 /// A server whose name contains `control-plane` is a control plane; every other is a worker.
@@ -110,10 +110,61 @@ impl MachineConfigFields {
     }
 }
 
+/// The config patch that sets a node's hostname, for the Talos version contract `version`:
+/// `machine.network.hostname` up to Talos 1.11; from 1.12 on, where generated configs carry a
+/// `HostnameConfig` document with `auto: stable`, that document with the hostname and `auto:
+/// off` (as Talos documents it: the two conflict).
+///
+/// Every generated config gets it (see [`crate::node_config::generate_input`]), so the node
+/// runs under the name talos-manager expects, unless the config template's own patches set a
+/// hostname ([`patches_set_hostname`]).
+pub fn hostname_patch(hostname: &str, version: TalosVersion) -> String {
+    if version.multi_document() {
+        format!("apiVersion: v1alpha1\nkind: HostnameConfig\nhostname: {hostname}\nauto: \"off\"\n")
+    } else {
+        format!("machine:\n  network:\n    hostname: {hostname}\n")
+    }
+}
+
+/// Whether a config template's patch sets a hostname itself (a `hostname:` field, with
+/// `${hostname}` or a literal name): then [`hostname_patch`] is left out.
+pub fn patches_set_hostname<'a>(patches: impl IntoIterator<Item = &'a str>) -> bool {
+    patches.into_iter().any(|patch| {
+        patch.lines().any(|line| {
+            let line = line.trim_start().trim_start_matches("- ");
+            line.starts_with("hostname:")
+                || line.contains("\"hostname\"")
+                || line.contains("/hostname")
+        })
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::ids::ConfigId;
+
+    #[test]
+    fn the_hostname_patch_follows_the_version() {
+        assert_eq!(
+            hostname_patch("worker-1", TalosVersion::V1_10),
+            "machine:\n  network:\n    hostname: worker-1\n"
+        );
+        assert_eq!(
+            hostname_patch("worker-1", TalosVersion::LATEST),
+            "apiVersion: v1alpha1\nkind: HostnameConfig\nhostname: worker-1\nauto: \"off\"\n"
+        );
+        assert!(patches_set_hostname([
+            "machine:\n  network:\n    hostname: ${hostname}\n"
+        ]));
+        assert!(patches_set_hostname([
+            "- op: add\n  path: /machine/network/hostname\n  value: x-1\n"
+        ]));
+        assert!(!patches_set_hostname([
+            "machine:\n  sysctls:\n    a: b\n",
+            ""
+        ]));
+    }
 
     #[track_caller]
     fn check_machine_config(

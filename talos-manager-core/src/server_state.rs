@@ -182,6 +182,7 @@ mod tests {
             installed_schematic: None,
             missing_since: None,
             missing_syncs: 0,
+            node_name: None,
             created_at: T0,
             updated_at: T0,
         }

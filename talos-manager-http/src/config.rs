@@ -201,6 +201,9 @@ pub struct ServiceConfig {
     /// `NODE_READY_TIMEOUT`: seconds a rolling upgrade or reboot, or a reset, waits for a node
     /// to come back (default 1800).
     pub node_ready_timeout_seconds: u64,
+    /// `ETCD_REJOIN_TIMEOUT`: seconds a rolling upgrade or reboot waits for a control plane
+    /// that is back to rejoin etcd as a healthy member (default 300).
+    pub etcd_rejoin_timeout_seconds: u64,
     /// `TALOS_AMD64_IMAGE_URL`: a custom Talos image for amd64 servers.
     pub talos_amd64_image_url: Option<String>,
     /// `TALOS_ARM64_IMAGE_URL`: a custom Talos image for arm64 servers.
@@ -226,6 +229,8 @@ pub const DEFAULT_DRAIN_TIMEOUT_SECONDS: u64 = 600;
 /// How long a rolling upgrade, reboot or reset waits for a node to come back, by default: an
 /// upgrade pulls the installer image, writes it and reboots a bare-metal machine.
 pub const DEFAULT_NODE_READY_TIMEOUT_SECONDS: u64 = 1800;
+/// The default of `ETCD_REJOIN_TIMEOUT`.
+pub const DEFAULT_ETCD_REJOIN_TIMEOUT_SECONDS: u64 = 300;
 /// The SQLite file's name inside the data directory.
 pub const SQLITE_FILE: &str = "talos-manager.db";
 /// The generated key file's name inside the data directory.
@@ -330,6 +335,11 @@ impl ServiceConfig {
                 env,
                 "NODE_READY_TIMEOUT",
                 DEFAULT_NODE_READY_TIMEOUT_SECONDS,
+            )?,
+            etcd_rejoin_timeout_seconds: seconds(
+                env,
+                "ETCD_REJOIN_TIMEOUT",
+                DEFAULT_ETCD_REJOIN_TIMEOUT_SECONDS,
             )?,
             talos_amd64_image_url: image_url(env, "TALOS_AMD64_IMAGE_URL")?,
             talos_arm64_image_url: image_url(env, "TALOS_ARM64_IMAGE_URL")?,
@@ -518,9 +528,10 @@ mod tests {
         assert_eq!(
             (
                 config.drain_timeout_seconds,
-                config.node_ready_timeout_seconds
+                config.node_ready_timeout_seconds,
+                config.etcd_rejoin_timeout_seconds
             ),
-            (600, 1800)
+            (600, 1800, 300)
         );
     }
 

@@ -181,7 +181,10 @@ pub async fn serve(config: ServiceConfig) -> Result<(), ServeError> {
             providers,
             crate::jobs::BootstrapSettings::from_config(&config),
         ))
-        .register(crate::jobs::LabelAndTaintJob::default())
+        .register(
+            crate::jobs::LabelAndTaintJob::default()
+                .with_talos(crate::jobs::TalosSettings::from_config(&config)),
+        )
         .register(crate::jobs::PushConfigJob::new(
             crate::jobs::TalosSettings::from_config(&config),
         ))

@@ -44,13 +44,13 @@ async fn members_forfeit_and_remove() {
         ["cp-1", "cp-2", "cp-3"]
     );
     assert!(members.iter().all(|member| !member.is_learner));
-    // The cluster's view, not only the local member.
+    // Asked of the node's own etcd (every member, as it lists them).
     assert!(
         h.cluster
             .calls()
             .iter()
             .any(|call| call.method == "MachineService/EtcdMemberList"
-                && call.summary == "query local false")
+                && call.summary == "query local true")
     );
 
     // cp-1 leads; a node that does not lead forfeits nothing.

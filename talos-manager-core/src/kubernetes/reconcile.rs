@@ -2,7 +2,10 @@
 //! a cluster: the I/O around the pure planning in `node.rs`.
 //!
 //! # Expected flow
-//! 1. Read the server, its machine config (its hostname is the node's name) and its cluster.
+//! 1. Read the server, its machine config and its cluster. The node's name is the one the node
+//!    reported (`servers.node_name`, recorded by lifecycle operations and the label job when
+//!    it can reach the Talos API), else the machine config's hostname (every generated config
+//!    sets it); a mismatch is logged.
 //! 2. Wait, bounded and with back-off, until the API server answers and knows the node.
 //! 3. Record the version the API server runs on the cluster.
 //! 4. Read the rules and what we applied before; patch the node (retrying on a conflict).
@@ -175,7 +178,20 @@ pub async fn reconcile_labels_and_taints(
         server: server.inventory.name.clone(),
     })?;
     let cluster = store.get_cluster(cluster_id).await?;
-    let node_name = machine_config.fields.hostname;
+    // The node's own name when a lifecycle operation read it from the node, else the
+    // hostname its machine config sets.
+    let node_name = match server.node_name.clone() {
+        Some(name) if name != machine_config.fields.hostname => {
+            log.line(format!(
+                "name mismatch: the node of {} calls itself {name}, its machine config expects {}; labelling {name}",
+                server.inventory.name, machine_config.fields.hostname
+            ))
+            .await;
+            name
+        }
+        Some(name) => name,
+        None => machine_config.fields.hostname,
+    };
     let client = cluster_client(store, &cluster, options.timeouts).await?;
 
     let mut node = wait_for_node(&client, &node_name, options, log).await?;

@@ -1,9 +1,18 @@
-//! The quorum rule, pure: may the node `hostname` leave etcd, given the members a control plane
-//! lists and which of their nodes answer?
+//! The quorum rule, pure: may the node `hostname` leave etcd (for good, a reset) or go down for
+//! a while (an upgrade or reboot), given the members a control plane lists and which of them
+//! are healthy?
 //!
-//! etcd needs a majority of its voting members healthy. Removing a voting member leaves `n - 1`
-//! voters, of which more than half must be healthy. Learners do not vote; a node that is no
-//! member at all (a worker) never matters.
+//! etcd needs a majority of its voting members healthy. One rule serves every operation that
+//! takes a control plane down ([`check_departure`]):
+//! - every other voting member must be healthy (reachable through the Talos API, its etcd
+//!   answering and listing it as a voter); and
+//! - the others keep a healthy majority without the node: of the `n - 1` voters left after a
+//!   removal, or of all `n` voters while it restarts.
+//!
+//! Learners do not vote; a node that is no member at all (a worker) never matters. A restart
+//! of etcd's only member, or of one of two members whose other member is healthy, is allowed:
+//! no order of operations keeps quorum there, the data stays on the node, and etcd answers again
+//! when it is back. Removing the only member is refused ([`QuorumRefusal::LastMember`]).
 
 use std::collections::BTreeSet;
 
@@ -42,18 +51,78 @@ pub enum QuorumRefusal {
         /// The ones that do not.
         unhealthy: Vec<String>,
     },
+    /// While the node is down (an upgrade or reboot), fewer than a majority of etcd's members
+    /// would be healthy.
+    #[error(
+        "taking {node} down would leave {healthy} of etcd's {members} members healthy (not healthy: {}): etcd would lose quorum",
+        .unhealthy.join(", ")
+    )]
+    QuorumLostWhileDown {
+        /// The node.
+        node: String,
+        /// Voting members, the node included.
+        members: usize,
+        /// How many of the others are healthy.
+        healthy: usize,
+        /// The others that are not.
+        unhealthy: Vec<String>,
+    },
+    /// A majority would remain, but not every other member is healthy: one more failure while
+    /// the node is away would lose quorum.
+    #[error(
+        "etcd members not healthy: {}: every member must be healthy before {node} leaves etcd or goes down",
+        .unhealthy.join(", ")
+    )]
+    MembersUnhealthy {
+        /// The node.
+        node: String,
+        /// The other members that are not healthy.
+        unhealthy: Vec<String>,
+    },
+}
+
+impl QuorumRefusal {
+    /// The members named as not healthy (none for [`QuorumRefusal::LastMember`]).
+    pub fn unhealthy(&self) -> &[String] {
+        match self {
+            QuorumRefusal::LastMember { .. } => &[],
+            QuorumRefusal::QuorumLost { unhealthy, .. }
+            | QuorumRefusal::QuorumLostWhileDown { unhealthy, .. }
+            | QuorumRefusal::MembersUnhealthy { unhealthy, .. } => unhealthy,
+        }
+    }
 }
 
 fn unhealthy_phrase(unhealthy: &[String]) -> String {
     format!("not answering: {}", unhealthy.join(", "))
 }
 
-/// Whether `hostname` may leave etcd: `members` as a control plane lists them, `healthy` the
-/// hostnames whose node answers.
+/// How a control plane leaves etcd.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Departure {
+    /// For good (a reset): its member is removed.
+    Removal,
+    /// For a while (an upgrade or reboot): it stays a member and must rejoin when back.
+    Restart,
+}
+
+/// Whether `hostname` may leave etcd for good: [`check_departure`] with
+/// [`Departure::Removal`] (the rule resets use).
 pub fn check_member_removal(
     members: &[EtcdMember],
     hostname: &str,
     healthy: &BTreeSet<String>,
+) -> Result<MemberRemoval, QuorumRefusal> {
+    check_departure(members, hostname, healthy, Departure::Removal)
+}
+
+/// Whether `hostname` may leave etcd as `departure` says: `members` as a control plane lists
+/// them, `healthy` the member names that are healthy. See the module documentation.
+pub fn check_departure(
+    members: &[EtcdMember],
+    hostname: &str,
+    healthy: &BTreeSet<String>,
+    departure: Departure,
 ) -> Result<MemberRemoval, QuorumRefusal> {
     let Some(member) = members.iter().find(|member| member.hostname == hostname) else {
         return Ok(MemberRemoval { member: None });
@@ -68,24 +137,49 @@ pub fn check_member_removal(
         .filter(|other| !other.is_learner && other.id != member.id)
         .collect();
     if remaining.is_empty() {
-        return Err(QuorumRefusal::LastMember {
-            node: hostname.to_owned(),
-        });
+        return match departure {
+            Departure::Removal => Err(QuorumRefusal::LastMember {
+                node: hostname.to_owned(),
+            }),
+            Departure::Restart => Ok(MemberRemoval {
+                member: Some(member.clone()),
+            }),
+        };
     }
     let healthy_count = remaining
         .iter()
         .filter(|other| healthy.contains(&other.hostname))
         .count();
-    if healthy_count * 2 <= remaining.len() {
-        return Err(QuorumRefusal::QuorumLost {
+    let unhealthy: Vec<String> = remaining
+        .iter()
+        .filter(|other| !healthy.contains(&other.hostname))
+        .map(|other| other.hostname.clone())
+        .collect();
+    match departure {
+        Departure::Removal if healthy_count * 2 <= remaining.len() => {
+            return Err(QuorumRefusal::QuorumLost {
+                node: hostname.to_owned(),
+                remaining: remaining.len(),
+                healthy: healthy_count,
+                unhealthy,
+            });
+        }
+        // While it is down all `remaining + 1` members still count; with every other member
+        // healthy and fewer than three members nothing better is possible (see above).
+        Departure::Restart if healthy_count * 2 <= remaining.len() + 1 && !unhealthy.is_empty() => {
+            return Err(QuorumRefusal::QuorumLostWhileDown {
+                node: hostname.to_owned(),
+                members: remaining.len() + 1,
+                healthy: healthy_count,
+                unhealthy,
+            });
+        }
+        _ => {}
+    }
+    if !unhealthy.is_empty() {
+        return Err(QuorumRefusal::MembersUnhealthy {
             node: hostname.to_owned(),
-            remaining: remaining.len(),
-            healthy: healthy_count,
-            unhealthy: remaining
-                .iter()
-                .filter(|other| !healthy.contains(&other.hostname))
-                .map(|other| other.hostname.clone())
-                .collect(),
+            unhealthy,
         });
     }
     Ok(MemberRemoval {
@@ -141,10 +235,76 @@ mod tests {
     }
 
     #[test]
-    fn five_members_tolerate_one_unhealthy_after_the_removal() {
+    fn every_other_member_must_be_healthy_even_with_a_majority_left() {
         let all = members(&["cp-1", "cp-2", "cp-3", "cp-4", "cp-5"]);
-        assert!(check_member_removal(&all, "cp-1", &healthy(&["cp-2", "cp-3", "cp-4"])).is_ok());
-        assert!(check_member_removal(&all, "cp-1", &healthy(&["cp-2", "cp-3"])).is_err());
+        let everyone = healthy(&["cp-2", "cp-3", "cp-4", "cp-5"]);
+        for departure in [Departure::Removal, Departure::Restart] {
+            assert!(check_departure(&all, "cp-1", &everyone, departure).is_ok());
+            let refusal =
+                check_departure(&all, "cp-1", &healthy(&["cp-2", "cp-3", "cp-4"]), departure)
+                    .unwrap_err();
+            assert_eq!(
+                refusal,
+                QuorumRefusal::MembersUnhealthy {
+                    node: "cp-1".into(),
+                    unhealthy: vec!["cp-5".into()],
+                }
+            );
+            assert_eq!(
+                refusal.to_string(),
+                "etcd members not healthy: cp-5: every member must be healthy before cp-1 leaves etcd or goes down"
+            );
+        }
+        assert!(matches!(
+            check_member_removal(&all, "cp-1", &healthy(&["cp-2", "cp-3"])),
+            Err(QuorumRefusal::QuorumLost { .. })
+        ));
+    }
+
+    #[test]
+    fn a_restart_with_one_of_three_down_is_refused_naming_it() {
+        let all = members(&["cp-1", "cp-2", "cp-3"]);
+        let refusal =
+            check_departure(&all, "cp-1", &healthy(&["cp-2"]), Departure::Restart).unwrap_err();
+        assert_eq!(
+            refusal,
+            QuorumRefusal::QuorumLostWhileDown {
+                node: "cp-1".into(),
+                members: 3,
+                healthy: 1,
+                unhealthy: vec!["cp-3".into()],
+            }
+        );
+        assert_eq!(
+            refusal.to_string(),
+            "taking cp-1 down would leave 1 of etcd's 3 members healthy (not healthy: cp-3): etcd would lose quorum"
+        );
+        assert_eq!(refusal.unhealthy(), ["cp-3"]);
+        assert!(
+            check_departure(
+                &all,
+                "cp-1",
+                &healthy(&["cp-2", "cp-3"]),
+                Departure::Restart
+            )
+            .is_ok()
+        );
+    }
+
+    #[test]
+    fn small_clusters_restart_when_every_other_member_is_healthy() {
+        let one = members(&["cp-1"]);
+        assert!(check_departure(&one, "cp-1", &healthy(&[]), Departure::Restart).is_ok());
+        let two = members(&["cp-1", "cp-2"]);
+        assert!(check_departure(&two, "cp-1", &healthy(&["cp-2"]), Departure::Restart).is_ok());
+        assert!(matches!(
+            check_departure(&two, "cp-1", &healthy(&[]), Departure::Restart),
+            Err(QuorumRefusal::QuorumLostWhileDown { .. })
+        ));
+        assert!(matches!(
+            check_departure(&two, "cp-1", &healthy(&["cp-2"]), Departure::Removal),
+            Ok(MemberRemoval { member: Some(_) })
+        ));
     }
 
     #[test]

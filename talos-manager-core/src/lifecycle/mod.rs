@@ -47,6 +47,7 @@
 
 pub mod checkpoint;
 pub mod etcd;
+mod quorum;
 pub mod reset;
 pub mod rolling;
 mod wait;
@@ -56,7 +57,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub use checkpoint::{Checkpoint, CheckpointError, JobCheckpoint, MemoryCheckpoint};
-pub use etcd::{MemberRemoval, QuorumRefusal, check_member_removal};
+pub use etcd::{Departure, MemberRemoval, QuorumRefusal, check_departure, check_member_removal};
 pub use reset::{ResetError, ResetOutcome, ResetProfile, reset_request, reset_server};
 pub use rolling::{
     NodeOutcome, NodeReport, PlannedNode, RollingAction, RollingError, RollingPlan,
@@ -89,12 +90,15 @@ pub struct LifecycleTiming {
     /// After a full wipe, how long to let the node finish wiping once its API went down,
     /// before the provider power-cycles it into rescue.
     pub wipe_grace: Duration,
+    /// How long a control plane that is back may take to rejoin etcd as a healthy member
+    /// before a rolling run stops.
+    pub etcd_rejoin: Duration,
 }
 
 impl Default for LifecycleTiming {
     /// Ask every 5 s; 15 minutes to go down, 20 to come back (an upgrade pulls its installer
     /// and a bare-metal server takes minutes to POST); drain as [`DrainOptions::default`];
-    /// 60 s of grace after a wipe.
+    /// 60 s of grace after a wipe; 5 minutes to rejoin etcd.
     fn default() -> Self {
         LifecycleTiming {
             poll_interval: Duration::from_secs(5),
@@ -102,6 +106,7 @@ impl Default for LifecycleTiming {
             node_back: Duration::from_secs(20 * 60),
             drain: DrainOptions::default(),
             wipe_grace: Duration::from_secs(60),
+            etcd_rejoin: Duration::from_secs(5 * 60),
         }
     }
 }
@@ -169,8 +174,12 @@ pub struct NodeRef {
     pub server_id: crate::ids::ServerId,
     /// The server's name.
     pub server_name: String,
-    /// The machine config's hostname: the Kubernetes node and etcd member name.
+    /// The machine config's hostname: the name the node is expected to have.
     pub hostname: String,
+    /// The name the node has: its Kubernetes node name and etcd member name, as it last
+    /// reported it ([`crate::store::Server::node_name`]), else the expected `hostname`.
+    /// Lifecycle operations read it from the node before they act ([`resolve_node_name`]).
+    pub node_name: String,
     /// Its Talos API.
     pub address: SocketAddr,
     /// Control plane or worker.
@@ -223,6 +232,10 @@ impl NodeRef {
             server_id: server.id,
             server_name: name(),
             hostname: machine_config.fields.hostname.clone(),
+            node_name: server
+                .node_name
+                .clone()
+                .unwrap_or_else(|| machine_config.fields.hostname.clone()),
             address: SocketAddr::new(ip, talos_port),
             role: NodeRole::of_server(&server.inventory.name),
         })
@@ -329,4 +342,97 @@ async fn cluster_nodes(
             NodeRef::new(&server, config, talos_port).ok()
         })
         .collect())
+}
+
+/// Reads the node's name from the node (Talos's Nodename), records it on the server and says
+/// in the log when it differs from the expected hostname; `node.node_name` becomes it. When
+/// the node does not answer, the recorded (or expected) name stays and the error is returned.
+pub(crate) async fn resolve_node_name(
+    ctx: &LifecycleContext<'_>,
+    api: &dyn TalosApi,
+    node: &mut NodeRef,
+) -> Result<(), TalosApiError> {
+    let name = api.node_name(node.address).await?;
+    if let Err(error) = ctx.store.record_node_name(node.server_id, &name).await {
+        ctx.line(format!(
+            "{}: could not record its node name {name}: {}",
+            node.server_name,
+            crate::error_chain(&error)
+        ))
+        .await;
+    }
+    if name != node.hostname {
+        ctx.line(format!(
+            "{}: name mismatch: the node calls itself {name}, its machine config expects {}; acting on {name}",
+            node.server_name, node.hostname
+        ))
+        .await;
+    }
+    node.node_name = name;
+    Ok(())
+}
+
+/// Why [`refresh_node_name`] could not read a node's name.
+#[derive(Debug, thiserror::Error)]
+pub enum NodeNameError {
+    /// Reading or writing the database failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The server is not a configured node with an address.
+    #[error(transparent)]
+    Node(#[from] NodeRefError),
+    /// No Talos API client could be made for its cluster.
+    #[error(transparent)]
+    Access(#[from] ClusterApisError),
+    /// The node did not answer.
+    #[error("failed to read the node name of {server} from its node")]
+    Talos {
+        /// The server's name.
+        server: String,
+        /// Why.
+        #[source]
+        source: TalosApiError,
+    },
+}
+
+/// Reads a configured server's node name from its node through the Talos API (Talos's
+/// Nodename) and records it ([`crate::store::Server::node_name`]); for callers without a
+/// [`LifecycleContext`], such as the label and taint job. Returns the name.
+pub async fn refresh_node_name(
+    store: &Store,
+    talos: &dyn TalosConnector,
+    talos_port: u16,
+    server_id: crate::ids::ServerId,
+) -> Result<String, NodeNameError> {
+    let server = store.get_server(server_id).await?;
+    let machine_config = store.machine_config_for_server(server_id).await?;
+    let node = NodeRef::new(&server, machine_config.as_ref(), talos_port)?;
+    let cluster_id = server.cluster_id.ok_or_else(|| NodeRefError::NoCluster {
+        server: node.server_name.clone(),
+    })?;
+    let cluster = store.get_cluster(cluster_id).await?;
+    let (_, secrets) = crate::clusters::load_bundle(store, cluster_id)
+        .await
+        .map_err(ClusterApisError::Bundle)?;
+    let credentials =
+        TalosCredentials::for_cluster(&secrets, time::OffsetDateTime::now_utc(), &mut SystemRandom)
+            .map_err(|source| ClusterApisError::TalosCredentials {
+                cluster: cluster.name.clone(),
+                source,
+            })?;
+    let api = talos
+        .cluster(&credentials)
+        .map_err(|source| ClusterApisError::TalosClient {
+            cluster: cluster.name.clone(),
+            source,
+        })?;
+    let name = api
+        .node_name(node.address)
+        .await
+        .map_err(|source| NodeNameError::Talos {
+            server: node.server_name.clone(),
+            source,
+        })?;
+    store.record_node_name(server_id, &name).await?;
+    Ok(name)
 }

@@ -2,8 +2,11 @@
 //!
 //! # Flow
 //! 1. Read the server, its machine config and cluster; issue credentials for the cluster.
-//! 2. Control planes: read the etcd members from a healthy control plane (another one first)
-//!    and check the quorum rule ([`check_member_removal`]); refuse unless `force`.
+//! 2. Read the node's name from the node (recorded on the server; a mismatch with the machine
+//!    config's hostname is logged). Control planes: read the etcd members and their health
+//!    from every control plane (another one first) and check the quorum rule
+//!    ([`super::etcd::check_departure`] for a removal: every other member healthy, a healthy
+//!    majority left); refuse unless `force`.
 //! 3. `Reset` (graceful, so Talos drains the node and leaves etcd itself, unless the node is
 //!    the last etcd member or a refusal was forced).
 //! 4. Record the reset in the store at once, as the original app did: the machine config is
@@ -17,14 +20,14 @@
 //! Nothing is sent to the node before every check passed. A failure after the reset was
 //! accepted says what is left to do.
 
-use std::collections::BTreeSet;
 use std::sync::Arc;
 
-use super::etcd::{MemberRemoval, QuorumRefusal, check_member_removal};
+use super::etcd::{Departure, MemberRemoval, QuorumRefusal};
+use super::quorum::read_etcd;
 use super::wait::{self, WaitError};
 use super::{
     ClusterApisError, LifecycleContext, NodeRef, NodeRefError, NodeRole, cluster_access,
-    cluster_nodes,
+    cluster_nodes, resolve_node_name,
 };
 use crate::error_chain;
 use crate::ids::ServerId;
@@ -182,7 +185,7 @@ pub async fn reset_server(
 ) -> Result<ResetOutcome, ResetError> {
     let server = ctx.store.get_server(server_id).await?;
     let machine_config = ctx.store.machine_config_for_server(server_id).await?;
-    let node = NodeRef::new(&server, machine_config.as_ref(), ctx.talos_port)?;
+    let mut node = NodeRef::new(&server, machine_config.as_ref(), ctx.talos_port)?;
     let name = node.server_name.clone();
     let cluster_id = server.cluster_id.ok_or_else(|| NodeRefError::NoCluster {
         server: name.clone(),
@@ -198,6 +201,16 @@ pub async fn reset_server(
     ))
     .await;
 
+    // Its names, from the node itself (the reset is sent to it, so it must answer anyway).
+    if let Err(error) = resolve_node_name(ctx, &*api, &mut node).await {
+        ctx.line(format!(
+            "{name}: its node name could not be read ({}); using {}",
+            error_chain(&error),
+            node.node_name
+        ))
+        .await;
+    }
+
     // Etcd: who may answer for it, and whether this node may leave.
     let mut forced = None;
     let mut graceful = true;
@@ -208,50 +221,18 @@ pub async fn reset_server(
             .into_iter()
             .filter(|other| other.role == NodeRole::ControlPlane)
             .collect();
-        let others: Vec<&NodeRef> = control_planes
-            .iter()
-            .filter(|other| other.server_id != node.server_id)
-            .collect();
-        let mut members = None;
-        for candidate in others.iter().copied().chain([&node]) {
-            match api.etcd_members(candidate.address).await {
-                Ok(list) => {
-                    ctx.line(format!(
-                        "etcd members (as {} lists them): {}",
-                        candidate.hostname,
-                        list.iter()
-                            .map(|member| member.hostname.as_str())
-                            .collect::<Vec<_>>()
-                            .join(", ")
-                    ))
-                    .await;
-                    if candidate.server_id != node.server_id {
-                        etcd_peer = Some(candidate.clone());
-                    }
-                    members = Some(list);
-                    break;
-                }
-                Err(error) => {
-                    ctx.line(format!(
-                        "{} does not list the etcd members: {}",
-                        candidate.hostname,
-                        error_chain(&error)
-                    ))
-                    .await;
-                }
-            }
-        }
-        let check = match &members {
-            Some(members) => {
-                let healthy = healthy_members(&*api, members, &control_planes).await;
-                check_member_removal(members, &node.hostname, &healthy).map_err(Some)
+        let view = read_etcd(ctx, &*api, &control_planes, &node).await;
+        let check = match &view {
+            Some(view) => {
+                etcd_peer = view.peer.clone();
+                view.check(&node, Departure::Removal).map_err(Some)
             }
             None => Err(None),
         };
         match check {
             Ok(MemberRemoval { member }) => {
                 if member.is_none() {
-                    ctx.line(format!("{} is no etcd member", node.hostname))
+                    ctx.line(format!("{} is no etcd member", node.node_name))
                         .await;
                 }
             }
@@ -289,7 +270,7 @@ pub async fn reset_server(
     let request = reset_request(profile, graceful);
     ctx.line(format!(
         "asking {} to reset ({}, wiping {}, then {})",
-        node.hostname,
+        node.node_name,
         if graceful {
             "graceful: Talos drains the node and leaves etcd first"
         } else {
@@ -324,10 +305,10 @@ pub async fn reset_server(
         server: name.clone(),
         source,
     };
-    ctx.line(format!("waiting for {} to go down", node.hostname))
+    ctx.line(format!("waiting for {} to go down", node.node_name))
         .await;
     wait::until_down(ctx, &*api, &node).await.map_err(waited)?;
-    ctx.line(format!("{} is down", node.hostname)).await;
+    ctx.line(format!("{} is down", node.node_name)).await;
 
     let mut warnings = Vec::new();
     let mut removed_etcd_member = None;
@@ -346,7 +327,7 @@ pub async fn reset_server(
             None => {
                 let warning = format!(
                     "no other control plane answered: etcd member {} not removed",
-                    node.hostname
+                    node.node_name
                 );
                 ctx.line(warning.clone()).await;
                 warnings.push(warning);
@@ -354,16 +335,16 @@ pub async fn reset_server(
         }
     }
 
-    let deleted_kubernetes_node = match access.kubernetes.delete_node(&node.hostname).await {
+    let deleted_kubernetes_node = match access.kubernetes.delete_node(&node.node_name).await {
         Ok(true) => {
-            ctx.line(format!("Kubernetes node {} deleted", node.hostname))
+            ctx.line(format!("Kubernetes node {} deleted", node.node_name))
                 .await;
             true
         }
         Ok(false) => {
             ctx.line(format!(
                 "Kubernetes node {} was already gone",
-                node.hostname
+                node.node_name
             ))
             .await;
             false
@@ -371,9 +352,9 @@ pub async fn reset_server(
         Err(error) => {
             let warning = format!(
                 "could not delete Kubernetes node {} ({}): delete it with `kubectl delete node {}`",
-                node.hostname,
+                node.node_name,
                 error_chain(&error),
-                node.hostname
+                node.node_name
             );
             ctx.line(warning.clone()).await;
             warnings.push(warning);
@@ -385,20 +366,20 @@ pub async fn reset_server(
         ResetProfile::Maintenance => {
             ctx.line(format!(
                 "waiting for {} to come back in maintenance mode",
-                node.hostname
+                node.node_name
             ))
             .await;
             wait_for_maintenance(ctx, &node).await.map_err(waited)?;
             ctx.line(format!(
                 "{} is in maintenance mode, waiting for a machine config",
-                node.hostname
+                node.node_name
             ))
             .await;
         }
         ResetProfile::Wipe => {
             ctx.line(format!(
                 "{}'s system disk is wiped and it powers off; enter rescue to bootstrap it again",
-                node.hostname
+                node.node_name
             ))
             .await;
         }
@@ -425,7 +406,7 @@ pub async fn reset_server(
     ctx.line(format!("reset of {name} done")).await;
     Ok(ResetOutcome {
         server: stored,
-        node: node.hostname,
+        node: node.node_name,
         profile,
         graceful,
         forced,
@@ -443,28 +424,6 @@ fn profile_phrase(profile: ResetProfile) -> &'static str {
     }
 }
 
-/// The hostnames of members whose node answers `version` (members without a configured
-/// server are counted as not answering).
-async fn healthy_members(
-    api: &dyn TalosApi,
-    members: &[crate::talos_api::EtcdMember],
-    control_planes: &[NodeRef],
-) -> BTreeSet<String> {
-    let mut healthy = BTreeSet::new();
-    for member in members {
-        let Some(node) = control_planes
-            .iter()
-            .find(|node| node.hostname == member.hostname)
-        else {
-            continue;
-        };
-        if api.version(node.address).await.is_ok() {
-            healthy.insert(member.hostname.clone());
-        }
-    }
-    healthy
-}
-
 /// Removes `node`'s member through `peer` when it is still listed.
 async fn remove_member(
     ctx: &LifecycleContext<'_>,
@@ -475,15 +434,15 @@ async fn remove_member(
     let members = api.etcd_members(peer.address).await?;
     let Some(member) = members
         .iter()
-        .find(|member| member.hostname == node.hostname)
+        .find(|member| member.hostname == node.node_name)
     else {
-        ctx.line(format!("{} has left etcd", node.hostname)).await;
+        ctx.line(format!("{} has left etcd", node.node_name)).await;
         return Ok(None);
     };
     api.etcd_remove_member(peer.address, member.id).await?;
     ctx.line(format!(
         "etcd member {} ({:x}) removed through {}",
-        node.hostname, member.id, peer.hostname
+        node.node_name, member.id, peer.node_name
     ))
     .await;
     Ok(Some(member.id))
@@ -501,14 +460,14 @@ async fn wait_for_maintenance(ctx: &LifecycleContext<'_>, node: &NodeRef) -> Res
         };
         if started.elapsed() + ctx.timing.poll_interval > ctx.timing.node_back {
             return Err(WaitError::NotBack {
-                node: node.hostname.clone(),
+                node: node.node_name.clone(),
                 waited_seconds: started.elapsed().as_secs(),
                 last_seen,
             });
         }
         if (ctx.is_cancelled)() {
             return Err(WaitError::Cancelled {
-                node: node.hostname.clone(),
+                node: node.node_name.clone(),
             });
         }
         tokio::time::sleep(ctx.timing.poll_interval).await;

@@ -7,12 +7,19 @@
 //! # Per node
 //! 1. Upgrade only: skip a node that already runs the target version with the target
 //!    schematic (the one recorded on the server after its last upgrade).
-//! 2. Control planes: forfeit etcd leadership.
+//! 2. Read the node's name from the node (Talos's Nodename, recorded on the server; a mismatch
+//!    with the machine config's hostname is logged): drain, uncordon and the waits use it.
+//!    Control planes: check etcd through every control plane's Talos API; every other member
+//!    must be healthy and a healthy majority must remain while this node is down
+//!    ([`super::etcd::check_departure`]), else the run stops before the node is touched,
+//!    naming the members that are not healthy. Then forfeit etcd leadership.
 //! 3. Cordon and drain (PodDisruptionBudgets respected, bounded).
 //! 4. Upgrade to the Image Factory installer of the server's schematic, or reboot.
 //! 5. Wait until the node reports the target version, is running and ready in Talos and
 //!    Ready in Kubernetes.
-//! 6. Record the installed schematic (upgrade), uncordon.
+//! 6. Control planes: wait until the node's etcd lists it as a voting member again (at most
+//!    [`super::LifecycleTiming::etcd_rejoin`]); a node that does not rejoin stops the run.
+//! 7. Record the installed schematic (upgrade), uncordon.
 //!
 //! # Guarantees
 //! - Never two nodes at once. The first failure stops the run: the nodes after it are not
@@ -29,10 +36,12 @@ use std::fmt;
 use serde_json::{Value, json};
 
 use super::checkpoint::{Checkpoint, CheckpointError};
+use super::etcd::Departure;
+use super::quorum::{self, read_etcd};
 use super::wait::{self, BackAt};
 use super::{
     ClusterAccess, ClusterApisError, LifecycleContext, NodeRef, NodeRefError, NodeRole,
-    cluster_access,
+    cluster_access, cluster_nodes, resolve_node_name,
 };
 use crate::error_chain;
 use crate::ids::{ClusterId, ServerId};
@@ -333,7 +342,8 @@ pub struct NodeReport {
     pub server_id: ServerId,
     /// The server's name.
     pub server_name: String,
-    /// The node's name.
+    /// The node's name: the one it reported when it was read, else its machine config's
+    /// hostname.
     pub hostname: String,
     /// Control plane or worker.
     pub role: NodeRole,
@@ -545,6 +555,15 @@ pub async fn run_rolling(
         let outcome = run_node(ctx, plan, &access, &planned, &mut progress, checkpoint).await?;
         let stop = !matches!(outcome, NodeOutcome::Done | NodeOutcome::Skipped { .. });
         reports[index].outcome = outcome;
+        // The name the node reported, when it was read.
+        if let Some(name) = ctx
+            .store
+            .get_server(planned.node.server_id)
+            .await?
+            .node_name
+        {
+            reports[index].hostname = name;
+        }
         if stop {
             let untouched = plan.nodes.len() - index - 1;
             if untouched > 0 {
@@ -579,14 +598,14 @@ async fn run_node(
     progress: &mut Progress,
     checkpoint: &dyn Checkpoint,
 ) -> Result<NodeOutcome, RollingError> {
-    let node = &planned.node;
-    let name = &node.hostname;
+    let mut node = planned.node.clone();
     let api = &*access.talos;
     let kubernetes = &access.kubernetes;
     let phase = progress.phases.get(&node.server_id).copied();
     match phase {
         Some(Phase::Done) => {
-            ctx.line(format!("{name}: done before the restart")).await;
+            ctx.line(format!("{}: done before the restart", node.node_name))
+                .await;
             return Ok(NodeOutcome::Skipped {
                 reason: "done before the restart".to_owned(),
             });
@@ -598,9 +617,23 @@ async fn run_node(
         }
         _ => {}
     }
+    let failed = |reason: String| NodeOutcome::Failed { reason };
+    if phase.is_none() || phase == Some(Phase::Drained) {
+        // Its names, from the node itself, before anything acts on them.
+        if let Err(error) = resolve_node_name(ctx, api, &mut node).await {
+            let reason = format!(
+                "the Talos API does not answer, nothing was changed: {}",
+                error_chain(&error)
+            );
+            ctx.line(format!("{}: failed: {reason}", node.node_name))
+                .await;
+            return Ok(failed(reason));
+        }
+    }
+    let node = &node;
+    let name = &node.node_name;
     ctx.line(format!("{name} ({}): starting", node.role.as_str()))
         .await;
-    let failed = |reason: String| NodeOutcome::Failed { reason };
 
     if phase.is_none() {
         let running = match api.version(node.address).await {
@@ -632,6 +665,41 @@ async fn run_node(
             ))
             .await;
         }
+    }
+
+    // Control planes: etcd must stay healthy without this node, checked before it is touched
+    // (again after a restart that stopped with the node drained).
+    if node.role == NodeRole::ControlPlane && (phase.is_none() || phase == Some(Phase::Drained)) {
+        let control_planes: Vec<NodeRef> =
+            cluster_nodes(ctx.store, plan.cluster_id, ctx.talos_port)
+                .await?
+                .into_iter()
+                .filter(|other| other.role == NodeRole::ControlPlane)
+                .collect();
+        let refusal = match read_etcd(ctx, api, &control_planes, node).await {
+            Some(view) => view
+                .check(node, Departure::Restart)
+                .err()
+                .map(|r| r.to_string()),
+            None => Some(
+                "no control plane's etcd answers, so etcd's health cannot be checked".to_owned(),
+            ),
+        };
+        if let Some(refusal) = refusal {
+            let left = if phase == Some(Phase::Drained) {
+                format!("; {}", uncordon(ctx, access, name).await)
+            } else {
+                String::new()
+            };
+            let reason =
+                format!("refused to take it down: {refusal}; nothing was sent to the node{left}");
+            ctx.line(format!("{name}: {reason}")).await;
+            return Ok(failed(reason));
+        }
+        ctx.line(format!(
+            "{name}: etcd stays healthy while it is down; every other member is healthy"
+        ))
+        .await;
     }
 
     if phase.is_none() {
@@ -759,6 +827,18 @@ async fn run_node(
         }
         None => ctx.line(format!("{name}: back and ready")).await,
     }
+    if node.role == NodeRole::ControlPlane {
+        if let Err(error) = quorum::until_rejoined(ctx, api, node).await {
+            let reason = format!("{error}; it is left cordoned");
+            ctx.line(format!("{name}: failed: {reason}")).await;
+            return Ok(match error {
+                wait::WaitError::Cancelled { .. } => NodeOutcome::Cancelled { reason },
+                _ => failed(reason),
+            });
+        }
+        ctx.line(format!("{name}: rejoined etcd as a healthy member"))
+            .await;
+    }
     if let Err(error) = kubernetes.set_unschedulable(name, false).await {
         let reason = format!(
             "back and ready, but uncordoning failed: {}",
@@ -804,6 +884,7 @@ mod tests {
                 server_id: ServerId(1),
                 server_name: hostname.to_owned(),
                 hostname: hostname.to_owned(),
+                node_name: hostname.to_owned(),
                 address: SocketAddr::from(([192, 0, 2, 1], 50000)),
                 role: NodeRole::of_server(hostname),
             },

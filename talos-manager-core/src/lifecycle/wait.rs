@@ -30,6 +30,18 @@ pub enum WaitError {
         /// What was seen last.
         last_seen: String,
     },
+    /// The node is back but has not rejoined etcd as a healthy voting member.
+    #[error(
+        "{node} is back but had not rejoined etcd as a healthy member after {waited_seconds} s: {last_seen}"
+    )]
+    NotRejoined {
+        /// The node.
+        node: String,
+        /// How long we waited.
+        waited_seconds: u64,
+        /// What was seen last.
+        last_seen: String,
+    },
     /// The caller asked to stop.
     #[error("waiting for {node} was cancelled")]
     Cancelled {
@@ -60,13 +72,13 @@ pub(crate) async fn until_down(
         }
         if started.elapsed() + ctx.timing.poll_interval > ctx.timing.node_down {
             return Err(WaitError::StayedUp {
-                node: node.hostname.clone(),
+                node: node.node_name.clone(),
                 waited_seconds: started.elapsed().as_secs(),
             });
         }
         if (ctx.is_cancelled)() {
             return Err(WaitError::Cancelled {
-                node: node.hostname.clone(),
+                node: node.node_name.clone(),
             });
         }
         tokio::time::sleep(ctx.timing.poll_interval).await;
@@ -106,19 +118,19 @@ pub(crate) async fn until_back(
             Observed::Up(what) => what,
         };
         if seen != last_seen {
-            ctx.line(format!("{}: {seen}", node.hostname)).await;
+            ctx.line(format!("{}: {seen}", node.node_name)).await;
             last_seen = seen;
         }
         if started.elapsed() + ctx.timing.poll_interval > bound {
             return Err(WaitError::NotBack {
-                node: node.hostname.clone(),
+                node: node.node_name.clone(),
                 waited_seconds: started.elapsed().as_secs(),
                 last_seen,
             });
         }
         if (ctx.is_cancelled)() {
             return Err(WaitError::Cancelled {
-                node: node.hostname.clone(),
+                node: node.node_name.clone(),
             });
         }
         tokio::time::sleep(ctx.timing.poll_interval).await;
@@ -173,7 +185,7 @@ async fn observe(
             ));
         }
     }
-    match kubernetes.get_node(&node.hostname).await {
+    match kubernetes.get_node(&node.node_name).await {
         Ok(k8s) if k8s.is_ready() => Observed::Back,
         Ok(_) => Observed::Up(format!(
             "running Talos {} and ready, but not Ready in Kubernetes yet",

@@ -24,7 +24,7 @@ pub use push::{
 pub use request::{ConfigRequest, TrustedProxies, client_address, is_server_address};
 
 use crate::ids::ServerId;
-use crate::node_identity::machine_type_for;
+use crate::node_identity::{hostname_patch, machine_type_for, patches_set_hostname};
 use crate::store::{Cluster, Config, ConfigFields, MachineConfig, Server, Store, StoreError};
 use crate::talos::{
     ConfigEngine, ConfigError, ConfigPatches, EphemeralDisk, GenerateInput, GenerateOptions,
@@ -132,9 +132,10 @@ pub fn generate_input(
     {
         substitutions = substitutions.bootstrap_disk_wwid(wwid);
     }
+    let talos_version = options.talos_version;
     GenerateInput {
         options,
-        patches: patches_of(config),
+        patches: patches_of(config, &machine_config.fields.hostname, talos_version),
         machine_type: machine_type_for(&server.inventory.name),
         substitutions,
         ephemeral_disk: machine_config
@@ -145,7 +146,9 @@ pub fn generate_input(
     }
 }
 
-fn patches_of(config: &ConfigFields) -> ConfigPatches {
+/// The config template's patches, after the patch that sets the node's hostname
+/// ([`hostname_patch`]) unless the template's patches set one themselves.
+fn patches_of(config: &ConfigFields, hostname: &str, version: TalosVersion) -> ConfigPatches {
     let non_empty = |text: &String| {
         if text.trim().is_empty() {
             Vec::new()
@@ -153,8 +156,16 @@ fn patches_of(config: &ConfigFields) -> ConfigPatches {
             vec![text.clone()]
         }
     };
+    let mut all = non_empty(&config.patch);
+    if !patches_set_hostname([
+        config.patch.as_str(),
+        &config.patch_control_plane,
+        &config.patch_worker,
+    ]) {
+        all.insert(0, hostname_patch(hostname, version));
+    }
     ConfigPatches {
-        all: non_empty(&config.patch),
+        all,
         control_plane: non_empty(&config.patch_control_plane),
         worker: non_empty(&config.patch_worker),
     }
@@ -300,9 +311,10 @@ fn check_one(
     } else {
         "10.0.1.1"
     };
+    let talos_version = options.talos_version;
     let input = GenerateInput {
         options,
-        patches: patches_of(config),
+        patches: patches_of(config, hostname, talos_version),
         machine_type,
         substitutions: Substitutions::new()
             .hostname(hostname)
@@ -344,6 +356,54 @@ fn is_kubernetes_version(text: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn generated(install_image: &str, patch: &str) -> String {
+        let secrets =
+            SecretsBundle::generate(time::OffsetDateTime::now_utc(), &mut SystemRandom).unwrap();
+        let config = ConfigFields {
+            name: "default".into(),
+            install_image: install_image.into(),
+            kubernetes_version: "1.33.1".into(),
+            kubespan: false,
+            patch: patch.into(),
+            patch_control_plane: String::new(),
+            patch_worker: String::new(),
+        };
+        let mut options = GenerateOptions::new("prod", "https://192.0.2.1:6443", "1.33.1");
+        options.talos_version = talos_version_of(install_image);
+        let version = options.talos_version;
+        let input = GenerateInput {
+            options,
+            patches: patches_of(&config, "worker-1", version),
+            machine_type: MachineType::Worker,
+            substitutions: Substitutions::new()
+                .hostname("worker-1")
+                .private_ip("10.0.1.1"),
+            ephemeral_disk: None,
+        };
+        ConfigEngine::generate(&input, &secrets).unwrap()
+    }
+
+    #[test]
+    fn every_config_sets_the_hostname_without_a_hostname_patch() {
+        let v1_10 = generated("ghcr.io/siderolabs/installer:v1.10.4", "");
+        assert!(
+            v1_10.contains("    network:\n        hostname: worker-1\n"),
+            "{v1_10}"
+        );
+        let v1_12 = generated("ghcr.io/siderolabs/installer:v1.12.0", "");
+        assert!(
+            v1_12.contains("kind: HostnameConfig\nauto: \"off\"\nhostname: worker-1\n"),
+            "{v1_12}"
+        );
+        assert!(!v1_12.contains("auto: stable"), "{v1_12}");
+        // A template that sets the hostname itself keeps its own.
+        let own = generated(
+            "ghcr.io/siderolabs/installer:v1.10.4",
+            "machine:\n  network:\n    hostname: node-${hostname}\n",
+        );
+        assert!(own.contains("hostname: node-worker-1\n"), "{own}");
+    }
 
     #[test]
     fn talos_version_follows_the_installer_tag() {

@@ -118,6 +118,10 @@ pub struct Server {
     pub missing_since: Option<OffsetDateTime>,
     /// How many syncs in a row did not find it at its provider account (0 while listed).
     pub missing_syncs: i32,
+    /// The node's name as the node itself reported it (Talos's Nodename: its Kubernetes node
+    /// and etcd member name), recorded by lifecycle operations before they act; `None` until
+    /// read, and after a reset.
+    pub node_name: Option<String>,
     /// When it was first synced.
     pub created_at: OffsetDateTime,
     /// When it last changed.
@@ -153,6 +157,7 @@ struct Row {
     installed_schematic: Option<String>,
     missing_since: Option<OffsetDateTime>,
     missing_syncs: i32,
+    node_name: Option<String>,
     created_at: OffsetDateTime,
     updated_at: OffsetDateTime,
 }
@@ -190,6 +195,7 @@ impl TryFrom<Row> for Server {
             installed_schematic: row.installed_schematic,
             missing_since: row.missing_since,
             missing_syncs: row.missing_syncs,
+            node_name: row.node_name,
             created_at: row.created_at,
             updated_at: row.updated_at,
         })
@@ -200,7 +206,7 @@ const COLUMNS: &str = "id, provider, provider_id, provider_account_id, name, ipv
     data_center, status, cancelled, architecture, vswitch_id, cluster_id, accessible, uuid, lsblk, \
     bootstrap_disk, bootstrap_disk_wwid, schematic_id, rescue_activated_at, \
     last_request_for_configuration_at, last_configured_at, label_and_taint_job_completed_at, \
-    installed_schematic, missing_since, missing_syncs, created_at, updated_at";
+    installed_schematic, missing_since, missing_syncs, node_name, created_at, updated_at";
 
 fn into_servers(rows: Vec<Row>) -> Result<Vec<Server>, StoreError> {
     rows.into_iter().map(TryInto::try_into).collect()
@@ -582,7 +588,8 @@ impl Store {
         let update = sql!(
             "UPDATE servers SET last_request_for_configuration_at = NULL, \
              last_configured_at = NULL, label_and_taint_job_completed_at = NULL, \
-             installed_schematic = NULL, updated_at = $2 WHERE id = $1 RETURNING {COLUMNS}"
+             installed_schematic = NULL, node_name = NULL, updated_at = $2 WHERE id = $1 \
+             RETURNING {COLUMNS}"
         );
         let at = now();
         let row: Option<Row> = on_pool!(self, |pool| async {
@@ -626,6 +633,20 @@ impl Store {
             .await
             .map(|r| r.rows_affected()))
         .map_err(StoreError::query("record installed schematic"))
+        .and_then(|n_rows| expect_one_row(n_rows, id))
+    }
+
+    /// Records the node name the server's node reported (see [`Server::node_name`]).
+    pub async fn record_node_name(&self, id: ServerId, node_name: &str) -> Result<(), StoreError> {
+        let sql = "UPDATE servers SET node_name = $2, updated_at = $3 WHERE id = $1";
+        on_pool!(self, |pool| sqlx::query(sql)
+            .bind(id)
+            .bind(node_name)
+            .bind(now())
+            .execute(pool)
+            .await
+            .map(|r| r.rows_affected()))
+        .map_err(StoreError::query("record node name"))
         .and_then(|n_rows| expect_one_row(n_rows, id))
     }
 

@@ -6,6 +6,13 @@
 //! Going down and coming back is counted in questions, not time: after a reboot, upgrade or
 //! reset a node answers "unreachable" to its next [`FakeTalos::set_down_polls`] calls (2 by
 //! default), then comes back in its new state. So tests are fast and deterministic.
+//!
+//! A node's name (its Nodename and etcd member name) is the one given to
+//! [`FakeTalos::add_node`], which may differ from its server's name. A control plane's etcd
+//! stops while the node is down and starts again when it is back, unless
+//! [`FakeTalos::never_rejoin_etcd`]: then its member stays listed but its own etcd does not
+//! answer. `etcd_members` asks the node's own etcd, as the gRPC client does. A node made
+//! unreachable ([`FakeTalos::set_reachable`]) is down: nothing on it answers.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -51,6 +58,10 @@ struct Node {
     down_polls: u32,
     /// Applied when the node comes back.
     pending: Option<Pending>,
+    /// Whether its etcd runs (control planes).
+    etcd_running: bool,
+    /// Whether its etcd starts again when it comes back.
+    rejoins_etcd: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -133,8 +144,18 @@ impl FakeTalos {
                 life: Life::Configured,
                 down_polls: 0,
                 pending: None,
+                etcd_running: control_plane,
+                rejoins_etcd: true,
             },
         );
+    }
+
+    /// After its next restart the node comes back (running, ready) but its etcd does not
+    /// start: it stays a listed member that is not healthy.
+    pub fn never_rejoin_etcd(&self, address: SocketAddr) {
+        if let Some(node) = self.lock().nodes.get_mut(&address) {
+            node.rejoins_etcd = false;
+        }
     }
 
     /// How many questions a node going down leaves unanswered before it is back.
@@ -251,6 +272,7 @@ impl FakeTalos {
         if node.down_polls > 0 {
             node.down_polls -= 1;
             if node.down_polls == 0 {
+                node.etcd_running = node.control_plane && node.rejoins_etcd;
                 match node.pending.take() {
                     Some(Pending::Version(version)) => node.version = version,
                     Some(Pending::Life(life)) => node.life = life,
@@ -325,12 +347,22 @@ impl TalosApi for FakeTalos {
 
     async fn etcd_members(&self, node: SocketAddr) -> Result<Vec<EtcdMember>, TalosApiError> {
         let (mut state, _) = self.enter(node, "etcd_members", "", false)?;
-        if !node_mut(&mut state, node).control_plane {
+        let this = node_mut(&mut state, node);
+        if !this.control_plane {
             return Err(TalosApiError::Status {
                 node,
                 operation: "etcd_members",
                 code: TalosStatusCode::FailedPrecondition,
                 message: "etcd is not running on a worker".into(),
+            });
+        }
+        if !this.etcd_running {
+            return Err(TalosApiError::Status {
+                node,
+                operation: "etcd_members",
+                code: TalosStatusCode::Unavailable,
+                message: "etcd: context deadline exceeded (etcd is not running on this node)"
+                    .into(),
             });
         }
         Ok(state.etcd.clone())
@@ -417,6 +449,7 @@ impl TalosApi for FakeTalos {
         };
         let node = node_mut(&mut state, node);
         node.down_polls = down_polls;
+        node.etcd_running = false;
         node.pending = Some(Pending::Life(life));
         Ok(())
     }
@@ -426,6 +459,7 @@ impl TalosApi for FakeTalos {
         let down_polls = state.down_polls.max(1);
         let node = node_mut(&mut state, node);
         node.down_polls = down_polls;
+        node.etcd_running = false;
         node.pending = Some(Pending::Nothing);
         Ok(())
     }
@@ -455,6 +489,7 @@ impl TalosApi for FakeTalos {
         let tag = tag.to_owned();
         let node = node_mut(&mut state, node);
         node.down_polls = down_polls;
+        node.etcd_running = false;
         node.pending = Some(if rolls_back {
             Pending::Nothing
         } else {

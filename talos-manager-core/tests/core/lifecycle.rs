@@ -68,6 +68,7 @@ fn timing() -> LifecycleTiming {
             retry_interval: Duration::from_millis(20),
         },
         wipe_grace: Duration::ZERO,
+        etcd_rejoin: Duration::from_secs(2),
     }
 }
 
@@ -95,6 +96,13 @@ struct Cluster {
 
 impl Cluster {
     async fn new(store: &Store, names: &[&str]) -> Cluster {
+        Cluster::named(store, names, |name| name.to_owned()).await
+    }
+
+    /// As [`Cluster::new`], but each node calls itself `node_name(server name)` in Talos
+    /// (Nodename and etcd member) and in Kubernetes, while its machine config expects the
+    /// server's name.
+    async fn named(store: &Store, names: &[&str], node_name: impl Fn(&str) -> String) -> Cluster {
         let bundle = tokio::task::spawn_blocking(|| {
             SecretsBundle::generate(time::OffsetDateTime::now_utc(), &mut SystemRandom).unwrap()
         })
@@ -183,8 +191,9 @@ impl Cluster {
                 .unwrap();
             let ip = server.inventory.ipv4.clone().unwrap();
             let address = SocketAddr::new(ip.parse().unwrap(), 50000);
-            talos.add_node(address, name, name.contains("control-plane"), FROM);
-            kubernetes.add_node(name, serde_json::json!({}), serde_json::json!([]));
+            let node_name = node_name(name);
+            talos.add_node(address, &node_name, name.contains("control-plane"), FROM);
+            kubernetes.add_node(&node_name, serde_json::json!({}), serde_json::json!([]));
             servers.insert((*name).to_owned(), (server.id, address));
         }
         let keys = tempfile::tempdir().unwrap();
@@ -583,7 +592,10 @@ store_test!(a_failure_leaves_the_nodes_after_it_untouched, |store| {
         assert!(
             !cluster.talos.calls().iter().any(|call| call.contains(name)
                 && !call.starts_with("version")
-                && !call.starts_with("machine_status")),
+                && !call.starts_with("machine_status")
+                // Reads: its name and its etcd's health, before another control plane goes.
+                && !call.starts_with("node_name")
+                && !call.starts_with("etcd_members")),
             "{name} was touched: {:?}",
             cluster.talos.calls()
         );
@@ -957,3 +969,234 @@ async fn deleting_a_missing_node_is_fine_and_readiness_is_read() {
             == 2
     );
 }
+
+async fn run_on_cluster(
+    store: &Store,
+    cluster: &Cluster,
+    action: RollingAction,
+) -> talos_manager_core::lifecycle::RollingReport {
+    let ctx = cluster.context(store, &never);
+    let plan = plan_rolling(
+        store,
+        &RollingTarget::Cluster(store.list_clusters().await.unwrap()[0].id),
+        &action,
+        FACTORY,
+    )
+    .await
+    .unwrap();
+    let checkpoint = talos_manager_core::lifecycle::MemoryCheckpoint::default();
+    run_rolling(&ctx, &plan, &checkpoint).await.unwrap()
+}
+
+store_test!(
+    upgrade_and_reboot_with_a_control_plane_down_stop_before_the_first,
+    |store| {
+        let cluster = Cluster::new(store, &FIVE).await;
+        cluster
+            .talos
+            .set_reachable(cluster.address("control-plane-3"), false);
+        for action in [
+            RollingAction::Upgrade {
+                talos_version: TO.into(),
+            },
+            RollingAction::Reboot,
+        ] {
+            let report = run_on_cluster(store, &cluster, action).await;
+            assert!(!report.succeeded());
+            let first = &report.nodes[0];
+            assert_eq!(first.hostname, "control-plane-1");
+            let NodeOutcome::Failed { reason } = &first.outcome else {
+                panic!("{report:?}");
+            };
+            assert!(
+                reason.contains(
+                    "taking control-plane-1 down would leave 1 of etcd's 3 members healthy (not healthy: control-plane-3)"
+                ),
+                "{reason}"
+            );
+            assert!(reason.contains("nothing was sent to the node"), "{reason}");
+            assert!(
+                report.nodes[1..]
+                    .iter()
+                    .all(|node| node.outcome == NodeOutcome::Untouched),
+                "{report:?}"
+            );
+        }
+        // Nothing reached any node: no upgrade, reboot, leadership move, cordon or drain.
+        for operation in ["upgrade", "reboot", "etcd_forfeit_leadership", "reset"] {
+            assert!(
+                cluster.talos.calls_of(operation).is_empty(),
+                "{operation}: {:?}",
+                cluster.talos.calls()
+            );
+        }
+        assert!(cluster.cordons().is_empty(), "{:?}", cluster.cordons());
+        let log = cluster.log.text();
+        assert!(
+            log.contains(
+                "etcd member control-plane-3 is not healthy: its node's etcd does not answer"
+            ),
+            "{log}"
+        );
+    }
+);
+
+store_test!(
+    a_control_plane_that_does_not_rejoin_etcd_stops_the_run,
+    |store| {
+        let cluster = Cluster::new(store, &FIVE).await;
+        cluster
+            .talos
+            .never_rejoin_etcd(cluster.address("control-plane-1"));
+        let report = run_on_cluster(store, &cluster, RollingAction::Reboot).await;
+        let NodeOutcome::Failed { reason } = &report.nodes[0].outcome else {
+            panic!("{report:?}");
+        };
+        assert!(
+            reason
+                .contains("control-plane-1 is back but had not rejoined etcd as a healthy member"),
+            "{reason}"
+        );
+        assert!(reason.contains("it is left cordoned"), "{reason}");
+        assert!(
+            report.nodes[1..]
+                .iter()
+                .all(|node| node.outcome == NodeOutcome::Untouched),
+            "{report:?}"
+        );
+        assert_eq!(
+            cluster.talos.calls_of("reboot"),
+            ["reboot control-plane-1 Default"]
+        );
+        assert_eq!(cluster.cordons(), ["cordon control-plane-1"]);
+        // Another control plane is not taken down while it is not healthy.
+        let ctx = cluster.context(store, &never);
+        let plan = plan_rolling(
+            store,
+            &RollingTarget::Server(cluster.id("control-plane-2")),
+            &RollingAction::Reboot,
+            FACTORY,
+        )
+        .await
+        .unwrap();
+        let checkpoint = talos_manager_core::lifecycle::MemoryCheckpoint::default();
+        let again = run_rolling(&ctx, &plan, &checkpoint).await.unwrap();
+        let NodeOutcome::Failed { reason } = &again.nodes[0].outcome else {
+            panic!("{again:?}");
+        };
+        assert!(
+            reason.contains("refused to take it down: taking control-plane-2 down would leave 1 of etcd's 3 members healthy (not healthy: control-plane-1)"),
+            "{reason}"
+        );
+        assert_eq!(cluster.talos.calls_of("reboot").len(), 1);
+        let log = cluster.log.text();
+        assert!(
+            log.contains("control-plane-1: waiting to rejoin etcd"),
+            "{log}"
+        );
+    }
+);
+
+store_test!(upgrade_and_reset_act_on_the_names_the_nodes_have, |store| {
+    let cluster = Cluster::named(store, &FIVE, |name| format!("talos-{name}")).await;
+    let report = run_on_cluster(
+        store,
+        &cluster,
+        RollingAction::Upgrade {
+            talos_version: TO.into(),
+        },
+    )
+    .await;
+    assert!(report.succeeded(), "{report:?}\n{}", cluster.log.text());
+    assert!(
+        report
+            .nodes
+            .iter()
+            .all(|node| node.hostname == format!("talos-{}", node.server_name)),
+        "the report names the nodes as they call themselves: {report:?}"
+    );
+    assert_eq!(
+        cluster.cordons(),
+        FIVE.iter()
+            .flat_map(|name| [
+                format!("cordon talos-{name}"),
+                format!("uncordon talos-{name}")
+            ])
+            .collect::<Vec<_>>()
+    );
+    for name in FIVE {
+        let server = store.get_server(cluster.id(name)).await.unwrap();
+        assert_eq!(server.node_name, Some(format!("talos-{name}")));
+    }
+    let log = cluster.log.text();
+    assert!(
+            log.contains(
+                "worker-1: name mismatch: the node calls itself talos-worker-1, its machine config expects worker-1; acting on talos-worker-1"
+            ),
+            "{log}"
+        );
+
+    let ctx = cluster.context(store, &never);
+    let outcome = reset_server(
+        &ctx,
+        cluster.id("control-plane-3"),
+        ResetProfile::Wipe,
+        false,
+    )
+    .await
+    .unwrap();
+    assert!(outcome.graceful && outcome.forced.is_none(), "{outcome:?}");
+    assert_eq!(outcome.node, "talos-control-plane-3");
+    assert!(outcome.deleted_kubernetes_node);
+    assert!(cluster.kubernetes.node("talos-control-plane-3").is_none());
+    assert_eq!(
+        cluster.talos.etcd_hostnames(),
+        ["talos-control-plane-1", "talos-control-plane-2"]
+    );
+    let server = store
+        .get_server(cluster.id("control-plane-3"))
+        .await
+        .unwrap();
+    assert_eq!(server.node_name, None, "a reset forgets the name");
+});
+
+store_test!(
+    the_label_job_labels_the_node_under_the_name_it_reports,
+    |store| {
+        let cluster = Cluster::named(store, &["control-plane-1", "worker-1"], |name| {
+            format!("talos-{name}")
+        })
+        .await;
+        let worker = cluster.id("worker-1");
+        let name =
+            talos_manager_core::lifecycle::refresh_node_name(store, &cluster.talos, 50000, worker)
+                .await
+                .unwrap();
+        assert_eq!(name, "talos-worker-1");
+        let options = talos_manager_core::kubernetes::ReconcileOptions {
+            timeouts: client_timeouts(),
+            ..Default::default()
+        };
+        let outcome = talos_manager_core::kubernetes::reconcile_labels_and_taints(
+            store,
+            worker,
+            &options,
+            &*cluster.log,
+        )
+        .await
+        .unwrap();
+        assert!(
+            matches!(
+                &outcome,
+                talos_manager_core::kubernetes::ReconcileOutcome::Reconciled { node, .. }
+                    if node == "talos-worker-1"
+            ),
+            "{outcome:?}"
+        );
+        let log = cluster.log.text();
+        assert!(
+            log.contains("name mismatch: the node of worker-1 calls itself talos-worker-1, its machine config expects worker-1"),
+            "{log}"
+        );
+    }
+);

@@ -92,8 +92,9 @@ pub(crate) struct LifecycleApi;
 impl LifecycleApi {
     /// Reset a server's Talos node.
     ///
-    /// Queues a `reset` job and answers 202 with it. The job refuses to remove etcd's last
-    /// member, or a control plane whose removal leaves etcd without a healthy majority, unless
+    /// Queues a `reset` job and answers 202 with it. The job reads the node's name from the
+    /// node, and refuses to remove etcd's last member, or a control plane while another etcd
+    /// member is not healthy or whose removal leaves etcd without a healthy majority, unless
     /// `force`; otherwise it resets gracefully when other members remain (Talos drains the node
     /// and leaves etcd), removes the etcd member if it is still listed, deletes the Kubernetes
     /// node, and clears the server's machine config and status. 409 when a reset, upgrade or
@@ -152,10 +153,14 @@ impl LifecycleApi {
     /// Upgrade Talos on a cluster's nodes, one at a time.
     ///
     /// Queues an `upgrade` job and answers 202 with it. Control planes go first, one at a time,
-    /// then workers. Each node: forfeit etcd leadership (control planes), cordon and drain
-    /// (PodDisruptionBudgets respected, `DRAIN_TIMEOUT`), upgrade to the installer of its
-    /// server's schematic and `talos_version`, wait until it runs that version and is ready in
-    /// Talos and Kubernetes (`NODE_READY_TIMEOUT`), uncordon. Nodes already at the version and
+    /// then workers. Each node: read its name from the node; control planes: check etcd through
+    /// every control plane (every other member healthy, a healthy majority left while it is
+    /// down; otherwise stop before the node is touched, naming the members that are not
+    /// healthy) and forfeit etcd leadership; cordon and drain (PodDisruptionBudgets respected,
+    /// `DRAIN_TIMEOUT`), upgrade to the installer of its server's schematic and `talos_version`,
+    /// wait until it runs that version and is ready in Talos and Kubernetes
+    /// (`NODE_READY_TIMEOUT`) and, control planes, has rejoined etcd (`ETCD_REJOIN_TIMEOUT`),
+    /// uncordon. Nodes already at the version and
     /// schematic are skipped. The first failure stops the job and leaves the remaining nodes
     /// untouched; a job interrupted by a restart continues where it stopped. 409 while another
     /// reset, upgrade or reboot of the cluster is queued or running; 422 for a selection that

@@ -25,7 +25,7 @@ use super::machine_configs::{MachineConfigView, machine_config_view};
 use super::servers::ServerView;
 use super::{Tag, until_shutdown, while_authorized};
 use crate::AppState;
-use crate::jobs::{BOOTSTRAP_JOB, LABEL_AND_TAINT_JOB};
+use crate::jobs::{BOOTSTRAP_JOB, LABEL_AND_TAINT_JOB, RESET_JOB};
 
 /// How often a connection looks for changes.
 const POLL_INTERVAL: Duration = Duration::from_secs(1);
@@ -40,7 +40,7 @@ pub struct ServerEvent {
     pub server_id: String,
     /// The server now; null when it was deleted (it vanished at its provider).
     pub server: Option<ServerView>,
-    /// Its newest `bootstrap` or `label_and_taint` job.
+    /// Its newest `bootstrap`, `label_and_taint` or `reset` job.
     pub latest_job: Option<JobView>,
     /// Its machine config, when it has one.
     pub machine_config: Option<MachineConfigView>,
@@ -107,6 +107,7 @@ async fn snapshot(store: &Store) -> Result<Vec<ServerEvent>, StoreError> {
     let servers = store.list_servers().await?;
     let bootstraps = store.latest_jobs_by_server(BOOTSTRAP_JOB).await?;
     let labels = store.latest_jobs_by_server(LABEL_AND_TAINT_JOB).await?;
+    let resets = store.latest_jobs_by_server(RESET_JOB).await?;
     let mut machine_configs: HashMap<_, _> = store
         .list_machine_configs()
         .await?
@@ -124,15 +125,19 @@ async fn snapshot(store: &Store) -> Result<Vec<ServerEvent>, StoreError> {
         .into_iter()
         .map(|server| {
             let bootstrap = bootstraps.get(&server.id);
-            let latest_job = [bootstrap, labels.get(&server.id)]
+            let latest_job = [bootstrap, labels.get(&server.id), resets.get(&server.id)]
                 .into_iter()
                 .flatten()
                 .max_by_key(|job: &&Job| job.id)
                 .map(|job| job_view(job.clone(), &api_ids));
-            let machine_config = machine_configs
-                .remove(&server.id)
-                .map(|machine_config| machine_config_view(machine_config, &server));
-            let view = ServerView::new(server, bootstrap);
+            let machine_config = machine_configs.remove(&server.id);
+            let hostname = machine_config
+                .as_ref()
+                .map(|machine_config| machine_config.fields.hostname.clone());
+            let machine_config =
+                machine_config.map(|machine_config| machine_config_view(machine_config, &server));
+            let view =
+                ServerView::new(server, bootstrap).with_expected_hostname(hostname.as_deref());
             ServerEvent {
                 server_id: view.id.clone(),
                 server: Some(view),

@@ -95,6 +95,13 @@ pub struct ServerView {
     /// Its disks as the last probe in rescue saw them (empty before one), to choose where
     /// Talos goes.
     pub disks: Vec<DiskView>,
+    /// The name its node reported through the Talos API (Talos's Nodename: its Kubernetes
+    /// node and etcd member name), read before a reset, upgrade or reboot acts on it; absent
+    /// until then and after a reset.
+    pub node_name: Option<String>,
+    /// Set when `node_name` differs from the hostname its machine config sets: lifecycle
+    /// operations and the label job act on `node_name`.
+    pub node_name_mismatch: Option<String>,
 }
 
 /// A disk of a server, as `lsblk` in rescue listed it.
@@ -167,7 +174,21 @@ impl ServerView {
             missing_syncs: u32::try_from(server.missing_syncs).unwrap_or(0),
             state,
             disks,
+            node_name: server.node_name,
+            node_name_mismatch: None,
         }
+    }
+
+    /// Says in `node_name_mismatch` when the reported node name differs from
+    /// `expected_hostname`, the machine config's hostname.
+    pub(crate) fn with_expected_hostname(mut self, expected_hostname: Option<&str>) -> ServerView {
+        self.node_name_mismatch = match (&self.node_name, expected_hostname) {
+            (Some(node_name), Some(expected)) if node_name != expected => Some(format!(
+                "the node calls itself {node_name}, its machine config expects {expected}"
+            )),
+            _ => None,
+        };
+        self
     }
 }
 
@@ -243,6 +264,13 @@ impl ServersApi {
             .store
             .latest_jobs_by_server(crate::jobs::BOOTSTRAP_JOB)
             .await?;
+        let hostnames: std::collections::HashMap<_, _> = state
+            .store
+            .list_machine_configs()
+            .await?
+            .into_iter()
+            .map(|machine_config| (machine_config.server_id, machine_config.fields.hostname))
+            .collect();
         let views = servers
             .into_iter()
             .filter(|server| {
@@ -255,7 +283,8 @@ impl ServersApi {
             })
             .map(|server| {
                 let latest = bootstraps.get(&server.id);
-                ServerView::new(server, latest)
+                let hostname = hostnames.get(&server.id).map(String::as_str);
+                ServerView::new(server, latest).with_expected_hostname(hostname)
             })
             .collect();
         Ok(Json(views))
@@ -567,7 +596,9 @@ async fn server_view(state: &AppState, server: Server) -> ApiResult<ServerView> 
         .latest_jobs_by_server(crate::jobs::BOOTSTRAP_JOB)
         .await?;
     let latest = bootstraps.get(&server.id).cloned();
-    Ok(ServerView::new(server, latest.as_ref()))
+    let machine_config = state.store.machine_config_for_server(server.id).await?;
+    Ok(ServerView::new(server, latest.as_ref())
+        .with_expected_hostname(machine_config.as_ref().map(|m| m.fields.hostname.as_str())))
 }
 
 /// The bootstrap choices of a request.

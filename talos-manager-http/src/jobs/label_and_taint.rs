@@ -10,9 +10,10 @@ use talos_manager_core::ids::ServerId;
 use talos_manager_core::kubernetes::{
     ReconcileOptions, ReconcileOutcome, reconcile_labels_and_taints,
 };
+use talos_manager_core::lifecycle::refresh_node_name;
 use talos_manager_core::store::{Job, JobStatus, NewJob};
 
-use super::{JobContext, JobError, JobHandler, JobLog, JobQueue};
+use super::{JobContext, JobError, JobHandler, JobLog, JobQueue, TalosSettings};
 
 /// The kind of the label and taint job.
 pub const LABEL_AND_TAINT_JOB: &str = "label_and_taint";
@@ -25,12 +26,24 @@ pub const CONFIG_SERVED_GUARD: Duration = Duration::from_secs(600);
 #[derive(Debug, Clone, Default)]
 pub struct LabelAndTaintJob {
     options: ReconcileOptions,
+    talos: Option<TalosSettings>,
 }
 
 impl LabelAndTaintJob {
     /// A handler waiting for nodes and calling the API as `options` says.
     pub fn new(options: ReconcileOptions) -> LabelAndTaintJob {
-        LabelAndTaintJob { options }
+        LabelAndTaintJob {
+            options,
+            talos: None,
+        }
+    }
+
+    /// Reads the node's name from the node through the Talos API first (recorded on the
+    /// server), so that the node is labelled under the name it has; without it, or when the
+    /// node does not answer, the recorded name or the machine config's hostname is used.
+    pub fn with_talos(mut self, talos: TalosSettings) -> LabelAndTaintJob {
+        self.talos = Some(talos);
+        self
     }
 }
 
@@ -46,6 +59,21 @@ impl JobHandler for LabelAndTaintJob {
 
     async fn run(&self, context: &JobContext) -> Result<(), JobError> {
         let server_id = context.server_id()?;
+        if let Some(talos) = &self.talos {
+            match refresh_node_name(context.store(), talos.connector.as_ref(), talos.port, server_id)
+                .await
+            {
+                Ok(name) => context.log(format!("the node calls itself {name}")).await,
+                Err(error) => {
+                    context
+                        .log(format!(
+                            "could not read the node's name from the node ({}); using the recorded name or the machine config's hostname",
+                            talos_manager_core::error_chain(&error)
+                        ))
+                        .await
+                }
+            }
+        }
         let log = JobLog(context);
         let reconcile =
             reconcile_labels_and_taints(context.store(), server_id, &self.options, &log);

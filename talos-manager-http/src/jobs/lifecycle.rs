@@ -63,6 +63,7 @@ impl fmt::Debug for LifecycleSettings {
 
 impl LifecycleSettings {
     /// The settings of the service: `TALOS_API_PORT`, `DRAIN_TIMEOUT`, `NODE_READY_TIMEOUT`,
+    /// `ETCD_REJOIN_TIMEOUT`,
     /// `SSH_PRIVATE_KEY`, `TALOS_IMAGE_FACTORY_URL`.
     pub fn from_config(
         config: &crate::config::ServiceConfig,
@@ -75,6 +76,7 @@ impl LifecycleSettings {
             ssh_private_key: config.ssh_private_key.clone(),
             timing: LifecycleTiming {
                 node_back: Duration::from_secs(config.node_ready_timeout_seconds),
+                etcd_rejoin: Duration::from_secs(config.etcd_rejoin_timeout_seconds),
                 drain: DrainOptions {
                     timeout: Duration::from_secs(config.drain_timeout_seconds),
                     ..defaults.drain

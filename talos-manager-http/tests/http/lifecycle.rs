@@ -56,6 +56,18 @@ impl Fleet {
     /// `first_octet`: the last byte of the first node's address; tests use different ranges so
     /// they may share the machine.
     async fn new(server: &TestServer, names: &[&str], first_octet: u8) -> Fleet {
+        Fleet::named(server, names, first_octet, |name| name.to_owned()).await
+    }
+
+    /// As [`Fleet::new`], but each node calls itself `node_name(server name)` in Talos
+    /// (Nodename, etcd member) and Kubernetes, while its machine config expects the server's
+    /// name; the config template's patch sets no hostname.
+    async fn named(
+        server: &TestServer,
+        names: &[&str],
+        first_octet: u8,
+        node_name: impl Fn(&str) -> String,
+    ) -> Fleet {
         let store = server.store();
         let bundle = tokio::task::spawn_blocking(|| {
             SecretsBundle::generate(time::OffsetDateTime::now_utc(), &mut SystemRandom).unwrap()
@@ -141,13 +153,14 @@ impl Fleet {
                 .record_config_request(row.id, time::OffsetDateTime::now_utc(), true)
                 .await
                 .unwrap();
+            let node_name = node_name(name);
             let spec = if control_plane {
-                NodeSpec::control_plane(address, name)
+                NodeSpec::control_plane(address, &node_name)
             } else {
-                NodeSpec::worker(address, name)
+                NodeSpec::worker(address, &node_name)
             };
             talos.add_node(spec.version(FROM)).unwrap();
-            kubernetes.add_node(name, json!({}), json!([]));
+            kubernetes.add_node(&node_name, json!({}), json!([]));
             nodes.insert(
                 (*name).to_owned(),
                 (row.id, format!("robot-{provider_id}"), address),
@@ -183,6 +196,7 @@ impl Fleet {
                     retry_interval: Duration::from_millis(50),
                 },
                 wipe_grace: Duration::ZERO,
+                etcd_rejoin: Duration::from_secs(5),
             },
             image_factory_url: "https://factory.talos.dev".into(),
         }
@@ -642,5 +656,198 @@ api_test!(
             );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
+    }
+);
+
+/// Starts a rolling job for the whole cluster through the API and waits for it to end.
+async fn roll(server: &TestServer, fleet: &Fleet, path: &str, body: Value) -> (Value, Vec<String>) {
+    let mut body = body;
+    body["cluster_id"] = json!(fleet.cluster.to_string());
+    let job = server.expect(Method::POST, path, Some(body), 202).await;
+    let job = finished(server, job["id"].as_str().unwrap()).await;
+    let lines = log(server.store(), job["id"].as_str().unwrap()).await;
+    (job, lines)
+}
+
+api_test!(
+    with_a_control_plane_down_no_upgrade_or_reboot_takes_another_down,
+    |server| {
+        let fleet = Fleet::new(&server, FIVE, 71).await;
+        fleet.talos.take_down(fleet.address("control-plane-3"));
+        let (_stop, _worker) = fleet.start_worker(&server, "quorum-test");
+        for (path, body) in [
+            ("/api/v1/upgrades", json!({"talos_version": TO})),
+            ("/api/v1/reboots", json!({})),
+        ] {
+            let (job, lines) = roll(&server, &fleet, path, body).await;
+            assert_eq!(job["status"], "failed", "{}", lines.join("\n"));
+            let error = job["last_error"].as_str().unwrap();
+            assert!(
+                error.contains("0 done") && error.contains("4 untouched"),
+                "{error}"
+            );
+            line_after(
+                &lines,
+                0,
+                &[
+                    "control-plane-1: refused to take it down",
+                    "not healthy: control-plane-3",
+                    "nothing was sent to the node",
+                ],
+            );
+            line_after(&lines, 0, &["etcd member control-plane-3 is not healthy"]);
+        }
+        // No node was asked to upgrade, reboot or hand over leadership, none was cordoned.
+        let changes: Vec<_> = fleet
+            .talos
+            .calls()
+            .into_iter()
+            .filter(|call| {
+                ["Upgrade", "Reboot", "EtcdForfeitLeadership", "Reset"]
+                    .iter()
+                    .any(|method| call.method.ends_with(method))
+            })
+            .collect();
+        assert!(changes.is_empty(), "{changes:?}");
+        assert!(fleet.kubernetes.patches().is_empty());
+        for node in FIVE {
+            assert_eq!(fleet.talos.node(fleet.address(node)).unwrap().version, FROM);
+        }
+    }
+);
+
+api_test!(
+    a_control_plane_that_does_not_rejoin_etcd_stops_the_reboot,
+    |server| {
+        let fleet = Fleet::new(&server, FIVE, 81).await;
+        fleet.talos.set_faults(
+            fleet.address("control-plane-1"),
+            Faults {
+                never_rejoin_etcd: true,
+                ..Faults::default()
+            },
+        );
+        let (_stop, _worker) = fleet.start_worker(&server, "rejoin-test");
+        let (job, lines) = roll(&server, &fleet, "/api/v1/reboots", json!({})).await;
+        assert_eq!(job["status"], "failed", "{}", lines.join("\n"));
+        let error = job["last_error"].as_str().unwrap();
+        assert!(
+            error.contains("control-plane-1 is back but had not rejoined etcd as a healthy member"),
+            "{error}"
+        );
+        for node in ["control-plane-2", "control-plane-3", "worker-1", "worker-2"] {
+            assert!(
+                !fleet
+                    .talos
+                    .methods(fleet.address(node))
+                    .iter()
+                    .any(|method| method.ends_with("Reboot")),
+                "{node} was rebooted"
+            );
+        }
+        // Running and ready, but its etcd is not: it stays cordoned.
+        assert!(
+            fleet
+                .talos
+                .node(fleet.address("control-plane-1"))
+                .unwrap()
+                .ready
+        );
+        assert_eq!(
+            fleet.kubernetes.node("control-plane-1").unwrap()["spec"]["unschedulable"],
+            true
+        );
+    }
+);
+
+api_test!(
+    without_a_hostname_patch_upgrade_and_reset_use_the_names_the_nodes_have,
+    |server| {
+        let fleet = Fleet::named(
+            &server,
+            &[
+                "control-plane-1",
+                "control-plane-2",
+                "control-plane-3",
+                "worker-1",
+            ],
+            91,
+            |name| format!("talos-{name}"),
+        )
+        .await;
+        let (server_id, api_id, _) = fleet.nodes["worker-1"].clone();
+        // The served config names the node as talos-manager expects, with no `${hostname}` in
+        // the template's patch.
+        let config = talos_manager_core::node_config::render_node_config(server.store(), server_id)
+            .await
+            .unwrap();
+        let yaml = config.yaml.expose();
+        assert!(
+            yaml.contains("network:\n        hostname: worker-1\n"),
+            "{yaml}"
+        );
+
+        let (_stop, _worker) = fleet.start_worker(&server, "names-test");
+        let (job, lines) = roll(
+            &server,
+            &fleet,
+            "/api/v1/upgrades",
+            json!({"talos_version": TO}),
+        )
+        .await;
+        assert_eq!(job["status"], "succeeded", "{}", lines.join("\n"));
+        line_after(
+            &lines,
+            0,
+            &[
+                "worker-1: name mismatch: the node calls itself talos-worker-1, its machine config expects worker-1",
+            ],
+        );
+        for node in [
+            "control-plane-1",
+            "control-plane-2",
+            "control-plane-3",
+            "worker-1",
+        ] {
+            assert_eq!(fleet.talos.node(fleet.address(node)).unwrap().version, TO);
+            let name = format!("talos-{node}");
+            let patches: Vec<_> = fleet
+                .kubernetes
+                .patches()
+                .into_iter()
+                .filter(|patch| patch.node == name)
+                .collect();
+            assert_eq!(patches.len(), 2, "cordon and uncordon of {name}");
+        }
+        let view = server
+            .expect(Method::GET, &format!("/api/v1/servers/{api_id}"), None, 200)
+            .await;
+        assert_eq!(view["node_name"], "talos-worker-1");
+        assert_eq!(
+            view["node_name_mismatch"],
+            "the node calls itself talos-worker-1, its machine config expects worker-1"
+        );
+
+        let (_, cp3, _) = fleet.nodes["control-plane-3"].clone();
+        let job = server
+            .expect(
+                Method::POST,
+                &format!("/api/v1/servers/{cp3}/reset"),
+                Some(json!({"profile": "wipe"})),
+                202,
+            )
+            .await;
+        let job = finished(&server, job["id"].as_str().unwrap()).await;
+        let lines = log(server.store(), job["id"].as_str().unwrap()).await;
+        assert_eq!(job["status"], "succeeded", "{}", lines.join("\n"));
+        let members: Vec<_> = fleet
+            .talos
+            .etcd_members()
+            .into_iter()
+            .map(|member| member.hostname)
+            .collect();
+        assert_eq!(members, ["talos-control-plane-1", "talos-control-plane-2"]);
+        assert!(fleet.kubernetes.node("talos-control-plane-3").is_none());
+        assert!(fleet.kubernetes.node("talos-control-plane-1").is_some());
     }
 );

@@ -306,6 +306,8 @@ mod tests {
             missing_syncs: 0,
             state: "unknown".into(),
             disks: Vec::new(),
+            node_name: None,
+            node_name_mismatch: None,
         }
     }
 

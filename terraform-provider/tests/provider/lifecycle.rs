@@ -219,6 +219,7 @@ impl Bench {
                     retry_interval: Duration::from_millis(100),
                 },
                 wipe_grace: Duration::ZERO,
+                etcd_rejoin: Duration::from_secs(10),
             },
             image_factory_url: service.factory.url().to_owned(),
         };

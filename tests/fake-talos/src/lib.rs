@@ -37,7 +37,13 @@
 //! - **etcd**: the configured control planes are the members (ids stable per join), one of them
 //!   the leader. Forfeiting leadership moves it to another member; removing a member removes
 //!   it. A graceful reset leaves etcd first, and fails with `FailedPrecondition` on the last
-//!   member.
+//!   member. A member's etcd stops while its node is down and starts when the node is running
+//!   again (unless [`Faults::never_rejoin_etcd`]); `EtcdMemberList` with `query_local` fails
+//!   with `Unavailable` on a node whose etcd does not run, without it any running etcd answers.
+//! - **Names**: a node's hostname is its Nodename (COSI `Nodenames`) and etcd member name; it
+//!   need not be its server's name.
+//! - **Down**: [`FakeTalosCluster::take_down`] stops a node (connections refused, its etcd
+//!   member listed but not running) until [`FakeTalosCluster::bring_up`].
 //! - **Reset**: wiping `STATE` (with `wipe = true`) brings the node back in maintenance mode;
 //!   wiping other partitions, or user disks only, brings it back configured; no partitions with
 //!   mode ALL or SYSTEM_DISK wipes the system disk and the node never comes back (on Hetzner it
@@ -139,6 +145,9 @@ pub struct Faults {
     pub never_come_back: bool,
     /// Every call answers `Unavailable` until then.
     pub unavailable_until: Option<Instant>,
+    /// After its next restart the node is running and ready, but its etcd does not start: its
+    /// member stays listed, not healthy.
+    pub never_rejoin_etcd: bool,
 }
 
 /// One call a node received.
@@ -196,6 +205,8 @@ pub(crate) struct Node {
     pub(crate) pulled_images: Vec<String>,
     pub(crate) applied_configs: Vec<String>,
     pub(crate) faults: Faults,
+    /// Whether its etcd runs (configured control planes that are up).
+    pub(crate) etcd_running: bool,
     pub(crate) configured_tls: Arc<rustls::ServerConfig>,
     pub(crate) maintenance_tls: Arc<rustls::ServerConfig>,
 }
@@ -322,6 +333,7 @@ impl Shared {
             };
             node.generation += 1;
             node.ready = false;
+            node.etcd_running = false;
             node.generation
         };
         tokio::spawn(async move {
@@ -382,7 +394,8 @@ impl Shared {
             }
             node.stage = "running".to_owned();
             node.ready = true;
-            if node.machine_type == MachineType::ControlPlane {
+            if node.machine_type == MachineType::ControlPlane && !node.faults.never_rejoin_etcd {
+                node.etcd_running = true;
                 state.join_etcd(address);
             }
         });
@@ -515,6 +528,7 @@ impl FakeTalosCluster {
             pulled_images: Vec::new(),
             applied_configs: Vec::new(),
             faults: Faults::default(),
+            etcd_running: !spec.maintenance && spec.machine_type == MachineType::ControlPlane,
             configured_tls: self.shared.ca.configured_config(address)?,
             maintenance_tls: maintenance_config(address)?,
         };
@@ -553,6 +567,26 @@ impl FakeTalosCluster {
         if let Some(node) = self.shared.state().nodes.get_mut(&node) {
             node.faults = faults;
         }
+    }
+
+    /// Takes a node down: it stops answering (connections refused) and its etcd stops; its
+    /// member stays listed. [`FakeTalosCluster::bring_up`] undoes it.
+    pub fn take_down(&self, node: Ipv4Addr) {
+        self.shared.stop_serving(node);
+        if let Some(node) = self.shared.state().nodes.get_mut(&node) {
+            node.etcd_running = false;
+        }
+    }
+
+    /// Brings a node taken down back as it was (its etcd running again if it is a member).
+    pub fn bring_up(&self, node: Ipv4Addr) -> io::Result<()> {
+        self.shared.start_serving(node)?;
+        let mut state = self.shared.state();
+        let member = state.etcd.iter().any(|member| member.node == node);
+        if let Some(node) = state.nodes.get_mut(&node) {
+            node.etcd_running = member;
+        }
+        Ok(())
     }
 
     /// The node's state now (`None` for an unknown address).

@@ -463,13 +463,24 @@ impl MachineService for NodeApi {
         &self,
         request: Request<pb::EtcdMemberListRequest>,
     ) -> Result<Response<pb::EtcdMemberListResponse>, Status> {
+        let query_local = request.get_ref().query_local;
         self.enter(
             "MachineService/EtcdMemberList",
-            format!("query local {}", request.get_ref().query_local),
+            format!("query local {query_local}"),
             READER,
         )?;
         self.control_plane()?;
         let state = self.shared.state();
+        let local_runs = state
+            .nodes
+            .get(&self.address)
+            .is_some_and(|node| node.etcd_running);
+        let any_runs = state.nodes.values().any(|node| node.etcd_running);
+        if (query_local && !local_runs) || !any_runs {
+            return Err(Status::unavailable(
+                "etcd: context deadline exceeded (etcd is not running on this node)",
+            ));
+        }
         let members = state
             .etcd
             .iter()

@@ -394,6 +394,7 @@ function statusCell(server, model, now) {
         `Missing at provider since ${ago(server.missing_since, now)}`,
       )
       : null,
+    server.node_name_mismatch ? h("span", { class: "server-state" }, `name mismatch: ${server.node_name_mismatch}`) : null,
     jobState(model.jobs.get(server.id)),
   );
 }
