@@ -106,14 +106,7 @@ pub struct GenConfigRequest {
 
 /// The installer image talosctl defaults to for a version contract.
 fn default_installer(version: TalosVersion) -> String {
-    let tag = match version {
-        TalosVersion::V1_8 => "v1.8.4",
-        TalosVersion::V1_9 => "v1.9.6",
-        TalosVersion::V1_10 => "v1.10.9",
-        TalosVersion::V1_11 => "v1.11.6",
-        TalosVersion::V1_12 => "v1.12.0",
-    };
-    format!("ghcr.io/siderolabs/installer:{tag}")
+    format!("ghcr.io/siderolabs/installer:{}", version.release())
 }
 
 fn load_patches(items: &[String]) -> Result<Vec<String>, TalosCommandError> {

@@ -248,24 +248,36 @@ func loadSecrets(text string) (*secrets.Bundle, error) {
 	return secrets.LoadBundle(f.Name())
 }
 
-// flatten lists the leaves of a (possibly wrapped) multierror: the container wraps the
-// v1alpha1 document's multierror as `v1alpha1.Config: …`, which is dropped here.
+// flatten lists the leaves of a (possibly wrapped) multierror, each behind the text that
+// wraps it (`invalid machine node labels: name "x y" is invalid`). The container's
+// `v1alpha1.Config: ` prefix of the main document is dropped.
 func flatten(err error) []string {
+	return flattenPrefixed(err, "")
+}
+
+func flattenPrefixed(err error, prefix string) []string {
 	if err == nil {
 		return nil
 	}
 
 	var merr *multierror.Error
 	if errors.As(err, &merr) {
+		wrapper := strings.TrimSuffix(err.Error(), merr.Error())
+		if wrapper == err.Error() {
+			wrapper = ""
+		}
+
+		wrapper = strings.TrimPrefix(wrapper, "v1alpha1.Config: ")
+
 		var out []string
 		for _, e := range merr.Errors {
-			out = append(out, flatten(e)...)
+			out = append(out, flattenPrefixed(e, prefix+wrapper)...)
 		}
 
 		return out
 	}
 
-	return []string{err.Error()}
+	return []string{prefix + err.Error()}
 }
 
 // validate does what `talosctl validate -m MODE [--strict]` does.

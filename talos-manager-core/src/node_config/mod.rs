@@ -26,7 +26,7 @@ use crate::store::{Cluster, Config, ConfigFields, MachineConfig, Server, Store, 
 use crate::talos::{
     ConfigEngine, ConfigError, ConfigPatches, EphemeralDisk, GenerateInput, GenerateOptions,
     MachineType, SecretsBundle, SecretsError, Substitutions, SystemRandom, TalosVersion,
-    ValidationMode, validate,
+    ValidationMode, validate_for,
 };
 use crate::validation::{Issue, ValidationError};
 use crate::{Secret, error_chain};
@@ -305,10 +305,15 @@ fn check_one(
         ephemeral_disk: None,
     };
     match ConfigEngine::generate(&input, secrets) {
-        Ok(yaml) => validate(&yaml, ValidationMode::Metal, true)
-            .into_iter()
-            .map(|issue| Issue::new(issue.path, issue.message))
-            .collect(),
+        Ok(yaml) => validate_for(
+            &yaml,
+            ValidationMode::Metal,
+            true,
+            input.options.talos_version,
+        )
+        .into_iter()
+        .map(|issue| Issue::new(issue.path, issue.message))
+        .collect(),
         Err(error) => {
             let field = match &error {
                 ConfigError::LoadPatch { group, .. } | ConfigError::ApplyPatch { group, .. } => {
