@@ -123,12 +123,20 @@ fn load_patches(items: &[String]) -> Result<Vec<String>, TalosCommandError> {
 /// directory, or printed when the output is `-`.
 pub fn gen_config(request: &GenConfigRequest) -> Result<Vec<(String, String)>, TalosCommandError> {
     let version = match &request.talos_version {
-        Some(text) => TalosVersion::parse(text).ok_or_else(|| {
-            TalosCommandError::Usage(format!(
-                "--talos-version {text:?} is not supported (use one of {})",
-                TalosVersion::ALL.map(|v| v.to_string()).join(", ")
-            ))
-        })?,
+        Some(text) => match TalosVersion::for_target(text) {
+            Some((version, None)) => version,
+            // A newer minor than every contract: the newest contract, said on stderr.
+            Some((version, Some(newer))) => {
+                eprintln!("warning: {newer}");
+                version
+            }
+            None => {
+                return Err(TalosCommandError::Usage(format!(
+                    "--talos-version {text:?} is not supported (use one of {})",
+                    TalosVersion::ALL.map(|v| v.to_string()).join(", ")
+                )));
+            }
+        },
         None => TalosVersion::LATEST,
     };
     let secrets = match &request.with_secrets {

@@ -4,9 +4,15 @@ use time::OffsetDateTime;
 
 use super::{Store, StoreError, now, on_pool};
 use crate::ids::SchematicId;
+use crate::talos::TalosVersion;
 
-/// The Talos version bootstrapped when nothing else was chosen.
-pub const DEFAULT_TALOS_VERSION: &str = "v1.10.4";
+/// The Talos version bootstrapped when nothing else was chosen: the release of the newest
+/// version contract ([`TalosVersion::LATEST`]).
+pub const DEFAULT_TALOS_VERSION: &str = TalosVersion::LATEST.release();
+
+/// The Kubernetes version of new configs when nothing else was chosen: the newest contract's
+/// default, as talosctl of that release uses.
+pub const DEFAULT_KUBERNETES_VERSION: &str = TalosVersion::LATEST.default_kubernetes_version();
 
 /// The bootstrap defaults.
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]

@@ -50,7 +50,30 @@ impl TalosVersion {
             .find(|v| v.minor().to_string() == minor)
     }
 
-    fn minor(self) -> u32 {
+    /// The contract for a target Talos version (an installer tag, a schematic's or the
+    /// settings' version: `v1.13.9`, `1.13`): the one of its minor version; for a 1.x minor
+    /// newer than every contract, the newest contract together with a [`NewerTalosVersion`]
+    /// to show. `None` for text that is not a Talos version or a minor older than 1.8.
+    pub fn for_target(text: &str) -> Option<(TalosVersion, Option<NewerTalosVersion>)> {
+        if let Some(version) = TalosVersion::parse(text) {
+            return Some((version, None));
+        }
+        let trimmed = text.trim().trim_start_matches('v');
+        let mut parts = trimmed.split('.');
+        let (major, minor) = (parts.next()?, parts.next()?);
+        let minor: u32 = minor.parse().ok()?;
+        (major == "1" && minor > TalosVersion::LATEST.minor()).then(|| {
+            (
+                TalosVersion::LATEST,
+                Some(NewerTalosVersion {
+                    release: format!("v1.{minor}"),
+                    latest: TalosVersion::LATEST,
+                }),
+            )
+        })
+    }
+
+    const fn minor(self) -> u32 {
         match self {
             TalosVersion::V1_8 => 8,
             TalosVersion::V1_9 => 9,
@@ -63,7 +86,7 @@ impl TalosVersion {
 
     /// The newest release of this line talos-manager knows, the tag of its installer image
     /// (`ghcr.io/siderolabs/installer:<tag>`) and of its Image Factory images.
-    pub fn release(self) -> &'static str {
+    pub const fn release(self) -> &'static str {
         match self {
             TalosVersion::V1_8 => "v1.8.4",
             TalosVersion::V1_9 => "v1.9.6",
@@ -77,7 +100,7 @@ impl TalosVersion {
     /// The Kubernetes version the last talosctl release of this line uses by default
     /// (`--kubernetes-version` unset): 1.8.4, 1.9.6, 1.10.9, 1.11.6, 1.12.0 and 1.13.9
     /// (`constants.DefaultKubernetesVersion`).
-    pub fn default_kubernetes_version(self) -> &'static str {
+    pub const fn default_kubernetes_version(self) -> &'static str {
         match self {
             TalosVersion::V1_8 => "1.31.4",
             TalosVersion::V1_9 => "1.32.4",
@@ -104,6 +127,20 @@ impl std::fmt::Display for TalosVersion {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "v1.{}", self.minor())
     }
+}
+
+/// A target Talos version newer than every contract talos-manager knows: its configs are
+/// written for the newest contract, which newer Talos releases accept.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "Talos {release} is newer than the newest config format talos-manager knows ({latest}); \
+     its configs are generated for {latest}"
+)]
+pub struct NewerTalosVersion {
+    /// The target minor version (`v1.15`).
+    pub release: String,
+    /// The contract used instead.
+    pub latest: TalosVersion,
 }
 
 /// The machine types `gen config` produces.

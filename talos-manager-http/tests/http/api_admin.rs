@@ -92,7 +92,8 @@ api_test!(settings_default_then_saved, |server| {
     let settings = server
         .expect(Method::GET, "/api/v1/settings", None, 200)
         .await;
-    assert_eq!(settings["talos_version"], "v1.10.4");
+    // The newest Talos version contract's release.
+    assert_eq!(settings["talos_version"], "v1.13.9");
     assert!(settings.get("updated_at").is_none_or(|v| v.is_null()));
 
     let invalid = server

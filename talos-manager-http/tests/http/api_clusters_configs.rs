@@ -147,10 +147,12 @@ api_test!(configs_are_checked_by_generating_them, |server| {
             201,
         )
         .await;
+    // The defaults of a new config: the newest Talos contract's installer and Kubernetes.
     assert_eq!(
         created["install_image"],
-        "ghcr.io/siderolabs/installer:v1.10.4"
+        "ghcr.io/siderolabs/installer:v1.13.9"
     );
+    assert_eq!(created["kubernetes_version"], "1.36.3");
     assert_eq!(created["kubespan"], true);
 
     let invalid_patch = include_str!(
