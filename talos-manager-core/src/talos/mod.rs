@@ -26,7 +26,7 @@
 //!    patched in talosctl's order: `--config-patch`, then the type's own patches.
 //! 3. The result is written in talosctl's canonical form: fields in Talos's declaration
 //!    order, empty optional fields left out, free-form maps in go-yaml's natural order,
-//!    go-yaml's quoting and 4-space indentation. The stability goldens of Talos 1.8 … 1.12 are
+//!    go-yaml's quoting and 4-space indentation. The stability goldens of Talos 1.8 … 1.13 are
 //!    reproduced byte for byte.
 //!
 //! Documents are handled as [`yaml::Value`] trees; the schema (field order, types, list merge
