@@ -80,8 +80,10 @@ pub fn validate_for(
         checker.v1alpha1(doc, mode);
     }
     for doc in config.documents() {
-        if doc.get("kind").and_then(Value::as_str) == Some("VolumeConfig") {
-            checker.volume_config(doc);
+        match doc.get("kind").and_then(Value::as_str) {
+            Some("VolumeConfig") => checker.volume_config(doc),
+            Some("HostnameConfig") => checker.hostname_config(doc, config.v1alpha1()),
+            _ => {}
         }
     }
     let Checker {
@@ -771,6 +773,56 @@ impl Checker {
                     );
                 }
             }
+        }
+    }
+
+    /// `HostnameConfig` (Talos 1.12+) and its conflicts with the v1alpha1 document: a static
+    /// `machine.network.hostname` or `machine.features.stableHostname` next to it is refused.
+    fn hostname_config(&mut self, doc: &Value, v1alpha1: Option<&Value>) {
+        let auto = doc.get("auto").map(Value::to_string);
+        let hostname = text(doc.get("hostname"));
+        if auto.is_none() && hostname.is_none() {
+            self.error("HostnameConfig", "either 'auto' or 'hostname' must be set");
+        }
+        let auto_kind = auto.as_deref().unwrap_or("off");
+        if auto_kind != "off" && hostname.is_some() {
+            self.error(
+                "HostnameConfig.auto",
+                "'auto' and 'hostname' cannot be set at the same time",
+            );
+        }
+        if !matches!(auto_kind, "off" | "stable") {
+            self.error(
+                "HostnameConfig.auto",
+                format!("invalid value for 'auto': {auto_kind}"),
+            );
+        }
+        if let Some(hostname) = &hostname {
+            if hostname.len() > 253 {
+                self.error(
+                    "HostnameConfig.hostname",
+                    format!("fqdn is too long: {}", hostname.len()),
+                );
+            }
+            let first = hostname.split('.').next().unwrap_or_default();
+            if first.is_empty() || first.len() > 63 {
+                self.error(
+                    "HostnameConfig.hostname",
+                    format!("invalid hostname {}", go_quote(first)),
+                );
+            }
+        }
+        let Some(v1alpha1) = v1alpha1 else { return };
+        if text(v1alpha1.path("machine.network.hostname")).is_some() {
+            self.error(
+                "machine.network.hostname",
+                "static hostname is already set in v1alpha1 config",
+            );
+        } else if is_true(v1alpha1.path("machine.features.stableHostname")) {
+            self.error(
+                "machine.features.stableHostname",
+                "stable hostname is already set in v1alpha1 config",
+            );
         }
     }
 

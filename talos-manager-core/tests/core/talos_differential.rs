@@ -236,6 +236,45 @@ fn random_mutation(rng: &mut Rng) -> Option<&'static str> {
     })
 }
 
+/// Compares one oracle response with our answer: `Some((what, ours, Talos's))` when they differ.
+type Check = Box<dyn Fn(&Json) -> Option<(String, String, String)>>;
+
+/// Compares Talos's validation answer with our issues: same verdict, same errors.
+fn validate_check(issues: Vec<talos_manager_core::Issue>) -> Check {
+    Box::new(move |response| {
+        let valid = response["valid"].as_bool().expect("a validate response");
+        let errors: Vec<String> = response["errors"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|e| e.as_str().map(str::to_owned))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let mine: Vec<String> = issues.iter().map(|i| i.message.clone()).collect();
+        let agree = if valid {
+            mine.is_empty()
+        } else if errors.len() == 1 && errors[0].contains("decoding") {
+            // A config that does not even load: only the verdict is compared.
+            !mine.is_empty()
+        } else {
+            mine.len() == errors.len()
+                && errors.iter().all(|t| mine.iter().any(|o| same_issue(t, o)))
+        };
+        (!agree).then(|| {
+            let mut mine = mine.clone();
+            let mut errors = errors.clone();
+            mine.sort();
+            errors.sort();
+            (
+                "validate -m metal --strict".into(),
+                format!("valid: {}\n{}", issues.is_empty(), mine.join("\n")),
+                format!("valid: {valid}\n{}", errors.join("\n")),
+            )
+        })
+    })
+}
+
 /// A divergence between our engine and Talos.
 struct Divergence {
     what: String,
@@ -306,9 +345,13 @@ fn same_issue(talos: &str, ours: &str) -> bool {
 fn run(version: TalosVersion, cases: usize, seed: u64) -> Vec<Divergence> {
     let secrets_text = secrets_text();
     let secrets = SecretsBundle::parse(&secrets_text).unwrap();
-    let mut rng = Rng(seed ^ u64::from(version.to_string().len() as u32) ^ 0x7a1_05);
+    let salt = version
+        .to_string()
+        .bytes()
+        .fold(0_u64, |h, b| h.wrapping_mul(31).wrapping_add(u64::from(b)));
+    let mut rng = Rng(seed ^ salt);
     let mut requests = Vec::new();
-    let mut ours: Vec<Box<dyn Fn(&Json) -> Option<(String, String, String)>>> = Vec::new();
+    let mut ours: Vec<Check> = Vec::new();
     for _ in 0..cases {
         let options = random_options(&mut rng, version);
         let machine_type = *rng.pick(&[MachineType::ControlPlane, MachineType::Worker]);
@@ -337,6 +380,7 @@ fn run(version: TalosVersion, cases: usize, seed: u64) -> Vec<Divergence> {
         let patch: Vec<String> = (0..=rng.below(2)).map(|_| random_patch(&mut rng)).collect();
         requests.push(json!({"op": "patch", "config": base, "patches": patch}));
         let mine = our_patch(&base, &patch);
+        let patched = mine.clone().ok();
         ours.push(Box::new(move |response| {
             let talos = output(response);
             match (&mine, &talos) {
@@ -345,6 +389,19 @@ fn run(version: TalosVersion, cases: usize, seed: u64) -> Vec<Divergence> {
                 _ => Some(("machineconfig patch".into(), fmt(&mine), fmt(&talos))),
             }
         }));
+
+        // validate -m metal --strict, of the patched config
+        if let Some(patched) = patched {
+            requests.push(
+                json!({"op": "validate", "config": patched, "mode": "metal", "strict": true}),
+            );
+            ours.push(validate_check(validate_for(
+                &patched,
+                ValidationMode::Metal,
+                true,
+                version,
+            )));
+        }
 
         // validate -m metal --strict, of the config with one field mutated
         let config = match random_mutation(&mut rng) {
@@ -356,38 +413,7 @@ fn run(version: TalosVersion, cases: usize, seed: u64) -> Vec<Divergence> {
         };
         let issues = validate_for(&config, ValidationMode::Metal, true, version);
         requests.push(json!({"op": "validate", "config": config, "mode": "metal", "strict": true}));
-        ours.push(Box::new(move |response| {
-            let valid = response["valid"].as_bool().expect("a validate response");
-            let errors: Vec<String> = response["errors"]
-                .as_array()
-                .map(|a| {
-                    a.iter()
-                        .filter_map(|e| e.as_str().map(str::to_owned))
-                        .collect()
-                })
-                .unwrap_or_default();
-            let mine: Vec<String> = issues.iter().map(|i| i.message.clone()).collect();
-            let agree = if valid {
-                mine.is_empty()
-            } else if errors.len() == 1 && errors[0].contains("decoding") {
-                // A config that does not even load: only the verdict is compared.
-                !mine.is_empty()
-            } else {
-                mine.len() == errors.len()
-                    && errors.iter().all(|t| mine.iter().any(|o| same_issue(t, o)))
-            };
-            (!agree).then(|| {
-                let mut mine = mine.clone();
-                let mut errors = errors.clone();
-                mine.sort();
-                errors.sort();
-                (
-                    "validate -m metal --strict".into(),
-                    format!("valid: {}\n{}", issues.is_empty(), mine.join("\n")),
-                    format!("valid: {valid}\n{}", errors.join("\n")),
-                )
-            })
-        }));
+        ours.push(validate_check(issues));
     }
     let responses = ask(version, &requests);
     requests

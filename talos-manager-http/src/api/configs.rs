@@ -36,11 +36,11 @@ pub struct ConfigBody {
     /// Its name, unique.
     pub name: String,
     /// The Talos installer image; its tag picks the config format (`…/installer:v1.10.4` →
-    /// Talos 1.10). Default: the installer of the newest Talos version contract.
+    /// Talos 1.10). Default: the installer of the service's default Talos version.
     #[oai(default = "default_install_image")]
     pub install_image: String,
-    /// The Kubernetes version for new clusters, e.g. `1.36.3`. Default: the newest Talos
-    /// version contract's default Kubernetes version.
+    /// The Kubernetes version for new clusters, e.g. `1.30.1`. Default: the service's default
+    /// Kubernetes version.
     #[oai(default = "default_kubernetes_version")]
     pub kubernetes_version: String,
     /// Whether KubeSpan (WireGuard mesh between nodes) is enabled.

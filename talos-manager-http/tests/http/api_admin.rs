@@ -92,8 +92,10 @@ api_test!(settings_default_then_saved, |server| {
     let settings = server
         .expect(Method::GET, "/api/v1/settings", None, 200)
         .await;
-    // The newest Talos version contract's release.
-    assert_eq!(settings["talos_version"], "v1.13.9");
+    assert_eq!(
+        settings["talos_version"],
+        talos_manager_core::store::DEFAULT_TALOS_VERSION
+    );
     assert!(settings.get("updated_at").is_none_or(|v| v.is_null()));
 
     let invalid = server

@@ -242,8 +242,10 @@ fn gen_and_validate_work_like_talosctl() {
         "--install-disk",
         "/dev/nvme0n1",
         "--with-kubespan",
+        // Talos 1.12+ (the default contract): the hostname is a HostnameConfig document;
+        // `machine.network.hostname` next to the generated one is refused by validate.
         "--config-patch",
-        "machine:\n  network:\n    hostname: demo-1\n",
+        "apiVersion: v1alpha1\nkind: HostnameConfig\nauto: off\nhostname: demo-1\n",
         "-o",
         "out",
     ]));

@@ -374,7 +374,7 @@ async fn a_user_signs_in_configures_a_server_and_follows_a_job_log() {
         )
         .await;
     browser.click("#config-form button[type=submit]").await;
-    // Left empty in the form, the installer is the API's default: the newest Talos contract's.
+    // Left empty in the form, the installer is the API's default.
     browser
         .wait_text(
             "table",

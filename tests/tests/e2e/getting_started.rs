@@ -202,9 +202,16 @@ fn the_getting_started_walkthrough_works_as_written() {
         config["machine"]["install"]["disk"].as_str(),
         Some("/dev/nvme0n1")
     );
+    // The config's default Kubernetes version.
     assert_eq!(
         config["machine"]["kubelet"]["image"].as_str(),
-        Some("ghcr.io/siderolabs/kubelet:v1.30.1")
+        Some(
+            format!(
+                "ghcr.io/siderolabs/kubelet:v{}",
+                talos_manager_core::store::DEFAULT_KUBERNETES_VERSION
+            )
+            .as_str()
+        )
     );
     assert_eq!(config["cluster"]["clusterName"].as_str(), Some("demo"));
     assert_eq!(

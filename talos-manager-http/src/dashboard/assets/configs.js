@@ -5,8 +5,8 @@ import { actionButton, field, flash, formIssues, formValues, h, onSubmit, pageHe
 
 /**
  * A new config: the installer image and Kubernetes version are left empty, so the API fills in
- * its defaults (the newest Talos version contract's installer and Kubernetes version; one place,
- * talos-manager-core's TalosVersion::LATEST).
+ * its defaults (one place: talos-manager-core's store::DEFAULT_TALOS_VERSION and
+ * DEFAULT_KUBERNETES_VERSION).
  */
 const NEW_CONFIG = {
   install_image: "",
@@ -63,8 +63,8 @@ function configForm(config) {
     h(
       "div",
       { class: "field-row" },
-      field("Installer image", h("input", { name: "install_image", value: values.install_image ?? "", placeholder: "the newest Talos", autocomplete: "off" }), "Its tag picks the Talos version, e.g. …/installer:v1.13.9. Empty: the newest Talos talos-manager knows."),
-      field("Kubernetes version", h("input", { name: "kubernetes_version", value: values.kubernetes_version ?? "", placeholder: "that Talos's default", autocomplete: "off" }), "For new clusters, e.g. 1.36.3. Empty: the default of the newest Talos."),
+      field("Installer image", h("input", { name: "install_image", value: values.install_image ?? "", placeholder: "the default Talos", autocomplete: "off" }), "Its tag picks the Talos version, e.g. …/installer:v1.13.9. Empty: the service's default Talos."),
+      field("Kubernetes version", h("input", { name: "kubernetes_version", value: values.kubernetes_version ?? "", placeholder: "the default Kubernetes", autocomplete: "off" }), "For new clusters, e.g. 1.36.3. Empty: the service's default Kubernetes."),
     ),
     field("KubeSpan", h("input", { type: "checkbox", name: "kubespan", checked: values.kubespan }), "A WireGuard mesh between the nodes."),
     field("Patch for every node", patchArea("patch", config?.patch), PATCH_HINT),
