@@ -8,6 +8,8 @@ mod core {
     mod migrations;
     // The Talos engine against golden data from talosctl and the original app.
     mod talos;
+    // The Talos engine against Talos's own machinery (tests/talos-oracle), on random inputs.
+    mod talos_differential;
     // Hetzner Robot and Cloud clients against the wire-level fakes (tests/fake-hetzner).
     mod provider;
     // The rescue-mode installer against a real sshd on loopback and a loop device.

@@ -110,14 +110,7 @@ pub struct GenConfigRequest {
 
 /// The installer image talosctl defaults to for a version contract.
 fn default_installer(version: TalosVersion) -> String {
-    let tag = match version {
-        TalosVersion::V1_8 => "v1.8.4",
-        TalosVersion::V1_9 => "v1.9.6",
-        TalosVersion::V1_10 => "v1.10.9",
-        TalosVersion::V1_11 => "v1.11.6",
-        TalosVersion::V1_12 => "v1.12.0",
-    };
-    format!("ghcr.io/siderolabs/installer:{tag}")
+    format!("ghcr.io/siderolabs/installer:{}", version.release())
 }
 
 fn load_patches(items: &[String]) -> Result<Vec<String>, TalosCommandError> {
@@ -134,12 +127,20 @@ fn load_patches(items: &[String]) -> Result<Vec<String>, TalosCommandError> {
 /// directory, or printed when the output is `-`.
 pub fn gen_config(request: &GenConfigRequest) -> Result<Vec<(String, String)>, TalosCommandError> {
     let version = match &request.talos_version {
-        Some(text) => TalosVersion::parse(text).ok_or_else(|| {
-            TalosCommandError::Usage(format!(
-                "--talos-version {text:?} is not supported (use one of {})",
-                TalosVersion::ALL.map(|v| v.to_string()).join(", ")
-            ))
-        })?,
+        Some(text) => match TalosVersion::for_target(text) {
+            Some((version, None)) => version,
+            // A newer minor than every contract: the newest contract, said on stderr.
+            Some((version, Some(newer))) => {
+                eprintln!("warning: {newer}");
+                version
+            }
+            None => {
+                return Err(TalosCommandError::Usage(format!(
+                    "--talos-version {text:?} is not supported (use one of {})",
+                    TalosVersion::ALL.map(|v| v.to_string()).join(", ")
+                )));
+            }
+        },
         None => TalosVersion::LATEST,
     };
     let secrets = match &request.with_secrets {

@@ -29,7 +29,7 @@ use crate::store::{Cluster, Config, ConfigFields, MachineConfig, Server, Store, 
 use crate::talos::{
     ConfigEngine, ConfigError, ConfigPatches, EphemeralDisk, GenerateInput, GenerateOptions,
     MachineType, SecretsBundle, SecretsError, Substitutions, SystemRandom, TalosVersion,
-    ValidationMode, validate,
+    ValidationMode, validate_for,
 };
 use crate::validation::{Issue, ValidationError};
 use crate::{Secret, error_chain};
@@ -84,12 +84,20 @@ pub struct NodeConfig {
 }
 
 /// The Talos version contract a config template targets: the version of its installer image
-/// (`…/installer:v1.10.4` → 1.10), else the newest.
+/// (`…/installer:v1.10.4` → 1.10), else the newest. A newer minor than every contract
+/// (`…:v1.15.0`) gets the newest contract, with a warning in the log.
 pub fn talos_version_of(install_image: &str) -> TalosVersion {
-    install_image
+    let target = install_image
         .rsplit_once(':')
-        .and_then(|(_, tag)| TalosVersion::parse(tag))
-        .unwrap_or(TalosVersion::LATEST)
+        .and_then(|(_, tag)| TalosVersion::for_target(tag));
+    match target {
+        Some((version, None)) => version,
+        Some((version, Some(newer))) => {
+            tracing::warn!(install_image, "{newer}");
+            version
+        }
+        None => TalosVersion::LATEST,
+    }
 }
 
 /// The inputs for the engine, from stored rows. The Kubernetes version is the one the cluster
@@ -325,10 +333,15 @@ fn check_one(
         ephemeral_disk: None,
     };
     match ConfigEngine::generate(&input, secrets) {
-        Ok(yaml) => validate(&yaml, ValidationMode::Metal, true)
-            .into_iter()
-            .map(|issue| Issue::new(issue.path, issue.message))
-            .collect(),
+        Ok(yaml) => validate_for(
+            &yaml,
+            ValidationMode::Metal,
+            true,
+            input.options.talos_version,
+        )
+        .into_iter()
+        .map(|issue| Issue::new(issue.path, issue.message))
+        .collect(),
         Err(error) => {
             let field = match &error {
                 ConfigError::LoadPatch { group, .. } | ConfigError::ApplyPatch { group, .. } => {
@@ -419,5 +432,22 @@ mod tests {
             talos_version_of("registry.local:5000/installer"),
             TalosVersion::LATEST
         );
+        assert_eq!(
+            talos_version_of("factory.talos.dev/metal-installer/abc:v1.15.0"),
+            TalosVersion::LATEST
+        );
+        assert_eq!(
+            TalosVersion::for_target("v1.15.0")
+                .unwrap()
+                .1
+                .unwrap()
+                .to_string(),
+            format!(
+                "Talos v1.15 is newer than the newest config format talos-manager knows ({0}); \
+                 its configs are generated for {0}",
+                TalosVersion::LATEST
+            )
+        );
+        assert_eq!(TalosVersion::for_target("v1.7.0"), None);
     }
 }

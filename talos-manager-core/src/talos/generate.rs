@@ -18,20 +18,24 @@ pub enum TalosVersion {
     V1_11,
     /// Talos 1.12 (multi-document output).
     V1_12,
+    /// Talos 1.13: no empty `machine.network`, KubeSpan as a `KubeSpanConfig` document,
+    /// always persisted.
+    V1_13,
 }
 
 impl TalosVersion {
     /// Every supported contract, oldest first.
-    pub const ALL: [TalosVersion; 5] = [
+    pub const ALL: [TalosVersion; 6] = [
         TalosVersion::V1_8,
         TalosVersion::V1_9,
         TalosVersion::V1_10,
         TalosVersion::V1_11,
         TalosVersion::V1_12,
+        TalosVersion::V1_13,
     ];
 
-    /// The newest contract, talosctl's default.
-    pub const LATEST: TalosVersion = TalosVersion::V1_12;
+    /// The newest contract, talosctl's default and the default of new configs.
+    pub const LATEST: TalosVersion = TalosVersion::V1_13;
 
     /// Parses `v1.10`, `1.10` or a full version such as `v1.10.4`.
     pub fn parse(text: &str) -> Option<TalosVersion> {
@@ -46,25 +50,64 @@ impl TalosVersion {
             .find(|v| v.minor().to_string() == minor)
     }
 
-    fn minor(self) -> u32 {
+    /// The contract for a target Talos version (an installer tag, a schematic's or the
+    /// settings' version: `v1.13.9`, `1.13`): the one of its minor version; for a 1.x minor
+    /// newer than every contract, the newest contract together with a [`NewerTalosVersion`]
+    /// to show. `None` for text that is not a Talos version or a minor older than 1.8.
+    pub fn for_target(text: &str) -> Option<(TalosVersion, Option<NewerTalosVersion>)> {
+        if let Some(version) = TalosVersion::parse(text) {
+            return Some((version, None));
+        }
+        let trimmed = text.trim().trim_start_matches('v');
+        let mut parts = trimmed.split('.');
+        let (major, minor) = (parts.next()?, parts.next()?);
+        let minor: u32 = minor.parse().ok()?;
+        (major == "1" && minor > TalosVersion::LATEST.minor()).then(|| {
+            (
+                TalosVersion::LATEST,
+                Some(NewerTalosVersion {
+                    release: format!("v1.{minor}"),
+                    latest: TalosVersion::LATEST,
+                }),
+            )
+        })
+    }
+
+    const fn minor(self) -> u32 {
         match self {
             TalosVersion::V1_8 => 8,
             TalosVersion::V1_9 => 9,
             TalosVersion::V1_10 => 10,
             TalosVersion::V1_11 => 11,
             TalosVersion::V1_12 => 12,
+            TalosVersion::V1_13 => 13,
+        }
+    }
+
+    /// The newest release of this line talos-manager knows, the tag of its installer image
+    /// (`ghcr.io/siderolabs/installer:<tag>`) and of its Image Factory images.
+    pub const fn release(self) -> &'static str {
+        match self {
+            TalosVersion::V1_8 => "v1.8.4",
+            TalosVersion::V1_9 => "v1.9.6",
+            TalosVersion::V1_10 => "v1.10.9",
+            TalosVersion::V1_11 => "v1.11.6",
+            TalosVersion::V1_12 => "v1.12.11",
+            TalosVersion::V1_13 => "v1.13.9",
         }
     }
 
     /// The Kubernetes version the last talosctl release of this line uses by default
-    /// (`--kubernetes-version` unset): 1.8.4, 1.9.6, 1.10.9, 1.11.6 and 1.12.0.
-    pub fn default_kubernetes_version(self) -> &'static str {
+    /// (`--kubernetes-version` unset): 1.8.4, 1.9.6, 1.10.9, 1.11.6, 1.12.0 and 1.13.9
+    /// (`constants.DefaultKubernetesVersion`).
+    pub const fn default_kubernetes_version(self) -> &'static str {
         match self {
             TalosVersion::V1_8 => "1.31.4",
             TalosVersion::V1_9 => "1.32.4",
             TalosVersion::V1_10 => "1.33.6",
             TalosVersion::V1_11 => "1.34.1",
             TalosVersion::V1_12 => "1.35.0",
+            TalosVersion::V1_13 => "1.36.3",
         }
     }
 
@@ -72,12 +115,32 @@ impl TalosVersion {
     pub fn multi_document(self) -> bool {
         self >= TalosVersion::V1_12
     }
+
+    /// Whether KubeSpan is its own `KubeSpanConfig` document (and an unused `machine.network`
+    /// is left out): 1.13 on (`KubeSpanMultidocConfig` of Talos's version contract).
+    pub fn kubespan_document(self) -> bool {
+        self >= TalosVersion::V1_13
+    }
 }
 
 impl std::fmt::Display for TalosVersion {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "v1.{}", self.minor())
     }
+}
+
+/// A target Talos version newer than every contract talos-manager knows: its configs are
+/// written for the newest contract, which newer Talos releases accept.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "Talos {release} is newer than the newest config format talos-manager knows ({latest}); \
+     its configs are generated for {latest}"
+)]
+pub struct NewerTalosVersion {
+    /// The target minor version (`v1.15`).
+    pub release: String,
+    /// The contract used instead.
+    pub latest: TalosVersion,
 }
 
 /// The machine types `gen config` produces.
@@ -316,15 +379,17 @@ pub(crate) fn generate(
     ));
     kubelet.push(("disableManifestsDirectory".into(), Value::Bool(true)));
     machine.push(("kubelet".into(), Value::Map(kubelet)));
-    let network = if options.kubespan {
-        map(vec![(
-            "kubespan",
-            map(vec![("enabled", Value::Bool(true))]),
-        )])
-    } else {
-        Value::Map(Vec::new())
-    };
-    machine.push(("network".into(), network));
+    if options.kubespan && !version.kubespan_document() {
+        machine.push((
+            "network".into(),
+            map(vec![(
+                "kubespan",
+                map(vec![("enabled", Value::Bool(true))]),
+            )]),
+        ));
+    } else if !version.kubespan_document() {
+        machine.push(("network".into(), Value::Map(Vec::new())));
+    }
     let mut install = Vec::new();
     if let Some(disk) = options.install_disk.as_deref().filter(|d| !d.is_empty()) {
         install.push(("disk".to_owned(), Value::str(disk)));
@@ -539,6 +604,13 @@ pub(crate) fn generate(
             ("apiVersion", Value::str("v1alpha1")),
             ("kind", Value::str("HostnameConfig")),
             ("auto", Value::str("stable")),
+        ]));
+    }
+    if options.kubespan && version.kubespan_document() {
+        documents.push(map(vec![
+            ("apiVersion", Value::str("v1alpha1")),
+            ("kind", Value::str("KubeSpanConfig")),
+            ("enabled", Value::Bool(true)),
         ]));
     }
     Ok(MachineConfig::from_documents(documents))

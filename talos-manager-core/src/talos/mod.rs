@@ -26,7 +26,7 @@
 //!    patched in talosctl's order: `--config-patch`, then the type's own patches.
 //! 3. The result is written in talosctl's canonical form: fields in Talos's declaration
 //!    order, empty optional fields left out, free-form maps in go-yaml's natural order,
-//!    go-yaml's quoting and 4-space indentation. The stability goldens of Talos 1.8 … 1.12 are
+//!    go-yaml's quoting and 4-space indentation. The stability goldens of Talos 1.8 … 1.13 are
 //!    reproduced byte for byte.
 //!
 //! Documents are handled as [`yaml::Value`] trees; the schema (field order, types, list merge
@@ -62,7 +62,10 @@ pub use client_config::{
     ClientConfigError, admin_kubeconfig, os_admin_client_certificate, talosconfig,
 };
 pub use document::{DecodeIssue, LoadError, MachineConfig};
-pub use generate::{Cni, EndpointError, GenerateOptions, MachineType, TalosVersion, endpoint_host};
+pub use generate::{
+    Cni, EndpointError, GenerateOptions, MachineType, NewerTalosVersion, TalosVersion,
+    endpoint_host,
+};
 pub use patch::{
     DeleteSelector, JsonPatchError, JsonPatchOp, MergeError, Patch, PatchApplyError,
     PatchLoadError, StrategicPatch,
@@ -70,7 +73,7 @@ pub use patch::{
 pub use pki::{CertAndKey, PkiError};
 pub use secrets::{SecretsBundle, SecretsError};
 pub use substitute::{Substitutions, substitute, unknown_variables};
-pub use validate::{ValidationMode, validate};
+pub use validate::{ValidationMode, validate, validate_for};
 pub use volume::{
     EphemeralDisk, EphemeralDiskError, append_volume_config, ephemeral_volume_config,
 };

@@ -2,11 +2,13 @@
 //! with its path instead of stopping at the first.
 //!
 //! Covered: the checks of `talosctl validate -m <mode>` that concern fields talos-manager users
-//! set (cluster endpoint and DNS domain, install section in metal mode, machine type and CAs,
+//! set (cluster endpoint and DNS domain, install section in metal mode with the 1.12+ rule that
+//! `extraKernelArgs` and `grubUseUKICmdline` exclude each other, machine type and CAs,
 //! control-plane and worker restrictions, CNI, discovery and KubeSpan, network interfaces,
-//! VLANs, routes, kubelet node IPs, node labels and taints, inline manifests, registries,
-//! VolumeConfig names and sizes, bond modes, WireGuard keys, extra host entries, duplicate
-//! extensions). Not covered yet (TODO-coverage): bond tuning options, bridge and link
+//! VLAN addresses, routes, kubelet node IPs, node labels (in Talos's words) and taints, inline
+//! manifests, registries, VolumeConfig names and sizes, bond modes, WireGuard keys, duplicate
+//! extensions). Like talosctl, it does not check nameservers, extra host entries or VLAN ids.
+//! `tests/core/talos_differential.rs` compares it with Talos's own machinery. Not covered yet (TODO-coverage): bond tuning options, bridge and link
 //! membership checks, system-disk encryption, logging destinations, apiserver authorization
 //! config, protected kubelet extraConfig fields, CEL type checking of disk selectors.
 
@@ -14,7 +16,7 @@ use std::net::IpAddr;
 
 use super::Issue;
 use super::document::{LoadError, MachineConfig};
-use super::generate::endpoint_host;
+use super::generate::{TalosVersion, endpoint_host};
 use super::yaml::Value;
 
 /// The runtime mode a config is validated for (`talosctl validate -m`).
@@ -40,9 +42,22 @@ impl ValidationMode {
     }
 }
 
-/// Validates a machine config text. With `strict`, warnings are issues too (as
-/// `warning: <text>`, like `--strict`). An empty result means the config is valid.
+/// Validates a machine config text as the newest supported talosctl does (see
+/// [`validate_for`]).
 pub fn validate(text: &str, mode: ValidationMode, strict: bool) -> Vec<Issue> {
+    validate_for(text, mode, strict, TalosVersion::LATEST)
+}
+
+/// Validates a machine config text as talosctl of `version` does (`talosctl validate -m
+/// <mode> [--strict]`); only some texts differ between versions. With `strict`, warnings are
+/// issues too (as `warning: <text>`, like `--strict`). An empty result means the config is
+/// valid.
+pub fn validate_for(
+    text: &str,
+    mode: ValidationMode,
+    strict: bool,
+    version: TalosVersion,
+) -> Vec<Issue> {
     let config = match MachineConfig::parse(text) {
         Ok(config) => config,
         Err(LoadError::Decode { problems, .. } | LoadError::UnknownKeys { problems, .. }) => {
@@ -59,18 +74,22 @@ pub fn validate(text: &str, mode: ValidationMode, strict: bool) -> Vec<Issue> {
     let mut checker = Checker {
         issues: Vec::new(),
         warnings: Vec::new(),
+        version,
     };
     if let Some(doc) = config.v1alpha1() {
         checker.v1alpha1(doc, mode);
     }
     for doc in config.documents() {
-        if doc.get("kind").and_then(Value::as_str) == Some("VolumeConfig") {
-            checker.volume_config(doc);
+        match doc.get("kind").and_then(Value::as_str) {
+            Some("VolumeConfig") => checker.volume_config(doc),
+            Some("HostnameConfig") => checker.hostname_config(doc, config.v1alpha1()),
+            _ => {}
         }
     }
     let Checker {
         mut issues,
         warnings,
+        ..
     } = checker;
     if strict {
         issues.extend(warnings.into_iter().map(|w| Issue {
@@ -84,6 +103,7 @@ pub fn validate(text: &str, mode: ValidationMode, strict: bool) -> Vec<Issue> {
 struct Checker {
     issues: Vec<Issue>,
     warnings: Vec<Issue>,
+    version: TalosVersion,
 }
 
 fn text(value: Option<&Value>) -> Option<String> {
@@ -96,11 +116,6 @@ fn seq(value: Option<&Value>) -> &[Value] {
 
 fn is_true(value: Option<&Value>) -> bool {
     value == Some(&Value::Bool(true))
-}
-
-/// An address (`10.0.0.1`) or a prefix (`10.0.0.0/8`).
-fn is_address_or_prefix(text: &str) -> bool {
-    is_prefix(text) || text.parse::<IpAddr>().is_ok()
 }
 
 fn is_prefix(text: &str) -> bool {
@@ -133,6 +148,104 @@ fn is_qualified_name(key: &str) -> bool {
         None => (None, key),
     };
     prefix.is_none_or(is_dns_name) && is_label_value(name) && !name.is_empty()
+}
+
+/// Why an interface address is refused, in Go's words: a prefix as `net.ParseCIDR` reports
+/// it, a bare address as Talos's `validateIPOrCIDR` does.
+fn ip_or_cidr_error(address: &str) -> Option<String> {
+    if address.contains('/') {
+        (!is_prefix(address)).then(|| format!("invalid CIDR address: {address}"))
+    } else {
+        (address.parse::<IpAddr>().is_err())
+            .then(|| format!("failed to parse IP address {}", go_quote(address)))
+    }
+}
+
+/// Go's `%q` of a string (close enough for the ASCII texts of configs).
+fn go_quote(text: &str) -> String {
+    format!("{text:?}")
+}
+
+/// Whether `text` matches Kubernetes' qualified-name pattern
+/// `([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]`.
+fn is_qualified_name_part(text: &str) -> bool {
+    !text.is_empty()
+        && text
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+        && text.starts_with(|c: char| c.is_ascii_alphanumeric())
+        && text.ends_with(|c: char| c.is_ascii_alphanumeric())
+}
+
+/// Why `value` is not a DNS-1123 subdomain (lowercase labels joined by dots), as Talos's
+/// `labels.ValidateDNS1123Subdomain` words it.
+fn dns1123_subdomain_error(value: &str) -> Option<String> {
+    if value.len() > 253 {
+        return Some(format!(
+            "domain name length exceeds limit of 253: {}",
+            go_quote(value)
+        ));
+    }
+    let label_ok = |label: &str| {
+        !label.is_empty()
+            && label
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+            && !label.starts_with('-')
+            && !label.ends_with('-')
+    };
+    (!value.split('.').all(label_ok))
+        .then(|| format!("domain doesn't match required format: {}", go_quote(value)))
+}
+
+/// Why `value` is not a Kubernetes qualified name, as Talos's `labels.ValidateQualifiedName`
+/// words it.
+fn qualified_name_error(value: &str) -> Option<String> {
+    let parts: Vec<&str> = value.split('/').collect();
+    let name = match parts.as_slice() {
+        [name] => *name,
+        [prefix, name] => {
+            if prefix.is_empty() {
+                return Some(format!("prefix cannot be empty: {}", go_quote(value)));
+            }
+            if let Some(problem) = dns1123_subdomain_error(prefix) {
+                return Some(format!("prefix {} is invalid: {problem}", go_quote(prefix)));
+            }
+            *name
+        }
+        _ => {
+            return Some(format!(
+                "invalid format: too many slashes: {}",
+                go_quote(value)
+            ));
+        }
+    };
+    if name.is_empty() {
+        Some(format!("name cannot be empty: {}", go_quote(value)))
+    } else if name.len() > 63 {
+        Some(format!(
+            "name is too long: {} (limit is 63)",
+            go_quote(value)
+        ))
+    } else if !is_qualified_name_part(name) {
+        Some(format!("name {} is invalid", go_quote(name)))
+    } else {
+        None
+    }
+}
+
+/// Why `value` is not a Kubernetes label value, as Talos's `labels.ValidateLabelValue` words it.
+fn label_value_error(value: &str) -> Option<String> {
+    if value.len() > 63 {
+        Some(format!(
+            "label value length exceeds limit of 63: {}",
+            go_quote(value)
+        ))
+    } else if !value.is_empty() && !is_qualified_name_part(value) {
+        Some(format!("label value {} is invalid", go_quote(value)))
+    } else {
+        None
+    }
 }
 
 /// A Kubernetes label value: at most 63 characters, alphanumerics with `-_.` inside.
@@ -225,6 +338,17 @@ impl Checker {
                             "either install disk or diskSelector should be defined",
                         );
                     }
+                    // Talos 1.12 on (the first to write grubUseUKICmdline): with the UKI's
+                    // own command line, GRUB ignores extraKernelArgs, so Talos refuses both.
+                    // Kernel arguments belong in the Image Factory schematic instead.
+                    if !seq(install.get("extraKernelArgs")).is_empty()
+                        && is_true(install.get("grubUseUKICmdline"))
+                    {
+                        self.error(
+                            "machine.install.extraKernelArgs",
+                            "install.extraKernelArgs and install.grubUseUKICmdline can't be used together",
+                        );
+                    }
                 }
             }
         }
@@ -289,22 +413,17 @@ impl Checker {
             }
             extensions.push(image);
         }
-        for (idx, host) in seq(machine.path("network.extraHostEntries"))
-            .iter()
-            .enumerate()
-        {
-            let ip = text(host.get("ip")).unwrap_or_default();
-            if ip.parse::<IpAddr>().is_err() {
-                self.error(
-                    &format!("machine.network.extraHostEntries[{idx}].ip"),
-                    format!("extra host entry ip \"{ip}\" is not a valid IP address"),
-                );
-            }
-        }
+        // talosctl checks neither extraHostEntries' IPs nor nameservers nor VLAN ids (the
+        // differential test against Talos's machinery showed it): neither do we.
         if !seq(machine.path("install.extensions")).is_empty() {
+            let docs = if self.version >= TalosVersion::V1_13 {
+                "https://docs.siderolabs.com/talos/latest/platform-specific-installations/boot-assets"
+            } else {
+                "https://www.talos.dev/latest/talos-guides/install/boot-assets/"
+            };
             self.warn(
                 "machine.install.extensions",
-                ".machine.install.extensions is deprecated, please see https://www.talos.dev/latest/talos-guides/install/boot-assets/",
+                format!(".machine.install.extensions is deprecated, please see {docs}"),
             );
         }
         for section in ["config", "mirrors"] {
@@ -432,15 +551,6 @@ impl Checker {
 
     fn network(&mut self, network: Option<&Value>, control_plane: bool) {
         let Some(network) = network else { return };
-        for (idx, nameserver) in seq(network.get("nameservers")).iter().enumerate() {
-            let nameserver = nameserver.to_string();
-            if nameserver.parse::<IpAddr>().is_err() {
-                self.error(
-                    &format!("machine.network.nameservers[{idx}]"),
-                    format!("nameserver \"{nameserver}\" is not a valid IP address"),
-                );
-            }
-        }
         for (idx, device) in seq(network.get("interfaces")).iter().enumerate() {
             let path = format!("machine.network.interfaces[{idx}]");
             if is_true(device.get("ignore")) {
@@ -510,10 +620,13 @@ impl Checker {
             }
             for (addr_idx, address) in addresses.iter().enumerate() {
                 let address = address.to_string();
-                if !is_address_or_prefix(&address) {
+                if let Some(problem) = ip_or_cidr_error(&address) {
                     self.error(
                         &format!("{path}.addresses[{addr_idx}]"),
-                        format!("[networking.os.device.addresses] \"{label}\": invalid address \"{address}\""),
+                        format!(
+                            "[networking.os.device.addresses] {}: {problem}",
+                            go_quote(&label)
+                        ),
                     );
                 }
             }
@@ -533,15 +646,14 @@ impl Checker {
                 }
                 for (addr_idx, address) in vlan_addresses.iter().enumerate() {
                     let address = address.to_string();
-                    if !is_address_or_prefix(&address) {
+                    if let Some(problem) = ip_or_cidr_error(&address) {
                         self.error(
                             &format!("{vlan_path}.addresses[{addr_idx}]"),
-                            format!("[networking.os.device.vlan] {label}.{vlan_id}: invalid address \"{address}\""),
+                            format!(
+                                "[networking.os.device.vlan.addresses] {label}.{vlan_id}: {problem}"
+                            ),
                         );
                     }
-                }
-                if !matches!(vlan.get("vlanId"), Some(Value::Int(1..=4094))) {
-                    self.error(&format!("{vlan_path}.vlanId"), format!("[networking.os.device.vlan] {label}.{vlan_id}: vlanId must be between 1 and 4094"));
                 }
                 self.routes(vlan.get("routes"), &format!("{vlan_path}.routes"));
                 if vlan.get("vip").is_some() && !control_plane {
@@ -621,12 +733,18 @@ impl Checker {
 
     fn node_metadata(&mut self, machine: &Value) {
         if let Some(labels) = machine.get("nodeLabels").and_then(Value::as_map) {
+            // Talos checks the labels sorted by key: the name, then the value.
+            let mut labels: Vec<_> = labels.iter().collect();
+            labels.sort_by(|a, b| a.0.cmp(&b.0));
             for (key, value) in labels {
                 let value = value.to_string();
-                if !is_qualified_name(key) || !is_label_value(&value) {
+                for problem in [qualified_name_error(key), label_value_error(&value)]
+                    .into_iter()
+                    .flatten()
+                {
                     self.error(
                         &format!("machine.nodeLabels.{key}"),
-                        format!("invalid machine node labels: invalid label \"{key}={value}\""),
+                        format!("invalid machine node labels: {problem}"),
                     );
                 }
             }
@@ -655,6 +773,56 @@ impl Checker {
                     );
                 }
             }
+        }
+    }
+
+    /// `HostnameConfig` (Talos 1.12+) and its conflicts with the v1alpha1 document: a static
+    /// `machine.network.hostname` or `machine.features.stableHostname` next to it is refused.
+    fn hostname_config(&mut self, doc: &Value, v1alpha1: Option<&Value>) {
+        let auto = doc.get("auto").map(Value::to_string);
+        let hostname = text(doc.get("hostname"));
+        if auto.is_none() && hostname.is_none() {
+            self.error("HostnameConfig", "either 'auto' or 'hostname' must be set");
+        }
+        let auto_kind = auto.as_deref().unwrap_or("off");
+        if auto_kind != "off" && hostname.is_some() {
+            self.error(
+                "HostnameConfig.auto",
+                "'auto' and 'hostname' cannot be set at the same time",
+            );
+        }
+        if !matches!(auto_kind, "off" | "stable") {
+            self.error(
+                "HostnameConfig.auto",
+                format!("invalid value for 'auto': {auto_kind}"),
+            );
+        }
+        if let Some(hostname) = &hostname {
+            if hostname.len() > 253 {
+                self.error(
+                    "HostnameConfig.hostname",
+                    format!("fqdn is too long: {}", hostname.len()),
+                );
+            }
+            let first = hostname.split('.').next().unwrap_or_default();
+            if first.is_empty() || first.len() > 63 {
+                self.error(
+                    "HostnameConfig.hostname",
+                    format!("invalid hostname {}", go_quote(first)),
+                );
+            }
+        }
+        let Some(v1alpha1) = v1alpha1 else { return };
+        if text(v1alpha1.path("machine.network.hostname")).is_some() {
+            self.error(
+                "machine.network.hostname",
+                "static hostname is already set in v1alpha1 config",
+            );
+        } else if is_true(v1alpha1.path("machine.features.stableHostname")) {
+            self.error(
+                "machine.features.stableHostname",
+                "stable hostname is already set in v1alpha1 config",
+            );
         }
     }
 
@@ -727,12 +895,8 @@ mod tests {
                     "install instructions are required in \"metal\" mode",
                 ),
                 (
-                    "machine.network.nameservers[1]",
-                    "nameserver \"nope\" is not a valid IP address",
-                ),
-                (
                     "machine.network.interfaces[0].addresses[0]",
-                    "[networking.os.device.addresses] \"eth0\": invalid address \"10.0.0.1/33\"",
+                    "[networking.os.device.addresses] \"eth0\": invalid CIDR address: 10.0.0.1/33",
                 ),
                 (
                     "machine.network.interfaces[0].vip",

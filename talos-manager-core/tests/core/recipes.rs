@@ -1,7 +1,9 @@
 //! The config patch recipes of `docs/recipes/` pass the check the API runs before it saves a
 //! config (`check_config_template`: generate a control plane and a worker for stand-in servers,
 //! then validate both as `talosctl validate -m metal --strict`), for every supported Talos
-//! version, and each one changes the config it is applied to.
+//! version, and each one changes the config it is applied to. A recipe limited to some versions
+//! (`# talos-manager talos: 1.8-1.11`) is refused by the same check on the others: the governor
+//! as an install kernel argument on Talos 1.12+, whose schematic form is checked as well.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -14,13 +16,23 @@ use talos_manager_core::talos::{
 };
 
 /// An installer image per supported Talos version: its tag picks the config format.
-const INSTALL_IMAGES: [&str; 5] = [
+const INSTALL_IMAGES: [&str; 6] = [
     "ghcr.io/siderolabs/installer:v1.8.4",
     "ghcr.io/siderolabs/installer:v1.9.6",
     "ghcr.io/siderolabs/installer:v1.10.4",
     "ghcr.io/siderolabs/installer:v1.11.5",
     "ghcr.io/siderolabs/installer:v1.12.0",
+    "ghcr.io/siderolabs/installer:v1.13.9",
 ];
+
+/// The Talos minor version of an installer image (`…:v1.12.0` → 12).
+fn minor_of(install_image: &str) -> u32 {
+    install_image
+        .rsplit_once(":v1.")
+        .and_then(|(_, rest)| rest.split('.').next())
+        .and_then(|minor| minor.parse().ok())
+        .expect("an installer tag v1.N.x")
+}
 
 /// Where a recipe goes, from its `# talos-manager field: …` line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -34,6 +46,15 @@ struct Recipe {
     name: String,
     field: Field,
     patch: String,
+    /// The Talos minor versions it is for (`# talos-manager talos: 1.8-1.11`), else all.
+    minors: Option<(u32, u32)>,
+}
+
+impl Recipe {
+    fn is_for(&self, install_image: &str) -> bool {
+        self.minors
+            .is_none_or(|(from, to)| (from..=to).contains(&minor_of(install_image)))
+    }
 }
 
 fn recipes_dir() -> PathBuf {
@@ -62,7 +83,22 @@ fn recipes() -> Vec<Recipe> {
                     other => panic!("{name}: unknown field {other:?}"),
                 })
                 .unwrap_or_else(|| panic!("{name}: no `# talos-manager field: …` line"));
-            Recipe { name, field, patch }
+            let minors = patch
+                .lines()
+                .find_map(|line| line.strip_prefix("# talos-manager talos: "))
+                .map(|range| {
+                    let (from, to) = range.trim().split_once('-').expect("a range A-B");
+                    (
+                        minor_of(&format!(":v{from}.0")),
+                        minor_of(&format!(":v{to}.0")),
+                    )
+                });
+            Recipe {
+                name,
+                field,
+                patch,
+                minors,
+            }
         })
         .collect()
 }
@@ -113,6 +149,9 @@ fn every_recipe_passes_the_api_check_for_every_talos_version() {
     let mut failures = Vec::new();
     for recipe in &recipes {
         for install_image in INSTALL_IMAGES {
+            if !recipe.is_for(install_image) {
+                continue;
+            }
             if let Err(error) = check_config_template(&config_with(recipe, install_image), &secrets)
             {
                 failures.push(format!("{} with {install_image}: {error:?}", recipe.name));
@@ -164,9 +203,63 @@ fn a_broken_recipe_fails_the_same_check() {
         name: "broken.yaml".into(),
         field: Field::Worker,
         patch: "machine:\n  network:\n    nameservers:\n      first: 1.1.1.1\n".into(),
+        minors: None,
     };
     let error = check_config_template(&config_with(&broken, INSTALL_IMAGES[2]), &secrets())
         .expect_err("a map where a list belongs is refused");
     let text = format!("{error:?}");
     assert!(text.contains("patch_worker"), "{text}");
+}
+
+/// The hostname as `machine.network.hostname` is refused on Talos 1.12 and newer next to the
+/// generated `HostnameConfig`, as `talosctl validate -m metal` refuses it; `hostname-config.yaml`
+/// is the form that passes there.
+#[test]
+fn the_hostname_moves_to_a_hostname_config_on_talos_1_12() {
+    let old = recipes()
+        .into_iter()
+        .find(|r| r.name == "hostname.yaml")
+        .expect("the hostname recipe");
+    for install_image in INSTALL_IMAGES.into_iter().filter(|i| minor_of(i) >= 12) {
+        let error = check_config_template(&config_with(&old, install_image), &secrets())
+            .expect_err("refused on 1.12+");
+        assert!(
+            error.issues.iter().any(|issue| issue.to_string()
+                == "machine.network.hostname: static hostname is already set in v1alpha1 config"),
+            "{install_image}: {error:?}"
+        );
+    }
+}
+
+/// The governor as an install kernel argument is refused on Talos 1.12 and newer exactly as
+/// `talosctl validate -m metal` refuses it (named by its path), and its replacement, the
+/// schematic of `docs/recipes/schematics/governor.yaml`, keeps the argument next to the
+/// `talos.config=` one talos-manager adds to every schematic.
+#[test]
+fn the_governor_moves_from_the_config_to_the_schematic_on_talos_1_12() {
+    let recipe = recipes()
+        .into_iter()
+        .find(|r| r.name == "governor-install-arg.yaml")
+        .expect("the governor recipe");
+    for install_image in INSTALL_IMAGES.into_iter().filter(|i| minor_of(i) >= 12) {
+        let error = check_config_template(&config_with(&recipe, install_image), &secrets())
+            .expect_err("refused on 1.12+");
+        assert!(
+            error.issues.iter().any(|issue| issue.to_string()
+                == "machine.install.extraKernelArgs: install.extraKernelArgs and \
+                    install.grubUseUKICmdline can't be used together"),
+            "{install_image}: {error:?}"
+        );
+    }
+    let schematic = fs::read_to_string(recipes_dir().join("schematics/governor.yaml")).unwrap();
+    let body = talos_manager_core::image_factory::force_talos_config(
+        &schematic,
+        "https://talos-manager.example.com/config",
+    )
+    .unwrap();
+    assert!(
+        body.contains("- cpufreq.default_governor=performance\n")
+            && body.contains("- talos.config=https://talos-manager.example.com/config"),
+        "{body}"
+    );
 }

@@ -36,10 +36,11 @@ pub struct ConfigBody {
     /// Its name, unique.
     pub name: String,
     /// The Talos installer image; its tag picks the config format (`…/installer:v1.10.4` →
-    /// Talos 1.10).
+    /// Talos 1.10). Default: the installer of the service's default Talos version.
     #[oai(default = "default_install_image")]
     pub install_image: String,
-    /// The Kubernetes version for new clusters, e.g. `1.30.1`.
+    /// The Kubernetes version for new clusters, e.g. `1.30.1`. Default: the service's default
+    /// Kubernetes version.
     #[oai(default = "default_kubernetes_version")]
     pub kubernetes_version: String,
     /// Whether KubeSpan (WireGuard mesh between nodes) is enabled.
@@ -65,7 +66,7 @@ fn default_install_image() -> String {
 }
 
 fn default_kubernetes_version() -> String {
-    "1.30.1".to_owned()
+    talos_manager_core::store::DEFAULT_KUBERNETES_VERSION.to_owned()
 }
 
 fn default_kubespan() -> bool {

@@ -92,7 +92,10 @@ api_test!(settings_default_then_saved, |server| {
     let settings = server
         .expect(Method::GET, "/api/v1/settings", None, 200)
         .await;
-    assert_eq!(settings["talos_version"], "v1.10.4");
+    assert_eq!(
+        settings["talos_version"],
+        talos_manager_core::store::DEFAULT_TALOS_VERSION
+    );
     assert!(settings.get("updated_at").is_none_or(|v| v.is_null()));
 
     let invalid = server

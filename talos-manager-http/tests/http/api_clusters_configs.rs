@@ -147,9 +147,18 @@ api_test!(configs_are_checked_by_generating_them, |server| {
             201,
         )
         .await;
+    // The defaults of a new config: the newest Talos contract's installer and Kubernetes.
+    // The defaults of a new config, from one place (talos_manager_core::store).
     assert_eq!(
         created["install_image"],
-        "ghcr.io/siderolabs/installer:v1.10.4"
+        format!(
+            "ghcr.io/siderolabs/installer:{}",
+            talos_manager_core::store::DEFAULT_TALOS_VERSION
+        )
+    );
+    assert_eq!(
+        created["kubernetes_version"],
+        talos_manager_core::store::DEFAULT_KUBERNETES_VERSION
     );
     assert_eq!(created["kubespan"], true);
 

@@ -283,8 +283,10 @@ fn gen_and_validate_work_like_talosctl() {
         "--install-disk",
         "/dev/nvme0n1",
         "--with-kubespan",
+        // Talos 1.12+ (the default contract): the hostname is a HostnameConfig document;
+        // `machine.network.hostname` next to the generated one is refused by validate.
         "--config-patch",
-        "machine:\n  network:\n    hostname: demo-1\n",
+        "apiVersion: v1alpha1\nkind: HostnameConfig\nauto: off\nhostname: demo-1\n",
         "-o",
         "out",
     ]));
@@ -330,6 +332,42 @@ fn gen_and_validate_work_like_talosctl() {
     let text = String::from_utf8(stdout.stdout).unwrap();
     assert!(text.starts_with("version: v1alpha1\n"), "{text}");
     assert!(text.contains("    type: worker\n"));
+
+    // Talos 1.13: KubeSpan as its own document, no empty machine.network; a newer minor
+    // (1.15) is generated for the newest contract, with a warning.
+    let gen_for = |version: &str| {
+        run(talos_manager(dir.path()).args([
+            "gen",
+            "config",
+            "demo",
+            "https://demo.example.com:6443",
+            "--with-secrets",
+            "secrets.yaml",
+            "--output-types",
+            "worker",
+            "--with-kubespan",
+            "--talos-version",
+            version,
+            "-o",
+            "-",
+        ]))
+    };
+    let v1_13 = gen_for("v1.13");
+    assert!(v1_13.status.success(), "{}", stderr(&v1_13));
+    let text = String::from_utf8(v1_13.stdout).unwrap();
+    assert!(
+        text.contains("\nkind: KubeSpanConfig\nenabled: true\n"),
+        "{text}"
+    );
+    assert!(!text.contains("network: {}"), "{text}");
+    let v1_15 = gen_for("v1.15.0");
+    assert!(v1_15.status.success(), "{}", stderr(&v1_15));
+    assert_eq!(String::from_utf8_lossy(&v1_15.stdout), text);
+    assert!(
+        stderr(&v1_15).contains("warning: Talos v1.15 is newer than the newest config format"),
+        "{}",
+        stderr(&v1_15)
+    );
 
     std::fs::write(
         dir.path().join("bad-patch.yaml"),

@@ -374,8 +374,15 @@ async fn a_user_signs_in_configures_a_server_and_follows_a_job_log() {
         )
         .await;
     browser.click("#config-form button[type=submit]").await;
+    // Left empty in the form, the installer is the API's default.
     browser
-        .wait_text("table", "ghcr.io/siderolabs/installer:v1.10.4")
+        .wait_text(
+            "table",
+            &format!(
+                "ghcr.io/siderolabs/installer:{}",
+                talos_manager_core::store::DEFAULT_TALOS_VERSION
+            ),
+        )
         .await;
 
     // A server appears (as a sync would add it) and is configured with the original's defaults.

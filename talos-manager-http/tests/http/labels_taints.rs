@@ -139,7 +139,7 @@ async fn fetch_config(server: &TestServer) -> Value {
         .await
         .unwrap();
     assert_eq!(response.status(), 200);
-    serde_norway::from_str(&response.text().await.unwrap()).unwrap()
+    crate::http::server::v1alpha1_document(&response.text().await.unwrap())
 }
 
 /// The label and taint jobs of the server, oldest first.

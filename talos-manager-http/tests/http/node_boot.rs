@@ -101,7 +101,7 @@ api_test!(a_node_fetches_its_config_by_uuid_and_address, |server| {
     .await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(content_type, "text/yaml");
-    let config: Value = serde_norway::from_str(&body).unwrap();
+    let config: Value = crate::http::server::v1alpha1_document(&body);
     assert_eq!(config["machine"]["type"], "worker");
     assert_eq!(config["machine"]["install"]["disk"], "/dev/nvme0n1");
     assert_eq!(config["machine"]["network"]["hostname"], "worker-1");
@@ -130,7 +130,8 @@ api_test!(a_node_fetches_its_config_by_uuid_and_address, |server| {
         .await
         .unwrap();
     assert_eq!(admin_copy.status(), 200);
-    let admin_config: Value = serde_norway::from_str(&admin_copy.text().await.unwrap()).unwrap();
+    let admin_config: Value =
+        crate::http::server::v1alpha1_document(&admin_copy.text().await.unwrap());
     assert_eq!(admin_config["machine"]["network"]["hostname"], "worker-1");
 });
 
@@ -246,7 +247,10 @@ api_test!(runbooks_for_a_configured_node, |server| {
     let (status, upgrade) = text("/api/v1/servers/robot-1/upgrade-command").await;
     assert_eq!(status, 200);
     assert!(
-        upgrade.contains("upgrade --image ghcr.io/siderolabs/installer:v1.10.4 --wait"),
+        upgrade.contains(&format!(
+            "upgrade --image ghcr.io/siderolabs/installer:{} --wait",
+            talos_manager_core::store::DEFAULT_TALOS_VERSION
+        )),
         "{upgrade}"
     );
     let (_, pinned) = text("/api/v1/servers/robot-1/upgrade-command?talos_version=v1.7.6").await;

@@ -15,6 +15,15 @@ pub(crate) const PASSWORD: &str = "test-basic-password";
 /// The public host name the test service has (`HOST`).
 pub(crate) const TEST_HOST: &str = "tm.example.com";
 
+/// The first document of a served machine config (the v1alpha1 one; Talos 1.12 and newer
+/// configs have more documents after it).
+pub(crate) fn v1alpha1_document<T: serde::de::DeserializeOwned>(text: &str) -> T {
+    let first = serde_norway::Deserializer::from_str(text)
+        .next()
+        .expect("a YAML document");
+    T::deserialize(first).expect("the v1alpha1 document")
+}
+
 /// An HTTP client for tests: bounded waits, so a hung service fails the test instead of
 /// hanging it.
 pub(crate) fn client() -> reqwest::Client {

@@ -30,12 +30,13 @@ fn schema() -> Schema {
                 Type::String,
                 "The Talos installer image; its tag picks the config format \
                  (`ghcr.io/siderolabs/installer:v1.10.4` → Talos 1.10). Default: the \
-                 service's Talos version.",
+                 installer of the service's default Talos version.",
             ),
             Attribute::optional_computed(
                 "kubernetes_version",
                 Type::String,
-                "The Kubernetes version for new clusters, e.g. `1.30.1`. Default: `1.30.1`.",
+                "The Kubernetes version for new clusters, e.g. `1.30.1`. Default: the \
+                 service's default Kubernetes version.",
             ),
             Attribute::optional_computed(
                 "kubespan",

@@ -188,7 +188,9 @@ fn the_getting_started_walkthrough_works_as_written() {
 
     // The config the node fetched.
     let yaml = std::fs::read_to_string(dir.path().join("worker-1.yaml")).unwrap();
-    let config: Yaml = serde_norway::from_str(&yaml).unwrap();
+    // Its first document, the v1alpha1 one (Talos 1.12+ configs have more after it).
+    let v1alpha1 = yaml.split("\n---\n").next().unwrap_or_default();
+    let config: Yaml = serde_norway::from_str(v1alpha1).unwrap();
     assert_eq!(config["machine"]["type"].as_str(), Some("worker"), "{yaml}");
     assert_eq!(
         config["machine"]["network"]["hostname"].as_str(),
@@ -202,9 +204,16 @@ fn the_getting_started_walkthrough_works_as_written() {
         config["machine"]["install"]["disk"].as_str(),
         Some("/dev/nvme0n1")
     );
+    // The config's default Kubernetes version.
     assert_eq!(
         config["machine"]["kubelet"]["image"].as_str(),
-        Some("ghcr.io/siderolabs/kubelet:v1.30.1")
+        Some(
+            format!(
+                "ghcr.io/siderolabs/kubelet:v{}",
+                talos_manager_core::store::DEFAULT_KUBERNETES_VERSION
+            )
+            .as_str()
+        )
     );
     assert_eq!(config["cluster"]["clusterName"].as_str(), Some("demo"));
     assert_eq!(

@@ -216,9 +216,15 @@ fn apply_delete(
         }
         DeleteTarget::Path(path) => {
             let (last, parents) = path.split_last().ok_or_else(|| missing(path))?;
+            let struct_field = is_struct_field(&config.documents[doc_idx], parents, last);
             let parent =
                 lookup_mut(&mut config.documents[doc_idx], parents).ok_or_else(|| missing(path))?;
-            parent.remove(last).ok_or_else(|| missing(path))?;
+            // Talos zeroes a field of a typed struct whether or not it is set; only a key of
+            // a free-form map must exist (the differential test found a second delete of
+            // `cluster.discovery` succeeding).
+            if parent.remove(last).is_none() && !struct_field {
+                return Err(missing(path));
+            }
         }
         DeleteTarget::ListItem { path, key, value } => {
             let list =
@@ -234,6 +240,23 @@ fn apply_delete(
         }
     }
     Ok(())
+}
+
+/// Whether `parents.last` names a field of a typed struct (not a free-form map key) in `doc`.
+fn is_struct_field(doc: &Value, parents: &[String], last: &str) -> bool {
+    let schema = Schema::get();
+    let mut ty = Ty::Ref(document_def(doc).unwrap_or(super::super::schema::LEGACY_DEF));
+    for key in parents {
+        ty = match ty {
+            Ty::Ref(name) => match schema.def(name).and_then(|def| def.field(key)) {
+                Some(field) => field.ty.clone(),
+                None => return false,
+            },
+            Ty::Map(inner) => *inner,
+            _ => return false,
+        };
+    }
+    matches!(ty, Ty::Ref(name) if schema.def(name).is_some_and(|def| def.field(last).is_some()))
 }
 
 fn lookup_mut<'a>(value: &'a mut Value, path: &[String]) -> Option<&'a mut Value> {
@@ -269,6 +292,42 @@ fn replaced_field(def: &str, field: &str) -> bool {
         (def, field),
         ("v1alpha1.APIServerConfig", "auditPolicy")
             | ("block.ProvisioningSpec", "minSize" | "maxSize")
+    )
+}
+
+/// Fields whose Go type merges by replacing itself with the patch's value, even an absent
+/// (zero) one: CEL expressions and `ByteSize`. Talos merges every struct field of a document
+/// it merges, so a patch of the document that leaves them out clears them (the differential
+/// test found it: a `VolumeConfig` patch without `diskSelector` drops the selector).
+fn always_replaced(def: &str, field: &str) -> bool {
+    matches!(
+        (def, field),
+        (
+            "block.DiskSelector" | "block.VolumeSelector" | "network.LinkSelector",
+            "match"
+        ) | ("block.ProvisioningSpec", "minSize")
+            | (
+                "runtime.OOMV1Alpha1",
+                "triggerExpression" | "cgroupRankingExpression"
+            )
+    )
+}
+
+/// Struct-valued (not pointer) fields on the way to an [`always_replaced`] field: Talos
+/// merges them even when the patch leaves them out.
+fn value_struct(def: &str, field: &str) -> bool {
+    matches!(
+        (def, field),
+        (
+            "block.VolumeConfigV1Alpha1"
+                | "block.UserVolumeConfigV1Alpha1"
+                | "block.RawVolumeConfigV1Alpha1"
+                | "block.SwapVolumeConfigV1Alpha1",
+            "provisioning"
+        ) | ("block.ProvisioningSpec", "diskSelector")
+            | ("block.ExistingVolumeConfigV1Alpha1", "discovery")
+            | ("block.VolumeDiscoverySpec", "volumeSelector")
+            | ("network.LinkAliasConfigV1Alpha1", "selector")
     )
 }
 
@@ -328,6 +387,22 @@ pub(crate) fn merge(
                         merge_list(left_value, right_value, inner, &rule, &field_path)?;
                     }
                     (ty, _) => merge(left_value, right_value, ty, &field_path)?,
+                }
+            }
+            for field in &def.fields {
+                if right.get(field.name).is_some() {
+                    continue;
+                }
+                if always_replaced(def.name, field.name) {
+                    left.remove(field.name);
+                } else if value_struct(def.name, field.name)
+                    && let Some(left_value) = left.get_mut(field.name)
+                {
+                    let empty = Value::Map(Vec::new());
+                    merge(left_value, &empty, &field.ty, &join(path, field.name))?;
+                    if left_value.is_empty_value() {
+                        left.remove(field.name);
+                    }
                 }
             }
             Ok(())

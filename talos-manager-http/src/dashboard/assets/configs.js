@@ -3,10 +3,14 @@
 import { api } from "./api.js";
 import { actionButton, field, flash, formIssues, formValues, h, onSubmit, pageHeader, param, render, table, time } from "./ui.js";
 
-/** The original's defaults for a new config. */
+/**
+ * A new config: the installer image and Kubernetes version are left empty, so the API fills in
+ * its defaults (one place: talos-manager-core's store::DEFAULT_TALOS_VERSION and
+ * DEFAULT_KUBERNETES_VERSION).
+ */
 const NEW_CONFIG = {
-  install_image: "ghcr.io/siderolabs/installer:v1.10.4",
-  kubernetes_version: "1.30.1",
+  install_image: "",
+  kubernetes_version: "",
   kubespan: true,
 };
 
@@ -59,8 +63,8 @@ function configForm(config) {
     h(
       "div",
       { class: "field-row" },
-      field("Installer image", h("input", { name: "install_image", value: values.install_image ?? "", autocomplete: "off" }), "Its tag picks the Talos version, e.g. …/installer:v1.10.4."),
-      field("Kubernetes version", h("input", { name: "kubernetes_version", value: values.kubernetes_version ?? "", autocomplete: "off" }), "For new clusters, e.g. 1.30.1."),
+      field("Installer image", h("input", { name: "install_image", value: values.install_image ?? "", placeholder: "the default Talos", autocomplete: "off" }), "Its tag picks the Talos version, e.g. …/installer:v1.13.9. Empty: the service's default Talos."),
+      field("Kubernetes version", h("input", { name: "kubernetes_version", value: values.kubernetes_version ?? "", placeholder: "the default Kubernetes", autocomplete: "off" }), "For new clusters, e.g. 1.36.3. Empty: the service's default Kubernetes."),
     ),
     field("KubeSpan", h("input", { type: "checkbox", name: "kubespan", checked: values.kubespan }), "A WireGuard mesh between the nodes."),
     field("Patch for every node", patchArea("patch", config?.patch), PATCH_HINT),

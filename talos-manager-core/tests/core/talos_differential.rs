@@ -1,0 +1,504 @@
+//! The differential test: random but valid inputs (generator options, Kubernetes versions,
+//! patches of several shapes, broken patches, configs with one field mutated) run through our
+//! engine and through Talos's own `pkg/machinery` (the oracle of `tests/talos-oracle/`, built by
+//! `scripts/test`), version by version. `gen config` must be byte-equal, patches must give the
+//! same document (or both fail), validation must give the same verdict and the same issues.
+//!
+//! Bounded for CI: `TALOS_DIFFERENTIAL_CASES` cases per version (default 200), seeded by
+//! `TALOS_DIFFERENTIAL_SEED` (default fixed, so CI is reproducible); `scripts/differential N
+//! [seed]` runs more. Every divergence found this way became a data case of the golden tests.
+
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Instant;
+
+use serde_json::{Value as Json, json};
+use talos_manager_core::talos::{
+    Cni, ConfigEngine, GenerateInput, GenerateOptions, MachineConfig, MachineType, Patch,
+    SecretsBundle, TalosVersion, ValidationMode, validate_for,
+};
+
+/// The versions with an oracle (see tests/talos-oracle/README.md for 1.14).
+const VERSIONS: &[TalosVersion] = &[TalosVersion::V1_12, TalosVersion::V1_13];
+
+/// The oracle binary for `version`: `$TALOS_MANAGER_TALOS_ORACLE_DIR/talos-oracle-v1.N`, else
+/// the workspace's `.cache/talos-oracle/`. Missing is a failure, never a skip.
+fn oracle(version: TalosVersion) -> PathBuf {
+    let dir = std::env::var_os("TALOS_MANAGER_TALOS_ORACLE_DIR").map_or_else(
+        || Path::new(env!("CARGO_MANIFEST_DIR")).join("../.cache/talos-oracle"),
+        PathBuf::from,
+    );
+    let path = dir.join(format!("talos-oracle-{version}"));
+    assert!(
+        path.is_file(),
+        "the Talos {version} differential oracle is missing ({}): run scripts/test, or \
+         scripts/build-talos-oracle (needs the Go toolchain) and set \
+         TALOS_MANAGER_TALOS_ORACLE_DIR to the directory it prints",
+        path.display()
+    );
+    path
+}
+
+/// Runs a batch of requests through the oracle.
+fn ask(version: TalosVersion, requests: &[Json]) -> Vec<Json> {
+    let mut child = Command::new(oracle(version))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("starting the oracle");
+    let body = serde_json::to_vec(requests).unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let writer = std::thread::spawn(move || stdin.write_all(&body));
+    let output = child.wait_with_output().expect("running the oracle");
+    writer.join().unwrap().expect("writing to the oracle");
+    assert!(output.status.success(), "the oracle failed: {output:?}");
+    let responses: Vec<Json> = serde_json::from_slice(&output.stdout).expect("oracle output");
+    assert_eq!(responses.len(), requests.len());
+    responses
+}
+
+/// SplitMix64: small, seedable, good enough to pick test inputs.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+
+    fn chance(&mut self, percent: u64) -> bool {
+        self.next() % 100 < percent
+    }
+
+    fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
+        &items[self.below(items.len())]
+    }
+
+    /// A random subset of `items`, in their order.
+    fn subset<T: Clone>(&mut self, items: &[T]) -> Vec<T> {
+        items.iter().filter(|_| self.chance(40)).cloned().collect()
+    }
+}
+
+fn secrets_text() -> String {
+    std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/talos/stability/secrets.yaml"),
+    )
+    .unwrap()
+}
+
+const KUBERNETES: &[&str] = &[
+    "1.28.0", "1.30.1", "v1.31.4", "1.32.4", "1.33.6", "1.34.1", "1.35.0",
+];
+
+/// Random generator options for `version`.
+fn random_options(rng: &mut Rng, version: TalosVersion) -> GenerateOptions {
+    let name = *rng.pick(&["demo", "prod-1", "a", "my.cluster", "Cluster_X"]);
+    let endpoint = *rng.pick(&[
+        "https://10.0.0.1:6443",
+        "https://cp.example.com:6443",
+        "https://[2001:db8::1]:6443",
+        "https://cp.example.com",
+        "https://cp.example.com:443",
+    ]);
+    let mut options = GenerateOptions::new(name, endpoint, *rng.pick(KUBERNETES));
+    options.talos_version = version;
+    options.install_disk = rng
+        .pick(&[None, Some("/dev/sda"), Some("/dev/nvme0n1")])
+        .map(str::to_owned);
+    options.install_image = rng
+        .pick(&[
+            None,
+            Some("ghcr.io/siderolabs/installer:v1.12.0"),
+            Some("factory.talos.dev/installer/376567988ad370138ad8b2698212367b8edcb69b5fd68c80be1f2ec7d603b4ba:v1.13.9"),
+        ])
+        .map(str::to_owned);
+    options.kubespan = rng.chance(30);
+    options.cluster_discovery = !rng.chance(20);
+    options.additional_sans = rng.subset(&["10.0.0.2".to_owned(), "cp.example.org".to_owned()]);
+    if rng.chance(20) {
+        options.dns_domain = "example.com".into();
+    }
+    // Sorted by host, as talosctl 1.12.11 and 1.13 write them. talosctl 1.12.0 (the 1.12
+    // oracle) writes them in Go's random map order, so 1.12 gets one at most.
+    options.registry_mirrors = rng.subset(&[
+        (
+            "docker.io".to_owned(),
+            "https://mirror.example.com/docker".to_owned(),
+        ),
+        (
+            "ghcr.io".to_owned(),
+            "https://ghcr.io.my-mirror.com".to_owned(),
+        ),
+    ]);
+    if version == TalosVersion::V1_12 {
+        options.registry_mirrors.truncate(1);
+    }
+    options.allow_scheduling_on_control_planes = rng.chance(20);
+    if rng.chance(20) {
+        options.extra_kernel_args = vec!["cpufreq.default_governor=performance".into()];
+    }
+    if rng.chance(15) {
+        options.local_api_server_port = Some(5443);
+    }
+    // Sorted by key, as Go writes a map.
+    options.sysctls = rng.subset(&[
+        ("net.core.somaxconn".to_owned(), "65535".to_owned()),
+        ("vm.max_map_count".to_owned(), "262144".to_owned()),
+    ]);
+    options.cni = match rng.below(6) {
+        0 => Some(Cni {
+            name: "none".into(),
+            urls: Vec::new(),
+        }),
+        1 => Some(Cni {
+            name: "custom".into(),
+            urls: vec!["https://example.com/cni.yaml".into()],
+        }),
+        2 => Some(Cni {
+            name: "flannel".into(),
+            urls: Vec::new(),
+        }),
+        _ => None,
+    };
+    options
+}
+
+/// A patch of one of several shapes; some are broken on purpose.
+fn random_patch(rng: &mut Rng) -> String {
+    let label = *rng.pick(&["zone", "topology.kubernetes.io/zone", "tier"]);
+    let value = *rng.pick(&["a", "eu-central", "\"1\"", "''"]);
+    let ip = *rng.pick(&["1.1.1.1", "9.9.9.9", "2606:4700:4700::1111"]);
+    match rng.below(22) {
+        0 => format!("machine:\n  nodeLabels:\n    {label}: {value}\n"),
+        1 => format!("machine:\n  network:\n    nameservers:\n      - {ip}\n"),
+        2 => "machine:\n  network:\n    interfaces:\n      - deviceSelector:\n          physical: true\n        dhcp: true\n".into(),
+        3 => format!(
+            "machine:\n  network:\n    interfaces:\n      - interface: eth0\n        addresses:\n          - 10.0.0.{}/24\n        routes:\n          - network: 0.0.0.0/0\n            gateway: 10.0.0.254\n",
+            rng.below(250) + 1
+        ),
+        4 => "cluster:\n  apiServer:\n    certSANs:\n      - api.example.com\n".into(),
+        5 => "machine:\n  kubelet:\n    extraArgs:\n      rotate-server-certificates: \"true\"\n".into(),
+        6 => "machine:\n  install:\n    disk: /dev/vdb\n    wipe: true\n".into(),
+        7 => "cluster:\n  discovery:\n    $patch: delete\n".into(),
+        8 => format!("[{{\"op\": \"add\", \"path\": \"/machine/nodeLabels\", \"value\": {{\"{label}\": \"x\"}}}}]"),
+        9 => "- op: replace\n  path: /cluster/clusterName\n  value: renamed\n".into(),
+        10 => "apiVersion: v1alpha1\nkind: VolumeConfig\nname: EPHEMERAL\nprovisioning:\n  diskSelector:\n    match: disk.transport == \"nvme\"\n  maxSize: 100GB\n".into(),
+        11 => "machine:\n  sysctls:\n    net.ipv4.ip_forward: \"1\"\n".into(),
+        12 => "machine:\n  tokn: typo\n".into(),
+        13 => "machine:\n  network:\n    nameservers:\n      a: b\n".into(),
+        14 => "machine: [\n".into(),
+        15 => "[{\"op\": \"frobnicate\", \"path\": \"/machine\"}]".into(),
+        16 => "machine:\n  network:\n    hostname: node-1\n".into(),
+        17 => "machine:\n  kubelet:\n    extraMounts:\n      - source: /var/opt\n        destination: /var/opt\n        type: bind\n        options:\n          - rshared\n".into(),
+        18 => "machine:\n  nodeLabels:\n    missing:\n      $patch: delete\n".into(),
+        19 => "cluster:\n  proxy:\n    disabled: true\n".into(),
+        20 => format!(
+            "machine:\n  certSANs:\n    - {ip}\n---\napiVersion: v1alpha1\nkind: VolumeConfig\nname: EPHEMERAL\nprovisioning:\n  minSize: 10GB\n"
+        ),
+        _ => "apiVersion: v1alpha1\nkind: HostnameConfig\nauto: off\nhostname: worker-7\n".into(),
+    }
+}
+
+/// One field changed in a valid config (as a strategic patch), or nothing.
+fn random_mutation(rng: &mut Rng) -> Option<&'static str> {
+    Some(match rng.below(14) {
+        0 => {
+            "machine:\n  install:\n    extraKernelArgs:\n      - cpufreq.default_governor=performance\n"
+        }
+        1 => "cluster:\n  network:\n    dnsDomain: -bad-\n",
+        2 => "machine:\n  network:\n    nameservers:\n      - dns.example.com\n",
+        3 => "machine:\n  nodeLabels:\n    bad label: x\n",
+        4 => "cluster:\n  network:\n    cni:\n      name: weird\n",
+        5 => {
+            "machine:\n  network:\n    interfaces:\n      - interface: eth1\n        addresses:\n          - 300.1.1.1/24\n"
+        }
+        6 => "cluster:\n  discovery:\n    enabled: false\n",
+        7 => "machine:\n  install:\n    disk: \"\"\n",
+        8 => {
+            "machine:\n  network:\n    extraHostEntries:\n      - ip: ten\n        aliases:\n          - x\n"
+        }
+        9 => {
+            "machine:\n  network:\n    interfaces:\n      - interface: eth1\n        vlans:\n          - vlanId: 5000\n"
+        }
+        10 => "machine:\n  install:\n    extensions:\n      - image: ghcr.io/siderolabs/gvisor:1\n",
+        11 => "cluster:\n  controlPlane:\n    endpoint: https://cp.example.com:99999\n",
+        _ => return None,
+    })
+}
+
+/// Compares one oracle response with our answer: `Some((what, ours, Talos's))` when they differ.
+type Check = Box<dyn Fn(&Json) -> Option<(String, String, String)>>;
+
+/// Compares Talos's validation answer with our issues: same verdict, same errors.
+fn validate_check(issues: Vec<talos_manager_core::Issue>) -> Check {
+    Box::new(move |response| {
+        let valid = response["valid"].as_bool().expect("a validate response");
+        let errors: Vec<String> = response["errors"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|e| e.as_str().map(str::to_owned))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let mine: Vec<String> = issues.iter().map(|i| i.message.clone()).collect();
+        let agree = if valid {
+            mine.is_empty()
+        } else if errors.len() == 1 && errors[0].contains("decoding") {
+            // A config that does not even load: only the verdict is compared.
+            !mine.is_empty()
+        } else {
+            mine.len() == errors.len()
+                && errors.iter().all(|t| mine.iter().any(|o| same_issue(t, o)))
+        };
+        (!agree).then(|| {
+            let mut mine = mine.clone();
+            let mut errors = errors.clone();
+            mine.sort();
+            errors.sort();
+            (
+                "validate -m metal --strict".into(),
+                format!("valid: {}\n{}", issues.is_empty(), mine.join("\n")),
+                format!("valid: {valid}\n{}", errors.join("\n")),
+            )
+        })
+    })
+}
+
+/// A divergence between our engine and Talos.
+struct Divergence {
+    what: String,
+    request: Json,
+    ours: String,
+    talos: String,
+}
+
+fn gen_request(
+    options: &GenerateOptions,
+    machine_type: MachineType,
+    patches: &[String],
+    secrets: &str,
+) -> Json {
+    json!({
+        "op": "gen",
+        "gen": {
+            "cluster_name": options.cluster_name,
+            "endpoint": options.endpoint,
+            "kubernetes_version": options.kubernetes_version,
+            "talos_version": options.talos_version.to_string(),
+            "secrets": secrets,
+            "machine_type": machine_type.as_str(),
+            "install_disk": options.install_disk.clone().unwrap_or_default(),
+            "install_image": options.install_image.clone().unwrap_or_default(),
+            "kubespan": options.kubespan,
+            "cluster_discovery": options.cluster_discovery,
+            "additional_sans": options.additional_sans,
+            "dns_domain": options.dns_domain,
+            "registry_mirrors": options.registry_mirrors.iter().map(|(h, u)| json!([h, u])).collect::<Vec<_>>(),
+            "allow_scheduling_on_control_planes": options.allow_scheduling_on_control_planes,
+            "extra_kernel_args": options.extra_kernel_args,
+            "local_api_server_port": options.local_api_server_port.unwrap_or(0),
+            "sysctls": options.sysctls.iter().map(|(k, v)| (k.clone(), json!(v))).collect::<serde_json::Map<_, _>>(),
+            "cni_name": options.cni.as_ref().map(|c| c.name.clone()).unwrap_or_default(),
+            "cni_urls": options.cni.as_ref().map(|c| c.urls.clone()).unwrap_or_default(),
+            "patches": patches,
+        }
+    })
+}
+
+/// Our `machineconfig patch`: the config loaded, every patch loaded and applied in order.
+fn our_patch(config: &str, patches: &[String]) -> Result<String, String> {
+    let mut config = MachineConfig::parse(config).map_err(|e| e.to_string())?;
+    let patches = patches
+        .iter()
+        .map(|p| Patch::parse(p))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| e.to_string())?;
+    config.apply_patches(&patches).map_err(|e| e.to_string())?;
+    Ok(config.to_yaml())
+}
+
+fn output(response: &Json) -> Result<String, String> {
+    match (response.get("output"), response.get("error")) {
+        (Some(Json::String(out)), _) => Ok(out.clone()),
+        (_, Some(Json::String(error))) => Err(error.clone()),
+        _ => panic!("unexpected oracle response {response}"),
+    }
+}
+
+/// Whether a Talos issue text is ours: equal, or ours behind Talos's `document: ` prefix.
+fn same_issue(talos: &str, ours: &str) -> bool {
+    talos == ours || talos.ends_with(&format!(": {ours}"))
+}
+
+/// Runs `cases` random cases for `version`, returning the divergences.
+fn run(version: TalosVersion, cases: usize, seed: u64) -> Vec<Divergence> {
+    let secrets_text = secrets_text();
+    let secrets = SecretsBundle::parse(&secrets_text).unwrap();
+    let salt = version
+        .to_string()
+        .bytes()
+        .fold(0_u64, |h, b| h.wrapping_mul(31).wrapping_add(u64::from(b)));
+    let mut rng = Rng(seed ^ salt);
+    let mut requests = Vec::new();
+    let mut ours: Vec<Check> = Vec::new();
+    for _ in 0..cases {
+        let options = random_options(&mut rng, version);
+        let machine_type = *rng.pick(&[MachineType::ControlPlane, MachineType::Worker]);
+        let n_patches = rng.below(3);
+        let patches: Vec<String> = (0..n_patches).map(|_| random_patch(&mut rng)).collect();
+
+        // gen config, with patches
+        let mut input = GenerateInput::new(options.clone(), machine_type);
+        input.patches.all = patches.clone();
+        let generated = ConfigEngine::generate(&input, &secrets);
+        requests.push(gen_request(&options, machine_type, &patches, &secrets_text));
+        let mine = generated.clone().map_err(|e| format!("{e}"));
+        ours.push(Box::new(move |response| {
+            let talos = output(response);
+            match (&mine, &talos) {
+                (Ok(a), Ok(b)) if a == b => None,
+                (Err(_), Err(_)) => None,
+                _ => Some(("gen config".into(), fmt(&mine), fmt(&talos))),
+            }
+        }));
+
+        // machineconfig patch, on the unpatched config
+        let base =
+            ConfigEngine::generate(&GenerateInput::new(options.clone(), machine_type), &secrets);
+        let Ok(base) = base else { continue };
+        let patch: Vec<String> = (0..=rng.below(2)).map(|_| random_patch(&mut rng)).collect();
+        requests.push(json!({"op": "patch", "config": base, "patches": patch}));
+        let mine = our_patch(&base, &patch);
+        let patched = mine.clone().ok();
+        ours.push(Box::new(move |response| {
+            let talos = output(response);
+            match (&mine, &talos) {
+                (Ok(a), Ok(b)) if a == b => None,
+                (Err(_), Err(_)) => None,
+                _ => Some(("machineconfig patch".into(), fmt(&mine), fmt(&talos))),
+            }
+        }));
+
+        // validate -m metal --strict, of the patched config
+        if let Some(patched) = patched {
+            requests.push(
+                json!({"op": "validate", "config": patched, "mode": "metal", "strict": true}),
+            );
+            ours.push(validate_check(validate_for(
+                &patched,
+                ValidationMode::Metal,
+                true,
+                version,
+            )));
+        }
+
+        // validate -m metal --strict, of the config with one field mutated
+        let config = match random_mutation(&mut rng) {
+            Some(mutation) => match our_patch(&base, &[mutation.to_owned()]) {
+                Ok(config) => config,
+                Err(_) => continue,
+            },
+            None => base.clone(),
+        };
+        let issues = validate_for(&config, ValidationMode::Metal, true, version);
+        requests.push(json!({"op": "validate", "config": config, "mode": "metal", "strict": true}));
+        ours.push(validate_check(issues));
+    }
+    let responses = ask(version, &requests);
+    requests
+        .into_iter()
+        .zip(responses)
+        .zip(ours)
+        .filter_map(|((request, response), check)| {
+            check(&response).map(|(what, ours, talos)| Divergence {
+                what,
+                request,
+                ours,
+                talos,
+            })
+        })
+        .collect()
+}
+
+/// The first line where two answers differ: (line number, ours, Talos's).
+fn first_difference(ours: &str, talos: &str) -> (String, String, String) {
+    let (a, b): (Vec<&str>, Vec<&str>) = (ours.lines().collect(), talos.lines().collect());
+    let idx = (0..a.len().max(b.len()))
+        .find(|&i| a.get(i) != b.get(i))
+        .unwrap_or(0);
+    (
+        format!("line {}", idx + 1),
+        a.get(idx).copied().unwrap_or("<end>").to_owned(),
+        b.get(idx).copied().unwrap_or("<end>").to_owned(),
+    )
+}
+
+fn fmt(result: &Result<String, String>) -> String {
+    match result {
+        Ok(text) => text.clone(),
+        Err(error) => format!("ERROR: {error}"),
+    }
+}
+
+#[test]
+fn engine_agrees_with_talos_machinery() {
+    let cases: usize = std::env::var("TALOS_DIFFERENTIAL_CASES")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(200);
+    let seed: u64 = std::env::var("TALOS_DIFFERENTIAL_SEED")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(17);
+    let mut report = String::new();
+    let mut total = 0;
+    let dump_dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("talos-differential");
+    std::fs::create_dir_all(&dump_dir).unwrap();
+    for &version in VERSIONS {
+        let started = Instant::now();
+        let divergences = run(version, cases, seed);
+        eprintln!(
+            "talos differential {version}: {cases} cases (seed {seed}), {} divergences, {:.1?}",
+            divergences.len(),
+            started.elapsed()
+        );
+        total += divergences.len();
+        // Every divergence in full (request, both answers), for turning into data cases.
+        let dump = dump_dir.join(format!("{version}.json"));
+        let full: Vec<Json> = divergences
+            .iter()
+            .map(
+                |d| json!({"what": d.what, "request": d.request, "ours": d.ours, "talos": d.talos}),
+            )
+            .collect();
+        std::fs::write(&dump, serde_json::to_string_pretty(&full).unwrap()).unwrap();
+        for d in divergences.iter().take(8) {
+            let (line, ours, talos) = first_difference(&d.ours, &d.talos);
+            report.push_str(&format!(
+                "\n=== {version} {}: {line}\n    ours:  {ours}\n    talos: {talos}",
+                d.what
+            ));
+        }
+        if !divergences.is_empty() {
+            report.push_str(&format!(
+                "\n(all {version} divergences: {})",
+                dump.display()
+            ));
+        }
+    }
+    assert!(
+        total == 0,
+        "{total} divergences from Talos's machinery:{report}"
+    );
+}

@@ -1,0 +1,21 @@
+package main
+
+import (
+	"github.com/siderolabs/talos/pkg/machinery/config"
+	"github.com/siderolabs/talos/pkg/machinery/config/generate"
+	"github.com/siderolabs/talos/pkg/machinery/config/generate/secrets"
+	"github.com/siderolabs/talos/pkg/machinery/config/validation"
+)
+
+// Talos 1.13: `--with-kubespan` writes a KubeSpanConfig document.
+func kubeSpanOption() generate.Option {
+	return generate.WithKubeSpanEnabled(true)
+}
+
+func validateSecrets(bundle *secrets.Bundle, _ *config.VersionContract) error {
+	return bundle.Validate()
+}
+
+func validateConfig(provider config.Provider, mode validation.RuntimeMode, opts ...validation.Option) ([]string, error) {
+	return provider.Validate(mode, opts...)
+}
