@@ -8,6 +8,7 @@
 mod auth;
 mod clusters;
 mod configs;
+mod document;
 mod error;
 mod ids;
 mod jobs;
@@ -242,15 +243,21 @@ fn service() -> OpenApiService<Apis, ()> {
     .server(API_PREFIX)
 }
 
-/// The OpenAPI document of the admin API, as served at `/api/v1/openapi.json`.
+/// The OpenAPI document of the admin API, as served at `/api/v1/openapi.json`: poem-openapi's,
+/// with the corrections of [`document::refine`] (nullable optional fields, event streams).
 pub fn openapi_document() -> String {
-    service().spec()
+    document::refine(&service().spec())
 }
 
 /// `/api/v1/*`, `/api/v1/openapi.json` and the UI at `/api/docs`.
 pub(crate) fn routes(route: Route) -> Route {
     let service = service();
-    let document = service.spec_endpoint();
+    let document = openapi_document();
+    let document = poem::endpoint::make_sync(move |_| {
+        poem::Response::builder()
+            .content_type("application/json")
+            .body(document.clone())
+    });
     let ui = service.swagger_ui();
     route
         .at(format!("{API_PREFIX}/openapi.json"), document)
