@@ -258,7 +258,19 @@ pub(crate) fn routes(route: Route) -> Route {
             .content_type("application/json")
             .body(document.clone())
     });
-    let ui = service.swagger_ui();
+    // poem-openapi's UI page embeds its own document: it gets the corrected one instead.
+    let (generated, refined) = (service.spec(), openapi_document());
+    let ui = service
+        .swagger_ui()
+        .map_to_response()
+        .and_then(move |response: poem::Response| {
+            let (generated, refined) = (generated.clone(), refined.clone());
+            async move {
+                let (parts, body) = response.into_parts();
+                let page = body.into_string().await?.replace(&generated, &refined);
+                Ok(poem::Response::from_parts(parts, page.into()))
+            }
+        });
     route
         .at(format!("{API_PREFIX}/openapi.json"), document)
         .nest("/api/docs", ui)

@@ -27,7 +27,13 @@ async fn the_service_serves_the_document_and_its_ui_without_credentials() {
     assert_eq!(served, expected);
     let ui = reqwest::get(server.url("/api/docs")).await.unwrap();
     assert_eq!(ui.status(), 200);
-    assert!(ui.text().await.unwrap().contains("swagger"), "the UI page");
+    let page = ui.text().await.unwrap();
+    assert!(page.contains("swagger"), "the UI page");
+    // It shows the served document, with its corrections (`contentSchema` of event streams).
+    assert!(
+        page.contains("contentSchema"),
+        "the UI's document is the served one"
+    );
 }
 
 /// schemathesis found (docs/testing.md): `Option` fields are sent as `null`, which poem-openapi
