@@ -5,6 +5,8 @@ mod e2e {
     mod bootstrap_sigkill;
     // docs/getting-started.md's walkthrough, run as written.
     mod getting_started;
+    // schemathesis against the served OpenAPI document: no 5xx, no schema violation.
+    mod schemathesis;
     // The real `talos-manager serve` as a child process.
     mod service;
 }

@@ -4,6 +4,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
+use md5::{Digest as _, Md5};
 use russh::ChannelMsg;
 use russh::client::{self, Handle};
 use russh::keys::{HashAlg, PrivateKeyWithHashAlg, PublicKeyOrCertificate};
@@ -27,8 +28,9 @@ pub struct HostKeys {
 }
 
 impl HostKeys {
-    /// Accepts only keys with one of these SHA-256 fingerprints (`SHA256:…`, as `ssh-keygen -l`
-    /// prints them). An empty list means trust on first use.
+    /// Accepts only keys with one of these fingerprints: SHA-256 (`SHA256:…`, as `ssh-keygen -l`
+    /// prints them) or MD5 (colon-separated hex, the form Hetzner shows keys in, with or
+    /// without an `MD5:` prefix). An empty list means trust on first use.
     pub fn expect(fingerprints: impl IntoIterator<Item = impl Into<String>>) -> Self {
         HostKeys {
             expected: fingerprints.into_iter().map(Into::into).collect(),
@@ -49,9 +51,24 @@ impl HostKeys {
         self.pinned.lock().expect("host key pin poisoned").clone()
     }
 
-    fn check(&self, fingerprint: &str) -> Result<(), SshError> {
+    /// Whether this policy accepts only announced keys (not trust on first use).
+    pub fn is_announced(&self) -> bool {
+        !self.expected.is_empty()
+    }
+
+    /// Checks a key by its SHA-256 fingerprint (`SHA256:…`, also what is pinned) and its MD5
+    /// one (colon-separated hex).
+    fn check(&self, fingerprint: &str, md5: &str) -> Result<(), SshError> {
         let mut pinned = self.pinned.lock().expect("host key pin poisoned");
-        if !self.expected.is_empty() && !self.expected.iter().any(|e| e == fingerprint) {
+        let announced = |expected: &String| {
+            let expected = expected.trim();
+            expected == fingerprint
+                || expected
+                    .strip_prefix("MD5:")
+                    .unwrap_or(expected)
+                    .eq_ignore_ascii_case(md5)
+        };
+        if !self.expected.is_empty() && !self.expected.iter().any(announced) {
             return Err(SshError::HostKeyNotExpected {
                 seen: fingerprint.to_owned(),
                 expected: self.expected.clone(),
@@ -142,7 +159,10 @@ pub enum SshError {
         source: russh::Error,
     },
     /// The host key is not one the provider announced.
-    #[error("the rescue system's host key {seen} is not one of the expected keys {expected:?}")]
+    #[error(
+        "the host key {seen} is not one the provider announced for this rescue system \
+         ({expected:?}): refusing to connect"
+    )]
     HostKeyNotExpected {
         /// The fingerprint presented.
         seen: String,
@@ -185,7 +205,17 @@ impl client::Handler for Client {
             PublicKeyOrCertificate::Certificate(certificate) => certificate.public_key(),
         };
         let fingerprint = key.fingerprint(HashAlg::Sha256).to_string();
-        match self.host_keys.check(&fingerprint) {
+        let md5 = russh::keys::PublicKey::from(key.clone())
+            .to_bytes()
+            .map(|blob| {
+                Md5::digest(&blob)
+                    .iter()
+                    .map(|byte| format!("{byte:02x}"))
+                    .collect::<Vec<_>>()
+                    .join(":")
+            })
+            .unwrap_or_default();
+        match self.host_keys.check(&fingerprint, &md5) {
             Ok(()) => Ok(true),
             Err(error) => {
                 *self.rejected.lock().expect("poisoned") = Some(error);
@@ -363,9 +393,9 @@ mod tests {
     #[test]
     fn trust_on_first_use_refuses_a_change() {
         let keys = HostKeys::trust_on_first_use();
-        keys.check("SHA256:a").unwrap();
-        keys.clone().check("SHA256:a").unwrap();
-        let error = keys.check("SHA256:b").unwrap_err();
+        keys.check("SHA256:a", "aa:01").unwrap();
+        keys.clone().check("SHA256:a", "aa:01").unwrap();
+        let error = keys.check("SHA256:b", "bb:02").unwrap_err();
         assert!(matches!(error, SshError::HostKeyChanged { .. }), "{error}");
         assert_eq!(keys.pinned().as_deref(), Some("SHA256:a"));
     }
@@ -373,9 +403,23 @@ mod tests {
     #[test]
     fn expected_fingerprints_are_enforced() {
         let keys = HostKeys::expect(["SHA256:a", "SHA256:b"]);
-        keys.check("SHA256:b").unwrap();
+        keys.check("SHA256:b", "bb:02").unwrap();
         assert!(matches!(
-            keys.check("SHA256:c"),
+            keys.check("SHA256:c", "cc:03"),
+            Err(SshError::HostKeyNotExpected { .. })
+        ));
+    }
+
+    #[test]
+    fn expected_md5_fingerprints_match_in_any_case_with_or_without_prefix() {
+        HostKeys::expect(["AA:01"])
+            .check("SHA256:a", "aa:01")
+            .unwrap();
+        HostKeys::expect(["MD5:aa:01"])
+            .check("SHA256:a", "aa:01")
+            .unwrap();
+        assert!(matches!(
+            HostKeys::expect(["aa:01"]).check("SHA256:b", "bb:02"),
             Err(SshError::HostKeyNotExpected { .. })
         ));
     }

@@ -8,6 +8,7 @@
 mod auth;
 mod clusters;
 mod configs;
+mod document;
 mod error;
 mod ids;
 mod jobs;
@@ -242,16 +243,34 @@ fn service() -> OpenApiService<Apis, ()> {
     .server(API_PREFIX)
 }
 
-/// The OpenAPI document of the admin API, as served at `/api/v1/openapi.json`.
+/// The OpenAPI document of the admin API, as served at `/api/v1/openapi.json`: poem-openapi's,
+/// with the corrections of [`document::refine`] (nullable optional fields, event streams).
 pub fn openapi_document() -> String {
-    service().spec()
+    document::refine(&service().spec())
 }
 
 /// `/api/v1/*`, `/api/v1/openapi.json` and the UI at `/api/docs`.
 pub(crate) fn routes(route: Route) -> Route {
     let service = service();
-    let document = service.spec_endpoint();
-    let ui = service.swagger_ui();
+    let document = openapi_document();
+    let document = poem::endpoint::make_sync(move |_| {
+        poem::Response::builder()
+            .content_type("application/json")
+            .body(document.clone())
+    });
+    // poem-openapi's UI page embeds its own document: it gets the corrected one instead.
+    let (generated, refined) = (service.spec(), openapi_document());
+    let ui = service
+        .swagger_ui()
+        .map_to_response()
+        .and_then(move |response: poem::Response| {
+            let (generated, refined) = (generated.clone(), refined.clone());
+            async move {
+                let (parts, body) = response.into_parts();
+                let page = body.into_string().await?.replace(&generated, &refined);
+                Ok(poem::Response::from_parts(parts, page.into()))
+            }
+        });
     route
         .at(format!("{API_PREFIX}/openapi.json"), document)
         .nest("/api/docs", ui)

@@ -188,14 +188,26 @@ impl BootstrapJob {
                         "not in rescue ({reason}): activating rescue through the provider"
                     ))
                     .await;
-                enter_rescue(store, &self.providers, server_id, Some(key))
+                let entered = enter_rescue(store, &self.providers, server_id, Some(key))
                     .await
                     .map_err(|error| JobError::from_error(&error))?;
                 context
                     .log("rescue activated and the server power-cycled; waiting for it to boot")
                     .await;
-                // Rescue systems make new host keys at every boot: a fresh pin for this one.
-                self.wait_for_rescue(context, &name, &target(HostKeys::trust_on_first_use()))
+                // Rescue systems make new host keys at every boot: the ones the provider
+                // announced for this activation when it did (Robot's `host_key`), else a fresh
+                // pin on first use.
+                let announced = &entered.activation.host_key_fingerprints;
+                if !announced.is_empty() {
+                    context
+                        .log(format!(
+                            "the provider announced the rescue system's host key(s) {}: no other \
+                             key is accepted",
+                            announced.join(", ")
+                        ))
+                        .await;
+                }
+                self.wait_for_rescue(context, &name, &target(HostKeys::expect(announced.clone())))
                     .await?
             }
         };

@@ -606,3 +606,66 @@ bench_test!(from_bootstrap_to_a_labelled_node, true, |bench| {
     let state = server.server_json("robot-321").await;
     assert_eq!(state["state"], "in cluster", "{state:#}");
 });
+
+/// Bootstraps worker-1 from another system while Robot announces `host_keys` for the rescue
+/// activation; returns the finished job and its log.
+async fn bootstrap_with_announced_host_keys(bench: &Bench, host_keys: &[&str]) -> (Value, String) {
+    bench.server.robot.set_rescue_host_keys(host_keys);
+    // The server runs another system until the provider boots it into rescue.
+    bench.sshd.stubs.set_hostname("talos-node");
+    let job = bench.bootstrap(json!({})).await;
+    let job_id = job["id"].as_str().unwrap().to_owned();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while bench
+        .server
+        .robot
+        .server(NUMBER)
+        .unwrap()
+        .booted_rescue
+        .is_none()
+    {
+        assert!(Instant::now() < deadline, "rescue was never activated");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    bench.sshd.stubs.set_hostname("rescue");
+    let finished = bench.finished(&job_id).await;
+    (finished, bench.log(&job_id).await.join("\n"))
+}
+
+#[tokio::test]
+async fn a_host_key_robot_announces_for_the_rescue_system_is_required() {
+    let bench = Bench::start(talos_manager_core::Backend::Sqlite, true).await;
+    let announced = bench.sshd.host_key_fingerprint.clone();
+    let (finished, log) = bootstrap_with_announced_host_keys(&bench, &[&announced]).await;
+    assert_eq!(finished["status"], "succeeded", "{finished:#}\n{log}");
+    assert!(
+        log.contains(&format!(
+            "the provider announced the rescue system's host key(s) {announced}"
+        )),
+        "{log}"
+    );
+    assert!(log.contains("written 100 % ("), "{log}");
+}
+
+#[tokio::test]
+async fn a_rescue_system_with_another_host_key_than_robot_announced_is_refused() {
+    let bench = Bench::start(talos_manager_core::Backend::Sqlite, true).await;
+    let announced = "SHA256:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
+    let (finished, log) = bootstrap_with_announced_host_keys(&bench, &[announced]).await;
+    assert_eq!(finished["status"], "failed", "{finished:#}\n{log}");
+    let error = finished["last_error"].as_str().unwrap_or_default();
+    let seen = &bench.sshd.host_key_fingerprint;
+    assert!(
+        error.contains("did not come up in rescue")
+            && error.contains(&format!(
+                "the host key {seen} is not one the provider announced for this rescue system"
+            ))
+            && error.contains(announced),
+        "{error}\n{log}"
+    );
+    // Nothing ran on the impostor: no image written, no reboot.
+    assert!(!log.contains("step 3/5"), "{log}");
+    assert!(!bench.sshd.stubs.rebooted());
+    let raw = &image().raw;
+    assert_ne!(&bench.disk.contents()[..raw.len()], raw.as_slice());
+}

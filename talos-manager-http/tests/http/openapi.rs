@@ -27,5 +27,64 @@ async fn the_service_serves_the_document_and_its_ui_without_credentials() {
     assert_eq!(served, expected);
     let ui = reqwest::get(server.url("/api/docs")).await.unwrap();
     assert_eq!(ui.status(), 200);
-    assert!(ui.text().await.unwrap().contains("swagger"), "the UI page");
+    let page = ui.text().await.unwrap();
+    assert!(page.contains("swagger"), "the UI page");
+    // It shows the served document, with its corrections (`contentSchema` of event streams).
+    assert!(
+        page.contains("contentSchema"),
+        "the UI's document is the served one"
+    );
+}
+
+/// schemathesis found (docs/testing.md): `Option` fields are sent as `null`, which poem-openapi
+/// did not document (OpenAPI 3.0 needs `nullable`), and the event streams' schema was read as
+/// one event. Every `null` a job view carries is now allowed by the served document.
+#[tokio::test]
+async fn the_served_document_allows_the_nulls_the_api_sends() {
+    let server = TestServer::start(Backend::Sqlite).await;
+    let document: serde_json::Value = reqwest::get(server.url("/api/v1/openapi.json"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let job = server
+        .expect(reqwest::Method::POST, "/api/v1/servers/sync", None, 202)
+        .await;
+    let properties = &document["components"]["schemas"]["JobView"]["properties"];
+    let nulls: Vec<&String> = job
+        .as_object()
+        .unwrap()
+        .iter()
+        .filter(|(_, value)| value.is_null())
+        .map(|(name, _)| name)
+        .collect();
+    assert!(nulls.len() >= 3, "a queued job has nulls: {job:#}");
+    for name in nulls {
+        assert_eq!(
+            properties[name.as_str()]["nullable"],
+            true,
+            "JobView.{name} is sent as null: {:#}",
+            properties[name.as_str()]
+        );
+    }
+    // A required field is never null, and stays so in the document.
+    assert!(properties["id"].get("nullable").is_none());
+    // Every optional property without a default is nullable, in every schema.
+    for (schema_name, schema) in document["components"]["schemas"].as_object().unwrap() {
+        let required = schema["required"].as_array().cloned().unwrap_or_default();
+        for (name, property) in schema["properties"].as_object().into_iter().flatten() {
+            if !required.contains(&name.as_str().into()) && property.get("default").is_none() {
+                assert_eq!(property["nullable"], true, "{schema_name}.{name}");
+            }
+        }
+    }
+    // An event stream's schema is one event whose data is the JSON payload.
+    let stream = &document["paths"]["/jobs/{id}/log"]["get"]["responses"]["200"]["content"]["text/event-stream"]
+        ["schema"];
+    assert_eq!(stream["type"], "object", "{stream:#}");
+    assert_eq!(
+        stream["properties"]["data"]["contentSchema"]["$ref"], "#/components/schemas/JobLogEvent",
+        "{stream:#}"
+    );
 }

@@ -91,6 +91,9 @@ pub struct RobotRescue {
     pub password: String,
     /// MD5 fingerprints of the authorized keys.
     pub authorized_keys: Vec<String>,
+    /// The rescue system's host key fingerprints Robot announces (`host_key`; the real one has
+    /// never been seen to fill it, so empty unless a test sets [`FakeRobot::set_rescue_host_keys`]).
+    pub host_keys: Vec<String>,
 }
 
 /// An SSH key stored in the account.
@@ -141,6 +144,7 @@ struct RobotState {
     vswitches: BTreeMap<u64, RobotVswitch>,
     control: Control,
     activations: u64,
+    rescue_host_keys: Vec<String>,
     processing_reads: u32,
     server_template: Value,
     detail_template: Value,
@@ -183,6 +187,7 @@ impl FakeRobot {
             vswitches: BTreeMap::new(),
             control: Control::default(),
             activations: 0,
+            rescue_host_keys: Vec::new(),
             processing_reads: 1,
             server_template,
             detail_template,
@@ -249,6 +254,12 @@ impl FakeRobot {
         if let Some(server) = lock(&self.state).servers.get_mut(&number) {
             server.operating_status = operating_status.to_owned();
         }
+    }
+
+    /// The host key fingerprints the next rescue activations announce in `host_key`.
+    pub fn set_rescue_host_keys(&self, fingerprints: &[&str]) {
+        lock(&self.state).rescue_host_keys =
+            fingerprints.iter().map(|fp| (*fp).to_owned()).collect();
     }
 
     /// Stores an SSH key as if uploaded through Robot's web interface.
@@ -642,9 +653,14 @@ impl RobotState {
                         }})
                     })
                     .collect();
+                let host_keys: Vec<Value> = rescue
+                    .host_keys
+                    .iter()
+                    .map(|fingerprint| json!({"key": {"fingerprint": fingerprint}}))
+                    .collect();
                 json!({"server_ip": server.ip, "server_ipv6_net": server.ipv6_net,
                     "server_number": server.number, "os": rescue.os, "arch": 64, "active": true,
-                    "password": rescue.password, "authorized_key": authorized, "host_key": [],
+                    "password": rescue.password, "authorized_key": authorized, "host_key": host_keys,
                     "boot_time": null})
             }
             None => json!({"server_ip": server.ip, "server_ipv6_net": server.ipv6_net,
@@ -670,6 +686,7 @@ impl RobotState {
         }
         self.activations += 1;
         let rescue_password = password(self.activations);
+        let host_keys = self.rescue_host_keys.clone();
         let Some(server) = self.server_mut(number) else {
             return server_not_found();
         };
@@ -680,6 +697,7 @@ impl RobotState {
             os,
             password: rescue_password,
             authorized_keys: fingerprints,
+            host_keys,
         });
         let server = server.clone();
         json(200, &json!({"rescue": self.rescue_json(&server)}))

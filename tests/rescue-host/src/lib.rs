@@ -156,6 +156,9 @@ fn free_port() -> u16 {
 pub struct Sshd {
     pub port: u16,
     pub host_key_fingerprint: String,
+    /// The same host key's MD5 fingerprint, colon-separated hex (`ssh-keygen -E md5`, without
+    /// its `MD5:` prefix): the form Hetzner shows keys in.
+    pub host_key_md5: String,
     pub stubs: Stubs,
     child: Child,
     log: PathBuf,
@@ -204,6 +207,15 @@ impl Sshd {
         .nth(1)
         .unwrap()
         .to_owned();
+        let host_key_md5 = sh(&format!(
+            "ssh-keygen -l -E md5 -f {}/host_key.pub",
+            root.display()
+        ))
+        .split_whitespace()
+        .nth(1)
+        .and_then(|fingerprint| fingerprint.strip_prefix("MD5:"))
+        .unwrap()
+        .to_owned();
         let keys: String = authorized.iter().map(|k| k.public.clone()).collect();
         std::fs::write(root.join("authorized_keys"), keys).unwrap();
         std::fs::create_dir_all("/run/sshd").unwrap();
@@ -240,6 +252,7 @@ impl Sshd {
         let sshd = Sshd {
             port,
             host_key_fingerprint,
+            host_key_md5,
             stubs,
             child,
             log,

@@ -104,6 +104,17 @@ async fn host_keys_are_pinned_within_a_rescue_session() {
     let mut target = first.target(&key);
     target.host_keys = HostKeys::expect([first.host_key_fingerprint.clone()]);
     SshSession::connect(&target).await.unwrap().close().await;
+    // Or their MD5 form, as Hetzner writes fingerprints, with or without `MD5:`, any case.
+    target.host_keys = HostKeys::expect([first.host_key_md5.to_uppercase()]);
+    SshSession::connect(&target).await.unwrap().close().await;
+    target.host_keys = HostKeys::expect([format!("MD5:{}", first.host_key_md5)]);
+    SshSession::connect(&target).await.unwrap().close().await;
+    target.host_keys = HostKeys::expect([second.host_key_md5.clone()]);
+    let error = SshSession::connect(&target).await.unwrap_err();
+    assert!(
+        matches!(error, SshError::HostKeyNotExpected { .. }),
+        "{error:?}"
+    );
     target.host_keys = HostKeys::expect(["SHA256:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"]);
     let error = SshSession::connect(&target).await.unwrap_err();
     assert!(
