@@ -154,8 +154,10 @@ pub fn generate_input(
     }
 }
 
-/// The config template's patches, after the patch that sets the node's hostname
-/// ([`hostname_patch`]) unless the template's patches set one themselves.
+/// The config template's patches, then the patch that sets the node's hostname
+/// ([`hostname_patch`]) unless the template's patches set one themselves. The hostname patch
+/// comes last, so that a template's JSON6902 patches still apply to the single document Talos
+/// requires of them.
 fn patches_of(config: &ConfigFields, hostname: &str, version: TalosVersion) -> ConfigPatches {
     let non_empty = |text: &String| {
         if text.trim().is_empty() {
@@ -164,19 +166,21 @@ fn patches_of(config: &ConfigFields, hostname: &str, version: TalosVersion) -> C
             vec![text.clone()]
         }
     };
-    let mut all = non_empty(&config.patch);
+    let mut patches = ConfigPatches {
+        all: non_empty(&config.patch),
+        control_plane: non_empty(&config.patch_control_plane),
+        worker: non_empty(&config.patch_worker),
+    };
     if !patches_set_hostname([
         config.patch.as_str(),
         &config.patch_control_plane,
         &config.patch_worker,
     ]) {
-        all.insert(0, hostname_patch(hostname, version));
+        let hostname = hostname_patch(hostname, version);
+        patches.control_plane.push(hostname.clone());
+        patches.worker.push(hostname);
     }
-    ConfigPatches {
-        all,
-        control_plane: non_empty(&config.patch_control_plane),
-        worker: non_empty(&config.patch_worker),
-    }
+    patches
 }
 
 /// Renders the machine config of a server from what is stored.

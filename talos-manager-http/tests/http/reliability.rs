@@ -109,7 +109,7 @@ async fn load_with_admin_writes(backend: Backend) {
                 while Instant::now() < deadline {
                     let response = client
                         .get(&url)
-                        .header("x-forwarded-for", format!("203.0.113.{number}"))
+                        .header("x-forwarded-for", format!("127.0.113.{number}"))
                         .send()
                         .await
                         .expect("the service answers every node");
@@ -190,7 +190,7 @@ async fn load_with_admin_writes(backend: Backend) {
     for number in 1..=SERVERS {
         let response = client
             .get(server.url("/config"))
-            .header("x-forwarded-for", format!("203.0.113.{number}"))
+            .header("x-forwarded-for", format!("127.0.113.{number}"))
             .send()
             .await
             .unwrap();

@@ -274,8 +274,18 @@ async fn config_fetched_waits_until_the_node_fetched_its_machine_config() {
         "apply returned before the node fetched its config"
     );
 
-    // The new Talos fetches its machine config, as the node (127.0.0.1) would.
-    let served = reqwest::get(format!("{}/config", bench.service.endpoint))
+    // The new Talos fetches its machine config, as the node (127.0.0.1) would: with the
+    // SMBIOS UUID the bootstrap recorded, which `/config` requires of a server we installed.
+    let uuid = bench
+        .service
+        .store()
+        .list_servers()
+        .await
+        .unwrap()
+        .into_iter()
+        .find_map(|server| server.uuid)
+        .expect("the bootstrap recorded the node's UUID");
+    let served = reqwest::get(format!("{}/config?uuid={uuid}", bench.service.endpoint))
         .await
         .unwrap();
     assert_eq!(served.status(), 200);
