@@ -147,10 +147,13 @@ pub async fn serve(config: ServiceConfig) -> Result<(), ServeError> {
     let worker = Worker::new(queue.clone(), Worker::unique_id())
         .metrics(metrics)
         .register(sync_job)
-        .register(crate::jobs::BootstrapJob::new(
-            providers,
-            crate::jobs::BootstrapSettings::from_config(&config),
-        ))
+        .register(
+            crate::jobs::BootstrapJob::new(
+                providers,
+                crate::jobs::BootstrapSettings::from_config(&config),
+            )
+            .with_lifecycle(lifecycle.clone()),
+        )
         .register(crate::jobs::LabelAndTaintJob::default())
         .register(crate::jobs::PushConfigJob::new(
             crate::jobs::TalosSettings::from_config(&config),

@@ -4,6 +4,8 @@
 //!
 //! # Map
 //! - [`etcd`]: the pure quorum rule: may a control plane leave etcd?
+//! - [`bootstrap_guard`]: may a bootstrap erase a server (live nodes need `force`; a forced
+//!   control plane still needs etcd's quorum rule)?
 //! - [`reset`]: [`reset_server`], the three [`ResetProfile`]s, refusals that protect etcd.
 //! - [`rolling`]: [`plan_rolling`] (which nodes, in which order, with which installer) and
 //!   [`run_rolling`] (forfeit, drain, upgrade or reboot, wait, uncordon; node after node).
@@ -45,6 +47,7 @@
 //! - A reset that would leave etcd without a healthy majority, or remove its last member, is
 //!   refused unless forced. A rolling run touches one node at a time, control planes first.
 
+pub mod bootstrap_guard;
 pub mod checkpoint;
 pub mod etcd;
 pub mod reset;
@@ -55,6 +58,10 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
+pub use bootstrap_guard::{
+    BootstrapClearance, BootstrapRefusal, LiveNode, Precheck, check_bootstrap, live_node,
+    precheck_bootstrap,
+};
 pub use checkpoint::{Checkpoint, CheckpointError, JobCheckpoint, MemoryCheckpoint};
 pub use etcd::{MemberRemoval, QuorumRefusal, check_member_removal};
 pub use reset::{ResetError, ResetOutcome, ResetProfile, reset_request, reset_server};

@@ -445,7 +445,7 @@ fn profile_phrase(profile: ResetProfile) -> &'static str {
 
 /// The hostnames of members whose node answers `version` (members without a configured
 /// server are counted as not answering).
-async fn healthy_members(
+pub(super) async fn healthy_members(
     api: &dyn TalosApi,
     members: &[crate::talos_api::EtcdMember],
     control_planes: &[NodeRef],

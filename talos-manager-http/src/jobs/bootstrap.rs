@@ -2,6 +2,10 @@
 //! step, output line and the image write's progress in the job log.
 //!
 //! # Expected flow
+//! 0. Check that the server may be erased ([`check_bootstrap`]): a live node only with `force`,
+//!    and a forced control plane only when etcd keeps a healthy majority without it. The API
+//!    checked the same when it queued the job (with the same cutoff, the previous bootstrap);
+//!    the node may have been configured since.
 //! 1. If the server does not answer SSH as a rescue system, activate rescue through its provider
 //!    account with our key and power-cycle it ([`enter_rescue`]).
 //! 2. Wait, with growing pauses and up to [`BootstrapSettings::rescue_timeout`], until the probe
@@ -32,12 +36,13 @@ use talos_manager_core::installer::{
     HostKeys, InstallEvent, InstallSink, Probe, ProbeError, SshSession, SshTarget, image_size,
     install, parse_dd_progress, plan,
 };
+use talos_manager_core::lifecycle::{Precheck, check_bootstrap, precheck_bootstrap};
 use talos_manager_core::rescue::{RescueError, enter_rescue};
 use talos_manager_core::sync::ProviderFactory;
 use talos_manager_core::{RetryPolicy, Secret, error_chain, http_client};
 use tokio::sync::mpsc;
 
-use super::{JobContext, JobError, JobHandler};
+use super::{JobContext, JobError, JobHandler, LifecycleSettings};
 
 /// The kind of the bootstrap job.
 pub const BOOTSTRAP_JOB: &str = "bootstrap";
@@ -65,6 +70,19 @@ pub struct BootstrapArgs {
     /// The schematic's id; default: the server's, else the settings'.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub schematic_id: Option<i64>,
+    /// Erase even a live node ([`check_bootstrap`]).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub force: bool,
+    /// When the server's previous bootstrap was queued, as the API saw it (`None`: never):
+    /// only a configuration after it makes the server a live node ([`check_bootstrap`]'s
+    /// `since`). The job checks with the same cutoff, so a node configured after the API's
+    /// check is caught too.
+    #[serde(
+        default,
+        with = "time::serde::rfc3339::option",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub previous_bootstrap_at: Option<time::OffsetDateTime>,
 }
 
 impl BootstrapArgs {
@@ -111,15 +129,54 @@ impl BootstrapSettings {
 pub struct BootstrapJob {
     providers: ProviderFactory,
     settings: BootstrapSettings,
+    lifecycle: Option<LifecycleSettings>,
 }
 
 impl BootstrapJob {
-    /// A bootstrap handler.
+    /// A bootstrap handler. Without [`BootstrapJob::with_lifecycle`] it cannot ask etcd, so it
+    /// refuses every forced bootstrap of a live node.
     pub fn new(providers: ProviderFactory, settings: BootstrapSettings) -> BootstrapJob {
         BootstrapJob {
             providers,
             settings,
+            lifecycle: None,
         }
+    }
+
+    /// Reaches the Talos API as `lifecycle` says, to check etcd before a forced bootstrap of a
+    /// live control plane.
+    pub fn with_lifecycle(mut self, lifecycle: LifecycleSettings) -> BootstrapJob {
+        self.lifecycle = Some(lifecycle);
+        self
+    }
+
+    /// Refuses to erase a live node unless forced, and a control plane etcd cannot lose.
+    async fn check_guard(
+        &self,
+        context: &JobContext,
+        server_id: ServerId,
+        args: &BootstrapArgs,
+    ) -> Result<(), JobError> {
+        let (since, force) = (args.previous_bootstrap_at, args.force);
+        let Some(lifecycle) = &self.lifecycle else {
+            let server = context.store().get_server(server_id).await?;
+            return match precheck_bootstrap(&server, since, force)
+                .map_err(|error| JobError::from_error(&error))?
+            {
+                Precheck::Free => Ok(()),
+                Precheck::Forced(_) => Err(JobError::new(
+                    "a forced bootstrap of a live node needs the Talos API to check etcd, and \
+                     this worker has no Talos API settings",
+                )),
+            };
+        };
+        lifecycle
+            .run(context, async |ctx| {
+                check_bootstrap(ctx, server_id, since, force).await
+            })
+            .await
+            .map_err(|error| JobError::from_error(&error))?;
+        Ok(())
     }
 }
 
@@ -161,6 +218,7 @@ impl BootstrapJob {
             .ssh_private_key
             .as_ref()
             .ok_or_else(|| JobError::from_error(&RescueError::NoSshKey))?;
+        self.check_guard(context, server_id, &args).await?;
         let server = store.get_server(server_id).await?;
         let name = server.inventory.name.clone();
         let address = server.inventory.ipv4.clone().ok_or_else(|| {

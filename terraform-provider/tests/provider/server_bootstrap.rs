@@ -224,12 +224,39 @@ async fn image_written_applies_imports_and_destroys_without_touching_the_node() 
     terraform.ok(&["apply", "-auto-approve"]);
     terraform.assert_no_changes();
 
-    // A new Talos version is a new bootstrap.
+    // A new Talos version or schematic never erases the node: an in-place change of the
+    // state, with a warning pointing to the upgrade resource; no bootstrap job.
     terraform.write(&bootstrap(&format!(
-        "{arguments}  talos_version = \"v1.10.5\"\n"
+        "{arguments}  talos_version = \"v1.10.5\"\n  schematic_id  = \"1\"\n"
     )));
-    let plan = terraform.ok(&["plan"]);
-    assert!(plan.contains("forces replacement"), "{plan}");
+    let plan = flat(&terraform.ok(&["plan"]));
+    assert!(plan.contains("~ update in-place"), "{plan}");
+    assert!(!plan.contains("forces replacement"), "{plan}");
+    assert!(!plan.contains("must be replaced"), "{plan}");
+    assert!(
+        plan.contains("Warning: The node is not reinstalled"),
+        "{plan}"
+    );
+    assert!(
+        plan.contains("`talos_version` from null to \"v1.10.5\"")
+            && plan.contains("talosmanager_cluster_upgrade")
+            && plan.contains("-replace=ADDRESS"),
+        "{plan}"
+    );
+    let output = flat(&terraform.ok(&["apply", "-auto-approve"]));
+    assert!(
+        output.contains("0 added, 1 changed, 0 destroyed"),
+        "{output}"
+    );
+    assert!(
+        output.contains("Warning: The node is not reinstalled"),
+        "{output}"
+    );
+    assert_eq!(bench.jobs().await.len(), 1, "no bootstrap was queued");
+    let values = terraform.resource(ADDRESS).unwrap();
+    assert_eq!(values["talos_version"], "v1.10.5");
+    assert_eq!(values["job_id"], job_id.as_str());
+    terraform.assert_no_changes();
 
     // Destroy leaves the node as it is.
     terraform.write(&bootstrap(arguments));
@@ -246,6 +273,30 @@ async fn image_written_applies_imports_and_destroys_without_touching_the_node() 
     );
     assert!(output.contains("the node keeps running"), "{output}");
     assert!(terraform.resource(ADDRESS).is_none());
+    assert_eq!(bench.jobs().await.len(), 1);
+    assert!(bench.disk_has_the_image());
+
+    // Once the node runs with its config, bootstrapping it again (a new resource, or
+    // `-replace`) is refused without `force` or a reset: nothing is queued, nothing erased.
+    let store = bench.service.store();
+    let server = store
+        .list_servers()
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|server| server.inventory.provider_id == NUMBER.to_string())
+        .unwrap();
+    store
+        .record_config_request(server.id, time::OffsetDateTime::now_utc(), true)
+        .await
+        .unwrap();
+    terraform.write(&bootstrap(arguments));
+    let output = flat(&terraform.fails(&["apply", "-auto-approve"]));
+    assert!(
+        output.contains("refused to bootstrap worker-1: it is a configured node")
+            && output.contains("reset it first or pass force"),
+        "{output}"
+    );
     assert_eq!(bench.jobs().await.len(), 1);
     assert!(bench.disk_has_the_image());
 }
