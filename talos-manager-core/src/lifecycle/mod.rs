@@ -152,12 +152,19 @@ pub enum NodeRole {
 }
 
 impl NodeRole {
-    /// The role the naming convention gives a server ([`machine_type_for`]).
-    pub fn of_server(server_name: &str) -> NodeRole {
-        match machine_type_for(server_name) {
+    /// The role of a machine type (as a machine config records it).
+    pub fn of(machine_type: MachineType) -> NodeRole {
+        match machine_type {
             MachineType::ControlPlane => NodeRole::ControlPlane,
             MachineType::Worker => NodeRole::Worker,
         }
+    }
+
+    /// The role the naming convention gives a server name ([`machine_type_for`]): what a new
+    /// machine config records unless told otherwise. A configured node's role is its machine
+    /// config's ([`NodeRef::new`]), never its current name's.
+    pub fn of_server(server_name: &str) -> NodeRole {
+        NodeRole::of(machine_type_for(server_name))
     }
 
     /// `control plane` or `worker`.
@@ -231,7 +238,7 @@ impl NodeRef {
             server_name: name(),
             hostname: machine_config.fields.hostname.clone(),
             address: SocketAddr::new(ip, talos_port),
-            role: NodeRole::of_server(&server.inventory.name),
+            role: NodeRole::of(machine_config.machine_type),
         })
     }
 }

@@ -21,7 +21,6 @@ pub use push::{
 pub use request::{ConfigRequest, TrustedProxies, client_address};
 
 use crate::ids::ServerId;
-use crate::node_identity::machine_type_for;
 use crate::store::{Cluster, Config, ConfigFields, MachineConfig, Server, Store, StoreError};
 use crate::talos::{
     ConfigEngine, ConfigError, ConfigPatches, EphemeralDisk, GenerateInput, GenerateOptions,
@@ -127,7 +126,7 @@ pub fn generate_input(
     GenerateInput {
         options,
         patches: patches_of(config),
-        machine_type: machine_type_for(&server.inventory.name),
+        machine_type: machine_config.machine_type,
         substitutions,
         ephemeral_disk: machine_config
             .fields

@@ -61,7 +61,10 @@ pub use client_config::{
     ClientConfigError, admin_kubeconfig, os_admin_client_certificate, talosconfig,
 };
 pub use document::{DecodeIssue, LoadError, MachineConfig};
-pub use generate::{Cni, EndpointError, GenerateOptions, MachineType, TalosVersion, endpoint_host};
+pub use generate::{
+    Cni, EndpointError, GenerateOptions, MachineType, TalosVersion, UnknownMachineType,
+    endpoint_host,
+};
 pub use patch::{
     DeleteSelector, JsonPatchError, JsonPatchOp, MergeError, Patch, PatchApplyError,
     PatchLoadError, StrategicPatch,

@@ -9,7 +9,6 @@ use talos_manager_core::error_chain;
 use talos_manager_core::ids::{ClusterId, VswitchId};
 use talos_manager_core::lifecycle::{Precheck, precheck_bootstrap};
 use talos_manager_core::node_config::{NodeConfigError, render_node_config};
-use talos_manager_core::node_identity::machine_type_for;
 use talos_manager_core::runbooks;
 use talos_manager_core::server_state::server_state;
 use talos_manager_core::server_update::{ServerChanges, update_server};
@@ -182,7 +181,7 @@ async fn runbook_node(state: &AppState, server: &Server) -> ApiResult<runbooks::
         .clone()
         .unwrap_or_else(|| machine_config.fields.private_ip.clone());
     Ok(runbooks::RunbookNode {
-        machine_type: machine_type_for(&server.inventory.name),
+        machine_type: machine_config.machine_type,
         hostname: machine_config.fields.hostname,
         address,
     })
