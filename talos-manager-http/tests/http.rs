@@ -48,6 +48,8 @@ mod http {
     mod reliability;
     // A whole flow through the binary leaves no secret in plaintext in the database or the log.
     mod secrets_at_rest;
+    // schemathesis against the served OpenAPI document: no 5xx, no schema violation.
+    mod schemathesis;
     // The in-process service harness for the API tests.
     mod server;
 }
