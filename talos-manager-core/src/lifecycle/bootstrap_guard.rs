@@ -5,9 +5,10 @@
 //! config that is data loss, and on a control plane it can take etcd's quorum with it. So:
 //! - a server that is a *live node* is refused unless `force`: it was served its machine config
 //!   (`last_configured_at`) or its labels and taints were applied in Kubernetes
-//!   (`label_and_taint_job_completed_at`), after the last bootstrap started. A reset clears both;
-//!   so does a finished bootstrap. A server whose last bootstrap failed or was cancelled before
-//!   it was configured again is no live node (retrying is safe);
+//!   (`label_and_taint_job_completed_at`). A reset clears both; so does a bootstrap once it
+//!   passed this check, before it touches the server ([`Store::record_erase_started`]), so a
+//!   bootstrap that failed or was cancelled after that leaves no live node (retrying is safe),
+//!   while one refused here leaves the node as it was;
 //! - a forced bootstrap of a live control plane is checked with reset's quorum rule
 //!   ([`check_member_removal`]), and a refusal holds **even with `force`**: reset the node first
 //!   (reset has its own `force`), then bootstrap it. When no control plane answers, etcd's
@@ -20,6 +21,8 @@ use super::reset::healthy_members;
 use super::{ClusterApisError, LifecycleContext, NodeRef, NodeRole, cluster_access, cluster_nodes};
 use crate::error_chain;
 use crate::ids::ServerId;
+#[cfg(doc)]
+use crate::store::Store;
 use crate::store::{Server, StoreError};
 
 /// Why a server is a live node that a bootstrap would erase.
@@ -93,23 +96,23 @@ pub enum Precheck {
     Forced(LiveNode),
 }
 
-/// Whether `server` is a live node, counting only what happened after `since` (when its last
-/// bootstrap started; `None` when it never had one).
-pub fn live_node(server: &Server, since: Option<OffsetDateTime>) -> Option<LiveNode> {
-    let after = |at: Option<OffsetDateTime>| at.filter(|at| since.is_none_or(|since| *at > since));
-    after(server.last_configured_at)
+/// Whether `server` is a live node: served its machine config, or labelled in its cluster,
+/// since it was last reset or handed to a bootstrap.
+pub fn live_node(server: &Server) -> Option<LiveNode> {
+    server
+        .last_configured_at
         .map(LiveNode::Configured)
-        .or_else(|| after(server.label_and_taint_job_completed_at).map(LiveNode::ClusterMember))
+        .or_else(|| {
+            server
+                .label_and_taint_job_completed_at
+                .map(LiveNode::ClusterMember)
+        })
 }
 
 /// The store-only part of the rule: a live node (see [`live_node`]) is refused unless `force`.
 /// Does not ask etcd: [`check_bootstrap`] does, for a forced control plane.
-pub fn precheck_bootstrap(
-    server: &Server,
-    since: Option<OffsetDateTime>,
-    force: bool,
-) -> Result<Precheck, BootstrapRefusal> {
-    match live_node(server, since) {
+pub fn precheck_bootstrap(server: &Server, force: bool) -> Result<Precheck, BootstrapRefusal> {
+    match live_node(server) {
         None => Ok(Precheck::Free),
         Some(live) if force => Ok(Precheck::Forced(live)),
         Some(live) => Err(BootstrapRefusal::LiveNode {
@@ -134,11 +137,10 @@ pub struct BootstrapClearance {
 pub async fn check_bootstrap(
     ctx: &LifecycleContext<'_>,
     server_id: ServerId,
-    since: Option<OffsetDateTime>,
     force: bool,
 ) -> Result<BootstrapClearance, BootstrapRefusal> {
     let server = ctx.store.get_server(server_id).await?;
-    let precheck = precheck_bootstrap(&server, since, force)?;
+    let precheck = precheck_bootstrap(&server, force)?;
     let Precheck::Forced(live) = precheck else {
         return Ok(BootstrapClearance {
             precheck,

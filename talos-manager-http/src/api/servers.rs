@@ -452,14 +452,7 @@ impl ServersApi {
         let body = body.0;
         let mut args = bootstrap_args(body.disk, body.talos_version, body.schematic.as_deref())?;
         args.force = body.force;
-        let since = state
-            .store
-            .latest_jobs_by_server(crate::jobs::BOOTSTRAP_JOB)
-            .await?
-            .get(&server.id)
-            .map(|job| job.created_at);
-        let precheck = precheck_bootstrap(&server, since, args.force)?;
-        args.previous_bootstrap_at = since;
+        let precheck = precheck_bootstrap(&server, args.force)?;
         // Check the choices now when the disks are known; otherwise the job checks them once
         // it has probed the rescue system.
         if server.lsblk.is_some() {
@@ -623,7 +616,6 @@ fn bootstrap_args(
         talos_version: talos_version.filter(|version| !version.trim().is_empty()),
         schematic_id,
         force: false,
-        previous_bootstrap_at: None,
     })
 }
 

@@ -4,8 +4,9 @@
 //! # Expected flow
 //! 0. Check that the server may be erased ([`check_bootstrap`]): a live node only with `force`,
 //!    and a forced control plane only when etcd keeps a healthy majority without it. The API
-//!    checked the same when it queued the job (with the same cutoff, the previous bootstrap);
-//!    the node may have been configured since.
+//!    checked the same when it queued the job; the node may have been configured since. Once
+//!    the check passed, the server's config and label timestamps are cleared: it is handed to
+//!    this bootstrap, and a retry after a failure needs no `force`.
 //! 1. If the server does not answer SSH as a rescue system, activate rescue through its provider
 //!    account with our key and power-cycle it ([`enter_rescue`]).
 //! 2. Wait, with growing pauses and up to [`BootstrapSettings::rescue_timeout`], until the probe
@@ -73,16 +74,6 @@ pub struct BootstrapArgs {
     /// Erase even a live node ([`check_bootstrap`]).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub force: bool,
-    /// When the server's previous bootstrap was queued, as the API saw it (`None`: never):
-    /// only a configuration after it makes the server a live node ([`check_bootstrap`]'s
-    /// `since`). The job checks with the same cutoff, so a node configured after the API's
-    /// check is caught too.
-    #[serde(
-        default,
-        with = "time::serde::rfc3339::option",
-        skip_serializing_if = "Option::is_none"
-    )]
-    pub previous_bootstrap_at: Option<time::OffsetDateTime>,
 }
 
 impl BootstrapArgs {
@@ -157,25 +148,39 @@ impl BootstrapJob {
         server_id: ServerId,
         args: &BootstrapArgs,
     ) -> Result<(), JobError> {
-        let (since, force) = (args.previous_bootstrap_at, args.force);
-        let Some(lifecycle) = &self.lifecycle else {
-            let server = context.store().get_server(server_id).await?;
-            return match precheck_bootstrap(&server, since, force)
-                .map_err(|error| JobError::from_error(&error))?
-            {
-                Precheck::Free => Ok(()),
-                Precheck::Forced(_) => Err(JobError::new(
-                    "a forced bootstrap of a live node needs the Talos API to check etcd, and \
-                     this worker has no Talos API settings",
-                )),
-            };
+        let force = args.force;
+        let precheck = match &self.lifecycle {
+            None => {
+                let server = context.store().get_server(server_id).await?;
+                match precheck_bootstrap(&server, force)
+                    .map_err(|error| JobError::from_error(&error))?
+                {
+                    Precheck::Free => Precheck::Free,
+                    Precheck::Forced(_) => {
+                        return Err(JobError::new(
+                            "a forced bootstrap of a live node needs the Talos API to check \
+                             etcd, and this worker has no Talos API settings",
+                        ));
+                    }
+                }
+            }
+            Some(lifecycle) => {
+                lifecycle
+                    .run(context, async |ctx| {
+                        check_bootstrap(ctx, server_id, force).await
+                    })
+                    .await
+                    .map_err(|error| JobError::from_error(&error))?
+                    .precheck
+            }
         };
-        lifecycle
-            .run(context, async |ctx| {
-                check_bootstrap(ctx, server_id, since, force).await
-            })
-            .await
-            .map_err(|error| JobError::from_error(&error))?;
+        if let Precheck::Forced(_) = precheck {
+            // Handed to this bootstrap: a retry after a failure is no longer a live node.
+            context.store().record_erase_started(server_id).await?;
+            context
+                .log("the node's config and label timestamps are cleared: it is being erased")
+                .await;
+        }
         Ok(())
     }
 }

@@ -231,5 +231,108 @@ async fn last_control_plane(backend: Backend) {
         "{}",
         lines.join("\n")
     );
+    // The refused bootstrap left the node live: without force it is still refused.
+    let refused = server
+        .expect(
+            Method::POST,
+            &format!("/api/v1/servers/{node}/bootstrap"),
+            Some(json!({})),
+            409,
+        )
+        .await;
+    assert_eq!(refused["code"], "live_node", "{refused}");
+    stop.send_replace(true);
+}
+
+both_backends!(
+    a_forced_bootstrap_of_a_control_plane_needs_a_healthy_majority_without_it,
+    majority
+);
+
+async fn majority(backend: Backend) {
+    let (server, dir) = service(backend).await;
+    let names = ["control-plane-1", "control-plane-2", "control-plane-3"];
+    let fleet = Fleet::new(&server, &names, 181).await;
+    let node = &fleet.nodes["control-plane-1"].1;
+    let settings = test_bootstrap_settings(
+        Some(KeyPair::generate(dir.path(), "other", "-t ed25519").private),
+        9,
+        "http://127.0.0.1:9",
+    );
+    let worker = Worker::new(JobQueue::new(server.store().clone()), "majority-test")
+        .timing(WorkerTiming {
+            poll: Duration::from_millis(50),
+            heartbeat: Duration::from_millis(100),
+            abandoned_after: Duration::from_secs(30),
+        })
+        .register(
+            BootstrapJob::new(server.providers(), settings).with_lifecycle(fleet.settings(&server)),
+        );
+    let (stop, mut stopped) = tokio::sync::watch::channel(false);
+    tokio::spawn(worker.run(async move {
+        let _ = stopped.wait_for(|stop| *stop).await;
+    }));
+    let forced = async || {
+        let job = server
+            .expect(
+                Method::POST,
+                &format!("/api/v1/servers/{node}/bootstrap"),
+                Some(json!({"force": true})),
+                202,
+            )
+            .await;
+        let id = job["id"].as_str().unwrap().to_owned();
+        let job = finished(&server, &id).await;
+        (job, log(server.store(), &id).await)
+    };
+
+    // control-plane-3 does not answer: without control-plane-1, one of two would be healthy.
+    fleet.talos.set_faults(
+        fleet.address("control-plane-3"),
+        talos_manager_fake_talos::Faults {
+            unavailable_until: Some(std::time::Instant::now() + Duration::from_secs(600)),
+            ..Default::default()
+        },
+    );
+    let (job, lines) = forced().await;
+    let error = job["last_error"].as_str().unwrap_or_default();
+    assert!(
+        error.contains("even with force") && error.contains("etcd would lose quorum"),
+        "{error}\n{}",
+        lines.join("\n")
+    );
+    assert!(server.server_json(node).await["last_configured_at"].is_string());
+
+    // All three answer: etcd keeps a majority without it, so force erases it (here the job
+    // then fails at the fake provider, which knows no such server).
+    fleet
+        .talos
+        .set_faults(fleet.address("control-plane-3"), Default::default());
+    let (job, lines) = forced().await;
+    assert_eq!(job["status"], "failed");
+    assert!(
+        lines
+            .iter()
+            .any(|line| line.contains("etcd keeps a healthy majority without control-plane-1")),
+        "{}",
+        lines.join("\n")
+    );
+    assert!(
+        !job["last_error"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("refused"),
+        "{job}"
+    );
+    // Handed to a bootstrap: no longer a live node, a retry needs no force.
+    assert!(server.server_json(node).await["last_configured_at"].is_null());
+    server
+        .expect(
+            Method::POST,
+            &format!("/api/v1/servers/{node}/bootstrap"),
+            Some(json!({})),
+            202,
+        )
+        .await;
     stop.send_replace(true);
 }
