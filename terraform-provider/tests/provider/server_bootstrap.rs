@@ -9,7 +9,10 @@ use std::time::{Duration, Instant};
 use talos_manager_core::Secret;
 use talos_manager_core::store::{JobStatus, ProviderKind, SchematicFields};
 use talos_manager_fake_hetzner::{FakeRobot, RobotServer};
-use talos_manager_http::jobs::{BootstrapJob, BootstrapSettings, JobQueue, Worker, WorkerTiming};
+use talos_manager_http::jobs::{
+    BootstrapJob, BootstrapSettings, JobQueue, LifecycleSettings, TalosSettings, Worker,
+    WorkerTiming,
+};
 use talos_manager_rescue_host::{HttpServer, KeyPair, LoopDisk, Sshd, TestImage};
 
 use super::harness::{HOST, Service, Terraform, flat};
@@ -97,7 +100,24 @@ impl Bench {
                 heartbeat: Duration::from_millis(100),
                 abandoned_after: Duration::from_secs(30),
             })
-            .register(BootstrapJob::new(service.providers().clone(), settings));
+            .register(
+                BootstrapJob::new(service.providers().clone(), settings).with_lifecycle(
+                    // The guard of a forced bootstrap; these servers are in no cluster, so it
+                    // never reaches a Talos API.
+                    LifecycleSettings {
+                        talos: TalosSettings {
+                            connector: std::sync::Arc::new(
+                                talos_manager_talos_api::GrpcTalosConnector::new(),
+                            ),
+                            port: talos_manager_core::talos_api::DEFAULT_PORT,
+                        },
+                        providers: service.providers().clone(),
+                        ssh_private_key: None,
+                        timing: Default::default(),
+                        image_factory_url: HOST.to_owned(),
+                    },
+                ),
+            );
         tokio::spawn(worker.run(async move {
             let mut stopped = stopped;
             let _ = stopped.wait_for(|stop| *stop).await;
@@ -299,6 +319,20 @@ async fn image_written_applies_imports_and_destroys_without_touching_the_node() 
     );
     assert_eq!(bench.jobs().await.len(), 1);
     assert!(bench.disk_has_the_image());
+
+    // `force = true` erases it on purpose: a second bootstrap job, which succeeds.
+    terraform.write(&bootstrap(&format!("{arguments}  force     = true\n")));
+    terraform.ok(&["apply", "-auto-approve"]);
+    let jobs = bench.jobs().await;
+    assert_eq!(jobs.len(), 2);
+    assert_eq!(
+        jobs[1].status,
+        JobStatus::Succeeded,
+        "{:?}",
+        jobs[1].last_error
+    );
+    assert_eq!(terraform.resource(ADDRESS).unwrap()["force"], true);
+    terraform.assert_no_changes();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
