@@ -4,7 +4,6 @@
 
 use crate::Secret;
 use crate::ids::ClusterId;
-use crate::node_identity::machine_type_for;
 use crate::store::{ClusterFields, Store, StoreError};
 use crate::talos::{
     ClientConfigError, MachineType, SecretsBundle, SecretsError, SystemRandom, admin_kubeconfig,
@@ -145,21 +144,19 @@ pub async fn cluster_talosconfig(
     id: ClusterId,
 ) -> Result<Secret<String>, ClusterAccessError> {
     let cluster = store.get_cluster(id).await?;
-    let configured: Vec<_> = store
+    // Servers with a machine config recorded as a control plane.
+    let control_plane_ids: Vec<_> = store
         .list_machine_configs()
         .await?
         .into_iter()
+        .filter(|machine_config| machine_config.machine_type == MachineType::ControlPlane)
         .map(|machine_config| machine_config.server_id)
         .collect();
     let mut control_planes: Vec<String> = store
         .list_servers()
         .await?
         .into_iter()
-        .filter(|server| {
-            server.cluster_id == Some(id)
-                && configured.contains(&server.id)
-                && machine_type_for(&server.inventory.name) == MachineType::ControlPlane
-        })
+        .filter(|server| server.cluster_id == Some(id) && control_plane_ids.contains(&server.id))
         .filter_map(|server| server.inventory.ipv4)
         .collect();
     if control_planes.is_empty() {

@@ -177,10 +177,13 @@ pub async fn serve(config: ServiceConfig) -> Result<(), ServeError> {
     let worker = Worker::new(queue.clone(), Worker::unique_id())
         .metrics(metrics)
         .register(sync_job)
-        .register(crate::jobs::BootstrapJob::new(
-            providers,
-            crate::jobs::BootstrapSettings::from_config(&config),
-        ))
+        .register(
+            crate::jobs::BootstrapJob::new(
+                providers,
+                crate::jobs::BootstrapSettings::from_config(&config),
+            )
+            .with_lifecycle(lifecycle.clone()),
+        )
         .register(
             crate::jobs::LabelAndTaintJob::default()
                 .with_talos(crate::jobs::TalosSettings::from_config(&config)),

@@ -16,6 +16,11 @@ mod http {
     mod api_provider_accounts;
     // Rescue and bootstrap against the fake Robot and a real sshd rescue host; server states.
     mod api_bootstrap;
+    // Destructive operations guarded: bootstrapping a live node (refused without force, and for
+    // a control plane etcd decides), deleting a cluster in use.
+    mod destructive_guards;
+    // A node's machine type is recorded and changed only explicitly, not by a provider rename.
+    mod node_role;
     // Servers and jobs, including a job's live log.
     mod api_servers_jobs;
     // Sync through the API with the SSH probe, server edits pushed to the providers, seeding,

@@ -381,14 +381,20 @@ impl tf::provider_server::Provider for ProviderService {
             let config = decode("configuration", request.config.as_ref(), schema)?;
             let plan =
                 resources::plan_change(resource.as_ref(), schema, &prior, &proposed, &config);
-            Ok((encode(&plan.planned, schema), plan.requires_replace))
+            Ok((
+                encode(&plan.planned, schema),
+                plan.requires_replace,
+                plan.warning,
+            ))
         })();
         Ok(Response::new(match result {
-            Ok((planned_state, requires_replace)) => tf::plan_resource_change::Response {
+            Ok((planned_state, requires_replace, warning)) => tf::plan_resource_change::Response {
                 planned_state,
                 requires_replace,
                 planned_private: request.prior_private,
-                diagnostics: Vec::new(),
+                diagnostics: warning
+                    .map(|(summary, detail)| vec![diagnostics::warning(summary, detail)])
+                    .unwrap_or_default(),
             },
             Err(error) => tf::plan_resource_change::Response {
                 diagnostics: report(&error, None),
@@ -425,12 +431,7 @@ impl tf::provider_server::Provider for ProviderService {
                 new_state,
                 private: request.planned_private,
                 diagnostics: warning
-                    .map(|warning| {
-                        vec![diagnostics::warning(
-                            "Not deleted in talos-manager",
-                            warning,
-                        )]
-                    })
+                    .map(|(summary, detail)| vec![diagnostics::warning(summary, detail)])
                     .unwrap_or_default(),
             },
             Err(error) => tf::apply_resource_change::Response {

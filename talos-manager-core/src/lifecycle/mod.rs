@@ -4,6 +4,8 @@
 //!
 //! # Map
 //! - [`etcd`]: the pure quorum rule: may a control plane leave etcd?
+//! - [`bootstrap_guard`]: may a bootstrap erase a server (live nodes need `force`; a forced
+//!   control plane still needs etcd's quorum rule)?
 //! - [`reset`]: [`reset_server`], the three [`ResetProfile`]s, refusals that protect etcd.
 //! - [`rolling`]: [`plan_rolling`] (which nodes, in which order, with which installer) and
 //!   [`run_rolling`] (forfeit, drain, upgrade or reboot, wait, uncordon; node after node).
@@ -45,6 +47,7 @@
 //! - A reset that would leave etcd without a healthy majority, or remove its last member, is
 //!   refused unless forced. A rolling run touches one node at a time, control planes first.
 
+pub mod bootstrap_guard;
 pub mod checkpoint;
 pub mod etcd;
 mod quorum;
@@ -56,6 +59,10 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
+pub use bootstrap_guard::{
+    BootstrapClearance, BootstrapRefusal, LiveNode, Precheck, check_bootstrap, live_node,
+    precheck_bootstrap,
+};
 pub use checkpoint::{Checkpoint, CheckpointError, JobCheckpoint, MemoryCheckpoint};
 pub use etcd::{Departure, MemberRemoval, QuorumRefusal, check_departure, check_member_removal};
 pub use reset::{ResetError, ResetOutcome, ResetProfile, reset_request, reset_server};
@@ -150,12 +157,19 @@ pub enum NodeRole {
 }
 
 impl NodeRole {
-    /// The role the naming convention gives a server ([`machine_type_for`]).
-    pub fn of_server(server_name: &str) -> NodeRole {
-        match machine_type_for(server_name) {
+    /// The role of a machine type (as a machine config records it).
+    pub fn of(machine_type: MachineType) -> NodeRole {
+        match machine_type {
             MachineType::ControlPlane => NodeRole::ControlPlane,
             MachineType::Worker => NodeRole::Worker,
         }
+    }
+
+    /// The role the naming convention gives a server name ([`machine_type_for`]): what a new
+    /// machine config records unless told otherwise. A configured node's role is its machine
+    /// config's ([`NodeRef::new`]), never its current name's.
+    pub fn of_server(server_name: &str) -> NodeRole {
+        NodeRole::of(machine_type_for(server_name))
     }
 
     /// `control plane` or `worker`.
@@ -237,7 +251,7 @@ impl NodeRef {
                 .clone()
                 .unwrap_or_else(|| machine_config.fields.hostname.clone()),
             address: SocketAddr::new(ip, talos_port),
-            role: NodeRole::of_server(&server.inventory.name),
+            role: NodeRole::of(machine_config.machine_type),
         })
     }
 }

@@ -24,7 +24,7 @@ pub use push::{
 pub use request::{ConfigRequest, TrustedProxies, client_address, is_server_address};
 
 use crate::ids::ServerId;
-use crate::node_identity::{hostname_patch, machine_type_for, patches_set_hostname};
+use crate::node_identity::{hostname_patch, patches_set_hostname};
 use crate::store::{Cluster, Config, ConfigFields, MachineConfig, Server, Store, StoreError};
 use crate::talos::{
     ConfigEngine, ConfigError, ConfigPatches, EphemeralDisk, GenerateInput, GenerateOptions,
@@ -144,7 +144,7 @@ pub fn generate_input(
     GenerateInput {
         options,
         patches: patches_of(config, &machine_config.fields.hostname, talos_version),
-        machine_type: machine_type_for(&server.inventory.name),
+        machine_type: machine_config.machine_type,
         substitutions,
         ephemeral_disk: machine_config
             .fields

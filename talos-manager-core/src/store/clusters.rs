@@ -141,9 +141,28 @@ impl Store {
         Ok(())
     }
 
-    /// Deletes a cluster; its servers are detached, not deleted.
+    /// Deletes a cluster that no server belongs to: [`StoreError::InUse`] while one does (the
+    /// cluster's secrets bundle is what its nodes trust; deleting it would lose the PKI).
     pub async fn delete_cluster(&self, id: ClusterId) -> Result<(), StoreError> {
         let _changed = self.config_inputs_change();
-        self.delete_row("clusters", "cluster", id.0).await
+        let sql = sql!(
+            "DELETE FROM clusters WHERE id = $1 \
+             AND NOT EXISTS (SELECT 1 FROM servers WHERE cluster_id = $1)"
+        );
+        let n_deleted = on_pool!(self, |pool| sqlx::query(sql)
+            .bind(id)
+            .execute(pool)
+            .await
+            .map(|r| r.rows_affected()))
+        .map_err(|e| StoreError::from_delete("cluster", id.0, e))?;
+        if n_deleted == 0 {
+            // Either there is no such cluster (NotFound) or servers still use it.
+            self.get_cluster(id).await?;
+            return Err(StoreError::InUse {
+                entity: "cluster",
+                id: id.to_string(),
+            });
+        }
+        Ok(())
     }
 }

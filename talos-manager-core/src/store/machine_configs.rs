@@ -4,6 +4,8 @@ use time::OffsetDateTime;
 
 use super::{Store, StoreError, now, on_pool, sql};
 use crate::ids::{ConfigId, MachineConfigId, ServerId};
+use crate::node_identity::machine_type_for;
+use crate::talos::MachineType;
 
 /// A server's machine config binding: what `/config` renders for it.
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
@@ -15,6 +17,11 @@ pub struct MachineConfig {
     /// The per-node values.
     #[sqlx(flatten)]
     pub fields: MachineConfigFields,
+    /// Control plane or worker: recorded when the machine config is created (from the server's
+    /// name then, unless given), kept when it is replaced, changed only when an admin gives
+    /// one ([`Store::put_machine_config_as`]). Renaming the server never changes it.
+    #[sqlx(try_from = "String")]
+    pub machine_type: MachineType,
     /// When it was created.
     pub created_at: OffsetDateTime,
     /// When it last changed.
@@ -37,22 +44,49 @@ pub struct MachineConfigFields {
 }
 
 const COLUMNS: &str = "id, server_id, config_id, hostname, private_ip, install_disk, \
-                       ephemeral_disk_identifier, created_at, updated_at";
+                       ephemeral_disk_identifier, machine_type, created_at, updated_at";
 
 impl Store {
-    /// Binds a server to a config, replacing its previous binding if it had one.
+    /// Binds a server to a config, replacing its previous binding if it had one. A new
+    /// binding records the machine type the server's name gives now
+    /// ([`machine_type_for`]); a replaced one keeps its recorded type.
     pub async fn put_machine_config(
         &self,
         server_id: ServerId,
         fields: &MachineConfigFields,
     ) -> Result<MachineConfig, StoreError> {
+        self.put_machine_config_as(server_id, fields, None).await
+    }
+
+    /// [`Store::put_machine_config`] with an explicit machine type (an admin's choice), which
+    /// is recorded whether the binding is new or replaced; `None` as `put_machine_config`.
+    pub async fn put_machine_config_as(
+        &self,
+        server_id: ServerId,
+        fields: &MachineConfigFields,
+        machine_type: Option<MachineType>,
+    ) -> Result<MachineConfig, StoreError> {
         let _changed = self.config_inputs_change();
+        let initial = match machine_type {
+            Some(machine_type) => machine_type,
+            None => {
+                let sql = sql!("SELECT name FROM servers WHERE id = $1");
+                let name: Option<String> = on_pool!(self, |pool| sqlx::query_scalar(sql)
+                    .bind(server_id)
+                    .fetch_optional(pool)
+                    .await)
+                .map_err(StoreError::query("get server name"))?;
+                // No such server: the insert fails on its reference.
+                name.map_or(MachineType::Worker, |name| machine_type_for(&name))
+            }
+        };
         let sql = sql!(
             "INSERT INTO machine_configs (server_id, config_id, hostname, private_ip, \
-             install_disk, ephemeral_disk_identifier, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $7) \
+             install_disk, ephemeral_disk_identifier, machine_type, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8) \
              ON CONFLICT (server_id) DO UPDATE SET config_id = $2, hostname = $3, \
-             private_ip = $4, install_disk = $5, ephemeral_disk_identifier = $6, updated_at = $7 \
+             private_ip = $4, install_disk = $5, ephemeral_disk_identifier = $6, \
+             machine_type = COALESCE($9, machine_configs.machine_type), updated_at = $8 \
              RETURNING {COLUMNS}"
         );
         on_pool!(self, |pool| sqlx::query_as(sql)
@@ -62,7 +96,9 @@ impl Store {
             .bind(&fields.private_ip)
             .bind(&fields.install_disk)
             .bind(&fields.ephemeral_disk_identifier)
+            .bind(initial.as_str())
             .bind(now())
+            .bind(machine_type.map(MachineType::as_str))
             .fetch_one(pool)
             .await)
         .map_err(|e| StoreError::from_write("machine config", "put machine config", e))

@@ -465,6 +465,25 @@ impl Store {
             .try_into()
     }
 
+    /// A bootstrap passed its guard and is about to erase the server: its config and label
+    /// timestamps are cleared, so it is no longer a live node (a retry after a failure needs no
+    /// `force`).
+    pub async fn record_erase_started(&self, id: ServerId) -> Result<Server, StoreError> {
+        let sql = sql!(
+            "UPDATE servers SET last_configured_at = NULL, \
+             label_and_taint_job_completed_at = NULL, updated_at = $2 \
+             WHERE id = $1 RETURNING {COLUMNS}"
+        );
+        let row: Option<Row> = on_pool!(self, |pool| sqlx::query_as(sql)
+            .bind(id)
+            .bind(now())
+            .fetch_optional(pool)
+            .await)
+        .map_err(StoreError::query("record erase started"))?;
+        row.ok_or_else(|| StoreError::not_found("server", id))?
+            .try_into()
+    }
+
     /// Records that the server asked for its config at `at`, and whether it was served one.
     pub async fn record_config_request(
         &self,

@@ -160,6 +160,28 @@ impl MachineType {
             MachineType::Worker => "worker",
         }
     }
+
+    /// `controlplane` or `worker` (as [`MachineType::as_str`] spells them).
+    pub fn parse(text: &str) -> Result<MachineType, UnknownMachineType> {
+        match text {
+            "controlplane" => Ok(MachineType::ControlPlane),
+            "worker" => Ok(MachineType::Worker),
+            other => Err(UnknownMachineType(other.to_owned())),
+        }
+    }
+}
+
+/// A machine type that is neither `controlplane` nor `worker`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0:?} is neither \"controlplane\" nor \"worker\"")]
+pub struct UnknownMachineType(pub String);
+
+impl TryFrom<String> for MachineType {
+    type Error = UnknownMachineType;
+
+    fn try_from(text: String) -> Result<MachineType, UnknownMachineType> {
+        MachineType::parse(&text)
+    }
 }
 
 /// A CNI choice (`cluster.network.cni`).

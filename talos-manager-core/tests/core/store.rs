@@ -315,7 +315,7 @@ store_test!(
 );
 
 store_test!(
-    clusters_keep_their_secrets_encrypted_and_detach_servers,
+    clusters_keep_their_secrets_encrypted_and_are_not_deleted_in_use,
     |store| {
         let account = robot_account(store).await;
         store
@@ -357,8 +357,28 @@ store_test!(
             .update_server_assignment(server.id, "a", Some(cluster.id), None, None)
             .await
             .unwrap();
+        // Its servers' nodes trust its PKI: not deleted while one belongs to it.
+        let in_use = store.delete_cluster(cluster.id).await.unwrap_err();
+        assert!(
+            matches!(
+                &in_use,
+                StoreError::InUse {
+                    entity: "cluster",
+                    ..
+                }
+            ),
+            "{in_use:?}"
+        );
+        assert_eq!(store.cluster_secrets(cluster.id).await.unwrap(), bundle);
+        store
+            .update_server_assignment(server.id, "a", None, None, None)
+            .await
+            .unwrap();
         store.delete_cluster(cluster.id).await.unwrap();
-        assert_eq!(store.get_server(server.id).await.unwrap().cluster_id, None);
+        assert!(matches!(
+            store.delete_cluster(cluster.id).await.unwrap_err(),
+            StoreError::NotFound { .. }
+        ));
     }
 );
 

@@ -225,7 +225,9 @@ impl ClustersApi {
         Ok(Json(view(cluster, None)))
     }
 
-    /// Delete a cluster; its servers are detached, not deleted.
+    /// Delete a cluster and its secrets bundle. 409 `in_use` while servers belong to it:
+    /// their nodes trust its PKI; detach them (`PATCH /servers/{id}` with `cluster_id: null`)
+    /// or reset them first.
     #[oai(
         path = "/clusters/:id",
         method = "delete",

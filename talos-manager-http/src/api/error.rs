@@ -6,6 +6,7 @@ use poem_openapi::payload::Json;
 use poem_openapi::{ApiResponse, Object};
 use talos_manager_core::bootstrap::BootstrapPlanError;
 use talos_manager_core::image_factory::ImageFactoryError;
+use talos_manager_core::lifecycle::BootstrapRefusal;
 use talos_manager_core::rescue::RescueError;
 use talos_manager_core::server_update::ServerUpdateError;
 use talos_manager_core::{ProviderError, StoreError, ValidationError, error_chain};
@@ -16,7 +17,8 @@ pub struct ErrorBody {
     /// A stable, machine-readable code: `bad_request`, `unauthorized`, `cross_site`,
     /// `payload_too_large`, `not_found`, `conflict`,
     /// `in_use`, `invalid`, `internal`, `bad_gateway`, `unavailable`, `provider_unavailable`,
-    /// `ssh_key_missing`, `not_in_rescue_yet`, `bootstrap_running`.
+    /// `ssh_key_missing`, `not_in_rescue_yet`, `bootstrap_running`, `live_node`,
+    /// `cluster_busy`.
     pub code: String,
     /// What went wrong, for people.
     pub message: String,
@@ -321,6 +323,21 @@ impl From<BootstrapPlanError> for ApiError {
             BootstrapPlanError::NoImage { .. } => issue("schematic", &error),
             BootstrapPlanError::NoHost => ApiError::conflict(error.to_string()),
             BootstrapPlanError::Lsblk { .. } => ApiError::internal(&error),
+        }
+    }
+}
+
+impl From<BootstrapRefusal> for ApiError {
+    fn from(error: BootstrapRefusal) -> ApiError {
+        match error {
+            BootstrapRefusal::LiveNode { .. } => {
+                ApiError::Conflict(body("live_node", error.to_string()))
+            }
+            BootstrapRefusal::Quorum { .. } => {
+                ApiError::Conflict(body("live_node", error_chain(&error).to_string()))
+            }
+            BootstrapRefusal::Store(error) => error.into(),
+            BootstrapRefusal::Access(_) => ApiError::internal(&error),
         }
     }
 }

@@ -8,6 +8,7 @@ use poem_openapi::{Object, OpenApi};
 use talos_manager_core::ids::{ConfigId, MachineConfigId};
 use talos_manager_core::node_identity::default_private_ip;
 use talos_manager_core::store::{MachineConfig, MachineConfigFields, Server};
+use talos_manager_core::talos::MachineType;
 use time::OffsetDateTime;
 
 use super::error::ApiResult;
@@ -36,6 +37,10 @@ pub struct MachineConfigView {
     pub install_disk: String,
     /// The disk for the EPHEMERAL volume, `wwid:…` or `uuid:…`.
     pub ephemeral_disk_identifier: Option<String>,
+    /// Control plane or worker, as recorded when the machine config was created (or last set
+    /// explicitly): what `/config` serves and lifecycle operations treat the node as. Renaming
+    /// the server does not change it.
+    pub machine_type: MachineTypeName,
     /// When it was created.
     pub created_at: OffsetDateTime,
     /// When it last changed.
@@ -55,6 +60,7 @@ pub(crate) fn machine_config_view(
         private_ip: machine_config.fields.private_ip,
         install_disk: machine_config.fields.install_disk,
         ephemeral_disk_identifier: machine_config.fields.ephemeral_disk_identifier,
+        machine_type: machine_config.machine_type.into(),
         created_at: machine_config.created_at,
         updated_at: machine_config.updated_at,
     }
@@ -76,9 +82,42 @@ pub struct CreateMachineConfig {
     pub install_disk: Option<String>,
     /// A disk for the EPHEMERAL volume: `wwid:<wwid>` or `uuid:<md array uuid>`.
     pub ephemeral_disk_identifier: Option<String>,
+    /// Control plane or worker: the explicit way to set or change a node's machine type.
+    /// Default: a new machine config takes the type of the server's name now (containing
+    /// `control-plane`: a control plane), a replaced one keeps the type it has. A control
+    /// plane is served the cluster's CA keys.
+    pub machine_type: Option<MachineTypeName>,
     /// The node was configured outside talos-manager: mark it configured now.
     #[oai(default)]
     pub already_configured: bool,
+}
+
+/// A machine type, as `machine.type` spells it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, poem_openapi::Enum)]
+#[oai(rename_all = "lowercase")]
+pub enum MachineTypeName {
+    /// A control plane: runs etcd and the Kubernetes control plane, gets the cluster's CA keys.
+    Controlplane,
+    /// A worker.
+    Worker,
+}
+
+impl From<MachineType> for MachineTypeName {
+    fn from(machine_type: MachineType) -> MachineTypeName {
+        match machine_type {
+            MachineType::ControlPlane => MachineTypeName::Controlplane,
+            MachineType::Worker => MachineTypeName::Worker,
+        }
+    }
+}
+
+impl From<MachineTypeName> for MachineType {
+    fn from(name: MachineTypeName) -> MachineType {
+        match name {
+            MachineTypeName::Controlplane => MachineType::ControlPlane,
+            MachineTypeName::Worker => MachineType::Worker,
+        }
+    }
 }
 
 pub(crate) struct MachineConfigsApi;
@@ -122,7 +161,7 @@ impl MachineConfigsApi {
     async fn create(
         &self,
         state: Data<&AppState>,
-        _auth: super::auth::AdminAuth,
+        auth: super::auth::AdminAuth,
         body: Json<CreateMachineConfig>,
     ) -> ApiResult<Created<MachineConfigView>> {
         let body = body.0;
@@ -148,7 +187,13 @@ impl MachineConfigsApi {
             ephemeral_disk_identifier: body.ephemeral_disk_identifier,
         };
         fields.validate()?;
-        let machine_config = state.store.put_machine_config(server.id, &fields).await?;
+        let machine_config = state
+            .store
+            .put_machine_config_as(server.id, &fields, body.machine_type.map(MachineType::from))
+            .await?;
+        if let Some(machine_type) = body.machine_type {
+            tracing::info!(server = %server.inventory.name, machine_type = ?machine_type, by = ?auth.principal(), "machine type set");
+        }
         if body.already_configured {
             state
                 .store

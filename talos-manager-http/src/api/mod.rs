@@ -93,7 +93,7 @@ pub mod wire {
     pub use super::jobs::{JobLogEvent, JobView};
     pub use super::label_taint_rules::{RuleFields, RuleView};
     pub use super::lifecycle::{ResetBody, ResetProfileName, RollingSelection, UpgradeBody};
-    pub use super::machine_configs::{CreateMachineConfig, MachineConfigView};
+    pub use super::machine_configs::{CreateMachineConfig, MachineConfigView, MachineTypeName};
     pub use super::provider_accounts::{
         CreateProviderAccount, ProviderAccountView, UpdateProviderAccount,
     };

@@ -7,8 +7,8 @@ use poem_openapi::types::MaybeUndefined;
 use poem_openapi::{Object, OpenApi};
 use talos_manager_core::error_chain;
 use talos_manager_core::ids::{ClusterId, VswitchId};
+use talos_manager_core::lifecycle::{Precheck, precheck_bootstrap};
 use talos_manager_core::node_config::{NodeConfigError, render_node_config};
-use talos_manager_core::node_identity::machine_type_for;
 use talos_manager_core::runbooks;
 use talos_manager_core::server_state::server_state;
 use talos_manager_core::server_update::{ServerChanges, update_server};
@@ -210,7 +210,7 @@ async fn runbook_node(state: &AppState, server: &Server) -> ApiResult<runbooks::
         .clone()
         .unwrap_or_else(|| machine_config.fields.private_ip.clone());
     Ok(runbooks::RunbookNode {
-        machine_type: machine_type_for(&server.inventory.name),
+        machine_type: machine_config.machine_type,
         hostname: machine_config.fields.hostname,
         address,
     })
@@ -463,8 +463,18 @@ impl ServersApi {
 
     /// Bootstrap the server: queues a `bootstrap` job (enter rescue if needed, wait for it,
     /// check the SMBIOS UUID, wipe the disk, write Talos, reboot) and answers 202 with it.
-    /// Follow it at `/jobs/{id}/log`. 409 when a bootstrap of the server is queued or running,
-    /// or when no SSH key is configured; 422 when the choices are invalid.
+    /// Follow it at `/jobs/{id}/log`.
+    ///
+    /// A bootstrap erases the server. A live node (served its machine config, or labelled in
+    /// its cluster, since its last bootstrap) is refused with 409 `live_node` unless `force`:
+    /// reset it first, or pass `force`. A forced bootstrap of a live node in a cluster holds the
+    /// cluster like a reset (409 `cluster_busy` while a reset, upgrade, reboot or another forced
+    /// bootstrap of it is queued or running), and for a control plane the job first checks etcd
+    /// with reset's quorum rule and fails without touching the server when etcd cannot lose it,
+    /// even with `force`.
+    ///
+    /// 409 `bootstrap_running` when a bootstrap of the server is queued or running,
+    /// `ssh_key_missing` when no SSH key is configured; 422 when the choices are invalid.
     #[oai(
         path = "/servers/:id/bootstrap",
         method = "post",
@@ -480,7 +490,9 @@ impl ServersApi {
         let server = load_server(&state, &id).await?;
         our_public_key(state.bootstrap.ssh_private_key.as_ref())?;
         let body = body.0;
-        let args = bootstrap_args(body.disk, body.talos_version, body.schematic.as_deref())?;
+        let mut args = bootstrap_args(body.disk, body.talos_version, body.schematic.as_deref())?;
+        args.force = body.force;
+        let precheck = precheck_bootstrap(&server, args.force)?;
         // Check the choices now when the disks are known; otherwise the job checks them once
         // it has probed the rescue system.
         if server.lsblk.is_some() {
@@ -492,26 +504,57 @@ impl ServersApi {
             )
             .await?;
         }
-        let job = state
-            .jobs
-            .enqueue(&NewJob {
-                kind: crate::jobs::BOOTSTRAP_JOB.to_owned(),
-                server_id: Some(server.id),
-                args: serde_json::to_value(&args).map_err(|error| ApiError::internal(&error))?,
-            })
-            .await
-            .map_err(|error| match error {
-                StoreError::Conflict { .. } => ApiError::Conflict(super::error::body(
-                    "bootstrap_running",
-                    format!(
-                        "a bootstrap of server {} is already queued or running: follow or \
-                         cancel it first",
-                        server.inventory.name
-                    ),
-                )),
-                other => other.into(),
-            })?;
-        tracing::info!(server = %server.inventory.name, job = %job.id, by = ?auth.principal(), "bootstrap queued");
+        let new_job = NewJob {
+            kind: crate::jobs::BOOTSTRAP_JOB.to_owned(),
+            server_id: Some(server.id),
+            args: serde_json::to_value(&args).map_err(|error| ApiError::internal(&error))?,
+        };
+        // Erasing a live node of a cluster holds the cluster, as a reset does: two forced
+        // bootstraps of control planes at once would each pass the quorum check alone.
+        let scope = match (precheck, server.cluster_id) {
+            (Precheck::Forced(_), Some(cluster)) => Some(crate::jobs::cluster_scope(cluster)),
+            _ => None,
+        };
+        let queued = match &scope {
+            Some(scope) => state.jobs.enqueue_exclusive(&new_job, scope).await,
+            None => state.jobs.enqueue(&new_job).await,
+        };
+        let job = match queued {
+            Ok(job) => job,
+            Err(StoreError::Conflict { .. }) => {
+                let holder = match &scope {
+                    Some(scope) => state.store.active_job_in_scope(scope).await?,
+                    None => None,
+                };
+                return Err(match holder {
+                    Some(holder) => ApiError::Conflict(super::error::body(
+                        "cluster_busy",
+                        format!(
+                            "a reset, upgrade, reboot or forced bootstrap of server {}'s cluster \
+                             is already queued or running (job {}, {}): follow or cancel it first",
+                            server.inventory.name, holder.id, holder.kind
+                        ),
+                    )),
+                    None => ApiError::Conflict(super::error::body(
+                        "bootstrap_running",
+                        format!(
+                            "a bootstrap of server {} is already queued or running: follow or \
+                             cancel it first",
+                            server.inventory.name
+                        ),
+                    )),
+                });
+            }
+            Err(other) => return Err(other.into()),
+        };
+        match precheck {
+            Precheck::Forced(live) => {
+                tracing::warn!(server = %server.inventory.name, job = %job.id, by = ?auth.principal(), %live, "forced bootstrap of a live node queued");
+            }
+            Precheck::Free => {
+                tracing::info!(server = %server.inventory.name, job = %job.id, by = ?auth.principal(), "bootstrap queued");
+            }
+        }
         let api_id = server_api_id(server.inventory.provider, &server.inventory.provider_id);
         let servers = std::collections::HashMap::from([(server.id, api_id)]);
         Ok(BootstrapAccepted::Accepted(Json(super::jobs::job_view(
@@ -618,6 +661,7 @@ fn bootstrap_args(
         disk: disk.filter(|disk| !disk.trim().is_empty()),
         talos_version,
         schematic_id,
+        force: false,
     })
 }
 
@@ -646,6 +690,11 @@ pub struct BootstrapBody {
     pub schematic: Option<String>,
     /// The target disk (WWID or device) [default: the first disk outside a RAID].
     pub disk: Option<String>,
+    /// Bootstrap even a live node (served its machine config or labelled in its cluster since
+    /// its last bootstrap): its disk is erased and it leaves its cluster without draining.
+    /// A control plane is still refused when etcd would lose its last member or its majority.
+    #[oai(default)]
+    pub force: bool,
 }
 
 /// The queued bootstrap.

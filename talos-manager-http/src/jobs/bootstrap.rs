@@ -2,6 +2,11 @@
 //! step, output line and the image write's progress in the job log.
 //!
 //! # Expected flow
+//! 0. Check that the server may be erased ([`check_bootstrap`]): a live node only with `force`,
+//!    and a forced control plane only when etcd keeps a healthy majority without it. The API
+//!    checked the same when it queued the job; the node may have been configured since. Once
+//!    the check passed, the server's config and label timestamps are cleared: it is handed to
+//!    this bootstrap, and a retry after a failure needs no `force`.
 //! 1. If the server does not answer SSH as a rescue system, activate rescue through its provider
 //!    account with our key and power-cycle it ([`enter_rescue`]).
 //! 2. Wait, with growing pauses and up to [`BootstrapSettings::rescue_timeout`], until the probe
@@ -32,12 +37,13 @@ use talos_manager_core::installer::{
     HostKeys, InstallEvent, InstallSink, Probe, ProbeError, SshSession, SshTarget, image_size,
     install, parse_dd_progress, plan,
 };
+use talos_manager_core::lifecycle::{Precheck, check_bootstrap, precheck_bootstrap};
 use talos_manager_core::rescue::{RescueError, enter_rescue};
 use talos_manager_core::sync::ProviderFactory;
 use talos_manager_core::{RetryPolicy, Secret, error_chain, http_client};
 use tokio::sync::mpsc;
 
-use super::{JobContext, JobError, JobHandler};
+use super::{JobContext, JobError, JobHandler, LifecycleSettings};
 
 /// The kind of the bootstrap job.
 pub const BOOTSTRAP_JOB: &str = "bootstrap";
@@ -65,6 +71,9 @@ pub struct BootstrapArgs {
     /// The schematic's id; default: the server's, else the settings'.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub schematic_id: Option<i64>,
+    /// Erase even a live node ([`check_bootstrap`]).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub force: bool,
 }
 
 impl BootstrapArgs {
@@ -111,15 +120,68 @@ impl BootstrapSettings {
 pub struct BootstrapJob {
     providers: ProviderFactory,
     settings: BootstrapSettings,
+    lifecycle: Option<LifecycleSettings>,
 }
 
 impl BootstrapJob {
-    /// A bootstrap handler.
+    /// A bootstrap handler. Without [`BootstrapJob::with_lifecycle`] it cannot ask etcd, so it
+    /// refuses every forced bootstrap of a live node.
     pub fn new(providers: ProviderFactory, settings: BootstrapSettings) -> BootstrapJob {
         BootstrapJob {
             providers,
             settings,
+            lifecycle: None,
         }
+    }
+
+    /// Reaches the Talos API as `lifecycle` says, to check etcd before a forced bootstrap of a
+    /// live control plane.
+    pub fn with_lifecycle(mut self, lifecycle: LifecycleSettings) -> BootstrapJob {
+        self.lifecycle = Some(lifecycle);
+        self
+    }
+
+    /// Refuses to erase a live node unless forced, and a control plane etcd cannot lose.
+    async fn check_guard(
+        &self,
+        context: &JobContext,
+        server_id: ServerId,
+        args: &BootstrapArgs,
+    ) -> Result<(), JobError> {
+        let force = args.force;
+        let precheck = match &self.lifecycle {
+            None => {
+                let server = context.store().get_server(server_id).await?;
+                match precheck_bootstrap(&server, force)
+                    .map_err(|error| JobError::from_error(&error))?
+                {
+                    Precheck::Free => Precheck::Free,
+                    Precheck::Forced(_) => {
+                        return Err(JobError::new(
+                            "a forced bootstrap of a live node needs the Talos API to check \
+                             etcd, and this worker has no Talos API settings",
+                        ));
+                    }
+                }
+            }
+            Some(lifecycle) => {
+                lifecycle
+                    .run(context, async |ctx| {
+                        check_bootstrap(ctx, server_id, force).await
+                    })
+                    .await
+                    .map_err(|error| JobError::from_error(&error))?
+                    .precheck
+            }
+        };
+        if let Precheck::Forced(_) = precheck {
+            // Handed to this bootstrap: a retry after a failure is no longer a live node.
+            context.store().record_erase_started(server_id).await?;
+            context
+                .log("the node's config and label timestamps are cleared: it is being erased")
+                .await;
+        }
+        Ok(())
     }
 }
 
@@ -161,6 +223,7 @@ impl BootstrapJob {
             .ssh_private_key
             .as_ref()
             .ok_or_else(|| JobError::from_error(&RescueError::NoSshKey))?;
+        self.check_guard(context, server_id, &args).await?;
         let server = store.get_server(server_id).await?;
         let name = server.inventory.name.clone();
         let address = server.inventory.ipv4.clone().ok_or_else(|| {

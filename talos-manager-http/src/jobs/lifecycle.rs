@@ -87,7 +87,7 @@ impl LifecycleSettings {
         }
     }
 
-    async fn run<T>(
+    pub(super) async fn run<T>(
         &self,
         context: &JobContext,
         operation: impl AsyncFnOnce(&LifecycleContext<'_>) -> T,

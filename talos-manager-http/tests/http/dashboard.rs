@@ -942,6 +942,42 @@ async fn a_user_bootstraps_a_server_and_sees_it_fetch_its_config_live() {
         same_page(&browser).await,
         "the status changed without a reload"
     );
+
+    // Now a live node: the dialog warns and offers force; without it the API refuses and the
+    // dialog says why, and no bootstrap is queued.
+    let jobs_before = bench.server.store().list_jobs().await.unwrap().len();
+    browser.goto(&url("/servers")).await;
+    browser
+        .wait_text(
+            "tr[data-server=robot-321] .status",
+            "Configured, in cluster",
+        )
+        .await;
+    browser
+        .js(
+            "[...document.querySelectorAll('tr[data-server=robot-321] button')].find((b) => b.textContent === 'Bootstrap…').click();",
+            vec![],
+        )
+        .await
+        .unwrap();
+    let warning = browser
+        .wait_text("#bootstrap-live", "runs Talos with its machine config")
+        .await;
+    assert!(warning.contains("Reset it first"), "{warning}");
+    let dialog = browser.wait_text("dialog[open]", "Force").await;
+    assert!(
+        dialog.contains("Bootstrap even a running node"),
+        "the force checkbox is explained: {dialog}"
+    );
+    browser.click("#bootstrap-form button[type=submit]").await;
+    browser.client().accept_alert().await.unwrap();
+    browser
+        .wait_text("dialog[open]", "reset it first or pass force")
+        .await;
+    assert_eq!(
+        bench.server.store().list_jobs().await.unwrap().len(),
+        jobs_before
+    );
     browser.close().await;
 }
 

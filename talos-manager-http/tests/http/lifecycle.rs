@@ -44,18 +44,18 @@ fn pem(b64: &str) -> String {
 /// A cluster `prod` of configured servers, each a node of the fake Talos API at its own
 /// loopback address running `FROM`, and Ready in the fake Kubernetes API (the cluster's
 /// endpoint). Names with `control-plane` are control planes.
-struct Fleet {
-    talos: FakeTalosCluster,
-    kubernetes: FakeKubernetes,
-    cluster: ClusterId,
+pub(crate) struct Fleet {
+    pub(crate) talos: FakeTalosCluster,
+    pub(crate) kubernetes: FakeKubernetes,
+    pub(crate) cluster: ClusterId,
     /// Server name → (server id, its API id, its address).
-    nodes: HashMap<String, (ServerId, String, Ipv4Addr)>,
+    pub(crate) nodes: HashMap<String, (ServerId, String, Ipv4Addr)>,
 }
 
 impl Fleet {
     /// `first_octet`: the last byte of the first node's address; tests use different ranges so
     /// they may share the machine.
-    async fn new(server: &TestServer, names: &[&str], first_octet: u8) -> Fleet {
+    pub(crate) async fn new(server: &TestServer, names: &[&str], first_octet: u8) -> Fleet {
         Fleet::named(server, names, first_octet, |name| name.to_owned()).await
     }
 
@@ -174,12 +174,12 @@ impl Fleet {
         }
     }
 
-    fn address(&self, name: &str) -> Ipv4Addr {
+    pub(crate) fn address(&self, name: &str) -> Ipv4Addr {
         self.nodes[name].2
     }
 
     /// The lifecycle settings of the service, with the fake's port and short waits.
-    fn settings(&self, server: &TestServer) -> LifecycleSettings {
+    pub(crate) fn settings(&self, server: &TestServer) -> LifecycleSettings {
         LifecycleSettings {
             talos: TalosSettings {
                 connector: Arc::new(talos_manager_talos_api::GrpcTalosConnector::new()),
@@ -229,7 +229,7 @@ impl Fleet {
 }
 
 /// Waits for a job to end; returns it as the API shows it.
-async fn finished(server: &TestServer, job_id: &str) -> Value {
+pub(crate) async fn finished(server: &TestServer, job_id: &str) -> Value {
     let deadline = Instant::now() + Duration::from_secs(90);
     loop {
         let job = server
@@ -243,7 +243,7 @@ async fn finished(server: &TestServer, job_id: &str) -> Value {
     }
 }
 
-async fn log(store: &Store, job_id: &str) -> Vec<String> {
+pub(crate) async fn log(store: &Store, job_id: &str) -> Vec<String> {
     store
         .job_log(JobId(job_id.parse().unwrap()), None)
         .await

@@ -22,15 +22,18 @@ fn schema() -> Schema {
                       service makes the secrets bundle unless one is imported. A talosconfig \
                       and an admin kubeconfig are issued when the cluster is created (or \
                       imported, or its endpoint changes); `terraform apply -replace=ADDRESS` \
-                      issues new ones. Deleting a cluster detaches its servers.",
+                      issues new ones. A new `name` is an in-place update (same secrets \
+                      bundle, new client configs); only new `secrets` replace the cluster. \
+                      A cluster that servers still belong to cannot be destroyed (the service \
+                      answers 409 `in_use`): detach or delete its servers first.",
         attributes: vec![
             Attribute::computed("id", Type::String, "The cluster's id."),
             Attribute::required(
                 "name",
                 Type::String,
-                "Its name: lowercase letters, digits and dashes.",
-            )
-            .force_new(),
+                "Its name: lowercase letters, digits and dashes. Changing it renames the \
+                 cluster in place: the secrets bundle (its CAs and keys) stays.",
+            ),
             Attribute::required(
                 "endpoint",
                 Type::String,
@@ -126,10 +129,10 @@ impl Resource for Cluster {
         schema()
     }
 
-    /// A new endpoint or vSwitch means new client configs.
+    /// A new name, endpoint or vSwitch means new client configs (the secrets stay).
     fn plan_update(&self, prior: &Object, planned: &mut Object) {
         let changed = |name| prior.get_value(name) != planned.get_value(name);
-        if changed("endpoint") || changed("vswitch_id") {
+        if changed("name") || changed("endpoint") || changed("vswitch_id") {
             planned.insert("talosconfig".into(), Value::Unknown);
             planned.insert("kubeconfig".into(), Value::Unknown);
         }

@@ -3,7 +3,7 @@
 //! replaces it; `already_configured` acts only at creation and changes in place (in the state).
 
 use async_trait::async_trait;
-use talos_manager_http::api::wire::{CreateMachineConfig, MachineConfigView};
+use talos_manager_http::api::wire::{CreateMachineConfig, MachineConfigView, MachineTypeName};
 
 use super::Resource;
 use crate::client::{Client, segment};
@@ -60,6 +60,15 @@ fn schema() -> Schema {
                 "A disk for the EPHEMERAL volume: `wwid:<wwid>` or `uuid:<md array uuid>`.",
             )
             .force_new(),
+            Attribute::optional_computed(
+                "machine_type",
+                Type::String,
+                "`controlplane` or `worker`: what the node is served and treated as. Default: \
+                 from the server's name when the machine config is created (containing \
+                 `control-plane`: a control plane); renaming the server later does not change \
+                 it. A control plane is served the cluster's CA keys.",
+            )
+            .force_new(),
             Attribute::optional(
                 "already_configured",
                 Type::Bool,
@@ -94,6 +103,16 @@ fn object(view: MachineConfigView, prior: &Object) -> Object {
             "ephemeral_disk_identifier",
             Value::opt_string(view.ephemeral_disk_identifier),
         ),
+        (
+            "machine_type",
+            Value::String(
+                match view.machine_type {
+                    MachineTypeName::Controlplane => "controlplane",
+                    MachineTypeName::Worker => "worker",
+                }
+                .to_owned(),
+            ),
+        ),
         // Not stored by the service: what Terraform had.
         (
             "already_configured",
@@ -102,10 +121,37 @@ fn object(view: MachineConfigView, prior: &Object) -> Object {
     ])
 }
 
+/// The API's name of `controlplane` or `worker`.
+fn machine_type_name(text: &str) -> Option<MachineTypeName> {
+    match text {
+        "controlplane" => Some(MachineTypeName::Controlplane),
+        "worker" => Some(MachineTypeName::Worker),
+        _ => None,
+    }
+}
+
 #[async_trait]
 impl Resource for MachineConfig {
     fn schema(&self) -> Schema {
         schema()
+    }
+
+    fn validate(&self, config: &Object) -> Result<(), Error> {
+        let mut issues = Vec::new();
+        if let Some(machine_type) = config.string("machine_type")
+            && machine_type_name(machine_type).is_none()
+        {
+            issues.push(talos_manager_core::Issue::new(
+                "machine_type",
+                format!("{machine_type:?} is neither \"controlplane\" nor \"worker\""),
+            ));
+        }
+        talos_manager_core::ValidationError::check("machine config", issues).map_err(|error| {
+            Error::Invalid {
+                what: error.what,
+                issues: error.issues,
+            }
+        })
     }
 
     async fn create(&self, client: &Client, planned: &Object) -> Result<Object, Error> {
@@ -116,6 +162,7 @@ impl Resource for MachineConfig {
             private_ip: planned.owned_string("private_ip"),
             install_disk: planned.owned_string("install_disk"),
             ephemeral_disk_identifier: planned.owned_string("ephemeral_disk_identifier"),
+            machine_type: planned.string("machine_type").and_then(machine_type_name),
             already_configured: planned.bool("already_configured").unwrap_or(false),
         };
         let view: MachineConfigView = client.post("/machine-configs", &body).await?;

@@ -49,6 +49,13 @@ pub trait Resource: Send + Sync {
         let _ = (prior, planned);
     }
 
+    /// A warning to show when an in-place update from `prior` to `planned` is planned and
+    /// applied: its summary and detail. None by default.
+    fn plan_warning(&self, prior: &Object, planned: &Object) -> Option<(&'static str, String)> {
+        let _ = (prior, planned);
+        None
+    }
+
     /// Creates the object from the planned values (unknown ones are for the service to pick)
     /// and returns it as the service now has it.
     async fn create(&self, client: &Client, planned: &Object) -> Result<Object, Error>;
@@ -110,6 +117,8 @@ pub struct Plan {
     pub planned: Value,
     /// The attributes whose change replaces the object.
     pub requires_replace: Vec<AttributePath>,
+    /// A warning about the in-place update ([`Resource::plan_warning`]): summary, detail.
+    pub warning: Option<(&'static str, String)>,
 }
 
 /// Plans a change from `prior` to `proposed` (Terraform's merge of config and prior state).
@@ -119,6 +128,7 @@ pub fn plan(schema: &Schema, prior: &Value, proposed: &Value, config: &Value) ->
         return Plan {
             planned: proposed.clone(),
             requires_replace: Vec::new(),
+            warning: None,
         };
     };
     let mut planned = proposed_object.clone();
@@ -144,6 +154,7 @@ pub fn plan(schema: &Schema, prior: &Value, proposed: &Value, config: &Value) ->
     Plan {
         planned: Value::Map(planned),
         requires_replace,
+        warning: None,
     }
 }
 
@@ -161,25 +172,30 @@ pub fn plan_change(
         && prior != planned
     {
         resource.plan_update(prior, planned);
+        plan.warning = resource.plan_warning(prior, planned);
     }
     plan
 }
 
-/// Applies a planned change; returns the new state (null after a delete) and a warning. A
-/// create that fails with [`Error::Incomplete`] carries the state to keep (tainted).
+/// Applies a planned change; returns the new state (null after a delete) and a warning
+/// (summary, detail). A create that fails with [`Error::Incomplete`] carries the state to keep
+/// (tainted).
 pub async fn apply(
     resource: &dyn Resource,
     client: &Client,
     prior: &Value,
     planned: &Value,
-) -> Result<(Value, Option<String>), Error> {
+) -> Result<(Value, Option<(&'static str, String)>), Error> {
     match (prior, planned) {
         (Value::Map(prior), Value::Null) => {
             let warning = match prior.string("id") {
                 Some(id) => resource.delete(client, id, prior).await?,
                 None => None,
             };
-            Ok((Value::Null, warning))
+            Ok((
+                Value::Null,
+                warning.map(|warning| ("Not deleted in talos-manager", warning)),
+            ))
         }
         (Value::Null, Value::Map(planned)) => match resource.create(client, planned).await {
             Ok(created) => Ok((Value::Map(merge(planned, created)), None)),
@@ -196,8 +212,9 @@ pub async fn apply(
         },
         (Value::Map(prior), Value::Map(planned)) => {
             let id = prior.string("id").unwrap_or_default();
+            let warning = resource.plan_warning(prior, planned);
             let updated = resource.update(client, id, planned, prior).await?;
-            Ok((Value::Map(merge(planned, updated)), None))
+            Ok((Value::Map(merge(planned, updated)), warning))
         }
         _ => Ok((Value::Null, None)),
     }

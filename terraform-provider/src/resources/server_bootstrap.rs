@@ -56,10 +56,16 @@ fn schema() -> Schema {
                       fetches its machine config from talos-manager. Apply waits until the \
                       node fetched its config (or only until the image is written), within \
                       `timeout`; a failed job's message is the error, and the resource is then \
-                      tainted so that the next apply bootstraps again. Changing `server_id`, \
-                      `talos_version`, `schematic_id` or `disk` bootstraps the server again \
-                      (erasing the disk). Destroying the resource changes nothing on the node \
-                      (a warning says so), unless `reset_on_destroy` asks for a reset.",
+                      tainted so that the next apply bootstraps again. A new \
+                      `talos_version` or `schematic_id` changes only the state (a warning \
+                      says so): it never erases a running node; upgrade nodes with \
+                      `talosmanager_cluster_upgrade`. Erasing and reinstalling a server is \
+                      always explicit: `terraform apply -replace=ADDRESS` (or a new \
+                      `server_id` or `disk`), and the service refuses to erase a live node \
+                      (one that runs Talos with its machine config) unless \
+                      `reset_on_destroy` resets it first or `force` is set. Destroying the \
+                      resource changes nothing on the node (a warning says so), unless \
+                      `reset_on_destroy` asks for a reset.",
         attributes: vec![
             Attribute::computed("id", Type::String, "The bootstrap job's id."),
             Attribute::required(
@@ -71,16 +77,17 @@ fn schema() -> Schema {
             Attribute::optional(
                 "talos_version",
                 Type::String,
-                "The Talos version, `vX.Y.Z`. Default: the settings' version.",
-            )
-            .force_new(),
+                "The Talos version, `vX.Y.Z`, installed by the bootstrap. Default: the \
+                 settings' version. Changing it changes only the state and warns: it does not \
+                 reinstall or upgrade the node (use `talosmanager_cluster_upgrade`).",
+            ),
             Attribute::optional(
                 "schematic_id",
                 Type::String,
                 "The Image Factory schematic (a `talosmanager_schematic`'s id). Default: the \
-                 server's, else the settings' default.",
-            )
-            .force_new(),
+                 server's, else the settings' default. Changing it changes only the state and \
+                 warns, as for `talos_version`.",
+            ),
             Attribute::optional(
                 "disk",
                 Type::String,
@@ -88,6 +95,15 @@ fn schema() -> Schema {
                  (`/dev/nvme0n1`). Default: the first disk outside a RAID.",
             )
             .force_new(),
+            Attribute::optional(
+                "force",
+                Type::Bool,
+                "Erase the server even when it is a live node: it was served its machine \
+                 config, or is in its cluster, since its last bootstrap. Without it the \
+                 service refuses such a bootstrap (409 `live_node`: reset it first). A \
+                 control plane is still refused when etcd would lose its last member or its \
+                 majority. Changing it changes only the state.",
+            ),
             Attribute::optional(
                 "wait_for",
                 Type::String,
@@ -118,8 +134,8 @@ fn schema() -> Schema {
                  Destroy waits for the reset job within `timeout`; a failed reset is an \
                  error naming the job, and the resource stays. A server that is no longer \
                  configured in talos-manager (reset already) is not reset (a warning says \
-                 so). Replacing the resource (a \
-                 changed `talos_version`, …) resets the node before bootstrapping it again. \
+                 so). Replacing the resource (`terraform apply -replace=ADDRESS`, a new \
+                 `disk`) resets the node before bootstrapping it again. \
                  Changing it changes only the state: apply it before a destroy that relies \
                  on it.",
             ),
@@ -138,9 +154,11 @@ fn schema() -> Schema {
         import: Some(
             "By job id: `terraform import talosmanager_server_bootstrap.NAME 12`. The API does \
              not return a job's choices, so `talos_version`, `schematic_id` and `disk` import \
-             as null: leave them out of the configuration, or add `lifecycle { ignore_changes = \
-             [talos_version, schematic_id, disk] }`, or the next plan bootstraps the server \
-             again. `reset_on_destroy` imports as null: the next apply sets it in place.",
+             as null: the next apply sets `talos_version` and `schematic_id` in place (with a \
+             warning); leave `disk` out of the configuration, or add `lifecycle { \
+             ignore_changes = [disk] }`, or the next plan bootstraps the server again. \
+             `reset_on_destroy` and `force` import as null: the next apply sets them in \
+             place.",
         ),
         example: r#"
 resource "talosmanager_server_bootstrap" "worker_1" {
@@ -198,6 +216,7 @@ fn object(job: &JobView, known: &Object) -> Object {
         argument("talos_version"),
         argument("schematic_id"),
         argument("disk"),
+        argument("force"),
         argument("wait_for"),
         argument("timeout"),
         argument("reset_on_destroy"),
@@ -350,6 +369,7 @@ impl Resource for ServerBootstrap {
             talos_version: planned.owned_string("talos_version"),
             schematic: planned.owned_string("schematic_id"),
             disk: planned.owned_string("disk"),
+            force: planned.bool("force").unwrap_or(false),
         };
         let job: JobView = client
             .post(&format!("{}/bootstrap", path(server_id)), &body)
@@ -381,7 +401,41 @@ impl Resource for ServerBootstrap {
         }
     }
 
-    /// Only `wait_for` and `timeout` change in place, and they act only at creation.
+    /// A new `talos_version` or `schematic_id` never erases the node: it changes only the
+    /// state, with a warning pointing to `talosmanager_cluster_upgrade` and `-replace`.
+    fn plan_warning(&self, prior: &Object, planned: &Object) -> Option<(&'static str, String)> {
+        let changed: Vec<String> = ["talos_version", "schematic_id"]
+            .into_iter()
+            .filter(|name| prior.get_value(name) != planned.get_value(name))
+            .map(|name| {
+                let shown = |object: &Object| match object.get_value(name) {
+                    Value::String(text) => format!("{text:?}"),
+                    Value::Unknown => "(known after apply)".to_owned(),
+                    _ => "null".to_owned(),
+                };
+                format!("`{name}` from {} to {}", shown(prior), shown(planned))
+            })
+            .collect();
+        if changed.is_empty() {
+            return None;
+        }
+        let server = planned.string("server_id").unwrap_or("the server");
+        Some((
+            "The node is not reinstalled",
+            format!(
+                "Changing {} of the bootstrap of {server} only updates the Terraform state: \
+                 the running node is neither erased nor upgraded. To upgrade running nodes, \
+                 use `talosmanager_cluster_upgrade`. To erase and reinstall this server with \
+                 the new choice, run `terraform apply -replace=ADDRESS` (talos-manager \
+                 refuses to erase a live node unless `reset_on_destroy` resets it first or \
+                 `force = true`).",
+                changed.join(" and ")
+            ),
+        ))
+    }
+
+    /// Only `wait_for`, `timeout`, `reset_on_destroy`, `force`, `talos_version` and
+    /// `schematic_id` change in place; none of them touches the node.
     async fn update(
         &self,
         client: &Client,

@@ -1,7 +1,12 @@
 //! `talosmanager_cluster` with the real Terraform CLI: secrets made by the service, client
-//! configs issued, endpoint changed in place, name forcing replacement, import, validation.
+//! configs issued, endpoint and name changed in place (the secrets stay), import, validation,
+//! and a cluster that servers use refused on destroy.
 
-use super::harness::{Service, Terraform};
+use talos_manager_core::Secret;
+use talos_manager_core::ids::ClusterId;
+use talos_manager_core::store::{Architecture, ProviderKind, ServerInventory};
+
+use super::harness::{Service, Terraform, flat};
 
 const ADDRESS: &str = "talosmanager_cluster.c";
 
@@ -59,16 +64,27 @@ async fn lifecycle() {
     );
     terraform.assert_no_changes();
 
-    // A new name replaces it.
+    // A new name renames it in place: same cluster, same secrets bundle, new client configs.
+    let secrets = values["secrets"].clone();
     terraform.write(&cluster("staging", "https://10.0.0.2:6443"));
     let plan = terraform.ok(&["plan"]);
-    assert!(plan.contains("forces replacement"), "{plan}");
+    assert!(plan.contains("~ update in-place"), "{plan}");
+    assert!(!plan.contains("forces replacement"), "{plan}");
     terraform.ok(&["apply", "-auto-approve"]);
     let values = terraform.resource(ADDRESS).unwrap();
-    assert_ne!(values["id"], first_id.as_str());
+    assert_eq!(values["id"], first_id.as_str());
+    assert_eq!(values["secrets"], secrets, "the PKI is kept");
+    assert!(
+        values["talosconfig"]
+            .as_str()
+            .unwrap()
+            .contains("context: staging"),
+        "{values}"
+    );
     let clusters = service.store().list_clusters().await.unwrap();
     assert_eq!(clusters.len(), 1);
     assert_eq!(clusters[0].name, "staging");
+    terraform.assert_no_changes();
 
     // Import round trip: the secrets come back from the service.
     let id = values["id"].as_str().unwrap().to_owned();
@@ -92,7 +108,53 @@ async fn lifecycle() {
     assert!(output.contains("Error: Invalid cluster"), "{output}");
     assert!(output.contains("on main.tf line 10"), "{output}");
 
+    // A cluster a server belongs to is not destroyed: its PKI is what the node trusts.
     terraform.write(&cluster("staging", "https://10.0.0.2:6443"));
+    let store = service.store();
+    let account = store
+        .create_provider_account(
+            ProviderKind::HetznerRobot,
+            "robot",
+            &Secret::new("secret".into()),
+        )
+        .await
+        .unwrap();
+    let (server, _) = store
+        .upsert_server(
+            account.id,
+            &ServerInventory {
+                provider: ProviderKind::HetznerRobot,
+                provider_id: "7".into(),
+                name: "worker-7".into(),
+                ipv4: Some("127.0.0.7".into()),
+                ipv6: None,
+                product: "AX52".into(),
+                data_center: "FSN1-DC16".into(),
+                status: "ready".into(),
+                cancelled: false,
+                architecture: Architecture::Amd64,
+                vswitch_id: None,
+            },
+        )
+        .await
+        .unwrap();
+    let cluster_id = ClusterId(id.parse().unwrap());
+    store
+        .update_server_assignment(server.id, "worker-7", Some(cluster_id), None, None)
+        .await
+        .unwrap();
+    let output = flat(&terraform.fails(&["destroy", "-auto-approve"]));
+    assert!(
+        output.contains(&format!("cluster {id} is still in use")),
+        "{output}"
+    );
+    assert_eq!(store.list_clusters().await.unwrap().len(), 1);
+    assert!(terraform.resource(ADDRESS).is_some());
+
+    store
+        .update_server_assignment(server.id, "worker-7", None, None, None)
+        .await
+        .unwrap();
     terraform.ok(&["destroy", "-auto-approve"]);
     assert!(service.store().list_clusters().await.unwrap().is_empty());
 }

@@ -9,7 +9,10 @@ use std::time::{Duration, Instant};
 use talos_manager_core::Secret;
 use talos_manager_core::store::{JobStatus, ProviderKind, SchematicFields};
 use talos_manager_fake_hetzner::{FakeRobot, RobotServer};
-use talos_manager_http::jobs::{BootstrapJob, BootstrapSettings, JobQueue, Worker, WorkerTiming};
+use talos_manager_http::jobs::{
+    BootstrapJob, BootstrapSettings, JobQueue, LifecycleSettings, TalosSettings, Worker,
+    WorkerTiming,
+};
 use talos_manager_rescue_host::{HttpServer, KeyPair, LoopDisk, Sshd, TestImage};
 
 use super::harness::{HOST, Service, Terraform, flat};
@@ -97,7 +100,24 @@ impl Bench {
                 heartbeat: Duration::from_millis(100),
                 abandoned_after: Duration::from_secs(30),
             })
-            .register(BootstrapJob::new(service.providers().clone(), settings));
+            .register(
+                BootstrapJob::new(service.providers().clone(), settings).with_lifecycle(
+                    // The guard of a forced bootstrap; these servers are in no cluster, so it
+                    // never reaches a Talos API.
+                    LifecycleSettings {
+                        talos: TalosSettings {
+                            connector: std::sync::Arc::new(
+                                talos_manager_talos_api::GrpcTalosConnector::new(),
+                            ),
+                            port: talos_manager_core::talos_api::DEFAULT_PORT,
+                        },
+                        providers: service.providers().clone(),
+                        ssh_private_key: None,
+                        timing: Default::default(),
+                        image_factory_url: HOST.to_owned(),
+                    },
+                ),
+            );
         tokio::spawn(worker.run(async move {
             let mut stopped = stopped;
             let _ = stopped.wait_for(|stop| *stop).await;
@@ -224,12 +244,39 @@ async fn image_written_applies_imports_and_destroys_without_touching_the_node() 
     terraform.ok(&["apply", "-auto-approve"]);
     terraform.assert_no_changes();
 
-    // A new Talos version is a new bootstrap.
+    // A new Talos version or schematic never erases the node: an in-place change of the
+    // state, with a warning pointing to the upgrade resource; no bootstrap job.
     terraform.write(&bootstrap(&format!(
-        "{arguments}  talos_version = \"v1.10.5\"\n"
+        "{arguments}  talos_version = \"v1.10.5\"\n  schematic_id  = \"1\"\n"
     )));
-    let plan = terraform.ok(&["plan"]);
-    assert!(plan.contains("forces replacement"), "{plan}");
+    let plan = flat(&terraform.ok(&["plan"]));
+    assert!(plan.contains("~ update in-place"), "{plan}");
+    assert!(!plan.contains("forces replacement"), "{plan}");
+    assert!(!plan.contains("must be replaced"), "{plan}");
+    assert!(
+        plan.contains("Warning: The node is not reinstalled"),
+        "{plan}"
+    );
+    assert!(
+        plan.contains("`talos_version` from null to \"v1.10.5\"")
+            && plan.contains("talosmanager_cluster_upgrade")
+            && plan.contains("-replace=ADDRESS"),
+        "{plan}"
+    );
+    let output = flat(&terraform.ok(&["apply", "-auto-approve"]));
+    assert!(
+        output.contains("0 added, 1 changed, 0 destroyed"),
+        "{output}"
+    );
+    assert!(
+        output.contains("Warning: The node is not reinstalled"),
+        "{output}"
+    );
+    assert_eq!(bench.jobs().await.len(), 1, "no bootstrap was queued");
+    let values = terraform.resource(ADDRESS).unwrap();
+    assert_eq!(values["talos_version"], "v1.10.5");
+    assert_eq!(values["job_id"], job_id.as_str());
+    terraform.assert_no_changes();
 
     // Destroy leaves the node as it is.
     terraform.write(&bootstrap(arguments));
@@ -248,6 +295,44 @@ async fn image_written_applies_imports_and_destroys_without_touching_the_node() 
     assert!(terraform.resource(ADDRESS).is_none());
     assert_eq!(bench.jobs().await.len(), 1);
     assert!(bench.disk_has_the_image());
+
+    // Once the node runs with its config, bootstrapping it again (a new resource, or
+    // `-replace`) is refused without `force` or a reset: nothing is queued, nothing erased.
+    let store = bench.service.store();
+    let server = store
+        .list_servers()
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|server| server.inventory.provider_id == NUMBER.to_string())
+        .unwrap();
+    store
+        .record_config_request(server.id, time::OffsetDateTime::now_utc(), true)
+        .await
+        .unwrap();
+    terraform.write(&bootstrap(arguments));
+    let output = flat(&terraform.fails(&["apply", "-auto-approve"]));
+    assert!(
+        output.contains("refused to bootstrap worker-1: it is a configured node")
+            && output.contains("reset it first or pass force"),
+        "{output}"
+    );
+    assert_eq!(bench.jobs().await.len(), 1);
+    assert!(bench.disk_has_the_image());
+
+    // `force = true` erases it on purpose: a second bootstrap job, which succeeds.
+    terraform.write(&bootstrap(&format!("{arguments}  force     = true\n")));
+    terraform.ok(&["apply", "-auto-approve"]);
+    let jobs = bench.jobs().await;
+    assert_eq!(jobs.len(), 2);
+    assert_eq!(
+        jobs[1].status,
+        JobStatus::Succeeded,
+        "{:?}",
+        jobs[1].last_error
+    );
+    assert_eq!(terraform.resource(ADDRESS).unwrap()["force"], true);
+    terraform.assert_no_changes();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -95,9 +95,14 @@ async function showBootstrap(server) {
   disk.addEventListener("change", showWarning);
   showWarning();
   const plan = h("div", { id: "bootstrap-plan" });
+  const force = h("input", { type: "checkbox", name: "force" });
+  // A live node: served its machine config or labelled in its cluster (the API refuses it
+  // without force).
+  const live = Boolean(server.last_configured_at || server.label_and_taint_job_completed_at);
   const choices = () => {
     const body = {};
     for (const control of [disk, version, schematic]) if (control.value) body[control.name] = control.value;
+    if (force.checked) body.force = true;
     return body;
   };
   const form = h(
@@ -111,6 +116,14 @@ async function showBootstrap(server) {
     warning,
     field("Talos version", version),
     field("Schematic", schematic),
+    live
+      ? h("p", { class: "warning", id: "bootstrap-live" }, `${server.name} runs Talos with its machine config: a bootstrap erases a running node. Reset it first (it leaves its cluster cleanly), or force.`)
+      : null,
+    field(
+      "Force",
+      force,
+      "Bootstrap even a running node (served its config or in its cluster): its disk is erased without draining it or leaving etcd. Without it, such a bootstrap is refused. A control plane is refused even when forced if etcd would lose its last member or its majority: reset it first.",
+    ),
     h(
       "div",
       { class: "form-actions" },
@@ -128,7 +141,8 @@ async function showBootstrap(server) {
     plan,
   );
   onSubmit(form, async () => {
-    if (!confirm(`Bootstrap ${server.name}? It reboots into rescue if needed and overwrites the target disk with Talos.`)) return;
+    const forced = force.checked ? " Forced: a running node is erased." : "";
+    if (!confirm(`Bootstrap ${server.name}? It reboots into rescue if needed and overwrites the target disk with Talos.${forced}`)) return;
     const job = await api("POST", `/servers/${encodeURIComponent(server.id)}/bootstrap`, choices());
     location.assign(`/jobs?id=${encodeURIComponent(job.id)}`);
   });
