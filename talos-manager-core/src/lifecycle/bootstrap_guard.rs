@@ -19,7 +19,6 @@ use time::OffsetDateTime;
 use super::etcd::{Departure, QuorumRefusal};
 use super::quorum::read_etcd;
 use super::{ClusterApisError, LifecycleContext, NodeRef, NodeRole, cluster_access, cluster_nodes};
-use crate::error_chain;
 use crate::ids::ServerId;
 #[cfg(doc)]
 use crate::store::Store;
