@@ -64,8 +64,7 @@ pub use client_config::{
 pub use document::{DecodeIssue, LoadError, MachineConfig};
 pub use generate::{
     Cni, EndpointError, GenerateOptions, MachineType, NewerTalosVersion, TalosVersion,
-    UnknownMachineType,
-    endpoint_host,
+    UnknownMachineType, endpoint_host,
 };
 pub use patch::{
     DeleteSelector, JsonPatchError, JsonPatchOp, MergeError, Patch, PatchApplyError,
