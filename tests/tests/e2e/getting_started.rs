@@ -182,7 +182,7 @@ fn the_getting_started_walkthrough_works_as_written() {
     );
     assert!(stdout.lines().any(|line| line == "420"), "{report}");
     assert!(
-        stdout.contains("No server with IP 127.0.0.1 (404)"),
+        stdout.contains("No server matches this request (SMBIOS UUID and address 127.0.0.1) (404)"),
         "{report}"
     );
 
