@@ -17,22 +17,7 @@ const UUID: &str = "11111111-2222-3333-4444-555555555555";
 /// A configured node `worker-1` (cluster, config, machine config) at `ipv4` and `ipv6`, with
 /// a recorded SMBIOS UUID when `uuid` is given.
 async fn node(server: &TestServer, ipv4: &str, ipv6: Option<&str>, uuid: Option<&str>) {
-    let cluster = server
-        .expect(
-            Method::POST,
-            "/api/v1/clusters",
-            Some(json!({"name": "prod", "endpoint": "https://prod.example.com:6443"})),
-            201,
-        )
-        .await;
-    let config = server
-        .expect(
-            Method::POST,
-            "/api/v1/configs",
-            Some(json!({"name": "default"})),
-            201,
-        )
-        .await;
+    let (cluster, config) = server.cluster_and_config(json!({"name": "default"})).await;
     let row = add_server_at(
         server.store(),
         ProviderKind::HetznerRobot,

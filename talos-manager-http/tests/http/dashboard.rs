@@ -659,22 +659,7 @@ async fn a_user_adds_accounts_and_a_schematic_syncs_and_reads_a_runbook() {
         .await;
 
     // A configured control plane: its reboot runbook in a dialog, ready to copy.
-    let cluster = server
-        .expect(
-            Method::POST,
-            "/api/v1/clusters",
-            Some(json!({"name": "prod", "endpoint": "https://prod.example.com:6443"})),
-            201,
-        )
-        .await;
-    let config = server
-        .expect(
-            Method::POST,
-            "/api/v1/configs",
-            Some(json!({"name": "default"})),
-            201,
-        )
-        .await;
+    let (cluster, config) = server.cluster_and_config(json!({"name": "default"})).await;
     let stored = server
         .store()
         .list_servers()
@@ -1090,22 +1075,7 @@ async fn configured_cluster(server: &TestServer, schematic: bool) -> Value {
     server
         .factory()
         .set_versions(&["v1.10.4", "v1.10.5", "v1.11.0"]);
-    let cluster = server
-        .expect(
-            Method::POST,
-            "/api/v1/clusters",
-            Some(json!({"name": "prod", "endpoint": "https://prod.example.com:6443"})),
-            201,
-        )
-        .await;
-    let config = server
-        .expect(
-            Method::POST,
-            "/api/v1/configs",
-            Some(json!({"name": "default"})),
-            201,
-        )
-        .await;
+    let (cluster, config) = server.cluster_and_config(json!({"name": "default"})).await;
     add_server(server, ProviderKind::HetznerRobot, "7", "control-plane-1").await;
     server
         .expect(

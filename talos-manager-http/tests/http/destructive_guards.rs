@@ -51,6 +51,37 @@ both_backends!(
 );
 both_backends!(a_cluster_in_use_is_not_deleted, cluster_in_use);
 
+/// A worker that runs bootstrap jobs with `fleet`'s Talos and Kubernetes settings; its rescue
+/// SSH port and image server are port 9 on loopback, where nothing answers, so a bootstrap that
+/// got past the guard would fail before any disk. It stops when `true` is sent on the returned
+/// channel.
+fn bootstrap_worker(
+    server: &TestServer,
+    dir: &tempfile::TempDir,
+    fleet: &Fleet,
+    name: &str,
+) -> tokio::sync::watch::Sender<bool> {
+    let settings = test_bootstrap_settings(
+        Some(KeyPair::generate(dir.path(), "other", "-t ed25519").private),
+        9,
+        "http://127.0.0.1:9",
+    );
+    let worker = Worker::new(JobQueue::new(server.store().clone()), name)
+        .timing(WorkerTiming {
+            poll: Duration::from_millis(50),
+            heartbeat: Duration::from_millis(100),
+            abandoned_after: Duration::from_secs(30),
+        })
+        .register(
+            BootstrapJob::new(server.providers(), settings).with_lifecycle(fleet.settings(server)),
+        );
+    let (stop, mut stopped) = tokio::sync::watch::channel(false);
+    tokio::spawn(worker.run(async move {
+        let _ = stopped.wait_for(|stop| *stop).await;
+    }));
+    stop
+}
+
 async fn cluster_in_use(backend: Backend) {
     let (server, _dir) = service(backend).await;
     let fleet = Fleet::new(&server, &["worker-1"], 171).await;
@@ -183,24 +214,7 @@ async fn last_control_plane(backend: Backend) {
     let (server, dir) = service(backend).await;
     let fleet = Fleet::new(&server, &["control-plane-1"], 161).await;
     let node = &fleet.nodes["control-plane-1"].1;
-    let settings = test_bootstrap_settings(
-        Some(KeyPair::generate(dir.path(), "other", "-t ed25519").private),
-        9,
-        "http://127.0.0.1:9",
-    );
-    let worker = Worker::new(JobQueue::new(server.store().clone()), "guard-test")
-        .timing(WorkerTiming {
-            poll: Duration::from_millis(50),
-            heartbeat: Duration::from_millis(100),
-            abandoned_after: Duration::from_secs(30),
-        })
-        .register(
-            BootstrapJob::new(server.providers(), settings).with_lifecycle(fleet.settings(&server)),
-        );
-    let (stop, mut stopped) = tokio::sync::watch::channel(false);
-    tokio::spawn(worker.run(async move {
-        let _ = stopped.wait_for(|stop| *stop).await;
-    }));
+    let stop = bootstrap_worker(&server, &dir, &fleet, "guard-test");
 
     let job = server
         .expect(
@@ -254,24 +268,7 @@ async fn majority(backend: Backend) {
     let names = ["control-plane-1", "control-plane-2", "control-plane-3"];
     let fleet = Fleet::new(&server, &names, 181).await;
     let node = &fleet.nodes["control-plane-1"].1;
-    let settings = test_bootstrap_settings(
-        Some(KeyPair::generate(dir.path(), "other", "-t ed25519").private),
-        9,
-        "http://127.0.0.1:9",
-    );
-    let worker = Worker::new(JobQueue::new(server.store().clone()), "majority-test")
-        .timing(WorkerTiming {
-            poll: Duration::from_millis(50),
-            heartbeat: Duration::from_millis(100),
-            abandoned_after: Duration::from_secs(30),
-        })
-        .register(
-            BootstrapJob::new(server.providers(), settings).with_lifecycle(fleet.settings(&server)),
-        );
-    let (stop, mut stopped) = tokio::sync::watch::channel(false);
-    tokio::spawn(worker.run(async move {
-        let _ = stopped.wait_for(|stop| *stop).await;
-    }));
+    let stop = bootstrap_worker(&server, &dir, &fleet, "majority-test");
     let forced = async || {
         let job = server
             .expect(

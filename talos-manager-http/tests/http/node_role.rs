@@ -55,22 +55,7 @@ api_test!(
         )
         .await;
         sync(&server).await;
-        let cluster = server
-            .expect(
-                Method::POST,
-                "/api/v1/clusters",
-                Some(json!({"name": "prod", "endpoint": "https://prod.example.com:6443"})),
-                201,
-            )
-            .await;
-        let config = server
-            .expect(
-                Method::POST,
-                "/api/v1/configs",
-                Some(json!({"name": "default"})),
-                201,
-            )
-            .await;
+        let (cluster, config) = server.cluster_and_config(json!({"name": "default"})).await;
         let id = format!("robot-{NUMBER}");
         server
             .expect(

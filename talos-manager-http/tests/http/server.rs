@@ -268,6 +268,24 @@ impl TestServer {
         (status, value)
     }
 
+    /// The usual start of a test's fleet through the API: the cluster `prod` (endpoint
+    /// `https://prod.example.com:6443`) and the config template `config` (a `POST /configs`
+    /// body); returns both as the API answered.
+    pub(crate) async fn cluster_and_config(&self, config: Value) -> (Value, Value) {
+        let cluster = self
+            .expect(
+                Method::POST,
+                "/api/v1/clusters",
+                Some(serde_json::json!({"name": "prod", "endpoint": "https://prod.example.com:6443"})),
+                201,
+            )
+            .await;
+        let config = self
+            .expect(Method::POST, "/api/v1/configs", Some(config), 201)
+            .await;
+        (cluster, config)
+    }
+
     /// A server as the API shows it.
     pub(crate) async fn server_json(&self, api_id: &str) -> Value {
         self.expect(Method::GET, &format!("/api/v1/servers/{api_id}"), None, 200)
