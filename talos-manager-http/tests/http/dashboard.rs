@@ -158,6 +158,26 @@ impl Browser {
         }
     }
 
+    /// Waits until no element matches `css` (a closed dialog leaves the page in its `close`
+    /// event, a task after the click that closed it); fails after [`PATIENCE`].
+    async fn wait_gone(&self, css: &str) {
+        let deadline = Instant::now() + PATIENCE;
+        loop {
+            let present = self
+                .js(
+                    "return document.querySelector(arguments[0]) !== null;",
+                    vec![css.into()],
+                )
+                .await
+                .unwrap();
+            if present == Value::Bool(false) {
+                return;
+            }
+            assert!(Instant::now() < deadline, "{css} is still on the page");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
     async fn element(&self, css: &str) -> fantoccini::elements::Element {
         self.client()
             .wait()
@@ -710,11 +730,7 @@ async fn a_user_adds_accounts_and_a_schematic_syncs_and_reads_a_runbook() {
     );
     browser.screenshot("runbook").await;
     browser.click("dialog[open] button[data-close]").await;
-    let open = browser
-        .js("return document.querySelector('dialog') !== null;", vec![])
-        .await
-        .unwrap();
-    assert_eq!(open, false, "the dialog closes");
+    browser.wait_gone("dialog").await;
 
     // The cluster select saves at once; the API sees the change.
     browser
