@@ -5,18 +5,8 @@ use time::OffsetDateTime;
 use super::{Store, StoreError, now, on_pool};
 use crate::ids::SchematicId;
 
-/// The Talos version new configs (`…/installer:<this>`) and bootstraps default to; with
-/// [`DEFAULT_KUBERNETES_VERSION`] the one place every default version comes from (API,
-/// dashboard, Terraform). Not yet the newest contract ([`TalosVersion::LATEST`](crate::talos::TalosVersion::LATEST),
-/// `TalosVersion::LATEST.release()` and `.default_kubernetes_version()`): from Talos 1.12 on a
-/// node's own hostname must be a `HostnameConfig` document, and talos-manager's per-server
-/// hostname (the getting-started guide, existing configs) is still `machine.network.hostname`,
-/// which Talos 1.12+ refuses next to the generated `HostnameConfig`.
-pub const DEFAULT_TALOS_VERSION: &str = "v1.10.4";
-
-/// The Kubernetes version of new configs when nothing else was chosen (see
-/// [`DEFAULT_TALOS_VERSION`]).
-pub const DEFAULT_KUBERNETES_VERSION: &str = "1.30.1";
+/// The default versions live with the API's wire types, which document them as defaults.
+pub use talos_manager_api_types::{DEFAULT_KUBERNETES_VERSION, DEFAULT_TALOS_VERSION};
 
 /// The bootstrap defaults.
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]

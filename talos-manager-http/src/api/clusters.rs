@@ -4,7 +4,8 @@
 use poem::web::Data;
 use poem_openapi::param::{Path, Query};
 use poem_openapi::payload::{Json, PlainText};
-use poem_openapi::{ApiResponse, Object, OpenApi};
+use poem_openapi::{ApiResponse, OpenApi};
+use talos_manager_api_types::{ClusterBody, ClusterView};
 use talos_manager_core::clusters::{
     ClusterAccessError, ClusterSecretsError, cluster_kubeconfig, cluster_secrets,
     cluster_talosconfig,
@@ -12,74 +13,12 @@ use talos_manager_core::clusters::{
 use talos_manager_core::ids::{ClusterId, VswitchId};
 use talos_manager_core::store::{Cluster, ClusterFields};
 use talos_manager_core::{Secret, Store};
-use time::OffsetDateTime;
 
 use super::auth::AdminAuth;
 use super::error::{ApiError, ApiResult};
 use super::ids::parse_id;
 use super::{Created, Deleted, Tag};
 use crate::AppState;
-
-/// A cluster.
-#[derive(Object)]
-pub struct ClusterView {
-    /// Its id.
-    pub id: String,
-    /// Its name.
-    pub name: String,
-    /// The Kubernetes API endpoint, `https://host:port`.
-    pub endpoint: String,
-    /// The Robot vSwitch whose VLAN fills `${vlan}`.
-    pub vswitch_id: Option<String>,
-    /// The secrets bundle (`talosctl gen secrets` YAML): only with `?include_secrets=true`.
-    pub secrets: Option<String>,
-    /// The Kubernetes version the cluster's API server last reported (`1.33.1`); new nodes'
-    /// configs use it instead of the config template's. Null until the API server answered.
-    pub running_kubernetes_version: Option<String>,
-    /// When it was created.
-    pub created_at: OffsetDateTime,
-    /// When it last changed.
-    pub updated_at: OffsetDateTime,
-}
-
-/// A cluster to create or replace.
-#[derive(Object)]
-pub struct ClusterBody {
-    /// Its name: lowercase letters, digits and dashes.
-    pub name: String,
-    /// The Kubernetes API endpoint, `https://host:port`.
-    pub endpoint: String,
-    /// The Robot vSwitch whose VLAN fills `${vlan}`.
-    pub vswitch_id: Option<String>,
-    /// A secrets bundle to import (`talosctl gen secrets` YAML), to manage an existing
-    /// cluster. On create, a new bundle is made when absent; on replace, absent keeps it.
-    pub secrets: Option<String>,
-}
-
-/// Prints `secrets` as `<redacted>`: a secrets bundle holds the cluster's CA keys.
-impl std::fmt::Debug for ClusterView {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ClusterView")
-            .field("id", &self.id)
-            .field("name", &self.name)
-            .field("endpoint", &self.endpoint)
-            .field("vswitch_id", &self.vswitch_id)
-            .field("secrets", &super::redacted(&self.secrets))
-            .finish_non_exhaustive()
-    }
-}
-
-/// Prints `secrets` as `<redacted>`.
-impl std::fmt::Debug for ClusterBody {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ClusterBody")
-            .field("name", &self.name)
-            .field("endpoint", &self.endpoint)
-            .field("vswitch_id", &self.vswitch_id)
-            .field("secrets", &super::redacted(&self.secrets))
-            .finish_non_exhaustive()
-    }
-}
 
 /// A client config as YAML.
 #[derive(Debug, ApiResponse)]

@@ -2,13 +2,13 @@
 //! config is checked on save by generating and validating it for stand-in servers.
 
 use poem::web::Data;
+use poem_openapi::OpenApi;
 use poem_openapi::param::Path;
 use poem_openapi::payload::Json;
-use poem_openapi::{Object, OpenApi};
+use talos_manager_api_types::{ConfigBody, ConfigView};
 use talos_manager_core::ids::ConfigId;
 use talos_manager_core::node_config::{check_config_template, validation_secrets};
 use talos_manager_core::store::{Config, ConfigFields};
-use time::OffsetDateTime;
 
 use super::auth::AdminAuth;
 use super::error::{ApiError, ApiResult};
@@ -16,94 +16,35 @@ use super::ids::parse_id;
 use super::{Created, Deleted, Tag};
 use crate::AppState;
 
-/// A config template.
-#[derive(Debug, Object)]
-pub struct ConfigView {
-    /// Its id.
-    pub id: String,
-    /// Its fields.
-    #[oai(flatten)]
-    pub fields: ConfigBody,
-    /// When it was created.
-    pub created_at: OffsetDateTime,
-    /// When it last changed.
-    pub updated_at: OffsetDateTime,
-}
-
-/// What a config template is made of.
-#[derive(Debug, Clone, Object)]
-pub struct ConfigBody {
-    /// Its name, unique.
-    pub name: String,
-    /// The Talos installer image; its tag picks the config format (`…/installer:v1.10.4` →
-    /// Talos 1.10). Default: the installer of the service's default Talos version.
-    #[oai(default = "default_install_image")]
-    pub install_image: String,
-    /// The Kubernetes version for new clusters, e.g. `1.30.1`. Default: the service's default
-    /// Kubernetes version.
-    #[oai(default = "default_kubernetes_version")]
-    pub kubernetes_version: String,
-    /// Whether KubeSpan (WireGuard mesh between nodes) is enabled.
-    #[oai(default = "default_kubespan")]
-    pub kubespan: bool,
-    /// A patch for every node (strategic merge YAML or JSON patch). May use `${hostname}`,
-    /// `${private_ip}`, `${public_ip}`, `${vlan}` and `${bootstrap_disk_wwid}`.
-    #[oai(default)]
-    pub patch: String,
-    /// A patch for control-plane nodes only, applied after `patch`.
-    #[oai(default)]
-    pub patch_control_plane: String,
-    /// A patch for worker nodes only, applied after `patch`.
-    #[oai(default)]
-    pub patch_worker: String,
-}
-
-fn default_install_image() -> String {
-    format!(
-        "ghcr.io/siderolabs/installer:{}",
-        talos_manager_core::store::DEFAULT_TALOS_VERSION
-    )
-}
-
-fn default_kubernetes_version() -> String {
-    talos_manager_core::store::DEFAULT_KUBERNETES_VERSION.to_owned()
-}
-
-fn default_kubespan() -> bool {
-    true
-}
-
-impl From<ConfigBody> for ConfigFields {
-    fn from(body: ConfigBody) -> ConfigFields {
-        ConfigFields {
-            name: body.name,
-            install_image: body.install_image,
-            kubernetes_version: body.kubernetes_version,
-            kubespan: body.kubespan,
-            patch: body.patch,
-            patch_control_plane: body.patch_control_plane,
-            patch_worker: body.patch_worker,
-        }
+/// `ConfigFields` as core takes it.
+fn config_fields(body: ConfigBody) -> ConfigFields {
+    ConfigFields {
+        name: body.name,
+        install_image: body.install_image,
+        kubernetes_version: body.kubernetes_version,
+        kubespan: body.kubespan,
+        patch: body.patch,
+        patch_control_plane: body.patch_control_plane,
+        patch_worker: body.patch_worker,
     }
 }
 
-impl From<Config> for ConfigView {
-    fn from(config: Config) -> ConfigView {
-        let fields = config.fields;
-        ConfigView {
-            id: config.id.to_string(),
-            fields: ConfigBody {
-                name: fields.name,
-                install_image: fields.install_image,
-                kubernetes_version: fields.kubernetes_version,
-                kubespan: fields.kubespan,
-                patch: fields.patch,
-                patch_control_plane: fields.patch_control_plane,
-                patch_worker: fields.patch_worker,
-            },
-            created_at: config.created_at,
-            updated_at: config.updated_at,
-        }
+/// The wire form of `Config`.
+fn config_view(config: Config) -> ConfigView {
+    let fields = config.fields;
+    ConfigView {
+        id: config.id.to_string(),
+        fields: ConfigBody {
+            name: fields.name,
+            install_image: fields.install_image,
+            kubernetes_version: fields.kubernetes_version,
+            kubespan: fields.kubespan,
+            patch: fields.patch,
+            patch_control_plane: fields.patch_control_plane,
+            patch_worker: fields.patch_worker,
+        },
+        created_at: config.created_at,
+        updated_at: config.updated_at,
     }
 }
 
@@ -133,7 +74,7 @@ impl ConfigsApi {
         _auth: AdminAuth,
     ) -> ApiResult<Json<Vec<ConfigView>>> {
         let configs = state.store.list_configs().await?;
-        Ok(Json(configs.into_iter().map(Into::into).collect()))
+        Ok(Json(configs.into_iter().map(config_view).collect()))
     }
 
     /// Create a config template. It is generated and validated for a stand-in control plane
@@ -145,9 +86,9 @@ impl ConfigsApi {
         _auth: AdminAuth,
         body: Json<ConfigBody>,
     ) -> ApiResult<Created<ConfigView>> {
-        let fields = check(body.0.into()).await?;
+        let fields = check(config_fields(body.0)).await?;
         let config = state.store.create_config(&fields).await?;
-        Ok(Created::Created(Json(config.into())))
+        Ok(Created::Created(Json(config_view(config))))
     }
 
     /// Get a config template.
@@ -162,7 +103,7 @@ impl ConfigsApi {
             .store
             .get_config(parse_id("config", &id, ConfigId)?)
             .await?;
-        Ok(Json(config.into()))
+        Ok(Json(config_view(config)))
     }
 
     /// Replace a config template (checked as on create). Servers using it get the new config
@@ -177,8 +118,10 @@ impl ConfigsApi {
     ) -> ApiResult<Json<ConfigView>> {
         let id = parse_id("config", &id, ConfigId)?;
         state.store.get_config(id).await?;
-        let fields = check(body.0.into()).await?;
-        Ok(Json(state.store.update_config(id, &fields).await?.into()))
+        let fields = check(config_fields(body.0)).await?;
+        Ok(Json(config_view(
+            state.store.update_config(id, &fields).await?,
+        )))
     }
 
     /// Delete a config template; refused (409 `in_use`) while a server uses it.

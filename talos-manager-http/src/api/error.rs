@@ -2,39 +2,15 @@
 //! for users, and every validation issue. Internal detail goes to the log only.
 
 use poem::http::StatusCode;
+use poem_openapi::ApiResponse;
 use poem_openapi::payload::Json;
-use poem_openapi::{ApiResponse, Object};
+use talos_manager_api_types::{ErrorBody, IssueBody};
 use talos_manager_core::bootstrap::BootstrapPlanError;
 use talos_manager_core::image_factory::ImageFactoryError;
 use talos_manager_core::lifecycle::BootstrapRefusal;
 use talos_manager_core::rescue::RescueError;
 use talos_manager_core::server_update::ServerUpdateError;
 use talos_manager_core::{ProviderError, StoreError, ValidationError, error_chain};
-
-/// The body of every error answer of the admin API.
-#[derive(Debug, Clone, Object)]
-pub struct ErrorBody {
-    /// A stable, machine-readable code: `bad_request`, `unauthorized`, `cross_site`,
-    /// `payload_too_large`, `not_found`, `conflict`,
-    /// `in_use`, `invalid`, `internal`, `bad_gateway`, `unavailable`, `provider_unavailable`,
-    /// `ssh_key_missing`, `not_in_rescue_yet`, `bootstrap_running`, `live_node`,
-    /// `cluster_busy`.
-    pub code: String,
-    /// What went wrong, for people.
-    pub message: String,
-    /// Every problem with the input, with its location (for `invalid`).
-    #[oai(skip_serializing_if_is_empty, default)]
-    pub issues: Vec<IssueBody>,
-}
-
-/// One problem with the input.
-#[derive(Debug, Clone, Object)]
-pub struct IssueBody {
-    /// A field (`labels`) or a path into a document (`machine.network.nameservers`).
-    pub path: String,
-    /// What is wrong.
-    pub message: String,
-}
 
 /// An error answer of the admin API.
 #[derive(Debug, ApiResponse)]

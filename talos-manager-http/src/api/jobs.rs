@@ -5,16 +5,16 @@ use std::time::Duration;
 
 use futures_util::stream::{self, BoxStream, StreamExt as _};
 use poem::web::Data;
+use poem_openapi::OpenApi;
 use poem_openapi::param::{Path, Query};
 use poem_openapi::payload::{EventStream, Json};
-use poem_openapi::{Object, OpenApi};
+use talos_manager_api_types::{IssueBody, JobLogEvent, JobView};
 use talos_manager_core::ids::{JobId, JobLogLineId, ServerId};
 use talos_manager_core::store::{Job, JobLogLine, JobStatus};
 use talos_manager_core::{Store, error_chain};
-use time::OffsetDateTime;
 
 use super::auth::AdminAuth;
-use super::error::{ApiError, ApiResult, IssueBody};
+use super::error::{ApiError, ApiResult};
 use super::ids::{parse_id, server_api_id};
 use super::{Tag, until_shutdown, while_authorized};
 use crate::AppState;
@@ -38,44 +38,6 @@ enum JobsPage {
 
 /// How often a live log looks for new lines.
 const LOG_POLL_INTERVAL: Duration = Duration::from_millis(250);
-
-/// A background job.
-#[derive(Debug, Object)]
-pub struct JobView {
-    /// Its id.
-    pub id: String,
-    /// What it does: `sync`, `bootstrap`, `label_and_taint`, …
-    pub kind: String,
-    /// The server it is about.
-    pub server_id: Option<String>,
-    /// `queued`, `running`, `succeeded`, `failed` or `cancelled`.
-    pub status: String,
-    /// Someone asked to stop it.
-    pub cancel_requested: bool,
-    /// How many times it was started.
-    pub attempts: i32,
-    /// Why the last attempt failed.
-    pub last_error: Option<String>,
-    /// When it was queued.
-    pub created_at: OffsetDateTime,
-    /// When its last attempt started.
-    pub started_at: Option<OffsetDateTime>,
-    /// When it succeeded or failed.
-    pub finished_at: Option<OffsetDateTime>,
-}
-
-/// One event of a job's live log: a log line, or, last, the job's final status.
-#[derive(Debug, Object)]
-pub struct JobLogEvent {
-    /// The line's id; increasing.
-    pub line_id: Option<String>,
-    /// When the line was written.
-    pub at: Option<OffsetDateTime>,
-    /// The log line.
-    pub line: Option<String>,
-    /// Present on the last event only: `succeeded`, `failed` or `cancelled`.
-    pub job_status: Option<String>,
-}
 
 fn status_str(status: JobStatus) -> String {
     status.as_str().to_owned()

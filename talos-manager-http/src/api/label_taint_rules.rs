@@ -3,13 +3,13 @@
 //! server it concerns.
 
 use poem::web::Data;
+use poem_openapi::OpenApi;
 use poem_openapi::param::Path;
 use poem_openapi::payload::Json;
-use poem_openapi::{Object, OpenApi};
+use talos_manager_api_types::{RuleFields, RuleView};
 use talos_manager_core::ids::LabelTaintRuleId;
 use talos_manager_core::kubernetes::configured_servers_matching;
 use talos_manager_core::store::{LabelTaintRule, LabelTaintRuleFields};
-use time::OffsetDateTime;
 
 use super::auth::AdminAuth;
 use super::error::ApiResult;
@@ -18,56 +18,26 @@ use super::{Created, Deleted, Tag};
 use crate::AppState;
 use crate::jobs::{LabelAndTaintTrigger, queue_label_and_taint};
 
-/// A label and taint rule.
-#[derive(Debug, Object)]
-pub struct RuleView {
-    /// Its id.
-    pub id: String,
-    /// What it matches and applies.
-    #[oai(flatten)]
-    pub fields: RuleFields,
-    /// When it was created.
-    pub created_at: OffsetDateTime,
-    /// When it last changed.
-    pub updated_at: OffsetDateTime,
-}
-
-/// What a rule matches and applies.
-#[derive(Debug, Clone, Object)]
-pub struct RuleFields {
-    /// The rule applies to servers whose name contains this string.
-    #[oai(rename = "match")]
-    pub name_match: String,
-    /// Labels, `key=value,key=value` (may be empty when taints are given).
-    #[oai(default)]
-    pub labels: String,
-    /// Taints, `key=value:Effect,…` with Effect one of NoSchedule, PreferNoSchedule, NoExecute.
-    #[oai(default)]
-    pub taints: String,
-}
-
-impl From<RuleFields> for LabelTaintRuleFields {
-    fn from(fields: RuleFields) -> Self {
-        LabelTaintRuleFields {
-            name_match: fields.name_match,
-            labels: fields.labels,
-            taints: fields.taints,
-        }
+/// `LabelTaintRuleFields` as core takes it.
+fn rule_fields(fields: RuleFields) -> LabelTaintRuleFields {
+    LabelTaintRuleFields {
+        name_match: fields.name_match,
+        labels: fields.labels,
+        taints: fields.taints,
     }
 }
 
-impl From<LabelTaintRule> for RuleView {
-    fn from(rule: LabelTaintRule) -> RuleView {
-        RuleView {
-            id: rule.id.to_string(),
-            fields: RuleFields {
-                name_match: rule.fields.name_match,
-                labels: rule.fields.labels,
-                taints: rule.fields.taints,
-            },
-            created_at: rule.created_at,
-            updated_at: rule.updated_at,
-        }
+/// The wire form of `LabelTaintRule`.
+fn rule_view(rule: LabelTaintRule) -> RuleView {
+    RuleView {
+        id: rule.id.to_string(),
+        fields: RuleFields {
+            name_match: rule.fields.name_match,
+            labels: rule.fields.labels,
+            taints: rule.fields.taints,
+        },
+        created_at: rule.created_at,
+        updated_at: rule.updated_at,
     }
 }
 
@@ -113,7 +83,7 @@ impl LabelTaintRulesApi {
         _auth: AdminAuth,
     ) -> ApiResult<Json<Vec<RuleView>>> {
         let rules = state.store.list_label_taint_rules().await?;
-        Ok(Json(rules.into_iter().map(Into::into).collect()))
+        Ok(Json(rules.into_iter().map(rule_view).collect()))
     }
 
     /// Create a label and taint rule.
@@ -128,11 +98,11 @@ impl LabelTaintRulesApi {
         _auth: AdminAuth,
         body: Json<RuleFields>,
     ) -> ApiResult<Created<RuleView>> {
-        let fields = LabelTaintRuleFields::from(body.0);
+        let fields = rule_fields(body.0);
         fields.validate()?;
         let rule = state.store.create_label_taint_rule(&fields).await?;
         reconcile_servers(&state, &[&rule.fields.name_match]).await;
-        Ok(Created::Created(Json(rule.into())))
+        Ok(Created::Created(Json(rule_view(rule))))
     }
 
     /// Get a label and taint rule.
@@ -148,7 +118,7 @@ impl LabelTaintRulesApi {
         id: Path<String>,
     ) -> ApiResult<Json<RuleView>> {
         let rule = state.store.get_label_taint_rule(rule_id(&id)?).await?;
-        Ok(Json(rule.into()))
+        Ok(Json(rule_view(rule)))
     }
 
     /// Replace a label and taint rule.
@@ -165,7 +135,7 @@ impl LabelTaintRulesApi {
         body: Json<RuleFields>,
     ) -> ApiResult<Json<RuleView>> {
         let id = rule_id(&id)?;
-        let fields = LabelTaintRuleFields::from(body.0);
+        let fields = rule_fields(body.0);
         fields.validate()?;
         let before = state.store.get_label_taint_rule(id).await?;
         let rule = state.store.update_label_taint_rule(id, &fields).await?;
@@ -174,7 +144,7 @@ impl LabelTaintRulesApi {
             &[&before.fields.name_match, &rule.fields.name_match],
         )
         .await;
-        Ok(Json(rule.into()))
+        Ok(Json(rule_view(rule)))
     }
 
     /// Delete a label and taint rule; what it applied is removed from the nodes.

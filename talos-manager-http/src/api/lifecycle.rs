@@ -4,9 +4,12 @@
 use std::collections::HashMap;
 
 use poem::web::Data;
+use poem_openapi::OpenApi;
 use poem_openapi::param::Path;
 use poem_openapi::payload::Json;
-use poem_openapi::{Enum, Object, OpenApi};
+use talos_manager_api_types::{
+    IssueBody, JobView, ResetBody, ResetProfileName, RollingSelection, UpgradeBody,
+};
 use talos_manager_core::StoreError;
 use talos_manager_core::ids::{ClusterId, ServerId};
 use talos_manager_core::lifecycle::{
@@ -17,65 +20,20 @@ use talos_manager_core::store::NewJob;
 
 use super::Tag;
 use super::auth::AdminAuth;
-use super::error::{ApiError, ApiResult, IssueBody, body};
+use super::error::{ApiError, ApiResult, body};
 use super::ids::{parse_id, server_api_id};
-use super::jobs::{JobView, job_view};
+use super::jobs::job_view;
 use super::servers::load_server;
 use crate::AppState;
 use crate::jobs::{REBOOT_JOB, RESET_JOB, ResetArgs, RollingArgs, UPGRADE_JOB, cluster_scope};
 
-/// What a reset wipes and where the server ends up.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Enum)]
-#[oai(rename_all = "snake_case")]
-pub enum ResetProfileName {
-    /// Wipe STATE and EPHEMERAL and reboot (the original's reset): Talos stays installed and
-    /// comes back in maintenance mode, asking for a config again.
-    Maintenance,
-    /// Wipe the whole system disk and power off: nothing bootable is left.
-    Wipe,
-    /// Wipe the whole system disk, then boot the provider's rescue system with our key, ready
-    /// for a new bootstrap (needs `SSH_PRIVATE_KEY`).
-    WipeToRescue,
-}
-
-impl From<ResetProfileName> for ResetProfile {
-    fn from(name: ResetProfileName) -> ResetProfile {
-        match name {
-            ResetProfileName::Maintenance => ResetProfile::Maintenance,
-            ResetProfileName::Wipe => ResetProfile::Wipe,
-            ResetProfileName::WipeToRescue => ResetProfile::WipeToRescue,
-        }
+/// `ResetProfile` as core takes it.
+fn reset_profile(name: ResetProfileName) -> ResetProfile {
+    match name {
+        ResetProfileName::Maintenance => ResetProfile::Maintenance,
+        ResetProfileName::Wipe => ResetProfile::Wipe,
+        ResetProfileName::WipeToRescue => ResetProfile::WipeToRescue,
     }
-}
-
-/// How to reset a server's node.
-#[derive(Debug, Object)]
-pub struct ResetBody {
-    /// What to wipe [default: `maintenance`].
-    pub profile: Option<ResetProfileName>,
-    /// Reset even when it removes etcd's last member or leaves etcd without a healthy majority:
-    /// that destroys the cluster's state [default: false].
-    pub force: Option<bool>,
-}
-
-/// Which servers a rolling upgrade or reboot covers: a whole cluster or a selection.
-#[derive(Debug, Object)]
-pub struct RollingSelection {
-    /// Every configured server of this cluster.
-    pub cluster_id: Option<String>,
-    /// These servers (`robot-<n>`, `cloud-<id>`), all of one cluster.
-    pub server_ids: Option<Vec<String>>,
-}
-
-/// A rolling upgrade.
-#[derive(Debug, Object)]
-pub struct UpgradeBody {
-    /// The servers.
-    #[oai(flatten)]
-    pub selection: RollingSelection,
-    /// The Talos version to install, `vX.Y.Z`; each node gets the Image Factory installer of its
-    /// server's schematic.
-    pub talos_version: String,
 }
 
 /// The queued job.
@@ -133,7 +91,7 @@ impl LifecycleApi {
             not_a_node(format!("server {} is in no cluster", server.inventory.name))
         })?;
         let args = ResetArgs {
-            profile: profile.into(),
+            profile: reset_profile(profile),
             force: body.force.unwrap_or(false),
         };
         let job = enqueue(

@@ -2,9 +2,10 @@
 //! disks. A server with a machine config is served its Talos config when it boots.
 
 use poem::web::Data;
+use poem_openapi::OpenApi;
 use poem_openapi::param::Path;
 use poem_openapi::payload::Json;
-use poem_openapi::{Object, OpenApi};
+use talos_manager_api_types::{CreateMachineConfig, MachineConfigView, MachineTypeName};
 use talos_manager_core::ids::{ConfigId, MachineConfigId};
 use talos_manager_core::node_identity::default_private_ip;
 use talos_manager_core::store::{MachineConfig, MachineConfigFields, Server};
@@ -20,33 +21,6 @@ use crate::AppState;
 /// The install disk when the server was never probed in rescue (as the original).
 const FALLBACK_INSTALL_DISK: &str = "/dev/sda";
 
-/// A machine config.
-#[derive(Debug, Object)]
-pub struct MachineConfigView {
-    /// Its id.
-    pub id: String,
-    /// The server it configures (`robot-…` or `cloud-…`).
-    pub server_id: String,
-    /// The config template.
-    pub config_id: String,
-    /// The node's hostname.
-    pub hostname: String,
-    /// The node's private IP.
-    pub private_ip: String,
-    /// The disk Talos installs to.
-    pub install_disk: String,
-    /// The disk for the EPHEMERAL volume, `wwid:…` or `uuid:…`.
-    pub ephemeral_disk_identifier: Option<String>,
-    /// Control plane or worker, as recorded when the machine config was created (or last set
-    /// explicitly): what `/config` serves and lifecycle operations treat the node as. Renaming
-    /// the server does not change it.
-    pub machine_type: MachineTypeName,
-    /// When it was created.
-    pub created_at: OffsetDateTime,
-    /// When it last changed.
-    pub updated_at: OffsetDateTime,
-}
-
 /// The API view of `machine_config`, which configures `server`.
 pub(crate) fn machine_config_view(
     machine_config: MachineConfig,
@@ -60,63 +34,25 @@ pub(crate) fn machine_config_view(
         private_ip: machine_config.fields.private_ip,
         install_disk: machine_config.fields.install_disk,
         ephemeral_disk_identifier: machine_config.fields.ephemeral_disk_identifier,
-        machine_type: machine_config.machine_type.into(),
+        machine_type: machine_type_name(machine_config.machine_type),
         created_at: machine_config.created_at,
         updated_at: machine_config.updated_at,
     }
 }
 
-/// A machine config to create (or replace: a server has at most one).
-#[derive(Debug, Object)]
-pub struct CreateMachineConfig {
-    /// The server, `robot-…` or `cloud-…`.
-    pub server_id: String,
-    /// The config template.
-    pub config_id: String,
-    /// `[a-z-]+-N`; default: the server's name.
-    pub hostname: Option<String>,
-    /// `10.0.x.N`, N matching the hostname's number; default from the name: control-plane →
-    /// 10.0.0.N, database → 10.0.2.N, standby → 10.0.7.N, others 10.0.1.N.
-    pub private_ip: Option<String>,
-    /// The disk Talos installs to; default: the disk it was bootstrapped on, else /dev/sda.
-    pub install_disk: Option<String>,
-    /// A disk for the EPHEMERAL volume: `wwid:<wwid>` or `uuid:<md array uuid>`.
-    pub ephemeral_disk_identifier: Option<String>,
-    /// Control plane or worker: the explicit way to set or change a node's machine type.
-    /// Default: a new machine config takes the type of the server's name now (containing
-    /// `control-plane`: a control plane), a replaced one keeps the type it has. A control
-    /// plane is served the cluster's CA keys.
-    pub machine_type: Option<MachineTypeName>,
-    /// The node was configured outside talos-manager: mark it configured now.
-    #[oai(default)]
-    pub already_configured: bool,
-}
-
-/// A machine type, as `machine.type` spells it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, poem_openapi::Enum)]
-#[oai(rename_all = "lowercase")]
-pub enum MachineTypeName {
-    /// A control plane: runs etcd and the Kubernetes control plane, gets the cluster's CA keys.
-    Controlplane,
-    /// A worker.
-    Worker,
-}
-
-impl From<MachineType> for MachineTypeName {
-    fn from(machine_type: MachineType) -> MachineTypeName {
-        match machine_type {
-            MachineType::ControlPlane => MachineTypeName::Controlplane,
-            MachineType::Worker => MachineTypeName::Worker,
-        }
+/// The wire form of `MachineType`.
+fn machine_type_name(machine_type: MachineType) -> MachineTypeName {
+    match machine_type {
+        MachineType::ControlPlane => MachineTypeName::Controlplane,
+        MachineType::Worker => MachineTypeName::Worker,
     }
 }
 
-impl From<MachineTypeName> for MachineType {
-    fn from(name: MachineTypeName) -> MachineType {
-        match name {
-            MachineTypeName::Controlplane => MachineType::ControlPlane,
-            MachineTypeName::Worker => MachineType::Worker,
-        }
+/// `MachineType` as core takes it.
+fn machine_type(name: MachineTypeName) -> MachineType {
+    match name {
+        MachineTypeName::Controlplane => MachineType::ControlPlane,
+        MachineTypeName::Worker => MachineType::Worker,
     }
 }
 
@@ -189,7 +125,7 @@ impl MachineConfigsApi {
         fields.validate()?;
         let machine_config = state
             .store
-            .put_machine_config_as(server.id, &fields, body.machine_type.map(MachineType::from))
+            .put_machine_config_as(server.id, &fields, body.machine_type.map(machine_type))
             .await?;
         if let Some(machine_type) = body.machine_type {
             tracing::info!(server = %server.inventory.name, machine_type = ?machine_type, by = ?auth.principal(), "machine type set");

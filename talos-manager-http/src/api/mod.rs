@@ -83,26 +83,10 @@ type Apis = (
     schematics::SchematicsApi,
 );
 
-/// The request and answer bodies of the admin API, shared with its clients (the Terraform
-/// provider) so the two cannot drift. They (de)serialise with poem-openapi's `ToJSON` and
-/// `ParseFromJSON`, exactly as the service does.
-pub mod wire {
-    pub use super::clusters::{ClusterBody, ClusterView};
-    pub use super::configs::{ConfigBody, ConfigView};
-    pub use super::error::{ErrorBody, IssueBody};
-    pub use super::jobs::{JobLogEvent, JobView};
-    pub use super::label_taint_rules::{RuleFields, RuleView};
-    pub use super::lifecycle::{ResetBody, ResetProfileName, RollingSelection, UpgradeBody};
-    pub use super::machine_configs::{CreateMachineConfig, MachineConfigView, MachineTypeName};
-    pub use super::provider_accounts::{
-        CreateProviderAccount, ProviderAccountView, UpdateProviderAccount,
-    };
-    pub use super::schematics::{SchematicBody, SchematicView, TalosVersionsView};
-    pub use super::server_events::ServerEvent;
-    pub use super::servers::{BootstrapBody, BootstrapPlanView, ServerView, UpdateServer};
-    pub use super::settings::{SettingsView, UpdateSettings};
-    pub use super::tokens::{CreateToken, CreatedToken, TokenView};
-}
+/// The request and answer bodies of the admin API: the `talos-manager-api-types` crate (with
+/// its `openapi` feature), shared with the API's clients (the Terraform provider) so the two
+/// cannot drift.
+pub use talos_manager_api_types as wire;
 
 pub(crate) use ids::server_api_id;
 
@@ -129,11 +113,6 @@ fn until_shutdown<T: Send + 'static>(
         }
         None => stream,
     }
-}
-
-/// How a secret field of a wire type prints in `Debug`: whether it is there, never its value.
-fn redacted<T>(secret: &Option<T>) -> Option<&'static str> {
-    secret.as_ref().map(|_| "<redacted>")
 }
 
 /// The largest request body the API reads: a config with large inline manifests, escaped

@@ -2,88 +2,31 @@
 //! listing the account's servers before they are stored; the secret is never returned.
 
 use poem::web::Data;
+use poem_openapi::OpenApi;
 use poem_openapi::param::Path;
 use poem_openapi::payload::Json;
-use poem_openapi::{Object, OpenApi};
+use talos_manager_api_types::{
+    CreateProviderAccount, IssueBody, ProviderAccountView, UpdateProviderAccount,
+};
 use talos_manager_core::Secret;
 use talos_manager_core::ids::ProviderAccountId;
 use talos_manager_core::provider::ProviderKind;
 use talos_manager_core::store::ProviderAccount;
-use time::OffsetDateTime;
 
 use super::auth::AdminAuth;
-use super::error::{ApiError, ApiResult, IssueBody};
+use super::error::{ApiError, ApiResult};
 use super::ids::{parse_id, server_api_id};
 use super::{Created, Deleted, Tag};
 use crate::AppState;
 
-/// A provider account, without its secret.
-#[derive(Debug, Object)]
-pub struct ProviderAccountView {
-    /// Its id.
-    pub id: String,
-    /// `hetzner_robot` or `hetzner_cloud`.
-    pub provider: String,
-    /// Robot: the webservice user. Cloud: a label.
-    pub name: String,
-    /// When it was added.
-    pub created_at: OffsetDateTime,
-    /// When it last changed.
-    pub updated_at: OffsetDateTime,
-}
-
-impl From<ProviderAccount> for ProviderAccountView {
-    fn from(account: ProviderAccount) -> Self {
-        ProviderAccountView {
-            id: account.id.to_string(),
-            provider: account.provider.as_str().to_owned(),
-            name: account.name,
-            created_at: account.created_at,
-            updated_at: account.updated_at,
-        }
-    }
-}
-
-/// A new provider account.
-#[derive(Object)]
-pub struct CreateProviderAccount {
-    /// `hetzner_robot` or `hetzner_cloud`.
-    pub provider: String,
-    /// Robot: the webservice user. Cloud: a label.
-    pub name: String,
-    /// Robot: the webservice password. Cloud: the API token. Never returned.
-    #[oai(write_only)]
-    pub secret: String,
-}
-
-/// Changes to a provider account.
-#[derive(Object)]
-pub struct UpdateProviderAccount {
-    /// The new name (Robot: the webservice user).
-    pub name: String,
-    /// A new secret; the stored one is kept when absent. Never returned.
-    #[oai(write_only)]
-    pub secret: Option<String>,
-}
-
-/// Prints `secret` as `<redacted>`.
-impl std::fmt::Debug for CreateProviderAccount {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("CreateProviderAccount")
-            .field("provider", &self.provider)
-            .field("name", &self.name)
-            .field("secret", &"<redacted>")
-            .finish_non_exhaustive()
-    }
-}
-
-/// Prints `secret` as `<redacted>`.
-impl std::fmt::Debug for UpdateProviderAccount {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("UpdateProviderAccount")
-            .field("name", &self.name)
-            .field("secret", &super::redacted(&self.secret))
-            .finish_non_exhaustive()
+/// The wire form of `ProviderAccount`.
+fn account_view(account: ProviderAccount) -> ProviderAccountView {
+    ProviderAccountView {
+        id: account.id.to_string(),
+        provider: account.provider.as_str().to_owned(),
+        name: account.name,
+        created_at: account.created_at,
+        updated_at: account.updated_at,
     }
 }
 
@@ -170,7 +113,7 @@ impl ProviderAccountsApi {
         _auth: AdminAuth,
     ) -> ApiResult<Json<Vec<ProviderAccountView>>> {
         let accounts = state.store.list_provider_accounts().await?;
-        Ok(Json(accounts.into_iter().map(Into::into).collect()))
+        Ok(Json(accounts.into_iter().map(account_view).collect()))
     }
 
     /// Add a provider account; its credentials are verified by listing its servers.
@@ -203,7 +146,7 @@ impl ProviderAccountsApi {
             .create_provider_account(provider, &body.name, &secret)
             .await?;
         tracing::info!(%provider, name = %account.name, "provider account {} added", account.id);
-        Ok(Created::Created(Json(account.into())))
+        Ok(Created::Created(Json(account_view(account))))
     }
 
     /// Get a provider account (without its secret).
@@ -219,7 +162,7 @@ impl ProviderAccountsApi {
         id: Path<String>,
     ) -> ApiResult<Json<ProviderAccountView>> {
         let account = state.store.get_provider_account(account_id(&id)?).await?;
-        Ok(Json(account.into()))
+        Ok(Json(account_view(account)))
     }
 
     /// Rename a provider account and optionally replace its secret; the credentials are
@@ -252,7 +195,7 @@ impl ProviderAccountsApi {
             .store
             .update_provider_account(id, &body.name, new_secret.as_ref())
             .await?;
-        Ok(Json(account.into()))
+        Ok(Json(account_view(account)))
     }
 
     /// Delete a provider account, with its servers and vSwitches.

@@ -2,14 +2,14 @@
 //! on every save, and the Talos versions the factory builds.
 
 use poem::web::Data;
+use poem_openapi::OpenApi;
 use poem_openapi::param::Path;
 use poem_openapi::payload::Json;
-use poem_openapi::{Object, OpenApi};
+use talos_manager_api_types::{SchematicBody, SchematicView, TalosVersionsView};
 use talos_manager_core::ValidationError;
 use talos_manager_core::ids::SchematicId;
 use talos_manager_core::image_factory::force_talos_config;
 use talos_manager_core::store::{Schematic, SchematicFields};
-use time::OffsetDateTime;
 
 use super::auth::AdminAuth;
 use super::error::{ApiError, ApiResult};
@@ -17,54 +17,16 @@ use super::ids::parse_id;
 use super::{Created, Deleted, Tag};
 use crate::AppState;
 
-/// An Image Factory schematic.
-#[derive(Debug, Object)]
-pub struct SchematicView {
-    /// Its id here.
-    pub id: String,
-    /// Its name, unique.
-    pub name: String,
-    /// The schematic YAML as registered with the Image Factory, with the
-    /// `talos.config=https://<HOST>/config?uuid=${uuid}` kernel argument forced in.
-    pub body: String,
-    /// The id the Image Factory gave it (64 hex characters).
-    pub factory_id: Option<String>,
-    /// When it was created.
-    pub created_at: OffsetDateTime,
-    /// When it last changed.
-    pub updated_at: OffsetDateTime,
-}
-
-impl From<Schematic> for SchematicView {
-    fn from(schematic: Schematic) -> SchematicView {
-        SchematicView {
-            id: schematic.id.to_string(),
-            name: schematic.fields.name,
-            body: schematic.fields.body,
-            factory_id: schematic.fields.factory_id,
-            created_at: schematic.created_at,
-            updated_at: schematic.updated_at,
-        }
+/// The wire form of `Schematic`.
+fn schematic_view(schematic: Schematic) -> SchematicView {
+    SchematicView {
+        id: schematic.id.to_string(),
+        name: schematic.fields.name,
+        body: schematic.fields.body,
+        factory_id: schematic.fields.factory_id,
+        created_at: schematic.created_at,
+        updated_at: schematic.updated_at,
     }
-}
-
-/// A schematic to create or replace.
-#[derive(Debug, Object)]
-pub struct SchematicBody {
-    /// Its name, unique.
-    pub name: String,
-    /// The schematic, YAML or JSON (e.g. `customization: {systemExtensions: {officialExtensions:
-    /// [siderolabs/amd-ucode]}}`). `customization.extraKernelArgs` gets the `talos.config=`
-    /// argument of this service, replacing any other.
-    #[oai(default)]
-    pub body: String,
-}
-
-/// The Talos versions the Image Factory builds images for.
-#[derive(Debug, Object)]
-pub struct TalosVersionsView {
-    /// Stable versions newest first, then pre-releases newest first (`v1.10.4`, …).
-    pub versions: Vec<String>,
 }
 
 fn schematic_id(text: &str) -> Result<SchematicId, ApiError> {
@@ -77,7 +39,7 @@ async fn register(state: &AppState, body: SchematicBody) -> ApiResult<SchematicF
     let Some(url) = factory.config_url() else {
         return Err(ApiError::invalid(
             "schematic",
-            vec![super::error::IssueBody {
+            vec![talos_manager_api_types::IssueBody {
                 path: "body".into(),
                 message: "HOST is not set: the service needs its public host name to put \
                           talos.config=https://<HOST>/config into the schematic"
@@ -109,7 +71,7 @@ impl SchematicsApi {
         _auth: AdminAuth,
     ) -> ApiResult<Json<Vec<SchematicView>>> {
         let schematics = state.store.list_schematics().await?;
-        Ok(Json(schematics.into_iter().map(Into::into).collect()))
+        Ok(Json(schematics.into_iter().map(schematic_view).collect()))
     }
 
     /// Create a schematic: the `talos.config=` argument is forced in, the body registered with
@@ -128,7 +90,7 @@ impl SchematicsApi {
     ) -> ApiResult<Created<SchematicView>> {
         let fields = register(&state, body.0).await?;
         let schematic = state.store.create_schematic(&fields).await?;
-        Ok(Created::Created(Json(schematic.into())))
+        Ok(Created::Created(Json(schematic_view(schematic))))
     }
 
     /// Get a schematic.
@@ -144,7 +106,7 @@ impl SchematicsApi {
         id: Path<String>,
     ) -> ApiResult<Json<SchematicView>> {
         let schematic = state.store.get_schematic(schematic_id(&id)?).await?;
-        Ok(Json(schematic.into()))
+        Ok(Json(schematic_view(schematic)))
     }
 
     /// Replace a schematic, registering the new body with the Image Factory.
@@ -164,7 +126,7 @@ impl SchematicsApi {
         state.store.get_schematic(id).await?;
         let fields = register(&state, body.0).await?;
         let schematic = state.store.update_schematic(id, &fields).await?;
-        Ok(Json(schematic.into()))
+        Ok(Json(schematic_view(schematic)))
     }
 
     /// Delete a schematic (servers and settings that chose it fall back to the default).

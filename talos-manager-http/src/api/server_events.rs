@@ -12,17 +12,18 @@ use std::time::Duration;
 
 use futures_util::stream::{self, BoxStream, StreamExt as _};
 use poem::web::Data;
+use poem_openapi::OpenApi;
 use poem_openapi::payload::EventStream;
 use poem_openapi::types::ToJSON as _;
-use poem_openapi::{Object, OpenApi};
+use talos_manager_api_types::ServerEvent;
 use talos_manager_core::store::Job;
 use talos_manager_core::{Store, StoreError, error_chain};
 
 use super::auth::AdminAuth;
 use super::ids::server_api_id;
-use super::jobs::{JobView, job_view};
-use super::machine_configs::{MachineConfigView, machine_config_view};
-use super::servers::ServerView;
+use super::jobs::job_view;
+use super::machine_configs::machine_config_view;
+use super::servers::{server_view_of, with_expected_hostname};
 use super::{Tag, until_shutdown, while_authorized};
 use crate::AppState;
 use crate::jobs::{BOOTSTRAP_JOB, LABEL_AND_TAINT_JOB, RESET_JOB};
@@ -32,19 +33,6 @@ const POLL_INTERVAL: Duration = Duration::from_secs(1);
 
 /// How often an idle connection sends a keep-alive comment, so proxies keep it open.
 const KEEP_ALIVE: Duration = Duration::from_secs(15);
-
-/// A server's row changed: its view, newest job and machine config as they are now.
-#[derive(Debug, Object)]
-pub struct ServerEvent {
-    /// The server's id, `robot-<server number>` or `cloud-<id>`.
-    pub server_id: String,
-    /// The server now; null when it was deleted (it vanished at its provider).
-    pub server: Option<ServerView>,
-    /// Its newest `bootstrap`, `label_and_taint` or `reset` job.
-    pub latest_job: Option<JobView>,
-    /// Its machine config, when it has one.
-    pub machine_config: Option<MachineConfigView>,
-}
 
 /// Where a connection stands: what it sent last for each server, and what is still to send.
 struct Watch {
@@ -137,7 +125,7 @@ async fn snapshot(store: &Store) -> Result<Vec<ServerEvent>, StoreError> {
             let machine_config =
                 machine_config.map(|machine_config| machine_config_view(machine_config, &server));
             let view =
-                ServerView::new(server, bootstrap).with_expected_hostname(hostname.as_deref());
+                with_expected_hostname(server_view_of(server, bootstrap), hostname.as_deref());
             ServerEvent {
                 server_id: view.id.clone(),
                 server: Some(view),

@@ -1,10 +1,12 @@
 //! `/servers`: the fleet, as synced from the providers and probed in rescue.
 
 use poem::web::Data;
+use poem_openapi::OpenApi;
 use poem_openapi::param::{Path, Query};
 use poem_openapi::payload::{Json, PlainText};
-use poem_openapi::types::MaybeUndefined;
-use poem_openapi::{Object, OpenApi};
+use talos_manager_api_types::{
+    BootstrapBody, BootstrapPlanView, DiskView, IssueBody, MaybeUndefined, ServerView, UpdateServer,
+};
 use talos_manager_core::error_chain;
 use talos_manager_core::ids::{ClusterId, VswitchId};
 use talos_manager_core::lifecycle::{Precheck, precheck_bootstrap};
@@ -13,12 +15,11 @@ use talos_manager_core::runbooks;
 use talos_manager_core::server_state::server_state;
 use talos_manager_core::server_update::{ServerChanges, update_server};
 use talos_manager_core::store::{Job, NewJob, Server};
-use time::OffsetDateTime;
 
 use super::Tag;
 use super::auth::AdminAuth;
 use super::clusters::YamlFile;
-use super::error::{ApiError, ApiResult, IssueBody};
+use super::error::{ApiError, ApiResult};
 use super::ids::{parse_server_api_id, server_api_id};
 use crate::AppState;
 use crate::jobs::BootstrapArgs;
@@ -31,94 +32,7 @@ use talos_manager_core::rescue::{enter_rescue, our_public_key};
 enum SyncAccepted {
     /// The sync job, queued.
     #[oai(status = 202)]
-    Accepted(Json<super::jobs::JobView>),
-}
-
-/// A server.
-#[derive(Debug, Object)]
-pub struct ServerView {
-    /// `robot-<server number>` or `cloud-<id>`.
-    pub id: String,
-    /// `hetzner_robot` or `hetzner_cloud`.
-    pub provider: String,
-    /// The provider account it was synced from.
-    pub provider_account_id: String,
-    /// Its name at the provider.
-    pub name: String,
-    /// Public IPv4 address.
-    pub ipv4: Option<String>,
-    /// Public IPv6 network.
-    pub ipv6: Option<String>,
-    /// Product or server type.
-    pub product: String,
-    /// Data center or location.
-    pub data_center: String,
-    /// The provider's status.
-    pub status: String,
-    /// Cancelled at the provider.
-    pub cancelled: bool,
-    /// `amd64` or `arm64`.
-    pub architecture: String,
-    /// The Robot vSwitch it is attached to.
-    pub vswitch_id: Option<String>,
-    /// The cluster it belongs to.
-    pub cluster_id: Option<String>,
-    /// In rescue and reachable over SSH at the last probe.
-    pub accessible: bool,
-    /// SMBIOS UUID, recorded in rescue.
-    pub uuid: Option<String>,
-    /// The disk Talos was written to.
-    pub bootstrap_disk: Option<String>,
-    /// That disk's WWID.
-    pub bootstrap_disk_wwid: Option<String>,
-    /// The Image Factory schematic chosen for it.
-    pub schematic_id: Option<String>,
-    /// When it last asked for its machine config.
-    pub last_request_for_configuration_at: Option<OffsetDateTime>,
-    /// When it was last served a machine config.
-    pub last_configured_at: Option<OffsetDateTime>,
-    /// When its labels and taints were last applied.
-    pub label_and_taint_job_completed_at: Option<OffsetDateTime>,
-    /// When rescue was last activated through the provider.
-    pub rescue_activated_at: Option<OffsetDateTime>,
-    /// When its provider account first stopped listing it; absent while it is listed. A
-    /// missing server keeps its machine config until sync has missed it long enough
-    /// (`SYNC_MISSING_SYNCS`, `SYNC_MISSING_GRACE`).
-    pub missing_since: Option<OffsetDateTime>,
-    /// How many syncs in a row did not find it at its provider (0 while listed).
-    pub missing_syncs: u32,
-    /// Where it is on its way to the cluster: `unknown`, `entering rescue`, `in rescue`,
-    /// `bootstrap queued`, `bootstrapping`, `installing 42 %`, `booting Talos`,
-    /// `waiting for config`, `config served`, `in cluster`, `failed: <reason>`,
-    /// `bootstrap cancelled`.
-    pub state: String,
-    /// Its disks as the last probe in rescue saw them (empty before one), to choose where
-    /// Talos goes.
-    pub disks: Vec<DiskView>,
-    /// The name its node reported through the Talos API (Talos's Nodename: its Kubernetes
-    /// node and etcd member name), read before a reset, upgrade or reboot acts on it; absent
-    /// until then and after a reset.
-    pub node_name: Option<String>,
-    /// Set when `node_name` differs from the hostname its machine config sets: lifecycle
-    /// operations and the label job act on `node_name`.
-    pub node_name_mismatch: Option<String>,
-}
-
-/// A disk of a server, as `lsblk` in rescue listed it.
-#[derive(Debug, Object)]
-pub struct DiskView {
-    /// `/dev/<name>`.
-    pub path: String,
-    /// Its WWID in Talos's form (`naa.…`, `eui.…`), when it has one: the stable way to name it.
-    pub wwid: Option<String>,
-    /// Size in bytes.
-    pub size_bytes: u64,
-    /// The model, for people.
-    pub model: Option<String>,
-    /// How many partitions it holds: writing Talos erases them.
-    pub partitions: u32,
-    /// The md arrays it is a member of (`md0`); a RAID member is never a bootstrap target.
-    pub raid_arrays: Vec<String>,
+    Accepted(Json<talos_manager_api_types::JobView>),
 }
 
 /// The disks of a server's recorded lsblk output; none when it was never probed or the
@@ -141,55 +55,56 @@ fn disks(lsblk: Option<&str>) -> Vec<DiskView> {
         .collect()
 }
 
-impl ServerView {
-    /// The view of `server`, whose newest bootstrap job is `latest_bootstrap`.
-    pub(crate) fn new(server: Server, latest_bootstrap: Option<&Job>) -> ServerView {
-        let state = server_state(&server, latest_bootstrap).to_string();
-        let disks = disks(server.lsblk.as_deref());
-        let inventory = server.inventory;
-        ServerView {
-            id: server_api_id(inventory.provider, &inventory.provider_id),
-            provider: inventory.provider.as_str().to_owned(),
-            provider_account_id: server.provider_account_id.to_string(),
-            name: inventory.name,
-            ipv4: inventory.ipv4,
-            ipv6: inventory.ipv6,
-            product: inventory.product,
-            data_center: inventory.data_center,
-            status: inventory.status,
-            cancelled: inventory.cancelled,
-            architecture: inventory.architecture.as_str().to_owned(),
-            vswitch_id: inventory.vswitch_id.map(|id| id.to_string()),
-            cluster_id: server.cluster_id.map(|id| id.to_string()),
-            accessible: server.accessible,
-            uuid: server.uuid,
-            bootstrap_disk: server.bootstrap_disk,
-            bootstrap_disk_wwid: server.bootstrap_disk_wwid,
-            schematic_id: server.schematic_id.map(|id| id.to_string()),
-            last_request_for_configuration_at: server.last_request_for_configuration_at,
-            last_configured_at: server.last_configured_at,
-            label_and_taint_job_completed_at: server.label_and_taint_job_completed_at,
-            rescue_activated_at: server.rescue_activated_at,
-            missing_since: server.missing_since,
-            missing_syncs: u32::try_from(server.missing_syncs).unwrap_or(0),
-            state,
-            disks,
-            node_name: server.node_name,
-            node_name_mismatch: None,
-        }
+/// The view of `server`, whose newest bootstrap job is `latest_bootstrap`.
+pub(crate) fn server_view_of(server: Server, latest_bootstrap: Option<&Job>) -> ServerView {
+    let state = server_state(&server, latest_bootstrap).to_string();
+    let disks = disks(server.lsblk.as_deref());
+    let inventory = server.inventory;
+    ServerView {
+        id: server_api_id(inventory.provider, &inventory.provider_id),
+        provider: inventory.provider.as_str().to_owned(),
+        provider_account_id: server.provider_account_id.to_string(),
+        name: inventory.name,
+        ipv4: inventory.ipv4,
+        ipv6: inventory.ipv6,
+        product: inventory.product,
+        data_center: inventory.data_center,
+        status: inventory.status,
+        cancelled: inventory.cancelled,
+        architecture: inventory.architecture.as_str().to_owned(),
+        vswitch_id: inventory.vswitch_id.map(|id| id.to_string()),
+        cluster_id: server.cluster_id.map(|id| id.to_string()),
+        accessible: server.accessible,
+        uuid: server.uuid,
+        bootstrap_disk: server.bootstrap_disk,
+        bootstrap_disk_wwid: server.bootstrap_disk_wwid,
+        schematic_id: server.schematic_id.map(|id| id.to_string()),
+        last_request_for_configuration_at: server.last_request_for_configuration_at,
+        last_configured_at: server.last_configured_at,
+        label_and_taint_job_completed_at: server.label_and_taint_job_completed_at,
+        rescue_activated_at: server.rescue_activated_at,
+        missing_since: server.missing_since,
+        missing_syncs: u32::try_from(server.missing_syncs).unwrap_or(0),
+        state,
+        disks,
+        node_name: server.node_name,
+        node_name_mismatch: None,
     }
+}
 
-    /// Says in `node_name_mismatch` when the reported node name differs from
-    /// `expected_hostname`, the machine config's hostname.
-    pub(crate) fn with_expected_hostname(mut self, expected_hostname: Option<&str>) -> ServerView {
-        self.node_name_mismatch = match (&self.node_name, expected_hostname) {
-            (Some(node_name), Some(expected)) if node_name != expected => Some(format!(
-                "the node calls itself {node_name}, its machine config expects {expected}"
-            )),
-            _ => None,
-        };
-        self
-    }
+/// Says in `node_name_mismatch` when the reported node name differs from
+/// `expected_hostname`, the machine config's hostname.
+pub(crate) fn with_expected_hostname(
+    mut view: ServerView,
+    expected_hostname: Option<&str>,
+) -> ServerView {
+    view.node_name_mismatch = match (&view.node_name, expected_hostname) {
+        (Some(node_name), Some(expected)) if node_name != expected => Some(format!(
+            "the node calls itself {node_name}, its machine config expects {expected}"
+        )),
+        _ => None,
+    };
+    view
 }
 
 /// A configured server as the runbooks see it; 404 when it has no machine config.
@@ -284,7 +199,7 @@ impl ServersApi {
             .map(|server| {
                 let latest = bootstraps.get(&server.id);
                 let hostname = hostnames.get(&server.id).map(String::as_str);
-                ServerView::new(server, latest).with_expected_hostname(hostname)
+                with_expected_hostname(server_view_of(server, latest), hostname)
             })
             .collect();
         Ok(Json(views))
@@ -596,18 +511,6 @@ impl ServersApi {
     }
 }
 
-/// Changes to a server; an absent field stays as it is.
-#[derive(Debug, Object)]
-pub struct UpdateServer {
-    /// A new name, pushed to the provider before it is stored.
-    pub name: Option<String>,
-    /// The cluster it belongs to, `null` for none (local to talos-manager).
-    pub cluster_id: MaybeUndefined<String>,
-    /// The Robot vSwitch it is attached to, `null` for none: Robot removes the server from its
-    /// vSwitch and adds it to this one. Cloud servers have no vSwitch.
-    pub vswitch_id: MaybeUndefined<String>,
-}
-
 /// A reference in the body: `None` when absent, `Some(None)` for `null`; an id that is not a
 /// positive number is an issue at `field`.
 fn body_id<T>(
@@ -640,8 +543,10 @@ async fn server_view(state: &AppState, server: Server) -> ApiResult<ServerView> 
         .await?;
     let latest = bootstraps.get(&server.id).cloned();
     let machine_config = state.store.machine_config_for_server(server.id).await?;
-    Ok(ServerView::new(server, latest.as_ref())
-        .with_expected_hostname(machine_config.as_ref().map(|m| m.fields.hostname.as_str())))
+    Ok(with_expected_hostname(
+        server_view_of(server, latest.as_ref()),
+        machine_config.as_ref().map(|m| m.fields.hostname.as_str()),
+    ))
 }
 
 /// The bootstrap choices of a request.
@@ -681,47 +586,10 @@ fn check_talos_version(what: &'static str, version: &str) -> ApiResult<()> {
     .into())
 }
 
-/// What a bootstrap may choose; everything is optional.
-#[derive(Debug, Object)]
-pub struct BootstrapBody {
-    /// The Talos version, `vX.Y.Z` [default: the settings' version].
-    pub talos_version: Option<String>,
-    /// The schematic's id [default: the server's, else the settings' default].
-    pub schematic: Option<String>,
-    /// The target disk (WWID or device) [default: the first disk outside a RAID].
-    pub disk: Option<String>,
-    /// Bootstrap even a live node (served its machine config or labelled in its cluster since
-    /// its last bootstrap): its disk is erased and it leaves its cluster without draining.
-    /// A control plane is still refused when etcd would lose its last member or its majority.
-    #[oai(default)]
-    pub force: bool,
-}
-
 /// The queued bootstrap.
 #[derive(Debug, poem_openapi::ApiResponse)]
 enum BootstrapAccepted {
     /// The bootstrap job, queued.
     #[oai(status = 202)]
-    Accepted(Json<super::jobs::JobView>),
-}
-
-/// The dry run of a bootstrap.
-#[derive(Debug, Object)]
-pub struct BootstrapPlanView {
-    /// The plan as text: each step and its command (what `talos-manager bootstrap-plan` prints).
-    pub text: String,
-    /// The disk Talos would be written to.
-    pub disk: String,
-    /// That disk's WWID, when it has one.
-    pub disk_wwid: Option<String>,
-    /// The image downloaded onto the disk.
-    pub image_url: String,
-    /// The Image Factory schematic id (absent for a custom image).
-    pub schematic: Option<String>,
-    /// The Talos version (absent for a custom image).
-    pub talos_version: Option<String>,
-    /// The URL the node will fetch its config from.
-    pub talos_config_url: String,
-    /// The step names, in order.
-    pub steps: Vec<String>,
+    Accepted(Json<talos_manager_api_types::JobView>),
 }

@@ -1,13 +1,13 @@
 //! `/settings`: the defaults for bootstrapping (Talos version, Image Factory schematic).
 
 use poem::web::Data;
+use poem_openapi::OpenApi;
 use poem_openapi::payload::Json;
-use poem_openapi::{Object, OpenApi};
+use talos_manager_api_types::{SettingsView, UpdateSettings};
 use talos_manager_core::Issue;
 use talos_manager_core::ValidationError;
 use talos_manager_core::ids::SchematicId;
 use talos_manager_core::store::Settings;
-use time::OffsetDateTime;
 
 use super::Tag;
 use super::auth::AdminAuth;
@@ -15,34 +15,13 @@ use super::error::ApiResult;
 use super::ids::parse_id;
 use crate::AppState;
 
-/// The bootstrap defaults.
-#[derive(Debug, Object)]
-pub struct SettingsView {
-    /// The Talos version installed when a bootstrap names none, `vX.Y.Z`.
-    pub talos_version: String,
-    /// The Image Factory schematic used when a server has none of its own.
-    pub default_schematic_id: Option<String>,
-    /// When they were last saved; absent while they are the built-in defaults.
-    pub updated_at: Option<OffsetDateTime>,
-}
-
-impl From<Settings> for SettingsView {
-    fn from(settings: Settings) -> SettingsView {
-        SettingsView {
-            talos_version: settings.talos_version,
-            default_schematic_id: settings.default_schematic_id.map(|id| id.to_string()),
-            updated_at: settings.updated_at,
-        }
+/// The wire form of `Settings`.
+fn settings_view(settings: Settings) -> SettingsView {
+    SettingsView {
+        talos_version: settings.talos_version,
+        default_schematic_id: settings.default_schematic_id.map(|id| id.to_string()),
+        updated_at: settings.updated_at,
     }
-}
-
-/// New bootstrap defaults.
-#[derive(Debug, Object)]
-pub struct UpdateSettings {
-    /// The Talos version, `vX.Y.Z` (e.g. `v1.10.4`).
-    pub talos_version: String,
-    /// The default schematic's id, or absent for none.
-    pub default_schematic_id: Option<String>,
 }
 
 /// Whether `version` is `vX.Y.Z`, optionally with a pre-release suffix (`v1.11.0-beta.1`).
@@ -65,7 +44,7 @@ impl SettingsApi {
     /// Get the bootstrap defaults.
     #[oai(path = "/settings", method = "get", operation_id = "get_settings")]
     async fn get(&self, state: Data<&AppState>, _auth: AdminAuth) -> ApiResult<Json<SettingsView>> {
-        Ok(Json(state.store.settings().await?.into()))
+        Ok(Json(settings_view(state.store.settings().await?)))
     }
 
     /// Save the bootstrap defaults.
@@ -100,7 +79,7 @@ impl SettingsApi {
             .store
             .update_settings(&body.talos_version, schematic)
             .await?;
-        Ok(Json(settings.into()))
+        Ok(Json(settings_view(settings)))
     }
 }
 

@@ -3,11 +3,11 @@
 use poem::web::Data;
 use poem_openapi::param::Path;
 use poem_openapi::payload::Json;
-use poem_openapi::{ApiResponse, Object, OpenApi};
+use poem_openapi::{ApiResponse, OpenApi};
+use talos_manager_api_types::{CreateToken, CreatedToken, TokenView};
 use talos_manager_core::api_token::generate_api_token;
 use talos_manager_core::ids::ApiTokenId;
 use talos_manager_core::store::ApiToken;
-use time::OffsetDateTime;
 
 use super::auth::AdminAuth;
 use super::error::{ApiError, ApiResult};
@@ -15,62 +15,14 @@ use super::ids::parse_id;
 use super::{Deleted, Tag};
 use crate::AppState;
 
-/// An API token as listed (without its value).
-#[derive(Debug, Object)]
-pub struct TokenView {
-    /// Its id.
-    pub id: String,
-    /// Its name.
-    pub name: String,
-    /// When it was made.
-    pub created_at: OffsetDateTime,
-    /// When it last authenticated a request (to the minute).
-    pub last_used_at: Option<OffsetDateTime>,
-    /// When it stops authenticating; absent: when revoked.
-    pub expires_at: Option<OffsetDateTime>,
-}
-
-impl From<ApiToken> for TokenView {
-    fn from(token: ApiToken) -> TokenView {
-        TokenView {
-            id: token.id.to_string(),
-            name: token.name,
-            created_at: token.created_at,
-            last_used_at: token.last_used_at,
-            expires_at: token.expires_at,
-        }
-    }
-}
-
-/// A token to make.
-#[derive(Debug, Object)]
-pub struct CreateToken {
-    /// Who or what will use it (unique), e.g. `terraform-ci`.
-    #[oai(validator(min_length = 1, max_length = 100))]
-    pub name: String,
-    /// After how many seconds it stops authenticating (at most 100 years); absent: it works
-    /// until revoked.
-    #[oai(validator(minimum(value = "1"), maximum(value = "3155760000")))]
-    pub expires_in_seconds: Option<u64>,
-}
-
-/// A token just made: the only time its value is shown (its `Debug` hides it).
-#[derive(Object)]
-pub struct CreatedToken {
-    /// The token as listed.
-    #[oai(flatten)]
-    pub token: TokenView,
-    /// The bearer token: send it as `Authorization: Bearer <token>`. Store it now; it cannot
-    /// be shown again.
-    pub secret: String,
-}
-
-impl std::fmt::Debug for CreatedToken {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("CreatedToken")
-            .field("token", &self.token)
-            .field("secret", &"<redacted>")
-            .finish()
+/// The wire form of `ApiToken`.
+fn token_view(token: ApiToken) -> TokenView {
+    TokenView {
+        id: token.id.to_string(),
+        name: token.name,
+        created_at: token.created_at,
+        last_used_at: token.last_used_at,
+        expires_at: token.expires_at,
     }
 }
 
@@ -93,7 +45,7 @@ impl TokensApi {
         _auth: AdminAuth,
     ) -> ApiResult<Json<Vec<TokenView>>> {
         let tokens = state.store.list_api_tokens().await?;
-        Ok(Json(tokens.into_iter().map(Into::into).collect()))
+        Ok(Json(tokens.into_iter().map(token_view).collect()))
     }
 
     /// Make an API token; its value is in the answer and nowhere else.
@@ -116,7 +68,7 @@ impl TokensApi {
             .await?;
         tracing::info!(name = %token.name, by = ?auth.principal(), "api token created");
         Ok(TokenCreated::Created(Json(CreatedToken {
-            token: token.into(),
+            token: token_view(token),
             secret: new.token.into_inner(),
         })))
     }

@@ -4,7 +4,7 @@
 //! takes it out of its cluster.
 
 use async_trait::async_trait;
-use poem_openapi::types::MaybeUndefined;
+use talos_manager_http::api::wire::MaybeUndefined;
 use talos_manager_http::api::wire::{ServerView, UpdateServer};
 use time::format_description::well_known::Rfc3339;
 
