@@ -2,7 +2,24 @@
 //!
 //! The wire types of talos-manager's admin REST API (`/api/v1`): every request body and every
 //! answer, as plain serde types. This crate is the contract between the service and its
-//! clients; it holds no behaviour beyond (de)serialisation and redacted `Debug`.
+//! clients; its types hold no behaviour beyond (de)serialisation and redacted `Debug`.
+//!
+//! Beside them, the few pure rules a client applies before it sends a request, so that it
+//! reports the service's own messages at plan time, and the vocabulary they speak; each is
+//! defined here once and re-exported by `talos-manager-core` at its usual path:
+//!
+//! - [`Issue`] and [`ValidationError`]: every problem with user input, with its location;
+//! - [`Secret`]: a value that prints `<redacted>`; [`error_chain`]: an error with its causes on
+//!   one log line;
+//! - [`parse_labels`], [`parse_taints`]: the syntax of a label and taint rule
+//!   (`talos_manager_core::node_labels`);
+//! - [`force_talos_config`]: the `talos.config=` kernel argument forced into a schematic body,
+//!   and [`TalosVersion`], the Image Factory's versions in order
+//!   (`talos_manager_core::image_factory`);
+//! - [`DEFAULT_TALOS_VERSION`] and [`DEFAULT_KUBERNETES_VERSION`]
+//!   (`talos_manager_core::store`), the defaults the API documents.
+//!
+//! They need nothing but serde, serde_norway and thiserror: no I/O, no database, no SSH.
 //!
 //! ## Who uses it
 //!
@@ -11,9 +28,8 @@
 //!   (`talos-manager-http/openapi/admin-api.json`) is generated from them.
 //! - `terraform-provider-talosmanager`, without the feature: it (de)serialises the same types
 //!   with serde and links neither the service nor poem, sqlx or russh.
-//! - `talos-manager-core` re-exports [`DEFAULT_TALOS_VERSION`] and
-//!   [`DEFAULT_KUBERNETES_VERSION`] from here (`talos_manager_core::store`), the defaults the
-//!   API documents.
+//! - `talos-manager-core` re-exports the rules above; it never enables the feature, so the
+//!   library stays free of poem.
 //!
 //! Any other Rust client of the API can depend on it the same way, without the feature.
 //!
@@ -44,33 +60,47 @@ mod clusters;
 mod configs;
 mod defaults;
 mod error;
+mod error_chain;
 mod jobs;
 mod label_taint_rules;
+mod labels;
 mod lifecycle;
 mod machine_configs;
 mod maybe_undefined;
 mod provider_accounts;
+mod schematic_body;
 mod schematics;
+mod secret;
 mod server_events;
 mod servers;
 mod settings;
+mod talos_version;
 mod tokens;
+mod validation;
 
 pub use clusters::{ClusterBody, ClusterView};
 pub use configs::{ConfigBody, ConfigView};
 pub use defaults::{DEFAULT_KUBERNETES_VERSION, DEFAULT_TALOS_VERSION};
 pub use error::{ErrorBody, IssueBody};
+pub use error_chain::error_chain;
 pub use jobs::{JobLogEvent, JobView};
 pub use label_taint_rules::{RuleFields, RuleView};
+pub use labels::{Label, Taint, TaintEffect, parse_labels, parse_taints};
 pub use lifecycle::{ResetBody, ResetProfileName, RollingSelection, UpgradeBody};
 pub use machine_configs::{CreateMachineConfig, MachineConfigView, MachineTypeName};
 pub use maybe_undefined::MaybeUndefined;
 pub use provider_accounts::{CreateProviderAccount, ProviderAccountView, UpdateProviderAccount};
+pub use schematic_body::{
+    SchematicBodyError, TALOS_CONFIG_ARG_PREFIX, force_talos_config, talos_config_arg,
+};
 pub use schematics::{SchematicBody, SchematicView, TalosVersionsView};
+pub use secret::Secret;
 pub use server_events::ServerEvent;
 pub use servers::{BootstrapBody, BootstrapPlanView, DiskView, ServerView, UpdateServer};
 pub use settings::{SettingsView, UpdateSettings};
+pub use talos_version::{InvalidTalosVersion, TalosVersion, order_for_display, parse_versions};
 pub use tokens::{CreateToken, CreatedToken, TokenView};
+pub use validation::{Issue, ValidationError};
 
 /// How a secret field of a wire type prints in `Debug`: whether it is there, never its value.
 fn redacted<T>(secret: &Option<T>) -> Option<&'static str> {

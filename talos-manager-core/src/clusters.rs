@@ -9,7 +9,7 @@ use crate::talos::{
     ClientConfigError, MachineType, SecretsBundle, SecretsError, SystemRandom, admin_kubeconfig,
     endpoint_host, talosconfig,
 };
-use crate::validation::{Issue, ValidationError};
+use crate::{Issue, ValidationError};
 
 /// Why a client config could not be made.
 #[derive(Debug, thiserror::Error)]

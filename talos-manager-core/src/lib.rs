@@ -42,7 +42,6 @@ pub mod api_token;
 pub mod bootstrap;
 pub mod clusters;
 pub mod dial_guard;
-mod error_chain;
 pub mod ids;
 pub mod image_factory;
 pub mod installer;
@@ -54,7 +53,6 @@ pub mod node_labels;
 pub mod provider;
 pub mod rescue;
 pub mod runbooks;
-mod secret;
 pub mod server_state;
 pub mod server_update;
 pub mod store;
@@ -63,16 +61,15 @@ pub mod talos;
 pub mod talos_api;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
-mod validation;
 
-pub use error_chain::error_chain;
 pub use image_factory::{ImageFactory, ImageFactoryError};
 pub use provider::{
     Architecture, HetznerApiError, HetznerCloud, HetznerRobot, MissingKey, Provider, ProviderError,
     ProviderKind, ProviderServer, ProviderSshKey, RescueActivation, RetryPolicy, SshPublicKey,
     Vswitch, VswitchProvider, http_client,
 };
-pub use secret::Secret;
 pub use store::{Backend, EncryptionKey, Store, StoreError};
 pub use talos::ConfigEngine;
-pub use validation::{Issue, ValidationError};
+// The shared vocabulary of the service, its clients and this library, from
+// `talos-manager-api-types`.
+pub use talos_manager_api_types::{Issue, Secret, ValidationError, error_chain};

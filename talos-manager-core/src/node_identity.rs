@@ -3,7 +3,7 @@
 
 use crate::store::MachineConfigFields;
 use crate::talos::{MachineType, TalosVersion};
-use crate::validation::{Issue, ValidationError};
+use crate::{Issue, ValidationError};
 
 /// A server whose name contains `control-plane` is a control plane; every other is a worker.
 ///

@@ -20,7 +20,7 @@ use crate::ids::{ClusterId, ProviderAccountId, ServerId, VswitchId};
 use crate::provider::{ProviderError, ProviderKind};
 use crate::store::{Server, ServerFieldChanges, Store, StoreError};
 use crate::sync::{AccountProviders, ProviderFactory};
-use crate::validation::{Issue, ValidationError};
+use crate::{Issue, ValidationError};
 
 /// What to change on a server; `None` leaves a field as it is.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

@@ -3,7 +3,7 @@
 //! Validation issues from the service (`issues[]`) and from local checks become one
 //! diagnostic per issue.
 
-use talos_manager_core::Issue;
+use talos_manager_api_types::Issue;
 
 use crate::error::Error;
 use crate::tfplugin6::attribute_path::{Step, step::Selector};

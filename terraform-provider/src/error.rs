@@ -1,7 +1,7 @@
 //! The provider's errors. Each becomes Terraform diagnostics in exactly one place,
 //! [`crate::diagnostics`].
 
-use talos_manager_core::Issue;
+use talos_manager_api_types::Issue;
 
 /// Why an operation of the provider failed.
 #[derive(Debug, thiserror::Error)]

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use talos_manager_core::{Issue, Secret, ValidationError};
+use talos_manager_api_types::{Issue, Secret, ValidationError};
 
 use crate::client::{Client, ClientConfig, Credentials};
 use crate::error::Error;

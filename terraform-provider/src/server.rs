@@ -143,7 +143,7 @@ fn attribute_names(schema: &Schema) -> Vec<&str> {
 /// Diagnostics for `error` on `schema`'s attributes.
 fn report(error: &Error, schema: Option<&Schema>) -> Vec<Diagnostic> {
     if !matches!(error, Error::Invalid { .. } | Error::Api { .. }) {
-        tracing::warn!(error = %talos_manager_core::error_chain(error), "operation failed");
+        tracing::warn!(error = %talos_manager_api_types::error_chain(error), "operation failed");
     }
     diagnostics::from_error(error, &schema.map(attribute_names).unwrap_or_default())
 }

@@ -5,13 +5,12 @@
 //! needs no network; [`ImageFactory`] is the HTTP client. Wire shapes follow the research note
 //! `factory-talosapi-k8s.md`, part A.
 
-mod schematic;
-mod versions;
-
-pub use schematic::{
-    SchematicBodyError, TALOS_CONFIG_ARG_PREFIX, force_talos_config, talos_config_arg,
+// Schematic bodies and Talos versions are pure rules a client of the API applies too: they
+// live in `talos-manager-api-types`.
+pub use talos_manager_api_types::{
+    InvalidTalosVersion, SchematicBodyError, TALOS_CONFIG_ARG_PREFIX, TalosVersion,
+    force_talos_config, order_for_display, parse_versions, talos_config_arg,
 };
-pub use versions::{InvalidTalosVersion, TalosVersion, order_for_display, parse_versions};
 
 use crate::provider::{Architecture, ProviderError, RetryPolicy, http_client};
 

@@ -31,7 +31,7 @@ use crate::talos::{
     MachineType, SecretsBundle, SecretsError, Substitutions, SystemRandom, TalosVersion,
     ValidationMode, validate_for,
 };
-use crate::validation::{Issue, ValidationError};
+use crate::{Issue, ValidationError};
 use crate::{Secret, error_chain};
 
 /// Why a server's config could not be made.

@@ -1,15 +1,16 @@
 //! The admin API client: JSON over HTTP to `<endpoint>/api/v1`, authenticated with a bearer
 //! token or the service's Basic password. Bodies are the service's own wire types
-//! ([`talos_manager_http::api::wire`]), so client and service cannot drift.
+//! (`talos_manager_api_types`), so client and service cannot drift.
 //!
 //! Transport failures, 401 and error answers become [`Error`]s that say what to check.
 
 use std::time::Duration;
 
-use poem_openapi::types::{ParseFromJSON, ToJSON};
 use reqwest::{Method, StatusCode};
-use talos_manager_core::{Issue, Secret};
-use talos_manager_http::api::wire::ErrorBody;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use talos_manager_api_types::ErrorBody;
+use talos_manager_api_types::{Issue, Secret};
 
 use crate::error::Error;
 
@@ -95,7 +96,7 @@ impl Client {
     }
 
     /// `GET path`; `None` when the service answers 404.
-    pub async fn get<T: ParseFromJSON>(&self, path: &str) -> Result<Option<T>, Error> {
+    pub async fn get<T: DeserializeOwned>(&self, path: &str) -> Result<Option<T>, Error> {
         match self.call(Method::GET, path, None).await? {
             None => Ok(None),
             Some(json) => parse(Method::GET, path, json).map(Some),
@@ -103,7 +104,7 @@ impl Client {
     }
 
     /// `GET path` of something that must exist.
-    pub async fn get_existing<T: ParseFromJSON>(&self, path: &str) -> Result<T, Error> {
+    pub async fn get_existing<T: DeserializeOwned>(&self, path: &str) -> Result<T, Error> {
         let json = self.call_existing(Method::GET, path, None).await?;
         parse(Method::GET, path, json)
     }
@@ -124,33 +125,37 @@ impl Client {
     }
 
     /// `POST path` with `body`.
-    pub async fn post<B: ToJSON, T: ParseFromJSON>(
+    pub async fn post<B: Serialize, T: DeserializeOwned>(
         &self,
         path: &str,
         body: &B,
     ) -> Result<T, Error> {
         let json = self
-            .call_existing(Method::POST, path, body.to_json())
+            .call_existing(Method::POST, path, json_body(body))
             .await?;
         parse(Method::POST, path, json)
     }
 
     /// `PUT path` with `body`.
-    pub async fn put<B: ToJSON, T: ParseFromJSON>(&self, path: &str, body: &B) -> Result<T, Error> {
-        let json = self
-            .call_existing(Method::PUT, path, body.to_json())
-            .await?;
-        parse(Method::PUT, path, json)
-    }
-
-    /// `PATCH path` with `body` (fields it leaves out stay as they are).
-    pub async fn patch<B: ToJSON, T: ParseFromJSON>(
+    pub async fn put<B: Serialize, T: DeserializeOwned>(
         &self,
         path: &str,
         body: &B,
     ) -> Result<T, Error> {
         let json = self
-            .call_existing(Method::PATCH, path, body.to_json())
+            .call_existing(Method::PUT, path, json_body(body))
+            .await?;
+        parse(Method::PUT, path, json)
+    }
+
+    /// `PATCH path` with `body` (fields it leaves out stay as they are).
+    pub async fn patch<B: Serialize, T: DeserializeOwned>(
+        &self,
+        path: &str,
+        body: &B,
+    ) -> Result<T, Error> {
+        let json = self
+            .call_existing(Method::PATCH, path, json_body(body))
             .await?;
         parse(Method::PATCH, path, json)
     }
@@ -233,7 +238,7 @@ impl Client {
         if status.is_success() && !json_body {
             return Ok(Some(serde_json::Value::String(text)));
         }
-        let mut json = if text.is_empty() {
+        let json = if text.is_empty() {
             serde_json::Value::Null
         } else {
             serde_json::from_str(&text).map_err(|error| Error::UnexpectedAnswer {
@@ -245,17 +250,12 @@ impl Client {
         if status.is_success() {
             return Ok(Some(json));
         }
-        // The service leaves `issues` out when there are none; the shared type requires it.
-        if let Some(object) = json.as_object_mut() {
-            object
-                .entry("issues")
-                .or_insert_with(|| serde_json::Value::Array(Vec::new()));
-        }
+        // The service leaves `issues` out when there are none: the type defaults it to empty.
         let body =
-            ErrorBody::parse_from_json(Some(json)).map_err(|error| Error::UnexpectedAnswer {
+            serde_json::from_value::<ErrorBody>(json).map_err(|error| Error::UnexpectedAnswer {
                 method: method_name(&method),
                 path: path.to_owned(),
-                detail: format!("status {status}, {}", error.into_message()),
+                detail: format!("status {status}, {error}"),
             })?;
         Err(Error::Api {
             method: method_name(&method),
@@ -272,16 +272,22 @@ impl Client {
     }
 }
 
-fn parse<T: ParseFromJSON>(
+fn parse<T: DeserializeOwned>(
     method: Method,
     path: &str,
     json: serde_json::Value,
 ) -> Result<T, Error> {
-    T::parse_from_json(Some(json)).map_err(|error| Error::UnexpectedAnswer {
+    serde_json::from_value(json).map_err(|error| Error::UnexpectedAnswer {
         method: method_name(&method),
         path: path.to_owned(),
-        detail: error.into_message(),
+        detail: error.to_string(),
     })
+}
+
+/// `body` as the JSON the service reads. The wire types are structs of strings, numbers,
+/// booleans and lists, which always serialise; `None` (no body) would be the only failure.
+fn json_body(body: &impl Serialize) -> Option<serde_json::Value> {
+    serde_json::to_value(body).ok()
 }
 
 fn method_name(method: &Method) -> &'static str {

@@ -6,7 +6,7 @@ mod servers;
 mod talos_versions;
 
 use async_trait::async_trait;
-use talos_manager_http::api::wire::ServerView;
+use talos_manager_api_types::ServerView;
 use time::format_description::well_known::Rfc3339;
 
 use crate::client::Client;

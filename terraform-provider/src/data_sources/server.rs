@@ -1,8 +1,8 @@
 //! `data.talosmanager_server`: one server, by id or by name.
 
 use async_trait::async_trait;
-use talos_manager_core::Issue;
-use talos_manager_http::api::wire::ServerView;
+use talos_manager_api_types::Issue;
+use talos_manager_api_types::ServerView;
 
 use super::{DataSource, server_attributes, server_values};
 use crate::client::{Client, segment};

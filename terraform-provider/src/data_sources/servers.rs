@@ -1,7 +1,7 @@
 //! `data.talosmanager_servers`: the servers talos-manager knows, filtered.
 
 use async_trait::async_trait;
-use talos_manager_http::api::wire::ServerView;
+use talos_manager_api_types::ServerView;
 
 use super::{DataSource, server_attributes, server_values};
 use crate::client::{Client, segment};

@@ -2,9 +2,9 @@
 //! (`/talos-versions`), optionally only stable ones or only from a minimum version on.
 
 use async_trait::async_trait;
-use talos_manager_core::Issue;
-use talos_manager_core::image_factory::TalosVersion;
-use talos_manager_http::api::wire::TalosVersionsView;
+use talos_manager_api_types::Issue;
+use talos_manager_api_types::TalosVersion;
+use talos_manager_api_types::TalosVersionsView;
 
 use super::DataSource;
 use crate::client::Client;

@@ -2,7 +2,7 @@
 //! admin kubeconfig issued for it (`/clusters`).
 
 use async_trait::async_trait;
-use talos_manager_http::api::wire::{ClusterBody, ClusterView};
+use talos_manager_api_types::{ClusterBody, ClusterView};
 
 use super::Resource;
 use crate::client::{Client, segment};

@@ -20,10 +20,8 @@
 use std::time::Instant;
 
 use async_trait::async_trait;
-use talos_manager_core::{Issue, ValidationError};
-use talos_manager_http::api::wire::{
-    ClusterView, JobView, RollingSelection, ServerView, UpgradeBody,
-};
+use talos_manager_api_types::{ClusterView, JobView, RollingSelection, ServerView, UpgradeBody};
+use talos_manager_api_types::{Issue, ValidationError};
 
 use super::Resource;
 use super::job::{Pauses, Watch, parse_duration, timeout_issue, wait_for_job};

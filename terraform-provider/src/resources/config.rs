@@ -2,7 +2,7 @@
 //! patches), checked by the service on save (`/configs`, full CRUD).
 
 use async_trait::async_trait;
-use talos_manager_http::api::wire::{ConfigBody, ConfigView};
+use talos_manager_api_types::{ConfigBody, ConfigView};
 
 use super::{Resource, empty_as_prior, without_unknown};
 use crate::client::{Client, segment};

@@ -4,7 +4,7 @@
 
 use std::time::{Duration, Instant};
 
-use talos_manager_http::api::wire::JobView;
+use talos_manager_api_types::JobView;
 
 use crate::client::{Client, segment};
 use crate::error::Error;
@@ -42,12 +42,12 @@ pub(super) fn parse_duration(text: &str) -> Option<Duration> {
 }
 
 /// The issue of a `timeout` argument that is not a positive duration, if it is one.
-pub(super) fn timeout_issue(timeout: Option<&str>) -> Option<talos_manager_core::Issue> {
+pub(super) fn timeout_issue(timeout: Option<&str>) -> Option<talos_manager_api_types::Issue> {
     let timeout = timeout?;
     parse_duration(timeout)
         .is_none_or(|duration| duration.is_zero())
         .then(|| {
-            talos_manager_core::Issue::new(
+            talos_manager_api_types::Issue::new(
                 "timeout",
                 format!(
                     "{timeout:?} is not a duration such as \"30m\", \"1h30m\" or \"90s\" \

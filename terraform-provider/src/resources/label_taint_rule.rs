@@ -2,9 +2,9 @@
 //! a string (`/label-taint-rules`, full CRUD).
 
 use async_trait::async_trait;
-use talos_manager_core::node_labels::{parse_labels, parse_taints};
-use talos_manager_core::{Issue, ValidationError};
-use talos_manager_http::api::wire::{RuleFields, RuleView};
+use talos_manager_api_types::{Issue, ValidationError};
+use talos_manager_api_types::{RuleFields, RuleView};
+use talos_manager_api_types::{parse_labels, parse_taints};
 
 use super::{Resource, empty_as_prior};
 use crate::client::{Client, segment};

@@ -3,7 +3,7 @@
 //! replaces it; `already_configured` acts only at creation and changes in place (in the state).
 
 use async_trait::async_trait;
-use talos_manager_http::api::wire::{CreateMachineConfig, MachineConfigView, MachineTypeName};
+use talos_manager_api_types::{CreateMachineConfig, MachineConfigView, MachineTypeName};
 
 use super::Resource;
 use crate::client::{Client, segment};
@@ -141,12 +141,12 @@ impl Resource for MachineConfig {
         if let Some(machine_type) = config.string("machine_type")
             && machine_type_name(machine_type).is_none()
         {
-            issues.push(talos_manager_core::Issue::new(
+            issues.push(talos_manager_api_types::Issue::new(
                 "machine_type",
                 format!("{machine_type:?} is neither \"controlplane\" nor \"worker\""),
             ));
         }
-        talos_manager_core::ValidationError::check("machine config", issues).map_err(|error| {
+        talos_manager_api_types::ValidationError::check("machine config", issues).map_err(|error| {
             Error::Invalid {
                 what: error.what,
                 issues: error.issues,

@@ -271,8 +271,8 @@ pub async fn import(resource: &dyn Resource, client: &Client, id: &str) -> Resul
 
 /// `body` as JSON without the fields whose attribute is unknown in `planned`, so that the
 /// service picks their defaults.
-fn without_unknown(body: &impl poem_openapi::types::ToJSON, planned: &Object) -> serde_json::Value {
-    let mut json = body.to_json().unwrap_or_default();
+fn without_unknown(body: &impl serde::Serialize, planned: &Object) -> serde_json::Value {
+    let mut json = serde_json::to_value(body).unwrap_or_default();
     if let Some(fields) = json.as_object_mut() {
         fields.retain(|name, _| !planned.get_value(name).is_unknown());
     }

@@ -3,11 +3,8 @@
 //! state keeps the secret Terraform sent.
 
 use async_trait::async_trait;
-use poem_openapi::types::ToJSON;
-use talos_manager_core::Issue;
-use talos_manager_http::api::wire::{
-    CreateProviderAccount, ProviderAccountView, UpdateProviderAccount,
-};
+use talos_manager_api_types::Issue;
+use talos_manager_api_types::{CreateProviderAccount, ProviderAccountView, UpdateProviderAccount};
 
 use super::Resource;
 use crate::client::{Client, segment};
@@ -88,16 +85,6 @@ fn object(view: ProviderAccountView, known: &Object) -> Object {
     ])
 }
 
-/// `body` as JSON with its `secret`: the wire types mark it write-only, so their JSON leaves it
-/// out (it is for requests to the service, which this is).
-fn with_secret(body: &impl ToJSON, secret: Option<String>) -> serde_json::Value {
-    let mut json = body.to_json().unwrap_or_default();
-    if let (Some(fields), Some(secret)) = (json.as_object_mut(), secret) {
-        fields.insert("secret".into(), serde_json::Value::String(secret));
-    }
-    json
-}
-
 #[async_trait]
 impl Resource for ProviderAccount {
     fn schema(&self) -> Schema {
@@ -118,15 +105,12 @@ impl Resource for ProviderAccount {
     }
 
     async fn create(&self, client: &Client, planned: &Object) -> Result<Object, Error> {
-        let secret = planned.owned_string("secret").unwrap_or_default();
         let body = CreateProviderAccount {
             provider: planned.owned_string("provider_kind").unwrap_or_default(),
             name: planned.owned_string("name").unwrap_or_default(),
-            secret: secret.clone(),
+            secret: planned.owned_string("secret").unwrap_or_default(),
         };
-        let view: ProviderAccountView = client
-            .post("/provider-accounts", &with_secret(&body, Some(secret)))
-            .await?;
+        let view: ProviderAccountView = client.post("/provider-accounts", &body).await?;
         Ok(object(view, planned))
     }
 
@@ -156,13 +140,10 @@ impl Resource for ProviderAccount {
             .filter(|secret| prior.string("secret") != Some(secret.as_str()));
         let body = UpdateProviderAccount {
             name: planned.owned_string("name").unwrap_or_default(),
-            secret: secret.clone(),
+            secret,
         };
         let view: ProviderAccountView = client
-            .put(
-                &format!("/provider-accounts/{}", segment(id)),
-                &with_secret(&body, secret),
-            )
+            .put(&format!("/provider-accounts/{}", segment(id)), &body)
             .await?;
         Ok(object(view, planned))
     }

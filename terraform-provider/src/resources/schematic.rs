@@ -4,8 +4,8 @@
 //! (see [`same_schematic`]), never as text, so the forced argument causes no diff.
 
 use async_trait::async_trait;
-use talos_manager_core::image_factory::force_talos_config;
-use talos_manager_http::api::wire::{SchematicBody, SchematicView};
+use talos_manager_api_types::force_talos_config;
+use talos_manager_api_types::{SchematicBody, SchematicView};
 
 use super::Resource;
 use crate::client::{Client, segment};

@@ -4,8 +4,8 @@
 //! takes it out of its cluster.
 
 use async_trait::async_trait;
-use talos_manager_http::api::wire::MaybeUndefined;
-use talos_manager_http::api::wire::{ServerView, UpdateServer};
+use talos_manager_api_types::MaybeUndefined;
+use talos_manager_api_types::{ServerView, UpdateServer};
 use time::format_description::well_known::Rfc3339;
 
 use super::Resource;

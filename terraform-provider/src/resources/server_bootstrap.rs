@@ -22,10 +22,10 @@
 use std::time::Instant;
 
 use async_trait::async_trait;
-use talos_manager_core::{Issue, ValidationError};
-use talos_manager_http::api::wire::{
+use talos_manager_api_types::{
     BootstrapBody, JobView, MachineConfigView, ResetBody, ResetProfileName, ServerView,
 };
+use talos_manager_api_types::{Issue, ValidationError};
 
 use super::Resource;
 use super::job::{Pauses, Watch, job_path, parse_duration, timeout_issue, wait_for_job};

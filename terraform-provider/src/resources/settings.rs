@@ -2,7 +2,7 @@
 //! and update save them; destroy leaves them as they are.
 
 use async_trait::async_trait;
-use talos_manager_http::api::wire::{SettingsView, UpdateSettings};
+use talos_manager_api_types::{SettingsView, UpdateSettings};
 
 use super::Resource;
 use crate::client::Client;

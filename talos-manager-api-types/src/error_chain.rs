@@ -7,7 +7,7 @@ use std::fmt;
 /// message before it already ends with, as some libraries' errors repeat theirs, is left out).
 ///
 /// ```
-/// use talos_manager_core::error_chain;
+/// use talos_manager_api_types::error_chain;
 ///
 /// let io = std::io::Error::other("connection refused");
 /// #[derive(Debug, thiserror::Error)]

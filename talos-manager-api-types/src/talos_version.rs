@@ -218,7 +218,8 @@ mod tests {
 
     #[test]
     fn real_factory_answer() {
-        let json = include_bytes!("../../tests/data/image-factory/versions.json");
+        let json =
+            include_bytes!("../../talos-manager-core/tests/data/image-factory/versions.json");
         let out: Vec<String> = parse_versions(json)
             .unwrap()
             .iter()

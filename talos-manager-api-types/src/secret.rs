@@ -9,7 +9,7 @@ use std::fmt;
 /// [`Secret::expose`], so every place that reveals a secret is visible in review.
 ///
 /// ```
-/// use talos_manager_core::Secret;
+/// use talos_manager_api_types::Secret;
 ///
 /// let password = Secret::new(String::from("hunter2"));
 /// assert_eq!(format!("{password:?} {password}"), "<redacted> <redacted>");
