@@ -173,10 +173,11 @@ pub enum RollingPlanError {
     /// The target version is not `vX.Y.Z`.
     #[error(transparent)]
     InvalidVersion(#[from] InvalidTalosVersion),
-    /// Servers without an Image Factory schematic (their own or the default) cannot be
-    /// upgraded: there is no installer image for them.
+    /// Servers without an Image Factory schematic (their own or the default) are not
+    /// upgraded: a stock installer's kernel command line has no `talos.config=`, so the node
+    /// would no longer fetch its config after a reset (docs/lifecycle.md).
     #[error(
-        "no Image Factory schematic for {}: choose one for the server or set a default schematic (registered with the factory)",
+        "no Image Factory schematic for {}: choose one for the server or set a default schematic (registered with the factory); a stock installer would drop the node's talos.config= kernel argument",
         .servers.join(", ")
     )]
     NoSchematic {
@@ -282,7 +283,8 @@ pub async fn plan_rolling(
                 };
                 match factory_id {
                     Some(factory_id) => {
-                        let image = installer_image(image_factory_url, &factory_id, talos_version);
+                        let image =
+                            installer_image(image_factory_url, Some(&factory_id), talos_version);
                         (Some(factory_id), Some(image))
                     }
                     None => {

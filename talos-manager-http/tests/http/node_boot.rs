@@ -244,14 +244,32 @@ api_test!(runbooks_for_a_configured_node, |server| {
         !reboot.contains("forfeit"),
         "workers hold no etcd leadership"
     );
+    // No schematic: Talos's own default installer of the version, on the service's factory
+    // from 1.14 on (ghcr's installer is no longer published), as a rolling upgrade would.
+    let stock = |version: &str| {
+        talos_manager_core::image_factory::installer_image(server.factory().url(), None, version)
+    };
     let (status, upgrade) = text("/api/v1/servers/robot-1/upgrade-command").await;
     assert_eq!(status, 200);
     assert!(
         upgrade.contains(&format!(
-            "upgrade --image ghcr.io/siderolabs/installer:{} --wait",
-            talos_manager_core::store::DEFAULT_TALOS_VERSION
+            "upgrade --image {} --wait",
+            stock(talos_manager_core::store::DEFAULT_TALOS_VERSION)
         )),
         "{upgrade}"
+    );
+    let (_, v1_13) = text("/api/v1/servers/robot-1/upgrade-command?talos_version=v1.13.9").await;
+    assert!(
+        v1_13.contains("upgrade --image ghcr.io/siderolabs/installer:v1.13.9 --wait"),
+        "{v1_13}"
+    );
+    let (_, v1_14) = text("/api/v1/servers/robot-1/upgrade-command?talos_version=v1.14.1").await;
+    let factory_host = server.factory().url().split_once("://").unwrap().1;
+    assert!(
+        v1_14.contains(&format!(
+            "upgrade --image {factory_host}/metal-installer/376567988ad370138ad8b2698212367b8edcb69b5fd68c80be1f2ec7d603b4ba:v1.14.1 --wait"
+        )),
+        "{v1_14}"
     );
     let (_, pinned) = text("/api/v1/servers/robot-1/upgrade-command?talos_version=v1.7.6").await;
     assert!(pinned.contains("--preserve"), "{pinned}");
