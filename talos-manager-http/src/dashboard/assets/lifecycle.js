@@ -10,7 +10,7 @@ const RESET_PROFILES = [
   {
     value: "maintenance",
     label: "Back to maintenance",
-    text: "Wipes the STATE and EPHEMERAL partitions and reboots: Talos stays installed and comes back in maintenance mode, asking for a config.",
+    text: "Wipes the STATE and EPHEMERAL partitions (from Talos 1.14 also the ETCD, CRI, KUBELET and LOG volumes) and reboots: Talos stays installed and comes back in maintenance mode, asking for a config.",
     confirm: "back to maintenance",
   },
   {
