@@ -916,6 +916,16 @@ api_test!(
             let image =
                 format!("factory.internal.example:8443/metal-installer/{SCHEMATIC}:{version}");
             line_after(&lines, 0, &["1. control-plane-1", &format!("with {image}")]);
+            // The fleet's schematic was not saved through talos-manager: the plan says what
+            // that costs.
+            line_after(
+                &lines,
+                0,
+                &[
+                    "warning: schematic default has no talos.config= kernel argument",
+                    "control-plane-1, worker-1 will not fetch a config after a reset",
+                ],
+            );
             for node in ["control-plane-1", "worker-1"] {
                 let address = fleet.address(node);
                 assert_eq!(fleet.talos.node(address).unwrap().version, version);
@@ -1063,8 +1073,20 @@ api_test!(
             )
             .await
             .unwrap();
-        // The factory bakes a schematic's kernel arguments into its installers' UKI, and
-        // talos-manager forces its talos.config= into every schematic.
+        // talos-manager forces its talos.config= into every schematic it saves, and the factory
+        // bakes a schematic's kernel arguments into its installers' UKI.
+        let schematic = server.store().list_schematics().await.unwrap().remove(0);
+        server
+            .store()
+            .update_schematic(
+                schematic.id,
+                &SchematicFields {
+                    body: format!("customization:\n  extraKernelArgs:\n    - {talos_config}\n"),
+                    ..schematic.fields
+                },
+            )
+            .await
+            .unwrap();
         fleet.talos.register_installer(
             &format!("factory.talos.dev/metal-installer/{SCHEMATIC}"),
             &[&talos_config],
@@ -1080,9 +1102,14 @@ api_test!(
         )
         .await;
         assert_eq!(job["status"], "succeeded", "{}", lines.join("\n"));
+        assert!(
+            !lines.iter().any(|line| line.starts_with("warning:")),
+            "{}",
+            lines.join("\n")
+        );
         let node = fleet.talos.node(address).unwrap();
         assert_eq!(node.version, "v1.14.1");
-        assert_eq!(node.kernel_args, [talos_config.clone()]);
+        assert_eq!(node.kernel_args, std::slice::from_ref(&talos_config));
 
         // Reset to maintenance mode: STATE is gone, the node asks its talos.config= URL.
         let job = server

@@ -65,7 +65,9 @@
 //!   command line. A node that comes back in maintenance mode with `talos.config=` fetches its
 //!   config there over HTTP from its own address, `${uuid}` replaced by its SMBIOS UUID
 //!   ([`NodeSpec::smbios_uuid`]), every 100 ms until an answer is 200, and applies it
-//!   ([`FakeTalosCluster::config_fetches`]).
+//!   ([`FakeTalosCluster::config_fetches`]). (Real Talos asks before it would enter
+//!   maintenance mode and reports its stage as booting meanwhile; the fake reports
+//!   `maintenance`, as the reset job waits for.)
 //! - **Reboot and upgrade**: the stage becomes `rebooting` or `upgrading`, then the node stops
 //!   answering (its listener closes and its connections drop: connections are refused) for the
 //!   downtime ([`FakeTalosCluster::set_downtime`], 1 s at start), then comes back `booting`,
