@@ -1183,3 +1183,66 @@ api_test!(
         }
     }
 );
+
+api_test!(
+    the_fake_node_keeps_talos_config_across_an_upgrade_as_its_config_says,
+    |server| {
+        use talos_manager_core::talos_api::{
+            RebootMode, TalosConnector, TalosCredentials, UpgradeRequest,
+        };
+        let talos_config = format!("talos.config={}?uuid=${{uuid}}", server.url("/config"));
+        // worker-1 runs a 1.11 config (legacy GRUB command line), worker-2 a 1.12 one
+        // (grubUseUKICmdline: true).
+        let fleet = Fleet::build(
+            &server,
+            &["control-plane-1", "worker-1", "worker-2"],
+            131,
+            str::to_owned,
+            "v1.11.3",
+            |name, spec| match name {
+                "worker-1" => spec.kernel_args(&[&talos_config]),
+                "worker-2" => spec.version("v1.12.0").kernel_args(&[&talos_config]),
+                _ => spec,
+            },
+        )
+        .await;
+        // A stock installer, which the fake registry knows no kernel arguments for, sent
+        // directly (talos-manager itself never sends one).
+        let secrets = server.store().cluster_secrets(fleet.cluster).await.unwrap();
+        let bundle = SecretsBundle::parse(secrets.expose()).unwrap();
+        let credentials = TalosCredentials::for_cluster(
+            &bundle,
+            time::OffsetDateTime::now_utc(),
+            &mut SystemRandom,
+        )
+        .unwrap();
+        let connector = talos_manager_talos_api::GrpcTalosConnector::new();
+        let api = connector.cluster(&credentials).unwrap();
+        for node in ["worker-1", "worker-2"] {
+            let address = fleet.address(node);
+            api.upgrade(
+                std::net::SocketAddr::new(address.into(), fleet.talos.port()),
+                &UpgradeRequest {
+                    image: "ghcr.io/siderolabs/installer:v1.13.9".into(),
+                    stage: false,
+                    force: false,
+                    reboot_mode: RebootMode::Default,
+                },
+            )
+            .await
+            .unwrap();
+        }
+        let deadline = Instant::now() + Duration::from_secs(30);
+        for node in ["worker-1", "worker-2"] {
+            while fleet.talos.node(fleet.address(node)).unwrap().version != "v1.13.9" {
+                assert!(Instant::now() < deadline, "{node} did not upgrade");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+        // The legacy installer copied talos.config= from the running command line; the UKI's
+        // command line of a stock installer has none.
+        let args = |node| fleet.talos.node(fleet.address(node)).unwrap().kernel_args;
+        assert_eq!(args("worker-1"), std::slice::from_ref(&talos_config));
+        assert!(args("worker-2").is_empty(), "{:?}", args("worker-2"));
+    }
+);
