@@ -14,8 +14,9 @@
 //!    unassigned and the status fields cleared, so the node finds no config when it asks.
 //! 5. Wait until the node goes down; remove its etcd member if still listed (from a healthy
 //!    control plane); delete its Kubernetes Node.
-//! 6. Per profile: wait for maintenance mode; nothing (powered off, disk empty); or enter the
-//!    provider's rescue system.
+//! 6. Per profile: wait for maintenance mode or the node's first request to `/config` (a node
+//!    with `talos.config=` asks there before Talos would enter maintenance mode); nothing
+//!    (powered off, disk empty); or enter the provider's rescue system.
 //!
 //! # Guarantees
 //! Nothing is sent to the node before every check passed. A failure after the reset was
@@ -437,15 +438,23 @@ pub async fn reset_server(
     match profile {
         ResetProfile::Maintenance => {
             ctx.line(format!(
-                "waiting for {} to come back in maintenance mode",
+                "waiting for {} to come back in maintenance mode or ask for its config",
                 node.node_name
             ))
             .await;
-            wait_for_maintenance(ctx, &node).await.map_err(waited)?;
-            ctx.line(format!(
-                "{} is in maintenance mode, waiting for a machine config",
-                node.node_name
-            ))
+            let back = wait_for_maintenance(ctx, server_id, &node)
+                .await
+                .map_err(waited)?;
+            ctx.line(match back {
+                Back::Maintenance => format!(
+                    "{} is in maintenance mode, waiting for a machine config",
+                    node.node_name
+                ),
+                Back::AskingForConfig => format!(
+                    "{} booted and asks /config for a machine config (its talos.config= argument): it gets one once you assign it",
+                    node.node_name
+                ),
+            })
             .await;
         }
         ResetProfile::Wipe => {
@@ -522,15 +531,39 @@ async fn remove_member(
     Ok(Some(member.id))
 }
 
-/// Asks the maintenance API until the node reports maintenance mode.
-async fn wait_for_maintenance(ctx: &LifecycleContext<'_>, node: &NodeRef) -> Result<(), WaitError> {
+/// How a node came back from a reset to maintenance mode.
+enum Back {
+    /// Its maintenance API reports maintenance mode.
+    Maintenance,
+    /// It asked `/config` (recorded on the server since the reset cleared the time). A node
+    /// booted with `talos.config=` keeps asking that URL, with back-off for up to three hours,
+    /// before Talos would enter maintenance mode, so its maintenance API does not answer then.
+    AskingForConfig,
+}
+
+/// Until the node asks `/config` or its maintenance API reports maintenance mode.
+async fn wait_for_maintenance(
+    ctx: &LifecycleContext<'_>,
+    server_id: ServerId,
+    node: &NodeRef,
+) -> Result<Back, WaitError> {
     let maintenance: Arc<dyn crate::talos_api::TalosMaintenanceApi> = ctx.talos.maintenance();
     let started = tokio::time::Instant::now();
     loop {
+        if let Ok(server) = ctx.store.get_server(server_id).await
+            && server.last_request_for_configuration_at.is_some()
+        {
+            return Ok(Back::AskingForConfig);
+        }
         let last_seen = match maintenance.machine_status(node.address).await {
-            Ok(status) if status.stage == MachineStage::Maintenance => return Ok(()),
+            Ok(status) if status.stage == MachineStage::Maintenance => {
+                return Ok(Back::Maintenance);
+            }
             Ok(status) => format!("it is {}", status.stage),
-            Err(error) => format!("no answer ({})", error_chain(&error)),
+            Err(error) => format!(
+                "no answer ({}) and no request for its config",
+                error_chain(&error)
+            ),
         };
         if started.elapsed() + ctx.timing.poll_interval > ctx.timing.node_back {
             return Err(WaitError::NotBack {

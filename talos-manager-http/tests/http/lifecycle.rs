@@ -1123,6 +1123,13 @@ api_test!(
         let job = finished(&server, job["id"].as_str().unwrap()).await;
         let lines = log(server.store(), job["id"].as_str().unwrap()).await;
         assert_eq!(job["status"], "succeeded", "{}", lines.join("\n"));
+        // Talos asks its talos.config= URL instead of entering maintenance mode; the job
+        // takes that request as the node being back.
+        line_after(
+            &lines,
+            0,
+            &["worker-1 booted and asks /config for a machine config"],
+        );
         let url = format!("{}?uuid={UUID}", server.url("/config"));
         let deadline = Instant::now() + Duration::from_secs(30);
         while fleet.talos.config_fetches(address).is_empty() {

@@ -44,7 +44,8 @@
 //!   need not be its server's name.
 //! - **Down**: [`FakeTalosCluster::take_down`] stops a node (connections refused, its etcd
 //!   member listed but not running) until [`FakeTalosCluster::bring_up`].
-//! - **Reset**: wiping `STATE` (with `wipe = true`) brings the node back in maintenance mode;
+//! - **Reset**: wiping `STATE` (with `wipe = true`) brings the node back in maintenance mode
+//!   (with `talos.config=`: fetching its config, see below);
 //!   wiping other partitions, or user disks only, brings it back configured; no partitions with
 //!   mode ALL or SYSTEM_DISK wipes the system disk and the node never comes back (on Hetzner it
 //!   would boot the network/rescue system); `reboot = false` powers it off for good. The labels
@@ -62,12 +63,11 @@
 //!   the kernel arguments baked into the installer image ([`FakeTalosCluster::register_installer`];
 //!   none for an image the fake registry does not know, like a stock installer); an older
 //!   (legacy GRUB) one keeps its `talos.config=`, which the installer copies from the running
-//!   command line. A node that comes back in maintenance mode with `talos.config=` fetches its
-//!   config there over HTTP from its own address, `${uuid}` replaced by its SMBIOS UUID
-//!   ([`NodeSpec::smbios_uuid`]), every 100 ms until an answer is 200, and applies it
-//!   ([`FakeTalosCluster::config_fetches`]). (Real Talos asks before it would enter
-//!   maintenance mode and reports its stage as booting meanwhile; the fake reports
-//!   `maintenance`, as the reset job waits for.)
+//!   command line. A node whose `STATE` was wiped and that has `talos.config=` does not enter
+//!   maintenance mode, as Talos does not while that URL gives no config: it stays `booting`
+//!   with its API down and fetches its config over HTTP from its own address, `${uuid}`
+//!   replaced by its SMBIOS UUID ([`NodeSpec::smbios_uuid`]), every 100 ms until an answer is
+//!   200, then applies it and boots configured ([`FakeTalosCluster::config_fetches`]).
 //! - **Reboot and upgrade**: the stage becomes `rebooting` or `upgrading`, then the node stops
 //!   answering (its listener closes and its connections drop: connections are refused) for the
 //!   downtime ([`FakeTalosCluster::set_downtime`], 1 s at start), then comes back `booting`,
@@ -451,13 +451,17 @@ impl Shared {
             tokio::time::sleep(Duration::from_millis(50)).await;
             shared.stop_serving(address);
             tokio::time::sleep(downtime).await;
-            let boot_delay = {
+            let (boot_delay, fetching) = {
                 let mut state = shared.state();
                 let boot_delay = state.boot_delay;
                 let stopped = state.stopped;
                 let Some(node) = state.nodes.get_mut(&address) else {
                     return;
                 };
+                let fetching = node
+                    .kernel_args
+                    .iter()
+                    .any(|arg| arg.starts_with("talos.config="));
                 if stopped || node.generation != generation || node.faults.never_come_back {
                     return;
                 }
@@ -473,6 +477,13 @@ impl Shared {
                         node.maintenance = false;
                         node.stage = "booting".to_owned();
                     }
+                    Comeback::Maintenance if fetching => {
+                        // Talos downloads from talos.config= before it would enter
+                        // maintenance mode; its API does not answer meanwhile.
+                        node.maintenance = false;
+                        node.stage = "booting".to_owned();
+                        node.applied_configs.clear();
+                    }
                     Comeback::Maintenance => {
                         node.maintenance = true;
                         node.stage = "maintenance".to_owned();
@@ -483,8 +494,12 @@ impl Shared {
                         }
                     }
                 }
-                boot_delay
+                (boot_delay, fetching)
             };
+            if fetching && matches!(comeback, Comeback::Maintenance) {
+                shared.fetch_config(address, generation).await;
+                return;
+            }
             let mut retries = 0;
             while let Err(error) = shared.start_serving(address) {
                 retries += 1;
@@ -495,7 +510,6 @@ impl Shared {
                 tokio::time::sleep(Duration::from_millis(20)).await;
             }
             if matches!(comeback, Comeback::Maintenance) {
-                shared.fetch_config(address, generation).await;
                 return;
             }
             tokio::time::sleep(boot_delay).await;
@@ -517,7 +531,7 @@ impl Shared {
 }
 
 impl Shared {
-    /// A node in maintenance mode with `talos.config=`: asks that URL from its own address
+    /// A node without a config that has `talos.config=`: asks that URL from its own address
     /// every 100 ms until an answer is 200, then applies the config and boots configured.
     /// Stops when the node restarts or the cluster stops.
     async fn fetch_config(self: &Arc<Self>, address: Ipv4Addr, generation: u64) {
