@@ -39,11 +39,12 @@ resource "talosmanager_cluster" "example" {
 resource "talosmanager_config" "default" {
   name               = "default"
   kubernetes_version = "1.30.1"
-  # $${…} is a talos-manager variable, filled in for each server.
+  # $${…} is a talos-manager variable, filled in for each server. The service sets each node's
+  # hostname itself (as Talos 1.12+ wants it, a HostnameConfig document): no patch needed.
   patch = <<-YAML
     machine:
-      network:
-        hostname: $${hostname}
+      nodeLabels:
+        example.com/node: $${hostname}
   YAML
 }
 

@@ -24,12 +24,14 @@ pub use push::{
 pub use request::{ConfigRequest, TrustedProxies, client_address, is_server_address};
 
 use crate::ids::ServerId;
-use crate::node_identity::{hostname_patch, patches_set_hostname};
+use crate::node_identity::{
+    HOSTNAME_CONFIG_HINT, hostname_patch, move_legacy_hostname, patches_set_hostname,
+};
 use crate::store::{Cluster, Config, ConfigFields, MachineConfig, Server, Store, StoreError};
 use crate::talos::{
     ConfigEngine, ConfigError, ConfigPatches, EphemeralDisk, GenerateInput, GenerateOptions,
     MachineType, SecretsBundle, SecretsError, Substitutions, SystemRandom, TalosVersion,
-    ValidationMode, validate_for,
+    ValidationMode, append_volume_config, validate_for,
 };
 use crate::validation::{Issue, ValidationError};
 use crate::{Secret, error_chain};
@@ -244,15 +246,38 @@ fn generate(
     input: &GenerateInput,
     secrets: &SecretsBundle,
 ) -> Result<NodeConfig, NodeConfigError> {
-    let yaml =
-        ConfigEngine::generate(input, secrets).map_err(|source| NodeConfigError::Generate {
-            server: server.inventory.name.clone(),
-            source,
-        })?;
+    let yaml = render(input, secrets).map_err(|source| NodeConfigError::Generate {
+        server: server.inventory.name.clone(),
+        source,
+    })?;
     Ok(NodeConfig {
         yaml: Secret::new(yaml),
         machine_type: input.machine_type,
         talos_version: input.options.talos_version,
+    })
+}
+
+/// The engine's config for `input`, with a config template's `machine.network.hostname` moved
+/// into the `HostnameConfig` of a Talos 1.12+ config ([`move_legacy_hostname`], logged), then
+/// the EPHEMERAL `VolumeConfig` when one is set: the text a node is served.
+///
+/// # Errors
+/// The engine's [`ConfigError`].
+pub fn render(input: &GenerateInput, secrets: &SecretsBundle) -> Result<String, ConfigError> {
+    let mut config = ConfigEngine::generate_config(input, secrets)?;
+    let version = input.options.talos_version;
+    if let Some(hostname) = move_legacy_hostname(&mut config, version) {
+        tracing::warn!(
+            hostname,
+            %version,
+            "the config template sets machine.network.hostname: served as the HostnameConfig \
+             document instead; {HOSTNAME_CONFIG_HINT}"
+        );
+    }
+    let yaml = config.to_yaml();
+    Ok(match &input.ephemeral_disk {
+        Some(disk) => append_volume_config(&yaml, disk),
+        None => yaml,
     })
 }
 
@@ -344,7 +369,17 @@ fn check_one(
             input.options.talos_version,
         )
         .into_iter()
-        .map(|issue| Issue::new(issue.path, issue.message))
+        .map(|issue| {
+            // Talos's words, then how to write it for this version.
+            if issue.path == "machine.network.hostname" && talos_version.multi_document() {
+                Issue::new(
+                    issue.path,
+                    format!("{}: {HOSTNAME_CONFIG_HINT}", issue.message),
+                )
+            } else {
+                Issue::new(issue.path, issue.message)
+            }
+        })
         .collect(),
         Err(error) => {
             let field = match &error {
@@ -388,6 +423,7 @@ mod tests {
         };
         let mut options = GenerateOptions::new("prod", "https://192.0.2.1:6443", "1.33.1");
         options.talos_version = talos_version_of(install_image);
+        options.install_disk = Some("/dev/sda".into());
         let version = options.talos_version;
         let input = GenerateInput {
             options,
@@ -398,7 +434,7 @@ mod tests {
                 .private_ip("10.0.1.1"),
             ephemeral_disk: None,
         };
-        ConfigEngine::generate(&input, &secrets).unwrap()
+        render(&input, &secrets).unwrap()
     }
 
     #[test]
@@ -420,6 +456,52 @@ mod tests {
             "machine:\n  network:\n    hostname: node-${hostname}\n",
         );
         assert!(own.contains("hostname: node-worker-1\n"), "{own}");
+    }
+
+    /// A template written for Talos ≤1.11 (`machine.network.hostname`) is served, on 1.12+, a
+    /// config whose `HostnameConfig` carries that hostname, which Talos accepts; saving such a
+    /// template is refused with the way to write it.
+    #[test]
+    fn a_legacy_hostname_becomes_the_hostname_config_on_talos_1_12_and_newer() {
+        let legacy = "machine:\n  network:\n    hostname: node-${hostname}\n";
+        for version in TalosVersion::ALL.into_iter().filter(|v| v.multi_document()) {
+            let image = format!("ghcr.io/siderolabs/installer:{}", version.release());
+            let served = generated(&image, legacy);
+            assert!(
+                served.contains("kind: HostnameConfig\nauto: \"off\"\nhostname: node-worker-1\n"),
+                "{version}: {served}"
+            );
+            assert!(
+                !served.contains("    network:\n        hostname:"),
+                "{served}"
+            );
+            assert_eq!(
+                validate_for(&served, ValidationMode::Metal, true, version),
+                Vec::new(),
+                "{version}: {served}"
+            );
+            let fields = ConfigFields {
+                name: "legacy".into(),
+                install_image: image,
+                kubernetes_version: version.default_kubernetes_version().into(),
+                kubespan: false,
+                patch: legacy.into(),
+                patch_control_plane: String::new(),
+                patch_worker: String::new(),
+            };
+            let secrets = validation_secrets().unwrap();
+            let error = check_config_template(&fields, secrets).unwrap_err();
+            assert_eq!(
+                error.issues,
+                vec![Issue::new(
+                    "machine.network.hostname",
+                    format!(
+                        "static hostname is already set in v1alpha1 config: {HOSTNAME_CONFIG_HINT}"
+                    )
+                )],
+                "{version}"
+            );
+        }
     }
 
     #[test]

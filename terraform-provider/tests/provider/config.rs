@@ -11,7 +11,7 @@ fn config(kubernetes_version: &str, patch: &str) -> String {
     )
 }
 
-const GOOD_PATCH: &str = "    machine:\n      network:\n        hostname: $${hostname}";
+const GOOD_PATCH: &str = "    machine:\n      nodeLabels:\n        example.com/node: $${hostname}";
 const BAD_PATCH: &str = "    machine:\n      network:\n        nameservers: not-a-list";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -52,7 +52,7 @@ async fn lifecycle_and_validation() {
         service.store().list_configs().await.unwrap()[0]
             .fields
             .patch,
-        "machine:\n  network:\n    hostname: ${hostname}\n"
+        "machine:\n  nodeLabels:\n    example.com/node: ${hostname}\n"
     );
 
     terraform.write(&config("1.31.0", GOOD_PATCH));
