@@ -35,11 +35,11 @@ pub struct ConfigView {
 pub struct ConfigBody {
     /// Its name, unique.
     pub name: String,
-    /// The Talos installer image; its tag picks the config format (`…/installer:v1.10.4` →
-    /// Talos 1.10). Default: the installer of the service's default Talos version.
+    /// The Talos installer image; its tag picks the config format (`…/installer:v1.13.9` →
+    /// Talos 1.13). Default: the installer of the service's default Talos version.
     #[oai(default = "default_install_image")]
     pub install_image: String,
-    /// The Kubernetes version for new clusters, e.g. `1.30.1`. Default: the service's default
+    /// The Kubernetes version for new clusters, e.g. `1.36.3`. Default: the service's default
     /// Kubernetes version.
     #[oai(default = "default_kubernetes_version")]
     pub kubernetes_version: String,
@@ -59,10 +59,7 @@ pub struct ConfigBody {
 }
 
 fn default_install_image() -> String {
-    format!(
-        "ghcr.io/siderolabs/installer:{}",
-        talos_manager_core::store::DEFAULT_TALOS_VERSION
-    )
+    talos_manager_core::store::default_install_image()
 }
 
 fn default_kubernetes_version() -> String {
