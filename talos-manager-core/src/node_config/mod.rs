@@ -30,8 +30,8 @@ use crate::node_identity::{
 use crate::store::{Cluster, Config, ConfigFields, MachineConfig, Server, Store, StoreError};
 use crate::talos::{
     ConfigEngine, ConfigError, ConfigPatches, EphemeralDisk, GenerateInput, GenerateOptions,
-    MachineType, SecretsBundle, SecretsError, Substitutions, SystemRandom, TalosVersion,
-    ValidationMode, append_volume_config, validate_for,
+    MachineType, NewerTalosVersion, SecretsBundle, SecretsError, Substitutions, SystemRandom,
+    TalosVersion, ValidationMode, append_volume_config, validate_for,
 };
 use crate::validation::{Issue, ValidationError};
 use crate::{Secret, error_chain};
@@ -89,17 +89,31 @@ pub struct NodeConfig {
 /// (`…/installer:v1.10.4` → 1.10), else the newest. A newer minor than every contract
 /// (`…:v1.15.0`) gets the newest contract, with a warning in the log.
 pub fn talos_version_of(install_image: &str) -> TalosVersion {
-    let target = install_image
-        .rsplit_once(':')
-        .and_then(|(_, tag)| TalosVersion::for_target(tag));
-    match target {
-        Some((version, None)) => version,
-        Some((version, Some(newer))) => {
-            tracing::warn!(install_image, "{newer}");
-            version
-        }
-        None => TalosVersion::LATEST,
+    let (version, newer) = target_of(install_image);
+    if let Some(newer) = newer {
+        tracing::warn!(install_image, "{newer}");
     }
+    version
+}
+
+/// The contract of an installer image and, for a minor newer than every contract, the
+/// message that says so.
+fn target_of(install_image: &str) -> (TalosVersion, Option<NewerTalosVersion>) {
+    install_image
+        .rsplit_once(':')
+        .and_then(|(_, tag)| TalosVersion::for_target(tag))
+        .unwrap_or((TalosVersion::LATEST, None))
+}
+
+/// What to tell about a config template that does not stop it from being saved (the API's
+/// `warnings`, shown by the dashboard): an installer of a Talos minor newer than every
+/// contract ([`NewerTalosVersion`]: its configs are generated for the newest contract).
+pub fn config_template_warnings(config: &ConfigFields) -> Vec<Issue> {
+    target_of(&config.install_image)
+        .1
+        .map(|newer| Issue::new("install_image", newer.to_string()))
+        .into_iter()
+        .collect()
 }
 
 /// The inputs for the engine, from stored rows. The Kubernetes version is the one the cluster
@@ -535,5 +549,30 @@ mod tests {
             )
         );
         assert_eq!(TalosVersion::for_target("v1.7.0"), None);
+        let newer = ConfigFields {
+            name: "next".into(),
+            install_image: "factory.talos.dev/metal-installer/abc:v1.15.0".into(),
+            kubernetes_version: "1.36.3".into(),
+            kubespan: false,
+            patch: String::new(),
+            patch_control_plane: String::new(),
+            patch_worker: String::new(),
+        };
+        assert_eq!(
+            config_template_warnings(&newer),
+            vec![Issue::new(
+                "install_image",
+                format!(
+                    "Talos v1.15 is newer than the newest config format talos-manager knows \
+                     ({0}); its configs are generated for {0}",
+                    TalosVersion::LATEST
+                )
+            )]
+        );
+        let current = ConfigFields {
+            install_image: crate::store::default_install_image(),
+            ..newer
+        };
+        assert_eq!(config_template_warnings(&current), Vec::new());
     }
 }

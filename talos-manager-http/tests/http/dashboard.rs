@@ -372,6 +372,25 @@ async fn a_user_signs_in_configures_a_server_and_follows_a_job_log() {
 
     // A config: a bad patch is refused with its issue next to the field, then a good one.
     browser.goto(&url("/configs?new")).await;
+    // The hints name the versions of the engine's contracts, the newest as the default.
+    let hint = browser
+        .wait_text(
+            "#config-form [data-field=install_image]",
+            &format!(
+                "Empty: the service's default, {}",
+                talos_manager_core::store::default_install_image()
+            ),
+        )
+        .await;
+    for version in talos_manager_core::talos::TalosVersion::ALL {
+        assert!(hint.contains(version.release()), "{hint}");
+    }
+    browser
+        .wait_text(
+            "#config-form [data-field=kubernetes_version]",
+            talos_manager_core::store::DEFAULT_KUBERNETES_VERSION,
+        )
+        .await;
     browser
         .type_into("#config-form input[name=name]", "default")
         .await;
@@ -757,6 +776,15 @@ async fn a_user_adds_accounts_and_a_schematic_syncs_and_reads_a_runbook() {
     let versions = browser
         .wait_text("#bootstrap-form [data-field=talos_version]", "v1.")
         .await;
+    // The default (the newest contract's release) and every contract's release are offered,
+    // besides the factory's other versions.
+    assert!(
+        versions.contains(talos_manager_core::store::DEFAULT_TALOS_VERSION),
+        "{versions}"
+    );
+    for version in talos_manager_core::talos::TalosVersion::ALL {
+        assert!(versions.contains(version.release()), "{versions}");
+    }
     assert!(versions.contains("v1.10.4"), "{versions}");
     let schematic = browser
         .element("#bootstrap-form select[name=schematic]")
