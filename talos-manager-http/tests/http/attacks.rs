@@ -581,8 +581,7 @@ async fn config_patches_cannot_exhaust_memory() {
     // refuses them on multi-document ones): the newest such contract.
     let single_document = talos_manager_core::talos::TalosVersion::ALL
         .into_iter()
-        .filter(|version| !version.multi_document())
-        .next_back()
+        .rfind(|version| !version.multi_document())
         .expect("a single-document contract");
     let install_image = format!("ghcr.io/siderolabs/installer:{}", single_document.release());
     for (what, patch) in [("alias bomb", bomb), ("copy doubling", doubling)] {
