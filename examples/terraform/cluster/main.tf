@@ -63,7 +63,7 @@ variable "cloud_nodes" {
 variable "talos_version" {
   type        = string
   description = "The Talos version servers are bootstrapped with."
-  default     = "v1.10.4"
+  default     = "v1.13.9"
 }
 
 resource "talosmanager_provider_account" "robot" {
@@ -127,7 +127,7 @@ resource "talosmanager_cluster" "production" {
 resource "talosmanager_config" "robot" {
   name               = "robot"
   install_image      = "factory.talos.dev/installer/${talosmanager_schematic.default.factory_id}:${var.talos_version}"
-  kubernetes_version = "1.30.1"
+  kubernetes_version = "1.36.3"
   patch              = <<-YAML
     machine:
       install:
@@ -163,7 +163,7 @@ resource "talosmanager_config" "robot" {
 resource "talosmanager_config" "cloud" {
   name               = "cloud"
   install_image      = "factory.talos.dev/installer/${talosmanager_schematic.default.factory_id}:${var.talos_version}"
-  kubernetes_version = "1.30.1"
+  kubernetes_version = "1.36.3"
   # No patch: the service sets each node's hostname (a HostnameConfig document on Talos 1.12+).
 }
 
