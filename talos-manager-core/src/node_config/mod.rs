@@ -105,12 +105,17 @@ fn target_of(install_image: &str) -> (TalosVersion, Option<NewerTalosVersion>) {
         .unwrap_or((TalosVersion::LATEST, None))
 }
 
+/// The [`NewerTalosVersion`] message of an installer image whose tag is a Talos minor newer
+/// than every contract (its configs are generated for the newest contract), else `None`.
+pub fn newer_talos_version_of(install_image: &str) -> Option<NewerTalosVersion> {
+    target_of(install_image).1
+}
+
 /// What to tell about a config template that does not stop it from being saved (the API's
-/// `warnings`, shown by the dashboard): an installer of a Talos minor newer than every
-/// contract ([`NewerTalosVersion`]: its configs are generated for the newest contract).
+/// `warnings`, shown by the dashboard and Terraform): an installer of a Talos minor newer than
+/// every contract ([`newer_talos_version_of`]).
 pub fn config_template_warnings(config: &ConfigFields) -> Vec<Issue> {
-    target_of(&config.install_image)
-        .1
+    newer_talos_version_of(&config.install_image)
         .map(|newer| Issue::new("install_image", newer.to_string()))
         .into_iter()
         .collect()

@@ -119,10 +119,26 @@ fn object(view: ConfigView, prior: &Object) -> Object {
     ])
 }
 
+/// The warning of a planned config whose installer is a Talos minor newer than every version
+/// talos-manager knows (the API's `warnings`, known before the service is asked).
+fn newer_talos_warning(planned: &Object) -> Option<(&'static str, String)> {
+    let install_image = planned.string("install_image")?;
+    talos_manager_core::node_config::newer_talos_version_of(install_image)
+        .map(|newer| ("Newer Talos version", newer.to_string()))
+}
+
 #[async_trait]
 impl Resource for Config {
     fn schema(&self) -> Schema {
         schema()
+    }
+
+    fn create_warning(&self, planned: &Object) -> Option<(&'static str, String)> {
+        newer_talos_warning(planned)
+    }
+
+    fn plan_warning(&self, _prior: &Object, planned: &Object) -> Option<(&'static str, String)> {
+        newer_talos_warning(planned)
     }
 
     async fn create(&self, client: &Client, planned: &Object) -> Result<Object, Error> {
