@@ -1043,6 +1043,52 @@ async fn without_its_live_stream_the_servers_page_polls() {
     browser.close().await;
 }
 
+/// A config whose installer is a Talos minor newer than every contract is listed and edited
+/// with the service's warning, and the installer field offers every contract's release.
+#[tokio::test]
+async fn a_config_of_a_newer_talos_shows_its_warning() {
+    let server = TestServer::start(Backend::Sqlite).await;
+    let config = server
+        .expect(
+            Method::POST,
+            "/api/v1/configs",
+            Some(json!({"name": "next", "install_image": "ghcr.io/siderolabs/installer:v1.15.0"})),
+            201,
+        )
+        .await;
+    let browser = Browser::start().await;
+    sign_in(&browser, &server).await;
+    let expected = format!(
+        "install_image: Talos v1.15 is newer than the newest config format talos-manager knows \
+         ({0}); its configs are generated for {0}",
+        talos_manager_core::talos::TalosVersion::LATEST
+    );
+    browser.goto(&server.url("/configs")).await;
+    browser.wait_text("table .warning", &expected).await;
+    browser
+        .goto(&server.url(&format!("/configs?edit={}", config["id"].as_str().unwrap())))
+        .await;
+    browser.wait_text("#config-form .warning", &expected).await;
+    let choices = browser
+        .js(
+            "return [...document.querySelectorAll('#supported-installers option')].map((o) => o.value).join(' ');",
+            vec![],
+        )
+        .await
+        .unwrap();
+    let choices = choices.as_str().unwrap_or_default().to_owned();
+    for version in talos_manager_core::talos::TalosVersion::ALL {
+        assert!(
+            choices.contains(&format!(
+                "ghcr.io/siderolabs/installer:{}",
+                version.release()
+            )),
+            "{choices}"
+        );
+    }
+    browser.close().await;
+}
+
 /// Signs in with the test token and waits for the servers page.
 async fn sign_in(browser: &Browser, server: &TestServer) {
     browser.goto(&server.url("/")).await;
