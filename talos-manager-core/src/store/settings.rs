@@ -4,19 +4,23 @@ use time::OffsetDateTime;
 
 use super::{Store, StoreError, now, on_pool};
 use crate::ids::SchematicId;
+use crate::talos::TalosVersion;
 
-/// The Talos version new configs (`…/installer:<this>`) and bootstraps default to; with
-/// [`DEFAULT_KUBERNETES_VERSION`] the one place every default version comes from (API,
-/// dashboard, Terraform). Not yet the newest contract ([`TalosVersion::LATEST`](crate::talos::TalosVersion::LATEST),
-/// `TalosVersion::LATEST.release()` and `.default_kubernetes_version()`): from Talos 1.12 on a
-/// node's own hostname must be a `HostnameConfig` document, and talos-manager's per-server
-/// hostname (the getting-started guide, existing configs) is still `machine.network.hostname`,
-/// which Talos 1.12+ refuses next to the generated `HostnameConfig`.
-pub const DEFAULT_TALOS_VERSION: &str = "v1.10.4";
+/// The Talos version new configs (`…/installer:<this>`) and bootstraps default to: the release
+/// of the newest version contract ([`TalosVersion::LATEST`]`.release()`), so that it moves with
+/// the engine. With [`DEFAULT_KUBERNETES_VERSION`] the one place every default version comes
+/// from (API, dashboard, Terraform).
+pub const DEFAULT_TALOS_VERSION: &str = TalosVersion::LATEST.release();
 
-/// The Kubernetes version of new configs when nothing else was chosen (see
-/// [`DEFAULT_TALOS_VERSION`]).
-pub const DEFAULT_KUBERNETES_VERSION: &str = "1.30.1";
+/// The Kubernetes version of new configs when nothing else was chosen: the default Kubernetes
+/// of the newest contract ([`TalosVersion::LATEST`]`.default_kubernetes_version()`, talosctl's
+/// own default for that release; see [`DEFAULT_TALOS_VERSION`]).
+pub const DEFAULT_KUBERNETES_VERSION: &str = TalosVersion::LATEST.default_kubernetes_version();
+
+/// The installer image of new configs: `ghcr.io/siderolabs/installer:`[`DEFAULT_TALOS_VERSION`].
+pub fn default_install_image() -> String {
+    format!("ghcr.io/siderolabs/installer:{DEFAULT_TALOS_VERSION}")
+}
 
 /// The bootstrap defaults.
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]

@@ -6,12 +6,14 @@ use poem_openapi::param::Path;
 use poem_openapi::payload::Json;
 use poem_openapi::{Object, OpenApi};
 use talos_manager_core::ids::ConfigId;
-use talos_manager_core::node_config::{check_config_template, validation_secrets};
+use talos_manager_core::node_config::{
+    check_config_template, config_template_warnings, validation_secrets,
+};
 use talos_manager_core::store::{Config, ConfigFields};
 use time::OffsetDateTime;
 
 use super::auth::AdminAuth;
-use super::error::{ApiError, ApiResult};
+use super::error::{ApiError, ApiResult, IssueBody};
 use super::ids::parse_id;
 use super::{Created, Deleted, Tag};
 use crate::AppState;
@@ -28,6 +30,10 @@ pub struct ConfigView {
     pub created_at: OffsetDateTime,
     /// When it last changed.
     pub updated_at: OffsetDateTime,
+    /// What to know that did not stop it from being saved, each with its field: an installer
+    /// of a Talos minor newer than every version talos-manager knows (its configs are
+    /// generated for the newest one).
+    pub warnings: Vec<IssueBody>,
 }
 
 /// What a config template is made of.
@@ -35,11 +41,11 @@ pub struct ConfigView {
 pub struct ConfigBody {
     /// Its name, unique.
     pub name: String,
-    /// The Talos installer image; its tag picks the config format (`…/installer:v1.10.4` →
-    /// Talos 1.10). Default: the installer of the service's default Talos version.
+    /// The Talos installer image; its tag picks the config format (`…/installer:v1.13.9` →
+    /// Talos 1.13). Default: the installer of the service's default Talos version.
     #[oai(default = "default_install_image")]
     pub install_image: String,
-    /// The Kubernetes version for new clusters, e.g. `1.30.1`. Default: the service's default
+    /// The Kubernetes version for new clusters, e.g. `1.36.3`. Default: the service's default
     /// Kubernetes version.
     #[oai(default = "default_kubernetes_version")]
     pub kubernetes_version: String,
@@ -59,10 +65,7 @@ pub struct ConfigBody {
 }
 
 fn default_install_image() -> String {
-    format!(
-        "ghcr.io/siderolabs/installer:{}",
-        talos_manager_core::store::DEFAULT_TALOS_VERSION
-    )
+    talos_manager_core::store::default_install_image()
 }
 
 fn default_kubernetes_version() -> String {
@@ -90,6 +93,13 @@ impl From<ConfigBody> for ConfigFields {
 impl From<Config> for ConfigView {
     fn from(config: Config) -> ConfigView {
         let fields = config.fields;
+        let warnings = config_template_warnings(&fields)
+            .into_iter()
+            .map(|issue| IssueBody {
+                path: issue.path,
+                message: issue.message,
+            })
+            .collect();
         ConfigView {
             id: config.id.to_string(),
             fields: ConfigBody {
@@ -103,6 +113,7 @@ impl From<Config> for ConfigView {
             },
             created_at: config.created_at,
             updated_at: config.updated_at,
+            warnings,
         }
     }
 }

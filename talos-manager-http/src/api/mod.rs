@@ -97,7 +97,10 @@ pub mod wire {
     pub use super::provider_accounts::{
         CreateProviderAccount, ProviderAccountView, UpdateProviderAccount,
     };
-    pub use super::schematics::{SchematicBody, SchematicView, TalosVersionsView};
+    pub use super::schematics::{
+        SchematicBody, SchematicView, SupportedTalosVersion, SupportedTalosVersionsView,
+        TalosVersionsView,
+    };
     pub use super::server_events::ServerEvent;
     pub use super::servers::{BootstrapBody, BootstrapPlanView, ServerView, UpdateServer};
     pub use super::settings::{SettingsView, UpdateSettings};

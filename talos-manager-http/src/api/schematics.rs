@@ -1,5 +1,6 @@
 //! `/schematics` and `/talos-versions`: Image Factory schematics, registered with the factory
-//! on every save, and the Talos versions the factory builds.
+//! on every save, the Talos versions the factory builds, and (`/talos-versions/supported`) the
+//! ones talos-manager generates configs for, from the engine's version contracts.
 
 use poem::web::Data;
 use poem_openapi::param::Path;
@@ -9,6 +10,7 @@ use talos_manager_core::ValidationError;
 use talos_manager_core::ids::SchematicId;
 use talos_manager_core::image_factory::force_talos_config;
 use talos_manager_core::store::{Schematic, SchematicFields};
+use talos_manager_core::talos::TalosVersion;
 use time::OffsetDateTime;
 
 use super::auth::AdminAuth;
@@ -65,6 +67,46 @@ pub struct SchematicBody {
 pub struct TalosVersionsView {
     /// Stable versions newest first, then pre-releases newest first (`v1.10.4`, …).
     pub versions: Vec<String>,
+}
+
+/// A Talos version talos-manager generates configs for: one per version contract.
+#[derive(Debug, Object)]
+pub struct SupportedTalosVersion {
+    /// The newest release of its minor that talos-manager knows (`vX.Y.Z`), the tag of its
+    /// installer.
+    pub release: String,
+    /// Its default Kubernetes version (talosctl's for that release).
+    pub kubernetes_version: String,
+}
+
+/// The Talos versions talos-manager generates configs for, and the defaults of new configs.
+#[derive(Debug, Object)]
+pub struct SupportedTalosVersionsView {
+    /// Newest first; the first one is the default of new configs and bootstraps.
+    pub versions: Vec<SupportedTalosVersion>,
+    /// The installer image of a new config that names none.
+    pub default_install_image: String,
+    /// The Kubernetes version of a new config that names none.
+    pub default_kubernetes_version: String,
+}
+
+impl SupportedTalosVersionsView {
+    /// From the engine's version contracts.
+    pub(crate) fn current() -> SupportedTalosVersionsView {
+        SupportedTalosVersionsView {
+            versions: TalosVersion::ALL
+                .iter()
+                .rev()
+                .map(|version| SupportedTalosVersion {
+                    release: version.release().to_owned(),
+                    kubernetes_version: version.default_kubernetes_version().to_owned(),
+                })
+                .collect(),
+            default_install_image: talos_manager_core::store::default_install_image(),
+            default_kubernetes_version: talos_manager_core::store::DEFAULT_KUBERNETES_VERSION
+                .to_owned(),
+        }
+    }
 }
 
 fn schematic_id(text: &str) -> Result<SchematicId, ApiError> {
@@ -199,5 +241,20 @@ impl SchematicsApi {
         Ok(Json(TalosVersionsView {
             versions: versions.iter().map(ToString::to_string).collect(),
         }))
+    }
+
+    /// List the Talos versions talos-manager generates configs for (one release per version
+    /// contract, newest first, each with its default Kubernetes version) and the defaults of
+    /// new configs. Needs no Image Factory.
+    #[oai(
+        path = "/talos-versions/supported",
+        method = "get",
+        operation_id = "list_supported_talos_versions"
+    )]
+    async fn supported_talos_versions(
+        &self,
+        _auth: AdminAuth,
+    ) -> ApiResult<Json<SupportedTalosVersionsView>> {
+        Ok(Json(SupportedTalosVersionsView::current()))
     }
 }

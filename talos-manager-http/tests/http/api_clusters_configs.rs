@@ -161,6 +161,38 @@ api_test!(configs_are_checked_by_generating_them, |server| {
         talos_manager_core::store::DEFAULT_KUBERNETES_VERSION
     );
     assert_eq!(created["kubespan"], true);
+    assert_eq!(created["warnings"], json!([]), "{created}");
+
+    // A Talos minor newer than every contract is saved, with the message that says which
+    // contract its configs are generated for.
+    let next = server
+        .expect(
+            Method::POST,
+            "/api/v1/configs",
+            Some(json!({"name": "next", "install_image": "ghcr.io/siderolabs/installer:v1.15.0"})),
+            201,
+        )
+        .await;
+    assert_eq!(
+        next["warnings"],
+        json!([{
+            "path": "install_image",
+            "message": format!(
+                "Talos v1.15 is newer than the newest config format talos-manager knows ({0}); \
+                 its configs are generated for {0}",
+                talos_manager_core::talos::TalosVersion::LATEST
+            ),
+        }]),
+        "{next}"
+    );
+    server
+        .expect(
+            Method::DELETE,
+            &format!("/api/v1/configs/{}", next["id"].as_str().unwrap()),
+            None,
+            204,
+        )
+        .await;
 
     let invalid_patch = include_str!(
         "../../../talos-manager-core/tests/data/talos/original-app/invalid-nameservers-patch.yaml"

@@ -10,7 +10,7 @@ use talos_manager_core::store::{ProbeResult, ProviderKind};
 use super::api_servers_jobs::add_server;
 use super::server::{TestServer, api_test};
 
-const PATCH: &str = "machine:\n  network:\n    hostname: ${hostname}\n    interfaces:\n      - interface: eth0\n        addresses:\n          - ${private_ip}/24\n";
+const PATCH: &str = "machine:\n  network:\n    interfaces:\n      - interface: eth0\n        addresses:\n          - ${private_ip}/24\n";
 
 /// A cluster, a config and a server `worker-1` at `ipv4` with UUID `uuid`, configured.
 async fn configured_worker(server: &TestServer, ipv4: &str, uuid: &str) {
@@ -104,7 +104,10 @@ api_test!(a_node_fetches_its_config_by_uuid_and_address, |server| {
     let config: Value = crate::http::server::v1alpha1_document(&body);
     assert_eq!(config["machine"]["type"], "worker");
     assert_eq!(config["machine"]["install"]["disk"], "/dev/nvme0n1");
-    assert_eq!(config["machine"]["network"]["hostname"], "worker-1");
+    assert_eq!(
+        crate::http::server::node_hostname(&body).as_deref(),
+        Some("worker-1")
+    );
     assert_eq!(
         config["machine"]["network"]["interfaces"][0]["addresses"][0],
         "10.0.1.1/24"
@@ -130,9 +133,11 @@ api_test!(a_node_fetches_its_config_by_uuid_and_address, |server| {
         .await
         .unwrap();
     assert_eq!(admin_copy.status(), 200);
-    let admin_config: Value =
-        crate::http::server::v1alpha1_document(&admin_copy.text().await.unwrap());
-    assert_eq!(admin_config["machine"]["network"]["hostname"], "worker-1");
+    let admin_copy = admin_copy.text().await.unwrap();
+    assert_eq!(
+        crate::http::server::node_hostname(&admin_copy).as_deref(),
+        Some("worker-1")
+    );
 });
 
 api_test!(impostors_get_nothing, |server| {

@@ -29,14 +29,16 @@ fn schema() -> Schema {
                 "install_image",
                 Type::String,
                 "The Talos installer image; its tag picks the config format \
-                 (`ghcr.io/siderolabs/installer:v1.10.4` → Talos 1.10). Default: the \
-                 installer of the service's default Talos version.",
+                 (`ghcr.io/siderolabs/installer:v1.13.9` → Talos 1.13). Default: the \
+                 installer of the service's default Talos version (the newest it knows). The \
+                 service sets each node's hostname (`machine.network.hostname` up to Talos \
+                 1.11, a `HostnameConfig` document from 1.12 on): leave it out of the patches.",
             ),
             Attribute::optional_computed(
                 "kubernetes_version",
                 Type::String,
-                "The Kubernetes version for new clusters, e.g. `1.30.1`. Default: the \
-                 service's default Kubernetes version.",
+                "The Kubernetes version for new clusters, e.g. `1.36.3`. Default: the \
+                 service's default Kubernetes version (that of its default Talos).",
             ),
             Attribute::optional_computed(
                 "kubespan",
@@ -65,12 +67,12 @@ fn schema() -> Schema {
         example: r#"
 resource "talosmanager_config" "default" {
   name               = "default"
-  install_image      = "ghcr.io/siderolabs/installer:v1.10.4"
-  kubernetes_version = "1.30.1"
+  install_image      = "ghcr.io/siderolabs/installer:v1.13.9"
+  kubernetes_version = "1.36.3"
   patch              = <<-YAML
     machine:
-      network:
-        hostname: $${hostname}
+      nodeLabels:
+        example.com/node: $${hostname}
   YAML
 }"#,
     }
@@ -117,10 +119,26 @@ fn object(view: ConfigView, prior: &Object) -> Object {
     ])
 }
 
+/// The warning of a planned config whose installer is a Talos minor newer than every version
+/// talos-manager knows (the API's `warnings`, known before the service is asked).
+fn newer_talos_warning(planned: &Object) -> Option<(&'static str, String)> {
+    let install_image = planned.string("install_image")?;
+    talos_manager_core::node_config::newer_talos_version_of(install_image)
+        .map(|newer| ("Newer Talos version", newer.to_string()))
+}
+
 #[async_trait]
 impl Resource for Config {
     fn schema(&self) -> Schema {
         schema()
+    }
+
+    fn create_warning(&self, planned: &Object) -> Option<(&'static str, String)> {
+        newer_talos_warning(planned)
+    }
+
+    fn plan_warning(&self, _prior: &Object, planned: &Object) -> Option<(&'static str, String)> {
+        newer_talos_warning(planned)
     }
 
     async fn create(&self, client: &Client, planned: &Object) -> Result<Object, Error> {

@@ -56,6 +56,13 @@ pub trait Resource: Send + Sync {
         None
     }
 
+    /// A warning to show when the object is planned and created: its summary and detail. None
+    /// by default.
+    fn create_warning(&self, planned: &Object) -> Option<(&'static str, String)> {
+        let _ = planned;
+        None
+    }
+
     /// Creates the object from the planned values (unknown ones are for the service to pick)
     /// and returns it as the service now has it.
     async fn create(&self, client: &Client, planned: &Object) -> Result<Object, Error>;
@@ -117,7 +124,8 @@ pub struct Plan {
     pub planned: Value,
     /// The attributes whose change replaces the object.
     pub requires_replace: Vec<AttributePath>,
-    /// A warning about the in-place update ([`Resource::plan_warning`]): summary, detail.
+    /// A warning about the in-place update ([`Resource::plan_warning`]) or the creation
+    /// ([`Resource::create_warning`]): summary, detail.
     pub warning: Option<(&'static str, String)>,
 }
 
@@ -173,6 +181,8 @@ pub fn plan_change(
     {
         resource.plan_update(prior, planned);
         plan.warning = resource.plan_warning(prior, planned);
+    } else if let (Value::Null, Value::Map(planned)) = (prior, &plan.planned) {
+        plan.warning = resource.create_warning(planned);
     }
     plan
 }
@@ -198,7 +208,10 @@ pub async fn apply(
             ))
         }
         (Value::Null, Value::Map(planned)) => match resource.create(client, planned).await {
-            Ok(created) => Ok((Value::Map(merge(planned, created)), None)),
+            Ok(created) => Ok((
+                Value::Map(merge(planned, created)),
+                resource.create_warning(planned),
+            )),
             Err(Error::Incomplete {
                 type_name,
                 state,
