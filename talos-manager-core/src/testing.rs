@@ -6,6 +6,7 @@
 
 pub mod fake_talos;
 pub mod fuzz;
+pub mod talos_oracle;
 
 use std::sync::atomic::{AtomicU32, Ordering};
 

@@ -67,8 +67,8 @@ pub use generate::{
     UnknownMachineType, endpoint_host,
 };
 pub use patch::{
-    DeleteSelector, JsonPatchError, JsonPatchOp, MergeError, Patch, PatchApplyError,
-    PatchLoadError, StrategicPatch,
+    DeleteSelector, JsonPatchError, JsonPatchOp, MachineConfigPatchError, MergeError, Patch,
+    PatchApplyError, PatchLoadError, StrategicPatch, patch_machine_config,
 };
 pub use pki::{CertAndKey, PkiError};
 pub use secrets::{SecretsBundle, SecretsError};

@@ -8,9 +8,7 @@
 //! `TALOS_DIFFERENTIAL_SEED` (default fixed, so CI is reproducible); `scripts/differential N
 //! [seed]` runs more. Every divergence found this way became a data case of the golden tests.
 
-use std::io::Write as _;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::path::Path;
 use std::time::Instant;
 
 use serde_json::{Value as Json, json};
@@ -23,41 +21,8 @@ use talos_manager_core::talos::{
 /// The versions with an oracle (see tests/talos-oracle/README.md for 1.14).
 const VERSIONS: &[TalosVersion] = &[TalosVersion::V1_12, TalosVersion::V1_13];
 
-/// The oracle binary for `version`: `$TALOS_MANAGER_TALOS_ORACLE_DIR/talos-oracle-v1.N`, else
-/// the workspace's `.cache/talos-oracle/`. Missing is a failure, never a skip.
-fn oracle(version: TalosVersion) -> PathBuf {
-    let dir = std::env::var_os("TALOS_MANAGER_TALOS_ORACLE_DIR").map_or_else(
-        || Path::new(env!("CARGO_MANIFEST_DIR")).join("../.cache/talos-oracle"),
-        PathBuf::from,
-    );
-    let path = dir.join(format!("talos-oracle-{version}"));
-    assert!(
-        path.is_file(),
-        "the Talos {version} differential oracle is missing ({}): run scripts/test, or \
-         scripts/build-talos-oracle (needs the Go toolchain) and set \
-         TALOS_MANAGER_TALOS_ORACLE_DIR to the directory it prints",
-        path.display()
-    );
-    path
-}
-
-/// Runs a batch of requests through the oracle.
 fn ask(version: TalosVersion, requests: &[Json]) -> Vec<Json> {
-    let mut child = Command::new(oracle(version))
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("starting the oracle");
-    let body = serde_json::to_vec(requests).unwrap();
-    let mut stdin = child.stdin.take().unwrap();
-    let writer = std::thread::spawn(move || stdin.write_all(&body));
-    let output = child.wait_with_output().expect("running the oracle");
-    writer.join().unwrap().expect("writing to the oracle");
-    assert!(output.status.success(), "the oracle failed: {output:?}");
-    let responses: Vec<Json> = serde_json::from_slice(&output.stdout).expect("oracle output");
-    assert_eq!(responses.len(), requests.len());
-    responses
+    talos_manager_core::testing::talos_oracle::ask(version, requests)
 }
 
 /// SplitMix64: small, seedable, good enough to pick test inputs.

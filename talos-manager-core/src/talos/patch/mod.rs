@@ -183,6 +183,66 @@ fn load_strategic(text: &str) -> Result<StrategicPatch, PatchLoadError> {
 /// The identity of the v1alpha1 document.
 const LEGACY_IDENTITY: &str = "/v1alpha1";
 
+/// `talosctl machineconfig patch` failed.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum MachineConfigPatchError {
+    /// The machine config does not load.
+    #[error("the machine config does not load")]
+    Config(#[source] LoadError),
+    /// A patch does not load.
+    #[error("patch {number} does not load")]
+    LoadPatch {
+        /// The patch's position, from 1.
+        number: usize,
+        /// Why.
+        #[source]
+        source: PatchLoadError,
+    },
+    /// A patch does not apply.
+    #[error("patch {number} does not apply")]
+    ApplyPatch {
+        /// The patch's position, from 1.
+        number: usize,
+        /// Why.
+        #[source]
+        source: PatchApplyError,
+    },
+}
+
+/// `talosctl machineconfig patch FILE --patch … -o -`: the config text patched by each patch
+/// text in order (strategic merge or JSON6902, detected as talosctl does), in the canonical
+/// form. Without a patch that changes anything the text comes back as given, as talosctl
+/// prints it. Patches are not substituted: `${…}` is left as written.
+pub fn patch_machine_config(
+    config: &str,
+    patches: &[String],
+) -> Result<String, MachineConfigPatchError> {
+    let mut machine_config =
+        MachineConfig::parse(config).map_err(MachineConfigPatchError::Config)?;
+    let patches = patches
+        .iter()
+        .enumerate()
+        .map(|(idx, text)| {
+            Patch::parse(text).map_err(|source| MachineConfigPatchError::LoadPatch {
+                number: idx + 1,
+                source,
+            })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    if patches.iter().all(|p| *p == Patch::Empty) {
+        return Ok(config.to_owned());
+    }
+    for (idx, patch) in patches.iter().enumerate() {
+        machine_config.apply_patch(patch).map_err(|source| {
+            MachineConfigPatchError::ApplyPatch {
+                number: idx + 1,
+                source,
+            }
+        })?;
+    }
+    Ok(machine_config.to_yaml())
+}
+
 impl MachineConfig {
     /// Applies patches in order, as talosctl's `--config-patch` does.
     pub fn apply_patches(&mut self, patches: &[Patch]) -> Result<(), PatchApplyError> {
