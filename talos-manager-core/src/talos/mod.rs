@@ -73,7 +73,7 @@ pub use patch::{
 pub use pki::{CertAndKey, PkiError};
 pub use secrets::{SecretsBundle, SecretsError};
 pub use substitute::{Substitutions, substitute, unknown_variables};
-pub use validate::{ValidationMode, validate, validate_for};
+pub use validate::{ValidationMode, ValidationReport, validate, validate_for, validate_report};
 pub use volume::{
     EphemeralDisk, EphemeralDiskError, append_volume_config, ephemeral_volume_config,
 };

@@ -58,18 +58,65 @@ pub fn validate_for(
     strict: bool,
     version: TalosVersion,
 ) -> Vec<Issue> {
+    let ValidationReport {
+        mut errors,
+        warnings,
+    } = validate_report(text, mode, version);
+    if strict {
+        errors.extend(warnings.into_iter().map(|w| Issue {
+            path: w.path,
+            message: format!("warning: {}", w.message),
+        }));
+    }
+    errors
+}
+
+/// What `talosctl validate -m <mode>` of one Talos version reports, errors and warnings apart.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ValidationReport {
+    /// Problems that make Talos refuse the config, each with its path.
+    pub errors: Vec<Issue>,
+    /// What Talos accepts but warns about (deprecated fields such as
+    /// `machine.install.extensions` or an interface's `cidr`, a custom CNI without URLs, …),
+    /// each with its path and Talos's text. `--strict` makes them errors.
+    pub warnings: Vec<Issue>,
+}
+
+impl ValidationReport {
+    /// Whether Talos accepts the config (warnings allowed).
+    pub fn is_valid(&self) -> bool {
+        self.errors.is_empty()
+    }
+}
+
+/// Validates a machine config text as talosctl of `version` does, without `--strict`:
+/// errors and warnings come back apart, each with its path. A config that does not load has
+/// only errors.
+pub fn validate_report(
+    text: &str,
+    mode: ValidationMode,
+    version: TalosVersion,
+) -> ValidationReport {
     let config = match MachineConfig::parse(text) {
         Ok(config) => config,
         Err(LoadError::Decode { problems, .. } | LoadError::UnknownKeys { problems, .. }) => {
-            return problems
-                .into_iter()
-                .map(|p| Issue {
-                    path: p.path,
-                    message: p.message,
-                })
-                .collect();
+            return ValidationReport {
+                errors: problems
+                    .into_iter()
+                    .map(|p| Issue {
+                        path: p.path,
+                        message: p.message,
+                    })
+                    .collect(),
+                warnings: Vec::new(),
+            };
         }
-        Err(other) => return vec![Issue::new("", other.to_string())],
+        Err(other) => {
+            return ValidationReport {
+                errors: vec![Issue::new("", other.to_string())],
+                warnings: Vec::new(),
+            };
+        }
     };
     let mut checker = Checker {
         issues: Vec::new(),
@@ -88,17 +135,12 @@ pub fn validate_for(
         }
     }
     let Checker {
-        mut issues,
-        warnings,
-        ..
+        issues, warnings, ..
     } = checker;
-    if strict {
-        issues.extend(warnings.into_iter().map(|w| Issue {
-            path: w.path,
-            message: format!("warning: {}", w.message),
-        }));
+    ValidationReport {
+        errors: issues,
+        warnings,
     }
-    issues
 }
 
 struct Checker {
@@ -1024,6 +1066,35 @@ mod tests {
             )],
         );
         assert!(validate(&yaml, ValidationMode::Metal, false).is_empty());
+    }
+
+    #[test]
+    fn report_keeps_warnings_apart_from_errors_with_their_paths() {
+        let yaml =
+            format!("{WORKER}---\napiVersion: v1alpha1\nkind: UserVolumeConfig\nname: data\n")
+                .replace("type: worker", "type: \"\"");
+        let report = validate_report(&yaml, ValidationMode::Metal, TalosVersion::V1_13);
+        assert_eq!(
+            report.warnings,
+            [Issue::new(
+                "machine.type",
+                "use \"worker\" instead of \"\" for machine type"
+            )]
+        );
+        assert_eq!(
+            report.errors,
+            [
+                Issue::new(
+                    "UserVolumeConfig/data.provisioning.diskSelector",
+                    "disk selector is required"
+                ),
+                Issue::new(
+                    "UserVolumeConfig/data.provisioning",
+                    "min size or max size is required"
+                ),
+            ]
+        );
+        assert!(!report.is_valid());
     }
 
     #[test]

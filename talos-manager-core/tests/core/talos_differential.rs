@@ -14,7 +14,7 @@ use std::time::Instant;
 use serde_json::{Value as Json, json};
 use talos_manager_core::talos::{
     Cni, ConfigEngine, GenerateInput, GenerateOptions, MachineConfig, MachineType, Patch,
-    SecretsBundle, TalosVersion, ValidationMode, validate_for,
+    SecretsBundle, TalosVersion, ValidationMode, validate_for, validate_report,
     yaml::{self, Value as YamlValue},
 };
 
@@ -258,8 +258,51 @@ fn random_mutation(rng: &mut Rng) -> Option<&'static str> {
 /// Compares one oracle response with our answer: `Some((what, ours, Talos's))` when they differ.
 type Check = Box<dyn Fn(&Json) -> Option<(String, String, String)>>;
 
-/// Compares Talos's validation answer with our issues: same verdict, same errors.
-fn validate_check(issues: Vec<talos_manager_core::Issue>) -> Check {
+/// Asks for `validate -m metal --strict` and `validate -m metal` of `config`: with `--strict`,
+/// the same verdict and errors (warnings are errors there); without, the same errors and the
+/// same warnings, kept apart.
+fn push_validate(
+    requests: &mut Vec<Json>,
+    ours: &mut Vec<Check>,
+    config: &str,
+    version: TalosVersion,
+) {
+    requests.push(json!({"op": "validate", "config": config, "mode": "metal", "strict": true}));
+    ours.push(validate_check_strict(validate_for(
+        config,
+        ValidationMode::Metal,
+        true,
+        version,
+    )));
+    let report = validate_report(config, ValidationMode::Metal, version);
+    let mut warnings: Vec<String> = report.warnings.into_iter().map(|w| w.message).collect();
+    warnings.sort();
+    let errors = validate_check_strict(report.errors);
+    requests.push(json!({"op": "validate", "config": config, "mode": "metal", "strict": false}));
+    ours.push(Box::new(move |response| {
+        if let Some((what, ours, talos)) = errors(response) {
+            return Some((format!("{what} (without --strict)"), ours, talos));
+        }
+        let talos: Vec<String> = response["warnings"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|e| e.as_str().map(str::to_owned))
+                    .collect()
+            })
+            .unwrap_or_default();
+        (talos != warnings).then(|| {
+            (
+                "validate -m metal warnings".into(),
+                warnings.join("\n"),
+                talos.join("\n"),
+            )
+        })
+    }));
+}
+
+/// Compares Talos's strict validation answer with our issues: same verdict, same errors.
+fn validate_check_strict(issues: Vec<talos_manager_core::Issue>) -> Check {
     Box::new(move |response| {
         let valid = response["valid"].as_bool().expect("a validate response");
         let errors: Vec<String> = response["errors"]
@@ -464,15 +507,7 @@ fn run(version: TalosVersion, cases: usize, seed: u64) -> Vec<Divergence> {
 
         // validate -m metal --strict, of the patched config
         if let Some(patched) = patched {
-            requests.push(
-                json!({"op": "validate", "config": patched, "mode": "metal", "strict": true}),
-            );
-            ours.push(validate_check(validate_for(
-                &patched,
-                ValidationMode::Metal,
-                true,
-                version,
-            )));
+            push_validate(&mut requests, &mut ours, &patched, version);
         }
 
         // validate -m metal --strict, of the config with one field mutated
@@ -483,9 +518,7 @@ fn run(version: TalosVersion, cases: usize, seed: u64) -> Vec<Divergence> {
             },
             None => base.clone(),
         };
-        let issues = validate_for(&config, ValidationMode::Metal, true, version);
-        requests.push(json!({"op": "validate", "config": config, "mode": "metal", "strict": true}));
-        ours.push(validate_check(issues));
+        push_validate(&mut requests, &mut ours, &config, version);
     }
     let responses = ask(version, &requests);
     requests
