@@ -6,12 +6,12 @@ use poem_openapi::param::Path;
 use poem_openapi::payload::Json;
 use poem_openapi::{Object, OpenApi};
 use talos_manager_core::ids::ConfigId;
-use talos_manager_core::node_config::{check_config_template, validation_secrets};
+use talos_manager_core::node_config::{check_config_template_warnings, validation_secrets};
 use talos_manager_core::store::{Config, ConfigFields};
 use time::OffsetDateTime;
 
 use super::auth::AdminAuth;
-use super::error::{ApiError, ApiResult};
+use super::error::{ApiError, ApiResult, IssueBody};
 use super::ids::parse_id;
 use super::{Created, Deleted, Tag};
 use crate::AppState;
@@ -28,6 +28,12 @@ pub struct ConfigView {
     pub created_at: OffsetDateTime,
     /// When it last changed.
     pub updated_at: OffsetDateTime,
+    /// Talos's warnings about the configs this template generates (deprecated fields such as
+    /// `machine.install.extensions`), each with its path, as `talosctl validate` prints them
+    /// apart from errors. Answered by create and update (a template with warnings is saved;
+    /// errors answer 422 `invalid`), absent elsewhere.
+    #[oai(skip_serializing_if_is_empty, default)]
+    pub warnings: Vec<IssueBody>,
 }
 
 /// What a config template is made of.
@@ -103,16 +109,27 @@ impl From<Config> for ConfigView {
             },
             created_at: config.created_at,
             updated_at: config.updated_at,
+            warnings: Vec::new(),
         }
     }
 }
 
-/// Checks a config off the async runtime (the first check makes a stand-in secrets bundle).
-async fn check(fields: ConfigFields) -> ApiResult<ConfigFields> {
+/// Checks a config off the async runtime (the first check makes a stand-in secrets bundle):
+/// the fields and Talos's warnings about them, or 422 with every error.
+async fn check(fields: ConfigFields) -> ApiResult<(ConfigFields, Vec<IssueBody>)> {
     let checked = tokio::task::spawn_blocking(move || {
         let secrets = validation_secrets()?;
         Ok::<_, talos_manager_core::talos::SecretsError>(
-            check_config_template(&fields, secrets).map(|()| fields),
+            check_config_template_warnings(&fields, secrets).map(|warnings| {
+                let warnings = warnings
+                    .into_iter()
+                    .map(|issue| IssueBody {
+                        path: issue.path,
+                        message: issue.message,
+                    })
+                    .collect();
+                (fields, warnings)
+            }),
         )
     })
     .await
@@ -137,7 +154,8 @@ impl ConfigsApi {
     }
 
     /// Create a config template. It is generated and validated for a stand-in control plane
-    /// and worker first; a config that does not work answers 422 with every issue.
+    /// and worker first; a config that does not work answers 422 with every issue, one with
+    /// only warnings is saved and answered with its `warnings`.
     #[oai(path = "/configs", method = "post", operation_id = "create_config")]
     async fn create(
         &self,
@@ -145,9 +163,12 @@ impl ConfigsApi {
         _auth: AdminAuth,
         body: Json<ConfigBody>,
     ) -> ApiResult<Created<ConfigView>> {
-        let fields = check(body.0.into()).await?;
+        let (fields, warnings) = check(body.0.into()).await?;
         let config = state.store.create_config(&fields).await?;
-        Ok(Created::Created(Json(config.into())))
+        Ok(Created::Created(Json(ConfigView {
+            warnings,
+            ..config.into()
+        })))
     }
 
     /// Get a config template.
@@ -177,8 +198,11 @@ impl ConfigsApi {
     ) -> ApiResult<Json<ConfigView>> {
         let id = parse_id("config", &id, ConfigId)?;
         state.store.get_config(id).await?;
-        let fields = check(body.0.into()).await?;
-        Ok(Json(state.store.update_config(id, &fields).await?.into()))
+        let (fields, warnings) = check(body.0.into()).await?;
+        Ok(Json(ConfigView {
+            warnings,
+            ..state.store.update_config(id, &fields).await?.into()
+        }))
     }
 
     /// Delete a config template; refused (409 `in_use`) while a server uses it.
