@@ -1,7 +1,7 @@
 // The configs page: list, and the form with the three patches in monospace text areas.
 
 import { api } from "./api.js";
-import { actionButton, field, flash, formIssues, formValues, h, onSubmit, pageHeader, param, render, table, time } from "./ui.js";
+import { actionButton, field, flash, formIssues, formValues, formWarnings, h, onSubmit, pageHeader, param, render, table, time } from "./ui.js";
 
 /**
  * A new config: the installer image and Kubernetes version are left empty, so the API fills in
@@ -53,11 +53,13 @@ function patchArea(name, value) {
   return h("textarea", { name, class: "code", rows: 12, spellcheck: "false", autocomplete: "off", autocapitalize: "off", value: value ?? "" });
 }
 
-function configForm(config) {
+/** The create form, or the edit form of `config`; `warnings` are Talos's warnings of its save. */
+function configForm(config, warnings = []) {
   const values = config ?? NEW_CONFIG;
   const form = h(
     "form",
     { class: "card", id: "config-form" },
+    formWarnings(warnings, "Saved. Talos warns about the configs this template generates:"),
     formIssues(),
     field("Name", h("input", { name: "name", required: true, value: config?.name ?? "", autocomplete: "off" })),
     h(
@@ -77,10 +79,14 @@ function configForm(config) {
       ...formValues(data, ["name", "install_image", "kubernetes_version", "patch", "patch_control_plane", "patch_worker"]),
       kubespan: data.get("kubespan") === "on",
     };
-    if (config) {
-      await api("PUT", `/configs/${encodeURIComponent(config.id)}`, body);
-    } else {
-      await api("POST", "/configs", body);
+    const saved = config
+      ? await api("PUT", `/configs/${encodeURIComponent(config.id)}`, body)
+      : await api("POST", "/configs", body);
+    if (saved?.warnings?.length) {
+      // Saved with warnings: stay on its edit form and show them apart from errors.
+      history.replaceState(null, "", `/configs?edit=${encodeURIComponent(saved.id)}`);
+      configForm(saved, saved.warnings);
+      return;
     }
     location.assign("/configs");
   });
