@@ -266,7 +266,11 @@ fn run(cli: Cli) -> Result<(), Failure> {
             strict,
             config,
         } => {
-            talos_commands::validate_file(&config, &mode, strict).map_err(anyhow::Error::new)?;
+            let warnings = talos_commands::validate_file(&config, &mode, strict)
+                .map_err(anyhow::Error::new)?;
+            for warning in warnings {
+                eprintln!("warning: {}: {}", warning.path, warning.message);
+            }
             eprintln!("{} is valid for {mode} mode", config.display());
             return Ok(());
         }

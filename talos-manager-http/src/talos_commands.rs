@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use talos_manager_core::talos::{
     ConfigEngine, ConfigError, ConfigPatches, GenerateInput, GenerateOptions,
     MachineConfigPatchError, MachineType, SecretsBundle, SecretsError, SystemRandom, TalosVersion,
-    ValidationMode, format_issues, patch_machine_config, talosconfig, validate,
+    ValidationMode, format_issues, patch_machine_config, talosconfig, validate, validate_report,
 };
 
 /// Why a command failed. The binary prints it with its causes and exits 1.
@@ -230,19 +230,24 @@ pub fn gen_config(request: &GenConfigRequest) -> Result<Vec<(String, String)>, T
     Ok(files)
 }
 
-/// `validate -m MODE [--strict] -c FILE`.
-pub fn validate_file(path: &Path, mode: &str, strict: bool) -> Result<(), TalosCommandError> {
+/// `validate -m MODE [--strict] -c FILE`: Talos's warnings when the config is valid (with
+/// `--strict` they are errors, as in talosctl).
+pub fn validate_file(
+    path: &Path,
+    mode: &str,
+    strict: bool,
+) -> Result<Vec<talos_manager_core::Issue>, TalosCommandError> {
     let mode = ValidationMode::parse(mode).ok_or_else(|| {
         TalosCommandError::Usage(format!(
             "unknown mode {mode:?} (use metal, cloud or container)"
         ))
     })?;
-    let issues = validate(&read(path)?, mode, strict);
-    if issues.is_empty() {
-        Ok(())
-    } else {
-        Err(TalosCommandError::Invalid(issues))
+    let text = read(path)?;
+    let issues = validate(&text, mode, strict);
+    if !issues.is_empty() {
+        return Err(TalosCommandError::Invalid(issues));
     }
+    Ok(validate_report(&text, mode, TalosVersion::LATEST).warnings)
 }
 
 /// A `--patch` value as talosctl reads it: `@file`; a bare file name (a value without a space

@@ -423,6 +423,40 @@ fn gen_and_validate_work_like_talosctl() {
         stderr(&invalid)
     );
 
+    // Talos's warnings: printed apart, the config is valid; errors with --strict.
+    let worker = std::fs::read_to_string(dir.path().join("out/worker.yaml")).unwrap();
+    std::fs::write(
+        dir.path().join("warned.yaml"),
+        worker.replace(
+            "    install:\n",
+            "    install:\n        extensions:\n            - image: ghcr.io/siderolabs/gvisor:1\n",
+        ),
+    )
+    .unwrap();
+    let warned =
+        run(talos_manager(dir.path()).args(["validate", "-m", "metal", "-c", "warned.yaml"]));
+    assert!(warned.status.success(), "{}", stderr(&warned));
+    assert_eq!(
+        stderr(&warned),
+        "warning: machine.install.extensions: .machine.install.extensions is deprecated, please \
+         see https://docs.siderolabs.com/talos/latest/platform-specific-installations/boot-assets\n\
+         warned.yaml is valid for metal mode\n"
+    );
+    let strict = run(talos_manager(dir.path()).args([
+        "validate",
+        "-m",
+        "metal",
+        "--strict",
+        "-c",
+        "warned.yaml",
+    ]));
+    assert_eq!(strict.status.code(), Some(1));
+    assert!(
+        stderr(&strict).contains("\t* warning: .machine.install.extensions is deprecated"),
+        "{}",
+        stderr(&strict)
+    );
+
     let docs = run(talos_manager(dir.path()).args([
         "gen",
         "config",
