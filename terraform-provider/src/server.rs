@@ -421,18 +421,19 @@ impl tf::provider_server::Provider for ProviderService {
             let prior = decode("prior state", request.prior_state.as_ref(), schema)?;
             let planned = decode("planned state", request.planned_state.as_ref(), schema)?;
             let client = self.inner.client()?;
-            let (state, warning) =
+            let (state, warnings) =
                 resources::apply(resource.as_ref(), &client, &prior, &planned).await?;
-            Ok((encode(&state, schema), warning))
+            Ok((encode(&state, schema), warnings))
         }
         .await;
         Ok(Response::new(match result {
-            Ok((new_state, warning)) => tf::apply_resource_change::Response {
+            Ok((new_state, warnings)) => tf::apply_resource_change::Response {
                 new_state,
                 private: request.planned_private,
-                diagnostics: warning
-                    .map(|(summary, detail)| vec![diagnostics::warning(summary, detail)])
-                    .unwrap_or_default(),
+                diagnostics: warnings
+                    .into_iter()
+                    .map(|(summary, detail)| diagnostics::warning(summary, detail))
+                    .collect(),
             },
             Err(error) => tf::apply_resource_change::Response {
                 new_state: match (&error, schema) {

@@ -31,7 +31,7 @@ use crate::store::{Cluster, Config, ConfigFields, MachineConfig, Server, Store, 
 use crate::talos::{
     ConfigEngine, ConfigError, ConfigPatches, EphemeralDisk, GenerateInput, GenerateOptions,
     MachineType, NewerTalosVersion, SecretsBundle, SecretsError, Substitutions, SystemRandom,
-    TalosVersion, ValidationMode, append_volume_config, validate_for,
+    TalosVersion, ValidationMode, ValidationReport, append_volume_config, validate_report,
 };
 use crate::validation::{Issue, ValidationError};
 use crate::{Secret, error_chain};
@@ -313,12 +313,23 @@ pub fn validation_secrets() -> Result<&'static SecretsBundle, SecretsError> {
 
 /// Checks a config template as the original app did, and more: generates a control plane and
 /// a worker config for stand-in servers with its patches (variables filled with sample
-/// values), then validates both as `talosctl validate -m metal --strict` would. Every problem
-/// is reported, with the patch field it comes from.
+/// values), then validates both as `talosctl validate -m metal` would. Every error is
+/// reported, with the patch field it comes from; Talos's warnings (deprecated fields) do not
+/// fail the check: [`check_config_template_warnings`] returns them.
 pub fn check_config_template(
     config: &ConfigFields,
     secrets: &SecretsBundle,
 ) -> Result<(), ValidationError> {
+    check_config_template_warnings(config, secrets).map(|_| ())
+}
+
+/// [`check_config_template`], returning Talos's warnings about the generated configs (each
+/// with its path, once even when both machine types have it) when there is no error.
+pub fn check_config_template_warnings(
+    config: &ConfigFields,
+    secrets: &SecretsBundle,
+) -> Result<Vec<Issue>, ValidationError> {
+    let mut warnings: Vec<Issue> = Vec::new();
     let mut issues = Vec::new();
     if config.name.trim().is_empty() {
         issues.push(Issue::new("name", "can't be blank"));
@@ -340,11 +351,17 @@ pub fn check_config_template(
             (MachineType::ControlPlane, "control-plane-1"),
             (MachineType::Worker, "worker-1"),
         ] {
-            issues.extend(check_one(config, secrets, machine_type, hostname));
+            let report = check_one(config, secrets, machine_type, hostname);
+            issues.extend(report.errors);
+            for warning in report.warnings {
+                if !warnings.contains(&warning) {
+                    warnings.push(warning);
+                }
+            }
         }
         issues.dedup();
     }
-    ValidationError::check("config", issues)
+    ValidationError::check("config", issues).map(|()| warnings)
 }
 
 fn check_one(
@@ -352,7 +369,7 @@ fn check_one(
     secrets: &SecretsBundle,
     machine_type: MachineType,
     hostname: &str,
-) -> Vec<Issue> {
+) -> ValidationReport {
     let mut options = GenerateOptions::new(
         "validation",
         "https://192.0.2.1:6443",
@@ -381,25 +398,17 @@ fn check_one(
         ephemeral_disk: None,
     };
     match ConfigEngine::generate(&input, secrets) {
-        Ok(yaml) => validate_for(
-            &yaml,
-            ValidationMode::Metal,
-            true,
-            input.options.talos_version,
-        )
-        .into_iter()
-        .map(|issue| {
-            // Talos's words, then how to write it for this version.
-            if issue.path == "machine.network.hostname" && talos_version.multi_document() {
-                Issue::new(
-                    issue.path,
-                    format!("{}: {HOSTNAME_CONFIG_HINT}", issue.message),
-                )
-            } else {
-                Issue::new(issue.path, issue.message)
+        Ok(yaml) => {
+            let mut report =
+                validate_report(&yaml, ValidationMode::Metal, input.options.talos_version);
+            for issue in &mut report.errors {
+                // Talos's words, then how to write it for this version.
+                if issue.path == "machine.network.hostname" && talos_version.multi_document() {
+                    issue.message = format!("{}: {HOSTNAME_CONFIG_HINT}", issue.message);
+                }
             }
-        })
-        .collect(),
+            report
+        }
         Err(error) => {
             let field = match &error {
                 ConfigError::LoadPatch { group, .. } | ConfigError::ApplyPatch { group, .. } => {
@@ -411,7 +420,10 @@ fn check_one(
                 }
                 ConfigError::Endpoint(_) => "endpoint",
             };
-            vec![Issue::new(field, error_chain(&error).to_string())]
+            ValidationReport {
+                errors: vec![Issue::new(field, error_chain(&error).to_string())],
+                warnings: Vec::new(),
+            }
         }
     }
 }
@@ -427,6 +439,7 @@ fn is_kubernetes_version(text: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::talos::validate_for;
 
     fn generated(install_image: &str, patch: &str) -> String {
         let secrets =

@@ -218,8 +218,12 @@ fn to_issue(problem: &DecodeProblem) -> DecodeIssue {
     }
 }
 
-/// Emptiness as the loader sees it: nothing but identity scalars.
+/// Emptiness as the loader sees it: nothing but identity scalars, and no `kind` (Talos loads
+/// a typed document without fields, e.g. a `HostnameConfig` whose `auto` a patch deleted).
 fn is_empty_document(doc: &Value) -> bool {
+    if doc.get("kind").is_some() {
+        return false;
+    }
     doc.as_map().is_none_or(|m| {
         m.iter().all(|(k, v)| {
             matches!(k.as_str(), "version" | "kind" | "apiVersion" | "name")

@@ -67,13 +67,13 @@ pub use generate::{
     UnknownMachineType, endpoint_host,
 };
 pub use patch::{
-    DeleteSelector, JsonPatchError, JsonPatchOp, MergeError, Patch, PatchApplyError,
-    PatchLoadError, StrategicPatch,
+    DeleteSelector, JsonPatchError, JsonPatchOp, MachineConfigPatchError, MergeError, Patch,
+    PatchApplyError, PatchLoadError, StrategicPatch, patch_machine_config,
 };
 pub use pki::{CertAndKey, PkiError};
 pub use secrets::{SecretsBundle, SecretsError};
 pub use substitute::{Substitutions, substitute, unknown_variables};
-pub use validate::{ValidationMode, validate, validate_for};
+pub use validate::{ValidationMode, ValidationReport, validate, validate_for, validate_report};
 pub use volume::{
     EphemeralDisk, EphemeralDiskError, append_volume_config, ephemeral_volume_config,
 };

@@ -6,7 +6,7 @@
 //! `extraKernelArgs` and `grubUseUKICmdline` exclude each other, machine type and CAs,
 //! control-plane and worker restrictions, CNI, discovery and KubeSpan, network interfaces,
 //! VLAN addresses, routes, kubelet node IPs, node labels (in Talos's words) and taints, inline
-//! manifests, registries, VolumeConfig names and sizes, bond modes, WireGuard keys, duplicate
+//! manifests, registries, VolumeConfig names and sizes, UserVolumeConfig provisioning, bond modes, WireGuard keys, duplicate
 //! extensions). Like talosctl, it does not check nameservers, extra host entries or VLAN ids.
 //! `tests/core/talos_differential.rs` compares it with Talos's own machinery. Not covered yet (TODO-coverage): bond tuning options, bridge and link
 //! membership checks, system-disk encryption, logging destinations, apiserver authorization
@@ -58,18 +58,65 @@ pub fn validate_for(
     strict: bool,
     version: TalosVersion,
 ) -> Vec<Issue> {
+    let ValidationReport {
+        mut errors,
+        warnings,
+    } = validate_report(text, mode, version);
+    if strict {
+        errors.extend(warnings.into_iter().map(|w| Issue {
+            path: w.path,
+            message: format!("warning: {}", w.message),
+        }));
+    }
+    errors
+}
+
+/// What `talosctl validate -m <mode>` of one Talos version reports, errors and warnings apart.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ValidationReport {
+    /// Problems that make Talos refuse the config, each with its path.
+    pub errors: Vec<Issue>,
+    /// What Talos accepts but warns about (deprecated fields such as
+    /// `machine.install.extensions` or an interface's `cidr`, a custom CNI without URLs, …),
+    /// each with its path and Talos's text. `--strict` makes them errors.
+    pub warnings: Vec<Issue>,
+}
+
+impl ValidationReport {
+    /// Whether Talos accepts the config (warnings allowed).
+    pub fn is_valid(&self) -> bool {
+        self.errors.is_empty()
+    }
+}
+
+/// Validates a machine config text as talosctl of `version` does, without `--strict`:
+/// errors and warnings come back apart, each with its path. A config that does not load has
+/// only errors.
+pub fn validate_report(
+    text: &str,
+    mode: ValidationMode,
+    version: TalosVersion,
+) -> ValidationReport {
     let config = match MachineConfig::parse(text) {
         Ok(config) => config,
         Err(LoadError::Decode { problems, .. } | LoadError::UnknownKeys { problems, .. }) => {
-            return problems
-                .into_iter()
-                .map(|p| Issue {
-                    path: p.path,
-                    message: p.message,
-                })
-                .collect();
+            return ValidationReport {
+                errors: problems
+                    .into_iter()
+                    .map(|p| Issue {
+                        path: p.path,
+                        message: p.message,
+                    })
+                    .collect(),
+                warnings: Vec::new(),
+            };
         }
-        Err(other) => return vec![Issue::new("", other.to_string())],
+        Err(other) => {
+            return ValidationReport {
+                errors: vec![Issue::new("", other.to_string())],
+                warnings: Vec::new(),
+            };
+        }
     };
     let mut checker = Checker {
         issues: Vec::new(),
@@ -83,21 +130,17 @@ pub fn validate_for(
         match doc.get("kind").and_then(Value::as_str) {
             Some("VolumeConfig") => checker.volume_config(doc),
             Some("HostnameConfig") => checker.hostname_config(doc, config.v1alpha1()),
+            Some("UserVolumeConfig") => checker.user_volume_config(doc),
             _ => {}
         }
     }
     let Checker {
-        mut issues,
-        warnings,
-        ..
+        issues, warnings, ..
     } = checker;
-    if strict {
-        issues.extend(warnings.into_iter().map(|w| Issue {
-            path: w.path,
-            message: format!("warning: {}", w.message),
-        }));
+    ValidationReport {
+        errors: issues,
+        warnings,
     }
-    issues
 }
 
 struct Checker {
@@ -781,7 +824,11 @@ impl Checker {
     fn hostname_config(&mut self, doc: &Value, v1alpha1: Option<&Value>) {
         let auto = doc.get("auto").map(Value::to_string);
         let hostname = text(doc.get("hostname"));
-        if auto.is_none() && hostname.is_none() {
+        // Talos 1.12 (the oracle's v1.12.0) also counts `auto: off` as unset; 1.13 only a
+        // missing `auto`.
+        let auto_unset = auto.is_none()
+            || (self.version <= TalosVersion::V1_12 && auto.as_deref() == Some("off"));
+        if auto_unset && hostname.is_none() {
             self.error("HostnameConfig", "either 'auto' or 'hostname' must be set");
         }
         let auto_kind = auto.as_deref().unwrap_or("off");
@@ -823,6 +870,94 @@ impl Checker {
                 "machine.features.stableHostname",
                 "stable hostname is already set in v1alpha1 config",
             );
+        }
+    }
+
+    /// `UserVolumeConfig`: its name (a partition label after `u-`), its volume type and, for
+    /// partitions and disks, a disk selector and (partitions) a size; the filesystem type.
+    /// Not covered yet: encryption, project quota support, CEL type checking.
+    fn user_volume_config(&mut self, doc: &Value) {
+        const MAX_NAME: usize = 36 - "u-".len();
+        let name = text(doc.get("name")).unwrap_or_default();
+        let path = format!("UserVolumeConfig/{name}");
+        let name_path = format!("{path}.name");
+        if name.is_empty() {
+            self.error(&name_path, "name is required");
+        }
+        if name.is_empty() || name.len() > MAX_NAME {
+            self.error(
+                &name_path,
+                format!("name must be between 1 and {MAX_NAME} characters long"),
+            );
+        }
+        if name
+            .chars()
+            .any(|c| !(c.is_ascii_alphanumeric() || c == '-'))
+        {
+            self.error(
+                &name_path,
+                "name can only contain lowercase and uppercase ASCII letters, digits, and hyphens",
+            );
+        }
+        let volume_type = text(doc.get("volumeType")).unwrap_or_else(|| "partition".into());
+        match volume_type.as_str() {
+            "directory" => {
+                for (key, what) in [
+                    ("provisioning", "provisioning"),
+                    ("encryption", "encryption"),
+                    ("filesystem", "filesystem"),
+                    ("mount", "mount"),
+                ] {
+                    if doc.get(key).is_some_and(|v| !v.is_empty_value()) {
+                        self.error(
+                            &format!("{path}.{key}"),
+                            format!("{what} spec is invalid for volumeType directory"),
+                        );
+                    }
+                }
+            }
+            "disk" | "partition" => {
+                self.provisioning(doc.get("provisioning"), &path, volume_type == "partition");
+                let filesystem = text(doc.path("filesystem.type")).unwrap_or_default();
+                if !matches!(filesystem.as_str(), "" | "none" | "xfs" | "ext4") {
+                    self.error(
+                        &format!("{path}.filesystem.type"),
+                        format!("unsupported filesystem type: {filesystem}"),
+                    );
+                }
+            }
+            other => self.error(
+                &format!("{path}.volumeType"),
+                format!("unsupported volume type {}", go_quote(other)),
+            ),
+        }
+    }
+
+    /// A required `ProvisioningSpec` of a user volume: a disk selector, and where sizes are
+    /// supported a minimum or maximum size, the minimum not above the maximum.
+    fn provisioning(&mut self, spec: Option<&Value>, path: &str, sizes: bool) {
+        let field = |key: &str| text(spec.and_then(|s| s.path(key)));
+        let path = format!("{path}.provisioning");
+        if field("diskSelector.match").is_none() {
+            self.error(&format!("{path}.diskSelector"), "disk selector is required");
+        }
+        let (min, max) = (field("minSize"), field("maxSize"));
+        if !sizes {
+            if min.is_some() || max.is_some() || spec.and_then(|s| s.get("grow")).is_some() {
+                self.error(&path, "min size, max size and grow are not supported");
+            }
+            return;
+        }
+        match (&min, &max) {
+            (Some(min), Some(max)) if !max.ends_with('%') && !max.starts_with('-') => {
+                if let (Some(min), Some(max)) = (parse_byte_size(min), parse_byte_size(max))
+                    && min > max
+                {
+                    self.error(&path, "min size is greater than max size");
+                }
+            }
+            (None, None) => self.error(&path, "min size or max size is required"),
+            _ => {}
         }
     }
 
@@ -931,6 +1066,35 @@ mod tests {
             )],
         );
         assert!(validate(&yaml, ValidationMode::Metal, false).is_empty());
+    }
+
+    #[test]
+    fn report_keeps_warnings_apart_from_errors_with_their_paths() {
+        let yaml =
+            format!("{WORKER}---\napiVersion: v1alpha1\nkind: UserVolumeConfig\nname: data\n")
+                .replace("type: worker", "type: \"\"");
+        let report = validate_report(&yaml, ValidationMode::Metal, TalosVersion::V1_13);
+        assert_eq!(
+            report.warnings,
+            [Issue::new(
+                "machine.type",
+                "use \"worker\" instead of \"\" for machine type"
+            )]
+        );
+        assert_eq!(
+            report.errors,
+            [
+                Issue::new(
+                    "UserVolumeConfig/data.provisioning.diskSelector",
+                    "disk selector is required"
+                ),
+                Issue::new(
+                    "UserVolumeConfig/data.provisioning",
+                    "min size or max size is required"
+                ),
+            ]
+        );
+        assert!(!report.is_valid());
     }
 
     #[test]

@@ -1,14 +1,14 @@
 //! The config patch recipes of `docs/recipes/` pass the check the API runs before it saves a
 //! config (`check_config_template`: generate a control plane and a worker for stand-in servers,
-//! then validate both as `talosctl validate -m metal --strict`), for every supported Talos
-//! version, and each one changes the config it is applied to. A recipe limited to some versions
+//! then validate both as `talosctl validate -m metal`: no error, and no warning either), for
+//! every supported Talos version, and each one changes the config it is applied to. A recipe limited to some versions
 //! (`# talos-manager talos: 1.8-1.11`) is refused by the same check on the others: the governor
 //! as an install kernel argument on Talos 1.12+, whose schematic form is checked as well.
 
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use talos_manager_core::node_config::check_config_template;
+use talos_manager_core::node_config::{check_config_template, check_config_template_warnings};
 use talos_manager_core::store::ConfigFields;
 use talos_manager_core::talos::{
     ConfigEngine, ConfigPatches, GenerateInput, GenerateOptions, MachineType, SecretsBundle,
@@ -166,9 +166,16 @@ fn every_recipe_passes_the_api_check_for_every_talos_version() {
             if !recipe.is_for(install_image) {
                 continue;
             }
-            if let Err(error) = check_config_template(&config_with(recipe, install_image), &secrets)
-            {
-                failures.push(format!("{} with {install_image}: {error:?}", recipe.name));
+            // No error, and no warning either: a recipe never uses a deprecated field.
+            match check_config_template_warnings(&config_with(recipe, install_image), &secrets) {
+                Ok(warnings) if warnings.is_empty() => {}
+                Ok(warnings) => failures.push(format!(
+                    "{} with {install_image}: warnings {warnings:?}",
+                    recipe.name
+                )),
+                Err(error) => {
+                    failures.push(format!("{} with {install_image}: {error:?}", recipe.name));
+                }
             }
         }
     }

@@ -168,6 +168,33 @@ fn strategic_merge_list_rules() {
     );
 }
 
+/// `${…}` variables are plain text substitution before a patch is loaded, so they work in every
+/// document of a multi-document patch: v1alpha1 keys, typed documents and named documents (in
+/// their names too).
+#[test]
+fn substitution_variables_work_in_every_document() {
+    let mut options = GenerateOptions::new("demo", "https://10.0.0.1:6443", "1.35.0");
+    options.talos_version = TalosVersion::V1_13;
+    let mut input = GenerateInput::new(options, MachineType::Worker);
+    input.patches.all = vec![
+        "machine:\n  nodeLabels:\n    vlan: \"${vlan}\"\n---\napiVersion: v1alpha1\nkind: HostnameConfig\n$patch: delete\n".into(),
+        "apiVersion: v1alpha1\nkind: HostnameConfig\nhostname: ${hostname}\n---\napiVersion: v1alpha1\nkind: UserVolumeConfig\nname: ${hostname}-data\nprovisioning:\n  diskSelector:\n    match: disk.wwid == \"${bootstrap_disk_wwid}\"\n  maxSize: 10GB\n".into(),
+    ];
+    input.substitutions = Substitutions::new()
+        .hostname("worker-7")
+        .vlan("4000")
+        .bootstrap_disk_wwid("naa.5000c500a1b2c3d4");
+    let secrets = SecretsBundle::parse(&read(&data_dir().join("stability/secrets.yaml"))).unwrap();
+    let yaml = ConfigEngine::generate(&input, &secrets).unwrap();
+    let tail = &yaml[yaml.find("---\n").unwrap()..];
+    assert!(yaml.contains("        vlan: \"4000\"\n"), "{yaml}");
+    assert_eq!(
+        tail,
+        "---\napiVersion: v1alpha1\nkind: HostnameConfig\nhostname: worker-7\n---\napiVersion: v1alpha1\nkind: UserVolumeConfig\nname: worker-7-data\nprovisioning:\n    diskSelector:\n        match: disk.wwid == \"naa.5000c500a1b2c3d4\"\n    maxSize: 10GB\n"
+    );
+    assert!(!yaml.contains("${"), "{yaml}");
+}
+
 #[test]
 fn patch_kind_detection() {
     let dir = data_dir().join("patch-detect");

@@ -7,7 +7,7 @@ use poem_openapi::payload::Json;
 use poem_openapi::{Object, OpenApi};
 use talos_manager_core::ids::ConfigId;
 use talos_manager_core::node_config::{
-    check_config_template, config_template_warnings, validation_secrets,
+    check_config_template_warnings, config_template_warnings, validation_secrets,
 };
 use talos_manager_core::store::{Config, ConfigFields};
 use time::OffsetDateTime;
@@ -32,7 +32,10 @@ pub struct ConfigView {
     pub updated_at: OffsetDateTime,
     /// What to know that did not stop it from being saved, each with its field: an installer
     /// of a Talos minor newer than every version talos-manager knows (its configs are
-    /// generated for the newest one).
+    /// generated for the newest one); and, answered by create and update, Talos's warnings
+    /// about the configs this template generates (deprecated fields such as
+    /// `machine.install.extensions`, with their paths, as `talosctl validate` prints them apart
+    /// from errors: a template with warnings is saved, errors answer 422 `invalid`).
     pub warnings: Vec<IssueBody>,
 }
 
@@ -118,12 +121,30 @@ impl From<Config> for ConfigView {
     }
 }
 
-/// Checks a config off the async runtime (the first check makes a stand-in secrets bundle).
-async fn check(fields: ConfigFields) -> ApiResult<ConfigFields> {
+impl ConfigView {
+    /// Adds Talos's warnings of a save after the stored config's own.
+    fn with_warnings(mut self, warnings: Vec<IssueBody>) -> ConfigView {
+        self.warnings.extend(warnings);
+        self
+    }
+}
+
+/// Checks a config off the async runtime (the first check makes a stand-in secrets bundle):
+/// the fields and Talos's warnings about them, or 422 with every error.
+async fn check(fields: ConfigFields) -> ApiResult<(ConfigFields, Vec<IssueBody>)> {
     let checked = tokio::task::spawn_blocking(move || {
         let secrets = validation_secrets()?;
         Ok::<_, talos_manager_core::talos::SecretsError>(
-            check_config_template(&fields, secrets).map(|()| fields),
+            check_config_template_warnings(&fields, secrets).map(|warnings| {
+                let warnings = warnings
+                    .into_iter()
+                    .map(|issue| IssueBody {
+                        path: issue.path,
+                        message: issue.message,
+                    })
+                    .collect();
+                (fields, warnings)
+            }),
         )
     })
     .await
@@ -148,7 +169,8 @@ impl ConfigsApi {
     }
 
     /// Create a config template. It is generated and validated for a stand-in control plane
-    /// and worker first; a config that does not work answers 422 with every issue.
+    /// and worker first; a config that does not work answers 422 with every issue, one with
+    /// only warnings is saved and answered with its `warnings`.
     #[oai(path = "/configs", method = "post", operation_id = "create_config")]
     async fn create(
         &self,
@@ -156,9 +178,11 @@ impl ConfigsApi {
         _auth: AdminAuth,
         body: Json<ConfigBody>,
     ) -> ApiResult<Created<ConfigView>> {
-        let fields = check(body.0.into()).await?;
+        let (fields, talos_warnings) = check(body.0.into()).await?;
         let config = state.store.create_config(&fields).await?;
-        Ok(Created::Created(Json(config.into())))
+        Ok(Created::Created(Json(
+            ConfigView::from(config).with_warnings(talos_warnings),
+        )))
     }
 
     /// Get a config template.
@@ -188,8 +212,11 @@ impl ConfigsApi {
     ) -> ApiResult<Json<ConfigView>> {
         let id = parse_id("config", &id, ConfigId)?;
         state.store.get_config(id).await?;
-        let fields = check(body.0.into()).await?;
-        Ok(Json(state.store.update_config(id, &fields).await?.into()))
+        let (fields, talos_warnings) = check(body.0.into()).await?;
+        Ok(Json(
+            ConfigView::from(state.store.update_config(id, &fields).await?)
+                .with_warnings(talos_warnings),
+        ))
     }
 
     /// Delete a config template; refused (409 `in_use`) while a server uses it.

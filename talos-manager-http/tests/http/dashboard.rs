@@ -424,6 +424,53 @@ async fn a_user_signs_in_configures_a_server_and_follows_a_job_log() {
         )
         .await;
 
+    // Talos's warnings (a deprecated field) do not refuse a config: it is saved, and its edit
+    // form shows them apart from issues, each with its path.
+    browser.goto(&url("/configs?new")).await;
+    browser
+        .type_into("#config-form input[name=name]", "warned")
+        .await;
+    browser
+        .set_value(
+            "#config-form input[name=install_image]",
+            "ghcr.io/siderolabs/installer:v1.13.9",
+        )
+        .await;
+    browser
+        .set_value(
+            "#config-form textarea[name=patch]",
+            "machine:\n  install:\n    extensions:\n      - image: ghcr.io/siderolabs/gvisor:1\n",
+        )
+        .await;
+    browser.click("#config-form button[type=submit]").await;
+    let warning = browser
+        .wait_text("#config-form .form-warnings", "machine.install.extensions")
+        .await;
+    assert!(warning.contains("Saved."), "{warning}");
+    assert!(
+        warning.contains(".machine.install.extensions is deprecated"),
+        "{warning}"
+    );
+    browser.wait_text("h1", "Edit config warned").await;
+    browser.screenshot("config-warnings").await;
+    let configs = server
+        .expect(Method::GET, "/api/v1/configs", None, 200)
+        .await;
+    let warned = configs
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|config| config["name"] == "warned")
+        .expect("the config with warnings is saved");
+    server
+        .expect(
+            Method::DELETE,
+            &format!("/api/v1/configs/{}", warned["id"].as_str().unwrap()),
+            None,
+            204,
+        )
+        .await;
+
     // A server appears (as a sync would add it) and is configured with the original's defaults.
     add_server(&server, ProviderKind::HetznerRobot, "7", "control-plane-1").await;
     browser.goto(&url("/servers")).await;

@@ -137,7 +137,7 @@ async fn a_new_user_gets_a_config_of_the_newest_talos_that_talos_accepts_and_wou
         }
     });
     let validate = json!({"op": "validate", "config": served, "mode": "metal", "strict": true});
-    let answers = talos_manager_e2e::talos_oracle::ask(&newest.to_string(), &[generate, validate]);
+    let answers = talos_manager_e2e::talos_oracle::ask(newest, &[generate, validate]);
     let verdict: &Value = &answers[1];
     assert_eq!(
         verdict["valid"], true,

@@ -96,6 +96,23 @@ fn body(planned: &Object) -> serde_json::Value {
     without_unknown(&body, planned)
 }
 
+/// Talos's warnings about the configs a template generates (deprecated fields), as Terraform
+/// warnings: one per warning, its detail the path and Talos's text. The service's warning about
+/// a newer Talos minor (`install_image`) is left out: the plan already shows it
+/// ([`newer_talos_warning`]).
+fn talos_warnings(view: &mut ConfigView) -> Vec<(String, String)> {
+    std::mem::take(&mut view.warnings)
+        .into_iter()
+        .filter(|warning| warning.path != "install_image")
+        .map(|warning| {
+            (
+                "Talos warns about this config template".to_owned(),
+                format!("{}: {}", warning.path, warning.message),
+            )
+        })
+        .collect()
+}
+
 fn object(view: ConfigView, prior: &Object) -> Object {
     let fields = view.fields;
     schema().object([
@@ -142,8 +159,31 @@ impl Resource for Config {
     }
 
     async fn create(&self, client: &Client, planned: &Object) -> Result<Object, Error> {
-        let view: ConfigView = client.post("/configs", &body(planned)).await?;
-        Ok(object(view, planned))
+        Ok(self.create_with_warnings(client, planned).await?.0)
+    }
+
+    async fn create_with_warnings(
+        &self,
+        client: &Client,
+        planned: &Object,
+    ) -> Result<(Object, Vec<(String, String)>), Error> {
+        let mut view: ConfigView = client.post("/configs", &body(planned)).await?;
+        let warnings = talos_warnings(&mut view);
+        Ok((object(view, planned), warnings))
+    }
+
+    async fn update_with_warnings(
+        &self,
+        client: &Client,
+        id: &str,
+        planned: &Object,
+        _prior: &Object,
+    ) -> Result<(Object, Vec<(String, String)>), Error> {
+        let mut view: ConfigView = client
+            .put(&format!("/configs/{}", segment(id)), &body(planned))
+            .await?;
+        let warnings = talos_warnings(&mut view);
+        Ok((object(view, planned), warnings))
     }
 
     async fn read(
@@ -161,12 +201,12 @@ impl Resource for Config {
         client: &Client,
         id: &str,
         planned: &Object,
-        _prior: &Object,
+        prior: &Object,
     ) -> Result<Object, Error> {
-        let view: ConfigView = client
-            .put(&format!("/configs/{}", segment(id)), &body(planned))
-            .await?;
-        Ok(object(view, planned))
+        Ok(self
+            .update_with_warnings(client, id, planned, prior)
+            .await?
+            .0)
     }
 
     async fn delete(

@@ -67,6 +67,28 @@ pub trait Resource: Send + Sync {
     /// and returns it as the service now has it.
     async fn create(&self, client: &Client, planned: &Object) -> Result<Object, Error>;
 
+    /// Creates the object as [`Resource::create`] does, with the warnings the service answered
+    /// (summary, detail), each shown as a Terraform warning. By default there are none.
+    async fn create_with_warnings(
+        &self,
+        client: &Client,
+        planned: &Object,
+    ) -> Result<(Object, Vec<(String, String)>), Error> {
+        Ok((self.create(client, planned).await?, Vec::new()))
+    }
+
+    /// Changes the object as [`Resource::update`] does, with the warnings the service answered
+    /// (summary, detail). By default there are none.
+    async fn update_with_warnings(
+        &self,
+        client: &Client,
+        id: &str,
+        planned: &Object,
+        prior: &Object,
+    ) -> Result<(Object, Vec<(String, String)>), Error> {
+        Ok((self.update(client, id, planned, prior).await?, Vec::new()))
+    }
+
     /// The object with this id as the service has it, `None` when it no longer exists.
     /// `prior` is the state Terraform has (empty on import), for values the API does not return.
     async fn read(
@@ -187,7 +209,7 @@ pub fn plan_change(
     plan
 }
 
-/// Applies a planned change; returns the new state (null after a delete) and a warning
+/// Applies a planned change; returns the new state (null after a delete) and the warnings
 /// (summary, detail). A create that fails with [`Error::Incomplete`] carries the state to keep
 /// (tainted).
 pub async fn apply(
@@ -195,7 +217,7 @@ pub async fn apply(
     client: &Client,
     prior: &Value,
     planned: &Value,
-) -> Result<(Value, Option<(&'static str, String)>), Error> {
+) -> Result<(Value, Vec<(String, String)>), Error> {
     match (prior, planned) {
         (Value::Map(prior), Value::Null) => {
             let warning = match prior.string("id") {
@@ -204,32 +226,46 @@ pub async fn apply(
             };
             Ok((
                 Value::Null,
-                warning.map(|warning| ("Not deleted in talos-manager", warning)),
+                warning
+                    .map(|warning| ("Not deleted in talos-manager".to_owned(), warning))
+                    .into_iter()
+                    .collect(),
             ))
         }
-        (Value::Null, Value::Map(planned)) => match resource.create(client, planned).await {
-            Ok(created) => Ok((
-                Value::Map(merge(planned, created)),
-                resource.create_warning(planned),
-            )),
-            Err(Error::Incomplete {
-                type_name,
-                state,
-                error,
-            }) => Err(Error::Incomplete {
-                type_name,
-                state: merge(planned, state),
-                error,
-            }),
-            Err(error) => Err(error),
-        },
+        (Value::Null, Value::Map(planned)) => {
+            match resource.create_with_warnings(client, planned).await {
+                Ok((created, mut warnings)) => {
+                    warnings.extend(
+                        resource
+                            .create_warning(planned)
+                            .map(|(summary, detail)| (summary.to_owned(), detail)),
+                    );
+                    Ok((Value::Map(merge(planned, created)), warnings))
+                }
+                Err(Error::Incomplete {
+                    type_name,
+                    state,
+                    error,
+                }) => Err(Error::Incomplete {
+                    type_name,
+                    state: merge(planned, state),
+                    error,
+                }),
+                Err(error) => Err(error),
+            }
+        }
         (Value::Map(prior), Value::Map(planned)) => {
             let id = prior.string("id").unwrap_or_default();
             let warning = resource.plan_warning(prior, planned);
-            let updated = resource.update(client, id, planned, prior).await?;
-            Ok((Value::Map(merge(planned, updated)), warning))
+            let (updated, mut warnings) = resource
+                .update_with_warnings(client, id, planned, prior)
+                .await?;
+            if let Some((summary, detail)) = warning {
+                warnings.insert(0, (summary.to_owned(), detail));
+            }
+            Ok((Value::Map(merge(planned, updated)), warnings))
         }
-        _ => Ok((Value::Null, None)),
+        _ => Ok((Value::Null, Vec::new())),
     }
 }
 

@@ -1,6 +1,7 @@
 //! `talosmanager_config` with the real Terraform CLI: service defaults, update in place, the
-//! service's validation issues on the patch argument, import, destroy, and the warning about a
-//! Talos minor newer than every version talos-manager knows.
+//! service's validation issues on the patch argument, Talos's warnings as Terraform warnings,
+//! import, destroy, and the warning about a Talos minor newer than every version talos-manager
+//! knows.
 
 use super::harness::{Service, Terraform};
 
@@ -56,7 +57,38 @@ async fn lifecycle_and_validation() {
         "machine:\n  nodeLabels:\n    example.com/node: ${hostname}\n"
     );
 
+    // Talos's warnings (a deprecated field) are Terraform warnings, apart from errors: the
+    // config is saved.
+    let warned = format!(
+        "{GOOD_PATCH}\n      install:\n        extensions:\n          - image: ghcr.io/siderolabs/gvisor:1"
+    );
+    terraform.write(&config("1.31.0", &warned));
+    let output = terraform.ok(&["apply", "-auto-approve"]);
+    // Terraform wraps and frames diagnostics: compare the words.
+    let words: Vec<&str> = output
+        .split_whitespace()
+        .filter(|word| *word != "│")
+        .collect();
+    let words = words.join(" ");
+    assert!(
+        words.contains("Warning: Talos warns about this config template"),
+        "{output}"
+    );
+    assert!(
+        words.contains("machine.install.extensions: .machine.install.extensions is deprecated"),
+        "{output}"
+    );
+    assert!(!words.contains("Error"), "{output}");
+    assert!(
+        service.store().list_configs().await.unwrap()[0]
+            .fields
+            .patch
+            .contains("gvisor"),
+    );
+    terraform.assert_no_changes();
+
     terraform.write(&config("1.31.0", GOOD_PATCH));
+    terraform.ok(&["apply", "-auto-approve"]);
     terraform.ok(&["state", "rm", ADDRESS]);
     terraform.ok(&["import", ADDRESS, &id]);
     terraform.assert_no_changes();

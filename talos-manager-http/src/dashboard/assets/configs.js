@@ -1,7 +1,7 @@
 // The configs page: list, and the form with the three patches in monospace text areas.
 
 import { api } from "./api.js";
-import { actionButton, field, flash, formIssues, formValues, h, onSubmit, pageHeader, param, render, table, time } from "./ui.js";
+import { actionButton, field, flash, formIssues, formValues, formWarnings, h, onSubmit, pageHeader, param, render, table, time } from "./ui.js";
 
 /**
  * A new config: the installer image and Kubernetes version are left empty, so the API fills in
@@ -59,7 +59,11 @@ function patchArea(name, value) {
   return h("textarea", { name, class: "code", rows: 12, spellcheck: "false", autocomplete: "off", autocapitalize: "off", value: value ?? "" });
 }
 
-async function configForm(config) {
+/**
+ * The create form, or the edit form of `config`; `warnings` are Talos's warnings of its save
+ * (the config's own warnings, such as a newer Talos minor, are shown apart).
+ */
+async function configForm(config, warnings = []) {
   const values = config ?? NEW_CONFIG;
   const supported = await api("GET", "/talos-versions/supported").catch(() => ({ versions: [] }));
   const newest = supported.versions[0];
@@ -77,7 +81,8 @@ async function configForm(config) {
   const form = h(
     "form",
     { class: "card", id: "config-form" },
-    ...warningsOf(config).map((text) => h("p", { class: "warning", role: "status" }, text)),
+    ...warningsOf({ warnings: (config?.warnings ?? []).filter((w) => w.path === "install_image") }).map((text) => h("p", { class: "warning", role: "status" }, text)),
+    formWarnings(warnings.filter((w) => w.path !== "install_image"), "Saved. Talos warns about the configs this template generates:"),
     formIssues(),
     installers,
     field("Name", h("input", { name: "name", required: true, value: config?.name ?? "", autocomplete: "off" })),
@@ -98,10 +103,14 @@ async function configForm(config) {
       ...formValues(data, ["name", "install_image", "kubernetes_version", "patch", "patch_control_plane", "patch_worker"]),
       kubespan: data.get("kubespan") === "on",
     };
-    if (config) {
-      await api("PUT", `/configs/${encodeURIComponent(config.id)}`, body);
-    } else {
-      await api("POST", "/configs", body);
+    const saved = config
+      ? await api("PUT", `/configs/${encodeURIComponent(config.id)}`, body)
+      : await api("POST", "/configs", body);
+    if (saved?.warnings?.length) {
+      // Saved with warnings: stay on its edit form and show them apart from errors.
+      history.replaceState(null, "", `/configs?edit=${encodeURIComponent(saved.id)}`);
+      await configForm(saved, saved.warnings);
+      return;
     }
     location.assign("/configs");
   });
