@@ -108,11 +108,6 @@ pub struct GenConfigRequest {
     pub force: bool,
 }
 
-/// The installer image talosctl defaults to for a version contract.
-fn default_installer(version: TalosVersion) -> String {
-    format!("ghcr.io/siderolabs/installer:{}", version.release())
-}
-
 fn load_patches(items: &[String]) -> Result<Vec<String>, TalosCommandError> {
     items
         .iter()
@@ -159,7 +154,7 @@ pub fn gen_config(request: &GenConfigRequest) -> Result<Vec<(String, String)>, T
         request
             .install_image
             .clone()
-            .unwrap_or_else(|| default_installer(version)),
+            .unwrap_or_else(|| version.default_installer_image()),
     );
     options.kubespan = request.kubespan;
     let patches = ConfigPatches {

@@ -46,6 +46,7 @@
 mod client_config;
 mod document;
 mod generate;
+mod generate_v1_14;
 pub mod limits;
 mod patch;
 mod pki;
@@ -64,7 +65,7 @@ pub use client_config::{
 pub use document::{DecodeIssue, LoadError, MachineConfig};
 pub use generate::{
     Cni, EndpointError, GenerateOptions, MachineType, NewerTalosVersion, TalosVersion,
-    UnknownMachineType, endpoint_host,
+    UnknownMachineType, VANILLA_SCHEMATIC, endpoint_host,
 };
 pub use patch::{
     DeleteSelector, JsonPatchError, JsonPatchOp, MergeError, Patch, PatchApplyError,
@@ -73,7 +74,7 @@ pub use patch::{
 pub use pki::{CertAndKey, PkiError};
 pub use secrets::{SecretsBundle, SecretsError};
 pub use substitute::{Substitutions, substitute, unknown_variables};
-pub use validate::{ValidationMode, validate, validate_for};
+pub use validate::{ValidationMode, ValidationReport, validate, validate_for, validate_report};
 pub use volume::{
     EphemeralDisk, EphemeralDiskError, append_volume_config, ephemeral_volume_config,
 };
@@ -200,6 +201,26 @@ pub enum ConfigError {
 #[derive(Debug, Clone, Copy, Default)]
 pub struct ConfigEngine;
 
+/// Merges the ephemeral disk's `VolumeConfig` into a config's EPHEMERAL volume document, as a
+/// strategic patch.
+fn merge_ephemeral_volume_config(
+    config: &mut MachineConfig,
+    disk: &EphemeralDisk,
+) -> Result<(), ConfigError> {
+    let patch =
+        Patch::parse(&ephemeral_volume_config(disk)).map_err(|source| ConfigError::LoadPatch {
+            group: PatchGroup::All,
+            patch_idx: 0,
+            source,
+        })?;
+    config
+        .apply_patch(&patch)
+        .map_err(|source| ConfigError::ApplyPatch {
+            group: PatchGroup::All,
+            source,
+        })
+}
+
 impl ConfigEngine {
     /// Generates one machine config as `talosctl gen config --output-types <type>
     /// --with-docs=false --with-examples=false -o -` prints it.
@@ -207,11 +228,17 @@ impl ConfigEngine {
     /// As in talosctl, both machine types are generated and patched, so a control-plane patch
     /// that does not apply fails a worker config too.
     pub fn generate(input: &GenerateInput, secrets: &SecretsBundle) -> Result<String, ConfigError> {
-        let yaml = ConfigEngine::generate_config(input, secrets)?.to_yaml();
-        Ok(match &input.ephemeral_disk {
-            Some(disk) => append_volume_config(&yaml, disk),
-            None => yaml,
-        })
+        let mut config = ConfigEngine::generate_config(input, secrets)?;
+        match &input.ephemeral_disk {
+            // Talos 1.14 configs already hold an EPHEMERAL VolumeConfig: the disk is merged
+            // into it (a second one would be a duplicate document).
+            Some(disk) if input.options.talos_version.typed_documents() => {
+                merge_ephemeral_volume_config(&mut config, disk)?;
+                Ok(config.to_yaml())
+            }
+            Some(disk) => Ok(append_volume_config(&config.to_yaml(), disk)),
+            None => Ok(config.to_yaml()),
+        }
     }
 
     /// Like [`ConfigEngine::generate`], returning the document tree (without the appended

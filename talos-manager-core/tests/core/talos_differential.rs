@@ -16,11 +16,15 @@ use std::time::Instant;
 use serde_json::{Value as Json, json};
 use talos_manager_core::talos::{
     Cni, ConfigEngine, GenerateInput, GenerateOptions, MachineConfig, MachineType, Patch,
-    SecretsBundle, TalosVersion, ValidationMode, validate_for,
+    SecretsBundle, TalosVersion, ValidationMode, ValidationReport, validate_report,
 };
 
 /// The versions with an oracle (see tests/talos-oracle/README.md for 1.14).
-const VERSIONS: &[TalosVersion] = &[TalosVersion::V1_12, TalosVersion::V1_13];
+const VERSIONS: &[TalosVersion] = &[
+    TalosVersion::V1_12,
+    TalosVersion::V1_13,
+    TalosVersion::V1_14,
+];
 
 /// The oracle binary for `version`: `$TALOS_MANAGER_TALOS_ORACLE_DIR/talos-oracle-v1.N`, else
 /// the workspace's `.cache/talos-oracle/`. Missing is a failure, never a skip.
@@ -120,6 +124,7 @@ fn random_options(rng: &mut Rng, version: TalosVersion) -> GenerateOptions {
             None,
             Some("ghcr.io/siderolabs/installer:v1.12.0"),
             Some("factory.talos.dev/installer/376567988ad370138ad8b2698212367b8edcb69b5fd68c80be1f2ec7d603b4ba:v1.13.9"),
+            Some("factory.talos.dev/metal-installer/376567988ad370138ad8b2698212367b8edcb69b5fd68c80be1f2ec7d603b4ba:v1.14.1"),
         ])
         .map(str::to_owned);
     options.kubespan = rng.chance(30);
@@ -173,6 +178,35 @@ fn random_options(rng: &mut Rng, version: TalosVersion) -> GenerateOptions {
     options
 }
 
+/// A patch for Talos 1.14's typed documents: merged by kind (and name), deleting a document
+/// or a key, mixed with v1alpha1 keys, or adding a control-plane-only document to any node.
+fn random_typed_patch(rng: &mut Rng) -> String {
+    let label = *rng.pick(&["zone", "topology.kubernetes.io/zone", "tier"]);
+    match rng.below(12) {
+        0 => "apiVersion: v1alpha1\nkind: KubeletConfig\nclusterDNS:\n  - 10.96.0.10\n".into(),
+        1 => format!("apiVersion: v1alpha1\nkind: KubeNodeConfig\nlabels:\n  {label}: x\n"),
+        2 => "apiVersion: v1alpha1\nkind: KubeAPIServerConfig\ncertExtraSANs:\n  - api.example.com\n".into(),
+        3 => "apiVersion: v1alpha1\nkind: KubeFlannelCNIConfig\n$patch: delete\n".into(),
+        4 => "apiVersion: v1alpha1\nkind: ResolverConfig\nnameservers:\n  - address: 1.1.1.1\n".into(),
+        5 => "apiVersion: v1alpha1\nkind: KubeletConfig\nextraArgs:\n  rotate-server-certificates: \"true\"\n".into(),
+        6 => "machine:\n  certSANs:\n    - 10.0.0.9\n---\napiVersion: v1alpha1\nkind: KubeNetworkConfig\ndnsDomain: example.org\n".into(),
+        7 => "apiVersion: v1alpha1\nkind: UnattendedInstallConfig\ninstaller:\n  image: factory.talos.dev/metal-installer/376567988ad370138ad8b2698212367b8edcb69b5fd68c80be1f2ec7d603b4ba:v1.14.1\n".into(),
+        8 => "apiVersion: v1alpha1\nkind: KubeNodeConfig\nlabels:\n  node-role.kubernetes.io/control-plane:\n    $patch: delete\n".into(),
+        9 => "apiVersion: v1alpha1\nkind: KubeSpanConfig\nenabled: true\n".into(),
+        10 => "apiVersion: v1alpha1\nkind: KubeProxyConfig\nmode: ipvs\n".into(),
+        _ => "apiVersion: v1alpha1\nkind: SysctlConfig\nparams:\n  vm.swappiness: \"10\"\n".into(),
+    }
+}
+
+/// A patch of one of several shapes for `version`; some are broken on purpose.
+fn random_patch_for(rng: &mut Rng, version: TalosVersion) -> String {
+    if version.typed_documents() && rng.chance(50) {
+        random_typed_patch(rng)
+    } else {
+        random_patch(rng)
+    }
+}
+
 /// A patch of one of several shapes; some are broken on purpose.
 fn random_patch(rng: &mut Rng) -> String {
     let label = *rng.pick(&["zone", "topology.kubernetes.io/zone", "tier"]);
@@ -209,6 +243,29 @@ fn random_patch(rng: &mut Rng) -> String {
     }
 }
 
+/// One field changed in a valid Talos 1.14 config (as a strategic patch): a document the
+/// others need removed, or a setting that conflicts with the typed documents.
+fn random_typed_mutation(rng: &mut Rng) -> &'static str {
+    match rng.below(7) {
+        0 => "apiVersion: v1alpha1\nkind: KubeEtcdEncryptionConfig\n$patch: delete\n",
+        1 => "apiVersion: v1alpha1\nkind: DiscoveryIdentityConfig\n$patch: delete\n",
+        2 => "apiVersion: v1alpha1\nkind: KubeClusterConfig\n$patch: delete\n",
+        3 => "apiVersion: v1alpha1\nkind: DiscoveryServiceConfig\nname: default\n$patch: delete\n",
+        4 => "cluster:\n  controlPlane:\n    localAPIServerPort: 7443\n",
+        5 => "apiVersion: v1alpha1\nkind: UnattendedInstallConfig\ninstaller:\n  image: \"\"\n",
+        _ => "machine:\n  features:\n    kubePrism:\n      enabled: true\n",
+    }
+}
+
+/// One field changed in a valid config (as a strategic patch), or nothing.
+fn random_mutation_for(rng: &mut Rng, version: TalosVersion) -> Option<&'static str> {
+    if version.typed_documents() && rng.chance(40) {
+        Some(random_typed_mutation(rng))
+    } else {
+        random_mutation(rng)
+    }
+}
+
 /// One field changed in a valid config (as a strategic patch), or nothing.
 fn random_mutation(rng: &mut Rng) -> Option<&'static str> {
     Some(match rng.below(14) {
@@ -239,9 +296,32 @@ fn random_mutation(rng: &mut Rng) -> Option<&'static str> {
 /// Compares one oracle response with our answer: `Some((what, ours, Talos's))` when they differ.
 type Check = Box<dyn Fn(&Json) -> Option<(String, String, String)>>;
 
-/// Compares Talos's validation answer with our issues: same verdict, same errors.
-fn validate_check(issues: Vec<talos_manager_core::Issue>) -> Check {
+/// Compares Talos's validation answer with our report: same verdict, same errors, and from
+/// Talos 1.14 on (whose documents warn apart from `--strict`) the same warnings.
+fn validate_check(report: ValidationReport, version: TalosVersion) -> Check {
+    let issues = report.errors;
+    let our_warnings: Vec<String> = report.warnings.iter().map(|w| w.message.clone()).collect();
     Box::new(move |response| {
+        if version.typed_documents() {
+            let mut talos: Vec<String> = response["warnings"]
+                .as_array()
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|w| w.as_str().map(str::to_owned))
+                        .collect()
+                })
+                .unwrap_or_default();
+            let mut ours = our_warnings.clone();
+            talos.sort();
+            ours.sort();
+            if talos != ours {
+                return Some((
+                    "validate -m metal --strict (warnings)".into(),
+                    ours.join("\n"),
+                    talos.join("\n"),
+                ));
+            }
+        }
         let valid = response["valid"].as_bool().expect("a validate response");
         let errors: Vec<String> = response["errors"]
             .as_array()
@@ -356,7 +436,9 @@ fn run(version: TalosVersion, cases: usize, seed: u64) -> Vec<Divergence> {
         let options = random_options(&mut rng, version);
         let machine_type = *rng.pick(&[MachineType::ControlPlane, MachineType::Worker]);
         let n_patches = rng.below(3);
-        let patches: Vec<String> = (0..n_patches).map(|_| random_patch(&mut rng)).collect();
+        let patches: Vec<String> = (0..n_patches)
+            .map(|_| random_patch_for(&mut rng, version))
+            .collect();
 
         // gen config, with patches
         let mut input = GenerateInput::new(options.clone(), machine_type);
@@ -377,7 +459,9 @@ fn run(version: TalosVersion, cases: usize, seed: u64) -> Vec<Divergence> {
         let base =
             ConfigEngine::generate(&GenerateInput::new(options.clone(), machine_type), &secrets);
         let Ok(base) = base else { continue };
-        let patch: Vec<String> = (0..=rng.below(2)).map(|_| random_patch(&mut rng)).collect();
+        let patch: Vec<String> = (0..=rng.below(2))
+            .map(|_| random_patch_for(&mut rng, version))
+            .collect();
         requests.push(json!({"op": "patch", "config": base, "patches": patch}));
         let mine = our_patch(&base, &patch);
         let patched = mine.clone().ok();
@@ -395,25 +479,23 @@ fn run(version: TalosVersion, cases: usize, seed: u64) -> Vec<Divergence> {
             requests.push(
                 json!({"op": "validate", "config": patched, "mode": "metal", "strict": true}),
             );
-            ours.push(validate_check(validate_for(
-                &patched,
-                ValidationMode::Metal,
-                true,
+            ours.push(validate_check(
+                validate_report(&patched, ValidationMode::Metal, true, version),
                 version,
-            )));
+            ));
         }
 
         // validate -m metal --strict, of the config with one field mutated
-        let config = match random_mutation(&mut rng) {
+        let config = match random_mutation_for(&mut rng, version) {
             Some(mutation) => match our_patch(&base, &[mutation.to_owned()]) {
                 Ok(config) => config,
                 Err(_) => continue,
             },
             None => base.clone(),
         };
-        let issues = validate_for(&config, ValidationMode::Metal, true, version);
+        let report = validate_report(&config, ValidationMode::Metal, true, version);
         requests.push(json!({"op": "validate", "config": config, "mode": "metal", "strict": true}));
-        ours.push(validate_check(issues));
+        ours.push(validate_check(report, version));
     }
     let responses = ask(version, &requests);
     requests
@@ -465,7 +547,17 @@ fn engine_agrees_with_talos_machinery() {
     let mut total = 0;
     let dump_dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("talos-differential");
     std::fs::create_dir_all(&dump_dir).unwrap();
+    // `TALOS_DIFFERENTIAL_VERSIONS=v1.14` (comma-separated) runs only those versions.
+    let only: Option<Vec<String>> = std::env::var("TALOS_DIFFERENTIAL_VERSIONS")
+        .ok()
+        .map(|list| list.split(',').map(|v| v.trim().to_owned()).collect());
     for &version in VERSIONS {
+        if only
+            .as_ref()
+            .is_some_and(|only| !only.contains(&version.to_string()))
+        {
+            continue;
+        }
         let started = Instant::now();
         let divergences = run(version, cases, seed);
         eprintln!(
