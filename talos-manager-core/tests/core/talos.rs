@@ -412,7 +412,9 @@ fn generated_bundle_is_talosctl_shaped_and_self_consistent() {
     };
     assert!(token_ok(&bundle.bootstrap_token) && token_ok(&bundle.trustd_token));
     assert_eq!(bundle.cluster_id.len(), 44);
-    assert!(!bundle.cluster_id.contains(['+', '/']));
+    // Standard base64 of 32 bytes, as talosctl 1.14 writes cluster ids.
+    assert!(!bundle.cluster_id.contains(['-', '_']));
+    assert!(base64_decodes(&bundle.cluster_id));
     assert_eq!(
         SecretsBundle::generate(fixed_now(), &mut TestRandom(7))
             .unwrap()
@@ -888,4 +890,13 @@ fn validation_cases() {
             &case.display().to_string(),
         );
     }
+}
+
+/// Whether a text is standard (padded) base64.
+fn base64_decodes(text: &str) -> bool {
+    text.len() % 4 == 0
+        && text
+            .trim_end_matches('=')
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '+' || c == '/')
 }
