@@ -101,6 +101,26 @@ pub fn validate_report(
             };
         }
     };
+    // Our schema knows every release's kinds; an earlier Talos does not load the newer ones.
+    if !version.typed_documents()
+        && let Some(doc) = config.documents().iter().find(|d| {
+            d.get("kind")
+                .and_then(Value::as_str)
+                .is_some_and(|kind| KINDS_SINCE_V1_14.contains(&kind))
+        })
+    {
+        let error = LoadError::UnknownKind {
+            kind: doc.get("kind").map(Value::to_string).unwrap_or_default(),
+            api_version: doc
+                .get("apiVersion")
+                .map(Value::to_string)
+                .unwrap_or_default(),
+        };
+        return ValidationReport {
+            errors: vec![Issue::new("", error.to_string())],
+            warnings: Vec::new(),
+        };
+    }
     let mut checker = Checker {
         issues: Vec::new(),
         warnings: Vec::new(),
@@ -1379,6 +1399,56 @@ impl Checker {
     }
 }
 
+/// The document kinds Talos 1.14 added (in its schema, not in 1.13's): talosctl 1.13 and
+/// earlier refuse them as not registered.
+const KINDS_SINCE_V1_14: &[&str] = &[
+    "BGPInstanceConfig",
+    "CRIBaseRuntimeSpecConfig",
+    "CRICustomizationConfig",
+    "ContainerConfig",
+    "DiscoveryIdentityConfig",
+    "DiscoveryServiceConfig",
+    "EtcFileConfig",
+    "FilesystemScrubConfig",
+    "FilesystemTrimConfig",
+    "HTTPProbeConfig",
+    "ImageCacheConfig",
+    "KernelModuleConfig",
+    "KubeAPIServerCAConfig",
+    "KubeAPIServerConfig",
+    "KubeAdmissionControlConfig",
+    "KubeAggregatorCAConfig",
+    "KubeAuditPolicyConfig",
+    "KubeAuthenticationConfig",
+    "KubeAuthorizerConfig",
+    "KubeClusterConfig",
+    "KubeControllerManagerConfig",
+    "KubeCoreDNSConfig",
+    "KubeCredentialProviderConfig",
+    "KubeEtcdEncryptionConfig",
+    "KubeExternalManifestConfig",
+    "KubeFlannelCNIConfig",
+    "KubeInlineManifestConfig",
+    "KubeNetworkConfig",
+    "KubeNodeConfig",
+    "KubePrismConfig",
+    "KubeProxyConfig",
+    "KubeSchedulerConfig",
+    "KubeServiceAccountConfig",
+    "KubeStaticPodConfig",
+    "KubeTalosAPIAccessConfig",
+    "KubeletConfig",
+    "LVMLogicalVolumeConfig",
+    "LVMVolumeGroupConfig",
+    "RAIDArrayConfig",
+    "SecurityProfileConfig",
+    "SysctlConfig",
+    "SysfsConfig",
+    "UdevRulesConfig",
+    "UnattendedInstallConfig",
+    "VethConfig",
+];
+
 /// Kubernetes's control-plane node role label.
 const CONTROL_PLANE_LABEL: &str = "node-role.kubernetes.io/control-plane";
 
@@ -1459,6 +1529,23 @@ mod tests {
                     "cannot unmarshal !!map into []string",
                 ),
             ],
+        );
+    }
+
+    #[test]
+    fn kinds_of_talos_1_14_are_unknown_to_earlier_releases() {
+        let config = format!("{WORKER}---\napiVersion: v1alpha1\nkind: KubeletConfig\nimage: k\n");
+        assert_eq!(
+            validate_for(&config, ValidationMode::Metal, true, TalosVersion::V1_13),
+            [Issue::new(
+                "",
+                "\"KubeletConfig\" \"v1alpha1\": not registered"
+            )]
+        );
+        assert!(
+            !validate_for(&config, ValidationMode::Metal, true, TalosVersion::V1_14)
+                .iter()
+                .any(|i| i.message.contains("not registered"))
         );
     }
 

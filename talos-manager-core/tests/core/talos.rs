@@ -894,7 +894,7 @@ fn validation_cases() {
 
 /// Whether a text is standard (padded) base64.
 fn base64_decodes(text: &str) -> bool {
-    text.len() % 4 == 0
+    text.len().is_multiple_of(4)
         && text
             .trim_end_matches('=')
             .chars()
