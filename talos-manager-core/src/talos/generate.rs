@@ -239,9 +239,11 @@ pub struct GenerateOptions {
     pub kubernetes_version: String,
     /// The version contract.
     pub talos_version: TalosVersion,
-    /// `machine.install.disk` (`--install-disk`).
+    /// `machine.install.disk` (`--install-disk`); from 1.14 on the disk selector of the
+    /// `UnattendedInstallConfig` document, which is only written when a disk is set.
     pub install_disk: Option<String>,
-    /// `machine.install.image` (`--install-image`).
+    /// `machine.install.image` (`--install-image`); from 1.14 on `installer.image` of the
+    /// `UnattendedInstallConfig` document.
     pub install_image: Option<String>,
     /// `--with-kubespan`.
     pub kubespan: bool,
@@ -255,13 +257,16 @@ pub struct GenerateOptions {
     pub registry_mirrors: Vec<(String, String)>,
     /// `cluster.allowSchedulingOnControlPlanes`.
     pub allow_scheduling_on_control_planes: bool,
-    /// `machine.install.extraKernelArgs`.
+    /// `machine.install.extraKernelArgs`; Talos 1.14's generator has no place for them and
+    /// drops them (they belong in the Image Factory schematic).
     pub extra_kernel_args: Vec<String>,
     /// `cluster.controlPlane.localAPIServerPort`.
     pub local_api_server_port: Option<u16>,
     /// `machine.sysctls`.
     pub sysctls: Vec<(String, String)>,
-    /// `cluster.network.cni`.
+    /// `cluster.network.cni`; from 1.14 on only `custom` with a URL changes anything (a
+    /// `KubeExternalManifestConfig` named `custom-cni` replaces the Flannel document), as
+    /// Talos 1.14's generator has only a custom CNI URL.
     pub cni: Option<Cni>,
 }
 

@@ -26,7 +26,7 @@
 //!    patched in talosctl's order: `--config-patch`, then the type's own patches.
 //! 3. The result is written in talosctl's canonical form: fields in Talos's declaration
 //!    order, empty optional fields left out, free-form maps in go-yaml's natural order,
-//!    go-yaml's quoting and 4-space indentation. The stability goldens of Talos 1.8 … 1.13 are
+//!    go-yaml's quoting and 4-space indentation. The stability goldens of Talos 1.8 … 1.14 are
 //!    reproduced byte for byte.
 //!
 //! Documents are handled as [`yaml::Value`] trees; the schema (field order, types, list merge
@@ -40,6 +40,9 @@
 //! - Errors name paths (`machine.network.nameservers`) where go-yaml names line numbers.
 //! - `${…}` variables without a value are left in place ([`unknown_variables`] lists them).
 //! - Only the plain output (`--with-docs=false --with-examples=false`) is produced.
+//! - A config is written the Talos 1.14 way (yaml/v4 quoting, no `cluster.controlPlane: null`,
+//!   deletes of missing documents skipped) when it holds a typed Kubernetes document, which no
+//!   earlier Talos loads ([`MachineConfig`] does not carry its version).
 //! - The RSA service-account key of a new bundle comes from the crypto library's own
 //!   generator: it cannot take the caller's [`RandomSource`].
 
