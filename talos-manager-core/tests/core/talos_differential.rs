@@ -148,6 +148,18 @@ fn random_options(rng: &mut Rng, version: TalosVersion) -> GenerateOptions {
     if version == TalosVersion::V1_12 {
         options.registry_mirrors.truncate(1);
     }
+    // Talos 1.14 sorts the mirror documents itself and gives a host all its endpoints.
+    if version.typed_documents() {
+        if rng.chance(30) {
+            options.registry_mirrors.push((
+                "docker.io".to_owned(),
+                "https://mirror2.example.com".to_owned(),
+            ));
+        }
+        if rng.chance(50) {
+            options.registry_mirrors.reverse();
+        }
+    }
     options.allow_scheduling_on_control_planes = rng.chance(20);
     if rng.chance(20) {
         options.extra_kernel_args = vec!["cpufreq.default_governor=performance".into()];
