@@ -719,3 +719,24 @@ pub(crate) fn pod_security_admission() -> Value {
         ),
     ])
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn talos_1_14_is_the_newest_contract_with_the_factory_installer() {
+        assert_eq!(TalosVersion::LATEST, TalosVersion::V1_14);
+        assert_eq!(TalosVersion::parse("v1.14.1"), Some(TalosVersion::V1_14));
+        assert_eq!(TalosVersion::V1_14.default_kubernetes_version(), "1.37.0");
+        assert_eq!(
+            TalosVersion::V1_14.default_installer_image(),
+            format!("factory.talos.dev/metal-installer/{VANILLA_SCHEMATIC}:v1.14.1")
+        );
+        assert_eq!(
+            TalosVersion::V1_13.default_installer_image(),
+            "ghcr.io/siderolabs/installer:v1.13.9"
+        );
+        assert!(TalosVersion::V1_14.typed_documents() && !TalosVersion::V1_13.typed_documents());
+    }
+}

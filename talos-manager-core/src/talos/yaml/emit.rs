@@ -556,6 +556,22 @@ mod tests {
     }
 
     #[test]
+    fn yaml_v4_single_quotes_yaml_1_1_words_only() {
+        let doc = Value::Map(
+            ["off", "yes", "1:20", "<<", "true", "", "262144", "plain"]
+                .iter()
+                .map(|s| ((*s).to_owned(), Value::str(*s)))
+                .collect(),
+        );
+        assert_eq!(
+            emit_documents_v4(std::slice::from_ref(&doc)),
+            "'off': 'off'\n'yes': 'yes'\n'1:20': '1:20'\n'<<': '<<'\n\"true\": \"true\"\n\"\": \"\"\n\"262144\": \"262144\"\nplain: plain\n"
+        );
+        // The flag is reset: go-yaml v3 quoting again.
+        assert_eq!(emit_scalar("off"), "\"off\"");
+    }
+
+    #[test]
     fn quoting_follows_go_yaml() {
         check_scalar("", "\"\"");
         check_scalar("262144", "\"262144\"");
