@@ -117,11 +117,6 @@ pub struct GenConfigRequest {
     pub force: bool,
 }
 
-/// The installer image talosctl defaults to for a version contract.
-fn default_installer(version: TalosVersion) -> String {
-    format!("ghcr.io/siderolabs/installer:{}", version.release())
-}
-
 fn load_patches(items: &[String]) -> Result<Vec<String>, TalosCommandError> {
     items
         .iter()
@@ -168,7 +163,7 @@ pub fn gen_config(request: &GenConfigRequest) -> Result<Vec<(String, String)>, T
         request
             .install_image
             .clone()
-            .unwrap_or_else(|| default_installer(version)),
+            .unwrap_or_else(|| version.default_installer_image()),
     );
     options.kubespan = request.kubespan;
     let patches = ConfigPatches {
@@ -247,7 +242,7 @@ pub fn validate_file(
     if !issues.is_empty() {
         return Err(TalosCommandError::Invalid(issues));
     }
-    Ok(validate_report(&text, mode, TalosVersion::LATEST).warnings)
+    Ok(validate_report(&text, mode, false, TalosVersion::LATEST).warnings)
 }
 
 /// A `--patch` value as talosctl reads it: `@file`; a bare file name (a value without a space

@@ -17,9 +17,16 @@ pub const DEFAULT_TALOS_VERSION: &str = TalosVersion::LATEST.release();
 /// own default for that release; see [`DEFAULT_TALOS_VERSION`]).
 pub const DEFAULT_KUBERNETES_VERSION: &str = TalosVersion::LATEST.default_kubernetes_version();
 
-/// The installer image of new configs: `ghcr.io/siderolabs/installer:`[`DEFAULT_TALOS_VERSION`].
+/// The installer image of new configs: the one talosctl of [`DEFAULT_TALOS_VERSION`] writes,
+/// [`crate::image_factory::installer_image`] without a schematic on the public Image Factory
+/// (`ghcr.io/siderolabs/installer:<release>` up to Talos 1.13, which 1.14 no longer publishes;
+/// the factory's `metal-installer/<empty schematic>:<release>` from 1.14 on).
 pub fn default_install_image() -> String {
-    format!("ghcr.io/siderolabs/installer:{DEFAULT_TALOS_VERSION}")
+    crate::image_factory::installer_image(
+        crate::image_factory::DEFAULT_FACTORY_URL,
+        None,
+        DEFAULT_TALOS_VERSION,
+    )
 }
 
 /// The bootstrap defaults.

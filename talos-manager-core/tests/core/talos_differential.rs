@@ -14,12 +14,16 @@ use std::time::Instant;
 use serde_json::{Value as Json, json};
 use talos_manager_core::talos::{
     Cni, ConfigEngine, GenerateInput, GenerateOptions, MachineConfig, MachineType, Patch,
-    SecretsBundle, TalosVersion, ValidationMode, validate_for, validate_report,
+    SecretsBundle, TalosVersion, ValidationMode, ValidationReport, validate_report,
     yaml::{self, Value as YamlValue},
 };
 
 /// The versions with an oracle (see tests/talos-oracle/README.md for 1.14).
-const VERSIONS: &[TalosVersion] = &[TalosVersion::V1_12, TalosVersion::V1_13];
+const VERSIONS: &[TalosVersion] = &[
+    TalosVersion::V1_12,
+    TalosVersion::V1_13,
+    TalosVersion::V1_14,
+];
 
 /// Runs a batch of requests through the oracle of `version` (the shared runner of the `tests`
 /// crate: `$TALOS_MANAGER_TALOS_ORACLE_DIR/talos-oracle-v1.N`; missing is a failure, never a
@@ -89,6 +93,7 @@ fn random_options(rng: &mut Rng, version: TalosVersion) -> GenerateOptions {
             None,
             Some("ghcr.io/siderolabs/installer:v1.12.0"),
             Some("factory.talos.dev/installer/376567988ad370138ad8b2698212367b8edcb69b5fd68c80be1f2ec7d603b4ba:v1.13.9"),
+            Some("factory.talos.dev/metal-installer/376567988ad370138ad8b2698212367b8edcb69b5fd68c80be1f2ec7d603b4ba:v1.14.1"),
         ])
         .map(str::to_owned);
     options.kubespan = rng.chance(30);
@@ -111,6 +116,18 @@ fn random_options(rng: &mut Rng, version: TalosVersion) -> GenerateOptions {
     ]);
     if version == TalosVersion::V1_12 {
         options.registry_mirrors.truncate(1);
+    }
+    // Talos 1.14 sorts the mirror documents itself and gives a host all its endpoints.
+    if version.typed_documents() {
+        if rng.chance(30) {
+            options.registry_mirrors.push((
+                "docker.io".to_owned(),
+                "https://mirror2.example.com".to_owned(),
+            ));
+        }
+        if rng.chance(50) {
+            options.registry_mirrors.reverse();
+        }
     }
     options.allow_scheduling_on_control_planes = rng.chance(20);
     if rng.chance(20) {
@@ -140,6 +157,35 @@ fn random_options(rng: &mut Rng, version: TalosVersion) -> GenerateOptions {
         _ => None,
     };
     options
+}
+
+/// A patch for Talos 1.14's typed documents: merged by kind (and name), deleting a document
+/// or a key, mixed with v1alpha1 keys, or adding a control-plane-only document to any node.
+fn random_typed_patch(rng: &mut Rng) -> String {
+    let label = *rng.pick(&["zone", "topology.kubernetes.io/zone", "tier"]);
+    match rng.below(12) {
+        0 => "apiVersion: v1alpha1\nkind: KubeletConfig\nclusterDNS:\n  - 10.96.0.10\n".into(),
+        1 => format!("apiVersion: v1alpha1\nkind: KubeNodeConfig\nlabels:\n  {label}: x\n"),
+        2 => "apiVersion: v1alpha1\nkind: KubeAPIServerConfig\ncertExtraSANs:\n  - api.example.com\n".into(),
+        3 => "apiVersion: v1alpha1\nkind: KubeFlannelCNIConfig\n$patch: delete\n".into(),
+        4 => "apiVersion: v1alpha1\nkind: ResolverConfig\nnameservers:\n  - address: 1.1.1.1\n".into(),
+        5 => "apiVersion: v1alpha1\nkind: KubeletConfig\nextraArgs:\n  rotate-server-certificates: \"true\"\n".into(),
+        6 => "machine:\n  certSANs:\n    - 10.0.0.9\n---\napiVersion: v1alpha1\nkind: KubeNetworkConfig\ndnsDomain: example.org\n".into(),
+        7 => "apiVersion: v1alpha1\nkind: UnattendedInstallConfig\ninstaller:\n  image: factory.talos.dev/metal-installer/376567988ad370138ad8b2698212367b8edcb69b5fd68c80be1f2ec7d603b4ba:v1.14.1\n".into(),
+        8 => "apiVersion: v1alpha1\nkind: KubeNodeConfig\nlabels:\n  node-role.kubernetes.io/control-plane:\n    $patch: delete\n".into(),
+        9 => "apiVersion: v1alpha1\nkind: KubeSpanConfig\nenabled: true\n".into(),
+        10 => "apiVersion: v1alpha1\nkind: KubeProxyConfig\nmode: ipvs\n".into(),
+        _ => "apiVersion: v1alpha1\nkind: SysctlConfig\nparams:\n  vm.swappiness: \"10\"\n".into(),
+    }
+}
+
+/// A patch of one of several shapes for `version`; some are broken on purpose.
+fn random_patch_for(rng: &mut Rng, version: TalosVersion) -> String {
+    if version.typed_documents() && rng.chance(50) {
+        random_typed_patch(rng)
+    } else {
+        random_patch(rng)
+    }
 }
 
 /// A patch of one of several shapes; some are broken on purpose.
@@ -231,6 +277,29 @@ fn random_document_patch(rng: &mut Rng) -> String {
     }
 }
 
+/// One field changed in a valid Talos 1.14 config (as a strategic patch): a document the
+/// others need removed, or a setting that conflicts with the typed documents.
+fn random_typed_mutation(rng: &mut Rng) -> &'static str {
+    match rng.below(7) {
+        0 => "apiVersion: v1alpha1\nkind: KubeEtcdEncryptionConfig\n$patch: delete\n",
+        1 => "apiVersion: v1alpha1\nkind: DiscoveryIdentityConfig\n$patch: delete\n",
+        2 => "apiVersion: v1alpha1\nkind: KubeClusterConfig\n$patch: delete\n",
+        3 => "apiVersion: v1alpha1\nkind: DiscoveryServiceConfig\nname: default\n$patch: delete\n",
+        4 => "cluster:\n  controlPlane:\n    localAPIServerPort: 7443\n",
+        5 => "apiVersion: v1alpha1\nkind: UnattendedInstallConfig\ninstaller:\n  image: \"\"\n",
+        _ => "machine:\n  features:\n    kubePrism:\n      enabled: true\n",
+    }
+}
+
+/// One field changed in a valid config (as a strategic patch), or nothing.
+fn random_mutation_for(rng: &mut Rng, version: TalosVersion) -> Option<&'static str> {
+    if version.typed_documents() && rng.chance(40) {
+        Some(random_typed_mutation(rng))
+    } else {
+        random_mutation(rng)
+    }
+}
+
 /// One field changed in a valid config (as a strategic patch), or nothing.
 fn random_mutation(rng: &mut Rng) -> Option<&'static str> {
     Some(match rng.below(14) {
@@ -261,52 +330,56 @@ fn random_mutation(rng: &mut Rng) -> Option<&'static str> {
 /// Compares one oracle response with our answer: `Some((what, ours, Talos's))` when they differ.
 type Check = Box<dyn Fn(&Json) -> Option<(String, String, String)>>;
 
-/// Asks for `validate -m metal --strict` and `validate -m metal` of `config`: with `--strict`,
-/// the same verdict and errors (warnings are errors there); without, the same errors and the
-/// same warnings, kept apart.
+/// Asks for `validate -m metal --strict` and `validate -m metal` of `config` and compares both
+/// answers with our reports: the same verdict and errors, and the same warnings (`--strict`
+/// makes the v1alpha1 document's warnings errors; Talos 1.14's typed documents still warn apart).
 fn push_validate(
     requests: &mut Vec<Json>,
     ours: &mut Vec<Check>,
     config: &str,
     version: TalosVersion,
 ) {
-    requests.push(json!({"op": "validate", "config": config, "mode": "metal", "strict": true}));
-    ours.push(validate_check_strict(validate_for(
-        config,
-        ValidationMode::Metal,
-        true,
-        version,
-    )));
-    let report = validate_report(config, ValidationMode::Metal, version);
-    let mut warnings: Vec<String> = report.warnings.into_iter().map(|w| w.message).collect();
-    warnings.sort();
-    let errors = validate_check_strict(report.errors);
-    requests.push(json!({"op": "validate", "config": config, "mode": "metal", "strict": false}));
-    ours.push(Box::new(move |response| {
-        if let Some((what, ours, talos)) = errors(response) {
-            return Some((format!("{what} (without --strict)"), ours, talos));
-        }
-        let talos: Vec<String> = response["warnings"]
-            .as_array()
-            .map(|a| {
-                a.iter()
-                    .filter_map(|e| e.as_str().map(str::to_owned))
-                    .collect()
-            })
-            .unwrap_or_default();
-        (talos != warnings).then(|| {
-            (
-                "validate -m metal warnings".into(),
-                warnings.join("\n"),
-                talos.join("\n"),
-            )
-        })
-    }));
+    for strict in [true, false] {
+        requests.push(json!({"op": "validate", "config": config, "mode": "metal", "strict": strict}));
+        ours.push(validate_check(
+            validate_report(config, ValidationMode::Metal, strict, version),
+            strict,
+            version,
+        ));
+    }
 }
 
-/// Compares Talos's strict validation answer with our issues: same verdict, same errors.
-fn validate_check_strict(issues: Vec<talos_manager_core::Issue>) -> Check {
+/// Compares Talos's validation answer with our report: same verdict, same errors, and the same
+/// warnings (under `--strict` only from Talos 1.14 on, whose documents warn apart from it).
+fn validate_check(report: ValidationReport, strict: bool, version: TalosVersion) -> Check {
+    let label = if strict {
+        "validate -m metal --strict"
+    } else {
+        "validate -m metal"
+    };
+    let issues = report.errors;
+    let our_warnings: Vec<String> = report.warnings.iter().map(|w| w.message.clone()).collect();
     Box::new(move |response| {
+        if !strict || version.typed_documents() {
+            let mut talos: Vec<String> = response["warnings"]
+                .as_array()
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|w| w.as_str().map(str::to_owned))
+                        .collect()
+                })
+                .unwrap_or_default();
+            let mut ours = our_warnings.clone();
+            talos.sort();
+            ours.sort();
+            if talos != ours {
+                return Some((
+                    format!("{label} (warnings)"),
+                    ours.join("\n"),
+                    talos.join("\n"),
+                ));
+            }
+        }
         let valid = response["valid"].as_bool().expect("a validate response");
         let errors: Vec<String> = response["errors"]
             .as_array()
@@ -334,7 +407,7 @@ fn validate_check_strict(issues: Vec<talos_manager_core::Issue>) -> Check {
             mine.sort();
             errors.sort();
             (
-                "validate -m metal --strict".into(),
+                label.into(),
                 format!("valid: {}\n{}", issues.is_empty(), mine.join("\n")),
                 format!("valid: {valid}\n{}", errors.join("\n")),
             )
@@ -471,7 +544,9 @@ fn run(version: TalosVersion, cases: usize, seed: u64) -> Vec<Divergence> {
         let options = random_options(&mut rng, version);
         let machine_type = *rng.pick(&[MachineType::ControlPlane, MachineType::Worker]);
         let n_patches = rng.below(3);
-        let patches: Vec<String> = (0..n_patches).map(|_| random_patch(&mut rng)).collect();
+        let patches: Vec<String> = (0..n_patches)
+            .map(|_| random_patch_for(&mut rng, version))
+            .collect();
 
         // gen config, with patches
         let mut input = GenerateInput::new(options.clone(), machine_type);
@@ -495,7 +570,9 @@ fn run(version: TalosVersion, cases: usize, seed: u64) -> Vec<Divergence> {
         let base =
             ConfigEngine::generate(&GenerateInput::new(options.clone(), machine_type), &secrets);
         let Ok(base) = base else { continue };
-        let patch: Vec<String> = (0..=rng.below(3)).map(|_| random_patch(&mut rng)).collect();
+        let patch: Vec<String> = (0..=rng.below(3))
+            .map(|_| random_patch_for(&mut rng, version))
+            .collect();
         requests.push(json!({"op": "patch", "config": base, "patches": patch}));
         let mine = our_patch(&base, &patch);
         let patched = mine.clone().ok();
@@ -514,7 +591,7 @@ fn run(version: TalosVersion, cases: usize, seed: u64) -> Vec<Divergence> {
         }
 
         // validate -m metal --strict, of the config with one field mutated
-        let config = match random_mutation(&mut rng) {
+        let config = match random_mutation_for(&mut rng, version) {
             Some(mutation) => match our_patch(&base, &[mutation.to_owned()]) {
                 Ok(config) => config,
                 Err(_) => continue,
@@ -573,7 +650,17 @@ fn engine_agrees_with_talos_machinery() {
     let mut total = 0;
     let dump_dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("talos-differential");
     std::fs::create_dir_all(&dump_dir).unwrap();
+    // `TALOS_DIFFERENTIAL_VERSIONS=v1.14` (comma-separated) runs only those versions.
+    let only: Option<Vec<String>> = std::env::var("TALOS_DIFFERENTIAL_VERSIONS")
+        .ok()
+        .map(|list| list.split(',').map(|v| v.trim().to_owned()).collect());
     for &version in VERSIONS {
+        if only
+            .as_ref()
+            .is_some_and(|only| !only.contains(&version.to_string()))
+        {
+            continue;
+        }
         let started = Instant::now();
         let divergences = run(version, cases, seed);
         eprintln!(

@@ -77,6 +77,9 @@ pub struct SupportedTalosVersion {
     pub release: String,
     /// Its default Kubernetes version (talosctl's for that release).
     pub kubernetes_version: String,
+    /// The installer image talosctl of that release writes when given none (ghcr's installer
+    /// up to 1.13, the Image Factory's `metal-installer/<empty schematic>` from 1.14 on).
+    pub install_image: String,
 }
 
 /// The Talos versions talos-manager generates configs for, and the defaults of new configs.
@@ -100,6 +103,11 @@ impl SupportedTalosVersionsView {
                 .map(|version| SupportedTalosVersion {
                     release: version.release().to_owned(),
                     kubernetes_version: version.default_kubernetes_version().to_owned(),
+                    install_image: talos_manager_core::image_factory::installer_image(
+                        talos_manager_core::image_factory::DEFAULT_FACTORY_URL,
+                        None,
+                        version.release(),
+                    ),
                 })
                 .collect(),
             default_install_image: talos_manager_core::store::default_install_image(),

@@ -315,7 +315,16 @@ fn gen_and_validate_work_like_talosctl() {
         assert_eq!(stderr(&valid), format!("{file} is valid for metal mode\n"));
     }
     let worker = std::fs::read_to_string(dir.path().join("out/worker.yaml")).unwrap();
-    assert!(worker.contains("    disk: /dev/nvme0n1"), "{worker}");
+    // Talos 1.14 (the default contract): the install disk selects the disk of an
+    // UnattendedInstallConfig, whose installer is the Image Factory's.
+    assert!(
+        worker.contains("        match: disk.dev_path == \"/dev/nvme0n1\"\n"),
+        "{worker}"
+    );
+    assert!(
+        worker.contains("    image: factory.talos.dev/metal-installer/376567988ad370138ad8b2698212367b8edcb69b5fd68c80be1f2ec7d603b4ba:v1.14.1\n"),
+        "{worker}"
+    );
     assert!(worker.contains("hostname: demo-1"), "{worker}");
 
     let stdout = run(talos_manager(dir.path()).args([
@@ -364,6 +373,18 @@ fn gen_and_validate_work_like_talosctl() {
         "{text}"
     );
     assert!(!text.contains("network: {}"), "{text}");
+    // Talos 1.14: the Kubernetes settings are typed documents.
+    let v1_14 = gen_for("v1.14");
+    assert!(v1_14.status.success(), "{}", stderr(&v1_14));
+    let text = String::from_utf8(v1_14.stdout).unwrap();
+    assert!(
+        text.contains("\nkind: KubeletConfig\nimage: ghcr.io/siderolabs/kubelet:v1.37.0\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("\nkind: KubeSpanConfig\nenabled: true\n"),
+        "{text}"
+    );
     let v1_15 = gen_for("v1.15.0");
     assert!(v1_15.status.success(), "{}", stderr(&v1_15));
     assert_eq!(String::from_utf8_lossy(&v1_15.stdout), text);

@@ -229,6 +229,10 @@ fn apply_delete(
         .iter()
         .position(|d| document_identity(d) == selector.document);
     let Some(doc_idx) = doc_idx else {
+        // Talos 1.14 skips a delete whose document is not in the config.
+        if config.has_typed_kubernetes_documents() {
+            return Ok(false);
+        }
         return Err(PatchApplyError::DeleteDocumentMissing {
             document: selector.document.clone(),
         });
@@ -375,7 +379,10 @@ fn always_replaced(def: &str, field: &str) -> bool {
     matches!(
         (def, field),
         (
-            "block.DiskSelector" | "block.VolumeSelector" | "network.LinkSelector",
+            "block.DiskSelector"
+                | "block.VolumeSelector"
+                | "network.LinkSelector"
+                | "runtime.DiskSelectorSpec",
             "match"
         ) | ("block.ProvisioningSpec", "minSize")
             | (
@@ -396,7 +403,10 @@ fn value_struct(def: &str, field: &str) -> bool {
                 | "block.RawVolumeConfigV1Alpha1"
                 | "block.SwapVolumeConfigV1Alpha1",
             "provisioning"
-        ) | ("block.ProvisioningSpec", "diskSelector")
+        ) | (
+            "block.ProvisioningSpec" | "runtime.ProvisioningSpec",
+            "diskSelector"
+        ) | ("runtime.UnattendedInstallConfigV1Alpha1", "provisioning")
             | ("block.ExistingVolumeConfigV1Alpha1", "discovery")
             | ("block.VolumeDiscoverySpec", "volumeSelector")
             | ("network.LinkAliasConfigV1Alpha1", "selector")

@@ -70,10 +70,10 @@ async function configForm(config, warnings = []) {
   const installers = h(
     "datalist",
     { id: "supported-installers" },
-    supported.versions.map((version) => h("option", { value: `ghcr.io/siderolabs/installer:${version.release}` }, `Talos ${version.release}, Kubernetes ${version.kubernetes_version} by default`)),
+    supported.versions.map((version) => h("option", { value: version.install_image }, `Talos ${version.release}, Kubernetes ${version.kubernetes_version} by default`)),
   );
   const installerHint = newest
-    ? `Its tag picks the Talos version (talos-manager knows ${supported.versions.map((v) => v.release).join(", ")}), e.g. …/installer:${newest.release}. Empty: the service's default, ${supported.default_install_image}.`
+    ? `Its tag picks the Talos version (talos-manager knows ${supported.versions.map((v) => v.release).join(", ")}), e.g. ${newest.install_image}. Empty: the service's default, ${supported.default_install_image}.`
     : "Its tag picks the Talos version. Empty: the service's default Talos.";
   const kubernetesHint = newest
     ? `For new clusters, e.g. ${newest.kubernetes_version}. Empty: the service's default, ${supported.default_kubernetes_version}.`
