@@ -27,7 +27,7 @@ fn main() -> anyhow::Result<()> {
 
     let mut input = GenerateInput::new(options, MachineType::Worker);
     input.patches = ConfigPatches {
-        all: vec!["machine:\n  network:\n    hostname: ${hostname}\n    interfaces:\n      - interface: eth0\n        dhcp: true\n        vlans:\n          - vlanId: ${vlan}\n            addresses: [${private_ip}/21]\n".into()],
+        all: vec!["machine:\n  network:\n    interfaces:\n      - interface: eth0\n        dhcp: true\n        vlans:\n          - vlanId: ${vlan}\n            addresses: [${private_ip}/21]\n".into()],
         control_plane: Vec::new(),
         worker: vec!["machine:\n  nodeLabels:\n    role: storage\n".into()],
     };

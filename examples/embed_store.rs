@@ -40,7 +40,7 @@ async fn main() -> anyhow::Result<()> {
             install_image: "ghcr.io/siderolabs/installer:v1.10.4".into(),
             kubernetes_version: "1.30.1".into(),
             kubespan: true,
-            patch: "machine:\n  network:\n    hostname: ${hostname}\n".into(),
+            patch: "machine:\n  sysctls:\n    vm.max_map_count: \"262144\"\n".into(),
             patch_control_plane: String::new(),
             patch_worker: String::new(),
         })

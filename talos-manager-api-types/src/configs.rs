@@ -2,6 +2,8 @@
 
 use time::OffsetDateTime;
 
+use crate::IssueBody;
+
 /// A config template.
 #[derive(Debug, serde::Serialize, serde::Deserialize)]
 #[cfg_attr(feature = "openapi", derive(poem_openapi::Object))]
@@ -18,6 +20,15 @@ pub struct ConfigView {
     /// When it last changed.
     #[serde(with = "time::serde::rfc3339")]
     pub updated_at: OffsetDateTime,
+    /// What to know that did not stop it from being saved, each with its field: an installer
+    /// of a Talos minor newer than every version talos-manager knows (its configs are
+    /// generated for the newest one); and, answered by create and update, Talos's warnings
+    /// about the configs this template generates (deprecated fields such as
+    /// `machine.install.extensions`, with their paths, as `talosctl validate` prints them apart
+    /// from errors: a template with warnings is saved, errors answer 422 `invalid`).
+    // `default`: an older service answers none.
+    #[serde(default)]
+    pub warnings: Vec<IssueBody>,
 }
 
 /// What a config template is made of.
@@ -26,12 +37,12 @@ pub struct ConfigView {
 pub struct ConfigBody {
     /// Its name, unique.
     pub name: String,
-    /// The Talos installer image; its tag picks the config format (`…/installer:v1.10.4` →
-    /// Talos 1.10). Default: the installer of the service's default Talos version.
+    /// The Talos installer image; its tag picks the config format (`…/installer:v1.13.9` →
+    /// Talos 1.13). Default: the installer of the service's default Talos version.
     #[cfg_attr(feature = "openapi", oai(default = "default_install_image"))]
     #[serde(default = "default_install_image")]
     pub install_image: String,
-    /// The Kubernetes version for new clusters, e.g. `1.30.1`. Default: the service's default
+    /// The Kubernetes version for new clusters, e.g. `1.36.3`. Default: the service's default
     /// Kubernetes version.
     #[cfg_attr(feature = "openapi", oai(default = "default_kubernetes_version"))]
     #[serde(default = "default_kubernetes_version")]
@@ -55,15 +66,31 @@ pub struct ConfigBody {
     pub patch_worker: String,
 }
 
+impl ConfigBody {
+    /// The installer image of a config template that names none, as the API documents it:
+    /// the service's default, `talos_manager_core::store::default_install_image()` (Talos's own
+    /// installer of the newest version contract's release, the Image Factory's
+    /// `metal-installer/<empty schematic>` from Talos 1.14 on).
+    ///
+    /// The version contracts live in `talos-manager-core`, which this crate cannot depend on,
+    /// so the value is written here; core checks that it is its own (at compile time for the
+    /// release, in a test for the whole image) and the OpenAPI snapshot shows it.
+    pub const DEFAULT_INSTALL_IMAGE: &str = "factory.talos.dev/metal-installer/\
+         376567988ad370138ad8b2698212367b8edcb69b5fd68c80be1f2ec7d603b4ba:v1.14.1";
+
+    /// The Kubernetes version of a config template that names none, as the API documents it:
+    /// the service's default, `talos_manager_core::store::DEFAULT_KUBERNETES_VERSION` (that of
+    /// the newest version contract), checked by core at compile time as
+    /// [`ConfigBody::DEFAULT_INSTALL_IMAGE`] is.
+    pub const DEFAULT_KUBERNETES_VERSION: &str = "1.37.0";
+}
+
 fn default_install_image() -> String {
-    format!(
-        "ghcr.io/siderolabs/installer:{}",
-        crate::DEFAULT_TALOS_VERSION
-    )
+    ConfigBody::DEFAULT_INSTALL_IMAGE.to_owned()
 }
 
 fn default_kubernetes_version() -> String {
-    crate::DEFAULT_KUBERNETES_VERSION.to_owned()
+    ConfigBody::DEFAULT_KUBERNETES_VERSION.to_owned()
 }
 
 fn default_kubespan() -> bool {

@@ -16,8 +16,10 @@
 //! - [`force_talos_config`]: the `talos.config=` kernel argument forced into a schematic body,
 //!   and [`TalosVersion`], the Image Factory's versions in order
 //!   (`talos_manager_core::image_factory`);
-//! - [`DEFAULT_TALOS_VERSION`] and [`DEFAULT_KUBERNETES_VERSION`]
-//!   (`talos_manager_core::store`), the defaults the API documents.
+//! - [`newer_talos_minor_of`]: whether a config template's installer is a Talos minor newer
+//!   than the newest version contract, given that one (the service's
+//!   `GET /api/v1/talos-versions/supported`); the contracts themselves stay in
+//!   `talos_manager_core::talos`.
 //!
 //! They need nothing but serde, serde_norway and thiserror: no I/O, no database, no SSH.
 //!
@@ -58,7 +60,6 @@
 
 mod clusters;
 mod configs;
-mod defaults;
 mod error;
 mod error_chain;
 mod jobs;
@@ -67,6 +68,7 @@ mod labels;
 mod lifecycle;
 mod machine_configs;
 mod maybe_undefined;
+mod newer_talos;
 mod provider_accounts;
 mod schematic_body;
 mod schematics;
@@ -80,7 +82,6 @@ mod validation;
 
 pub use clusters::{ClusterBody, ClusterView};
 pub use configs::{ConfigBody, ConfigView};
-pub use defaults::{DEFAULT_KUBERNETES_VERSION, DEFAULT_TALOS_VERSION};
 pub use error::{ErrorBody, IssueBody};
 pub use error_chain::error_chain;
 pub use jobs::{JobLogEvent, JobView};
@@ -89,11 +90,15 @@ pub use labels::{Label, Taint, TaintEffect, parse_labels, parse_taints};
 pub use lifecycle::{ResetBody, ResetProfileName, RollingSelection, UpgradeBody};
 pub use machine_configs::{CreateMachineConfig, MachineConfigView, MachineTypeName};
 pub use maybe_undefined::MaybeUndefined;
+pub use newer_talos::{NewerTalosMinor, newer_talos_minor_of};
 pub use provider_accounts::{CreateProviderAccount, ProviderAccountView, UpdateProviderAccount};
 pub use schematic_body::{
     SchematicBodyError, TALOS_CONFIG_ARG_PREFIX, force_talos_config, talos_config_arg,
 };
-pub use schematics::{SchematicBody, SchematicView, TalosVersionsView};
+pub use schematics::{
+    SchematicBody, SchematicView, SupportedTalosVersion, SupportedTalosVersionsView,
+    TalosVersionsView,
+};
 pub use secret::Secret;
 pub use server_events::ServerEvent;
 pub use servers::{BootstrapBody, BootstrapPlanView, DiskView, ServerView, UpdateServer};

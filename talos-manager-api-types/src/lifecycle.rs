@@ -6,8 +6,9 @@
 #[cfg_attr(feature = "openapi", oai(rename_all = "snake_case"))]
 #[serde(rename_all = "snake_case")]
 pub enum ResetProfileName {
-    /// Wipe STATE and EPHEMERAL and reboot (the original's reset): Talos stays installed and
-    /// comes back in maintenance mode, asking for a config again.
+    /// Wipe STATE and EPHEMERAL (from Talos 1.14 also the ETCD, CRI, KUBELET and LOG volumes)
+    /// and reboot (the original's reset): Talos stays installed and comes back in maintenance
+    /// mode, asking for a config again.
     Maintenance,
     /// Wipe the whole system disk and power off: nothing bootable is left.
     Wipe,

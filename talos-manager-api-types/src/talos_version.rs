@@ -44,6 +44,26 @@ impl TalosVersion {
     pub fn is_prerelease(&self) -> bool {
         !self.pre.is_empty()
     }
+
+    /// The release line, `(major, minor)`: `v1.14.1` and `v1.14.0-rc.1` are `(1, 14)`.
+    /// Behaviour that changes between Talos releases is decided on it.
+    pub fn release_line(&self) -> (u64, u64) {
+        (self.major, self.minor)
+    }
+
+    /// Whether Talos publishes this version's installer only through the Image Factory:
+    /// from 1.14 on, `ghcr.io/siderolabs/installer` is no longer published and Talos's own
+    /// default installer is the factory's `metal-installer/<empty schematic>:<tag>`.
+    pub fn installer_only_from_factory(&self) -> bool {
+        self.release_line() >= (1, 14)
+    }
+
+    /// Whether this version can keep etcd, containerd, the kubelet's and the log data on
+    /// volumes of their own (`ETCD`, `CRI`, `KUBELET`, `LOG`: 1.14 and later), which a reset
+    /// must then name besides `EPHEMERAL`.
+    pub fn has_dedicated_system_volumes(&self) -> bool {
+        self.release_line() >= (1, 14)
+    }
 }
 
 impl Ord for TalosVersion {

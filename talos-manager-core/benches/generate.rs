@@ -1,5 +1,6 @@
 //! Benchmarks of machine-config generation: a worker and a control-plane config from a
-//! parsed secrets bundle, with and without the original app's patches.
+//! parsed secrets bundle, with and without the original app's patches (Talos 1.10), and the
+//! plain Talos 1.14 configs (`cargo bench --bench generate -- v1.14`).
 
 use std::hint::black_box;
 
@@ -48,6 +49,21 @@ fn generate(c: &mut Criterion) {
         ("controlplane+patches", MachineType::ControlPlane, true),
     ] {
         let input = input(machine_type, with_patches);
+        c.bench_function(name, |b| {
+            b.iter(|| {
+                ConfigEngine::generate(black_box(&input), black_box(&secrets)).expect("generates")
+            })
+        });
+    }
+    // Talos 1.14: some thirty typed documents per control plane.
+    for (name, machine_type) in [
+        ("v1.14 worker", MachineType::Worker),
+        ("v1.14 controlplane", MachineType::ControlPlane),
+    ] {
+        let mut input = input(machine_type, false);
+        input.options.talos_version = TalosVersion::V1_14;
+        input.options.kubernetes_version = TalosVersion::V1_14.default_kubernetes_version().into();
+        input.options.install_image = Some(TalosVersion::V1_14.default_installer_image());
         c.bench_function(name, |b| {
             b.iter(|| {
                 ConfigEngine::generate(black_box(&input), black_box(&secrets)).expect("generates")

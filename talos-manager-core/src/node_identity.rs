@@ -2,7 +2,8 @@
 //! conventions of the original app (`worker-3` → `10.0.1.3`).
 
 use crate::store::MachineConfigFields;
-use crate::talos::{MachineType, TalosVersion};
+use crate::talos::yaml::Value;
+use crate::talos::{MachineConfig, MachineType, TalosVersion};
 use crate::{Issue, ValidationError};
 
 /// A server whose name contains `control-plane` is a control plane; every other is a worker.
@@ -128,6 +129,51 @@ pub fn hostname_patch(hostname: &str, version: TalosVersion) -> String {
     } else {
         format!("machine:\n  network:\n    hostname: {hostname}\n")
     }
+}
+
+/// How to write a node's hostname from Talos 1.12 on, for messages: leave it out (talos-manager
+/// sets each node's own, [`hostname_patch`]) or write it as a `HostnameConfig` document.
+pub const HOSTNAME_CONFIG_HINT: &str = "from Talos 1.12 on a node's hostname is a HostnameConfig \
+     document: leave machine.network.hostname out (talos-manager sets each node's hostname) or \
+     write it as its own document: apiVersion: v1alpha1, kind: HostnameConfig, auto: \"off\", \
+     hostname: ${hostname} (docs/recipes/hostname-config.yaml)";
+
+/// From Talos 1.12 on, a generated config carries a `HostnameConfig` document (`auto: stable`)
+/// and Talos refuses a `machine.network.hostname` next to it ("static hostname is already set
+/// in v1alpha1 config"). A config template written for older Talos sets that key; for a 1.12+
+/// target this moves its value into the `HostnameConfig` (`hostname`, `auto: off`, as
+/// [`hostname_patch`] writes it), so that a stored template never serves a config the node
+/// refuses. Saving a template that needs it is refused with [`HOSTNAME_CONFIG_HINT`]
+/// ([`crate::node_config::check_config_template`]); this covers templates stored before.
+///
+/// Returns the moved hostname; `None` (config unchanged) for older versions, when nothing
+/// sets the key, or when the `HostnameConfig` is gone or names a hostname of its own.
+pub fn move_legacy_hostname(config: &mut MachineConfig, version: TalosVersion) -> Option<String> {
+    if !version.multi_document() {
+        return None;
+    }
+    let (first, rest) = config.documents.split_first_mut()?;
+    if first.get("kind").is_some() {
+        return None;
+    }
+    let hostname_config = rest.iter_mut().find(|doc| {
+        doc.get("kind").and_then(Value::as_str) == Some("HostnameConfig")
+            && doc.get("hostname").is_none_or(Value::is_empty_value)
+    })?;
+    let network = first.get_mut("machine")?.get_mut("network")?;
+    let hostname = network
+        .get("hostname")
+        .and_then(Value::as_str)
+        .filter(|h| !h.is_empty())?
+        .to_owned();
+    network.remove("hostname");
+    // 1.13 on, generated configs carry no empty `machine.network`.
+    if version.kubespan_document() && network.as_map().is_some_and(Vec::is_empty) {
+        first.get_mut("machine")?.remove("network");
+    }
+    hostname_config.insert("auto", Value::str("off"));
+    hostname_config.insert("hostname", Value::str(hostname.clone()));
+    Some(hostname)
 }
 
 /// Whether a config template's patch sets a hostname itself (a `hostname:` field, with

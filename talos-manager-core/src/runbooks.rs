@@ -14,15 +14,6 @@ pub struct RunbookNode {
     pub machine_type: MachineType,
 }
 
-/// The installer image for an upgrade: the Image Factory's installer for the schematic, or the
-/// stock installer when there is none.
-pub fn installer_image(factory_schematic_id: Option<&str>, talos_version: &str) -> String {
-    match factory_schematic_id {
-        Some(schematic) => format!("factory.talos.dev/metal-installer/{schematic}:{talos_version}"),
-        None => format!("ghcr.io/siderolabs/installer:{talos_version}"),
-    }
-}
-
 /// Whether `talosctl upgrade` of this version still needs `--preserve` to keep the node's
 /// data (Talos before 1.8 wiped EPHEMERAL on upgrade by default).
 fn needs_preserve(talos_version: &str) -> bool {
@@ -65,7 +56,8 @@ pub fn reboot_command(node: &RunbookNode) -> String {
     )
 }
 
-/// The commands to upgrade a node to `talos_version` with `installer_image`.
+/// The commands to upgrade a node to `talos_version` with `installer_image` (the server's, from
+/// [`crate::image_factory::installer_image`], as rolling upgrades use).
 pub fn upgrade_command(node: &RunbookNode, installer_image: &str, talos_version: &str) -> String {
     let preserve = if needs_preserve(talos_version) {
         " --preserve"
@@ -83,6 +75,7 @@ pub fn upgrade_command(node: &RunbookNode, installer_image: &str, talos_version:
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::image_factory::installer_image;
 
     fn node(machine_type: MachineType) -> RunbookNode {
         RunbookNode {
@@ -110,6 +103,7 @@ mod tests {
     #[test]
     fn upgrades_use_the_schematics_installer_and_preserve_only_before_1_8() {
         let image = installer_image(
+            "https://factory.talos.dev",
             Some("376567988ad370138ad8b2698212367b8edcb69b5fd68c80be1f2ec7d603b4ba"),
             "v1.10.4",
         );
@@ -123,7 +117,8 @@ mod tests {
             text.contains(&format!("upgrade --image {image} --wait\n")),
             "{text}"
         );
-        let old = upgrade_command(&worker, &installer_image(None, "v1.7.6"), "v1.7.6");
+        let stock = installer_image("https://factory.talos.dev", None, "v1.7.6");
+        let old = upgrade_command(&worker, &stock, "v1.7.6");
         assert!(
             old.contains("upgrade --image ghcr.io/siderolabs/installer:v1.7.6 --preserve --wait"),
             "{old}"

@@ -2,7 +2,8 @@
 """Distils Talos's JSON schemas of the machine configuration into the compact text format read
 by `talos-manager-core/src/talos/schema/mod.rs`.
 
-Usage: distill-schema.py config-v1.10.schema.json config-v1.12.schema.json config-v1.13.schema.json > schema.txt
+Usage: distill-schema.py config-v1.10.schema.json config-v1.12.schema.json config-v1.13.schema.json \
+    config-v1.14.schema.json > schema.txt
 
 The output keeps each document's fields in the order Talos declares them (which is the order
 Talos emits them in). Fields of the newer schema are inserted after their predecessor there,
@@ -122,8 +123,9 @@ def main():
                 kinds[name] = kind[0]
     out = [
         "# Distilled by tools/distill-schema.py from Talos's pkg/machinery/config/schemas/",
-        "# config.schema.json (tags v1.10.9, v1.12.11 and v1.13.9, siderolabs/talos, MPL-2.0; this file",
-        "# stays under the MPL-2.0). One `def <name> [<kind>]` per struct, then `  <field> <type>`.",
+        "# config.schema.json (tags v1.10.9, v1.12.11, v1.13.9 and v1.14.1, siderolabs/talos, MPL-2.0;",
+        "# this file stays under the MPL-2.0). One `def <name> [<kind>]` per struct, then",
+        "# `  <field> <type>`.",
     ]
     for name in sorted(defs):
         out.append("def " + name + (" " + kinds[name] if name in kinds else ""))

@@ -49,6 +49,11 @@ enum Command {
         #[command(subcommand)]
         command: GenCommand,
     },
+    /// Work on machine config files, as `talosctl machineconfig` does (offline).
+    Machineconfig {
+        #[command(subcommand)]
+        command: MachineconfigCommand,
+    },
     /// Check a machine config, as `talosctl validate` does.
     Validate {
         /// The mode the config is for: metal, cloud or container.
@@ -151,6 +156,23 @@ enum GenCommand {
     },
 }
 
+#[derive(Debug, Subcommand)]
+enum MachineconfigCommand {
+    /// Patch a machine config file with strategic merge or JSON6902 patches, as `talosctl
+    /// machineconfig patch` does.
+    Patch {
+        /// The machine config file.
+        file: PathBuf,
+        /// A patch: @file, a file name, or inline YAML/JSON (repeatable, applied in order).
+        #[arg(short = 'p', long = "patch", value_name = "PATCH")]
+        patches: Vec<String>,
+        /// Where to write the patched config (mode 0600), or - for standard output
+        /// [default: standard output].
+        #[arg(short = 'o', long, value_name = "FILE")]
+        output: Option<String>,
+    },
+}
+
 fn only_false(value: &str) -> Result<bool, String> {
     match value {
         "false" => Ok(false),
@@ -231,12 +253,24 @@ fn main() -> ExitCode {
 fn run(cli: Cli) -> Result<(), Failure> {
     match cli.command {
         Command::Gen { command } => return gen_command(command),
+        Command::Machineconfig {
+            command:
+                MachineconfigCommand::Patch {
+                    file,
+                    patches,
+                    output,
+                },
+        } => return machineconfig_patch_command(&file, &patches, output.as_deref()),
         Command::Validate {
             mode,
             strict,
             config,
         } => {
-            talos_commands::validate_file(&config, &mode, strict).map_err(anyhow::Error::new)?;
+            let warnings = talos_commands::validate_file(&config, &mode, strict)
+                .map_err(anyhow::Error::new)?;
+            for warning in warnings {
+                eprintln!("warning: {}: {}", warning.path, warning.message);
+            }
             eprintln!("{} is valid for {mode} mode", config.display());
             return Ok(());
         }
@@ -260,7 +294,9 @@ fn run(cli: Cli) -> Result<(), Failure> {
                 eprintln!("database {} is up to date", config.database.display);
                 Ok(())
             }
-            Command::Gen { .. } | Command::Validate { .. } => Ok(()),
+            Command::Gen { .. } | Command::Machineconfig { .. } | Command::Validate { .. } => {
+                Ok(())
+            }
             Command::BootstrapPlan {
                 server,
                 disk,
@@ -294,6 +330,23 @@ fn run(cli: Cli) -> Result<(), Failure> {
             }
         }
     })
+}
+
+#[allow(
+    clippy::print_stdout,
+    reason = "-o - prints the config: that is its result"
+)]
+fn machineconfig_patch_command(
+    file: &std::path::Path,
+    patches: &[String],
+    output: Option<&str>,
+) -> Result<(), Failure> {
+    if let Some(text) =
+        talos_commands::machineconfig_patch(file, patches, output).map_err(anyhow::Error::new)?
+    {
+        print!("{text}");
+    }
+    Ok(())
 }
 
 #[allow(

@@ -1,12 +1,12 @@
-//! `talos-manager gen secrets`, `gen config` and `validate`: talosctl's commands of the same
-//! names, offline and without talosctl, so users can switch.
+//! `talos-manager gen secrets`, `gen config`, `machineconfig patch` and `validate`: talosctl's
+//! commands of the same names, offline and without talosctl, so users can switch.
 
 use std::path::{Path, PathBuf};
 
 use talos_manager_core::talos::{
-    ConfigEngine, ConfigError, ConfigPatches, GenerateInput, GenerateOptions, MachineType,
-    SecretsBundle, SecretsError, SystemRandom, TalosVersion, ValidationMode, format_issues,
-    talosconfig, validate,
+    ConfigEngine, ConfigError, ConfigPatches, GenerateInput, GenerateOptions,
+    MachineConfigPatchError, MachineType, SecretsBundle, SecretsError, SystemRandom, TalosVersion,
+    ValidationMode, format_issues, patch_machine_config, talosconfig, validate, validate_report,
 };
 
 /// Why a command failed. The binary prints it with its causes and exits 1.
@@ -44,6 +44,15 @@ pub enum TalosCommandError {
     /// The config is not valid.
     #[error("{}", format_issues(.0))]
     Invalid(Vec<talos_manager_core::Issue>),
+    /// The config could not be patched.
+    #[error("failed to patch {path}")]
+    Patch {
+        /// The machine config file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: MachineConfigPatchError,
+    },
 }
 
 fn read(path: &Path) -> Result<String, TalosCommandError> {
@@ -108,11 +117,6 @@ pub struct GenConfigRequest {
     pub force: bool,
 }
 
-/// The installer image talosctl defaults to for a version contract.
-fn default_installer(version: TalosVersion) -> String {
-    format!("ghcr.io/siderolabs/installer:{}", version.release())
-}
-
 fn load_patches(items: &[String]) -> Result<Vec<String>, TalosCommandError> {
     items
         .iter()
@@ -159,7 +163,7 @@ pub fn gen_config(request: &GenConfigRequest) -> Result<Vec<(String, String)>, T
         request
             .install_image
             .clone()
-            .unwrap_or_else(|| default_installer(version)),
+            .unwrap_or_else(|| version.default_installer_image()),
     );
     options.kubespan = request.kubespan;
     let patches = ConfigPatches {
@@ -221,17 +225,61 @@ pub fn gen_config(request: &GenConfigRequest) -> Result<Vec<(String, String)>, T
     Ok(files)
 }
 
-/// `validate -m MODE [--strict] -c FILE`.
-pub fn validate_file(path: &Path, mode: &str, strict: bool) -> Result<(), TalosCommandError> {
+/// `validate -m MODE [--strict] -c FILE`: Talos's warnings when the config is valid (with
+/// `--strict` they are errors, as in talosctl).
+pub fn validate_file(
+    path: &Path,
+    mode: &str,
+    strict: bool,
+) -> Result<Vec<talos_manager_core::Issue>, TalosCommandError> {
     let mode = ValidationMode::parse(mode).ok_or_else(|| {
         TalosCommandError::Usage(format!(
             "unknown mode {mode:?} (use metal, cloud or container)"
         ))
     })?;
-    let issues = validate(&read(path)?, mode, strict);
-    if issues.is_empty() {
-        Ok(())
-    } else {
-        Err(TalosCommandError::Invalid(issues))
+    let text = read(path)?;
+    let issues = validate(&text, mode, strict);
+    if !issues.is_empty() {
+        return Err(TalosCommandError::Invalid(issues));
+    }
+    Ok(validate_report(&text, mode, false, TalosVersion::LATEST).warnings)
+}
+
+/// A `--patch` value as talosctl reads it: `@file`; a bare file name (a value without a space
+/// or a newline that does not start with `[` or `{`); or the patch itself.
+fn read_patch_argument(item: &str) -> Result<String, TalosCommandError> {
+    if let Some(path) = item.strip_prefix('@') {
+        return read(Path::new(path));
+    }
+    if !item.contains(['\n', ' ']) && !item.starts_with(['[', '{']) {
+        return read(Path::new(item));
+    }
+    Ok(item.to_owned())
+}
+
+/// `machineconfig patch FILE --patch … [-o FILE|-]`: the patched config, returned for
+/// standard output (no `-o`, or `-o -`) or written to the output file (mode 0600, replacing
+/// it, so a file can be patched in place as talosctl does).
+pub fn machineconfig_patch(
+    path: &Path,
+    patches: &[String],
+    output: Option<&str>,
+) -> Result<Option<String>, TalosCommandError> {
+    let config = read(path)?;
+    let patches = patches
+        .iter()
+        .map(|item| read_patch_argument(item))
+        .collect::<Result<Vec<_>, _>>()?;
+    let patched =
+        patch_machine_config(&config, &patches).map_err(|source| TalosCommandError::Patch {
+            path: path.to_owned(),
+            source,
+        })?;
+    match output {
+        None | Some("-") => Ok(Some(patched)),
+        Some(file) => {
+            write(Path::new(file), &patched, true)?;
+            Ok(None)
+        }
     }
 }

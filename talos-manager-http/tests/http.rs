@@ -41,6 +41,8 @@ mod http {
     mod commands;
     // /metrics and request ids.
     mod metrics;
+    // A new user's way with the defaults: bootstrap, /config, checked by Talos's own machinery.
+    mod new_user;
     // GET /config as a booting node, and as an impostor.
     mod node_boot;
     // The checked-in OpenAPI document is up to date, and served.

@@ -370,23 +370,35 @@ impl tf::provider_server::Provider for ProviderService {
         request: Request<tf::plan_resource_change::Request>,
     ) -> Result<Response<tf::plan_resource_change::Response>, Status> {
         let request = request.into_inner();
-        let result = (|| {
-            let (schema, resource) = self.inner.resource(&request.type_name)?;
-            let prior = decode("prior state", request.prior_state.as_ref(), schema)?;
-            let proposed = decode(
-                "proposed state",
-                request.proposed_new_state.as_ref(),
-                schema,
-            )?;
-            let config = decode("configuration", request.config.as_ref(), schema)?;
-            let plan =
-                resources::plan_change(resource.as_ref(), schema, &prior, &proposed, &config);
-            Ok((
-                encode(&plan.planned, schema),
-                plan.requires_replace,
-                plan.warning,
-            ))
-        })();
+        let result = self
+            .inner
+            .unless_stopped(async {
+                let (schema, resource) = self.inner.resource(&request.type_name)?;
+                let prior = decode("prior state", request.prior_state.as_ref(), schema)?;
+                let proposed = decode(
+                    "proposed state",
+                    request.proposed_new_state.as_ref(),
+                    schema,
+                )?;
+                let config = decode("configuration", request.config.as_ref(), schema)?;
+                // Not configured yet (unknown provider arguments): planned without the service.
+                let client = self.inner.client().ok();
+                let plan = resources::plan_change(
+                    resource.as_ref(),
+                    schema,
+                    &prior,
+                    &proposed,
+                    &config,
+                    client.as_ref(),
+                )
+                .await;
+                Ok((
+                    encode(&plan.planned, schema),
+                    plan.requires_replace,
+                    plan.warning,
+                ))
+            })
+            .await;
         Ok(Response::new(match result {
             Ok((planned_state, requires_replace, warning)) => tf::plan_resource_change::Response {
                 planned_state,
@@ -421,18 +433,19 @@ impl tf::provider_server::Provider for ProviderService {
             let prior = decode("prior state", request.prior_state.as_ref(), schema)?;
             let planned = decode("planned state", request.planned_state.as_ref(), schema)?;
             let client = self.inner.client()?;
-            let (state, warning) =
+            let (state, warnings) =
                 resources::apply(resource.as_ref(), &client, &prior, &planned).await?;
-            Ok((encode(&state, schema), warning))
+            Ok((encode(&state, schema), warnings))
         }
         .await;
         Ok(Response::new(match result {
-            Ok((new_state, warning)) => tf::apply_resource_change::Response {
+            Ok((new_state, warnings)) => tf::apply_resource_change::Response {
                 new_state,
                 private: request.planned_private,
-                diagnostics: warning
-                    .map(|(summary, detail)| vec![diagnostics::warning(summary, detail)])
-                    .unwrap_or_default(),
+                diagnostics: warnings
+                    .into_iter()
+                    .map(|(summary, detail)| diagnostics::warning(summary, detail))
+                    .collect(),
             },
             Err(error) => tf::apply_resource_change::Response {
                 new_state: match (&error, schema) {

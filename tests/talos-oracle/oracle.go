@@ -32,7 +32,6 @@ import (
 	"github.com/siderolabs/talos/pkg/machinery/config/generate"
 	"github.com/siderolabs/talos/pkg/machinery/config/generate/secrets"
 	"github.com/siderolabs/talos/pkg/machinery/config/machine"
-	"github.com/siderolabs/talos/pkg/machinery/config/types/v1alpha1"
 	"github.com/siderolabs/talos/pkg/machinery/config/validation"
 )
 
@@ -147,7 +146,7 @@ func gen(in *genRequest) response {
 	}
 
 	if in.CNIName != "" {
-		opts = append(opts, generate.WithClusterCNIConfig(&v1alpha1.CNIConfig{CNIName: in.CNIName, CNIUrls: in.CNIUrls}))
+		opts = append(opts, cniOption(in.CNIName, in.CNIUrls))
 	}
 
 	dnsDomain := in.DNSDomain

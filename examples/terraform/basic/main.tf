@@ -36,19 +36,21 @@ resource "talosmanager_cluster" "example" {
   endpoint = var.cluster_endpoint
 }
 
+# No installer or Kubernetes version: the service's defaults, the newest Talos it knows and that
+# release's default Kubernetes.
 resource "talosmanager_config" "default" {
-  name               = "default"
-  kubernetes_version = "1.30.1"
-  # $${…} is a talos-manager variable, filled in for each server.
+  name = "default"
+  # $${…} is a talos-manager variable, filled in for each server. The service sets each node's
+  # hostname itself (as Talos 1.12+ wants it, a HostnameConfig document): no patch needed.
   patch = <<-YAML
     machine:
-      network:
-        hostname: $${hostname}
+      nodeLabels:
+        example.com/node: $${hostname}
   YAML
 }
 
 resource "talosmanager_settings" "this" {
-  talos_version = "v1.10.4"
+  talos_version = "v1.13.9"
 }
 
 resource "talosmanager_label_taint_rule" "workers" {

@@ -63,7 +63,7 @@ variable "cloud_nodes" {
 variable "talos_version" {
   type        = string
   description = "The Talos version servers are bootstrapped with."
-  default     = "v1.10.4"
+  default     = "v1.13.9"
 }
 
 resource "talosmanager_provider_account" "robot" {
@@ -122,18 +122,18 @@ resource "talosmanager_cluster" "production" {
 # The original talos-manager's baseline patch for dedicated servers: Talos installs to the disk
 # it was bootstrapped on, and the node gets its public address on eth0 and its private one on
 # the vSwitch VLAN. ${…} are talos-manager's variables, filled in for each server (written
-# $${…} in HCL).
+# $${…} in HCL). The node's hostname is not in the patch: the service sets it for every Talos
+# version (Talos 1.12+ refuses machine.network.hostname next to its HostnameConfig).
 resource "talosmanager_config" "robot" {
   name               = "robot"
   install_image      = "factory.talos.dev/installer/${talosmanager_schematic.default.factory_id}:${var.talos_version}"
-  kubernetes_version = "1.30.1"
+  kubernetes_version = "1.36.3"
   patch              = <<-YAML
     machine:
       install:
         diskSelector:
           wwid: $${bootstrap_disk_wwid}
       network:
-        hostname: $${hostname}
         interfaces:
           - dhcp: true
             interface: eth0
@@ -163,12 +163,8 @@ resource "talosmanager_config" "robot" {
 resource "talosmanager_config" "cloud" {
   name               = "cloud"
   install_image      = "factory.talos.dev/installer/${talosmanager_schematic.default.factory_id}:${var.talos_version}"
-  kubernetes_version = "1.30.1"
-  patch              = <<-YAML
-    machine:
-      network:
-        hostname: $${hostname}
-  YAML
+  kubernetes_version = "1.36.3"
+  # No patch: the service sets each node's hostname (a HostnameConfig document on Talos 1.12+).
 }
 
 # The configured servers join the cluster (in talos-manager: their names stay as synced, and

@@ -17,6 +17,14 @@ use crate::provider::{Architecture, ProviderError, RetryPolicy, http_client};
 /// The public Image Factory, the default of `TALOS_IMAGE_FACTORY_URL`.
 pub const DEFAULT_FACTORY_URL: &str = "https://factory.talos.dev";
 
+/// The id of the empty schematic (no extensions, no kernel arguments): Talos 1.14's own default
+/// installer is `factory.talos.dev/metal-installer/<this>:<tag>`.
+pub const EMPTY_SCHEMATIC_ID: &str =
+    "376567988ad370138ad8b2698212367b8edcb69b5fd68c80be1f2ec7d603b4ba";
+
+/// The stock installer repository of Talos up to 1.13 (no longer published from 1.14 on).
+pub const LEGACY_INSTALLER_REPOSITORY: &str = "ghcr.io/siderolabs/installer";
+
 /// How much of an error answer's body is kept in an error message.
 const MAX_ERROR_BODY: usize = 500;
 
@@ -135,8 +143,8 @@ impl ImageFactory {
         image_url(&self.base_url, schematic_id, version, arch)
     }
 
-    /// The installer image of a schematic on this factory's registry.
-    pub fn installer_image(&self, schematic_id: &str, version: &str) -> String {
+    /// The installer image of a server on this factory's registry; see [`installer_image`].
+    pub fn installer_image(&self, schematic_id: Option<&str>, version: &str) -> String {
         installer_image(&self.base_url, schematic_id, version)
     }
 
@@ -187,9 +195,44 @@ pub fn image_url(
     )
 }
 
-/// The installer image of a schematic: `<factory host>/metal-installer/<id>:<version>`, e.g.
-/// `factory.talos.dev/metal-installer/<id>:v1.10.4` (the factory is also an OCI registry).
-pub fn installer_image(factory_url: &str, schematic_id: &str, version: &str) -> String {
+/// The installer image of a server for Talos `version` (`v1.14.1`): the one function every
+/// upgrade (rolling jobs, the runbooks' manual commands) takes its image from.
+///
+/// - With a schematic: `<factory host>/metal-installer/<id>:<version>` (the factory is also an
+///   OCI registry), on every version. Its UKI carries the schematic's kernel arguments, among
+///   them the `talos.config=` talos-manager forces into every schematic, so a node upgraded with
+///   it still fetches its config after a reset (docs/lifecycle.md).
+/// - Without one, Talos's own default installer for that version: from 1.14 on the factory's
+///   `metal-installer/` of the empty schematic ([`EMPTY_SCHEMATIC_ID`]), since
+///   `ghcr.io/siderolabs/installer` is no longer published; before 1.14 that stock image
+///   ([`LEGACY_INSTALLER_REPOSITORY`]). A version that does not parse is taken as a new one.
+///
+/// ```
+/// use talos_manager_core::image_factory::installer_image;
+///
+/// let id = "4a0d65c669d46663f377e7161e50cfd570c401f26fd9e7bda34a0216b6f1922b";
+/// assert_eq!(
+///     installer_image("https://factory.talos.dev", Some(id), "v1.13.9"),
+///     format!("factory.talos.dev/metal-installer/{id}:v1.13.9")
+/// );
+/// assert_eq!(
+///     installer_image("https://factory.talos.dev", None, "v1.13.9"),
+///     "ghcr.io/siderolabs/installer:v1.13.9"
+/// );
+/// assert_eq!(
+///     installer_image("http://127.0.0.1:8080", None, "v1.14.1"),
+///     "127.0.0.1:8080/metal-installer/376567988ad370138ad8b2698212367b8edcb69b5fd68c80be1f2ec7d603b4ba:v1.14.1"
+/// );
+/// ```
+pub fn installer_image(factory_url: &str, schematic_id: Option<&str>, version: &str) -> String {
+    let factory_only = version
+        .parse::<TalosVersion>()
+        .map_or(true, |version| version.installer_only_from_factory());
+    let schematic_id = match schematic_id {
+        Some(id) => id,
+        None if factory_only => EMPTY_SCHEMATIC_ID,
+        None => return format!("{LEGACY_INSTALLER_REPOSITORY}:{version}"),
+    };
     let host = factory_url
         .split_once("://")
         .map_or(factory_url, |(_, rest)| rest)
@@ -217,13 +260,32 @@ mod tests {
             format!("https://factory.talos.dev/image/{ID}/v1.10.4/metal-amd64.raw.zst")
         );
         assert_eq!(
-            installer_image("https://factory.talos.dev", ID, "v1.10.4"),
+            installer_image("https://factory.talos.dev", Some(ID), "v1.10.4"),
             format!("factory.talos.dev/metal-installer/{ID}:v1.10.4")
         );
         assert_eq!(
-            installer_image("http://127.0.0.1:8080/", ID, "v1.11.0"),
+            installer_image("http://127.0.0.1:8080/", Some(ID), "v1.11.0"),
             format!("127.0.0.1:8080/metal-installer/{ID}:v1.11.0")
         );
+    }
+
+    #[test]
+    fn without_a_schematic_each_version_gets_talos_own_default_installer() {
+        let factory = "https://factory.example.com/";
+        // ghcr's installer up to 1.13 (pre-releases included) ...
+        for version in ["v1.7.6", "v1.12.0", "v1.13.9", "v1.13.0-rc.1"] {
+            assert_eq!(
+                installer_image(factory, None, version),
+                format!("ghcr.io/siderolabs/installer:{version}")
+            );
+        }
+        // ... the factory's empty schematic from 1.14 on, on the configured factory.
+        for version in ["v1.14.0-alpha.1", "v1.14.1", "v1.15.0", "v2.0.0"] {
+            assert_eq!(
+                installer_image(factory, None, version),
+                format!("factory.example.com/metal-installer/{EMPTY_SCHEMATIC_ID}:{version}")
+            );
+        }
     }
 
     #[test]

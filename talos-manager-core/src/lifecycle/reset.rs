@@ -7,14 +7,16 @@
 //!    from every control plane (another one first) and check the quorum rule
 //!    ([`super::etcd::check_departure`] for a removal: every other member healthy, a healthy
 //!    majority left); refuse unless `force`.
-//! 3. `Reset` (graceful, so Talos drains the node and leaves etcd itself, unless the node is
-//!    the last etcd member or a refusal was forced).
+//! 3. Read the Talos version the node runs and `Reset` it (graceful, so Talos drains the node
+//!    and leaves etcd itself, unless the node is the last etcd member or a refusal was forced),
+//!    wiping what that version defines ([`reset_request`]).
 //! 4. Record the reset in the store at once, as the original app did: the machine config is
 //!    unassigned and the status fields cleared, so the node finds no config when it asks.
 //! 5. Wait until the node goes down; remove its etcd member if still listed (from a healthy
 //!    control plane); delete its Kubernetes Node.
-//! 6. Per profile: wait for maintenance mode; nothing (powered off, disk empty); or enter the
-//!    provider's rescue system.
+//! 6. Per profile: wait for maintenance mode or the node's first request to `/config` (a node
+//!    with `talos.config=` asks there before Talos would enter maintenance mode); nothing
+//!    (powered off, disk empty); or enter the provider's rescue system.
 //!
 //! # Guarantees
 //! Nothing is sent to the node before every check passed. A failure after the reset was
@@ -31,6 +33,7 @@ use super::{
 };
 use crate::error_chain;
 use crate::ids::ServerId;
+use crate::image_factory::TalosVersion;
 use crate::rescue::{RescueError, enter_rescue};
 use crate::store::{Server, StoreError};
 use crate::talos_api::{MachineStage, ResetRequest, TalosApi, TalosApiError, WipeMode};
@@ -39,8 +42,9 @@ use crate::talos_api::{MachineStage, ResetRequest, TalosApi, TalosApiError, Wipe
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ResetProfile {
-    /// Wipe STATE and EPHEMERAL and reboot (the original app's reset): Talos stays installed
-    /// and comes back in maintenance mode, asking talos-manager for a config again.
+    /// Wipe STATE and EPHEMERAL (on Talos 1.14 and later also the ETCD, CRI, KUBELET and LOG
+    /// volumes) and reboot (the original app's reset): Talos stays installed and comes back in
+    /// maintenance mode, asking talos-manager for a config again.
     Maintenance,
     /// Wipe the whole system disk and power off: nothing bootable is left.
     Wipe,
@@ -60,18 +64,52 @@ impl ResetProfile {
     }
 }
 
-/// The Talos `Reset` a profile sends.
-pub fn reset_request(profile: ResetProfile, graceful: bool) -> ResetRequest {
+/// What every Talos version wipes for a reset to maintenance mode: the machine config and
+/// node identity (`STATE`) and the node's data under `/var` (`EPHEMERAL`).
+const MAINTENANCE_VOLUMES: [&str; 2] = ["STATE", "EPHEMERAL"];
+
+/// The system volumes Talos 1.14 can move out of `EPHEMERAL` onto partitions of their own
+/// (`VolumeConfig` with `provisioning`; Talos's `PromotableSystemVolumeNames`): etcd's data,
+/// containerd's, the kubelet's and the logs. Wiping `EPHEMERAL` no longer wipes them then, so a
+/// reset names them; Talos accepts them as directories too, as long as `EPHEMERAL`, where they
+/// reside, is wiped in the same request. Talos 1.13 refuses them (`volume "ETCD" is not
+/// located`).
+const DEDICATED_SYSTEM_VOLUMES: [&str; 4] = ["ETCD", "CRI", "KUBELET", "LOG"];
+
+/// The Talos `Reset` a profile sends to a node running `talos_version` (`None` when it could
+/// not be read: only what every version has is wiped).
+///
+/// ```
+/// use talos_manager_core::lifecycle::{ResetProfile, reset_request};
+///
+/// let v1_13 = "v1.13.9".parse().unwrap();
+/// let v1_14 = "v1.14.1".parse().unwrap();
+/// let wiped = |version| reset_request(ResetProfile::Maintenance, true, version).wipe_partitions;
+/// assert_eq!(wiped(Some(&v1_13)), ["STATE", "EPHEMERAL"]);
+/// assert_eq!(wiped(Some(&v1_14)), ["STATE", "EPHEMERAL", "ETCD", "CRI", "KUBELET", "LOG"]);
+/// ```
+pub fn reset_request(
+    profile: ResetProfile,
+    graceful: bool,
+    talos_version: Option<&TalosVersion>,
+) -> ResetRequest {
     match profile {
-        ResetProfile::Maintenance => ResetRequest {
-            graceful,
-            reboot: true,
-            wipe_partitions: vec!["STATE".to_owned(), "EPHEMERAL".to_owned()],
-            mode: WipeMode::All,
-            user_disks: Vec::new(),
-        },
-        // An empty partition list wipes the whole system disk; the node powers off (a reboot
-        // into an empty disk would loop), the provider powers it on for rescue.
+        ResetProfile::Maintenance => {
+            let mut volumes = MAINTENANCE_VOLUMES.to_vec();
+            if talos_version.is_some_and(TalosVersion::has_dedicated_system_volumes) {
+                volumes.extend(DEDICATED_SYSTEM_VOLUMES);
+            }
+            ResetRequest {
+                graceful,
+                reboot: true,
+                wipe_partitions: volumes.into_iter().map(str::to_owned).collect(),
+                mode: WipeMode::All,
+                user_disks: Vec::new(),
+            }
+        }
+        // An empty partition list wipes the whole system disk, whatever volumes it holds; the
+        // node powers off (a reboot into an empty disk would loop), the provider powers it on
+        // for rescue.
         ResetProfile::Wipe | ResetProfile::WipeToRescue => ResetRequest {
             graceful,
             reboot: false,
@@ -79,6 +117,15 @@ pub fn reset_request(profile: ResetProfile, graceful: bool) -> ResetRequest {
             mode: WipeMode::SystemDisk,
             user_disks: Vec::new(),
         },
+    }
+}
+
+/// `A`, `A and B`, `A, B and C`.
+fn join_words(words: &[String]) -> String {
+    match words {
+        [] => String::new(),
+        [one] => one.clone(),
+        [rest @ .., last] => format!("{} and {last}", rest.join(", ")),
     }
 }
 
@@ -267,10 +314,36 @@ pub async fn reset_server(
     if (ctx.is_cancelled)() {
         return Err(ResetError::Cancelled { server: name });
     }
-    let request = reset_request(profile, graceful);
+    // What to wipe depends on the volumes the node's Talos version defines.
+    let talos_version = match api.version(node.address).await {
+        Ok(info) => match info.tag.parse::<TalosVersion>() {
+            Ok(version) => Some(version),
+            Err(error) => {
+                ctx.line(format!(
+                    "{name}: its Talos version {:?} is not vX.Y.Z ({error}); wiping only the volumes every version has",
+                    info.tag
+                ))
+                .await;
+                None
+            }
+        },
+        Err(error) => {
+            ctx.line(format!(
+                "{name}: its Talos version could not be read ({}); wiping only the volumes every version has",
+                error_chain(&error)
+            ))
+            .await;
+            None
+        }
+    };
+    let request = reset_request(profile, graceful, talos_version.as_ref());
     ctx.line(format!(
-        "asking {} to reset ({}, wiping {}, then {})",
+        "asking {}{} to reset ({}, wiping {}, then {})",
         node.node_name,
+        talos_version
+            .as_ref()
+            .map(|version| format!(" (Talos {version})"))
+            .unwrap_or_default(),
         if graceful {
             "graceful: Talos drains the node and leaves etcd first"
         } else {
@@ -279,7 +352,7 @@ pub async fn reset_server(
         if request.wipe_partitions.is_empty() {
             "the whole system disk".to_owned()
         } else {
-            request.wipe_partitions.join(" and ")
+            join_words(&request.wipe_partitions)
         },
         if request.reboot {
             "reboot"
@@ -365,15 +438,23 @@ pub async fn reset_server(
     match profile {
         ResetProfile::Maintenance => {
             ctx.line(format!(
-                "waiting for {} to come back in maintenance mode",
+                "waiting for {} to come back in maintenance mode or ask for its config",
                 node.node_name
             ))
             .await;
-            wait_for_maintenance(ctx, &node).await.map_err(waited)?;
-            ctx.line(format!(
-                "{} is in maintenance mode, waiting for a machine config",
-                node.node_name
-            ))
+            let back = wait_for_maintenance(ctx, server_id, &node)
+                .await
+                .map_err(waited)?;
+            ctx.line(match back {
+                Back::Maintenance => format!(
+                    "{} is in maintenance mode, waiting for a machine config",
+                    node.node_name
+                ),
+                Back::AskingForConfig => format!(
+                    "{} booted and asks /config for a machine config (its talos.config= argument): it gets one once you assign it",
+                    node.node_name
+                ),
+            })
             .await;
         }
         ResetProfile::Wipe => {
@@ -418,7 +499,9 @@ pub async fn reset_server(
 
 fn profile_phrase(profile: ResetProfile) -> &'static str {
     match profile {
-        ResetProfile::Maintenance => "maintenance mode (wipe STATE and EPHEMERAL)",
+        ResetProfile::Maintenance => {
+            "maintenance mode (wipe STATE and EPHEMERAL, from Talos 1.14 also ETCD, CRI, KUBELET and LOG)"
+        }
         ResetProfile::Wipe => "an empty disk (wipe the whole system disk)",
         ResetProfile::WipeToRescue => "rescue (wipe the whole system disk, then rescue)",
     }
@@ -448,15 +531,39 @@ async fn remove_member(
     Ok(Some(member.id))
 }
 
-/// Asks the maintenance API until the node reports maintenance mode.
-async fn wait_for_maintenance(ctx: &LifecycleContext<'_>, node: &NodeRef) -> Result<(), WaitError> {
+/// How a node came back from a reset to maintenance mode.
+enum Back {
+    /// Its maintenance API reports maintenance mode.
+    Maintenance,
+    /// It asked `/config` (recorded on the server since the reset cleared the time). A node
+    /// booted with `talos.config=` keeps asking that URL, with back-off for up to three hours,
+    /// before Talos would enter maintenance mode, so its maintenance API does not answer then.
+    AskingForConfig,
+}
+
+/// Until the node asks `/config` or its maintenance API reports maintenance mode.
+async fn wait_for_maintenance(
+    ctx: &LifecycleContext<'_>,
+    server_id: ServerId,
+    node: &NodeRef,
+) -> Result<Back, WaitError> {
     let maintenance: Arc<dyn crate::talos_api::TalosMaintenanceApi> = ctx.talos.maintenance();
     let started = tokio::time::Instant::now();
     loop {
+        if let Ok(server) = ctx.store.get_server(server_id).await
+            && server.last_request_for_configuration_at.is_some()
+        {
+            return Ok(Back::AskingForConfig);
+        }
         let last_seen = match maintenance.machine_status(node.address).await {
-            Ok(status) if status.stage == MachineStage::Maintenance => return Ok(()),
+            Ok(status) if status.stage == MachineStage::Maintenance => {
+                return Ok(Back::Maintenance);
+            }
             Ok(status) => format!("it is {}", status.stage),
-            Err(error) => format!("no answer ({})", error_chain(&error)),
+            Err(error) => format!(
+                "no answer ({}) and no request for its config",
+                error_chain(&error)
+            ),
         };
         if started.elapsed() + ctx.timing.poll_interval > ctx.timing.node_back {
             return Err(WaitError::NotBack {
@@ -478,16 +585,42 @@ async fn wait_for_maintenance(ctx: &LifecycleContext<'_>, node: &NodeRef) -> Res
 mod tests {
     use super::*;
 
+    fn version(text: &str) -> TalosVersion {
+        text.parse().unwrap()
+    }
+
     #[test]
     fn profiles_wipe_what_they_say() {
-        let maintenance = reset_request(ResetProfile::Maintenance, true);
-        assert_eq!(maintenance.wipe_partitions, ["STATE", "EPHEMERAL"]);
-        assert!(maintenance.reboot && maintenance.graceful);
-        assert_eq!(maintenance.mode, WipeMode::All);
-        for profile in [ResetProfile::Wipe, ResetProfile::WipeToRescue] {
-            let wipe = reset_request(profile, false);
-            assert!(wipe.wipe_partitions.is_empty() && !wipe.reboot && !wipe.graceful);
-            assert_eq!(wipe.mode, WipeMode::SystemDisk);
+        for (talos, volumes) in [
+            (None, &["STATE", "EPHEMERAL"][..]),
+            (Some(version("v1.12.0")), &["STATE", "EPHEMERAL"]),
+            (Some(version("v1.13.9")), &["STATE", "EPHEMERAL"]),
+            (
+                Some(version("v1.14.0-rc.1")),
+                &["STATE", "EPHEMERAL", "ETCD", "CRI", "KUBELET", "LOG"],
+            ),
+            (
+                Some(version("v1.15.0")),
+                &["STATE", "EPHEMERAL", "ETCD", "CRI", "KUBELET", "LOG"],
+            ),
+        ] {
+            let maintenance = reset_request(ResetProfile::Maintenance, true, talos.as_ref());
+            assert_eq!(maintenance.wipe_partitions, volumes, "{talos:?}");
+            assert!(maintenance.reboot && maintenance.graceful);
+            assert_eq!(maintenance.mode, WipeMode::All);
+            for profile in [ResetProfile::Wipe, ResetProfile::WipeToRescue] {
+                let wipe = reset_request(profile, false, talos.as_ref());
+                assert!(wipe.wipe_partitions.is_empty() && !wipe.reboot && !wipe.graceful);
+                assert_eq!(wipe.mode, WipeMode::SystemDisk);
+            }
         }
+        assert_eq!(
+            join_words(&[
+                "STATE".to_owned(),
+                "EPHEMERAL".to_owned(),
+                "ETCD".to_owned()
+            ]),
+            "STATE, EPHEMERAL and ETCD"
+        );
     }
 }

@@ -45,7 +45,9 @@ use super::{
 };
 use crate::error_chain;
 use crate::ids::{ClusterId, ServerId};
-use crate::image_factory::{InvalidTalosVersion, TalosVersion, installer_image};
+use crate::image_factory::{
+    InvalidTalosVersion, TALOS_CONFIG_ARG_PREFIX, TalosVersion, installer_image,
+};
 use crate::kubernetes::{DrainError, drain_node};
 use crate::store::{Store, StoreError};
 use crate::talos::{SecretsBundle, SecretsError};
@@ -109,6 +111,9 @@ pub struct RollingPlan {
     pub action: RollingAction,
     /// Control planes first, then workers, each by hostname.
     pub nodes: Vec<PlannedNode>,
+    /// What the user should know before it runs (an upgrade whose schematic has no
+    /// `talos.config=` argument); shown after the nodes.
+    pub warnings: Vec<String>,
 }
 
 impl fmt::Display for RollingPlan {
@@ -132,6 +137,9 @@ impl fmt::Display for RollingPlan {
                 write!(f, " with {image}")?;
             }
             writeln!(f)?;
+        }
+        for warning in &self.warnings {
+            writeln!(f, "warning: {warning}")?;
         }
         Ok(())
     }
@@ -173,10 +181,11 @@ pub enum RollingPlanError {
     /// The target version is not `vX.Y.Z`.
     #[error(transparent)]
     InvalidVersion(#[from] InvalidTalosVersion),
-    /// Servers without an Image Factory schematic (their own or the default) cannot be
-    /// upgraded: there is no installer image for them.
+    /// Servers without an Image Factory schematic (their own or the default) are not
+    /// upgraded: a stock installer's kernel command line has no `talos.config=`, so the node
+    /// would no longer fetch its config after a reset (docs/lifecycle.md).
     #[error(
-        "no Image Factory schematic for {}: choose one for the server or set a default schematic (registered with the factory)",
+        "no Image Factory schematic for {}: choose one for the server or set a default schematic (registered with the factory); a stock installer would drop the node's talos.config= kernel argument",
         .servers.join(", ")
     )]
     NoSchematic {
@@ -272,17 +281,31 @@ pub async fn plan_rolling(
     let settings = store.settings().await?;
     let mut planned = Vec::new();
     let mut without_schematic = Vec::new();
+    // Schematic name → the servers upgraded with it although it has no `talos.config=`.
+    let mut without_talos_config: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for (server, node) in nodes {
         let (schematic, installer) = match action {
             RollingAction::Reboot => (None, None),
             RollingAction::Upgrade { talos_version } => {
                 let factory_id = match server.schematic_id.or(settings.default_schematic_id) {
-                    Some(id) => store.get_schematic(id).await?.fields.factory_id,
+                    Some(id) => {
+                        let schematic = store.get_schematic(id).await?.fields;
+                        if schematic.factory_id.is_some()
+                            && !schematic.body.contains(TALOS_CONFIG_ARG_PREFIX)
+                        {
+                            without_talos_config
+                                .entry(schematic.name)
+                                .or_default()
+                                .push(server.inventory.name.clone());
+                        }
+                        schematic.factory_id
+                    }
                     None => None,
                 };
                 match factory_id {
                     Some(factory_id) => {
-                        let image = installer_image(image_factory_url, &factory_id, talos_version);
+                        let image =
+                            installer_image(image_factory_url, Some(&factory_id), talos_version);
                         (Some(factory_id), Some(image))
                     }
                     None => {
@@ -303,11 +326,21 @@ pub async fn plan_rolling(
             servers: without_schematic,
         });
     }
+    let warnings = without_talos_config
+        .into_iter()
+        .map(|(schematic, servers)| {
+            format!(
+                "schematic {schematic} has no talos.config= kernel argument: once upgraded with its installer, {} will not fetch a config after a reset; save the schematic through talos-manager, which adds it",
+                servers.join(", ")
+            )
+        })
+        .collect();
     Ok(RollingPlan {
         cluster_id,
         cluster_name: cluster.name,
         action: action.clone(),
         nodes: order_nodes(planned),
+        warnings,
     })
 }
 

@@ -24,12 +24,14 @@ pub use push::{
 pub use request::{ConfigRequest, TrustedProxies, client_address, is_server_address};
 
 use crate::ids::ServerId;
-use crate::node_identity::{hostname_patch, patches_set_hostname};
+use crate::node_identity::{
+    HOSTNAME_CONFIG_HINT, hostname_patch, move_legacy_hostname, patches_set_hostname,
+};
 use crate::store::{Cluster, Config, ConfigFields, MachineConfig, Server, Store, StoreError};
 use crate::talos::{
     ConfigEngine, ConfigError, ConfigPatches, EphemeralDisk, GenerateInput, GenerateOptions,
-    MachineType, SecretsBundle, SecretsError, Substitutions, SystemRandom, TalosVersion,
-    ValidationMode, validate_for,
+    MachineType, NewerTalosVersion, SecretsBundle, SecretsError, Substitutions, SystemRandom,
+    TalosVersion, ValidationMode, ValidationReport, append_volume_config, validate_report,
 };
 use crate::{Issue, ValidationError};
 use crate::{Secret, error_chain};
@@ -87,17 +89,36 @@ pub struct NodeConfig {
 /// (`…/installer:v1.10.4` → 1.10), else the newest. A newer minor than every contract
 /// (`…:v1.15.0`) gets the newest contract, with a warning in the log.
 pub fn talos_version_of(install_image: &str) -> TalosVersion {
-    let target = install_image
-        .rsplit_once(':')
-        .and_then(|(_, tag)| TalosVersion::for_target(tag));
-    match target {
-        Some((version, None)) => version,
-        Some((version, Some(newer))) => {
-            tracing::warn!(install_image, "{newer}");
-            version
-        }
-        None => TalosVersion::LATEST,
+    let (version, newer) = target_of(install_image);
+    if let Some(newer) = newer {
+        tracing::warn!(install_image, "{newer}");
     }
+    version
+}
+
+/// The contract of an installer image and, for a minor newer than every contract, the
+/// message that says so.
+fn target_of(install_image: &str) -> (TalosVersion, Option<NewerTalosVersion>) {
+    install_image
+        .rsplit_once(':')
+        .and_then(|(_, tag)| TalosVersion::for_target(tag))
+        .unwrap_or((TalosVersion::LATEST, None))
+}
+
+/// The [`NewerTalosVersion`] message of an installer image whose tag is a Talos minor newer
+/// than every contract (its configs are generated for the newest contract), else `None`.
+pub fn newer_talos_version_of(install_image: &str) -> Option<NewerTalosVersion> {
+    target_of(install_image).1
+}
+
+/// What to tell about a config template that does not stop it from being saved (the API's
+/// `warnings`, shown by the dashboard and Terraform): an installer of a Talos minor newer than
+/// every contract ([`newer_talos_version_of`]).
+pub fn config_template_warnings(config: &ConfigFields) -> Vec<Issue> {
+    newer_talos_version_of(&config.install_image)
+        .map(|newer| Issue::new("install_image", newer.to_string()))
+        .into_iter()
+        .collect()
 }
 
 /// The inputs for the engine, from stored rows. The Kubernetes version is the one the cluster
@@ -244,15 +265,38 @@ fn generate(
     input: &GenerateInput,
     secrets: &SecretsBundle,
 ) -> Result<NodeConfig, NodeConfigError> {
-    let yaml =
-        ConfigEngine::generate(input, secrets).map_err(|source| NodeConfigError::Generate {
-            server: server.inventory.name.clone(),
-            source,
-        })?;
+    let yaml = render(input, secrets).map_err(|source| NodeConfigError::Generate {
+        server: server.inventory.name.clone(),
+        source,
+    })?;
     Ok(NodeConfig {
         yaml: Secret::new(yaml),
         machine_type: input.machine_type,
         talos_version: input.options.talos_version,
+    })
+}
+
+/// The engine's config for `input`, with a config template's `machine.network.hostname` moved
+/// into the `HostnameConfig` of a Talos 1.12+ config ([`move_legacy_hostname`], logged), then
+/// the EPHEMERAL `VolumeConfig` when one is set: the text a node is served.
+///
+/// # Errors
+/// The engine's [`ConfigError`].
+pub fn render(input: &GenerateInput, secrets: &SecretsBundle) -> Result<String, ConfigError> {
+    let mut config = ConfigEngine::generate_config(input, secrets)?;
+    let version = input.options.talos_version;
+    if let Some(hostname) = move_legacy_hostname(&mut config, version) {
+        tracing::warn!(
+            hostname,
+            %version,
+            "the config template sets machine.network.hostname: served as the HostnameConfig \
+             document instead; {HOSTNAME_CONFIG_HINT}"
+        );
+    }
+    let yaml = config.to_yaml();
+    Ok(match &input.ephemeral_disk {
+        Some(disk) => append_volume_config(&yaml, disk),
+        None => yaml,
     })
 }
 
@@ -269,12 +313,23 @@ pub fn validation_secrets() -> Result<&'static SecretsBundle, SecretsError> {
 
 /// Checks a config template as the original app did, and more: generates a control plane and
 /// a worker config for stand-in servers with its patches (variables filled with sample
-/// values), then validates both as `talosctl validate -m metal --strict` would. Every problem
-/// is reported, with the patch field it comes from.
+/// values), then validates both as `talosctl validate -m metal` would. Every error is
+/// reported, with the patch field it comes from; Talos's warnings (deprecated fields) do not
+/// fail the check: [`check_config_template_warnings`] returns them.
 pub fn check_config_template(
     config: &ConfigFields,
     secrets: &SecretsBundle,
 ) -> Result<(), ValidationError> {
+    check_config_template_warnings(config, secrets).map(|_| ())
+}
+
+/// [`check_config_template`], returning Talos's warnings about the generated configs (each
+/// with its path, once even when both machine types have it) when there is no error.
+pub fn check_config_template_warnings(
+    config: &ConfigFields,
+    secrets: &SecretsBundle,
+) -> Result<Vec<Issue>, ValidationError> {
+    let mut warnings: Vec<Issue> = Vec::new();
     let mut issues = Vec::new();
     if config.name.trim().is_empty() {
         issues.push(Issue::new("name", "can't be blank"));
@@ -296,11 +351,17 @@ pub fn check_config_template(
             (MachineType::ControlPlane, "control-plane-1"),
             (MachineType::Worker, "worker-1"),
         ] {
-            issues.extend(check_one(config, secrets, machine_type, hostname));
+            let report = check_one(config, secrets, machine_type, hostname);
+            issues.extend(report.errors);
+            for warning in report.warnings {
+                if !warnings.contains(&warning) {
+                    warnings.push(warning);
+                }
+            }
         }
         issues.dedup();
     }
-    ValidationError::check("config", issues)
+    ValidationError::check("config", issues).map(|()| warnings)
 }
 
 fn check_one(
@@ -308,7 +369,7 @@ fn check_one(
     secrets: &SecretsBundle,
     machine_type: MachineType,
     hostname: &str,
-) -> Vec<Issue> {
+) -> ValidationReport {
     let mut options = GenerateOptions::new(
         "validation",
         "https://192.0.2.1:6443",
@@ -337,15 +398,21 @@ fn check_one(
         ephemeral_disk: None,
     };
     match ConfigEngine::generate(&input, secrets) {
-        Ok(yaml) => validate_for(
-            &yaml,
-            ValidationMode::Metal,
-            true,
-            input.options.talos_version,
-        )
-        .into_iter()
-        .map(|issue| Issue::new(issue.path, issue.message))
-        .collect(),
+        Ok(yaml) => {
+            let mut report = validate_report(
+                &yaml,
+                ValidationMode::Metal,
+                false,
+                input.options.talos_version,
+            );
+            for issue in &mut report.errors {
+                // Talos's words, then how to write it for this version.
+                if issue.path == "machine.network.hostname" && talos_version.multi_document() {
+                    issue.message = format!("{}: {HOSTNAME_CONFIG_HINT}", issue.message);
+                }
+            }
+            report
+        }
         Err(error) => {
             let field = match &error {
                 ConfigError::LoadPatch { group, .. } | ConfigError::ApplyPatch { group, .. } => {
@@ -357,7 +424,10 @@ fn check_one(
                 }
                 ConfigError::Endpoint(_) => "endpoint",
             };
-            vec![Issue::new(field, error_chain(&error).to_string())]
+            ValidationReport {
+                errors: vec![Issue::new(field, error_chain(&error).to_string())],
+                warnings: Vec::new(),
+            }
         }
     }
 }
@@ -373,6 +443,34 @@ fn is_kubernetes_version(text: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::talos::validate_for;
+
+    #[test]
+    fn clients_find_the_same_newer_talos_minor_given_the_newest_release() {
+        // A client of the API checks with the API types' rule and the newest release the
+        // service lists (`/talos-versions/supported`); it must say what the service says.
+        for image in [
+            "ghcr.io/siderolabs/installer:v1.15.0",
+            "ghcr.io/siderolabs/installer:v1.16.0-alpha.1",
+            "factory.talos.dev/metal-installer/abc:1.99",
+            "ghcr.io/siderolabs/installer:v1.14.1",
+            "ghcr.io/siderolabs/installer:v1.10.4",
+            "ghcr.io/siderolabs/installer:v1.7.0",
+            "ghcr.io/siderolabs/installer:v2.0.0",
+            "ghcr.io/siderolabs/installer:latest",
+            "registry:5000/installer",
+        ] {
+            assert_eq!(
+                talos_manager_api_types::newer_talos_minor_of(
+                    image,
+                    TalosVersion::LATEST.release()
+                )
+                .map(|newer| newer.to_string()),
+                newer_talos_version_of(image).map(|newer| newer.to_string()),
+                "{image}"
+            );
+        }
+    }
 
     fn generated(install_image: &str, patch: &str) -> String {
         let secrets =
@@ -388,6 +486,7 @@ mod tests {
         };
         let mut options = GenerateOptions::new("prod", "https://192.0.2.1:6443", "1.33.1");
         options.talos_version = talos_version_of(install_image);
+        options.install_disk = Some("/dev/sda".into());
         let version = options.talos_version;
         let input = GenerateInput {
             options,
@@ -398,7 +497,7 @@ mod tests {
                 .private_ip("10.0.1.1"),
             ephemeral_disk: None,
         };
-        ConfigEngine::generate(&input, &secrets).unwrap()
+        render(&input, &secrets).unwrap()
     }
 
     #[test]
@@ -420,6 +519,52 @@ mod tests {
             "machine:\n  network:\n    hostname: node-${hostname}\n",
         );
         assert!(own.contains("hostname: node-worker-1\n"), "{own}");
+    }
+
+    /// A template written for Talos ≤1.11 (`machine.network.hostname`) is served, on 1.12+, a
+    /// config whose `HostnameConfig` carries that hostname, which Talos accepts; saving such a
+    /// template is refused with the way to write it.
+    #[test]
+    fn a_legacy_hostname_becomes_the_hostname_config_on_talos_1_12_and_newer() {
+        let legacy = "machine:\n  network:\n    hostname: node-${hostname}\n";
+        for version in TalosVersion::ALL.into_iter().filter(|v| v.multi_document()) {
+            let image = format!("ghcr.io/siderolabs/installer:{}", version.release());
+            let served = generated(&image, legacy);
+            assert!(
+                served.contains("kind: HostnameConfig\nauto: \"off\"\nhostname: node-worker-1\n"),
+                "{version}: {served}"
+            );
+            assert!(
+                !served.contains("    network:\n        hostname:"),
+                "{served}"
+            );
+            assert_eq!(
+                validate_for(&served, ValidationMode::Metal, true, version),
+                Vec::new(),
+                "{version}: {served}"
+            );
+            let fields = ConfigFields {
+                name: "legacy".into(),
+                install_image: image,
+                kubernetes_version: version.default_kubernetes_version().into(),
+                kubespan: false,
+                patch: legacy.into(),
+                patch_control_plane: String::new(),
+                patch_worker: String::new(),
+            };
+            let secrets = validation_secrets().unwrap();
+            let error = check_config_template(&fields, secrets).unwrap_err();
+            assert_eq!(
+                error.issues,
+                vec![Issue::new(
+                    "machine.network.hostname",
+                    format!(
+                        "static hostname is already set in v1alpha1 config: {HOSTNAME_CONFIG_HINT}"
+                    )
+                )],
+                "{version}"
+            );
+        }
     }
 
     #[test]
@@ -453,5 +598,30 @@ mod tests {
             )
         );
         assert_eq!(TalosVersion::for_target("v1.7.0"), None);
+        let newer = ConfigFields {
+            name: "next".into(),
+            install_image: "factory.talos.dev/metal-installer/abc:v1.15.0".into(),
+            kubernetes_version: "1.36.3".into(),
+            kubespan: false,
+            patch: String::new(),
+            patch_control_plane: String::new(),
+            patch_worker: String::new(),
+        };
+        assert_eq!(
+            config_template_warnings(&newer),
+            vec![Issue::new(
+                "install_image",
+                format!(
+                    "Talos v1.15 is newer than the newest config format talos-manager knows \
+                     ({0}); its configs are generated for {0}",
+                    TalosVersion::LATEST
+                )
+            )]
+        );
+        let current = ConfigFields {
+            install_image: crate::store::default_install_image(),
+            ..newer
+        };
+        assert_eq!(config_template_warnings(&current), Vec::new());
     }
 }

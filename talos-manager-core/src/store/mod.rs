@@ -62,7 +62,9 @@ pub use machine_configs::{MachineConfig, MachineConfigFields};
 pub use provider_accounts::ProviderAccount;
 pub use schematics::{Schematic, SchematicFields};
 pub use servers::{ProbeResult, Server, ServerFieldChanges, ServerInventory, ServerUpsert};
-pub use settings::{DEFAULT_KUBERNETES_VERSION, DEFAULT_TALOS_VERSION, Settings};
+pub use settings::{
+    DEFAULT_KUBERNETES_VERSION, DEFAULT_TALOS_VERSION, Settings, default_install_image,
+};
 pub use vswitches::Vswitch;
 
 use crypto::Cipher;

@@ -4,9 +4,83 @@ use time::OffsetDateTime;
 
 use super::{Store, StoreError, now, on_pool};
 use crate::ids::SchematicId;
+use crate::talos::TalosVersion;
 
-/// The default versions live with the API's wire types, which document them as defaults.
-pub use talos_manager_api_types::{DEFAULT_KUBERNETES_VERSION, DEFAULT_TALOS_VERSION};
+/// The Talos version new configs (`…/installer:<this>`) and bootstraps default to: the release
+/// of the newest version contract ([`TalosVersion::LATEST`]`.release()`), so that it moves with
+/// the engine. With [`DEFAULT_KUBERNETES_VERSION`] the one place every default version comes
+/// from (API, dashboard, Terraform).
+pub const DEFAULT_TALOS_VERSION: &str = TalosVersion::LATEST.release();
+
+/// The Kubernetes version of new configs when nothing else was chosen: the default Kubernetes
+/// of the newest contract ([`TalosVersion::LATEST`]`.default_kubernetes_version()`, talosctl's
+/// own default for that release; see [`DEFAULT_TALOS_VERSION`]).
+pub const DEFAULT_KUBERNETES_VERSION: &str = TalosVersion::LATEST.default_kubernetes_version();
+
+/// The installer image of new configs: the one talosctl of [`DEFAULT_TALOS_VERSION`] writes,
+/// [`crate::image_factory::installer_image`] without a schematic on the public Image Factory
+/// (`ghcr.io/siderolabs/installer:<release>` up to Talos 1.13, which 1.14 no longer publishes;
+/// the factory's `metal-installer/<empty schematic>:<release>` from 1.14 on).
+pub fn default_install_image() -> String {
+    crate::image_factory::installer_image(
+        crate::image_factory::DEFAULT_FACTORY_URL,
+        None,
+        DEFAULT_TALOS_VERSION,
+    )
+}
+
+// The API documents the defaults of a config template (`talos_manager_api_types::ConfigBody`),
+// a crate that cannot see the version contracts: it must write the ones derived here. The
+// whole installer image is compared by a test below.
+const _: () = {
+    use talos_manager_api_types::ConfigBody;
+    assert!(
+        same_text(
+            ConfigBody::DEFAULT_KUBERNETES_VERSION,
+            DEFAULT_KUBERNETES_VERSION
+        ),
+        "ConfigBody::DEFAULT_KUBERNETES_VERSION (talos-manager-api-types) must be \
+         store::DEFAULT_KUBERNETES_VERSION, the newest contract's"
+    );
+    assert!(
+        tagged(ConfigBody::DEFAULT_INSTALL_IMAGE, DEFAULT_TALOS_VERSION),
+        "ConfigBody::DEFAULT_INSTALL_IMAGE (talos-manager-api-types) must be the installer of \
+         store::DEFAULT_TALOS_VERSION, the newest contract's release"
+    );
+};
+
+/// `a == b`, at compile time.
+const fn same_text(a: &str, b: &str) -> bool {
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    if a.len() != b.len() {
+        return false;
+    }
+    let mut i = 0;
+    while i < a.len() {
+        if a[i] != b[i] {
+            return false;
+        }
+        i += 1;
+    }
+    true
+}
+
+/// Whether `image` ends with `:<tag>`, at compile time.
+const fn tagged(image: &str, tag: &str) -> bool {
+    let (image, tag) = (image.as_bytes(), tag.as_bytes());
+    if image.len() <= tag.len() || image[image.len() - tag.len() - 1] != b':' {
+        return false;
+    }
+    let start = image.len() - tag.len();
+    let mut i = 0;
+    while i < tag.len() {
+        if image[start + i] != tag[i] {
+            return false;
+        }
+        i += 1;
+    }
+    true
+}
 
 /// The bootstrap defaults.
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
@@ -57,5 +131,25 @@ impl Store {
             .fetch_one(pool)
             .await)
         .map_err(|e| StoreError::from_write("settings", "update settings", e))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use talos_manager_api_types::ConfigBody;
+
+    use super::*;
+
+    #[test]
+    fn the_api_documents_the_derived_defaults() {
+        assert_eq!(ConfigBody::DEFAULT_INSTALL_IMAGE, default_install_image());
+        assert_eq!(
+            ConfigBody::DEFAULT_KUBERNETES_VERSION,
+            DEFAULT_KUBERNETES_VERSION
+        );
+        // A body that names neither gets them.
+        let body: ConfigBody = serde_json::from_str(r#"{"name": "default"}"#).unwrap();
+        assert_eq!(body.install_image, default_install_image());
+        assert_eq!(body.kubernetes_version, DEFAULT_KUBERNETES_VERSION);
     }
 }

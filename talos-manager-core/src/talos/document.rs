@@ -218,8 +218,12 @@ fn to_issue(problem: &DecodeProblem) -> DecodeIssue {
     }
 }
 
-/// Emptiness as the loader sees it: nothing but identity scalars.
+/// Emptiness as the loader sees it: nothing but identity scalars, and no `kind` (Talos loads
+/// a typed document without fields, e.g. a `HostnameConfig` whose `auto` a patch deleted).
 fn is_empty_document(doc: &Value) -> bool {
+    if doc.get("kind").is_some() {
+        return false;
+    }
     doc.as_map().is_none_or(|m| {
         m.iter().all(|(k, v)| {
             matches!(k.as_str(), "version" | "kind" | "apiVersion" | "name")
@@ -277,8 +281,35 @@ impl MachineConfig {
 
     /// Serialises the config as talosctl does: canonical field order, documents joined by `---`.
     pub fn to_yaml(&self) -> String {
-        let canonical: Vec<Value> = self.documents.iter().map(canonical_document).collect();
+        let mut canonical: Vec<Value> = self.documents.iter().map(canonical_document).collect();
+        if self.has_typed_kubernetes_documents() {
+            omit_typed_layout_nulls(&mut canonical);
+            return yaml::emit_documents_v4(&canonical);
+        }
         yaml::emit_documents(&canonical)
+    }
+
+    /// Whether the config has Talos 1.14's typed Kubernetes documents (`KubeClusterConfig`,
+    /// …), which no earlier Talos loads: such a config is written as Talos 1.14 writes it.
+    pub(crate) fn has_typed_kubernetes_documents(&self) -> bool {
+        self.documents.iter().any(|doc| {
+            doc.get("kind")
+                .and_then(Value::as_str)
+                .is_some_and(|kind| kind.starts_with("Kube") && kind != "KubeSpanConfig")
+        })
+    }
+}
+
+/// Talos 1.14 no longer writes an unset `cluster.controlPlane` of the v1alpha1 document (the
+/// endpoint moved to `KubeClusterConfig`); earlier releases write it as `null`.
+fn omit_typed_layout_nulls(documents: &mut [Value]) {
+    let Some(Value::Map(root)) = documents.first_mut() else {
+        return;
+    };
+    for (key, value) in root.iter_mut() {
+        if let (true, Value::Map(cluster)) = (key == "cluster", value) {
+            cluster.retain(|(k, v)| !(k == "controlPlane" && matches!(v, Value::Null)));
+        }
     }
 }
 

@@ -21,21 +21,26 @@ pub enum TalosVersion {
     /// Talos 1.13: no empty `machine.network`, KubeSpan as a `KubeSpanConfig` document,
     /// always persisted.
     V1_13,
+    /// Talos 1.14: most of `machine.*` and `cluster.*` as typed documents (`KubeletConfig`,
+    /// `KubeAPIServerConfig`, `UnattendedInstallConfig`, …), PEM text keys, the Image
+    /// Factory's installer.
+    V1_14,
 }
 
 impl TalosVersion {
     /// Every supported contract, oldest first.
-    pub const ALL: [TalosVersion; 6] = [
+    pub const ALL: [TalosVersion; 7] = [
         TalosVersion::V1_8,
         TalosVersion::V1_9,
         TalosVersion::V1_10,
         TalosVersion::V1_11,
         TalosVersion::V1_12,
         TalosVersion::V1_13,
+        TalosVersion::V1_14,
     ];
 
     /// The newest contract, talosctl's default and the default of new configs.
-    pub const LATEST: TalosVersion = TalosVersion::V1_13;
+    pub const LATEST: TalosVersion = TalosVersion::V1_14;
 
     /// Parses `v1.10`, `1.10` or a full version such as `v1.10.4`.
     pub fn parse(text: &str) -> Option<TalosVersion> {
@@ -81,6 +86,7 @@ impl TalosVersion {
             TalosVersion::V1_11 => 11,
             TalosVersion::V1_12 => 12,
             TalosVersion::V1_13 => 13,
+            TalosVersion::V1_14 => 14,
         }
     }
 
@@ -94,11 +100,12 @@ impl TalosVersion {
             TalosVersion::V1_11 => "v1.11.6",
             TalosVersion::V1_12 => "v1.12.11",
             TalosVersion::V1_13 => "v1.13.9",
+            TalosVersion::V1_14 => "v1.14.1",
         }
     }
 
     /// The Kubernetes version the last talosctl release of this line uses by default
-    /// (`--kubernetes-version` unset): 1.8.4, 1.9.6, 1.10.9, 1.11.6, 1.12.0 and 1.13.9
+    /// (`--kubernetes-version` unset): 1.8.4, 1.9.6, 1.10.9, 1.11.6, 1.12.0, 1.13.9 and 1.14.1
     /// (`constants.DefaultKubernetesVersion`).
     pub const fn default_kubernetes_version(self) -> &'static str {
         match self {
@@ -108,7 +115,30 @@ impl TalosVersion {
             TalosVersion::V1_11 => "1.34.1",
             TalosVersion::V1_12 => "1.35.0",
             TalosVersion::V1_13 => "1.36.3",
+            TalosVersion::V1_14 => "1.37.0",
         }
+    }
+
+    /// The installer image talosctl's `--install-image` defaults to: Sidero's
+    /// `ghcr.io/siderolabs/installer:<release>` up to 1.13; from 1.14 on (whose installer is
+    /// no longer published there) the Image Factory's `metal-installer` of the vanilla
+    /// schematic ([`VANILLA_SCHEMATIC`]) at the release.
+    pub fn default_installer_image(self) -> String {
+        if self.typed_documents() {
+            format!(
+                "factory.talos.dev/metal-installer/{VANILLA_SCHEMATIC}:{}",
+                self.release()
+            )
+        } else {
+            format!("ghcr.io/siderolabs/installer:{}", self.release())
+        }
+    }
+
+    /// Whether `machine.*` and `cluster.*` are typed documents (`KubeletConfig`, …) and the
+    /// install settings an `UnattendedInstallConfig`: 1.14 on
+    /// (`MultidocKubernetesConfigSupported` of Talos's version contract).
+    pub fn typed_documents(self) -> bool {
+        self >= TalosVersion::V1_14
     }
 
     /// Whether generated configs are multi-document (HostnameConfig, RegistryMirrorConfig).
@@ -122,6 +152,10 @@ impl TalosVersion {
         self >= TalosVersion::V1_13
     }
 }
+
+/// The Image Factory's schematic without customisation (no extensions, no kernel arguments).
+pub const VANILLA_SCHEMATIC: &str =
+    "376567988ad370138ad8b2698212367b8edcb69b5fd68c80be1f2ec7d603b4ba";
 
 impl std::fmt::Display for TalosVersion {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -205,9 +239,11 @@ pub struct GenerateOptions {
     pub kubernetes_version: String,
     /// The version contract.
     pub talos_version: TalosVersion,
-    /// `machine.install.disk` (`--install-disk`).
+    /// `machine.install.disk` (`--install-disk`); from 1.14 on the disk selector of the
+    /// `UnattendedInstallConfig` document, which is only written when a disk is set.
     pub install_disk: Option<String>,
-    /// `machine.install.image` (`--install-image`).
+    /// `machine.install.image` (`--install-image`); from 1.14 on `installer.image` of the
+    /// `UnattendedInstallConfig` document.
     pub install_image: Option<String>,
     /// `--with-kubespan`.
     pub kubespan: bool,
@@ -221,13 +257,16 @@ pub struct GenerateOptions {
     pub registry_mirrors: Vec<(String, String)>,
     /// `cluster.allowSchedulingOnControlPlanes`.
     pub allow_scheduling_on_control_planes: bool,
-    /// `machine.install.extraKernelArgs`.
+    /// `machine.install.extraKernelArgs`; Talos 1.14's generator has no place for them and
+    /// drops them (they belong in the Image Factory schematic).
     pub extra_kernel_args: Vec<String>,
     /// `cluster.controlPlane.localAPIServerPort`.
     pub local_api_server_port: Option<u16>,
     /// `machine.sysctls`.
     pub sysctls: Vec<(String, String)>,
-    /// `cluster.network.cni`.
+    /// `cluster.network.cni`; from 1.14 on only `custom` with a URL changes anything (a
+    /// `KubeExternalManifestConfig` named `custom-cni` replaces the Flannel document), as
+    /// Talos 1.14's generator has only a custom CNI URL.
     pub cni: Option<Cni>,
 }
 
@@ -373,8 +412,15 @@ pub(crate) fn generate(
     machine_type: MachineType,
 ) -> Result<MachineConfig, EndpointError> {
     let host = endpoint_host(&options.endpoint)?;
-    let control_plane = machine_type == MachineType::ControlPlane;
     let version = options.talos_version;
+    if version.typed_documents() {
+        return Ok(super::generate_v1_14::generate(
+            options,
+            secrets,
+            machine_type,
+        ));
+    }
+    let control_plane = machine_type == MachineType::ControlPlane;
     let k8s = options.kubernetes_version.trim_start_matches('v');
     let image = |repo: &str| (!k8s.is_empty()).then(|| Value::str(format!("{repo}:v{k8s}")));
 
@@ -638,7 +684,7 @@ pub(crate) fn generate(
     Ok(MachineConfig::from_documents(documents))
 }
 
-fn pod_security_admission() -> Value {
+pub(crate) fn pod_security_admission() -> Value {
     let latest = || Value::str("latest");
     map(vec![
         ("name", Value::str("PodSecurity")),
@@ -672,4 +718,25 @@ fn pod_security_admission() -> Value {
             ]),
         ),
     ])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn talos_1_14_is_the_newest_contract_with_the_factory_installer() {
+        assert_eq!(TalosVersion::LATEST, TalosVersion::V1_14);
+        assert_eq!(TalosVersion::parse("v1.14.1"), Some(TalosVersion::V1_14));
+        assert_eq!(TalosVersion::V1_14.default_kubernetes_version(), "1.37.0");
+        assert_eq!(
+            TalosVersion::V1_14.default_installer_image(),
+            format!("factory.talos.dev/metal-installer/{VANILLA_SCHEMATIC}:v1.14.1")
+        );
+        assert_eq!(
+            TalosVersion::V1_13.default_installer_image(),
+            "ghcr.io/siderolabs/installer:v1.13.9"
+        );
+        assert!(TalosVersion::V1_14.typed_documents() && !TalosVersion::V1_13.typed_documents());
+    }
 }

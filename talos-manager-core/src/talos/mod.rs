@@ -26,7 +26,7 @@
 //!    patched in talosctl's order: `--config-patch`, then the type's own patches.
 //! 3. The result is written in talosctl's canonical form: fields in Talos's declaration
 //!    order, empty optional fields left out, free-form maps in go-yaml's natural order,
-//!    go-yaml's quoting and 4-space indentation. The stability goldens of Talos 1.8 … 1.13 are
+//!    go-yaml's quoting and 4-space indentation. The stability goldens of Talos 1.8 … 1.14 are
 //!    reproduced byte for byte.
 //!
 //! Documents are handled as [`yaml::Value`] trees; the schema (field order, types, list merge
@@ -40,12 +40,16 @@
 //! - Errors name paths (`machine.network.nameservers`) where go-yaml names line numbers.
 //! - `${…}` variables without a value are left in place ([`unknown_variables`] lists them).
 //! - Only the plain output (`--with-docs=false --with-examples=false`) is produced.
+//! - A config is written the Talos 1.14 way (yaml/v4 quoting, no `cluster.controlPlane: null`,
+//!   deletes of missing documents skipped) when it holds a typed Kubernetes document, which no
+//!   earlier Talos loads ([`MachineConfig`] does not carry its version).
 //! - The RSA service-account key of a new bundle comes from the crypto library's own
 //!   generator: it cannot take the caller's [`RandomSource`].
 
 mod client_config;
 mod document;
 mod generate;
+mod generate_v1_14;
 pub mod limits;
 mod patch;
 mod pki;
@@ -64,16 +68,16 @@ pub use client_config::{
 pub use document::{DecodeIssue, LoadError, MachineConfig};
 pub use generate::{
     Cni, EndpointError, GenerateOptions, MachineType, NewerTalosVersion, TalosVersion,
-    UnknownMachineType, endpoint_host,
+    UnknownMachineType, VANILLA_SCHEMATIC, endpoint_host,
 };
 pub use patch::{
-    DeleteSelector, JsonPatchError, JsonPatchOp, MergeError, Patch, PatchApplyError,
-    PatchLoadError, StrategicPatch,
+    DeleteSelector, JsonPatchError, JsonPatchOp, MachineConfigPatchError, MergeError, Patch,
+    PatchApplyError, PatchLoadError, StrategicPatch, patch_machine_config,
 };
 pub use pki::{CertAndKey, PkiError};
 pub use secrets::{SecretsBundle, SecretsError};
 pub use substitute::{Substitutions, substitute, unknown_variables};
-pub use validate::{ValidationMode, validate, validate_for};
+pub use validate::{ValidationMode, ValidationReport, validate, validate_for, validate_report};
 pub use volume::{
     EphemeralDisk, EphemeralDiskError, append_volume_config, ephemeral_volume_config,
 };
@@ -200,6 +204,26 @@ pub enum ConfigError {
 #[derive(Debug, Clone, Copy, Default)]
 pub struct ConfigEngine;
 
+/// Merges the ephemeral disk's `VolumeConfig` into a config's EPHEMERAL volume document, as a
+/// strategic patch.
+fn merge_ephemeral_volume_config(
+    config: &mut MachineConfig,
+    disk: &EphemeralDisk,
+) -> Result<(), ConfigError> {
+    let patch =
+        Patch::parse(&ephemeral_volume_config(disk)).map_err(|source| ConfigError::LoadPatch {
+            group: PatchGroup::All,
+            patch_idx: 0,
+            source,
+        })?;
+    config
+        .apply_patch(&patch)
+        .map_err(|source| ConfigError::ApplyPatch {
+            group: PatchGroup::All,
+            source,
+        })
+}
+
 impl ConfigEngine {
     /// Generates one machine config as `talosctl gen config --output-types <type>
     /// --with-docs=false --with-examples=false -o -` prints it.
@@ -207,11 +231,17 @@ impl ConfigEngine {
     /// As in talosctl, both machine types are generated and patched, so a control-plane patch
     /// that does not apply fails a worker config too.
     pub fn generate(input: &GenerateInput, secrets: &SecretsBundle) -> Result<String, ConfigError> {
-        let yaml = ConfigEngine::generate_config(input, secrets)?.to_yaml();
-        Ok(match &input.ephemeral_disk {
-            Some(disk) => append_volume_config(&yaml, disk),
-            None => yaml,
-        })
+        let mut config = ConfigEngine::generate_config(input, secrets)?;
+        match &input.ephemeral_disk {
+            // Talos 1.14 configs already hold an EPHEMERAL VolumeConfig: the disk is merged
+            // into it (a second one would be a duplicate document).
+            Some(disk) if input.options.talos_version.typed_documents() => {
+                merge_ephemeral_volume_config(&mut config, disk)?;
+                Ok(config.to_yaml())
+            }
+            Some(disk) => Ok(append_volume_config(&config.to_yaml(), disk)),
+            None => Ok(config.to_yaml()),
+        }
     }
 
     /// Like [`ConfigEngine::generate`], returning the document tree (without the appended

@@ -4,7 +4,7 @@
 use std::fmt;
 
 use base64::Engine as _;
-use base64::engine::general_purpose::{STANDARD, URL_SAFE};
+use base64::engine::general_purpose::STANDARD;
 use time::{Duration, OffsetDateTime};
 
 use super::pki::{self, CertAndKey, KeyAlgorithm, PkiError};
@@ -226,7 +226,9 @@ impl SecretsBundle {
                 source,
             })?;
         Ok(SecretsBundle {
-            cluster_id: URL_SAFE.encode(random_bytes::<32>(rng)),
+            // Standard base64, as talosctl 1.14 writes it (`cluster.ClusterIDEncoding`;
+            // earlier releases used the URL alphabet, which every release still reads).
+            cluster_id: STANDARD.encode(random_bytes::<32>(rng)),
             cluster_secret: STANDARD.encode(random_bytes::<32>(rng)),
             bootstrap_token: random_token(rng),
             secretbox_encryption_secret: Some(STANDARD.encode(random_bytes::<32>(rng))),

@@ -6,7 +6,7 @@
 //! `extraKernelArgs` and `grubUseUKICmdline` exclude each other, machine type and CAs,
 //! control-plane and worker restrictions, CNI, discovery and KubeSpan, network interfaces,
 //! VLAN addresses, routes, kubelet node IPs, node labels (in Talos's words) and taints, inline
-//! manifests, registries, VolumeConfig names and sizes, bond modes, WireGuard keys, duplicate
+//! manifests, registries, VolumeConfig names and sizes, UserVolumeConfig provisioning, bond modes, WireGuard keys, duplicate
 //! extensions). Like talosctl, it does not check nameservers, extra host entries or VLAN ids.
 //! `tests/core/talos_differential.rs` compares it with Talos's own machinery. Not covered yet (TODO-coverage): bond tuning options, bridge and link
 //! membership checks, system-disk encryption, logging destinations, apiserver authorization
@@ -49,31 +49,89 @@ pub fn validate(text: &str, mode: ValidationMode, strict: bool) -> Vec<Issue> {
 }
 
 /// Validates a machine config text as talosctl of `version` does (`talosctl validate -m
-/// <mode> [--strict]`); only some texts differ between versions. With `strict`, warnings are
-/// issues too (as `warning: <text>`, like `--strict`). An empty result means the config is
-/// valid.
+/// <mode> [--strict]`); only some texts differ between versions. With `strict`, the warnings
+/// of the v1alpha1 document are issues too (as `warning: <text>`, like `--strict`); the
+/// warnings of other documents never are (see [`validate_report`]). An empty result means the
+/// config is valid.
 pub fn validate_for(
     text: &str,
     mode: ValidationMode,
     strict: bool,
     version: TalosVersion,
 ) -> Vec<Issue> {
+    validate_report(text, mode, strict, version).errors
+}
+
+/// What `talosctl validate` reports: errors (the config is refused) and warnings, apart.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ValidationReport {
+    /// Errors, each with its path; none means the config is valid.
+    pub errors: Vec<Issue>,
+    /// Warnings, each with its path: the v1alpha1 document's (unless `strict` made them
+    /// errors), the typed documents' and the whole config's (Talos 1.14's deprecations and
+    /// advice, which `--strict` leaves as warnings).
+    pub warnings: Vec<Issue>,
+}
+
+impl ValidationReport {
+    /// Whether Talos accepts the config (warnings allowed).
+    pub fn is_valid(&self) -> bool {
+        self.errors.is_empty()
+    }
+}
+
+/// Validates as [`validate_for`] does, keeping the warnings apart from the errors.
+pub fn validate_report(
+    text: &str,
+    mode: ValidationMode,
+    strict: bool,
+    version: TalosVersion,
+) -> ValidationReport {
     let config = match MachineConfig::parse(text) {
         Ok(config) => config,
         Err(LoadError::Decode { problems, .. } | LoadError::UnknownKeys { problems, .. }) => {
-            return problems
-                .into_iter()
-                .map(|p| Issue {
-                    path: p.path,
-                    message: p.message,
-                })
-                .collect();
+            return ValidationReport {
+                errors: problems
+                    .into_iter()
+                    .map(|p| Issue {
+                        path: p.path,
+                        message: p.message,
+                    })
+                    .collect(),
+                warnings: Vec::new(),
+            };
         }
-        Err(other) => return vec![Issue::new("", other.to_string())],
+        Err(other) => {
+            return ValidationReport {
+                errors: vec![Issue::new("", other.to_string())],
+                warnings: Vec::new(),
+            };
+        }
     };
+    // Our schema knows every release's kinds; an earlier Talos does not load the newer ones.
+    if !version.typed_documents()
+        && let Some(doc) = config.documents().iter().find(|d| {
+            d.get("kind")
+                .and_then(Value::as_str)
+                .is_some_and(|kind| KINDS_SINCE_V1_14.contains(&kind))
+        })
+    {
+        let error = LoadError::UnknownKind {
+            kind: doc.get("kind").map(Value::to_string).unwrap_or_default(),
+            api_version: doc
+                .get("apiVersion")
+                .map(Value::to_string)
+                .unwrap_or_default(),
+        };
+        return ValidationReport {
+            errors: vec![Issue::new("", error.to_string())],
+            warnings: Vec::new(),
+        };
+    }
     let mut checker = Checker {
         issues: Vec::new(),
         warnings: Vec::new(),
+        document_warnings: Vec::new(),
         version,
     };
     if let Some(doc) = config.v1alpha1() {
@@ -83,26 +141,44 @@ pub fn validate_for(
         match doc.get("kind").and_then(Value::as_str) {
             Some("VolumeConfig") => checker.volume_config(doc),
             Some("HostnameConfig") => checker.hostname_config(doc, config.v1alpha1()),
+            Some("UserVolumeConfig") => checker.user_volume_config(doc),
+            Some("UnattendedInstallConfig") => checker.unattended_install_config(doc),
+            Some(kind) if version.typed_documents() => checker.kubernetes_document_v1_14(kind, doc),
             _ => {}
         }
+    }
+    if version.typed_documents() {
+        checker.conflicts_v1_14(&config);
+        checker.container_v1_14(&config);
     }
     let Checker {
         mut issues,
         warnings,
+        document_warnings,
         ..
     } = checker;
+    let mut all_warnings = Vec::new();
     if strict {
         issues.extend(warnings.into_iter().map(|w| Issue {
             path: w.path,
             message: format!("warning: {}", w.message),
         }));
+    } else {
+        all_warnings = warnings;
     }
-    issues
+    all_warnings.extend(document_warnings);
+    ValidationReport {
+        errors: issues,
+        warnings: all_warnings,
+    }
 }
 
 struct Checker {
     issues: Vec<Issue>,
+    /// Warnings of the v1alpha1 document (errors under `--strict`).
     warnings: Vec<Issue>,
+    /// Warnings of the other documents and of the whole config (never errors).
+    document_warnings: Vec<Issue>,
     version: TalosVersion,
 }
 
@@ -313,6 +389,67 @@ impl Checker {
         self.warnings.push(Issue::new(path, message));
     }
 
+    fn document_warn(&mut self, path: &str, message: impl Into<String>) {
+        self.document_warnings.push(Issue::new(path, message));
+    }
+
+    /// `UnattendedInstallConfig` (Talos 1.14): a disk selector is required; without an
+    /// installer image only a node booted from an Image Factory asset can install.
+    fn unattended_install_config(&mut self, doc: &Value) {
+        if text(doc.path("installer.image")).is_none() {
+            self.document_warn(
+                "UnattendedInstallConfig.installer.image",
+                "installer.image is not set, if Talos is not booted from asset built by Image Factory, installation will fail",
+            );
+        }
+        if text(doc.path("provisioning.diskSelector.match")).is_none() {
+            self.error(
+                "UnattendedInstallConfig.provisioning.diskSelector.match",
+                "provisioning.diskSelector.match is required",
+            );
+        }
+    }
+
+    /// The checks of Talos 1.14's Kubernetes component documents (client-side: image tags are
+    /// not checked against the Talos release).
+    fn kubernetes_document_v1_14(&mut self, kind: &str, doc: &Value) {
+        let disabled = doc.get("enabled") == Some(&Value::Bool(false));
+        let image = |name: &'static str| (name, text(doc.get("image")).is_none());
+        let (component, image_missing) = match kind {
+            "KubeAPIServerConfig" => image("kube-apiserver"),
+            "KubeControllerManagerConfig" if !disabled => image("kube-controller-manager"),
+            "KubeSchedulerConfig" if !disabled => image("scheduler"),
+            "KubeProxyConfig" if !disabled => image("proxy"),
+            "KubeletConfig" => image("kubelet"),
+            _ => return,
+        };
+        if image_missing {
+            self.error(
+                &format!("{kind}.image"),
+                format!("{component} image cannot be empty"),
+            );
+        }
+        if kind == "KubeProxyConfig" && !disabled {
+            match text(doc.get("mode")).as_deref() {
+                None | Some("nftables") => {}
+                Some(mode @ ("iptables" | "ipvs")) => self.document_warn(
+                    "KubeProxyConfig.mode",
+                    format!("proxy mode \"{mode}\" is not recommended, please switch to nftables if possible"),
+                ),
+                Some(mode) => self.error(
+                    "KubeProxyConfig.mode",
+                    format!("invalid proxy mode \"{mode}\": supported modes are iptables, ipvs and nftables"),
+                ),
+            }
+            if doc.get("extraArgs").is_some_and(|a| !a.is_empty_value()) {
+                self.document_warn(
+                    "KubeProxyConfig.extraArgs",
+                    "extra arguments for kube-proxy may not work as expected, please use configuration instead",
+                );
+            }
+        }
+    }
+
     fn v1alpha1(&mut self, doc: &Value, mode: ValidationMode) {
         let Some(machine) = doc.get("machine").filter(|m| !matches!(m, Value::Null)) else {
             self.error("machine", "machine instructions are required");
@@ -326,6 +463,9 @@ impl Checker {
         self.cluster(doc.get("cluster"), control_plane);
         if mode == ValidationMode::Metal {
             match machine.get("install").filter(|v| !matches!(v, Value::Null)) {
+                // Talos 1.14: `.machine.install` gave way to UnattendedInstallConfig and is
+                // only checked when present.
+                None if self.version.typed_documents() => {}
                 None => self.error(
                     "machine.install",
                     "install instructions are required in \"metal\" mode",
@@ -451,7 +591,40 @@ impl Checker {
             self.error("cluster", "cluster instructions are required");
             return;
         };
+        let typed = self.version.typed_documents();
+        let control_plane_section = cluster
+            .get("controlPlane")
+            .filter(|c| !matches!(c, Value::Null));
+        if typed
+            && control_plane_section
+                .is_some_and(|c| c.get("endpoint").is_none_or(|e| matches!(e, Value::Null)))
+        {
+            // Talos 1.14 stops at this one.
+            self.error(
+                "cluster.controlPlane.endpoint",
+                "cluster controlplane endpoint is required (.cluster.controlPlane.endpoint); \
+                 when the endpoint is migrated to the KubeClusterConfig document, the whole \
+                 .cluster.controlPlane section should be removed \
+                 (.cluster.controlPlane.localAPIServerPort is migrated to the KubeAPIServerConfig document)",
+            );
+            return;
+        }
+        if typed
+            && cluster
+                .get("serviceAccount")
+                .is_some_and(|v| !matches!(v, Value::Null))
+            && text(cluster.path("controlPlane.endpoint")).is_none()
+        {
+            self.error(
+                "cluster.serviceAccount",
+                ".cluster.serviceAccount requires the cluster endpoint to be set in the same document \
+                 (.cluster.controlPlane.endpoint); when the cluster endpoint is migrated to the \
+                 KubeClusterConfig document, .cluster.serviceAccount should be migrated to the \
+                 KubeServiceAccountConfig document as well",
+            );
+        }
         match text(cluster.path("controlPlane.endpoint")) {
+            None if typed => {}
             None => self.error(
                 "cluster.controlPlane.endpoint",
                 "cluster controlplane endpoint is required",
@@ -699,6 +872,12 @@ impl Checker {
                 "kubespan link MTU must be at least 1280",
             );
         }
+        // Talos 1.14 checks discovery and the cluster identity across documents
+        // (`container_v1_14`).
+        if self.version.typed_documents() {
+            self.kubespan_filters(doc);
+            return;
+        }
         if !is_true(doc.path("cluster.discovery.enabled")) {
             self.error(
                 "cluster.discovery.enabled",
@@ -717,6 +896,10 @@ impl Checker {
                 ".cluster.secret should be set when .machine.network.kubespan is enabled",
             );
         }
+        self.kubespan_filters(doc);
+    }
+
+    fn kubespan_filters(&mut self, doc: &Value) {
         for (idx, filter) in seq(doc.path("machine.network.kubespan.filters.endpoints"))
             .iter()
             .enumerate()
@@ -781,7 +964,11 @@ impl Checker {
     fn hostname_config(&mut self, doc: &Value, v1alpha1: Option<&Value>) {
         let auto = doc.get("auto").map(Value::to_string);
         let hostname = text(doc.get("hostname"));
-        if auto.is_none() && hostname.is_none() {
+        // Talos 1.12 (the oracle's v1.12.0) also counts `auto: off` as unset; 1.13 only a
+        // missing `auto`.
+        let auto_unset = auto.is_none()
+            || (self.version <= TalosVersion::V1_12 && auto.as_deref() == Some("off"));
+        if auto_unset && hostname.is_none() {
             self.error("HostnameConfig", "either 'auto' or 'hostname' must be set");
         }
         let auto_kind = auto.as_deref().unwrap_or("off");
@@ -826,6 +1013,94 @@ impl Checker {
         }
     }
 
+    /// `UserVolumeConfig`: its name (a partition label after `u-`), its volume type and, for
+    /// partitions and disks, a disk selector and (partitions) a size; the filesystem type.
+    /// Not covered yet: encryption, project quota support, CEL type checking.
+    fn user_volume_config(&mut self, doc: &Value) {
+        const MAX_NAME: usize = 36 - "u-".len();
+        let name = text(doc.get("name")).unwrap_or_default();
+        let path = format!("UserVolumeConfig/{name}");
+        let name_path = format!("{path}.name");
+        if name.is_empty() {
+            self.error(&name_path, "name is required");
+        }
+        if name.is_empty() || name.len() > MAX_NAME {
+            self.error(
+                &name_path,
+                format!("name must be between 1 and {MAX_NAME} characters long"),
+            );
+        }
+        if name
+            .chars()
+            .any(|c| !(c.is_ascii_alphanumeric() || c == '-'))
+        {
+            self.error(
+                &name_path,
+                "name can only contain lowercase and uppercase ASCII letters, digits, and hyphens",
+            );
+        }
+        let volume_type = text(doc.get("volumeType")).unwrap_or_else(|| "partition".into());
+        match volume_type.as_str() {
+            "directory" => {
+                for (key, what) in [
+                    ("provisioning", "provisioning"),
+                    ("encryption", "encryption"),
+                    ("filesystem", "filesystem"),
+                    ("mount", "mount"),
+                ] {
+                    if doc.get(key).is_some_and(|v| !v.is_empty_value()) {
+                        self.error(
+                            &format!("{path}.{key}"),
+                            format!("{what} spec is invalid for volumeType directory"),
+                        );
+                    }
+                }
+            }
+            "disk" | "partition" => {
+                self.provisioning(doc.get("provisioning"), &path, volume_type == "partition");
+                let filesystem = text(doc.path("filesystem.type")).unwrap_or_default();
+                if !matches!(filesystem.as_str(), "" | "none" | "xfs" | "ext4") {
+                    self.error(
+                        &format!("{path}.filesystem.type"),
+                        format!("unsupported filesystem type: {filesystem}"),
+                    );
+                }
+            }
+            other => self.error(
+                &format!("{path}.volumeType"),
+                format!("unsupported volume type {}", go_quote(other)),
+            ),
+        }
+    }
+
+    /// A required `ProvisioningSpec` of a user volume: a disk selector, and where sizes are
+    /// supported a minimum or maximum size, the minimum not above the maximum.
+    fn provisioning(&mut self, spec: Option<&Value>, path: &str, sizes: bool) {
+        let field = |key: &str| text(spec.and_then(|s| s.path(key)));
+        let path = format!("{path}.provisioning");
+        if field("diskSelector.match").is_none() {
+            self.error(&format!("{path}.diskSelector"), "disk selector is required");
+        }
+        let (min, max) = (field("minSize"), field("maxSize"));
+        if !sizes {
+            if min.is_some() || max.is_some() || spec.and_then(|s| s.get("grow")).is_some() {
+                self.error(&path, "min size, max size and grow are not supported");
+            }
+            return;
+        }
+        match (&min, &max) {
+            (Some(min), Some(max)) if !max.ends_with('%') && !max.starts_with('-') => {
+                if let (Some(min), Some(max)) = (parse_byte_size(min), parse_byte_size(max))
+                    && min > max
+                {
+                    self.error(&path, "min size is greater than max size");
+                }
+            }
+            (None, None) => self.error(&path, "min size or max size is required"),
+            _ => {}
+        }
+    }
+
     fn volume_config(&mut self, doc: &Value) {
         let name = doc.get("name").map(Value::to_string).unwrap_or_default();
         let path = format!("VolumeConfig/{name}");
@@ -859,13 +1134,450 @@ impl Checker {
     }
 }
 
+/// Talos 1.14's cross-document checks: the typed documents against the v1alpha1 document
+/// (`V1Alpha1ConflictValidate`) and the container as a whole (`validateContainer`).
+impl Checker {
+    /// A typed document next to the v1alpha1 setting it replaces is refused (the first
+    /// conflict of each document, as Talos reports it).
+    fn conflicts_v1_14(&mut self, config: &MachineConfig) {
+        let Some(v1) = config.v1alpha1() else { return };
+        let present = |path: &str| v1.path(path).is_some_and(|v| !matches!(v, Value::Null));
+        let non_empty = |path: &str| v1.path(path).is_some_and(|v| !v.is_empty_value());
+        let admission = non_empty("cluster.apiServer.admissionControl");
+        for doc in config.documents() {
+            let Some(kind) = doc.get("kind").and_then(Value::as_str) else {
+                continue;
+            };
+            let checks: Vec<(bool, &str, &str)> = match kind {
+                "UnattendedInstallConfig" => vec![(
+                    present("machine.install"),
+                    "machine.install",
+                    "UnattendedInstallConfig config is incompatible with v1alpha1 config (.machine.install)",
+                )],
+                "KubeAdmissionControlConfig" | "KubeAuthorizerConfig" => vec![(
+                    admission,
+                    "cluster.apiServer.admissionControl",
+                    "admission control plugin config is already set in v1alpha1 config",
+                )],
+                "KubeAggregatorCAConfig" => vec![(
+                    present("cluster.aggregatorCA"),
+                    "cluster.aggregatorCA",
+                    "kube-apiserver aggregator CA is already set in v1alpha1 config (.cluster.aggregatorCA), please remove it and use the new KubeAggregatorCAConfig document instead",
+                )],
+                "KubeAPIServerConfig" => vec![
+                    (
+                        present("cluster.apiServer"),
+                        "cluster.apiServer",
+                        "kube-apiserver config is already set in v1alpha1 config (.cluster.apiServer)",
+                    ),
+                    (
+                        non_empty("cluster.controlPlane.localAPIServerPort"),
+                        "cluster.controlPlane.localAPIServerPort",
+                        "kube-apiserver API port is already set in v1alpha1 config (.cluster.controlPlane.localAPIServerPort)",
+                    ),
+                ],
+                "KubeAPIServerCAConfig" => vec![(
+                    present("cluster.ca"),
+                    "cluster.ca",
+                    "kube-apiserver CA is already set in v1alpha1 config (.cluster.ca)",
+                )],
+                "KubeAuditPolicyConfig" => vec![(
+                    non_empty("cluster.apiServer.auditPolicy"),
+                    "cluster.apiServer.auditPolicy",
+                    "audit policy config is already set in v1alpha1 config",
+                )],
+                "KubeClusterConfig" => vec![
+                    (
+                        non_empty("cluster.clusterName"),
+                        "cluster.clusterName",
+                        "cluster name is already set in the v1alpha1 config (.cluster.clusterName). Please remove it and use only the new KubeClusterConfig document to avoid conflicts",
+                    ),
+                    (
+                        present("cluster.controlPlane.endpoint"),
+                        "cluster.controlPlane.endpoint",
+                        "cluster endpoint is already set in the v1alpha1 config (.cluster.controlPlane.endpoint). Please remove it and use only the new KubeClusterConfig document to avoid conflicts",
+                    ),
+                ],
+                "KubeControllerManagerConfig" => vec![
+                    (
+                        present("cluster.controllerManager"),
+                        "cluster.controllerManager",
+                        "kube-controller-manager config is already set in v1alpha1 config (.cluster.controllerManager)",
+                    ),
+                    (
+                        present("machine.controlPlane.controllerManager"),
+                        "machine.controlPlane.controllerManager",
+                        "kube-controller-manager config is already set in v1alpha1 config (.machine.controlplane.controllerManager)",
+                    ),
+                ],
+                "KubeCoreDNSConfig" => vec![(
+                    present("cluster.coreDNS"),
+                    "cluster.coreDNS",
+                    "CoreDNS config is already set in v1alpha1 config (.cluster.coreDNS)",
+                )],
+                "KubeCredentialProviderConfig" => vec![(
+                    present("machine.kubelet"),
+                    "machine.kubelet",
+                    "cannot use KubeCredentialProviderConfig with legacy kubelet configuration (.machine.kubelet)",
+                )],
+                "KubeEtcdEncryptionConfig" => vec![(
+                    non_empty("cluster.secretboxEncryptionSecret")
+                        || non_empty("cluster.aescbcEncryptionSecret"),
+                    "cluster.secretboxEncryptionSecret",
+                    "etcd encryption config is already set in v1alpha1 config",
+                )],
+                "KubeFlannelCNIConfig" => vec![(
+                    present("cluster.network"),
+                    "cluster.network",
+                    "cluster network config in v1alpha1 config (.machine.cluster.network) can't be used with KubeFlannelCNIConfig document, please remove it to avoid conflicts",
+                )],
+                "KubeletConfig" => vec![(
+                    present("machine.kubelet"),
+                    "machine.kubelet",
+                    "kubelet config is already set in v1alpha1 config (.machine.kubelet)",
+                )],
+                "KubePrismConfig" => vec![(
+                    present("machine.features.kubePrism"),
+                    "machine.features.kubePrism",
+                    "KubePrism config in v1alpha1 config (.machine.features.kubePrism) can't be used with KubePrismConfig document, please remove it to avoid conflicts",
+                )],
+                "KubeNetworkConfig" => vec![(
+                    present("cluster.network"),
+                    "cluster.network",
+                    "cluster network config is already set in the v1alpha1 config (.machine.cluster.network). Please remove it and use only the new KubeNetworkConfig document to avoid conflicts",
+                )],
+                "KubeNodeConfig" => vec![
+                    (
+                        present("cluster.allowSchedulingOnControlPlanes"),
+                        "cluster.allowSchedulingOnControlPlanes",
+                        ".cluster.allowSchedulingOnControlPlanes is already set in v1alpha1 config",
+                    ),
+                    (
+                        present("cluster.allowSchedulingOnMasters"),
+                        "cluster.allowSchedulingOnMasters",
+                        ".cluster.allowSchedulingOnMasters is already set in v1alpha1 config",
+                    ),
+                    (
+                        present("machine.kubelet.skipNodeRegistration"),
+                        "machine.kubelet.skipNodeRegistration",
+                        ".machine.kubelet.skipNodeRegistration is already set in v1alpha1 config",
+                    ),
+                    (
+                        present("machine.kubelet.registerWithFQDN"),
+                        "machine.kubelet.registerWithFQDN",
+                        ".machine.kubelet.registerWithFQDN is already set in v1alpha1 config",
+                    ),
+                    (
+                        present("machine.kubelet.nodeIP"),
+                        "machine.kubelet.nodeIP",
+                        ".machine.kubelet.nodeIP is already set in v1alpha1 config",
+                    ),
+                    (
+                        present("machine.nodeLabels"),
+                        "machine.nodeLabels",
+                        ".machine.nodeLabels is already set in v1alpha1 config",
+                    ),
+                    (
+                        present("machine.nodeAnnotations"),
+                        "machine.nodeAnnotations",
+                        ".machine.nodeAnnotations is already set in v1alpha1 config",
+                    ),
+                    (
+                        present("machine.nodeTaints"),
+                        "machine.nodeTaints",
+                        ".machine.nodeTaints is already set in v1alpha1 config",
+                    ),
+                ],
+                "KubeProxyConfig" => vec![(
+                    present("cluster.proxy"),
+                    "cluster.proxy",
+                    "cluster proxy config in v1alpha1 config (.machine.cluster.proxy) can't be used with KubeProxyConfig document, please remove it to avoid conflicts",
+                )],
+                "KubeSchedulerConfig" => vec![
+                    (
+                        present("cluster.scheduler"),
+                        "cluster.scheduler",
+                        "kube-scheduler config is already set in v1alpha1 config (.cluster.scheduler)",
+                    ),
+                    (
+                        present("machine.controlPlane.scheduler"),
+                        "machine.controlPlane.scheduler",
+                        "kube-scheduler config is already set in v1alpha1 config (.machine.controlplane.scheduler)",
+                    ),
+                ],
+                "KubeServiceAccountConfig" => vec![(
+                    present("cluster.serviceAccount"),
+                    "cluster.serviceAccount",
+                    "service account is already set in v1alpha1 config (.cluster.serviceAccount)",
+                )],
+                "KubeTalosAPIAccessConfig" => vec![(
+                    present("machine.features.kubernetesTalosAPIAccess"),
+                    "machine.features.kubernetesTalosAPIAccess",
+                    ".machine.features.kubernetesTalosAPIAccess is already set in v1alpha1 config",
+                )],
+                "ResolverConfig" => vec![
+                    (
+                        present("machine.network.searchDomains"),
+                        "machine.network.searchDomains",
+                        ".machine.network.searchDomains is already set in v1alpha1 config",
+                    ),
+                    (
+                        // Talos counts the nameservers that are IP addresses.
+                        seq(v1.path("machine.network.nameservers"))
+                            .iter()
+                            .any(|ns| ns.to_string().parse::<IpAddr>().is_ok()),
+                        "machine.network.nameservers",
+                        ".machine.network.nameservers is already set in v1alpha1 config",
+                    ),
+                    (
+                        is_true(v1.path("machine.network.disableSearchDomain")),
+                        "machine.network.disableSearchDomain",
+                        ".machine.network.disableSearchDomain is already set in v1alpha1 config",
+                    ),
+                    (
+                        doc.get("hostDNS").is_some_and(|h| !h.is_empty_value())
+                            && present("machine.features.hostDNS"),
+                        "machine.features.hostDNS",
+                        ".machine.features.hostDNS is already set in v1alpha1 config",
+                    ),
+                ],
+                "KubeSpanConfig" => vec![(
+                    present("machine.network.kubespan"),
+                    "machine.network.kubespan",
+                    "kubespan is already configured in v1alpha1 machine.network.kubespan",
+                )],
+                "DiscoveryIdentityConfig" => vec![(
+                    non_empty("cluster.id") || non_empty("cluster.secret"),
+                    "cluster.id",
+                    "cluster identity is already configured in .cluster.id/.cluster.secret of the v1alpha1 config",
+                )],
+                "DiscoveryServiceConfig" => vec![(
+                    present("cluster.discovery"),
+                    "cluster.discovery",
+                    "discovery service is already configured in .cluster.discovery of the v1alpha1 config",
+                )],
+                "ImageCacheConfig" => vec![(
+                    present("machine.features.imageCache"),
+                    "machine.features.imageCache",
+                    "image cache config is already set in v1alpha1 config",
+                )],
+                "CRIBaseRuntimeSpecConfig" => vec![(
+                    present("machine.baseRuntimeSpecOverrides"),
+                    "machine.baseRuntimeSpecOverrides",
+                    "base runtime spec overrides are already set in v1alpha1 config",
+                )],
+                _ => Vec::new(),
+            };
+            if let Some((_, path, message)) = checks.into_iter().find(|(hit, _, _)| *hit) {
+                self.error(path, message);
+            }
+        }
+    }
+
+    /// The checks of the whole config: discovery needs a cluster identity, KubeSpan needs
+    /// discovery, a control plane running kube-apiserver needs etcd encryption, Kubernetes needs
+    /// a cluster name and endpoint, and control-plane-only documents stay off workers.
+    fn container_v1_14(&mut self, config: &MachineConfig) {
+        let v1 = config.v1alpha1();
+        let v1_path = |path: &str| {
+            v1.and_then(|d| d.path(path))
+                .filter(|v| !matches!(v, Value::Null))
+        };
+        let docs_of = |kind: &str| -> Vec<&Value> {
+            config
+                .documents()
+                .iter()
+                .filter(|d| d.get("kind").and_then(Value::as_str) == Some(kind))
+                .collect()
+        };
+        // Discovery: the v1alpha1 settings when they yield a service, else the documents.
+        let legacy_discovery = is_true(v1_path("cluster.discovery.enabled"))
+            && !is_true(v1_path("cluster.discovery.registries.service.disabled"));
+        let discovery = legacy_discovery || !docs_of("DiscoveryServiceConfig").is_empty();
+        if discovery {
+            let legacy_id = text(v1_path("cluster.id"));
+            let legacy_secret = text(v1_path("cluster.secret"));
+            let (id, secret) = if legacy_id.is_some() || legacy_secret.is_some() {
+                (legacy_id, legacy_secret)
+            } else {
+                let identity = docs_of("DiscoveryIdentityConfig");
+                let identity = identity.first();
+                (
+                    text(identity.and_then(|d| d.get("clusterID"))),
+                    text(identity.and_then(|d| d.get("clusterSecret"))),
+                )
+            };
+            if id.is_none() {
+                self.error(
+                    "DiscoveryIdentityConfig.clusterID",
+                    "cluster ID (.cluster.id or DiscoveryIdentityConfig) should be set when cluster discovery (DiscoveryServiceConfig) is enabled",
+                );
+            }
+            if secret.is_none() {
+                self.error(
+                    "DiscoveryIdentityConfig.clusterSecret",
+                    "cluster secret (.cluster.secret or DiscoveryIdentityConfig) should be set when cluster discovery (DiscoveryServiceConfig) is enabled",
+                );
+            }
+        }
+        let kubespan = match docs_of("KubeSpanConfig").first() {
+            Some(doc) => is_true(doc.get("enabled")),
+            None => is_true(v1_path("machine.network.kubespan.enabled")),
+        };
+        if kubespan && !discovery {
+            self.error(
+                "KubeSpanConfig.enabled",
+                "KubeSpan requires cluster discovery to be enabled",
+            );
+        }
+        let machine_type = text(v1_path("machine.type")).unwrap_or_default();
+        let control_plane = matches!(machine_type.as_str(), "init" | "controlplane");
+        let api_server_ca = !docs_of("KubeAPIServerCAConfig").is_empty()
+            || v1_path("cluster.ca").is_some()
+            || v1_path("cluster.acceptedCAs").is_some();
+        if control_plane {
+            if !docs_of("KubeAPIServerCAConfig").is_empty()
+                || v1_path("cluster.ca").is_some()
+                || v1_path("cluster.acceptedCAs").is_some()
+            {
+                let legacy_encryption = text(v1_path("cluster.secretboxEncryptionSecret"))
+                    .is_some()
+                    || text(v1_path("cluster.aescbcEncryptionSecret")).is_some();
+                if !legacy_encryption && docs_of("KubeEtcdEncryptionConfig").is_empty() {
+                    self.error(
+                        "KubeEtcdEncryptionConfig",
+                        "etcd encryption config is required for control plane machines running kube-apiserver",
+                    );
+                }
+            }
+            if let Some(node) = docs_of("KubeNodeConfig").first() {
+                let labelled = node
+                    .get("labels")
+                    .and_then(Value::as_map)
+                    .is_some_and(|m| m.iter().any(|(k, _)| k == CONTROL_PLANE_LABEL));
+                if !labelled && !is_true(node.get("skipNodeRegistration")) {
+                    self.document_warn(
+                        "KubeNodeConfig.labels",
+                        format!(
+                            "KubeNodeConfig document should set the \"{CONTROL_PLANE_LABEL}\" node label on control plane machines \
+                             (and, unless scheduling on control planes is allowed, the \"{CONTROL_PLANE_LABEL}: NoSchedule\" taint): \
+                             unlike .machine.nodeLabels/.machine.nodeTaints, the document contents are used as-is"
+                        ),
+                    );
+                }
+            }
+        }
+        if api_server_ca
+            && docs_of("KubeClusterConfig").is_empty()
+            && v1_path("cluster.controlPlane.endpoint").is_none()
+        {
+            self.error(
+                "KubeClusterConfig",
+                "cluster name and endpoint are required when Kubernetes is configured: \
+                 either .cluster.clusterName/.cluster.controlPlane.endpoint or the KubeClusterConfig document",
+            );
+        }
+        if !control_plane {
+            let mut kinds: Vec<&str> = config
+                .documents()
+                .iter()
+                .filter_map(|d| d.get("kind").and_then(Value::as_str))
+                .filter(|kind| CONTROL_PLANE_ONLY_KINDS.contains(kind))
+                .collect();
+            kinds.sort_unstable();
+            kinds.dedup();
+            if !kinds.is_empty() {
+                self.error(
+                    "",
+                    format!(
+                        "the following document kinds are only allowed on control plane machines: [{}]",
+                        kinds.join(" ")
+                    ),
+                );
+            }
+        }
+    }
+}
+
+/// The document kinds Talos 1.14 added (in its schema, not in 1.13's): talosctl 1.13 and
+/// earlier refuse them as not registered.
+const KINDS_SINCE_V1_14: &[&str] = &[
+    "BGPInstanceConfig",
+    "CRIBaseRuntimeSpecConfig",
+    "CRICustomizationConfig",
+    "ContainerConfig",
+    "DiscoveryIdentityConfig",
+    "DiscoveryServiceConfig",
+    "EtcFileConfig",
+    "FilesystemScrubConfig",
+    "FilesystemTrimConfig",
+    "HTTPProbeConfig",
+    "ImageCacheConfig",
+    "KernelModuleConfig",
+    "KubeAPIServerCAConfig",
+    "KubeAPIServerConfig",
+    "KubeAdmissionControlConfig",
+    "KubeAggregatorCAConfig",
+    "KubeAuditPolicyConfig",
+    "KubeAuthenticationConfig",
+    "KubeAuthorizerConfig",
+    "KubeClusterConfig",
+    "KubeControllerManagerConfig",
+    "KubeCoreDNSConfig",
+    "KubeCredentialProviderConfig",
+    "KubeEtcdEncryptionConfig",
+    "KubeExternalManifestConfig",
+    "KubeFlannelCNIConfig",
+    "KubeInlineManifestConfig",
+    "KubeNetworkConfig",
+    "KubeNodeConfig",
+    "KubePrismConfig",
+    "KubeProxyConfig",
+    "KubeSchedulerConfig",
+    "KubeServiceAccountConfig",
+    "KubeStaticPodConfig",
+    "KubeTalosAPIAccessConfig",
+    "KubeletConfig",
+    "LVMLogicalVolumeConfig",
+    "LVMVolumeGroupConfig",
+    "RAIDArrayConfig",
+    "SecurityProfileConfig",
+    "SysctlConfig",
+    "SysfsConfig",
+    "UdevRulesConfig",
+    "UnattendedInstallConfig",
+    "VethConfig",
+];
+
+/// Kubernetes's control-plane node role label.
+const CONTROL_PLANE_LABEL: &str = "node-role.kubernetes.io/control-plane";
+
+/// The Talos 1.14 document kinds only a control plane may carry (`ControlplaneOnlyDocument`).
+const CONTROL_PLANE_ONLY_KINDS: &[&str] = &[
+    "KubeAPIServerConfig",
+    "KubeAdmissionControlConfig",
+    "KubeAggregatorCAConfig",
+    "KubeAuditPolicyConfig",
+    "KubeAuthenticationConfig",
+    "KubeAuthorizerConfig",
+    "KubeControllerManagerConfig",
+    "KubeCoreDNSConfig",
+    "KubeEtcdEncryptionConfig",
+    "KubeFlannelCNIConfig",
+    "KubeProxyConfig",
+    "KubeSchedulerConfig",
+    "KubeServiceAccountConfig",
+    "KubeTalosAPIAccessConfig",
+];
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[track_caller]
     fn check_validate(yaml: &str, expect: &[(&str, &str)]) {
-        let issues = validate(yaml, ValidationMode::Metal, true);
+        // These configs have the v1alpha1 layout of Talos 1.13 and earlier.
+        let issues = validate_for(yaml, ValidationMode::Metal, true, TalosVersion::V1_13);
         let actual: Vec<(&str, &str)> = issues
             .iter()
             .map(|i| (i.path.as_str(), i.message.as_str()))
@@ -921,6 +1633,23 @@ mod tests {
     }
 
     #[test]
+    fn kinds_of_talos_1_14_are_unknown_to_earlier_releases() {
+        let config = format!("{WORKER}---\napiVersion: v1alpha1\nkind: KubeletConfig\nimage: k\n");
+        assert_eq!(
+            validate_for(&config, ValidationMode::Metal, true, TalosVersion::V1_13),
+            [Issue::new(
+                "",
+                "\"KubeletConfig\" \"v1alpha1\": not registered"
+            )]
+        );
+        assert!(
+            !validate_for(&config, ValidationMode::Metal, true, TalosVersion::V1_14)
+                .iter()
+                .any(|i| i.message.contains("not registered"))
+        );
+    }
+
+    #[test]
     fn strict_turns_warnings_into_issues() {
         let yaml = WORKER.replace("type: worker", "type: \"\"");
         check_validate(
@@ -931,6 +1660,35 @@ mod tests {
             )],
         );
         assert!(validate(&yaml, ValidationMode::Metal, false).is_empty());
+    }
+
+    #[test]
+    fn report_keeps_warnings_apart_from_errors_with_their_paths() {
+        let yaml =
+            format!("{WORKER}---\napiVersion: v1alpha1\nkind: UserVolumeConfig\nname: data\n")
+                .replace("type: worker", "type: \"\"");
+        let report = validate_report(&yaml, ValidationMode::Metal, false, TalosVersion::V1_13);
+        assert_eq!(
+            report.warnings,
+            [Issue::new(
+                "machine.type",
+                "use \"worker\" instead of \"\" for machine type"
+            )]
+        );
+        assert_eq!(
+            report.errors,
+            [
+                Issue::new(
+                    "UserVolumeConfig/data.provisioning.diskSelector",
+                    "disk selector is required"
+                ),
+                Issue::new(
+                    "UserVolumeConfig/data.provisioning",
+                    "min size or max size is required"
+                ),
+            ]
+        );
+        assert!(!report.is_valid());
     }
 
     #[test]

@@ -1,29 +1,28 @@
 //! The config patch recipes of `docs/recipes/` pass the check the API runs before it saves a
 //! config (`check_config_template`: generate a control plane and a worker for stand-in servers,
-//! then validate both as `talosctl validate -m metal --strict`), for every supported Talos
-//! version, and each one changes the config it is applied to. A recipe limited to some versions
+//! then validate both as `talosctl validate -m metal`: no error, and no warning either), for
+//! every supported Talos version, and each one changes the config it is applied to. A recipe limited to some versions
 //! (`# talos-manager talos: 1.8-1.11`) is refused by the same check on the others: the governor
 //! as an install kernel argument on Talos 1.12+, whose schematic form is checked as well.
 
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use talos_manager_core::node_config::check_config_template;
+use talos_manager_core::node_config::{check_config_template, check_config_template_warnings};
 use talos_manager_core::store::ConfigFields;
 use talos_manager_core::talos::{
     ConfigEngine, ConfigPatches, GenerateInput, GenerateOptions, MachineType, SecretsBundle,
     Substitutions, TalosVersion,
 };
 
-/// An installer image per supported Talos version: its tag picks the config format.
-const INSTALL_IMAGES: [&str; 6] = [
-    "ghcr.io/siderolabs/installer:v1.8.4",
-    "ghcr.io/siderolabs/installer:v1.9.6",
-    "ghcr.io/siderolabs/installer:v1.10.4",
-    "ghcr.io/siderolabs/installer:v1.11.5",
-    "ghcr.io/siderolabs/installer:v1.12.0",
-    "ghcr.io/siderolabs/installer:v1.13.9",
-];
+/// An installer image per version contract (its release's tag picks the config format), so
+/// that every contract the engine gains is checked too.
+fn install_images() -> Vec<String> {
+    TalosVersion::ALL
+        .iter()
+        .map(|version| format!("ghcr.io/siderolabs/installer:{}", version.release()))
+        .collect()
+}
 
 /// The Talos minor version of an installer image (`…:v1.12.0` → 12).
 fn minor_of(install_image: &str) -> u32 {
@@ -46,7 +45,8 @@ struct Recipe {
     name: String,
     field: Field,
     patch: String,
-    /// The Talos minor versions it is for (`# talos-manager talos: 1.8-1.11`), else all.
+    /// The Talos minor versions it is for (`# talos-manager talos: 1.8-1.11`, or `1.12-` for
+    /// 1.12 and every newer one), else all.
     minors: Option<(u32, u32)>,
 }
 
@@ -87,11 +87,13 @@ fn recipes() -> Vec<Recipe> {
                 .lines()
                 .find_map(|line| line.strip_prefix("# talos-manager talos: "))
                 .map(|range| {
-                    let (from, to) = range.trim().split_once('-').expect("a range A-B");
-                    (
-                        minor_of(&format!(":v{from}.0")),
-                        minor_of(&format!(":v{to}.0")),
-                    )
+                    let (from, to) = range.trim().split_once('-').expect("a range A-B or A-");
+                    let to = if to.is_empty() {
+                        u32::MAX
+                    } else {
+                        minor_of(&format!(":v{to}.0"))
+                    };
+                    (minor_of(&format!(":v{from}.0")), to)
                 });
             Recipe {
                 name,
@@ -107,7 +109,10 @@ fn config_with(recipe: &Recipe, install_image: &str) -> ConfigFields {
     let mut fields = ConfigFields {
         name: recipe.name.clone(),
         install_image: install_image.to_owned(),
-        kubernetes_version: "1.30.1".to_owned(),
+        kubernetes_version: TalosVersion::parse(&format!("1.{}", minor_of(install_image)))
+            .expect("a contract's installer")
+            .default_kubernetes_version()
+            .to_owned(),
         kubespan: false,
         patch: String::new(),
         patch_control_plane: String::new(),
@@ -127,10 +132,19 @@ fn secrets() -> SecretsBundle {
     SecretsBundle::parse(&fs::read_to_string(path).unwrap()).unwrap()
 }
 
-/// The config a stand-in server of `machine_type` gets with `patches`.
-fn generate(machine_type: MachineType, patches: ConfigPatches, secrets: &SecretsBundle) -> String {
-    let mut options = GenerateOptions::new("recipes", "https://192.0.2.1:6443", "1.30.1");
-    options.talos_version = TalosVersion::V1_10;
+/// The config a stand-in server of `machine_type` gets with `patches` on Talos `version`.
+fn generate(
+    version: TalosVersion,
+    machine_type: MachineType,
+    patches: ConfigPatches,
+    secrets: &SecretsBundle,
+) -> String {
+    let mut options = GenerateOptions::new(
+        "recipes",
+        "https://192.0.2.1:6443",
+        version.default_kubernetes_version(),
+    );
+    options.talos_version = version;
     let mut input = GenerateInput::new(options, machine_type);
     input.patches = patches;
     input.substitutions = Substitutions::new()
@@ -148,13 +162,20 @@ fn every_recipe_passes_the_api_check_for_every_talos_version() {
     let secrets = secrets();
     let mut failures = Vec::new();
     for recipe in &recipes {
-        for install_image in INSTALL_IMAGES {
+        for install_image in &install_images() {
             if !recipe.is_for(install_image) {
                 continue;
             }
-            if let Err(error) = check_config_template(&config_with(recipe, install_image), &secrets)
-            {
-                failures.push(format!("{} with {install_image}: {error:?}", recipe.name));
+            // No error, and no warning either: a recipe never uses a deprecated field.
+            match check_config_template_warnings(&config_with(recipe, install_image), &secrets) {
+                Ok(warnings) if warnings.is_empty() => {}
+                Ok(warnings) => failures.push(format!(
+                    "{} with {install_image}: warnings {warnings:?}",
+                    recipe.name
+                )),
+                Err(error) => {
+                    failures.push(format!("{} with {install_image}: {error:?}", recipe.name));
+                }
             }
         }
     }
@@ -169,7 +190,23 @@ fn every_recipe_changes_the_config_of_the_nodes_it_is_for() {
             Field::ControlPlane => MachineType::ControlPlane,
             Field::All | Field::Worker => MachineType::Worker,
         };
-        let plain = generate(machine_type, ConfigPatches::default(), &secrets);
+        for version in TalosVersion::ALL {
+            let image = format!("ghcr.io/siderolabs/installer:{}", version.release());
+            if recipe.is_for(&image) {
+                check_changes(&recipe, version, machine_type, &secrets);
+            }
+        }
+    }
+}
+
+fn check_changes(
+    recipe: &Recipe,
+    version: TalosVersion,
+    machine_type: MachineType,
+    secrets: &SecretsBundle,
+) {
+    {
+        let plain = generate(version, machine_type, ConfigPatches::default(), secrets);
         let text = vec![recipe.patch.clone()];
         let patches = match recipe.field {
             Field::All => ConfigPatches {
@@ -185,8 +222,12 @@ fn every_recipe_changes_the_config_of_the_nodes_it_is_for() {
                 ..ConfigPatches::default()
             },
         };
-        let patched = generate(machine_type, patches, &secrets);
-        assert_ne!(plain, patched, "{} changes nothing", recipe.name);
+        let patched = generate(version, machine_type, patches, secrets);
+        assert_ne!(
+            plain, patched,
+            "{} changes nothing on {version}",
+            recipe.name
+        );
         assert!(
             !patched.contains("${"),
             "{}: a variable was left unfilled:\n{patched}",
@@ -205,7 +246,7 @@ fn a_broken_recipe_fails_the_same_check() {
         patch: "machine:\n  network:\n    nameservers:\n      first: 1.1.1.1\n".into(),
         minors: None,
     };
-    let error = check_config_template(&config_with(&broken, INSTALL_IMAGES[2]), &secrets())
+    let error = check_config_template(&config_with(&broken, &install_images()[2]), &secrets())
         .expect_err("a map where a list belongs is refused");
     let text = format!("{error:?}");
     assert!(text.contains("patch_worker"), "{text}");
@@ -220,12 +261,18 @@ fn the_hostname_moves_to_a_hostname_config_on_talos_1_12() {
         .into_iter()
         .find(|r| r.name == "hostname.yaml")
         .expect("the hostname recipe");
-    for install_image in INSTALL_IMAGES.into_iter().filter(|i| minor_of(i) >= 12) {
+    for install_image in install_images().iter().filter(|i| minor_of(i) >= 12) {
         let error = check_config_template(&config_with(&old, install_image), &secrets())
             .expect_err("refused on 1.12+");
+        // Talos's words, then how to write it instead.
         assert!(
-            error.issues.iter().any(|issue| issue.to_string()
-                == "machine.network.hostname: static hostname is already set in v1alpha1 config"),
+            error
+                .issues
+                .iter()
+                .any(|issue| issue.to_string().starts_with(
+                    "machine.network.hostname: static hostname is already set in v1alpha1 config: \
+                 from Talos 1.12 on a node's hostname is a HostnameConfig document"
+                ) && issue.message.contains("docs/recipes/hostname-config.yaml")),
             "{install_image}: {error:?}"
         );
     }
@@ -241,7 +288,11 @@ fn the_governor_moves_from_the_config_to_the_schematic_on_talos_1_12() {
         .into_iter()
         .find(|r| r.name == "governor-install-arg.yaml")
         .expect("the governor recipe");
-    for install_image in INSTALL_IMAGES.into_iter().filter(|i| minor_of(i) >= 12) {
+    for install_image in install_images().iter().filter(|i| minor_of(i) < 12) {
+        check_config_template(&config_with(&recipe, install_image), &secrets())
+            .unwrap_or_else(|error| panic!("accepted up to 1.11: {install_image}: {error:?}"));
+    }
+    for install_image in install_images().iter().filter(|i| minor_of(i) >= 12) {
         let error = check_config_template(&config_with(&recipe, install_image), &secrets())
             .expect_err("refused on 1.12+");
         assert!(

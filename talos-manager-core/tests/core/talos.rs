@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use talos_manager_core::talos::{
     Cni, ConfigEngine, ConfigError, ConfigPatches, EphemeralDisk, GenerateInput, GenerateOptions,
     MachineConfig, MachineType, Patch, SecretsBundle, SecretsError, Substitutions, TalosVersion,
-    ValidationMode, append_volume_config, ephemeral_volume_config, validate, yaml,
+    ValidationMode, append_volume_config, ephemeral_volume_config, validate, validate_for, yaml,
 };
 
 fn data_dir() -> PathBuf {
@@ -67,7 +67,9 @@ fn stability_options(case: &str, version: TalosVersion) -> GenerateOptions {
 fn stability_goldens_are_reproduced_byte_for_byte() {
     let dir = data_dir().join("stability");
     let secrets = SecretsBundle::parse(&read(&dir.join("secrets.yaml"))).unwrap();
+    // Talos's overrides goldens use another patch from 1.14 on (a KubeletConfig document).
     let patch = read(&dir.join("patch.yaml"));
+    let patch_v1_14 = read(&dir.join("patch-v1.14.yaml"));
     let mut n_cases = 0;
     for version_dir in sorted_entries(&dir).into_iter().filter(|p| p.is_dir()) {
         let version_name = version_dir
@@ -86,6 +88,11 @@ fn stability_goldens_are_reproduced_byte_for_byte() {
             };
             let mut input = GenerateInput::new(stability_options(case, version), machine_type);
             if case == "overrides" {
+                let patch = if version.typed_documents() {
+                    &patch_v1_14
+                } else {
+                    &patch
+                };
                 input.patches.all.push(patch.clone());
             }
             let actual = ConfigEngine::generate(&input, &secrets).unwrap();
@@ -166,6 +173,33 @@ fn strategic_merge_list_rules() {
         "machine:\n  nodeLabels:\n    a:\n      $patch: delete\n",
         "version: \"\"\nmachine:\n    type: \"\"\n    token: \"\"\n    certSANs: []\n    nodeLabels:\n        b: \"2\"\ncluster: null\n",
     );
+}
+
+/// `${…}` variables are plain text substitution before a patch is loaded, so they work in every
+/// document of a multi-document patch: v1alpha1 keys, typed documents and named documents (in
+/// their names too).
+#[test]
+fn substitution_variables_work_in_every_document() {
+    let mut options = GenerateOptions::new("demo", "https://10.0.0.1:6443", "1.35.0");
+    options.talos_version = TalosVersion::V1_13;
+    let mut input = GenerateInput::new(options, MachineType::Worker);
+    input.patches.all = vec![
+        "machine:\n  nodeLabels:\n    vlan: \"${vlan}\"\n---\napiVersion: v1alpha1\nkind: HostnameConfig\n$patch: delete\n".into(),
+        "apiVersion: v1alpha1\nkind: HostnameConfig\nhostname: ${hostname}\n---\napiVersion: v1alpha1\nkind: UserVolumeConfig\nname: ${hostname}-data\nprovisioning:\n  diskSelector:\n    match: disk.wwid == \"${bootstrap_disk_wwid}\"\n  maxSize: 10GB\n".into(),
+    ];
+    input.substitutions = Substitutions::new()
+        .hostname("worker-7")
+        .vlan("4000")
+        .bootstrap_disk_wwid("naa.5000c500a1b2c3d4");
+    let secrets = SecretsBundle::parse(&read(&data_dir().join("stability/secrets.yaml"))).unwrap();
+    let yaml = ConfigEngine::generate(&input, &secrets).unwrap();
+    let tail = &yaml[yaml.find("---\n").unwrap()..];
+    assert!(yaml.contains("        vlan: \"4000\"\n"), "{yaml}");
+    assert_eq!(
+        tail,
+        "---\napiVersion: v1alpha1\nkind: HostnameConfig\nhostname: worker-7\n---\napiVersion: v1alpha1\nkind: UserVolumeConfig\nname: worker-7-data\nprovisioning:\n    diskSelector:\n        match: disk.wwid == \"naa.5000c500a1b2c3d4\"\n    maxSize: 10GB\n"
+    );
+    assert!(!yaml.contains("${"), "{yaml}");
 }
 
 #[test]
@@ -261,10 +295,34 @@ fn volume_config_matches_original_app() {
             SecretsBundle::parse(&read(&data_dir().join("stability/secrets.yaml"))).unwrap();
         let mut options = GenerateOptions::new("c", "https://c:6443", "1.30.1");
         options.install_disk = Some("/dev/sda".into());
+        options.talos_version = TalosVersion::V1_13;
         let mut input = GenerateInput::new(options, MachineType::Worker);
-        input.ephemeral_disk = Some(disk);
+        input.ephemeral_disk = Some(disk.clone());
         let served = ConfigEngine::generate(&input, &secrets).unwrap();
         assert!(served.ends_with(&format!("---\n{expected}")));
+        assert_eq!(validate(&served, ValidationMode::Metal, true), []);
+        // Talos 1.14 configs have an EPHEMERAL VolumeConfig already: the disk is merged in.
+        input.options.talos_version = TalosVersion::V1_14;
+        let served = ConfigEngine::generate(&input, &secrets).unwrap();
+        let config = MachineConfig::parse(&served).unwrap();
+        let volumes: Vec<&yaml::Value> = config
+            .documents()
+            .iter()
+            .filter(|d| {
+                d.get("kind").map(yaml::Value::to_string).as_deref() == Some("VolumeConfig")
+            })
+            .collect();
+        assert_eq!(volumes.len(), 1, "{served}");
+        assert_eq!(
+            volumes[0]
+                .path("provisioning.diskSelector.match")
+                .map(yaml::Value::to_string),
+            Some(disk.disk_selector())
+        );
+        assert_eq!(
+            volumes[0].path("mount.secure"),
+            Some(&yaml::Value::Bool(true))
+        );
         assert_eq!(validate(&served, ValidationMode::Metal, true), []);
     }
 }
@@ -381,7 +439,9 @@ fn generated_bundle_is_talosctl_shaped_and_self_consistent() {
     };
     assert!(token_ok(&bundle.bootstrap_token) && token_ok(&bundle.trustd_token));
     assert_eq!(bundle.cluster_id.len(), 44);
-    assert!(!bundle.cluster_id.contains(['+', '/']));
+    // Standard base64 of 32 bytes, as talosctl 1.14 writes cluster ids.
+    assert!(!bundle.cluster_id.contains(['-', '_']));
+    assert!(base64_decodes(&bundle.cluster_id));
     assert_eq!(
         SecretsBundle::generate(fixed_now(), &mut TestRandom(7))
             .unwrap()
@@ -482,7 +542,10 @@ fn generated_configs_pass_strict_metal_validation() {
             .unwrap();
             // From 1.12 on, install kernel arguments and the UKI command line exclude each
             // other, as in `talosctl validate -m metal` (the overrides goldens set both).
-            let expected: Vec<String> = if version >= TalosVersion::V1_12 {
+            // 1.14's UnattendedInstallConfig has no kernel arguments: talosctl drops them.
+            let expected: Vec<String> = if version >= TalosVersion::V1_12
+                && !version.typed_documents()
+            {
                 vec!["machine.install.extraKernelArgs: install.extraKernelArgs and install.grubUseUKICmdline can't be used together".into()]
             } else {
                 Vec::new()
@@ -801,7 +864,15 @@ mod never_panics {
             prop_assert!(parsed.is_ok(), "unreadable output:\n{}", yaml);
             let parsed = parsed.unwrap();
             // An empty name is an empty field, which Talos leaves out.
-            prop_assert_eq!(parsed[0].path("cluster.clusterName").map(Value::to_string).unwrap_or_default(), name);
+            // Talos 1.14 writes the name in its KubeClusterConfig document.
+            let cluster_name = parsed.iter().find_map(|d| {
+                d.path("cluster.clusterName").or_else(|| {
+                    (d.get("kind").map(Value::to_string).as_deref() == Some("KubeClusterConfig"))
+                        .then(|| d.get("clusterName"))
+                        .flatten()
+                })
+            });
+            prop_assert_eq!(cluster_name.map(Value::to_string).unwrap_or_default(), name);
             prop_assert_eq!(parsed[0].path("machine.certSANs").and_then(Value::as_seq).map(|s| s[0].to_string()), Some(text.clone()));
             let config = MachineConfig::parse(&yaml).unwrap();
             prop_assert_eq!(config.to_yaml(), yaml);
@@ -818,17 +889,23 @@ mod never_panics {
 }
 
 /// `validate/<case>/config.yaml` gives exactly the issues of `issues.txt` (`path: message`,
-/// one per line; strict metal mode). These texts are our own and may be blessed
+/// one per line; strict metal mode), as talosctl of the version in `version.txt` (1.13 when
+/// there is none) validates it. These texts are our own and may be blessed
 /// (`UPDATE_EXPECT=1` rewrites them; review the diff).
 #[test]
 fn validation_cases() {
     let cases = sorted_entries(&data_dir().join("validate"));
     assert!(!cases.is_empty());
     for case in cases {
-        let issues = validate(
+        let version = match fs::read_to_string(case.join("version.txt")) {
+            Ok(text) => TalosVersion::parse(&text).unwrap(),
+            Err(_) => TalosVersion::V1_13,
+        };
+        let issues = validate_for(
             &read(&case.join("config.yaml")),
             ValidationMode::Metal,
             true,
+            version,
         );
         let actual: String = issues.iter().map(|issue| format!("{issue}\n")).collect();
         if std::env::var_os("UPDATE_EXPECT").is_some() {
@@ -840,4 +917,13 @@ fn validation_cases() {
             &case.display().to_string(),
         );
     }
+}
+
+/// Whether a text is standard (padded) base64.
+fn base64_decodes(text: &str) -> bool {
+    text.len().is_multiple_of(4)
+        && text
+            .trim_end_matches('=')
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '+' || c == '/')
 }

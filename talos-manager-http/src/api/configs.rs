@@ -5,9 +5,11 @@ use poem::web::Data;
 use poem_openapi::OpenApi;
 use poem_openapi::param::Path;
 use poem_openapi::payload::Json;
-use talos_manager_api_types::{ConfigBody, ConfigView};
+use talos_manager_api_types::{ConfigBody, ConfigView, IssueBody};
 use talos_manager_core::ids::ConfigId;
-use talos_manager_core::node_config::{check_config_template, validation_secrets};
+use talos_manager_core::node_config::{
+    check_config_template_warnings, config_template_warnings, validation_secrets,
+};
 use talos_manager_core::store::{Config, ConfigFields};
 
 use super::auth::AdminAuth;
@@ -29,9 +31,16 @@ fn config_fields(body: ConfigBody) -> ConfigFields {
     }
 }
 
-/// The wire form of `Config`.
+/// The wire form of `Config`, with the stored config's own warnings.
 fn config_view(config: Config) -> ConfigView {
     let fields = config.fields;
+    let warnings = config_template_warnings(&fields)
+        .into_iter()
+        .map(|issue| IssueBody {
+            path: issue.path,
+            message: issue.message,
+        })
+        .collect();
     ConfigView {
         id: config.id.to_string(),
         fields: ConfigBody {
@@ -45,15 +54,34 @@ fn config_view(config: Config) -> ConfigView {
         },
         created_at: config.created_at,
         updated_at: config.updated_at,
+        warnings,
     }
 }
 
-/// Checks a config off the async runtime (the first check makes a stand-in secrets bundle).
-async fn check(fields: ConfigFields) -> ApiResult<ConfigFields> {
+/// The wire form of `Config` as a save answers it: Talos's warnings of the save after the
+/// stored config's own.
+fn saved_config_view(config: Config, talos_warnings: Vec<IssueBody>) -> ConfigView {
+    let mut view = config_view(config);
+    view.warnings.extend(talos_warnings);
+    view
+}
+
+/// Checks a config off the async runtime (the first check makes a stand-in secrets bundle):
+/// the fields and Talos's warnings about them, or 422 with every error.
+async fn check(fields: ConfigFields) -> ApiResult<(ConfigFields, Vec<IssueBody>)> {
     let checked = tokio::task::spawn_blocking(move || {
         let secrets = validation_secrets()?;
         Ok::<_, talos_manager_core::talos::SecretsError>(
-            check_config_template(&fields, secrets).map(|()| fields),
+            check_config_template_warnings(&fields, secrets).map(|warnings| {
+                let warnings = warnings
+                    .into_iter()
+                    .map(|issue| IssueBody {
+                        path: issue.path,
+                        message: issue.message,
+                    })
+                    .collect();
+                (fields, warnings)
+            }),
         )
     })
     .await
@@ -78,7 +106,8 @@ impl ConfigsApi {
     }
 
     /// Create a config template. It is generated and validated for a stand-in control plane
-    /// and worker first; a config that does not work answers 422 with every issue.
+    /// and worker first; a config that does not work answers 422 with every issue, one with
+    /// only warnings is saved and answered with its `warnings`.
     #[oai(path = "/configs", method = "post", operation_id = "create_config")]
     async fn create(
         &self,
@@ -86,9 +115,12 @@ impl ConfigsApi {
         _auth: AdminAuth,
         body: Json<ConfigBody>,
     ) -> ApiResult<Created<ConfigView>> {
-        let fields = check(config_fields(body.0)).await?;
+        let (fields, talos_warnings) = check(config_fields(body.0)).await?;
         let config = state.store.create_config(&fields).await?;
-        Ok(Created::Created(Json(config_view(config))))
+        Ok(Created::Created(Json(saved_config_view(
+            config,
+            talos_warnings,
+        ))))
     }
 
     /// Get a config template.
@@ -118,9 +150,10 @@ impl ConfigsApi {
     ) -> ApiResult<Json<ConfigView>> {
         let id = parse_id("config", &id, ConfigId)?;
         state.store.get_config(id).await?;
-        let fields = check(config_fields(body.0)).await?;
-        Ok(Json(config_view(
+        let (fields, talos_warnings) = check(config_fields(body.0)).await?;
+        Ok(Json(saved_config_view(
             state.store.update_config(id, &fields).await?,
+            talos_warnings,
         )))
     }
 

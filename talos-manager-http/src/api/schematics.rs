@@ -1,15 +1,20 @@
 //! `/schematics` and `/talos-versions`: Image Factory schematics, registered with the factory
-//! on every save, and the Talos versions the factory builds.
+//! on every save, the Talos versions the factory builds, and (`/talos-versions/supported`) the
+//! ones talos-manager generates configs for, from the engine's version contracts.
 
 use poem::web::Data;
 use poem_openapi::OpenApi;
 use poem_openapi::param::Path;
 use poem_openapi::payload::Json;
-use talos_manager_api_types::{SchematicBody, SchematicView, TalosVersionsView};
+use talos_manager_api_types::{
+    SchematicBody, SchematicView, SupportedTalosVersion, SupportedTalosVersionsView,
+    TalosVersionsView,
+};
 use talos_manager_core::ValidationError;
 use talos_manager_core::ids::SchematicId;
 use talos_manager_core::image_factory::force_talos_config;
 use talos_manager_core::store::{Schematic, SchematicFields};
+use talos_manager_core::talos::TalosVersion;
 
 use super::auth::AdminAuth;
 use super::error::{ApiError, ApiResult};
@@ -26,6 +31,29 @@ fn schematic_view(schematic: Schematic) -> SchematicView {
         factory_id: schematic.fields.factory_id,
         created_at: schematic.created_at,
         updated_at: schematic.updated_at,
+    }
+}
+
+/// The Talos versions talos-manager generates configs for, from the engine's version
+/// contracts, and the defaults of new configs.
+pub(crate) fn supported_talos_versions() -> SupportedTalosVersionsView {
+    SupportedTalosVersionsView {
+        versions: TalosVersion::ALL
+            .iter()
+            .rev()
+            .map(|version| SupportedTalosVersion {
+                release: version.release().to_owned(),
+                kubernetes_version: version.default_kubernetes_version().to_owned(),
+                install_image: talos_manager_core::image_factory::installer_image(
+                    talos_manager_core::image_factory::DEFAULT_FACTORY_URL,
+                    None,
+                    version.release(),
+                ),
+            })
+            .collect(),
+        default_install_image: talos_manager_core::store::default_install_image(),
+        default_kubernetes_version: talos_manager_core::store::DEFAULT_KUBERNETES_VERSION
+            .to_owned(),
     }
 }
 
@@ -161,5 +189,20 @@ impl SchematicsApi {
         Ok(Json(TalosVersionsView {
             versions: versions.iter().map(ToString::to_string).collect(),
         }))
+    }
+
+    /// List the Talos versions talos-manager generates configs for (one release per version
+    /// contract, newest first, each with its default Kubernetes version) and the defaults of
+    /// new configs. Needs no Image Factory.
+    #[oai(
+        path = "/talos-versions/supported",
+        method = "get",
+        operation_id = "list_supported_talos_versions"
+    )]
+    async fn supported_talos_versions(
+        &self,
+        _auth: AdminAuth,
+    ) -> ApiResult<Json<SupportedTalosVersionsView>> {
+        Ok(Json(supported_talos_versions()))
     }
 }

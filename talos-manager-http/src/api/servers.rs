@@ -257,7 +257,9 @@ impl ServersApi {
     }
 
     /// The commands to upgrade the node to the default Talos version (or `talos_version`) with
-    /// the installer of its Image Factory schematic.
+    /// the installer of its Image Factory schematic (on `TALOS_IMAGE_FACTORY_URL`), as a rolling
+    /// upgrade uses; without a schematic Talos's stock installer of that version (the factory's
+    /// empty schematic from 1.14 on).
     #[oai(
         path = "/servers/:id/upgrade-command",
         method = "get",
@@ -282,7 +284,10 @@ impl ServersApi {
             Some(id) => state.store.get_schematic(id).await?.fields.factory_id,
             None => None,
         };
-        let image = runbooks::installer_image(schematic.as_deref(), &version);
+        let image = state
+            .image_factory
+            .client()
+            .installer_image(schematic.as_deref(), &version);
         Ok(PlainText(runbooks::upgrade_command(
             &node, &image, &version,
         )))

@@ -43,7 +43,7 @@ pub(crate) struct Bench {
 impl Bench {
     /// `with_key`: whether the service has an SSH key (`SSH_PRIVATE_KEY`). The Robot account
     /// and the server `robot-321` (worker-1, on 127.0.0.1) are stored already.
-    async fn start(backend: talos_manager_core::Backend, with_key: bool) -> Bench {
+    pub(crate) async fn start(backend: talos_manager_core::Backend, with_key: bool) -> Bench {
         Bench::start_full(backend, with_key, true).await
     }
 
@@ -111,8 +111,12 @@ impl Bench {
             })
             .await
             .unwrap();
+        // The default Talos version (the newest contract's release), with a default schematic.
         store
-            .update_settings("v1.10.4", Some(schematic.id))
+            .update_settings(
+                talos_manager_core::store::DEFAULT_TALOS_VERSION,
+                Some(schematic.id),
+            )
             .await
             .unwrap();
         let providers =
@@ -146,7 +150,7 @@ impl Bench {
         }
     }
 
-    async fn bootstrap(&self, body: Value) -> Value {
+    pub(crate) async fn bootstrap(&self, body: Value) -> Value {
         self.server
             .expect(
                 Method::POST,
@@ -158,7 +162,7 @@ impl Bench {
     }
 
     /// Waits until the job is finished; returns it.
-    async fn finished(&self, job_id: &str) -> Value {
+    pub(crate) async fn finished(&self, job_id: &str) -> Value {
         let deadline = Instant::now() + Duration::from_secs(120);
         loop {
             let job = self
@@ -174,7 +178,7 @@ impl Bench {
     }
 
     /// The job's log lines.
-    async fn log(&self, job_id: &str) -> Vec<String> {
+    pub(crate) async fn log(&self, job_id: &str) -> Vec<String> {
         let lines = self
             .server
             .store()
@@ -195,7 +199,10 @@ impl Drop for Bench {
 }
 
 fn image_path() -> String {
-    format!("/image/{FACTORY_ID}/v1.10.4/metal-amd64.raw.zst")
+    format!(
+        "/image/{FACTORY_ID}/{}/metal-amd64.raw.zst",
+        talos_manager_core::store::DEFAULT_TALOS_VERSION
+    )
 }
 
 /// Runs `body` with a bench on both backends.

@@ -161,6 +161,38 @@ api_test!(configs_are_checked_by_generating_them, |server| {
         talos_manager_core::store::DEFAULT_KUBERNETES_VERSION
     );
     assert_eq!(created["kubespan"], true);
+    assert_eq!(created["warnings"], json!([]), "{created}");
+
+    // A Talos minor newer than every contract is saved, with the message that says which
+    // contract its configs are generated for.
+    let next = server
+        .expect(
+            Method::POST,
+            "/api/v1/configs",
+            Some(json!({"name": "next", "install_image": "ghcr.io/siderolabs/installer:v1.15.0"})),
+            201,
+        )
+        .await;
+    assert_eq!(
+        next["warnings"],
+        json!([{
+            "path": "install_image",
+            "message": format!(
+                "Talos v1.15 is newer than the newest config format talos-manager knows ({0}); \
+                 its configs are generated for {0}",
+                talos_manager_core::talos::TalosVersion::LATEST
+            ),
+        }]),
+        "{next}"
+    );
+    server
+        .expect(
+            Method::DELETE,
+            &format!("/api/v1/configs/{}", next["id"].as_str().unwrap()),
+            None,
+            204,
+        )
+        .await;
 
     let invalid_patch = include_str!(
         "../../../talos-manager-core/tests/data/talos/original-app/invalid-nameservers-patch.yaml"
@@ -200,6 +232,52 @@ api_test!(configs_are_checked_by_generating_them, |server| {
         )
         .await;
     assert_eq!(updated["kubespan"], false);
+    assert_eq!(updated["warnings"], json!([]), "{updated}");
+
+    // Talos's warnings (a deprecated field) do not refuse a config: they come back apart from
+    // errors, with their path; an error next to them answers 422 with the errors only.
+    let extensions =
+        "machine:\n  install:\n    extensions:\n      - image: ghcr.io/siderolabs/gvisor:1\n";
+    let warned = server
+        .expect(
+            Method::PUT,
+            &format!("/api/v1/configs/{id}"),
+            Some(json!({"name": "default", "install_image": "ghcr.io/siderolabs/installer:v1.13.9", "patch": extensions})),
+            200,
+        )
+        .await;
+    assert_eq!(
+        warned["warnings"],
+        json!([{
+            "path": "machine.install.extensions",
+            "message": ".machine.install.extensions is deprecated, please see https://docs.siderolabs.com/talos/latest/platform-specific-installations/boot-assets",
+        }])
+    );
+    let fetched = server
+        .expect(Method::GET, &format!("/api/v1/configs/{id}"), None, 200)
+        .await;
+    assert_eq!(fetched["patch"], extensions);
+    let both = server
+        .expect(
+            Method::POST,
+            "/api/v1/configs",
+            Some(json!({"name": "both", "install_image": "ghcr.io/siderolabs/installer:v1.13.9", "patch": format!("{extensions}  nodeLabels:\n    bad label: x\n")})),
+            422,
+        )
+        .await;
+    let issues = both["issues"].as_array().unwrap();
+    assert!(!issues.is_empty());
+    assert!(
+        issues
+            .iter()
+            .all(|issue| issue["path"] == "machine.nodeLabels.bad label"),
+        "{both}"
+    );
+    assert!(
+        both.get("warnings").is_none(),
+        "a refused config has issues only: {both}"
+    );
+
     server
         .expect(Method::DELETE, &format!("/api/v1/configs/{id}"), None, 204)
         .await;

@@ -5,6 +5,7 @@ use serde_json::{Value, json};
 use talos_manager_fake_hetzner::FakeImageFactory;
 
 use super::server::{TEST_HOST, TestServer, api_test};
+use talos_manager_core::talos::TalosVersion;
 
 fn kernel_args(body: &str) -> Vec<String> {
     let value: Value = serde_norway::from_str(body).unwrap();
@@ -146,6 +147,38 @@ api_test!(schematic_needs_host_and_a_reachable_factory, |server| {
     assert!(down.store().list_schematics().await.unwrap().is_empty());
     down.expect(Method::GET, "/api/v1/talos-versions", None, 502)
         .await;
+    // The versions talos-manager generates configs for need no factory: the engine's
+    // contracts, newest first, the first one the default of new configs.
+    let supported = down
+        .expect(Method::GET, "/api/v1/talos-versions/supported", None, 200)
+        .await;
+    let releases: Vec<&str> = supported["versions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["release"].as_str().unwrap())
+        .collect();
+    let expected: Vec<&str> = TalosVersion::ALL
+        .iter()
+        .rev()
+        .map(|v| v.release())
+        .collect();
+    assert_eq!(releases, expected);
+    assert_eq!(
+        supported["versions"][0],
+        json!({
+            "release": TalosVersion::LATEST.release(),
+            "kubernetes_version": TalosVersion::LATEST.default_kubernetes_version(),
+        })
+    );
+    assert_eq!(
+        supported["default_install_image"],
+        talos_manager_core::store::default_install_image()
+    );
+    assert_eq!(
+        supported["default_kubernetes_version"],
+        talos_manager_core::store::DEFAULT_KUBERNETES_VERSION
+    );
 });
 
 api_test!(talos_versions_are_ordered_and_cached, |server| {

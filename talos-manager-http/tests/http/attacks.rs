@@ -577,13 +577,20 @@ async fn config_patches_cannot_exhaust_memory() {
         .collect::<Vec<_>>()
         .join(", ");
     let doubling = format!("[{copies}]");
+    // JSON6902 patches apply to single-document configs only (Talos 1.11 and older; Talos
+    // refuses them on multi-document ones): the newest such contract.
+    let single_document = talos_manager_core::talos::TalosVersion::ALL
+        .into_iter()
+        .rfind(|version| !version.multi_document())
+        .expect("a single-document contract");
+    let install_image = format!("ghcr.io/siderolabs/installer:{}", single_document.release());
     for (what, patch) in [("alias bomb", bomb), ("copy doubling", doubling)] {
         let started = std::time::Instant::now();
         let (status, body) = server
             .call(
                 Method::POST,
                 "/api/v1/configs",
-                Some(json!({"name": "bomb", "patch": patch})),
+                Some(json!({"name": "bomb", "patch": patch, "install_image": install_image})),
             )
             .await;
         assert_eq!(status, 422, "{what}: {body}");

@@ -32,6 +32,10 @@ fn help_texts() {
             expect_file!["../output/cmd-validate-help.txt"],
         ),
         (
+            &["machineconfig", "patch", "--help"],
+            expect_file!["../output/cmd-machineconfig-patch-help.txt"],
+        ),
+        (
             &["token", "--help"],
             expect_file!["../output/cmd-token-help.txt"],
         ),
@@ -311,7 +315,16 @@ fn gen_and_validate_work_like_talosctl() {
         assert_eq!(stderr(&valid), format!("{file} is valid for metal mode\n"));
     }
     let worker = std::fs::read_to_string(dir.path().join("out/worker.yaml")).unwrap();
-    assert!(worker.contains("    disk: /dev/nvme0n1"), "{worker}");
+    // Talos 1.14 (the default contract): the install disk selects the disk of an
+    // UnattendedInstallConfig, whose installer is the Image Factory's.
+    assert!(
+        worker.contains("        match: disk.dev_path == \"/dev/nvme0n1\"\n"),
+        "{worker}"
+    );
+    assert!(
+        worker.contains("    image: factory.talos.dev/metal-installer/376567988ad370138ad8b2698212367b8edcb69b5fd68c80be1f2ec7d603b4ba:v1.14.1\n"),
+        "{worker}"
+    );
     assert!(worker.contains("hostname: demo-1"), "{worker}");
 
     let stdout = run(talos_manager(dir.path()).args([
@@ -360,6 +373,18 @@ fn gen_and_validate_work_like_talosctl() {
         "{text}"
     );
     assert!(!text.contains("network: {}"), "{text}");
+    // Talos 1.14: the Kubernetes settings are typed documents.
+    let v1_14 = gen_for("v1.14");
+    assert!(v1_14.status.success(), "{}", stderr(&v1_14));
+    let text = String::from_utf8(v1_14.stdout).unwrap();
+    assert!(
+        text.contains("\nkind: KubeletConfig\nimage: ghcr.io/siderolabs/kubelet:v1.37.0\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("\nkind: KubeSpanConfig\nenabled: true\n"),
+        "{text}"
+    );
     let v1_15 = gen_for("v1.15.0");
     assert!(v1_15.status.success(), "{}", stderr(&v1_15));
     assert_eq!(String::from_utf8_lossy(&v1_15.stdout), text);
@@ -419,6 +444,40 @@ fn gen_and_validate_work_like_talosctl() {
         stderr(&invalid)
     );
 
+    // Talos's warnings: printed apart, the config is valid; errors with --strict.
+    let worker = std::fs::read_to_string(dir.path().join("out/worker.yaml")).unwrap();
+    std::fs::write(
+        dir.path().join("warned.yaml"),
+        worker.replace(
+            "    install:\n",
+            "    install:\n        extensions:\n            - image: ghcr.io/siderolabs/gvisor:1\n",
+        ),
+    )
+    .unwrap();
+    let warned =
+        run(talos_manager(dir.path()).args(["validate", "-m", "metal", "-c", "warned.yaml"]));
+    assert!(warned.status.success(), "{}", stderr(&warned));
+    assert_eq!(
+        stderr(&warned),
+        "warning: machine.install.extensions: .machine.install.extensions is deprecated, please \
+         see https://docs.siderolabs.com/talos/latest/platform-specific-installations/boot-assets\n\
+         warned.yaml is valid for metal mode\n"
+    );
+    let strict = run(talos_manager(dir.path()).args([
+        "validate",
+        "-m",
+        "metal",
+        "--strict",
+        "-c",
+        "warned.yaml",
+    ]));
+    assert_eq!(strict.status.code(), Some(1));
+    assert!(
+        stderr(&strict).contains("\t* warning: .machine.install.extensions is deprecated"),
+        "{}",
+        stderr(&strict)
+    );
+
     let docs = run(talos_manager(dir.path()).args([
         "gen",
         "config",
@@ -432,6 +491,106 @@ fn gen_and_validate_work_like_talosctl() {
         "{}",
         stderr(&docs)
     );
+}
+
+/// `machineconfig patch` prints (or writes, 0600) exactly what Talos's own machinery (the
+/// differential oracle, `talosctl machineconfig patch`) answers, for patches given as `@file`,
+/// a bare file name and inline text, across documents; and fails clearly on missing files and
+/// bad patches.
+#[test]
+fn machineconfig_patch_works_like_talosctl() {
+    use talos_manager_core::talos::TalosVersion;
+    use talos_manager_e2e::talos_oracle;
+
+    let dir = tempfile::tempdir().unwrap();
+    let config = include_str!(
+        "../../../talos-manager-core/tests/data/talos/stability/v1.13/base-worker.yaml"
+    );
+    std::fs::write(dir.path().join("config.yaml"), config).unwrap();
+    let p = "machine:\n  nodeLabels:\n    tier: db\n---\napiVersion: v1alpha1\nkind: UserVolumeConfig\nname: data\nprovisioning:\n  diskSelector:\n    match: disk.transport == \"nvme\"\n  maxSize: 50GB\n";
+    let q = "apiVersion: v1alpha1\nkind: HostnameConfig\n$patch: delete\n---\napiVersion: v1alpha1\nkind: HostnameConfig\nhostname: db-1\n";
+    let inline = "machine:\n  nodeLabels:\n    tier:\n      $patch: delete\n    inline: \"yes\"\n";
+    std::fs::write(dir.path().join("p.yaml"), p).unwrap();
+    std::fs::write(dir.path().join("q.yaml"), q).unwrap();
+    let talos = talos_oracle::machineconfig_patch(
+        TalosVersion::V1_13,
+        config,
+        &[p.to_owned(), q.to_owned(), inline.to_owned()],
+    )
+    .expect("Talos patches it");
+
+    let patch = |extra: &[&str]| {
+        let mut args = vec![
+            "machineconfig",
+            "patch",
+            "config.yaml",
+            "--patch",
+            "@p.yaml",
+            "-p",
+            "q.yaml",
+            "--patch",
+            inline,
+        ];
+        args.extend_from_slice(extra);
+        run(talos_manager(dir.path()).args(args))
+    };
+    for extra in [&[][..], &["-o", "-"]] {
+        let printed = patch(extra);
+        assert!(printed.status.success(), "{}", stderr(&printed));
+        assert_eq!(
+            String::from_utf8(printed.stdout).unwrap(),
+            talos,
+            "{extra:?}"
+        );
+    }
+    let written = patch(&["-o", "patched.yaml"]);
+    assert!(written.status.success(), "{}", stderr(&written));
+    assert!(written.stdout.is_empty());
+    let path = dir.path().join("patched.yaml");
+    assert_eq!(std::fs::read_to_string(&path).unwrap(), talos);
+    use std::os::unix::fs::PermissionsExt as _;
+    let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600);
+
+    let fails = |args: &[&str]| {
+        let output = run(talos_manager(dir.path()).args(args));
+        assert_eq!(
+            output.status.code(),
+            Some(1),
+            "{args:?}: {}",
+            stderr(&output)
+        );
+        assert!(output.stdout.is_empty());
+        stderr(&output)
+    };
+    assert_eq!(
+        fails(&["machineconfig", "patch", "missing.yaml", "-p", "@p.yaml"]),
+        "error: failed to read missing.yaml: No such file or directory (os error 2)\n"
+    );
+    assert_eq!(
+        fails(&["machineconfig", "patch", "config.yaml", "-p", "@nope.yaml"]),
+        "error: failed to read nope.yaml: No such file or directory (os error 2)\n"
+    );
+    let typo = "machine:\n  tokn: typo\n";
+    assert!(
+        talos_oracle::machineconfig_patch(TalosVersion::V1_13, config, &[typo.into()]).is_err()
+    );
+    assert_eq!(
+        fails(&["machineconfig", "patch", "config.yaml", "-p", typo]),
+        "error: failed to patch config.yaml: patch 1 does not load: invalid strategic merge patch: \
+         unknown keys found during decoding:\nmachine:\n    tokn: typo\n\n"
+    );
+    // A JSON patch on a multi-document config: Talos's own error.
+    let json = r#"[{"op": "add", "path": "/machine/nodeLabels/a", "value": "b"}]"#;
+    let refused =
+        talos_oracle::machineconfig_patch(TalosVersion::V1_13, config, &[json.into()]).unwrap_err();
+    assert_eq!(
+        fails(&["machineconfig", "patch", "config.yaml", "-p", json]),
+        format!("error: failed to patch config.yaml: patch 1 does not apply: {refused}\n")
+    );
+
+    let usage = run(talos_manager(dir.path()).args(["machineconfig", "patch"]));
+    assert_eq!(usage.status.code(), Some(2), "{}", stderr(&usage));
 }
 
 #[tokio::test]

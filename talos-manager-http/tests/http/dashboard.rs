@@ -372,6 +372,25 @@ async fn a_user_signs_in_configures_a_server_and_follows_a_job_log() {
 
     // A config: a bad patch is refused with its issue next to the field, then a good one.
     browser.goto(&url("/configs?new")).await;
+    // The hints name the versions of the engine's contracts, the newest as the default.
+    let hint = browser
+        .wait_text(
+            "#config-form [data-field=install_image]",
+            &format!(
+                "Empty: the service's default, {}",
+                talos_manager_core::store::default_install_image()
+            ),
+        )
+        .await;
+    for version in talos_manager_core::talos::TalosVersion::ALL {
+        assert!(hint.contains(version.release()), "{hint}");
+    }
+    browser
+        .wait_text(
+            "#config-form [data-field=kubernetes_version]",
+            talos_manager_core::store::DEFAULT_KUBERNETES_VERSION,
+        )
+        .await;
     browser
         .type_into("#config-form input[name=name]", "default")
         .await;
@@ -402,6 +421,53 @@ async fn a_user_signs_in_configures_a_server_and_follows_a_job_log() {
                 "ghcr.io/siderolabs/installer:{}",
                 talos_manager_core::store::DEFAULT_TALOS_VERSION
             ),
+        )
+        .await;
+
+    // Talos's warnings (a deprecated field) do not refuse a config: it is saved, and its edit
+    // form shows them apart from issues, each with its path.
+    browser.goto(&url("/configs?new")).await;
+    browser
+        .type_into("#config-form input[name=name]", "warned")
+        .await;
+    browser
+        .set_value(
+            "#config-form input[name=install_image]",
+            "ghcr.io/siderolabs/installer:v1.13.9",
+        )
+        .await;
+    browser
+        .set_value(
+            "#config-form textarea[name=patch]",
+            "machine:\n  install:\n    extensions:\n      - image: ghcr.io/siderolabs/gvisor:1\n",
+        )
+        .await;
+    browser.click("#config-form button[type=submit]").await;
+    let warning = browser
+        .wait_text("#config-form .form-warnings", "machine.install.extensions")
+        .await;
+    assert!(warning.contains("Saved."), "{warning}");
+    assert!(
+        warning.contains(".machine.install.extensions is deprecated"),
+        "{warning}"
+    );
+    browser.wait_text("h1", "Edit config warned").await;
+    browser.screenshot("config-warnings").await;
+    let configs = server
+        .expect(Method::GET, "/api/v1/configs", None, 200)
+        .await;
+    let warned = configs
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|config| config["name"] == "warned")
+        .expect("the config with warnings is saved");
+    server
+        .expect(
+            Method::DELETE,
+            &format!("/api/v1/configs/{}", warned["id"].as_str().unwrap()),
+            None,
+            204,
         )
         .await;
 
@@ -757,6 +823,15 @@ async fn a_user_adds_accounts_and_a_schematic_syncs_and_reads_a_runbook() {
     let versions = browser
         .wait_text("#bootstrap-form [data-field=talos_version]", "v1.")
         .await;
+    // The default (the newest contract's release) and every contract's release are offered,
+    // besides the factory's other versions.
+    assert!(
+        versions.contains(talos_manager_core::store::DEFAULT_TALOS_VERSION),
+        "{versions}"
+    );
+    for version in talos_manager_core::talos::TalosVersion::ALL {
+        assert!(versions.contains(version.release()), "{versions}");
+    }
     assert!(versions.contains("v1.10.4"), "{versions}");
     let schematic = browser
         .element("#bootstrap-form select[name=schematic]")
@@ -1012,6 +1087,52 @@ async fn without_its_live_stream_the_servers_page_polls() {
         same_page(&browser).await,
         "the page polled, it was not reloaded"
     );
+    browser.close().await;
+}
+
+/// A config whose installer is a Talos minor newer than every contract is listed and edited
+/// with the service's warning, and the installer field offers every contract's release.
+#[tokio::test]
+async fn a_config_of_a_newer_talos_shows_its_warning() {
+    let server = TestServer::start(Backend::Sqlite).await;
+    let config = server
+        .expect(
+            Method::POST,
+            "/api/v1/configs",
+            Some(json!({"name": "next", "install_image": "ghcr.io/siderolabs/installer:v1.15.0"})),
+            201,
+        )
+        .await;
+    let browser = Browser::start().await;
+    sign_in(&browser, &server).await;
+    let expected = format!(
+        "install_image: Talos v1.15 is newer than the newest config format talos-manager knows \
+         ({0}); its configs are generated for {0}",
+        talos_manager_core::talos::TalosVersion::LATEST
+    );
+    browser.goto(&server.url("/configs")).await;
+    browser.wait_text("table .warning", &expected).await;
+    browser
+        .goto(&server.url(&format!("/configs?edit={}", config["id"].as_str().unwrap())))
+        .await;
+    browser.wait_text("#config-form .warning", &expected).await;
+    let choices = browser
+        .js(
+            "return [...document.querySelectorAll('#supported-installers option')].map((o) => o.value).join(' ');",
+            vec![],
+        )
+        .await
+        .unwrap();
+    let choices = choices.as_str().unwrap_or_default().to_owned();
+    for version in talos_manager_core::talos::TalosVersion::ALL {
+        assert!(
+            choices.contains(&format!(
+                "ghcr.io/siderolabs/installer:{}",
+                version.release()
+            )),
+            "{choices}"
+        );
+    }
     browser.close().await;
 }
 

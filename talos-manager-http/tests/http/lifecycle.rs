@@ -15,7 +15,9 @@ use talos_manager_core::Store;
 use talos_manager_core::ids::{ClusterId, JobId, ServerId};
 use talos_manager_core::kubernetes::DrainOptions;
 use talos_manager_core::lifecycle::LifecycleTiming;
-use talos_manager_core::store::{ConfigFields, MachineConfigFields, ProviderKind, SchematicFields};
+use talos_manager_core::store::{
+    ConfigFields, MachineConfigFields, ProbeResult, ProviderKind, SchematicFields,
+};
 use talos_manager_core::talos::{SecretsBundle, SystemRandom};
 use talos_manager_fake_kubernetes::FakeKubernetes;
 use talos_manager_fake_talos::{FakeTalosCluster, Faults, NodeSpec};
@@ -68,6 +70,19 @@ impl Fleet {
         first_octet: u8,
         node_name: impl Fn(&str) -> String,
     ) -> Fleet {
+        Fleet::build(server, names, first_octet, node_name, FROM, |_, spec| spec).await
+    }
+
+    /// As [`Fleet::named`], at Talos `version` (settings, config template, nodes), each node as
+    /// `customize(server name, spec)` makes it.
+    async fn build(
+        server: &TestServer,
+        names: &[&str],
+        first_octet: u8,
+        node_name: impl Fn(&str) -> String,
+        version: &str,
+        customize: impl Fn(&str, NodeSpec) -> NodeSpec,
+    ) -> Fleet {
         let store = server.store();
         let bundle = tokio::task::spawn_blocking(|| {
             SecretsBundle::generate(time::OffsetDateTime::now_utc(), &mut SystemRandom).unwrap()
@@ -94,7 +109,11 @@ impl Fleet {
         let config = store
             .create_config(&ConfigFields {
                 name: "default".into(),
-                install_image: format!("ghcr.io/siderolabs/installer:{FROM}"),
+                install_image: talos_manager_core::image_factory::installer_image(
+                    talos_manager_core::image_factory::DEFAULT_FACTORY_URL,
+                    None,
+                    version,
+                ),
                 kubernetes_version: "1.33.1".into(),
                 kubespan: false,
                 patch: String::new(),
@@ -112,7 +131,7 @@ impl Fleet {
             .await
             .unwrap();
         store
-            .update_settings(FROM, Some(schematic.id))
+            .update_settings(version, Some(schematic.id))
             .await
             .unwrap();
         let mut nodes = HashMap::new();
@@ -159,7 +178,9 @@ impl Fleet {
             } else {
                 NodeSpec::worker(address, &node_name)
             };
-            talos.add_node(spec.version(FROM)).unwrap();
+            talos
+                .add_node(customize(name, spec.version(version)))
+                .unwrap();
             kubernetes.add_node(&node_name, json!({}), json!([]));
             nodes.insert(
                 (*name).to_owned(),
@@ -209,7 +230,15 @@ impl Fleet {
         server: &TestServer,
         name: &str,
     ) -> (watch::Sender<bool>, tokio::task::JoinHandle<()>) {
-        let settings = self.settings(server);
+        Fleet::start_worker_with(server, name, self.settings(server))
+    }
+
+    /// As [`Fleet::start_worker`], with these settings.
+    fn start_worker_with(
+        server: &TestServer,
+        name: &str,
+        settings: LifecycleSettings,
+    ) -> (watch::Sender<bool>, tokio::task::JoinHandle<()>) {
         let worker = Worker::new(JobQueue::new(server.store().clone()), name)
             .register(ResetJob::new(settings.clone()))
             .register(RollingJob::upgrade(settings.clone()))
@@ -849,5 +878,378 @@ api_test!(
         assert_eq!(members, ["talos-control-plane-1", "talos-control-plane-2"]);
         assert!(fleet.kubernetes.node("talos-control-plane-3").is_none());
         assert!(fleet.kubernetes.node("talos-control-plane-1").is_some());
+    }
+);
+
+api_test!(
+    rolling_upgrades_install_the_factory_installer_of_the_schematic_on_every_version,
+    |server| {
+        // TALOS_IMAGE_FACTORY_URL names a factory of its own.
+        const FACTORY: &str = "https://factory.internal.example:8443";
+        let fleet = Fleet::build(
+            &server,
+            &["control-plane-1", "worker-1"],
+            101,
+            str::to_owned,
+            "v1.12.0",
+            |_, spec| spec,
+        )
+        .await;
+        let mut settings = fleet.settings(&server);
+        settings.image_factory_url = FACTORY.into();
+        let (_stop, _worker) = Fleet::start_worker_with(&server, "factory-test", settings);
+        // 1.12 nodes take the legacy upgrade call, 1.13 ones pull and install; to 1.13 and to
+        // 1.14 (whose installer only the factory publishes) alike, the factory's installer of the
+        // schematic, which carries its kernel arguments.
+        for (version, method) in [
+            ("v1.13.9", "MachineService/Upgrade"),
+            ("v1.14.1", "LifecycleService/Upgrade"),
+        ] {
+            let (job, lines) = roll(
+                &server,
+                &fleet,
+                "/api/v1/upgrades",
+                json!({"talos_version": version}),
+            )
+            .await;
+            assert_eq!(job["status"], "succeeded", "{}", lines.join("\n"));
+            let image =
+                format!("factory.internal.example:8443/metal-installer/{SCHEMATIC}:{version}");
+            line_after(&lines, 0, &["1. control-plane-1", &format!("with {image}")]);
+            // The fleet's schematic was not saved through talos-manager: the plan says what
+            // that costs.
+            line_after(
+                &lines,
+                0,
+                &[
+                    "warning: schematic default has no talos.config= kernel argument",
+                    "control-plane-1, worker-1 will not fetch a config after a reset",
+                ],
+            );
+            for node in ["control-plane-1", "worker-1"] {
+                let address = fleet.address(node);
+                assert_eq!(fleet.talos.node(address).unwrap().version, version);
+                let sent: Vec<_> = fleet
+                    .talos
+                    .calls()
+                    .into_iter()
+                    .filter(|call| call.node == address && call.method == method)
+                    .map(|call| call.summary)
+                    .collect();
+                assert!(
+                    sent.last()
+                        .is_some_and(|summary| summary.starts_with(&format!("image {image}"))),
+                    "{node} was sent {sent:?}"
+                );
+            }
+        }
+        let stock: Vec<_> = fleet
+            .talos
+            .calls()
+            .into_iter()
+            .filter(|call| call.summary.contains("ghcr.io"))
+            .collect();
+        assert!(stock.is_empty(), "{stock:?}");
+    }
+);
+
+api_test!(
+    a_reset_wipes_the_volumes_the_talos_version_of_the_node_defines,
+    |server| {
+        let names = [
+            "control-plane-1",
+            "control-plane-2",
+            "control-plane-3",
+            "worker-1",
+            "worker-2",
+        ];
+        // 1.14 nodes with etcd (control planes), containerd, the kubelet's data and the logs on
+        // partitions of their own, as a VolumeConfig puts them; one worker still at 1.13.
+        let fleet = Fleet::build(
+            &server,
+            &names,
+            111,
+            str::to_owned,
+            "v1.14.1",
+            |name, spec| match name {
+                "worker-1" => spec.version("v1.13.9"),
+                "worker-2" => spec.dedicated_volumes(&["KUBELET", "LOG"]),
+                _ => spec.dedicated_volumes(&["ETCD", "CRI", "KUBELET", "LOG"]),
+            },
+        )
+        .await;
+        let (_stop, _worker) = fleet.start_worker(&server, "volumes-test");
+        let all = ["STATE", "EPHEMERAL", "ETCD", "CRI", "KUBELET", "LOG"];
+        for (node, version, wiped, phrase) in [
+            (
+                "worker-1",
+                "v1.13.9",
+                &all[..2],
+                "wiping STATE and EPHEMERAL,",
+            ),
+            (
+                "worker-2",
+                "v1.14.1",
+                &all[..],
+                "wiping STATE, EPHEMERAL, ETCD, CRI, KUBELET and LOG,",
+            ),
+            (
+                "control-plane-3",
+                "v1.14.1",
+                &all[..],
+                "wiping STATE, EPHEMERAL, ETCD, CRI, KUBELET and LOG,",
+            ),
+        ] {
+            let (_, api_id, address) = fleet.nodes[node].clone();
+            let job = server
+                .expect(
+                    Method::POST,
+                    &format!("/api/v1/servers/{api_id}/reset"),
+                    Some(json!({"profile": "maintenance"})),
+                    202,
+                )
+                .await;
+            let job = finished(&server, job["id"].as_str().unwrap()).await;
+            let lines = log(server.store(), job["id"].as_str().unwrap()).await;
+            assert_eq!(job["status"], "succeeded", "{node}: {}", lines.join("\n"));
+            line_after(
+                &lines,
+                0,
+                &[&format!("asking {node} (Talos {version}) to reset"), phrase],
+            );
+            // The fake node checked the labels as its version does and recorded them.
+            let expected: Vec<Vec<String>> =
+                vec![wiped.iter().map(|label| (*label).to_owned()).collect()];
+            assert_eq!(fleet.talos.wipes(address), expected, "{node}");
+            let snapshot = fleet.talos.node(address).unwrap();
+            assert!(snapshot.maintenance, "{node}: {snapshot:?}");
+            assert!(
+                snapshot.kept_volumes.is_empty(),
+                "{node}: data survived the reset in {:?}",
+                snapshot.kept_volumes
+            );
+        }
+        let members: Vec<_> = fleet
+            .talos
+            .etcd_members()
+            .into_iter()
+            .map(|member| member.hostname)
+            .collect();
+        assert_eq!(members, ["control-plane-1", "control-plane-2"]);
+    }
+);
+
+api_test!(
+    a_node_upgraded_to_1_14_still_fetches_its_config_after_a_reset,
+    |server| {
+        const UUID: &str = "4c4c4544-0042-3510-8051-b4c04f564433";
+        // The kernel argument talos-manager writes (bootstrap image, schematic).
+        let talos_config = format!("talos.config={}?uuid=${{uuid}}", server.url("/config"));
+        let fleet = Fleet::build(
+            &server,
+            &["control-plane-1", "worker-1"],
+            121,
+            str::to_owned,
+            "v1.13.9",
+            |name, spec| {
+                if name == "worker-1" {
+                    spec.kernel_args(&[&talos_config]).smbios_uuid(UUID)
+                } else {
+                    spec
+                }
+            },
+        )
+        .await;
+        let (server_id, api_id, address) = fleet.nodes["worker-1"].clone();
+        server
+            .store()
+            .record_probe(
+                server_id,
+                &ProbeResult {
+                    accessible: false,
+                    uuid: Some(UUID.into()),
+                    lsblk: None,
+                },
+            )
+            .await
+            .unwrap();
+        // talos-manager forces its talos.config= into every schematic it saves, and the factory
+        // bakes a schematic's kernel arguments into its installers' UKI.
+        let schematic = server.store().list_schematics().await.unwrap().remove(0);
+        server
+            .store()
+            .update_schematic(
+                schematic.id,
+                &SchematicFields {
+                    body: format!("customization:\n  extraKernelArgs:\n    - {talos_config}\n"),
+                    ..schematic.fields
+                },
+            )
+            .await
+            .unwrap();
+        fleet.talos.register_installer(
+            &format!("factory.talos.dev/metal-installer/{SCHEMATIC}"),
+            &[&talos_config],
+        );
+        let (_stop, _worker) = fleet.start_worker(&server, "cmdline-test");
+
+        // 1.13 → 1.14: the node's boot entry takes the installer's command line from now on.
+        let (job, lines) = roll(
+            &server,
+            &fleet,
+            "/api/v1/upgrades",
+            json!({"talos_version": "v1.14.1"}),
+        )
+        .await;
+        assert_eq!(job["status"], "succeeded", "{}", lines.join("\n"));
+        assert!(
+            !lines.iter().any(|line| line.starts_with("warning:")),
+            "{}",
+            lines.join("\n")
+        );
+        let node = fleet.talos.node(address).unwrap();
+        assert_eq!(node.version, "v1.14.1");
+        assert_eq!(node.kernel_args, std::slice::from_ref(&talos_config));
+
+        // Reset to maintenance mode: STATE is gone, the node asks its talos.config= URL.
+        let job = server
+            .expect(
+                Method::POST,
+                &format!("/api/v1/servers/{api_id}/reset"),
+                Some(json!({"profile": "maintenance"})),
+                202,
+            )
+            .await;
+        let job = finished(&server, job["id"].as_str().unwrap()).await;
+        let lines = log(server.store(), job["id"].as_str().unwrap()).await;
+        assert_eq!(job["status"], "succeeded", "{}", lines.join("\n"));
+        // Talos asks its talos.config= URL instead of entering maintenance mode; the job
+        // takes that request as the node being back.
+        line_after(
+            &lines,
+            0,
+            &["worker-1 booted and asks /config for a machine config"],
+        );
+        let url = format!("{}?uuid={UUID}", server.url("/config"));
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while fleet.talos.config_fetches(address).is_empty() {
+            assert!(
+                Instant::now() < deadline,
+                "the node never asked for its config"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let first = fleet.talos.config_fetches(address).remove(0);
+        assert_eq!(first.url, url);
+        assert_ne!(first.status, 200, "the reset left a config assigned");
+
+        // A config is assigned again (through the store: no push job races the node's fetch).
+        let config = server.store().list_configs().await.unwrap().remove(0);
+        server
+            .store()
+            .put_machine_config(
+                server_id,
+                &MachineConfigFields {
+                    config_id: config.id,
+                    hostname: "worker-1".into(),
+                    private_ip: "10.0.1.1".into(),
+                    install_disk: "/dev/nvme0n1".into(),
+                    ephemeral_disk_identifier: None,
+                },
+            )
+            .await
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while fleet.talos.applied_configs(address).is_empty() {
+            assert!(
+                Instant::now() < deadline,
+                "the node did not get its config: {:?}",
+                fleet.talos.config_fetches(address)
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let fetches = fleet.talos.config_fetches(address);
+        let last = fetches.last().unwrap();
+        assert_eq!((last.url.as_str(), last.status), (url.as_str(), 200));
+        let served = talos_manager_core::node_config::render_node_config(server.store(), server_id)
+            .await
+            .unwrap();
+        assert_eq!(
+            fleet.talos.applied_configs(address)[0],
+            *served.yaml.expose(),
+            "the node runs what /config serves"
+        );
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let stored = server.store().get_server(server_id).await.unwrap();
+            if stored.last_configured_at.is_some() {
+                break;
+            }
+            assert!(Instant::now() < deadline, "not recorded as configured");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+);
+
+api_test!(
+    the_fake_node_keeps_talos_config_across_an_upgrade_as_its_config_says,
+    |server| {
+        use talos_manager_core::talos_api::{
+            RebootMode, TalosConnector, TalosCredentials, UpgradeRequest,
+        };
+        let talos_config = format!("talos.config={}?uuid=${{uuid}}", server.url("/config"));
+        // worker-1 runs a 1.11 config (legacy GRUB command line), worker-2 a 1.12 one
+        // (grubUseUKICmdline: true).
+        let fleet = Fleet::build(
+            &server,
+            &["control-plane-1", "worker-1", "worker-2"],
+            131,
+            str::to_owned,
+            "v1.11.3",
+            |name, spec| match name {
+                "worker-1" => spec.kernel_args(&[&talos_config]),
+                "worker-2" => spec.version("v1.12.0").kernel_args(&[&talos_config]),
+                _ => spec,
+            },
+        )
+        .await;
+        // A stock installer, which the fake registry knows no kernel arguments for, sent
+        // directly (talos-manager itself never sends one).
+        let secrets = server.store().cluster_secrets(fleet.cluster).await.unwrap();
+        let bundle = SecretsBundle::parse(secrets.expose()).unwrap();
+        let credentials = TalosCredentials::for_cluster(
+            &bundle,
+            time::OffsetDateTime::now_utc(),
+            &mut SystemRandom,
+        )
+        .unwrap();
+        let connector = talos_manager_talos_api::GrpcTalosConnector::new();
+        let api = connector.cluster(&credentials).unwrap();
+        for node in ["worker-1", "worker-2"] {
+            let address = fleet.address(node);
+            api.upgrade(
+                std::net::SocketAddr::new(address.into(), fleet.talos.port()),
+                &UpgradeRequest {
+                    image: "ghcr.io/siderolabs/installer:v1.13.9".into(),
+                    stage: false,
+                    force: false,
+                    reboot_mode: RebootMode::Default,
+                },
+            )
+            .await
+            .unwrap();
+        }
+        let deadline = Instant::now() + Duration::from_secs(30);
+        for node in ["worker-1", "worker-2"] {
+            while fleet.talos.node(fleet.address(node)).unwrap().version != "v1.13.9" {
+                assert!(Instant::now() < deadline, "{node} did not upgrade");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+        // The legacy installer copied talos.config= from the running command line; the UKI's
+        // command line of a stock installer has none.
+        let args = |node| fleet.talos.node(fleet.address(node)).unwrap().kernel_args;
+        assert_eq!(args("worker-1"), std::slice::from_ref(&talos_config));
+        assert!(args("worker-2").is_empty(), "{:?}", args("worker-2"));
     }
 );

@@ -10,7 +10,7 @@ use talos_manager_core::store::{ProbeResult, ProviderKind};
 use super::api_servers_jobs::add_server;
 use super::server::{TestServer, api_test};
 
-const PATCH: &str = "machine:\n  network:\n    hostname: ${hostname}\n    interfaces:\n      - interface: eth0\n        addresses:\n          - ${private_ip}/24\n";
+const PATCH: &str = "machine:\n  network:\n    interfaces:\n      - interface: eth0\n        addresses:\n          - ${private_ip}/24\n";
 
 /// A cluster, a config and a server `worker-1` at `ipv4` with UUID `uuid`, configured.
 async fn configured_worker(server: &TestServer, ipv4: &str, uuid: &str) {
@@ -104,7 +104,10 @@ api_test!(a_node_fetches_its_config_by_uuid_and_address, |server| {
     let config: Value = crate::http::server::v1alpha1_document(&body);
     assert_eq!(config["machine"]["type"], "worker");
     assert_eq!(config["machine"]["install"]["disk"], "/dev/nvme0n1");
-    assert_eq!(config["machine"]["network"]["hostname"], "worker-1");
+    assert_eq!(
+        crate::http::server::node_hostname(&body).as_deref(),
+        Some("worker-1")
+    );
     assert_eq!(
         config["machine"]["network"]["interfaces"][0]["addresses"][0],
         "10.0.1.1/24"
@@ -130,9 +133,11 @@ api_test!(a_node_fetches_its_config_by_uuid_and_address, |server| {
         .await
         .unwrap();
     assert_eq!(admin_copy.status(), 200);
-    let admin_config: Value =
-        crate::http::server::v1alpha1_document(&admin_copy.text().await.unwrap());
-    assert_eq!(admin_config["machine"]["network"]["hostname"], "worker-1");
+    let admin_copy = admin_copy.text().await.unwrap();
+    assert_eq!(
+        crate::http::server::node_hostname(&admin_copy).as_deref(),
+        Some("worker-1")
+    );
 });
 
 api_test!(impostors_get_nothing, |server| {
@@ -244,14 +249,32 @@ api_test!(runbooks_for_a_configured_node, |server| {
         !reboot.contains("forfeit"),
         "workers hold no etcd leadership"
     );
+    // No schematic: Talos's own default installer of the version, on the service's factory
+    // from 1.14 on (ghcr's installer is no longer published), as a rolling upgrade would.
+    let stock = |version: &str| {
+        talos_manager_core::image_factory::installer_image(server.factory().url(), None, version)
+    };
     let (status, upgrade) = text("/api/v1/servers/robot-1/upgrade-command").await;
     assert_eq!(status, 200);
     assert!(
         upgrade.contains(&format!(
-            "upgrade --image ghcr.io/siderolabs/installer:{} --wait",
-            talos_manager_core::store::DEFAULT_TALOS_VERSION
+            "upgrade --image {} --wait",
+            stock(talos_manager_core::store::DEFAULT_TALOS_VERSION)
         )),
         "{upgrade}"
+    );
+    let (_, v1_13) = text("/api/v1/servers/robot-1/upgrade-command?talos_version=v1.13.9").await;
+    assert!(
+        v1_13.contains("upgrade --image ghcr.io/siderolabs/installer:v1.13.9 --wait"),
+        "{v1_13}"
+    );
+    let (_, v1_14) = text("/api/v1/servers/robot-1/upgrade-command?talos_version=v1.14.1").await;
+    let factory_host = server.factory().url().split_once("://").unwrap().1;
+    assert!(
+        v1_14.contains(&format!(
+            "upgrade --image {factory_host}/metal-installer/376567988ad370138ad8b2698212367b8edcb69b5fd68c80be1f2ec7d603b4ba:v1.14.1 --wait"
+        )),
+        "{v1_14}"
     );
     let (_, pinned) = text("/api/v1/servers/robot-1/upgrade-command?talos_version=v1.7.6").await;
     assert!(pinned.contains("--preserve"), "{pinned}");

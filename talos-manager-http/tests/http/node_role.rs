@@ -26,7 +26,7 @@ async fn sync(server: &TestServer) {
     sync_all(server.store(), &factory, None).await.unwrap();
 }
 
-/// `GET /config` as the node at 127.0.0.1 asks for it, parsed.
+/// `GET /config` as the node at 127.0.0.1 asks for it: its v1alpha1 document, parsed.
 async fn served_config(server: &TestServer) -> Value {
     let response = crate::http::server::client()
         .get(server.url("/config"))
@@ -34,7 +34,7 @@ async fn served_config(server: &TestServer) -> Value {
         .await
         .unwrap();
     assert_eq!(response.status(), 200);
-    serde_norway::from_str(&response.text().await.unwrap()).unwrap()
+    crate::http::server::v1alpha1_document(&response.text().await.unwrap())
 }
 
 fn has_ca_keys(config: &Value) -> bool {

@@ -24,6 +24,24 @@ pub(crate) fn v1alpha1_document<T: serde::de::DeserializeOwned>(text: &str) -> T
     T::deserialize(first).expect("the v1alpha1 document")
 }
 
+/// The hostname a served machine config gives its node, whatever the Talos version: the
+/// `HostnameConfig` document's (Talos 1.12 and newer), else `machine.network.hostname`.
+pub(crate) fn node_hostname(text: &str) -> Option<String> {
+    let documents: Vec<serde_json::Value> = serde_norway::Deserializer::from_str(text)
+        .map(|doc| serde::Deserialize::deserialize(doc).expect("a YAML document"))
+        .collect();
+    documents
+        .iter()
+        .find(|doc| doc["kind"] == "HostnameConfig")
+        .map(|doc| &doc["hostname"])
+        .or_else(|| {
+            documents
+                .first()
+                .map(|doc| &doc["machine"]["network"]["hostname"])
+        })
+        .and_then(|hostname| hostname.as_str().map(str::to_owned))
+}
+
 /// An HTTP client for tests: bounded waits, so a hung service fails the test instead of
 /// hanging it.
 pub(crate) fn client() -> reqwest::Client {

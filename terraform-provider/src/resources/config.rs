@@ -2,7 +2,9 @@
 //! patches), checked by the service on save (`/configs`, full CRUD).
 
 use async_trait::async_trait;
-use talos_manager_api_types::{ConfigBody, ConfigView};
+use talos_manager_api_types::{
+    ConfigBody, ConfigView, SupportedTalosVersionsView, newer_talos_minor_of,
+};
 
 use super::{Resource, empty_as_prior, without_unknown};
 use crate::client::{Client, segment};
@@ -29,14 +31,16 @@ fn schema() -> Schema {
                 "install_image",
                 Type::String,
                 "The Talos installer image; its tag picks the config format \
-                 (`ghcr.io/siderolabs/installer:v1.10.4` → Talos 1.10). Default: the \
-                 installer of the service's default Talos version.",
+                 (`ghcr.io/siderolabs/installer:v1.13.9` → Talos 1.13). Default: the \
+                 installer of the service's default Talos version (the newest it knows). The \
+                 service sets each node's hostname (`machine.network.hostname` up to Talos \
+                 1.11, a `HostnameConfig` document from 1.12 on): leave it out of the patches.",
             ),
             Attribute::optional_computed(
                 "kubernetes_version",
                 Type::String,
-                "The Kubernetes version for new clusters, e.g. `1.30.1`. Default: the \
-                 service's default Kubernetes version.",
+                "The Kubernetes version for new clusters, e.g. `1.36.3`. Default: the \
+                 service's default Kubernetes version (that of its default Talos).",
             ),
             Attribute::optional_computed(
                 "kubespan",
@@ -65,12 +69,12 @@ fn schema() -> Schema {
         example: r#"
 resource "talosmanager_config" "default" {
   name               = "default"
-  install_image      = "ghcr.io/siderolabs/installer:v1.10.4"
-  kubernetes_version = "1.30.1"
+  install_image      = "ghcr.io/siderolabs/installer:v1.13.9"
+  kubernetes_version = "1.36.3"
   patch              = <<-YAML
     machine:
-      network:
-        hostname: $${hostname}
+      nodeLabels:
+        example.com/node: $${hostname}
   YAML
 }"#,
     }
@@ -92,6 +96,26 @@ fn body(planned: &Object) -> serde_json::Value {
         patch_worker: planned.owned_string("patch_worker").unwrap_or_default(),
     };
     without_unknown(&body, planned)
+}
+
+/// The service's warnings about a saved template, as Terraform warnings: its installer's Talos
+/// minor newer than every version it knows (`install_image`, the plan's
+/// [`NEWER_TALOS_VERSION`] warning again) as is, and one per warning of Talos about the configs
+/// the template generates (deprecated fields), its detail the path and Talos's text.
+fn talos_warnings(view: &mut ConfigView) -> Vec<(String, String)> {
+    std::mem::take(&mut view.warnings)
+        .into_iter()
+        .map(|warning| {
+            if warning.path == "install_image" {
+                (NEWER_TALOS_VERSION.to_owned(), warning.message)
+            } else {
+                (
+                    "Talos warns about this config template".to_owned(),
+                    format!("{}: {}", warning.path, warning.message),
+                )
+            }
+        })
+        .collect()
 }
 
 fn object(view: ConfigView, prior: &Object) -> Object {
@@ -117,15 +141,70 @@ fn object(view: ConfigView, prior: &Object) -> Object {
     ])
 }
 
+/// The summary of the warning about an installer of a Talos minor newer than every version
+/// talos-manager knows.
+const NEWER_TALOS_VERSION: &str = "Newer Talos version";
+
+/// The warning of a planned config whose installer is a Talos minor newer than every version
+/// talos-manager knows, before the service is asked to save it (the API's `warnings` after):
+/// the newest one is the first the service lists at `/talos-versions/supported`. None when the
+/// image is not known yet or the service does not say (an older service, an error: the save
+/// answers the warning anyway).
+async fn newer_talos_warning(client: &Client, planned: &Object) -> Option<(&'static str, String)> {
+    let install_image = planned.string("install_image")?;
+    let supported: SupportedTalosVersionsView =
+        match client.get_existing("/talos-versions/supported").await {
+            Ok(supported) => supported,
+            Err(error) => {
+                tracing::debug!(error = %error, "no supported Talos versions to plan with");
+                return None;
+            }
+        };
+    let newest = supported.versions.first()?;
+    newer_talos_minor_of(install_image, &newest.release)
+        .map(|newer| (NEWER_TALOS_VERSION, newer.to_string()))
+}
+
 #[async_trait]
 impl Resource for Config {
     fn schema(&self) -> Schema {
         schema()
     }
 
+    async fn service_plan_warning(
+        &self,
+        client: &Client,
+        planned: &Object,
+    ) -> Option<(&'static str, String)> {
+        newer_talos_warning(client, planned).await
+    }
+
     async fn create(&self, client: &Client, planned: &Object) -> Result<Object, Error> {
-        let view: ConfigView = client.post("/configs", &body(planned)).await?;
-        Ok(object(view, planned))
+        Ok(self.create_with_warnings(client, planned).await?.0)
+    }
+
+    async fn create_with_warnings(
+        &self,
+        client: &Client,
+        planned: &Object,
+    ) -> Result<(Object, Vec<(String, String)>), Error> {
+        let mut view: ConfigView = client.post("/configs", &body(planned)).await?;
+        let warnings = talos_warnings(&mut view);
+        Ok((object(view, planned), warnings))
+    }
+
+    async fn update_with_warnings(
+        &self,
+        client: &Client,
+        id: &str,
+        planned: &Object,
+        _prior: &Object,
+    ) -> Result<(Object, Vec<(String, String)>), Error> {
+        let mut view: ConfigView = client
+            .put(&format!("/configs/{}", segment(id)), &body(planned))
+            .await?;
+        let warnings = talos_warnings(&mut view);
+        Ok((object(view, planned), warnings))
     }
 
     async fn read(
@@ -143,12 +222,12 @@ impl Resource for Config {
         client: &Client,
         id: &str,
         planned: &Object,
-        _prior: &Object,
+        prior: &Object,
     ) -> Result<Object, Error> {
-        let view: ConfigView = client
-            .put(&format!("/configs/{}", segment(id)), &body(planned))
-            .await?;
-        Ok(object(view, planned))
+        Ok(self
+            .update_with_warnings(client, id, planned, prior)
+            .await?
+            .0)
     }
 
     async fn delete(

@@ -56,9 +56,52 @@ pub trait Resource: Send + Sync {
         None
     }
 
+    /// A warning to show when the object is planned and created: its summary and detail. None
+    /// by default.
+    fn create_warning(&self, planned: &Object) -> Option<(&'static str, String)> {
+        let _ = planned;
+        None
+    }
+
+    /// A warning about a planned create or in-place update that takes the service to work out,
+    /// when [`Resource::create_warning`] or [`Resource::plan_warning`] has none: its summary and
+    /// detail. Asked at plan time only (the service answers it again when the change is
+    /// applied, through [`Resource::create_with_warnings`] or
+    /// [`Resource::update_with_warnings`]); None by default.
+    async fn service_plan_warning(
+        &self,
+        client: &Client,
+        planned: &Object,
+    ) -> Option<(&'static str, String)> {
+        let _ = (client, planned);
+        None
+    }
+
     /// Creates the object from the planned values (unknown ones are for the service to pick)
     /// and returns it as the service now has it.
     async fn create(&self, client: &Client, planned: &Object) -> Result<Object, Error>;
+
+    /// Creates the object as [`Resource::create`] does, with the warnings the service answered
+    /// (summary, detail), each shown as a Terraform warning. By default there are none.
+    async fn create_with_warnings(
+        &self,
+        client: &Client,
+        planned: &Object,
+    ) -> Result<(Object, Vec<(String, String)>), Error> {
+        Ok((self.create(client, planned).await?, Vec::new()))
+    }
+
+    /// Changes the object as [`Resource::update`] does, with the warnings the service answered
+    /// (summary, detail). By default there are none.
+    async fn update_with_warnings(
+        &self,
+        client: &Client,
+        id: &str,
+        planned: &Object,
+        prior: &Object,
+    ) -> Result<(Object, Vec<(String, String)>), Error> {
+        Ok((self.update(client, id, planned, prior).await?, Vec::new()))
+    }
 
     /// The object with this id as the service has it, `None` when it no longer exists.
     /// `prior` is the state Terraform has (empty on import), for values the API does not return.
@@ -117,7 +160,8 @@ pub struct Plan {
     pub planned: Value,
     /// The attributes whose change replaces the object.
     pub requires_replace: Vec<AttributePath>,
-    /// A warning about the in-place update ([`Resource::plan_warning`]): summary, detail.
+    /// A warning about the in-place update ([`Resource::plan_warning`]) or the creation
+    /// ([`Resource::create_warning`]): summary, detail.
     pub warning: Option<(&'static str, String)>,
 }
 
@@ -158,26 +202,40 @@ pub fn plan(schema: &Schema, prior: &Value, proposed: &Value, config: &Value) ->
     }
 }
 
-/// [`plan`], then the resource's own adjustments of an in-place update.
-pub fn plan_change(
+/// [`plan`], then the resource's own adjustments of an in-place update and the warning about a
+/// create or an in-place update: the resource's own, else the one the service gives
+/// ([`Resource::service_plan_warning`], when the provider is configured).
+pub async fn plan_change(
     resource: &dyn Resource,
     schema: &Schema,
     prior: &Value,
     proposed: &Value,
     config: &Value,
+    client: Option<&Client>,
 ) -> Plan {
     let mut plan = plan(schema, prior, proposed, config);
+    let mut changed = false;
     if let (Value::Map(prior), Value::Map(planned)) = (prior, &mut plan.planned)
         && plan.requires_replace.is_empty()
         && prior != planned
     {
         resource.plan_update(prior, planned);
         plan.warning = resource.plan_warning(prior, planned);
+        changed = true;
+    } else if let (Value::Null, Value::Map(planned)) = (prior, &plan.planned) {
+        plan.warning = resource.create_warning(planned);
+        changed = true;
+    }
+    if changed
+        && plan.warning.is_none()
+        && let (Some(client), Value::Map(planned)) = (client, &plan.planned)
+    {
+        plan.warning = resource.service_plan_warning(client, planned).await;
     }
     plan
 }
 
-/// Applies a planned change; returns the new state (null after a delete) and a warning
+/// Applies a planned change; returns the new state (null after a delete) and the warnings
 /// (summary, detail). A create that fails with [`Error::Incomplete`] carries the state to keep
 /// (tainted).
 pub async fn apply(
@@ -185,7 +243,7 @@ pub async fn apply(
     client: &Client,
     prior: &Value,
     planned: &Value,
-) -> Result<(Value, Option<(&'static str, String)>), Error> {
+) -> Result<(Value, Vec<(String, String)>), Error> {
     match (prior, planned) {
         (Value::Map(prior), Value::Null) => {
             let warning = match prior.string("id") {
@@ -194,29 +252,46 @@ pub async fn apply(
             };
             Ok((
                 Value::Null,
-                warning.map(|warning| ("Not deleted in talos-manager", warning)),
+                warning
+                    .map(|warning| ("Not deleted in talos-manager".to_owned(), warning))
+                    .into_iter()
+                    .collect(),
             ))
         }
-        (Value::Null, Value::Map(planned)) => match resource.create(client, planned).await {
-            Ok(created) => Ok((Value::Map(merge(planned, created)), None)),
-            Err(Error::Incomplete {
-                type_name,
-                state,
-                error,
-            }) => Err(Error::Incomplete {
-                type_name,
-                state: merge(planned, state),
-                error,
-            }),
-            Err(error) => Err(error),
-        },
+        (Value::Null, Value::Map(planned)) => {
+            match resource.create_with_warnings(client, planned).await {
+                Ok((created, mut warnings)) => {
+                    warnings.extend(
+                        resource
+                            .create_warning(planned)
+                            .map(|(summary, detail)| (summary.to_owned(), detail)),
+                    );
+                    Ok((Value::Map(merge(planned, created)), warnings))
+                }
+                Err(Error::Incomplete {
+                    type_name,
+                    state,
+                    error,
+                }) => Err(Error::Incomplete {
+                    type_name,
+                    state: merge(planned, state),
+                    error,
+                }),
+                Err(error) => Err(error),
+            }
+        }
         (Value::Map(prior), Value::Map(planned)) => {
             let id = prior.string("id").unwrap_or_default();
             let warning = resource.plan_warning(prior, planned);
-            let updated = resource.update(client, id, planned, prior).await?;
-            Ok((Value::Map(merge(planned, updated)), warning))
+            let (updated, mut warnings) = resource
+                .update_with_warnings(client, id, planned, prior)
+                .await?;
+            if let Some((summary, detail)) = warning {
+                warnings.insert(0, (summary.to_owned(), detail));
+            }
+            Ok((Value::Map(merge(planned, updated)), warnings))
         }
-        _ => Ok((Value::Null, None)),
+        _ => Ok((Value::Null, Vec::new())),
     }
 }
 

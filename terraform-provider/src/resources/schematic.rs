@@ -53,7 +53,7 @@ fn schema() -> Schema {
                 "factory_id",
                 Type::String,
                 "The id the Image Factory gave it (64 hex characters), as in installer image \
-                 names `factory.talos.dev/installer/<factory_id>:v1.10.4`.",
+                 names `factory.talos.dev/installer/<factory_id>:v1.13.9`.",
             ),
         ],
         import: Some(

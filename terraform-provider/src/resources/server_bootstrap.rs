@@ -163,7 +163,7 @@ fn schema() -> Schema {
         example: r#"
 resource "talosmanager_server_bootstrap" "worker_1" {
   server_id     = talosmanager_server.worker_1.id
-  talos_version = "v1.10.4"
+  talos_version = "v1.13.9"
   disk          = "/dev/nvme0n1"
   timeout       = "45m"
 

@@ -42,7 +42,7 @@ fn schema() -> Schema {
         ),
         example: r#"
 resource "talosmanager_settings" "this" {
-  talos_version = "v1.10.4"
+  talos_version = "v1.13.9"
 }"#,
     }
 }

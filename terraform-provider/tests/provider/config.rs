@@ -1,5 +1,7 @@
 //! `talosmanager_config` with the real Terraform CLI: service defaults, update in place, the
-//! service's validation issues on the patch argument, import, destroy.
+//! service's validation issues on the patch argument, Talos's warnings as Terraform warnings,
+//! import, destroy, and the warning about a Talos minor newer than every version talos-manager
+//! knows.
 
 use super::harness::{Service, Terraform};
 
@@ -11,7 +13,7 @@ fn config(kubernetes_version: &str, patch: &str) -> String {
     )
 }
 
-const GOOD_PATCH: &str = "    machine:\n      network:\n        hostname: $${hostname}";
+const GOOD_PATCH: &str = "    machine:\n      nodeLabels:\n        example.com/node: $${hostname}";
 const BAD_PATCH: &str = "    machine:\n      network:\n        nameservers: not-a-list";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -52,14 +54,73 @@ async fn lifecycle_and_validation() {
         service.store().list_configs().await.unwrap()[0]
             .fields
             .patch,
-        "machine:\n  network:\n    hostname: ${hostname}\n"
+        "machine:\n  nodeLabels:\n    example.com/node: ${hostname}\n"
     );
 
+    // Talos's warnings (a deprecated field) are Terraform warnings, apart from errors: the
+    // config is saved.
+    let warned = format!(
+        "{GOOD_PATCH}\n      install:\n        extensions:\n          - image: ghcr.io/siderolabs/gvisor:1"
+    );
+    terraform.write(&config("1.31.0", &warned));
+    let output = terraform.ok(&["apply", "-auto-approve"]);
+    // Terraform wraps and frames diagnostics: compare the words.
+    let words: Vec<&str> = output
+        .split_whitespace()
+        .filter(|word| *word != "│")
+        .collect();
+    let words = words.join(" ");
+    assert!(
+        words.contains("Warning: Talos warns about this config template"),
+        "{output}"
+    );
+    assert!(
+        words.contains("machine.install.extensions: .machine.install.extensions is deprecated"),
+        "{output}"
+    );
+    assert!(!words.contains("Error"), "{output}");
+    assert!(
+        service.store().list_configs().await.unwrap()[0]
+            .fields
+            .patch
+            .contains("gvisor"),
+    );
+    terraform.assert_no_changes();
+
     terraform.write(&config("1.31.0", GOOD_PATCH));
+    terraform.ok(&["apply", "-auto-approve"]);
     terraform.ok(&["state", "rm", ADDRESS]);
     terraform.ok(&["import", ADDRESS, &id]);
     terraform.assert_no_changes();
 
     terraform.ok(&["destroy", "-auto-approve"]);
     assert!(service.store().list_configs().await.unwrap().is_empty());
+}
+
+/// An installer of a Talos minor newer than every version talos-manager knows is planned and
+/// applied with the service's message as a warning (the API's `warnings`), and saved.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_newer_talos_minor_is_a_warning() {
+    let service = Service::start().await;
+    let terraform = Terraform::new(&service);
+    terraform.write(
+        "resource \"talosmanager_config\" \"default\" {\n  name          = \"default\"\n  install_image = \"ghcr.io/siderolabs/installer:v1.15.0\"\n}",
+    );
+    let message = format!(
+        "Talos v1.15 is newer than the newest config format talos-manager knows ({0}); its \
+         configs are generated for {0}",
+        talos_manager_core::talos::TalosVersion::LATEST
+    );
+    // Terraform wraps long warning details: compare without line breaks.
+    let flat = |text: &str| text.split_whitespace().collect::<Vec<_>>().join(" ");
+    let plan = terraform.ok(&["plan"]);
+    assert!(plan.contains("Warning: Newer Talos version"), "{plan}");
+    assert!(flat(&plan).contains(&message), "{plan}");
+    let applied = terraform.ok(&["apply", "-auto-approve"]);
+    assert!(flat(&applied).contains(&message), "{applied}");
+    let stored = service.store().list_configs().await.unwrap();
+    assert_eq!(
+        stored[0].fields.install_image,
+        "ghcr.io/siderolabs/installer:v1.15.0"
+    );
 }

@@ -147,7 +147,8 @@ async fn cluster_example_applies_on_synced_servers_and_then_plans_no_changes() {
     let factory_id = schematics[0].fields.factory_id.clone().unwrap();
     assert_eq!(
         robot.fields.install_image,
-        format!("factory.talos.dev/installer/{factory_id}:v1.10.4")
+        format!("factory.talos.dev/installer/{factory_id}:v1.13.9"),
+        "the example's talos_version"
     );
     let settings = store.settings().await.unwrap();
     assert_eq!(settings.default_schematic_id, Some(schematics[0].id));

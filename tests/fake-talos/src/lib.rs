@@ -44,10 +44,30 @@
 //!   need not be its server's name.
 //! - **Down**: [`FakeTalosCluster::take_down`] stops a node (connections refused, its etcd
 //!   member listed but not running) until [`FakeTalosCluster::bring_up`].
-//! - **Reset**: wiping `STATE` (with `wipe = true`) brings the node back in maintenance mode;
+//! - **Reset**: wiping `STATE` (with `wipe = true`) brings the node back in maintenance mode
+//!   (with `talos.config=`: fetching its config, see below);
 //!   wiping other partitions, or user disks only, brings it back configured; no partitions with
 //!   mode ALL or SYSTEM_DISK wipes the system disk and the node never comes back (on Hetzner it
-//!   would boot the network/rescue system); `reboot = false` powers it off for good.
+//!   would boot the network/rescue system); `reboot = false` powers it off for good. The labels
+//!   are checked as the node's version does: `STATE`, `EPHEMERAL` and `META` everywhere; the
+//!   system volumes `ETCD`, `CRI`, `KUBELET` and `LOG` are refused before 1.14 (`volume "ETCD"
+//!   is not located`), and from 1.14 on accepted when they are partitions of their own
+//!   ([`NodeSpec::dedicated_volumes`]) or when `EPHEMERAL`, where they reside otherwise, is
+//!   wiped too; any other label is unknown. Refusals answer `Unknown`, as Talos's plain errors
+//!   do. Each accepted wipe is recorded ([`FakeTalosCluster::wipes`]); dedicated volumes a reset
+//!   to maintenance mode did not wipe keep their data ([`NodeSnapshot::kept_volumes`]).
+//! - **Kernel command line** ([`NodeSpec::kernel_args`], [`NodeSnapshot::kernel_args`]): an
+//!   upgrade installs the command line the next boot runs with, as Talos's installer writes it.
+//!   A node whose config takes the UKI's command line (`grubUseUKICmdline: true`, the default of
+//!   configs for 1.12 and later, and always under systemd-boot; [`NodeSpec::uki_cmdline`]) gets
+//!   the kernel arguments baked into the installer image ([`FakeTalosCluster::register_installer`];
+//!   none for an image the fake registry does not know, like a stock installer); an older
+//!   (legacy GRUB) one keeps its `talos.config=`, which the installer copies from the running
+//!   command line. A node whose `STATE` was wiped and that has `talos.config=` does not enter
+//!   maintenance mode, as Talos does not while that URL gives no config: it stays `booting`
+//!   with its API down and fetches its config over HTTP from its own address, `${uuid}`
+//!   replaced by its SMBIOS UUID ([`NodeSpec::smbios_uuid`]), every 100 ms until an answer is
+//!   200, then applies it and boots configured ([`FakeTalosCluster::config_fetches`]).
 //! - **Reboot and upgrade**: the stage becomes `rebooting` or `upgrading`, then the node stops
 //!   answering (its listener closes and its connections drop: connections are refused) for the
 //!   downtime ([`FakeTalosCluster::set_downtime`], 1 s at start), then comes back `booting`,
@@ -101,6 +121,16 @@ pub struct NodeSpec {
     pub version: String,
     /// Booted without a config (maintenance mode) rather than configured and running.
     pub maintenance: bool,
+    /// The system volumes on partitions of their own (Talos 1.14 and later: `ETCD`, `CRI`,
+    /// `KUBELET`, `LOG`); the others are directories in `EPHEMERAL`.
+    pub dedicated_volumes: Vec<String>,
+    /// The kernel arguments it booted with that matter here (`talos.config=…`).
+    pub kernel_args: Vec<String>,
+    /// Whether its boot entry takes the installer's UKI command line on upgrade; `None`: as
+    /// the version's generated configs do (1.12 and later).
+    pub uki_cmdline: Option<bool>,
+    /// Its SMBIOS UUID, what `${uuid}` in `talos.config=` becomes.
+    pub smbios_uuid: String,
 }
 
 impl NodeSpec {
@@ -112,6 +142,10 @@ impl NodeSpec {
             machine_type: MachineType::ControlPlane,
             version: "v1.12.0".to_owned(),
             maintenance: false,
+            dedicated_volumes: Vec::new(),
+            kernel_args: Vec::new(),
+            uki_cmdline: None,
+            smbios_uuid: format!("00000000-0000-4000-8000-{:012x}", u32::from(address)),
         }
     }
 
@@ -134,6 +168,48 @@ impl NodeSpec {
         self.maintenance = true;
         self
     }
+
+    /// These system volumes are partitions of their own (`["ETCD"]`; Talos 1.14 and later).
+    pub fn dedicated_volumes(mut self, volumes: &[&str]) -> NodeSpec {
+        self.dedicated_volumes = volumes.iter().map(|v| (*v).to_owned()).collect();
+        self
+    }
+
+    /// Booted with these kernel arguments (`talos.config=https://…/config?uuid=${uuid}`).
+    pub fn kernel_args(mut self, args: &[&str]) -> NodeSpec {
+        self.kernel_args = args.iter().map(|a| (*a).to_owned()).collect();
+        self
+    }
+
+    /// Whether an upgrade takes the installer's UKI command line (else the legacy GRUB one).
+    pub fn uki_cmdline(mut self, uki: bool) -> NodeSpec {
+        self.uki_cmdline = Some(uki);
+        self
+    }
+
+    /// Its SMBIOS UUID.
+    pub fn smbios_uuid(mut self, uuid: &str) -> NodeSpec {
+        self.smbios_uuid = uuid.to_owned();
+        self
+    }
+}
+
+/// `(major, minor)` of a version tag (`v1.14.0-rc.1` → `(1, 14)`); unreadable parts are 0.
+pub(crate) fn release_line(version: &str) -> (u64, u64) {
+    let mut numbers = version
+        .trim_start_matches('v')
+        .split(['.', '-'])
+        .map(|part| part.parse::<u64>().unwrap_or(0));
+    (numbers.next().unwrap_or(0), numbers.next().unwrap_or(0))
+}
+
+/// One attempt of a node to fetch its config from its `talos.config=` URL.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigFetch {
+    /// The URL asked, `${uuid}` filled in.
+    pub url: String,
+    /// The HTTP status, or 0 when no answer came.
+    pub status: u16,
 }
 
 /// Faults injected into one node.
@@ -176,6 +252,10 @@ pub struct NodeSnapshot {
     pub up: bool,
     /// Control plane or worker.
     pub machine_type: MachineType,
+    /// The kernel arguments it runs with now.
+    pub kernel_args: Vec<String>,
+    /// Dedicated volumes whose data survived its last reset to maintenance mode (not wiped).
+    pub kept_volumes: Vec<String>,
 }
 
 /// An etcd member of the fake cluster.
@@ -204,6 +284,16 @@ pub(crate) struct Node {
     pub(crate) installed_version: Option<String>,
     pub(crate) pulled_images: Vec<String>,
     pub(crate) applied_configs: Vec<String>,
+    pub(crate) dedicated_volumes: Vec<String>,
+    pub(crate) kept_volumes: Vec<String>,
+    /// The system volumes of each accepted reset, in order.
+    pub(crate) wipes: Vec<Vec<String>>,
+    pub(crate) kernel_args: Vec<String>,
+    /// Installed by an upgrade, booted after the next reboot.
+    pub(crate) installed_kernel_args: Option<Vec<String>>,
+    pub(crate) uki_cmdline: bool,
+    pub(crate) smbios_uuid: String,
+    pub(crate) config_fetches: Vec<ConfigFetch>,
     pub(crate) faults: Faults,
     /// Whether its etcd runs (configured control planes that are up).
     pub(crate) etcd_running: bool,
@@ -222,9 +312,29 @@ pub(crate) struct State {
     pub(crate) downtime: Duration,
     pub(crate) boot_delay: Duration,
     pub(crate) stopped: bool,
+    /// Installer image repositories (without the tag) → the kernel arguments in their UKI.
+    pub(crate) installers: BTreeMap<String, Vec<String>>,
 }
 
 impl State {
+    /// The kernel command line a node boots with after an upgrade with `image`: the image's
+    /// UKI command line, or (legacy GRUB) its `talos.config=` carried over.
+    pub(crate) fn upgraded_kernel_args(&self, address: Ipv4Addr, image: &str) -> Vec<String> {
+        let Some(node) = self.nodes.get(&address) else {
+            return Vec::new();
+        };
+        if node.uki_cmdline {
+            let repository = image.rsplit_once(':').map_or(image, |(repo, _)| repo);
+            self.installers.get(repository).cloned().unwrap_or_default()
+        } else {
+            node.kernel_args
+                .iter()
+                .filter(|arg| arg.starts_with("talos.config="))
+                .cloned()
+                .collect()
+        }
+    }
+
     pub(crate) fn join_etcd(&mut self, address: Ipv4Addr) {
         if self.etcd.iter().any(|member| member.node == address) {
             return;
@@ -341,13 +451,17 @@ impl Shared {
             tokio::time::sleep(Duration::from_millis(50)).await;
             shared.stop_serving(address);
             tokio::time::sleep(downtime).await;
-            let boot_delay = {
+            let (boot_delay, fetching) = {
                 let mut state = shared.state();
                 let boot_delay = state.boot_delay;
                 let stopped = state.stopped;
                 let Some(node) = state.nodes.get_mut(&address) else {
                     return;
                 };
+                let fetching = node
+                    .kernel_args
+                    .iter()
+                    .any(|arg| arg.starts_with("talos.config="));
                 if stopped || node.generation != generation || node.faults.never_come_back {
                     return;
                 }
@@ -357,8 +471,18 @@ impl Shared {
                         if let Some(version) = node.installed_version.take() {
                             node.version = version;
                         }
+                        if let Some(args) = node.installed_kernel_args.take() {
+                            node.kernel_args = args;
+                        }
                         node.maintenance = false;
                         node.stage = "booting".to_owned();
+                    }
+                    Comeback::Maintenance if fetching => {
+                        // Talos downloads from talos.config= before it would enter
+                        // maintenance mode; its API does not answer meanwhile.
+                        node.maintenance = false;
+                        node.stage = "booting".to_owned();
+                        node.applied_configs.clear();
                     }
                     Comeback::Maintenance => {
                         node.maintenance = true;
@@ -370,8 +494,12 @@ impl Shared {
                         }
                     }
                 }
-                boot_delay
+                (boot_delay, fetching)
             };
+            if fetching && matches!(comeback, Comeback::Maintenance) {
+                shared.fetch_config(address, generation).await;
+                return;
+            }
             let mut retries = 0;
             while let Err(error) = shared.start_serving(address) {
                 retries += 1;
@@ -399,6 +527,71 @@ impl Shared {
                 state.join_etcd(address);
             }
         });
+    }
+}
+
+impl Shared {
+    /// A node without a config that has `talos.config=`: asks that URL from its own address
+    /// every 100 ms until an answer is 200, then applies the config and boots configured.
+    /// Stops when the node restarts or the cluster stops.
+    async fn fetch_config(self: &Arc<Self>, address: Ipv4Addr, generation: u64) {
+        let url = {
+            let state = self.state();
+            let Some(node) = state.nodes.get(&address) else {
+                return;
+            };
+            let Some(url) = node
+                .kernel_args
+                .iter()
+                .find_map(|arg| arg.strip_prefix("talos.config="))
+            else {
+                return;
+            };
+            url.replace("${uuid}", &node.smbios_uuid)
+        };
+        let Ok(client) = reqwest::Client::builder()
+            .local_address(std::net::IpAddr::V4(address))
+            .timeout(Duration::from_secs(5))
+            .build()
+        else {
+            return;
+        };
+        loop {
+            let (status, body) = match client.get(&url).send().await {
+                Ok(response) => {
+                    let status = response.status().as_u16();
+                    (status, response.text().await.unwrap_or_default())
+                }
+                Err(_) => (0, String::new()),
+            };
+            let served = {
+                let mut state = self.state();
+                if state.stopped {
+                    return;
+                }
+                let Some(node) = state.nodes.get_mut(&address) else {
+                    return;
+                };
+                if node.generation != generation {
+                    return;
+                }
+                node.config_fetches.push(ConfigFetch {
+                    url: url.clone(),
+                    status,
+                });
+                let served = status == 200 && !body.trim().is_empty();
+                if served {
+                    node.applied_configs.push(body);
+                    node.stage = "installing".to_owned();
+                }
+                served
+            };
+            if served {
+                self.restart(address, Duration::ZERO, Comeback::Configured);
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
     }
 }
 
@@ -486,6 +679,7 @@ impl FakeTalosCluster {
                     downtime: Duration::from_secs(1),
                     boot_delay: Duration::from_millis(200),
                     stopped: false,
+                    installers: BTreeMap::new(),
                 }),
                 servers: Mutex::new(BTreeMap::new()),
                 reservation: Mutex::new(Some(reservation)),
@@ -510,6 +704,9 @@ impl FakeTalosCluster {
                 format!("the fake cluster already has a node on {address}"),
             ));
         }
+        let uki_cmdline = spec
+            .uki_cmdline
+            .unwrap_or_else(|| release_line(&spec.version) >= (1, 12));
         let node = Node {
             hostname: spec.hostname,
             machine_type: spec.machine_type,
@@ -527,6 +724,14 @@ impl FakeTalosCluster {
             installed_version: None,
             pulled_images: Vec::new(),
             applied_configs: Vec::new(),
+            dedicated_volumes: spec.dedicated_volumes,
+            kept_volumes: Vec::new(),
+            wipes: Vec::new(),
+            kernel_args: spec.kernel_args,
+            installed_kernel_args: None,
+            uki_cmdline,
+            smbios_uuid: spec.smbios_uuid,
+            config_fetches: Vec::new(),
             faults: Faults::default(),
             etcd_running: !spec.maintenance && spec.machine_type == MachineType::ControlPlane,
             configured_tls: self.shared.ca.configured_config(address)?,
@@ -602,7 +807,39 @@ impl FakeTalosCluster {
                 maintenance: node.maintenance,
                 up: node.up,
                 machine_type: node.machine_type,
+                kernel_args: node.kernel_args.clone(),
+                kept_volumes: node.kept_volumes.clone(),
             })
+    }
+
+    /// The fake registry's installer image `repository` (`factory.talos.dev/metal-installer/<id>`,
+    /// without a tag) has these kernel arguments in its UKI command line, as the Image Factory
+    /// bakes a schematic's `extraKernelArgs` into its installers.
+    pub fn register_installer(&self, repository: &str, kernel_args: &[&str]) {
+        self.shared.state().installers.insert(
+            repository.to_owned(),
+            kernel_args.iter().map(|a| (*a).to_owned()).collect(),
+        );
+    }
+
+    /// The system volumes each accepted reset of a node wiped, in order.
+    pub fn wipes(&self, node: Ipv4Addr) -> Vec<Vec<String>> {
+        self.shared
+            .state()
+            .nodes
+            .get(&node)
+            .map(|node| node.wipes.clone())
+            .unwrap_or_default()
+    }
+
+    /// Every attempt of a node to fetch its config from its `talos.config=` URL.
+    pub fn config_fetches(&self, node: Ipv4Addr) -> Vec<ConfigFetch> {
+        self.shared
+            .state()
+            .nodes
+            .get(&node)
+            .map(|node| node.config_fetches.clone())
+            .unwrap_or_default()
     }
 
     /// The configs applied to a node, in order (cleared when a reset sends it back to

@@ -113,13 +113,39 @@ fn image_tag(image: &str) -> Result<String, Status> {
 
 /// Whether a version has the 1.13 image and lifecycle services.
 fn has_lifecycle_api(version: &str) -> bool {
-    let mut numbers = version
-        .trim_start_matches('v')
-        .split(['.', '-'])
-        .map(|part| part.parse::<u64>().unwrap_or(0));
-    let major = numbers.next().unwrap_or(0);
-    let minor = numbers.next().unwrap_or(0);
-    (major, minor) >= (1, 13)
+    crate::release_line(version) >= (1, 13)
+}
+
+/// The system volumes Talos 1.14 can put on partitions of their own.
+const PROMOTABLE_VOLUMES: [&str; 4] = ["ETCD", "CRI", "KUBELET", "LOG"];
+
+/// Checks a reset's labels as a node of `version` does (Talos's reset handler): `Unknown`, as
+/// Talos's plain errors arrive, for a label it refuses.
+fn check_wipe_labels(version: &str, dedicated: &[String], labels: &[String]) -> Result<(), Status> {
+    for label in labels {
+        match label.as_str() {
+            "STATE" | "EPHEMERAL" | "META" => {}
+            volume if PROMOTABLE_VOLUMES.contains(&volume) => {
+                if crate::release_line(version) < (1, 14) {
+                    return Err(Status::unknown(format!(
+                        "failed to reset: volume {volume:?} is not located"
+                    )));
+                }
+                let own_partition = dedicated.iter().any(|d| d == volume);
+                if !own_partition && !labels.iter().any(|l| l == "EPHEMERAL") {
+                    return Err(Status::unknown(format!(
+                        "failed to reset: volume {volume:?} resides on volume \"EPHEMERAL\", and therefore {volume:?} cannot be wiped without wiping \"EPHEMERAL\""
+                    )));
+                }
+            }
+            other => {
+                return Err(Status::unknown(format!(
+                    "failed to get volume status with label {other:?}: resource VolumeStatuses.block.talos.dev(runtime/{other}) not found"
+                )));
+            }
+        }
+    }
+    Ok(())
 }
 
 impl NodeApi {
@@ -328,6 +354,25 @@ impl MachineService for NodeApi {
         )?;
         {
             let mut state = self.shared.state();
+            let Some(node) = state.nodes.get_mut(&self.address) else {
+                return Err(Status::unavailable("the node is gone"));
+            };
+            let labels: Vec<String> = request
+                .system_partitions_to_wipe
+                .iter()
+                .map(|partition| partition.label.clone())
+                .collect();
+            check_wipe_labels(&node.version, &node.dedicated_volumes, &labels)?;
+            node.wipes.push(wiped.clone());
+            if request.reboot && wiped.iter().any(|label| label == "STATE") {
+                let kept = node
+                    .dedicated_volumes
+                    .iter()
+                    .filter(|volume| !wiped.contains(volume))
+                    .cloned()
+                    .collect();
+                node.kept_volumes = kept;
+            }
             let member = state
                 .etcd
                 .iter()
@@ -405,6 +450,7 @@ impl MachineService for NodeApi {
         let tag = image_tag(&request.image)?;
         {
             let mut state = self.shared.state();
+            let kernel_args = state.upgraded_kernel_args(self.address, &request.image);
             let Some(node) = state.nodes.get_mut(&self.address) else {
                 return Err(Status::unavailable("the node is gone"));
             };
@@ -414,6 +460,7 @@ impl MachineService for NodeApi {
                 ));
             }
             node.installed_version = Some(tag);
+            node.installed_kernel_args = Some(kernel_args);
             node.stage = "upgrading".to_owned();
         }
         self.shared
@@ -622,6 +669,7 @@ impl LifecycleService for NodeApi {
         self.enter("LifecycleService/Upgrade", format!("image {image}"), ADMIN)?;
         let exit_code = {
             let mut state = self.shared.state();
+            let kernel_args = state.upgraded_kernel_args(self.address, &image);
             let Some(node) = state.nodes.get_mut(&self.address) else {
                 return Err(Status::unavailable("the node is gone"));
             };
@@ -642,6 +690,7 @@ impl LifecycleService for NodeApi {
                 1
             } else {
                 node.installed_version = Some(image_tag(&image)?);
+                node.installed_kernel_args = Some(kernel_args);
                 0
             }
         };

@@ -192,10 +192,17 @@ fn the_getting_started_walkthrough_works_as_written() {
     let v1alpha1 = yaml.split("\n---\n").next().unwrap_or_default();
     let config: Yaml = serde_norway::from_str(v1alpha1).unwrap();
     assert_eq!(config["machine"]["type"].as_str(), Some("worker"), "{yaml}");
-    assert_eq!(
-        config["machine"]["network"]["hostname"].as_str(),
-        Some("worker-1")
-    );
+    // The node's hostname, which the service writes in the form of the config's Talos version:
+    // a HostnameConfig document from 1.12 on (the default), else machine.network.hostname.
+    let hostname_config = yaml
+        .split("\n---\n")
+        .filter_map(|doc| serde_norway::from_str::<Yaml>(doc).ok())
+        .find(|doc| doc["kind"].as_str() == Some("HostnameConfig"));
+    let hostname = match &hostname_config {
+        Some(doc) => doc["hostname"].as_str(),
+        None => config["machine"]["network"]["hostname"].as_str(),
+    };
+    assert_eq!(hostname, Some("worker-1"), "{yaml}");
     assert_eq!(
         config["machine"]["sysctls"]["vm.max_map_count"].as_str(),
         Some("262144")
@@ -223,7 +230,7 @@ fn the_getting_started_walkthrough_works_as_written() {
     // The page shows these lines of it; they must be what the node got.
     for shown in [
         "    type: worker",
-        "        hostname: worker-1",
+        "hostname: worker-1",
         "        vm.max_map_count: \"262144\"",
         "    clusterName: demo",
     ] {

@@ -46,6 +46,9 @@ pub enum JsonPatchOp {
         /// The expected value.
         value: Value,
     },
+    /// An operation Talos loads but cannot apply (an unknown `op`, a missing field): as in
+    /// talosctl it fails only when applied, after the multi-document check.
+    Invalid(JsonPatchError),
 }
 
 /// A JSON patch that is malformed or does not apply.
@@ -102,7 +105,8 @@ pub enum JsonPatchError {
     },
 }
 
-/// Reads operations from a parsed JSON array or YAML list.
+/// Reads operations from a parsed JSON array or YAML list. Only an item that is not a mapping
+/// fails here; an operation that cannot be applied becomes [`JsonPatchOp::Invalid`].
 pub(crate) fn parse_ops(items: &[Value]) -> Result<Vec<JsonPatchOp>, JsonPatchError> {
     items
         .iter()
@@ -111,48 +115,53 @@ pub(crate) fn parse_ops(items: &[Value]) -> Result<Vec<JsonPatchOp>, JsonPatchEr
             if !matches!(item, Value::Map(_)) {
                 return Err(JsonPatchError::NotAnOperation { op_idx });
             }
-            let text = |field: &'static str| {
-                item.get(field)
-                    .map(Value::to_string)
-                    .ok_or(JsonPatchError::MissingField { op_idx, field })
-            };
-            let value = || {
-                item.get("value")
-                    .cloned()
-                    .ok_or(JsonPatchError::MissingField {
-                        op_idx,
-                        field: "value",
-                    })
-            };
-            let op = text("op")?;
-            Ok(match op.as_str() {
-                "add" => JsonPatchOp::Add {
-                    path: text("path")?,
-                    value: value()?,
-                },
-                "remove" => JsonPatchOp::Remove {
-                    path: text("path")?,
-                },
-                "replace" => JsonPatchOp::Replace {
-                    path: text("path")?,
-                    value: value()?,
-                },
-                "move" => JsonPatchOp::Move {
-                    from: text("from")?,
-                    path: text("path")?,
-                },
-                "copy" => JsonPatchOp::Copy {
-                    from: text("from")?,
-                    path: text("path")?,
-                },
-                "test" => JsonPatchOp::Test {
-                    path: text("path")?,
-                    value: value()?,
-                },
-                _ => return Err(JsonPatchError::UnknownOp { op }),
-            })
+            Ok(parse_op(op_idx, item).unwrap_or_else(JsonPatchOp::Invalid))
         })
         .collect()
+}
+
+/// Reads one operation from a mapping.
+fn parse_op(op_idx: usize, item: &Value) -> Result<JsonPatchOp, JsonPatchError> {
+    let text = |field: &'static str| {
+        item.get(field)
+            .map(Value::to_string)
+            .ok_or(JsonPatchError::MissingField { op_idx, field })
+    };
+    let value = || {
+        item.get("value")
+            .cloned()
+            .ok_or(JsonPatchError::MissingField {
+                op_idx,
+                field: "value",
+            })
+    };
+    let op = text("op")?;
+    Ok(match op.as_str() {
+        "add" => JsonPatchOp::Add {
+            path: text("path")?,
+            value: value()?,
+        },
+        "remove" => JsonPatchOp::Remove {
+            path: text("path")?,
+        },
+        "replace" => JsonPatchOp::Replace {
+            path: text("path")?,
+            value: value()?,
+        },
+        "move" => JsonPatchOp::Move {
+            from: text("from")?,
+            path: text("path")?,
+        },
+        "copy" => JsonPatchOp::Copy {
+            from: text("from")?,
+            path: text("path")?,
+        },
+        "test" => JsonPatchOp::Test {
+            path: text("path")?,
+            value: value()?,
+        },
+        _ => return Err(JsonPatchError::UnknownOp { op }),
+    })
 }
 
 fn split_pointer(pointer: &str) -> Result<Vec<String>, JsonPatchError> {
@@ -247,6 +256,7 @@ pub(crate) fn apply(doc: &mut Value, ops: &[JsonPatchOp]) -> Result<(), JsonPatc
     let mut size = Size::of(doc);
     for (op_idx, op) in ops.iter().enumerate() {
         match op {
+            JsonPatchOp::Invalid(error) => return Err(error.clone()),
             JsonPatchOp::Add { path, value } => {
                 size = size.plus(Size::of(value), path.matches('/').count());
                 add(doc, path, value.clone(), "add")?;

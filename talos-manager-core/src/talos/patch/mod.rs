@@ -25,11 +25,21 @@ pub enum Patch {
     Json(Vec<JsonPatchOp>),
 }
 
-/// The documents of a strategic merge patch and the `$patch: delete` directives found in them.
+/// The documents of a strategic merge patch and the `$patch: delete` directives found in them,
+/// in the order Talos applies them: the v1alpha1 document's deletes, the v1alpha1 document,
+/// then every other delete and document in the order the patch writes them.
 #[derive(Debug, Clone, PartialEq)]
 pub struct StrategicPatch {
-    pub(crate) documents: Vec<Value>,
-    pub(crate) deletes: Vec<DeleteSelector>,
+    pub(crate) steps: Vec<PatchStep>,
+}
+
+/// One step of a strategic patch.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum PatchStep {
+    /// A `$patch: delete` directive.
+    Delete(DeleteSelector),
+    /// A document merged into the config document of the same identity, or added.
+    Merge(Value),
 }
 
 /// A patch text that cannot be loaded.
@@ -60,6 +70,23 @@ pub enum PatchApplyError {
         /// The dotted path that was to be deleted.
         path: String,
         /// The identity of the document.
+        document: String,
+    },
+    /// A `$patch: delete` target inside a named document does not exist.
+    #[error(
+        "named patch delete: document {document}: failed to delete path '{path}': lookup failed"
+    )]
+    NamedDeleteTargetMissing {
+        /// The dotted path that was to be deleted.
+        path: String,
+        /// `apiVersion/kind` of the document (Talos leaves the name out).
+        document: String,
+    },
+    /// A `$patch: delete` names a document the config does not hold (before this patch).
+    /// talosctl writes an empty `{}` document (or crashes) there; we refuse.
+    #[error("patch delete: document '{document}' is not in the machine config")]
+    DeleteDocumentMissing {
+        /// `apiVersion/kind[/name]` of the document.
         document: String,
     },
     /// A JSON patch on a multi-document config.
@@ -108,7 +135,11 @@ fn load_strategic(text: &str) -> Result<StrategicPatch, PatchLoadError> {
         })
     })?;
     let mut documents: Vec<Value> = Vec::new();
-    let mut deletes = Vec::new();
+    // Talos's config container hands the v1alpha1 document's deletes out first, then the
+    // v1alpha1 document, then the other documents and their deletes in order.
+    let mut legacy_deletes = Vec::new();
+    let mut legacy = None;
+    let mut rest = Vec::new();
     for (document_idx, doc) in raw.into_iter().enumerate() {
         if !matches!(doc, Value::Map(_)) {
             return Err(PatchLoadError::Strategic(LoadError::NotAMapping {
@@ -116,7 +147,13 @@ fn load_strategic(text: &str) -> Result<StrategicPatch, PatchLoadError> {
             }));
         }
         let (doc, doc_deletes) = strategic::extract_deletes(doc).map_err(PatchLoadError::Delete)?;
-        deletes.extend(doc_deletes);
+        for selector in doc_deletes {
+            if selector.document == LEGACY_IDENTITY {
+                legacy_deletes.push(PatchStep::Delete(selector));
+            } else {
+                rest.push(PatchStep::Delete(selector));
+            }
+        }
         let Some(doc) = doc.filter(|d| !d.is_empty_value()) else {
             continue;
         };
@@ -127,12 +164,83 @@ fn load_strategic(text: &str) -> Result<StrategicPatch, PatchLoadError> {
                 identity,
             }));
         }
-        documents.push(doc);
+        documents.push(doc.clone());
+        if identity == LEGACY_IDENTITY {
+            legacy = Some(PatchStep::Merge(doc));
+        } else {
+            rest.push(PatchStep::Merge(doc));
+        }
     }
-    if documents.is_empty() && deletes.is_empty() {
+    let mut steps = legacy_deletes;
+    steps.extend(legacy);
+    steps.extend(rest);
+    if steps.is_empty() {
         return Err(PatchLoadError::Strategic(LoadError::Empty));
     }
-    Ok(StrategicPatch { documents, deletes })
+    Ok(StrategicPatch { steps })
+}
+
+/// The identity of the v1alpha1 document.
+const LEGACY_IDENTITY: &str = "/v1alpha1";
+
+/// `talosctl machineconfig patch` failed.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum MachineConfigPatchError {
+    /// The machine config does not load.
+    #[error("the machine config does not load")]
+    Config(#[source] LoadError),
+    /// A patch does not load.
+    #[error("patch {number} does not load")]
+    LoadPatch {
+        /// The patch's position, from 1.
+        number: usize,
+        /// Why.
+        #[source]
+        source: PatchLoadError,
+    },
+    /// A patch does not apply.
+    #[error("patch {number} does not apply")]
+    ApplyPatch {
+        /// The patch's position, from 1.
+        number: usize,
+        /// Why.
+        #[source]
+        source: PatchApplyError,
+    },
+}
+
+/// `talosctl machineconfig patch FILE --patch … -o -`: the config text patched by each patch
+/// text in order (strategic merge or JSON6902, detected as talosctl does), in the canonical
+/// form. Without a patch that changes anything the text comes back as given, as talosctl
+/// prints it. Patches are not substituted: `${…}` is left as written.
+pub fn patch_machine_config(
+    config: &str,
+    patches: &[String],
+) -> Result<String, MachineConfigPatchError> {
+    let mut machine_config =
+        MachineConfig::parse(config).map_err(MachineConfigPatchError::Config)?;
+    let patches = patches
+        .iter()
+        .enumerate()
+        .map(|(idx, text)| {
+            Patch::parse(text).map_err(|source| MachineConfigPatchError::LoadPatch {
+                number: idx + 1,
+                source,
+            })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    if patches.iter().all(|p| *p == Patch::Empty) {
+        return Ok(config.to_owned());
+    }
+    for (idx, patch) in patches.iter().enumerate() {
+        machine_config.apply_patch(patch).map_err(|source| {
+            MachineConfigPatchError::ApplyPatch {
+                number: idx + 1,
+                source,
+            }
+        })?;
+    }
+    Ok(machine_config.to_yaml())
 }
 
 impl MachineConfig {

@@ -4,7 +4,7 @@
 use super::super::document::{MachineConfig, document_def, document_identity};
 use super::super::schema::{Schema, Ty};
 use super::super::yaml::Value;
-use super::{PatchApplyError, StrategicPatch};
+use super::{PatchApplyError, PatchStep, StrategicPatch};
 
 /// A `$patch: delete` directive, taken out of a patch document when it is loaded.
 #[derive(Debug, Clone, PartialEq)]
@@ -168,55 +168,86 @@ fn walk(
     Ok(())
 }
 
-/// Applies a strategic patch: its deletes first, then each document merged into the config
-/// document with the same identity, or appended.
+/// Applies a strategic patch as Talos does: each step in order; a document merges into the
+/// config document of the same identity (`apiVersion/kind[/name]`) that the config held before
+/// this patch, or is added; a delete applies only to such a document.
 pub(crate) fn apply(
     config: &mut MachineConfig,
     patch: &StrategicPatch,
 ) -> Result<(), PatchApplyError> {
-    for selector in &patch.deletes {
-        apply_delete(config, selector)?;
-    }
-    for patch_doc in &patch.documents {
-        let identity = document_identity(patch_doc);
-        match config
-            .documents
-            .iter_mut()
-            .find(|d| document_identity(d) == identity)
-        {
-            Some(doc) => {
-                let def = document_def(doc).unwrap_or(super::super::schema::LEGACY_DEF);
-                merge(doc, patch_doc, &Ty::Ref(def), "").map_err(PatchApplyError::Merge)?;
+    let mut before: Vec<String> = config.documents.iter().map(document_identity).collect();
+    for step in &patch.steps {
+        match step {
+            PatchStep::Delete(selector) => {
+                if !before.contains(&selector.document) {
+                    return Err(PatchApplyError::DeleteDocumentMissing {
+                        document: selector.document.clone(),
+                    });
+                }
+                if apply_delete(config, selector)? {
+                    before.retain(|identity| *identity != selector.document);
+                }
             }
-            None => config.documents.push(patch_doc.clone()),
+            PatchStep::Merge(patch_doc) => {
+                let identity = document_identity(patch_doc);
+                let existing = config
+                    .documents
+                    .iter_mut()
+                    .find(|d| document_identity(d) == identity)
+                    .filter(|_| before.contains(&identity));
+                match existing {
+                    Some(doc) => {
+                        let def = document_def(doc).unwrap_or(super::super::schema::LEGACY_DEF);
+                        merge(doc, patch_doc, &Ty::Ref(def), "").map_err(PatchApplyError::Merge)?;
+                    }
+                    None => config.documents.push(patch_doc.clone()),
+                }
+            }
         }
     }
     *config = MachineConfig::from_documents(std::mem::take(&mut config.documents));
     Ok(())
 }
 
+/// Applies one delete to a document the config holds; returns whether the whole document went.
 fn apply_delete(
     config: &mut MachineConfig,
     selector: &DeleteSelector,
-) -> Result<(), PatchApplyError> {
-    let missing = |path: &[String]| PatchApplyError::DeleteTargetMissing {
-        path: path.join("."),
-        document: selector.document.clone(),
+) -> Result<bool, PatchApplyError> {
+    let missing = |path: &[String]| match selector.document.splitn(3, '/').collect::<Vec<_>>()[..] {
+        [api_version, kind, _name] => PatchApplyError::NamedDeleteTargetMissing {
+            path: path.join("."),
+            document: format!("{api_version}/{kind}"),
+        },
+        _ => PatchApplyError::DeleteTargetMissing {
+            path: path.join("."),
+            document: selector.document.clone(),
+        },
     };
     let doc_idx = config
         .documents
         .iter()
         .position(|d| document_identity(d) == selector.document);
     let Some(doc_idx) = doc_idx else {
-        return Err(missing(&[]));
+        // Talos 1.14 skips a delete whose document is not in the config.
+        if config.has_typed_kubernetes_documents() {
+            return Ok(false);
+        }
+        return Err(PatchApplyError::DeleteDocumentMissing {
+            document: selector.document.clone(),
+        });
     };
     match &selector.target {
         DeleteTarget::Document => {
             config.documents.remove(doc_idx);
+            return Ok(true);
         }
         DeleteTarget::Path(path) => {
             let (last, parents) = path.split_last().ok_or_else(|| missing(path))?;
             let struct_field = is_struct_field(&config.documents[doc_idx], parents, last);
+            if unset_value_struct(&config.documents[doc_idx], parents, last) {
+                return Ok(false);
+            }
             let parent =
                 lookup_mut(&mut config.documents[doc_idx], parents).ok_or_else(|| missing(path))?;
             // Talos zeroes a field of a typed struct whether or not it is set; only a key of
@@ -239,7 +270,7 @@ fn apply_delete(
             items.remove(idx);
         }
     }
-    Ok(())
+    Ok(false)
 }
 
 /// Whether `parents.last` names a field of a typed struct (not a free-form map key) in `doc`.
@@ -257,6 +288,51 @@ fn is_struct_field(doc: &Value, parents: &[String], last: &str) -> bool {
         };
     }
     matches!(ty, Ty::Ref(name) if schema.def(name).is_some_and(|def| def.field(last).is_some()))
+}
+
+/// Whether `parents` leads through a struct-valued (not pointer) field that `doc` leaves unset
+/// to a struct field `last`: Talos zeroes the field inside the zero struct, so the delete
+/// succeeds and changes nothing (the differential test found it:
+/// `provisioning.maxSize` of a `UserVolumeConfig` without `provisioning`).
+fn unset_value_struct(doc: &Value, parents: &[String], last: &str) -> bool {
+    let schema = Schema::get();
+    let mut def = document_def(doc).unwrap_or(super::super::schema::LEGACY_DEF);
+    let mut value = Some(doc);
+    let mut crossed_unset = false;
+    for key in parents {
+        let Some(Ty::Ref(next)) = schema.def(def).and_then(|d| d.field(key)).map(|f| &f.ty) else {
+            return false;
+        };
+        value = value.and_then(|v| v.get(key));
+        if value.is_none() {
+            if !value_struct_field(def, key) {
+                return false;
+            }
+            crossed_unset = true;
+        }
+        def = next;
+    }
+    crossed_unset && schema.def(def).is_some_and(|d| d.field(last).is_some())
+}
+
+/// Struct-valued (not pointer) fields of the block documents, whose unset value is a zero
+/// struct rather than nothing (Talos's `block` package: provisioning, filesystem, encryption,
+/// mount, discovery and their selectors).
+fn value_struct_field(def: &str, field: &str) -> bool {
+    value_struct(def, field)
+        || matches!(
+            (def, field),
+            (
+                "block.UserVolumeConfigV1Alpha1",
+                "filesystem" | "encryption" | "mount"
+            ) | (
+                "block.VolumeConfigV1Alpha1"
+                    | "block.RawVolumeConfigV1Alpha1"
+                    | "block.SwapVolumeConfigV1Alpha1",
+                "encryption"
+            ) | ("block.VolumeConfigV1Alpha1", "mount")
+                | ("block.ExistingVolumeConfigV1Alpha1", "mount")
+        )
 }
 
 fn lookup_mut<'a>(value: &'a mut Value, path: &[String]) -> Option<&'a mut Value> {
@@ -303,7 +379,10 @@ fn always_replaced(def: &str, field: &str) -> bool {
     matches!(
         (def, field),
         (
-            "block.DiskSelector" | "block.VolumeSelector" | "network.LinkSelector",
+            "block.DiskSelector"
+                | "block.VolumeSelector"
+                | "network.LinkSelector"
+                | "runtime.DiskSelectorSpec",
             "match"
         ) | ("block.ProvisioningSpec", "minSize")
             | (
@@ -324,7 +403,10 @@ fn value_struct(def: &str, field: &str) -> bool {
                 | "block.RawVolumeConfigV1Alpha1"
                 | "block.SwapVolumeConfigV1Alpha1",
             "provisioning"
-        ) | ("block.ProvisioningSpec", "diskSelector")
+        ) | (
+            "block.ProvisioningSpec" | "runtime.ProvisioningSpec",
+            "diskSelector"
+        ) | ("runtime.UnattendedInstallConfigV1Alpha1", "provisioning")
             | ("block.ExistingVolumeConfigV1Alpha1", "discovery")
             | ("block.VolumeDiscoverySpec", "volumeSelector")
             | ("network.LinkAliasConfigV1Alpha1", "selector")

@@ -1,6 +1,6 @@
 //! The machine-configuration schema: field order, field types, and the emission rules of Talos.
 //!
-//! `schema.txt` is distilled from Talos's published JSON schemas (v1.10 and v1.12, MPL-2.0; see
+//! `schema.txt` is distilled from Talos's published JSON schemas (v1.10 … v1.14, MPL-2.0; see
 //! `talos-manager-core/tools/distill-schema.py` and `tests/data/talos/PROVENANCE.md`). Each
 //! `def` lists a document or struct's fields in the order Talos declares — and so emits — them.
 //! Talos behaviour the JSON schema does not carry (which fields are always written, which lists
@@ -131,7 +131,6 @@ enum Zero {
     EmptyStr,
     EmptyList,
     EmptyMap,
-    False,
     Int,
 }
 
@@ -148,7 +147,8 @@ const ALWAYS: &[(&str, &str, Zero)] = &[
     ("inline.crt_key", "key", Zero::EmptyStr),
     ("inline.crt", "crt", Zero::EmptyStr),
     ("inline.key", "key", Zero::EmptyStr),
-    ("v1alpha1.InstallConfig", "wipe", Zero::False),
+    // `*bool` without `omitempty`: an unset wipe is written as null.
+    ("v1alpha1.InstallConfig", "wipe", Zero::Null),
     ("v1alpha1.ControlPlaneConfig", "endpoint", Zero::Null),
     ("v1alpha1.ClusterNetworkConfig", "dnsDomain", Zero::EmptyStr),
     (
@@ -202,6 +202,108 @@ const ALWAYS: &[(&str, &str, Zero)] = &[
     ("v1alpha1.ClusterInlineManifest", "contents", Zero::EmptyStr),
     ("v1alpha1.ExtraHost", "ip", Zero::EmptyStr),
     ("v1alpha1.ExtraHost", "aliases", Zero::EmptyList),
+    // Talos 1.14's typed documents (fields without `omitempty`).
+    ("k8s.KubeletConfigV1Alpha1", "image", Zero::EmptyStr),
+    ("k8s.KubeletConfigV1Alpha1", "config", Zero::EmptyMap),
+    ("k8s.KubeSchedulerConfigV1Alpha1", "image", Zero::EmptyStr),
+    ("k8s.KubeSchedulerConfigV1Alpha1", "config", Zero::EmptyMap),
+    ("k8s.KubeProxyConfigV1Alpha1", "config", Zero::EmptyMap),
+    ("k8s.KubeAPIServerConfigV1Alpha1", "image", Zero::EmptyStr),
+    (
+        "k8s.KubeControllerManagerConfigV1Alpha1",
+        "image",
+        Zero::EmptyStr,
+    ),
+    ("k8s.KubeNodeConfigV1Alpha1", "nodeIP", Zero::EmptyMap),
+    (
+        "k8s.KubeClusterConfigV1Alpha1",
+        "clusterName",
+        Zero::EmptyStr,
+    ),
+    ("k8s.KubeNetworkConfigV1Alpha1", "dnsDomain", Zero::EmptyStr),
+    ("k8s.KubePrismConfigV1Alpha1", "port", Zero::Int),
+    (
+        "k8s.KubeFlannelCNIConfigV1Alpha1",
+        "backendType",
+        Zero::EmptyStr,
+    ),
+    (
+        "k8s.KubeEtcdEncryptionConfigV1Alpha1",
+        "config",
+        Zero::EmptyMap,
+    ),
+    (
+        "k8s.KubeAdmissionControlConfigV1Alpha1",
+        "name",
+        Zero::EmptyStr,
+    ),
+    (
+        "k8s.KubeAdmissionControlConfigV1Alpha1",
+        "configuration",
+        Zero::EmptyMap,
+    ),
+    (
+        "k8s.KubeAuditPolicyConfigV1Alpha1",
+        "configuration",
+        Zero::EmptyMap,
+    ),
+    (
+        "k8s.KubeAuthenticationConfigV1Alpha1",
+        "configuration",
+        Zero::EmptyMap,
+    ),
+    ("k8s.KubeAuthorizerConfigV1Alpha1", "name", Zero::EmptyStr),
+    ("k8s.KubeAuthorizerConfigV1Alpha1", "type", Zero::EmptyStr),
+    (
+        "k8s.KubeServiceAccountConfigV1Alpha1",
+        "issuer",
+        Zero::EmptyMap,
+    ),
+    (
+        "k8s.IssuerServiceAccountConfig",
+        "privateKey",
+        Zero::EmptyStr,
+    ),
+    (
+        "k8s.KubeExternalManifestConfigV1Alpha1",
+        "name",
+        Zero::EmptyStr,
+    ),
+    (
+        "k8s.KubeInlineManifestConfigV1Alpha1",
+        "name",
+        Zero::EmptyStr,
+    ),
+    (
+        "k8s.KubeInlineManifestConfigV1Alpha1",
+        "manifest",
+        Zero::EmptyStr,
+    ),
+    (
+        "runtime.UnattendedInstallConfigV1Alpha1",
+        "installer",
+        Zero::EmptyMap,
+    ),
+    (
+        "runtime.UnattendedInstallConfigV1Alpha1",
+        "provisioning",
+        Zero::EmptyMap,
+    ),
+    (
+        "cluster.DiscoveryIdentityConfigV1Alpha1",
+        "clusterID",
+        Zero::EmptyStr,
+    ),
+    (
+        "cluster.DiscoveryIdentityConfigV1Alpha1",
+        "clusterSecret",
+        Zero::EmptyStr,
+    ),
+    (
+        "cluster.DiscoveryServiceConfigV1Alpha1",
+        "name",
+        Zero::EmptyStr,
+    ),
 ];
 
 fn always(def: &str, field: &str) -> Option<Zero> {
@@ -431,7 +533,6 @@ fn canonical_struct(def: &Def, map: &[(String, Value)]) -> Value {
                         (Zero::EmptyStr, _) => Value::str(""),
                         (Zero::EmptyList, _) => Value::Seq(Vec::new()),
                         (Zero::EmptyMap, _) => Value::Map(Vec::new()),
-                        (Zero::False, _) => Value::Bool(false),
                         (Zero::Int, _) => Value::Int(0),
                     };
                     out.push((field.name.to_owned(), value));

@@ -17,6 +17,22 @@ pub fn emit_document(value: &Value) -> String {
     out
 }
 
+thread_local! {
+    /// Whether YAML 1.1 compatibility strings get single quotes (see [`emit_documents_v4`]).
+    static SINGLE_QUOTE_COMPAT: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Emits several documents as [`emit_documents`] does, but quoting the way go.yaml.in/yaml/v4
+/// v4.0.0-rc.6 (Talos 1.14's encoder) does: strings that are plain strings in YAML 1.2 but were
+/// booleans, base-60 numbers or the merge key in YAML 1.1 (`off`, `yes`, `1:20`, `<<`) get
+/// single quotes instead of go-yaml v3's double quotes.
+pub fn emit_documents_v4(documents: &[Value]) -> String {
+    SINGLE_QUOTE_COMPAT.with(|flag| flag.set(true));
+    let out = emit_documents(documents);
+    SINGLE_QUOTE_COMPAT.with(|flag| flag.set(false));
+    out
+}
+
 /// Emits several documents separated by `---` lines, as Talos joins a multi-document config.
 pub fn emit_documents(documents: &[Value]) -> String {
     let mut out = String::new();
@@ -207,6 +223,9 @@ fn string_style(s: &str) -> Style {
             Style::DoubleQuoted
         };
     }
+    if SINGLE_QUOTE_COMPAT.with(std::cell::Cell::get) && is_yaml11_compat_string(s) {
+        return Style::SingleQuoted;
+    }
     if resolves_to_non_string(s) {
         return Style::DoubleQuoted;
     }
@@ -228,6 +247,16 @@ fn is_special_char(c: char) -> bool {
         '\u{feff}' | '\u{2028}' | '\u{2029}' => true,
         c => c.is_control(),
     }
+}
+
+/// Strings yaml/v4 rc.6 quotes only for YAML 1.1 readers: its `isOldBool`, `isBase60Float`
+/// and `looksLikeMerge`.
+fn is_yaml11_compat_string(s: &str) -> bool {
+    const OLD: &[&str] = &[
+        "y", "Y", "yes", "Yes", "YES", "n", "N", "no", "No", "NO", "on", "On", "ON", "off", "Off",
+        "OFF", "<<",
+    ];
+    OLD.contains(&s) || is_base60_float(s)
 }
 
 /// Whether a plain scalar would read back as something other than this string.
@@ -524,6 +553,22 @@ mod tests {
         let mut out = String::new();
         write_string(s, 4, 0, &mut out);
         assert_eq!(out, expect, "emitting {s:?}");
+    }
+
+    #[test]
+    fn yaml_v4_single_quotes_yaml_1_1_words_only() {
+        let doc = Value::Map(
+            ["off", "yes", "1:20", "<<", "true", "", "262144", "plain"]
+                .iter()
+                .map(|s| ((*s).to_owned(), Value::str(*s)))
+                .collect(),
+        );
+        assert_eq!(
+            emit_documents_v4(std::slice::from_ref(&doc)),
+            "'off': 'off'\n'yes': 'yes'\n'1:20': '1:20'\n'<<': '<<'\n\"true\": \"true\"\n\"\": \"\"\n\"262144\": \"262144\"\nplain: plain\n"
+        );
+        // The flag is reset: go-yaml v3 quoting again.
+        assert_eq!(emit_scalar("off"), "\"off\"");
     }
 
     #[test]

@@ -6,7 +6,7 @@
 
 mod emit;
 
-pub use emit::{emit_document, emit_documents, emit_scalar, natural_less};
+pub use emit::{emit_document, emit_documents, emit_documents_v4, emit_scalar, natural_less};
 
 use std::fmt;
 

@@ -169,7 +169,7 @@ async fn injects_talos_config_into_a_custom_image() {
     assert_eq!(kernel_lines.len(), 3);
     for line in kernel_lines {
         assert!(
-            line.ends_with(r" talos.config=https://tm.example/config?uuid=\${uuid}"),
+            line.ends_with(r" talos.config=https://tm.example/config?uuid=\$\{uuid\}"),
             "{line}"
         );
         assert_eq!(line.matches("talos.config=").count(), 1, "{line}");

@@ -10,7 +10,7 @@ const RESET_PROFILES = [
   {
     value: "maintenance",
     label: "Back to maintenance",
-    text: "Wipes the STATE and EPHEMERAL partitions and reboots: Talos stays installed and comes back in maintenance mode, asking for a config.",
+    text: "Wipes the STATE and EPHEMERAL partitions (from Talos 1.14 also the ETCD, CRI, KUBELET and LOG volumes) and reboots: Talos stays installed and comes back in maintenance mode, asking for a config.",
     confirm: "back to maintenance",
   },
   {
@@ -33,15 +33,17 @@ function openJob(job) {
 }
 
 /**
- * A select of the Talos versions the Image Factory builds, with the settings' default version
- * chosen (and listed even when the factory is unreachable).
+ * A select of the Talos versions: the settings' default (chosen), every release talos-manager
+ * generates configs for (`/talos-versions/supported`, the engine's contract list), then the
+ * others the Image Factory builds; the first two even when the factory is unreachable.
  */
 export async function talosVersionSelect() {
-  const [versions, settings] = await Promise.all([
+  const [versions, supported, settings] = await Promise.all([
     api("GET", "/talos-versions").catch(() => ({ versions: [] })),
+    api("GET", "/talos-versions/supported").catch(() => ({ versions: [] })),
     api("GET", "/settings"),
   ]);
-  const list = versions.versions.includes(settings.talos_version) ? versions.versions : [settings.talos_version, ...versions.versions];
+  const list = [...new Set([settings.talos_version, ...supported.versions.map((version) => version.release), ...versions.versions])];
   return h("select", { name: "talos_version" }, list.map((item) => h("option", { value: item, selected: item === settings.talos_version }, item)));
 }
 

@@ -124,6 +124,20 @@ export function clearIssues(form) {
   }
 }
 
+/**
+ * Talos's warnings about what a form saved (deprecated fields, each with its path), shown apart
+ * from issues: the save succeeded. Nothing when there are none.
+ */
+export function formWarnings(warnings, message) {
+  if (!warnings?.length) return null;
+  return h(
+    "div",
+    { class: "form-warnings", role: "status" },
+    h("p", {}, message),
+    h("ul", {}, warnings.map((warning) => h("li", {}, warning.path ? [h("code", { class: "path" }, warning.path), " "] : null, warning.message))),
+  );
+}
+
 /** The place a form shows issues that belong to no field (put it at the top of the form). */
 export function formIssues() {
   return h("div", { class: "form-issues", role: "alert", hidden: true });
