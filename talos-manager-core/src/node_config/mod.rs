@@ -399,8 +399,12 @@ fn check_one(
     };
     match ConfigEngine::generate(&input, secrets) {
         Ok(yaml) => {
-            let mut report =
-                validate_report(&yaml, ValidationMode::Metal, false, input.options.talos_version);
+            let mut report = validate_report(
+                &yaml,
+                ValidationMode::Metal,
+                false,
+                input.options.talos_version,
+            );
             for issue in &mut report.errors {
                 // Talos's words, then how to write it for this version.
                 if issue.path == "machine.network.hostname" && talos_version.multi_document() {

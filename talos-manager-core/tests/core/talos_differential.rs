@@ -340,7 +340,8 @@ fn push_validate(
     version: TalosVersion,
 ) {
     for strict in [true, false] {
-        requests.push(json!({"op": "validate", "config": config, "mode": "metal", "strict": strict}));
+        requests
+            .push(json!({"op": "validate", "config": config, "mode": "metal", "strict": strict}));
         ours.push(validate_check(
             validate_report(config, ValidationMode::Metal, strict, version),
             strict,
