@@ -11,7 +11,9 @@
 //!   kubeconfig.
 //! - [`installer`]: the rescue-mode installer: SSH to a rescue system, probe its disks and
 //!   SMBIOS UUID, plan and run the wipe, the image write, grub.cfg injection and the reboot.
-//! - [`bootstrap`]: a stored server's bootstrap request: disk, image and `talos.config=` URL.
+//! - [`bootstrap`]: a stored server's bootstrap request: disk, image and `talos.config=` URL;
+//!   the bootstrap choices and their defaults, and the one schematic rule
+//!   ([`bootstrap::effective_schematic`]).
 //! - [`rescue`]: entering the provider's rescue system with our key, recorded on the server.
 //! - [`server_state`]: a server's state (`in rescue`, `installing 42 %`, `in cluster`, …).
 //! - [`api_token`]: bearer tokens for the admin API, stored as hashes.
