@@ -5,6 +5,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use sha2::{Digest as _, Sha256};
 
 use crate::Secret;
+use crate::random::{RandomError, SystemRandom, random_bytes};
 
 /// The prefix of every token, so a leaked one is recognisable (and greppable in logs).
 pub const TOKEN_PREFIX: &str = "tm_";
@@ -18,15 +19,13 @@ pub struct NewApiToken {
     pub hash: String,
 }
 
-/// Why no token could be made.
-#[derive(Debug, thiserror::Error)]
-#[error("the operating system's random number generator failed")]
-pub struct RandomError(#[source] getrandom::Error);
-
 /// Makes a new random token (256 bits).
+///
+/// # Errors
+///
+/// [`RandomError`] when the operating system's random generator fails.
 pub fn generate_api_token() -> Result<NewApiToken, RandomError> {
-    let mut bytes = [0u8; 32];
-    getrandom::fill(&mut bytes).map_err(RandomError)?;
+    let bytes = random_bytes::<32>(&mut SystemRandom)?;
     let token = format!("{TOKEN_PREFIX}{}", URL_SAFE_NO_PAD.encode(bytes));
     let hash = hash_api_token(&token);
     Ok(NewApiToken {

@@ -6,18 +6,58 @@
 use crate::ids::{SchematicId, ServerId};
 use crate::installer::{BlockDevice, BootstrapRequest, ImageSource, parse_lsblk};
 use crate::provider::Architecture;
-use crate::store::{Store, StoreError};
+use crate::store::{Server, Settings, Store, StoreError};
 
 /// What a user may choose for a bootstrap; everything else comes from the server and settings.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+///
+/// The defaults are applied in one place, [`bootstrap_request`]; the HTTP API, the CLI and the
+/// Terraform provider only pass the choices on. Serialised as a bootstrap job's arguments
+/// (absent choices are left out).
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct BootstrapChoices {
     /// The target disk: a WWID (`eui.…`, `naa.…`, `0x…`) or a device (`/dev/nvme0n1`,
     /// `nvme0n1`). Default: the first disk that is not a RAID member.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub disk: Option<String>,
     /// The Talos version, `vX.Y.Z`. Default: the settings' version.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub talos_version: Option<String>,
-    /// The schematic. Default: the server's, else the settings' default.
+    /// The schematic. Default: [`effective_schematic`]: the server's, else the settings'
+    /// default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub schematic_id: Option<SchematicId>,
+}
+
+impl BootstrapChoices {
+    /// The choices of a request, where a blank disk or version means "no choice": the default
+    /// applies.
+    pub fn from_request(
+        disk: Option<String>,
+        talos_version: Option<String>,
+        schematic_id: Option<SchematicId>,
+    ) -> BootstrapChoices {
+        let given = |text: Option<String>| text.filter(|text| !text.trim().is_empty());
+        BootstrapChoices {
+            disk: given(disk),
+            talos_version: given(talos_version),
+            schematic_id,
+        }
+    }
+}
+
+/// The schematic a server's Talos image is built from: the one `chosen` for this operation,
+/// else the server's own, else the settings' default; `None` when there is none of them.
+///
+/// This is the one rule for it: bootstrap, rolling upgrades and the upgrade runbook all ask
+/// here.
+pub fn effective_schematic(
+    chosen: Option<SchematicId>,
+    server: &Server,
+    settings: &Settings,
+) -> Option<SchematicId> {
+    chosen
+        .or(server.schematic_id)
+        .or(settings.default_schematic_id)
 }
 
 /// Where images and configs come from, from the service's configuration.
@@ -125,10 +165,7 @@ pub async fn bootstrap_request(
     let image = match custom {
         Some(url) => ImageSource::Custom { url },
         None => {
-            let schematic_id = choices
-                .schematic_id
-                .or(server.schematic_id)
-                .or(settings.default_schematic_id)
+            let schematic_id = effective_schematic(choices.schematic_id, &server, &settings)
                 .ok_or(BootstrapPlanError::NoImage { architecture })?;
             let schematic = store.get_schematic(schematic_id).await?;
             let factory_id = schematic

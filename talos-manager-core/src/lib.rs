@@ -11,10 +11,13 @@
 //!   kubeconfig.
 //! - [`installer`]: the rescue-mode installer: SSH to a rescue system, probe its disks and
 //!   SMBIOS UUID, plan and run the wipe, the image write, grub.cfg injection and the reboot.
-//! - [`bootstrap`]: a stored server's bootstrap request: disk, image and `talos.config=` URL.
+//! - [`bootstrap`]: a stored server's bootstrap request: disk, image and `talos.config=` URL;
+//!   the bootstrap choices and their defaults, and the one schematic rule
+//!   ([`bootstrap::effective_schematic`]).
 //! - [`rescue`]: entering the provider's rescue system with our key, recorded on the server.
 //! - [`server_state`]: a server's state (`in rescue`, `installing 42 %`, `in cluster`, …).
 //! - [`api_token`]: bearer tokens for the admin API, stored as hashes.
+//! - [`random`]: the one random source (key material, tokens, ids), which fails loudly.
 //! - [`node_config`]: the machine config a server is served, from what is stored.
 //! - [`node_identity`]: a node's machine type, hostname and private IP, and their conventions.
 //! - [`node_labels`]: Kubernetes labels and taints of label and taint rules.
@@ -51,6 +54,7 @@ pub mod node_config;
 pub mod node_identity;
 pub mod node_labels;
 pub mod provider;
+pub mod random;
 pub mod rescue;
 pub mod runbooks;
 pub mod server_state;

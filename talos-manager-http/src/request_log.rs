@@ -4,8 +4,9 @@
 
 use std::time::Instant;
 
-use poem::http::HeaderValue;
+use poem::http::{HeaderValue, StatusCode};
 use poem::{Endpoint, IntoResponse as _, Request, Response};
+use talos_manager_core::random::{RandomError, SystemRandom, random_bytes};
 use tracing::Instrument as _;
 
 use crate::metrics::{Metrics, RequestLabels, RouteLabel};
@@ -23,7 +24,8 @@ fn route_group(path: &str) -> &'static str {
     }
 }
 
-fn request_id(request: &Request) -> String {
+/// The request's id: the caller's `x-request-id` when it is sane, else 16 random hex digits.
+fn request_id(request: &Request) -> Result<String, RandomError> {
     let given = request
         .headers()
         .get(REQUEST_ID)
@@ -35,12 +37,11 @@ fn request_id(request: &Request) -> String {
                     .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
         });
     match given {
-        Some(id) => id.to_owned(),
-        None => {
-            let mut bytes = [0u8; 8];
-            let _ = getrandom::fill(&mut bytes);
-            bytes.iter().map(|b| format!("{b:02x}")).collect()
-        }
+        Some(id) => Ok(id.to_owned()),
+        None => Ok(random_bytes::<8>(&mut SystemRandom)?
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()),
     }
 }
 
@@ -49,7 +50,17 @@ pub(crate) async fn log_request<E: Endpoint>(next: E, request: Request) -> poem:
     let metrics = request
         .data::<crate::AppState>()
         .map(|state| state.metrics.clone());
-    let id = request_id(&request);
+    let id = match request_id(&request) {
+        Ok(id) => id,
+        // Without randomness the service cannot tell requests apart (nor make tokens or keys):
+        // say so instead of logging under a made-up id.
+        Err(error) => {
+            tracing::error!(%error, "no request id");
+            return Ok(Response::builder()
+                .status(StatusCode::INTERNAL_SERVER_ERROR)
+                .body(error.to_string()));
+        }
+    };
     let method = method_label(request.method());
     let path = request.uri().path().to_owned();
     let span = tracing::info_span!("request", request_id = %id, %method, %path);

@@ -45,6 +45,9 @@ pub enum ServeError {
     /// The Image Factory client could not be made.
     #[error("failed to set up the image factory client")]
     ImageFactory(#[source] talos_manager_core::ImageFactoryError),
+    /// The worker's id could not be made.
+    #[error("failed to make the job worker's id")]
+    WorkerId(#[source] talos_manager_core::random::RandomError),
     /// The server failed while running.
     #[error("the HTTP server failed")]
     Server(#[source] std::io::Error),
@@ -174,7 +177,8 @@ pub async fn serve(config: ServiceConfig) -> Result<(), ServeError> {
         sync_job = sync_job.with_prober(std::sync::Arc::new(prober));
     }
     let lifecycle = crate::jobs::LifecycleSettings::from_config(&config, providers.clone());
-    let worker = Worker::new(queue.clone(), Worker::unique_id())
+    let worker_id = Worker::unique_id().map_err(ServeError::WorkerId)?;
+    let worker = Worker::new(queue.clone(), worker_id)
         .metrics(metrics)
         .register(sync_job)
         .register(

@@ -15,7 +15,7 @@ pub enum TokenError {
     Store(#[from] StoreError),
     /// No randomness.
     #[error(transparent)]
-    Random(#[from] talos_manager_core::api_token::RandomError),
+    Random(#[from] talos_manager_core::random::RandomError),
     /// The first start's token file could not be written.
     #[error("failed to write the first API token to {}", path.display())]
     File {

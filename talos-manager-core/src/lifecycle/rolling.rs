@@ -43,6 +43,7 @@ use super::{
     ClusterAccess, ClusterApisError, LifecycleContext, NodeRef, NodeRefError, NodeRole,
     cluster_access, cluster_nodes, resolve_node_name,
 };
+use crate::bootstrap::effective_schematic;
 use crate::error_chain;
 use crate::ids::{ClusterId, ServerId};
 use crate::image_factory::{
@@ -287,7 +288,7 @@ pub async fn plan_rolling(
         let (schematic, installer) = match action {
             RollingAction::Reboot => (None, None),
             RollingAction::Upgrade { talos_version } => {
-                let factory_id = match server.schematic_id.or(settings.default_schematic_id) {
+                let factory_id = match effective_schematic(None, server, &settings) {
                     Some(id) => {
                         let schematic = store.get_schematic(id).await?.fields;
                         if schematic.factory_id.is_some()

@@ -169,9 +169,9 @@ pub enum ProviderError {
     /// The text given as our SSH public key is not an OpenSSH public key.
     #[error("the SSH public key is not a valid OpenSSH public key")]
     InvalidSshKey {
-        /// What the parser said.
+        /// What the parser said (boxed: ssh-key's error is large, and this one is rare).
         #[source]
-        source: ssh_key::Error,
+        source: Box<russh::keys::ssh_key::Error>,
     },
     /// The id is not a valid server id for this provider (both use decimal integers).
     #[error("{server_id:?} is not a {provider} server id")]

@@ -1,7 +1,7 @@
 //! [`SshPublicKey`]: our SSH public key with the fingerprints Hetzner shows for it.
 
 use md5::{Digest, Md5};
-use ssh_key::{HashAlg, PublicKey};
+use russh::keys::{HashAlg, PublicKey};
 
 use super::ProviderError;
 
@@ -33,11 +33,16 @@ pub struct SshPublicKey {
 impl SshPublicKey {
     /// Parses an OpenSSH public key line (`ssh-ed25519 AAAA… comment`).
     pub fn parse(openssh: &str) -> Result<Self, ProviderError> {
-        let public_key = PublicKey::from_openssh(openssh.trim())
-            .map_err(|source| ProviderError::InvalidSshKey { source })?;
+        let public_key = PublicKey::from_openssh(openssh.trim()).map_err(|source| {
+            ProviderError::InvalidSshKey {
+                source: Box::new(source),
+            }
+        })?;
         let blob = public_key
             .to_bytes()
-            .map_err(|source| ProviderError::InvalidSshKey { source })?;
+            .map_err(|source| ProviderError::InvalidSshKey {
+                source: Box::new(source),
+            })?;
         let md5_fingerprint = Md5::digest(&blob)
             .iter()
             .map(|byte| format!("{byte:02x}"))

@@ -61,6 +61,7 @@ mod volume;
 pub mod yaml;
 
 pub use crate::Issue;
+pub use crate::random::{RandomError, RandomSource, SystemRandom};
 pub(crate) use client_config::admin_client_certificate;
 pub use client_config::{
     ClientConfigError, admin_kubeconfig, os_admin_client_certificate, talosconfig,
@@ -81,26 +82,6 @@ pub use validate::{ValidationMode, ValidationReport, validate, validate_for, val
 pub use volume::{
     EphemeralDisk, EphemeralDiskError, append_volume_config, ephemeral_volume_config,
 };
-
-/// A source of cryptographically secure random bytes.
-pub trait RandomSource {
-    /// Fills `dest` with random bytes.
-    fn fill_bytes(&mut self, dest: &mut [u8]);
-}
-
-/// The operating system's random generator (through aws-lc).
-#[derive(Debug, Clone, Copy, Default)]
-pub struct SystemRandom;
-
-impl RandomSource for SystemRandom {
-    fn fill_bytes(&mut self, dest: &mut [u8]) {
-        // aws-lc's generator only fails when the OS has no entropy source at all, which no
-        // supported platform lacks.
-        if aws_lc_rs::rand::fill(dest).is_err() {
-            dest.fill(0);
-        }
-    }
-}
 
 /// Formats issues as talosctl prints a multi-error:
 /// `2 errors occurred:\n\t* first\n\t* second` (without the trailing blank line).

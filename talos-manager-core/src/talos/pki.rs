@@ -54,6 +54,9 @@ pub enum PkiError {
         /// What was being done.
         operation: &'static str,
     },
+    /// The random source failed, so no key or serial number was made.
+    #[error(transparent)]
+    Random(#[from] crate::random::RandomError),
 }
 
 /// PEM labels Talos accepts for private keys.
@@ -156,7 +159,7 @@ fn new_key(
     match algorithm {
         KeyAlgorithm::Ed25519 => {
             let mut seed = [0u8; 32];
-            rng.fill_bytes(&mut seed);
+            rng.fill_bytes(&mut seed)?;
             let pair =
                 Ed25519KeyPair::from_seed_unchecked(&seed).map_err(|_| crypto("ed25519 key"))?;
             let pkcs8 = pair.to_pkcs8v1().map_err(|_| crypto("ed25519 pkcs8"))?;
@@ -170,7 +173,7 @@ fn new_key(
             // A random scalar is out of range with negligible probability; draw again then.
             for _ in 0..16 {
                 let mut scalar = [0u8; 32];
-                rng.fill_bytes(&mut scalar);
+                rng.fill_bytes(&mut scalar)?;
                 let Ok(private) =
                     agreement::PrivateKey::from_private_key(&agreement::ECDH_P256, &scalar)
                 else {
@@ -193,11 +196,11 @@ fn new_key(
 }
 
 /// A random positive 128-bit serial number, without leading zero bytes.
-fn serial(rng: &mut dyn RandomSource) -> SerialNumber {
+fn serial(rng: &mut dyn RandomSource) -> Result<SerialNumber, PkiError> {
     let mut bytes = [0u8; 16];
-    rng.fill_bytes(&mut bytes);
+    rng.fill_bytes(&mut bytes)?;
     let first = bytes.iter().position(|b| *b != 0).unwrap_or(15);
-    SerialNumber::from_slice(&bytes[first..])
+    Ok(SerialNumber::from_slice(&bytes[first..]))
 }
 
 fn organizations(orgs: &[&str]) -> DistinguishedName {
@@ -222,7 +225,7 @@ pub(crate) fn self_signed_ca(
     params.distinguished_name = organizations(organization.as_slice());
     params.not_before = not_before;
     params.not_after = not_after;
-    params.serial_number = Some(serial(rng));
+    params.serial_number = Some(serial(rng)?);
     params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
     params.key_usages = vec![
         KeyUsagePurpose::DigitalSignature,
@@ -267,7 +270,7 @@ pub(crate) fn client_certificate(
     params.distinguished_name = name;
     params.not_before = not_before;
     params.not_after = not_after;
-    params.serial_number = Some(serial(rng));
+    params.serial_number = Some(serial(rng)?);
     params.key_usages = subject.key_usages.to_vec();
     params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
     params.use_authority_key_identifier_extension = true;

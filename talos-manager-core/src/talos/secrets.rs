@@ -10,6 +10,7 @@ use time::{Duration, OffsetDateTime};
 use super::pki::{self, CertAndKey, KeyAlgorithm, PkiError};
 use super::yaml::{self, Value};
 use super::{Issue, RandomSource, format_issues};
+use crate::random::{RandomError, random_bytes};
 
 /// A cluster's secrets bundle, as `talosctl gen secrets` writes it.
 ///
@@ -71,6 +72,9 @@ pub enum SecretsError {
         #[source]
         source: PkiError,
     },
+    /// The random source failed, so no secret was made.
+    #[error(transparent)]
+    Random(#[from] crate::random::RandomError),
 }
 
 /// Validity of the CAs in a bundle: 87 600 hours.
@@ -228,12 +232,12 @@ impl SecretsBundle {
         Ok(SecretsBundle {
             // Standard base64, as talosctl 1.14 writes it (`cluster.ClusterIDEncoding`;
             // earlier releases used the URL alphabet, which every release still reads).
-            cluster_id: STANDARD.encode(random_bytes::<32>(rng)),
-            cluster_secret: STANDARD.encode(random_bytes::<32>(rng)),
-            bootstrap_token: random_token(rng),
-            secretbox_encryption_secret: Some(STANDARD.encode(random_bytes::<32>(rng))),
+            cluster_id: STANDARD.encode(random_bytes::<32>(rng)?),
+            cluster_secret: STANDARD.encode(random_bytes::<32>(rng)?),
+            bootstrap_token: random_token(rng)?,
+            secretbox_encryption_secret: Some(STANDARD.encode(random_bytes::<32>(rng)?)),
             aescbc_encryption_secret: None,
-            trustd_token: random_token(rng),
+            trustd_token: random_token(rng)?,
             etcd,
             k8s,
             k8s_aggregator,
@@ -294,26 +298,20 @@ impl SecretsBundle {
     }
 }
 
-fn random_bytes<const N: usize>(rng: &mut dyn RandomSource) -> [u8; N] {
-    let mut bytes = [0u8; N];
-    rng.fill_bytes(&mut bytes);
-    bytes
-}
-
 /// A kubeadm-style token: 6 and 16 characters of `[a-z0-9]` joined by a dot. Each character
 /// comes from one random byte; bytes of 252 and above are drawn again so every character is
 /// equally likely.
-fn random_token(rng: &mut dyn RandomSource) -> String {
+fn random_token(rng: &mut dyn RandomSource) -> Result<String, RandomError> {
     const ALPHABET: &[u8] = b"0123456789abcdefghijklmnopqrstuvwxyz";
-    let mut pick = |n: usize| -> String {
+    let mut pick = |n: usize| -> Result<String, RandomError> {
         let mut out = String::with_capacity(n);
         while out.len() < n {
-            let [byte] = random_bytes::<1>(rng);
+            let [byte] = random_bytes::<1>(rng)?;
             if byte < 252 {
                 out.push(char::from(ALPHABET[usize::from(byte) % ALPHABET.len()]));
             }
         }
-        out
+        Ok(out)
     };
-    format!("{}.{}", pick(6), pick(16))
+    Ok(format!("{}.{}", pick(6)?, pick(16)?))
 }

@@ -295,10 +295,20 @@ fn the_governor_moves_from_the_config_to_the_schematic_on_talos_1_12() {
     for install_image in install_images().iter().filter(|i| minor_of(i) >= 12) {
         let error = check_config_template(&config_with(&recipe, install_image), &secrets())
             .expect_err("refused on 1.12+");
+        // 1.12 and 1.13 name the UKI rule; 1.14 installs from an UnattendedInstallConfig
+        // document and refuses any `machine.install` next to it.
+        let expected = if minor_of(install_image) >= 14 {
+            "machine.install: UnattendedInstallConfig config is incompatible with v1alpha1 \
+             config (.machine.install)"
+        } else {
+            "machine.install.extraKernelArgs: install.extraKernelArgs and \
+             install.grubUseUKICmdline can't be used together"
+        };
         assert!(
-            error.issues.iter().any(|issue| issue.to_string()
-                == "machine.install.extraKernelArgs: install.extraKernelArgs and \
-                    install.grubUseUKICmdline can't be used together"),
+            error
+                .issues
+                .iter()
+                .any(|issue| issue.to_string() == expected),
             "{install_image}: {error:?}"
         );
     }

@@ -362,7 +362,10 @@ fn secrets_bundle_round_trips_and_reports_every_problem() {
 struct TestRandom(u64);
 
 impl talos_manager_core::talos::RandomSource for TestRandom {
-    fn fill_bytes(&mut self, dest: &mut [u8]) {
+    fn fill_bytes(
+        &mut self,
+        dest: &mut [u8],
+    ) -> Result<(), talos_manager_core::talos::RandomError> {
         for byte in dest {
             self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
             let mut z = self.0;
@@ -370,7 +373,95 @@ impl talos_manager_core::talos::RandomSource for TestRandom {
             z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
             *byte = (z ^ (z >> 31)) as u8;
         }
+        Ok(())
     }
+}
+
+/// A deterministic source that fails from its `fail_at`-th draw on (counting from 0), as an
+/// operating system generator without entropy would.
+struct FailingRandom {
+    inner: TestRandom,
+    draws: usize,
+    fail_at: usize,
+}
+
+impl FailingRandom {
+    fn new(fail_at: usize) -> FailingRandom {
+        FailingRandom {
+            inner: TestRandom(3),
+            draws: 0,
+            fail_at,
+        }
+    }
+}
+
+impl talos_manager_core::talos::RandomSource for FailingRandom {
+    fn fill_bytes(
+        &mut self,
+        dest: &mut [u8],
+    ) -> Result<(), talos_manager_core::talos::RandomError> {
+        let draw = self.draws;
+        self.draws += 1;
+        if draw >= self.fail_at {
+            return Err(talos_manager_core::talos::RandomError);
+        }
+        self.inner.fill_bytes(dest)
+    }
+}
+
+/// An error and its causes, joined as the service logs them.
+fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+#[test]
+fn a_failing_random_source_is_an_error_never_a_weak_secret() {
+    use talos_manager_core::talos::talosconfig;
+    let mut counting = FailingRandom::new(usize::MAX);
+    SecretsBundle::generate(fixed_now(), &mut counting).unwrap();
+    let draws = counting.draws;
+    // The first CA key, the first serial number, and the last token character.
+    for (fail_at, expected) in [
+        (
+            0,
+            "failed to generate etcd ca: the operating system's random number generator failed",
+        ),
+        (
+            1,
+            "failed to generate etcd ca: the operating system's random number generator failed",
+        ),
+        (
+            draws - 1,
+            "the operating system's random number generator failed",
+        ),
+    ] {
+        let error = SecretsBundle::generate(fixed_now(), &mut FailingRandom::new(fail_at))
+            .expect_err("a bundle made without randomness");
+        assert_eq!(error_chain(&error), expected, "failing at draw {fail_at}");
+    }
+
+    let bundle =
+        SecretsBundle::parse(&read(&data_dir().join("secrets/original-app-secrets.yaml"))).unwrap();
+    let error = talosconfig(
+        &bundle,
+        "demo",
+        &[],
+        &[],
+        fixed_now(),
+        &mut FailingRandom::new(0),
+    )
+    .expect_err("a client certificate made without randomness");
+    assert_eq!(
+        error_chain(&error),
+        "failed to issue the talos api client certificate: the operating system's random number generator failed"
+    );
 }
 
 fn fixed_now() -> time::OffsetDateTime {

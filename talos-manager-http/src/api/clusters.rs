@@ -6,10 +6,7 @@ use poem_openapi::param::{Path, Query};
 use poem_openapi::payload::{Json, PlainText};
 use poem_openapi::{ApiResponse, OpenApi};
 use talos_manager_api_types::{ClusterBody, ClusterView};
-use talos_manager_core::clusters::{
-    ClusterAccessError, ClusterSecretsError, cluster_kubeconfig, cluster_secrets,
-    cluster_talosconfig,
-};
+use talos_manager_core::clusters::{cluster_kubeconfig, cluster_secrets, cluster_talosconfig};
 use talos_manager_core::ids::{ClusterId, VswitchId};
 use talos_manager_core::store::{Cluster, ClusterFields};
 use talos_manager_core::{Secret, Store};
@@ -66,17 +63,7 @@ async fn secrets_for(given: Option<String>) -> ApiResult<Secret<String>> {
     tokio::task::spawn_blocking(move || cluster_secrets(given.as_deref()))
         .await
         .map_err(|error| ApiError::internal(&error))?
-        .map_err(|error| match error {
-            ClusterSecretsError::Invalid(invalid) => invalid.into(),
-            other => ApiError::internal(&other),
-        })
-}
-
-fn access_error(error: ClusterAccessError) -> ApiError {
-    match error {
-        ClusterAccessError::Store(error) => error.into(),
-        other => ApiError::internal(&other),
-    }
+        .map_err(ApiError::from)
 }
 
 pub(crate) struct ClustersApi;
@@ -199,9 +186,7 @@ impl ClustersApi {
         id: Path<String>,
     ) -> ApiResult<YamlFile> {
         let id = parse_id("cluster", &id, ClusterId)?;
-        let talosconfig = cluster_talosconfig(&state.store, id)
-            .await
-            .map_err(access_error)?;
+        let talosconfig = cluster_talosconfig(&state.store, id).await?;
         tracing::info!(cluster = %id, by = ?auth.principal(), "talosconfig issued");
         Ok(YamlFile::Ok(PlainText(talosconfig.into_inner())))
     }
@@ -219,9 +204,7 @@ impl ClustersApi {
         id: Path<String>,
     ) -> ApiResult<YamlFile> {
         let id = parse_id("cluster", &id, ClusterId)?;
-        let kubeconfig = cluster_kubeconfig(&state.store, id)
-            .await
-            .map_err(access_error)?;
+        let kubeconfig = cluster_kubeconfig(&state.store, id).await?;
         tracing::info!(cluster = %id, by = ?auth.principal(), "kubeconfig issued");
         Ok(YamlFile::Ok(PlainText(kubeconfig.into_inner())))
     }

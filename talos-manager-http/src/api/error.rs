@@ -6,8 +6,10 @@ use poem_openapi::ApiResponse;
 use poem_openapi::payload::Json;
 use talos_manager_api_types::{ErrorBody, IssueBody};
 use talos_manager_core::bootstrap::BootstrapPlanError;
+use talos_manager_core::clusters::{ClusterAccessError, ClusterSecretsError};
 use talos_manager_core::image_factory::ImageFactoryError;
-use talos_manager_core::lifecycle::BootstrapRefusal;
+use talos_manager_core::lifecycle::{BootstrapRefusal, RollingPlanError};
+use talos_manager_core::node_config::NodeConfigError;
 use talos_manager_core::rescue::RescueError;
 use talos_manager_core::server_update::ServerUpdateError;
 use talos_manager_core::{ProviderError, StoreError, ValidationError, error_chain};
@@ -88,6 +90,22 @@ impl ApiError {
 
     pub(crate) fn conflict(message: impl Into<String>) -> ApiError {
         ApiError::Conflict(body("conflict", message))
+    }
+
+    /// 409 `cluster_busy`: a job holds the cluster's exclusive scope; `message` says which.
+    pub(crate) fn cluster_busy(message: String) -> ApiError {
+        ApiError::Conflict(body("cluster_busy", message))
+    }
+
+    /// 409 `bootstrap_running`: a bootstrap of `server` is already queued or running.
+    pub(crate) fn bootstrap_running(server: &str) -> ApiError {
+        ApiError::Conflict(body(
+            "bootstrap_running",
+            format!(
+                "a bootstrap of server {server} is already queued or running: follow or \
+                 cancel it first"
+            ),
+        ))
     }
 
     /// A failure whose details must not reach the client.
@@ -327,6 +345,58 @@ impl From<ServerUpdateError> for ApiError {
             | ServerUpdateError::Rename { source, .. }
             | ServerUpdateError::LeaveVswitch { source, .. }
             | ServerUpdateError::JoinVswitch { source, .. } => source.into(),
+            other => ApiError::internal(&other),
+        }
+    }
+}
+
+impl From<NodeConfigError> for ApiError {
+    fn from(error: NodeConfigError) -> ApiError {
+        match error {
+            NodeConfigError::NotConfigured { .. } => ApiError::not_found(error.to_string()),
+            NodeConfigError::NoCluster { .. } => ApiError::conflict(error.to_string()),
+            NodeConfigError::Store(error) => error.into(),
+            NodeConfigError::Generate { .. } => ApiError::invalid(
+                "machine config",
+                vec![IssueBody {
+                    path: "config".into(),
+                    message: error_chain(&error).to_string(),
+                }],
+            ),
+            other => ApiError::internal(&other),
+        }
+    }
+}
+
+impl From<RollingPlanError> for ApiError {
+    fn from(error: RollingPlanError) -> ApiError {
+        match error {
+            RollingPlanError::Store(error) => error.into(),
+            RollingPlanError::Secrets { .. } => ApiError::internal(&error),
+            other => ApiError::invalid(
+                "selection",
+                vec![IssueBody {
+                    path: String::new(),
+                    message: other.to_string(),
+                }],
+            ),
+        }
+    }
+}
+
+impl From<ClusterSecretsError> for ApiError {
+    fn from(error: ClusterSecretsError) -> ApiError {
+        match error {
+            ClusterSecretsError::Invalid(invalid) => invalid.into(),
+            other => ApiError::internal(&other),
+        }
+    }
+}
+
+impl From<ClusterAccessError> for ApiError {
+    fn from(error: ClusterAccessError) -> ApiError {
+        match error {
+            ClusterAccessError::Store(error) => error.into(),
             other => ApiError::internal(&other),
         }
     }

@@ -13,14 +13,14 @@ use talos_manager_api_types::{
 use talos_manager_core::StoreError;
 use talos_manager_core::ids::{ClusterId, ServerId};
 use talos_manager_core::lifecycle::{
-    NodeRef, ResetProfile, RollingPlan, RollingPlanError, RollingTarget, plan_rolling,
+    NodeRef, ResetProfile, RollingPlan, RollingTarget, plan_rolling,
 };
 use talos_manager_core::rescue::our_public_key;
 use talos_manager_core::store::NewJob;
 
 use super::Tag;
 use super::auth::AdminAuth;
-use super::error::{ApiError, ApiResult, body};
+use super::error::{ApiError, ApiResult};
 use super::ids::{parse_id, server_api_id};
 use super::jobs::job_view;
 use super::servers::load_server;
@@ -204,8 +204,7 @@ async fn rolling(
         &args.action(),
         state.image_factory.client().base_url(),
     )
-    .await
-    .map_err(plan_error)?;
+    .await?;
     let server_id = match args.target() {
         RollingTarget::Server(server) => Some(server),
         _ => None,
@@ -255,28 +254,11 @@ async fn enqueue(
                 // It ended between the two statements: the next request gets through.
                 None => String::new(),
             };
-            Err(ApiError::Conflict(body(
-                "cluster_busy",
-                format!(
-                    "a reset, upgrade or reboot of this cluster is already queued or \
-                     running{holder}: follow or cancel it first"
-                ),
+            Err(ApiError::cluster_busy(format!(
+                "a reset, upgrade or reboot of this cluster is already queued or \
+                 running{holder}: follow or cancel it first"
             )))
         }
         Err(other) => Err(other.into()),
-    }
-}
-
-fn plan_error(error: RollingPlanError) -> ApiError {
-    match error {
-        RollingPlanError::Store(error) => error.into(),
-        RollingPlanError::Secrets { .. } => ApiError::internal(&error),
-        other => ApiError::invalid(
-            "selection",
-            vec![IssueBody {
-                path: String::new(),
-                message: other.to_string(),
-            }],
-        ),
     }
 }

@@ -7,10 +7,10 @@ use poem_openapi::payload::{Json, PlainText};
 use talos_manager_api_types::{
     BootstrapBody, BootstrapPlanView, DiskView, IssueBody, MaybeUndefined, ServerView, UpdateServer,
 };
-use talos_manager_core::error_chain;
-use talos_manager_core::ids::{ClusterId, VswitchId};
+use talos_manager_core::bootstrap::{BootstrapChoices, effective_schematic};
+use talos_manager_core::ids::{ClusterId, SchematicId, VswitchId};
 use talos_manager_core::lifecycle::{Precheck, precheck_bootstrap};
-use talos_manager_core::node_config::{NodeConfigError, render_node_config};
+use talos_manager_core::node_config::render_node_config;
 use talos_manager_core::runbooks;
 use talos_manager_core::server_state::server_state;
 use talos_manager_core::server_update::{ServerChanges, update_server};
@@ -219,21 +219,7 @@ impl ServersApi {
         id: Path<String>,
     ) -> ApiResult<YamlFile> {
         let server = load_server(&state, &id).await?;
-        let node_config = render_node_config(&state.store, server.id)
-            .await
-            .map_err(|error| match error {
-                NodeConfigError::NotConfigured { .. } => ApiError::not_found(error.to_string()),
-                NodeConfigError::NoCluster { .. } => ApiError::conflict(error.to_string()),
-                NodeConfigError::Store(error) => error.into(),
-                NodeConfigError::Generate { .. } => ApiError::invalid(
-                    "machine config",
-                    vec![IssueBody {
-                        path: "config".into(),
-                        message: error_chain(&error).to_string(),
-                    }],
-                ),
-                other => ApiError::internal(&other),
-            })?;
+        let node_config = render_node_config(&state.store, server.id).await?;
         tracing::info!(server = %server.inventory.name, by = ?auth.principal(), "machine config downloaded");
         Ok(YamlFile::Ok(PlainText(node_config.yaml.into_inner())))
     }
@@ -279,11 +265,11 @@ impl ServersApi {
         let server = load_server(&state, &id).await?;
         let node = runbook_node(&state, &server).await?;
         let settings = state.store.settings().await?;
-        let version = talos_version.0.unwrap_or(settings.talos_version);
-        let schematic = match server.schematic_id.or(settings.default_schematic_id) {
+        let schematic = match effective_schematic(None, &server, &settings) {
             Some(id) => state.store.get_schematic(id).await?.fields.factory_id,
             None => None,
         };
+        let version = talos_version.0.unwrap_or(settings.talos_version);
         let image = state
             .image_factory
             .client()
@@ -360,7 +346,7 @@ impl ServersApi {
             &state.store,
             &state.bootstrap.environment,
             server.id,
-            &args.choices(),
+            &args.choices,
         )
         .await?;
         let (schematic, talos_version) = match &request.image {
@@ -420,7 +406,7 @@ impl ServersApi {
                 &state.store,
                 &state.bootstrap.environment,
                 server.id,
-                &args.choices(),
+                &args.choices,
             )
             .await?;
         }
@@ -447,22 +433,12 @@ impl ServersApi {
                     None => None,
                 };
                 return Err(match holder {
-                    Some(holder) => ApiError::Conflict(super::error::body(
-                        "cluster_busy",
-                        format!(
-                            "a reset, upgrade, reboot or forced bootstrap of server {}'s cluster \
-                             is already queued or running (job {}, {}): follow or cancel it first",
-                            server.inventory.name, holder.id, holder.kind
-                        ),
+                    Some(holder) => ApiError::cluster_busy(format!(
+                        "a reset, upgrade, reboot or forced bootstrap of server {}'s cluster \
+                         is already queued or running (job {}, {}): follow or cancel it first",
+                        server.inventory.name, holder.id, holder.kind
                     )),
-                    None => ApiError::Conflict(super::error::body(
-                        "bootstrap_running",
-                        format!(
-                            "a bootstrap of server {} is already queued or running: follow or \
-                             cancel it first",
-                            server.inventory.name
-                        ),
-                    )),
+                    None => ApiError::bootstrap_running(&server.inventory.name),
                 });
             }
             Err(other) => return Err(other.into()),
@@ -561,16 +537,14 @@ fn bootstrap_args(
     schematic: Option<&str>,
 ) -> ApiResult<BootstrapArgs> {
     let schematic_id = schematic
-        .map(|text| super::ids::parse_id("schematic", text, |id| id))
+        .map(|text| super::ids::parse_id("schematic", text, SchematicId))
         .transpose()?;
-    let talos_version = talos_version.filter(|version| !version.trim().is_empty());
-    if let Some(version) = &talos_version {
+    let choices = BootstrapChoices::from_request(disk, talos_version, schematic_id);
+    if let Some(version) = &choices.talos_version {
         check_talos_version("bootstrap", version)?;
     }
     Ok(BootstrapArgs {
-        disk: disk.filter(|disk| !disk.trim().is_empty()),
-        talos_version,
-        schematic_id,
+        choices,
         force: false,
     })
 }

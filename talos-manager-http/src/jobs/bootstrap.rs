@@ -32,7 +32,7 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use talos_manager_core::bootstrap::{BootstrapChoices, BootstrapEnvironment, bootstrap_request};
-use talos_manager_core::ids::{SchematicId, ServerId};
+use talos_manager_core::ids::ServerId;
 use talos_manager_core::installer::{
     HostKeys, InstallEvent, InstallSink, Probe, ProbeError, SshSession, SshTarget, image_size,
     install, parse_dd_progress, plan,
@@ -59,32 +59,17 @@ const RESCUE_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// At most one progress line per this interval (plus the final one).
 const PROGRESS_INTERVAL: Duration = Duration::from_secs(1);
 
-/// What a bootstrap may choose; stored as the job's arguments (never secrets).
+/// A bootstrap's arguments, stored as the job's (never secrets): the user's choices, whose
+/// defaults core applies, and whether to erase a live node.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct BootstrapArgs {
-    /// The target disk (WWID or device); default: the first disk outside a RAID.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub disk: Option<String>,
-    /// The Talos version; default: the settings'.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub talos_version: Option<String>,
-    /// The schematic's id; default: the server's, else the settings'.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub schematic_id: Option<i64>,
+    /// The disk, Talos version and schematic chosen (flattened: the stored JSON is
+    /// `{"disk", "talos_version", "schematic_id", "force"}`).
+    #[serde(flatten)]
+    pub choices: BootstrapChoices,
     /// Erase even a live node ([`check_bootstrap`]).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub force: bool,
-}
-
-impl BootstrapArgs {
-    /// The choices for [`bootstrap_request`].
-    pub fn choices(&self) -> BootstrapChoices {
-        BootstrapChoices {
-            disk: self.disk.clone(),
-            talos_version: self.talos_version.clone(),
-            schematic_id: self.schematic_id.map(SchematicId),
-        }
-    }
 }
 
 /// What bootstraps need from the service's configuration.
@@ -310,14 +295,10 @@ impl BootstrapJob {
         session: &SshSession,
     ) -> Result<(), JobError> {
         let store = context.store();
-        let mut request = bootstrap_request(
-            store,
-            server_id,
-            &args.choices(),
-            &self.settings.environment,
-        )
-        .await
-        .map_err(|error| JobError::from_error(&error))?;
+        let mut request =
+            bootstrap_request(store, server_id, &args.choices, &self.settings.environment)
+                .await
+                .map_err(|error| JobError::from_error(&error))?;
         if let Ok(client) = http_client(&RetryPolicy::default()) {
             request.image_size = image_size(&client, &request.image.url()).await;
         }

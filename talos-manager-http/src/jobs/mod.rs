@@ -246,17 +246,22 @@ impl Worker {
     }
 
     /// A worker id unique to this process: host name, process id and a random suffix.
-    pub fn unique_id() -> String {
+    ///
+    /// # Errors
+    ///
+    /// [`RandomError`](talos_manager_core::random::RandomError) when the random generator fails.
+    pub fn unique_id() -> Result<String, talos_manager_core::random::RandomError> {
         let host = std::fs::read_to_string("/etc/hostname")
             .map(|name| name.trim().to_owned())
             .unwrap_or_else(|_| "talos-manager".to_owned());
-        let mut random = [0u8; 4];
-        let _ = getrandom::fill(&mut random);
-        format!(
+        let random = talos_manager_core::random::random_bytes::<4>(
+            &mut talos_manager_core::random::SystemRandom,
+        )?;
+        Ok(format!(
             "{host}-{}-{:08x}",
             std::process::id(),
             u32::from_be_bytes(random)
-        )
+        ))
     }
 
     /// Runs jobs of `handler`'s kind.

@@ -587,8 +587,9 @@ bench_test!(from_bootstrap_to_a_labelled_node, true, |bench| {
         .unwrap();
     assert_eq!(served.status(), 200, "the node (127.0.0.1) gets its config");
     let yaml = served.text().await.unwrap();
-    assert!(
-        yaml.contains(&format!("disk: {}", bench.disk.path())),
+    assert_eq!(
+        crate::http::server::node_install_disk(&yaml).as_deref(),
+        Some(bench.disk.path()),
         "Talos installs to the bootstrapped disk: {yaml}"
     );
     let stored = server.store().list_servers().await.unwrap().remove(0);

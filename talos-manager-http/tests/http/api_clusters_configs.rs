@@ -151,10 +151,17 @@ api_test!(configs_are_checked_by_generating_them, |server| {
     // The defaults of a new config, from one place (talos_manager_core::store).
     assert_eq!(
         created["install_image"],
-        format!(
-            "ghcr.io/siderolabs/installer:{}",
-            talos_manager_core::store::DEFAULT_TALOS_VERSION
-        )
+        talos_manager_core::store::default_install_image()
+    );
+    assert!(
+        created["install_image"]
+            .as_str()
+            .unwrap()
+            .ends_with(&format!(
+                ":{}",
+                talos_manager_core::store::DEFAULT_TALOS_VERSION
+            )),
+        "{created}"
     );
     assert_eq!(
         created["kubernetes_version"],

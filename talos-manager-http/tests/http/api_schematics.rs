@@ -169,6 +169,7 @@ api_test!(schematic_needs_host_and_a_reachable_factory, |server| {
         json!({
             "release": TalosVersion::LATEST.release(),
             "kubernetes_version": TalosVersion::LATEST.default_kubernetes_version(),
+            "install_image": talos_manager_core::store::default_install_image(),
         })
     );
     assert_eq!(

@@ -444,8 +444,28 @@ fn gen_and_validate_work_like_talosctl() {
         stderr(&invalid)
     );
 
-    // Talos's warnings: printed apart, the config is valid; errors with --strict.
-    let worker = std::fs::read_to_string(dir.path().join("out/worker.yaml")).unwrap();
+    // Talos's warnings: printed apart, the config is valid; errors with --strict. A v1alpha1
+    // document's deprecated field (`machine.install` is a 1.13 worker's; 1.14 installs from
+    // an UnattendedInstallConfig document).
+    let older = run(talos_manager(dir.path()).args([
+        "gen",
+        "config",
+        "demo",
+        "https://demo.example.com:6443",
+        "--with-secrets",
+        "secrets.yaml",
+        "--install-disk",
+        "/dev/nvme0n1",
+        "--talos-version",
+        "v1.13",
+        "--output-types",
+        "worker",
+        "-o",
+        "-",
+    ]));
+    assert!(older.status.success(), "{}", stderr(&older));
+    let worker = String::from_utf8(older.stdout).unwrap();
+    assert!(worker.contains("    install:\n"), "{worker}");
     std::fs::write(
         dir.path().join("warned.yaml"),
         worker.replace(

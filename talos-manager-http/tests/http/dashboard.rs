@@ -996,8 +996,9 @@ async fn a_user_bootstraps_a_server_and_sees_it_fetch_its_config_live() {
         .unwrap();
     assert_eq!(served.status(), 200, "the node (127.0.0.1) gets its config");
     let yaml = served.text().await.unwrap();
-    assert!(
-        yaml.contains(&format!("disk: {}", bench.disk.path())),
+    assert_eq!(
+        crate::http::server::node_install_disk(&yaml).as_deref(),
+        Some(bench.disk.path()),
         "Talos installs to the disk from the form: {yaml}"
     );
     let row = browser

@@ -103,7 +103,10 @@ api_test!(a_node_fetches_its_config_by_uuid_and_address, |server| {
     assert_eq!(content_type, "text/yaml");
     let config: Value = crate::http::server::v1alpha1_document(&body);
     assert_eq!(config["machine"]["type"], "worker");
-    assert_eq!(config["machine"]["install"]["disk"], "/dev/nvme0n1");
+    assert_eq!(
+        crate::http::server::node_install_disk(&body).as_deref(),
+        Some("/dev/nvme0n1")
+    );
     assert_eq!(
         crate::http::server::node_hostname(&body).as_deref(),
         Some("worker-1")
@@ -112,11 +115,11 @@ api_test!(a_node_fetches_its_config_by_uuid_and_address, |server| {
         config["machine"]["network"]["interfaces"][0]["addresses"][0],
         "10.0.1.1/24"
     );
-    assert_eq!(
-        config["cluster"]["controlPlane"]["endpoint"],
-        "https://prod.example.com:6443"
-    );
-    assert_eq!(config["cluster"]["clusterName"], "prod");
+    // Talos 1.14 (the default) writes the cluster's name and endpoint in their own document.
+    let cluster = crate::http::server::typed_document(&body, "KubeClusterConfig")
+        .expect("a KubeClusterConfig document");
+    assert_eq!(cluster["endpoint"], "https://prod.example.com:6443");
+    assert_eq!(cluster["clusterName"], "prod");
 
     // The original's way (no UUID, identified by address) is closed to a server with a
     // recorded UUID: that is whoever holds the address now.

@@ -24,6 +24,32 @@ pub(crate) fn v1alpha1_document<T: serde::de::DeserializeOwned>(text: &str) -> T
     T::deserialize(first).expect("the v1alpha1 document")
 }
 
+/// The document of `kind` in a served multi-document machine config (Talos 1.12 and newer).
+pub(crate) fn typed_document(text: &str, kind: &str) -> Option<serde_json::Value> {
+    serde_norway::Deserializer::from_str(text)
+        .map(|doc| -> serde_json::Value {
+            serde::Deserialize::deserialize(doc).expect("a YAML document")
+        })
+        .find(|doc| doc["kind"] == kind)
+}
+
+/// The disk a served machine config installs Talos to, whatever the Talos version: the
+/// `UnattendedInstallConfig` document's disk selector (`disk.dev_path == "…"`, Talos 1.14 and
+/// newer), else `machine.install.disk`.
+pub(crate) fn node_install_disk(text: &str) -> Option<String> {
+    if let Some(install) = typed_document(text, "UnattendedInstallConfig") {
+        let selector = install["provisioning"]["diskSelector"]["match"].as_str()?;
+        let path = selector
+            .strip_prefix("disk.dev_path == \"")?
+            .strip_suffix('"')?;
+        return Some(path.to_owned());
+    }
+    let config: serde_json::Value = v1alpha1_document(text);
+    config["machine"]["install"]["disk"]
+        .as_str()
+        .map(str::to_owned)
+}
+
 /// The hostname a served machine config gives its node, whatever the Talos version: the
 /// `HostnameConfig` document's (Talos 1.12 and newer), else `machine.network.hostname`.
 pub(crate) fn node_hostname(text: &str) -> Option<String> {

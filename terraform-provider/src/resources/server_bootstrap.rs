@@ -124,8 +124,9 @@ fn schema() -> Schema {
                 "reset_on_destroy",
                 Type::String,
                 "What destroying the resource does to the node. Null (default): nothing, the \
-                 node keeps running. `maintenance`: a reset that wipes STATE and EPHEMERAL, so \
-                 Talos comes back in maintenance mode asking for a config; `wipe`: a reset \
+                 node keeps running. `maintenance`: a reset that wipes STATE and EPHEMERAL \
+                 (from Talos 1.14 also the ETCD, CRI, KUBELET and LOG volumes), so Talos \
+                 comes back in maintenance mode asking for a config; `wipe`: a reset \
                  that wipes the whole system disk and powers the server off; \
                  `wipe_to_rescue`: the same, then the provider's rescue system, ready for a \
                  new bootstrap (the service needs `SSH_PRIVATE_KEY`). A reset leaves etcd \

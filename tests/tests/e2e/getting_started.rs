@@ -192,28 +192,36 @@ fn the_getting_started_walkthrough_works_as_written() {
     let v1alpha1 = yaml.split("\n---\n").next().unwrap_or_default();
     let config: Yaml = serde_norway::from_str(v1alpha1).unwrap();
     assert_eq!(config["machine"]["type"].as_str(), Some("worker"), "{yaml}");
-    // The node's hostname, which the service writes in the form of the config's Talos version:
-    // a HostnameConfig document from 1.12 on (the default), else machine.network.hostname.
-    let hostname_config = yaml
+    // Its typed documents (Talos 1.12+; the default Talos, 1.14, writes most settings as
+    // documents of their own), by kind.
+    let documents: Vec<Yaml> = yaml
         .split("\n---\n")
         .filter_map(|doc| serde_norway::from_str::<Yaml>(doc).ok())
-        .find(|doc| doc["kind"].as_str() == Some("HostnameConfig"));
-    let hostname = match &hostname_config {
-        Some(doc) => doc["hostname"].as_str(),
-        None => config["machine"]["network"]["hostname"].as_str(),
+        .collect();
+    let document = |kind: &str| {
+        documents
+            .iter()
+            .find(|doc| doc["kind"].as_str() == Some(kind))
+            .unwrap_or_else(|| panic!("no {kind} document in the config:\n{yaml}"))
     };
-    assert_eq!(hostname, Some("worker-1"), "{yaml}");
+    // The node's hostname, which the service writes in the form of the config's Talos version.
+    assert_eq!(
+        document("HostnameConfig")["hostname"].as_str(),
+        Some("worker-1"),
+        "{yaml}"
+    );
     assert_eq!(
         config["machine"]["sysctls"]["vm.max_map_count"].as_str(),
         Some("262144")
     );
     assert_eq!(
-        config["machine"]["install"]["disk"].as_str(),
-        Some("/dev/nvme0n1")
+        document("UnattendedInstallConfig")["provisioning"]["diskSelector"]["match"].as_str(),
+        Some("disk.dev_path == \"/dev/nvme0n1\""),
+        "{yaml}"
     );
     // The config's default Kubernetes version.
     assert_eq!(
-        config["machine"]["kubelet"]["image"].as_str(),
+        document("KubeletConfig")["image"].as_str(),
         Some(
             format!(
                 "ghcr.io/siderolabs/kubelet:v{}",
@@ -222,9 +230,10 @@ fn the_getting_started_walkthrough_works_as_written() {
             .as_str()
         )
     );
-    assert_eq!(config["cluster"]["clusterName"].as_str(), Some("demo"));
+    let cluster = document("KubeClusterConfig");
+    assert_eq!(cluster["clusterName"].as_str(), Some("demo"));
     assert_eq!(
-        config["cluster"]["controlPlane"]["endpoint"].as_str(),
+        cluster["endpoint"].as_str(),
         Some("https://127.10.0.1:6443")
     );
     // The page shows these lines of it; they must be what the node got.
@@ -232,7 +241,7 @@ fn the_getting_started_walkthrough_works_as_written() {
         "    type: worker",
         "hostname: worker-1",
         "        vm.max_map_count: \"262144\"",
-        "    clusterName: demo",
+        "clusterName: demo",
     ] {
         assert!(
             yaml.lines().any(|line| line == shown),

@@ -180,6 +180,10 @@ pub(crate) fn apply(
         match step {
             PatchStep::Delete(selector) => {
                 if !before.contains(&selector.document) {
+                    // Talos 1.14 skips a delete whose document is not in the config.
+                    if config.has_typed_kubernetes_documents() {
+                        continue;
+                    }
                     return Err(PatchApplyError::DeleteDocumentMissing {
                         document: selector.document.clone(),
                     });
