@@ -7,9 +7,13 @@ use super::harness::{Service, Terraform};
 
 const ADDRESS: &str = "talosmanager_config.default";
 
+/// A Talos 1.13 installer: the patches below are written for the v1alpha1 document, which
+/// Talos 1.14 (the service's default) splits into typed documents.
+const INSTALL_IMAGE: &str = "ghcr.io/siderolabs/installer:v1.13.9";
+
 fn config(kubernetes_version: &str, patch: &str) -> String {
     format!(
-        "resource \"talosmanager_config\" \"default\" {{\n  name               = \"default\"\n  kubernetes_version = \"{kubernetes_version}\"\n  patch              = <<-YAML\n{patch}\n  YAML\n}}"
+        "resource \"talosmanager_config\" \"default\" {{\n  name               = \"default\"\n  install_image      = \"{INSTALL_IMAGE}\"\n  kubernetes_version = \"{kubernetes_version}\"\n  patch              = <<-YAML\n{patch}\n  YAML\n}}"
     )
 }
 
@@ -20,14 +24,18 @@ const BAD_PATCH: &str = "    machine:\n      network:\n        nameservers: not-
 async fn lifecycle_and_validation() {
     let service = Service::start().await;
     let terraform = Terraform::new(&service);
-    terraform.write(&config("1.30.1", GOOD_PATCH));
+    // The service's defaults: its installer and Kubernetes version, KubeSpan on.
+    terraform.write("resource \"talosmanager_config\" \"default\" {\n  name = \"default\"\n}");
     terraform.ok(&["apply", "-auto-approve"]);
     let values = terraform.resource(ADDRESS).unwrap();
-    assert!(
-        values["install_image"]
-            .as_str()
-            .unwrap()
-            .starts_with("ghcr.io/siderolabs/installer:v"),
+    assert_eq!(
+        values["install_image"],
+        talos_manager_core::store::default_install_image(),
+        "{values}"
+    );
+    assert_eq!(
+        values["kubernetes_version"],
+        talos_manager_core::store::DEFAULT_KUBERNETES_VERSION,
         "{values}"
     );
     assert_eq!(values["kubespan"], true);
@@ -47,8 +55,8 @@ async fn lifecycle_and_validation() {
     terraform.write(&config("1.31.0", BAD_PATCH));
     let output = terraform.fails(&["apply", "-auto-approve"]);
     assert!(output.contains("Error: Invalid config"), "{output}");
-    // The diagnostic points at the patch argument (line 12), and says what is wrong.
-    assert!(output.contains("on main.tf line 12"), "{output}");
+    // The diagnostic points at the patch argument (line 13), and says what is wrong.
+    assert!(output.contains("on main.tf line 13"), "{output}");
     assert!(output.contains("machine.network.nameservers"), "{output}");
     assert_eq!(
         service.store().list_configs().await.unwrap()[0]
