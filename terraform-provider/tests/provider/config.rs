@@ -13,7 +13,9 @@ fn config(kubernetes_version: &str, patch: &str) -> String {
     )
 }
 
-const GOOD_PATCH: &str = "    machine:\n      nodeLabels:\n        example.com/node: $${hostname}";
+/// The node's own label, as Talos 1.14 (the default) writes node labels: a `KubeNodeConfig`
+/// document.
+const GOOD_PATCH: &str = "    apiVersion: v1alpha1\n    kind: KubeNodeConfig\n    labels:\n      example.com/node: $${hostname}";
 const BAD_PATCH: &str = "    machine:\n      network:\n        nameservers: not-a-list";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -27,7 +29,7 @@ async fn lifecycle_and_validation() {
         values["install_image"]
             .as_str()
             .unwrap()
-            .starts_with("ghcr.io/siderolabs/installer:v"),
+            .contains("installer:v1."),
         "{values}"
     );
     assert_eq!(values["kubespan"], true);
@@ -54,13 +56,13 @@ async fn lifecycle_and_validation() {
         service.store().list_configs().await.unwrap()[0]
             .fields
             .patch,
-        "machine:\n  nodeLabels:\n    example.com/node: ${hostname}\n"
+        "apiVersion: v1alpha1\nkind: KubeNodeConfig\nlabels:\n  example.com/node: ${hostname}\n"
     );
 
     // Talos's warnings (a deprecated field) are Terraform warnings, apart from errors: the
     // config is saved.
     let warned = format!(
-        "{GOOD_PATCH}\n      install:\n        extensions:\n          - image: ghcr.io/siderolabs/gvisor:1"
+        "{GOOD_PATCH}\n    ---\n    machine:\n      network:\n        interfaces:\n          - interface: eth0\n            cidr: 10.0.0.2/24"
     );
     terraform.write(&config("1.31.0", &warned));
     let output = terraform.ok(&["apply", "-auto-approve"]);
@@ -75,7 +77,9 @@ async fn lifecycle_and_validation() {
         "{output}"
     );
     assert!(
-        words.contains("machine.install.extensions: .machine.install.extensions is deprecated"),
+        words.contains(
+            "machine.network.interfaces[0].cidr: \"eth0\": machine.network.interface.cidr is deprecated"
+        ),
         "{output}"
     );
     assert!(!words.contains("Error"), "{output}");
@@ -83,7 +87,7 @@ async fn lifecycle_and_validation() {
         service.store().list_configs().await.unwrap()[0]
             .fields
             .patch
-            .contains("gvisor"),
+            .contains("cidr: 10.0.0.2/24"),
     );
     terraform.assert_no_changes();
 
