@@ -43,9 +43,10 @@ resource "talosmanager_config" "default" {
   # $${…} is a talos-manager variable, filled in for each server. The service sets each node's
   # hostname itself (as Talos 1.12+ wants it, a HostnameConfig document): no patch needed.
   patch = <<-YAML
-    machine:
-      nodeLabels:
-        example.com/node: $${hostname}
+    apiVersion: v1alpha1
+    kind: KubeNodeConfig
+    labels:
+      example.com/node: $${hostname}
   YAML
 }
 

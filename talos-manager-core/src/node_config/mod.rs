@@ -530,8 +530,16 @@ mod tests {
         for version in TalosVersion::ALL.into_iter().filter(|v| v.multi_document()) {
             let image = format!("ghcr.io/siderolabs/installer:{}", version.release());
             let served = generated(&image, legacy);
+            // Talos 1.14's YAML encoder single-quotes YAML 1.1 words.
+            let off = if version.typed_documents() {
+                "'off'"
+            } else {
+                "\"off\""
+            };
             assert!(
-                served.contains("kind: HostnameConfig\nauto: \"off\"\nhostname: node-worker-1\n"),
+                served.contains(&format!(
+                    "kind: HostnameConfig\nauto: {off}\nhostname: node-worker-1\n"
+                )),
                 "{version}: {served}"
             );
             assert!(

@@ -415,13 +415,7 @@ async fn a_user_signs_in_configures_a_server_and_follows_a_job_log() {
     browser.click("#config-form button[type=submit]").await;
     // Left empty in the form, the installer is the API's default.
     browser
-        .wait_text(
-            "table",
-            &format!(
-                "ghcr.io/siderolabs/installer:{}",
-                talos_manager_core::store::DEFAULT_TALOS_VERSION
-            ),
-        )
+        .wait_text("table", &talos_manager_core::store::default_install_image())
         .await;
 
     // Talos's warnings (a deprecated field) do not refuse a config: it is saved, and its edit
@@ -1126,9 +1120,11 @@ async fn a_config_of_a_newer_talos_shows_its_warning() {
         .unwrap();
     let choices = choices.as_str().unwrap_or_default().to_owned();
     for version in talos_manager_core::talos::TalosVersion::ALL {
+        // Each release's own installer: ghcr's up to 1.13, the Image Factory's from 1.14.
         assert!(
-            choices.contains(&format!(
-                "ghcr.io/siderolabs/installer:{}",
+            choices.contains(&talos_manager_core::image_factory::installer_image(
+                talos_manager_core::image_factory::DEFAULT_FACTORY_URL,
+                None,
                 version.release()
             )),
             "{choices}"

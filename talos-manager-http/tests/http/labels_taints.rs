@@ -132,6 +132,8 @@ async fn configured_server(
 }
 
 /// `GET /config` as the node (by its address); returns the config.
+/// Fetches the node's config as the node does; answers the kubelet image it names (the
+/// `KubeletConfig` document's from Talos 1.14, else `machine.kubelet.image`).
 async fn fetch_config(server: &TestServer) -> Value {
     let response = crate::http::server::client()
         .get(server.url("/config"))
@@ -139,7 +141,14 @@ async fn fetch_config(server: &TestServer) -> Value {
         .await
         .unwrap();
     assert_eq!(response.status(), 200);
-    crate::http::server::v1alpha1_document(&response.text().await.unwrap())
+    let body = response.text().await.unwrap();
+    match crate::http::server::typed_document(&body, "KubeletConfig") {
+        Some(kubelet) => kubelet["image"].clone(),
+        None => {
+            let config: Value = crate::http::server::v1alpha1_document(&body);
+            config["machine"]["kubelet"]["image"].clone()
+        }
+    }
 }
 
 /// The label and taint jobs of the server, oldest first.
@@ -202,12 +211,9 @@ api_test!(a_served_config_labels_and_taints_the_node, |server| {
     let (cluster_id, server_id) = configured_server(&server, api.url(), &bundle).await;
     let _worker = start_worker(server.store(), options(Duration::from_secs(10)));
 
-    let config = fetch_config(&server).await;
+    let image = fetch_config(&server).await;
     // The cluster never answered yet: the template's version.
-    assert_eq!(
-        config["machine"]["kubelet"]["image"],
-        "ghcr.io/siderolabs/kubelet:v1.30.1"
-    );
+    assert_eq!(image, "ghcr.io/siderolabs/kubelet:v1.30.1");
     let (job, log) = finished_job(server.store(), server_id).await;
     assert_eq!(job.status, JobStatus::Succeeded, "{job:?}\n{log}");
     assert!(
@@ -243,11 +249,8 @@ api_test!(a_served_config_labels_and_taints_the_node, |server| {
         )
         .await;
     assert_eq!(cluster["running_kubernetes_version"], "1.33.1");
-    let config = fetch_config(&server).await;
-    assert_eq!(
-        config["machine"]["kubelet"]["image"],
-        "ghcr.io/siderolabs/kubelet:v1.33.1"
-    );
+    let image = fetch_config(&server).await;
+    assert_eq!(image, "ghcr.io/siderolabs/kubelet:v1.33.1");
     // Asking again within ten minutes queues no second job.
     assert_eq!(jobs_of(server.store(), server_id).await.len(), 1);
 
@@ -264,8 +267,7 @@ api_test!(a_served_config_labels_and_taints_the_node, |server| {
     let started = std::time::Instant::now();
     let mut images = Vec::new();
     loop {
-        let config = fetch_config(&server).await;
-        let image = config["machine"]["kubelet"]["image"].clone();
+        let image = fetch_config(&server).await;
         images.push(image.clone());
         if image == "ghcr.io/siderolabs/kubelet:v1.34.2" {
             break;

@@ -29,7 +29,7 @@ const LOAD: Duration = Duration::from_secs(4);
 /// hostname (substituted per server) and a value that changes with every edit.
 fn patch(generation: u64) -> String {
     format!(
-        "machine:\n  nodeLabels:\n    example.com/node: ${{hostname}}\n  sysctls:\n    fs.inotify.max_user_watches: \"{generation}\"\n"
+        "machine:\n  sysctls:\n    fs.inotify.max_user_watches: \"{generation}\"\n---\napiVersion: v1alpha1\nkind: KubeNodeConfig\nlabels:\n  example.com/node: ${{hostname}}\n"
     )
 }
 

@@ -72,9 +72,10 @@ resource "talosmanager_config" "default" {
   install_image      = "ghcr.io/siderolabs/installer:v1.13.9"
   kubernetes_version = "1.36.3"
   patch              = <<-YAML
-    machine:
-      nodeLabels:
-        example.com/node: $${hostname}
+    apiVersion: v1alpha1
+    kind: KubeNodeConfig
+    labels:
+      example.com/node: $${hostname}
   YAML
 }"#,
     }

