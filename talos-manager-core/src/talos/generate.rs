@@ -388,7 +388,8 @@ pub fn endpoint_host(endpoint: &str) -> Result<String, EndpointError> {
     Ok(host.to_owned())
 }
 
-fn map(entries: Vec<(&str, Value)>) -> Value {
+/// A YAML mapping with its keys in the order given.
+pub(super) fn map(entries: Vec<(&str, Value)>) -> Value {
     Value::Map(
         entries
             .into_iter()
@@ -397,7 +398,8 @@ fn map(entries: Vec<(&str, Value)>) -> Value {
     )
 }
 
-fn strs(items: &[String]) -> Value {
+/// A YAML sequence of strings.
+pub(super) fn strs(items: &[String]) -> Value {
     Value::Seq(items.iter().map(Value::str).collect())
 }
 

@@ -10,25 +10,12 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 
 use super::document::MachineConfig;
-use super::generate::{GenerateOptions, MachineType};
+use super::generate::{GenerateOptions, MachineType, map, strs};
 use super::secrets::SecretsBundle;
 use super::yaml::Value;
 
 /// Talos's discovery service (`constants.DefaultDiscoveryServiceEndpoint`).
 const DISCOVERY_SERVICE: &str = "https://discovery.talos.dev/";
-
-fn map(entries: Vec<(&str, Value)>) -> Value {
-    Value::Map(
-        entries
-            .into_iter()
-            .map(|(k, v)| (k.to_owned(), v))
-            .collect(),
-    )
-}
-
-fn strs(items: &[String]) -> Value {
-    Value::Seq(items.iter().map(Value::str).collect())
-}
 
 /// A typed document: `apiVersion: v1alpha1`, its kind, then its fields.
 fn document(kind: &str, fields: Vec<(&str, Value)>) -> Value {
