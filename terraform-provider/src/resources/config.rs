@@ -31,7 +31,8 @@ fn schema() -> Schema {
                 "install_image",
                 Type::String,
                 "The Talos installer image; its tag picks the config format \
-                 (`ghcr.io/siderolabs/installer:v1.13.9` → Talos 1.13). Default: the \
+                 (`…/metal-installer/<schematic>:v1.14.1` → Talos 1.14, \
+                 `ghcr.io/siderolabs/installer:v1.13.9` → Talos 1.13). Default: the \
                  installer of the service's default Talos version (the newest it knows). The \
                  service sets each node's hostname (`machine.network.hostname` up to Talos \
                  1.11, a `HostnameConfig` document from 1.12 on): leave it out of the patches.",
@@ -69,8 +70,9 @@ fn schema() -> Schema {
         example: r#"
 resource "talosmanager_config" "default" {
   name               = "default"
-  install_image      = "ghcr.io/siderolabs/installer:v1.13.9"
-  kubernetes_version = "1.36.3"
+  install_image      = "factory.talos.dev/metal-installer/376567988ad370138ad8b2698212367b8edcb69b5fd68c80be1f2ec7d603b4ba:v1.14.1"
+  kubernetes_version = "1.37.0"
+  # Talos 1.14 writes node labels as a KubeNodeConfig document.
   patch              = <<-YAML
     apiVersion: v1alpha1
     kind: KubeNodeConfig
