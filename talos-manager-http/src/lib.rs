@@ -58,8 +58,9 @@ pub struct AppState {
     pub providers: talos_manager_core::sync::ProviderFactory,
     /// What rescue and bootstrap need: our SSH key, the rescue SSH port, image sources.
     pub bootstrap: jobs::BootstrapSettings,
-    /// What `/config` keeps between requests (lookups, rendered configs, write throttles).
-    pub config_serving: std::sync::Arc<node_config::ConfigServing>,
+    /// `/config` and what it keeps between requests (lookups, rendered configs, write
+    /// throttles).
+    pub config_serving: std::sync::Arc<talos_manager_core::node_config::ConfigService>,
 }
 
 /// The service's routes.

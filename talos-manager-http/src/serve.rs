@@ -158,7 +158,7 @@ pub async fn serve(config: ServiceConfig) -> Result<(), ServeError> {
         )),
         providers: providers.clone(),
         bootstrap: crate::jobs::BootstrapSettings::from_config(&config),
-        config_serving: std::sync::Arc::new(crate::node_config::ConfigServing::new(
+        config_serving: std::sync::Arc::new(talos_manager_core::node_config::ConfigService::new(
             config.config_allow_ip_only,
         )),
     };

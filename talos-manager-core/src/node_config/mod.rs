@@ -6,7 +6,9 @@
 //! uses under load: it remembers lookups and renders until the store writes a config input.
 //! [`ConfigRequest`] reads what a `/config` request asks for (its UUID, its source address
 //! behind `TRUSTED_PROXIES`) and whether it identifies a server ([`ConfigRequest::may_serve`]);
-//! [`MissLimiter`] limits the requests that identify none. [`push_to_waiting_node`] hands a newly assigned config to a node
+//! [`MissLimiter`] limits the requests that identify none. [`ConfigService`] is `/config`
+//! itself: one call answers a request, its policy is that module's documentation.
+//! [`push_to_waiting_node`] hands a newly assigned config to a node
 //! waiting in maintenance mode instead of letting it back off.
 
 use std::sync::OnceLock;
@@ -15,6 +17,7 @@ mod cache;
 mod miss_limit;
 mod push;
 mod request;
+mod service;
 
 pub use cache::{CachedNodeConfig, NodeConfigCache, ServerLookup};
 pub use miss_limit::MissLimiter;
@@ -22,6 +25,10 @@ pub use push::{
     PushError, PushOutcome, WAITING_WINDOW, is_waiting_for_config, push_to_waiting_node,
 };
 pub use request::{ConfigRequest, TrustedProxies, client_address, is_server_address};
+pub use service::{
+    CACHE_TTL, ConfigAnswer, ConfigRequestParts, ConfigServeError, ConfigServedHook, ConfigService,
+    NoHook, RECORD_INTERVAL,
+};
 
 use crate::ids::ServerId;
 use crate::node_identity::{

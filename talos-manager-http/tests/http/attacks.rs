@@ -5,9 +5,8 @@
 use reqwest::Method;
 use serde_json::json;
 use talos_manager_core::Backend;
-use talos_manager_core::node_config::{MissLimiter, TrustedProxies};
+use talos_manager_core::node_config::{ConfigService, MissLimiter, TrustedProxies};
 use talos_manager_core::store::{ProbeResult, ProviderKind};
-use talos_manager_http::node_config::ConfigServing;
 
 use super::api_servers_jobs::add_server_at;
 use super::server::TestServer;
@@ -142,7 +141,7 @@ async fn the_ip_only_path_can_be_switched_off() {
     let server = TestServer::start_serving(
         Backend::Sqlite,
         TrustedProxies::default(),
-        ConfigServing::new(false),
+        ConfigService::new(false),
     )
     .await;
     node(&server, "127.0.0.1", None, None).await;
@@ -193,7 +192,7 @@ async fn repeated_misses_are_limited_without_database_reads() {
     let server = TestServer::start_serving(
         Backend::Sqlite,
         trusting("127.0.0.1"),
-        ConfigServing::with_miss_limiter(
+        ConfigService::with_miss_limiter(
             true,
             MissLimiter::new(5, std::time::Duration::from_secs(600)),
         ),

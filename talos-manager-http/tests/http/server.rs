@@ -156,7 +156,7 @@ impl TestServer {
     pub(crate) async fn start_serving(
         backend: Backend,
         trusted_proxies: TrustedProxies,
-        serving: talos_manager_http::node_config::ConfigServing,
+        serving: talos_manager_core::node_config::ConfigService,
     ) -> TestServer {
         TestServer::start_full(
             backend,
@@ -208,7 +208,7 @@ impl TestServer {
         factory_url: Option<&str>,
         host: Option<&str>,
         bootstrap: Option<talos_manager_http::jobs::BootstrapSettings>,
-        config_serving: Option<talos_manager_http::node_config::ConfigServing>,
+        config_serving: Option<talos_manager_core::node_config::ConfigService>,
     ) -> TestServer {
         let factory = talos_manager_fake_hetzner::FakeImageFactory::start()
             .await
