@@ -27,7 +27,7 @@ pub use push::{
 pub use request::{ConfigRequest, TrustedProxies, client_address, is_server_address};
 pub use service::{
     CACHE_TTL, ConfigAnswer, ConfigRequestParts, ConfigServeError, ConfigServedHook, ConfigService,
-    NoHook, RECORD_INTERVAL,
+    RECORD_INTERVAL,
 };
 
 use crate::ids::ServerId;

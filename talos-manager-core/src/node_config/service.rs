@@ -67,21 +67,6 @@ pub trait ConfigServedHook: Send + Sync {
     ) -> Result<OffsetDateTime, StoreError>;
 }
 
-/// A hook that does nothing (for embedders without background jobs, and tests).
-#[derive(Debug, Clone, Copy, Default)]
-pub struct NoHook;
-
-#[async_trait]
-impl ConfigServedHook for NoHook {
-    async fn config_served(
-        &self,
-        _store: &Store,
-        _server: ServerId,
-    ) -> Result<OffsetDateTime, StoreError> {
-        Ok(OffsetDateTime::now_utc())
-    }
-}
-
 /// What [`ConfigService::answer`] answers a request.
 #[derive(Debug)]
 pub enum ConfigAnswer {

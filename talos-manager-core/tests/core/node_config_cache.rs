@@ -27,7 +27,7 @@ fn config_fields(hostname_patch: &str) -> ConfigFields {
 }
 
 /// A configured worker at 192.0.2.7 with SMBIOS UUID `Uuid-7`; its id.
-async fn configured_server(store: &Store) -> ServerId {
+pub(super) async fn configured_server(store: &Store) -> ServerId {
     let account = store
         .create_provider_account(
             ProviderKind::HetznerRobot,
