@@ -48,10 +48,10 @@ use talos_manager_core::node_config::{
 use talos_manager_core::store::Cluster;
 
 use crate::AppState;
-use crate::jobs::{
+use crate::metrics::ConfigRequestLabels;
+use talos_manager_core::jobs::{
     CONFIG_SERVED_GUARD, LabelAndTaintQueued, LabelAndTaintTrigger, queue_label_and_taint,
 };
-use crate::metrics::ConfigRequestLabels;
 
 /// How long `/config` trusts what it read when nothing was written through this process
 /// since: the delay after which a change made through another replica is served.
