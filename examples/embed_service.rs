@@ -10,6 +10,7 @@
 //!
 //! Run: `cargo run -p talos-manager-examples --example embed_service`
 
+use std::io::Write as _;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -163,12 +164,13 @@ async fn main() -> anyhow::Result<()> {
         .await?
         .context("/config finds no server for the UUID")?;
     let answer = cache.render(&store, &served).await?;
-    println!(
+    eprintln!(
         "GET /config?uuid={uuid} ({}, Talos {}):",
         answer.config.machine_type.as_str(),
         answer.config.talos_version
     );
-    println!("{}", answer.config.yaml.expose());
+    // The answer itself on standard output (it holds the cluster's keys, as `/config`'s does).
+    std::io::stdout().write_all(answer.config.yaml.expose().as_bytes())?;
     store.close().await;
     Ok(())
 }
@@ -187,12 +189,12 @@ async fn run(
             args: serde_json::json!({}),
         })
         .await?;
-    println!("job {} ({kind}) queued", job.id);
+    eprintln!("job {} ({kind}) queued", job.id);
     let mut last = None;
     loop {
         let status = store.get_job(job.id).await?.status;
         for line in store.job_log(job.id, last).await? {
-            println!("[{kind}] {}", line.line);
+            eprintln!("[{kind}] {}", line.line);
             last = Some(line.id);
         }
         match status {

@@ -121,7 +121,9 @@ impl BootstrapJob {
         let precheck = match &self.lifecycle {
             None => {
                 let server = context.store().get_server(server_id).await?;
-                match precheck_bootstrap(&server, force).map_err(JobError::BootstrapGuard)? {
+                match precheck_bootstrap(&server, force)
+                    .map_err(|error| JobError::BootstrapGuard(Box::new(error)))?
+                {
                     Precheck::Free => Precheck::Free,
                     Precheck::Forced(_) => return Err(JobError::NoTalosApi),
                 }
@@ -132,7 +134,7 @@ impl BootstrapJob {
                         check_bootstrap(ctx, server_id, force).await
                     })
                     .await
-                    .map_err(JobError::BootstrapGuard)?
+                    .map_err(|error| JobError::BootstrapGuard(Box::new(error)))?
                     .precheck
             }
         };
@@ -181,7 +183,7 @@ impl BootstrapJob {
             .settings
             .ssh_private_key
             .as_ref()
-            .ok_or(JobError::Rescue(RescueError::NoSshKey))?;
+            .ok_or_else(|| JobError::Rescue(Box::new(RescueError::NoSshKey)))?;
         self.check_guard(context, server_id, &args).await?;
         let server = store.get_server(server_id).await?;
         let name = server.inventory.name.clone();
@@ -214,7 +216,7 @@ impl BootstrapJob {
                     .await;
                 let entered = enter_rescue(store, &self.providers, server_id, Some(key))
                     .await
-                    .map_err(JobError::Rescue)?;
+                    .map_err(|error| JobError::Rescue(Box::new(error)))?;
                 context
                     .log("rescue activated and the server power-cycled; waiting for it to boot")
                     .await;
@@ -256,7 +258,7 @@ impl BootstrapJob {
                     .iter()
                     .map(|(name, uuid)| (name.as_str(), uuid.as_str())),
             )
-            .map_err(JobError::Uuid)?;
+            .map_err(|error| JobError::Uuid(Box::new(error)))?;
         self.install(context, server_id, &args, &session).await?;
         session.close().await;
         Ok(())
@@ -274,7 +276,7 @@ impl BootstrapJob {
         let mut request =
             bootstrap_request(store, server_id, &args.choices, &self.settings.environment)
                 .await
-                .map_err(JobError::BootstrapPlan)?;
+                .map_err(|error| JobError::BootstrapPlan(Box::new(error)))?;
         if let Ok(client) = http_client(&RetryPolicy::default()) {
             request.image_size = image_size(&client, &request.image.url()).await;
         }
@@ -305,7 +307,7 @@ impl BootstrapJob {
             }
         };
         let (result, ()) = tokio::join!(run, write_log);
-        result.map_err(JobError::Install)?;
+        result.map_err(|error| JobError::Install(Box::new(error)))?;
         let wwid = request.disk.wwid();
         store
             .record_bootstrapped(server_id, &request.disk.path(), wwid.as_deref())

@@ -28,7 +28,7 @@ pub enum JobError {
     /// A bootstrap may not erase the server: a live node without `force`, or a control plane
     /// etcd cannot lose.
     #[error(transparent)]
-    BootstrapGuard(BootstrapRefusal),
+    BootstrapGuard(Box<BootstrapRefusal>),
     /// A forced bootstrap of a live node, on a worker that cannot ask etcd.
     #[error(
         "a forced bootstrap of a live node needs the Talos API to check etcd, and this worker \
@@ -37,7 +37,7 @@ pub enum JobError {
     NoTalosApi,
     /// Entering the provider's rescue system failed.
     #[error(transparent)]
-    Rescue(RescueError),
+    Rescue(Box<RescueError>),
     /// The server has no IPv4 address to reach its rescue system at.
     #[error("server {server} has no IPv4 address to reach its rescue system at")]
     NoAddress {
@@ -59,13 +59,13 @@ pub enum JobError {
     },
     /// The server's SMBIOS UUID cannot identify its node (with the support request).
     #[error(transparent)]
-    Uuid(InvalidUuid),
+    Uuid(Box<InvalidUuid>),
     /// No bootstrap could be planned for the server.
     #[error(transparent)]
-    BootstrapPlan(BootstrapPlanError),
+    BootstrapPlan(Box<BootstrapPlanError>),
     /// Wiping the disk or writing the image failed.
     #[error(transparent)]
-    Install(InstallError),
+    Install(Box<InstallError>),
     /// Some provider accounts failed to sync (each one is in the job's log).
     #[error("{accounts} provider account(s) failed to sync")]
     Sync {
@@ -74,13 +74,13 @@ pub enum JobError {
     },
     /// Resetting the node failed or was refused.
     #[error(transparent)]
-    Reset(ResetError),
+    Reset(Box<ResetError>),
     /// No rolling upgrade or reboot could be planned.
     #[error(transparent)]
-    RollingPlan(RollingPlanError),
+    RollingPlan(Box<RollingPlanError>),
     /// A rolling upgrade or reboot could not run.
     #[error(transparent)]
-    Rolling(RollingError),
+    Rolling(Box<RollingError>),
     /// A rolling upgrade or reboot ran and a node failed or was cancelled.
     #[error("{summary}")]
     RollingNodes {
@@ -89,10 +89,10 @@ pub enum JobError {
     },
     /// Pushing the config to a node waiting in maintenance mode failed.
     #[error(transparent)]
-    Push(PushError),
+    Push(Box<PushError>),
     /// Bringing the node's labels and taints in line failed.
     #[error(transparent)]
-    Labels(ReconcileError),
+    Labels(Box<ReconcileError>),
     /// A failure a job handler outside talos-manager describes itself.
     #[error("{0}")]
     Other(String),

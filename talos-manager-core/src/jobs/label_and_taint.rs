@@ -75,7 +75,7 @@ impl JobHandler for LabelAndTaintJob {
         tokio::select! {
             result = reconcile => match result {
                 Ok(ReconcileOutcome::NotConfigured) | Ok(ReconcileOutcome::Reconciled { .. }) => Ok(()),
-                Err(error) => Err(JobError::Labels(error)),
+                Err(error) => Err(JobError::Labels(Box::new(error))),
             },
             () = context.cancelled() => Err(JobError::Cancelled),
         }

@@ -122,7 +122,7 @@ impl JobHandler for ResetJob {
                 reset_server(lifecycle, server_id, args.profile, args.force).await
             })
             .await
-            .map_err(JobError::Reset)?;
+            .map_err(|error| JobError::Reset(Box::new(error)))?;
         for warning in &outcome.warnings {
             context.log(format!("warning: {warning}")).await;
         }
@@ -218,7 +218,7 @@ impl JobHandler for RollingJob {
             &self.settings.bootstrap.environment.image_factory_url,
         )
         .await
-        .map_err(JobError::RollingPlan)?;
+        .map_err(|error| JobError::RollingPlan(Box::new(error)))?;
         for line in plan.to_string().lines() {
             context.log(line).await;
         }
@@ -230,7 +230,7 @@ impl JobHandler for RollingJob {
                 run_rolling(lifecycle, &plan, &checkpoint).await
             })
             .await
-            .map_err(JobError::Rolling)?;
+            .map_err(|error| JobError::Rolling(Box::new(error)))?;
         for node in &report.nodes {
             let outcome = match &node.outcome {
                 NodeOutcome::Done => "done".to_owned(),

@@ -69,7 +69,7 @@ impl JobHandler for PushConfigJob {
             &JobLog(context),
         )
         .await
-        .map_err(JobError::Push)?;
+        .map_err(|error| JobError::Push(Box::new(error)))?;
         match outcome {
             PushOutcome::Applied { .. } => {
                 // The node will not ask `/config` again: queue what a served config queues.
