@@ -38,7 +38,7 @@ pub struct LifecycleSettings {
     pub timing: LifecycleTiming,
     /// The bootstrap settings, for what lifecycle jobs share with bootstraps: `SSH_PRIVATE_KEY`,
     /// authorised for the rescue system of a reset to rescue, and the Image Factory installer
-    /// images come from (`TALOS_IMAGE_FACTORY_URL`, [`BootstrapEnvironment::image_factory_url`](crate::bootstrap::BootstrapEnvironment::image_factory_url)).
+    /// images come from (`TALOS_IMAGE_FACTORY_URL`, the environment's `image_factory_url`).
     pub bootstrap: BootstrapSettings,
 }
 

@@ -3,11 +3,11 @@
 //! The runtime ([`JobQueue`], [`Worker`], [`JobHandler`], [`JobContext`]) and every job
 //! talos-manager runs, one file per kind ([`JobKind`]): [`SyncJob`], [`BootstrapJob`],
 //! [`LabelAndTaintJob`], [`ResetJob`], [`RollingJob`] (upgrade, reboot) and [`PushConfigJob`].
-//! A program embedding the core builds a [`JobQueue`] on its [`Store`], registers the handlers it
-//! wants on a [`Worker`] with their settings ([`BootstrapSettings`], [`TalosSettings`],
+//! A program embedding the core builds a [`JobQueue`] on its [`Store`], registers the handlers
+//! it wants on a [`Worker`] with their settings ([`BootstrapSettings`], [`TalosSettings`],
 //! [`LifecycleSettings`]), runs the worker, and enqueues jobs; what a job logs is in the store
-//! ([`Store::job_log`](crate::Store::job_log)) as it runs. A [`JobObserver`] hears of every finished job
-//! (the service counts them in `/metrics`).
+//! ([`Store::job_log`]) as it runs. A [`JobObserver`] hears of every finished job (the service
+//! counts them in `/metrics`).
 //!
 //! ```no_run
 //! use talos_manager_core::Store;
@@ -338,7 +338,7 @@ impl Worker {
             Ok(jobs) => {
                 for job in jobs {
                     tracing::warn!(job = %job.id, kind = %job.kind, status = job.status.as_str(), "recovered an abandoned job");
-                    if job.status == crate::store::JobStatus::Failed {
+                    if job.status == JobStatus::Failed {
                         self.explain_abandoned(&job).await;
                     }
                 }
