@@ -37,6 +37,9 @@
 //! - [`provider`]: the [`Provider`] and [`VswitchProvider`] traits, the Hetzner Robot and Cloud
 //!   clients ([`HetznerRobot`], [`HetznerCloud`]) and their one error type [`ProviderError`].
 //! - [`sync`]: fleet sync from every provider account, then the SSH probe of every server.
+//! - [`jobs`]: durable background jobs (queue, worker, heartbeats, cancellation, recovery) and
+//!   every job talos-manager runs: sync, bootstrap, labels and taints, reset, rolling upgrade
+//!   and reboot, config push.
 //! - [`server_update`]: operator edits of a server (name and vSwitch pushed to the provider).
 //! - [`Secret`]: a value that prints `<redacted>`.
 //! - [`error_chain`]: an error with its causes on one line, for logs.
@@ -49,6 +52,7 @@ pub mod dial_guard;
 pub mod ids;
 pub mod image_factory;
 pub mod installer;
+pub mod jobs;
 pub mod kubernetes;
 pub mod lifecycle;
 pub mod node_config;

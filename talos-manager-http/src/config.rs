@@ -3,8 +3,14 @@
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
 
+use talos_manager_core::jobs::{BootstrapSettings, LifecycleSettings, TalosSettings};
+use talos_manager_core::kubernetes::DrainOptions;
+use talos_manager_core::lifecycle::LifecycleTiming;
 use talos_manager_core::store::{Backend, EncryptionKey, KeySource};
+use talos_manager_core::sync::ProviderFactory;
 use talos_manager_core::{Secret, StoreError};
 
 use talos_manager_core::node_config::TrustedProxies;
@@ -372,6 +378,47 @@ impl ServiceConfig {
                 })
             })
             .transpose()
+    }
+
+    /// What bootstraps need: `SSH_PRIVATE_KEY`, `RESCUE_SSH_PORT`, `RESCUE_TIMEOUT` and where
+    /// images and configs come from.
+    pub fn bootstrap_settings(&self) -> BootstrapSettings {
+        BootstrapSettings {
+            ssh_private_key: self.ssh_private_key.clone(),
+            rescue_ssh_port: self.rescue_ssh_port,
+            rescue_timeout: Duration::from_secs(self.rescue_timeout_seconds),
+            rescue_poll: Duration::from_secs(2),
+            environment: self.bootstrap_environment(),
+        }
+    }
+
+    /// How Talos jobs reach nodes: the gRPC client, nodes on `TALOS_API_PORT`.
+    pub fn talos_settings(&self) -> TalosSettings {
+        TalosSettings {
+            connector: Arc::new(talos_manager_talos_api::GrpcTalosConnector::new()),
+            port: self.talos_api_port,
+        }
+    }
+
+    /// What lifecycle jobs run with: [`ServiceConfig::talos_settings`], `DRAIN_TIMEOUT`,
+    /// `NODE_READY_TIMEOUT`, `ETCD_REJOIN_TIMEOUT` and [`ServiceConfig::bootstrap_settings`]
+    /// (`SSH_PRIVATE_KEY`, `TALOS_IMAGE_FACTORY_URL`), with `providers`.
+    pub fn lifecycle_settings(&self, providers: ProviderFactory) -> LifecycleSettings {
+        let defaults = LifecycleTiming::default();
+        LifecycleSettings {
+            talos: self.talos_settings(),
+            providers,
+            timing: LifecycleTiming {
+                node_back: Duration::from_secs(self.node_ready_timeout_seconds),
+                etcd_rejoin: Duration::from_secs(self.etcd_rejoin_timeout_seconds),
+                drain: DrainOptions {
+                    timeout: Duration::from_secs(self.drain_timeout_seconds),
+                    ..defaults.drain
+                },
+                ..defaults
+            },
+            bootstrap: self.bootstrap_settings(),
+        }
     }
 
     /// The key for secrets at rest: `TALOS_MANAGER_ENCRYPTION_KEY`, else (SQLite only) a key

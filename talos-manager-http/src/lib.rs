@@ -9,8 +9,8 @@
 //! - [`app`]: the routes, among them `GET /config` for booting Talos nodes.
 //! - [`api`]: the admin REST API and its OpenAPI document.
 //! - [`dashboard`]: the web dashboard, a browser client of the admin API.
-//! - [`serve`]: open the store, migrate, listen, shut down gracefully.
-//! - [`jobs`]: durable background jobs and the workers that run them.
+//! - [`serve`]: open the store, migrate, listen, shut down gracefully; run the job worker
+//!   (the jobs are [`talos_manager_core::jobs`]).
 //! - [`talos_commands`]: `gen secrets`, `gen config` and `validate`, as talosctl has them.
 //! - [`tokens`]: API tokens from the command line, and the first start's admin token.
 //! - [`metrics`]: `/metrics` in the Prometheus format.
@@ -24,7 +24,6 @@ pub mod config;
 pub mod dashboard;
 mod health;
 pub mod image_factory;
-pub mod jobs;
 pub mod logging;
 pub mod metrics;
 pub mod node_config;
@@ -46,7 +45,7 @@ pub struct AppState {
     /// The service's metrics.
     pub metrics: metrics::Metrics,
     /// Where background jobs are enqueued.
-    pub jobs: jobs::JobQueue,
+    pub jobs: talos_manager_core::jobs::JobQueue,
     /// Reverse proxies whose `X-Forwarded-For` is believed (`TRUSTED_PROXIES`).
     pub trusted_proxies: talos_manager_core::node_config::TrustedProxies,
     /// `BASIC_AUTH_PASSWORD`: when set, HTTP Basic with it authenticates admin requests.
@@ -57,7 +56,7 @@ pub struct AppState {
     /// `HETZNER_CLOUD_API_URL`).
     pub providers: talos_manager_core::sync::ProviderFactory,
     /// What rescue and bootstrap need: our SSH key, the rescue SSH port, image sources.
-    pub bootstrap: jobs::BootstrapSettings,
+    pub bootstrap: talos_manager_core::jobs::BootstrapSettings,
     /// `/config` and what it keeps between requests (lookups, rendered configs, write
     /// throttles).
     pub config_serving: std::sync::Arc<talos_manager_core::node_config::ConfigService>,

@@ -11,6 +11,8 @@ use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
+use talos_manager_core::jobs::JobObserver;
+use talos_manager_core::store::JobStatus;
 
 use crate::AppState;
 
@@ -65,6 +67,17 @@ pub struct Metrics {
     pub jobs: Family<JobLabels, Counter>,
     /// Provider API calls by provider and status.
     pub provider_calls: Family<ProviderCallLabels, Counter>,
+}
+
+/// Counts finished jobs in [`Metrics::jobs`].
+impl JobObserver for Metrics {
+    fn job_finished(&self, kind: &str, outcome: JobStatus) {
+        let labels = JobLabels {
+            kind: kind.to_owned(),
+            outcome: outcome.as_str().to_owned(),
+        };
+        self.jobs.get_or_create(&labels).inc();
+    }
 }
 
 /// The route group of a request.

@@ -4,46 +4,19 @@
 //! The rules (which request is served, misses limited, the cache and write throttles) are
 //! core's [`ConfigService`](talos_manager_core::node_config::ConfigService); this handler reads the request, asks the service once and writes
 //! its answer as HTTP (and counts it in `/metrics`). Serving a config queues the
-//! `label_and_taint` job for the server ([`LabelJobOnServe`]).
+//! `label_and_taint` job for the server: the service's [`JobQueue`](talos_manager_core::jobs::JobQueue) is the
+//! [`ConfigServedHook`](talos_manager_core::node_config::ConfigServedHook).
 
 use std::net::IpAddr;
 
-use async_trait::async_trait;
 use poem::http::StatusCode;
 use poem::web::{Data, RemoteAddr};
 use poem::{IntoResponse, Request, Response, handler};
 use talos_manager_core::error_chain;
-use talos_manager_core::ids::ServerId;
-use talos_manager_core::node_config::{
-    ConfigAnswer, ConfigRequestParts, ConfigServeError, ConfigServedHook,
-};
-use talos_manager_core::store::{Store, StoreError};
+use talos_manager_core::node_config::{ConfigAnswer, ConfigRequestParts, ConfigServeError};
 
 use crate::AppState;
-use crate::jobs::{
-    CONFIG_SERVED_GUARD, JobQueue, LabelAndTaintQueued, LabelAndTaintTrigger, queue_label_and_taint,
-};
 use crate::metrics::ConfigRequestLabels;
-
-/// The [`ConfigServedHook`] of the service: queues the server's label and taint job unless
-/// one was queued within [`CONFIG_SERVED_GUARD`].
-#[derive(Debug)]
-pub struct LabelJobOnServe<'a>(pub &'a JobQueue);
-
-#[async_trait]
-impl ConfigServedHook for LabelJobOnServe<'_> {
-    async fn config_served(
-        &self,
-        store: &Store,
-        server: ServerId,
-    ) -> Result<time::OffsetDateTime, StoreError> {
-        let queued =
-            queue_label_and_taint(self.0, store, server, LabelAndTaintTrigger::ConfigServed)
-                .await?;
-        let (LabelAndTaintQueued::Queued(job) | LabelAndTaintQueued::Skipped(job)) = queued;
-        Ok(job.created_at + CONFIG_SERVED_GUARD)
-    }
-}
 
 #[handler]
 pub(crate) async fn config(
@@ -68,7 +41,7 @@ pub(crate) async fn config(
     };
     let answer = state
         .config_serving
-        .answer(&state.store, parts, &LabelJobOnServe(&state.jobs))
+        .answer(&state.store, parts, &state.jobs)
         .await;
     match answer {
         Ok(answer) => {

@@ -9,8 +9,11 @@ use talos_manager_core::store::KeySource;
 use talos_manager_core::{Store, StoreError, error_chain};
 
 use crate::config::{ConfigError, ServiceConfig, ensure_dir};
-use crate::jobs::{JobQueue, Worker};
 use crate::{AppState, app};
+use talos_manager_core::jobs::{
+    BootstrapJob, JobKind, JobQueue, LabelAndTaintJob, PushConfigJob, ResetJob, RollingJob,
+    SyncJob, Worker,
+};
 
 /// How long requests in flight may take once a shutdown signal arrived.
 const GRACE_PERIOD: Duration = Duration::from_secs(30);
@@ -157,7 +160,7 @@ pub async fn serve(config: ServiceConfig) -> Result<(), ServeError> {
             config.host.clone(),
         )),
         providers: providers.clone(),
-        bootstrap: crate::jobs::BootstrapSettings::from_config(&config),
+        bootstrap: config.bootstrap_settings(),
         config_serving: std::sync::Arc::new(talos_manager_core::node_config::ConfigService::new(
             config.config_allow_ip_only,
         )),
@@ -171,33 +174,24 @@ pub async fn serve(config: ServiceConfig) -> Result<(), ServeError> {
     let stopped = |mut stop: tokio::sync::watch::Receiver<bool>| async move {
         let _ = stop.wait_for(|stopped| *stopped).await;
     };
-    let mut sync_job =
-        crate::jobs::SyncJob::new(providers.clone()).with_policy(config.sync_policy.clone());
+    let mut sync_job = SyncJob::new(providers.clone()).with_policy(config.sync_policy.clone());
     if let Some(prober) = prober {
         sync_job = sync_job.with_prober(std::sync::Arc::new(prober));
     }
-    let lifecycle = crate::jobs::LifecycleSettings::from_config(&config, providers.clone());
+    let lifecycle = config.lifecycle_settings(providers.clone());
     let worker_id = Worker::unique_id().map_err(ServeError::WorkerId)?;
     let worker = Worker::new(queue.clone(), worker_id)
-        .metrics(metrics)
+        .observer(std::sync::Arc::new(metrics))
         .register(sync_job)
         .register(
-            crate::jobs::BootstrapJob::new(
-                providers,
-                crate::jobs::BootstrapSettings::from_config(&config),
-            )
-            .with_lifecycle(lifecycle.clone()),
+            BootstrapJob::new(providers, config.bootstrap_settings())
+                .with_lifecycle(lifecycle.clone()),
         )
-        .register(
-            crate::jobs::LabelAndTaintJob::default()
-                .with_talos(crate::jobs::TalosSettings::from_config(&config)),
-        )
-        .register(crate::jobs::PushConfigJob::new(
-            crate::jobs::TalosSettings::from_config(&config),
-        ))
-        .register(crate::jobs::ResetJob::new(lifecycle.clone()))
-        .register(crate::jobs::RollingJob::upgrade(lifecycle.clone()))
-        .register(crate::jobs::RollingJob::reboot(lifecycle));
+        .register(LabelAndTaintJob::default().with_talos(config.talos_settings()))
+        .register(PushConfigJob::new(config.talos_settings()))
+        .register(ResetJob::new(lifecycle.clone()))
+        .register(RollingJob::upgrade(lifecycle.clone()))
+        .register(RollingJob::reboot(lifecycle));
     let worker = tokio::spawn(worker.run(stopped(stop.clone())));
     let periodic_sync = (config.sync_interval_seconds > 0).then(|| {
         tokio::spawn(periodic_sync(
@@ -314,7 +308,7 @@ async fn periodic_sync(store: Store, queue: JobQueue, interval: Duration) {
     let mut ticks = tokio::time::interval(interval);
     loop {
         ticks.tick().await;
-        let pending = match store.has_active_job(crate::jobs::SYNC_JOB).await {
+        let pending = match store.has_active_job(JobKind::Sync.as_str()).await {
             Ok(pending) => pending,
             Err(error) => {
                 tracing::warn!(error = %error_chain(&error), "periodic sync: could not list jobs");
@@ -325,7 +319,7 @@ async fn periodic_sync(store: Store, queue: JobQueue, interval: Duration) {
             continue;
         }
         let job = NewJob {
-            kind: crate::jobs::SYNC_JOB.to_owned(),
+            kind: JobKind::Sync.to_string(),
             server_id: None,
             args: serde_json::json!({}),
         };

@@ -16,7 +16,7 @@ use super::error::ApiResult;
 use super::ids::parse_id;
 use super::{Created, Deleted, Tag};
 use crate::AppState;
-use crate::jobs::{LabelAndTaintTrigger, queue_label_and_taint};
+use talos_manager_core::jobs::{LabelAndTaintTrigger, queue_label_and_taint};
 
 /// `LabelTaintRuleFields` as core takes it.
 fn rule_fields(fields: RuleFields) -> LabelTaintRuleFields {

@@ -25,7 +25,7 @@ use super::ids::{parse_id, server_api_id};
 use super::jobs::job_view;
 use super::servers::load_server;
 use crate::AppState;
-use crate::jobs::{REBOOT_JOB, RESET_JOB, ResetArgs, RollingArgs, UPGRADE_JOB, cluster_scope};
+use talos_manager_core::jobs::{JobKind, ResetArgs, RollingArgs, cluster_scope};
 
 /// `ResetProfile` as core takes it.
 fn reset_profile(name: ResetProfileName) -> ResetProfile {
@@ -96,7 +96,7 @@ impl LifecycleApi {
         };
         let job = enqueue(
             &state,
-            RESET_JOB,
+            JobKind::Reset,
             Some(server.id),
             serde_json::to_value(&args).map_err(|error| ApiError::internal(&error))?,
             cluster_id,
@@ -134,7 +134,7 @@ impl LifecycleApi {
         let body = body.0;
         let mut args = selection_args(&state, &body.selection).await?;
         args.talos_version = Some(body.talos_version.trim().to_owned());
-        rolling(&state, &auth, UPGRADE_JOB, args).await
+        rolling(&state, &auth, JobKind::Upgrade, args).await
     }
 
     /// Reboot a cluster's nodes, one at a time.
@@ -151,7 +151,7 @@ impl LifecycleApi {
         body: Json<RollingSelection>,
     ) -> ApiResult<JobAccepted> {
         let args = selection_args(&state, &body.0).await?;
-        rolling(&state, &auth, REBOOT_JOB, args).await
+        rolling(&state, &auth, JobKind::Reboot, args).await
     }
 }
 
@@ -195,7 +195,7 @@ async fn selection_args(state: &AppState, selection: &RollingSelection) -> ApiRe
 async fn rolling(
     state: &AppState,
     auth: &AdminAuth,
-    kind: &'static str,
+    kind: JobKind,
     args: RollingArgs,
 ) -> ApiResult<JobAccepted> {
     let plan: RollingPlan = plan_rolling(
@@ -235,13 +235,13 @@ async fn rolling(
 /// Queues a lifecycle job in its cluster's exclusive scope.
 async fn enqueue(
     state: &AppState,
-    kind: &str,
+    kind: JobKind,
     server_id: Option<ServerId>,
     args: serde_json::Value,
     cluster: ClusterId,
 ) -> ApiResult<talos_manager_core::store::Job> {
     let job = NewJob {
-        kind: kind.to_owned(),
+        kind: kind.to_string(),
         server_id,
         args,
     };

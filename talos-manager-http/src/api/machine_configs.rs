@@ -135,7 +135,13 @@ impl MachineConfigsApi {
                 .store
                 .mark_server_configured(server.id, OffsetDateTime::now_utc())
                 .await?;
-        } else if crate::jobs::queue_push_if_waiting(&state.store, &state.jobs, &server).await? {
+        } else if talos_manager_core::jobs::queue_push_if_waiting(
+            &state.store,
+            &state.jobs,
+            &server,
+        )
+        .await?
+        {
             tracing::info!(server = %server.inventory.name, "its node waits for a config: push queued");
         }
         Ok(Created::Created(Json(machine_config_view(

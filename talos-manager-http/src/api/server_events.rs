@@ -26,7 +26,7 @@ use super::machine_configs::machine_config_view;
 use super::servers::{server_view_of, with_expected_hostname};
 use super::{Tag, until_shutdown, while_authorized};
 use crate::AppState;
-use crate::jobs::{BOOTSTRAP_JOB, LABEL_AND_TAINT_JOB, RESET_JOB};
+use talos_manager_core::jobs::JobKind;
 
 /// How often a connection looks for changes.
 const POLL_INTERVAL: Duration = Duration::from_secs(1);
@@ -93,9 +93,13 @@ async fn next_event(mut watch: Watch) -> Option<(ServerEvent, Watch)> {
 /// Every server's event as the store has it now.
 async fn snapshot(store: &Store) -> Result<Vec<ServerEvent>, StoreError> {
     let servers = store.list_servers().await?;
-    let bootstraps = store.latest_jobs_by_server(BOOTSTRAP_JOB).await?;
-    let labels = store.latest_jobs_by_server(LABEL_AND_TAINT_JOB).await?;
-    let resets = store.latest_jobs_by_server(RESET_JOB).await?;
+    let bootstraps = store
+        .latest_jobs_by_server(JobKind::Bootstrap.as_str())
+        .await?;
+    let labels = store
+        .latest_jobs_by_server(JobKind::LabelAndTaint.as_str())
+        .await?;
+    let resets = store.latest_jobs_by_server(JobKind::Reset.as_str()).await?;
     let mut machine_configs: HashMap<_, _> = store
         .list_machine_configs()
         .await?

@@ -22,9 +22,9 @@ use super::clusters::YamlFile;
 use super::error::{ApiError, ApiResult};
 use super::ids::{parse_server_api_id, server_api_id};
 use crate::AppState;
-use crate::jobs::BootstrapArgs;
 use talos_manager_core::StoreError;
 use talos_manager_core::installer::{ImageSource, parse_lsblk};
+use talos_manager_core::jobs::{BootstrapArgs, JobKind};
 use talos_manager_core::rescue::{enter_rescue, our_public_key};
 
 /// A queued job.
@@ -150,7 +150,7 @@ impl ServersApi {
         let job = state
             .jobs
             .enqueue(&NewJob {
-                kind: crate::jobs::SYNC_JOB.to_owned(),
+                kind: JobKind::Sync.to_string(),
                 server_id: None,
                 args: serde_json::json!({}),
             })
@@ -177,7 +177,7 @@ impl ServersApi {
         let servers = state.store.list_servers().await?;
         let bootstraps = state
             .store
-            .latest_jobs_by_server(crate::jobs::BOOTSTRAP_JOB)
+            .latest_jobs_by_server(JobKind::Bootstrap.as_str())
             .await?;
         let hostnames: std::collections::HashMap<_, _> = state
             .store
@@ -411,14 +411,16 @@ impl ServersApi {
             .await?;
         }
         let new_job = NewJob {
-            kind: crate::jobs::BOOTSTRAP_JOB.to_owned(),
+            kind: JobKind::Bootstrap.to_string(),
             server_id: Some(server.id),
             args: serde_json::to_value(&args).map_err(|error| ApiError::internal(&error))?,
         };
         // Erasing a live node of a cluster holds the cluster, as a reset does: two forced
         // bootstraps of control planes at once would each pass the quorum check alone.
         let scope = match (precheck, server.cluster_id) {
-            (Precheck::Forced(_), Some(cluster)) => Some(crate::jobs::cluster_scope(cluster)),
+            (Precheck::Forced(_), Some(cluster)) => {
+                Some(talos_manager_core::jobs::cluster_scope(cluster))
+            }
             _ => None,
         };
         let queued = match &scope {
@@ -520,7 +522,7 @@ fn body_id<T>(
 async fn server_view(state: &AppState, server: Server) -> ApiResult<ServerView> {
     let bootstraps = state
         .store
-        .latest_jobs_by_server(crate::jobs::BOOTSTRAP_JOB)
+        .latest_jobs_by_server(JobKind::Bootstrap.as_str())
         .await?;
     let latest = bootstraps.get(&server.id).cloned();
     let machine_config = state.store.machine_config_for_server(server.id).await?;

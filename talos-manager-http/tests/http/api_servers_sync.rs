@@ -8,6 +8,7 @@ use std::time::Duration;
 use reqwest::Method;
 use serde_json::{Value, json};
 use talos_manager_core::ids::VswitchId;
+use talos_manager_core::jobs::{JobQueue, SyncJob, Worker, WorkerTiming};
 use talos_manager_core::store::ClusterFields;
 use talos_manager_core::sync::{ProviderFactory, SshProber, SyncPolicy, sync_all, sync_all_with};
 use talos_manager_core::testing::TestDatabase;
@@ -15,7 +16,6 @@ use talos_manager_core::{Backend, EncryptionKey, RetryPolicy, Secret};
 use talos_manager_fake_hetzner::{
     CloudServer, FakeCloud, FakeRobot, Fault, RobotServer, RobotVswitch, Target, VswitchMember,
 };
-use talos_manager_http::jobs::{JobQueue, SyncJob, Worker, WorkerTiming};
 use talos_manager_rescue_host::{KeyPair, Sshd};
 
 use super::process::{Service, talos_manager};

@@ -16,8 +16,8 @@ use serde_json::{Value, json};
 use talos_manager_core::Backend;
 use talos_manager_core::store::{JobOutcome, NewJob, ProviderKind};
 
+use talos_manager_core::jobs::{JobQueue, SyncJob, Worker};
 use talos_manager_fake_hetzner::{FakeCloud, FakeRobot, RobotServer};
-use talos_manager_http::jobs::{JobQueue, SyncJob, Worker};
 
 use super::api_bootstrap::Bench;
 use super::api_servers_jobs::add_server;

@@ -7,9 +7,9 @@ use std::time::Duration;
 use reqwest::Method;
 use serde_json::json;
 use talos_manager_core::ids::JobId;
+use talos_manager_core::jobs::{JobContext, JobError, JobHandler, JobQueue, Worker, WorkerTiming};
 use talos_manager_core::store::{JobStatus, NewJob};
 use talos_manager_core::{Backend, Store};
-use talos_manager_http::jobs::{JobContext, JobError, JobHandler, JobQueue, Worker, WorkerTiming};
 use talos_manager_http::metrics::Metrics;
 use tokio::sync::watch;
 
@@ -79,7 +79,7 @@ fn start_worker(
     let queue = JobQueue::new(store.clone());
     let metrics = Metrics::new();
     let worker = Worker::new(queue.clone(), id)
-        .metrics(metrics.clone())
+        .observer(Arc::new(metrics.clone()))
         .register(Echo { runs: runs.clone() })
         .register(Wait)
         .timing(FAST);

@@ -10,13 +10,11 @@ use reqwest::Method;
 use serde_json::{Value, json};
 use talos_manager_core::Store;
 use talos_manager_core::ids::ServerId;
+use talos_manager_core::jobs::{JobKind, JobQueue, LabelAndTaintJob, Worker, WorkerTiming};
 use talos_manager_core::kubernetes::{ClientTimeouts, ReconcileOptions};
 use talos_manager_core::store::{Job, JobStatus, ProviderKind};
 use talos_manager_core::talos::{SecretsBundle, SystemRandom};
 use talos_manager_fake_kubernetes::FakeKubernetes;
-use talos_manager_http::jobs::{
-    JobQueue, LABEL_AND_TAINT_JOB, LabelAndTaintJob, Worker, WorkerTiming,
-};
 use tokio::sync::watch;
 
 use super::api_servers_jobs::add_server;
@@ -158,7 +156,9 @@ async fn jobs_of(store: &Store, server_id: ServerId) -> Vec<Job> {
         .await
         .unwrap()
         .into_iter()
-        .filter(|job| job.kind == LABEL_AND_TAINT_JOB && job.server_id == Some(server_id))
+        .filter(|job| {
+            job.kind == JobKind::LabelAndTaint.as_str() && job.server_id == Some(server_id)
+        })
         .collect();
     jobs.reverse();
     jobs
@@ -168,7 +168,7 @@ async fn jobs_of(store: &Store, server_id: ServerId) -> Vec<Job> {
 pub(crate) async fn finished_job(store: &Store, server_id: ServerId) -> (Job, String) {
     for _ in 0..600 {
         let job = store
-            .latest_server_job(LABEL_AND_TAINT_JOB, server_id)
+            .latest_server_job(JobKind::LabelAndTaint.as_str(), server_id)
             .await
             .unwrap()
             .expect("a label and taint job was queued");

@@ -13,6 +13,10 @@ use reqwest::Method;
 use serde_json::{Value, json};
 use talos_manager_core::Store;
 use talos_manager_core::ids::{ClusterId, JobId, ServerId};
+use talos_manager_core::jobs::{
+    JobQueue, LifecycleSettings, PushConfigJob, ResetJob, RollingJob, TalosSettings, Worker,
+    WorkerTiming,
+};
 use talos_manager_core::kubernetes::DrainOptions;
 use talos_manager_core::lifecycle::LifecycleTiming;
 use talos_manager_core::store::{
@@ -21,14 +25,10 @@ use talos_manager_core::store::{
 use talos_manager_core::talos::{SecretsBundle, SystemRandom};
 use talos_manager_fake_kubernetes::FakeKubernetes;
 use talos_manager_fake_talos::{FakeTalosCluster, Faults, NodeSpec};
-use talos_manager_http::jobs::{
-    JobQueue, LifecycleSettings, PushConfigJob, ResetJob, RollingJob, TalosSettings, Worker,
-    WorkerTiming,
-};
 use tokio::sync::watch;
 
 use super::api_servers_jobs::add_server_at;
-use super::server::{TestServer, api_test};
+use super::server::{TestServer, api_test, test_bootstrap_settings};
 
 const FROM: &str = "v1.10.4";
 const TO: &str = "v1.11.3";
@@ -207,7 +207,6 @@ impl Fleet {
                 port: self.talos.port(),
             },
             providers: server.providers(),
-            ssh_private_key: None,
             timing: LifecycleTiming {
                 poll_interval: Duration::from_millis(50),
                 node_down: Duration::from_secs(10),
@@ -219,7 +218,7 @@ impl Fleet {
                 wipe_grace: Duration::ZERO,
                 etcd_rejoin: Duration::from_secs(5),
             },
-            image_factory_url: "https://factory.talos.dev".into(),
+            bootstrap: test_bootstrap_settings(None, 22, "https://factory.talos.dev"),
         }
     }
 
@@ -896,7 +895,7 @@ api_test!(
         )
         .await;
         let mut settings = fleet.settings(&server);
-        settings.image_factory_url = FACTORY.into();
+        settings.bootstrap.environment.image_factory_url = FACTORY.into();
         let (_stop, _worker) = Fleet::start_worker_with(&server, "factory-test", settings);
         // 1.12 nodes take the legacy upgrade call, 1.13 ones pull and install; to 1.13 and to
         // 1.14 (whose installer only the factory publishes) alike, the factory's installer of the

@@ -110,8 +110,8 @@ pub(crate) fn test_bootstrap_settings(
     private_key: Option<Secret<String>>,
     rescue_ssh_port: u16,
     image_factory_url: &str,
-) -> talos_manager_http::jobs::BootstrapSettings {
-    talos_manager_http::jobs::BootstrapSettings {
+) -> talos_manager_core::jobs::BootstrapSettings {
+    talos_manager_core::jobs::BootstrapSettings {
         ssh_private_key: private_key,
         rescue_ssh_port,
         rescue_timeout: std::time::Duration::from_secs(20),
@@ -189,7 +189,7 @@ impl TestServer {
     /// A server with these bootstrap settings (SSH key, rescue port, image sources).
     pub(crate) async fn start_with_bootstrap(
         backend: Backend,
-        bootstrap: talos_manager_http::jobs::BootstrapSettings,
+        bootstrap: talos_manager_core::jobs::BootstrapSettings,
     ) -> TestServer {
         TestServer::start_full(
             backend,
@@ -207,7 +207,7 @@ impl TestServer {
         trusted_proxies: TrustedProxies,
         factory_url: Option<&str>,
         host: Option<&str>,
-        bootstrap: Option<talos_manager_http::jobs::BootstrapSettings>,
+        bootstrap: Option<talos_manager_core::jobs::BootstrapSettings>,
         config_serving: Option<talos_manager_core::node_config::ConfigService>,
     ) -> TestServer {
         let factory = talos_manager_fake_hetzner::FakeImageFactory::start()
@@ -228,7 +228,7 @@ impl TestServer {
             .unwrap();
         let state = AppState {
             store: database.store().clone(),
-            jobs: talos_manager_http::jobs::JobQueue::new(database.store().clone()),
+            jobs: talos_manager_core::jobs::JobQueue::new(database.store().clone()),
             basic_auth_password: Some(Secret::new(PASSWORD.into())),
             metrics: talos_manager_http::metrics::Metrics::new(),
             trusted_proxies,

@@ -38,7 +38,12 @@ pub(crate) struct Service {
 
 impl Service {
     pub(crate) async fn start() -> Service {
-        Service::start_with(talos_manager_http::jobs::BootstrapSettings {
+        Service::start_with(Service::default_bootstrap_settings()).await
+    }
+
+    /// The bootstrap settings of [`Service::start`]: no SSH key, the public Image Factory.
+    pub(crate) fn default_bootstrap_settings() -> talos_manager_core::jobs::BootstrapSettings {
+        talos_manager_core::jobs::BootstrapSettings {
             ssh_private_key: None,
             rescue_ssh_port: 22,
             rescue_timeout: std::time::Duration::from_secs(600),
@@ -50,14 +55,13 @@ impl Service {
                 amd64_image_url: None,
                 arm64_image_url: None,
             },
-        })
-        .await
+        }
     }
 
     /// The service with these bootstrap settings (SSH key, rescue port, image server). It runs
     /// no job worker: start one with [`Service::providers`] where jobs must run.
     pub(crate) async fn start_with(
-        bootstrap: talos_manager_http::jobs::BootstrapSettings,
+        bootstrap: talos_manager_core::jobs::BootstrapSettings,
     ) -> Service {
         let database = TestDatabase::new(Backend::Sqlite).await;
         let token = talos_manager_http::tokens::create_token(database.store(), "terraform")
@@ -71,7 +75,7 @@ impl Service {
             .with_retry_policy(RetryPolicy::for_fakes());
         let state = AppState {
             store: database.store().clone(),
-            jobs: talos_manager_http::jobs::JobQueue::new(database.store().clone()),
+            jobs: talos_manager_core::jobs::JobQueue::new(database.store().clone()),
             basic_auth_password: Some(Secret::new("test-password".into())),
             metrics: talos_manager_http::metrics::Metrics::new(),
             trusted_proxies: talos_manager_core::node_config::TrustedProxies::default(),

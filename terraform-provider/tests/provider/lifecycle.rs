@@ -9,6 +9,9 @@ use std::time::Duration;
 
 use base64::Engine as _;
 use talos_manager_core::ids::{JobId, ServerId};
+use talos_manager_core::jobs::{
+    JobQueue, LifecycleSettings, ResetJob, RollingJob, TalosSettings, Worker, WorkerTiming,
+};
 use talos_manager_core::kubernetes::DrainOptions;
 use talos_manager_core::lifecycle::LifecycleTiming;
 use talos_manager_core::store::{
@@ -19,9 +22,6 @@ use talos_manager_core::talos::{SecretsBundle, SystemRandom};
 use talos_manager_core::{Secret, Store};
 use talos_manager_fake_kubernetes::FakeKubernetes;
 use talos_manager_fake_talos::{FakeTalosCluster, Faults, NodeSpec};
-use talos_manager_http::jobs::{
-    JobQueue, LifecycleSettings, ResetJob, RollingJob, TalosSettings, Worker, WorkerTiming,
-};
 use talos_manager_talos_api::GrpcTalosConnector;
 
 use super::harness::{Service, Terraform, flat};
@@ -209,7 +209,6 @@ impl Bench {
                 port: talos.port(),
             },
             providers: service.providers().clone(),
-            ssh_private_key: None,
             timing: LifecycleTiming {
                 poll_interval: Duration::from_millis(100),
                 node_down: Duration::from_secs(5),
@@ -221,7 +220,11 @@ impl Bench {
                 wipe_grace: Duration::ZERO,
                 etcd_rejoin: Duration::from_secs(10),
             },
-            image_factory_url: service.factory.url().to_owned(),
+            bootstrap: {
+                let mut bootstrap = Service::default_bootstrap_settings();
+                bootstrap.environment.image_factory_url = service.factory.url().to_owned();
+                bootstrap
+            },
         };
         let worker = Worker::new(JobQueue::new(store.clone()), "terraform-test")
             .timing(WorkerTiming {

@@ -7,12 +7,12 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use talos_manager_core::Secret;
-use talos_manager_core::store::{JobStatus, ProviderKind, SchematicFields};
-use talos_manager_fake_hetzner::{FakeRobot, RobotServer};
-use talos_manager_http::jobs::{
+use talos_manager_core::jobs::{
     BootstrapJob, BootstrapSettings, JobQueue, LifecycleSettings, TalosSettings, Worker,
     WorkerTiming,
 };
+use talos_manager_core::store::{JobStatus, ProviderKind, SchematicFields};
+use talos_manager_fake_hetzner::{FakeRobot, RobotServer};
 use talos_manager_rescue_host::{HttpServer, KeyPair, LoopDisk, Sshd, TestImage};
 
 use super::harness::{HOST, Service, Terraform, flat};
@@ -101,7 +101,7 @@ impl Bench {
                 abandoned_after: Duration::from_secs(30),
             })
             .register(
-                BootstrapJob::new(service.providers().clone(), settings).with_lifecycle(
+                BootstrapJob::new(service.providers().clone(), settings.clone()).with_lifecycle(
                     // The guard of a forced bootstrap; these servers are in no cluster, so it
                     // never reaches a Talos API.
                     LifecycleSettings {
@@ -112,9 +112,8 @@ impl Bench {
                             port: talos_manager_core::talos_api::DEFAULT_PORT,
                         },
                         providers: service.providers().clone(),
-                        ssh_private_key: None,
                         timing: Default::default(),
-                        image_factory_url: HOST.to_owned(),
+                        bootstrap: settings,
                     },
                 ),
             );

@@ -1,22 +1,17 @@
 //! The `label_and_taint` job: brings a server's Kubernetes node in line with the label and
-//! taint rules (see `talos_manager_core::kubernetes`), and when such jobs are queued.
+//! taint rules (see `crate::kubernetes`), and when such jobs are queued.
 
 use std::time::Duration;
 
+use crate::Store;
+use crate::StoreError;
+use crate::ids::ServerId;
+use crate::kubernetes::{ReconcileOptions, ReconcileOutcome, reconcile_labels_and_taints};
+use crate::lifecycle::refresh_node_name;
+use crate::store::{Job, JobStatus, NewJob};
 use async_trait::async_trait;
-use talos_manager_core::Store;
-use talos_manager_core::StoreError;
-use talos_manager_core::ids::ServerId;
-use talos_manager_core::kubernetes::{
-    ReconcileOptions, ReconcileOutcome, reconcile_labels_and_taints,
-};
-use talos_manager_core::lifecycle::refresh_node_name;
-use talos_manager_core::store::{Job, JobStatus, NewJob};
 
-use super::{JobContext, JobError, JobHandler, JobLog, JobQueue, TalosSettings};
-
-/// The kind of the label and taint job.
-pub const LABEL_AND_TAINT_JOB: &str = "label_and_taint";
+use super::{JobContext, JobError, JobHandler, JobKind, JobLog, JobQueue, TalosSettings};
 
 /// After a config was served, no new job for the same server within this window: a node asks
 /// for its config again and again while it boots.
@@ -50,7 +45,7 @@ impl LabelAndTaintJob {
 #[async_trait]
 impl JobHandler for LabelAndTaintJob {
     fn kind(&self) -> &'static str {
-        LABEL_AND_TAINT_JOB
+        JobKind::LabelAndTaint.as_str()
     }
 
     fn repeatable(&self) -> bool {
@@ -68,7 +63,7 @@ impl JobHandler for LabelAndTaintJob {
                     context
                         .log(format!(
                             "could not read the node's name from the node ({}); using the recorded name or the machine config's hostname",
-                            talos_manager_core::error_chain(&error)
+                            crate::error_chain(&error)
                         ))
                         .await
                 }
@@ -80,9 +75,9 @@ impl JobHandler for LabelAndTaintJob {
         tokio::select! {
             result = reconcile => match result {
                 Ok(ReconcileOutcome::NotConfigured) | Ok(ReconcileOutcome::Reconciled { .. }) => Ok(()),
-                Err(error) => Err(JobError::from_error(&error)),
+                Err(error) => Err(JobError::Labels(Box::new(error))),
             },
-            () = context.cancelled() => Err(JobError::new("stopped on request")),
+            () = context.cancelled() => Err(JobError::Cancelled),
         }
     }
 }
@@ -116,7 +111,7 @@ pub async fn queue_label_and_taint(
     trigger: LabelAndTaintTrigger,
 ) -> Result<LabelAndTaintQueued, StoreError> {
     let latest = store
-        .latest_server_job(LABEL_AND_TAINT_JOB, server_id)
+        .latest_server_job(JobKind::LabelAndTaint.as_str(), server_id)
         .await?;
     if let Some(job) = latest {
         let skip = match trigger {
@@ -130,9 +125,27 @@ pub async fn queue_label_and_taint(
         }
     }
     let job = NewJob {
-        kind: LABEL_AND_TAINT_JOB.to_owned(),
+        kind: JobKind::LabelAndTaint.to_string(),
         server_id: Some(server_id),
         args: serde_json::json!({}),
     };
     queue.enqueue(&job).await.map(LabelAndTaintQueued::Queued)
+}
+
+/// `/config`'s label-job trigger: serving a node its config queues the node's label and taint
+/// job ([`LabelAndTaintTrigger::ConfigServed`]), so a [`JobQueue`] is what a
+/// [`ConfigService`](crate::node_config::ConfigService) is handed by the service and by an
+/// embedder that runs the jobs.
+#[async_trait]
+impl crate::node_config::ConfigServedHook for JobQueue {
+    async fn config_served(
+        &self,
+        store: &Store,
+        server: ServerId,
+    ) -> Result<time::OffsetDateTime, StoreError> {
+        let queued =
+            queue_label_and_taint(self, store, server, LabelAndTaintTrigger::ConfigServed).await?;
+        let (LabelAndTaintQueued::Queued(job) | LabelAndTaintQueued::Skipped(job)) = queued;
+        Ok(job.created_at + CONFIG_SERVED_GUARD)
+    }
 }

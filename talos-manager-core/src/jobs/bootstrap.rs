@@ -30,23 +30,20 @@
 
 use std::time::{Duration, Instant};
 
-use async_trait::async_trait;
-use talos_manager_core::bootstrap::{BootstrapChoices, BootstrapEnvironment, bootstrap_request};
-use talos_manager_core::ids::ServerId;
-use talos_manager_core::installer::{
+use crate::bootstrap::{BootstrapChoices, BootstrapEnvironment, bootstrap_request};
+use crate::ids::ServerId;
+use crate::installer::{
     HostKeys, InstallEvent, InstallSink, Probe, ProbeError, SshSession, SshTarget, image_size,
     install, parse_dd_progress, plan,
 };
-use talos_manager_core::lifecycle::{Precheck, check_bootstrap, precheck_bootstrap};
-use talos_manager_core::rescue::{RescueError, enter_rescue};
-use talos_manager_core::sync::ProviderFactory;
-use talos_manager_core::{RetryPolicy, Secret, error_chain, http_client};
+use crate::lifecycle::{Precheck, check_bootstrap, precheck_bootstrap};
+use crate::rescue::{RescueError, enter_rescue};
+use crate::sync::ProviderFactory;
+use crate::{RetryPolicy, Secret, error_chain, http_client};
+use async_trait::async_trait;
 use tokio::sync::mpsc;
 
-use super::{JobContext, JobError, JobHandler, LifecycleSettings};
-
-/// The kind of the bootstrap job.
-pub const BOOTSTRAP_JOB: &str = "bootstrap";
+use super::{JobContext, JobError, JobHandler, JobKind, LifecycleSettings};
 
 /// Why a bootstrap the service stopped in the middle failed.
 pub const BOOTSTRAP_ABANDONED: &str = "talos-manager stopped mid-install (crash, kill or restart): \
@@ -72,7 +69,7 @@ pub struct BootstrapArgs {
     pub force: bool,
 }
 
-/// What bootstraps need from the service's configuration.
+/// What bootstraps need from the service's configuration (the service builds them from it).
 #[derive(Debug, Clone)]
 pub struct BootstrapSettings {
     /// `SSH_PRIVATE_KEY`: the key rescue systems authorize.
@@ -85,19 +82,6 @@ pub struct BootstrapSettings {
     pub rescue_poll: Duration,
     /// Where images and configs come from.
     pub environment: BootstrapEnvironment,
-}
-
-impl BootstrapSettings {
-    /// The settings of `config`.
-    pub fn from_config(config: &crate::config::ServiceConfig) -> BootstrapSettings {
-        BootstrapSettings {
-            ssh_private_key: config.ssh_private_key.clone(),
-            rescue_ssh_port: config.rescue_ssh_port,
-            rescue_timeout: Duration::from_secs(config.rescue_timeout_seconds),
-            rescue_poll: Duration::from_secs(2),
-            environment: config.bootstrap_environment(),
-        }
-    }
 }
 
 /// Runs bootstraps with the service's provider factory and settings.
@@ -138,15 +122,10 @@ impl BootstrapJob {
             None => {
                 let server = context.store().get_server(server_id).await?;
                 match precheck_bootstrap(&server, force)
-                    .map_err(|error| JobError::from_error(&error))?
+                    .map_err(|error| JobError::BootstrapGuard(Box::new(error)))?
                 {
                     Precheck::Free => Precheck::Free,
-                    Precheck::Forced(_) => {
-                        return Err(JobError::new(
-                            "a forced bootstrap of a live node needs the Talos API to check \
-                             etcd, and this worker has no Talos API settings",
-                        ));
-                    }
+                    Precheck::Forced(_) => return Err(JobError::NoTalosApi),
                 }
             }
             Some(lifecycle) => {
@@ -155,7 +134,7 @@ impl BootstrapJob {
                         check_bootstrap(ctx, server_id, force).await
                     })
                     .await
-                    .map_err(|error| JobError::from_error(&error))?
+                    .map_err(|error| JobError::BootstrapGuard(Box::new(error)))?
                     .precheck
             }
         };
@@ -173,7 +152,7 @@ impl BootstrapJob {
 #[async_trait]
 impl JobHandler for BootstrapJob {
     fn kind(&self) -> &'static str {
-        BOOTSTRAP_JOB
+        JobKind::Bootstrap.as_str()
     }
 
     fn repeatable(&self) -> bool {
@@ -188,7 +167,7 @@ impl JobHandler for BootstrapJob {
         // Dropping the bootstrap closes its SSH session, which stops the remote pipeline.
         tokio::select! {
             result = self.bootstrap(context) => result,
-            () = context.cancelled() => Err(JobError::new("cancelled on request")),
+            () = context.cancelled() => Err(JobError::Cancelled),
         }
     }
 }
@@ -197,25 +176,24 @@ impl BootstrapJob {
     async fn bootstrap(&self, context: &JobContext) -> Result<(), JobError> {
         let store = context.store();
         let job = context.job();
-        let server_id = job
-            .server_id
-            .ok_or_else(|| JobError::new("a bootstrap job needs a server"))?;
-        let args: BootstrapArgs = serde_json::from_value(job.args.clone()).map_err(|error| {
-            JobError::new(format!("the job's arguments cannot be read: {error}"))
-        })?;
+        let server_id = context.server_id()?;
+        let args: BootstrapArgs =
+            serde_json::from_value(job.args.clone()).map_err(JobError::Arguments)?;
         let key = self
             .settings
             .ssh_private_key
             .as_ref()
-            .ok_or_else(|| JobError::from_error(&RescueError::NoSshKey))?;
+            .ok_or_else(|| JobError::Rescue(Box::new(RescueError::NoSshKey)))?;
         self.check_guard(context, server_id, &args).await?;
         let server = store.get_server(server_id).await?;
         let name = server.inventory.name.clone();
-        let address = server.inventory.ipv4.clone().ok_or_else(|| {
-            JobError::new(format!(
-                "server {name} has no IPv4 address to reach its rescue system at"
-            ))
-        })?;
+        let address = server
+            .inventory
+            .ipv4
+            .clone()
+            .ok_or_else(|| JobError::NoAddress {
+                server: name.clone(),
+            })?;
         let target = |host_keys: HostKeys| SshTarget {
             port: self.settings.rescue_ssh_port,
             host_keys,
@@ -238,7 +216,7 @@ impl BootstrapJob {
                     .await;
                 let entered = enter_rescue(store, &self.providers, server_id, Some(key))
                     .await
-                    .map_err(|error| JobError::from_error(&error))?;
+                    .map_err(|error| JobError::Rescue(Box::new(error)))?;
                 context
                     .log("rescue activated and the server power-cycled; waiting for it to boot")
                     .await;
@@ -280,7 +258,7 @@ impl BootstrapJob {
                     .iter()
                     .map(|(name, uuid)| (name.as_str(), uuid.as_str())),
             )
-            .map_err(|error| JobError::new(error.to_string()))?;
+            .map_err(|error| JobError::Uuid(Box::new(error)))?;
         self.install(context, server_id, &args, &session).await?;
         session.close().await;
         Ok(())
@@ -298,7 +276,7 @@ impl BootstrapJob {
         let mut request =
             bootstrap_request(store, server_id, &args.choices, &self.settings.environment)
                 .await
-                .map_err(|error| JobError::from_error(&error))?;
+                .map_err(|error| JobError::BootstrapPlan(Box::new(error)))?;
         if let Ok(client) = http_client(&RetryPolicy::default()) {
             request.image_size = image_size(&client, &request.image.url()).await;
         }
@@ -329,17 +307,15 @@ impl BootstrapJob {
             }
         };
         let (result, ()) = tokio::join!(run, write_log);
-        result.map_err(|error| JobError::from_error(&error))?;
+        result.map_err(|error| JobError::Install(Box::new(error)))?;
         let wwid = request.disk.wwid();
         store
             .record_bootstrapped(server_id, &request.disk.path(), wwid.as_deref())
             .await?;
         // What a rolling upgrade compares with to skip nodes already at its schematic.
         let schematic = match &request.image {
-            talos_manager_core::installer::ImageSource::Factory { schematic, .. } => {
-                Some(schematic.as_str())
-            }
-            talos_manager_core::installer::ImageSource::Custom { .. } => None,
+            crate::installer::ImageSource::Factory { schematic, .. } => Some(schematic.as_str()),
+            crate::installer::ImageSource::Custom { .. } => None,
         };
         store
             .record_installed_schematic(server_id, schematic)
@@ -367,11 +343,11 @@ impl BootstrapJob {
             match reach_rescue(target).await {
                 Ok(found) => return Ok(found),
                 Err(reason) if started.elapsed() >= self.settings.rescue_timeout => {
-                    return Err(JobError::new(format!(
-                        "server {name} did not come up in rescue within {}s (last attempt: \
-                         {reason}); check it in the provider's console, then bootstrap again",
-                        self.settings.rescue_timeout.as_secs()
-                    )));
+                    return Err(JobError::RescueTimeout {
+                        server: name.to_owned(),
+                        seconds: self.settings.rescue_timeout.as_secs(),
+                        last_attempt: reason,
+                    });
                 }
                 Err(reason) => {
                     context
@@ -390,7 +366,7 @@ async fn reach_rescue(target: &SshTarget) -> Result<(SshSession, Probe), String>
     let session = SshSession::connect(target)
         .await
         .map_err(|error| error_chain(&error).to_string())?;
-    match talos_manager_core::installer::probe(&session).await {
+    match crate::installer::probe(&session).await {
         Ok(probe) => Ok((session, probe)),
         Err(error) => {
             session.close().await;

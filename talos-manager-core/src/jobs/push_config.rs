@@ -1,22 +1,19 @@
 //! The `push_config` job: hands a newly assigned machine config to a node that waits for one in
-//! maintenance mode (see `talos_manager_core::node_config::push_to_waiting_node`), and when such
+//! maintenance mode (see `crate::node_config::push_to_waiting_node`), and when such
 //! a job is queued: after a machine config is saved for a server whose node asked for its config
 //! recently and was not served one.
 
 use std::fmt;
 use std::sync::Arc;
 
+use crate::node_config::{PushOutcome, is_waiting_for_config, push_to_waiting_node};
+use crate::store::{NewJob, Server};
+use crate::talos_api::TalosConnector;
+use crate::{Store, StoreError};
 use async_trait::async_trait;
-use talos_manager_core::node_config::{PushOutcome, is_waiting_for_config, push_to_waiting_node};
-use talos_manager_core::store::{NewJob, Server};
-use talos_manager_core::talos_api::TalosConnector;
-use talos_manager_core::{Store, StoreError};
 use time::OffsetDateTime;
 
-use super::{JobContext, JobError, JobHandler, JobLog, JobQueue, LabelAndTaintTrigger};
-
-/// The kind of the push job.
-pub const PUSH_CONFIG_JOB: &str = "push_config";
+use super::{JobContext, JobError, JobHandler, JobKind, JobLog, JobQueue, LabelAndTaintTrigger};
 
 /// How the service reaches nodes' Talos API: the client, and the port nodes listen on
 /// (`TALOS_API_PORT`).
@@ -36,16 +33,6 @@ impl fmt::Debug for TalosSettings {
     }
 }
 
-impl TalosSettings {
-    /// The gRPC client, nodes on `TALOS_API_PORT`.
-    pub fn from_config(config: &crate::config::ServiceConfig) -> TalosSettings {
-        TalosSettings {
-            connector: Arc::new(talos_manager_talos_api::GrpcTalosConnector::new()),
-            port: config.talos_api_port,
-        }
-    }
-}
-
 /// Pushes the job's server's machine config to its node when it waits in maintenance mode.
 #[derive(Debug, Clone)]
 pub struct PushConfigJob {
@@ -62,7 +49,7 @@ impl PushConfigJob {
 #[async_trait]
 impl JobHandler for PushConfigJob {
     fn kind(&self) -> &'static str {
-        PUSH_CONFIG_JOB
+        JobKind::PushConfig.as_str()
     }
 
     fn repeatable(&self) -> bool {
@@ -82,7 +69,7 @@ impl JobHandler for PushConfigJob {
             &JobLog(context),
         )
         .await
-        .map_err(|error| JobError::from_error(&error))?;
+        .map_err(|error| JobError::Push(Box::new(error)))?;
         match outcome {
             PushOutcome::Applied { .. } => {
                 // The node will not ask `/config` again: queue what a served config queues.
@@ -121,7 +108,7 @@ pub async fn queue_push_if_waiting(
     }
     queue
         .enqueue(&NewJob {
-            kind: PUSH_CONFIG_JOB.to_owned(),
+            kind: JobKind::PushConfig.to_string(),
             server_id: Some(fresh.id),
             args: serde_json::json!({}),
         })

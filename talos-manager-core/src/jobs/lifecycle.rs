@@ -1,4 +1,4 @@
-//! The lifecycle jobs of running nodes (see `talos_manager_core::lifecycle`): `reset` (one
+//! The lifecycle jobs of running nodes (see `crate::lifecycle`): `reset` (one
 //! server, to maintenance mode, wiped, or wiped and into rescue), and the rolling `upgrade` and
 //! `reboot` of a cluster or a selection of its servers, node after node.
 //!
@@ -10,26 +10,17 @@
 //! may already be wiped, so the job fails and says what to check.
 
 use std::fmt;
-use std::time::Duration;
 
-use async_trait::async_trait;
-use talos_manager_core::Secret;
-use talos_manager_core::ids::{ClusterId, ServerId};
-use talos_manager_core::kubernetes::{ClientTimeouts, DrainOptions};
-use talos_manager_core::lifecycle::{
+use crate::ids::{ClusterId, ServerId};
+use crate::kubernetes::ClientTimeouts;
+use crate::lifecycle::{
     JobCheckpoint, LifecycleContext, LifecycleTiming, NodeOutcome, ResetProfile, RollingAction,
     RollingTarget, plan_rolling, reset_server, run_rolling,
 };
-use talos_manager_core::sync::ProviderFactory;
+use crate::sync::ProviderFactory;
+use async_trait::async_trait;
 
-use super::{JobContext, JobError, JobHandler, JobLog, TalosSettings};
-
-/// The kind of the reset job.
-pub const RESET_JOB: &str = "reset";
-/// The kind of the rolling upgrade job.
-pub const UPGRADE_JOB: &str = "upgrade";
-/// The kind of the rolling reboot job.
-pub const REBOOT_JOB: &str = "reboot";
+use super::{BootstrapSettings, JobContext, JobError, JobHandler, JobKind, JobLog, TalosSettings};
 
 /// The exclusive scope of a cluster's lifecycle jobs: one at a time per cluster.
 pub fn cluster_scope(cluster: ClusterId) -> String {
@@ -43,12 +34,12 @@ pub struct LifecycleSettings {
     pub talos: TalosSettings,
     /// Builds provider clients (a reset to rescue).
     pub providers: ProviderFactory,
-    /// `SSH_PRIVATE_KEY`, authorised for the rescue system of a reset to rescue.
-    pub ssh_private_key: Option<Secret<String>>,
     /// How long to wait and how often to ask.
     pub timing: LifecycleTiming,
-    /// The Image Factory installer images come from (`TALOS_IMAGE_FACTORY_URL`).
-    pub image_factory_url: String,
+    /// The bootstrap settings, for what lifecycle jobs share with bootstraps: `SSH_PRIVATE_KEY`,
+    /// authorised for the rescue system of a reset to rescue, and the Image Factory installer
+    /// images come from (`TALOS_IMAGE_FACTORY_URL`, the environment's `image_factory_url`).
+    pub bootstrap: BootstrapSettings,
 }
 
 impl fmt::Debug for LifecycleSettings {
@@ -56,37 +47,12 @@ impl fmt::Debug for LifecycleSettings {
         f.debug_struct("LifecycleSettings")
             .field("talos", &self.talos)
             .field("timing", &self.timing)
-            .field("image_factory_url", &self.image_factory_url)
+            .field("bootstrap", &self.bootstrap)
             .finish_non_exhaustive()
     }
 }
 
 impl LifecycleSettings {
-    /// The settings of the service: `TALOS_API_PORT`, `DRAIN_TIMEOUT`, `NODE_READY_TIMEOUT`,
-    /// `ETCD_REJOIN_TIMEOUT`,
-    /// `SSH_PRIVATE_KEY`, `TALOS_IMAGE_FACTORY_URL`.
-    pub fn from_config(
-        config: &crate::config::ServiceConfig,
-        providers: ProviderFactory,
-    ) -> LifecycleSettings {
-        let defaults = LifecycleTiming::default();
-        LifecycleSettings {
-            talos: TalosSettings::from_config(config),
-            providers,
-            ssh_private_key: config.ssh_private_key.clone(),
-            timing: LifecycleTiming {
-                node_back: Duration::from_secs(config.node_ready_timeout_seconds),
-                etcd_rejoin: Duration::from_secs(config.etcd_rejoin_timeout_seconds),
-                drain: DrainOptions {
-                    timeout: Duration::from_secs(config.drain_timeout_seconds),
-                    ..defaults.drain
-                },
-                ..defaults
-            },
-            image_factory_url: config.image_factory_url.clone(),
-        }
-    }
-
     pub(super) async fn run<T>(
         &self,
         context: &JobContext,
@@ -99,7 +65,7 @@ impl LifecycleSettings {
             talos: self.talos.connector.as_ref(),
             talos_port: self.talos.port,
             providers: &self.providers,
-            ssh_private_key: self.ssh_private_key.as_ref(),
+            ssh_private_key: self.bootstrap.ssh_private_key.as_ref(),
             kubernetes: ClientTimeouts::default(),
             timing: self.timing,
             log: &log,
@@ -134,7 +100,7 @@ impl ResetJob {
 #[async_trait]
 impl JobHandler for ResetJob {
     fn kind(&self) -> &'static str {
-        RESET_JOB
+        JobKind::Reset.as_str()
     }
 
     fn repeatable(&self) -> bool {
@@ -148,15 +114,15 @@ impl JobHandler for ResetJob {
 
     async fn run(&self, context: &JobContext) -> Result<(), JobError> {
         let server_id: ServerId = context.server_id()?;
-        let args: ResetArgs = serde_json::from_value(context.job().args.clone())
-            .map_err(|error| JobError::new(format!("unreadable job arguments: {error}")))?;
+        let args: ResetArgs =
+            serde_json::from_value(context.job().args.clone()).map_err(JobError::Arguments)?;
         let outcome = self
             .settings
             .run(context, async |lifecycle| {
                 reset_server(lifecycle, server_id, args.profile, args.force).await
             })
             .await
-            .map_err(|error| JobError::from_error(&error))?;
+            .map_err(|error| JobError::Reset(Box::new(error)))?;
         for warning in &outcome.warnings {
             context.log(format!("warning: {warning}")).await;
         }
@@ -209,7 +175,7 @@ impl RollingArgs {
 /// Upgrades or reboots nodes one after the other.
 #[derive(Debug, Clone)]
 pub struct RollingJob {
-    kind: &'static str,
+    kind: JobKind,
     settings: LifecycleSettings,
 }
 
@@ -217,7 +183,7 @@ impl RollingJob {
     /// The rolling upgrade handler.
     pub fn upgrade(settings: LifecycleSettings) -> RollingJob {
         RollingJob {
-            kind: UPGRADE_JOB,
+            kind: JobKind::Upgrade,
             settings,
         }
     }
@@ -225,7 +191,7 @@ impl RollingJob {
     /// The rolling reboot handler.
     pub fn reboot(settings: LifecycleSettings) -> RollingJob {
         RollingJob {
-            kind: REBOOT_JOB,
+            kind: JobKind::Reboot,
             settings,
         }
     }
@@ -234,7 +200,7 @@ impl RollingJob {
 #[async_trait]
 impl JobHandler for RollingJob {
     fn kind(&self) -> &'static str {
-        self.kind
+        self.kind.as_str()
     }
 
     fn repeatable(&self) -> bool {
@@ -243,16 +209,16 @@ impl JobHandler for RollingJob {
     }
 
     async fn run(&self, context: &JobContext) -> Result<(), JobError> {
-        let args: RollingArgs = serde_json::from_value(context.job().args.clone())
-            .map_err(|error| JobError::new(format!("unreadable job arguments: {error}")))?;
+        let args: RollingArgs =
+            serde_json::from_value(context.job().args.clone()).map_err(JobError::Arguments)?;
         let plan = plan_rolling(
             context.store(),
             &args.target(),
             &args.action(),
-            &self.settings.image_factory_url,
+            &self.settings.bootstrap.environment.image_factory_url,
         )
         .await
-        .map_err(|error| JobError::from_error(&error))?;
+        .map_err(|error| JobError::RollingPlan(Box::new(error)))?;
         for line in plan.to_string().lines() {
             context.log(line).await;
         }
@@ -264,7 +230,7 @@ impl JobHandler for RollingJob {
                 run_rolling(lifecycle, &plan, &checkpoint).await
             })
             .await
-            .map_err(|error| JobError::from_error(&error))?;
+            .map_err(|error| JobError::Rolling(Box::new(error)))?;
         for node in &report.nodes {
             let outcome = match &node.outcome {
                 NodeOutcome::Done => "done".to_owned(),
@@ -284,7 +250,9 @@ impl JobHandler for RollingJob {
         if report.succeeded() {
             Ok(())
         } else {
-            Err(JobError::new(report.summary()))
+            Err(JobError::RollingNodes {
+                summary: report.summary(),
+            })
         }
     }
 }

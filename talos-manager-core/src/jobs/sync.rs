@@ -3,14 +3,11 @@
 
 use std::sync::Arc;
 
+use crate::error_chain;
+use crate::sync::{ProviderFactory, ServerProber, SyncPolicy, sync_all_with};
 use async_trait::async_trait;
-use talos_manager_core::error_chain;
-use talos_manager_core::sync::{ProviderFactory, ServerProber, SyncPolicy, sync_all_with};
 
-use super::{JobContext, JobError, JobHandler};
-
-/// The kind of the sync job.
-pub const SYNC_JOB: &str = "sync";
+use super::{JobContext, JobError, JobHandler, JobKind};
 
 /// Runs fleet sync with the service's provider factory, then probes every server with its
 /// prober (none without `SSH_PRIVATE_KEY`: probing is then skipped).
@@ -58,7 +55,7 @@ impl SyncJob {
 #[async_trait]
 impl JobHandler for SyncJob {
     fn kind(&self) -> &'static str {
-        SYNC_JOB
+        JobKind::Sync.as_str()
     }
 
     fn repeatable(&self) -> bool {
@@ -78,7 +75,7 @@ impl JobHandler for SyncJob {
         );
         let report = tokio::select! {
             report = sync => report?,
-            () = context.cancelled() => return Err(JobError::new("stopped on request")),
+            () = context.cancelled() => return Err(JobError::Cancelled),
         };
         for failure in &report.failures {
             context
@@ -99,10 +96,9 @@ impl JobHandler for SyncJob {
         if report.failures.is_empty() {
             Ok(())
         } else {
-            Err(JobError::new(format!(
-                "{} provider account(s) failed to sync",
-                report.failures.len()
-            )))
+            Err(JobError::Sync {
+                accounts: report.failures.len(),
+            })
         }
     }
 }

@@ -1,5 +1,39 @@
 //! Background jobs: durable rows in the database, run by workers in every service replica.
 //!
+//! The runtime ([`JobQueue`], [`Worker`], [`JobHandler`], [`JobContext`]) and every job
+//! talos-manager runs, one file per kind ([`JobKind`]): [`SyncJob`], [`BootstrapJob`],
+//! [`LabelAndTaintJob`], [`ResetJob`], [`RollingJob`] (upgrade, reboot) and [`PushConfigJob`].
+//! A program embedding the core builds a [`JobQueue`] on its [`Store`], registers the handlers
+//! it wants on a [`Worker`] with their settings ([`BootstrapSettings`], [`TalosSettings`],
+//! [`LifecycleSettings`]), runs the worker, and enqueues jobs; what a job logs is in the store
+//! ([`Store::job_log`]) as it runs. A [`JobObserver`] hears of every finished job (the service
+//! counts them in `/metrics`).
+//!
+//! ```no_run
+//! use talos_manager_core::Store;
+//! use talos_manager_core::jobs::{JobKind, JobQueue, SyncJob, Worker};
+//! use talos_manager_core::store::NewJob;
+//! use talos_manager_core::sync::ProviderFactory;
+//!
+//! # async fn example(store: Store, providers: ProviderFactory) -> Result<(), Box<dyn std::error::Error>> {
+//! let queue = JobQueue::new(store.clone());
+//! let worker = Worker::new(queue.clone(), Worker::unique_id()?).register(SyncJob::new(providers));
+//! let (stop, mut stopped) = tokio::sync::watch::channel(false);
+//! let running = tokio::spawn(worker.run(async move {
+//!     let _ = stopped.wait_for(|stop| *stop).await;
+//! }));
+//! let job = queue
+//!     .enqueue(&NewJob {
+//!         kind: JobKind::Sync.to_string(),
+//!         server_id: None,
+//!         args: serde_json::json!({}),
+//!     })
+//!     .await?;
+//! # let _ = (job, stop, running);
+//! # Ok(())
+//! # }
+//! ```
+//!
 //! # Expected flow
 //! Something enqueues a job ([`JobQueue::enqueue`]). A worker claims it (on PostgreSQL with
 //! `FOR UPDATE SKIP LOCKED`, so replicas sharing a database never run a job twice), runs the
@@ -29,65 +63,47 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use talos_manager_core::store::{Job, JobOutcome, NewJob};
-use talos_manager_core::{Store, StoreError, error_chain};
+use crate::store::{Job, JobOutcome, JobStatus, NewJob};
+use crate::{Store, StoreError, error_chain};
 use tokio::sync::{Notify, Semaphore, watch};
 
 mod bootstrap;
+mod error;
+mod kind;
 mod label_and_taint;
 mod lifecycle;
 mod push_config;
 mod sync;
 
-pub use bootstrap::{
-    BOOTSTRAP_ABANDONED, BOOTSTRAP_JOB, BootstrapArgs, BootstrapJob, BootstrapSettings,
-};
+pub use bootstrap::{BOOTSTRAP_ABANDONED, BootstrapArgs, BootstrapJob, BootstrapSettings};
+pub use error::JobError;
+pub use kind::{JobKind, UnknownJobKind};
 pub use label_and_taint::{
-    CONFIG_SERVED_GUARD, LABEL_AND_TAINT_JOB, LabelAndTaintJob, LabelAndTaintQueued,
-    LabelAndTaintTrigger, queue_label_and_taint,
+    CONFIG_SERVED_GUARD, LabelAndTaintJob, LabelAndTaintQueued, LabelAndTaintTrigger,
+    queue_label_and_taint,
 };
 pub use lifecycle::{
-    LifecycleSettings, REBOOT_JOB, RESET_JOB, ResetArgs, ResetJob, RollingArgs, RollingJob,
-    UPGRADE_JOB, cluster_scope,
+    LifecycleSettings, ResetArgs, ResetJob, RollingArgs, RollingJob, cluster_scope,
 };
-pub use push_config::{PUSH_CONFIG_JOB, PushConfigJob, TalosSettings, queue_push_if_waiting};
-pub use sync::{SYNC_JOB, SyncJob};
+pub use push_config::{PushConfigJob, TalosSettings, queue_push_if_waiting};
+pub use sync::SyncJob;
 
 /// Why a job that is not [`JobHandler::repeatable`] failed when its worker stopped mid-run,
 /// unless its handler says better.
 pub const ABANDONED: &str = "abandoned: the worker running it stopped (crash or restart)";
 
-/// Why a job failed: a message for the job's status and log.
-#[derive(Debug, thiserror::Error)]
-#[error("{message}")]
-pub struct JobError {
-    message: String,
-}
-
-impl JobError {
-    /// A failure described by `message`.
-    pub fn new(message: impl Into<String>) -> JobError {
-        JobError {
-            message: message.into(),
-        }
-    }
-
-    /// A failure caused by `error`, described with its whole chain.
-    pub fn from_error(error: &(dyn std::error::Error + 'static)) -> JobError {
-        JobError::new(error_chain(error).to_string())
-    }
-}
-
-impl From<StoreError> for JobError {
-    fn from(error: StoreError) -> JobError {
-        JobError::from_error(&error)
-    }
+/// Hears of every job a [`Worker`] finishes (the service counts them in `/metrics`).
+pub trait JobObserver: Send + Sync + 'static {
+    /// A job of `kind` ended as `outcome` (`Succeeded`, `Failed` or `Cancelled`), and that was
+    /// recorded. Called on the worker's task: return quickly.
+    fn job_finished(&self, kind: &str, outcome: JobStatus);
 }
 
 /// Runs the jobs of one kind.
 #[async_trait::async_trait]
 pub trait JobHandler: Send + Sync + 'static {
-    /// The kind of job it runs (`sync`, `bootstrap`, `label_and_taint`, …).
+    /// The kind of job it runs: a [`JobKind`]'s [`as_str`](JobKind::as_str) for talos-manager's
+    /// own jobs (`sync`, `bootstrap`, `label_and_taint`, …), any other name for a program's own.
     fn kind(&self) -> &'static str;
 
     /// Whether a job of this kind that a crash interrupted may simply run again from the start.
@@ -130,10 +146,8 @@ impl JobContext {
     }
 
     /// The server the job is about; a failure when it names none (its server was deleted).
-    pub fn server_id(&self) -> Result<talos_manager_core::ids::ServerId, JobError> {
-        self.job
-            .server_id
-            .ok_or_else(|| JobError::new("the job names no server (it was deleted?)"))
+    pub fn server_id(&self) -> Result<crate::ids::ServerId, JobError> {
+        self.job.server_id.ok_or(JobError::NoServer)
     }
 
     /// Appends a line to the job's log (streamed live by the API). A line that cannot be
@@ -158,12 +172,12 @@ impl JobContext {
     }
 }
 
-/// A job's log as the core's [`ProgressLog`](talos_manager_core::kubernetes::ProgressLog):
+/// A job's log as a [`ProgressLog`](crate::kubernetes::ProgressLog):
 /// each line the core reports is appended to the job's log.
 pub(crate) struct JobLog<'a>(pub(crate) &'a JobContext);
 
 #[async_trait::async_trait]
-impl talos_manager_core::kubernetes::ProgressLog for JobLog<'_> {
+impl crate::kubernetes::ProgressLog for JobLog<'_> {
     async fn line(&self, line: String) {
         self.0.log(line).await;
     }
@@ -229,7 +243,7 @@ pub struct Worker {
     handlers: HashMap<&'static str, Arc<dyn JobHandler>>,
     concurrency: usize,
     timing: WorkerTiming,
-    metrics: Option<crate::metrics::Metrics>,
+    observer: Option<Arc<dyn JobObserver>>,
 }
 
 impl Worker {
@@ -241,7 +255,7 @@ impl Worker {
             handlers: HashMap::new(),
             concurrency: 8,
             timing: WorkerTiming::default(),
-            metrics: None,
+            observer: None,
         }
     }
 
@@ -249,14 +263,12 @@ impl Worker {
     ///
     /// # Errors
     ///
-    /// [`RandomError`](talos_manager_core::random::RandomError) when the random generator fails.
-    pub fn unique_id() -> Result<String, talos_manager_core::random::RandomError> {
+    /// [`RandomError`](crate::random::RandomError) when the random generator fails.
+    pub fn unique_id() -> Result<String, crate::random::RandomError> {
         let host = std::fs::read_to_string("/etc/hostname")
             .map(|name| name.trim().to_owned())
             .unwrap_or_else(|_| "talos-manager".to_owned());
-        let random = talos_manager_core::random::random_bytes::<4>(
-            &mut talos_manager_core::random::SystemRandom,
-        )?;
+        let random = crate::random::random_bytes::<4>(&mut crate::random::SystemRandom)?;
         Ok(format!(
             "{host}-{}-{:08x}",
             std::process::id(),
@@ -282,9 +294,9 @@ impl Worker {
         self
     }
 
-    /// Counts finished jobs in `metrics`.
-    pub fn metrics(mut self, metrics: crate::metrics::Metrics) -> Worker {
-        self.metrics = Some(metrics);
+    /// Tells `observer` of every job this worker finishes.
+    pub fn observer(mut self, observer: Arc<dyn JobObserver>) -> Worker {
+        self.observer = Some(observer);
         self
     }
 
@@ -326,7 +338,7 @@ impl Worker {
             Ok(jobs) => {
                 for job in jobs {
                     tracing::warn!(job = %job.id, kind = %job.kind, status = job.status.as_str(), "recovered an abandoned job");
-                    if job.status == talos_manager_core::store::JobStatus::Failed {
+                    if job.status == JobStatus::Failed {
                         self.explain_abandoned(&job).await;
                     }
                 }
@@ -441,10 +453,14 @@ impl Worker {
                 }
             }
         };
+        let reason = match &result {
+            Ok(Err(error)) => error_chain(error).to_string(),
+            _ => String::new(),
+        };
         let outcome = match &result {
             Ok(Ok(())) => JobOutcome::Succeeded,
             Ok(Err(_)) if context.is_cancelled() => JobOutcome::Cancelled,
-            Ok(Err(error)) => JobOutcome::Failed(&error.message),
+            Ok(Err(_)) => JobOutcome::Failed(&reason),
             Err(_) => JobOutcome::Failed("the job's handler panicked; the service log has details"),
         };
         match outcome {
@@ -455,16 +471,12 @@ impl Worker {
         self.finish(job_id, outcome).await;
     }
 
-    async fn finish(&self, job: talos_manager_core::ids::JobId, outcome: JobOutcome<'_>) {
+    async fn finish(&self, job: crate::ids::JobId, outcome: JobOutcome<'_>) {
         match self.queue.store.finish_job(job, &self.id, outcome).await {
             Ok(job) => {
                 tracing::info!(job = %job.id, kind = %job.kind, status = job.status.as_str(), "job finished");
-                if let Some(metrics) = &self.metrics {
-                    let labels = crate::metrics::JobLabels {
-                        kind: job.kind.clone(),
-                        outcome: job.status.as_str().to_owned(),
-                    };
-                    metrics.jobs.get_or_create(&labels).inc();
+                if let Some(observer) = &self.observer {
+                    observer.job_finished(&job.kind, job.status);
                 }
             }
             Err(error @ StoreError::LeaseLost { .. }) => {
