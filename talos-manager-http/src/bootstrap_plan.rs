@@ -3,7 +3,7 @@
 use talos_manager_core::bootstrap::{
     BootstrapChoices, BootstrapEnvironment, BootstrapPlanError, bootstrap_request,
 };
-use talos_manager_core::ids::ServerId;
+use talos_manager_core::ids::{ServerId, ServerRef};
 use talos_manager_core::installer::{BootstrapRequest, Plan, plan};
 use talos_manager_core::{Store, StoreError};
 
@@ -49,10 +49,12 @@ pub async fn bootstrap_plan_text(
     let by_id: Vec<_> = servers
         .iter()
         .filter(|candidate| {
-            crate::api::server_api_id(
+            ServerRef::new(
                 candidate.inventory.provider,
                 &candidate.inventory.provider_id,
-            ) == server
+            )
+            .to_string()
+                == server
         })
         .collect();
     let matches = if by_id.is_empty() {

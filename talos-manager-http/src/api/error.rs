@@ -7,6 +7,7 @@ use poem_openapi::payload::Json;
 use talos_manager_api_types::{ErrorBody, IssueBody};
 use talos_manager_core::bootstrap::BootstrapPlanError;
 use talos_manager_core::clusters::{ClusterAccessError, ClusterSecretsError};
+use talos_manager_core::ids::InvalidServerRef;
 use talos_manager_core::image_factory::ImageFactoryError;
 use talos_manager_core::lifecycle::{BootstrapRefusal, RollingPlanError};
 use talos_manager_core::node_config::NodeConfigError;
@@ -146,6 +147,12 @@ impl From<StoreError> for ApiError {
             }
             _ => ApiError::internal(&error),
         }
+    }
+}
+
+impl From<InvalidServerRef> for ApiError {
+    fn from(error: InvalidServerRef) -> ApiError {
+        ApiError::not_found(error.to_string())
     }
 }
 

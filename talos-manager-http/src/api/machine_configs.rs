@@ -6,14 +6,14 @@ use poem_openapi::OpenApi;
 use poem_openapi::param::Path;
 use poem_openapi::payload::Json;
 use talos_manager_api_types::{CreateMachineConfig, MachineConfigView, MachineTypeName};
-use talos_manager_core::ids::{ConfigId, MachineConfigId};
+use talos_manager_core::ids::{ConfigId, MachineConfigId, ServerRef};
 use talos_manager_core::node_identity::default_private_ip;
 use talos_manager_core::store::{MachineConfig, MachineConfigFields, Server};
 use talos_manager_core::talos::MachineType;
 use time::OffsetDateTime;
 
 use super::error::ApiResult;
-use super::ids::{parse_id, server_api_id};
+use super::ids::parse_id;
 use super::servers::load_server;
 use super::{Created, Deleted, Tag};
 use crate::AppState;
@@ -28,7 +28,8 @@ pub(crate) fn machine_config_view(
 ) -> MachineConfigView {
     MachineConfigView {
         id: machine_config.id.to_string(),
-        server_id: server_api_id(server.inventory.provider, &server.inventory.provider_id),
+        server_id: ServerRef::new(server.inventory.provider, &server.inventory.provider_id)
+            .to_string(),
         config_id: machine_config.fields.config_id.to_string(),
         hostname: machine_config.fields.hostname,
         private_ip: machine_config.fields.private_ip,

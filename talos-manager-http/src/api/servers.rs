@@ -8,7 +8,7 @@ use talos_manager_api_types::{
     BootstrapBody, BootstrapPlanView, DiskView, IssueBody, MaybeUndefined, ServerView, UpdateServer,
 };
 use talos_manager_core::bootstrap::{BootstrapChoices, effective_schematic};
-use talos_manager_core::ids::{ClusterId, SchematicId, VswitchId};
+use talos_manager_core::ids::{ClusterId, SchematicId, ServerRef, VswitchId};
 use talos_manager_core::lifecycle::{Precheck, precheck_bootstrap};
 use talos_manager_core::node_config::render_node_config;
 use talos_manager_core::runbooks;
@@ -20,7 +20,6 @@ use super::Tag;
 use super::auth::AdminAuth;
 use super::clusters::YamlFile;
 use super::error::{ApiError, ApiResult};
-use super::ids::{parse_server_api_id, server_api_id};
 use crate::AppState;
 use crate::jobs::BootstrapArgs;
 use talos_manager_core::StoreError;
@@ -61,7 +60,7 @@ pub(crate) fn server_view_of(server: Server, latest_bootstrap: Option<&Job>) -> 
     let disks = disks(server.lsblk.as_deref());
     let inventory = server.inventory;
     ServerView {
-        id: server_api_id(inventory.provider, &inventory.provider_id),
+        id: ServerRef::new(inventory.provider, &inventory.provider_id).to_string(),
         provider: inventory.provider.as_str().to_owned(),
         provider_account_id: server.provider_account_id.to_string(),
         name: inventory.name,
@@ -133,10 +132,10 @@ async fn runbook_node(state: &AppState, server: &Server) -> ApiResult<runbooks::
 
 /// Loads a server by its API id.
 pub(crate) async fn load_server(state: &AppState, api_id: &str) -> ApiResult<Server> {
-    let (provider, provider_id) = parse_server_api_id(api_id)?;
+    let server: ServerRef = api_id.parse()?;
     Ok(state
         .store
-        .get_server_by_provider_id(provider, provider_id)
+        .get_server_by_provider_id(server.provider, &server.provider_id)
         .await?)
 }
 
@@ -451,7 +450,8 @@ impl ServersApi {
                 tracing::info!(server = %server.inventory.name, job = %job.id, by = ?auth.principal(), "bootstrap queued");
             }
         }
-        let api_id = server_api_id(server.inventory.provider, &server.inventory.provider_id);
+        let api_id =
+            ServerRef::new(server.inventory.provider, &server.inventory.provider_id).to_string();
         let servers = std::collections::HashMap::from([(server.id, api_id)]);
         Ok(BootstrapAccepted::Accepted(Json(super::jobs::job_view(
             job, &servers,
