@@ -1,10 +1,13 @@
 //! From a stored server to the installer's [`BootstrapRequest`]: the disk it was seen with in
 //! rescue, the Talos image (Image Factory schematic or a custom image per architecture) and the
 //! `talos.config=` URL the node will fetch its config from. [`plan`](crate::installer::plan)
-//! then turns the request into the dry run and the steps the bootstrap job runs.
+//! then turns the request into the dry run and the steps the bootstrap job runs:
+//! [`bootstrap_plan`] does both, for the API's dry run and the check before a bootstrap is
+//! queued, and [`dry_run`] prints it for a server named by id or name (`talos-manager
+//! bootstrap-plan`).
 
-use crate::ids::{SchematicId, ServerId};
-use crate::installer::{BlockDevice, BootstrapRequest, ImageSource, parse_lsblk};
+use crate::ids::{SchematicId, ServerId, ServerRef};
+use crate::installer::{BlockDevice, BootstrapRequest, ImageSource, Plan, parse_lsblk, plan};
 use crate::provider::Architecture;
 use crate::store::{Server, Settings, Store, StoreError};
 
@@ -193,6 +196,77 @@ pub async fn bootstrap_request(
         talos_config_url: format!("https://{host}/config?uuid=${{uuid}}"),
         image_size: None,
     })
+}
+
+/// The bootstrap request and plan of a stored server: the one code path of the dry run, for
+/// the command line and the API, and the check of the choices before a bootstrap is queued.
+pub async fn bootstrap_plan(
+    store: &Store,
+    environment: &BootstrapEnvironment,
+    server_id: ServerId,
+    choices: &BootstrapChoices,
+) -> Result<(BootstrapRequest, Plan), BootstrapPlanError> {
+    let request = bootstrap_request(store, server_id, choices, environment).await?;
+    let plan = plan(&request);
+    Ok((request, plan))
+}
+
+/// Why no dry run could be printed for a server named by id or name.
+#[derive(Debug, thiserror::Error)]
+pub enum DryRunError {
+    /// No server has that id or name.
+    #[error("no server is named or has the id {0:?} (ids look like robot-1234567 or cloud-42)")]
+    NoSuchServer(String),
+    /// Several servers have that name.
+    #[error("{0} servers are named {1:?}: give the id instead (robot-… or cloud-…)")]
+    Ambiguous(usize, String),
+    /// Reading the database failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The plan cannot be made.
+    #[error(transparent)]
+    Plan(#[from] BootstrapPlanError),
+}
+
+/// The dry run (the plan's text) for `server`: its id (`robot-<n>`, `cloud-<id>`), else its
+/// name, which must be unique.
+pub async fn dry_run(
+    store: &Store,
+    environment: &BootstrapEnvironment,
+    server: &str,
+    choices: &BootstrapChoices,
+) -> Result<String, DryRunError> {
+    let server_id = find_server(store, server).await?;
+    let (_, plan) = bootstrap_plan(store, environment, server_id, choices).await?;
+    Ok(plan.to_string())
+}
+
+/// The stored server `text` names: by id first, else by name.
+async fn find_server(store: &Store, text: &str) -> Result<ServerId, DryRunError> {
+    let servers = store.list_servers().await?;
+    let by_id: Vec<_> = match text.parse::<ServerRef>() {
+        Ok(server_ref) => servers
+            .iter()
+            .filter(|candidate| {
+                candidate.inventory.provider == server_ref.provider
+                    && candidate.inventory.provider_id == server_ref.provider_id
+            })
+            .collect(),
+        Err(_) => Vec::new(),
+    };
+    let matches = if by_id.is_empty() {
+        servers
+            .iter()
+            .filter(|candidate| candidate.inventory.name == text)
+            .collect()
+    } else {
+        by_id
+    };
+    match matches.as_slice() {
+        [] => Err(DryRunError::NoSuchServer(text.to_owned())),
+        [one] => Ok(one.id),
+        many => Err(DryRunError::Ambiguous(many.len(), text.to_owned())),
+    }
 }
 
 fn choose_disk(

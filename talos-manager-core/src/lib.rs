@@ -12,8 +12,8 @@
 //! - [`installer`]: the rescue-mode installer: SSH to a rescue system, probe its disks and
 //!   SMBIOS UUID, plan and run the wipe, the image write, grub.cfg injection and the reboot.
 //! - [`bootstrap`]: a stored server's bootstrap request: disk, image and `talos.config=` URL;
-//!   the bootstrap choices and their defaults, and the one schematic rule
-//!   ([`bootstrap::effective_schematic`]).
+//!   the bootstrap choices and their defaults, the plan and its dry run, and the one schematic
+//!   rule ([`bootstrap::effective_schematic`]).
 //! - [`rescue`]: entering the provider's rescue system with our key, recorded on the server.
 //! - [`server_state`]: a server's state (`in rescue`, `installing 42 %`, `in cluster`, …).
 //! - [`api_token`]: bearer tokens for the admin API, stored as hashes.
@@ -25,7 +25,7 @@
 //!   and the Kubernetes version the cluster runs.
 //! - [`runbooks`]: the commands to reboot or upgrade a node safely.
 //! - [`Issue`], [`ValidationError`]: every problem with user input, with its location.
-//! - [`ids`]: typed ids of every stored entity.
+//! - [`ids`]: typed ids of every stored entity, and a server as users name it (`robot-<n>`).
 //! - [`image_factory`]: the Talos Image Factory client, schematic bodies, Talos versions and
 //!   image URLs.
 //! - [`talos`]: the Talos engine — secrets bundles, machine configs, patches, validation and

@@ -4,6 +4,7 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
+use talos_manager_core::bootstrap::BootstrapEnvironment;
 use talos_manager_core::store::{Backend, EncryptionKey, KeySource};
 use talos_manager_core::{Secret, StoreError};
 
@@ -237,6 +238,16 @@ pub const SQLITE_FILE: &str = "talos-manager.db";
 pub const KEY_FILE: &str = "encryption.key";
 
 impl ServiceConfig {
+    /// Where images and configs come from, for bootstraps.
+    pub fn bootstrap_environment(&self) -> BootstrapEnvironment {
+        BootstrapEnvironment {
+            host: self.host.clone(),
+            image_factory_url: self.image_factory_url.clone(),
+            amd64_image_url: self.talos_amd64_image_url.clone(),
+            arm64_image_url: self.talos_arm64_image_url.clone(),
+        }
+    }
+
     /// Reads the configuration from `env`, with `overrides` from the command line.
     pub fn load(
         env: &impl Environment,

@@ -19,7 +19,6 @@
 #![warn(missing_docs)]
 
 pub mod api;
-pub mod bootstrap_plan;
 pub mod config;
 pub mod dashboard;
 mod health;

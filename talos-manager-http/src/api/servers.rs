@@ -7,7 +7,7 @@ use poem_openapi::payload::{Json, PlainText};
 use talos_manager_api_types::{
     BootstrapBody, BootstrapPlanView, DiskView, IssueBody, MaybeUndefined, ServerView, UpdateServer,
 };
-use talos_manager_core::bootstrap::{BootstrapChoices, effective_schematic};
+use talos_manager_core::bootstrap::{BootstrapChoices, bootstrap_plan, effective_schematic};
 use talos_manager_core::ids::{ClusterId, SchematicId, ServerRef, VswitchId};
 use talos_manager_core::lifecycle::{Precheck, precheck_bootstrap};
 use talos_manager_core::node_config::render_node_config;
@@ -341,7 +341,7 @@ impl ServersApi {
     ) -> ApiResult<Json<BootstrapPlanView>> {
         let server = load_server(&state, &id).await?;
         let args = bootstrap_args(disk.0, talos_version.0, schematic.0.as_deref())?;
-        let (request, plan) = crate::bootstrap_plan::bootstrap_plan(
+        let (request, plan) = bootstrap_plan(
             &state.store,
             &state.bootstrap.environment,
             server.id,
@@ -401,7 +401,7 @@ impl ServersApi {
         // Check the choices now when the disks are known; otherwise the job checks them once
         // it has probed the rescue system.
         if server.lsblk.is_some() {
-            crate::bootstrap_plan::bootstrap_plan(
+            bootstrap_plan(
                 &state.store,
                 &state.bootstrap.environment,
                 server.id,
