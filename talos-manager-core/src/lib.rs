@@ -18,7 +18,8 @@
 //! - [`server_state`]: a server's state (`in rescue`, `installing 42 %`, `in cluster`, …).
 //! - [`api_token`]: bearer tokens for the admin API, stored as hashes.
 //! - [`random`]: the one random source (key material, tokens, ids), which fails loudly.
-//! - [`node_config`]: the machine config a server is served, from what is stored.
+//! - [`node_config`]: the machine config a server is served, from what is stored, and a server
+//!   bound to a config with its defaults.
 //! - [`node_identity`]: a node's machine type, hostname and private IP, and their conventions.
 //! - [`node_labels`]: Kubernetes labels and taints of label and taint rules.
 //! - [`kubernetes`]: a cluster's Kubernetes API: rule labels and taints reconciled on nodes,

@@ -22,6 +22,8 @@ mod core {
     mod fuzz_regressions;
     // The rendered-config cache `/config` serves from.
     mod node_config_cache;
+    // A server configured through the library: the API's per-node defaults.
+    mod machine_configs;
     // The config patch recipes of docs/recipes/ pass the API's config check.
     mod recipes;
     // Reset, rolling upgrades and reboots, and drain, against the in-memory Talos fake and the

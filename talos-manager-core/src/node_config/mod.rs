@@ -7,15 +7,20 @@
 //! [`ConfigRequest`] reads what a `/config` request asks for (its UUID, its source address
 //! behind `TRUSTED_PROXIES`) and whether it identifies a server ([`ConfigRequest::may_serve`]);
 //! [`MissLimiter`] limits the requests that identify none. [`push_to_waiting_node`] hands a newly assigned config to a node
-//! waiting in maintenance mode instead of letting it back off.
+//! waiting in maintenance mode instead of letting it back off. [`assign_machine_config`] binds
+//! a server to a config template, deciding the per-node values an admin left out.
 
 use std::sync::OnceLock;
 
+mod assign;
 mod cache;
 mod miss_limit;
 mod push;
 mod request;
 
+pub use assign::{
+    AssignMachineConfigError, FALLBACK_INSTALL_DISK, MachineConfigChoices, assign_machine_config,
+};
 pub use cache::{CachedNodeConfig, NodeConfigCache, ServerLookup};
 pub use miss_limit::MissLimiter;
 pub use push::{

@@ -10,7 +10,7 @@ use talos_manager_core::clusters::{ClusterAccessError, ClusterSecretsError};
 use talos_manager_core::ids::InvalidServerRef;
 use talos_manager_core::image_factory::ImageFactoryError;
 use talos_manager_core::lifecycle::{BootstrapRefusal, RollingPlanError};
-use talos_manager_core::node_config::NodeConfigError;
+use talos_manager_core::node_config::{AssignMachineConfigError, NodeConfigError};
 use talos_manager_core::rescue::RescueError;
 use talos_manager_core::server_update::ServerUpdateError;
 use talos_manager_core::{ProviderError, StoreError, ValidationError, error_chain};
@@ -371,6 +371,15 @@ impl From<NodeConfigError> for ApiError {
                 }],
             ),
             other => ApiError::internal(&other),
+        }
+    }
+}
+
+impl From<AssignMachineConfigError> for ApiError {
+    fn from(error: AssignMachineConfigError) -> ApiError {
+        match error {
+            AssignMachineConfigError::Invalid(invalid) => invalid.into(),
+            AssignMachineConfigError::Store(error) => error.into(),
         }
     }
 }
