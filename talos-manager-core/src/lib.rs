@@ -27,8 +27,8 @@
 //! - [`runbooks`]: the commands to reboot or upgrade a node safely.
 //! - [`Issue`], [`ValidationError`]: every problem with user input, with its location.
 //! - [`ids`]: typed ids of every stored entity, and a server as users name it (`robot-<n>`).
-//! - [`image_factory`]: the Talos Image Factory client, schematic bodies, Talos versions and
-//!   image URLs.
+//! - [`image_factory`]: the Talos Image Factory client, schematic bodies and their registration,
+//!   Talos versions and image URLs.
 //! - [`talos`]: the Talos engine — secrets bundles, machine configs, patches, validation and
 //!   client configs, equal to what `talosctl` produces.
 //! - [`talos_api`]: the Talos machine API as traits (reset, reboot, upgrade, etcd, maintenance

@@ -8,7 +8,7 @@ use talos_manager_api_types::{ErrorBody, IssueBody};
 use talos_manager_core::bootstrap::BootstrapPlanError;
 use talos_manager_core::clusters::{ClusterAccessError, ClusterSecretsError};
 use talos_manager_core::ids::InvalidServerRef;
-use talos_manager_core::image_factory::ImageFactoryError;
+use talos_manager_core::image_factory::{ImageFactoryError, RegisterSchematicError};
 use talos_manager_core::lifecycle::{BootstrapRefusal, RollingPlanError};
 use talos_manager_core::node_config::{AssignMachineConfigError, NodeConfigError};
 use talos_manager_core::rescue::RescueError;
@@ -203,6 +203,27 @@ impl From<ImageFactoryError> for ApiError {
                 ApiError::BadGateway(body("bad_gateway", error.to_string()))
             }
             _ => ApiError::internal(&error),
+        }
+    }
+}
+
+impl From<RegisterSchematicError> for ApiError {
+    fn from(error: RegisterSchematicError) -> ApiError {
+        match error {
+            RegisterSchematicError::NoHost => ApiError::invalid(
+                "schematic",
+                vec![IssueBody {
+                    path: "body".into(),
+                    message: error.to_string(),
+                }],
+            ),
+            RegisterSchematicError::Body(error) => ValidationError {
+                what: "schematic",
+                issues: vec![error.issue()],
+            }
+            .into(),
+            RegisterSchematicError::Factory(error) => error.into(),
+            RegisterSchematicError::Store(error) => error.into(),
         }
     }
 }
