@@ -24,7 +24,7 @@
 //! - [`node_labels`]: Kubernetes labels and taints of label and taint rules.
 //! - [`kubernetes`]: a cluster's Kubernetes API: rule labels and taints reconciled on nodes,
 //!   and the Kubernetes version the cluster runs.
-//! - [`runbooks`]: the commands to reboot or upgrade a node safely.
+//! - [`runbooks`]: the commands to reboot or upgrade a node safely, also for a stored server.
 //! - [`Issue`], [`ValidationError`]: every problem with user input, with its location.
 //! - [`ids`]: typed ids of every stored entity, and a server as users name it (`robot-<n>`).
 //! - [`image_factory`]: the Talos Image Factory client, schematic bodies and their registration,

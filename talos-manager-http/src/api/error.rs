@@ -12,6 +12,7 @@ use talos_manager_core::image_factory::{ImageFactoryError, RegisterSchematicErro
 use talos_manager_core::lifecycle::{BootstrapRefusal, RollingPlanError};
 use talos_manager_core::node_config::{AssignMachineConfigError, NodeConfigError};
 use talos_manager_core::rescue::RescueError;
+use talos_manager_core::runbooks::RunbookError;
 use talos_manager_core::server_update::ServerUpdateError;
 use talos_manager_core::{ProviderError, StoreError, ValidationError, error_chain};
 
@@ -401,6 +402,15 @@ impl From<AssignMachineConfigError> for ApiError {
         match error {
             AssignMachineConfigError::Invalid(invalid) => invalid.into(),
             AssignMachineConfigError::Store(error) => error.into(),
+        }
+    }
+}
+
+impl From<RunbookError> for ApiError {
+    fn from(error: RunbookError) -> ApiError {
+        match error {
+            RunbookError::NotConfigured { .. } => ApiError::not_found(error.to_string()),
+            RunbookError::Store(error) => error.into(),
         }
     }
 }

@@ -7,7 +7,7 @@ use poem_openapi::payload::{Json, PlainText};
 use talos_manager_api_types::{
     BootstrapBody, BootstrapPlanView, DiskView, IssueBody, MaybeUndefined, ServerView, UpdateServer,
 };
-use talos_manager_core::bootstrap::{BootstrapChoices, bootstrap_plan, effective_schematic};
+use talos_manager_core::bootstrap::{BootstrapChoices, bootstrap_plan};
 use talos_manager_core::ids::{ClusterId, SchematicId, ServerRef, VswitchId};
 use talos_manager_core::lifecycle::{Precheck, precheck_bootstrap};
 use talos_manager_core::node_config::render_node_config;
@@ -104,30 +104,6 @@ pub(crate) fn with_expected_hostname(
         _ => None,
     };
     view
-}
-
-/// A configured server as the runbooks see it; 404 when it has no machine config.
-async fn runbook_node(state: &AppState, server: &Server) -> ApiResult<runbooks::RunbookNode> {
-    let machine_config = state
-        .store
-        .machine_config_for_server(server.id)
-        .await?
-        .ok_or_else(|| {
-            ApiError::not_found(format!(
-                "server {} has no machine config",
-                server.inventory.name
-            ))
-        })?;
-    let address = server
-        .inventory
-        .ipv4
-        .clone()
-        .unwrap_or_else(|| machine_config.fields.private_ip.clone());
-    Ok(runbooks::RunbookNode {
-        machine_type: machine_config.machine_type,
-        hostname: machine_config.fields.hostname,
-        address,
-    })
 }
 
 /// Loads a server by its API id.
@@ -237,8 +213,9 @@ impl ServersApi {
         id: Path<String>,
     ) -> ApiResult<PlainText<String>> {
         let server = load_server(&state, &id).await?;
-        let node = runbook_node(&state, &server).await?;
-        Ok(PlainText(runbooks::reboot_command(&node)))
+        Ok(PlainText(
+            runbooks::server_reboot_command(&state.store, &server).await?,
+        ))
     }
 
     /// The commands to upgrade the node to the default Talos version (or `talos_version`) with
@@ -262,20 +239,15 @@ impl ServersApi {
             check_talos_version("upgrade command", version)?;
         }
         let server = load_server(&state, &id).await?;
-        let node = runbook_node(&state, &server).await?;
-        let settings = state.store.settings().await?;
-        let schematic = match effective_schematic(None, &server, &settings) {
-            Some(id) => state.store.get_schematic(id).await?.fields.factory_id,
-            None => None,
-        };
-        let version = talos_version.0.unwrap_or(settings.talos_version);
-        let image = state
-            .image_factory
-            .client()
-            .installer_image(schematic.as_deref(), &version);
-        Ok(PlainText(runbooks::upgrade_command(
-            &node, &image, &version,
-        )))
+        Ok(PlainText(
+            runbooks::server_upgrade_command(
+                &state.store,
+                state.image_factory.client(),
+                &server,
+                talos_version.0,
+            )
+            .await?,
+        ))
     }
 
     /// Get a server.
