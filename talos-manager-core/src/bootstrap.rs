@@ -10,6 +10,7 @@ use crate::ids::{SchematicId, ServerId, ServerRef};
 use crate::installer::{BlockDevice, BootstrapRequest, ImageSource, Plan, parse_lsblk, plan};
 use crate::provider::Architecture;
 use crate::store::{Server, Settings, Store, StoreError};
+use crate::{Issue, ValidationError};
 
 /// What a user may choose for a bootstrap; everything else comes from the server and settings.
 ///
@@ -33,19 +34,53 @@ pub struct BootstrapChoices {
 
 impl BootstrapChoices {
     /// The choices of a request, where a blank disk or version means "no choice": the default
-    /// applies.
+    /// applies. A version that is not one ([`check_talos_version`]) is refused.
     pub fn from_request(
         disk: Option<String>,
         talos_version: Option<String>,
         schematic_id: Option<SchematicId>,
-    ) -> BootstrapChoices {
+    ) -> Result<BootstrapChoices, ValidationError> {
         let given = |text: Option<String>| text.filter(|text| !text.trim().is_empty());
-        BootstrapChoices {
+        let choices = BootstrapChoices {
             disk: given(disk),
             talos_version: given(talos_version),
             schematic_id,
+        };
+        if let Some(version) = &choices.talos_version {
+            check_talos_version("bootstrap", version)?;
         }
+        Ok(choices)
     }
+}
+
+/// Refuses a Talos version that is not `vX.Y.Z` (with an optional pre-release suffix, as
+/// `v1.11.0-beta.1`), wherever a user gives one (the settings' default, a bootstrap, an upgrade
+/// runbook): it goes into image URLs and the runbooks' commands. `what` names the input in the
+/// error.
+pub fn check_talos_version(what: &'static str, version: &str) -> Result<(), ValidationError> {
+    if is_talos_version(version) {
+        return Ok(());
+    }
+    Err(ValidationError {
+        what,
+        issues: vec![Issue::new(
+            "talos_version",
+            format!("{version:?} is not a Talos version like v1.10.4"),
+        )],
+    })
+}
+
+/// Whether `version` is `vX.Y.Z`, optionally with a pre-release suffix (`v1.11.0-beta.1`).
+fn is_talos_version(version: &str) -> bool {
+    let Some(rest) = version.strip_prefix('v') else {
+        return false;
+    };
+    let core = rest.split_once('-').map_or(rest, |(core, _)| core);
+    let parts: Vec<&str> = core.split('.').collect();
+    parts.len() == 3
+        && parts
+            .iter()
+            .all(|part| !part.is_empty() && part.bytes().all(|b| b.is_ascii_digit()))
 }
 
 /// The schematic a server's Talos image is built from: the one `chosen` for this operation,
@@ -305,6 +340,16 @@ fn choose_disk(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn talos_versions() {
+        for good in ["v1.10.4", "v1.11.0-beta.1", "v2.0.10"] {
+            assert!(super::is_talos_version(good), "{good}");
+        }
+        for bad in ["1.10.4", "v1.10", "v1.x.4", "latest", "v1.10.4.1"] {
+            assert!(!super::is_talos_version(bad), "{bad}");
+        }
+    }
 
     const LSBLK: &str = include_str!("../tests/data/installer/lsblk.json");
 

@@ -7,7 +7,7 @@ use poem_openapi::payload::{Json, PlainText};
 use talos_manager_api_types::{
     BootstrapBody, BootstrapPlanView, DiskView, IssueBody, MaybeUndefined, ServerView, UpdateServer,
 };
-use talos_manager_core::bootstrap::{BootstrapChoices, bootstrap_plan};
+use talos_manager_core::bootstrap::{BootstrapChoices, bootstrap_plan, check_talos_version};
 use talos_manager_core::ids::{ClusterId, SchematicId, ServerRef, VswitchId};
 use talos_manager_core::lifecycle::{Precheck, precheck_bootstrap};
 use talos_manager_core::node_config::render_node_config;
@@ -511,30 +511,11 @@ fn bootstrap_args(
     let schematic_id = schematic
         .map(|text| super::ids::parse_id("schematic", text, SchematicId))
         .transpose()?;
-    let choices = BootstrapChoices::from_request(disk, talos_version, schematic_id);
-    if let Some(version) = &choices.talos_version {
-        check_talos_version("bootstrap", version)?;
-    }
+    let choices = BootstrapChoices::from_request(disk, talos_version, schematic_id)?;
     Ok(BootstrapArgs {
         choices,
         force: false,
     })
-}
-
-/// Refuses a Talos version that is not `vX.Y.Z` (with an optional pre-release suffix), as the
-/// settings do: it goes into image URLs and the runbooks' commands.
-fn check_talos_version(what: &'static str, version: &str) -> ApiResult<()> {
-    if super::settings::is_talos_version(version) {
-        return Ok(());
-    }
-    Err(talos_manager_core::ValidationError {
-        what,
-        issues: vec![talos_manager_core::Issue::new(
-            "talos_version",
-            format!("{version:?} is not a Talos version like v1.10.4"),
-        )],
-    }
-    .into())
 }
 
 /// The queued bootstrap.
