@@ -1,12 +1,16 @@
 //! From a stored server to the installer's [`BootstrapRequest`]: the disk it was seen with in
 //! rescue, the Talos image (Image Factory schematic or a custom image per architecture) and the
 //! `talos.config=` URL the node will fetch its config from. [`plan`](crate::installer::plan)
-//! then turns the request into the dry run and the steps the bootstrap job runs.
+//! then turns the request into the dry run and the steps the bootstrap job runs:
+//! [`bootstrap_plan`] does both, for the API's dry run and the check before a bootstrap is
+//! queued, and [`dry_run`] prints it for a server named by id or name (`talos-manager
+//! bootstrap-plan`).
 
-use crate::ids::{SchematicId, ServerId};
-use crate::installer::{BlockDevice, BootstrapRequest, ImageSource, parse_lsblk};
+use crate::ids::{SchematicId, ServerId, ServerRef};
+use crate::installer::{BlockDevice, BootstrapRequest, ImageSource, Plan, parse_lsblk, plan};
 use crate::provider::Architecture;
 use crate::store::{Server, Settings, Store, StoreError};
+use crate::{Issue, ValidationError};
 
 /// What a user may choose for a bootstrap; everything else comes from the server and settings.
 ///
@@ -30,19 +34,53 @@ pub struct BootstrapChoices {
 
 impl BootstrapChoices {
     /// The choices of a request, where a blank disk or version means "no choice": the default
-    /// applies.
+    /// applies. A version that is not one ([`check_talos_version`]) is refused.
     pub fn from_request(
         disk: Option<String>,
         talos_version: Option<String>,
         schematic_id: Option<SchematicId>,
-    ) -> BootstrapChoices {
+    ) -> Result<BootstrapChoices, ValidationError> {
         let given = |text: Option<String>| text.filter(|text| !text.trim().is_empty());
-        BootstrapChoices {
+        let choices = BootstrapChoices {
             disk: given(disk),
             talos_version: given(talos_version),
             schematic_id,
+        };
+        if let Some(version) = &choices.talos_version {
+            check_talos_version("bootstrap", version)?;
         }
+        Ok(choices)
     }
+}
+
+/// Refuses a Talos version that is not `vX.Y.Z` (with an optional pre-release suffix, as
+/// `v1.11.0-beta.1`), wherever a user gives one (the settings' default, a bootstrap, an upgrade
+/// runbook): it goes into image URLs and the runbooks' commands. `what` names the input in the
+/// error.
+pub fn check_talos_version(what: &'static str, version: &str) -> Result<(), ValidationError> {
+    if is_talos_version(version) {
+        return Ok(());
+    }
+    Err(ValidationError {
+        what,
+        issues: vec![Issue::new(
+            "talos_version",
+            format!("{version:?} is not a Talos version like v1.10.4"),
+        )],
+    })
+}
+
+/// Whether `version` is `vX.Y.Z`, optionally with a pre-release suffix (`v1.11.0-beta.1`).
+fn is_talos_version(version: &str) -> bool {
+    let Some(rest) = version.strip_prefix('v') else {
+        return false;
+    };
+    let core = rest.split_once('-').map_or(rest, |(core, _)| core);
+    let parts: Vec<&str> = core.split('.').collect();
+    parts.len() == 3
+        && parts
+            .iter()
+            .all(|part| !part.is_empty() && part.bytes().all(|b| b.is_ascii_digit()))
 }
 
 /// The schematic a server's Talos image is built from: the one `chosen` for this operation,
@@ -195,6 +233,77 @@ pub async fn bootstrap_request(
     })
 }
 
+/// The bootstrap request and plan of a stored server: the one code path of the dry run, for
+/// the command line and the API, and the check of the choices before a bootstrap is queued.
+pub async fn bootstrap_plan(
+    store: &Store,
+    environment: &BootstrapEnvironment,
+    server_id: ServerId,
+    choices: &BootstrapChoices,
+) -> Result<(BootstrapRequest, Plan), BootstrapPlanError> {
+    let request = bootstrap_request(store, server_id, choices, environment).await?;
+    let plan = plan(&request);
+    Ok((request, plan))
+}
+
+/// Why no dry run could be printed for a server named by id or name.
+#[derive(Debug, thiserror::Error)]
+pub enum DryRunError {
+    /// No server has that id or name.
+    #[error("no server is named or has the id {0:?} (ids look like robot-1234567 or cloud-42)")]
+    NoSuchServer(String),
+    /// Several servers have that name.
+    #[error("{0} servers are named {1:?}: give the id instead (robot-… or cloud-…)")]
+    Ambiguous(usize, String),
+    /// Reading the database failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The plan cannot be made.
+    #[error(transparent)]
+    Plan(#[from] BootstrapPlanError),
+}
+
+/// The dry run (the plan's text) for `server`: its id (`robot-<n>`, `cloud-<id>`), else its
+/// name, which must be unique.
+pub async fn dry_run(
+    store: &Store,
+    environment: &BootstrapEnvironment,
+    server: &str,
+    choices: &BootstrapChoices,
+) -> Result<String, DryRunError> {
+    let server_id = find_server(store, server).await?;
+    let (_, plan) = bootstrap_plan(store, environment, server_id, choices).await?;
+    Ok(plan.to_string())
+}
+
+/// The stored server `text` names: by id first, else by name.
+async fn find_server(store: &Store, text: &str) -> Result<ServerId, DryRunError> {
+    let servers = store.list_servers().await?;
+    let by_id: Vec<_> = match text.parse::<ServerRef>() {
+        Ok(server_ref) => servers
+            .iter()
+            .filter(|candidate| {
+                candidate.inventory.provider == server_ref.provider
+                    && candidate.inventory.provider_id == server_ref.provider_id
+            })
+            .collect(),
+        Err(_) => Vec::new(),
+    };
+    let matches = if by_id.is_empty() {
+        servers
+            .iter()
+            .filter(|candidate| candidate.inventory.name == text)
+            .collect()
+    } else {
+        by_id
+    };
+    match matches.as_slice() {
+        [] => Err(DryRunError::NoSuchServer(text.to_owned())),
+        [one] => Ok(one.id),
+        many => Err(DryRunError::Ambiguous(many.len(), text.to_owned())),
+    }
+}
+
 fn choose_disk(
     server: &str,
     disks: &[BlockDevice],
@@ -231,6 +340,16 @@ fn choose_disk(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn talos_versions() {
+        for good in ["v1.10.4", "v1.11.0-beta.1", "v2.0.10"] {
+            assert!(super::is_talos_version(good), "{good}");
+        }
+        for bad in ["1.10.4", "v1.10", "v1.x.4", "latest", "v1.10.4.1"] {
+            assert!(!super::is_talos_version(bad), "{bad}");
+        }
+    }
 
     const LSBLK: &str = include_str!("../tests/data/installer/lsblk.json");
 

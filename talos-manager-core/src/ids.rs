@@ -44,3 +44,84 @@ id_type! {
     /// An API token.
     ApiTokenId,
 }
+
+/// A server as users and the admin API name it: its provider and the provider's own id,
+/// spelled `robot-<server number>` or `cloud-<id>`, so a Robot and a Cloud server never share
+/// one. The HTTP API, the command line and the dashboard all spell server ids this way.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct ServerRef {
+    /// Which provider the server belongs to.
+    pub provider: crate::provider::ProviderKind,
+    /// The provider's own id (Robot server number, Cloud server id).
+    pub provider_id: String,
+}
+
+impl ServerRef {
+    /// The reference of the server with `provider_id` at `provider`.
+    pub fn new(
+        provider: crate::provider::ProviderKind,
+        provider_id: impl Into<String>,
+    ) -> ServerRef {
+        ServerRef {
+            provider,
+            provider_id: provider_id.into(),
+        }
+    }
+}
+
+impl std::fmt::Display for ServerRef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let prefix = match self.provider {
+            crate::provider::ProviderKind::HetznerRobot => "robot",
+            crate::provider::ProviderKind::HetznerCloud => "cloud",
+        };
+        write!(f, "{prefix}-{}", self.provider_id)
+    }
+}
+
+/// The text is not a server id (`robot-<n>` or `cloud-<id>`). Its message is what the API
+/// answers (404) for a server id it cannot find.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("server {text} not found (server ids look like robot-1234567 or cloud-42)")]
+pub struct InvalidServerRef {
+    /// The text as given.
+    pub text: String,
+}
+
+impl std::str::FromStr for ServerRef {
+    type Err = InvalidServerRef;
+
+    fn from_str(text: &str) -> Result<ServerRef, InvalidServerRef> {
+        use crate::provider::ProviderKind;
+        match text.split_once('-') {
+            Some(("robot", id)) if !id.is_empty() => {
+                Ok(ServerRef::new(ProviderKind::HetznerRobot, id))
+            }
+            Some(("cloud", id)) if !id.is_empty() => {
+                Ok(ServerRef::new(ProviderKind::HetznerCloud, id))
+            }
+            _ => Err(InvalidServerRef {
+                text: text.to_owned(),
+            }),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::provider::ProviderKind;
+
+    #[test]
+    fn server_ids_round_trip_and_reject_other_shapes() {
+        let id = ServerRef::new(ProviderKind::HetznerCloud, "42").to_string();
+        assert_eq!(id, "cloud-42");
+        assert_eq!(
+            id.parse::<ServerRef>().unwrap(),
+            ServerRef::new(ProviderKind::HetznerCloud, "42")
+        );
+        for bad in ["42", "robot-", "aws-1", ""] {
+            assert!(bad.parse::<ServerRef>().is_err(), "{bad}");
+        }
+    }
+}

@@ -12,23 +12,24 @@
 //! - [`installer`]: the rescue-mode installer: SSH to a rescue system, probe its disks and
 //!   SMBIOS UUID, plan and run the wipe, the image write, grub.cfg injection and the reboot.
 //! - [`bootstrap`]: a stored server's bootstrap request: disk, image and `talos.config=` URL;
-//!   the bootstrap choices and their defaults, and the one schematic rule
-//!   ([`bootstrap::effective_schematic`]).
+//!   the bootstrap choices and their defaults, the plan and its dry run, and the one schematic
+//!   rule ([`bootstrap::effective_schematic`]).
 //! - [`rescue`]: entering the provider's rescue system with our key, recorded on the server.
 //! - [`server_state`]: a server's state (`in rescue`, `installing 42 %`, `in cluster`, …).
 //! - [`api_token`]: bearer tokens for the admin API, stored as hashes.
 //! - [`random`]: the one random source (key material, tokens, ids), which fails loudly.
-//! - [`node_config`]: the machine config a server is served, from what is stored, and
-//!   [`ConfigService`](node_config::ConfigService), `/config`'s policy behind one call.
+//! - [`node_config`]: the machine config a server is served, from what is stored; a server
+//!   bound to a config with its defaults; and [`ConfigService`](node_config::ConfigService),
+//!   `/config`'s policy behind one call.
 //! - [`node_identity`]: a node's machine type, hostname and private IP, and their conventions.
 //! - [`node_labels`]: Kubernetes labels and taints of label and taint rules.
 //! - [`kubernetes`]: a cluster's Kubernetes API: rule labels and taints reconciled on nodes,
 //!   and the Kubernetes version the cluster runs.
-//! - [`runbooks`]: the commands to reboot or upgrade a node safely.
+//! - [`runbooks`]: the commands to reboot or upgrade a node safely, also for a stored server.
 //! - [`Issue`], [`ValidationError`]: every problem with user input, with its location.
-//! - [`ids`]: typed ids of every stored entity.
-//! - [`image_factory`]: the Talos Image Factory client, schematic bodies, Talos versions and
-//!   image URLs.
+//! - [`ids`]: typed ids of every stored entity, and a server as users name it (`robot-<n>`).
+//! - [`image_factory`]: the Talos Image Factory client, schematic bodies and their registration,
+//!   Talos versions and image URLs.
 //! - [`talos`]: the Talos engine — secrets bundles, machine configs, patches, validation and
 //!   client configs, equal to what `talosctl` produces.
 //! - [`talos_api`]: the Talos machine API as traits (reset, reboot, upgrade, etcd, maintenance

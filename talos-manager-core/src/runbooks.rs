@@ -1,7 +1,73 @@
 //! Maintenance runbooks: the commands an operator runs to reboot or upgrade one node safely
 //! (control planes hand over etcd leadership first; workloads are drained and let back in).
+//!
+//! [`reboot_command`] and [`upgrade_command`] are pure; [`server_reboot_command`] and
+//! [`server_upgrade_command`] write them for a stored server, with its defaults.
 
+use crate::bootstrap::effective_schematic;
+use crate::image_factory::ImageFactory;
+use crate::store::{Server, Store, StoreError};
 use crate::talos::MachineType;
+
+/// Why no runbook can be written for a server.
+#[derive(Debug, thiserror::Error)]
+pub enum RunbookError {
+    /// The server has no machine config, so it is no node of a cluster yet.
+    #[error("server {server} has no machine config")]
+    NotConfigured {
+        /// The server's name.
+        server: String,
+    },
+    /// Reading the database failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// A configured server as the runbooks see it: its machine config's type and hostname, and its
+/// public IPv4 as the address (else its private IP).
+pub async fn runbook_node(store: &Store, server: &Server) -> Result<RunbookNode, RunbookError> {
+    let machine_config = store
+        .machine_config_for_server(server.id)
+        .await?
+        .ok_or_else(|| RunbookError::NotConfigured {
+            server: server.inventory.name.clone(),
+        })?;
+    let address = server
+        .inventory
+        .ipv4
+        .clone()
+        .unwrap_or_else(|| machine_config.fields.private_ip.clone());
+    Ok(RunbookNode {
+        machine_type: machine_config.machine_type,
+        hostname: machine_config.fields.hostname,
+        address,
+    })
+}
+
+/// [`reboot_command`] for a stored server.
+pub async fn server_reboot_command(store: &Store, server: &Server) -> Result<String, RunbookError> {
+    Ok(reboot_command(&runbook_node(store, server).await?))
+}
+
+/// [`upgrade_command`] for a stored server: to `talos_version` (default: the settings'), with
+/// the installer of its schematic ([`effective_schematic`]) on `factory`, as a rolling
+/// upgrade uses; without a schematic, Talos's stock installer of that version.
+pub async fn server_upgrade_command(
+    store: &Store,
+    factory: &ImageFactory,
+    server: &Server,
+    talos_version: Option<String>,
+) -> Result<String, RunbookError> {
+    let node = runbook_node(store, server).await?;
+    let settings = store.settings().await?;
+    let schematic = match effective_schematic(None, server, &settings) {
+        Some(id) => store.get_schematic(id).await?.fields.factory_id,
+        None => None,
+    };
+    let version = talos_version.unwrap_or(settings.talos_version);
+    let image = factory.installer_image(schematic.as_deref(), &version);
+    Ok(upgrade_command(&node, &image, &version))
+}
 
 /// What the runbooks need to know about a node.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -22,6 +22,8 @@ mod core {
     mod fuzz_regressions;
     // The rendered-config cache `/config` serves from.
     mod node_config_cache;
+    // A server configured through the library: the API's per-node defaults.
+    mod machine_configs;
     // `/config` itself: the answers of `ConfigService`, its miss limit and its hook guard.
     mod node_config_service;
     // The config patch recipes of docs/recipes/ pass the API's config check.

@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+use talos_manager_core::bootstrap::BootstrapEnvironment;
 use talos_manager_core::jobs::{BootstrapSettings, LifecycleSettings, TalosSettings};
 use talos_manager_core::kubernetes::DrainOptions;
 use talos_manager_core::lifecycle::LifecycleTiming;
@@ -243,6 +244,16 @@ pub const SQLITE_FILE: &str = "talos-manager.db";
 pub const KEY_FILE: &str = "encryption.key";
 
 impl ServiceConfig {
+    /// Where images and configs come from, for bootstraps.
+    pub fn bootstrap_environment(&self) -> BootstrapEnvironment {
+        BootstrapEnvironment {
+            host: self.host.clone(),
+            image_factory_url: self.image_factory_url.clone(),
+            amd64_image_url: self.talos_amd64_image_url.clone(),
+            arm64_image_url: self.talos_arm64_image_url.clone(),
+        }
+    }
+
     /// Reads the configuration from `env`, with `overrides` from the command line.
     pub fn load(
         env: &impl Environment,

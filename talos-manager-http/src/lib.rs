@@ -15,15 +15,12 @@
 //! - [`tokens`]: API tokens from the command line, and the first start's admin token.
 //! - [`metrics`]: `/metrics` in the Prometheus format.
 //! - [`logging`]: human-readable or JSON logs.
-//! - [`image_factory`]: the Image Factory client with the service's host and a version cache.
 #![warn(missing_docs)]
 
 pub mod api;
-pub mod bootstrap_plan;
 pub mod config;
 pub mod dashboard;
 mod health;
-pub mod image_factory;
 pub mod logging;
 pub mod metrics;
 pub mod node_config;
@@ -51,7 +48,7 @@ pub struct AppState {
     /// `BASIC_AUTH_PASSWORD`: when set, HTTP Basic with it authenticates admin requests.
     pub basic_auth_password: Option<Secret<String>>,
     /// The Image Factory (`TALOS_IMAGE_FACTORY_URL`) and the public host name (`HOST`).
-    pub image_factory: std::sync::Arc<image_factory::FactoryService>,
+    pub image_factory: std::sync::Arc<talos_manager_core::image_factory::FactoryService>,
     /// Builds the Hetzner clients of provider accounts (`HETZNER_ROBOT_API_URL`,
     /// `HETZNER_CLOUD_API_URL`).
     pub providers: talos_manager_core::sync::ProviderFactory,

@@ -310,7 +310,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
                     talos_version,
                     schematic_id: None,
                 };
-                let text = talos_manager_http::bootstrap_plan::bootstrap_plan_text(
+                let text = talos_manager_core::bootstrap::dry_run(
                     &store,
                     &config.bootstrap_environment(),
                     &server,

@@ -154,7 +154,7 @@ pub async fn serve(config: ServiceConfig) -> Result<(), ServeError> {
         basic_auth_password: config.basic_auth_password.clone(),
         trusted_proxies: config.trusted_proxies.clone(),
         metrics: metrics.clone(),
-        image_factory: std::sync::Arc::new(crate::image_factory::FactoryService::new(
+        image_factory: std::sync::Arc::new(talos_manager_core::image_factory::FactoryService::new(
             talos_manager_core::ImageFactory::new(&config.image_factory_url)
                 .map_err(ServeError::ImageFactory)?,
             config.host.clone(),

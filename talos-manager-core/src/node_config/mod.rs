@@ -8,17 +8,22 @@
 //! behind `TRUSTED_PROXIES`) and whether it identifies a server ([`ConfigRequest::may_serve`]);
 //! [`MissLimiter`] limits the requests that identify none. [`ConfigService`] is `/config`
 //! itself: one call answers a request, its policy is that module's documentation.
-//! [`push_to_waiting_node`] hands a newly assigned config to a node
-//! waiting in maintenance mode instead of letting it back off.
+//! [`push_to_waiting_node`] hands a newly assigned config to a node waiting in maintenance
+//! mode instead of letting it back off. [`assign_machine_config`] binds a server to a config
+//! template, deciding the per-node values an admin left out.
 
 use std::sync::OnceLock;
 
+mod assign;
 mod cache;
 mod miss_limit;
 mod push;
 mod request;
 mod service;
 
+pub use assign::{
+    AssignMachineConfigError, FALLBACK_INSTALL_DISK, MachineConfigChoices, assign_machine_config,
+};
 pub use cache::{CachedNodeConfig, NodeConfigCache, ServerLookup};
 pub use miss_limit::MissLimiter;
 pub use push::{

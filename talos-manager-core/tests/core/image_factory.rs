@@ -1,5 +1,6 @@
 //! The Image Factory client against the fake factory (tests/fake-hetzner, `FakeImageFactory`).
 
+use talos_manager_core::Store;
 use talos_manager_core::image_factory::{ImageFactory, ImageFactoryError, force_talos_config};
 use talos_manager_fake_hetzner::FakeImageFactory;
 
@@ -81,3 +82,61 @@ async fn unmodelled_calls_answer_501() {
         "{error:?}"
     );
 }
+
+store_test!(
+    a_registered_schematic_has_the_config_url_and_the_factory_id,
+    |store| {
+        use talos_manager_core::image_factory::{
+            FactoryService, RegisterSchematicError, register_schematic,
+        };
+        let fake = FakeImageFactory::start().await.unwrap();
+        let client = || ImageFactory::new(fake.url()).unwrap();
+
+        let without_host = FactoryService::new(client(), None);
+        let error = register_schematic(store, &without_host, None, "amd".into(), "{}")
+            .await
+            .unwrap_err();
+        assert!(matches!(error, RegisterSchematicError::NoHost), "{error:?}");
+        assert!(store.list_schematics().await.unwrap().is_empty());
+        assert!(fake.requests().is_empty());
+
+        let factory = FactoryService::new(client(), Some("manager.example.com".into()));
+        let body =
+            "customization:\n  systemExtensions:\n    officialExtensions: [siderolabs/amd-ucode]\n";
+        let created = register_schematic(store, &factory, None, "amd".into(), body)
+            .await
+            .unwrap();
+        assert!(
+            created
+                .fields
+                .body
+                .contains("talos.config=https://manager.example.com/config?uuid=${uuid}"),
+            "{}",
+            created.fields.body
+        );
+        assert_eq!(
+            created.fields.factory_id,
+            FakeImageFactory::schematic_id(&created.fields.body)
+        );
+        assert_eq!(store.get_schematic(created.id).await.unwrap(), created);
+
+        // A body the factory refuses replaces nothing.
+        let error = register_schematic(
+            store,
+            &factory,
+            Some(created.id),
+            "amd".into(),
+            "owner: me\n",
+        )
+        .await
+        .unwrap_err();
+        assert!(
+            matches!(
+                error,
+                RegisterSchematicError::Factory(ImageFactoryError::Status { status: 400, .. })
+            ),
+            "{error:?}"
+        );
+        assert_eq!(store.get_schematic(created.id).await.unwrap(), created);
+    }
+);

@@ -7,10 +7,12 @@ use poem_openapi::payload::Json;
 use talos_manager_api_types::{ErrorBody, IssueBody};
 use talos_manager_core::bootstrap::BootstrapPlanError;
 use talos_manager_core::clusters::{ClusterAccessError, ClusterSecretsError};
-use talos_manager_core::image_factory::ImageFactoryError;
+use talos_manager_core::ids::InvalidServerRef;
+use talos_manager_core::image_factory::{ImageFactoryError, RegisterSchematicError};
 use talos_manager_core::lifecycle::{BootstrapRefusal, RollingPlanError};
-use talos_manager_core::node_config::NodeConfigError;
+use talos_manager_core::node_config::{AssignMachineConfigError, NodeConfigError};
 use talos_manager_core::rescue::RescueError;
+use talos_manager_core::runbooks::RunbookError;
 use talos_manager_core::server_update::ServerUpdateError;
 use talos_manager_core::{ProviderError, StoreError, ValidationError, error_chain};
 
@@ -149,6 +151,12 @@ impl From<StoreError> for ApiError {
     }
 }
 
+impl From<InvalidServerRef> for ApiError {
+    fn from(error: InvalidServerRef) -> ApiError {
+        ApiError::not_found(error.to_string())
+    }
+}
+
 impl From<ValidationError> for ApiError {
     fn from(error: ValidationError) -> ApiError {
         ApiError::invalid(
@@ -196,6 +204,27 @@ impl From<ImageFactoryError> for ApiError {
                 ApiError::BadGateway(body("bad_gateway", error.to_string()))
             }
             _ => ApiError::internal(&error),
+        }
+    }
+}
+
+impl From<RegisterSchematicError> for ApiError {
+    fn from(error: RegisterSchematicError) -> ApiError {
+        match error {
+            RegisterSchematicError::NoHost => ApiError::invalid(
+                "schematic",
+                vec![IssueBody {
+                    path: "body".into(),
+                    message: error.to_string(),
+                }],
+            ),
+            RegisterSchematicError::Body(error) => ValidationError {
+                what: "schematic",
+                issues: vec![error.issue()],
+            }
+            .into(),
+            RegisterSchematicError::Factory(error) => error.into(),
+            RegisterSchematicError::Store(error) => error.into(),
         }
     }
 }
@@ -364,6 +393,24 @@ impl From<NodeConfigError> for ApiError {
                 }],
             ),
             other => ApiError::internal(&other),
+        }
+    }
+}
+
+impl From<AssignMachineConfigError> for ApiError {
+    fn from(error: AssignMachineConfigError) -> ApiError {
+        match error {
+            AssignMachineConfigError::Invalid(invalid) => invalid.into(),
+            AssignMachineConfigError::Store(error) => error.into(),
+        }
+    }
+}
+
+impl From<RunbookError> for ApiError {
+    fn from(error: RunbookError) -> ApiError {
+        match error {
+            RunbookError::NotConfigured { .. } => ApiError::not_found(error.to_string()),
+            RunbookError::Store(error) => error.into(),
         }
     }
 }

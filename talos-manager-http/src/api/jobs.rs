@@ -9,13 +9,13 @@ use poem_openapi::OpenApi;
 use poem_openapi::param::{Path, Query};
 use poem_openapi::payload::{EventStream, Json};
 use talos_manager_api_types::{IssueBody, JobLogEvent, JobView};
-use talos_manager_core::ids::{JobId, JobLogLineId, ServerId};
+use talos_manager_core::ids::{JobId, JobLogLineId, ServerId, ServerRef};
 use talos_manager_core::store::{Job, JobLogLine, JobStatus};
 use talos_manager_core::{Store, error_chain};
 
 use super::auth::AdminAuth;
 use super::error::{ApiError, ApiResult};
-use super::ids::{parse_id, server_api_id};
+use super::ids::parse_id;
 use super::{Tag, until_shutdown, while_authorized};
 use crate::AppState;
 
@@ -50,7 +50,8 @@ async fn server_api_ids(store: &Store) -> ApiResult<HashMap<ServerId, String>> {
         .await?
         .into_iter()
         .map(|server| {
-            let api_id = server_api_id(server.inventory.provider, &server.inventory.provider_id);
+            let api_id = ServerRef::new(server.inventory.provider, &server.inventory.provider_id)
+                .to_string();
             (server.id, api_id)
         })
         .collect())

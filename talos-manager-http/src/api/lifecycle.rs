@@ -11,7 +11,7 @@ use talos_manager_api_types::{
     IssueBody, JobView, ResetBody, ResetProfileName, RollingSelection, UpgradeBody,
 };
 use talos_manager_core::StoreError;
-use talos_manager_core::ids::{ClusterId, ServerId};
+use talos_manager_core::ids::{ClusterId, ServerId, ServerRef};
 use talos_manager_core::lifecycle::{
     NodeRef, ResetProfile, RollingPlan, RollingTarget, plan_rolling,
 };
@@ -21,7 +21,7 @@ use talos_manager_core::store::NewJob;
 use super::Tag;
 use super::auth::AdminAuth;
 use super::error::{ApiError, ApiResult};
-use super::ids::{parse_id, server_api_id};
+use super::ids::parse_id;
 use super::jobs::job_view;
 use super::servers::load_server;
 use crate::AppState;
@@ -103,7 +103,8 @@ impl LifecycleApi {
         )
         .await?;
         tracing::info!(server = %server.inventory.name, profile = ?args.profile, force = args.force, job = %job.id, by = ?auth.principal(), "reset queued");
-        let api_id = server_api_id(server.inventory.provider, &server.inventory.provider_id);
+        let api_id =
+            ServerRef::new(server.inventory.provider, &server.inventory.provider_id).to_string();
         let servers = HashMap::from([(server.id, api_id)]);
         Ok(JobAccepted::Accepted(Json(job_view(job, &servers))))
     }
@@ -225,7 +226,8 @@ async fn rolling(
         .into_iter()
         .filter(|server| Some(server.id) == job.server_id)
         .map(|server| {
-            let api_id = server_api_id(server.inventory.provider, &server.inventory.provider_id);
+            let api_id = ServerRef::new(server.inventory.provider, &server.inventory.provider_id)
+                .to_string();
             (server.id, api_id)
         })
         .collect();

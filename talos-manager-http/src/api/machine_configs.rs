@@ -6,20 +6,16 @@ use poem_openapi::OpenApi;
 use poem_openapi::param::Path;
 use poem_openapi::payload::Json;
 use talos_manager_api_types::{CreateMachineConfig, MachineConfigView, MachineTypeName};
-use talos_manager_core::ids::{ConfigId, MachineConfigId};
-use talos_manager_core::node_identity::default_private_ip;
-use talos_manager_core::store::{MachineConfig, MachineConfigFields, Server};
+use talos_manager_core::ids::{ConfigId, MachineConfigId, ServerRef};
+use talos_manager_core::node_config::{MachineConfigChoices, assign_machine_config};
+use talos_manager_core::store::{MachineConfig, Server};
 use talos_manager_core::talos::MachineType;
-use time::OffsetDateTime;
 
 use super::error::ApiResult;
-use super::ids::{parse_id, server_api_id};
+use super::ids::parse_id;
 use super::servers::load_server;
 use super::{Created, Deleted, Tag};
 use crate::AppState;
-
-/// The install disk when the server was never probed in rescue (as the original).
-const FALLBACK_INSTALL_DISK: &str = "/dev/sda";
 
 /// The API view of `machine_config`, which configures `server`.
 pub(crate) fn machine_config_view(
@@ -28,7 +24,8 @@ pub(crate) fn machine_config_view(
 ) -> MachineConfigView {
     MachineConfigView {
         id: machine_config.id.to_string(),
-        server_id: server_api_id(server.inventory.provider, &server.inventory.provider_id),
+        server_id: ServerRef::new(server.inventory.provider, &server.inventory.provider_id)
+            .to_string(),
         config_id: machine_config.fields.config_id.to_string(),
         hostname: machine_config.fields.hostname,
         private_ip: machine_config.fields.private_ip,
@@ -102,45 +99,22 @@ impl MachineConfigsApi {
     ) -> ApiResult<Created<MachineConfigView>> {
         let body = body.0;
         let server = load_server(&state, &body.server_id).await?;
-        let config_id = parse_id("config", &body.config_id, ConfigId)?;
-        let config = state.store.get_config(config_id).await?;
-        let hostname = body
-            .hostname
-            .unwrap_or_else(|| server.inventory.name.clone());
-        let private_ip = body
-            .private_ip
-            .or_else(|| default_private_ip(&hostname))
-            .unwrap_or_default();
-        let install_disk = body
-            .install_disk
-            .or_else(|| server.bootstrap_disk.clone())
-            .unwrap_or_else(|| FALLBACK_INSTALL_DISK.to_owned());
-        let fields = MachineConfigFields {
-            config_id: config.id,
-            hostname,
-            private_ip,
-            install_disk,
+        let choices = MachineConfigChoices {
+            config_id: parse_id("config", &body.config_id, ConfigId)?,
+            hostname: body.hostname,
+            private_ip: body.private_ip,
+            install_disk: body.install_disk,
             ephemeral_disk_identifier: body.ephemeral_disk_identifier,
+            machine_type: body.machine_type.map(machine_type),
+            already_configured: body.already_configured,
         };
-        fields.validate()?;
-        let machine_config = state
-            .store
-            .put_machine_config_as(server.id, &fields, body.machine_type.map(machine_type))
-            .await?;
+        let machine_config = assign_machine_config(&state.store, &server, choices).await?;
         if let Some(machine_type) = body.machine_type {
             tracing::info!(server = %server.inventory.name, machine_type = ?machine_type, by = ?auth.principal(), "machine type set");
         }
-        if body.already_configured {
-            state
-                .store
-                .mark_server_configured(server.id, OffsetDateTime::now_utc())
-                .await?;
-        } else if talos_manager_core::jobs::queue_push_if_waiting(
-            &state.store,
-            &state.jobs,
-            &server,
-        )
-        .await?
+        if !body.already_configured
+            && talos_manager_core::jobs::queue_push_if_waiting(&state.store, &state.jobs, &server)
+                .await?
         {
             tracing::info!(server = %server.inventory.name, "its node waits for a config: push queued");
         }

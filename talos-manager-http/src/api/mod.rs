@@ -88,8 +88,6 @@ type Apis = (
 /// cannot drift.
 pub use talos_manager_api_types as wire;
 
-pub(crate) use ids::server_api_id;
-
 /// Told when the service begins to shut down. `serve` attaches it to every request, and the
 /// live streams end on it, so an open dashboard tab does not hold the graceful shutdown for its
 /// whole grace period. Without it (an `app()` built by a test) streams end when the client

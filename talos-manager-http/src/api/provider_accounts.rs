@@ -9,13 +9,13 @@ use talos_manager_api_types::{
     CreateProviderAccount, IssueBody, ProviderAccountView, UpdateProviderAccount,
 };
 use talos_manager_core::Secret;
-use talos_manager_core::ids::ProviderAccountId;
+use talos_manager_core::ids::{ProviderAccountId, ServerRef};
 use talos_manager_core::provider::ProviderKind;
 use talos_manager_core::store::ProviderAccount;
 
 use super::auth::AdminAuth;
 use super::error::{ApiError, ApiResult};
-use super::ids::{parse_id, server_api_id};
+use super::ids::parse_id;
 use super::{Created, Deleted, Tag};
 use crate::AppState;
 
@@ -64,7 +64,9 @@ async fn same_account(
         .into_iter()
         .filter(|server| server.missing_since.is_none())
         .filter(|server| !listed.contains(server.inventory.provider_id.as_str()))
-        .map(|server| server_api_id(server.inventory.provider, &server.inventory.provider_id))
+        .map(|server| {
+            ServerRef::new(server.inventory.provider, &server.inventory.provider_id).to_string()
+        })
         .collect();
     if unseen.is_empty() {
         return Ok(());

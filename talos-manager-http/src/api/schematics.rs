@@ -10,10 +10,9 @@ use talos_manager_api_types::{
     SchematicBody, SchematicView, SupportedTalosVersion, SupportedTalosVersionsView,
     TalosVersionsView,
 };
-use talos_manager_core::ValidationError;
 use talos_manager_core::ids::SchematicId;
-use talos_manager_core::image_factory::force_talos_config;
-use talos_manager_core::store::{Schematic, SchematicFields};
+use talos_manager_core::image_factory::register_schematic;
+use talos_manager_core::store::Schematic;
 use talos_manager_core::talos::TalosVersion;
 
 use super::auth::AdminAuth;
@@ -61,32 +60,6 @@ fn schematic_id(text: &str) -> Result<SchematicId, ApiError> {
     parse_id("schematic", text, SchematicId)
 }
 
-/// The body with this service's config URL forced in, registered with the factory.
-async fn register(state: &AppState, body: SchematicBody) -> ApiResult<SchematicFields> {
-    let factory = &state.image_factory;
-    let Some(url) = factory.config_url() else {
-        return Err(ApiError::invalid(
-            "schematic",
-            vec![talos_manager_api_types::IssueBody {
-                path: "body".into(),
-                message: "HOST is not set: the service needs its public host name to put \
-                          talos.config=https://<HOST>/config into the schematic"
-                    .into(),
-            }],
-        ));
-    };
-    let normalised = force_talos_config(&body.body, &url).map_err(|error| ValidationError {
-        what: "schematic",
-        issues: vec![error.issue()],
-    })?;
-    let factory_id = factory.client().create_schematic(&normalised).await?;
-    Ok(SchematicFields {
-        name: body.name,
-        body: normalised,
-        factory_id: Some(factory_id),
-    })
-}
-
 pub(crate) struct SchematicsApi;
 
 #[OpenApi(tag = "Tag::Schematics")]
@@ -116,8 +89,15 @@ impl SchematicsApi {
         _auth: AdminAuth,
         body: Json<SchematicBody>,
     ) -> ApiResult<Created<SchematicView>> {
-        let fields = register(&state, body.0).await?;
-        let schematic = state.store.create_schematic(&fields).await?;
+        let body = body.0;
+        let schematic = register_schematic(
+            &state.store,
+            &state.image_factory,
+            None,
+            body.name,
+            &body.body,
+        )
+        .await?;
         Ok(Created::Created(Json(schematic_view(schematic))))
     }
 
@@ -151,9 +131,15 @@ impl SchematicsApi {
         body: Json<SchematicBody>,
     ) -> ApiResult<Json<SchematicView>> {
         let id = schematic_id(&id)?;
-        state.store.get_schematic(id).await?;
-        let fields = register(&state, body.0).await?;
-        let schematic = state.store.update_schematic(id, &fields).await?;
+        let body = body.0;
+        let schematic = register_schematic(
+            &state.store,
+            &state.image_factory,
+            Some(id),
+            body.name,
+            &body.body,
+        )
+        .await?;
         Ok(Json(schematic_view(schematic)))
     }
 

@@ -16,11 +16,11 @@ use poem_openapi::OpenApi;
 use poem_openapi::payload::EventStream;
 use poem_openapi::types::ToJSON as _;
 use talos_manager_api_types::ServerEvent;
+use talos_manager_core::ids::ServerRef;
 use talos_manager_core::store::Job;
 use talos_manager_core::{Store, StoreError, error_chain};
 
 use super::auth::AdminAuth;
-use super::ids::server_api_id;
 use super::jobs::job_view;
 use super::machine_configs::machine_config_view;
 use super::servers::{server_view_of, with_expected_hostname};
@@ -109,7 +109,8 @@ async fn snapshot(store: &Store) -> Result<Vec<ServerEvent>, StoreError> {
     let api_ids: HashMap<_, _> = servers
         .iter()
         .map(|server| {
-            let api_id = server_api_id(server.inventory.provider, &server.inventory.provider_id);
+            let api_id = ServerRef::new(server.inventory.provider, &server.inventory.provider_id)
+                .to_string();
             (server.id, api_id)
         })
         .collect();

@@ -7,8 +7,8 @@ use poem_openapi::payload::{Json, PlainText};
 use talos_manager_api_types::{
     BootstrapBody, BootstrapPlanView, DiskView, IssueBody, MaybeUndefined, ServerView, UpdateServer,
 };
-use talos_manager_core::bootstrap::{BootstrapChoices, effective_schematic};
-use talos_manager_core::ids::{ClusterId, SchematicId, VswitchId};
+use talos_manager_core::bootstrap::{BootstrapChoices, bootstrap_plan, check_talos_version};
+use talos_manager_core::ids::{ClusterId, SchematicId, ServerRef, VswitchId};
 use talos_manager_core::lifecycle::{Precheck, precheck_bootstrap};
 use talos_manager_core::node_config::render_node_config;
 use talos_manager_core::runbooks;
@@ -20,7 +20,6 @@ use super::Tag;
 use super::auth::AdminAuth;
 use super::clusters::YamlFile;
 use super::error::{ApiError, ApiResult};
-use super::ids::{parse_server_api_id, server_api_id};
 use crate::AppState;
 use talos_manager_core::StoreError;
 use talos_manager_core::installer::{ImageSource, parse_lsblk};
@@ -61,7 +60,7 @@ pub(crate) fn server_view_of(server: Server, latest_bootstrap: Option<&Job>) -> 
     let disks = disks(server.lsblk.as_deref());
     let inventory = server.inventory;
     ServerView {
-        id: server_api_id(inventory.provider, &inventory.provider_id),
+        id: ServerRef::new(inventory.provider, &inventory.provider_id).to_string(),
         provider: inventory.provider.as_str().to_owned(),
         provider_account_id: server.provider_account_id.to_string(),
         name: inventory.name,
@@ -107,36 +106,12 @@ pub(crate) fn with_expected_hostname(
     view
 }
 
-/// A configured server as the runbooks see it; 404 when it has no machine config.
-async fn runbook_node(state: &AppState, server: &Server) -> ApiResult<runbooks::RunbookNode> {
-    let machine_config = state
-        .store
-        .machine_config_for_server(server.id)
-        .await?
-        .ok_or_else(|| {
-            ApiError::not_found(format!(
-                "server {} has no machine config",
-                server.inventory.name
-            ))
-        })?;
-    let address = server
-        .inventory
-        .ipv4
-        .clone()
-        .unwrap_or_else(|| machine_config.fields.private_ip.clone());
-    Ok(runbooks::RunbookNode {
-        machine_type: machine_config.machine_type,
-        hostname: machine_config.fields.hostname,
-        address,
-    })
-}
-
 /// Loads a server by its API id.
 pub(crate) async fn load_server(state: &AppState, api_id: &str) -> ApiResult<Server> {
-    let (provider, provider_id) = parse_server_api_id(api_id)?;
+    let server: ServerRef = api_id.parse()?;
     Ok(state
         .store
-        .get_server_by_provider_id(provider, provider_id)
+        .get_server_by_provider_id(server.provider, &server.provider_id)
         .await?)
 }
 
@@ -238,8 +213,9 @@ impl ServersApi {
         id: Path<String>,
     ) -> ApiResult<PlainText<String>> {
         let server = load_server(&state, &id).await?;
-        let node = runbook_node(&state, &server).await?;
-        Ok(PlainText(runbooks::reboot_command(&node)))
+        Ok(PlainText(
+            runbooks::server_reboot_command(&state.store, &server).await?,
+        ))
     }
 
     /// The commands to upgrade the node to the default Talos version (or `talos_version`) with
@@ -263,20 +239,15 @@ impl ServersApi {
             check_talos_version("upgrade command", version)?;
         }
         let server = load_server(&state, &id).await?;
-        let node = runbook_node(&state, &server).await?;
-        let settings = state.store.settings().await?;
-        let schematic = match effective_schematic(None, &server, &settings) {
-            Some(id) => state.store.get_schematic(id).await?.fields.factory_id,
-            None => None,
-        };
-        let version = talos_version.0.unwrap_or(settings.talos_version);
-        let image = state
-            .image_factory
-            .client()
-            .installer_image(schematic.as_deref(), &version);
-        Ok(PlainText(runbooks::upgrade_command(
-            &node, &image, &version,
-        )))
+        Ok(PlainText(
+            runbooks::server_upgrade_command(
+                &state.store,
+                state.image_factory.client(),
+                &server,
+                talos_version.0,
+            )
+            .await?,
+        ))
     }
 
     /// Get a server.
@@ -342,7 +313,7 @@ impl ServersApi {
     ) -> ApiResult<Json<BootstrapPlanView>> {
         let server = load_server(&state, &id).await?;
         let args = bootstrap_args(disk.0, talos_version.0, schematic.0.as_deref())?;
-        let (request, plan) = crate::bootstrap_plan::bootstrap_plan(
+        let (request, plan) = bootstrap_plan(
             &state.store,
             &state.bootstrap.environment,
             server.id,
@@ -402,7 +373,7 @@ impl ServersApi {
         // Check the choices now when the disks are known; otherwise the job checks them once
         // it has probed the rescue system.
         if server.lsblk.is_some() {
-            crate::bootstrap_plan::bootstrap_plan(
+            bootstrap_plan(
                 &state.store,
                 &state.bootstrap.environment,
                 server.id,
@@ -453,7 +424,8 @@ impl ServersApi {
                 tracing::info!(server = %server.inventory.name, job = %job.id, by = ?auth.principal(), "bootstrap queued");
             }
         }
-        let api_id = server_api_id(server.inventory.provider, &server.inventory.provider_id);
+        let api_id =
+            ServerRef::new(server.inventory.provider, &server.inventory.provider_id).to_string();
         let servers = std::collections::HashMap::from([(server.id, api_id)]);
         Ok(BootstrapAccepted::Accepted(Json(super::jobs::job_view(
             job, &servers,
@@ -541,30 +513,11 @@ fn bootstrap_args(
     let schematic_id = schematic
         .map(|text| super::ids::parse_id("schematic", text, SchematicId))
         .transpose()?;
-    let choices = BootstrapChoices::from_request(disk, talos_version, schematic_id);
-    if let Some(version) = &choices.talos_version {
-        check_talos_version("bootstrap", version)?;
-    }
+    let choices = BootstrapChoices::from_request(disk, talos_version, schematic_id)?;
     Ok(BootstrapArgs {
         choices,
         force: false,
     })
-}
-
-/// Refuses a Talos version that is not `vX.Y.Z` (with an optional pre-release suffix), as the
-/// settings do: it goes into image URLs and the runbooks' commands.
-fn check_talos_version(what: &'static str, version: &str) -> ApiResult<()> {
-    if super::settings::is_talos_version(version) {
-        return Ok(());
-    }
-    Err(talos_manager_core::ValidationError {
-        what,
-        issues: vec![talos_manager_core::Issue::new(
-            "talos_version",
-            format!("{version:?} is not a Talos version like v1.10.4"),
-        )],
-    }
-    .into())
 }
 
 /// The queued bootstrap.

@@ -4,8 +4,7 @@ use poem::web::Data;
 use poem_openapi::OpenApi;
 use poem_openapi::payload::Json;
 use talos_manager_api_types::{SettingsView, UpdateSettings};
-use talos_manager_core::Issue;
-use talos_manager_core::ValidationError;
+use talos_manager_core::bootstrap::check_talos_version;
 use talos_manager_core::ids::SchematicId;
 use talos_manager_core::store::Settings;
 
@@ -22,19 +21,6 @@ fn settings_view(settings: Settings) -> SettingsView {
         default_schematic_id: settings.default_schematic_id.map(|id| id.to_string()),
         updated_at: settings.updated_at,
     }
-}
-
-/// Whether `version` is `vX.Y.Z`, optionally with a pre-release suffix (`v1.11.0-beta.1`).
-pub(crate) fn is_talos_version(version: &str) -> bool {
-    let Some(rest) = version.strip_prefix('v') else {
-        return false;
-    };
-    let core = rest.split_once('-').map_or(rest, |(core, _)| core);
-    let parts: Vec<&str> = core.split('.').collect();
-    parts.len() == 3
-        && parts
-            .iter()
-            .all(|part| !part.is_empty() && part.bytes().all(|b| b.is_ascii_digit()))
 }
 
 pub(crate) struct SettingsApi;
@@ -55,19 +41,7 @@ impl SettingsApi {
         _auth: AdminAuth,
         body: Json<UpdateSettings>,
     ) -> ApiResult<Json<SettingsView>> {
-        if !is_talos_version(&body.talos_version) {
-            return Err(ValidationError {
-                what: "settings",
-                issues: vec![Issue::new(
-                    "talos_version",
-                    format!(
-                        "{:?} is not a Talos version like v1.10.4",
-                        body.talos_version
-                    ),
-                )],
-            }
-            .into());
-        }
+        check_talos_version("settings", &body.talos_version)?;
         let schematic = match &body.default_schematic_id {
             Some(id) => {
                 let id = parse_id("schematic", id, SchematicId)?;
@@ -80,18 +54,5 @@ impl SettingsApi {
             .update_settings(&body.talos_version, schematic)
             .await?;
         Ok(Json(settings_view(settings)))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn talos_versions() {
-        for good in ["v1.10.4", "v1.11.0-beta.1", "v2.0.10"] {
-            assert!(super::is_talos_version(good), "{good}");
-        }
-        for bad in ["1.10.4", "v1.10", "v1.x.4", "latest", "v1.10.4.1"] {
-            assert!(!super::is_talos_version(bad), "{bad}");
-        }
     }
 }

@@ -233,7 +233,7 @@ impl TestServer {
             metrics: talos_manager_http::metrics::Metrics::new(),
             trusted_proxies,
             image_factory: std::sync::Arc::new(
-                talos_manager_http::image_factory::FactoryService::new(
+                talos_manager_core::image_factory::FactoryService::new(
                     factory_client,
                     host.map(str::to_owned),
                 ),

@@ -80,7 +80,7 @@ impl Service {
             metrics: talos_manager_http::metrics::Metrics::new(),
             trusted_proxies: talos_manager_core::node_config::TrustedProxies::default(),
             image_factory: std::sync::Arc::new(
-                talos_manager_http::image_factory::FactoryService::new(
+                talos_manager_core::image_factory::FactoryService::new(
                     talos_manager_core::ImageFactory::new(factory.url()).unwrap(),
                     Some(HOST.to_owned()),
                 ),
