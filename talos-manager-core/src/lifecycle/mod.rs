@@ -74,8 +74,8 @@ pub use rolling::{
 use crate::Secret;
 use crate::kubernetes::{ClientTimeouts, DrainOptions, KubernetesClient, KubernetesError};
 use crate::node_identity::machine_type_for;
+use crate::provider::ProviderFactory;
 use crate::store::{Cluster, MachineConfig, Server, Store, StoreError};
-use crate::sync::ProviderFactory;
 use crate::talos::{ClientConfigError, MachineType, SystemRandom};
 use crate::talos_api::{TalosApi, TalosApiError, TalosConnector, TalosCredentials};
 

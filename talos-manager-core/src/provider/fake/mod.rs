@@ -1,5 +1,6 @@
-//! [`FakeProvider`]: an in-memory provider for tests above the HTTP level (sync, the service,
-//! Terraform), implementing [`Provider`] and [`VswitchProvider`] like the real clients.
+//! [`FakeProvider`]: an in-memory provider for the flow tests of core (sync, rescue, server
+//! edits: `tests/core/provider_flows.rs`), implementing [`Provider`] and [`VswitchProvider`]
+//! like the real clients.
 //!
 //! Available with the `testing` feature (and in this crate's own unit tests). Tests of the
 //! Hetzner clients themselves use the wire-level fakes in `tests/fake-hetzner` instead; this
@@ -31,19 +32,25 @@
 //! * `Installed`: the installer wrote Talos ([`FakeProvider::mark_installed`]). Enabling rescue
 //!   again starts a new round, as on a real server.
 //!
+//! Accounts: [`FakeAccounts`] is a [`ProviderSource`] that hands each stored account (kind and
+//! name) its `FakeProvider`, so that sync, rescue and server edits run against fakes through the
+//! same [`ProviderFactory`](super::ProviderFactory) the service uses
+//! (`ProviderFactory::from_source(accounts)`).
+//!
 //! Faults: [`FakeProvider::fail_next`] makes the next calls fail with
 //! [`ProviderError::Api`] (code `fake_failure`), for testing how callers report provider errors.
 //! Every call is logged ([`FakeProvider::calls`]) as `"method provider_id"`.
 
 use std::collections::BTreeMap;
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use async_trait::async_trait;
 use time::OffsetDateTime;
 
 use super::{
-    Architecture, HetznerApiError, MissingKey, Provider, ProviderError, ProviderKind,
-    ProviderServer, ProviderSshKey, RescueActivation, SshPublicKey, Vswitch, VswitchProvider,
+    AccountProviders, Architecture, HetznerApiError, MissingKey, Provider, ProviderError,
+    ProviderKind, ProviderServer, ProviderSource, ProviderSshKey, RescueActivation, SshPublicKey,
+    Vswitch, VswitchProvider,
 };
 use crate::Secret;
 
@@ -95,6 +102,8 @@ pub struct FakeProvider {
     kind: ProviderKind,
     mode: SimMode,
     state: Mutex<FakeState>,
+    /// Refuses every call as wrong credentials (an account [`FakeAccounts`] does not know).
+    refuses_credentials: bool,
 }
 
 impl FakeProvider {
@@ -104,6 +113,15 @@ impl FakeProvider {
             kind,
             mode,
             state: Mutex::new(FakeState::default()),
+            refuses_credentials: false,
+        }
+    }
+
+    /// A fake account that refuses our credentials on every call.
+    fn refusing(kind: ProviderKind) -> Self {
+        FakeProvider {
+            refuses_credentials: true,
+            ..FakeProvider::new(kind, SimMode::Auto)
         }
     }
 
@@ -246,6 +264,17 @@ impl FakeProvider {
     fn call(&self, call: String) -> Result<MutexGuard<'_, FakeState>, ProviderError> {
         let mut state = self.lock();
         state.calls.push(call.clone());
+        if self.refuses_credentials {
+            return Err(ProviderError::Unauthorized {
+                provider: self.kind,
+                source: HetznerApiError {
+                    status: 401,
+                    code: "unauthorized".to_owned(),
+                    message: "no FakeProvider for this account".to_owned(),
+                    correlation_id: None,
+                },
+            });
+        }
         if state.failures_left > 0 {
             state.failures_left -= 1;
             return Err(ProviderError::Api {
@@ -456,6 +485,49 @@ impl VswitchProvider for FakeProvider {
                 })?;
         vswitch.server_ids.retain(|id| id != provider_id);
         Ok(())
+    }
+}
+
+/// A [`ProviderSource`] of [`FakeProvider`]s, one per stored account (kind and name).
+///
+/// A Robot fake is also the account's [`VswitchProvider`]; a Cloud fake has no vSwitches. The
+/// account's secret is not checked: an account with no fake is refused as a provider refuses
+/// credentials ([`ProviderError::Unauthorized`]), on every call of its clients.
+#[derive(Debug, Default)]
+pub struct FakeAccounts {
+    accounts: BTreeMap<(ProviderKind, String), Arc<FakeProvider>>,
+}
+
+impl FakeAccounts {
+    /// No accounts.
+    pub fn new() -> Self {
+        FakeAccounts::default()
+    }
+
+    /// The same accounts plus the account `name`, served by `fake` (its kind is the fake's).
+    pub fn with(mut self, name: &str, fake: Arc<FakeProvider>) -> Self {
+        self.accounts.insert((fake.kind, name.to_owned()), fake);
+        self
+    }
+}
+
+impl ProviderSource for FakeAccounts {
+    fn build(
+        &self,
+        kind: ProviderKind,
+        name: &str,
+        _secret: Secret<String>,
+    ) -> Result<AccountProviders, ProviderError> {
+        let fake = match self.accounts.get(&(kind, name.to_owned())) {
+            Some(fake) => fake.clone(),
+            None => Arc::new(FakeProvider::refusing(kind)),
+        };
+        let vswitches: Option<Arc<dyn VswitchProvider>> =
+            (kind == ProviderKind::HetznerRobot).then(|| fake.clone() as Arc<dyn VswitchProvider>);
+        Ok(AccountProviders {
+            provider: fake,
+            vswitches,
+        })
     }
 }
 
