@@ -69,8 +69,8 @@ pub mod testing;
 pub use image_factory::{ImageFactory, ImageFactoryError};
 pub use provider::{
     Architecture, HetznerApiError, HetznerCloud, HetznerRobot, MissingKey, Provider, ProviderError,
-    ProviderKind, ProviderServer, ProviderSshKey, RescueActivation, RetryPolicy, SshPublicKey,
-    Vswitch, VswitchProvider, http_client,
+    ProviderKind, ProviderServer, ProviderSshKey, ProviderVswitch, RescueActivation, RetryPolicy,
+    SshPublicKey, VswitchProvider, http_client,
 };
 pub use store::{Backend, EncryptionKey, Store, StoreError};
 pub use talos::ConfigEngine;

@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use talos_manager_core::image_factory::{ImageFactory, ImageFactoryError, TalosVersion};
+use talos_manager_core::image_factory::{ImageFactory, ImageFactoryError, TalosRelease};
 
 /// How long the factory's version list is kept.
 pub const VERSIONS_TTL: Duration = Duration::from_secs(3600);
@@ -13,7 +13,7 @@ pub const VERSIONS_TTL: Duration = Duration::from_secs(3600);
 pub struct FactoryService {
     client: ImageFactory,
     host: Option<String>,
-    versions: tokio::sync::Mutex<Option<(Instant, Vec<TalosVersion>)>>,
+    versions: tokio::sync::Mutex<Option<(Instant, Vec<TalosRelease>)>>,
 }
 
 impl FactoryService {
@@ -45,7 +45,7 @@ impl FactoryService {
     }
 
     /// The factory's Talos versions (stable newest first), fetched at most once an hour.
-    pub async fn versions(&self) -> Result<Vec<TalosVersion>, ImageFactoryError> {
+    pub async fn versions(&self) -> Result<Vec<TalosRelease>, ImageFactoryError> {
         let mut cache = self.versions.lock().await;
         if let Some((fetched, versions)) = cache.as_ref()
             && fetched.elapsed() < VERSIONS_TTL

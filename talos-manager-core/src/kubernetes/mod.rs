@@ -11,7 +11,7 @@
 //! ```no_run
 //! # async fn demo(secrets: &talos_manager_core::talos::SecretsBundle) -> Result<(), talos_manager_core::kubernetes::KubernetesError> {
 //! use talos_manager_core::kubernetes::{ClientTimeouts, KubernetesClient};
-//! use talos_manager_core::talos::SystemRandom;
+//! use talos_manager_core::random::SystemRandom;
 //!
 //! let client = KubernetesClient::for_cluster(
 //!     secrets,

@@ -23,8 +23,9 @@ use tokio::time::Instant;
 use super::client::{ClientTimeouts, KubernetesClient, KubernetesError};
 use super::node::{LabelsTaints, Node, plan_node_patch};
 use crate::ids::{ClusterId, ServerId};
+use crate::random::SystemRandom;
 use crate::store::{Cluster, Store, StoreError};
-use crate::talos::{SecretsBundle, SecretsError, SystemRandom};
+use crate::talos::{SecretsBundle, SecretsError};
 use crate::{Secret, error_chain};
 
 /// Where reconciliation reports progress, one line at a time (a job's log).

@@ -27,11 +27,12 @@ use crate::ids::ServerId;
 use crate::node_identity::{
     HOSTNAME_CONFIG_HINT, hostname_patch, move_legacy_hostname, patches_set_hostname,
 };
-use crate::store::{Cluster, Config, ConfigFields, MachineConfig, Server, Store, StoreError};
+use crate::random::SystemRandom;
+use crate::store::{Cluster, Config, ConfigFields, Server, ServerMachineConfig, Store, StoreError};
 use crate::talos::{
     ConfigEngine, ConfigError, ConfigPatches, EphemeralDisk, GenerateInput, GenerateOptions,
-    MachineType, NewerTalosVersion, SecretsBundle, SecretsError, Substitutions, SystemRandom,
-    TalosVersion, ValidationMode, ValidationReport, append_volume_config, validate_report,
+    MachineType, NewerTalosVersion, SecretsBundle, SecretsError, Substitutions, TalosVersion,
+    ValidationMode, ValidationReport, append_volume_config, validate_report,
 };
 use crate::{Issue, ValidationError};
 use crate::{Secret, error_chain};
@@ -127,7 +128,7 @@ pub fn config_template_warnings(config: &ConfigFields) -> Vec<Issue> {
 pub fn generate_input(
     cluster: &Cluster,
     config: &ConfigFields,
-    machine_config: &MachineConfig,
+    machine_config: &ServerMachineConfig,
     server: &Server,
     vlan: Option<i32>,
 ) -> GenerateInput {

@@ -139,7 +139,7 @@ pub struct ProviderServer {
 
 /// A Robot vSwitch (a VLAN between dedicated servers) with its members.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Vswitch {
+pub struct ProviderVswitch {
     /// Robot's vSwitch id.
     pub id: u64,
     /// Its name.
@@ -249,10 +249,10 @@ pub trait Provider: Send + Sync {
 #[async_trait]
 pub trait VswitchProvider: Send + Sync {
     /// Every vSwitch of the account, each with its members.
-    async fn list_vswitches(&self) -> Result<Vec<Vswitch>, ProviderError>;
+    async fn list_vswitches(&self) -> Result<Vec<ProviderVswitch>, ProviderError>;
 
     /// One vSwitch, or [`ProviderError::VswitchNotFound`].
-    async fn get_vswitch(&self, vswitch_id: u64) -> Result<Vswitch, ProviderError>;
+    async fn get_vswitch(&self, vswitch_id: u64) -> Result<ProviderVswitch, ProviderError>;
 
     /// Adds the server to the vSwitch. Robot shows it as `processing` until the join is done.
     async fn add_server_to_vswitch(

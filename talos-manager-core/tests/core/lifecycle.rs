@@ -8,6 +8,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use base64::Engine as _;
+use talos_manager_core::ProviderKind;
 use talos_manager_core::ids::{SchematicId, ServerId};
 use talos_manager_core::kubernetes::{
     ClientTimeouts, DrainError, DrainOptions, KubernetesClient, ProgressLog, drain_node,
@@ -17,11 +18,12 @@ use talos_manager_core::lifecycle::{
     ResetProfile, RollingAction, RollingPlanError, RollingTarget, plan_rolling, reset_server,
     run_rolling,
 };
+use talos_manager_core::random::SystemRandom;
 use talos_manager_core::store::{
-    ClusterFields, ConfigFields, MachineConfigFields, NewJob, ProviderKind, SchematicFields,
+    ClusterFields, ConfigFields, MachineConfigFields, NewJob, SchematicFields,
 };
 use talos_manager_core::sync::{ProviderFactory, sync_all};
-use talos_manager_core::talos::{SecretsBundle, SystemRandom};
+use talos_manager_core::talos::SecretsBundle;
 use talos_manager_core::testing::fake_talos::{FakeFailure, FakeTalos};
 use talos_manager_core::{RetryPolicy, Secret, Store};
 use talos_manager_fake_hetzner::FakeRobot;

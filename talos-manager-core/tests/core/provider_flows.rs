@@ -15,7 +15,8 @@ use talos_manager_core::sync::{
     ProviderFactory, SyncError, SyncPolicy, sync_account, sync_all, sync_all_with,
 };
 use talos_manager_core::{
-    Provider, ProviderKind, Secret, SshPublicKey, Store, Vswitch, VswitchProvider, error_chain,
+    Provider, ProviderKind, ProviderVswitch, Secret, SshPublicKey, Store, VswitchProvider,
+    error_chain,
 };
 use talos_manager_rescue_host::KeyPair;
 
@@ -37,7 +38,7 @@ async fn fleet(store: &Store) -> Fleet {
     robot.generate_servers(3);
     cloud.generate_servers(2);
     for (id, name, server_ids) in [(7, "lan", vec!["1".to_owned()]), (8, "storage", vec![])] {
-        robot.add_vswitch(Vswitch {
+        robot.add_vswitch(ProviderVswitch {
             id,
             name: name.to_owned(),
             vlan: 4000 + id as u16,

@@ -1,7 +1,7 @@
 //! Ids as the API spells them: every id is a string. Servers are `robot-<server number>` or
 //! `cloud-<id>`, so a Robot and a Cloud server never share one; other ids are numbers as text.
 
-use talos_manager_core::store::ProviderKind;
+use talos_manager_core::ProviderKind;
 
 use super::error::ApiError;
 

@@ -8,7 +8,7 @@ use poem_openapi::payload::Json;
 use talos_manager_api_types::{CreateMachineConfig, MachineConfigView, MachineTypeName};
 use talos_manager_core::ids::{ConfigId, MachineConfigId};
 use talos_manager_core::node_identity::default_private_ip;
-use talos_manager_core::store::{MachineConfig, MachineConfigFields, Server};
+use talos_manager_core::store::{MachineConfigFields, Server, ServerMachineConfig};
 use talos_manager_core::talos::MachineType;
 use time::OffsetDateTime;
 
@@ -23,7 +23,7 @@ const FALLBACK_INSTALL_DISK: &str = "/dev/sda";
 
 /// The API view of `machine_config`, which configures `server`.
 pub(crate) fn machine_config_view(
-    machine_config: MachineConfig,
+    machine_config: ServerMachineConfig,
     server: &Server,
 ) -> MachineConfigView {
     MachineConfigView {

@@ -8,7 +8,7 @@ use std::time::Duration;
 use reqwest::Method;
 use serde_json::json;
 use talos_manager_core::Backend;
-use talos_manager_core::store::ProviderKind;
+use talos_manager_core::ProviderKind;
 use talos_manager_http::jobs::{BootstrapJob, JobQueue, Worker, WorkerTiming};
 use talos_manager_rescue_host::KeyPair;
 

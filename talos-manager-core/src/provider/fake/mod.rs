@@ -49,8 +49,8 @@ use time::OffsetDateTime;
 
 use super::{
     AccountProviders, Architecture, HetznerApiError, MissingKey, Provider, ProviderError,
-    ProviderKind, ProviderServer, ProviderSource, ProviderSshKey, RescueActivation, SshPublicKey,
-    Vswitch, VswitchProvider,
+    ProviderKind, ProviderServer, ProviderSource, ProviderSshKey, ProviderVswitch,
+    RescueActivation, SshPublicKey, VswitchProvider,
 };
 use crate::Secret;
 
@@ -91,7 +91,7 @@ struct FakeServer {
 struct FakeState {
     servers: BTreeMap<String, FakeServer>,
     keys: BTreeMap<String, String>,
-    vswitches: BTreeMap<u64, Vswitch>,
+    vswitches: BTreeMap<u64, ProviderVswitch>,
     calls: Vec<String>,
     failures_left: u32,
 }
@@ -246,7 +246,7 @@ impl FakeProvider {
     }
 
     /// Adds or replaces a vSwitch.
-    pub fn add_vswitch(&self, vswitch: Vswitch) {
+    pub fn add_vswitch(&self, vswitch: ProviderVswitch) {
         self.lock().vswitches.insert(vswitch.id, vswitch);
     }
 
@@ -422,12 +422,12 @@ impl Provider for FakeProvider {
 
 #[async_trait]
 impl VswitchProvider for FakeProvider {
-    async fn list_vswitches(&self) -> Result<Vec<Vswitch>, ProviderError> {
+    async fn list_vswitches(&self) -> Result<Vec<ProviderVswitch>, ProviderError> {
         let state = self.call("list_vswitches".to_owned())?;
         Ok(state.vswitches.values().cloned().collect())
     }
 
-    async fn get_vswitch(&self, vswitch_id: u64) -> Result<Vswitch, ProviderError> {
+    async fn get_vswitch(&self, vswitch_id: u64) -> Result<ProviderVswitch, ProviderError> {
         let state = self.call(format!("get_vswitch {vswitch_id}"))?;
         state
             .vswitches
@@ -622,7 +622,7 @@ mod tests {
     async fn vswitch_membership_changes() {
         let fake = FakeProvider::new(ProviderKind::HetznerRobot, SimMode::Auto);
         let ids = fake.generate_servers(2);
-        fake.add_vswitch(Vswitch {
+        fake.add_vswitch(ProviderVswitch {
             id: 7,
             name: "lan".into(),
             vlan: 4000,
