@@ -13,11 +13,12 @@ use base64::Engine as _;
 use talos_manager_core::Architecture;
 use talos_manager_core::ProviderKind;
 use talos_manager_core::Secret;
-use talos_manager_core::kubernetes::{ClientTimeouts, DrainOptions, ProgressLog};
+use talos_manager_core::kubernetes::{ClientTimeouts, DrainOptions};
 use talos_manager_core::lifecycle::{
     LifecycleContext, LifecycleTiming, MemoryCheckpoint, ResetProfile, RollingAction,
     RollingTarget, plan_rolling, reset_server, run_rolling,
 };
+use talos_manager_core::progress::ProgressLog;
 use talos_manager_core::random::SystemRandom;
 use talos_manager_core::store::{
     ClusterFields, ConfigFields, EncryptionKey, MachineConfigFields, SchematicFields,

@@ -53,6 +53,7 @@ pub mod lifecycle;
 pub mod node_config;
 pub mod node_identity;
 pub mod node_labels;
+pub mod progress;
 pub mod provider;
 pub mod random;
 pub mod rescue;

@@ -41,10 +41,11 @@ use poem::web::{Data, RemoteAddr};
 use poem::{IntoResponse, Request, Response, handler};
 use talos_manager_core::error_chain;
 use talos_manager_core::ids::{ClusterId, ServerId};
-use talos_manager_core::kubernetes::{ClientTimeouts, running_kubernetes_version};
+use talos_manager_core::kubernetes::ClientTimeouts;
 use talos_manager_core::node_config::{
     ConfigRequest, MissLimiter, NodeConfigCache, NodeConfigError,
 };
+use talos_manager_core::node_labels::running_kubernetes_version;
 use talos_manager_core::store::Cluster;
 
 use crate::AppState;

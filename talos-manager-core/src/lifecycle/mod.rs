@@ -74,13 +74,12 @@ pub use rolling::{
 use crate::Secret;
 use crate::kubernetes::{ClientTimeouts, DrainOptions, KubernetesClient, KubernetesError};
 use crate::node_identity::machine_type_for;
+use crate::progress::ProgressLog;
 use crate::provider::ProviderFactory;
 use crate::random::SystemRandom;
 use crate::store::{Cluster, Server, ServerMachineConfig, Store, StoreError};
 use crate::talos::{ClientConfigError, MachineType};
 use crate::talos_api::{TalosApi, TalosApiError, TalosConnector, TalosCredentials};
-
-pub use crate::kubernetes::ProgressLog;
 
 /// How long lifecycle operations wait, and how often they ask.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

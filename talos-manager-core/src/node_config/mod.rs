@@ -123,7 +123,7 @@ pub fn config_template_warnings(config: &ConfigFields) -> Vec<Issue> {
 }
 
 /// The inputs for the engine, from stored rows. The Kubernetes version is the one the cluster
-/// runs when it is known (see [`crate::kubernetes::running_kubernetes_version`]), else the
+/// runs when it is known (see [`crate::node_labels::running_kubernetes_version`]), else the
 /// config template's.
 pub fn generate_input(
     cluster: &Cluster,

@@ -7,10 +7,10 @@ use async_trait::async_trait;
 use talos_manager_core::Store;
 use talos_manager_core::StoreError;
 use talos_manager_core::ids::ServerId;
-use talos_manager_core::kubernetes::{
+use talos_manager_core::lifecycle::refresh_node_name;
+use talos_manager_core::node_labels::{
     ReconcileOptions, ReconcileOutcome, reconcile_labels_and_taints,
 };
-use talos_manager_core::lifecycle::refresh_node_name;
 use talos_manager_core::store::{Job, JobStatus, NewJob};
 
 use super::{JobContext, JobError, JobHandler, JobLog, JobQueue, TalosSettings};

@@ -158,12 +158,12 @@ impl JobContext {
     }
 }
 
-/// A job's log as the core's [`ProgressLog`](talos_manager_core::kubernetes::ProgressLog):
+/// A job's log as the core's [`ProgressLog`](talos_manager_core::progress::ProgressLog):
 /// each line the core reports is appended to the job's log.
 pub(crate) struct JobLog<'a>(pub(crate) &'a JobContext);
 
 #[async_trait::async_trait]
-impl talos_manager_core::kubernetes::ProgressLog for JobLog<'_> {
+impl talos_manager_core::progress::ProgressLog for JobLog<'_> {
     async fn line(&self, line: String) {
         self.0.log(line).await;
     }
