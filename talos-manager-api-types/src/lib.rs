@@ -103,7 +103,7 @@ pub use secret::Secret;
 pub use server_events::ServerEvent;
 pub use servers::{BootstrapBody, BootstrapPlanView, DiskView, ServerView, UpdateServer};
 pub use settings::{SettingsView, UpdateSettings};
-pub use talos_version::{InvalidTalosVersion, TalosRelease, order_for_display, parse_versions};
+pub use talos_version::{InvalidTalosRelease, TalosRelease, order_for_display, parse_versions};
 pub use tokens::{CreateToken, CreatedToken, TokenView};
 pub use validation::{Issue, ValidationError};
 

@@ -103,19 +103,19 @@ impl fmt::Display for TalosRelease {
 /// A string that is not a Talos version `vX.Y.Z[-pre]`.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{0:?} is not a talos version (vX.Y.Z)")]
-pub struct InvalidTalosVersion(pub String);
+pub struct InvalidTalosRelease(pub String);
 
 impl FromStr for TalosRelease {
-    type Err = InvalidTalosVersion;
+    type Err = InvalidTalosRelease;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let invalid = || InvalidTalosVersion(s.to_owned());
+        let invalid = || InvalidTalosRelease(s.to_owned());
         let rest = s.strip_prefix('v').ok_or_else(invalid)?;
         let (core, pre) = match rest.split_once('-') {
             Some((core, pre)) => (core, Some(pre)),
             None => (rest, None),
         };
-        let number = |part: &str| -> Result<u64, InvalidTalosVersion> {
+        let number = |part: &str| -> Result<u64, InvalidTalosRelease> {
             if part.is_empty() || !part.bytes().all(|b| b.is_ascii_digit()) {
                 return Err(invalid());
             }

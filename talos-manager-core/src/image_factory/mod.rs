@@ -8,7 +8,7 @@
 // Schematic bodies and Talos versions are pure rules a client of the API applies too: they
 // live in `talos-manager-api-types`.
 pub use talos_manager_api_types::{
-    InvalidTalosVersion, SchematicBodyError, TALOS_CONFIG_ARG_PREFIX, TalosRelease,
+    InvalidTalosRelease, SchematicBodyError, TALOS_CONFIG_ARG_PREFIX, TalosRelease,
     force_talos_config, order_for_display, parse_versions, talos_config_arg,
 };
 
