@@ -619,6 +619,31 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn accounts_hand_each_account_its_fake_through_the_factory() {
+        let robot = Arc::new(FakeProvider::new(ProviderKind::HetznerRobot, SimMode::Auto));
+        robot.generate_servers(2);
+        // A retry policy leaves an in-memory source as it is.
+        let factory =
+            crate::provider::ProviderFactory::from_source(FakeAccounts::new().with("user", robot))
+                .with_retry_policy(crate::provider::RetryPolicy::for_fakes());
+        let secret = || Secret::new("anything".to_owned());
+        let clients = factory
+            .build(ProviderKind::HetznerRobot, "user", secret())
+            .unwrap();
+        assert_eq!(clients.provider.list_servers().await.unwrap().len(), 2);
+        assert!(clients.vswitches.is_some());
+        let stranger = factory
+            .build(ProviderKind::HetznerCloud, "user", secret())
+            .unwrap();
+        assert!(stranger.vswitches.is_none());
+        let error = stranger.provider.list_servers().await.unwrap_err();
+        assert!(
+            matches!(error, ProviderError::Unauthorized { .. }),
+            "{error:?}"
+        );
+    }
+
+    #[tokio::test]
     async fn vswitch_membership_changes() {
         let fake = FakeProvider::new(ProviderKind::HetznerRobot, SimMode::Auto);
         let ids = fake.generate_servers(2);
