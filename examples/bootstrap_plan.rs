@@ -9,8 +9,8 @@
 #![allow(clippy::print_stdout)]
 
 use anyhow::Context as _;
+use talos_manager_core::Architecture;
 use talos_manager_core::installer::{BootstrapRequest, ImageSource, parse_lsblk, plan};
-use talos_manager_core::store::Architecture;
 
 const RESCUE_LSBLK: &str = include_str!("../talos-manager-core/tests/data/installer/lsblk.json");
 

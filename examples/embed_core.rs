@@ -5,10 +5,11 @@
 //! Run: `cargo run -p talos-manager-examples --example embed_core`
 
 use anyhow::Context as _;
+use talos_manager_core::random::SystemRandom;
 use talos_manager_core::talos::{
     ConfigEngine, ConfigPatches, EphemeralDisk, GenerateInput, GenerateOptions, MachineType,
-    SecretsBundle, Substitutions, SystemRandom, TalosVersion, ValidationMode, admin_kubeconfig,
-    format_issues, talosconfig, validate,
+    SecretsBundle, Substitutions, TalosVersion, ValidationMode, admin_kubeconfig, format_issues,
+    talosconfig, validate,
 };
 
 fn main() -> anyhow::Result<()> {

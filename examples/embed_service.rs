@@ -23,12 +23,13 @@ use talos_manager_core::jobs::{
 use talos_manager_core::node_config::{
     ConfigAnswer, ConfigRequestParts, ConfigService, TrustedProxies,
 };
+use talos_manager_core::provider::ProviderFactory;
 use talos_manager_core::store::{
     ClusterFields, ConfigFields, DEFAULT_KUBERNETES_VERSION, DEFAULT_TALOS_VERSION, EncryptionKey,
-    JobStatus, MachineConfigFields, NewJob, ProviderKind, SchematicFields,
+    JobStatus, MachineConfigFields, NewJob, SchematicFields,
 };
-use talos_manager_core::sync::{ProviderFactory, SshProber};
-use talos_manager_core::{RetryPolicy, Secret, Store, clusters};
+use talos_manager_core::sync::SshProber;
+use talos_manager_core::{ProviderKind, RetryPolicy, Secret, Store, clusters};
 use talos_manager_fake_hetzner::{FakeRobot, RobotServer};
 use talos_manager_rescue_host::{HttpServer, KeyPair, LoopDisk, Sshd, TestImage};
 

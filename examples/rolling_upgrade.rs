@@ -10,18 +10,22 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use base64::Engine as _;
+use talos_manager_core::Architecture;
+use talos_manager_core::ProviderKind;
 use talos_manager_core::Secret;
-use talos_manager_core::kubernetes::{ClientTimeouts, DrainOptions, ProgressLog};
+use talos_manager_core::kubernetes::{ClientTimeouts, DrainOptions};
 use talos_manager_core::lifecycle::{
     LifecycleContext, LifecycleTiming, MemoryCheckpoint, ResetProfile, RollingAction,
     RollingTarget, plan_rolling, reset_server, run_rolling,
 };
+use talos_manager_core::progress::ProgressLog;
+use talos_manager_core::random::SystemRandom;
 use talos_manager_core::store::{
-    Architecture, ClusterFields, ConfigFields, EncryptionKey, MachineConfigFields, ProviderKind,
-    SchematicFields, ServerInventory, Store,
+    ClusterFields, ConfigFields, EncryptionKey, MachineConfigFields, SchematicFields,
+    ServerInventory, Store,
 };
 use talos_manager_core::sync::ProviderFactory;
-use talos_manager_core::talos::{SecretsBundle, SystemRandom};
+use talos_manager_core::talos::SecretsBundle;
 use talos_manager_fake_kubernetes::FakeKubernetes;
 use talos_manager_fake_talos::{FakeTalosCluster, NodeSpec};
 

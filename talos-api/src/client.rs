@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use talos_manager_core::Secret;
-use talos_manager_core::image_factory::TalosVersion;
+use talos_manager_core::image_factory::TalosRelease;
 use talos_manager_core::talos_api::{
     ApplyMode, ApplyOutcome, EtcdMember, MachineStatus, RebootMode, ResetRequest, TalosApi,
     TalosApiError, TalosConnector, TalosCredentials, TalosMaintenanceApi, TalosVersionInfo,
@@ -602,14 +602,14 @@ impl TalosApi for GrpcTalosApi {
         request: &UpgradeRequest,
     ) -> Result<(), TalosApiError> {
         let running = self.version(node).await?;
-        let version = TalosVersion::from_str(&running.tag).map_err(|_| {
+        let version = TalosRelease::from_str(&running.tag).map_err(|_| {
             invalid(
                 node,
                 "upgrade",
                 &format!("the node runs Talos {:?}, not a version", running.tag),
             )
         })?;
-        let since = TalosVersion::from_str(LIFECYCLE_UPGRADE_SINCE)
+        let since = TalosRelease::from_str(LIFECYCLE_UPGRADE_SINCE)
             .map_err(|_| invalid(node, "upgrade", "bad built-in version"))?;
         if version >= since {
             self.lifecycle_upgrade(node, request).await

@@ -14,7 +14,7 @@
 //! - [`parse_labels`], [`parse_taints`]: the syntax of a label and taint rule
 //!   (`talos_manager_core::node_labels`);
 //! - [`force_talos_config`]: the `talos.config=` kernel argument forced into a schematic body,
-//!   and [`TalosVersion`], the Image Factory's versions in order
+//!   and [`TalosRelease`], the Image Factory's versions in order
 //!   (`talos_manager_core::image_factory`);
 //! - [`newer_talos_minor_of`]: whether a config template's installer is a Talos minor newer
 //!   than the newest version contract, given that one (the service's
@@ -103,7 +103,7 @@ pub use secret::Secret;
 pub use server_events::ServerEvent;
 pub use servers::{BootstrapBody, BootstrapPlanView, DiskView, ServerView, UpdateServer};
 pub use settings::{SettingsView, UpdateSettings};
-pub use talos_version::{InvalidTalosVersion, TalosVersion, order_for_display, parse_versions};
+pub use talos_version::{InvalidTalosRelease, TalosRelease, order_for_display, parse_versions};
 pub use tokens::{CreateToken, CreatedToken, TokenView};
 pub use validation::{Issue, ValidationError};
 

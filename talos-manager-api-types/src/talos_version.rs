@@ -7,7 +7,7 @@ use std::str::FromStr;
 
 /// A Talos version: `v<major>.<minor>.<patch>` with an optional pre-release (`-alpha.1`).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct TalosVersion {
+pub struct TalosRelease {
     major: u64,
     minor: u64,
     patch: u64,
@@ -39,7 +39,7 @@ impl PartialOrd for PreRelease {
     }
 }
 
-impl TalosVersion {
+impl TalosRelease {
     /// Whether this is a pre-release (`-alpha.0`, `-rc.1`, …).
     pub fn is_prerelease(&self) -> bool {
         !self.pre.is_empty()
@@ -66,7 +66,7 @@ impl TalosVersion {
     }
 }
 
-impl Ord for TalosVersion {
+impl Ord for TalosRelease {
     fn cmp(&self, other: &Self) -> Ordering {
         (self.major, self.minor, self.patch)
             .cmp(&(other.major, other.minor, other.patch))
@@ -80,13 +80,13 @@ impl Ord for TalosVersion {
     }
 }
 
-impl PartialOrd for TalosVersion {
+impl PartialOrd for TalosRelease {
     fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
         Some(self.cmp(other))
     }
 }
 
-impl fmt::Display for TalosVersion {
+impl fmt::Display for TalosRelease {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "v{}.{}.{}", self.major, self.minor, self.patch)?;
         for (i, id) in self.pre.iter().enumerate() {
@@ -103,19 +103,19 @@ impl fmt::Display for TalosVersion {
 /// A string that is not a Talos version `vX.Y.Z[-pre]`.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{0:?} is not a talos version (vX.Y.Z)")]
-pub struct InvalidTalosVersion(pub String);
+pub struct InvalidTalosRelease(pub String);
 
-impl FromStr for TalosVersion {
-    type Err = InvalidTalosVersion;
+impl FromStr for TalosRelease {
+    type Err = InvalidTalosRelease;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let invalid = || InvalidTalosVersion(s.to_owned());
+        let invalid = || InvalidTalosRelease(s.to_owned());
         let rest = s.strip_prefix('v').ok_or_else(invalid)?;
         let (core, pre) = match rest.split_once('-') {
             Some((core, pre)) => (core, Some(pre)),
             None => (rest, None),
         };
-        let number = |part: &str| -> Result<u64, InvalidTalosVersion> {
+        let number = |part: &str| -> Result<u64, InvalidTalosRelease> {
             if part.is_empty() || !part.bytes().all(|b| b.is_ascii_digit()) {
                 return Err(invalid());
             }
@@ -142,7 +142,7 @@ impl FromStr for TalosVersion {
                 })
                 .collect::<Result<_, _>>()?,
         };
-        Ok(TalosVersion {
+        Ok(TalosRelease {
             major: number(major)?,
             minor: number(minor)?,
             patch: number(patch)?,
@@ -153,7 +153,7 @@ impl FromStr for TalosVersion {
 
 /// Orders versions for offering them: stable versions newest first, then pre-releases newest
 /// first. Duplicates are removed.
-pub fn order_for_display(mut versions: Vec<TalosVersion>) -> Vec<TalosVersion> {
+pub fn order_for_display(mut versions: Vec<TalosRelease>) -> Vec<TalosRelease> {
     versions.sort_by(|a, b| {
         a.is_prerelease()
             .cmp(&b.is_prerelease())
@@ -166,7 +166,7 @@ pub fn order_for_display(mut versions: Vec<TalosVersion>) -> Vec<TalosVersion> {
 /// Parses a `/versions` answer (a JSON array of strings) into [`order_for_display`] order.
 /// Entries that are not versions are skipped (the factory only lists tags, but a future tag
 /// scheme must not break the list).
-pub fn parse_versions(json: &[u8]) -> Result<Vec<TalosVersion>, serde_json::Error> {
+pub fn parse_versions(json: &[u8]) -> Result<Vec<TalosRelease>, serde_json::Error> {
     let raw: Vec<String> = serde_json::from_slice(json)?;
     Ok(order_for_display(
         raw.iter().filter_map(|v| v.parse().ok()).collect(),
@@ -177,7 +177,7 @@ pub fn parse_versions(json: &[u8]) -> Result<Vec<TalosVersion>, serde_json::Erro
 mod tests {
     use super::*;
 
-    fn v(s: &str) -> TalosVersion {
+    fn v(s: &str) -> TalosRelease {
         s.parse().unwrap()
     }
 
@@ -195,7 +195,7 @@ mod tests {
             "v1.2.3-a..b",
             "",
         ] {
-            assert!(s.parse::<TalosVersion>().is_err(), "{s}");
+            assert!(s.parse::<TalosRelease>().is_err(), "{s}");
         }
     }
 

@@ -9,10 +9,10 @@
 
 use std::time::{Duration, Instant};
 
+use talos_manager_core::Architecture;
 use talos_manager_core::installer::{
     BlockDevice, BootstrapRequest, ImageSource, InstallEvent, SshSession, install, plan,
 };
-use talos_manager_core::store::Architecture;
 use talos_manager_rescue_host::{HttpServer, KeyPair, LoopDisk, Sshd, sh};
 
 fn main() {

@@ -16,7 +16,7 @@ use std::net::Ipv4Addr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use talos_manager_core::store::ProviderKind;
+use talos_manager_core::ProviderKind;
 use talos_manager_core::sync::{ProviderFactory, ServerProber, SshProber, SyncReport, sync_all};
 use talos_manager_core::testing::TestDatabase;
 use talos_manager_core::{Backend, Secret};

@@ -4,10 +4,11 @@
 
 use crate::Secret;
 use crate::ids::ClusterId;
+use crate::random::SystemRandom;
 use crate::store::{ClusterFields, Store, StoreError};
 use crate::talos::{
-    ClientConfigError, MachineType, SecretsBundle, SecretsError, SystemRandom, admin_kubeconfig,
-    endpoint_host, talosconfig,
+    ClientConfigError, MachineType, SecretsBundle, SecretsError, admin_kubeconfig, endpoint_host,
+    talosconfig,
 };
 use crate::{Issue, ValidationError};
 

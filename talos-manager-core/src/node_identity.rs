@@ -9,7 +9,7 @@ use crate::{Issue, ValidationError};
 /// A server whose name contains `control-plane` is a control plane; every other is a worker.
 ///
 /// Only a *proposal*: a new machine config records it unless an admin gives a type, and from
-/// then on the recorded type counts ([`crate::store::MachineConfig::machine_type`]); renaming
+/// then on the recorded type counts ([`crate::store::ServerMachineConfig::machine_type`]); renaming
 /// the server never changes a configured node's type.
 pub fn machine_type_for(server_name: &str) -> MachineType {
     if server_name.contains("control-plane") {

@@ -5,9 +5,8 @@
 use crate::Secret;
 use crate::ids::ServerId;
 use crate::installer::{SshError, public_key_of};
-use crate::provider::{MissingKey, ProviderError, RescueActivation, SshPublicKey};
+use crate::provider::{MissingKey, ProviderError, ProviderFactory, RescueActivation, SshPublicKey};
 use crate::store::{Server, Store, StoreError};
-use crate::sync::ProviderFactory;
 
 /// Why a server could not be put into rescue.
 #[derive(Debug, thiserror::Error)]

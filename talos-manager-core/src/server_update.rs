@@ -17,9 +17,8 @@
 
 use crate::Secret;
 use crate::ids::{ClusterId, ProviderAccountId, ServerId, VswitchId};
-use crate::provider::{ProviderError, ProviderKind};
+use crate::provider::{AccountProviders, ProviderError, ProviderFactory, ProviderKind};
 use crate::store::{Server, ServerFieldChanges, Store, StoreError};
-use crate::sync::{AccountProviders, ProviderFactory};
 use crate::{Issue, ValidationError};
 
 /// What to change on a server; `None` leaves a field as it is.

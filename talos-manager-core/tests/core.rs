@@ -18,6 +18,8 @@ mod core {
     mod image_factory;
     // Fleet sync against the wire-level fakes.
     mod sync;
+    // Sync, rescue and server edits through the provider seam, with in-memory fake providers.
+    mod provider_flows;
     // The fuzz targets' seeds and saved findings, replayed (fuzz/, scripts/fuzz).
     mod fuzz_regressions;
     // The rendered-config cache `/config` serves from.

@@ -5,9 +5,11 @@ use std::path::{Path, PathBuf};
 
 use talos_manager_core::talos::{
     ConfigEngine, ConfigError, ConfigPatches, GenerateInput, GenerateOptions,
-    MachineConfigPatchError, MachineType, SecretsBundle, SecretsError, SystemRandom, TalosVersion,
+    MachineConfigPatchError, MachineType, SecretsBundle, SecretsError, TalosVersion,
     ValidationMode, format_issues, patch_machine_config, talosconfig, validate, validate_report,
 };
+
+use talos_manager_core::random::SystemRandom;
 
 /// Why a command failed. The binary prints it with its causes and exits 1.
 #[derive(Debug, thiserror::Error)]

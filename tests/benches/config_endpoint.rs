@@ -26,8 +26,9 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail, ensure};
+use talos_manager_core::Architecture;
 use talos_manager_core::store::{
-    Architecture, ClusterFields, ConfigFields, MachineConfigFields, ServerInventory,
+    ClusterFields, ConfigFields, MachineConfigFields, ServerInventory,
 };
 use talos_manager_core::{EncryptionKey, ProviderKind, Store};
 

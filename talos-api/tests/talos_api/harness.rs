@@ -8,7 +8,8 @@ use std::time::{Duration, Instant};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use talos_manager_core::Secret;
-use talos_manager_core::talos::{SecretsBundle, SystemRandom};
+use talos_manager_core::random::SystemRandom;
+use talos_manager_core::talos::SecretsBundle;
 use talos_manager_core::talos_api::{
     TalosApi, TalosConnector as _, TalosCredentials, TalosMaintenanceApi,
 };

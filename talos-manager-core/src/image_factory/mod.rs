@@ -9,7 +9,7 @@
 // Schematic bodies and Talos versions are pure rules a client of the API applies too: they
 // live in `talos-manager-api-types`.
 pub use talos_manager_api_types::{
-    InvalidTalosVersion, SchematicBodyError, TALOS_CONFIG_ARG_PREFIX, TalosVersion,
+    InvalidTalosRelease, SchematicBodyError, TALOS_CONFIG_ARG_PREFIX, TalosRelease,
     force_talos_config, order_for_display, parse_versions, talos_config_arg,
 };
 
@@ -137,7 +137,7 @@ impl ImageFactory {
 
     /// The Talos versions the factory builds images for: stable newest first, then
     /// pre-releases newest first.
-    pub async fn versions(&self) -> Result<Vec<TalosVersion>, ImageFactoryError> {
+    pub async fn versions(&self) -> Result<Vec<TalosRelease>, ImageFactoryError> {
         let url = format!("{}/versions", self.base_url);
         let bytes = self.send(&url, self.client.get(&url)).await?;
         parse_versions(&bytes).map_err(|source| ImageFactoryError::UnexpectedAnswer { url, source })
@@ -231,7 +231,7 @@ pub fn image_url(
 /// ```
 pub fn installer_image(factory_url: &str, schematic_id: Option<&str>, version: &str) -> String {
     let factory_only = version
-        .parse::<TalosVersion>()
+        .parse::<TalosRelease>()
         .map_or(true, |version| version.installer_only_from_factory());
     let schematic_id = match schematic_id {
         Some(id) => id,

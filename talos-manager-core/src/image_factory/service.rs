@@ -5,7 +5,7 @@
 use std::time::{Duration, Instant};
 
 use super::{
-    ImageFactory, ImageFactoryError, SchematicBodyError, TalosVersion, force_talos_config,
+    ImageFactory, ImageFactoryError, SchematicBodyError, TalosRelease, force_talos_config,
 };
 use crate::ids::SchematicId;
 use crate::store::{Schematic, SchematicFields, Store, StoreError};
@@ -18,7 +18,7 @@ pub const VERSIONS_TTL: Duration = Duration::from_secs(3600);
 pub struct FactoryService {
     client: ImageFactory,
     host: Option<String>,
-    versions: tokio::sync::Mutex<Option<(Instant, Vec<TalosVersion>)>>,
+    versions: tokio::sync::Mutex<Option<(Instant, Vec<TalosRelease>)>>,
 }
 
 impl FactoryService {
@@ -50,7 +50,7 @@ impl FactoryService {
     }
 
     /// The factory's Talos versions (stable newest first), fetched at most once an hour.
-    pub async fn versions(&self) -> Result<Vec<TalosVersion>, ImageFactoryError> {
+    pub async fn versions(&self) -> Result<Vec<TalosRelease>, ImageFactoryError> {
         let mut cache = self.versions.lock().await;
         if let Some((fetched, versions)) = cache.as_ref()
             && fetched.elapsed() < VERSIONS_TTL

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use super::probe::BlockDevice;
 use super::shell::shell_quote;
-use crate::store::Architecture;
+use crate::provider::Architecture;
 
 /// Where the Talos image comes from.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -18,7 +18,7 @@ pub enum ImageSource {
         schematic: String,
         /// Talos version, such as `v1.10.4`.
         version: String,
-        /// Architecture ([`Architecture`](crate::store::Architecture)).
+        /// Architecture ([`Architecture`](crate::provider::Architecture)).
         architecture: Architecture,
     },
     /// A stock or custom image (`TALOS_AMD64_IMAGE_URL`, `TALOS_ARM64_IMAGE_URL`): the installer

@@ -3,9 +3,9 @@
 use crate::StoreError;
 use crate::bootstrap::BootstrapPlanError;
 use crate::installer::{InstallError, InvalidUuid};
-use crate::kubernetes::ReconcileError;
 use crate::lifecycle::{BootstrapRefusal, ResetError, RollingError, RollingPlanError};
 use crate::node_config::PushError;
+use crate::node_labels::ReconcileError;
 use crate::rescue::RescueError;
 
 /// Why a job failed. The worker records [`error_chain`](crate::error_chain) of it as the job's

@@ -6,8 +6,8 @@ use std::time::Duration;
 use crate::Store;
 use crate::StoreError;
 use crate::ids::ServerId;
-use crate::kubernetes::{ReconcileOptions, ReconcileOutcome, reconcile_labels_and_taints};
 use crate::lifecycle::refresh_node_name;
+use crate::node_labels::{ReconcileOptions, ReconcileOutcome, reconcile_labels_and_taints};
 use crate::store::{Job, JobStatus, NewJob};
 use async_trait::async_trait;
 

@@ -172,12 +172,12 @@ impl JobContext {
     }
 }
 
-/// A job's log as a [`ProgressLog`](crate::kubernetes::ProgressLog):
+/// A job's log as a [`ProgressLog`](crate::progress::ProgressLog):
 /// each line the core reports is appended to the job's log.
 pub(crate) struct JobLog<'a>(pub(crate) &'a JobContext);
 
 #[async_trait::async_trait]
-impl crate::kubernetes::ProgressLog for JobLog<'_> {
+impl crate::progress::ProgressLog for JobLog<'_> {
     async fn line(&self, line: String) {
         self.0.log(line).await;
     }

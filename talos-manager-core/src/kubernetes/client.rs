@@ -13,7 +13,8 @@ use serde::de::DeserializeOwned;
 use super::node::{KubernetesVersion, Node};
 use super::pod::{Pod, PodList};
 use crate::Secret;
-use crate::talos::{ClientConfigError, RandomSource, SecretsBundle, admin_client_certificate};
+use crate::random::RandomSource;
+use crate::talos::{ClientConfigError, SecretsBundle, admin_client_certificate};
 
 /// How long the client waits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -16,7 +16,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use super::client::{Eviction, KubernetesClient, KubernetesError};
-use super::reconcile::ProgressLog;
+use crate::progress::ProgressLog;
 
 /// How long a drain may take, and how often it asks again.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

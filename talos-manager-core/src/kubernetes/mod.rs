@@ -1,7 +1,8 @@
 //! Kubernetes: a small typed client for a cluster's API (with admin credentials issued from its
-//! secrets bundle, no kubeconfig file), the labels and taints of label and taint rules applied
-//! to nodes and removed again when the rules change, the version the cluster runs, and the
-//! cordon and drain of a node before it is upgraded or rebooted (`drain.rs`).
+//! secrets bundle, no kubeconfig file), the pure plan of a node's labels-and-taints patch
+//! (`node.rs`), pods as a drain reads them, and the cordon and drain of a node before it is
+//! upgraded or rebooted (`drain.rs`). A client: nothing here reads the store; applying the
+//! rules to a server's node is [`crate::node_labels`]'s use case.
 //!
 //! The client is hand-written over reqwest rather than kube-rs and k8s-openapi: we make a few
 //! calls (`GET /version`; `GET`, `PATCH`, `DELETE` of a node; the pods on a node and their
@@ -11,7 +12,7 @@
 //! ```no_run
 //! # async fn demo(secrets: &talos_manager_core::talos::SecretsBundle) -> Result<(), talos_manager_core::kubernetes::KubernetesError> {
 //! use talos_manager_core::kubernetes::{ClientTimeouts, KubernetesClient};
-//! use talos_manager_core::talos::SystemRandom;
+//! use talos_manager_core::random::SystemRandom;
 //!
 //! let client = KubernetesClient::for_cluster(
 //!     secrets,
@@ -30,7 +31,6 @@ mod client;
 mod drain;
 mod node;
 mod pod;
-mod reconcile;
 
 pub use client::{ClientTimeouts, Eviction, KubernetesClient, KubernetesError};
 pub use drain::{DrainError, DrainOptions, DrainReport, drain_node};
@@ -39,7 +39,3 @@ pub use node::{
     NodeStatus, NodeTaint, TaintEffectKey, plan_node_patch,
 };
 pub use pod::{MIRROR_POD_ANNOTATION, OwnerReference, Pod, PodMetadata};
-pub use reconcile::{
-    ProgressLog, ReconcileError, ReconcileOptions, ReconcileOutcome, cluster_client,
-    configured_servers_matching, reconcile_labels_and_taints, running_kubernetes_version,
-};

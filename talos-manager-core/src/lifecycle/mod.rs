@@ -74,12 +74,12 @@ pub use rolling::{
 use crate::Secret;
 use crate::kubernetes::{ClientTimeouts, DrainOptions, KubernetesClient, KubernetesError};
 use crate::node_identity::machine_type_for;
-use crate::store::{Cluster, MachineConfig, Server, Store, StoreError};
-use crate::sync::ProviderFactory;
-use crate::talos::{ClientConfigError, MachineType, SystemRandom};
+use crate::progress::ProgressLog;
+use crate::provider::ProviderFactory;
+use crate::random::SystemRandom;
+use crate::store::{Cluster, Server, ServerMachineConfig, Store, StoreError};
+use crate::talos::{ClientConfigError, MachineType};
 use crate::talos_api::{TalosApi, TalosApiError, TalosConnector, TalosCredentials};
-
-pub use crate::kubernetes::ProgressLog;
 
 /// How long lifecycle operations wait, and how often they ask.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -227,7 +227,7 @@ impl NodeRef {
     /// The node of a stored server with its machine config.
     pub fn new(
         server: &Server,
-        machine_config: Option<&MachineConfig>,
+        machine_config: Option<&ServerMachineConfig>,
         talos_port: u16,
     ) -> Result<NodeRef, NodeRefError> {
         let name = || server.inventory.name.clone();

@@ -33,7 +33,7 @@ use super::{
 };
 use crate::error_chain;
 use crate::ids::ServerId;
-use crate::image_factory::TalosVersion;
+use crate::image_factory::TalosRelease;
 use crate::rescue::{RescueError, enter_rescue};
 use crate::store::{Server, StoreError};
 use crate::talos_api::{MachineStage, ResetRequest, TalosApi, TalosApiError, WipeMode};
@@ -91,12 +91,12 @@ const DEDICATED_SYSTEM_VOLUMES: [&str; 4] = ["ETCD", "CRI", "KUBELET", "LOG"];
 pub fn reset_request(
     profile: ResetProfile,
     graceful: bool,
-    talos_version: Option<&TalosVersion>,
+    talos_version: Option<&TalosRelease>,
 ) -> ResetRequest {
     match profile {
         ResetProfile::Maintenance => {
             let mut volumes = MAINTENANCE_VOLUMES.to_vec();
-            if talos_version.is_some_and(TalosVersion::has_dedicated_system_volumes) {
+            if talos_version.is_some_and(TalosRelease::has_dedicated_system_volumes) {
                 volumes.extend(DEDICATED_SYSTEM_VOLUMES);
             }
             ResetRequest {
@@ -316,7 +316,7 @@ pub async fn reset_server(
     }
     // What to wipe depends on the volumes the node's Talos version defines.
     let talos_version = match api.version(node.address).await {
-        Ok(info) => match info.tag.parse::<TalosVersion>() {
+        Ok(info) => match info.tag.parse::<TalosRelease>() {
             Ok(version) => Some(version),
             Err(error) => {
                 ctx.line(format!(
@@ -585,7 +585,7 @@ async fn wait_for_maintenance(
 mod tests {
     use super::*;
 
-    fn version(text: &str) -> TalosVersion {
+    fn version(text: &str) -> TalosRelease {
         text.parse().unwrap()
     }
 

@@ -47,7 +47,7 @@ use crate::bootstrap::effective_schematic;
 use crate::error_chain;
 use crate::ids::{ClusterId, ServerId};
 use crate::image_factory::{
-    InvalidTalosVersion, TALOS_CONFIG_ARG_PREFIX, TalosVersion, installer_image,
+    InvalidTalosRelease, TALOS_CONFIG_ARG_PREFIX, TalosRelease, installer_image,
 };
 use crate::kubernetes::{DrainError, drain_node};
 use crate::store::{Store, StoreError};
@@ -181,7 +181,7 @@ pub enum RollingPlanError {
     },
     /// The target version is not `vX.Y.Z`.
     #[error(transparent)]
-    InvalidVersion(#[from] InvalidTalosVersion),
+    InvalidVersion(#[from] InvalidTalosRelease),
     /// Servers without an Image Factory schematic (their own or the default) are not
     /// upgraded: a stock installer's kernel command line has no `talos.config=`, so the node
     /// would no longer fetch its config after a reset (docs/lifecycle.md).
@@ -219,7 +219,7 @@ pub async fn plan_rolling(
     image_factory_url: &str,
 ) -> Result<RollingPlan, RollingPlanError> {
     if let RollingAction::Upgrade { talos_version } = action {
-        talos_version.parse::<TalosVersion>()?;
+        talos_version.parse::<TalosRelease>()?;
     }
     let machine_configs = store.list_machine_configs().await?;
     let all_servers = store.list_servers().await?;

@@ -7,7 +7,7 @@ use time::OffsetDateTime;
 use crate::ValidationError;
 use crate::ids::ConfigId;
 use crate::node_identity::default_private_ip;
-use crate::store::{MachineConfig, MachineConfigFields, Server, Store, StoreError};
+use crate::store::{MachineConfigFields, Server, ServerMachineConfig, Store, StoreError};
 use crate::talos::MachineType;
 
 /// The install disk of a server that was never bootstrapped by talos-manager (as the original).
@@ -53,7 +53,7 @@ pub async fn assign_machine_config(
     store: &Store,
     server: &Server,
     choices: MachineConfigChoices,
-) -> Result<MachineConfig, AssignMachineConfigError> {
+) -> Result<ServerMachineConfig, AssignMachineConfigError> {
     let config = store.get_config(choices.config_id).await?;
     let hostname = choices
         .hostname

@@ -39,11 +39,12 @@ use crate::ids::ServerId;
 use crate::node_identity::{
     HOSTNAME_CONFIG_HINT, hostname_patch, move_legacy_hostname, patches_set_hostname,
 };
-use crate::store::{Cluster, Config, ConfigFields, MachineConfig, Server, Store, StoreError};
+use crate::random::SystemRandom;
+use crate::store::{Cluster, Config, ConfigFields, Server, ServerMachineConfig, Store, StoreError};
 use crate::talos::{
     ConfigEngine, ConfigError, ConfigPatches, EphemeralDisk, GenerateInput, GenerateOptions,
-    MachineType, NewerTalosVersion, SecretsBundle, SecretsError, Substitutions, SystemRandom,
-    TalosVersion, ValidationMode, ValidationReport, append_volume_config, validate_report,
+    MachineType, NewerTalosVersion, SecretsBundle, SecretsError, Substitutions, TalosVersion,
+    ValidationMode, ValidationReport, append_volume_config, validate_report,
 };
 use crate::{Issue, ValidationError};
 use crate::{Secret, error_chain};
@@ -134,12 +135,12 @@ pub fn config_template_warnings(config: &ConfigFields) -> Vec<Issue> {
 }
 
 /// The inputs for the engine, from stored rows. The Kubernetes version is the one the cluster
-/// runs when it is known (see [`crate::kubernetes::running_kubernetes_version`]), else the
+/// runs when it is known (see [`crate::node_labels::running_kubernetes_version`]), else the
 /// config template's.
 pub fn generate_input(
     cluster: &Cluster,
     config: &ConfigFields,
-    machine_config: &MachineConfig,
+    machine_config: &ServerMachineConfig,
     server: &Server,
     vlan: Option<i32>,
 ) -> GenerateInput {

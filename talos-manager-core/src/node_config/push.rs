@@ -17,7 +17,7 @@ use time::OffsetDateTime;
 
 use super::{NodeConfigError, render_node_config};
 use crate::ids::ServerId;
-use crate::kubernetes::ProgressLog;
+use crate::progress::ProgressLog;
 use crate::store::{Server, Store, StoreError};
 use crate::talos_api::{ApplyMode, MachineStage, TalosApiError, TalosMaintenanceApi};
 

@@ -17,7 +17,8 @@ use super::{
 };
 use crate::error_chain;
 use crate::ids::{ClusterId, ServerId};
-use crate::kubernetes::{ClientTimeouts, running_kubernetes_version};
+use crate::kubernetes::ClientTimeouts;
+use crate::node_labels::running_kubernetes_version;
 use crate::store::{Cluster, Store, StoreError};
 
 /// How long `/config` trusts what it read when nothing was written through this process

@@ -4,7 +4,10 @@
 //! A provider is anything that can list servers, rename them, put them into a rescue system that
 //! accepts our SSH key, and power-cycle them into it. Hetzner Robot (dedicated servers) and
 //! Hetzner Cloud (virtual servers) are the two built in; a third party adds one by implementing
-//! [`Provider`]. Robot also has vSwitches, reached through [`VswitchProvider`].
+//! [`Provider`] and handing it in through its own [`ProviderSource`]
+//! ([`ProviderFactory::from_source`]): every operation builds an account's clients with the
+//! [`ProviderFactory`] (`factory.rs`), never by name. Robot also has vSwitches, reached through
+//! [`VswitchProvider`].
 //!
 //! What sync needs from here: [`Provider::list_servers`] (every server of the account, all pages,
 //! an empty account is an empty list) and [`VswitchProvider::list_vswitches`] (every vSwitch with
@@ -17,6 +20,7 @@
 
 mod cloud;
 mod error;
+mod factory;
 #[cfg(any(test, feature = "testing"))]
 pub mod fake;
 mod http;
@@ -34,6 +38,7 @@ use crate::Secret;
 
 pub use cloud::HetznerCloud;
 pub use error::{HetznerApiError, ProviderError};
+pub use factory::{AccountProviders, HetznerProviders, ProviderFactory, ProviderSource};
 pub(crate) use http::client_builder;
 pub use http::{RetryPolicy, USER_AGENT, http_client};
 pub use robot::HetznerRobot;
@@ -134,7 +139,7 @@ pub struct ProviderServer {
 
 /// A Robot vSwitch (a VLAN between dedicated servers) with its members.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Vswitch {
+pub struct ProviderVswitch {
     /// Robot's vSwitch id.
     pub id: u64,
     /// Its name.
@@ -244,10 +249,10 @@ pub trait Provider: Send + Sync {
 #[async_trait]
 pub trait VswitchProvider: Send + Sync {
     /// Every vSwitch of the account, each with its members.
-    async fn list_vswitches(&self) -> Result<Vec<Vswitch>, ProviderError>;
+    async fn list_vswitches(&self) -> Result<Vec<ProviderVswitch>, ProviderError>;
 
     /// One vSwitch, or [`ProviderError::VswitchNotFound`].
-    async fn get_vswitch(&self, vswitch_id: u64) -> Result<Vswitch, ProviderError>;
+    async fn get_vswitch(&self, vswitch_id: u64) -> Result<ProviderVswitch, ProviderError>;
 
     /// Adds the server to the vSwitch. Robot shows it as `processing` until the join is done.
     async fn add_server_to_vswitch(

@@ -9,7 +9,7 @@ use crate::talos::MachineType;
 
 /// A server's machine config binding: what `/config` renders for it.
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
-pub struct MachineConfig {
+pub struct ServerMachineConfig {
     /// Its id.
     pub id: MachineConfigId,
     /// The server it configures (one binding per server).
@@ -54,7 +54,7 @@ impl Store {
         &self,
         server_id: ServerId,
         fields: &MachineConfigFields,
-    ) -> Result<MachineConfig, StoreError> {
+    ) -> Result<ServerMachineConfig, StoreError> {
         self.put_machine_config_as(server_id, fields, None).await
     }
 
@@ -65,7 +65,7 @@ impl Store {
         server_id: ServerId,
         fields: &MachineConfigFields,
         machine_type: Option<MachineType>,
-    ) -> Result<MachineConfig, StoreError> {
+    ) -> Result<ServerMachineConfig, StoreError> {
         let _changed = self.config_inputs_change();
         let initial = match machine_type {
             Some(machine_type) => machine_type,
@@ -105,7 +105,7 @@ impl Store {
     }
 
     /// Every machine config, by hostname.
-    pub async fn list_machine_configs(&self) -> Result<Vec<MachineConfig>, StoreError> {
+    pub async fn list_machine_configs(&self) -> Result<Vec<ServerMachineConfig>, StoreError> {
         self.list_rows("machine_configs", COLUMNS, "hostname, id")
             .await
     }
@@ -114,7 +114,7 @@ impl Store {
     pub async fn machine_config_for_server(
         &self,
         server_id: ServerId,
-    ) -> Result<Option<MachineConfig>, StoreError> {
+    ) -> Result<Option<ServerMachineConfig>, StoreError> {
         let sql = sql!("SELECT {COLUMNS} FROM machine_configs WHERE server_id = $1");
         on_pool!(self, |pool| sqlx::query_as(sql)
             .bind(server_id)
@@ -127,7 +127,7 @@ impl Store {
     pub async fn get_machine_config(
         &self,
         id: MachineConfigId,
-    ) -> Result<MachineConfig, StoreError> {
+    ) -> Result<ServerMachineConfig, StoreError> {
         self.get_row("machine_configs", COLUMNS, "machine config", id.0)
             .await
     }

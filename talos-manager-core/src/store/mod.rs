@@ -50,7 +50,6 @@ mod servers;
 mod settings;
 mod vswitches;
 
-pub use crate::provider::{Architecture, ProviderKind};
 pub use api_tokens::ApiToken;
 pub use applied_labels_taints::AppliedLabelsTaints;
 pub use clusters::{Cluster, ClusterFields};
@@ -58,7 +57,7 @@ pub use configs::{Config, ConfigFields};
 pub use crypto::{CryptoError, EncryptionKey, KeySource};
 pub use jobs::{Job, JobLogLine, JobOutcome, JobStatus, NewJob};
 pub use label_taint_rules::{LabelTaintRule, LabelTaintRuleFields};
-pub use machine_configs::{MachineConfig, MachineConfigFields};
+pub use machine_configs::{MachineConfigFields, ServerMachineConfig};
 pub use provider_accounts::ProviderAccount;
 pub use schematics::{Schematic, SchematicFields};
 pub use servers::{ProbeResult, Server, ServerFieldChanges, ServerInventory, ServerUpsert};

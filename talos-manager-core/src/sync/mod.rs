@@ -34,116 +34,17 @@ use std::time::Duration;
 
 use time::OffsetDateTime;
 
-use crate::Secret;
 use crate::ids::{ProviderAccountId, VswitchId};
-use crate::provider::{
-    HetznerCloud, HetznerRobot, Provider, ProviderError, ProviderKind, ProviderServer, RetryPolicy,
-    VswitchProvider,
-};
+use crate::provider::{ProviderError, ProviderKind, ProviderServer};
 use crate::store::{ServerInventory, ServerUpsert, Store, StoreError};
 
+// The factory lives in `provider/`; re-exported here, where sync, the jobs and the service
+// have always found it.
+pub use crate::provider::{AccountProviders, ProviderFactory};
 pub use probe::{
     DEFAULT_CONNECT_TIMEOUT, DEFAULT_PROBE_CONCURRENCY, DEFAULT_PROBE_TIMEOUT, FailureGroup,
     ProbeFailure, ProbeSummary, ServerProber, SshProber, probe_servers,
 };
-
-/// Builds the provider clients of a stored account from its kind, name and secret, against
-/// configurable base URLs (the real Hetzner endpoints, or fakes in tests).
-#[derive(Debug, Clone)]
-pub struct ProviderFactory {
-    robot_url: String,
-    cloud_url: String,
-    policy: Option<RetryPolicy>,
-}
-
-/// The clients of one provider account: the servers, and the vSwitches when the provider has
-/// them (Robot).
-#[derive(Clone)]
-pub struct AccountProviders {
-    /// Servers of the account.
-    pub provider: Arc<dyn Provider>,
-    /// vSwitches of the account; `None` for providers without them (Cloud).
-    pub vswitches: Option<Arc<dyn VswitchProvider>>,
-}
-
-impl std::fmt::Debug for AccountProviders {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("AccountProviders")
-            .field("kind", &self.provider.kind())
-            .field("vswitches", &self.vswitches.is_some())
-            .finish()
-    }
-}
-
-impl Default for ProviderFactory {
-    fn default() -> Self {
-        ProviderFactory::new(HetznerRobot::DEFAULT_URL, HetznerCloud::DEFAULT_URL)
-    }
-}
-
-impl ProviderFactory {
-    /// A factory for the Robot API at `robot_url` and the Cloud API at `cloud_url`, with the
-    /// clients' default retry policy.
-    pub fn new(robot_url: impl Into<String>, cloud_url: impl Into<String>) -> Self {
-        ProviderFactory {
-            robot_url: robot_url.into(),
-            cloud_url: cloud_url.into(),
-            policy: None,
-        }
-    }
-
-    /// The same factory with its own retry policy (tests use [`RetryPolicy::for_fakes`]).
-    pub fn with_retry_policy(mut self, policy: RetryPolicy) -> Self {
-        self.policy = Some(policy);
-        self
-    }
-
-    /// The Robot base URL.
-    pub fn robot_url(&self) -> &str {
-        &self.robot_url
-    }
-
-    /// The Cloud base URL.
-    pub fn cloud_url(&self) -> &str {
-        &self.cloud_url
-    }
-
-    /// The clients for an account: Robot takes the name as webservice user and the secret as
-    /// password, Cloud takes the secret as API token.
-    pub fn build(
-        &self,
-        kind: ProviderKind,
-        name: &str,
-        secret: Secret<String>,
-    ) -> Result<AccountProviders, ProviderError> {
-        match kind {
-            ProviderKind::HetznerRobot => {
-                let robot = Arc::new(match &self.policy {
-                    Some(policy) => {
-                        HetznerRobot::with_policy(&self.robot_url, name, secret, policy.clone())?
-                    }
-                    None => HetznerRobot::new(&self.robot_url, name, secret)?,
-                });
-                Ok(AccountProviders {
-                    provider: robot.clone(),
-                    vswitches: Some(robot),
-                })
-            }
-            ProviderKind::HetznerCloud => {
-                let cloud = Arc::new(match &self.policy {
-                    Some(policy) => {
-                        HetznerCloud::with_policy(&self.cloud_url, secret, policy.clone())?
-                    }
-                    None => HetznerCloud::new(&self.cloud_url, secret)?,
-                });
-                Ok(AccountProviders {
-                    provider: cloud,
-                    vswitches: None,
-                })
-            }
-        }
-    }
-}
 
 /// When sync gives up on servers and vSwitches a provider account no longer lists
 /// (`SYNC_MISSING_SYNCS`, `SYNC_MISSING_GRACE`, `SYNC_MAX_MISSING_PERCENT` in the service).

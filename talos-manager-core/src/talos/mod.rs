@@ -7,7 +7,8 @@
 //! [`RandomSource`].
 //!
 //! ```
-//! use talos_manager_core::talos::{ConfigEngine, GenerateInput, GenerateOptions, MachineType, SecretsBundle, SystemRandom};
+//! use talos_manager_core::random::SystemRandom;
+//! use talos_manager_core::talos::{ConfigEngine, GenerateInput, GenerateOptions, MachineType, SecretsBundle};
 //!
 //! let secrets = SecretsBundle::generate(time::OffsetDateTime::now_utc(), &mut SystemRandom).unwrap();
 //! let options = GenerateOptions::new("demo", "https://10.0.0.1:6443", "1.33.6");
@@ -60,8 +61,8 @@ mod validate;
 mod volume;
 pub mod yaml;
 
-pub use crate::Issue;
-pub use crate::random::{RandomError, RandomSource, SystemRandom};
+use crate::Issue;
+use crate::random::RandomSource;
 pub(crate) use client_config::admin_client_certificate;
 pub use client_config::{
     ClientConfigError, admin_kubeconfig, os_admin_client_certificate, talosconfig,

@@ -30,7 +30,8 @@ use base64::engine::general_purpose::STANDARD;
 use time::OffsetDateTime;
 
 use crate::Secret;
-use crate::talos::{ClientConfigError, RandomSource, SecretsBundle};
+use crate::random::RandomSource;
+use crate::talos::{ClientConfigError, SecretsBundle};
 
 /// The port Talos's apid listens on.
 pub const DEFAULT_PORT: u16 = 50000;
@@ -481,7 +482,7 @@ fn relabel_private_key(pem: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::talos::SystemRandom;
+    use crate::random::SystemRandom;
 
     #[test]
     fn credentials_are_an_os_admin_client_certificate_signed_by_the_os_ca() {

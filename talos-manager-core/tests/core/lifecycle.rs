@@ -8,20 +8,23 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use base64::Engine as _;
+use talos_manager_core::ProviderKind;
 use talos_manager_core::ids::{SchematicId, ServerId};
 use talos_manager_core::kubernetes::{
-    ClientTimeouts, DrainError, DrainOptions, KubernetesClient, ProgressLog, drain_node,
+    ClientTimeouts, DrainError, DrainOptions, KubernetesClient, drain_node,
 };
 use talos_manager_core::lifecycle::{
     JobCheckpoint, LifecycleContext, LifecycleTiming, NodeOutcome, QuorumRefusal, ResetError,
     ResetProfile, RollingAction, RollingPlanError, RollingTarget, plan_rolling, reset_server,
     run_rolling,
 };
+use talos_manager_core::progress::ProgressLog;
+use talos_manager_core::random::SystemRandom;
 use talos_manager_core::store::{
-    ClusterFields, ConfigFields, MachineConfigFields, NewJob, ProviderKind, SchematicFields,
+    ClusterFields, ConfigFields, MachineConfigFields, NewJob, SchematicFields,
 };
 use talos_manager_core::sync::{ProviderFactory, sync_all};
-use talos_manager_core::talos::{SecretsBundle, SystemRandom};
+use talos_manager_core::talos::SecretsBundle;
 use talos_manager_core::testing::fake_talos::{FakeFailure, FakeTalos};
 use talos_manager_core::{RetryPolicy, Secret, Store};
 use talos_manager_fake_hetzner::FakeRobot;
@@ -1173,11 +1176,11 @@ store_test!(
                 .await
                 .unwrap();
         assert_eq!(name, "talos-worker-1");
-        let options = talos_manager_core::kubernetes::ReconcileOptions {
+        let options = talos_manager_core::node_labels::ReconcileOptions {
             timeouts: client_timeouts(),
             ..Default::default()
         };
-        let outcome = talos_manager_core::kubernetes::reconcile_labels_and_taints(
+        let outcome = talos_manager_core::node_labels::reconcile_labels_and_taints(
             store,
             worker,
             &options,
@@ -1188,7 +1191,7 @@ store_test!(
         assert!(
             matches!(
                 &outcome,
-                talos_manager_core::kubernetes::ReconcileOutcome::Reconciled { node, .. }
+                talos_manager_core::node_labels::ReconcileOutcome::Reconciled { node, .. }
                     if node == "talos-worker-1"
             ),
             "{outcome:?}"

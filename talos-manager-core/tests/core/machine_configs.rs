@@ -5,11 +5,9 @@ use talos_manager_core::ids::ConfigId;
 use talos_manager_core::node_config::{
     AssignMachineConfigError, MachineConfigChoices, assign_machine_config,
 };
-use talos_manager_core::store::{
-    Architecture, ConfigFields, ProviderKind, Server, ServerInventory,
-};
+use talos_manager_core::store::{ConfigFields, Server, ServerInventory};
 use talos_manager_core::talos::MachineType;
-use talos_manager_core::{Secret, Store, StoreError};
+use talos_manager_core::{Architecture, ProviderKind, Secret, Store, StoreError};
 
 async fn server(store: &Store, name: &str) -> Server {
     let account = store

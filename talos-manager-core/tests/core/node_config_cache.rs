@@ -4,11 +4,12 @@
 
 use std::time::Duration;
 
+use talos_manager_core::Architecture;
+use talos_manager_core::ProviderKind;
 use talos_manager_core::ids::ServerId;
 use talos_manager_core::node_config::{NodeConfigCache, NodeConfigError, ServerLookup};
 use talos_manager_core::store::{
-    Architecture, ClusterFields, ConfigFields, MachineConfigFields, ProbeResult, ProviderKind,
-    ServerInventory,
+    ClusterFields, ConfigFields, MachineConfigFields, ProbeResult, ServerInventory,
 };
 use talos_manager_core::{Secret, Store};
 

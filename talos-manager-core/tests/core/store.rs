@@ -1,11 +1,12 @@
 //! The store, tested once and run on both backends (`<test>::sqlite`, `<test>::postgres`), each
 //! test on a fresh database.
 
+use talos_manager_core::Architecture;
+use talos_manager_core::ProviderKind;
 use talos_manager_core::ids::{ConfigId, ServerId, VswitchId};
 use talos_manager_core::store::{
-    Architecture, ClusterFields, ConfigFields, JobOutcome, JobStatus, LabelTaintRuleFields,
-    MachineConfigFields, NewJob, ProbeResult, ProviderKind, SchematicFields, ServerInventory,
-    ServerUpsert, Settings,
+    ClusterFields, ConfigFields, JobOutcome, JobStatus, LabelTaintRuleFields, MachineConfigFields,
+    NewJob, ProbeResult, SchematicFields, ServerInventory, ServerUpsert, Settings,
 };
 use talos_manager_core::testing::TestDatabase;
 use talos_manager_core::{Secret, Store, StoreError};

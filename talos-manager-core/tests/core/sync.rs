@@ -4,8 +4,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use talos_manager_core::ProviderKind;
 use talos_manager_core::ids::VswitchId;
-use talos_manager_core::store::{ClusterFields, ProviderKind};
+use talos_manager_core::store::ClusterFields;
 use talos_manager_core::store::{ConfigFields, MachineConfigFields};
 use talos_manager_core::sync::{
     ProviderFactory, ServerProber, SshProber, SyncPolicy, sync_all, sync_all_with,

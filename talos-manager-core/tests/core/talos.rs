@@ -361,11 +361,11 @@ fn secrets_bundle_round_trips_and_reports_every_problem() {
 /// A deterministic generator for tests (splitmix64), so failures reproduce.
 struct TestRandom(u64);
 
-impl talos_manager_core::talos::RandomSource for TestRandom {
+impl talos_manager_core::random::RandomSource for TestRandom {
     fn fill_bytes(
         &mut self,
         dest: &mut [u8],
-    ) -> Result<(), talos_manager_core::talos::RandomError> {
+    ) -> Result<(), talos_manager_core::random::RandomError> {
         for byte in dest {
             self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
             let mut z = self.0;
@@ -395,15 +395,15 @@ impl FailingRandom {
     }
 }
 
-impl talos_manager_core::talos::RandomSource for FailingRandom {
+impl talos_manager_core::random::RandomSource for FailingRandom {
     fn fill_bytes(
         &mut self,
         dest: &mut [u8],
-    ) -> Result<(), talos_manager_core::talos::RandomError> {
+    ) -> Result<(), talos_manager_core::random::RandomError> {
         let draw = self.draws;
         self.draws += 1;
         if draw >= self.fail_at {
-            return Err(talos_manager_core::talos::RandomError);
+            return Err(talos_manager_core::random::RandomError);
         }
         self.inner.fill_bytes(dest)
     }

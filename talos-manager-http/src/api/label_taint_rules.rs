@@ -8,7 +8,7 @@ use poem_openapi::param::Path;
 use poem_openapi::payload::Json;
 use talos_manager_api_types::{RuleFields, RuleView};
 use talos_manager_core::ids::LabelTaintRuleId;
-use talos_manager_core::kubernetes::configured_servers_matching;
+use talos_manager_core::node_labels::configured_servers_matching;
 use talos_manager_core::store::{LabelTaintRule, LabelTaintRuleFields};
 
 use super::auth::AdminAuth;

@@ -8,7 +8,7 @@ use poem_openapi::payload::Json;
 use talos_manager_api_types::{CreateMachineConfig, MachineConfigView, MachineTypeName};
 use talos_manager_core::ids::{ConfigId, MachineConfigId, ServerRef};
 use talos_manager_core::node_config::{MachineConfigChoices, assign_machine_config};
-use talos_manager_core::store::{MachineConfig, Server};
+use talos_manager_core::store::{Server, ServerMachineConfig};
 use talos_manager_core::talos::MachineType;
 
 use super::error::ApiResult;
@@ -19,7 +19,7 @@ use crate::AppState;
 
 /// The API view of `machine_config`, which configures `server`.
 pub(crate) fn machine_config_view(
-    machine_config: MachineConfig,
+    machine_config: ServerMachineConfig,
     server: &Server,
 ) -> MachineConfigView {
     MachineConfigView {

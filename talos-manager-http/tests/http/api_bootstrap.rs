@@ -7,11 +7,13 @@ use std::time::{Duration, Instant};
 
 use reqwest::Method;
 use serde_json::{Value, json};
+use talos_manager_core::Architecture;
+use talos_manager_core::ProviderKind;
 use talos_manager_core::Secret;
 use talos_manager_core::jobs::{
     BootstrapJob, JobQueue, LabelAndTaintJob, SyncJob, Worker, WorkerTiming,
 };
-use talos_manager_core::store::{Architecture, ProviderKind, SchematicFields, ServerInventory};
+use talos_manager_core::store::{SchematicFields, ServerInventory};
 use talos_manager_core::sync::SshProber;
 use talos_manager_fake_hetzner::{FakeRobot, RobotServer};
 use talos_manager_rescue_host::{HttpServer, KeyPair, LoopDisk, Sshd, TestImage};

@@ -2,7 +2,8 @@
 
 use reqwest::Method;
 use serde_json::json;
-use talos_manager_core::store::{ConfigFields, ProviderKind};
+use talos_manager_core::ProviderKind;
+use talos_manager_core::store::ConfigFields;
 
 use super::api_servers_jobs::add_server;
 use super::server::{TestServer, api_test};

@@ -4,8 +4,10 @@ use std::time::Duration;
 
 use reqwest::Method;
 use serde_json::json;
+use talos_manager_core::Architecture;
+use talos_manager_core::ProviderKind;
 use talos_manager_core::Secret;
-use talos_manager_core::store::{Architecture, JobOutcome, NewJob, ProviderKind, ServerInventory};
+use talos_manager_core::store::{JobOutcome, NewJob, ServerInventory};
 
 use super::server::{TestServer, api_test};
 

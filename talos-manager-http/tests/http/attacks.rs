@@ -5,8 +5,9 @@
 use reqwest::Method;
 use serde_json::json;
 use talos_manager_core::Backend;
+use talos_manager_core::ProviderKind;
 use talos_manager_core::node_config::{ConfigService, MissLimiter, TrustedProxies};
-use talos_manager_core::store::{ProbeResult, ProviderKind};
+use talos_manager_core::store::ProbeResult;
 
 use super::api_servers_jobs::add_server_at;
 use super::server::TestServer;

@@ -615,9 +615,9 @@ fn machineconfig_patch_works_like_talosctl() {
 
 #[tokio::test]
 async fn bootstrap_plan_prints_the_dry_run_of_a_stored_server() {
-    use talos_manager_core::store::{
-        Architecture, ProbeResult, ProviderKind, SchematicFields, ServerInventory,
-    };
+    use talos_manager_core::Architecture;
+    use talos_manager_core::ProviderKind;
+    use talos_manager_core::store::{ProbeResult, SchematicFields, ServerInventory};
     let dir = tempfile::tempdir().unwrap();
     let migrated = run(talos_manager(dir.path()).arg("migrate"));
     assert!(migrated.status.success(), "{}", stderr(&migrated));

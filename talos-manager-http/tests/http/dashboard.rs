@@ -14,7 +14,8 @@ use fantoccini::{Client, ClientBuilder, Locator};
 use reqwest::Method;
 use serde_json::{Value, json};
 use talos_manager_core::Backend;
-use talos_manager_core::store::{JobOutcome, NewJob, ProviderKind};
+use talos_manager_core::ProviderKind;
+use talos_manager_core::store::{JobOutcome, NewJob};
 
 use talos_manager_core::jobs::{JobQueue, SyncJob, Worker};
 use talos_manager_fake_hetzner::{FakeCloud, FakeRobot, RobotServer};

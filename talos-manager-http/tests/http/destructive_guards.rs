@@ -8,8 +8,8 @@ use std::time::Duration;
 use reqwest::Method;
 use serde_json::json;
 use talos_manager_core::Backend;
+use talos_manager_core::ProviderKind;
 use talos_manager_core::jobs::{BootstrapJob, JobQueue, Worker, WorkerTiming};
-use talos_manager_core::store::ProviderKind;
 use talos_manager_rescue_host::KeyPair;
 
 use super::api_servers_jobs::add_server_at;

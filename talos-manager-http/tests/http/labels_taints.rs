@@ -8,12 +8,15 @@ use std::time::Duration;
 use base64::Engine as _;
 use reqwest::Method;
 use serde_json::{Value, json};
+use talos_manager_core::ProviderKind;
 use talos_manager_core::Store;
 use talos_manager_core::ids::ServerId;
 use talos_manager_core::jobs::{JobKind, JobQueue, LabelAndTaintJob, Worker, WorkerTiming};
-use talos_manager_core::kubernetes::{ClientTimeouts, ReconcileOptions};
-use talos_manager_core::store::{Job, JobStatus, ProviderKind};
-use talos_manager_core::talos::{SecretsBundle, SystemRandom};
+use talos_manager_core::kubernetes::ClientTimeouts;
+use talos_manager_core::node_labels::ReconcileOptions;
+use talos_manager_core::random::SystemRandom;
+use talos_manager_core::store::{Job, JobStatus};
+use talos_manager_core::talos::SecretsBundle;
 use talos_manager_fake_kubernetes::FakeKubernetes;
 use tokio::sync::watch;
 

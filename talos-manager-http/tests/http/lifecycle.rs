@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use base64::Engine as _;
 use reqwest::Method;
 use serde_json::{Value, json};
+use talos_manager_core::ProviderKind;
 use talos_manager_core::Store;
 use talos_manager_core::ids::{ClusterId, JobId, ServerId};
 use talos_manager_core::jobs::{
@@ -19,10 +20,9 @@ use talos_manager_core::jobs::{
 };
 use talos_manager_core::kubernetes::DrainOptions;
 use talos_manager_core::lifecycle::LifecycleTiming;
-use talos_manager_core::store::{
-    ConfigFields, MachineConfigFields, ProbeResult, ProviderKind, SchematicFields,
-};
-use talos_manager_core::talos::{SecretsBundle, SystemRandom};
+use talos_manager_core::random::SystemRandom;
+use talos_manager_core::store::{ConfigFields, MachineConfigFields, ProbeResult, SchematicFields};
+use talos_manager_core::talos::SecretsBundle;
 use talos_manager_fake_kubernetes::FakeKubernetes;
 use talos_manager_fake_talos::{FakeTalosCluster, Faults, NodeSpec};
 use tokio::sync::watch;

@@ -4,8 +4,9 @@
 use reqwest::Method;
 use serde_json::{Value, json};
 use talos_manager_core::Backend;
+use talos_manager_core::ProviderKind;
 use talos_manager_core::node_config::TrustedProxies;
-use talos_manager_core::store::{ProbeResult, ProviderKind};
+use talos_manager_core::store::ProbeResult;
 
 use super::api_servers_jobs::add_server;
 use super::server::{TestServer, api_test};

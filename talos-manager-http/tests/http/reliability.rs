@@ -11,9 +11,9 @@ use std::time::{Duration, Instant};
 use reqwest::Method;
 use serde_json::json;
 use talos_manager_core::Backend;
+use talos_manager_core::ProviderKind;
 use talos_manager_core::ids::ClusterId;
 use talos_manager_core::node_config::TrustedProxies;
-use talos_manager_core::store::ProviderKind;
 
 use super::api_servers_jobs::add_server;
 use super::server::TestServer;

@@ -3,7 +3,7 @@
 
 use async_trait::async_trait;
 use talos_manager_api_types::Issue;
-use talos_manager_api_types::TalosVersion;
+use talos_manager_api_types::TalosRelease;
 use talos_manager_api_types::TalosVersionsView;
 
 use super::DataSource;
@@ -60,11 +60,11 @@ resource "talosmanager_settings" "this" {
 }
 
 /// `min_version` parsed, when set.
-fn min_version(config: &Object) -> Result<Option<TalosVersion>, Error> {
+fn min_version(config: &Object) -> Result<Option<TalosRelease>, Error> {
     config
         .string("min_version")
         .map(|text| {
-            text.parse::<TalosVersion>()
+            text.parse::<TalosRelease>()
                 .map_err(|error| Error::Invalid {
                     what: "Talos versions filter",
                     issues: vec![Issue::new("min_version", error.to_string())],
@@ -96,7 +96,7 @@ impl DataSource for TalosVersions {
                 if !stable_only && min_version.is_none() {
                     return true;
                 }
-                let Ok(version) = text.parse::<TalosVersion>() else {
+                let Ok(version) = text.parse::<TalosRelease>() else {
                     return false;
                 };
                 !(stable_only && version.is_prerelease())
@@ -106,7 +106,7 @@ impl DataSource for TalosVersions {
         let latest = versions
             .iter()
             .find(|text| {
-                text.parse::<TalosVersion>()
+                text.parse::<TalosRelease>()
                     .is_ok_and(|version| !version.is_prerelease())
             })
             .cloned();

@@ -2,9 +2,11 @@
 //! configs issued, endpoint and name changed in place (the secrets stay), import, validation,
 //! and a cluster that servers use refused on destroy.
 
+use talos_manager_core::Architecture;
+use talos_manager_core::ProviderKind;
 use talos_manager_core::Secret;
 use talos_manager_core::ids::ClusterId;
-use talos_manager_core::store::{Architecture, ProviderKind, ServerInventory};
+use talos_manager_core::store::ServerInventory;
 
 use super::harness::{Service, Terraform, flat};
 

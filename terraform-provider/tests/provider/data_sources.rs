@@ -1,7 +1,7 @@
 //! `data.talosmanager_servers`, `data.talosmanager_server` and `data.talosmanager_talos_versions`
 //! with the real Terraform CLI.
 
-use talos_manager_core::store::ProviderKind;
+use talos_manager_core::ProviderKind;
 
 use super::harness::{Service, Terraform};
 

@@ -2,7 +2,7 @@
 //! `examples/terraform/basic` on servers put into the store, `examples/terraform/cluster` on
 //! servers synced from the fake Hetzner APIs.
 
-use talos_manager_core::store::ProviderKind;
+use talos_manager_core::ProviderKind;
 use talos_manager_fake_hetzner::{
     CloudServer, FakeCloud, FakeRobot, RobotServer, RobotVswitch, VswitchMember,
 };

@@ -8,7 +8,9 @@ use std::process::Command;
 
 use poem::listener::{Acceptor as _, Listener as _, TcpListener};
 use serde_json::Value;
-use talos_manager_core::store::{Architecture, ConfigFields, ProviderKind, ServerInventory};
+use talos_manager_core::Architecture;
+use talos_manager_core::ProviderKind;
+use talos_manager_core::store::{ConfigFields, ServerInventory};
 use talos_manager_core::sync::ProviderFactory;
 use talos_manager_core::testing::TestDatabase;
 use talos_manager_core::{Backend, RetryPolicy, Secret, Store};

@@ -8,17 +8,20 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use base64::Engine as _;
+use talos_manager_core::Architecture;
+use talos_manager_core::ProviderKind;
 use talos_manager_core::ids::{JobId, ServerId};
 use talos_manager_core::jobs::{
     JobQueue, LifecycleSettings, ResetJob, RollingJob, TalosSettings, Worker, WorkerTiming,
 };
 use talos_manager_core::kubernetes::DrainOptions;
 use talos_manager_core::lifecycle::LifecycleTiming;
+use talos_manager_core::random::SystemRandom;
 use talos_manager_core::store::{
-    Architecture, ClusterFields, ConfigFields, JobOutcome, JobStatus, MachineConfigFields, NewJob,
-    ProviderKind, SchematicFields, ServerInventory,
+    ClusterFields, ConfigFields, JobOutcome, JobStatus, MachineConfigFields, NewJob,
+    SchematicFields, ServerInventory,
 };
-use talos_manager_core::talos::{SecretsBundle, SystemRandom};
+use talos_manager_core::talos::SecretsBundle;
 use talos_manager_core::{Secret, Store};
 use talos_manager_fake_kubernetes::FakeKubernetes;
 use talos_manager_fake_talos::{FakeTalosCluster, Faults, NodeSpec};

@@ -1,7 +1,7 @@
 //! `talosmanager_machine_config` with the real Terraform CLI: defaults computed by the service,
 //! replacement when an argument changes (the API has no update), import, destroy.
 
-use talos_manager_core::store::ProviderKind;
+use talos_manager_core::ProviderKind;
 
 use super::harness::{Service, Terraform};
 

@@ -2,8 +2,8 @@
 //! webservice: adopt, rename at Hetzner, cluster and vSwitch, import, drift, destroy (which
 //! keeps the server).
 
+use talos_manager_core::ProviderKind;
 use talos_manager_core::Secret;
-use talos_manager_core::store::ProviderKind;
 use talos_manager_fake_hetzner::{FakeRobot, RobotServer, RobotVswitch};
 
 use super::harness::{Service, Terraform, flat};

@@ -6,12 +6,13 @@
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
+use talos_manager_core::ProviderKind;
 use talos_manager_core::Secret;
 use talos_manager_core::jobs::{
     BootstrapJob, BootstrapSettings, JobQueue, LifecycleSettings, TalosSettings, Worker,
     WorkerTiming,
 };
-use talos_manager_core::store::{JobStatus, ProviderKind, SchematicFields};
+use talos_manager_core::store::{JobStatus, SchematicFields};
 use talos_manager_fake_hetzner::{FakeRobot, RobotServer};
 use talos_manager_rescue_host::{HttpServer, KeyPair, LoopDisk, Sshd, TestImage};
 

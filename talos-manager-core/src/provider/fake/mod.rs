@@ -1,5 +1,6 @@
-//! [`FakeProvider`]: an in-memory provider for tests above the HTTP level (sync, the service,
-//! Terraform), implementing [`Provider`] and [`VswitchProvider`] like the real clients.
+//! [`FakeProvider`]: an in-memory provider for the flow tests of core (sync, rescue, server
+//! edits: `tests/core/provider_flows.rs`), implementing [`Provider`] and [`VswitchProvider`]
+//! like the real clients.
 //!
 //! Available with the `testing` feature (and in this crate's own unit tests). Tests of the
 //! Hetzner clients themselves use the wire-level fakes in `tests/fake-hetzner` instead; this
@@ -31,19 +32,25 @@
 //! * `Installed`: the installer wrote Talos ([`FakeProvider::mark_installed`]). Enabling rescue
 //!   again starts a new round, as on a real server.
 //!
+//! Accounts: [`FakeAccounts`] is a [`ProviderSource`] that hands each stored account (kind and
+//! name) its `FakeProvider`, so that sync, rescue and server edits run against fakes through the
+//! same [`ProviderFactory`](super::ProviderFactory) the service uses
+//! (`ProviderFactory::from_source(accounts)`).
+//!
 //! Faults: [`FakeProvider::fail_next`] makes the next calls fail with
 //! [`ProviderError::Api`] (code `fake_failure`), for testing how callers report provider errors.
 //! Every call is logged ([`FakeProvider::calls`]) as `"method provider_id"`.
 
 use std::collections::BTreeMap;
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use async_trait::async_trait;
 use time::OffsetDateTime;
 
 use super::{
-    Architecture, HetznerApiError, MissingKey, Provider, ProviderError, ProviderKind,
-    ProviderServer, ProviderSshKey, RescueActivation, SshPublicKey, Vswitch, VswitchProvider,
+    AccountProviders, Architecture, HetznerApiError, MissingKey, Provider, ProviderError,
+    ProviderKind, ProviderServer, ProviderSource, ProviderSshKey, ProviderVswitch,
+    RescueActivation, SshPublicKey, VswitchProvider,
 };
 use crate::Secret;
 
@@ -84,7 +91,7 @@ struct FakeServer {
 struct FakeState {
     servers: BTreeMap<String, FakeServer>,
     keys: BTreeMap<String, String>,
-    vswitches: BTreeMap<u64, Vswitch>,
+    vswitches: BTreeMap<u64, ProviderVswitch>,
     calls: Vec<String>,
     failures_left: u32,
 }
@@ -95,6 +102,8 @@ pub struct FakeProvider {
     kind: ProviderKind,
     mode: SimMode,
     state: Mutex<FakeState>,
+    /// Refuses every call as wrong credentials (an account [`FakeAccounts`] does not know).
+    refuses_credentials: bool,
 }
 
 impl FakeProvider {
@@ -104,6 +113,15 @@ impl FakeProvider {
             kind,
             mode,
             state: Mutex::new(FakeState::default()),
+            refuses_credentials: false,
+        }
+    }
+
+    /// A fake account that refuses our credentials on every call.
+    fn refusing(kind: ProviderKind) -> Self {
+        FakeProvider {
+            refuses_credentials: true,
+            ..FakeProvider::new(kind, SimMode::Auto)
         }
     }
 
@@ -228,7 +246,7 @@ impl FakeProvider {
     }
 
     /// Adds or replaces a vSwitch.
-    pub fn add_vswitch(&self, vswitch: Vswitch) {
+    pub fn add_vswitch(&self, vswitch: ProviderVswitch) {
         self.lock().vswitches.insert(vswitch.id, vswitch);
     }
 
@@ -246,6 +264,17 @@ impl FakeProvider {
     fn call(&self, call: String) -> Result<MutexGuard<'_, FakeState>, ProviderError> {
         let mut state = self.lock();
         state.calls.push(call.clone());
+        if self.refuses_credentials {
+            return Err(ProviderError::Unauthorized {
+                provider: self.kind,
+                source: HetznerApiError {
+                    status: 401,
+                    code: "unauthorized".to_owned(),
+                    message: "no FakeProvider for this account".to_owned(),
+                    correlation_id: None,
+                },
+            });
+        }
         if state.failures_left > 0 {
             state.failures_left -= 1;
             return Err(ProviderError::Api {
@@ -393,12 +422,12 @@ impl Provider for FakeProvider {
 
 #[async_trait]
 impl VswitchProvider for FakeProvider {
-    async fn list_vswitches(&self) -> Result<Vec<Vswitch>, ProviderError> {
+    async fn list_vswitches(&self) -> Result<Vec<ProviderVswitch>, ProviderError> {
         let state = self.call("list_vswitches".to_owned())?;
         Ok(state.vswitches.values().cloned().collect())
     }
 
-    async fn get_vswitch(&self, vswitch_id: u64) -> Result<Vswitch, ProviderError> {
+    async fn get_vswitch(&self, vswitch_id: u64) -> Result<ProviderVswitch, ProviderError> {
         let state = self.call(format!("get_vswitch {vswitch_id}"))?;
         state
             .vswitches
@@ -456,6 +485,49 @@ impl VswitchProvider for FakeProvider {
                 })?;
         vswitch.server_ids.retain(|id| id != provider_id);
         Ok(())
+    }
+}
+
+/// A [`ProviderSource`] of [`FakeProvider`]s, one per stored account (kind and name).
+///
+/// A Robot fake is also the account's [`VswitchProvider`]; a Cloud fake has no vSwitches. The
+/// account's secret is not checked: an account with no fake is refused as a provider refuses
+/// credentials ([`ProviderError::Unauthorized`]), on every call of its clients.
+#[derive(Debug, Default)]
+pub struct FakeAccounts {
+    accounts: BTreeMap<(ProviderKind, String), Arc<FakeProvider>>,
+}
+
+impl FakeAccounts {
+    /// No accounts.
+    pub fn new() -> Self {
+        FakeAccounts::default()
+    }
+
+    /// The same accounts plus the account `name`, served by `fake` (its kind is the fake's).
+    pub fn with(mut self, name: &str, fake: Arc<FakeProvider>) -> Self {
+        self.accounts.insert((fake.kind, name.to_owned()), fake);
+        self
+    }
+}
+
+impl ProviderSource for FakeAccounts {
+    fn build(
+        &self,
+        kind: ProviderKind,
+        name: &str,
+        _secret: Secret<String>,
+    ) -> Result<AccountProviders, ProviderError> {
+        let fake = match self.accounts.get(&(kind, name.to_owned())) {
+            Some(fake) => fake.clone(),
+            None => Arc::new(FakeProvider::refusing(kind)),
+        };
+        let vswitches: Option<Arc<dyn VswitchProvider>> =
+            (kind == ProviderKind::HetznerRobot).then(|| fake.clone() as Arc<dyn VswitchProvider>);
+        Ok(AccountProviders {
+            provider: fake,
+            vswitches,
+        })
     }
 }
 
@@ -547,10 +619,35 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn accounts_hand_each_account_its_fake_through_the_factory() {
+        let robot = Arc::new(FakeProvider::new(ProviderKind::HetznerRobot, SimMode::Auto));
+        robot.generate_servers(2);
+        // A retry policy leaves an in-memory source as it is.
+        let factory =
+            crate::provider::ProviderFactory::from_source(FakeAccounts::new().with("user", robot))
+                .with_retry_policy(crate::provider::RetryPolicy::for_fakes());
+        let secret = || Secret::new("anything".to_owned());
+        let clients = factory
+            .build(ProviderKind::HetznerRobot, "user", secret())
+            .unwrap();
+        assert_eq!(clients.provider.list_servers().await.unwrap().len(), 2);
+        assert!(clients.vswitches.is_some());
+        let stranger = factory
+            .build(ProviderKind::HetznerCloud, "user", secret())
+            .unwrap();
+        assert!(stranger.vswitches.is_none());
+        let error = stranger.provider.list_servers().await.unwrap_err();
+        assert!(
+            matches!(error, ProviderError::Unauthorized { .. }),
+            "{error:?}"
+        );
+    }
+
+    #[tokio::test]
     async fn vswitch_membership_changes() {
         let fake = FakeProvider::new(ProviderKind::HetznerRobot, SimMode::Auto);
         let ids = fake.generate_servers(2);
-        fake.add_vswitch(Vswitch {
+        fake.add_vswitch(ProviderVswitch {
             id: 7,
             name: "lan".into(),
             vlan: 4000,

@@ -8,7 +8,7 @@ use reqwest::Method;
 use serde::Deserialize;
 
 use crate::provider::http::{ApiRequest, unparsed_error};
-use crate::provider::{Architecture, HetznerApiError, ProviderServer, Vswitch};
+use crate::provider::{Architecture, HetznerApiError, ProviderServer, ProviderVswitch};
 
 pub(crate) fn list_servers() -> ApiRequest {
     ApiRequest::new(Method::GET, "/server", "list servers")
@@ -284,8 +284,8 @@ pub(crate) struct VswitchServer {
 }
 
 impl VswitchBody {
-    pub(crate) fn into_vswitch(self) -> Vswitch {
-        Vswitch {
+    pub(crate) fn into_vswitch(self) -> ProviderVswitch {
+        ProviderVswitch {
             id: self.id,
             name: self.name,
             vlan: self.vlan,

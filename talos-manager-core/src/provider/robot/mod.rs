@@ -9,7 +9,7 @@ use super::http::{Auth, Transport};
 use super::ssh_key::{KEY_NAME, upload_name};
 use super::{
     MissingKey, Provider, ProviderError, ProviderKind, ProviderServer, ProviderSshKey,
-    RescueActivation, RetryPolicy, SshPublicKey, Vswitch, VswitchProvider,
+    ProviderVswitch, RescueActivation, RetryPolicy, SshPublicKey, VswitchProvider,
 };
 use crate::Secret;
 use api::{KeyEnvelope, RescueEnvelope, ResetEnvelope, ServerEnvelope, VswitchBody};
@@ -286,7 +286,7 @@ impl Provider for HetznerRobot {
 #[async_trait]
 impl VswitchProvider for HetznerRobot {
     /// Lists the vSwitches, then reads each one for its members (the list has none).
-    async fn list_vswitches(&self) -> Result<Vec<Vswitch>, ProviderError> {
+    async fn list_vswitches(&self) -> Result<Vec<ProviderVswitch>, ProviderError> {
         let refs: Vec<VswitchBody> = self.transport.send_json(&api::list_vswitches()).await?;
         let mut vswitches = Vec::with_capacity(refs.len());
         for vswitch_ref in refs {
@@ -295,7 +295,7 @@ impl VswitchProvider for HetznerRobot {
         Ok(vswitches)
     }
 
-    async fn get_vswitch(&self, vswitch_id: u64) -> Result<Vswitch, ProviderError> {
+    async fn get_vswitch(&self, vswitch_id: u64) -> Result<ProviderVswitch, ProviderError> {
         match self
             .transport
             .send_json::<VswitchBody>(&api::get_vswitch(vswitch_id))

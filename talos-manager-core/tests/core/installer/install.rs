@@ -2,11 +2,11 @@
 
 use std::sync::OnceLock;
 
+use talos_manager_core::Architecture;
 use talos_manager_core::installer::{
     Action, BlockDevice, BootstrapRequest, Exit, ImageSource, InstallError, InstallEvent, Plan,
     Progress, SshSession, Stream, inject_talos_config, install, plan,
 };
-use talos_manager_core::store::Architecture;
 
 use super::harness::{
     CuttableProxy, HttpServer, KeyPair, LoopDisk, Sshd, TestImage, partition, with_boot_mounted,

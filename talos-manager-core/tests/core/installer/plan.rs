@@ -1,8 +1,8 @@
 //! Plans are pure: the dry run of a bootstrap, checked against golden files in
 //! `tests/data/installer/` (regenerate with `UPDATE_GOLDEN=1`).
 
+use talos_manager_core::Architecture;
 use talos_manager_core::installer::{BootstrapRequest, ImageSource, parse_lsblk, plan};
-use talos_manager_core::store::Architecture;
 
 use super::harness::DATA;
 

@@ -1,10 +1,19 @@
 //! Kubernetes node labels and taints as label and taint rules write them: `key=value,…` and
 //! `key=value:Effect,…`, checked with the original app's rules and messages (a little stricter
-//! than Kubernetes itself).
+//! than Kubernetes itself); and, in `reconcile.rs`, the use case that applies the rules to a
+//! server's node through the cluster's Kubernetes API ([`reconcile_labels_and_taints`]), finds
+//! the servers a rule change affects ([`configured_servers_matching`]) and records the
+//! Kubernetes version a cluster runs ([`running_kubernetes_version`]).
+
+mod reconcile;
 
 use crate::store::LabelTaintRuleFields;
 use crate::{Issue, ValidationError};
 
+pub use reconcile::{
+    ReconcileError, ReconcileOptions, ReconcileOutcome, cluster_client,
+    configured_servers_matching, reconcile_labels_and_taints, running_kubernetes_version,
+};
 pub use talos_manager_api_types::{Label, Taint, TaintEffect, parse_labels, parse_taints};
 
 impl LabelTaintRuleFields {

@@ -1,5 +1,6 @@
 //! Label and taint reconciliation for one server's node, and the running Kubernetes version of
-//! a cluster: the I/O around the pure planning in `node.rs`.
+//! a cluster: the store and the Kubernetes client around the pure planning of
+//! [`plan_node_patch`](crate::kubernetes::plan_node_patch).
 //!
 //! # Expected flow
 //! 1. Read the server, its machine config and its cluster. The node's name is the one the node
@@ -20,19 +21,15 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use super::client::{ClientTimeouts, KubernetesClient, KubernetesError};
-use super::node::{LabelsTaints, Node, plan_node_patch};
 use crate::ids::{ClusterId, ServerId};
+use crate::kubernetes::{
+    ClientTimeouts, KubernetesClient, KubernetesError, LabelsTaints, Node, plan_node_patch,
+};
+use crate::progress::ProgressLog;
+use crate::random::SystemRandom;
 use crate::store::{Cluster, Store, StoreError};
-use crate::talos::{SecretsBundle, SecretsError, SystemRandom};
+use crate::talos::{SecretsBundle, SecretsError};
 use crate::{Secret, error_chain};
-
-/// Where reconciliation reports progress, one line at a time (a job's log).
-#[async_trait::async_trait]
-pub trait ProgressLog: Send + Sync {
-    /// Records one line.
-    async fn line(&self, line: String);
-}
 
 /// How long to wait and how often to ask.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
