@@ -1,4 +1,5 @@
-//! Test support (feature `testing`): a fresh database per test, on either backend.
+//! Test support (feature `testing`): a fresh database per test, on either backend, and
+//! [`wait_for`], the bounded poll tests wait with.
 //!
 //! PostgreSQL is expected on `127.0.0.1:5432` with trust authentication (override with
 //! `TALOS_MANAGER_TEST_POSTGRES_URL`). A test that cannot reach it fails with a message saying
@@ -6,6 +7,9 @@
 
 pub mod fake_talos;
 pub mod fuzz;
+mod wait;
+
+pub use wait::{wait_for, wait_for_blocking};
 
 use std::sync::atomic::{AtomicU32, Ordering};
 

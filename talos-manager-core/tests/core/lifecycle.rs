@@ -23,6 +23,7 @@ use talos_manager_core::store::{
 use talos_manager_core::sync::{ProviderFactory, sync_all};
 use talos_manager_core::talos::{SecretsBundle, SystemRandom};
 use talos_manager_core::testing::fake_talos::{FakeFailure, FakeTalos};
+use talos_manager_core::testing::wait_for;
 use talos_manager_core::{RetryPolicy, Secret, Store};
 use talos_manager_fake_hetzner::FakeRobot;
 use talos_manager_fake_kubernetes::{FakeKubernetes, NewPod};
@@ -678,9 +679,20 @@ store_test!(a_restarted_run_resumes_without_upgrading_twice, |store| {
             run_rolling(&ctx, &plan, &JobCheckpoint::new(store.clone(), job.id)).await
         })
     };
-    while cluster.talos.calls_of("upgrade").len() < 2 {
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+    wait_for(
+        "the second upgrade",
+        Duration::from_secs(30),
+        Duration::from_millis(5),
+        || async {
+            let upgrades = cluster.talos.calls_of("upgrade");
+            if upgrades.len() >= 2 {
+                Ok(())
+            } else {
+                Err(upgrades)
+            }
+        },
+    )
+    .await;
     tokio::time::sleep(Duration::from_millis(60)).await;
     first.abort();
     let _ = first.await;

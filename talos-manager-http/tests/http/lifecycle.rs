@@ -6,7 +6,7 @@
 use std::collections::HashMap;
 use std::net::Ipv4Addr;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use base64::Engine as _;
 use reqwest::Method;
@@ -19,6 +19,7 @@ use talos_manager_core::store::{
     ConfigFields, MachineConfigFields, ProbeResult, ProviderKind, SchematicFields,
 };
 use talos_manager_core::talos::{SecretsBundle, SystemRandom};
+use talos_manager_core::testing::wait_for;
 use talos_manager_fake_kubernetes::FakeKubernetes;
 use talos_manager_fake_talos::{FakeTalosCluster, Faults, NodeSpec};
 use talos_manager_http::jobs::{
@@ -259,17 +260,40 @@ impl Fleet {
 
 /// Waits for a job to end; returns it as the API shows it.
 pub(crate) async fn finished(server: &TestServer, job_id: &str) -> Value {
-    let deadline = Instant::now() + Duration::from_secs(90);
-    loop {
-        let job = server
-            .expect(Method::GET, &format!("/api/v1/jobs/{job_id}"), None, 200)
-            .await;
-        if !matches!(job["status"].as_str(), Some("queued" | "running")) {
-            return job;
-        }
-        assert!(Instant::now() < deadline, "job still running: {job:#}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    server.job_ended(job_id, Duration::from_secs(90)).await
+}
+
+/// The first config applied to the node at `address` (through the maintenance API or after
+/// its own `/config` fetch), within 30 s; the failure lists the node's config fetches.
+async fn first_applied_config(fleet: &Fleet, address: Ipv4Addr) -> String {
+    wait_for(
+        format!("a config applied to {address}"),
+        Duration::from_secs(30),
+        Duration::from_millis(50),
+        || async {
+            match fleet.talos.applied_configs(address).into_iter().next() {
+                Some(config) => Ok(config),
+                None => Err(fleet.talos.config_fetches(address)),
+            }
+        },
+    )
+    .await
+}
+
+/// Waits (10 s) until the server is recorded as configured (`last_configured_at`).
+async fn configured(server: &TestServer, id: ServerId) {
+    wait_for(
+        format!("server {id} to be recorded as configured"),
+        Duration::from_secs(10),
+        Duration::from_millis(50),
+        || async {
+            let stored = server.store().get_server(id).await.unwrap();
+            stored
+                .last_configured_at
+                .ok_or(stored.last_request_for_configuration_at)
+        },
+    )
+    .await;
 }
 
 pub(crate) async fn log(store: &Store, job_id: &str) -> Vec<String> {
@@ -482,19 +506,19 @@ async fn an_upgrade_interrupted_by_a_crash_resumes_without_upgrading_a_node_twic
     let job_id = job["id"].as_str().unwrap().to_owned();
     // Crash while the second control plane is down for its upgrade.
     let second = fleet.address("control-plane-2");
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while !fleet
-        .talos
-        .methods(second)
-        .iter()
-        .any(|method| method.ends_with("Upgrade"))
-    {
-        assert!(
-            Instant::now() < deadline,
-            "control-plane-2 was never upgraded"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    wait_for(
+        "control-plane-2 to be upgraded",
+        Duration::from_secs(60),
+        Duration::from_millis(20),
+        || async {
+            let methods = fleet.talos.methods(second);
+            match methods.iter().any(|method| method.ends_with("Upgrade")) {
+                true => Ok(()),
+                false => Err(methods),
+            }
+        },
+    )
+    .await;
     worker.abort();
     let _ = worker.await;
     let crashed = server
@@ -659,12 +683,7 @@ api_test!(
             201,
         )
         .await;
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while fleet.talos.applied_configs(address).is_empty() {
-            assert!(Instant::now() < deadline, "no config was pushed");
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        let applied = fleet.talos.applied_configs(address).remove(0);
+        let applied = first_applied_config(&fleet, address).await;
         let served = talos_manager_core::node_config::render_node_config(server.store(), row.id)
             .await
             .unwrap();
@@ -673,18 +692,7 @@ api_test!(
             served.yaml.expose(),
             "the pushed config is what /config serves"
         );
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            let stored = server.store().get_server(row.id).await.unwrap();
-            if stored.last_configured_at.is_some() {
-                break;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "the server was not marked configured"
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        configured(&server, row.id).await;
     }
 );
 
@@ -1131,15 +1139,20 @@ api_test!(
             &["worker-1 booted and asks /config for a machine config"],
         );
         let url = format!("{}?uuid={UUID}", server.url("/config"));
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while fleet.talos.config_fetches(address).is_empty() {
-            assert!(
-                Instant::now() < deadline,
-                "the node never asked for its config"
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        let first = fleet.talos.config_fetches(address).remove(0);
+        let first = wait_for(
+            "the node to ask for its config",
+            Duration::from_secs(30),
+            Duration::from_millis(50),
+            || async {
+                fleet
+                    .talos
+                    .config_fetches(address)
+                    .into_iter()
+                    .next()
+                    .ok_or("no fetch")
+            },
+        )
+        .await;
         assert_eq!(first.url, url);
         assert_ne!(first.status, 200, "the reset left a config assigned");
 
@@ -1159,15 +1172,7 @@ api_test!(
             )
             .await
             .unwrap();
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while fleet.talos.applied_configs(address).is_empty() {
-            assert!(
-                Instant::now() < deadline,
-                "the node did not get its config: {:?}",
-                fleet.talos.config_fetches(address)
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        first_applied_config(&fleet, address).await;
         let fetches = fleet.talos.config_fetches(address);
         let last = fetches.last().unwrap();
         assert_eq!((last.url.as_str(), last.status), (url.as_str(), 200));
@@ -1179,15 +1184,7 @@ api_test!(
             *served.yaml.expose(),
             "the node runs what /config serves"
         );
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            let stored = server.store().get_server(server_id).await.unwrap();
-            if stored.last_configured_at.is_some() {
-                break;
-            }
-            assert!(Instant::now() < deadline, "not recorded as configured");
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        configured(&server, server_id).await;
     }
 );
 
@@ -1239,12 +1236,21 @@ api_test!(
             .await
             .unwrap();
         }
-        let deadline = Instant::now() + Duration::from_secs(30);
         for node in ["worker-1", "worker-2"] {
-            while fleet.talos.node(fleet.address(node)).unwrap().version != "v1.13.9" {
-                assert!(Instant::now() < deadline, "{node} did not upgrade");
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
+            wait_for(
+                format!("{node} to run v1.13.9"),
+                Duration::from_secs(30),
+                Duration::from_millis(50),
+                || async {
+                    let version = fleet.talos.node(fleet.address(node)).unwrap().version;
+                    if version == "v1.13.9" {
+                        Ok(())
+                    } else {
+                        Err(version)
+                    }
+                },
+            )
+            .await;
         }
         // The legacy installer copied talos.config= from the running command line; the UKI's
         // command line of a stock installer has none.

@@ -330,6 +330,27 @@ impl TestServer {
         (cluster, config)
     }
 
+    /// Waits (polling every 100 ms, at most `timeout`) until the job has ended; returns it as
+    /// the API shows it.
+    pub(crate) async fn job_ended(&self, job_id: &str, timeout: std::time::Duration) -> Value {
+        talos_manager_core::testing::wait_for(
+            format!("job {job_id} to end"),
+            timeout,
+            std::time::Duration::from_millis(100),
+            || async {
+                let job = self
+                    .expect(Method::GET, &format!("/api/v1/jobs/{job_id}"), None, 200)
+                    .await;
+                if matches!(job["status"].as_str(), Some("queued" | "running")) {
+                    Err(job)
+                } else {
+                    Ok(job)
+                }
+            },
+        )
+        .await
+    }
+
     /// A server as the API shows it.
     pub(crate) async fn server_json(&self, api_id: &str) -> Value {
         self.expect(Method::GET, &format!("/api/v1/servers/{api_id}"), None, 200)

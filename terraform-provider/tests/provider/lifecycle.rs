@@ -16,6 +16,7 @@ use talos_manager_core::store::{
     ProviderKind, SchematicFields, ServerInventory,
 };
 use talos_manager_core::talos::{SecretsBundle, SystemRandom};
+use talos_manager_core::testing::wait_for;
 use talos_manager_core::{Secret, Store};
 use talos_manager_fake_kubernetes::FakeKubernetes;
 use talos_manager_fake_talos::{FakeTalosCluster, Faults, NodeSpec};
@@ -251,15 +252,19 @@ impl Bench {
 
     /// Waits until the job ended; panics after 30 s.
     async fn job_ended(&self, id: JobId) {
-        let deadline = std::time::Instant::now() + Duration::from_secs(30);
-        loop {
-            let job = self.store().get_job(id).await.unwrap();
-            if !matches!(job.status, JobStatus::Queued | JobStatus::Running) {
-                return;
-            }
-            assert!(std::time::Instant::now() < deadline, "job {id} did not end");
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        wait_for(
+            format!("job {id} to end"),
+            Duration::from_secs(30),
+            Duration::from_millis(100),
+            || async {
+                let job = self.store().get_job(id).await.unwrap();
+                match job.status {
+                    JobStatus::Queued | JobStatus::Running => Err(job),
+                    _ => Ok(()),
+                }
+            },
+        )
+        .await;
     }
 
     /// The Talos version the node runs, as the fake has it.
@@ -587,21 +592,19 @@ async fn reset_on_destroy_resets_the_node_a_refused_reset_keeps_it_and_ctrl_c_st
     bench.talos.set_downtime(Duration::from_secs(3));
     terraform.write(&bench.upgrade_config("v1.11.2"));
     let apply = terraform.spawn(&["apply", "-auto-approve"]);
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    let job_id = loop {
-        let jobs = bench.store().list_jobs().await.unwrap();
-        if let Some(job) = jobs
-            .iter()
-            .find(|job| job.kind == "upgrade" && job.status == JobStatus::Running)
-        {
-            break job.id;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the upgrade never started"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+    let job_id = wait_for(
+        "the upgrade to start",
+        Duration::from_secs(30),
+        Duration::from_millis(50),
+        || async {
+            let jobs = bench.store().list_jobs().await.unwrap();
+            jobs.iter()
+                .find(|job| job.kind == "upgrade" && job.status == JobStatus::Running)
+                .map(|job| job.id)
+                .ok_or(jobs)
+        },
+    )
+    .await;
     let sent = std::process::Command::new("kill")
         .args(["-INT", "--", &format!("-{}", apply.id())])
         .status()
