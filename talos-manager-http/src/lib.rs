@@ -16,6 +16,7 @@
 //! - [`metrics`]: `/metrics` in the Prometheus format.
 //! - [`logging`]: human-readable or JSON logs.
 //! - [`image_factory`]: the Image Factory client with the service's host and a version cache.
+//! - `testing` (feature `testing`): the service started in the test process, for tests.
 #![warn(missing_docs)]
 
 pub mod api;
@@ -31,6 +32,8 @@ pub mod node_config;
 mod request_log;
 mod serve;
 pub mod talos_commands;
+#[cfg(feature = "testing")]
+pub mod testing;
 pub mod tokens;
 
 use poem::{EndpointExt as _, Route, get};

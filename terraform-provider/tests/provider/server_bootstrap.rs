@@ -391,7 +391,7 @@ async fn config_fetched_waits_until_the_node_fetched_its_machine_config() {
         .into_iter()
         .find_map(|server| server.uuid)
         .expect("the bootstrap recorded the node's UUID");
-    let served = reqwest::get(format!("{}/config?uuid={uuid}", bench.service.endpoint))
+    let served = reqwest::get(format!("{}/config?uuid={uuid}", bench.service.base))
         .await
         .unwrap();
     assert_eq!(served.status(), 200);
