@@ -8,6 +8,7 @@
 
 pub mod config_documents;
 pub mod fake_talos;
+pub mod fleet;
 pub mod fuzz;
 mod wait;
 

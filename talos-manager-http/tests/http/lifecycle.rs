@@ -8,17 +8,15 @@ use std::net::Ipv4Addr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use base64::Engine as _;
 use reqwest::Method;
 use serde_json::{Value, json};
 use talos_manager_core::Store;
 use talos_manager_core::ids::{ClusterId, JobId, ServerId};
 use talos_manager_core::kubernetes::DrainOptions;
 use talos_manager_core::lifecycle::LifecycleTiming;
-use talos_manager_core::store::{
-    ConfigFields, MachineConfigFields, ProbeResult, ProviderKind, SchematicFields,
-};
+use talos_manager_core::store::{MachineConfigFields, ProbeResult, ProviderKind, SchematicFields};
 use talos_manager_core::talos::{SecretsBundle, SystemRandom};
+use talos_manager_core::testing::fleet::{DEFAULT_SCHEMATIC_ID, FleetBuilder, pem, secrets_bundle};
 use talos_manager_core::testing::wait_for;
 use talos_manager_fake_kubernetes::FakeKubernetes;
 use talos_manager_fake_talos::{FakeTalosCluster, Faults, NodeSpec};
@@ -33,16 +31,7 @@ use super::server::{TestServer, api_test};
 
 const FROM: &str = "v1.10.4";
 const TO: &str = "v1.11.3";
-const SCHEMATIC: &str = "376567988ad370138ad8b2698212367b8edcb69b5fd68c80be1f2ec7d603b4ba";
-
-fn pem(b64: &str) -> String {
-    String::from_utf8(
-        base64::engine::general_purpose::STANDARD
-            .decode(b64)
-            .unwrap(),
-    )
-    .unwrap()
-}
+const SCHEMATIC: &str = DEFAULT_SCHEMATIC_ID;
 
 /// A cluster `prod` of configured servers, each a node of the fake Talos API at its own
 /// loopback address running `FROM`, and Ready in the fake Kubernetes API (the cluster's
@@ -84,12 +73,7 @@ impl Fleet {
         version: &str,
         customize: impl Fn(&str, NodeSpec) -> NodeSpec,
     ) -> Fleet {
-        let store = server.store();
-        let bundle = tokio::task::spawn_blocking(|| {
-            SecretsBundle::generate(time::OffsetDateTime::now_utc(), &mut SystemRandom).unwrap()
-        })
-        .await
-        .unwrap();
+        let bundle = secrets_bundle().await;
         let kubernetes = FakeKubernetes::start(&pem(&bundle.k8s.crt), &pem(&bundle.k8s.key))
             .await
             .unwrap();
@@ -98,100 +82,35 @@ impl Fleet {
             .unwrap();
         talos.set_downtime(Duration::from_millis(300));
         talos.set_boot_delay(Duration::from_millis(100));
-        let cluster = server
-            .expect(
-                Method::POST,
-                "/api/v1/clusters",
-                Some(json!({"name": "prod", "endpoint": kubernetes.url(), "secrets": bundle.to_yaml()})),
-                201,
-            )
-            .await;
-        let cluster = ClusterId(cluster["id"].as_str().unwrap().parse().unwrap());
-        let config = store
-            .create_config(&ConfigFields {
-                name: "default".into(),
-                install_image: talos_manager_core::image_factory::installer_image(
-                    talos_manager_core::image_factory::DEFAULT_FACTORY_URL,
-                    None,
-                    version,
-                ),
-                kubernetes_version: "1.33.1".into(),
-                kubespan: false,
-                patch: String::new(),
-                patch_control_plane: String::new(),
-                patch_worker: String::new(),
-            })
-            .await
-            .unwrap();
-        let schematic = store
-            .create_schematic(&SchematicFields {
-                name: "default".into(),
-                body: "customization: {}\n".into(),
-                factory_id: Some(SCHEMATIC.into()),
-            })
-            .await
-            .unwrap();
-        store
-            .update_settings(version, Some(schematic.id))
+        let stored = FleetBuilder::new(names, kubernetes.url(), &bundle)
+            .talos_version(version)
+            .install_image(&talos_manager_core::image_factory::installer_image(
+                talos_manager_core::image_factory::DEFAULT_FACTORY_URL,
+                None,
+                version,
+            ))
+            .new_servers(Ipv4Addr::new(127, 0, 0, first_octet), 100, None)
+            .build(server.store())
             .await
             .unwrap();
         let mut nodes = HashMap::new();
-        for (i, name) in names.iter().enumerate() {
-            let address = Ipv4Addr::new(127, 0, 0, first_octet + i as u8);
-            let provider_id = (100 + i).to_string();
-            let row = add_server_at(
-                store,
-                ProviderKind::HetznerRobot,
-                &provider_id,
-                name,
-                &address.to_string(),
-            )
-            .await;
-            store
-                .update_server_assignment(row.id, name, Some(cluster), None, None)
-                .await
-                .unwrap();
-            let control_plane = name.contains("control-plane");
-            store
-                .put_machine_config(
-                    row.id,
-                    &MachineConfigFields {
-                        config_id: config.id,
-                        hostname: (*name).to_owned(),
-                        private_ip: format!(
-                            "10.0.{}.{}",
-                            u8::from(!control_plane),
-                            name.rsplit('-').next().unwrap()
-                        ),
-                        install_disk: "/dev/nvme0n1".into(),
-                        ephemeral_disk_identifier: None,
-                    },
-                )
-                .await
-                .unwrap();
-            store
-                .record_config_request(row.id, time::OffsetDateTime::now_utc(), true)
-                .await
-                .unwrap();
-            let node_name = node_name(name);
-            let spec = if control_plane {
-                NodeSpec::control_plane(address, &node_name)
+        for node in &stored.servers {
+            let node_name = node_name(&node.name);
+            let spec = if node.control_plane {
+                NodeSpec::control_plane(node.address, &node_name)
             } else {
-                NodeSpec::worker(address, &node_name)
+                NodeSpec::worker(node.address, &node_name)
             };
             talos
-                .add_node(customize(name, spec.version(version)))
+                .add_node(customize(&node.name, spec.version(version)))
                 .unwrap();
             kubernetes.add_node(&node_name, json!({}), json!([]));
-            nodes.insert(
-                (*name).to_owned(),
-                (row.id, format!("robot-{provider_id}"), address),
-            );
+            nodes.insert(node.name.clone(), (node.id, node.api_id(), node.address));
         }
         Fleet {
             talos,
             kubernetes,
-            cluster,
+            cluster: stored.cluster,
             nodes,
         }
     }

@@ -7,8 +7,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use serde_json::Value;
-use talos_manager_core::store::{Architecture, ConfigFields, ProviderKind, ServerInventory};
-use talos_manager_core::{Backend, Secret};
+use talos_manager_core::Backend;
+use talos_manager_core::store::{ConfigFields, ProviderKind};
 use talos_manager_http::testing::{ServiceSettings, TestService};
 
 /// The provider's address in the test configurations.
@@ -75,29 +75,15 @@ impl Service {
         provider_id: &str,
         name: &str,
     ) -> String {
-        let store = self.store();
-        let accounts = store.list_provider_accounts().await.unwrap();
-        let account = match accounts.iter().find(|a| a.provider == provider) {
-            Some(account) => account.clone(),
-            None => store
-                .create_provider_account(provider, provider.as_str(), &Secret::new("secret".into()))
-                .await
-                .unwrap(),
-        };
-        let inventory = ServerInventory {
+        talos_manager_core::testing::fleet::add_server(
+            self.store(),
             provider,
-            provider_id: provider_id.into(),
-            name: name.into(),
-            ipv4: Some(format!("127.0.113.{provider_id}")),
-            ipv6: None,
-            product: "AX41".into(),
-            data_center: "FSN1-DC1".into(),
-            status: "ready".into(),
-            cancelled: false,
-            architecture: Architecture::Amd64,
-            vswitch_id: None,
-        };
-        store.upsert_server(account.id, &inventory).await.unwrap();
+            provider_id,
+            name,
+            &format!("127.0.113.{provider_id}"),
+        )
+        .await
+        .unwrap();
         let prefix = match provider {
             ProviderKind::HetznerRobot => "robot",
             ProviderKind::HetznerCloud => "cloud",
