@@ -147,7 +147,8 @@ impl Browser {
                         }
                         *last.borrow_mut() = text;
                     }
-                    Err(format!("it shows {}; the page: {}", last.borrow(), self.body().await))
+                    let body = self.body().await;
+                    Err(format!("it shows {}; the page: {body}", last.borrow()))
                 },
             )
             .await
