@@ -5,27 +5,18 @@
 //!
 //! Run: `cargo run -p talos-manager-examples --example rolling_upgrade`
 
+use anyhow::Context as _;
 use std::net::Ipv4Addr;
 use std::time::Duration;
-
-use anyhow::Context as _;
-use base64::Engine as _;
-use talos_manager_core::Architecture;
-use talos_manager_core::ProviderKind;
-use talos_manager_core::Secret;
 use talos_manager_core::kubernetes::{ClientTimeouts, DrainOptions};
 use talos_manager_core::lifecycle::{
     LifecycleContext, LifecycleTiming, MemoryCheckpoint, ResetProfile, RollingAction,
     RollingTarget, plan_rolling, reset_server, run_rolling,
 };
 use talos_manager_core::progress::ProgressLog;
-use talos_manager_core::random::SystemRandom;
-use talos_manager_core::store::{
-    ClusterFields, ConfigFields, EncryptionKey, MachineConfigFields, SchematicFields,
-    ServerInventory, Store,
-};
+use talos_manager_core::store::{EncryptionKey, Store};
 use talos_manager_core::sync::ProviderFactory;
-use talos_manager_core::talos::SecretsBundle;
+use talos_manager_core::testing::fleet::{FleetBuilder, pem, secrets_bundle};
 use talos_manager_fake_kubernetes::FakeKubernetes;
 use talos_manager_fake_talos::{FakeTalosCluster, NodeSpec};
 
@@ -47,12 +38,6 @@ impl ProgressLog for Print {
     }
 }
 
-fn pem(b64: &str) -> anyhow::Result<String> {
-    Ok(String::from_utf8(
-        base64::engine::general_purpose::STANDARD.decode(b64)?,
-    )?)
-}
-
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
@@ -60,96 +45,34 @@ async fn main() -> anyhow::Result<()> {
     let store = Store::connect(&url, &EncryptionKey::generate()).await?;
     store.migrate().await?;
 
-    // A cluster whose Kubernetes API and nodes are the fakes, each trusting the bundle's CAs.
-    let bundle = SecretsBundle::generate(time::OffsetDateTime::now_utc(), &mut SystemRandom)?;
-    let kubernetes = FakeKubernetes::start(&pem(&bundle.k8s.crt)?, &pem(&bundle.k8s.key)?).await?;
-    let talos = FakeTalosCluster::start(&pem(&bundle.os.crt)?, &pem(&bundle.os.key)?, None).await?;
+    // A cluster whose Kubernetes API and nodes are the fakes, each trusting the bundle's CAs:
+    // five configured servers at 127.0.0.71 to .75 (the fleet of core's `testing`), each a
+    // node of the Talos fake running v1.10.4. Upgrades install the Image Factory installer of
+    // each server's schematic (the settings' default).
+    let bundle = secrets_bundle().await;
+    let kubernetes = FakeKubernetes::start(&pem(&bundle.k8s.crt), &pem(&bundle.k8s.key)).await?;
+    let talos = FakeTalosCluster::start(&pem(&bundle.os.crt), &pem(&bundle.os.key), None).await?;
     talos.set_downtime(Duration::from_millis(200));
-    let cluster = store
-        .create_cluster(
-            &ClusterFields {
-                name: "example".into(),
-                endpoint: kubernetes.url().to_owned(),
-                vswitch_id: None,
-            },
-            &Secret::new(bundle.to_yaml()),
-        )
-        .await?;
-    let config = store
-        .create_config(&ConfigFields {
-            name: "default".into(),
-            install_image: "ghcr.io/siderolabs/installer:v1.10.4".into(),
-            kubernetes_version: "1.33.1".into(),
-            kubespan: false,
-            patch: String::new(),
-            patch_control_plane: String::new(),
-            patch_worker: String::new(),
+    let fleet = FleetBuilder::new(NODES, kubernetes.url(), &bundle)
+        .cluster_name("example")
+        .new_servers(Ipv4Addr::new(127, 0, 0, 71), 1, Some("example"))
+        .private_ip(|index, name| {
+            let subnet = u8::from(!name.starts_with("control-plane"));
+            format!("10.0.{subnet}.{}", index + 1)
         })
+        .record_config_request(false)
+        .build(&store)
         .await?;
-    // Upgrades install the Image Factory installer of each server's schematic.
-    let schematic = store
-        .create_schematic(&SchematicFields {
-            name: "default".into(),
-            body: "customization: {}\n".into(),
-            factory_id: Some(
-                "376567988ad370138ad8b2698212367b8edcb69b5fd68c80be1f2ec7d603b4ba".into(),
-            ),
-        })
-        .await?;
-    store.update_settings("v1.10.4", Some(schematic.id)).await?;
-    let account = store
-        .create_provider_account(
-            ProviderKind::HetznerRobot,
-            "example",
-            &Secret::new("unused".into()),
-        )
-        .await?;
-    let mut worker = None;
-    for (i, name) in NODES.iter().enumerate() {
-        let address = Ipv4Addr::new(127, 0, 0, 71 + i as u8);
-        let (server, _) = store
-            .upsert_server(
-                account.id,
-                &ServerInventory {
-                    provider: ProviderKind::HetznerRobot,
-                    provider_id: (i + 1).to_string(),
-                    name: (*name).into(),
-                    ipv4: Some(address.to_string()),
-                    ipv6: None,
-                    product: "AX41".into(),
-                    data_center: "FSN1-DC1".into(),
-                    status: "ready".into(),
-                    cancelled: false,
-                    architecture: Architecture::Amd64,
-                    vswitch_id: None,
-                },
-            )
-            .await?;
-        store
-            .update_server_assignment(server.id, name, Some(cluster.id), None, None)
-            .await?;
-        let control_plane = name.starts_with("control-plane");
-        store
-            .put_machine_config(
-                server.id,
-                &MachineConfigFields {
-                    config_id: config.id,
-                    hostname: (*name).into(),
-                    private_ip: format!("10.0.{}.{}", u8::from(!control_plane), i + 1),
-                    install_disk: "/dev/nvme0n1".into(),
-                    ephemeral_disk_identifier: None,
-                },
-            )
-            .await?;
-        let spec = if control_plane {
-            NodeSpec::control_plane(address, name)
+    for server in &fleet.servers {
+        let spec = if server.control_plane {
+            NodeSpec::control_plane(server.address, &server.name)
         } else {
-            worker = Some(server.id);
-            NodeSpec::worker(address, name)
+            NodeSpec::worker(server.address, &server.name)
         };
         talos.add_node(spec.version("v1.10.4"))?;
-        kubernetes.add_node(name, serde_json::json!({}), serde_json::json!([]));
+        kubernetes.add_node(&server.name, serde_json::json!({}), serde_json::json!([]));
     }
+    let worker = fleet.server("worker-2").id;
 
     let connector = talos_manager_talos_api::GrpcTalosConnector::new();
     let providers = ProviderFactory::new("http://127.0.0.1:9", "http://127.0.0.1:9");
@@ -178,7 +101,7 @@ async fn main() -> anyhow::Result<()> {
 
     let plan = plan_rolling(
         &store,
-        &RollingTarget::Cluster(cluster.id),
+        &RollingTarget::Cluster(fleet.cluster),
         &RollingAction::Upgrade {
             talos_version: "v1.11.3".into(),
         },
@@ -197,7 +120,6 @@ async fn main() -> anyhow::Result<()> {
     }
 
     eprintln!("resetting worker-2 to maintenance mode:");
-    let worker = worker.context("a worker")?;
     let outcome = reset_server(&context, worker, ResetProfile::Maintenance, false).await?;
     eprintln!(
         "{} was reset (graceful: {}); it has no machine config any more: {}",

@@ -1,11 +1,18 @@
-//! Test support (feature `testing`): a fresh database per test, on either backend.
+//! Test support (feature `testing`): a fresh database per test, on either backend,
+//! [`wait_for`], the bounded poll tests wait with, and [`config_documents`], the documents of
+//! a served machine config.
 //!
 //! PostgreSQL is expected on `127.0.0.1:5432` with trust authentication (override with
 //! `TALOS_MANAGER_TEST_POSTGRES_URL`). A test that cannot reach it fails with a message saying
 //! how to start it; it never skips. A database whose test failed is kept for inspection.
 
+pub mod config_documents;
 pub mod fake_talos;
+pub mod fleet;
 pub mod fuzz;
+mod wait;
+
+pub use wait::{wait_for, wait_for_blocking};
 
 use std::sync::atomic::{AtomicU32, Ordering};
 

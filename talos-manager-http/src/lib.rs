@@ -15,6 +15,7 @@
 //! - [`tokens`]: API tokens from the command line, and the first start's admin token.
 //! - [`metrics`]: `/metrics` in the Prometheus format.
 //! - [`logging`]: human-readable or JSON logs.
+//! - `testing` (feature `testing`): the service started in the test process, for tests.
 #![warn(missing_docs)]
 
 pub mod api;
@@ -27,6 +28,8 @@ pub mod node_config;
 mod request_log;
 mod serve;
 pub mod talos_commands;
+#[cfg(feature = "testing")]
+pub mod testing;
 pub mod tokens;
 
 use poem::{EndpointExt as _, Route, get};

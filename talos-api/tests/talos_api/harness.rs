@@ -3,7 +3,7 @@
 use std::future::Future;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
@@ -134,14 +134,16 @@ where
     F: FnMut() -> Fut,
     Fut: Future<Output = Option<T>>,
 {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        if let Some(value) = check().await {
-            return value;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    talos_manager_core::testing::wait_for(
+        what,
+        Duration::from_secs(10),
+        Duration::from_millis(50),
+        || {
+            let check = check();
+            async move { check.await.ok_or("not yet") }
+        },
+    )
+    .await
 }
 
 /// Waits until the node answers `running` and ready with `version`.

@@ -6,8 +6,6 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-
-use base64::Engine as _;
 use talos_manager_core::ProviderKind;
 use talos_manager_core::ids::{SchematicId, ServerId};
 use talos_manager_core::kubernetes::{
@@ -20,19 +18,19 @@ use talos_manager_core::lifecycle::{
 };
 use talos_manager_core::progress::ProgressLog;
 use talos_manager_core::random::SystemRandom;
-use talos_manager_core::store::{
-    ClusterFields, ConfigFields, MachineConfigFields, NewJob, SchematicFields,
-};
+use talos_manager_core::store::{ClusterFields, NewJob};
 use talos_manager_core::sync::{ProviderFactory, sync_all};
 use talos_manager_core::talos::SecretsBundle;
 use talos_manager_core::testing::fake_talos::{FakeFailure, FakeTalos};
+use talos_manager_core::testing::fleet::{DEFAULT_SCHEMATIC_ID, FleetBuilder, pem, secrets_bundle};
+use talos_manager_core::testing::wait_for;
 use talos_manager_core::{RetryPolicy, Secret, Store};
 use talos_manager_fake_hetzner::FakeRobot;
 use talos_manager_fake_kubernetes::{FakeKubernetes, NewPod};
 
 const FROM: &str = "v1.10.4";
 const TO: &str = "v1.11.3";
-const SCHEMATIC: &str = "376567988ad370138ad8b2698212367b8edcb69b5fd68c80be1f2ec7d603b4ba";
+const SCHEMATIC: &str = DEFAULT_SCHEMATIC_ID;
 const FACTORY: &str = "https://factory.talos.dev";
 
 /// A job log in memory.
@@ -50,15 +48,6 @@ impl Lines {
     fn text(&self) -> String {
         self.0.lock().unwrap().join("\n")
     }
-}
-
-fn pem(b64: &str) -> String {
-    String::from_utf8(
-        base64::engine::general_purpose::STANDARD
-            .decode(b64)
-            .unwrap(),
-    )
-    .unwrap()
 }
 
 fn timing() -> LifecycleTiming {
@@ -106,11 +95,7 @@ impl Cluster {
     /// (Nodename and etcd member) and in Kubernetes, while its machine config expects the
     /// server's name.
     async fn named(store: &Store, names: &[&str], node_name: impl Fn(&str) -> String) -> Cluster {
-        let bundle = tokio::task::spawn_blocking(|| {
-            SecretsBundle::generate(time::OffsetDateTime::now_utc(), &mut SystemRandom).unwrap()
-        })
-        .await
-        .unwrap();
+        let bundle = secrets_bundle().await;
         let kubernetes = FakeKubernetes::start(&pem(&bundle.k8s.crt), &pem(&bundle.k8s.key))
             .await
             .unwrap();
@@ -127,77 +112,28 @@ impl Cluster {
         let providers = ProviderFactory::new(robot.url(), "http://127.0.0.1:9")
             .with_retry_policy(RetryPolicy::for_fakes());
         sync_all(store, &providers, None).await.unwrap();
-        let cluster = store
-            .create_cluster(
-                &ClusterFields {
-                    name: "prod".into(),
-                    endpoint: kubernetes.url().to_owned(),
-                    vswitch_id: None,
-                },
-                &Secret::new(bundle.to_yaml()),
-            )
-            .await
-            .unwrap();
-        let config = store
-            .create_config(&ConfigFields {
-                name: "default".into(),
-                install_image: format!("ghcr.io/siderolabs/installer:{FROM}"),
-                kubernetes_version: "1.33.1".into(),
-                kubespan: false,
-                patch: String::new(),
-                patch_control_plane: String::new(),
-                patch_worker: String::new(),
-            })
-            .await
-            .unwrap();
-        let schematic = store
-            .create_schematic(&SchematicFields {
-                name: "default".into(),
-                body: "customization: {}\n".into(),
-                factory_id: Some(SCHEMATIC.into()),
-            })
-            .await
-            .unwrap();
-        store
-            .update_settings(FROM, Some(schematic.id))
-            .await
-            .unwrap();
-        let talos = FakeTalos::new();
-        let mut servers = BTreeMap::new();
-        for (name, number) in names.iter().zip(numbers) {
+        let mut ids = Vec::new();
+        for number in numbers {
             let server = store
                 .get_server_by_provider_id(ProviderKind::HetznerRobot, &number.to_string())
                 .await
                 .unwrap();
-            store
-                .update_server_assignment(server.id, name, Some(cluster.id), None, None)
-                .await
-                .unwrap();
-            let number = name.rsplit('-').next().unwrap();
-            let subnet = if name.contains("control-plane") { 0 } else { 1 };
-            store
-                .put_machine_config(
-                    server.id,
-                    &MachineConfigFields {
-                        config_id: config.id,
-                        hostname: (*name).to_owned(),
-                        private_ip: format!("10.0.{subnet}.{number}"),
-                        install_disk: "/dev/nvme0n1".into(),
-                        ephemeral_disk_identifier: None,
-                    },
-                )
-                .await
-                .unwrap();
-            store
-                .record_config_request(server.id, time::OffsetDateTime::now_utc(), true)
-                .await
-                .unwrap();
-            let ip = server.inventory.ipv4.clone().unwrap();
-            let address = SocketAddr::new(ip.parse().unwrap(), 50000);
-            let node_name = node_name(name);
-            talos.add_node(address, &node_name, name.contains("control-plane"), FROM);
+            ids.push(server.id);
+        }
+        let fleet = FleetBuilder::new(names, kubernetes.url(), &bundle)
+            .talos_version(FROM)
+            .existing_servers(ids)
+            .build(store)
+            .await
+            .unwrap();
+        let talos = FakeTalos::new();
+        let mut servers = BTreeMap::new();
+        for server in &fleet.servers {
+            let address = SocketAddr::new(server.address.into(), 50000);
+            let node_name = node_name(&server.name);
+            talos.add_node(address, &node_name, server.control_plane, FROM);
             kubernetes.add_node(&node_name, serde_json::json!({}), serde_json::json!([]));
-            servers.insert((*name).to_owned(), (server.id, address));
+            servers.insert(server.name.clone(), (server.id, address));
         }
         let keys = tempfile::tempdir().unwrap();
         let key =
@@ -681,9 +617,20 @@ store_test!(a_restarted_run_resumes_without_upgrading_twice, |store| {
             run_rolling(&ctx, &plan, &JobCheckpoint::new(store.clone(), job.id)).await
         })
     };
-    while cluster.talos.calls_of("upgrade").len() < 2 {
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+    wait_for(
+        "the second upgrade",
+        Duration::from_secs(30),
+        Duration::from_millis(5),
+        || async {
+            let upgrades = cluster.talos.calls_of("upgrade");
+            if upgrades.len() >= 2 {
+                Ok(())
+            } else {
+                Err(upgrades)
+            }
+        },
+    )
+    .await;
     tokio::time::sleep(Duration::from_millis(60)).await;
     first.abort();
     let _ = first.await;

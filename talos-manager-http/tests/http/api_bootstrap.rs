@@ -2,11 +2,11 @@
 //! sshd on loopback is the rescue system (stub `hostname`, `dmidecode`, `lsblk`, `reboot`), a
 //! loop device is its disk, and a loopback HTTP server is the Image Factory.
 
-use std::sync::{Arc, OnceLock};
-use std::time::{Duration, Instant};
-
+use super::server::{TestServer, test_bootstrap_settings};
 use reqwest::Method;
 use serde_json::{Value, json};
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
 use talos_manager_core::Architecture;
 use talos_manager_core::ProviderKind;
 use talos_manager_core::Secret;
@@ -15,10 +15,9 @@ use talos_manager_core::jobs::{
 };
 use talos_manager_core::store::{SchematicFields, ServerInventory};
 use talos_manager_core::sync::SshProber;
+use talos_manager_core::testing::wait_for;
 use talos_manager_fake_hetzner::{FakeRobot, RobotServer};
 use talos_manager_rescue_host::{HttpServer, KeyPair, LoopDisk, Sshd, TestImage};
-
-use super::server::{TestServer, test_bootstrap_settings};
 
 /// The Robot server number of the server under test.
 const NUMBER: u64 = 321;
@@ -165,18 +164,26 @@ impl Bench {
 
     /// Waits until the job is finished; returns it.
     pub(crate) async fn finished(&self, job_id: &str) -> Value {
-        let deadline = Instant::now() + Duration::from_secs(120);
-        loop {
-            let job = self
-                .server
-                .expect(Method::GET, &format!("/api/v1/jobs/{job_id}"), None, 200)
-                .await;
-            if !matches!(job["status"].as_str(), Some("queued" | "running")) {
-                return job;
-            }
-            assert!(Instant::now() < deadline, "job still running: {job:#}");
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        self.server
+            .job_ended(job_id, Duration::from_secs(120))
+            .await
+    }
+
+    /// Waits (60 s) until the provider booted the server into rescue; the failure shows the
+    /// job's log.
+    async fn rescue_activated(&self, job_id: &str) {
+        wait_for(
+            "rescue to be activated",
+            Duration::from_secs(60),
+            Duration::from_millis(20),
+            || async {
+                match self.server.robot.server(NUMBER).unwrap().booted_rescue {
+                    Some(_) => Ok(()),
+                    None => Err(self.log(job_id).await),
+                }
+            },
+        )
+        .await;
     }
 
     /// The job's log lines.
@@ -262,22 +269,7 @@ bench_test!(
             )
             .await;
         assert_eq!(again["code"], "bootstrap_running", "{again:#}");
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while bench
-            .server
-            .robot
-            .server(NUMBER)
-            .unwrap()
-            .booted_rescue
-            .is_none()
-        {
-            assert!(
-                Instant::now() < deadline,
-                "rescue was never activated: {:#?}",
-                bench.log(job_id).await
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        bench.rescue_activated(job_id).await;
         let waiting = bench.server.server_json("robot-321").await;
         assert_eq!(waiting["state"], "bootstrapping", "{waiting:#}");
         bench.sshd.stubs.set_hostname("rescue");
@@ -476,18 +468,19 @@ bench_test!(cancelling_a_bootstrap_stops_the_write, true, |bench| {
         .put_slow(&image_path(), image().zst.clone(), 1 << 20);
     let job = bench.bootstrap(json!({})).await;
     let job_id = job["id"].as_str().unwrap();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let log = bench.log(job_id).await;
-        if log.iter().any(|line| line.starts_with("written ")) {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the write never started: {log:#?}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    wait_for(
+        "the write to start",
+        Duration::from_secs(60),
+        Duration::from_millis(100),
+        || async {
+            let log = bench.log(job_id).await;
+            match log.iter().any(|line| line.starts_with("written ")) {
+                true => Ok(()),
+                false => Err(log),
+            }
+        },
+    )
+    .await;
     bench
         .server
         .expect(
@@ -499,14 +492,18 @@ bench_test!(cancelling_a_bootstrap_stops_the_write, true, |bench| {
         .await;
     let finished = bench.finished(job_id).await;
     assert_eq!(finished["status"], "cancelled", "{finished:#}");
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while bench.http.active_transfers() > 0 {
-        assert!(
-            Instant::now() < deadline,
-            "the remote pipeline still downloads after the cancel"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    wait_for(
+        "the remote pipeline to stop downloading after the cancel",
+        Duration::from_secs(20),
+        Duration::from_millis(50),
+        || async {
+            match bench.http.active_transfers() {
+                0 => Ok(()),
+                active => Err(active),
+            }
+        },
+    )
+    .await;
     assert!(!bench.sshd.stubs.rebooted());
     let server = bench.server.server_json("robot-321").await;
     assert_eq!(server["state"], "bootstrap cancelled", "{server:#}");
@@ -625,18 +622,7 @@ async fn bootstrap_with_announced_host_keys(bench: &Bench, host_keys: &[&str]) -
     bench.sshd.stubs.set_hostname("talos-node");
     let job = bench.bootstrap(json!({})).await;
     let job_id = job["id"].as_str().unwrap().to_owned();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while bench
-        .server
-        .robot
-        .server(NUMBER)
-        .unwrap()
-        .booted_rescue
-        .is_none()
-    {
-        assert!(Instant::now() < deadline, "rescue was never activated");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    bench.rescue_activated(&job_id).await;
     bench.sshd.stubs.set_hostname("rescue");
     let finished = bench.finished(&job_id).await;
     (finished, bench.log(&job_id).await.join("\n"))

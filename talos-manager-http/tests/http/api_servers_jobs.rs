@@ -1,15 +1,11 @@
 //! Servers and jobs through the admin API, including a job's live log as server-sent events.
 
-use std::time::Duration;
-
+use super::server::{TestServer, api_test};
 use reqwest::Method;
 use serde_json::json;
-use talos_manager_core::Architecture;
+use std::time::Duration;
 use talos_manager_core::ProviderKind;
-use talos_manager_core::Secret;
-use talos_manager_core::store::{JobOutcome, NewJob, ServerInventory};
-
-use super::server::{TestServer, api_test};
+use talos_manager_core::store::{JobOutcome, NewJob};
 
 pub(crate) async fn add_server(
     server: &TestServer,
@@ -29,28 +25,9 @@ pub(crate) async fn add_server_at(
     name: &str,
     ipv4: &str,
 ) -> talos_manager_core::store::Server {
-    let accounts = store.list_provider_accounts().await.unwrap();
-    let account = match accounts.iter().find(|a| a.provider == provider) {
-        Some(account) => account.clone(),
-        None => store
-            .create_provider_account(provider, provider.as_str(), &Secret::new("secret".into()))
-            .await
-            .unwrap(),
-    };
-    let inventory = ServerInventory {
-        provider,
-        provider_id: provider_id.into(),
-        name: name.into(),
-        ipv4: Some(ipv4.to_owned()),
-        ipv6: None,
-        product: "AX41".into(),
-        data_center: "FSN1-DC1".into(),
-        status: "ready".into(),
-        cancelled: false,
-        architecture: Architecture::Amd64,
-        vswitch_id: None,
-    };
-    store.upsert_server(account.id, &inventory).await.unwrap().0
+    talos_manager_core::testing::fleet::add_server(store, provider, provider_id, name, ipv4)
+        .await
+        .unwrap()
 }
 
 api_test!(servers_have_provider_prefixed_ids_and_filters, |server| {

@@ -11,7 +11,7 @@ use talos_manager_core::ids::VswitchId;
 use talos_manager_core::jobs::{JobQueue, SyncJob, Worker, WorkerTiming};
 use talos_manager_core::store::ClusterFields;
 use talos_manager_core::sync::{ProviderFactory, SshProber, SyncPolicy, sync_all, sync_all_with};
-use talos_manager_core::testing::TestDatabase;
+use talos_manager_core::testing::{TestDatabase, wait_for};
 use talos_manager_core::{Backend, EncryptionKey, RetryPolicy, Secret};
 use talos_manager_fake_hetzner::{
     CloudServer, FakeCloud, FakeRobot, Fault, RobotServer, RobotVswitch, Target, VswitchMember,
@@ -540,15 +540,21 @@ async fn legacy_variables_seed_accounts_once(backend: Backend) {
         .await
         .unwrap();
     let job_path = format!("/api/v1/jobs/{}", job["id"].as_str().unwrap());
-    let mut status = Value::Null;
-    for _ in 0..300 {
-        let job: Value = get(&second, &job_path).await.unwrap().json().await.unwrap();
-        status = job["status"].clone();
-        if status != "queued" && status != "running" {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let status = wait_for(
+        "the sync job to end",
+        Duration::from_secs(30),
+        Duration::from_millis(100),
+        || async {
+            let job: Value = get(&second, &job_path).await.unwrap().json().await.unwrap();
+            let status = job["status"].clone();
+            if status != "queued" && status != "running" {
+                Ok(status)
+            } else {
+                Err(job)
+            }
+        },
+    )
+    .await;
     assert_eq!(status, "succeeded");
     let servers: Value = get(&second, "/api/v1/servers")
         .await
@@ -722,26 +728,26 @@ api_test!(
             .expect(Method::POST, "/api/v1/servers/sync", None, 202)
             .await;
         let path = format!("/api/v1/jobs/{}", job["id"].as_str().unwrap());
-        let started = std::time::Instant::now();
-        while server.expect(Method::GET, &path, None, 200).await["status"] != "running" {
-            assert!(started.elapsed() < Duration::from_secs(20), "never ran");
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        wait_for(
+            "the sync job to run",
+            Duration::from_secs(20),
+            Duration::from_millis(50),
+            || async {
+                let job = server.expect(Method::GET, &path, None, 200).await;
+                if job["status"] == "running" {
+                    Ok(())
+                } else {
+                    Err(job)
+                }
+            },
+        )
+        .await;
         server
             .expect(Method::POST, &format!("{path}/cancel"), None, 200)
             .await;
         let cancelled_at = std::time::Instant::now();
-        let finished = loop {
-            let job = server.expect(Method::GET, &path, None, 200).await;
-            if job["finished_at"].is_string() {
-                break job;
-            }
-            assert!(
-                cancelled_at.elapsed() < Duration::from_secs(20),
-                "the sync did not stop: {job:#}"
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        };
+        let finished =
+            job_finished(&server, &path, Duration::from_secs(20), "the sync to stop").await;
         assert_eq!(finished["status"], "cancelled", "{finished:#}");
         assert!(cancelled_at.elapsed() < Duration::from_secs(30));
 
@@ -750,15 +756,13 @@ api_test!(
             .expect(Method::POST, "/api/v1/servers/sync", None, 202)
             .await;
         let path = format!("/api/v1/jobs/{}", job["id"].as_str().unwrap());
-        let started = std::time::Instant::now();
-        let finished = loop {
-            let job = server.expect(Method::GET, &path, None, 200).await;
-            if job["finished_at"].is_string() {
-                break job;
-            }
-            assert!(started.elapsed() < Duration::from_secs(30), "{job:#}");
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        };
+        let finished = job_finished(
+            &server,
+            &path,
+            Duration::from_secs(30),
+            "the next sync to end",
+        )
+        .await;
         assert_eq!(finished["status"], "succeeded", "{finished:#}");
         assert!(servers_by_id(&server).await.contains_key("robot-7"));
         stop.send_replace(true);
@@ -906,3 +910,17 @@ api_test!(concurrent_server_edits_keep_each_others_fields, |server| {
     assert_eq!(view["name"], "control-plane-1", "{view:#}");
     assert_eq!(view["cluster_id"], cluster.id.to_string(), "{view:#}");
 });
+
+/// The job at `path` once it has finished (`finished_at` set), polled every 50 ms for at most
+/// `timeout`; `what` names the wait in the failure.
+async fn job_finished(server: &TestServer, path: &str, timeout: Duration, what: &str) -> Value {
+    wait_for(what, timeout, Duration::from_millis(50), || async {
+        let job = server.expect(Method::GET, path, None, 200).await;
+        if job["finished_at"].is_string() {
+            Ok(job)
+        } else {
+            Err(job)
+        }
+    })
+    .await
+}

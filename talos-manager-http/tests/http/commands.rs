@@ -6,7 +6,7 @@ use std::time::Duration;
 use expect_test::expect_file;
 use talos_manager_core::Backend;
 use talos_manager_core::store::EncryptionKey;
-use talos_manager_core::testing::TestDatabase;
+use talos_manager_core::testing::{TestDatabase, wait_for_blocking};
 
 use super::process::{Service, run, stderr, talos_manager};
 
@@ -722,17 +722,18 @@ fn the_service_under_test_refuses_to_reach_outside_loopback() {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    let deadline = std::time::Instant::now() + Duration::from_secs(60);
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        if std::time::Instant::now() > deadline {
-            let _ = child.kill();
-            panic!("the service reached for 192.0.2.1 and was not stopped");
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    };
+    let status = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        wait_for_blocking(
+            "the service that reached for 192.0.2.1 to be stopped",
+            Duration::from_secs(60),
+            Duration::from_millis(100),
+            || child.try_wait().unwrap().ok_or("still running"),
+        )
+    }))
+    .unwrap_or_else(|panic| {
+        let _ = child.kill();
+        std::panic::resume_unwind(panic)
+    });
     let mut log = String::new();
     std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut log).unwrap();
     assert!(!status.success(), "{log}");

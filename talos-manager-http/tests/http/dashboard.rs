@@ -5,24 +5,22 @@
 //! says so. With `UPDATE_SCREENSHOTS=1` it refreshes `docs/screenshots/*.png`, which README.md
 //! shows.
 
+use super::api_bootstrap::Bench;
+use super::api_servers_jobs::add_server;
+use super::server::{PASSWORD, TestServer};
+use fantoccini::{Client, ClientBuilder, Locator};
+use reqwest::Method;
+use serde_json::{Value, json};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
-
-use fantoccini::{Client, ClientBuilder, Locator};
-use reqwest::Method;
-use serde_json::{Value, json};
 use talos_manager_core::Backend;
 use talos_manager_core::ProviderKind;
-use talos_manager_core::store::{JobOutcome, NewJob};
-
 use talos_manager_core::jobs::{JobQueue, SyncJob, Worker};
+use talos_manager_core::store::{JobOutcome, NewJob};
+use talos_manager_core::testing::wait_for;
 use talos_manager_fake_hetzner::{FakeCloud, FakeRobot, RobotServer};
-
-use super::api_bootstrap::Bench;
-use super::api_servers_jobs::add_server;
-use super::server::{PASSWORD, TestServer};
 
 const CHROMIUM: &str = "/usr/bin/chromium";
 const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
@@ -63,14 +61,13 @@ impl Browser {
             client: None,
             profile,
         };
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(
-                Instant::now() < deadline,
-                "chromedriver did not listen on {port}"
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        wait_for(
+            format!("chromedriver to listen on {port}"),
+            Duration::from_secs(20),
+            Duration::from_millis(100),
+            || async { TcpStream::connect(("127.0.0.1", port)).map(drop) },
+        )
+        .await;
         let mut capabilities = serde_json::Map::new();
         capabilities.insert(
             "goog:chromeOptions".into(),
@@ -127,56 +124,65 @@ impl Browser {
     ) -> impl std::future::Future<Output = String> + 'a {
         let caller = std::panic::Location::caller();
         async move {
-            let deadline = Instant::now() + PATIENCE;
-            let mut last = Value::Null;
-            loop {
-                // Errors while a page loads are expected: try again.
-                if let Ok(text) = self
-                    .js(
-                        "const e = document.querySelector(arguments[0]); return e ? e.innerText : null;",
-                        vec![css.into()],
-                    )
-                    .await
-                {
-                    if let Some(text) = text.as_str()
-                        && text.contains(needle)
-                    {
-                        return text.to_owned();
-                    }
-                    last = text;
-                }
-                if Instant::now() > deadline {
-                    let body = self
-                        .js("return document.body.innerText;", vec![])
+            let last = std::cell::RefCell::new(Value::Null);
+            wait_for(
+                format!("(at {caller}) {css} to show {needle:?}"),
+                PATIENCE,
+                Duration::from_millis(100),
+                || async {
+                    // Errors while a page loads are expected: try again.
+                    if let Ok(text) = self
+                        .js(
+                            "const e = document.querySelector(arguments[0]); return e ? e.innerText : null;",
+                            vec![css.into()],
+                        )
                         .await
-                        .unwrap_or_default();
-                    panic!(
-                        "(at {caller}) {css} never showed {needle:?}; it shows {last}; the page: {body}"
-                    );
-                }
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
+                    {
+                        if let Some(text) = text.as_str()
+                            && text.contains(needle)
+                        {
+                            return Ok(text.to_owned());
+                        }
+                        *last.borrow_mut() = text;
+                    }
+                    let body = self.body().await;
+                    Err(format!("it shows {}; the page: {body}", last.borrow()))
+                },
+            )
+            .await
         }
     }
 
     /// Waits until no element matches `css` (a closed dialog leaves the page in its `close`
     /// event, a task after the click that closed it); fails after [`PATIENCE`].
     async fn wait_gone(&self, css: &str) {
-        let deadline = Instant::now() + PATIENCE;
-        loop {
-            let present = self
-                .js(
-                    "return document.querySelector(arguments[0]) !== null;",
-                    vec![css.into()],
-                )
-                .await
-                .unwrap();
-            if present == Value::Bool(false) {
-                return;
-            }
-            assert!(Instant::now() < deadline, "{css} is still on the page");
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        wait_for(
+            format!("{css} to leave the page"),
+            PATIENCE,
+            Duration::from_millis(100),
+            || async {
+                let present = self
+                    .js(
+                        "return document.querySelector(arguments[0]) !== null;",
+                        vec![css.into()],
+                    )
+                    .await
+                    .unwrap();
+                if present == Value::Bool(false) {
+                    Ok(())
+                } else {
+                    Err(present)
+                }
+            },
+        )
+        .await;
+    }
+
+    /// The page's text (empty when it cannot be read), for failure messages.
+    async fn body(&self) -> Value {
+        self.js("return document.body.innerText;", vec![])
+            .await
+            .unwrap_or_default()
     }
 
     async fn element(&self, css: &str) -> fantoccini::elements::Element {
@@ -352,24 +358,26 @@ async fn a_user_signs_in_configures_a_server_and_follows_a_job_log() {
     browser.wait_text("h1", "Edit cluster prod").await;
     browser.click("#cluster-form button[type=button]").await;
     // The bundle is fetched when asked for: wait for it.
-    let deadline = Instant::now() + PATIENCE;
-    loop {
-        let secrets = browser
-            .element("#cluster-form textarea[name=secrets]")
-            .await
-            .prop("value")
-            .await
-            .unwrap()
-            .unwrap_or_default();
-        if secrets.contains("cluster:") {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the secrets bundle never showed: {secrets:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    wait_for(
+        "the secrets bundle to show",
+        PATIENCE,
+        Duration::from_millis(100),
+        || async {
+            let secrets = browser
+                .element("#cluster-form textarea[name=secrets]")
+                .await
+                .prop("value")
+                .await
+                .unwrap()
+                .unwrap_or_default();
+            if secrets.contains("cluster:") {
+                Ok(())
+            } else {
+                Err(secrets)
+            }
+        },
+    )
+    .await;
 
     // A config: a bad patch is refused with its issue next to the field, then a good one.
     browser.goto(&url("/configs?new")).await;
@@ -1146,44 +1154,45 @@ async fn sign_in(browser: &Browser, server: &TestServer) {
 /// live update replaced the row in between. The click comes after the script returns, so a
 /// question it asks (`confirm`) does not fail the script.
 async fn click_button(browser: &Browser, scope: &str, label: &str) {
-    let deadline = Instant::now() + PATIENCE;
-    loop {
-        let clicked = browser
-            .js(
-                "const b = [...document.querySelectorAll(arguments[0] + ' button')].find((b) => b.textContent === arguments[1]); if (b) setTimeout(() => b.click(), 0); return Boolean(b);",
-                vec![scope.into(), label.into()],
-            )
-            .await
-            .unwrap_or(Value::Bool(false));
-        if clicked == Value::Bool(true) {
-            return;
-        }
-        if Instant::now() > deadline {
-            let body = browser
-                .js("return document.body.innerText;", vec![])
+    wait_for(
+        format!("a button {label:?} in {scope}"),
+        PATIENCE,
+        Duration::from_millis(100),
+        || async {
+            let clicked = browser
+                .js(
+                    "const b = [...document.querySelectorAll(arguments[0] + ' button')].find((b) => b.textContent === arguments[1]); if (b) setTimeout(() => b.click(), 0); return Boolean(b);",
+                    vec![scope.into(), label.into()],
+                )
                 .await
-                .unwrap_or_default();
-            panic!("no button {label:?} in {scope}; the page: {body}");
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+                .unwrap_or(Value::Bool(false));
+            if clicked == Value::Bool(true) {
+                Ok(())
+            } else {
+                Err(format!("the page: {}", browser.body().await))
+            }
+        },
+    )
+    .await;
 }
 
 /// Accepts the browser's confirmation question; answers its text.
 async fn accept_question(browser: &Browser) -> String {
-    let deadline = Instant::now() + PATIENCE;
-    loop {
-        match browser.client().get_alert_text().await {
-            Ok(text) => {
-                browser.client().accept_alert().await.unwrap();
-                return text;
-            }
-            Err(error) => {
-                assert!(Instant::now() < deadline, "no question was asked: {error}");
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-        }
-    }
+    let text = wait_for(
+        "a question to be asked",
+        PATIENCE,
+        Duration::from_millis(100),
+        || async {
+            browser
+                .client()
+                .get_alert_text()
+                .await
+                .map_err(|error| error.to_string())
+        },
+    )
+    .await;
+    browser.client().accept_alert().await.unwrap();
+    text
 }
 
 /// The stored job whose page the browser shows (`/jobs?id=<id>`).

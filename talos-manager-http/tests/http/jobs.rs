@@ -9,6 +9,7 @@ use serde_json::json;
 use talos_manager_core::ids::JobId;
 use talos_manager_core::jobs::{JobContext, JobError, JobHandler, JobQueue, Worker, WorkerTiming};
 use talos_manager_core::store::{JobStatus, NewJob};
+use talos_manager_core::testing::wait_for;
 use talos_manager_core::{Backend, Store};
 use talos_manager_http::metrics::Metrics;
 use tokio::sync::watch;
@@ -95,17 +96,20 @@ async fn wait_for_status(
     id: JobId,
     status: JobStatus,
 ) -> talos_manager_core::store::Job {
-    for _ in 0..200 {
-        let job = store.get_job(id).await.unwrap();
-        if job.status == status {
-            return job;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-    panic!(
-        "job {id} never became {status:?}: {:?}",
-        store.get_job(id).await.unwrap()
-    );
+    wait_for(
+        format!("job {id} to become {status:?}"),
+        Duration::from_secs(5),
+        Duration::from_millis(25),
+        || async {
+            let job = store.get_job(id).await.unwrap();
+            if job.status == status {
+                Ok(job)
+            } else {
+                Err(job)
+            }
+        },
+    )
+    .await
 }
 
 fn job(kind: &str, args: serde_json::Value) -> NewJob {
@@ -322,32 +326,35 @@ api_test!(
             .await
             .unwrap();
         // A claims it; then B, which recovers it once A's heartbeat is a second old.
-        for _ in 0..100 {
-            if server
-                .store()
-                .get_job(queued.id)
-                .await
-                .unwrap()
-                .locked_by
-                .as_deref()
-                == Some("worker-a")
-            {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        wait_for(
+            "worker-a to claim the job",
+            Duration::from_secs(2),
+            Duration::from_millis(20),
+            || async {
+                let job = server.store().get_job(queued.id).await.unwrap();
+                if job.locked_by.as_deref() == Some("worker-a") {
+                    Ok(())
+                } else {
+                    Err(job)
+                }
+            },
+        )
+        .await;
         let _b = start("worker-b");
-        let done = tokio::time::timeout(Duration::from_secs(20), async {
-            loop {
+        let done = wait_for(
+            "worker B to run the job to its end",
+            Duration::from_secs(20),
+            Duration::from_millis(50),
+            || async {
                 let job = server.store().get_job(queued.id).await.unwrap();
                 if job.status == JobStatus::Succeeded {
-                    return job;
+                    Ok(job)
+                } else {
+                    Err(job)
                 }
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
-        })
-        .await
-        .expect("worker B runs the job to its end");
+            },
+        )
+        .await;
         assert!(done.attempts >= 2, "claimed by A, then by B: {done:?}");
         let (in_flight, most) = *running.lock().unwrap();
         assert_eq!(in_flight, 0);

@@ -3,11 +3,12 @@
 //! re-applied and deleted rules removed (foreign labels and taints kept); an unreachable API
 //! fails the job after its bound; the running Kubernetes version goes into new configs.
 
-use std::time::Duration;
-
+use super::api_servers_jobs::add_server;
+use super::server::{TestServer, api_test};
 use base64::Engine as _;
 use reqwest::Method;
 use serde_json::{Value, json};
+use std::time::Duration;
 use talos_manager_core::ProviderKind;
 use talos_manager_core::Store;
 use talos_manager_core::ids::ServerId;
@@ -17,11 +18,9 @@ use talos_manager_core::node_labels::ReconcileOptions;
 use talos_manager_core::random::SystemRandom;
 use talos_manager_core::store::{Job, JobStatus};
 use talos_manager_core::talos::SecretsBundle;
+use talos_manager_core::testing::wait_for;
 use talos_manager_fake_kubernetes::FakeKubernetes;
 use tokio::sync::watch;
-
-use super::api_servers_jobs::add_server;
-use super::server::{TestServer, api_test};
 
 /// The server's (and node's) name: the `db` rule matches it, the `web` rule does not.
 const NODE: &str = "db-worker-1";
@@ -169,25 +168,32 @@ async fn jobs_of(store: &Store, server_id: ServerId) -> Vec<Job> {
 
 /// Waits until the server's newest label and taint job finished; returns it and its log.
 pub(crate) async fn finished_job(store: &Store, server_id: ServerId) -> (Job, String) {
-    for _ in 0..600 {
-        let job = store
-            .latest_server_job(JobKind::LabelAndTaint.as_str(), server_id)
-            .await
-            .unwrap()
-            .expect("a label and taint job was queued");
-        if !matches!(job.status, JobStatus::Queued | JobStatus::Running) {
-            let log: Vec<String> = store
-                .job_log(job.id, None)
+    let job = wait_for(
+        format!("the label and taint job of server {server_id} to finish"),
+        Duration::from_secs(30),
+        Duration::from_millis(50),
+        || async {
+            let job = store
+                .latest_server_job(JobKind::LabelAndTaint.as_str(), server_id)
                 .await
                 .unwrap()
-                .into_iter()
-                .map(|line| line.line)
-                .collect();
-            return (job, log.join("\n"));
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("the label and taint job never finished");
+                .expect("a label and taint job was queued");
+            if matches!(job.status, JobStatus::Queued | JobStatus::Running) {
+                Err(job)
+            } else {
+                Ok(job)
+            }
+        },
+    )
+    .await;
+    let log: Vec<String> = store
+        .job_log(job.id, None)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|line| line.line)
+        .collect();
+    (job, log.join("\n"))
 }
 
 async fn create_rule(server: &TestServer, name_match: &str, labels: &str, taints: &str) -> String {
@@ -267,20 +273,23 @@ api_test!(a_served_config_labels_and_taints_the_node, |server| {
         .record_running_kubernetes_version(id, None, long_ago)
         .await
         .unwrap();
-    let started = std::time::Instant::now();
-    let mut images = Vec::new();
-    loop {
-        let image = fetch_config(&server).await;
-        images.push(image.clone());
-        if image == "ghcr.io/siderolabs/kubelet:v1.34.2" {
-            break;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(10),
-            "the new version never reached a config: {images:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let images = std::cell::RefCell::new(Vec::new());
+    wait_for(
+        "the new version to reach a config",
+        Duration::from_secs(10),
+        Duration::from_millis(50),
+        || async {
+            let image = fetch_config(&server).await;
+            images.borrow_mut().push(image.clone());
+            if image == "ghcr.io/siderolabs/kubelet:v1.34.2" {
+                Ok(())
+            } else {
+                Err(images.borrow().clone())
+            }
+        },
+    )
+    .await;
+    let images = images.into_inner();
     assert_eq!(
         images[0], "ghcr.io/siderolabs/kubelet:v1.33.1",
         "the request that noticed the old version is not held up"

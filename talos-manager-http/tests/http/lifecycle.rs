@@ -3,14 +3,14 @@
 //! (`talos-manager-fake-talos`, one node per loopback address), and the fake Kubernetes API.
 //! Also the push of a newly assigned config to a node waiting in maintenance mode.
 
+use super::api_servers_jobs::add_server_at;
+use super::server::{TestServer, api_test, test_bootstrap_settings};
+use reqwest::Method;
+use serde_json::{Value, json};
 use std::collections::HashMap;
 use std::net::Ipv4Addr;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
-
-use base64::Engine as _;
-use reqwest::Method;
-use serde_json::{Value, json};
+use std::time::Duration;
 use talos_manager_core::ProviderKind;
 use talos_manager_core::Store;
 use talos_manager_core::ids::{ClusterId, JobId, ServerId};
@@ -21,27 +21,17 @@ use talos_manager_core::jobs::{
 use talos_manager_core::kubernetes::DrainOptions;
 use talos_manager_core::lifecycle::LifecycleTiming;
 use talos_manager_core::random::SystemRandom;
-use talos_manager_core::store::{ConfigFields, MachineConfigFields, ProbeResult, SchematicFields};
+use talos_manager_core::store::{MachineConfigFields, ProbeResult, SchematicFields};
 use talos_manager_core::talos::SecretsBundle;
+use talos_manager_core::testing::fleet::{DEFAULT_SCHEMATIC_ID, FleetBuilder, pem, secrets_bundle};
+use talos_manager_core::testing::wait_for;
 use talos_manager_fake_kubernetes::FakeKubernetes;
 use talos_manager_fake_talos::{FakeTalosCluster, Faults, NodeSpec};
 use tokio::sync::watch;
 
-use super::api_servers_jobs::add_server_at;
-use super::server::{TestServer, api_test, test_bootstrap_settings};
-
 const FROM: &str = "v1.10.4";
 const TO: &str = "v1.11.3";
-const SCHEMATIC: &str = "376567988ad370138ad8b2698212367b8edcb69b5fd68c80be1f2ec7d603b4ba";
-
-fn pem(b64: &str) -> String {
-    String::from_utf8(
-        base64::engine::general_purpose::STANDARD
-            .decode(b64)
-            .unwrap(),
-    )
-    .unwrap()
-}
+const SCHEMATIC: &str = DEFAULT_SCHEMATIC_ID;
 
 /// A cluster `prod` of configured servers, each a node of the fake Talos API at its own
 /// loopback address running `FROM`, and Ready in the fake Kubernetes API (the cluster's
@@ -83,12 +73,7 @@ impl Fleet {
         version: &str,
         customize: impl Fn(&str, NodeSpec) -> NodeSpec,
     ) -> Fleet {
-        let store = server.store();
-        let bundle = tokio::task::spawn_blocking(|| {
-            SecretsBundle::generate(time::OffsetDateTime::now_utc(), &mut SystemRandom).unwrap()
-        })
-        .await
-        .unwrap();
+        let bundle = secrets_bundle().await;
         let kubernetes = FakeKubernetes::start(&pem(&bundle.k8s.crt), &pem(&bundle.k8s.key))
             .await
             .unwrap();
@@ -97,100 +82,35 @@ impl Fleet {
             .unwrap();
         talos.set_downtime(Duration::from_millis(300));
         talos.set_boot_delay(Duration::from_millis(100));
-        let cluster = server
-            .expect(
-                Method::POST,
-                "/api/v1/clusters",
-                Some(json!({"name": "prod", "endpoint": kubernetes.url(), "secrets": bundle.to_yaml()})),
-                201,
-            )
-            .await;
-        let cluster = ClusterId(cluster["id"].as_str().unwrap().parse().unwrap());
-        let config = store
-            .create_config(&ConfigFields {
-                name: "default".into(),
-                install_image: talos_manager_core::image_factory::installer_image(
-                    talos_manager_core::image_factory::DEFAULT_FACTORY_URL,
-                    None,
-                    version,
-                ),
-                kubernetes_version: "1.33.1".into(),
-                kubespan: false,
-                patch: String::new(),
-                patch_control_plane: String::new(),
-                patch_worker: String::new(),
-            })
-            .await
-            .unwrap();
-        let schematic = store
-            .create_schematic(&SchematicFields {
-                name: "default".into(),
-                body: "customization: {}\n".into(),
-                factory_id: Some(SCHEMATIC.into()),
-            })
-            .await
-            .unwrap();
-        store
-            .update_settings(version, Some(schematic.id))
+        let stored = FleetBuilder::new(names, kubernetes.url(), &bundle)
+            .talos_version(version)
+            .install_image(&talos_manager_core::image_factory::installer_image(
+                talos_manager_core::image_factory::DEFAULT_FACTORY_URL,
+                None,
+                version,
+            ))
+            .new_servers(Ipv4Addr::new(127, 0, 0, first_octet), 100, None)
+            .build(server.store())
             .await
             .unwrap();
         let mut nodes = HashMap::new();
-        for (i, name) in names.iter().enumerate() {
-            let address = Ipv4Addr::new(127, 0, 0, first_octet + i as u8);
-            let provider_id = (100 + i).to_string();
-            let row = add_server_at(
-                store,
-                ProviderKind::HetznerRobot,
-                &provider_id,
-                name,
-                &address.to_string(),
-            )
-            .await;
-            store
-                .update_server_assignment(row.id, name, Some(cluster), None, None)
-                .await
-                .unwrap();
-            let control_plane = name.contains("control-plane");
-            store
-                .put_machine_config(
-                    row.id,
-                    &MachineConfigFields {
-                        config_id: config.id,
-                        hostname: (*name).to_owned(),
-                        private_ip: format!(
-                            "10.0.{}.{}",
-                            u8::from(!control_plane),
-                            name.rsplit('-').next().unwrap()
-                        ),
-                        install_disk: "/dev/nvme0n1".into(),
-                        ephemeral_disk_identifier: None,
-                    },
-                )
-                .await
-                .unwrap();
-            store
-                .record_config_request(row.id, time::OffsetDateTime::now_utc(), true)
-                .await
-                .unwrap();
-            let node_name = node_name(name);
-            let spec = if control_plane {
-                NodeSpec::control_plane(address, &node_name)
+        for node in &stored.servers {
+            let node_name = node_name(&node.name);
+            let spec = if node.control_plane {
+                NodeSpec::control_plane(node.address, &node_name)
             } else {
-                NodeSpec::worker(address, &node_name)
+                NodeSpec::worker(node.address, &node_name)
             };
             talos
-                .add_node(customize(name, spec.version(version)))
+                .add_node(customize(&node.name, spec.version(version)))
                 .unwrap();
             kubernetes.add_node(&node_name, json!({}), json!([]));
-            nodes.insert(
-                (*name).to_owned(),
-                (row.id, format!("robot-{provider_id}"), address),
-            );
+            nodes.insert(node.name.clone(), (node.id, node.api_id(), node.address));
         }
         Fleet {
             talos,
             kubernetes,
-            cluster,
+            cluster: stored.cluster,
             nodes,
         }
     }
@@ -258,17 +178,40 @@ impl Fleet {
 
 /// Waits for a job to end; returns it as the API shows it.
 pub(crate) async fn finished(server: &TestServer, job_id: &str) -> Value {
-    let deadline = Instant::now() + Duration::from_secs(90);
-    loop {
-        let job = server
-            .expect(Method::GET, &format!("/api/v1/jobs/{job_id}"), None, 200)
-            .await;
-        if !matches!(job["status"].as_str(), Some("queued" | "running")) {
-            return job;
-        }
-        assert!(Instant::now() < deadline, "job still running: {job:#}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    server.job_ended(job_id, Duration::from_secs(90)).await
+}
+
+/// The first config applied to the node at `address` (through the maintenance API or after
+/// its own `/config` fetch), within 30 s; the failure lists the node's config fetches.
+async fn first_applied_config(fleet: &Fleet, address: Ipv4Addr) -> String {
+    wait_for(
+        format!("a config applied to {address}"),
+        Duration::from_secs(30),
+        Duration::from_millis(50),
+        || async {
+            match fleet.talos.applied_configs(address).into_iter().next() {
+                Some(config) => Ok(config),
+                None => Err(fleet.talos.config_fetches(address)),
+            }
+        },
+    )
+    .await
+}
+
+/// Waits (10 s) until the server is recorded as configured (`last_configured_at`).
+async fn configured(server: &TestServer, id: ServerId) {
+    wait_for(
+        format!("server {id} to be recorded as configured"),
+        Duration::from_secs(10),
+        Duration::from_millis(50),
+        || async {
+            let stored = server.store().get_server(id).await.unwrap();
+            stored
+                .last_configured_at
+                .ok_or(stored.last_request_for_configuration_at)
+        },
+    )
+    .await;
 }
 
 pub(crate) async fn log(store: &Store, job_id: &str) -> Vec<String> {
@@ -481,19 +424,19 @@ async fn an_upgrade_interrupted_by_a_crash_resumes_without_upgrading_a_node_twic
     let job_id = job["id"].as_str().unwrap().to_owned();
     // Crash while the second control plane is down for its upgrade.
     let second = fleet.address("control-plane-2");
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while !fleet
-        .talos
-        .methods(second)
-        .iter()
-        .any(|method| method.ends_with("Upgrade"))
-    {
-        assert!(
-            Instant::now() < deadline,
-            "control-plane-2 was never upgraded"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    wait_for(
+        "control-plane-2 to be upgraded",
+        Duration::from_secs(60),
+        Duration::from_millis(20),
+        || async {
+            let methods = fleet.talos.methods(second);
+            match methods.iter().any(|method| method.ends_with("Upgrade")) {
+                true => Ok(()),
+                false => Err(methods),
+            }
+        },
+    )
+    .await;
     worker.abort();
     let _ = worker.await;
     let crashed = server
@@ -658,12 +601,7 @@ api_test!(
             201,
         )
         .await;
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while fleet.talos.applied_configs(address).is_empty() {
-            assert!(Instant::now() < deadline, "no config was pushed");
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        let applied = fleet.talos.applied_configs(address).remove(0);
+        let applied = first_applied_config(&fleet, address).await;
         let served = talos_manager_core::node_config::render_node_config(server.store(), row.id)
             .await
             .unwrap();
@@ -672,18 +610,7 @@ api_test!(
             served.yaml.expose(),
             "the pushed config is what /config serves"
         );
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            let stored = server.store().get_server(row.id).await.unwrap();
-            if stored.last_configured_at.is_some() {
-                break;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "the server was not marked configured"
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        configured(&server, row.id).await;
     }
 );
 
@@ -1130,15 +1057,20 @@ api_test!(
             &["worker-1 booted and asks /config for a machine config"],
         );
         let url = format!("{}?uuid={UUID}", server.url("/config"));
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while fleet.talos.config_fetches(address).is_empty() {
-            assert!(
-                Instant::now() < deadline,
-                "the node never asked for its config"
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        let first = fleet.talos.config_fetches(address).remove(0);
+        let first = wait_for(
+            "the node to ask for its config",
+            Duration::from_secs(30),
+            Duration::from_millis(50),
+            || async {
+                fleet
+                    .talos
+                    .config_fetches(address)
+                    .into_iter()
+                    .next()
+                    .ok_or("no fetch")
+            },
+        )
+        .await;
         assert_eq!(first.url, url);
         assert_ne!(first.status, 200, "the reset left a config assigned");
 
@@ -1158,15 +1090,7 @@ api_test!(
             )
             .await
             .unwrap();
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while fleet.talos.applied_configs(address).is_empty() {
-            assert!(
-                Instant::now() < deadline,
-                "the node did not get its config: {:?}",
-                fleet.talos.config_fetches(address)
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        first_applied_config(&fleet, address).await;
         let fetches = fleet.talos.config_fetches(address);
         let last = fetches.last().unwrap();
         assert_eq!((last.url.as_str(), last.status), (url.as_str(), 200));
@@ -1178,15 +1102,7 @@ api_test!(
             *served.yaml.expose(),
             "the node runs what /config serves"
         );
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            let stored = server.store().get_server(server_id).await.unwrap();
-            if stored.last_configured_at.is_some() {
-                break;
-            }
-            assert!(Instant::now() < deadline, "not recorded as configured");
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        configured(&server, server_id).await;
     }
 );
 
@@ -1238,12 +1154,21 @@ api_test!(
             .await
             .unwrap();
         }
-        let deadline = Instant::now() + Duration::from_secs(30);
         for node in ["worker-1", "worker-2"] {
-            while fleet.talos.node(fleet.address(node)).unwrap().version != "v1.13.9" {
-                assert!(Instant::now() < deadline, "{node} did not upgrade");
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
+            wait_for(
+                format!("{node} to run v1.13.9"),
+                Duration::from_secs(30),
+                Duration::from_millis(50),
+                || async {
+                    let version = fleet.talos.node(fleet.address(node)).unwrap().version;
+                    if version == "v1.13.9" {
+                        Ok(())
+                    } else {
+                        Err(version)
+                    }
+                },
+            )
+            .await;
         }
         // The legacy installer copied talos.config= from the running command line; the UKI's
         // command line of a stock installer has none.

@@ -96,18 +96,14 @@ impl Service {
             .status()
             .expect("run kill");
         assert!(status.success());
-        let deadline = Instant::now() + timeout;
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                self.log.extend(self.lines.try_iter());
-                return status;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "talos-manager did not stop after SIGTERM"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        let status = talos_manager_core::testing::wait_for_blocking(
+            "talos-manager to stop after SIGTERM",
+            timeout,
+            Duration::from_millis(50),
+            || self.child.try_wait().unwrap().ok_or("still running"),
+        );
+        self.log.extend(self.lines.try_iter());
+        status
     }
 }
 

@@ -3,10 +3,11 @@
 //! database files nor the log (at debug level) hold any of those secrets in plaintext.
 
 use std::collections::BTreeSet;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use reqwest::Method;
 use serde_json::{Value, json};
+use talos_manager_core::testing::wait_for;
 use talos_manager_fake_hetzner::{FakeCloud, FakeRobot};
 
 use super::process::{Service, talos_manager};
@@ -103,11 +104,20 @@ async fn no_secret_is_stored_or_logged_in_plaintext() {
     .await;
     let sync = call(Method::POST, "/servers/sync", None).await;
     let sync_path = format!("/jobs/{}", sync["id"].as_str().unwrap());
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while call(Method::GET, &sync_path, None).await["status"] != "succeeded" {
-        assert!(Instant::now() < deadline, "the sync finishes");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    wait_for(
+        "the sync to succeed",
+        Duration::from_secs(60),
+        Duration::from_millis(100),
+        || async {
+            let job = call(Method::GET, &sync_path, None).await;
+            if job["status"] == "succeeded" {
+                Ok(())
+            } else {
+                Err(job)
+            }
+        },
+    )
+    .await;
     let servers = call(Method::GET, "/servers", None).await;
     let robot_server = servers
         .as_array()

@@ -1,21 +1,16 @@
-//! The talos-manager service in the test process on a loopback port (fresh SQLite database,
-//! one API token, the fake Hetzner Robot and Cloud APIs and the fake Image Factory), and the
-//! real Terraform CLI running the freshly built provider through `dev_overrides` in a temporary
-//! directory.
+//! The talos-manager service in the test process on a loopback port
+//! (`talos_manager_http::testing`: fresh SQLite database, one API token, the fake Hetzner
+//! Robot and Cloud APIs and the fake Image Factory), and the real Terraform CLI running the
+//! freshly built provider through `dev_overrides` in a temporary directory.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use poem::listener::{Acceptor as _, Listener as _, TcpListener};
 use serde_json::Value;
-use talos_manager_core::Architecture;
+use talos_manager_core::Backend;
 use talos_manager_core::ProviderKind;
-use talos_manager_core::store::{ConfigFields, ServerInventory};
-use talos_manager_core::sync::ProviderFactory;
-use talos_manager_core::testing::TestDatabase;
-use talos_manager_core::{Backend, RetryPolicy, Secret, Store};
-use talos_manager_fake_hetzner::{FakeCloud, FakeImageFactory, FakeRobot};
-use talos_manager_http::{AppState, app};
+use talos_manager_core::store::ConfigFields;
+use talos_manager_http::testing::{ServiceSettings, TestService};
 
 /// The provider's address in the test configurations.
 const SOURCE: &str = "talos-manager/talosmanager";
@@ -23,19 +18,16 @@ const SOURCE: &str = "talos-manager/talosmanager";
 /// The public host name the service has (`HOST`), in the `talos.config=` URL of schematics.
 pub(crate) const HOST: &str = "tm.example.com";
 
-/// The service, running until dropped.
-pub(crate) struct Service {
-    pub(crate) endpoint: String,
-    pub(crate) token: String,
-    /// The fake Robot webservice provider accounts talk to (empty at start).
-    pub(crate) robot: FakeRobot,
-    /// The fake Cloud API provider accounts talk to (empty at start).
-    pub(crate) cloud: FakeCloud,
-    /// The fake Image Factory schematics are registered with.
-    pub(crate) factory: FakeImageFactory,
-    providers: ProviderFactory,
-    database: TestDatabase,
-    server: tokio::task::JoinHandle<()>,
+/// The service ([`TestService`]), running until dropped; its fields and methods are reached
+/// through it.
+pub(crate) struct Service(TestService);
+
+impl std::ops::Deref for Service {
+    type Target = TestService;
+
+    fn deref(&self) -> &TestService {
+        &self.0
+    }
 }
 
 impl Service {
@@ -61,74 +53,24 @@ impl Service {
     }
 
     /// The service with these bootstrap settings (SSH key, rescue port, image server). It runs
-    /// no job worker: start one with [`Service::providers`] where jobs must run.
+    /// no job worker: start one with [`TestService::providers`] where jobs must run.
     pub(crate) async fn start_with(
         bootstrap: talos_manager_core::jobs::BootstrapSettings,
     ) -> Service {
-        let database = TestDatabase::new(Backend::Sqlite).await;
-        let token = talos_manager_http::tokens::create_token(database.store(), "terraform")
-            .await
-            .unwrap()
-            .into_inner();
-        let robot = FakeRobot::start_empty().await.unwrap();
-        let cloud = FakeCloud::start_empty().await.unwrap();
-        let factory = FakeImageFactory::start().await.unwrap();
-        let providers = ProviderFactory::new(robot.url(), cloud.url())
-            .with_retry_policy(RetryPolicy::for_fakes());
-        let state = AppState {
-            store: database.store().clone(),
-            jobs: talos_manager_core::jobs::JobQueue::new(database.store().clone()),
-            basic_auth_password: Some(Secret::new("test-password".into())),
-            metrics: talos_manager_http::metrics::Metrics::new(),
-            trusted_proxies: talos_manager_core::node_config::TrustedProxies::default(),
-            image_factory: std::sync::Arc::new(
-                talos_manager_core::image_factory::FactoryService::new(
-                    talos_manager_core::ImageFactory::new(factory.url()).unwrap(),
-                    Some(HOST.to_owned()),
-                ),
-            ),
-            providers: providers.clone(),
-            config_serving: Default::default(),
-            bootstrap,
-        };
-        let acceptor = TcpListener::bind("127.0.0.1:0")
-            .into_acceptor()
-            .await
-            .unwrap();
-        let address = acceptor.local_addr()[0].as_socket_addr().copied().unwrap();
-        let server = tokio::spawn(async move {
-            poem::Server::new_with_acceptor(acceptor)
-                .run(app(state))
-                .await
-                .unwrap();
-        });
-        Service {
-            endpoint: format!("http://{address}"),
-            token,
-            robot,
-            cloud,
-            factory,
-            providers,
-            database,
-            server,
-        }
+        let mut settings = ServiceSettings::new(Backend::Sqlite)
+            .factory(None, Some(HOST))
+            .bootstrap(bootstrap);
+        settings.token_name = "terraform".into();
+        settings.basic_auth_password = "test-password".into();
+        Service(TestService::start(settings).await)
     }
 
     /// Syncs every provider account from the fakes, as the service's periodic sync does.
     pub(crate) async fn sync(&self) {
-        let report = talos_manager_core::sync::sync_all(self.store(), &self.providers, None)
+        let report = talos_manager_core::sync::sync_all(self.store(), self.providers(), None)
             .await
             .unwrap();
         assert!(report.failures.is_empty(), "a sync failed: {report}");
-    }
-
-    /// The clients of the fake Hetzner APIs the service uses.
-    pub(crate) fn providers(&self) -> &ProviderFactory {
-        &self.providers
-    }
-
-    pub(crate) fn store(&self) -> &Store {
-        self.database.store()
     }
 
     /// Adds a synced server as the provider sync would; returns its API id.
@@ -138,29 +80,15 @@ impl Service {
         provider_id: &str,
         name: &str,
     ) -> String {
-        let store = self.store();
-        let accounts = store.list_provider_accounts().await.unwrap();
-        let account = match accounts.iter().find(|a| a.provider == provider) {
-            Some(account) => account.clone(),
-            None => store
-                .create_provider_account(provider, provider.as_str(), &Secret::new("secret".into()))
-                .await
-                .unwrap(),
-        };
-        let inventory = ServerInventory {
+        talos_manager_core::testing::fleet::add_server(
+            self.store(),
             provider,
-            provider_id: provider_id.into(),
-            name: name.into(),
-            ipv4: Some(format!("127.0.113.{provider_id}")),
-            ipv6: None,
-            product: "AX41".into(),
-            data_center: "FSN1-DC1".into(),
-            status: "ready".into(),
-            cancelled: false,
-            architecture: Architecture::Amd64,
-            vswitch_id: None,
-        };
-        store.upsert_server(account.id, &inventory).await.unwrap();
+            provider_id,
+            name,
+            &format!("127.0.113.{provider_id}"),
+        )
+        .await
+        .unwrap();
         let prefix = match provider {
             ProviderKind::HetznerRobot => "robot",
             ProviderKind::HetznerCloud => "cloud",
@@ -184,12 +112,6 @@ impl Service {
             .await
             .unwrap();
         config.id.to_string()
-    }
-}
-
-impl Drop for Service {
-    fn drop(&mut self) {
-        self.server.abort();
     }
 }
 
@@ -261,7 +183,7 @@ impl Terraform {
             env: Vec::new(),
         };
         terraform.env("TF_CLI_CONFIG_FILE", &cli_config.display().to_string());
-        terraform.env("TALOS_MANAGER_ENDPOINT", &service.endpoint);
+        terraform.env("TALOS_MANAGER_ENDPOINT", &service.base);
         terraform
     }
 

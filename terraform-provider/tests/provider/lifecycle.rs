@@ -3,47 +3,28 @@
 //! fake Talos nodes (`talos-manager-fake-talos`, on 127.0.0.N) with the real gRPC client, and
 //! the cluster's fake Kubernetes API (`talos-manager-fake-kubernetes`) over mutual TLS.
 
+use super::harness::{Service, Terraform, flat};
 use std::net::Ipv4Addr;
 use std::sync::Arc;
 use std::time::Duration;
-
-use base64::Engine as _;
-use talos_manager_core::Architecture;
-use talos_manager_core::ProviderKind;
+use talos_manager_core::Store;
 use talos_manager_core::ids::{JobId, ServerId};
 use talos_manager_core::jobs::{
     JobQueue, LifecycleSettings, ResetJob, RollingJob, TalosSettings, Worker, WorkerTiming,
 };
 use talos_manager_core::kubernetes::DrainOptions;
 use talos_manager_core::lifecycle::LifecycleTiming;
-use talos_manager_core::random::SystemRandom;
-use talos_manager_core::store::{
-    ClusterFields, ConfigFields, JobOutcome, JobStatus, MachineConfigFields, NewJob,
-    SchematicFields, ServerInventory,
-};
-use talos_manager_core::talos::SecretsBundle;
-use talos_manager_core::{Secret, Store};
+use talos_manager_core::store::{JobOutcome, JobStatus, NewJob};
+use talos_manager_core::testing::fleet::{FleetBuilder, pem, secrets_bundle};
+use talos_manager_core::testing::wait_for;
 use talos_manager_fake_kubernetes::FakeKubernetes;
 use talos_manager_fake_talos::{FakeTalosCluster, Faults, NodeSpec};
 use talos_manager_talos_api::GrpcTalosConnector;
 
-use super::harness::{Service, Terraform, flat};
-
 /// The version the nodes run at first.
 const FROM: &str = "v1.11.0";
-const SCHEMATIC: &str = "376567988ad370138ad8b2698212367b8edcb69b5fd68c80be1f2ec7d603b4ba";
 
 const UPGRADE: &str = "talosmanager_cluster_upgrade.production";
-
-/// Talos's base64-of-PEM as PEM text.
-fn pem(b64: &str) -> String {
-    String::from_utf8(
-        base64::engine::general_purpose::STANDARD
-            .decode(b64)
-            .unwrap(),
-    )
-    .unwrap()
-}
 
 /// A configured node of the bench.
 struct Node {
@@ -72,11 +53,7 @@ impl Bench {
     async fn start(names: &[&str]) -> Bench {
         let service = Service::start().await;
         let store = service.store().clone();
-        let secrets = tokio::task::spawn_blocking(|| {
-            SecretsBundle::generate(time::OffsetDateTime::now_utc(), &mut SystemRandom).unwrap()
-        })
-        .await
-        .unwrap();
+        let secrets = secrets_bundle().await;
         let kubernetes = FakeKubernetes::start(&pem(&secrets.k8s.crt), &pem(&secrets.k8s.key))
             .await
             .unwrap();
@@ -86,96 +63,20 @@ impl Bench {
         talos.set_downtime(Duration::from_millis(300));
         talos.set_boot_delay(Duration::from_millis(100));
 
-        let cluster = store
-            .create_cluster(
-                &ClusterFields {
-                    name: "production".into(),
-                    endpoint: kubernetes.url().to_owned(),
-                    vswitch_id: None,
-                },
-                &Secret::new(secrets.to_yaml()),
-            )
+        let fleet = FleetBuilder::new(names, kubernetes.url(), &secrets)
+            .cluster_name("production")
+            .talos_version(FROM)
+            .new_servers(Ipv4Addr::new(127, 0, 0, 2), 1, Some("robot"))
+            .private_ip(|index, _| format!("10.0.0.{}", index + 1))
+            .build(&store)
             .await
             .unwrap();
-        let config = store
-            .create_config(&ConfigFields {
-                name: "default".into(),
-                install_image: format!("ghcr.io/siderolabs/installer:{FROM}"),
-                kubernetes_version: "1.33.1".into(),
-                kubespan: false,
-                patch: String::new(),
-                patch_control_plane: String::new(),
-                patch_worker: String::new(),
-            })
-            .await
-            .unwrap();
-        // Robot servers get the settings' default schematic.
-        let schematic = store
-            .create_schematic(&SchematicFields {
-                name: "default".into(),
-                body: "customization: {}\n".into(),
-                factory_id: Some(SCHEMATIC.into()),
-            })
-            .await
-            .unwrap();
-        store
-            .update_settings(FROM, Some(schematic.id))
-            .await
-            .unwrap();
-        let account = store
-            .create_provider_account(
-                ProviderKind::HetznerRobot,
-                "robot",
-                &Secret::new("secret".into()),
-            )
-            .await
-            .unwrap();
+        let cluster_id = fleet.cluster;
 
         let mut nodes = Vec::new();
-        for (index, name) in names.iter().enumerate() {
-            let number = index + 1;
-            let address = Ipv4Addr::new(127, 0, 0, u8::try_from(number + 1).unwrap());
-            let (server, _) = store
-                .upsert_server(
-                    account.id,
-                    &ServerInventory {
-                        provider: ProviderKind::HetznerRobot,
-                        provider_id: number.to_string(),
-                        name: (*name).into(),
-                        ipv4: Some(address.to_string()),
-                        ipv6: None,
-                        product: "AX41".into(),
-                        data_center: "FSN1-DC1".into(),
-                        status: "ready".into(),
-                        cancelled: false,
-                        architecture: Architecture::Amd64,
-                        vswitch_id: None,
-                    },
-                )
-                .await
-                .unwrap();
-            store
-                .update_server_assignment(server.id, name, Some(cluster.id), None, None)
-                .await
-                .unwrap();
-            store
-                .put_machine_config(
-                    server.id,
-                    &MachineConfigFields {
-                        config_id: config.id,
-                        hostname: (*name).into(),
-                        private_ip: format!("10.0.0.{number}"),
-                        install_disk: "/dev/nvme0n1".into(),
-                        ephemeral_disk_identifier: None,
-                    },
-                )
-                .await
-                .unwrap();
-            store
-                .record_config_request(server.id, time::OffsetDateTime::now_utc(), true)
-                .await
-                .unwrap();
-            let spec = if name.contains("control-plane") {
+        for server in &fleet.servers {
+            let (name, address) = (server.name.as_str(), server.address);
+            let spec = if server.control_plane {
                 NodeSpec::control_plane(address, name)
             } else {
                 NodeSpec::worker(address, name)
@@ -198,7 +99,7 @@ impl Bench {
                 .await
                 .unwrap();
             nodes.push(Node {
-                api_id: format!("robot-{number}"),
+                api_id: server.api_id(),
                 id: server.id,
                 address,
                 bootstrap_job: job.id,
@@ -245,7 +146,7 @@ impl Bench {
             service,
             talos,
             kubernetes,
-            cluster_id: cluster.id.to_string(),
+            cluster_id: cluster_id.to_string(),
             nodes,
             stop,
         }
@@ -257,15 +158,19 @@ impl Bench {
 
     /// Waits until the job ended; panics after 30 s.
     async fn job_ended(&self, id: JobId) {
-        let deadline = std::time::Instant::now() + Duration::from_secs(30);
-        loop {
-            let job = self.store().get_job(id).await.unwrap();
-            if !matches!(job.status, JobStatus::Queued | JobStatus::Running) {
-                return;
-            }
-            assert!(std::time::Instant::now() < deadline, "job {id} did not end");
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        wait_for(
+            format!("job {id} to end"),
+            Duration::from_secs(30),
+            Duration::from_millis(100),
+            || async {
+                let job = self.store().get_job(id).await.unwrap();
+                match job.status {
+                    JobStatus::Queued | JobStatus::Running => Err(job),
+                    _ => Ok(()),
+                }
+            },
+        )
+        .await;
     }
 
     /// The Talos version the node runs, as the fake has it.
@@ -593,21 +498,19 @@ async fn reset_on_destroy_resets_the_node_a_refused_reset_keeps_it_and_ctrl_c_st
     bench.talos.set_downtime(Duration::from_secs(3));
     terraform.write(&bench.upgrade_config("v1.11.2"));
     let apply = terraform.spawn(&["apply", "-auto-approve"]);
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    let job_id = loop {
-        let jobs = bench.store().list_jobs().await.unwrap();
-        if let Some(job) = jobs
-            .iter()
-            .find(|job| job.kind == "upgrade" && job.status == JobStatus::Running)
-        {
-            break job.id;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the upgrade never started"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+    let job_id = wait_for(
+        "the upgrade to start",
+        Duration::from_secs(30),
+        Duration::from_millis(50),
+        || async {
+            let jobs = bench.store().list_jobs().await.unwrap();
+            jobs.iter()
+                .find(|job| job.kind == "upgrade" && job.status == JobStatus::Running)
+                .map(|job| job.id)
+                .ok_or(jobs)
+        },
+    )
+    .await;
     let sent = std::process::Command::new("kill")
         .args(["-INT", "--", &format!("-{}", apply.id())])
         .status()

@@ -59,7 +59,7 @@ async fn debug_mode_prints_a_reattach_configuration_terraform_uses() {
             "TALOS_MANAGER_PROVIDER_ADDRESS",
             "registry.terraform.io/talos-manager/talosmanager",
         )
-        .env("TALOS_MANAGER_ENDPOINT", &service.endpoint)
+        .env("TALOS_MANAGER_ENDPOINT", &service.base)
         .env("TALOS_MANAGER_TOKEN", &service.token)
         .stdout(Stdio::piped())
         .stderr(Stdio::null())

@@ -3,9 +3,9 @@
 //! `dmidecode`, `lsblk`, `reboot`), a loop device as its disk and a loopback HTTP server as the
 //! Image Factory, with the service's bootstrap worker running.
 
+use super::harness::{HOST, Service, Terraform, flat};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
-
 use talos_manager_core::ProviderKind;
 use talos_manager_core::Secret;
 use talos_manager_core::jobs::{
@@ -13,10 +13,9 @@ use talos_manager_core::jobs::{
     WorkerTiming,
 };
 use talos_manager_core::store::{JobStatus, SchematicFields};
+use talos_manager_core::testing::wait_for;
 use talos_manager_fake_hetzner::{FakeRobot, RobotServer};
 use talos_manager_rescue_host::{HttpServer, KeyPair, LoopDisk, Sshd, TestImage};
-
-use super::harness::{HOST, Service, Terraform, flat};
 
 const ADDRESS: &str = "talosmanager_server_bootstrap.worker";
 
@@ -149,16 +148,36 @@ impl Bench {
 
     /// Waits until the newest bootstrap job ended; returns it.
     async fn finished_job(&self) -> talos_manager_core::store::Job {
-        let deadline = Instant::now() + Duration::from_secs(120);
-        loop {
-            if let Some(job) = self.jobs().await.pop()
-                && !matches!(job.status, JobStatus::Queued | JobStatus::Running)
-            {
-                return job;
-            }
-            assert!(Instant::now() < deadline, "no bootstrap job ended");
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        wait_for(
+            "a bootstrap job to end",
+            Duration::from_secs(120),
+            Duration::from_millis(100),
+            || async {
+                match self.jobs().await.pop() {
+                    Some(job) if !matches!(job.status, JobStatus::Queued | JobStatus::Running) => {
+                        Ok(job)
+                    }
+                    newest => Err(newest),
+                }
+            },
+        )
+        .await
+    }
+
+    /// Waits (20 s) until the image server has no download in flight.
+    async fn downloads_stopped(&self) {
+        wait_for(
+            "the download to stop",
+            Duration::from_secs(20),
+            Duration::from_millis(50),
+            || async {
+                match self.http.active_transfers() {
+                    0 => Ok(()),
+                    active => Err(active),
+                }
+            },
+        )
+        .await;
     }
 
     /// Whether the disk holds the test image.
@@ -370,7 +389,7 @@ async fn config_fetched_waits_until_the_node_fetched_its_machine_config() {
         .into_iter()
         .find_map(|server| server.uuid)
         .expect("the bootstrap recorded the node's UUID");
-    let served = reqwest::get(format!("{}/config?uuid={uuid}", bench.service.endpoint))
+    let served = reqwest::get(format!("{}/config?uuid={uuid}", bench.service.base))
         .await
         .unwrap();
     assert_eq!(served.status(), 200);
@@ -482,11 +501,7 @@ async fn a_timeout_names_the_job_to_follow() {
     bench.service.store().cancel_job(jobs[0].id).await.unwrap();
     let job = bench.finished_job().await;
     assert_eq!(job.status, JobStatus::Cancelled, "{:?}", job.last_error);
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while bench.http.active_transfers() > 0 {
-        assert!(Instant::now() < deadline, "the download goes on");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    bench.downloads_stopped().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -501,16 +516,18 @@ async fn ctrl_c_stops_the_wait_and_keeps_the_job() {
         "  wait_for = \"image_written\"\n  timeout  = \"10m\"\n",
     ));
     let apply = terraform.spawn(&["apply", "-auto-approve"]);
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let job_id = loop {
-        if let Some(job) = bench.jobs().await.pop()
-            && job.status == JobStatus::Running
-        {
-            break job.id;
-        }
-        assert!(Instant::now() < deadline, "the bootstrap never started");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+    let job_id = wait_for(
+        "the bootstrap to start",
+        Duration::from_secs(60),
+        Duration::from_millis(100),
+        || async {
+            match bench.jobs().await.pop() {
+                Some(job) if job.status == JobStatus::Running => Ok(job.id),
+                newest => Err(newest),
+            }
+        },
+    )
+    .await;
 
     // Ctrl-C in the terminal: SIGINT to Terraform and to the provider it started.
     let sent = std::process::Command::new("kill")
@@ -553,9 +570,5 @@ async fn ctrl_c_stops_the_wait_and_keeps_the_job() {
     bench.service.store().cancel_job(job_id).await.unwrap();
     let job = bench.finished_job().await;
     assert_eq!(job.status, JobStatus::Cancelled, "{:?}", job.last_error);
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while bench.http.active_transfers() > 0 {
-        assert!(Instant::now() < deadline, "the download goes on");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    bench.downloads_stopped().await;
 }

@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 use talos_manager_core::Store;
 use talos_manager_core::store::{EncryptionKey, SchematicFields};
+use talos_manager_core::testing::wait_for;
 use talos_manager_fake_hetzner::{FakeRobot, RobotServer};
 use talos_manager_rescue_host::{HttpServer, KeyPair, LoopDisk, Sshd, TestImage};
 
@@ -56,26 +57,28 @@ impl Api {
 
     /// Waits until the job is no longer queued or running; returns it.
     async fn finished(&self, service: &Service, job_id: &str, within: Duration) -> Value {
-        let deadline = Instant::now() + within;
-        loop {
-            let (status, job) = self
-                .call(
-                    service,
-                    reqwest::Method::GET,
-                    &format!("/jobs/{job_id}"),
-                    None,
-                )
-                .await;
-            assert_eq!(status, 200, "{job:#}");
-            if !matches!(job["status"].as_str(), Some("queued" | "running")) {
-                return job;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "job {job_id} did not finish: {job:#}"
-            );
-            tokio::time::sleep(Duration::from_millis(250)).await;
-        }
+        wait_for(
+            format!("job {job_id} to finish"),
+            within,
+            Duration::from_millis(250),
+            || async {
+                let (status, job) = self
+                    .call(
+                        service,
+                        reqwest::Method::GET,
+                        &format!("/jobs/{job_id}"),
+                        None,
+                    )
+                    .await;
+                assert_eq!(status, 200, "{job:#}");
+                if matches!(job["status"].as_str(), Some("queued" | "running")) {
+                    Err(job)
+                } else {
+                    Ok(job)
+                }
+            },
+        )
+        .await
     }
 
     /// Reads the job's live log until a line contains `needle`.

@@ -10,7 +10,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value as Json;
-use serde_norway::Value as Yaml;
+use talos_manager_core::testing::config_documents::{typed_document, v1alpha1_document};
 
 /// How long the whole walkthrough may take (a debug build makes a cluster's RSA key slowly).
 const TIMEOUT: Duration = Duration::from_secs(180);
@@ -189,19 +189,12 @@ fn the_getting_started_walkthrough_works_as_written() {
     // The config the node fetched.
     let yaml = std::fs::read_to_string(dir.path().join("worker-1.yaml")).unwrap();
     // Its first document, the v1alpha1 one (Talos 1.12+ configs have more after it).
-    let v1alpha1 = yaml.split("\n---\n").next().unwrap_or_default();
-    let config: Yaml = serde_norway::from_str(v1alpha1).unwrap();
+    let config: Json = v1alpha1_document(&yaml);
     assert_eq!(config["machine"]["type"].as_str(), Some("worker"), "{yaml}");
     // Its typed documents (Talos 1.12+; the default Talos, 1.14, writes most settings as
     // documents of their own), by kind.
-    let documents: Vec<Yaml> = yaml
-        .split("\n---\n")
-        .filter_map(|doc| serde_norway::from_str::<Yaml>(doc).ok())
-        .collect();
     let document = |kind: &str| {
-        documents
-            .iter()
-            .find(|doc| doc["kind"].as_str() == Some(kind))
+        typed_document(&yaml, kind)
             .unwrap_or_else(|| panic!("no {kind} document in the config:\n{yaml}"))
     };
     // The node's hostname, which the service writes in the form of the config's Talos version.

@@ -88,23 +88,26 @@ async fn seed(service: &Service, token: &str) {
         .await
         .unwrap();
     let job_id = job["id"].as_str().expect("a job id").to_owned();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let job: Value = call(reqwest::Method::GET, &format!("/jobs/{job_id}"))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        match job["status"].as_str() {
-            Some("succeeded") => break,
-            Some("queued" | "running") if Instant::now() < deadline => {
-                tokio::time::sleep(Duration::from_millis(200)).await;
+    talos_manager_core::testing::wait_for(
+        "the seeding sync to succeed",
+        Duration::from_secs(60),
+        Duration::from_millis(200),
+        || async {
+            let job: Value = call(reqwest::Method::GET, &format!("/jobs/{job_id}"))
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            match job["status"].as_str() {
+                Some("succeeded") => Ok(()),
+                Some("queued" | "running") => Err(job),
+                _ => panic!("the seeding sync did not succeed: {job:#}"),
             }
-            _ => panic!("the seeding sync did not succeed: {job:#}"),
-        }
-    }
+        },
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread")]

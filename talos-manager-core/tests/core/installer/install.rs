@@ -62,6 +62,22 @@ async fn run(session: &SshSession, plan: &Plan) -> (Log, Result<(), InstallError
     (log, result)
 }
 
+/// Waits at most `seconds` until `http` serves no download any more (`after` says after what).
+async fn downloads_end(http: &HttpServer, seconds: u64, after: &str) {
+    talos_manager_core::testing::wait_for(
+        format!("the download to end {after}"),
+        std::time::Duration::from_secs(seconds),
+        std::time::Duration::from_millis(100),
+        || async {
+            match http.active_transfers() {
+                0 => Ok(()),
+                active => Err(active),
+            }
+        },
+    )
+    .await;
+}
+
 struct Bench {
     sshd: Sshd,
     http: HttpServer,
@@ -314,14 +330,7 @@ async fn a_connection_cut_mid_write_stops_the_pipeline_and_a_retry_succeeds() {
     }
     assert!(!sshd.stubs.rebooted());
     // The remote pipeline stops: the download ends long before the slow body would.
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(4);
-    while bench.http.active_transfers() > 0 {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the download went on after the connection was cut"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
+    downloads_end(&bench.http, 4, "after the connection was cut").await;
     // A retry over a new connection succeeds.
     let url = bench
         .http
@@ -356,14 +365,7 @@ async fn cancelling_the_install_stops_the_remote_pipeline() {
         }
         _ = writing.wait_for(|&w| w) => {}
     }
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(3);
-    while bench.http.active_transfers() > 0 {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the download went on after the install was cancelled"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
+    downloads_end(&bench.http, 3, "after the install was cancelled").await;
     assert!(!bench.sshd.stubs.rebooted());
 }
 
@@ -391,13 +393,6 @@ async fn a_stalled_download_fails_the_write_step_and_stops() {
         error.to_string().contains("printed nothing for 2s"),
         "{error}"
     );
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(3);
-    while bench.http.active_transfers() > 0 {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the download went on after the stall"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
+    downloads_end(&bench.http, 3, "after the stall").await;
     assert!(!bench.sshd.stubs.rebooted());
 }
