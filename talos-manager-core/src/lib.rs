@@ -56,6 +56,8 @@
 //! - [`bootstrap`]: a stored server's bootstrap request: disk, image and `talos.config=` URL;
 //!   the bootstrap choices and their defaults, the plan and its dry run, and the one schematic
 //!   rule ([`bootstrap::effective_schematic`]).
+//! - [`schematics`]: a schematic registered with the Image Factory (with `talos.config=` forced
+//!   in), then stored.
 //! - [`server_update`]: operator edits of a server (name and vSwitch pushed to the provider).
 //! - [`server_state`]: a server's state (`in rescue`, `installing 42 %`, `in cluster`, …).
 //! - [`clusters`]: cluster validation, secrets bundles made or imported, talosconfig and
@@ -105,6 +107,7 @@ pub mod provider;
 pub mod random;
 pub mod rescue;
 pub mod runbooks;
+pub mod schematics;
 pub mod server_state;
 pub mod server_update;
 pub mod store;

@@ -3,8 +3,8 @@
 //!
 //! The pure part ([`force_talos_config`], [`image_url`], [`installer_image`], [`parse_versions`])
 //! needs no network; [`ImageFactory`] is the HTTP client; [`FactoryService`] the client with
-//! the service's host name and a versions cache, and [`register_schematic`] registers and
-//! stores a schematic. Wire shapes follow the research note `factory-talosapi-k8s.md`, part A.
+//! the service's host name and a versions cache (storing a registered schematic is the
+//! operation [`crate::schematics::register_schematic`]). Wire shapes follow the research note `factory-talosapi-k8s.md`, part A.
 
 // Schematic bodies and Talos versions are pure rules a client of the API applies too: they
 // live in `talos-manager-api-types`.
@@ -17,7 +17,7 @@ use crate::provider::{Architecture, ProviderError, RetryPolicy, http_client};
 
 mod service;
 
-pub use service::{FactoryService, RegisterSchematicError, VERSIONS_TTL, register_schematic};
+pub use service::{FactoryService, VERSIONS_TTL};
 
 /// The public Image Factory, the default of `TALOS_IMAGE_FACTORY_URL`.
 pub const DEFAULT_FACTORY_URL: &str = "https://factory.talos.dev";

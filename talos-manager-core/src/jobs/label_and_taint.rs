@@ -5,10 +5,12 @@ use std::time::Duration;
 
 use crate::Store;
 use crate::StoreError;
-use crate::ids::ServerId;
+use crate::ids::{LabelTaintRuleId, ServerId};
 use crate::lifecycle::refresh_node_name;
-use crate::node_labels::{ReconcileOptions, ReconcileOutcome, reconcile_labels_and_taints};
-use crate::store::{Job, JobStatus, NewJob};
+use crate::node_labels::{
+    ReconcileOptions, ReconcileOutcome, configured_servers_matching, reconcile_labels_and_taints,
+};
+use crate::store::{Job, JobStatus, LabelTaintRule, LabelTaintRuleFields, NewJob};
 use async_trait::async_trait;
 
 use super::{JobContext, JobError, JobHandler, JobKind, JobLog, JobQueue, TalosSettings};
@@ -147,5 +149,79 @@ impl crate::node_config::ConfigServedHook for JobQueue {
             queue_label_and_taint(self, store, server, LabelAndTaintTrigger::ConfigServed).await?;
         let (LabelAndTaintQueued::Queued(job) | LabelAndTaintQueued::Skipped(job)) = queued;
         Ok(job.created_at + CONFIG_SERVED_GUARD)
+    }
+}
+
+/// Why a label and taint rule was not saved.
+#[derive(Debug, thiserror::Error)]
+pub enum LabelTaintRuleError {
+    /// The rule is not valid (every problem, with its field).
+    #[error(transparent)]
+    Invalid(#[from] crate::ValidationError),
+    /// The rule does not exist, or the database failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Creates a label and taint rule and queues the label and taint job of every configured
+/// server it concerns.
+pub async fn create_label_taint_rule(
+    queue: &JobQueue,
+    store: &Store,
+    fields: &LabelTaintRuleFields,
+) -> Result<LabelTaintRule, LabelTaintRuleError> {
+    fields.validate()?;
+    let rule = store.create_label_taint_rule(fields).await?;
+    queue_for_rule_change(queue, store, &[&rule.fields.name_match]).await;
+    Ok(rule)
+}
+
+/// Replaces rule `id` and queues the label and taint job of every configured server the old
+/// or the new rule concerns (what the old one applied is removed).
+pub async fn update_label_taint_rule(
+    queue: &JobQueue,
+    store: &Store,
+    id: LabelTaintRuleId,
+    fields: &LabelTaintRuleFields,
+) -> Result<LabelTaintRule, LabelTaintRuleError> {
+    fields.validate()?;
+    let before = store.get_label_taint_rule(id).await?;
+    let rule = store.update_label_taint_rule(id, fields).await?;
+    queue_for_rule_change(
+        queue,
+        store,
+        &[&before.fields.name_match, &rule.fields.name_match],
+    )
+    .await;
+    Ok(rule)
+}
+
+/// Deletes rule `id` and queues the label and taint job of every configured server it
+/// concerned, so that what it applied is removed from the nodes.
+pub async fn delete_label_taint_rule(
+    queue: &JobQueue,
+    store: &Store,
+    id: LabelTaintRuleId,
+) -> Result<(), StoreError> {
+    let rule = store.get_label_taint_rule(id).await?;
+    store.delete_label_taint_rule(id).await?;
+    queue_for_rule_change(queue, store, &[&rule.fields.name_match]).await;
+    Ok(())
+}
+
+/// Queues the label and taint job of every configured server whose name contains one of
+/// `name_matches`: a rule change reaches the nodes it concerns, additions and removals alike.
+/// The rule is saved by then, so a failure here is logged rather than returned: the next
+/// config request or rule change queues the jobs again.
+async fn queue_for_rule_change(queue: &JobQueue, store: &Store, name_matches: &[&str]) {
+    let queued = async {
+        for server_id in configured_servers_matching(store, name_matches).await? {
+            queue_label_and_taint(queue, store, server_id, LabelAndTaintTrigger::RulesChanged)
+                .await?;
+        }
+        Ok::<(), StoreError>(())
+    };
+    if let Err(error) = queued.await {
+        tracing::warn!(error = %crate::error_chain(&error), "failed to queue label and taint jobs after a rule change");
     }
 }

@@ -80,7 +80,8 @@ pub use error::JobError;
 pub use kind::{JobKind, UnknownJobKind};
 pub use label_and_taint::{
     CONFIG_SERVED_GUARD, LabelAndTaintJob, LabelAndTaintQueued, LabelAndTaintTrigger,
-    queue_label_and_taint,
+    LabelTaintRuleError, create_label_taint_rule, delete_label_taint_rule, queue_label_and_taint,
+    update_label_taint_rule,
 };
 pub use lifecycle::{
     LifecycleSettings, ResetArgs, ResetJob, RollingArgs, RollingJob, cluster_scope,

@@ -86,9 +86,8 @@ async fn unmodelled_calls_answer_501() {
 store_test!(
     a_registered_schematic_has_the_config_url_and_the_factory_id,
     |store| {
-        use talos_manager_core::image_factory::{
-            FactoryService, RegisterSchematicError, register_schematic,
-        };
+        use talos_manager_core::image_factory::FactoryService;
+        use talos_manager_core::schematics::{RegisterSchematicError, register_schematic};
         let fake = FakeImageFactory::start().await.unwrap();
         let client = || ImageFactory::new(fake.url()).unwrap();
 

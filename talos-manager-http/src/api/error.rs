@@ -8,11 +8,13 @@ use talos_manager_api_types::{ErrorBody, IssueBody};
 use talos_manager_core::bootstrap::BootstrapPlanError;
 use talos_manager_core::clusters::{ClusterAccessError, ClusterSecretsError};
 use talos_manager_core::ids::InvalidServerRef;
-use talos_manager_core::image_factory::{ImageFactoryError, RegisterSchematicError};
+use talos_manager_core::image_factory::ImageFactoryError;
+use talos_manager_core::jobs::LabelTaintRuleError;
 use talos_manager_core::lifecycle::{BootstrapRefusal, RollingPlanError};
 use talos_manager_core::node_config::{AssignMachineConfigError, NodeConfigError};
 use talos_manager_core::rescue::RescueError;
 use talos_manager_core::runbooks::RunbookError;
+use talos_manager_core::schematics::RegisterSchematicError;
 use talos_manager_core::server_update::ServerUpdateError;
 use talos_manager_core::{ProviderError, StoreError, ValidationError, error_chain};
 
@@ -154,6 +156,15 @@ impl From<StoreError> for ApiError {
 impl From<InvalidServerRef> for ApiError {
     fn from(error: InvalidServerRef) -> ApiError {
         ApiError::not_found(error.to_string())
+    }
+}
+
+impl From<LabelTaintRuleError> for ApiError {
+    fn from(error: LabelTaintRuleError) -> ApiError {
+        match error {
+            LabelTaintRuleError::Invalid(error) => error.into(),
+            LabelTaintRuleError::Store(error) => error.into(),
+        }
     }
 }
 

@@ -8,7 +8,6 @@ use poem_openapi::param::Path;
 use poem_openapi::payload::Json;
 use talos_manager_api_types::{RuleFields, RuleView};
 use talos_manager_core::ids::LabelTaintRuleId;
-use talos_manager_core::node_labels::configured_servers_matching;
 use talos_manager_core::store::{LabelTaintRule, LabelTaintRuleFields};
 
 use super::auth::AdminAuth;
@@ -16,7 +15,9 @@ use super::error::ApiResult;
 use super::ids::parse_id;
 use super::{Created, Deleted, Tag};
 use crate::AppState;
-use talos_manager_core::jobs::{LabelAndTaintTrigger, queue_label_and_taint};
+use talos_manager_core::jobs::{
+    create_label_taint_rule, delete_label_taint_rule, update_label_taint_rule,
+};
 
 /// `LabelTaintRuleFields` as core takes it.
 fn rule_fields(fields: RuleFields) -> LabelTaintRuleFields {
@@ -38,28 +39,6 @@ fn rule_view(rule: LabelTaintRule) -> RuleView {
         },
         created_at: rule.created_at,
         updated_at: rule.updated_at,
-    }
-}
-
-/// Queues the label and taint job of every configured server whose name contains one of
-/// `name_matches`: a rule change reaches the nodes it concerns, additions and removals alike.
-/// The rule is saved by then, so a failure here is logged rather than answered: the next
-/// config request or rule change queues the jobs again.
-async fn reconcile_servers(state: &AppState, name_matches: &[&str]) {
-    let queued = async {
-        for server_id in configured_servers_matching(&state.store, name_matches).await? {
-            queue_label_and_taint(
-                &state.jobs,
-                &state.store,
-                server_id,
-                LabelAndTaintTrigger::RulesChanged,
-            )
-            .await?;
-        }
-        Ok::<(), talos_manager_core::StoreError>(())
-    };
-    if let Err(error) = queued.await {
-        tracing::warn!(error = %talos_manager_core::error_chain(&error), "failed to queue label and taint jobs after a rule change");
     }
 }
 
@@ -98,10 +77,7 @@ impl LabelTaintRulesApi {
         _auth: AdminAuth,
         body: Json<RuleFields>,
     ) -> ApiResult<Created<RuleView>> {
-        let fields = rule_fields(body.0);
-        fields.validate()?;
-        let rule = state.store.create_label_taint_rule(&fields).await?;
-        reconcile_servers(&state, &[&rule.fields.name_match]).await;
+        let rule = create_label_taint_rule(&state.jobs, &state.store, &rule_fields(body.0)).await?;
         Ok(Created::Created(Json(rule_view(rule))))
     }
 
@@ -134,16 +110,13 @@ impl LabelTaintRulesApi {
         id: Path<String>,
         body: Json<RuleFields>,
     ) -> ApiResult<Json<RuleView>> {
-        let id = rule_id(&id)?;
-        let fields = rule_fields(body.0);
-        fields.validate()?;
-        let before = state.store.get_label_taint_rule(id).await?;
-        let rule = state.store.update_label_taint_rule(id, &fields).await?;
-        reconcile_servers(
-            &state,
-            &[&before.fields.name_match, &rule.fields.name_match],
+        let rule = update_label_taint_rule(
+            &state.jobs,
+            &state.store,
+            rule_id(&id)?,
+            &rule_fields(body.0),
         )
-        .await;
+        .await?;
         Ok(Json(rule_view(rule)))
     }
 
@@ -159,10 +132,7 @@ impl LabelTaintRulesApi {
         _auth: AdminAuth,
         id: Path<String>,
     ) -> ApiResult<Deleted> {
-        let id = rule_id(&id)?;
-        let rule = state.store.get_label_taint_rule(id).await?;
-        state.store.delete_label_taint_rule(id).await?;
-        reconcile_servers(&state, &[&rule.fields.name_match]).await;
+        delete_label_taint_rule(&state.jobs, &state.store, rule_id(&id)?).await?;
         Ok(Deleted::Deleted)
     }
 }

@@ -11,7 +11,7 @@ use talos_manager_api_types::{
     TalosVersionsView,
 };
 use talos_manager_core::ids::SchematicId;
-use talos_manager_core::image_factory::register_schematic;
+use talos_manager_core::schematics::register_schematic;
 use talos_manager_core::store::Schematic;
 use talos_manager_core::talos::TalosVersion;
 
