@@ -1,6 +1,6 @@
 //! From a stored server to the installer's [`BootstrapRequest`]: the disk it was seen with in
 //! rescue, the Talos image (Image Factory schematic or a custom image per architecture) and the
-//! `talos.config=` URL the node will fetch its config from. [`plan`](crate::installer::plan)
+//! `talos.config=` URL the node will fetch its config from. [`plan`]
 //! then turns the request into the dry run and the steps the bootstrap job runs:
 //! [`bootstrap_plan`] does both, for the API's dry run and the check before a bootstrap is
 //! queued, and [`dry_run`] prints it for a server named by id or name (`talos-manager

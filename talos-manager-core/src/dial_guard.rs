@@ -3,7 +3,7 @@
 //!
 //! Every place that opens a connection to a server, a node or an API (the SSH session of the
 //! prober and the installer, the Talos API connector, the Kubernetes client, the Hetzner and
-//! Image Factory clients) calls [`enforce`] with its target first. The guard is active when the
+//! Image Factory clients) calls [`enforce_host`] (or [`check_url`]) with its target first. The guard is active when the
 //! crate is built with the `testing` feature (every test build of the workspace is) or when
 //! `TALOS_MANAGER_LOOPBACK_ONLY=1` is in the environment (the harnesses that run the real
 //! binaries set it). An active guard lets only `127.0.0.0/8`, `::1` and `localhost` through; any

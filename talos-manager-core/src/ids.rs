@@ -23,7 +23,7 @@ macro_rules! id_type {
 id_type! {
     /// A provider account (one set of Hetzner Robot or Cloud credentials).
     ProviderAccountId,
-    /// A server, whatever its provider (the provider's own id is [`crate::store::Server::provider_id`]).
+    /// A server, whatever its provider (the provider's own id is `ServerInventory::provider_id`).
     ServerId,
     /// A Robot vSwitch; the number Hetzner gave it.
     VswitchId,

@@ -3,13 +3,13 @@
 //! ([`crate::kubernetes`]).
 //!
 //! # Map
-//! - [`etcd`]: the pure quorum rule: may a control plane leave etcd?
-//! - [`bootstrap_guard`]: may a bootstrap erase a server (live nodes need `force`; a forced
+//! - `etcd.rs`: the pure quorum rule ([`check_departure`]): may a control plane leave etcd?
+//! - `bootstrap_guard.rs`: may a bootstrap erase a server (live nodes need `force`; a forced
 //!   control plane still needs etcd's quorum rule)?
-//! - [`reset`]: [`reset_server`], the three [`ResetProfile`]s, refusals that protect etcd.
-//! - [`rolling`]: [`plan_rolling`] (which nodes, in which order, with which installer) and
+//! - `reset.rs`: [`reset_server`], the three [`ResetProfile`]s, refusals that protect etcd.
+//! - `rolling.rs`: [`plan_rolling`] (which nodes, in which order, with which installer) and
 //!   [`run_rolling`] (forfeit, drain, upgrade or reboot, wait, uncordon; node after node).
-//! - [`checkpoint`]: where a rolling run records how far each node has come, so that a run
+//! - `checkpoint.rs`: where a rolling run records how far each node has come, so that a run
 //!   started again after a crash continues ([`JobCheckpoint`] stores it on the job row).
 //! - `wait.rs`: the bounded polls (node down, node back at a version and ready).
 //!
@@ -47,12 +47,12 @@
 //! - A reset that would leave etcd without a healthy majority, or remove its last member, is
 //!   refused unless forced. A rolling run touches one node at a time, control planes first.
 
-pub mod bootstrap_guard;
-pub mod checkpoint;
-pub mod etcd;
+mod bootstrap_guard;
+mod checkpoint;
+mod etcd;
 mod quorum;
-pub mod reset;
-pub mod rolling;
+mod reset;
+mod rolling;
 mod wait;
 
 use std::net::{IpAddr, SocketAddr};
@@ -192,7 +192,7 @@ pub struct NodeRef {
     pub hostname: String,
     /// The name the node has: its Kubernetes node name and etcd member name, as it last
     /// reported it ([`crate::store::Server::node_name`]), else the expected `hostname`.
-    /// Lifecycle operations read it from the node before they act ([`resolve_node_name`]).
+    /// Lifecycle operations read it from the node before they act (`resolve_node_name`).
     pub node_name: String,
     /// Its Talos API.
     pub address: SocketAddr,
