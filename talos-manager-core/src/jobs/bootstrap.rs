@@ -159,8 +159,8 @@ impl BootstrapJob {
             ImageCheck::Unconfirmed { reason } => {
                 context
                     .log(format!(
-                        "could not confirm the image exists ({reason}): the rescue system will \
-                         try to download it"
+                        "could not confirm the image exists ({reason}): going on, the server's \
+                         own download decides"
                     ))
                     .await;
                 Ok(None)
