@@ -194,16 +194,48 @@ pub async fn bootstrap_request(
         .host
         .as_deref()
         .ok_or(BootstrapPlanError::NoHost)?;
+    let image = resolve_image(store, &server, choices, environment).await?;
+    Ok(BootstrapRequest {
+        server: name,
+        disk,
+        image,
+        talos_config_url: format!("https://{host}/config?uuid=${{uuid}}"),
+        image_size: None,
+    })
+}
+
+/// The image a bootstrap of the server would write, as [`bootstrap_request`] chooses it: the
+/// custom image of its architecture when one is set, else the Image Factory image of its
+/// [`effective_schematic`] at the chosen (else the settings') Talos version. Needs no probe, so
+/// the bootstrap job checks the image exists ([`check_image`](crate::installer::check_image))
+/// before it reboots the server into rescue or touches its disk.
+pub async fn bootstrap_image(
+    store: &Store,
+    server_id: ServerId,
+    choices: &BootstrapChoices,
+    environment: &BootstrapEnvironment,
+) -> Result<ImageSource, BootstrapPlanError> {
+    let server = store.get_server(server_id).await?;
+    resolve_image(store, &server, choices, environment).await
+}
+
+/// The one rule for the image of [`bootstrap_image`] and [`bootstrap_request`].
+async fn resolve_image(
+    store: &Store,
+    server: &Server,
+    choices: &BootstrapChoices,
+    environment: &BootstrapEnvironment,
+) -> Result<ImageSource, BootstrapPlanError> {
     let architecture = server.inventory.architecture;
     let custom = match architecture {
         Architecture::Amd64 => environment.amd64_image_url.clone(),
         Architecture::Arm64 => environment.arm64_image_url.clone(),
     };
     let settings = store.settings().await?;
-    let image = match custom {
+    Ok(match custom {
         Some(url) => ImageSource::Custom { url },
         None => {
-            let schematic_id = effective_schematic(choices.schematic_id, &server, &settings)
+            let schematic_id = effective_schematic(choices.schematic_id, server, &settings)
                 .ok_or(BootstrapPlanError::NoImage { architecture })?;
             let schematic = store.get_schematic(schematic_id).await?;
             let factory_id = schematic
@@ -223,13 +255,6 @@ pub async fn bootstrap_request(
                 architecture,
             }
         }
-    };
-    Ok(BootstrapRequest {
-        server: name,
-        disk,
-        image,
-        talos_config_url: format!("https://{host}/config?uuid=${{uuid}}"),
-        image_size: None,
     })
 }
 

@@ -1,10 +1,106 @@
-//! [`image_size`]: the size a Talos image has on disk, learnt before writing it, so that the
-//! write's progress can be shown in percent.
+//! [`check_image`]: before anything touches the disk, the image the rescue system will
+//! download is asked for once, so that a schematic or Talos version the Image Factory does not
+//! know (or a custom URL that answers 404) fails the bootstrap with the server's own message and
+//! the disk untouched; and [`image_size`]: the size the image has on disk, learnt from the same
+//! answer, so that the write's progress can be shown in percent.
 
 use super::plan::Decompressor;
 
 /// How many bytes of a zstd stream hold its first frame header, at most.
 const ZSTD_HEADER_MAX: usize = 18;
+/// How much of an error answer's text is kept.
+const MESSAGE_MAX: usize = 500;
+
+/// What the image server said when asked for the image's first bytes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ImageCheck {
+    /// It answered 2xx: the image exists. `size` is its size once decompressed, when the answer
+    /// tells it (see [`image_size`]).
+    Found {
+        /// The decompressed size, when known.
+        size: Option<u64>,
+    },
+    /// No answer (unreachable, timed out: the Image Factory builds a new image before it sends
+    /// a byte): nothing is known; the rescue system, on its own network, may still get it.
+    Unconfirmed {
+        /// Why, for the job's log.
+        reason: String,
+    },
+}
+
+impl ImageCheck {
+    /// The decompressed size, when the image was found and its size is known.
+    pub fn size(&self) -> Option<u64> {
+        match self {
+            ImageCheck::Found { size } => *size,
+            ImageCheck::Unconfirmed { .. } => None,
+        }
+    }
+}
+
+/// The image server refused the image: the rescue system's download would fail the same way,
+/// after the disk was wiped.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("the Talos image {url} is not available (HTTP {status}): {message}")]
+pub struct ImageUnavailable {
+    /// The URL the rescue system would download.
+    pub url: String,
+    /// The answer's status code.
+    pub status: u16,
+    /// The server's own text (the Image Factory's reason, e.g. `schematic ID "…" not found` or
+    /// `version v1.99.0 is not available`), trimmed and cut at 500 characters; the status'
+    /// reason phrase when the body is empty.
+    pub message: String,
+}
+
+/// Asks for the first bytes of the image at `url` (a `Range` GET of the exact URL the rescue
+/// system downloads, redirects followed): [`ImageUnavailable`] with the server's text for any
+/// answer other than 2xx; otherwise what the answer tells (found, with the size when known, or
+/// unconfirmed when no answer came).
+///
+/// Reads at most the first chunk of the body.
+pub async fn check_image(
+    client: &reqwest::Client,
+    url: &str,
+) -> Result<ImageCheck, ImageUnavailable> {
+    crate::dial_guard::enforce_url("image download", url);
+    let response = match client
+        .get(url)
+        .header(
+            reqwest::header::RANGE,
+            format!("bytes=0-{}", ZSTD_HEADER_MAX - 1),
+        )
+        .send()
+        .await
+    {
+        Ok(response) => response,
+        Err(error) => {
+            return Ok(ImageCheck::Unconfirmed {
+                reason: crate::error_chain(&error).to_string(),
+            });
+        }
+    };
+    let status = response.status();
+    if !status.is_success() {
+        let text = response.text().await.unwrap_or_default();
+        let text = text.trim();
+        let message = match text.is_empty() {
+            true => status
+                .canonical_reason()
+                .unwrap_or("no reason given")
+                .to_owned(),
+            false => text.chars().take(MESSAGE_MAX).collect(),
+        };
+        return Err(ImageUnavailable {
+            url: url.to_owned(),
+            status: status.as_u16(),
+            message,
+        });
+    }
+    Ok(ImageCheck::Found {
+        size: decompressed_size(response, Decompressor::for_url(url)).await,
+    })
+}
 
 /// The size the image at `url` has once decompressed, when the server tells it cheaply: the
 /// length of an uncompressed image, or the content size a zstd image records in its frame
@@ -13,24 +109,18 @@ const ZSTD_HEADER_MAX: usize = 18;
 ///
 /// Reads at most the first chunk of the body (asking for the first bytes with `Range`).
 pub async fn image_size(client: &reqwest::Client, url: &str) -> Option<u64> {
-    crate::dial_guard::enforce_url("image download", url);
-    let decompressor = Decompressor::for_url(url);
+    check_image(client, url).await.ok()?.size()
+}
+
+/// The decompressed size a successful ranged answer tells, if any.
+async fn decompressed_size(
+    mut response: reqwest::Response,
+    decompressor: Decompressor,
+) -> Option<u64> {
     if !matches!(decompressor, Decompressor::None | Decompressor::Zstd) {
         return None;
     }
-    let mut response = client
-        .get(url)
-        .header(
-            reqwest::header::RANGE,
-            format!("bytes=0-{}", ZSTD_HEADER_MAX - 1),
-        )
-        .send()
-        .await
-        .ok()?;
     let status = response.status();
-    if !status.is_success() {
-        return None;
-    }
     if decompressor == Decompressor::None {
         return match status {
             reqwest::StatusCode::PARTIAL_CONTENT => response

@@ -25,7 +25,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 pub use grub::{GrubError, inject_talos_config};
-pub use image_size::image_size;
+pub use image_size::{ImageCheck, ImageUnavailable, check_image, image_size};
 pub use plan::{Action, BootstrapRequest, Decompressor, ImageSource, Plan, Step, plan};
 pub use probe::{
     BlockDevice, LSBLK_COMMAND, NetworkInterface, Probe, ProbeError, is_valid_wwid, normalize_wwn,

@@ -2,7 +2,14 @@
 //! step, output line and the image write's progress in the job log.
 //!
 //! # Expected flow
-//! 0. Check that the server may be erased ([`check_bootstrap`]): a live node only with `force`,
+//! 0. Check that the image exists ([`check_image`]): a `Range` GET of the exact URL the rescue
+//!    system will download. An Image Factory that does not know the schematic or the Talos
+//!    version (or a custom URL that answers 404) fails the job with the server's own message,
+//!    before the server is rebooted into rescue or its disk touched. No answer at all (a
+//!    timeout while the factory builds, an address only the rescue system reaches) is logged
+//!    and the bootstrap goes on.
+//!
+//!    Then check that the server may be erased ([`check_bootstrap`]): a live node only with `force`,
 //!    and a forced control plane only when etcd keeps a healthy majority without it. The API
 //!    checked the same when it queued the job; the node may have been configured since. Once
 //!    the check passed, the server's config and label timestamps are cleared: it is handed to
@@ -13,9 +20,9 @@
 //!    on `RESCUE_SSH_PORT` sees the hostname `rescue`; record the probe (UUID, disks).
 //! 3. Refuse an SMBIOS UUID that cannot identify the node (the failure carries the support
 //!    request for Hetzner).
-//! 4. Plan from the stored server and the job's choices (the same plan as the dry run), then
-//!    install: wipe, write the image (progress in percent when the image size is known), sync,
-//!    reboot.
+//! 4. Plan from the stored server and the job's choices (the same plan as the dry run, the
+//!    same image as step 0 checked), then install: wipe, write the image (progress in percent
+//!    when step 0 learnt the image size), sync, reboot.
 //! 5. Record the server as bootstrapped: the disk, not accessible, config timestamps cleared.
 //!
 //! # Guarantees
@@ -30,11 +37,13 @@
 
 use std::time::{Duration, Instant};
 
-use crate::bootstrap::{BootstrapChoices, BootstrapEnvironment, bootstrap_request};
+use crate::bootstrap::{
+    BootstrapChoices, BootstrapEnvironment, bootstrap_image, bootstrap_request,
+};
 use crate::ids::ServerId;
 use crate::installer::{
-    HostKeys, InstallEvent, InstallSink, Probe, ProbeError, SshSession, SshTarget, image_size,
-    install, parse_dd_progress, plan,
+    HostKeys, ImageCheck, InstallEvent, InstallSink, Probe, ProbeError, SshSession, SshTarget,
+    check_image, install, parse_dd_progress, plan,
 };
 use crate::lifecycle::{Precheck, check_bootstrap, precheck_bootstrap};
 use crate::rescue::{RescueError, enter_rescue};
@@ -53,6 +62,9 @@ pub const BOOTSTRAP_ABANDONED: &str = "talos-manager stopped mid-install (crash,
 const MAX_RESCUE_POLL: Duration = Duration::from_secs(15);
 /// How long one attempt to reach the rescue system may take.
 const RESCUE_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long the image check waits for the image server's first answer: the Image Factory
+/// builds an image it has not built before sending a byte (as long as the write's stall limit).
+const IMAGE_CHECK_TIMEOUT: Duration = Duration::from_secs(300);
 /// At most one progress line per this interval (plus the final one).
 const PROGRESS_INTERVAL: Duration = Duration::from_secs(1);
 
@@ -108,6 +120,52 @@ impl BootstrapJob {
     pub fn with_lifecycle(mut self, lifecycle: LifecycleSettings) -> BootstrapJob {
         self.lifecycle = Some(lifecycle);
         self
+    }
+
+    /// Asks the image server for the image this bootstrap would write; fails with its message
+    /// when it refuses. Returns the decompressed size when the answer tells it.
+    async fn check_image(
+        &self,
+        context: &JobContext,
+        server_id: ServerId,
+        args: &BootstrapArgs,
+    ) -> Result<Option<u64>, JobError> {
+        let image = bootstrap_image(
+            context.store(),
+            server_id,
+            &args.choices,
+            &self.settings.environment,
+        )
+        .await
+        .map_err(|error| JobError::BootstrapPlan(Box::new(error)))?;
+        let url = image.url();
+        let policy = RetryPolicy {
+            request_timeout: IMAGE_CHECK_TIMEOUT,
+            ..RetryPolicy::default()
+        };
+        let client =
+            http_client(&policy).map_err(|error| JobError::ImageClient(Box::new(error)))?;
+        context
+            .log(format!("checking that the image {url} exists"))
+            .await;
+        match check_image(&client, &url)
+            .await
+            .map_err(|error| JobError::Image(Box::new(error)))?
+        {
+            ImageCheck::Found { size } => {
+                context.log("the image exists").await;
+                Ok(size)
+            }
+            ImageCheck::Unconfirmed { reason } => {
+                context
+                    .log(format!(
+                        "could not confirm the image exists ({reason}): going on, the server's \
+                         own download decides"
+                    ))
+                    .await;
+                Ok(None)
+            }
+        }
     }
 
     /// Refuses to erase a live node unless forced, and a control plane etcd cannot lose.
@@ -184,6 +242,7 @@ impl BootstrapJob {
             .ssh_private_key
             .as_ref()
             .ok_or_else(|| JobError::Rescue(Box::new(RescueError::NoSshKey)))?;
+        let image_size = self.check_image(context, server_id, &args).await?;
         self.check_guard(context, server_id, &args).await?;
         let server = store.get_server(server_id).await?;
         let name = server.inventory.name.clone();
@@ -259,7 +318,8 @@ impl BootstrapJob {
                     .map(|(name, uuid)| (name.as_str(), uuid.as_str())),
             )
             .map_err(|error| JobError::Uuid(Box::new(error)))?;
-        self.install(context, server_id, &args, &session).await?;
+        self.install(context, server_id, &args, &session, image_size)
+            .await?;
         session.close().await;
         Ok(())
     }
@@ -271,15 +331,14 @@ impl BootstrapJob {
         server_id: ServerId,
         args: &BootstrapArgs,
         session: &SshSession,
+        image_size: Option<u64>,
     ) -> Result<(), JobError> {
         let store = context.store();
         let mut request =
             bootstrap_request(store, server_id, &args.choices, &self.settings.environment)
                 .await
                 .map_err(|error| JobError::BootstrapPlan(Box::new(error)))?;
-        if let Ok(client) = http_client(&RetryPolicy::default()) {
-            request.image_size = image_size(&client, &request.image.url()).await;
-        }
+        request.image_size = image_size;
         let plan = plan(&request);
         for line in plan.to_string().lines() {
             context.log(line).await;

@@ -2,7 +2,7 @@
 
 use crate::StoreError;
 use crate::bootstrap::BootstrapPlanError;
-use crate::installer::{InstallError, InvalidUuid};
+use crate::installer::{ImageUnavailable, InstallError, InvalidUuid};
 use crate::lifecycle::{BootstrapRefusal, ResetError, RollingError, RollingPlanError};
 use crate::node_config::PushError;
 use crate::node_labels::ReconcileError;
@@ -63,6 +63,13 @@ pub enum JobError {
     /// No bootstrap could be planned for the server.
     #[error(transparent)]
     BootstrapPlan(Box<BootstrapPlanError>),
+    /// The image server refused the image the bootstrap would write (its own message), found
+    /// before anything touched the server.
+    #[error(transparent)]
+    Image(Box<ImageUnavailable>),
+    /// The HTTP client that checks the image could not be built.
+    #[error(transparent)]
+    ImageClient(Box<crate::provider::ProviderError>),
     /// Wiping the disk or writing the image failed.
     #[error(transparent)]
     Install(Box<InstallError>),

@@ -1,6 +1,7 @@
 //! Rescue and bootstrap through the admin API: the fake Robot webservice activates rescue, a real
 //! sshd on loopback is the rescue system (stub `hostname`, `dmidecode`, `lsblk`, `reboot`), a
-//! loop device is its disk, and a loopback HTTP server is the Image Factory.
+//! loop device is its disk, and a loopback HTTP server is the Image Factory (the strict fake
+//! Image Factory, or a custom image URL, where a test says so).
 
 use super::server::{TestServer, test_bootstrap_settings};
 use reqwest::Method;
@@ -16,7 +17,7 @@ use talos_manager_core::jobs::{
 use talos_manager_core::store::{SchematicFields, ServerInventory};
 use talos_manager_core::sync::SshProber;
 use talos_manager_core::testing::wait_for;
-use talos_manager_fake_hetzner::{FakeRobot, RobotServer};
+use talos_manager_fake_hetzner::{FakeImageFactory, FakeRobot, RobotServer};
 use talos_manager_rescue_host::{HttpServer, KeyPair, LoopDisk, Sshd, TestImage};
 
 /// The Robot server number of the server under test.
@@ -30,6 +31,22 @@ pub(crate) fn image() -> &'static TestImage {
     IMAGE.get_or_init(|| TestImage::build(IMAGE_MIB))
 }
 
+/// Where the bench's bootstrap job downloads the image from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Images {
+    /// The rescue host's HTTP server, as the factory (image at [`image_path`] only).
+    Http,
+    /// The strict fake Image Factory: the default schematic posted to it, the default Talos
+    /// version listed, the test image served.
+    Factory,
+    /// `TALOS_AMD64_IMAGE_URL` at [`CUSTOM_IMAGE_PATH`] on the rescue host's HTTP server (where
+    /// the test puts nothing, unless it does).
+    Custom,
+}
+
+/// The path of the custom image URL of [`Images::Custom`].
+const CUSTOM_IMAGE_PATH: &str = "/custom/talos-amd64.raw.zst";
+
 /// The service with a worker (bootstrap, sync with the SSH probe, label and taint jobs), a
 /// rescue host, its disk and an image server; also used by the dashboard's browser test.
 pub(crate) struct Bench {
@@ -37,6 +54,8 @@ pub(crate) struct Bench {
     pub(crate) sshd: Sshd,
     pub(crate) disk: LoopDisk,
     pub(crate) http: HttpServer,
+    /// The fake Image Factory of [`Images::Factory`].
+    pub(crate) factory: Option<FakeImageFactory>,
     stop: tokio::sync::watch::Sender<bool>,
     _dir: tempfile::TempDir,
 }
@@ -45,19 +64,28 @@ impl Bench {
     /// `with_key`: whether the service has an SSH key (`SSH_PRIVATE_KEY`). The Robot account
     /// and the server `robot-321` (worker-1, on 127.0.0.1) are stored already.
     pub(crate) async fn start(backend: talos_manager_core::Backend, with_key: bool) -> Bench {
-        Bench::start_full(backend, with_key, true).await
+        Bench::start_full(backend, with_key, true, Images::Http).await
+    }
+
+    /// A bench (with a key and the server stored) whose images come from `images`.
+    pub(crate) async fn start_with_images(
+        backend: talos_manager_core::Backend,
+        images: Images,
+    ) -> Bench {
+        Bench::start_full(backend, true, true, images).await
     }
 
     /// A bench whose server is known only to the fake Robot (with the Robot account stored):
     /// a sync adds it, and probes it in rescue.
     pub(crate) async fn start_before_sync(backend: talos_manager_core::Backend) -> Bench {
-        Bench::start_full(backend, true, false).await
+        Bench::start_full(backend, true, false, Images::Http).await
     }
 
     async fn start_full(
         backend: talos_manager_core::Backend,
         with_key: bool,
         with_server: bool,
+        images: Images,
     ) -> Bench {
         let dir = tempfile::tempdir().unwrap();
         let key = KeyPair::generate(dir.path(), "talos-manager", "-t ed25519");
@@ -67,7 +95,23 @@ impl Bench {
         let http = HttpServer::start();
         http.put(&image_path(), image().zst.clone());
         let private_key = with_key.then(|| key.private.clone());
-        let settings = test_bootstrap_settings(private_key, sshd.port, &http.base_url);
+        let (factory, factory_id) = match images {
+            Images::Factory => {
+                let factory = FakeImageFactory::start().await.unwrap();
+                factory
+                    .set_versions(&["v1.10.5", talos_manager_core::store::DEFAULT_TALOS_VERSION]);
+                factory.set_image(image().zst.clone());
+                let id = factory.add_schematic("customization: {}\n");
+                (Some(factory), id)
+            }
+            Images::Http | Images::Custom => (None, FACTORY_ID.to_owned()),
+        };
+        let factory_url = factory.as_ref().map_or(http.base_url.as_str(), |f| f.url());
+        let mut settings = test_bootstrap_settings(private_key, sshd.port, factory_url);
+        if images == Images::Custom {
+            settings.environment.amd64_image_url =
+                Some(format!("{}{CUSTOM_IMAGE_PATH}", http.base_url));
+        }
         let server = TestServer::start_with_bootstrap(backend, settings.clone()).await;
         // The Robot server answers SSH on loopback, where the test's sshd listens.
         server.robot.add_server(RobotServer {
@@ -108,7 +152,7 @@ impl Bench {
             .create_schematic(&SchematicFields {
                 name: "default".into(),
                 body: "customization: {}\n".into(),
-                factory_id: Some(FACTORY_ID.into()),
+                factory_id: Some(factory_id),
             })
             .await
             .unwrap();
@@ -146,6 +190,7 @@ impl Bench {
             sshd,
             disk,
             http,
+            factory,
             stop,
             _dir: dir,
         }
@@ -664,4 +709,91 @@ async fn a_rescue_system_with_another_host_key_than_robot_announced_is_refused()
     assert!(!bench.sshd.stubs.rebooted());
     let raw = &image().raw;
     assert_ne!(&bench.disk.contents()[..raw.len()], raw.as_slice());
+}
+
+/// Bootstraps worker-1 (running another system: not in rescue) with `body`; expects the job to
+/// fail before the server is touched, with an error containing `message`: no rescue activated,
+/// no step of the plan run, the disk still zero, no reboot.
+async fn fails_untouched(bench: &Bench, body: Value, message: &str) {
+    bench.sshd.stubs.set_hostname("talos-node");
+    let job = bench.bootstrap(body).await;
+    let job_id = job["id"].as_str().unwrap();
+    let finished = bench.finished(job_id).await;
+    let log = bench.log(job_id).await.join("\n");
+    assert_eq!(finished["status"], "failed", "{finished:#}\n{log}");
+    let error = finished["last_error"].as_str().unwrap();
+    assert!(error.contains(message), "{error}\n{log}");
+    assert!(log.contains(message), "{log}");
+    assert!(!log.contains("step "), "no step of the plan ran: {log}");
+    assert!(!log.contains("activating rescue"), "{log}");
+    let robot = bench.server.robot.server(NUMBER).unwrap();
+    assert!(robot.booted_rescue.is_none(), "no rescue: {robot:?}");
+    assert!(robot.resets.is_empty(), "no reset: {robot:?}");
+    assert!(bench.disk.contents().iter().all(|byte| *byte == 0));
+    assert!(!bench.sshd.stubs.rebooted());
+}
+
+#[tokio::test]
+async fn a_schematic_or_version_the_factory_does_not_know_fails_before_the_disk_is_touched() {
+    let bench =
+        Bench::start_with_images(talos_manager_core::Backend::Sqlite, Images::Factory).await;
+    let factory = bench.factory.as_ref().unwrap();
+    let known = factory.schematics().into_keys().next().unwrap();
+    // One character off: a typo'd schematic id.
+    let typo = format!("{}0", &known[..63]);
+    assert_ne!(typo, known);
+    let typoed = bench
+        .server
+        .store()
+        .create_schematic(&SchematicFields {
+            name: "typo".into(),
+            body: "customization: {}\n".into(),
+            factory_id: Some(typo.clone()),
+        })
+        .await
+        .unwrap();
+    fails_untouched(
+        &bench,
+        json!({"schematic": typoed.id.to_string()}),
+        &format!("(HTTP 404): schematic ID \"{typo}\" not found"),
+    )
+    .await;
+    fails_untouched(
+        &bench,
+        json!({"talos_version": "v1.99.0"}),
+        "(HTTP 404): version v1.99.0 is not available",
+    )
+    .await;
+    let calls = factory.requests();
+    assert!(
+        calls.contains(&format!(
+            "GET /image/{typo}/{}/metal-amd64.raw.zst",
+            talos_manager_core::store::DEFAULT_TALOS_VERSION
+        )),
+        "the exact URL the rescue system would download was asked for: {calls:?}"
+    );
+
+    // The valid combination: checked, then written, with the size the check learnt.
+    bench.sshd.stubs.set_hostname("rescue");
+    let job = bench.bootstrap(json!({})).await;
+    let job_id = job["id"].as_str().unwrap();
+    let finished = bench.finished(job_id).await;
+    let log = bench.log(job_id).await.join("\n");
+    assert_eq!(finished["status"], "succeeded", "{finished:#}\n{log}");
+    assert!(log.contains("the image exists"), "{log}");
+    assert!(log.contains("written 100 % ("), "{log}");
+    let raw = &image().raw;
+    assert_eq!(&bench.disk.contents()[..raw.len()], raw.as_slice());
+}
+
+#[tokio::test]
+async fn a_custom_image_url_that_answers_404_fails_before_the_disk_is_touched() {
+    let bench = Bench::start_with_images(talos_manager_core::Backend::Sqlite, Images::Custom).await;
+    // The rescue host's server answers 404 `not found` for a path it does not serve.
+    fails_untouched(
+        &bench,
+        json!({}),
+        &format!("{CUSTOM_IMAGE_PATH} is not available (HTTP 404): not found"),
+    )
+    .await;
 }
