@@ -637,3 +637,21 @@ async fn five_hundreds_on_state_changing_calls_are_not_retried_but_reads_are() {
     );
     assert_eq!(fake.requests(), ["POST /server/321"]);
 }
+
+#[tokio::test]
+async fn three_failed_logins_get_the_address_blocked_as_robot_does() {
+    let fake = FakeRobot::start().await.unwrap();
+    let wrong =
+        HetznerRobot::with_policy(fake.url(), "someone", Secret::new("wrong".into()), policy())
+            .unwrap();
+    for _ in 0..3 {
+        let error = wrong.list_servers().await.unwrap_err();
+        assert!(error.is_permanent(), "{error:?}");
+    }
+    assert!(fake.is_blocked());
+    let error = client(&fake).list_servers().await.unwrap_err();
+    assert_eq!(error.code(), Some("BLOCKED"), "{error:?}");
+    assert!(!error.is_permanent(), "a block ends: {error:?}");
+    fake.unblock();
+    assert_eq!(client(&fake).list_servers().await.unwrap().len(), 2);
+}
