@@ -332,6 +332,46 @@ mod tests {
         assert_eq!(error.message(), Some("Boot already enabled"));
     }
 
+    fn answer(status: u16, code: &str) -> HetznerApiError {
+        HetznerApiError {
+            status,
+            code: code.into(),
+            message: String::new(),
+            correlation_id: None,
+        }
+    }
+
+    #[test]
+    fn refusals_are_permanent_and_busy_answers_are_not() {
+        let api = |status, code| ProviderError::Api {
+            provider: ProviderKind::HetznerRobot,
+            operation: "x".into(),
+            source: answer(status, code),
+        };
+        for (status, code) in [
+            (404, "RESET_NOT_AVAILABLE"),
+            (404, "BOOT_NOT_AVAILABLE"),
+            (400, "INVALID_INPUT"),
+            (403, "forbidden"),
+            (403, "token_readonly"),
+            (409, "VSWITCH_VLAN_NOT_UNIQUE"),
+        ] {
+            assert!(api(status, code).is_permanent(), "{status} {code}");
+        }
+        for (status, code) in [
+            (409, "VSWITCH_IN_PROCESS"),
+            (403, "RATE_LIMIT_EXCEEDED"),
+            (403, "BLOCKED"),
+            (423, "locked"),
+            (409, "conflict"),
+            (429, "rate_limit_exceeded"),
+            (500, "INTERNAL_ERROR"),
+            (502, "http_502"),
+        ] {
+            assert!(!api(status, code).is_permanent(), "{status} {code}");
+        }
+    }
+
     #[test]
     fn missing_key_error_says_what_to_do() {
         let error = ProviderError::SshKeyMissing {

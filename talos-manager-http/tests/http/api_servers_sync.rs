@@ -240,6 +240,29 @@ api_test!(patch_renames_at_the_provider_before_storing, |server| {
             .contains("it was not sent again"),
         "{unavailable}"
     );
+
+    // A permanent refusal (the web-service user may not change this server) says what Robot
+    // said and does not tell the operator to retry.
+    server.robot.inject(
+        Target::on("POST", "/server/321"),
+        Fault::Answer(
+            403,
+            r#"{"error":{"status":403,"code":"FORBIDDEN","message":"not allowed"}}"#.into(),
+        ),
+        1,
+    );
+    let refused = server
+        .expect(
+            Method::PATCH,
+            "/api/v1/servers/robot-321",
+            Some(json!({"name": "control-plane-2"})),
+            502,
+        )
+        .await;
+    assert_eq!(refused["code"], "provider_refused", "{refused}");
+    let message = refused["message"].as_str().unwrap();
+    assert!(message.contains("FORBIDDEN"), "{refused}");
+    assert!(!message.contains("retry"), "{refused}");
     assert_eq!(
         server.server_json("robot-321").await["name"],
         "control-plane-1"
