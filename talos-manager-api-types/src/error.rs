@@ -7,6 +7,7 @@ pub struct ErrorBody {
     /// A stable, machine-readable code: `bad_request`, `unauthorized`, `cross_site`,
     /// `payload_too_large`, `not_found`, `conflict`,
     /// `in_use`, `invalid`, `internal`, `bad_gateway`, `unavailable`, `provider_unavailable`,
+    /// `provider_refused`, `provider_outcome_unknown`,
     /// `ssh_key_missing`, `not_in_rescue_yet`, `bootstrap_running`, `live_node`,
     /// `cluster_busy`.
     pub code: String,

@@ -18,6 +18,10 @@ pub struct ProviderAccountView {
     /// When it last changed.
     #[serde(with = "time::serde::rfc3339")]
     pub updated_at: OffsetDateTime,
+    /// When the provider last refused these credentials (401), or `null`. The periodic sync
+    /// sends no request for the account until its secret is updated, which clears this.
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    pub credentials_refused_at: Option<OffsetDateTime>,
 }
 
 /// A new provider account.

@@ -114,6 +114,39 @@ pub enum ProviderError {
         #[source]
         source: reqwest::Error,
     },
+    /// A state-changing request got an answer that does not say whether it was carried out (a
+    /// 5xx, or no answer after it was sent): the backend may have done the work although the
+    /// gateway in front of it failed. It is never sent again blindly; the client reads the state
+    /// back where it can (rescue, vSwitch, keys), and otherwise (a reset) reports this.
+    #[error(
+        "{provider} may or may not have carried out the request to {operation} (the answer was an \
+         error after it was sent); it was not sent again: check the server's state before trying \
+         again"
+    )]
+    OutcomeUnknown {
+        /// Which API.
+        provider: ProviderKind,
+        /// What we tried to do.
+        operation: String,
+        /// The failure that left the outcome open (`Api` with a 5xx, or `Unreachable`).
+        #[source]
+        source: Box<ProviderError>,
+    },
+    /// A server removed from a vSwitch was still listed as a member when we stopped waiting.
+    #[error(
+        "{provider} still lists server {server_id} in vswitch {vswitch_id} after {waited:?}; the \
+         removal is still processing"
+    )]
+    VswitchChangeUnfinished {
+        /// Which API.
+        provider: ProviderKind,
+        /// The vSwitch.
+        vswitch_id: u64,
+        /// The server.
+        server_id: String,
+        /// How long we waited.
+        waited: Duration,
+    },
     /// The answer was not the JSON we expected.
     #[error("{provider} sent an unreadable answer to {operation}")]
     InvalidResponse {
@@ -210,9 +243,34 @@ impl ProviderError {
         self.api_error().map(|api_error| api_error.message.as_str())
     }
 
+    /// Whether trying again later, unchanged, cannot help: the provider refused the request for
+    /// what it is (not found, invalid input, credentials refused, a key that must be uploaded
+    /// by hand), not for the moment it came (rate limits, locks, outages, 5xx).
+    pub fn is_permanent(&self) -> bool {
+        match self {
+            ProviderError::Unauthorized { .. }
+            | ProviderError::ServerNotFound { .. }
+            | ProviderError::VswitchNotFound { .. }
+            | ProviderError::SshKeyMissing { .. }
+            | ProviderError::InvalidSshKey { .. }
+            | ProviderError::InvalidServerId { .. }
+            | ProviderError::ForeignSshKey { .. } => true,
+            ProviderError::Api { source, .. } => is_permanent_answer(source),
+            ProviderError::ActionFailed { .. }
+            | ProviderError::RateLimited { .. }
+            | ProviderError::Unreachable { .. }
+            | ProviderError::OutcomeUnknown { .. }
+            | ProviderError::InvalidResponse { .. }
+            | ProviderError::ActionTimedOut { .. }
+            | ProviderError::VswitchChangeUnfinished { .. }
+            | ProviderError::HttpClient { .. } => false,
+        }
+    }
+
     /// Hetzner's error answer, when there is one.
     pub fn api_error(&self) -> Option<&HetznerApiError> {
         match self {
+            ProviderError::OutcomeUnknown { source, .. } => source.api_error(),
             ProviderError::Unauthorized { source, .. }
             | ProviderError::RateLimited { source, .. }
             | ProviderError::Api { source, .. }
@@ -222,6 +280,27 @@ impl ProviderError {
             _ => None,
         }
     }
+}
+
+/// A 4xx answer that says the request itself is refused: 400, 401, 403 (except Robot's
+/// `RATE_LIMIT_EXCEEDED`, a rate limit, and `BLOCKED`, an address block that ends), 404, 405,
+/// 422, and 409 except the codes that mean "busy now" (`VSWITCH_IN_PROCESS`, Cloud `conflict`
+/// and `locked`, `RESET_MANUAL_ACTIVE`). 408, 423, 429 and every 5xx are transient.
+fn is_permanent_answer(answer: &HetznerApiError) -> bool {
+    const TRANSIENT_CODES: &[&str] = &[
+        "RATE_LIMIT_EXCEEDED",
+        "rate_limit_exceeded",
+        "BLOCKED",
+        "VSWITCH_IN_PROCESS",
+        "conflict",
+        "locked",
+        "RESET_MANUAL_ACTIVE",
+        "maintenance",
+        "timeout",
+    ];
+    (400..500).contains(&answer.status)
+        && !matches!(answer.status, 408 | 423 | 429)
+        && !TRANSIENT_CODES.contains(&answer.code.as_str())
 }
 
 #[cfg(test)]
@@ -251,6 +330,46 @@ mod tests {
         );
         assert_eq!(error.code(), Some("BOOT_ALREADY_ENABLED"));
         assert_eq!(error.message(), Some("Boot already enabled"));
+    }
+
+    fn answer(status: u16, code: &str) -> HetznerApiError {
+        HetznerApiError {
+            status,
+            code: code.into(),
+            message: String::new(),
+            correlation_id: None,
+        }
+    }
+
+    #[test]
+    fn refusals_are_permanent_and_busy_answers_are_not() {
+        let api = |status, code| ProviderError::Api {
+            provider: ProviderKind::HetznerRobot,
+            operation: "x".into(),
+            source: answer(status, code),
+        };
+        for (status, code) in [
+            (404, "RESET_NOT_AVAILABLE"),
+            (404, "BOOT_NOT_AVAILABLE"),
+            (400, "INVALID_INPUT"),
+            (403, "forbidden"),
+            (403, "token_readonly"),
+            (409, "VSWITCH_VLAN_NOT_UNIQUE"),
+        ] {
+            assert!(api(status, code).is_permanent(), "{status} {code}");
+        }
+        for (status, code) in [
+            (409, "VSWITCH_IN_PROCESS"),
+            (403, "RATE_LIMIT_EXCEEDED"),
+            (403, "BLOCKED"),
+            (423, "locked"),
+            (409, "conflict"),
+            (429, "rate_limit_exceeded"),
+            (500, "INTERNAL_ERROR"),
+            (502, "http_502"),
+        ] {
+            assert!(!api(status, code).is_permanent(), "{status} {code}");
+        }
     }
 
     #[test]

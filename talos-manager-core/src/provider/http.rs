@@ -44,12 +44,20 @@ pub(crate) fn client_builder(
 /// How long to wait and how often to try again.
 ///
 /// A request is sent at most [`max_attempts`](Self::max_attempts) times. Between attempts the
-/// delay grows exponentially from `min_delay` to `max_delay`, with jitter. What is retried:
-/// connection failures; timeouts and broken answers of `GET`s only (a `POST` that timed out may
-/// have been carried out); 5xx answers, Robot 403 `RATE_LIMIT_EXCEEDED`, Cloud 429
+/// delay grows exponentially from `min_delay` to `max_delay`, with jitter. What is retried
+/// blindly, for every method, is only what the API refused without carrying it out: connection
+/// failures (nothing was sent), Robot 403 `RATE_LIMIT_EXCEEDED`, Cloud 429
 /// `rate_limit_exceeded` and 409 `conflict`, and Cloud 423 `locked` for the power actions that
-/// follow `enable_rescue`. Credentials refused (401) are never retried: Robot blocks the address
-/// after three failed logins.
+/// follow `enable_rescue`. Timeouts, broken answers and 5xx answers are retried for `GET`s only:
+/// a state-changing call that got one may have been carried out (the backend did the work, the
+/// gateway in front of it failed), so the client reads the state back instead and acts on it
+/// (see `docs/hetzner.md`). Credentials refused (401) are never retried: Robot blocks the
+/// address after three failed logins.
+///
+/// A Robot vSwitch is locked while a membership change runs (409 `VSWITCH_IN_PROCESS`); a
+/// change that meets the lock is tried again every
+/// [`vswitch_lock_poll`](Self::vswitch_lock_poll) for up to
+/// [`vswitch_lock_wait`](Self::vswitch_lock_wait).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RetryPolicy {
     /// Requests sent at most, the first one included.
@@ -66,12 +74,18 @@ pub struct RetryPolicy {
     pub action_poll_interval: Duration,
     /// How long to wait for a Cloud action before giving up.
     pub action_timeout: Duration,
+    /// How long a Robot vSwitch change waits, in total, for a running change of the same
+    /// vSwitch to finish (409 `VSWITCH_IN_PROCESS`), and for its own removal to finish.
+    pub vswitch_lock_wait: Duration,
+    /// How often a locked Robot vSwitch is tried again.
+    pub vswitch_lock_poll: Duration,
 }
 
 impl Default for RetryPolicy {
     /// Values for the real APIs: 6 attempts, 2 s growing to 60 s (Robot's budgets are hourly and
     /// community clients start their back-off at a few seconds), 10 s to connect, 30 s per
-    /// request, actions polled every 500 ms for up to 5 minutes (what hcloud-go does).
+    /// request, actions polled every 500 ms for up to 5 minutes (what hcloud-go does), a locked
+    /// vSwitch tried every 15 s for up to 5 minutes (what community.hrobot and hrobot-rs do).
     fn default() -> Self {
         RetryPolicy {
             max_attempts: 6,
@@ -81,6 +95,8 @@ impl Default for RetryPolicy {
             request_timeout: Duration::from_secs(30),
             action_poll_interval: Duration::from_millis(500),
             action_timeout: Duration::from_secs(300),
+            vswitch_lock_wait: Duration::from_secs(300),
+            vswitch_lock_poll: Duration::from_secs(15),
         }
     }
 }
@@ -96,6 +112,8 @@ impl RetryPolicy {
             request_timeout: Duration::from_secs(2),
             action_poll_interval: Duration::from_millis(2),
             action_timeout: Duration::from_secs(5),
+            vswitch_lock_wait: Duration::from_secs(5),
+            vswitch_lock_poll: Duration::from_millis(20),
         }
     }
 
@@ -248,6 +266,29 @@ impl Transport {
         let provider = self.provider;
         let operation = request.operation.clone();
         result.map_err(|failure| match failure {
+            Failure::Transport(source) if request.method != Method::GET && !source.is_connect() => {
+                ProviderError::OutcomeUnknown {
+                    provider,
+                    operation,
+                    source: Box::new(ProviderError::Unreachable {
+                        provider,
+                        operation: request.operation.clone(),
+                        attempts,
+                        source,
+                    }),
+                }
+            }
+            Failure::Api(source) if request.method != Method::GET && source.status >= 500 => {
+                ProviderError::OutcomeUnknown {
+                    provider,
+                    operation: operation.clone(),
+                    source: Box::new(ProviderError::Api {
+                        provider,
+                        operation,
+                        source,
+                    }),
+                }
+            }
             Failure::Transport(source) => ProviderError::Unreachable {
                 provider,
                 operation,
@@ -340,7 +381,7 @@ impl Transport {
                     && (error.is_timeout() || error.is_request() || error.is_body())
             }
             Failure::Api(api_error) => {
-                api_error.status >= 500
+                (api_error.status >= 500 && request.method == Method::GET)
                     || is_rate_limit(api_error)
                     || (self.provider == ProviderKind::HetznerCloud && api_error.code == "conflict")
                     || (request.retry_locked && api_error.code == "locked")

@@ -34,6 +34,9 @@ pub struct ProviderAccount {
     pub created_at: OffsetDateTime,
     /// When it last changed.
     pub updated_at: OffsetDateTime,
+    /// When the provider last refused its credentials (401); the periodic sync skips the
+    /// account until its secret is updated, which clears this.
+    pub credentials_refused_at: Option<OffsetDateTime>,
 }
 
 #[derive(sqlx::FromRow)]
@@ -43,6 +46,7 @@ struct Row {
     name: String,
     created_at: OffsetDateTime,
     updated_at: OffsetDateTime,
+    credentials_refused_at: Option<OffsetDateTime>,
 }
 
 impl TryFrom<Row> for ProviderAccount {
@@ -54,11 +58,12 @@ impl TryFrom<Row> for ProviderAccount {
             name: row.name,
             created_at: row.created_at,
             updated_at: row.updated_at,
+            credentials_refused_at: row.credentials_refused_at,
         })
     }
 }
 
-const COLUMNS: &str = "id, provider, name, created_at, updated_at";
+const COLUMNS: &str = "id, provider, name, created_at, updated_at, credentials_refused_at";
 
 impl Store {
     /// Adds a provider account; its secret is stored encrypted.
@@ -122,7 +127,25 @@ impl Store {
         Ok(self.cipher.decrypt_str(SECRET_COLUMN, &ciphertext)?)
     }
 
-    /// Changes the name and, when given, the secret of a provider account.
+    /// Records that the provider refused the account's credentials now; the periodic sync
+    /// leaves the account alone until its secret is updated.
+    pub async fn mark_provider_account_credentials_refused(
+        &self,
+        id: ProviderAccountId,
+    ) -> Result<(), StoreError> {
+        let sql = "UPDATE provider_accounts SET credentials_refused_at = $2 WHERE id = $1";
+        on_pool!(self, |pool| sqlx::query(sql)
+            .bind(id)
+            .bind(now())
+            .execute(pool)
+            .await
+            .map(|result| result.rows_affected()))
+        .map_err(|e| StoreError::from_write("provider account", "mark credentials refused", e))?;
+        Ok(())
+    }
+
+    /// Changes the name and, when given, the secret of a provider account; a new secret clears
+    /// [`ProviderAccount::credentials_refused_at`].
     pub async fn update_provider_account(
         &self,
         id: ProviderAccountId,
@@ -131,8 +154,9 @@ impl Store {
     ) -> Result<ProviderAccount, StoreError> {
         let ciphertext = secret.map(|secret| self.cipher.encrypt_str(SECRET_COLUMN, secret));
         let sql = sql!(
-            "UPDATE provider_accounts SET name = $2, secret = COALESCE($3, secret), updated_at = $4 \
-             WHERE id = $1 RETURNING {COLUMNS}"
+            "UPDATE provider_accounts SET name = $2, secret = COALESCE($3, secret), updated_at = $4, \
+             credentials_refused_at = CASE WHEN $3 IS NULL THEN credentials_refused_at ELSE NULL \
+             END WHERE id = $1 RETURNING {COLUMNS}"
         );
         let row: Option<Row> = on_pool!(self, |pool| sqlx::query_as(sql)
             .bind(id)

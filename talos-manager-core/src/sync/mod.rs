@@ -131,6 +131,18 @@ pub enum SyncError {
     },
 }
 
+impl SyncError {
+    /// The provider's error, when the provider failed.
+    pub fn provider_error(&self) -> Option<&ProviderError> {
+        match self {
+            SyncError::BuildProvider { source, .. }
+            | SyncError::ListVswitches { source, .. }
+            | SyncError::ListServers { source, .. } => Some(source),
+            SyncError::Store { .. } => None,
+        }
+    }
+}
+
 /// What syncing one account did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct AccountReport {
@@ -186,6 +198,9 @@ pub struct SyncReport {
     pub accounts_synced: usize,
     /// Accounts whose sync failed; the others were still synced.
     pub failures: Vec<AccountFailure>,
+    /// Accounts skipped, without a request, because the provider refused their credentials
+    /// (`credentials_refused_at`) and they have not changed since.
+    pub credentials_refused: Vec<ProviderAccountId>,
     /// Accounts where too many servers went missing at once, so none was marked or deleted:
     /// `(account, why)`.
     pub held_back: Vec<(ProviderAccountId, String)>,
@@ -484,6 +499,19 @@ pub async fn sync_all_with(
 ) -> Result<SyncReport, StoreError> {
     let mut report = SyncReport::default();
     for account in store.list_provider_accounts().await? {
+        // Robot blocks the client address, for every account, after three failed logins: an
+        // account whose credentials were refused waits for new ones.
+        if let Some(refused_at) = account.credentials_refused_at {
+            tracing::info!(
+                provider = %account.provider,
+                account = %account.name,
+                %refused_at,
+                "not syncing provider account {}: its credentials were refused; update them",
+                account.id
+            );
+            report.credentials_refused.push(account.id);
+            continue;
+        }
         tracing::info!(
             provider = %account.provider,
             account = %account.name,
@@ -534,6 +562,14 @@ pub async fn sync_all_with(
                 report.accounts_synced += 1;
             }
             Err(error) => {
+                if matches!(
+                    error.provider_error(),
+                    Some(ProviderError::Unauthorized { .. })
+                ) {
+                    store
+                        .mark_provider_account_credentials_refused(account.id)
+                        .await?;
+                }
                 tracing::warn!(
                     provider = %account.provider,
                     account = %account.name,

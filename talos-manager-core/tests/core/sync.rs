@@ -518,3 +518,51 @@ store_test!(
         assert_eq!(store.list_servers().await.unwrap().len(), 3);
     }
 );
+
+store_test!(
+    refused_credentials_stop_the_sync_until_they_change,
+    |store| {
+        let (robot, _cloud, factory) = fleet(store, 2, 1).await;
+        let accounts = store.list_provider_accounts().await.unwrap();
+        let robot_account = accounts
+            .iter()
+            .find(|account| account.provider == ProviderKind::HetznerRobot)
+            .unwrap()
+            .id;
+        // The operator changes the web-service password in Robot, not here.
+        robot.set_password("rotated-password");
+        let refused = sync_all(store, &factory, None).await.unwrap();
+        assert_eq!(refused.failures.len(), 1, "{refused:?}");
+        assert_eq!(refused.accounts_synced, 1, "the Cloud account still syncs");
+        let account = store.get_provider_account(robot_account).await.unwrap();
+        assert!(account.credentials_refused_at.is_some(), "{account:?}");
+
+        // The next syncs send Robot nothing for that account: Robot would block the address for
+        // every account after three failed logins.
+        let requests = robot.requests().len();
+        for _ in 0..3 {
+            let skipped = sync_all(store, &factory, None).await.unwrap();
+            assert!(skipped.failures.is_empty(), "{skipped:?}");
+            assert_eq!(skipped.credentials_refused, [robot_account]);
+        }
+        assert_eq!(robot.requests().len(), requests);
+        assert!(!robot.is_blocked());
+
+        // New credentials clear the mark and the account syncs again.
+        store
+            .update_provider_account(
+                robot_account,
+                FakeRobot::USER,
+                Some(&Secret::new("rotated-password".to_owned())),
+            )
+            .await
+            .unwrap();
+        let account = store.get_provider_account(robot_account).await.unwrap();
+        assert_eq!(account.credentials_refused_at, None);
+        let synced = sync_all(store, &factory, None).await.unwrap();
+        assert!(synced.failures.is_empty(), "{synced:?}");
+        assert!(synced.credentials_refused.is_empty());
+        assert_eq!(synced.accounts_synced, 2);
+        assert!(robot.requests().len() > requests);
+    }
+);

@@ -306,9 +306,23 @@ impl From<ProviderError> for ApiError {
             ProviderError::ServerNotFound { .. } | ProviderError::VswitchNotFound { .. } => {
                 ApiError::not_found(error.to_string())
             }
+            // Refused for what it is (a 4xx such as a read-only token or a reset type the server
+            // does not offer): trying again unchanged cannot help, so the answer does not say so.
+            ProviderError::Api { .. } if error.is_permanent() => {
+                tracing::warn!(error = %error_chain(&error), "provider refused the call");
+                ApiError::BadGateway(body("provider_refused", error_chain(&error).to_string()))
+            }
+            ProviderError::OutcomeUnknown { .. } => {
+                tracing::warn!(error = %error_chain(&error), "provider call outcome unknown");
+                ApiError::BadGateway(body(
+                    "provider_outcome_unknown",
+                    error_chain(&error).to_string(),
+                ))
+            }
             ProviderError::Unreachable { .. }
             | ProviderError::RateLimited { .. }
             | ProviderError::Api { .. }
+            | ProviderError::VswitchChangeUnfinished { .. }
             | ProviderError::InvalidResponse { .. } => {
                 tracing::warn!(error = %error_chain(&error), "provider call failed");
                 ApiError::Unavailable(body(

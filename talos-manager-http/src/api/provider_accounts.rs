@@ -27,6 +27,7 @@ fn account_view(account: ProviderAccount) -> ProviderAccountView {
         name: account.name,
         created_at: account.created_at,
         updated_at: account.updated_at,
+        credentials_refused_at: account.credentials_refused_at,
     }
 }
 

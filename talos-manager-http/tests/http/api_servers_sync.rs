@@ -216,21 +216,53 @@ api_test!(patch_renames_at_the_provider_before_storing, |server| {
     );
     assert_eq!(server.server_json("cloud-42").await["name"], "worker-1");
 
-    // Robot is down for maintenance: the answer says to retry, the stored name stays.
-    server.robot.inject(
-        Target::on("POST", "/server/321"),
-        Fault::Status(503),
-        RetryPolicy::for_fakes().max_attempts,
-    );
+    // Robot answers 503: a rename may have gone through behind it, so it is not sent again;
+    // the answer says the outcome is unknown, and the stored name stays.
+    server
+        .robot
+        .inject(Target::on("POST", "/server/321"), Fault::Status(503), 1);
     let unavailable = server
         .expect(
             Method::PATCH,
             "/api/v1/servers/robot-321",
             Some(json!({"name": "control-plane-2"})),
-            503,
+            502,
         )
         .await;
-    assert_eq!(unavailable["code"], "provider_unavailable", "{unavailable}");
+    assert_eq!(
+        unavailable["code"], "provider_outcome_unknown",
+        "{unavailable}"
+    );
+    assert!(
+        unavailable["message"]
+            .as_str()
+            .unwrap()
+            .contains("it was not sent again"),
+        "{unavailable}"
+    );
+
+    // A permanent refusal (the web-service user may not change this server) says what Robot
+    // said and does not tell the operator to retry.
+    server.robot.inject(
+        Target::on("POST", "/server/321"),
+        Fault::Answer(
+            403,
+            r#"{"error":{"status":403,"code":"FORBIDDEN","message":"not allowed"}}"#.into(),
+        ),
+        1,
+    );
+    let refused = server
+        .expect(
+            Method::PATCH,
+            "/api/v1/servers/robot-321",
+            Some(json!({"name": "control-plane-2"})),
+            502,
+        )
+        .await;
+    assert_eq!(refused["code"], "provider_refused", "{refused}");
+    let message = refused["message"].as_str().unwrap();
+    assert!(message.contains("FORBIDDEN"), "{refused}");
+    assert!(!message.contains("retry"), "{refused}");
     assert_eq!(
         server.server_json("robot-321").await["name"],
         "control-plane-1"
@@ -294,7 +326,11 @@ api_test!(patch_moves_a_robot_server_between_vswitches, |server| {
     assert_eq!(moved["vswitch_id"], "1234");
     assert_eq!(
         &server.robot.requests()[requests_before..],
-        ["DELETE /vswitch/4321/server", "POST /vswitch/1234/server"]
+        [
+            "DELETE /vswitch/4321/server",
+            "GET /vswitch/4321",
+            "POST /vswitch/1234/server"
+        ]
     );
     let members = |id: u64| -> Vec<u64> {
         server
@@ -309,31 +345,8 @@ api_test!(patch_moves_a_robot_server_between_vswitches, |server| {
     assert_eq!(members(4321), Vec::<u64>::new());
     assert_eq!(members(1234), [321]);
 
-    // Robot is still joining it: leaving now is refused (409 VSWITCH_IN_PROCESS), so the
-    // answer says to retry and the server stays in 1234 here as there.
-    let busy = server
-        .expect(
-            Method::PATCH,
-            "/api/v1/servers/robot-321",
-            Some(json!({"vswitch_id": null})),
-            503,
-        )
-        .await;
-    assert_eq!(busy["code"], "provider_unavailable", "{busy}");
-    assert!(
-        busy["message"]
-            .as_str()
-            .unwrap()
-            .contains("VSWITCH_IN_PROCESS"),
-        "{busy}"
-    );
-    assert_eq!(server.server_json("robot-321").await["vswitch_id"], "1234");
-    assert_eq!(members(1234), [321]);
-
-    // Once the join is done (the next sync reads it as ready), leaving works.
-    sync_all(server.store(), &factory(&server), None)
-        .await
-        .unwrap();
+    // Robot is still joining it and locks the vSwitch (409 VSWITCH_IN_PROCESS): leaving now
+    // waits the lock out and then works.
     let detached = server
         .expect(
             Method::PATCH,

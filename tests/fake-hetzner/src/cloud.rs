@@ -368,9 +368,14 @@ async fn handle(state: Shared<CloudState>, mut request: Request) -> Response {
         (fault, headers)
     };
     let mut delay = None;
+    let mut applied_then = None;
     let response = match fault {
         Some(Fault::Slow(slow)) => {
             delay = Some(slow);
+            None
+        }
+        Some(Fault::AppliedThenStatus(status)) => {
+            applied_then = Some(status);
             None
         }
         Some(Fault::RateLimit) => Some(fixture_error(429, RATE_LIMIT_FIXTURE)),
@@ -389,6 +394,11 @@ async fn handle(state: Shared<CloudState>, mut request: Request) -> Response {
     if let Some(delay) = delay {
         tokio::time::sleep(delay).await;
     }
+    let response = match applied_then {
+        Some(502) => html_status(502),
+        Some(status) => error(status, "server_error", "fake server error"),
+        None => response,
+    };
     let mut response = with_headers(response, &rate_limit_headers);
     response.headers_mut().insert(
         "x-correlation-id",

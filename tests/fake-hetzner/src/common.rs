@@ -27,6 +27,10 @@ pub enum Fault {
     Slow(Duration),
     /// Close the connection without an answer.
     Drop,
+    /// Carry the request out, then answer with this 5xx status anyway (502 as HTML): the
+    /// backend did the work and the gateway in front of it failed, the ambiguous case a client
+    /// must not answer by sending the request again.
+    AppliedThenStatus(u16),
     /// Answer with this status and this JSON body instead of carrying the request out: an odd
     /// answer of the real API (Robot's 404 `SERVER_NOT_FOUND` or `[]` on `GET /server`, a Cloud
     /// page without `meta`).

@@ -27,8 +27,11 @@
 //!
 //! ## Robot (`FakeRobot`)
 //!
-//! * **Auth**: HTTP Basic with [`FakeRobot::USER`] / [`FakeRobot::PASSWORD`]; anything else gets
-//!   401 `UNAUTHORIZED`. Bodies are forms (`server[]=1&server[]=2` and `server=1` both work, also
+//! * **Auth**: HTTP Basic with [`FakeRobot::USER`] / [`FakeRobot::PASSWORD`]
+//!   ([`FakeRobot::set_password`] rotates it); anything else gets 401 `UNAUTHORIZED`. Three
+//!   failed logins in a row block the client for 10 minutes, as the real Robot blocks the
+//!   address: every request then gets 403 `BLOCKED`, good credentials included
+//!   ([`FakeRobot::is_blocked`], [`FakeRobot::unblock`]). Bodies are forms (`server[]=1&server[]=2` and `server=1` both work, also
 //!   on `DELETE`); answers are JSON, objects wrapped (`{"server":…}`) except vSwitches.
 //! * **Servers** ([`RobotServer`]): `GET /server` (404 `SERVER_NOT_FOUND` when there are none,
 //!   like the real API), `GET /server/{n}`, `POST /server/{n}` (`server_name`).
@@ -49,9 +52,11 @@
 //!   rescue activation into `booted_rescue`. Every reset is recorded in `resets`.
 //! * **vSwitches** ([`RobotVswitch`]): `GET /vswitch` (unwrapped refs, `[]` when empty),
 //!   `GET /vswitch/{id}` (members; 404 `NOT_FOUND`), `POST`/`DELETE /vswitch/{id}/server`
-//!   (empty 200). A new member reads as `processing` for its first reads
-//!   ([`FakeRobot::set_vswitch_processing_reads`]), then `ready`; changing a member that is
-//!   still processing gives 409 `VSWITCH_IN_PROCESS`.
+//!   (empty 200). Each change locks the whole vSwitch for a while
+//!   ([`FakeRobot::set_vswitch_lock`], default [`FakeRobot::DEFAULT_VSWITCH_LOCK`]): any change
+//!   to it before then gets 409 `VSWITCH_IN_PROCESS`, whichever server it names. A new member
+//!   reads as `processing` for its first reads ([`FakeRobot::set_vswitch_processing_reads`]),
+//!   then `ready`.
 //!
 //! ## Cloud (`FakeCloud`)
 //!
@@ -86,7 +91,9 @@
 //!
 //! [`FakeRobot::inject`] / [`FakeCloud::inject`] make the next `times` requests matching a
 //! [`Target`] (method and path prefix, or any) fail with a [`Fault`]: rate limit (Robot 403
-//! `RATE_LIMIT_EXCEEDED`, Cloud 429), a 5xx (502 comes as HTML, like a proxy's), slow (the
+//! `RATE_LIMIT_EXCEEDED`, Cloud 429), a 5xx (502 comes as HTML, like a proxy's), a 5xx after
+//! the request was carried out ([`Fault::AppliedThenStatus`]: the backend did it, the gateway
+//! failed), slow (the
 //! request is carried out, the answer comes after a delay) or drop (the connection closes with
 //! no answer and nothing done). Robot also has per-endpoint
 //! hourly budgets ([`FakeRobot::set_rate_limit`], refilled by

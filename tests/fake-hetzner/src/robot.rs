@@ -3,6 +3,7 @@
 use std::collections::BTreeMap;
 use std::io;
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use poem::{Request, Response};
 use serde_json::{Value, json};
@@ -146,6 +147,16 @@ struct RobotState {
     activations: u64,
     rescue_host_keys: Vec<String>,
     processing_reads: u32,
+    /// How long a vSwitch stays locked after a membership change.
+    vswitch_lock: Duration,
+    /// vSwitch id → when its running change ends (Robot answers 409 `VSWITCH_IN_PROCESS` to
+    /// any change before then).
+    vswitch_locked_until: BTreeMap<u64, Instant>,
+    /// Failed logins in a row, and when the block they caused ends.
+    failed_logins: u32,
+    blocked_until: Option<Instant>,
+    block_after: u32,
+    block_for: Duration,
     server_template: Value,
     detail_template: Value,
 }
@@ -163,6 +174,11 @@ impl FakeRobot {
     pub const USER: &str = "fake-robot-user";
     /// Its password.
     pub const PASSWORD: &str = "fake-robot-password";
+    /// How long a vSwitch stays locked after each membership change unless a test says
+    /// otherwise ([`set_vswitch_lock`](Self::set_vswitch_lock)): short, so that tests run fast,
+    /// but long enough that back-to-back changes meet the lock, as they do at the real Robot
+    /// (where it lasts from seconds to minutes).
+    pub const DEFAULT_VSWITCH_LOCK: Duration = Duration::from_millis(150);
 
     /// Starts the fake seeded from the fixtures: servers 321 and 421, keys `key1` and `key2`,
     /// vSwitches 1234 (empty) and 4321 (members 321 and 421).
@@ -189,6 +205,12 @@ impl FakeRobot {
             activations: 0,
             rescue_host_keys: Vec::new(),
             processing_reads: 1,
+            vswitch_lock: Self::DEFAULT_VSWITCH_LOCK,
+            vswitch_locked_until: BTreeMap::new(),
+            failed_logins: 0,
+            blocked_until: None,
+            block_after: 3,
+            block_for: Duration::from_secs(600),
             server_template,
             detail_template,
         }));
@@ -299,6 +321,32 @@ impl FakeRobot {
         lock(&self.state).processing_reads = reads;
     }
 
+    /// How long a vSwitch is locked (409 `VSWITCH_IN_PROCESS` to every change) after each
+    /// add or removal of a server; [`DEFAULT_VSWITCH_LOCK`](Self::DEFAULT_VSWITCH_LOCK) unless set.
+    pub fn set_vswitch_lock(&self, duration: Duration) {
+        lock(&self.state).vswitch_lock = duration;
+    }
+
+    /// Changes the password the fake accepts, as an operator rotating the web-service password
+    /// in Robot does.
+    pub fn set_password(&self, password: &str) {
+        lock(&self.state).password = password.to_owned();
+    }
+
+    /// Ends an address block (the real one lasts 10 minutes) and forgets failed logins.
+    pub fn unblock(&self) {
+        let mut state = lock(&self.state);
+        state.blocked_until = None;
+        state.failed_logins = 0;
+    }
+
+    /// Whether failed logins have the client blocked now.
+    pub fn is_blocked(&self) -> bool {
+        lock(&self.state)
+            .blocked_until
+            .is_some_and(|until| Instant::now() < until)
+    }
+
     /// Makes the next `times` requests matching `target` fail with `fault`.
     pub fn inject(&self, target: Target, fault: Fault, times: u32) {
         lock(&self.state).control.inject(target, fault, times);
@@ -378,14 +426,33 @@ async fn handle(state: Shared<RobotState>, mut request: Request) -> Response {
     let fault = {
         let mut state = lock(&state);
         let fault = state.control.on_request(&method, &path);
+        // Robot blocks the client address for 10 minutes after three failed logins in a row
+        // (the webservice documentation); while blocked, even good credentials are refused.
+        if state
+            .blocked_until
+            .is_some_and(|until| Instant::now() < until)
+        {
+            return error(
+                403,
+                "BLOCKED",
+                "client address blocked after repeated failed login attempts",
+            );
+        }
         if credentials != Some((state.user.clone(), state.password.clone())) {
+            state.failed_logins += 1;
+            if state.failed_logins >= state.block_after {
+                state.blocked_until = Some(Instant::now() + state.block_for);
+            }
             return error(401, "UNAUTHORIZED", "Unauthorized");
         }
+        state.failed_logins = 0;
         fault
     };
     let mut delay = None;
+    let mut applied_then = None;
     match fault {
         Some(Fault::Slow(slow)) => delay = Some(slow),
+        Some(Fault::AppliedThenStatus(status)) => applied_then = Some(status),
         Some(Fault::RateLimit) => return rate_limited(),
         Some(Fault::Status(502)) => return html_status(502),
         Some(Fault::Status(status)) => return error(status, "INTERNAL_ERROR", "internal error"),
@@ -401,7 +468,11 @@ async fn handle(state: Shared<RobotState>, mut request: Request) -> Response {
     if let Some(delay) = delay {
         tokio::time::sleep(delay).await;
     }
-    response
+    match applied_then {
+        Some(502) => html_status(502),
+        Some(status) => error(status, "INTERNAL_ERROR", "internal error"),
+        None => response,
+    }
 }
 
 impl RobotState {
@@ -784,6 +855,8 @@ impl RobotState {
             return server_not_found();
         }
         let processing_reads = self.processing_reads;
+        let now = Instant::now();
+        let locked_until = now + self.vswitch_lock;
         let Some(vswitch) = id
             .parse()
             .ok()
@@ -791,13 +864,19 @@ impl RobotState {
         else {
             return error(404, "NOT_FOUND", "vswitch not found");
         };
-        if vswitch
-            .members
-            .iter()
-            .any(|member| member.pending_reads > 0 && numbers.contains(&member.server_number))
+        // The lock covers the whole vSwitch, whichever server the running change was about.
+        if self
+            .vswitch_locked_until
+            .get(&vswitch.id)
+            .is_some_and(|until| now < *until)
         {
-            return error(409, "VSWITCH_IN_PROCESS", "vswitch is in process");
+            return error(
+                409,
+                "VSWITCH_IN_PROCESS",
+                "The vSwitch cannot be updated because a update is currently running",
+            );
         }
+        self.vswitch_locked_until.insert(vswitch.id, locked_until);
         for number in numbers {
             let present = vswitch
                 .members

@@ -2,8 +2,12 @@
 
 pub(crate) mod api;
 
+use std::collections::HashMap;
+use std::sync::{Arc, LazyLock, Mutex};
+
 use async_trait::async_trait;
 use time::OffsetDateTime;
+use tokio::time::Instant;
 
 use super::http::{Auth, Transport};
 use super::ssh_key::{KEY_NAME, upload_name};
@@ -36,6 +40,21 @@ const KIND: ProviderKind = ProviderKind::HetznerRobot;
 #[derive(Debug, Clone)]
 pub struct HetznerRobot {
     transport: Transport,
+    /// The account as the vSwitch locks know it: base URL and web-service user.
+    account: Arc<str>,
+}
+
+/// One asynchronous mutex per account and vSwitch, shared by every client in the process:
+/// Robot refuses a change to a vSwitch while another one runs (409 `VSWITCH_IN_PROCESS`), so
+/// changes to one vSwitch go one at a time, each waiting until its predecessor has finished.
+type VswitchLocks = Mutex<HashMap<(Arc<str>, u64), Arc<tokio::sync::Mutex<()>>>>;
+static VSWITCH_LOCKS: LazyLock<VswitchLocks> = LazyLock::new(Default::default);
+
+/// A membership change of a vSwitch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Membership {
+    Add,
+    Remove,
 }
 
 impl HetznerRobot {
@@ -59,12 +78,93 @@ impl HetznerRobot {
         password: Secret<String>,
         policy: RetryPolicy,
     ) -> Result<Self, ProviderError> {
-        let auth = Auth::Basic {
-            user: user.into(),
-            password,
-        };
+        let user = user.into();
+        let account: Arc<str> = format!("{}\n{user}", base_url.trim_end_matches('/')).into();
+        let auth = Auth::Basic { user, password };
         let transport = Transport::new(KIND, base_url, auth, policy, api::parse_error)?;
-        Ok(HetznerRobot { transport })
+        Ok(HetznerRobot { transport, account })
+    }
+
+    fn vswitch_lock(&self, vswitch_id: u64) -> Arc<tokio::sync::Mutex<()>> {
+        let mut locks = VSWITCH_LOCKS
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        locks
+            .entry((self.account.clone(), vswitch_id))
+            .or_default()
+            .clone()
+    }
+
+    /// Adds or removes one server, one change per vSwitch at a time in this process; waits out
+    /// Robot's lock (409 `VSWITCH_IN_PROCESS`) for up to the policy's `vswitch_lock_wait`, and
+    /// after an answer that leaves the outcome open reads the vSwitch back: the change is done
+    /// when the membership is what it asked for. A removal returns once Robot no longer lists
+    /// the server, so that a following add (to this or another vSwitch) meets no half-finished
+    /// removal.
+    async fn change_membership(
+        &self,
+        vswitch_id: u64,
+        server_number: u64,
+        change: Membership,
+    ) -> Result<(), ProviderError> {
+        let lock = self.vswitch_lock(vswitch_id);
+        let _serialized = lock.lock().await;
+        let policy = &self.transport.policy;
+        let deadline = Instant::now() + policy.vswitch_lock_wait;
+        let request = match change {
+            Membership::Add => api::add_vswitch_server(vswitch_id, server_number),
+            Membership::Remove => api::remove_vswitch_server(vswitch_id, server_number),
+        };
+        loop {
+            match self.transport.send(&request).await {
+                Ok(_) => break,
+                Err(error)
+                    if error.code() == Some("VSWITCH_IN_PROCESS") && Instant::now() < deadline =>
+                {
+                    tracing::info!(
+                        vswitch_id,
+                        server_number,
+                        ?change,
+                        "vswitch busy with another change; waiting"
+                    );
+                    tokio::time::sleep(policy.vswitch_lock_poll).await;
+                }
+                Err(error @ ProviderError::OutcomeUnknown { .. }) => {
+                    let listed = self.lists_member(vswitch_id, server_number).await?;
+                    match (change, listed) {
+                        (Membership::Add, true) | (Membership::Remove, false) => break,
+                        _ => return Err(error),
+                    }
+                }
+                Err(error) => return Err(error),
+            }
+        }
+        if change == Membership::Remove {
+            while self.lists_member(vswitch_id, server_number).await? {
+                if Instant::now() >= deadline {
+                    return Err(ProviderError::VswitchChangeUnfinished {
+                        provider: KIND,
+                        vswitch_id,
+                        server_id: server_number.to_string(),
+                        waited: policy.vswitch_lock_wait,
+                    });
+                }
+                tokio::time::sleep(policy.vswitch_lock_poll).await;
+            }
+        }
+        Ok(())
+    }
+
+    async fn lists_member(
+        &self,
+        vswitch_id: u64,
+        server_number: u64,
+    ) -> Result<bool, ProviderError> {
+        let vswitch = self.get_vswitch(vswitch_id).await?;
+        Ok(vswitch
+            .server_ids
+            .iter()
+            .any(|id| *id == server_number.to_string()))
     }
 
     async fn rescue_state(&self, server_number: u64) -> Result<api::Rescue, ProviderError> {
@@ -220,10 +320,40 @@ impl Provider for HetznerRobot {
             missing,
             "Robot → Key management → New key",
         )?;
-        let created: KeyEnvelope = self
+        let created = match self
             .transport
-            .send_json(&api::create_key(&name, key.openssh()))
-            .await?;
+            .send_json::<KeyEnvelope>(&api::create_key(&name, key.openssh()))
+            .await
+        {
+            Ok(created) => created,
+            // Another upload of the same key won the race (409 `KEY_ALREADY_EXISTS`), or ours
+            // went through behind an error answer: the key is there, use it.
+            Err(error)
+                if error.code() == Some("KEY_ALREADY_EXISTS")
+                    || matches!(error, ProviderError::OutcomeUnknown { .. }) =>
+            {
+                let keys = empty_list_as_404(
+                    self.transport
+                        .send_json::<Vec<KeyEnvelope>>(&api::list_keys())
+                        .await,
+                    "NOT_FOUND",
+                )?;
+                let Some(found) = keys
+                    .into_iter()
+                    .find(|envelope| envelope.key.fingerprint == fingerprint)
+                else {
+                    return Err(error);
+                };
+                tracing::info!(fingerprint, "our key was uploaded meanwhile; using it");
+                return Ok(ProviderSshKey {
+                    id: found.key.fingerprint.clone(),
+                    name: found.key.name,
+                    fingerprint: found.key.fingerprint,
+                    uploaded: true,
+                });
+            }
+            Err(error) => return Err(error),
+        };
         Ok(ProviderSshKey {
             id: created.key.fingerprint.clone(),
             name: created.key.name,
@@ -234,7 +364,9 @@ impl Provider for HetznerRobot {
 
     /// Activates Linux rescue with only our key. When rescue is already active
     /// (`BOOT_ALREADY_ENABLED`), the activation is kept if it carries our key, and otherwise
-    /// deleted and made again so that our key takes effect.
+    /// deleted and made again so that our key takes effect. An activation whose answer leaves
+    /// the outcome open (a 5xx, a timeout) is not sent again: the rescue state is read back, and
+    /// an active rescue with our key is the activation.
     async fn enable_rescue(
         &self,
         provider_id: &str,
@@ -243,6 +375,17 @@ impl Provider for HetznerRobot {
         let server_number = parse_server_number(provider_id)?;
         match self.activate_rescue(server_number, &key.fingerprint).await {
             Ok(rescue) => Ok(activation(&rescue)),
+            Err(error @ ProviderError::OutcomeUnknown { .. }) => {
+                let current = self.rescue_state(server_number).await?;
+                if current.active && current.authorized_fingerprints().contains(&key.fingerprint) {
+                    tracing::info!(
+                        server_number,
+                        "rescue activation answered with an error but went through"
+                    );
+                    return Ok(activation(&current));
+                }
+                Err(error)
+            }
             Err(error) if error.code() == Some("BOOT_ALREADY_ENABLED") => {
                 let current = self.rescue_state(server_number).await?;
                 if current.active && current.authorized_fingerprints().contains(&key.fingerprint) {
@@ -267,6 +410,10 @@ impl Provider for HetznerRobot {
     }
 
     /// Presses the power button when Robot says the server is shut off, else a hardware reset.
+    ///
+    /// A reset whose answer leaves the outcome open is never sent again (a second reset could
+    /// come after the first boot used the one-boot rescue activation, or switch the server off
+    /// again): that ends in [`ProviderError::OutcomeUnknown`].
     async fn power_cycle(&self, provider_id: &str) -> Result<(), ProviderError> {
         let server_number = parse_server_number(provider_id)?;
         let options: ResetEnvelope = self
@@ -319,10 +466,8 @@ impl VswitchProvider for HetznerRobot {
         provider_id: &str,
     ) -> Result<(), ProviderError> {
         let server_number = parse_server_number(provider_id)?;
-        self.transport
-            .send(&api::add_vswitch_server(vswitch_id, server_number))
-            .await?;
-        Ok(())
+        self.change_membership(vswitch_id, server_number, Membership::Add)
+            .await
     }
 
     async fn remove_server_from_vswitch(
@@ -331,9 +476,7 @@ impl VswitchProvider for HetznerRobot {
         provider_id: &str,
     ) -> Result<(), ProviderError> {
         let server_number = parse_server_number(provider_id)?;
-        self.transport
-            .send(&api::remove_vswitch_server(vswitch_id, server_number))
-            .await?;
-        Ok(())
+        self.change_membership(vswitch_id, server_number, Membership::Remove)
+            .await
     }
 }

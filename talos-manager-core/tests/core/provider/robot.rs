@@ -163,7 +163,8 @@ async fn a_reset_that_timed_out_is_not_sent_again() {
     );
     let error = client(&fake).power_cycle("421").await.unwrap_err();
     assert!(
-        matches!(error, ProviderError::Unreachable { attempts: 1, .. }),
+        matches!(&error, ProviderError::OutcomeUnknown { source, .. }
+            if matches!(**source, ProviderError::Unreachable { attempts: 1, .. })),
         "{error:?}"
     );
     // The fake carried out the press; a second one would have switched the server off again.
@@ -402,15 +403,22 @@ async fn servers_join_and_leave_a_vswitch() {
     robot.add_server_to_vswitch(1234, "321").await.unwrap();
     // The first read shows the member as "processing"; it is a member all the same.
     assert_eq!(robot.get_vswitch(1234).await.unwrap().server_ids, ["321"]);
-    // Changing a member that is still processing is refused by Robot.
+    // Back-to-back changes meet Robot's lock on the whole vSwitch; the client waits it out.
     fake.set_vswitch_processing_reads(5);
     robot.add_server_to_vswitch(1234, "421").await.unwrap();
-    let error = robot
-        .remove_server_from_vswitch(1234, "421")
-        .await
-        .unwrap_err();
-    assert_eq!(error.code(), Some("VSWITCH_IN_PROCESS"));
+    robot.remove_server_from_vswitch(1234, "421").await.unwrap();
+    robot.add_server_to_vswitch(1234, "421").await.unwrap();
     robot.remove_server_from_vswitch(1234, "321").await.unwrap();
+    assert!(
+        fake.requests()
+            .iter()
+            .filter(|request| request.starts_with("POST /vswitch")
+                || request.starts_with("DELETE /vswitch"))
+            .count()
+            > 4,
+        "the lock was met and waited out: {:?}",
+        fake.requests()
+    );
     let members: BTreeSet<u64> = fake
         .vswitch(1234)
         .unwrap()
@@ -443,4 +451,207 @@ async fn reqwest_get(url: &str) -> (u16, String) {
         .await
         .unwrap();
     (response.status().as_u16(), response.text().await.unwrap())
+}
+
+#[tokio::test]
+async fn three_servers_added_to_one_vswitch_at_once_all_land() {
+    // As `terraform apply` does with three servers naming the same vSwitch: three concurrent
+    // adds. Robot locks the whole vSwitch while each change runs (409 VSWITCH_IN_PROCESS).
+    let fake = FakeRobot::start().await.unwrap();
+    fake.set_vswitch_lock(Duration::from_millis(300));
+    let third = fake.generate_servers(1)[0].to_string();
+    let (a, b, c) = (client(&fake), client(&fake), client(&fake));
+    let (first, second, last) = tokio::join!(
+        a.add_server_to_vswitch(1234, "321"),
+        b.add_server_to_vswitch(1234, "421"),
+        c.add_server_to_vswitch(1234, &third),
+    );
+    first.unwrap();
+    second.unwrap();
+    last.unwrap();
+    let members: BTreeSet<String> = fake
+        .vswitch(1234)
+        .unwrap()
+        .members
+        .iter()
+        .map(|member| member.server_number.to_string())
+        .collect();
+    assert_eq!(
+        members,
+        BTreeSet::from(["321".to_owned(), "421".to_owned(), third])
+    );
+}
+
+#[tokio::test]
+async fn a_vswitch_lock_that_outlasts_the_wait_is_reported_as_busy_not_as_refused() {
+    let fake = FakeRobot::start().await.unwrap();
+    fake.set_vswitch_lock(Duration::from_secs(60));
+    let policy = talos_manager_core::RetryPolicy {
+        vswitch_lock_wait: Duration::from_millis(200),
+        ..policy()
+    };
+    let robot = HetznerRobot::with_policy(
+        fake.url(),
+        FakeRobot::USER,
+        Secret::new(FakeRobot::PASSWORD.to_owned()),
+        policy,
+    )
+    .unwrap();
+    robot.add_server_to_vswitch(1234, "321").await.unwrap();
+    let error = robot.add_server_to_vswitch(1234, "421").await.unwrap_err();
+    assert_eq!(error.code(), Some("VSWITCH_IN_PROCESS"));
+    assert!(!error.is_permanent(), "{error:?}");
+}
+
+#[tokio::test]
+async fn a_reset_answered_with_502_after_it_went_through_is_not_sent_again() {
+    let fake = FakeRobot::start().await.unwrap();
+    fake.inject(
+        Target::on("POST", "/reset"),
+        Fault::AppliedThenStatus(502),
+        1,
+    );
+    let error = client(&fake).power_cycle("421").await.unwrap_err();
+    assert!(
+        matches!(error, ProviderError::OutcomeUnknown { .. }),
+        "{error:?}"
+    );
+    assert!(
+        error.to_string().contains("it was not sent again"),
+        "{error}"
+    );
+    assert_eq!(fake.server(421).unwrap().resets, ["hw"], "one reset only");
+    assert_eq!(
+        fake.requests()
+            .iter()
+            .filter(|request| *request == "POST /reset/421")
+            .count(),
+        1
+    );
+}
+
+#[tokio::test]
+async fn a_rescue_activation_answered_with_502_after_it_went_through_is_read_back_not_repeated() {
+    let fake = FakeRobot::start().await.unwrap();
+    let robot = client(&fake);
+    let key = robot
+        .ensure_ssh_key(&our_key(), MissingKey::Upload)
+        .await
+        .unwrap();
+    fake.inject(
+        Target::on("POST", "/boot/321/rescue"),
+        Fault::AppliedThenStatus(502),
+        1,
+    );
+    let activation = robot.enable_rescue("321", &key).await.unwrap();
+    let rescue = fake.server(321).unwrap().rescue.expect("rescue active");
+    assert_eq!(
+        activation.password.unwrap().expose(),
+        &rescue.password,
+        "the one activation's password"
+    );
+    let tail: Vec<String> = fake.requests().into_iter().rev().take(2).rev().collect();
+    assert_eq!(tail, ["POST /boot/321/rescue", "GET /boot/321/rescue"]);
+}
+
+#[tokio::test]
+async fn a_vswitch_add_answered_with_502_after_it_went_through_is_done() {
+    let fake = FakeRobot::start().await.unwrap();
+    fake.inject(
+        Target::on("POST", "/vswitch/1234/server"),
+        Fault::AppliedThenStatus(502),
+        1,
+    );
+    client(&fake)
+        .add_server_to_vswitch(1234, "321")
+        .await
+        .unwrap();
+    assert_eq!(
+        fake.requests()
+            .iter()
+            .filter(|request| *request == "POST /vswitch/1234/server")
+            .count(),
+        1
+    );
+    assert_eq!(fake.vswitch(1234).unwrap().members.len(), 1);
+}
+
+#[tokio::test]
+async fn concurrent_first_time_key_uploads_all_get_the_key() {
+    let fake = FakeRobot::start_empty().await.unwrap();
+    let (a, b, c, d) = (client(&fake), client(&fake), client(&fake), client(&fake));
+    let key = our_key();
+    let results = tokio::join!(
+        a.ensure_ssh_key(&key, MissingKey::Upload),
+        b.ensure_ssh_key(&key, MissingKey::Upload),
+        c.ensure_ssh_key(&key, MissingKey::Upload),
+        d.ensure_ssh_key(&key, MissingKey::Upload),
+    );
+    for result in [results.0, results.1, results.2, results.3] {
+        assert_eq!(result.unwrap().fingerprint, OUR_FINGERPRINT);
+    }
+    assert_eq!(fake.keys().len(), 1);
+}
+
+#[tokio::test]
+async fn a_key_upload_refused_as_already_existing_uses_the_existing_key() {
+    let fake = FakeRobot::start_empty().await.unwrap();
+    // Another process uploads the key between our list and our upload.
+    fake.inject(
+        Target::on("POST", "/key"),
+        Fault::Answer(
+            409,
+            r#"{"error":{"status":409,"code":"KEY_ALREADY_EXISTS","message":"key already exists"}}"#
+                .to_owned(),
+        ),
+        1,
+    );
+    fake.add_key("talos-manager", super::OUR_KEY).unwrap();
+    fake.inject(
+        Target::on("GET", "/key"),
+        Fault::Answer(
+            404,
+            r#"{"error":{"status":404,"code":"NOT_FOUND","message":"no keys"}}"#.to_owned(),
+        ),
+        1,
+    );
+    let key = client(&fake)
+        .ensure_ssh_key(&our_key(), MissingKey::Upload)
+        .await
+        .unwrap();
+    assert_eq!(key.fingerprint, OUR_FINGERPRINT);
+    assert_eq!(fake.requests(), ["GET /key", "POST /key", "GET /key"]);
+}
+
+#[tokio::test]
+async fn five_hundreds_on_state_changing_calls_are_not_retried_but_reads_are() {
+    let fake = FakeRobot::start().await.unwrap();
+    fake.inject(Target::on("POST", "/server/321"), Fault::Status(500), 1);
+    let error = client(&fake)
+        .rename_server("321", "renamed")
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(error, ProviderError::OutcomeUnknown { .. }),
+        "{error:?}"
+    );
+    assert_eq!(fake.requests(), ["POST /server/321"]);
+}
+
+#[tokio::test]
+async fn three_failed_logins_get_the_address_blocked_as_robot_does() {
+    let fake = FakeRobot::start().await.unwrap();
+    let wrong =
+        HetznerRobot::with_policy(fake.url(), "someone", Secret::new("wrong".into()), policy())
+            .unwrap();
+    for _ in 0..3 {
+        let error = wrong.list_servers().await.unwrap_err();
+        assert!(error.is_permanent(), "{error:?}");
+    }
+    assert!(fake.is_blocked());
+    let error = client(&fake).list_servers().await.unwrap_err();
+    assert_eq!(error.code(), Some("BLOCKED"), "{error:?}");
+    assert!(!error.is_permanent(), "a block ends: {error:?}");
+    fake.unblock();
+    assert_eq!(client(&fake).list_servers().await.unwrap().len(), 2);
 }
