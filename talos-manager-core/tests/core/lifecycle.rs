@@ -98,6 +98,16 @@ impl Cluster {
     /// (Nodename and etcd member) and in Kubernetes, while its machine config expects the
     /// server's name.
     async fn named(store: &Store, names: &[&str], node_name: impl Fn(&str) -> String) -> Cluster {
+        Cluster::build(store, names, node_name, true).await
+    }
+
+    /// As [`Cluster::named`]; `bootstrapped`: whether the cluster is recorded as bootstrapped.
+    async fn build(
+        store: &Store,
+        names: &[&str],
+        node_name: impl Fn(&str) -> String,
+        bootstrapped: bool,
+    ) -> Cluster {
         let bundle = secrets_bundle().await;
         let kubernetes = FakeKubernetes::start(&pem(&bundle.k8s.crt), &pem(&bundle.k8s.key))
             .await
@@ -126,6 +136,7 @@ impl Cluster {
         let fleet = FleetBuilder::new(names, kubernetes.url(), &bundle)
             .talos_version(FROM)
             .existing_servers(ids)
+            .bootstrapped(bootstrapped)
             .build(store)
             .await
             .unwrap();
@@ -1157,7 +1168,7 @@ store_test!(
 /// A cluster of `names` never bootstrapped: its control planes run without etcd in the Talos
 /// fake until one is bootstrapped.
 async fn unbootstrapped(store: &Store, names: &[&str]) -> (Cluster, ClusterId) {
-    let mut cluster = Cluster::new(store, names).await;
+    let mut cluster = Cluster::build(store, names, |name| name.to_owned(), false).await;
     cluster.talos = FakeTalos::new();
     for (name, (_, address)) in &cluster.servers {
         if name.contains("control-plane") {
@@ -1285,8 +1296,15 @@ store_test!(already_bootstrapped_counts_as_done, |store| {
 });
 
 store_test!(a_cluster_whose_etcd_runs_is_never_bootstrapped, |store| {
-    // Every control plane of `Cluster::new` is an etcd member.
-    let cluster = Cluster::new(store, &["control-plane-1", "control-plane-2", "worker-1"]).await;
+    // Every control plane is an etcd member, but the cluster was never recorded as
+    // bootstrapped (bootstrapped by hand).
+    let cluster = Cluster::build(
+        store,
+        &["control-plane-1", "control-plane-2", "worker-1"],
+        |name| name.to_owned(),
+        false,
+    )
+    .await;
     let id = store
         .get_server(cluster.id("worker-1"))
         .await
