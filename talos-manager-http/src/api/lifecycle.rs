@@ -111,22 +111,6 @@ impl LifecycleApi {
         Ok(JobAccepted::Accepted(Json(job_view(job, &servers))))
     }
 
-    /// Upgrade Talos on a cluster's nodes, one at a time.
-    ///
-    /// Queues an `upgrade` job and answers 202 with it. Control planes go first, one at a time,
-    /// then workers. Each node: read its name from the node; control planes: check etcd through
-    /// every control plane (every other member healthy, a healthy majority left while it is
-    /// down; otherwise stop before the node is touched, naming the members that are not
-    /// healthy) and forfeit etcd leadership; cordon and drain (PodDisruptionBudgets respected,
-    /// `DRAIN_TIMEOUT`), upgrade to the installer of its server's schematic and `talos_version`,
-    /// wait until it runs that version and is ready in Talos and Kubernetes
-    /// (`NODE_READY_TIMEOUT`) and, control planes, has rejoined etcd (`ETCD_REJOIN_TIMEOUT`),
-    /// uncordon. Nodes already at the version and
-    /// schematic are skipped. The first failure stops the job and leaves the remaining nodes
-    /// untouched; a job interrupted by a restart continues where it stopped. 409 while another
-    /// reset, upgrade or reboot of the cluster is queued or running; 422 for a selection that
-    /// cannot be upgraded (servers of several clusters, not configured, no schematic, a bad
-    /// version).
     /// Bootstrap a cluster's etcd.
     ///
     /// Queues a `cluster_bootstrap` job and answers 202 with it. The job calls Talos's
@@ -154,6 +138,22 @@ impl LifecycleApi {
         Ok(JobAccepted::Accepted(Json(job_view(job, &HashMap::new()))))
     }
 
+    /// Upgrade Talos on a cluster's nodes, one at a time.
+    ///
+    /// Queues an `upgrade` job and answers 202 with it. Control planes go first, one at a time,
+    /// then workers. Each node: read its name from the node; control planes: check etcd through
+    /// every control plane (every other member healthy, a healthy majority left while it is
+    /// down; otherwise stop before the node is touched, naming the members that are not
+    /// healthy) and forfeit etcd leadership; cordon and drain (PodDisruptionBudgets respected,
+    /// `DRAIN_TIMEOUT`), upgrade to the installer of its server's schematic and `talos_version`,
+    /// wait until it runs that version and is ready in Talos and Kubernetes
+    /// (`NODE_READY_TIMEOUT`) and, control planes, has rejoined etcd (`ETCD_REJOIN_TIMEOUT`),
+    /// uncordon. Nodes already at the version and
+    /// schematic are skipped. The first failure stops the job and leaves the remaining nodes
+    /// untouched; a job interrupted by a restart continues where it stopped. 409 while another
+    /// reset, upgrade or reboot of the cluster is queued or running; 422 for a selection that
+    /// cannot be upgraded (servers of several clusters, not configured, no schematic, a bad
+    /// version).
     #[oai(path = "/upgrades", method = "post", operation_id = "upgrade_nodes")]
     async fn upgrade(
         &self,
