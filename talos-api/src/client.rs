@@ -377,6 +377,7 @@ macro_rules! enveloped {
 }
 
 enveloped!(
+    pb::Bootstrap,
     pb::Version,
     pb::ApplyConfiguration,
     pb::Reset,
@@ -491,6 +492,21 @@ impl TalosApi for GrpcTalosApi {
         const OPERATION: &str = "node name";
         let yaml = cosi_get(&self.channels, node, OPERATION, cosi::NODENAME).await?;
         cosi::node_name(&yaml).map_err(|message| invalid(node, OPERATION, &message))
+    }
+
+    async fn bootstrap(&self, node: SocketAddr) -> Result<(), TalosApiError> {
+        const OPERATION: &str = "bootstrap";
+        let mut client = self.channels.machine(node, OPERATION)?;
+        let request = pb::BootstrapRequest {
+            recover_etcd: false,
+            recover_skip_hash_check: false,
+        };
+        let response = run(node, OPERATION, self.timeout(), async move {
+            client.bootstrap(request).await
+        })
+        .await?;
+        first(node, OPERATION, response.into_inner().messages)?;
+        Ok(())
     }
 
     async fn etcd_members(&self, node: SocketAddr) -> Result<Vec<EtcdMember>, TalosApiError> {

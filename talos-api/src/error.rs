@@ -45,6 +45,7 @@ pub(crate) fn status_code(code: Code) -> TalosStatusCode {
         Code::FailedPrecondition => TalosStatusCode::FailedPrecondition,
         Code::InvalidArgument => TalosStatusCode::InvalidArgument,
         Code::Unavailable => TalosStatusCode::Unavailable,
+        Code::AlreadyExists => TalosStatusCode::AlreadyExists,
         Code::DeadlineExceeded => TalosStatusCode::DeadlineExceeded,
         other => TalosStatusCode::Other(other as i32),
     }

@@ -19,6 +19,10 @@ pub struct ClusterView {
     /// The Kubernetes version the cluster's API server last reported (`1.33.1`); new nodes'
     /// configs use it instead of the config template's. Null until the API server answered.
     pub running_kubernetes_version: Option<String>,
+    /// When its etcd was bootstrapped (or it was imported with its secrets bundle); null
+    /// while it never was. A cluster is bootstrapped at most once.
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    pub bootstrapped_at: Option<OffsetDateTime>,
     /// When it was created.
     #[serde(with = "time::serde::rfc3339")]
     pub created_at: OffsetDateTime,

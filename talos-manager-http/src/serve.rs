@@ -11,8 +11,8 @@ use talos_manager_core::{Store, StoreError, error_chain};
 use crate::config::{ConfigError, ServiceConfig, ensure_dir};
 use crate::{AppState, app};
 use talos_manager_core::jobs::{
-    BootstrapJob, JobKind, JobQueue, LabelAndTaintJob, PushConfigJob, ResetJob, RollingJob,
-    SyncJob, Worker,
+    BootstrapJob, ClusterBootstrapJob, JobKind, JobQueue, LabelAndTaintJob, PushConfigJob,
+    ResetJob, RollingJob, SyncJob, Worker,
 };
 
 /// How long requests in flight may take once a shutdown signal arrived.
@@ -191,6 +191,7 @@ pub async fn serve(config: ServiceConfig) -> Result<(), ServeError> {
         .register(PushConfigJob::new(config.talos_settings()))
         .register(ResetJob::new(lifecycle.clone()))
         .register(RollingJob::upgrade(lifecycle.clone()))
+        .register(ClusterBootstrapJob::new(lifecycle.clone()))
         .register(RollingJob::reboot(lifecycle));
     let worker = tokio::spawn(worker.run(stopped(stop.clone())));
     let periodic_sync = (config.sync_interval_seconds > 0).then(|| {

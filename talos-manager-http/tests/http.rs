@@ -37,6 +37,8 @@ mod http {
     mod labels_taints;
     // Reset, rolling upgrades and reboots against the fake Talos and Kubernetes APIs.
     mod lifecycle;
+    // etcd bootstrap of a new cluster: queued by the first control plane's config fetch.
+    mod cluster_bootstrap;
     // Running `talos-manager` as a process: help, bad configuration, serve, migrate, token.
     mod commands;
     // /metrics and request ids.

@@ -136,3 +136,65 @@ async fn a_graceful_reset_of_the_last_member_is_refused() {
         "graceful true, reboot true, wipe [STATE, EPHEMERAL], mode ALL, user disks []"
     );
 }
+
+#[tokio::test]
+async fn bootstrap_starts_etcd_once_and_says_not_ready_and_already_exists_as_talos_does() {
+    let (h, _) = Harness::start(Vec::new()).await;
+    h.cluster.require_bootstrap();
+    let cp1 = h
+        .cluster
+        .add_node(NodeSpec::control_plane(address(2), "cp-1"))
+        .unwrap();
+    let cp2 = h
+        .cluster
+        .add_node(NodeSpec::control_plane(address(3), "cp-2"))
+        .unwrap();
+    let worker = h
+        .cluster
+        .add_node(NodeSpec::worker(address(4), "w-1"))
+        .unwrap();
+    // No etcd before the bootstrap.
+    let error = h.api.etcd_members(cp1).await.unwrap_err();
+    assert_eq!(error.status_code(), Some(TalosStatusCode::Unavailable));
+
+    h.cluster.set_bootstrap_not_ready(1);
+    let error = h.api.bootstrap(cp1).await.unwrap_err();
+    assert_eq!(error.status_code(), Some(TalosStatusCode::Unavailable));
+    assert!(!h.cluster.bootstrapped());
+    let error = h.api.bootstrap(worker).await.unwrap_err();
+    assert_eq!(
+        error.status_code(),
+        Some(TalosStatusCode::FailedPrecondition)
+    );
+
+    h.api.bootstrap(cp1).await.unwrap();
+    assert!(h.cluster.bootstrapped());
+    let members = h.api.etcd_members(cp1).await.unwrap();
+    assert_eq!(
+        members
+            .iter()
+            .map(|m| m.hostname.as_str())
+            .collect::<Vec<_>>(),
+        ["cp-1", "cp-2"]
+    );
+    assert_eq!(h.cluster.etcd_leader(), Some(members[0].id));
+
+    let error = h.api.bootstrap(cp1).await.unwrap_err();
+    assert_eq!(error.status_code(), Some(TalosStatusCode::AlreadyExists));
+    assert!(
+        error
+            .to_string()
+            .contains("etcd data directory is not empty"),
+        "{error}"
+    );
+    let _ = cp2;
+    assert_eq!(
+        h.cluster
+            .calls()
+            .iter()
+            .filter(|call| call.method == "MachineService/Bootstrap")
+            .map(|call| call.summary.as_str())
+            .collect::<Vec<_>>(),
+        ["recover etcd false"; 4]
+    );
+}

@@ -3,7 +3,9 @@
 use crate::StoreError;
 use crate::bootstrap::BootstrapPlanError;
 use crate::installer::{ImageUnavailable, InstallError, InvalidUuid};
-use crate::lifecycle::{BootstrapRefusal, ResetError, RollingError, RollingPlanError};
+use crate::lifecycle::{
+    BootstrapRefusal, ClusterBootstrapError, ResetError, RollingError, RollingPlanError,
+};
 use crate::node_config::PushError;
 use crate::node_labels::ReconcileError;
 use crate::rescue::RescueError;
@@ -22,6 +24,9 @@ pub enum JobError {
     /// The job's stored arguments do not parse.
     #[error("the job's arguments cannot be read")]
     Arguments(#[source] serde_json::Error),
+    /// The cluster's etcd bootstrap failed or was refused.
+    #[error(transparent)]
+    ClusterBootstrap(Box<ClusterBootstrapError>),
     /// Someone asked to stop the job (the worker records it as cancelled).
     #[error("stopped on request")]
     Cancelled,

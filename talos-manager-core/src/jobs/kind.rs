@@ -22,11 +22,13 @@ pub enum JobKind {
     Reboot,
     /// `push_config`: a newly assigned config applied to a node waiting in maintenance mode.
     PushConfig,
+    /// `cluster_bootstrap`: etcd's Bootstrap on a cluster's first control plane, once.
+    ClusterBootstrap,
 }
 
 impl JobKind {
     /// Every kind.
-    pub const ALL: [JobKind; 7] = [
+    pub const ALL: [JobKind; 8] = [
         JobKind::Sync,
         JobKind::Bootstrap,
         JobKind::LabelAndTaint,
@@ -34,10 +36,11 @@ impl JobKind {
         JobKind::Upgrade,
         JobKind::Reboot,
         JobKind::PushConfig,
+        JobKind::ClusterBootstrap,
     ];
 
     /// The stored and shown name: `sync`, `bootstrap`, `label_and_taint`, `reset`, `upgrade`,
-    /// `reboot`, `push_config`.
+    /// `reboot`, `push_config`, `cluster_bootstrap`.
     pub const fn as_str(self) -> &'static str {
         match self {
             JobKind::Sync => "sync",
@@ -47,6 +50,7 @@ impl JobKind {
             JobKind::Upgrade => "upgrade",
             JobKind::Reboot => "reboot",
             JobKind::PushConfig => "push_config",
+            JobKind::ClusterBootstrap => "cluster_bootstrap",
         }
     }
 }
@@ -89,7 +93,8 @@ mod tests {
                 "reset",
                 "upgrade",
                 "reboot",
-                "push_config"
+                "push_config",
+                "cluster_bootstrap"
             ]
         );
         for kind in JobKind::ALL {

@@ -135,7 +135,8 @@ pub async fn queue_label_and_taint(
 }
 
 /// `/config`'s label-job trigger: serving a node its config queues the node's label and taint
-/// job ([`LabelAndTaintTrigger::ConfigServed`]), so a [`JobQueue`] is what a
+/// job ([`LabelAndTaintTrigger::ConfigServed`]) and, for a control plane of a cluster never
+/// bootstrapped, the cluster's bootstrap job (`cluster_bootstrap`), so a [`JobQueue`] is what a
 /// [`ConfigService`](crate::node_config::ConfigService) is handed by the service and by an
 /// embedder that runs the jobs.
 #[async_trait]
@@ -147,7 +148,15 @@ impl crate::node_config::ConfigServedHook for JobQueue {
     ) -> Result<time::OffsetDateTime, StoreError> {
         let queued =
             queue_label_and_taint(self, store, server, LabelAndTaintTrigger::ConfigServed).await?;
-        let (LabelAndTaintQueued::Queued(job) | LabelAndTaintQueued::Skipped(job)) = queued;
+        let job = match queued {
+            LabelAndTaintQueued::Queued(job) => {
+                // At most once per guard window per server, like the label job: a control
+                // plane of a cluster never bootstrapped gets its cluster bootstrapped.
+                super::queue_bootstrap_after_config_served(self, store, server).await?;
+                job
+            }
+            LabelAndTaintQueued::Skipped(job) => job,
+        };
         Ok(job.created_at + CONFIG_SERVED_GUARD)
     }
 }

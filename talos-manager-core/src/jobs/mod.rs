@@ -2,7 +2,8 @@
 //!
 //! The runtime ([`JobQueue`], [`Worker`], [`JobHandler`], [`JobContext`]) and every job
 //! talos-manager runs, one file per kind ([`JobKind`]): [`SyncJob`], [`BootstrapJob`],
-//! [`LabelAndTaintJob`], [`ResetJob`], [`RollingJob`] (upgrade, reboot) and [`PushConfigJob`].
+//! [`LabelAndTaintJob`], [`ResetJob`], [`RollingJob`] (upgrade, reboot), [`PushConfigJob`] and
+//! [`ClusterBootstrapJob`].
 //! A program embedding the core builds a [`JobQueue`] on its [`Store`], registers the handlers
 //! it wants on a [`Worker`] with their settings ([`BootstrapSettings`], [`TalosSettings`],
 //! [`LifecycleSettings`]), runs the worker, and enqueues jobs; what a job logs is in the store
@@ -68,6 +69,7 @@ use crate::{Store, StoreError, error_chain};
 use tokio::sync::{Notify, Semaphore, watch};
 
 mod bootstrap;
+mod cluster_bootstrap;
 mod error;
 mod kind;
 mod label_and_taint;
@@ -76,6 +78,10 @@ mod push_config;
 mod sync;
 
 pub use bootstrap::{BOOTSTRAP_ABANDONED, BootstrapArgs, BootstrapJob, BootstrapSettings};
+pub use cluster_bootstrap::{
+    ClusterBootstrapArgs, ClusterBootstrapJob, QueueClusterBootstrapError, bootstrap_scope,
+    queue_bootstrap_after_config_served, queue_cluster_bootstrap,
+};
 pub use error::JobError;
 pub use kind::{JobKind, UnknownJobKind};
 pub use label_and_taint::{

@@ -6,6 +6,8 @@
 //! - `etcd.rs`: the pure quorum rule ([`check_departure`]): may a control plane leave etcd?
 //! - `bootstrap_guard.rs`: may a bootstrap erase a server (live nodes need `force`; a forced
 //!   control plane still needs etcd's quorum rule)?
+//! - `cluster_bootstrap.rs`: [`bootstrap_cluster`]: etcd's Bootstrap on the first control plane,
+//!   at most once per cluster (claimed in the store, never on a cluster whose etcd runs).
 //! - `reset.rs`: [`reset_server`], the three [`ResetProfile`]s, refusals that protect etcd.
 //! - `rolling.rs`: [`plan_rolling`] (which nodes, in which order, with which installer) and
 //!   [`run_rolling`] (forfeit, drain, upgrade or reboot, wait, uncordon; node after node).
@@ -49,6 +51,7 @@
 
 mod bootstrap_guard;
 mod checkpoint;
+mod cluster_bootstrap;
 mod etcd;
 mod quorum;
 mod reset;
@@ -64,6 +67,7 @@ pub use bootstrap_guard::{
     precheck_bootstrap,
 };
 pub use checkpoint::{Checkpoint, CheckpointError, JobCheckpoint, MemoryCheckpoint};
+pub use cluster_bootstrap::{ClusterBootstrapError, ClusterBootstrapOutcome, bootstrap_cluster};
 pub use etcd::{Departure, MemberRemoval, QuorumRefusal, check_departure, check_member_removal};
 pub use reset::{ResetError, ResetOutcome, ResetProfile, reset_request, reset_server};
 pub use rolling::{

@@ -28,6 +28,22 @@ pub struct Cluster {
     pub created_at: OffsetDateTime,
     /// When it last changed.
     pub updated_at: OffsetDateTime,
+    /// When etcd was bootstrapped and the Kubernetes API answered (or the cluster was imported
+    /// with its secrets bundle): it is never bootstrapped again. `None`: never bootstrapped.
+    pub bootstrapped_at: Option<OffsetDateTime>,
+    /// Who runs its bootstrap now (`job:<id>`), see [`Store::claim_cluster_bootstrap`].
+    pub bootstrap_claimed_by: Option<String>,
+}
+
+/// What [`Store::claim_cluster_bootstrap`] found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BootstrapClaim {
+    /// The claim is the caller's (new, or its own from a run that a crash interrupted).
+    Claimed,
+    /// The cluster is recorded as bootstrapped at this time.
+    Bootstrapped(OffsetDateTime),
+    /// Another caller holds the claim.
+    HeldBy(String),
 }
 
 /// What a cluster is created or replaced with.
@@ -42,7 +58,8 @@ pub struct ClusterFields {
 }
 
 const COLUMNS: &str = "id, name, endpoint, vswitch_id, running_kubernetes_version, \
-                       running_kubernetes_version_checked_at, created_at, updated_at";
+                       running_kubernetes_version_checked_at, created_at, updated_at, \
+                       bootstrapped_at, bootstrap_claimed_by";
 
 impl Store {
     /// Adds a cluster with its secrets bundle (YAML as `talosctl gen secrets` writes it).
@@ -51,17 +68,31 @@ impl Store {
         fields: &ClusterFields,
         secrets: &Secret<String>,
     ) -> Result<Cluster, StoreError> {
+        self.create_cluster_bootstrapped(fields, secrets, false)
+            .await
+    }
+
+    /// As [`Store::create_cluster`]; `bootstrapped`: the cluster runs already (imported with
+    /// its secrets bundle), so it is recorded as bootstrapped now and never bootstrapped again.
+    pub async fn create_cluster_bootstrapped(
+        &self,
+        fields: &ClusterFields,
+        secrets: &Secret<String>,
+        bootstrapped: bool,
+    ) -> Result<Cluster, StoreError> {
         let sql = sql!(
-            "INSERT INTO clusters (name, endpoint, vswitch_id, secrets, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $5) RETURNING {COLUMNS}"
+            "INSERT INTO clusters (name, endpoint, vswitch_id, secrets, created_at, updated_at, \
+             bootstrapped_at) VALUES ($1, $2, $3, $4, $5, $5, $6) RETURNING {COLUMNS}"
         );
         let ciphertext = self.cipher.encrypt_str(SECRETS_COLUMN, secrets);
+        let at = now();
         on_pool!(self, |pool| sqlx::query_as(sql)
             .bind(&fields.name)
             .bind(&fields.endpoint)
             .bind(fields.vswitch_id)
             .bind(&ciphertext)
-            .bind(now())
+            .bind(at)
+            .bind(bootstrapped.then_some(at))
             .fetch_one(pool)
             .await)
         .map_err(|e| StoreError::from_write("cluster", "insert cluster", e))
@@ -139,6 +170,83 @@ impl Store {
             return Err(StoreError::not_found("cluster", id));
         }
         Ok(())
+    }
+
+    /// Claims the cluster's bootstrap for `owner` (`job:<id>`), atomically on every backend and
+    /// across replicas: [`BootstrapClaim::Claimed`] when it was not bootstrapped and nobody
+    /// else holds the claim (also when `owner` holds it already: a run interrupted by a crash
+    /// goes on), else who or what stands in the way.
+    pub async fn claim_cluster_bootstrap(
+        &self,
+        id: ClusterId,
+        owner: &str,
+    ) -> Result<BootstrapClaim, StoreError> {
+        let sql = "UPDATE clusters SET bootstrap_claimed_by = $2, \
+                   bootstrap_claimed_at = COALESCE(bootstrap_claimed_at, $3) \
+                   WHERE id = $1 AND bootstrapped_at IS NULL \
+                   AND (bootstrap_claimed_by IS NULL OR bootstrap_claimed_by = $2)";
+        let n_rows = on_pool!(self, |pool| sqlx::query(sql)
+            .bind(id)
+            .bind(owner)
+            .bind(now())
+            .execute(pool)
+            .await
+            .map(|r| r.rows_affected()))
+        .map_err(StoreError::query("claim cluster bootstrap"))?;
+        if n_rows == 1 {
+            return Ok(BootstrapClaim::Claimed);
+        }
+        let cluster = self.get_cluster(id).await?;
+        Ok(
+            match (cluster.bootstrapped_at, cluster.bootstrap_claimed_by) {
+                (Some(at), _) => BootstrapClaim::Bootstrapped(at),
+                (None, Some(holder)) => BootstrapClaim::HeldBy(holder),
+                // Released between the two statements: whoever asks again may have it.
+                (None, None) => BootstrapClaim::HeldBy("another caller".to_owned()),
+            },
+        )
+    }
+
+    /// Gives up `owner`'s claim on the cluster's bootstrap (it failed or was cancelled before
+    /// the cluster was recorded as bootstrapped). A claim held by someone else stays.
+    pub async fn release_cluster_bootstrap(
+        &self,
+        id: ClusterId,
+        owner: &str,
+    ) -> Result<(), StoreError> {
+        let sql = "UPDATE clusters SET bootstrap_claimed_by = NULL, bootstrap_claimed_at = NULL \
+                   WHERE id = $1 AND bootstrap_claimed_by = $2";
+        on_pool!(self, |pool| sqlx::query(sql)
+            .bind(id)
+            .bind(owner)
+            .execute(pool)
+            .await
+            .map(|r| r.rows_affected()))
+        .map_err(StoreError::query("release cluster bootstrap"))?;
+        Ok(())
+    }
+
+    /// Records the cluster as bootstrapped at `at` (once: a recorded time stays) and drops the
+    /// claim. Returns when it is recorded as bootstrapped.
+    pub async fn record_cluster_bootstrapped(
+        &self,
+        id: ClusterId,
+        at: OffsetDateTime,
+    ) -> Result<OffsetDateTime, StoreError> {
+        let sql = "UPDATE clusters SET bootstrapped_at = COALESCE(bootstrapped_at, $2), \
+                   bootstrap_claimed_by = NULL, bootstrap_claimed_at = NULL WHERE id = $1";
+        let n_rows = on_pool!(self, |pool| sqlx::query(sql)
+            .bind(id)
+            .bind(at)
+            .execute(pool)
+            .await
+            .map(|r| r.rows_affected()))
+        .map_err(StoreError::query("record cluster bootstrapped"))?;
+        if n_rows == 0 {
+            return Err(StoreError::not_found("cluster", id));
+        }
+        let cluster = self.get_cluster(id).await?;
+        Ok(cluster.bootstrapped_at.unwrap_or(at))
     }
 
     /// Deletes a cluster that no server belongs to: [`StoreError::InUse`] while one does (the

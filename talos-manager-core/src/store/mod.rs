@@ -52,7 +52,7 @@ mod vswitches;
 
 pub use api_tokens::ApiToken;
 pub use applied_labels_taints::AppliedLabelsTaints;
-pub use clusters::{Cluster, ClusterFields};
+pub use clusters::{BootstrapClaim, Cluster, ClusterFields};
 pub use configs::{Config, ConfigFields};
 pub use crypto::{CryptoError, EncryptionKey, KeySource};
 pub use jobs::{Job, JobLogLine, JobOutcome, JobStatus, NewJob};

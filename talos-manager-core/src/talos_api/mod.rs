@@ -233,6 +233,9 @@ pub enum TalosStatusCode {
     InvalidArgument,
     /// The node is going down or not ready to answer.
     Unavailable,
+    /// What was asked to be made exists already (Bootstrap: etcd's data directory is not
+    /// empty, the node was bootstrapped).
+    AlreadyExists,
     /// The call took too long.
     DeadlineExceeded,
     /// Any other code, by its number.
@@ -249,6 +252,7 @@ impl fmt::Display for TalosStatusCode {
             TalosStatusCode::FailedPrecondition => f.write_str("failed precondition"),
             TalosStatusCode::InvalidArgument => f.write_str("invalid argument"),
             TalosStatusCode::Unavailable => f.write_str("unavailable"),
+            TalosStatusCode::AlreadyExists => f.write_str("already exists"),
             TalosStatusCode::DeadlineExceeded => f.write_str("deadline exceeded"),
             TalosStatusCode::Other(code) => write!(f, "gRPC status {code}"),
         }
@@ -335,6 +339,13 @@ impl TalosApiError {
 /// [`TalosApi::version`] to see it come back.
 #[async_trait::async_trait]
 pub trait TalosApi: Send + Sync {
+    /// `MachineService.Bootstrap` on a control plane: starts etcd as a new cluster with this
+    /// node its one member. Talos answers `FailedPrecondition` or `Unavailable` while the node
+    /// is not ready for it (time not in sync, services starting) and `AlreadyExists` once its
+    /// etcd has data (it was bootstrapped). Calling it on a second control plane of a cluster
+    /// that runs would split etcd in two: see `crate::lifecycle::cluster_bootstrap`.
+    async fn bootstrap(&self, node: SocketAddr) -> Result<(), TalosApiError>;
+
     /// `MachineService.Version`.
     async fn version(&self, node: SocketAddr) -> Result<TalosVersionInfo, TalosApiError>;
 

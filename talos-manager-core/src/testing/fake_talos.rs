@@ -13,6 +13,12 @@
 //! [`FakeTalos::never_rejoin_etcd`]: then its member stays listed but its own etcd does not
 //! answer. `etcd_members` asks the node's own etcd, as the gRPC client does. A node made
 //! unreachable ([`FakeTalos::set_reachable`]) is down: nothing on it answers.
+//!
+//! A control plane added with [`FakeTalos::add_unbootstrapped_node`] runs without etcd until
+//! `bootstrap` is called on one such node: that node becomes etcd's one member (and leader),
+//! and the other control planes waiting for a cluster join it. `bootstrap` on a node whose etcd
+//! has data answers `AlreadyExists` "etcd data directory is not empty", as Talos does; "not
+//! ready yet" answers are injected with [`FakeTalos::fail`] (`"bootstrap"`).
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -62,6 +68,8 @@ struct Node {
     etcd_running: bool,
     /// Whether its etcd starts again when it comes back.
     rejoins_etcd: bool,
+    /// A control plane whose etcd waits for a bootstrap (no cluster yet).
+    awaits_bootstrap: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -146,6 +154,28 @@ impl FakeTalos {
                 pending: None,
                 etcd_running: control_plane,
                 rejoins_etcd: true,
+                awaits_bootstrap: false,
+            },
+        );
+    }
+
+    /// Adds a running, ready control plane of a cluster that was never bootstrapped: its etcd
+    /// does not run and it is no member until a `bootstrap` (on it or another such node).
+    pub fn add_unbootstrapped_node(&self, address: SocketAddr, hostname: &str, version: &str) {
+        self.lock().nodes.insert(
+            address,
+            Node {
+                hostname: hostname.to_owned(),
+                control_plane: true,
+                version: version.to_owned(),
+                ready: true,
+                reachable: true,
+                life: Life::Configured,
+                down_polls: 0,
+                pending: None,
+                etcd_running: false,
+                rejoins_etcd: true,
+                awaits_bootstrap: true,
             },
         );
     }
@@ -272,7 +302,8 @@ impl FakeTalos {
         if node.down_polls > 0 {
             node.down_polls -= 1;
             if node.down_polls == 0 {
-                node.etcd_running = node.control_plane && node.rejoins_etcd;
+                node.etcd_running =
+                    node.control_plane && node.rejoins_etcd && !node.awaits_bootstrap;
                 match node.pending.take() {
                     Some(Pending::Version(version)) => node.version = version,
                     Some(Pending::Life(life)) => node.life = life,
@@ -316,6 +347,52 @@ fn node_mut(state: &mut State, address: SocketAddr) -> &mut Node {
 
 #[async_trait::async_trait]
 impl TalosApi for FakeTalos {
+    async fn bootstrap(&self, node: SocketAddr) -> Result<(), TalosApiError> {
+        let (mut state, hostname) = self.enter(node, "bootstrap", "", false)?;
+        let status = |code, message: &str| TalosApiError::Status {
+            node,
+            operation: "bootstrap",
+            code,
+            message: message.to_owned(),
+        };
+        if !node_mut(&mut state, node).control_plane {
+            return Err(status(
+                TalosStatusCode::FailedPrecondition,
+                "bootstrap can only be performed on a control plane node",
+            ));
+        }
+        if !node_mut(&mut state, node).awaits_bootstrap
+            || state.etcd.iter().any(|member| member.hostname == hostname)
+        {
+            return Err(status(
+                TalosStatusCode::AlreadyExists,
+                "etcd data directory is not empty",
+            ));
+        }
+        // This node starts the cluster; the other control planes waiting for one join it.
+        let waiting: Vec<SocketAddr> = state
+            .nodes
+            .iter()
+            .filter(|(address, other)| other.awaits_bootstrap && **address != node)
+            .map(|(address, _)| *address)
+            .collect();
+        for address in std::iter::once(node).chain(waiting) {
+            let id = state.next_member_id;
+            state.next_member_id += 1;
+            let this = node_mut(&mut state, address);
+            this.awaits_bootstrap = false;
+            this.etcd_running = true;
+            let hostname = this.hostname.clone();
+            state.etcd.push(EtcdMember {
+                id,
+                hostname,
+                is_learner: false,
+            });
+            state.leader.get_or_insert(id);
+        }
+        Ok(())
+    }
+
     async fn version(&self, node: SocketAddr) -> Result<TalosVersionInfo, TalosApiError> {
         let (mut state, _) = self.enter(node, "version", "", false)?;
         Ok(TalosVersionInfo {

@@ -136,6 +136,7 @@ pub struct FleetBuilder {
     servers: Servers,
     private_ip: fn(usize, &str) -> String,
     record_config_request: bool,
+    bootstrapped: bool,
 }
 
 /// The default private IP: `10.0.0.<n>` for control planes, `10.0.1.<n>` for the others,
@@ -164,6 +165,7 @@ impl FleetBuilder {
             },
             private_ip: private_ip_by_role,
             record_config_request: true,
+            bootstrapped: true,
         }
     }
 
@@ -221,19 +223,27 @@ impl FleetBuilder {
         self
     }
 
+    /// Whether the cluster is recorded as bootstrapped (its etcd runs); default yes. `false`:
+    /// a new cluster whose first control plane's config fetch queues its bootstrap.
+    pub fn bootstrapped(mut self, bootstrapped: bool) -> FleetBuilder {
+        self.bootstrapped = bootstrapped;
+        self
+    }
+
     /// Stores the fleet.
     ///
     /// # Errors
     /// When the store fails.
     pub async fn build(self, store: &Store) -> Result<StoredFleet, StoreError> {
         let cluster = store
-            .create_cluster(
+            .create_cluster_bootstrapped(
                 &ClusterFields {
                     name: self.cluster_name.clone(),
                     endpoint: self.endpoint.clone(),
                     vswitch_id: None,
                 },
                 &Secret::new(self.secrets.clone()),
+                self.bootstrapped,
             )
             .await?;
         let install_image = self

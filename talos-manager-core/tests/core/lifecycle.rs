@@ -7,10 +7,12 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use talos_manager_core::ProviderKind;
+use talos_manager_core::ids::ClusterId;
 use talos_manager_core::ids::{SchematicId, ServerId};
 use talos_manager_core::kubernetes::{
     ClientTimeouts, DrainError, DrainOptions, KubernetesClient, drain_node,
 };
+use talos_manager_core::lifecycle::{ClusterBootstrapError, bootstrap_cluster};
 use talos_manager_core::lifecycle::{
     JobCheckpoint, LifecycleContext, LifecycleTiming, NodeOutcome, QuorumRefusal, ResetError,
     ResetProfile, RollingAction, RollingPlanError, RollingTarget, plan_rolling, reset_server,
@@ -21,6 +23,7 @@ use talos_manager_core::random::SystemRandom;
 use talos_manager_core::store::{ClusterFields, NewJob};
 use talos_manager_core::sync::{ProviderFactory, sync_all};
 use talos_manager_core::talos::SecretsBundle;
+use talos_manager_core::talos_api::TalosStatusCode;
 use talos_manager_core::testing::fake_talos::{FakeFailure, FakeTalos};
 use talos_manager_core::testing::fleet::{DEFAULT_SCHEMATIC_ID, FleetBuilder, pem, secrets_bundle};
 use talos_manager_core::testing::wait_for;
@@ -95,6 +98,16 @@ impl Cluster {
     /// (Nodename and etcd member) and in Kubernetes, while its machine config expects the
     /// server's name.
     async fn named(store: &Store, names: &[&str], node_name: impl Fn(&str) -> String) -> Cluster {
+        Cluster::build(store, names, node_name, true).await
+    }
+
+    /// As [`Cluster::named`]; `bootstrapped`: whether the cluster is recorded as bootstrapped.
+    async fn build(
+        store: &Store,
+        names: &[&str],
+        node_name: impl Fn(&str) -> String,
+        bootstrapped: bool,
+    ) -> Cluster {
         let bundle = secrets_bundle().await;
         let kubernetes = FakeKubernetes::start(&pem(&bundle.k8s.crt), &pem(&bundle.k8s.key))
             .await
@@ -123,6 +136,7 @@ impl Cluster {
         let fleet = FleetBuilder::new(names, kubernetes.url(), &bundle)
             .talos_version(FROM)
             .existing_servers(ids)
+            .bootstrapped(bootstrapped)
             .build(store)
             .await
             .unwrap();
@@ -1147,6 +1161,244 @@ store_test!(
         assert!(
             log.contains("name mismatch: the node of worker-1 calls itself talos-worker-1, its machine config expects worker-1"),
             "{log}"
+        );
+    }
+);
+
+/// A cluster of `names` never bootstrapped: its control planes run without etcd in the Talos
+/// fake until one is bootstrapped.
+async fn unbootstrapped(store: &Store, names: &[&str]) -> (Cluster, ClusterId) {
+    let mut cluster = Cluster::build(store, names, |name| name.to_owned(), false).await;
+    cluster.talos = FakeTalos::new();
+    for (name, (_, address)) in &cluster.servers {
+        if name.contains("control-plane") {
+            cluster.talos.add_unbootstrapped_node(*address, name, FROM);
+        } else {
+            cluster.talos.add_node(*address, name, false, FROM);
+        }
+    }
+    let id = store
+        .get_server(cluster.id(names[0]))
+        .await
+        .unwrap()
+        .cluster_id
+        .unwrap();
+    (cluster, id)
+}
+
+const THREE_PLANES: [&str; 4] = [
+    "control-plane-1",
+    "control-plane-2",
+    "control-plane-3",
+    "worker-1",
+];
+
+store_test!(
+    bootstrap_retries_while_not_ready_on_the_first_control_plane_only,
+    |store| {
+        let (cluster, id) = unbootstrapped(store, &THREE_PLANES).await;
+        let first = cluster.address("control-plane-1");
+        for _ in 0..2 {
+            cluster.talos.fail(
+                first,
+                "bootstrap",
+                FakeFailure::Status(
+                    TalosStatusCode::FailedPrecondition,
+                    "time is not in sync yet".into(),
+                ),
+            );
+        }
+        let ctx = cluster.context(store, &never);
+        let outcome = bootstrap_cluster(&ctx, id, "job:1").await.unwrap();
+        assert_eq!(
+            outcome.bootstrapped_node.as_deref(),
+            Some("control-plane-1")
+        );
+        assert_eq!(
+            cluster.talos.calls_of("bootstrap"),
+            [
+                "bootstrap control-plane-1",
+                "bootstrap control-plane-1",
+                "bootstrap control-plane-1"
+            ]
+        );
+        assert_eq!(
+            cluster.talos.etcd_hostnames(),
+            ["control-plane-1", "control-plane-2", "control-plane-3"]
+        );
+        let stored = store.get_cluster(id).await.unwrap();
+        assert_eq!(stored.bootstrapped_at, Some(outcome.bootstrapped_at));
+        assert_eq!(stored.bootstrap_claimed_by, None);
+        let log = cluster.log.text();
+        for part in [
+            "bootstrapping control-plane-1",
+            "not ready for Bootstrap yet",
+            "time is not in sync yet",
+            "Bootstrap accepted",
+            "etcd answers: members control-plane-1",
+            "the Kubernetes API answers",
+            "recorded as bootstrapped",
+        ] {
+            assert!(log.contains(part), "{part:?} not in\n{log}");
+        }
+
+        // Never twice.
+        let error = bootstrap_cluster(&ctx, id, "job:2").await.unwrap_err();
+        assert!(
+            matches!(error, ClusterBootstrapError::AlreadyBootstrapped { .. }),
+            "{error:?}"
+        );
+        assert!(
+            error.to_string().contains("never bootstrapped twice"),
+            "{error}"
+        );
+        assert_eq!(cluster.talos.calls_of("bootstrap").len(), 3);
+    }
+);
+
+store_test!(already_bootstrapped_counts_as_done, |store| {
+    let (cluster, id) = unbootstrapped(store, &["control-plane-1", "worker-1"]).await;
+    let first = cluster.address("control-plane-1");
+    // Bootstrapped behind our back (the previous run's call went through), its etcd not
+    // answering yet when we ask: Talos answers AlreadyExists.
+    cluster.talos.fail(
+        first,
+        "etcd_members",
+        FakeFailure::Status(TalosStatusCode::Unavailable, "etcd starting".into()),
+    );
+    cluster.talos.fail(
+        first,
+        "bootstrap",
+        FakeFailure::Status(
+            TalosStatusCode::AlreadyExists,
+            "etcd data directory is not empty".into(),
+        ),
+    );
+    let ctx = cluster.context(store, &never);
+    // The fake's node still awaits a bootstrap; the injected answer stands for Talos's.
+    let result = bootstrap_cluster(&ctx, id, "job:1").await;
+    let log = cluster.log.text();
+    assert!(log.contains("already bootstrapped"), "{log}");
+    assert_eq!(cluster.talos.calls_of("bootstrap").len(), 1);
+    // etcd never answers in this fake (the node was not really bootstrapped): the wait ends
+    // with a clear error and the claim is given up.
+    let error = result.unwrap_err();
+    assert!(
+        matches!(
+            error,
+            ClusterBootstrapError::NotHealthy { what: "etcd", .. }
+        ),
+        "{error:?}"
+    );
+    let stored = store.get_cluster(id).await.unwrap();
+    assert_eq!(stored.bootstrapped_at, None);
+    assert_eq!(stored.bootstrap_claimed_by, None);
+});
+
+store_test!(a_cluster_whose_etcd_runs_is_never_bootstrapped, |store| {
+    // Every control plane is an etcd member, but the cluster was never recorded as
+    // bootstrapped (bootstrapped by hand).
+    let cluster = Cluster::build(
+        store,
+        &["control-plane-1", "control-plane-2", "worker-1"],
+        |name| name.to_owned(),
+        false,
+    )
+    .await;
+    let id = store
+        .get_server(cluster.id("worker-1"))
+        .await
+        .unwrap()
+        .cluster_id
+        .unwrap();
+    let ctx = cluster.context(store, &never);
+    let outcome = bootstrap_cluster(&ctx, id, "job:1").await.unwrap();
+    assert_eq!(outcome.bootstrapped_node, None);
+    assert!(cluster.talos.calls_of("bootstrap").is_empty());
+    let log = cluster.log.text();
+    assert!(
+        log.contains("etcd runs already") && log.contains("Bootstrap is not called"),
+        "{log}"
+    );
+    assert!(
+        store
+            .get_cluster(id)
+            .await
+            .unwrap()
+            .bootstrapped_at
+            .is_some()
+    );
+});
+
+store_test!(two_concurrent_bootstraps_make_one_bootstrap_call, |store| {
+    let (cluster, id) = unbootstrapped(store, &["control-plane-1", "control-plane-2"]).await;
+    // The node is slow to get ready: both callers overlap.
+    for _ in 0..3 {
+        cluster.talos.fail(
+            cluster.address("control-plane-1"),
+            "bootstrap",
+            FakeFailure::Status(TalosStatusCode::Unavailable, "services starting".into()),
+        );
+    }
+    let ctx = cluster.context(store, &never);
+    let (a, b) = tokio::join!(
+        bootstrap_cluster(&ctx, id, "job:1"),
+        bootstrap_cluster(&ctx, id, "job:2")
+    );
+    let (ok, refused) = match (a, b) {
+        (Ok(ok), Err(refused)) | (Err(refused), Ok(ok)) => (ok, refused),
+        other => panic!("expected one success and one refusal: {other:?}"),
+    };
+    assert_eq!(ok.bootstrapped_node.as_deref(), Some("control-plane-1"));
+    assert!(
+        matches!(
+            refused,
+            ClusterBootstrapError::InProgress { .. }
+                | ClusterBootstrapError::AlreadyBootstrapped { .. }
+        ),
+        "{refused:?}"
+    );
+    // Three "not ready" answers, then the one that went through: all from one caller.
+    assert_eq!(cluster.talos.calls_of("bootstrap").len(), 4);
+    assert_eq!(
+        cluster.talos.etcd_hostnames(),
+        ["control-plane-1", "control-plane-2"]
+    );
+});
+
+store_test!(
+    a_bootstrap_interrupted_after_its_call_asks_etcd_and_does_not_call_again,
+    |store| {
+        let (cluster, id) = unbootstrapped(store, &["control-plane-1", "worker-1"]).await;
+        // The first run claimed the bootstrap and its call went through, then the process died.
+        assert_eq!(
+            store.claim_cluster_bootstrap(id, "job:7").await.unwrap(),
+            talos_manager_core::store::BootstrapClaim::Claimed
+        );
+        use talos_manager_core::talos_api::TalosApi as _;
+        cluster
+            .talos
+            .bootstrap(cluster.address("control-plane-1"))
+            .await
+            .unwrap();
+        // Another caller is refused while the claim is held.
+        let ctx = cluster.context(store, &never);
+        let error = bootstrap_cluster(&ctx, id, "job:8").await.unwrap_err();
+        assert!(
+            matches!(&error, ClusterBootstrapError::InProgress { holder, .. } if holder == "job:7"),
+            "{error:?}"
+        );
+        // The same job run again goes on without calling Bootstrap a second time.
+        let outcome = bootstrap_cluster(&ctx, id, "job:7").await.unwrap();
+        assert_eq!(outcome.bootstrapped_node, None);
+        assert_eq!(cluster.talos.calls_of("bootstrap").len(), 1);
+        assert!(
+            store
+                .get_cluster(id)
+                .await
+                .unwrap()
+                .bootstrapped_at
+                .is_some()
         );
     }
 );

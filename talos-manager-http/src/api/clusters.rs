@@ -33,6 +33,7 @@ fn view(cluster: Cluster, secrets: Option<Secret<String>>) -> ClusterView {
         vswitch_id: cluster.vswitch_id.map(|id| id.to_string()),
         secrets: secrets.map(Secret::into_inner),
         running_kubernetes_version: cluster.running_kubernetes_version,
+        bootstrapped_at: cluster.bootstrapped_at,
         created_at: cluster.created_at,
         updated_at: cluster.updated_at,
     }
@@ -86,7 +87,8 @@ impl ClustersApi {
         ))
     }
 
-    /// Create a cluster. Its secrets bundle is made unless one is given to import.
+    /// Create a cluster. Its secrets bundle is made unless one is given to import; an imported
+    /// cluster runs already, so it is recorded as bootstrapped (`bootstrapped_at`).
     #[oai(path = "/clusters", method = "post", operation_id = "create_cluster")]
     async fn create(
         &self,
@@ -97,7 +99,11 @@ impl ClustersApi {
         let fields = fields(&state.store, &body).await?;
         let imported = body.0.secrets.is_some();
         let secrets = secrets_for(body.0.secrets).await?;
-        let cluster = state.store.create_cluster(&fields, &secrets).await?;
+        // An imported bundle is a running cluster's: it is never bootstrapped again.
+        let cluster = state
+            .store
+            .create_cluster_bootstrapped(&fields, &secrets, imported)
+            .await?;
         tracing::info!(cluster = %cluster.name, imported, by = ?auth.principal(), "cluster created");
         Ok(Created::Created(Json(view(cluster, None))))
     }

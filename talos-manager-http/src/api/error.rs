@@ -9,7 +9,7 @@ use talos_manager_core::bootstrap::BootstrapPlanError;
 use talos_manager_core::clusters::{ClusterAccessError, ClusterSecretsError};
 use talos_manager_core::ids::InvalidServerRef;
 use talos_manager_core::image_factory::ImageFactoryError;
-use talos_manager_core::jobs::LabelTaintRuleError;
+use talos_manager_core::jobs::{LabelTaintRuleError, QueueClusterBootstrapError};
 use talos_manager_core::lifecycle::{BootstrapRefusal, RollingPlanError};
 use talos_manager_core::node_config::{AssignMachineConfigError, NodeConfigError};
 use talos_manager_core::rescue::RescueError;
@@ -124,6 +124,20 @@ impl ApiError {
 
 fn bad_request(error: poem::Error) -> ApiError {
     ApiError::BadRequest(body("bad_request", error.to_string()))
+}
+
+impl From<QueueClusterBootstrapError> for ApiError {
+    fn from(error: QueueClusterBootstrapError) -> ApiError {
+        match error {
+            QueueClusterBootstrapError::AlreadyBootstrapped { .. } => {
+                ApiError::Conflict(body("cluster_bootstrapped", error.to_string()))
+            }
+            QueueClusterBootstrapError::InProgress { .. } => {
+                ApiError::Conflict(body("bootstrap_running", error.to_string()))
+            }
+            QueueClusterBootstrapError::Store(error) => error.into(),
+        }
+    }
 }
 
 impl From<StoreError> for ApiError {

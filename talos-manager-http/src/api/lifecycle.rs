@@ -25,7 +25,9 @@ use super::ids::parse_id;
 use super::jobs::job_view;
 use super::servers::load_server;
 use crate::AppState;
-use talos_manager_core::jobs::{JobKind, ResetArgs, RollingArgs, cluster_scope};
+use talos_manager_core::jobs::{
+    JobKind, ResetArgs, RollingArgs, cluster_scope, queue_cluster_bootstrap,
+};
 
 /// `ResetProfile` as core takes it.
 fn reset_profile(name: ResetProfileName) -> ResetProfile {
@@ -107,6 +109,33 @@ impl LifecycleApi {
             ServerRef::new(server.inventory.provider, &server.inventory.provider_id).to_string();
         let servers = HashMap::from([(server.id, api_id)]);
         Ok(JobAccepted::Accepted(Json(job_view(job, &servers))))
+    }
+
+    /// Bootstrap a cluster's etcd.
+    ///
+    /// Queues a `cluster_bootstrap` job and answers 202 with it. The job calls Talos's
+    /// Bootstrap on exactly the first control plane that fetched its config (retrying while
+    /// Talos says it is not ready), never when a control plane lists etcd members, then waits
+    /// for etcd and the Kubernetes API and records the cluster as bootstrapped. The same job is
+    /// queued by itself when a control plane of a cluster never bootstrapped fetched its
+    /// config. 409 `cluster_bootstrapped` when the cluster is recorded as bootstrapped (also
+    /// imported clusters), `bootstrap_running` when its bootstrap job is queued or running.
+    #[oai(
+        path = "/clusters/:id/bootstrap",
+        method = "post",
+        operation_id = "bootstrap_cluster",
+        tag = "Tag::Clusters"
+    )]
+    async fn bootstrap_cluster(
+        &self,
+        state: Data<&AppState>,
+        auth: AdminAuth,
+        id: Path<String>,
+    ) -> ApiResult<JobAccepted> {
+        let id = parse_id("cluster", &id, ClusterId)?;
+        let job = queue_cluster_bootstrap(&state.jobs, &state.store, id).await?;
+        tracing::info!(cluster = %id, job = %job.id, by = ?auth.principal(), "cluster bootstrap queued");
+        Ok(JobAccepted::Accepted(Json(job_view(job, &HashMap::new()))))
     }
 
     /// Upgrade Talos on a cluster's nodes, one at a time.

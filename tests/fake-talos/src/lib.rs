@@ -40,6 +40,13 @@
 //!   member. A member's etcd stops while its node is down and starts when the node is running
 //!   again (unless [`Faults::never_rejoin_etcd`]); `EtcdMemberList` with `query_local` fails
 //!   with `Unavailable` on a node whose etcd does not run, without it any running etcd answers.
+//! - **Bootstrap**: by default the cluster runs (etcd exists). After
+//!   [`FakeTalosCluster::require_bootstrap`] configured control planes run without etcd until
+//!   `MachineService.Bootstrap` is called on one: it becomes the one member (and leader), and
+//!   the running control planes join it, as do those that boot later. Bootstrap answers
+//!   `Unavailable` while the node is not ready ([`FakeTalosCluster::set_bootstrap_not_ready`]
+//!   answers), `FailedPrecondition` on a worker and `AlreadyExists` "etcd data directory is not
+//!   empty" on a node that is a member, as Talos does.
 //! - **Names**: a node's hostname is its Nodename (COSI `Nodenames`) and etcd member name; it
 //!   need not be its server's name.
 //! - **Down**: [`FakeTalosCluster::take_down`] stops a node (connections refused, its etcd
@@ -314,6 +321,10 @@ pub(crate) struct State {
     pub(crate) stopped: bool,
     /// Installer image repositories (without the tag) → the kernel arguments in their UKI.
     pub(crate) installers: BTreeMap<String, Vec<String>>,
+    /// Whether etcd exists (a control plane was bootstrapped); control planes join it.
+    pub(crate) bootstrapped: bool,
+    /// How many more Bootstrap calls answer "not ready".
+    pub(crate) bootstrap_not_ready: u32,
 }
 
 impl State {
@@ -514,6 +525,7 @@ impl Shared {
             }
             tokio::time::sleep(boot_delay).await;
             let mut state = shared.state();
+            let bootstrapped = state.bootstrapped;
             let Some(node) = state.nodes.get_mut(&address) else {
                 return;
             };
@@ -522,7 +534,10 @@ impl Shared {
             }
             node.stage = "running".to_owned();
             node.ready = true;
-            if node.machine_type == MachineType::ControlPlane && !node.faults.never_rejoin_etcd {
+            if node.machine_type == MachineType::ControlPlane
+                && !node.faults.never_rejoin_etcd
+                && bootstrapped
+            {
                 node.etcd_running = true;
                 state.join_etcd(address);
             }
@@ -680,6 +695,8 @@ impl FakeTalosCluster {
                     boot_delay: Duration::from_millis(200),
                     stopped: false,
                     installers: BTreeMap::new(),
+                    bootstrapped: true,
+                    bootstrap_not_ready: 0,
                 }),
                 servers: Mutex::new(BTreeMap::new()),
                 reservation: Mutex::new(Some(reservation)),
@@ -707,6 +724,7 @@ impl FakeTalosCluster {
         let uki_cmdline = spec
             .uki_cmdline
             .unwrap_or_else(|| release_line(&spec.version) >= (1, 12));
+        let bootstrapped = self.shared.state().bootstrapped;
         let node = Node {
             hostname: spec.hostname,
             machine_type: spec.machine_type,
@@ -733,14 +751,19 @@ impl FakeTalosCluster {
             smbios_uuid: spec.smbios_uuid,
             config_fetches: Vec::new(),
             faults: Faults::default(),
-            etcd_running: !spec.maintenance && spec.machine_type == MachineType::ControlPlane,
+            etcd_running: !spec.maintenance
+                && spec.machine_type == MachineType::ControlPlane
+                && bootstrapped,
             configured_tls: self.shared.ca.configured_config(address)?,
             maintenance_tls: maintenance_config(address)?,
         };
         {
             let mut state = self.shared.state();
             state.nodes.insert(address, node);
-            if !spec.maintenance && spec.machine_type == MachineType::ControlPlane {
+            if !spec.maintenance
+                && spec.machine_type == MachineType::ControlPlane
+                && state.bootstrapped
+            {
                 state.join_etcd(address);
             }
         }
@@ -749,6 +772,22 @@ impl FakeTalosCluster {
             return Err(error);
         }
         Ok(SocketAddrV4::new(address, self.shared.port).into())
+    }
+
+    /// The cluster was never bootstrapped: control planes added or booting from now on run
+    /// without etcd until `MachineService.Bootstrap` is called on one of them.
+    pub fn require_bootstrap(&self) {
+        self.shared.state().bootstrapped = false;
+    }
+
+    /// The next `answers` Bootstrap calls answer `Unavailable` (services still starting).
+    pub fn set_bootstrap_not_ready(&self, answers: u32) {
+        self.shared.state().bootstrap_not_ready = answers;
+    }
+
+    /// Whether a control plane was bootstrapped (etcd exists).
+    pub fn bootstrapped(&self) -> bool {
+        self.shared.state().bootstrapped
     }
 
     /// How long a rebooting or upgrading node stays unreachable (1 s at start).

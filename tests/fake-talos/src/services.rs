@@ -506,6 +506,66 @@ impl MachineService for NodeApi {
         }))
     }
 
+    async fn bootstrap(
+        &self,
+        request: Request<pb::BootstrapRequest>,
+    ) -> Result<Response<pb::BootstrapResponse>, Status> {
+        let recover = request.get_ref().recover_etcd;
+        self.enter(
+            "MachineService/Bootstrap",
+            format!("recover etcd {recover}"),
+            ADMIN,
+        )?;
+        {
+            let state = self.shared.state();
+            if state
+                .nodes
+                .get(&self.address)
+                .is_some_and(|node| node.machine_type != MachineType::ControlPlane)
+            {
+                return Err(Status::failed_precondition(
+                    "bootstrap can only be performed on a control plane node",
+                ));
+            }
+        }
+        let mut state = self.shared.state();
+        if state.bootstrap_not_ready > 0 {
+            state.bootstrap_not_ready -= 1;
+            return Err(Status::unavailable(
+                "bootstrap is not available yet: services are starting",
+            ));
+        }
+        if state.etcd.iter().any(|member| member.node == self.address) {
+            return Err(Status::already_exists("etcd data directory is not empty"));
+        }
+        state.bootstrapped = true;
+        // This node starts etcd; the running control planes join it.
+        let running: Vec<Ipv4Addr> = std::iter::once(self.address)
+            .chain(
+                state
+                    .nodes
+                    .iter()
+                    .filter(|(address, node)| {
+                        **address != self.address
+                            && node.machine_type == MachineType::ControlPlane
+                            && !node.maintenance
+                            && node.up
+                            && node.stage == "running"
+                    })
+                    .map(|(address, _)| *address),
+            )
+            .collect();
+        for address in running {
+            state.join_etcd(address);
+            if let Some(node) = state.nodes.get_mut(&address) {
+                node.etcd_running = true;
+            }
+        }
+        Ok(Response::new(pb::BootstrapResponse {
+            messages: vec![pb::Bootstrap { metadata: None }],
+        }))
+    }
+
     async fn etcd_member_list(
         &self,
         request: Request<pb::EtcdMemberListRequest>,
