@@ -1,10 +1,13 @@
-//! Cordon and drain a node through the Kubernetes API, as `kubectl drain --ignore-daemonsets
-//! --delete-emptydir-data` does: no new pods land on it, and every pod that is not a DaemonSet's
-//! or a mirror pod is evicted, respecting PodDisruptionBudgets.
+//! Cordon and drain a node through the Kubernetes API by `kubectl drain --ignore-daemonsets`'s
+//! rules: no new pods land on it; DaemonSet, mirror and finished pods stay; a pod no controller
+//! manages or one with an `emptyDir` volume makes the drain fail naming it, unless the
+//! [`PodPolicy`] allows it (`--force`, `--delete-emptydir-data`); every other pod is evicted,
+//! respecting PodDisruptionBudgets.
 //!
 //! # Flow
 //! 1. Cordon the node (`spec.unschedulable`).
-//! 2. List the pods on it; those left to evict are neither DaemonSet-owned nor mirror pods.
+//! 2. List the pods on it and judge each ([`Pod::drain_verdict`]); if any is refused, stop
+//!    before evicting anything.
 //! 3. Evict each that is not already terminating; an eviction a PodDisruptionBudget blocks
 //!    (HTTP 429) is asked again after [`DrainOptions::retry_interval`].
 //! 4. Repeat until none is left, or fail after [`DrainOptions::timeout`] naming the pods
@@ -16,6 +19,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use super::client::{Eviction, KubernetesClient, KubernetesError};
+use super::pod::{DrainVerdict, Pod, PodPolicy};
 use crate::progress::ProgressLog;
 
 /// How long a drain may take, and how often it asks again.
@@ -62,6 +66,17 @@ pub enum DrainError {
         /// The pods left, `namespace/name`.
         pods: Vec<String>,
     },
+    /// Pods the [`PodPolicy`] does not allow to evict are on the node; nothing was evicted.
+    #[error(
+        "refused to drain node {node}: {}",
+        .pods.iter().map(|(pod, why)| format!("pod {pod}: {why}")).collect::<Vec<_>>().join("; ")
+    )]
+    Refused {
+        /// The node.
+        node: String,
+        /// Each pod refused, `namespace/name`, and why.
+        pods: Vec<(String, String)>,
+    },
     /// The caller asked to stop.
     #[error("draining node {node} was cancelled")]
     Cancelled {
@@ -85,12 +100,13 @@ pub struct DrainReport {
     pub evicted: Vec<String>,
 }
 
-/// Cordons `node` and evicts its pods; see the module documentation. `is_cancelled` is asked
-/// between rounds.
+/// Cordons `node` and evicts its pods as `policy` allows; see the module documentation.
+/// `is_cancelled` is asked between rounds.
 pub async fn drain_node(
     client: &KubernetesClient,
     node: &str,
     options: &DrainOptions,
+    policy: PodPolicy,
     log: &dyn ProgressLog,
     is_cancelled: &(dyn Fn() -> bool + Send + Sync),
 ) -> Result<DrainReport, DrainError> {
@@ -108,12 +124,23 @@ pub async fn drain_node(
     let mut reported_blocked = BTreeSet::new();
     let mut reported_waiting = false;
     loop {
-        let pods: Vec<_> = client
-            .pods_on_node(node)
-            .await
-            .map_err(kubernetes)?
+        let listed = client.pods_on_node(node).await.map_err(kubernetes)?;
+        let refused: Vec<(String, String)> = listed
+            .iter()
+            .filter_map(|pod| match pod.drain_verdict(policy) {
+                DrainVerdict::Refuse(why) => Some((pod.full_name(), why.to_owned())),
+                _ => None,
+            })
+            .collect();
+        if !refused.is_empty() {
+            return Err(DrainError::Refused {
+                node: node.to_owned(),
+                pods: refused,
+            });
+        }
+        let pods: Vec<Pod> = listed
             .into_iter()
-            .filter(|pod| pod.needs_eviction())
+            .filter(|pod| pod.drain_verdict(policy) == DrainVerdict::Evict)
             .collect();
         if pods.is_empty() {
             log.line(format!(
@@ -161,7 +188,7 @@ pub async fn drain_node(
                 .await
                 .map_err(kubernetes)?
                 .into_iter()
-                .filter(|pod| pod.needs_eviction())
+                .filter(|pod| pod.drain_verdict(policy) != DrainVerdict::Skip)
                 .map(|pod| pod.full_name())
                 .collect();
             if left.is_empty() {

@@ -38,4 +38,7 @@ pub use node::{
     KubernetesVersion, LabelsTaints, Node, NodeCondition, NodeMetadata, NodePatchPlan, NodeSpec,
     NodeStatus, NodeTaint, TaintEffectKey, plan_node_patch,
 };
-pub use pod::{MIRROR_POD_ANNOTATION, OwnerReference, Pod, PodMetadata};
+pub use pod::{
+    DrainVerdict, EMPTY_DIR_REASON, MIRROR_POD_ANNOTATION, OwnerReference, Pod, PodMetadata,
+    PodPolicy, PodSpec, PodStatus, UNMANAGED_REASON, Volume,
+};

@@ -49,7 +49,7 @@ use crate::ids::{ClusterId, ServerId};
 use crate::image_factory::{
     InvalidTalosRelease, TALOS_CONFIG_ARG_PREFIX, TalosRelease, installer_image,
 };
-use crate::kubernetes::{DrainError, drain_node};
+use crate::kubernetes::{DrainError, PodPolicy, drain_node};
 use crate::store::{Store, StoreError};
 use crate::talos::{SecretsBundle, SecretsError};
 use crate::talos_api::{RebootMode, UpgradeRequest};
@@ -115,6 +115,17 @@ pub struct RollingPlan {
     /// What the user should know before it runs (an upgrade whose schematic has no
     /// `talos.config=` argument); shown after the nodes.
     pub warnings: Vec<String>,
+    /// Which pods each drain may evict beyond `kubectl drain`'s defaults (none unless
+    /// [`RollingPlan::with_pod_policy`]).
+    pub pod_policy: PodPolicy,
+}
+
+impl RollingPlan {
+    /// The plan with drains evicting what `policy` allows.
+    pub fn with_pod_policy(mut self, policy: PodPolicy) -> RollingPlan {
+        self.pod_policy = policy;
+        self
+    }
 }
 
 impl fmt::Display for RollingPlan {
@@ -342,6 +353,7 @@ pub async fn plan_rolling(
         action: action.clone(),
         nodes: order_nodes(planned),
         warnings,
+        pod_policy: PodPolicy::default(),
     })
 }
 
@@ -764,6 +776,7 @@ async fn run_node(
             kubernetes,
             name,
             &ctx.timing.drain,
+            plan.pod_policy,
             ctx.log,
             ctx.is_cancelled,
         )

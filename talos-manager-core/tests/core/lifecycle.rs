@@ -9,7 +9,7 @@ use std::time::Duration;
 use talos_manager_core::ProviderKind;
 use talos_manager_core::ids::{SchematicId, ServerId};
 use talos_manager_core::kubernetes::{
-    ClientTimeouts, DrainError, DrainOptions, KubernetesClient, drain_node,
+    ClientTimeouts, DrainError, DrainOptions, KubernetesClient, PodPolicy, drain_node,
 };
 use talos_manager_core::lifecycle::{
     JobCheckpoint, LifecycleContext, LifecycleTiming, NodeOutcome, QuorumRefusal, ResetError,
@@ -836,9 +836,16 @@ async fn drain_waits_for_a_budget_that_unblocks() {
         timeout: Duration::from_secs(5),
         retry_interval: Duration::from_millis(20),
     };
-    let report = drain_node(&client, "worker-1", &options, &log, &never)
-        .await
-        .unwrap();
+    let report = drain_node(
+        &client,
+        "worker-1",
+        &options,
+        PodPolicy::default(),
+        &log,
+        &never,
+    )
+    .await
+    .unwrap();
     assert_eq!(report.evicted, ["shop/web-1", "shop/db-0"]);
     assert_eq!(
         api.pods("worker-1"),
@@ -885,9 +892,16 @@ async fn drain_gives_up_naming_the_pod_a_budget_keeps() {
         timeout: Duration::from_millis(300),
         retry_interval: Duration::from_millis(20),
     };
-    let error = drain_node(&client, "worker-1", &options, &Lines::default(), &never)
-        .await
-        .unwrap_err();
+    let error = drain_node(
+        &client,
+        "worker-1",
+        &options,
+        PodPolicy::default(),
+        &Lines::default(),
+        &never,
+    )
+    .await
+    .unwrap_err();
     let DrainError::Timeout { pods, .. } = &error else {
         panic!("{error:?}");
     };
@@ -900,6 +914,91 @@ async fn drain_gives_up_naming_the_pod_a_budget_keeps() {
     );
     // Whatever the budget allowed is gone.
     assert!(!api.pods("worker-1").contains(&"shop/web-1".to_owned()));
+}
+
+/// `kubectl drain`'s rules: a bare pod and a pod with an `emptyDir` fail the drain, naming
+/// them, before anything is evicted; finished pods stay; the operator's policy lets them go.
+#[tokio::test]
+async fn drain_refuses_unmanaged_and_emptydir_pods_unless_allowed() {
+    let (api, client) = kubernetes().await;
+    pods_on(&api, "worker-1", 0);
+    let mut bare = NewPod::new("default", "debug", "worker-1");
+    bare.owner_kind = None;
+    api.add_pod(bare);
+    let mut cache = NewPod::new("shop", "cache-0", "worker-1");
+    cache.empty_dirs = vec!["scratch".into()];
+    api.add_pod(cache);
+    let mut finished = NewPod::new("batch", "report-1", "worker-1");
+    finished.owner_kind = None;
+    finished.phase = Some("Succeeded".into());
+    api.add_pod(finished);
+    let options = DrainOptions {
+        timeout: Duration::from_secs(5),
+        retry_interval: Duration::from_millis(20),
+    };
+    let error = drain_node(
+        &client,
+        "worker-1",
+        &options,
+        PodPolicy::default(),
+        &Lines::default(),
+        &never,
+    )
+    .await
+    .unwrap_err();
+    assert!(matches!(error, DrainError::Refused { .. }), "{error:?}");
+    assert_eq!(
+        error.to_string(),
+        "refused to drain node worker-1: pod default/debug: no controller manages it, so nothing \
+         would recreate it (allow with force); pod shop/cache-0: it keeps data in an emptyDir \
+         volume that would be lost (allow with delete_emptydir_data)"
+    );
+    assert!(api.evictions().is_empty(), "{:?}", api.evictions());
+
+    // Force alone still refuses the emptyDir pod.
+    let only_force = PodPolicy {
+        force: true,
+        delete_emptydir_data: false,
+    };
+    let error = drain_node(
+        &client,
+        "worker-1",
+        &options,
+        only_force,
+        &Lines::default(),
+        &never,
+    )
+    .await
+    .unwrap_err();
+    assert!(error.to_string().contains("pod shop/cache-0"), "{error}");
+    assert!(!error.to_string().contains("default/debug"), "{error}");
+
+    let both = PodPolicy {
+        force: true,
+        delete_emptydir_data: true,
+    };
+    let report = drain_node(
+        &client,
+        "worker-1",
+        &options,
+        both,
+        &Lines::default(),
+        &never,
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        report.evicted,
+        ["default/debug", "shop/cache-0", "shop/db-0", "shop/web-1"]
+    );
+    assert_eq!(
+        api.pods("worker-1"),
+        [
+            "batch/report-1",
+            "kube-system/agent-x",
+            "kube-system/kube-apiserver-x"
+        ]
+    );
 }
 
 #[tokio::test]

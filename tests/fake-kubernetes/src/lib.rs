@@ -80,13 +80,18 @@ pub struct NewPod {
     pub name: String,
     /// The node it runs on.
     pub node: String,
-    /// The kind of its owner (`ReplicaSet`, `DaemonSet`), if any.
+    /// The kind of its controller (`ReplicaSet`, `DaemonSet`), if any (`None`: a bare pod no
+    /// controller manages).
     pub owner_kind: Option<String>,
     /// Its annotations (`kubernetes.io/config.mirror` makes it a mirror pod).
     pub annotations: BTreeMap<String, String>,
     /// How many eviction requests a PodDisruptionBudget refuses (429) before one succeeds;
     /// `u32::MAX` for a budget that never allows it.
     pub blocked_evictions: u32,
+    /// Its phase (`Running` when `None`; `Succeeded` or `Failed` for a finished pod).
+    pub phase: Option<String>,
+    /// Names of its `emptyDir` volumes.
+    pub empty_dirs: Vec<String>,
 }
 
 impl NewPod {
@@ -279,7 +284,12 @@ impl FakeKubernetes {
         let owners: Vec<Value> = pod
             .owner_kind
             .iter()
-            .map(|kind| json!({"apiVersion": "apps/v1", "kind": kind, "name": format!("{}-owner", pod.name), "uid": "00000000-0000-0000-0000-000000000000"}))
+            .map(|kind| json!({"apiVersion": "apps/v1", "kind": kind, "name": format!("{}-owner", pod.name), "uid": "00000000-0000-0000-0000-000000000000", "controller": true, "blockOwnerDeletion": true}))
+            .collect();
+        let volumes: Vec<Value> = pod
+            .empty_dirs
+            .iter()
+            .map(|name| json!({"name": name, "emptyDir": {}}))
             .collect();
         let object = json!({
             "apiVersion": "v1",
@@ -291,8 +301,8 @@ impl FakeKubernetes {
                 "annotations": pod.annotations,
                 "ownerReferences": owners,
             },
-            "spec": { "nodeName": pod.node },
-            "status": { "phase": "Running" },
+            "spec": { "nodeName": pod.node, "volumes": volumes },
+            "status": { "phase": pod.phase.as_deref().unwrap_or("Running") },
         });
         state.pods.insert(
             format!("{}/{}", pod.namespace, pod.name),
