@@ -24,8 +24,9 @@
 //!   after a delay), else 404 with a `Status` body (`reason: NotFound`), as the real API.
 //! - `PATCH /api/v1/nodes/{name}` with `application/merge-patch+json` (RFC 7386: maps merge,
 //!   `null` deletes, lists are replaced). A `metadata.resourceVersion` in the patch must match
-//!   the node's (else 409 `Conflict`); every successful write bumps it. Taint effects are
-//!   checked (422 `Invalid`). Other patch types: 415. Every patch is recorded.
+//!   the node's (else 409 `Conflict`); every successful write bumps it. Taint effects, and
+//!   label and taint keys and values (`IsQualifiedName`, `IsValidLabelValue`), are checked as
+//!   the API server checks them (422 `Invalid`). Other patch types: 415. Every patch is recorded.
 //! - Nodes carry a `Ready` condition, `True` unless set otherwise with
 //!   [`FakeKubernetes::set_ready`].
 //! - `DELETE /api/v1/nodes/{name}`: removes the node (its pods stay, as until the garbage
@@ -579,9 +580,86 @@ fn patch_node(
             &format!("Node \"{name}\" is invalid: spec.taints: unsupported taint {taint}"),
         );
     }
+    let mut invalid: Vec<String> = Vec::new();
+    if let Some(labels) = updated["metadata"]["labels"].as_object() {
+        for (key, value) in labels {
+            invalid.extend(
+                qualified_name_problem(key)
+                    .map(|p| format!("metadata.labels: Invalid value: {key:?}: {p}")),
+            );
+            invalid.extend(
+                label_value_problem(value.as_str().unwrap_or(""))
+                    .map(|p| format!("metadata.labels: Invalid value: {value}: {p}")),
+            );
+        }
+    }
+    for taint in updated["spec"]["taints"].as_array().into_iter().flatten() {
+        let key = taint["key"].as_str().unwrap_or("");
+        invalid.extend(
+            qualified_name_problem(key)
+                .map(|p| format!("spec.taints[].key: Invalid value: {key:?}: {p}")),
+        );
+        let value = taint["value"].as_str().unwrap_or("");
+        invalid.extend(
+            label_value_problem(value)
+                .map(|p| format!("spec.taints[].value: Invalid value: {value:?}: {p}")),
+        );
+    }
+    if !invalid.is_empty() {
+        return status(
+            422,
+            "Invalid",
+            &format!("Node \"{name}\" is invalid: {}", invalid.join(", ")),
+        );
+    }
     updated["metadata"]["resourceVersion"] = json!(resource_version);
     node.object = updated.clone();
     json_response(200, &updated)
+}
+
+/// Kubernetes's `IsQualifiedName`, as the API server checks label and taint keys.
+fn qualified_name_problem(key: &str) -> Option<&'static str> {
+    let (prefix, name) = match key.split_once('/') {
+        Some((prefix, name)) => (Some(prefix), name),
+        None => (None, key),
+    };
+    if let Some(prefix) = prefix {
+        let subdomain = prefix.len() <= 253
+            && prefix.split('.').all(|label| {
+                !label.is_empty()
+                    && !label.starts_with('-')
+                    && !label.ends_with('-')
+                    && label
+                        .bytes()
+                        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+            });
+        if !subdomain {
+            return Some(
+                "prefix part a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character",
+            );
+        }
+    }
+    if name.is_empty() || name.len() > 63 {
+        return Some("name part must be non-empty and no more than 63 characters");
+    }
+    (!is_name(name)).then_some("name part must consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character")
+}
+
+/// Kubernetes's `IsValidLabelValue`.
+fn label_value_problem(value: &str) -> Option<&'static str> {
+    if value.len() > 63 {
+        return Some("must be no more than 63 characters");
+    }
+    (!value.is_empty() && !is_name(value)).then_some("a valid label must be an empty string or consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character")
+}
+
+fn is_name(text: &str) -> bool {
+    let bytes = text.as_bytes();
+    bytes.first().is_some_and(u8::is_ascii_alphanumeric)
+        && bytes.last().is_some_and(u8::is_ascii_alphanumeric)
+        && bytes
+            .iter()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
 }
 
 fn evict(state: &mut State, namespace: &str, name: &str, body: Option<&Value>) -> Response {
