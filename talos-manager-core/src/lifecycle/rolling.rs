@@ -19,7 +19,9 @@
 //!    Ready in Kubernetes.
 //! 6. Control planes: wait until the node's etcd lists it as a voting member again (at most
 //!    [`super::LifecycleTiming::etcd_rejoin`]); a node that does not rejoin stops the run.
-//! 7. Record the installed schematic (upgrade), uncordon.
+//! 7. Record the installed schematic (upgrade), uncordon — unless the node was already
+//!    cordoned before our drain (read before the cordon and saved in the checkpoint): a node
+//!    someone else cordoned stays cordoned.
 //!
 //! # Guarantees
 //! - Never two nodes at once. The first failure stops the run: the nodes after it are not
@@ -505,6 +507,10 @@ impl Phase {
 struct Progress {
     action: RollingAction,
     phases: BTreeMap<ServerId, Phase>,
+    /// Per node, whether it was already cordoned (by someone else) before our drain: such a
+    /// node stays cordoned afterwards. Saved before the cordon, so a restart never mistakes
+    /// our own cordon for someone else's.
+    cordoned_before: BTreeMap<ServerId, bool>,
 }
 
 impl Progress {
@@ -514,7 +520,12 @@ impl Progress {
             .iter()
             .map(|(id, phase)| (id.0.to_string(), json!(phase.as_str())))
             .collect();
-        json!({ "rolling": self.action, "phases": phases })
+        let cordoned_before: serde_json::Map<String, Value> = self
+            .cordoned_before
+            .iter()
+            .map(|(id, cordoned)| (id.0.to_string(), json!(cordoned)))
+            .collect();
+        json!({ "rolling": self.action, "phases": phases, "cordoned_before": cordoned_before })
     }
 
     /// The phases saved for `action`; `None` when the state is another run's or unreadable.
@@ -531,9 +542,17 @@ impl Progress {
                 Some((ServerId(id.parse().ok()?), Phase::parse(phase.as_str()?)?))
             })
             .collect();
+        let cordoned_before = value
+            .get("cordoned_before")
+            .and_then(Value::as_object)
+            .into_iter()
+            .flatten()
+            .filter_map(|(id, cordoned)| Some((ServerId(id.parse().ok()?), cordoned.as_bool()?)))
+            .collect();
         Some(Progress {
             action: saved,
             phases,
+            cordoned_before,
         })
     }
 }
@@ -564,11 +583,13 @@ pub async fn run_rolling(
             None => Progress {
                 action: plan.action.clone(),
                 phases: BTreeMap::new(),
+                cordoned_before: BTreeMap::new(),
             },
         },
         None => Progress {
             action: plan.action.clone(),
             phases: BTreeMap::new(),
+            cordoned_before: BTreeMap::new(),
         },
     };
     ctx.line(format!(
@@ -680,6 +701,13 @@ async fn run_node(
     let name = &node.node_name;
     ctx.line(format!("{name} ({}): starting", node.role.as_str()))
         .await;
+    // Uncordon only what we cordoned: whether someone else had cordoned it is read once,
+    // before our cordon, and saved (a checkpoint from before this was recorded reads false).
+    let mut keep_cordoned = progress
+        .cordoned_before
+        .get(&node.server_id)
+        .copied()
+        .unwrap_or(false);
 
     if phase.is_none() {
         let running = match api.version(node.address).await {
@@ -733,7 +761,7 @@ async fn run_node(
         };
         if let Some(refusal) = refusal {
             let left = if phase == Some(Phase::Drained) {
-                format!("; {}", uncordon(ctx, access, name).await)
+                format!("; {}", uncordon(ctx, access, name, keep_cordoned).await)
             } else {
                 String::new()
             };
@@ -771,6 +799,28 @@ async fn run_node(
                 }
             }
         }
+        if !progress.cordoned_before.contains_key(&node.server_id) {
+            let cordoned = match kubernetes.get_node(name).await {
+                Ok(found) => found.spec.unschedulable,
+                Err(error) => {
+                    let reason = format!(
+                        "failed to read the node from Kubernetes, nothing was changed: {}",
+                        error_chain(&error)
+                    );
+                    ctx.line(format!("{name}: failed: {reason}")).await;
+                    return Ok(failed(reason));
+                }
+            };
+            progress.cordoned_before.insert(node.server_id, cordoned);
+            checkpoint.save(&progress.to_json()).await?;
+            keep_cordoned = cordoned;
+            if cordoned {
+                ctx.line(format!(
+                    "{name}: already cordoned before the drain; it stays cordoned afterwards"
+                ))
+                .await;
+            }
+        }
         ctx.line(format!("{name}: cordoning and draining")).await;
         match drain_node(
             kubernetes,
@@ -784,7 +834,7 @@ async fn run_node(
         {
             Ok(_) => {}
             Err(error) => {
-                let left = uncordon(ctx, access, name).await;
+                let left = uncordon(ctx, access, name, keep_cordoned).await;
                 let reason = format!("{}; {left}", error_chain(&error));
                 ctx.line(format!("{name}: {reason}")).await;
                 return Ok(match error {
@@ -799,7 +849,7 @@ async fn run_node(
     let resumed_request = phase == Some(Phase::Requested);
     if !resumed_request {
         if (ctx.is_cancelled)() {
-            let left = uncordon(ctx, access, name).await;
+            let left = uncordon(ctx, access, name, keep_cordoned).await;
             let reason = format!("cancelled before the {}; {left}", action_noun(&plan.action));
             ctx.line(format!("{name}: {reason}")).await;
             return Ok(NodeOutcome::Cancelled { reason });
@@ -828,7 +878,7 @@ async fn run_node(
             }
         };
         if let Err(error) = sent {
-            let left = uncordon(ctx, access, name).await;
+            let left = uncordon(ctx, access, name, keep_cordoned).await;
             let reason = format!(
                 "the {} was refused: {}; {left}",
                 action_noun(&plan.action),
@@ -886,21 +936,38 @@ async fn run_node(
         ctx.line(format!("{name}: rejoined etcd as a healthy member"))
             .await;
     }
-    if let Err(error) = kubernetes.set_unschedulable(name, false).await {
-        let reason = format!(
-            "back and ready, but uncordoning failed: {}",
-            error_chain(&error)
-        );
-        ctx.line(format!("{name}: failed: {reason}")).await;
-        return Ok(failed(reason));
+    if keep_cordoned {
+        ctx.line(format!(
+            "{name}: left cordoned, as it was before the drain; done"
+        ))
+        .await;
+    } else {
+        if let Err(error) = kubernetes.set_unschedulable(name, false).await {
+            let reason = format!(
+                "back and ready, but uncordoning failed: {}",
+                error_chain(&error)
+            );
+            ctx.line(format!("{name}: failed: {reason}")).await;
+            return Ok(failed(reason));
+        }
+        ctx.line(format!("{name}: uncordoned, done")).await;
     }
-    ctx.line(format!("{name}: uncordoned, done")).await;
     save(checkpoint, progress, node.server_id, Phase::Done).await?;
     Ok(NodeOutcome::Done)
 }
 
 /// Uncordons after a step failed before the node was touched; says what state it is in.
-async fn uncordon(ctx: &LifecycleContext<'_>, access: &ClusterAccess, name: &str) -> String {
+async fn uncordon(
+    ctx: &LifecycleContext<'_>,
+    access: &ClusterAccess,
+    name: &str,
+    keep_cordoned: bool,
+) -> String {
+    if keep_cordoned {
+        ctx.line(format!("{name}: left cordoned, as it was before the drain"))
+            .await;
+        return "it stays cordoned, as it was before the drain".to_owned();
+    }
     match access.kubernetes.set_unschedulable(name, false).await {
         Ok(_) => {
             ctx.line(format!("{name}: uncordoned")).await;

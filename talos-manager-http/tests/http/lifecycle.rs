@@ -1226,3 +1226,49 @@ api_test!(a_reboot_refuses_an_unmanaged_pod_unless_forced, |server| {
     line_after(&lines, 0, &["worker-1: evicted pod default/debug"]);
     assert!(fleet.kubernetes.pods("worker-1").is_empty());
 });
+
+api_test!(
+    a_node_an_operator_cordoned_stays_cordoned_after_a_reboot,
+    |server| {
+        let fleet = Fleet::new(&server, &["control-plane-1", "worker-1", "worker-2"], 201).await;
+        // An operator cordoned worker-1 (a failing disk) before the run.
+        fleet
+            .kubernetes
+            .change_node("worker-1", json!({"spec": {"unschedulable": true}}));
+        let (_stop, _worker) = fleet.start_worker(&server, "cordoned-test");
+        let ids = [
+            fleet.nodes["worker-1"].1.clone(),
+            fleet.nodes["worker-2"].1.clone(),
+        ];
+        let job = server
+            .expect(
+                Method::POST,
+                "/api/v1/reboots",
+                Some(json!({"server_ids": ids})),
+                202,
+            )
+            .await;
+        let job = finished(&server, job["id"].as_str().unwrap()).await;
+        let lines = log(server.store(), job["id"].as_str().unwrap()).await;
+        assert_eq!(job["status"], "succeeded", "{}", lines.join("\n"));
+        let at = line_after(
+            &lines,
+            0,
+            &["worker-1: already cordoned before the drain; it stays cordoned afterwards"],
+        );
+        line_after(
+            &lines,
+            at,
+            &["worker-1: left cordoned, as it was before the drain; done"],
+        );
+        line_after(&lines, at, &["worker-2: uncordoned, done"]);
+        assert_eq!(
+            fleet.kubernetes.node("worker-1").unwrap()["spec"]["unschedulable"],
+            true
+        );
+        assert!(
+            fleet.kubernetes.node("worker-2").unwrap()["spec"]["unschedulable"].is_null(),
+            "worker-2 is uncordoned"
+        );
+    }
+);
