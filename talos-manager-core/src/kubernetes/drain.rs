@@ -10,7 +10,9 @@
 //!    before evicting anything.
 //! 3. Evict each that is not already terminating; an eviction a PodDisruptionBudget blocks
 //!    (HTTP 429) is asked again after [`DrainOptions::retry_interval`].
-//! 4. Repeat until none is left, or fail after [`DrainOptions::timeout`] naming the pods
+//! 4. A pod already terminating for [`terminating_skip_after`] on a node whose kubelet is not
+//!    ready (nothing will confirm its deletion) is left behind, logged.
+//! 5. Repeat until none is left, or fail after [`DrainOptions::timeout`] naming the pods
 //!    still there. The node stays cordoned either way; uncordoning is the caller's decision.
 
 use std::collections::BTreeSet;
@@ -98,6 +100,15 @@ fn pods_phrase(count: usize) -> String {
 pub struct DrainReport {
     /// The pods evicted, `namespace/name`.
     pub evicted: Vec<String>,
+    /// Pods left terminating on a node whose kubelet is down, `namespace/name`.
+    pub skipped_terminating: Vec<String>,
+}
+
+/// How long a drain waits for a pod that is already terminating on a node whose kubelet is
+/// not ready (so nothing will confirm the deletion) before it goes on without it: a quarter
+/// of the drain's timeout, at most a minute (Talos's own drain waits a minute per pod).
+pub fn terminating_skip_after(options: &DrainOptions) -> Duration {
+    (options.timeout / 4).min(Duration::from_secs(60))
 }
 
 /// Cordons `node` and evicts its pods as `policy` allows; see the module documentation.
@@ -123,6 +134,9 @@ pub async fn drain_node(
     let mut report = DrainReport::default();
     let mut reported_blocked = BTreeSet::new();
     let mut reported_waiting = false;
+    let mut terminating_since: std::collections::BTreeMap<String, Instant> =
+        std::collections::BTreeMap::new();
+    let skip_after = terminating_skip_after(options);
     loop {
         let listed = client.pods_on_node(node).await.map_err(kubernetes)?;
         let refused: Vec<(String, String)> = listed
@@ -141,6 +155,7 @@ pub async fn drain_node(
         let pods: Vec<Pod> = listed
             .into_iter()
             .filter(|pod| pod.drain_verdict(policy) == DrainVerdict::Evict)
+            .filter(|pod| !report.skipped_terminating.contains(&pod.full_name()))
             .collect();
         if pods.is_empty() {
             log.line(format!(
@@ -173,6 +188,28 @@ pub async fn drain_node(
                 }
             }
         }
+        // A pod terminating for long on a node whose kubelet is down never goes: skip it.
+        let now = Instant::now();
+        let overdue: Vec<String> = pods
+            .iter()
+            .filter(|pod| pod.is_terminating())
+            .map(|pod| pod.full_name())
+            .filter(|name| {
+                now.duration_since(*terminating_since.entry(name.clone()).or_insert(now))
+                    >= skip_after
+            })
+            .collect();
+        if !overdue.is_empty() && !client.get_node(node).await.map_err(kubernetes)?.is_ready() {
+            for name in overdue {
+                log.line(format!(
+                    "node {node}: pod {name} is still terminating after {} s and the node's kubelet is not ready; going on without it",
+                    skip_after.as_secs_f64()
+                ))
+                .await;
+                report.skipped_terminating.push(name);
+            }
+            continue;
+        }
         if pods.iter().any(|pod| pod.is_terminating()) && !reported_waiting {
             reported_waiting = true;
             log.line(format!(
@@ -190,6 +227,7 @@ pub async fn drain_node(
                 .into_iter()
                 .filter(|pod| pod.drain_verdict(policy) != DrainVerdict::Skip)
                 .map(|pod| pod.full_name())
+                .filter(|name| !report.skipped_terminating.contains(name))
                 .collect();
             if left.is_empty() {
                 continue;

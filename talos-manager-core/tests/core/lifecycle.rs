@@ -1001,6 +1001,106 @@ async fn drain_refuses_unmanaged_and_emptydir_pods_unless_allowed() {
     );
 }
 
+/// API Priority and Fairness answers 429 on any verb: a GET or PATCH waits (`Retry-After`)
+/// and asks again instead of failing.
+#[tokio::test]
+async fn a_throttled_request_is_asked_again_after_retry_after() {
+    let (api, client) = kubernetes().await;
+    api.add_node("worker-1", serde_json::json!({}), serde_json::json!([]));
+    api.throttle(2);
+    let started = std::time::Instant::now();
+    let node = client.get_node("worker-1").await.unwrap();
+    assert_eq!(node.metadata.name, "worker-1");
+    assert!(
+        started.elapsed() >= Duration::from_secs(2),
+        "Retry-After: 1 was honoured twice"
+    );
+    api.throttle(1);
+    client.set_unschedulable("worker-1", true).await.unwrap();
+    assert_eq!(api.node("worker-1").unwrap()["spec"]["unschedulable"], true);
+}
+
+/// A 403 to an eviction is not a credentials problem: the drain stops and says so.
+#[tokio::test]
+async fn a_forbidden_eviction_fails_the_drain_naming_the_pod() {
+    let (api, client) = kubernetes().await;
+    api.add_node("worker-1", serde_json::json!({}), serde_json::json!([]));
+    let mut pod = NewPod::new("old-team", "web-1", "worker-1");
+    pod.eviction_forbidden = true;
+    api.add_pod(pod);
+    let options = DrainOptions {
+        timeout: Duration::from_secs(2),
+        retry_interval: Duration::from_millis(20),
+    };
+    let error = drain_node(
+        &client,
+        "worker-1",
+        &options,
+        PodPolicy::default(),
+        &Lines::default(),
+        &never,
+    )
+    .await
+    .unwrap_err();
+    let text = talos_manager_core::error_chain(&error).to_string();
+    assert!(
+        text.contains("forbids evicting pod old-team/web-1 (HTTP 403)")
+            && text.contains("being terminated"),
+        "{text}"
+    );
+    assert!(!text.contains("credentials"), "{text}");
+}
+
+/// Evicted pods stay terminating while the kubelet is down: on a NotReady node the drain goes
+/// on without them after a bounded wait; on a Ready node it still waits for them.
+#[tokio::test]
+async fn a_pod_stuck_terminating_on_a_node_whose_kubelet_is_down_is_skipped() {
+    let (api, client) = kubernetes().await;
+    for node in ["worker-1", "worker-2"] {
+        api.add_node(node, serde_json::json!({}), serde_json::json!([]));
+        let mut pod = NewPod::new("shop", &format!("web-{node}"), node);
+        pod.stuck_terminating = true;
+        api.add_pod(pod);
+    }
+    api.set_ready("worker-1", false);
+    let options = DrainOptions {
+        timeout: Duration::from_secs(2),
+        retry_interval: Duration::from_millis(20),
+    };
+    let log = Lines::default();
+    let report = drain_node(
+        &client,
+        "worker-1",
+        &options,
+        PodPolicy::default(),
+        &log,
+        &never,
+    )
+    .await
+    .unwrap();
+    assert_eq!(report.evicted, ["shop/web-worker-1"]);
+    assert_eq!(report.skipped_terminating, ["shop/web-worker-1"]);
+    assert!(
+        log.text().contains(
+            "node worker-1: pod shop/web-worker-1 is still terminating after 0.5 s and the node's \
+             kubelet is not ready; going on without it"
+        ),
+        "{}",
+        log.text()
+    );
+    let error = drain_node(
+        &client,
+        "worker-2",
+        &options,
+        PodPolicy::default(),
+        &Lines::default(),
+        &never,
+    )
+    .await
+    .unwrap_err();
+    assert!(matches!(error, DrainError::Timeout { .. }), "{error:?}");
+}
+
 #[tokio::test]
 async fn deleting_a_missing_node_is_fine_and_readiness_is_read() {
     let (api, client) = kubernetes().await;

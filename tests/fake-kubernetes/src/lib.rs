@@ -93,6 +93,12 @@ pub struct NewPod {
     pub phase: Option<String>,
     /// Names of its `emptyDir` volumes.
     pub empty_dirs: Vec<String>,
+    /// An eviction marks it terminating (`deletionTimestamp`) but it is never removed, as on
+    /// a node whose kubelet is down.
+    pub stuck_terminating: bool,
+    /// Its evictions are answered 403 `Forbidden` (a budget with negative
+    /// `disruptionsAllowed`, a terminating namespace).
+    pub eviction_forbidden: bool,
 }
 
 impl NewPod {
@@ -113,6 +119,8 @@ struct FakePod {
     object: Value,
     node: String,
     blocked_evictions: u32,
+    stuck_terminating: bool,
+    eviction_forbidden: bool,
 }
 
 #[derive(Debug)]
@@ -131,6 +139,8 @@ struct State {
     /// By `namespace/name`.
     pods: BTreeMap<String, FakePod>,
     evictions: Vec<RecordedEviction>,
+    /// Requests other than evictions still to answer 429 (API Priority and Fairness).
+    throttled: u32,
 }
 
 /// The fake API server; stops when dropped.
@@ -174,6 +184,7 @@ impl FakeKubernetes {
             next_resource_version: 1000,
             pods: BTreeMap::new(),
             evictions: Vec::new(),
+            throttled: 0,
         }));
         let handler_state = state.clone();
         let endpoint = poem::endpoint::make(move |request: Request| {
@@ -311,6 +322,8 @@ impl FakeKubernetes {
                 object,
                 node: pod.node,
                 blocked_evictions: pod.blocked_evictions,
+                stuck_terminating: pod.stuck_terminating,
+                eviction_forbidden: pod.eviction_forbidden,
             },
         );
     }
@@ -333,6 +346,12 @@ impl FakeKubernetes {
         {
             pod.blocked_evictions = 0;
         }
+    }
+
+    /// Answers the next `count` requests other than evictions with 429 `TooManyRequests` and
+    /// `Retry-After: 1`, as API Priority and Fairness does under load.
+    pub fn throttle(&self, count: u32) {
+        lock(&self.state).throttled = count;
     }
 
     /// Every eviction received, in order.
@@ -435,6 +454,21 @@ async fn handle(state: &Mutex<State>, mut request: Request) -> Response {
             status: answer.status().as_u16(),
         });
         return answer;
+    }
+    {
+        let mut state = lock(state);
+        if state.throttled > 0 {
+            state.throttled -= 1;
+            let mut answer = status(
+                429,
+                "TooManyRequests",
+                "Too many requests, please try again later.",
+            );
+            answer
+                .headers_mut()
+                .insert("retry-after", poem::http::HeaderValue::from_static("1"));
+            return answer;
+        }
     }
     match (method.as_str(), path.as_str(), node_name) {
         ("GET", "/api/v1/pods", _) => {
@@ -680,6 +714,24 @@ fn evict(state: &mut State, namespace: &str, name: &str, body: Option<&Value>) -
     let Some(pod) = state.pods.get_mut(&key) else {
         return status(404, "NotFound", &format!("pods \"{name}\" not found"));
     };
+    if pod.eviction_forbidden {
+        return status(
+            403,
+            "Forbidden",
+            &format!(
+                "pods \"{name}\" is forbidden: unable to create new content in namespace {namespace} because it is being terminated"
+            ),
+        );
+    }
+    if pod.stuck_terminating {
+        if pod.object["metadata"]["deletionTimestamp"].is_null() {
+            pod.object["metadata"]["deletionTimestamp"] = json!("2026-01-01T00:00:00Z");
+        }
+        return json_response(
+            201,
+            &json!({"kind": "Status", "apiVersion": "v1", "status": "Success", "code": 201}),
+        );
+    }
     if pod.blocked_evictions > 0 {
         pod.blocked_evictions = pod.blocked_evictions.saturating_sub(1);
         let body = json!({
