@@ -799,7 +799,9 @@ async fn run_node(
                 }
             }
         }
-        if !progress.cordoned_before.contains_key(&node.server_id) {
+        if let std::collections::btree_map::Entry::Vacant(entry) =
+            progress.cordoned_before.entry(node.server_id)
+        {
             let cordoned = match kubernetes.get_node(name).await {
                 Ok(found) => found.spec.unschedulable,
                 Err(error) => {
@@ -811,7 +813,7 @@ async fn run_node(
                     return Ok(failed(reason));
                 }
             };
-            progress.cordoned_before.insert(node.server_id, cordoned);
+            entry.insert(cordoned);
             checkpoint.save(&progress.to_json()).await?;
             keep_cordoned = cordoned;
             if cordoned {
@@ -1042,17 +1044,31 @@ mod tests {
         let mut progress = Progress {
             action: action.clone(),
             phases: BTreeMap::new(),
+            cordoned_before: BTreeMap::new(),
         };
         progress.phases.insert(ServerId(4), Phase::Requested);
         progress.phases.insert(ServerId(2), Phase::Done);
+        progress.cordoned_before.insert(ServerId(4), true);
+        progress.cordoned_before.insert(ServerId(2), false);
         let json = progress.to_json();
         assert_eq!(
             json,
             json!({"rolling": {"action": "upgrade", "talos_version": "v1.11.3"},
-                   "phases": {"2": "done", "4": "requested"}})
+                   "phases": {"2": "done", "4": "requested"},
+                   "cordoned_before": {"2": false, "4": true}})
         );
         let back = Progress::from_json(&json, &action).unwrap();
         assert_eq!(back.phases, progress.phases);
+        assert_eq!(back.cordoned_before, progress.cordoned_before);
+        // A checkpoint saved before `cordoned_before` existed still reads.
+        let old = json!({"rolling": {"action": "upgrade", "talos_version": "v1.11.3"},
+                         "phases": {"2": "done"}});
+        assert!(
+            Progress::from_json(&old, &action)
+                .unwrap()
+                .cordoned_before
+                .is_empty()
+        );
         assert!(Progress::from_json(&json, &RollingAction::Reboot).is_none());
     }
 
