@@ -36,6 +36,15 @@ pub struct RollingSelection {
     pub cluster_id: Option<String>,
     /// These servers (`robot-<n>`, `cloud-<id>`), all of one cluster.
     pub server_ids: Option<Vec<String>>,
+    /// Let the drain evict pods no controller manages (`kubectl drain --force`): nothing
+    /// recreates them [default: false, such a pod fails the drain naming it].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub force: Option<bool>,
+    /// Let the drain evict pods with `emptyDir` volumes, whose data is lost
+    /// (`kubectl drain --delete-emptydir-data`) [default: false, such a pod fails the drain
+    /// naming it].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delete_emptydir_data: Option<bool>,
 }
 
 /// A rolling upgrade.

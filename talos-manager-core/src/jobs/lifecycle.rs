@@ -12,7 +12,7 @@
 use std::fmt;
 
 use crate::ids::{ClusterId, ServerId};
-use crate::kubernetes::ClientTimeouts;
+use crate::kubernetes::{ClientTimeouts, PodPolicy};
 use crate::lifecycle::{
     JobCheckpoint, LifecycleContext, LifecycleTiming, NodeOutcome, ResetProfile, RollingAction,
     RollingTarget, plan_rolling, reset_server, run_rolling,
@@ -149,6 +149,9 @@ pub struct RollingArgs {
     /// The upgrade's target version (upgrade jobs only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub talos_version: Option<String>,
+    /// Which pods the drain may evict beyond `kubectl drain`'s defaults.
+    #[serde(default, flatten)]
+    pub pod_policy: PodPolicy,
 }
 
 impl RollingArgs {
@@ -218,7 +221,8 @@ impl JobHandler for RollingJob {
             &self.settings.bootstrap.environment.image_factory_url,
         )
         .await
-        .map_err(|error| JobError::RollingPlan(Box::new(error)))?;
+        .map_err(|error| JobError::RollingPlan(Box::new(error)))?
+        .with_pod_policy(args.pod_policy);
         for line in plan.to_string().lines() {
             context.log(line).await;
         }

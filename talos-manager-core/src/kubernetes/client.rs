@@ -81,6 +81,18 @@ pub enum KubernetesError {
         /// Kubernetes' `Status` message.
         message: String,
     },
+    /// 403 to an eviction: the API server forbids evicting the pod now (a PodDisruptionBudget
+    /// with negative `disruptionsAllowed`, a namespace being deleted, or no right to evict).
+    /// Not a credentials problem; waiting does not help a drain.
+    #[error("the kubernetes API at {endpoint} forbids evicting pod {pod} (HTTP 403): {message}")]
+    EvictionForbidden {
+        /// The API server.
+        endpoint: String,
+        /// The pod, `namespace/name`.
+        pod: String,
+        /// Kubernetes' `Status` message.
+        message: String,
+    },
     /// 404: the object does not exist (yet).
     #[error("{kind} {name:?} not found in the kubernetes API at {endpoint}")]
     NotFound {
@@ -114,6 +126,8 @@ pub enum KubernetesError {
         reason: Option<String>,
         /// Kubernetes' `Status` message, or the start of the body.
         message: String,
+        /// The answer's `Retry-After`, when it gave one in seconds.
+        retry_after: Option<Duration>,
     },
     /// A 2xx answer whose body is not what the call returns.
     #[error("the kubernetes API at {endpoint} sent an unreadable answer ({operation})")]
@@ -127,6 +141,11 @@ pub enum KubernetesError {
         source: serde_json::Error,
     },
 }
+
+/// How often a request the API server throttled (429) is asked again.
+pub const THROTTLE_RETRIES: u32 = 5;
+/// The longest wait before asking again after a 429, whatever `Retry-After` says.
+pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(10);
 
 impl KubernetesError {
     /// Whether waiting may help: the API server is not reachable yet, or the object does not
@@ -353,8 +372,9 @@ impl KubernetesClient {
             "kind": "Eviction",
             "metadata": { "name": name, "namespace": namespace },
         });
+        // A 429 here is a PodDisruptionBudget's answer: the drain asks again, not the client.
         let answer: Result<serde_json::Value, _> = self
-            .send(
+            .send_once(
                 Method::POST,
                 url,
                 Body::Json(&body),
@@ -370,6 +390,16 @@ impl KubernetesClient {
                 message,
                 ..
             }) => Ok(Eviction::Blocked { message }),
+            Err(KubernetesError::Unauthorized {
+                endpoint,
+                status: 403,
+                message,
+                ..
+            }) => Err(KubernetesError::EvictionForbidden {
+                endpoint,
+                pod: format!("{namespace}/{name}"),
+                message,
+            }),
             Err(error) => Err(error),
         }
     }
@@ -403,7 +433,41 @@ impl KubernetesClient {
         url
     }
 
+    /// As [`KubernetesClient::send_once`], asking again after a 429 (API Priority and
+    /// Fairness under load; any verb): after the answer's `Retry-After` (at most
+    /// [`MAX_RETRY_AFTER`]), else after 1 s doubling, at most [`THROTTLE_RETRIES`] times.
     async fn send<T: DeserializeOwned>(
+        &self,
+        method: Method,
+        url: Url,
+        body: Body<'_>,
+        operation: &str,
+        object: Option<(&'static str, &str)>,
+    ) -> Result<T, KubernetesError> {
+        let mut backoff = Duration::from_secs(1);
+        let mut attempt = 0;
+        loop {
+            match self
+                .send_once(method.clone(), url.clone(), body, operation, object)
+                .await
+            {
+                Err(KubernetesError::Api {
+                    status: 429,
+                    retry_after,
+                    ..
+                }) if attempt < THROTTLE_RETRIES => {
+                    attempt += 1;
+                    let wait = retry_after.unwrap_or(backoff).min(MAX_RETRY_AFTER);
+                    tracing::debug!(endpoint = %self.endpoint, %operation, wait_ms = wait.as_millis() as u64, "kubernetes API throttled us; asking again");
+                    tokio::time::sleep(wait).await;
+                    backoff = (backoff * 2).min(MAX_RETRY_AFTER);
+                }
+                answer => return answer,
+            }
+        }
+    }
+
+    async fn send_once<T: DeserializeOwned>(
         &self,
         method: Method,
         url: Url,
@@ -437,6 +501,12 @@ impl KubernetesClient {
         };
         let response = request.send().await.map_err(unreachable)?;
         let status = response.status();
+        let retry_after = response
+            .headers()
+            .get(reqwest::header::RETRY_AFTER)
+            .and_then(|value| value.to_str().ok())
+            .and_then(|value| value.trim().parse::<u64>().ok())
+            .map(Duration::from_secs);
         let body = response.bytes().await.map_err(unreachable)?;
         tracing::debug!(endpoint = %self.endpoint, %operation, status = status.as_u16(), "kubernetes request");
         if status.is_success() {
@@ -480,6 +550,7 @@ impl KubernetesClient {
                 status: status.as_u16(),
                 reason,
                 message,
+                retry_after,
             },
         })
     }

@@ -1,13 +1,18 @@
-//! Cordon and drain a node through the Kubernetes API, as `kubectl drain --ignore-daemonsets
-//! --delete-emptydir-data` does: no new pods land on it, and every pod that is not a DaemonSet's
-//! or a mirror pod is evicted, respecting PodDisruptionBudgets.
+//! Cordon and drain a node through the Kubernetes API by `kubectl drain --ignore-daemonsets`'s
+//! rules: no new pods land on it; DaemonSet, mirror and finished pods stay; a pod no controller
+//! manages or one with an `emptyDir` volume makes the drain fail naming it, unless the
+//! [`PodPolicy`] allows it (`--force`, `--delete-emptydir-data`); every other pod is evicted,
+//! respecting PodDisruptionBudgets.
 //!
 //! # Flow
 //! 1. Cordon the node (`spec.unschedulable`).
-//! 2. List the pods on it; those left to evict are neither DaemonSet-owned nor mirror pods.
+//! 2. List the pods on it and judge each ([`Pod::drain_verdict`]); if any is refused, stop
+//!    before evicting anything.
 //! 3. Evict each that is not already terminating; an eviction a PodDisruptionBudget blocks
 //!    (HTTP 429) is asked again after [`DrainOptions::retry_interval`].
-//! 4. Repeat until none is left, or fail after [`DrainOptions::timeout`] naming the pods
+//! 4. A pod already terminating for [`terminating_skip_after`] on a node whose kubelet is not
+//!    ready (nothing will confirm its deletion) is left behind, logged.
+//! 5. Repeat until none is left, or fail after [`DrainOptions::timeout`] naming the pods
 //!    still there. The node stays cordoned either way; uncordoning is the caller's decision.
 
 use std::collections::BTreeSet;
@@ -16,6 +21,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use super::client::{Eviction, KubernetesClient, KubernetesError};
+use super::pod::{DrainVerdict, Pod, PodPolicy};
 use crate::progress::ProgressLog;
 
 /// How long a drain may take, and how often it asks again.
@@ -62,6 +68,17 @@ pub enum DrainError {
         /// The pods left, `namespace/name`.
         pods: Vec<String>,
     },
+    /// Pods the [`PodPolicy`] does not allow to evict are on the node; nothing was evicted.
+    #[error(
+        "refused to drain node {node}: {}",
+        .pods.iter().map(|(pod, why)| format!("pod {pod}: {why}")).collect::<Vec<_>>().join("; ")
+    )]
+    Refused {
+        /// The node.
+        node: String,
+        /// Each pod refused, `namespace/name`, and why.
+        pods: Vec<(String, String)>,
+    },
     /// The caller asked to stop.
     #[error("draining node {node} was cancelled")]
     Cancelled {
@@ -83,14 +100,24 @@ fn pods_phrase(count: usize) -> String {
 pub struct DrainReport {
     /// The pods evicted, `namespace/name`.
     pub evicted: Vec<String>,
+    /// Pods left terminating on a node whose kubelet is down, `namespace/name`.
+    pub skipped_terminating: Vec<String>,
 }
 
-/// Cordons `node` and evicts its pods; see the module documentation. `is_cancelled` is asked
-/// between rounds.
+/// How long a drain waits for a pod that is already terminating on a node whose kubelet is
+/// not ready (so nothing will confirm the deletion) before it goes on without it: a quarter
+/// of the drain's timeout, at most a minute (Talos's own drain waits a minute per pod).
+pub fn terminating_skip_after(options: &DrainOptions) -> Duration {
+    (options.timeout / 4).min(Duration::from_secs(60))
+}
+
+/// Cordons `node` and evicts its pods as `policy` allows; see the module documentation.
+/// `is_cancelled` is asked between rounds.
 pub async fn drain_node(
     client: &KubernetesClient,
     node: &str,
     options: &DrainOptions,
+    policy: PodPolicy,
     log: &dyn ProgressLog,
     is_cancelled: &(dyn Fn() -> bool + Send + Sync),
 ) -> Result<DrainReport, DrainError> {
@@ -107,13 +134,28 @@ pub async fn drain_node(
     let mut report = DrainReport::default();
     let mut reported_blocked = BTreeSet::new();
     let mut reported_waiting = false;
+    let mut terminating_since: std::collections::BTreeMap<String, Instant> =
+        std::collections::BTreeMap::new();
+    let skip_after = terminating_skip_after(options);
     loop {
-        let pods: Vec<_> = client
-            .pods_on_node(node)
-            .await
-            .map_err(kubernetes)?
+        let listed = client.pods_on_node(node).await.map_err(kubernetes)?;
+        let refused: Vec<(String, String)> = listed
+            .iter()
+            .filter_map(|pod| match pod.drain_verdict(policy) {
+                DrainVerdict::Refuse(why) => Some((pod.full_name(), why.to_owned())),
+                _ => None,
+            })
+            .collect();
+        if !refused.is_empty() {
+            return Err(DrainError::Refused {
+                node: node.to_owned(),
+                pods: refused,
+            });
+        }
+        let pods: Vec<Pod> = listed
             .into_iter()
-            .filter(|pod| pod.needs_eviction())
+            .filter(|pod| pod.drain_verdict(policy) == DrainVerdict::Evict)
+            .filter(|pod| !report.skipped_terminating.contains(&pod.full_name()))
             .collect();
         if pods.is_empty() {
             log.line(format!(
@@ -146,6 +188,28 @@ pub async fn drain_node(
                 }
             }
         }
+        // A pod terminating for long on a node whose kubelet is down never goes: skip it.
+        let now = Instant::now();
+        let overdue: Vec<String> = pods
+            .iter()
+            .filter(|pod| pod.is_terminating())
+            .map(|pod| pod.full_name())
+            .filter(|name| {
+                now.duration_since(*terminating_since.entry(name.clone()).or_insert(now))
+                    >= skip_after
+            })
+            .collect();
+        if !overdue.is_empty() && !client.get_node(node).await.map_err(kubernetes)?.is_ready() {
+            for name in overdue {
+                log.line(format!(
+                    "node {node}: pod {name} is still terminating after {} s and the node's kubelet is not ready; going on without it",
+                    skip_after.as_secs_f64()
+                ))
+                .await;
+                report.skipped_terminating.push(name);
+            }
+            continue;
+        }
         if pods.iter().any(|pod| pod.is_terminating()) && !reported_waiting {
             reported_waiting = true;
             log.line(format!(
@@ -161,8 +225,9 @@ pub async fn drain_node(
                 .await
                 .map_err(kubernetes)?
                 .into_iter()
-                .filter(|pod| pod.needs_eviction())
+                .filter(|pod| pod.drain_verdict(policy) != DrainVerdict::Skip)
                 .map(|pod| pod.full_name())
+                .filter(|name| !report.skipped_terminating.contains(name))
                 .collect();
             if left.is_empty() {
                 continue;

@@ -32,10 +32,15 @@ mod drain;
 mod node;
 mod pod;
 
-pub use client::{ClientTimeouts, Eviction, KubernetesClient, KubernetesError};
-pub use drain::{DrainError, DrainOptions, DrainReport, drain_node};
+pub use client::{
+    ClientTimeouts, Eviction, KubernetesClient, KubernetesError, MAX_RETRY_AFTER, THROTTLE_RETRIES,
+};
+pub use drain::{DrainError, DrainOptions, DrainReport, drain_node, terminating_skip_after};
 pub use node::{
     KubernetesVersion, LabelsTaints, Node, NodeCondition, NodeMetadata, NodePatchPlan, NodeSpec,
     NodeStatus, NodeTaint, TaintEffectKey, plan_node_patch,
 };
-pub use pod::{MIRROR_POD_ANNOTATION, OwnerReference, Pod, PodMetadata};
+pub use pod::{
+    DrainVerdict, EMPTY_DIR_REASON, MIRROR_POD_ANNOTATION, OwnerReference, Pod, PodMetadata,
+    PodPolicy, PodSpec, PodStatus, UNMANAGED_REASON, Volume,
+};

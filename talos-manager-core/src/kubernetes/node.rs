@@ -136,29 +136,59 @@ pub type TaintEffectKey = &'static str;
 impl LabelsTaints {
     /// The union of the labels and taints of every rule whose match string is part of
     /// `server_name`. Where two rules set the same label (or taint key and effect), the later
-    /// rule wins. Rules that no longer parse are skipped (they were checked when saved).
+    /// rule wins. Items that the Kubernetes API would refuse (a rule saved before the check
+    /// was as strict) are left out one by one; see [`LabelsTaints::from_rules_reporting`].
     pub fn from_rules(rules: &[LabelTaintRule], server_name: &str) -> LabelsTaints {
+        LabelsTaints::from_rules_reporting(rules, server_name).0
+    }
+
+    /// As [`LabelsTaints::from_rules`], with a line for each item left out, naming its rule
+    /// and why: one bad item never keeps the others from the node.
+    pub fn from_rules_reporting(
+        rules: &[LabelTaintRule],
+        server_name: &str,
+    ) -> (LabelsTaints, Vec<String>) {
         let mut set = LabelsTaints::default();
+        let mut skipped = Vec::new();
         for rule in rules {
             let name_match = rule.fields.name_match.trim();
             if name_match.is_empty() || !server_name.contains(name_match) {
                 continue;
             }
-            set.add(
-                &parse_labels(&rule.fields.labels).unwrap_or_default(),
-                &parse_taints(&rule.fields.taints).unwrap_or_default(),
-            );
+            for item in rule.fields.labels.split(',') {
+                match parse_labels(item) {
+                    Ok(labels) => set.add(&labels, &[]),
+                    Err(problems) => {
+                        skipped.extend(problems.into_iter().map(|problem| {
+                            format!("rule {name_match:?}: label {problem}; left out")
+                        }))
+                    }
+                }
+            }
+            for item in rule.fields.taints.split(',') {
+                match parse_taints(item) {
+                    Ok(taints) => set.add(&[], &taints),
+                    Err(problems) => {
+                        skipped.extend(problems.into_iter().map(|problem| {
+                            format!("rule {name_match:?}: taint {problem}; left out")
+                        }))
+                    }
+                }
+            }
         }
-        set
+        (set, skipped)
     }
 
-    /// Reads a set back from the rules' syntax (`key=value,…`, `key=value:Effect,…`).
+    /// Reads a set back from the rules' syntax (`key=value,…`, `key=value:Effect,…`), item
+    /// by item: one item that does not parse is left out, not the whole set.
     pub fn parse(labels: &str, taints: &str) -> LabelsTaints {
         let mut set = LabelsTaints::default();
-        set.add(
-            &parse_labels(labels).unwrap_or_default(),
-            &parse_taints(taints).unwrap_or_default(),
-        );
+        for item in labels.split(',') {
+            set.add(&parse_labels(item).unwrap_or_default(), &[]);
+        }
+        for item in taints.split(',') {
+            set.add(&[], &parse_taints(item).unwrap_or_default());
+        }
         set
     }
 

@@ -19,7 +19,9 @@
 //!    Ready in Kubernetes.
 //! 6. Control planes: wait until the node's etcd lists it as a voting member again (at most
 //!    [`super::LifecycleTiming::etcd_rejoin`]); a node that does not rejoin stops the run.
-//! 7. Record the installed schematic (upgrade), uncordon.
+//! 7. Record the installed schematic (upgrade), uncordon — unless the node was already
+//!    cordoned before our drain (read before the cordon and saved in the checkpoint): a node
+//!    someone else cordoned stays cordoned.
 //!
 //! # Guarantees
 //! - Never two nodes at once. The first failure stops the run: the nodes after it are not
@@ -49,7 +51,7 @@ use crate::ids::{ClusterId, ServerId};
 use crate::image_factory::{
     InvalidTalosRelease, TALOS_CONFIG_ARG_PREFIX, TalosRelease, installer_image,
 };
-use crate::kubernetes::{DrainError, drain_node};
+use crate::kubernetes::{DrainError, PodPolicy, drain_node};
 use crate::store::{Store, StoreError};
 use crate::talos::{SecretsBundle, SecretsError};
 use crate::talos_api::{RebootMode, UpgradeRequest};
@@ -115,6 +117,17 @@ pub struct RollingPlan {
     /// What the user should know before it runs (an upgrade whose schematic has no
     /// `talos.config=` argument); shown after the nodes.
     pub warnings: Vec<String>,
+    /// Which pods each drain may evict beyond `kubectl drain`'s defaults (none unless
+    /// [`RollingPlan::with_pod_policy`]).
+    pub pod_policy: PodPolicy,
+}
+
+impl RollingPlan {
+    /// The plan with drains evicting what `policy` allows.
+    pub fn with_pod_policy(mut self, policy: PodPolicy) -> RollingPlan {
+        self.pod_policy = policy;
+        self
+    }
 }
 
 impl fmt::Display for RollingPlan {
@@ -342,6 +355,7 @@ pub async fn plan_rolling(
         action: action.clone(),
         nodes: order_nodes(planned),
         warnings,
+        pod_policy: PodPolicy::default(),
     })
 }
 
@@ -493,6 +507,10 @@ impl Phase {
 struct Progress {
     action: RollingAction,
     phases: BTreeMap<ServerId, Phase>,
+    /// Per node, whether it was already cordoned (by someone else) before our drain: such a
+    /// node stays cordoned afterwards. Saved before the cordon, so a restart never mistakes
+    /// our own cordon for someone else's.
+    cordoned_before: BTreeMap<ServerId, bool>,
 }
 
 impl Progress {
@@ -502,7 +520,12 @@ impl Progress {
             .iter()
             .map(|(id, phase)| (id.0.to_string(), json!(phase.as_str())))
             .collect();
-        json!({ "rolling": self.action, "phases": phases })
+        let cordoned_before: serde_json::Map<String, Value> = self
+            .cordoned_before
+            .iter()
+            .map(|(id, cordoned)| (id.0.to_string(), json!(cordoned)))
+            .collect();
+        json!({ "rolling": self.action, "phases": phases, "cordoned_before": cordoned_before })
     }
 
     /// The phases saved for `action`; `None` when the state is another run's or unreadable.
@@ -519,9 +542,17 @@ impl Progress {
                 Some((ServerId(id.parse().ok()?), Phase::parse(phase.as_str()?)?))
             })
             .collect();
+        let cordoned_before = value
+            .get("cordoned_before")
+            .and_then(Value::as_object)
+            .into_iter()
+            .flatten()
+            .filter_map(|(id, cordoned)| Some((ServerId(id.parse().ok()?), cordoned.as_bool()?)))
+            .collect();
         Some(Progress {
             action: saved,
             phases,
+            cordoned_before,
         })
     }
 }
@@ -552,11 +583,13 @@ pub async fn run_rolling(
             None => Progress {
                 action: plan.action.clone(),
                 phases: BTreeMap::new(),
+                cordoned_before: BTreeMap::new(),
             },
         },
         None => Progress {
             action: plan.action.clone(),
             phases: BTreeMap::new(),
+            cordoned_before: BTreeMap::new(),
         },
     };
     ctx.line(format!(
@@ -668,6 +701,13 @@ async fn run_node(
     let name = &node.node_name;
     ctx.line(format!("{name} ({}): starting", node.role.as_str()))
         .await;
+    // Uncordon only what we cordoned: whether someone else had cordoned it is read once,
+    // before our cordon, and saved (a checkpoint from before this was recorded reads false).
+    let mut keep_cordoned = progress
+        .cordoned_before
+        .get(&node.server_id)
+        .copied()
+        .unwrap_or(false);
 
     if phase.is_none() {
         let running = match api.version(node.address).await {
@@ -721,7 +761,7 @@ async fn run_node(
         };
         if let Some(refusal) = refusal {
             let left = if phase == Some(Phase::Drained) {
-                format!("; {}", uncordon(ctx, access, name).await)
+                format!("; {}", uncordon(ctx, access, name, keep_cordoned).await)
             } else {
                 String::new()
             };
@@ -759,11 +799,36 @@ async fn run_node(
                 }
             }
         }
+        if let std::collections::btree_map::Entry::Vacant(entry) =
+            progress.cordoned_before.entry(node.server_id)
+        {
+            let cordoned = match kubernetes.get_node(name).await {
+                Ok(found) => found.spec.unschedulable,
+                Err(error) => {
+                    let reason = format!(
+                        "failed to read the node from Kubernetes, nothing was changed: {}",
+                        error_chain(&error)
+                    );
+                    ctx.line(format!("{name}: failed: {reason}")).await;
+                    return Ok(failed(reason));
+                }
+            };
+            entry.insert(cordoned);
+            checkpoint.save(&progress.to_json()).await?;
+            keep_cordoned = cordoned;
+            if cordoned {
+                ctx.line(format!(
+                    "{name}: already cordoned before the drain; it stays cordoned afterwards"
+                ))
+                .await;
+            }
+        }
         ctx.line(format!("{name}: cordoning and draining")).await;
         match drain_node(
             kubernetes,
             name,
             &ctx.timing.drain,
+            plan.pod_policy,
             ctx.log,
             ctx.is_cancelled,
         )
@@ -771,7 +836,7 @@ async fn run_node(
         {
             Ok(_) => {}
             Err(error) => {
-                let left = uncordon(ctx, access, name).await;
+                let left = uncordon(ctx, access, name, keep_cordoned).await;
                 let reason = format!("{}; {left}", error_chain(&error));
                 ctx.line(format!("{name}: {reason}")).await;
                 return Ok(match error {
@@ -786,7 +851,7 @@ async fn run_node(
     let resumed_request = phase == Some(Phase::Requested);
     if !resumed_request {
         if (ctx.is_cancelled)() {
-            let left = uncordon(ctx, access, name).await;
+            let left = uncordon(ctx, access, name, keep_cordoned).await;
             let reason = format!("cancelled before the {}; {left}", action_noun(&plan.action));
             ctx.line(format!("{name}: {reason}")).await;
             return Ok(NodeOutcome::Cancelled { reason });
@@ -815,7 +880,7 @@ async fn run_node(
             }
         };
         if let Err(error) = sent {
-            let left = uncordon(ctx, access, name).await;
+            let left = uncordon(ctx, access, name, keep_cordoned).await;
             let reason = format!(
                 "the {} was refused: {}; {left}",
                 action_noun(&plan.action),
@@ -873,21 +938,38 @@ async fn run_node(
         ctx.line(format!("{name}: rejoined etcd as a healthy member"))
             .await;
     }
-    if let Err(error) = kubernetes.set_unschedulable(name, false).await {
-        let reason = format!(
-            "back and ready, but uncordoning failed: {}",
-            error_chain(&error)
-        );
-        ctx.line(format!("{name}: failed: {reason}")).await;
-        return Ok(failed(reason));
+    if keep_cordoned {
+        ctx.line(format!(
+            "{name}: left cordoned, as it was before the drain; done"
+        ))
+        .await;
+    } else {
+        if let Err(error) = kubernetes.set_unschedulable(name, false).await {
+            let reason = format!(
+                "back and ready, but uncordoning failed: {}",
+                error_chain(&error)
+            );
+            ctx.line(format!("{name}: failed: {reason}")).await;
+            return Ok(failed(reason));
+        }
+        ctx.line(format!("{name}: uncordoned, done")).await;
     }
-    ctx.line(format!("{name}: uncordoned, done")).await;
     save(checkpoint, progress, node.server_id, Phase::Done).await?;
     Ok(NodeOutcome::Done)
 }
 
 /// Uncordons after a step failed before the node was touched; says what state it is in.
-async fn uncordon(ctx: &LifecycleContext<'_>, access: &ClusterAccess, name: &str) -> String {
+async fn uncordon(
+    ctx: &LifecycleContext<'_>,
+    access: &ClusterAccess,
+    name: &str,
+    keep_cordoned: bool,
+) -> String {
+    if keep_cordoned {
+        ctx.line(format!("{name}: left cordoned, as it was before the drain"))
+            .await;
+        return "it stays cordoned, as it was before the drain".to_owned();
+    }
     match access.kubernetes.set_unschedulable(name, false).await {
         Ok(_) => {
             ctx.line(format!("{name}: uncordoned")).await;
@@ -962,17 +1044,31 @@ mod tests {
         let mut progress = Progress {
             action: action.clone(),
             phases: BTreeMap::new(),
+            cordoned_before: BTreeMap::new(),
         };
         progress.phases.insert(ServerId(4), Phase::Requested);
         progress.phases.insert(ServerId(2), Phase::Done);
+        progress.cordoned_before.insert(ServerId(4), true);
+        progress.cordoned_before.insert(ServerId(2), false);
         let json = progress.to_json();
         assert_eq!(
             json,
             json!({"rolling": {"action": "upgrade", "talos_version": "v1.11.3"},
-                   "phases": {"2": "done", "4": "requested"}})
+                   "phases": {"2": "done", "4": "requested"},
+                   "cordoned_before": {"2": false, "4": true}})
         );
         let back = Progress::from_json(&json, &action).unwrap();
         assert_eq!(back.phases, progress.phases);
+        assert_eq!(back.cordoned_before, progress.cordoned_before);
+        // A checkpoint saved before `cordoned_before` existed still reads.
+        let old = json!({"rolling": {"action": "upgrade", "talos_version": "v1.11.3"},
+                         "phases": {"2": "done"}});
+        assert!(
+            Progress::from_json(&old, &action)
+                .unwrap()
+                .cordoned_before
+                .is_empty()
+        );
         assert!(Progress::from_json(&json, &RollingAction::Reboot).is_none());
     }
 

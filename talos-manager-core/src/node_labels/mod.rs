@@ -1,6 +1,5 @@
 //! Kubernetes node labels and taints as label and taint rules write them: `key=value,…` and
-//! `key=value:Effect,…`, checked with the original app's rules and messages (a little stricter
-//! than Kubernetes itself); and, in `reconcile.rs`, the use case that applies the rules to a
+//! `key=value:Effect,…`, checked with Kubernetes's own rules before they are saved; and, in `reconcile.rs`, the use case that applies the rules to a
 //! server's node through the cluster's Kubernetes API ([`reconcile_labels_and_taints`]), finds
 //! the servers a rule change affects ([`configured_servers_matching`]) and records the
 //! Kubernetes version a cluster runs ([`running_kubernetes_version`]).
@@ -97,14 +96,39 @@ mod tests {
             "a=b,a=b:Sometimes",
             &[
                 "labels: \"role\" must include an equals sign to separate key and value",
-                "labels: \"=x\" keys must be between 1 and 316 characters long",
-                "labels: \"-bad=x\" keys must consist of alphanumeric characters, '-', '_', '/' or \
-                 '.', and must start and end with an alphanumeric character",
+                "labels: \"=x\" key's name part must be non-empty",
+                "labels: \"-bad=x\" key's name part must consist of alphanumeric characters, '-', \
+                 '_' or '.', and must start and end with an alphanumeric character (a key is \
+                 [prefix/]name, with one '/' at most)",
                 "labels: \"ok=-v-\" values must consist of alphanumeric characters, '-', '_' or \
                  '.', and must start and end with an alphanumeric character",
                 "taints: \"a=b\" must be in the format of key=value:Effect",
                 "taints: \"a=b:Sometimes\" effect must be one of: NoSchedule, PreferNoSchedule, \
                  NoExecute",
+            ],
+        );
+    }
+
+    /// What the Kubernetes API would answer 422 to is refused when saved, at its field.
+    #[test]
+    fn kubernetes_rules_are_checked_at_save() {
+        let long = "a".repeat(64);
+        check_rule(
+            "db",
+            &format!("team={long},Example.com/role=db,a/b/c=x"),
+            &format!("{long}=x:NoSchedule"),
+            &[
+                &format!("labels: \"team={long}\" values must be no more than 63 characters"),
+                "labels: \"Example.com/role=db\" key's prefix part must be a lowercase DNS \
+                 subdomain: lowercase alphanumeric characters, '-' or '.', starting and ending \
+                 with an alphanumeric character",
+                "labels: \"a/b/c=x\" key's name part must consist of alphanumeric characters, \
+                 '-', '_' or '.', and must start and end with an alphanumeric character (a key \
+                 is [prefix/]name, with one '/' at most)",
+                &format!(
+                    "taints: \"{long}=x:NoSchedule\" key's name part must be no more than 63 \
+                     characters"
+                ),
             ],
         );
     }

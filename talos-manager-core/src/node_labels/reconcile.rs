@@ -220,7 +220,10 @@ pub async fn reconcile_labels_and_taints(
     }
 
     let rules = store.list_label_taint_rules().await?;
-    let desired = LabelsTaints::from_rules(&rules, &server.inventory.name);
+    let (desired, skipped) = LabelsTaints::from_rules_reporting(&rules, &server.inventory.name);
+    for line in skipped {
+        log.line(format!("node {node_name}: {line}")).await;
+    }
     let applied = match store.applied_labels_taints(server_id).await? {
         // What we applied to another node (the hostname changed) is not on this one.
         Some(applied) if applied.node_name == node_name => {

@@ -10,7 +10,7 @@ use talos_manager_core::ProviderKind;
 use talos_manager_core::ids::ClusterId;
 use talos_manager_core::ids::{SchematicId, ServerId};
 use talos_manager_core::kubernetes::{
-    ClientTimeouts, DrainError, DrainOptions, KubernetesClient, drain_node,
+    ClientTimeouts, DrainError, DrainOptions, KubernetesClient, PodPolicy, drain_node,
 };
 use talos_manager_core::lifecycle::{ClusterBootstrapError, bootstrap_cluster};
 use talos_manager_core::lifecycle::{
@@ -850,9 +850,16 @@ async fn drain_waits_for_a_budget_that_unblocks() {
         timeout: Duration::from_secs(5),
         retry_interval: Duration::from_millis(20),
     };
-    let report = drain_node(&client, "worker-1", &options, &log, &never)
-        .await
-        .unwrap();
+    let report = drain_node(
+        &client,
+        "worker-1",
+        &options,
+        PodPolicy::default(),
+        &log,
+        &never,
+    )
+    .await
+    .unwrap();
     assert_eq!(report.evicted, ["shop/web-1", "shop/db-0"]);
     assert_eq!(
         api.pods("worker-1"),
@@ -899,9 +906,16 @@ async fn drain_gives_up_naming_the_pod_a_budget_keeps() {
         timeout: Duration::from_millis(300),
         retry_interval: Duration::from_millis(20),
     };
-    let error = drain_node(&client, "worker-1", &options, &Lines::default(), &never)
-        .await
-        .unwrap_err();
+    let error = drain_node(
+        &client,
+        "worker-1",
+        &options,
+        PodPolicy::default(),
+        &Lines::default(),
+        &never,
+    )
+    .await
+    .unwrap_err();
     let DrainError::Timeout { pods, .. } = &error else {
         panic!("{error:?}");
     };
@@ -914,6 +928,191 @@ async fn drain_gives_up_naming_the_pod_a_budget_keeps() {
     );
     // Whatever the budget allowed is gone.
     assert!(!api.pods("worker-1").contains(&"shop/web-1".to_owned()));
+}
+
+/// `kubectl drain`'s rules: a bare pod and a pod with an `emptyDir` fail the drain, naming
+/// them, before anything is evicted; finished pods stay; the operator's policy lets them go.
+#[tokio::test]
+async fn drain_refuses_unmanaged_and_emptydir_pods_unless_allowed() {
+    let (api, client) = kubernetes().await;
+    pods_on(&api, "worker-1", 0);
+    let mut bare = NewPod::new("default", "debug", "worker-1");
+    bare.owner_kind = None;
+    api.add_pod(bare);
+    let mut cache = NewPod::new("shop", "cache-0", "worker-1");
+    cache.empty_dirs = vec!["scratch".into()];
+    api.add_pod(cache);
+    let mut finished = NewPod::new("batch", "report-1", "worker-1");
+    finished.owner_kind = None;
+    finished.phase = Some("Succeeded".into());
+    api.add_pod(finished);
+    let options = DrainOptions {
+        timeout: Duration::from_secs(5),
+        retry_interval: Duration::from_millis(20),
+    };
+    let error = drain_node(
+        &client,
+        "worker-1",
+        &options,
+        PodPolicy::default(),
+        &Lines::default(),
+        &never,
+    )
+    .await
+    .unwrap_err();
+    assert!(matches!(error, DrainError::Refused { .. }), "{error:?}");
+    assert_eq!(
+        error.to_string(),
+        "refused to drain node worker-1: pod default/debug: no controller manages it, so nothing \
+         would recreate it (allow with force); pod shop/cache-0: it keeps data in an emptyDir \
+         volume that would be lost (allow with delete_emptydir_data)"
+    );
+    assert!(api.evictions().is_empty(), "{:?}", api.evictions());
+
+    // Force alone still refuses the emptyDir pod.
+    let only_force = PodPolicy {
+        force: true,
+        delete_emptydir_data: false,
+    };
+    let error = drain_node(
+        &client,
+        "worker-1",
+        &options,
+        only_force,
+        &Lines::default(),
+        &never,
+    )
+    .await
+    .unwrap_err();
+    assert!(error.to_string().contains("pod shop/cache-0"), "{error}");
+    assert!(!error.to_string().contains("default/debug"), "{error}");
+
+    let both = PodPolicy {
+        force: true,
+        delete_emptydir_data: true,
+    };
+    let report = drain_node(
+        &client,
+        "worker-1",
+        &options,
+        both,
+        &Lines::default(),
+        &never,
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        report.evicted,
+        ["default/debug", "shop/cache-0", "shop/db-0", "shop/web-1"]
+    );
+    assert_eq!(
+        api.pods("worker-1"),
+        [
+            "batch/report-1",
+            "kube-system/agent-x",
+            "kube-system/kube-apiserver-x"
+        ]
+    );
+}
+
+/// API Priority and Fairness answers 429 on any verb: a GET or PATCH waits (`Retry-After`)
+/// and asks again instead of failing.
+#[tokio::test]
+async fn a_throttled_request_is_asked_again_after_retry_after() {
+    let (api, client) = kubernetes().await;
+    api.add_node("worker-1", serde_json::json!({}), serde_json::json!([]));
+    api.throttle(2);
+    let started = std::time::Instant::now();
+    let node = client.get_node("worker-1").await.unwrap();
+    assert_eq!(node.metadata.name, "worker-1");
+    assert!(
+        started.elapsed() >= Duration::from_secs(2),
+        "Retry-After: 1 was honoured twice"
+    );
+    api.throttle(1);
+    client.set_unschedulable("worker-1", true).await.unwrap();
+    assert_eq!(api.node("worker-1").unwrap()["spec"]["unschedulable"], true);
+}
+
+/// A 403 to an eviction is not a credentials problem: the drain stops and says so.
+#[tokio::test]
+async fn a_forbidden_eviction_fails_the_drain_naming_the_pod() {
+    let (api, client) = kubernetes().await;
+    api.add_node("worker-1", serde_json::json!({}), serde_json::json!([]));
+    let mut pod = NewPod::new("old-team", "web-1", "worker-1");
+    pod.eviction_forbidden = true;
+    api.add_pod(pod);
+    let options = DrainOptions {
+        timeout: Duration::from_secs(2),
+        retry_interval: Duration::from_millis(20),
+    };
+    let error = drain_node(
+        &client,
+        "worker-1",
+        &options,
+        PodPolicy::default(),
+        &Lines::default(),
+        &never,
+    )
+    .await
+    .unwrap_err();
+    let text = talos_manager_core::error_chain(&error).to_string();
+    assert!(
+        text.contains("forbids evicting pod old-team/web-1 (HTTP 403)")
+            && text.contains("being terminated"),
+        "{text}"
+    );
+    assert!(!text.contains("credentials"), "{text}");
+}
+
+/// Evicted pods stay terminating while the kubelet is down: on a NotReady node the drain goes
+/// on without them after a bounded wait; on a Ready node it still waits for them.
+#[tokio::test]
+async fn a_pod_stuck_terminating_on_a_node_whose_kubelet_is_down_is_skipped() {
+    let (api, client) = kubernetes().await;
+    for node in ["worker-1", "worker-2"] {
+        api.add_node(node, serde_json::json!({}), serde_json::json!([]));
+        let mut pod = NewPod::new("shop", &format!("web-{node}"), node);
+        pod.stuck_terminating = true;
+        api.add_pod(pod);
+    }
+    api.set_ready("worker-1", false);
+    let options = DrainOptions {
+        timeout: Duration::from_secs(2),
+        retry_interval: Duration::from_millis(20),
+    };
+    let log = Lines::default();
+    let report = drain_node(
+        &client,
+        "worker-1",
+        &options,
+        PodPolicy::default(),
+        &log,
+        &never,
+    )
+    .await
+    .unwrap();
+    assert_eq!(report.evicted, ["shop/web-worker-1"]);
+    assert_eq!(report.skipped_terminating, ["shop/web-worker-1"]);
+    assert!(
+        log.text().contains(
+            "node worker-1: pod shop/web-worker-1 is still terminating after 0.5 s and the node's \
+             kubelet is not ready; going on without it"
+        ),
+        "{}",
+        log.text()
+    );
+    let error = drain_node(
+        &client,
+        "worker-2",
+        &options,
+        PodPolicy::default(),
+        &Lines::default(),
+        &never,
+    )
+    .await
+    .unwrap_err();
+    assert!(matches!(error, DrainError::Timeout { .. }), "{error:?}");
 }
 
 #[tokio::test]

@@ -28,6 +28,7 @@ use crate::AppState;
 use talos_manager_core::jobs::{
     JobKind, ResetArgs, RollingArgs, cluster_scope, queue_cluster_bootstrap,
 };
+use talos_manager_core::kubernetes::PodPolicy;
 
 /// `ResetProfile` as core takes it.
 fn reset_profile(name: ResetProfileName) -> ResetProfile {
@@ -148,7 +149,10 @@ impl LifecycleApi {
     /// `DRAIN_TIMEOUT`), upgrade to the installer of its server's schematic and `talos_version`,
     /// wait until it runs that version and is ready in Talos and Kubernetes
     /// (`NODE_READY_TIMEOUT`) and, control planes, has rejoined etcd (`ETCD_REJOIN_TIMEOUT`),
-    /// uncordon. Nodes already at the version and
+    /// uncordon. The drain follows `kubectl drain --ignore-daemonsets`: DaemonSet, mirror and
+    /// finished pods stay; a pod no controller manages or with an `emptyDir` volume fails the
+    /// node naming it (nothing evicted, the node uncordoned) unless `force` /
+    /// `delete_emptydir_data`. Nodes already at the version and
     /// schematic are skipped. The first failure stops the job and leaves the remaining nodes
     /// untouched; a job interrupted by a restart continues where it stopped. 409 while another
     /// reset, upgrade or reboot of the cluster is queued or running; 422 for a selection that
@@ -196,11 +200,16 @@ async fn selection_args(state: &AppState, selection: &RollingSelection) -> ApiRe
             }],
         )
     };
+    let pod_policy = PodPolicy {
+        force: selection.force.unwrap_or(false),
+        delete_emptydir_data: selection.delete_emptydir_data.unwrap_or(false),
+    };
     match (&selection.cluster_id, &selection.server_ids) {
         (Some(cluster), None) => Ok(RollingArgs {
             cluster_id: Some(parse_id("cluster", cluster, ClusterId)?),
             server_ids: Vec::new(),
             talos_version: None,
+            pod_policy,
         }),
         (None, Some(servers)) => {
             let mut server_ids: Vec<ServerId> = Vec::new();
@@ -214,6 +223,7 @@ async fn selection_args(state: &AppState, selection: &RollingSelection) -> ApiRe
                 cluster_id: None,
                 server_ids,
                 talos_version: None,
+                pod_policy,
             })
         }
         (Some(_), Some(_)) => Err(issue("give cluster_id or server_ids, not both")),

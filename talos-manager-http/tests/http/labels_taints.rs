@@ -16,7 +16,7 @@ use talos_manager_core::jobs::{JobKind, JobQueue, LabelAndTaintJob, Worker, Work
 use talos_manager_core::kubernetes::ClientTimeouts;
 use talos_manager_core::node_labels::ReconcileOptions;
 use talos_manager_core::random::SystemRandom;
-use talos_manager_core::store::{Job, JobStatus};
+use talos_manager_core::store::{Job, JobStatus, LabelTaintRuleFields};
 use talos_manager_core::talos::SecretsBundle;
 use talos_manager_core::testing::wait_for;
 use talos_manager_fake_kubernetes::FakeKubernetes;
@@ -488,3 +488,75 @@ api_test!(an_api_server_of_another_ca_is_not_trusted, |server| {
         impostor.requests()
     );
 });
+
+api_test!(
+    a_rule_the_kubernetes_api_would_refuse_is_refused_when_saved,
+    |server| {
+        let long = "a".repeat(64);
+        let refused = server
+            .expect(
+                Method::POST,
+                "/api/v1/label-taint-rules",
+                Some(json!({"match": "db", "labels": format!("team={long},role=db"), "taints": "my_corp.io/x=y:NoSchedule"})),
+                422,
+            )
+            .await;
+        let issues = refused["issues"].as_array().unwrap();
+        assert_eq!(issues.len(), 2, "{refused}");
+        assert_eq!(issues[0]["path"], "labels", "{refused}");
+        assert_eq!(
+            issues[0]["message"],
+            format!("\"team={long}\" values must be no more than 63 characters")
+        );
+        assert_eq!(issues[1]["path"], "taints", "{refused}");
+        assert!(
+            issues[1]["message"]
+                .as_str()
+                .unwrap()
+                .contains("key's prefix part must be a lowercase DNS subdomain"),
+            "{refused}"
+        );
+        // Kubernetes's own prefixes are fine with the admin credentials the rules use.
+        create_rule(&server, "db", "node-role.kubernetes.io/database=", "").await;
+    }
+);
+
+api_test!(
+    one_bad_stored_rule_does_not_keep_the_others_from_the_node,
+    |server| {
+        let (bundle, api) = bundle_and_fake().await;
+        api.add_node(NODE, json!({}), json!([]));
+        create_rule(&server, "db", "role=db", "dedicated=db:NoSchedule").await;
+        // Saved before the check was as strict as Kubernetes (straight into the store).
+        server
+            .store()
+            .create_label_taint_rule(&LabelTaintRuleFields {
+                name_match: "worker".into(),
+                labels: format!("team={},tier=backend", "a".repeat(64)),
+                taints: String::new(),
+            })
+            .await
+            .unwrap();
+        let (_cluster_id, server_id) = configured_server(&server, api.url(), &bundle).await;
+        let _worker = start_worker(server.store(), options(Duration::from_secs(10)));
+        fetch_config(&server).await;
+        let (job, log) = finished_job(server.store(), server_id).await;
+        assert_eq!(job.status, JobStatus::Succeeded, "{job:?}\n{log}");
+        assert!(
+            log.contains(&format!(
+                "node db-worker-1: rule \"worker\": label \"team={}\" values must be no more than 63 characters; left out",
+                "a".repeat(64)
+            )),
+            "{log}"
+        );
+        let node = api.node(NODE).unwrap();
+        assert_eq!(
+            labels_of(&node),
+            json!({"kubernetes.io/hostname": NODE, "role": "db", "tier": "backend"})
+        );
+        assert_eq!(
+            node["spec"]["taints"],
+            json!([{"key": "dedicated", "value": "db", "effect": "NoSchedule"}])
+        );
+    }
+);

@@ -25,7 +25,7 @@ use talos_manager_core::store::{MachineConfigFields, ProbeResult, SchematicField
 use talos_manager_core::talos::SecretsBundle;
 use talos_manager_core::testing::fleet::{DEFAULT_SCHEMATIC_ID, FleetBuilder, pem, secrets_bundle};
 use talos_manager_core::testing::wait_for;
-use talos_manager_fake_kubernetes::FakeKubernetes;
+use talos_manager_fake_kubernetes::{FakeKubernetes, NewPod};
 use talos_manager_fake_talos::{FakeTalosCluster, Faults, NodeSpec};
 use tokio::sync::watch;
 
@@ -1175,5 +1175,100 @@ api_test!(
         let args = |node| fleet.talos.node(fleet.address(node)).unwrap().kernel_args;
         assert_eq!(args("worker-1"), std::slice::from_ref(&talos_config));
         assert!(args("worker-2").is_empty(), "{:?}", args("worker-2"));
+    }
+);
+
+api_test!(a_reboot_refuses_an_unmanaged_pod_unless_forced, |server| {
+    let fleet = Fleet::new(&server, &["control-plane-1", "worker-1"], 191).await;
+    let mut bare = NewPod::new("default", "debug", "worker-1");
+    bare.owner_kind = None;
+    fleet.kubernetes.add_pod(bare);
+    let (_stop, _worker) = fleet.start_worker(&server, "unmanaged-pod-test");
+    let worker = fleet.nodes["worker-1"].1.clone();
+    let reboot = |body: Value| {
+        let server = &server;
+        async move {
+            let job = server
+                .expect(Method::POST, "/api/v1/reboots", Some(body), 202)
+                .await;
+            let job = finished(server, job["id"].as_str().unwrap()).await;
+            let lines = log(server.store(), job["id"].as_str().unwrap()).await;
+            (job, lines)
+        }
+    };
+
+    let (job, lines) = reboot(json!({"server_ids": [worker]})).await;
+    assert_eq!(job["status"], "failed", "{}", lines.join("\n"));
+    let error = job["last_error"].as_str().unwrap();
+    assert!(error.contains("0 done"), "{error}");
+    line_after(
+        &lines,
+        0,
+        &[
+            "worker-1: refused to drain node worker-1: pod default/debug: no controller \
+                 manages it, so nothing would recreate it (allow with force)",
+            "the node was uncordoned",
+        ],
+    );
+    assert!(fleet.kubernetes.evictions().is_empty());
+    assert_eq!(fleet.kubernetes.pods("worker-1"), ["default/debug"]);
+    assert!(
+        !fleet
+            .talos
+            .methods(fleet.address("worker-1"))
+            .iter()
+            .any(|method| method.ends_with("Reboot")),
+        "worker-1 was rebooted"
+    );
+
+    let (job, lines) = reboot(json!({"server_ids": [worker], "force": true})).await;
+    assert_eq!(job["status"], "succeeded", "{}", lines.join("\n"));
+    line_after(&lines, 0, &["worker-1: evicted pod default/debug"]);
+    assert!(fleet.kubernetes.pods("worker-1").is_empty());
+});
+
+api_test!(
+    a_node_an_operator_cordoned_stays_cordoned_after_a_reboot,
+    |server| {
+        let fleet = Fleet::new(&server, &["control-plane-1", "worker-1", "worker-2"], 201).await;
+        // An operator cordoned worker-1 (a failing disk) before the run.
+        fleet
+            .kubernetes
+            .change_node("worker-1", json!({"spec": {"unschedulable": true}}));
+        let (_stop, _worker) = fleet.start_worker(&server, "cordoned-test");
+        let ids = [
+            fleet.nodes["worker-1"].1.clone(),
+            fleet.nodes["worker-2"].1.clone(),
+        ];
+        let job = server
+            .expect(
+                Method::POST,
+                "/api/v1/reboots",
+                Some(json!({"server_ids": ids})),
+                202,
+            )
+            .await;
+        let job = finished(&server, job["id"].as_str().unwrap()).await;
+        let lines = log(server.store(), job["id"].as_str().unwrap()).await;
+        assert_eq!(job["status"], "succeeded", "{}", lines.join("\n"));
+        let at = line_after(
+            &lines,
+            0,
+            &["worker-1: already cordoned before the drain; it stays cordoned afterwards"],
+        );
+        line_after(
+            &lines,
+            at,
+            &["worker-1: left cordoned, as it was before the drain; done"],
+        );
+        line_after(&lines, at, &["worker-2: uncordoned, done"]);
+        assert_eq!(
+            fleet.kubernetes.node("worker-1").unwrap()["spec"]["unschedulable"],
+            true
+        );
+        assert!(
+            fleet.kubernetes.node("worker-2").unwrap()["spec"]["unschedulable"].is_null(),
+            "worker-2 is uncordoned"
+        );
     }
 );

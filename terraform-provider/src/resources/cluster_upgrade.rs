@@ -182,11 +182,15 @@ async fn upgrade(
             RollingSelection {
                 cluster_id: None,
                 server_ids: Some(ids),
+                force: None,
+                delete_emptydir_data: None,
             }
         }
         None => RollingSelection {
             cluster_id: Some(cluster_id.to_owned()),
             server_ids: None,
+            force: None,
+            delete_emptydir_data: None,
         },
     };
     let body = UpgradeBody {

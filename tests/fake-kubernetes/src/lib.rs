@@ -24,8 +24,9 @@
 //!   after a delay), else 404 with a `Status` body (`reason: NotFound`), as the real API.
 //! - `PATCH /api/v1/nodes/{name}` with `application/merge-patch+json` (RFC 7386: maps merge,
 //!   `null` deletes, lists are replaced). A `metadata.resourceVersion` in the patch must match
-//!   the node's (else 409 `Conflict`); every successful write bumps it. Taint effects are
-//!   checked (422 `Invalid`). Other patch types: 415. Every patch is recorded.
+//!   the node's (else 409 `Conflict`); every successful write bumps it. Taint effects, and
+//!   label and taint keys and values (`IsQualifiedName`, `IsValidLabelValue`), are checked as
+//!   the API server checks them (422 `Invalid`). Other patch types: 415. Every patch is recorded.
 //! - Nodes carry a `Ready` condition, `True` unless set otherwise with
 //!   [`FakeKubernetes::set_ready`].
 //! - `DELETE /api/v1/nodes/{name}`: removes the node (its pods stay, as until the garbage
@@ -80,13 +81,24 @@ pub struct NewPod {
     pub name: String,
     /// The node it runs on.
     pub node: String,
-    /// The kind of its owner (`ReplicaSet`, `DaemonSet`), if any.
+    /// The kind of its controller (`ReplicaSet`, `DaemonSet`), if any (`None`: a bare pod no
+    /// controller manages).
     pub owner_kind: Option<String>,
     /// Its annotations (`kubernetes.io/config.mirror` makes it a mirror pod).
     pub annotations: BTreeMap<String, String>,
     /// How many eviction requests a PodDisruptionBudget refuses (429) before one succeeds;
     /// `u32::MAX` for a budget that never allows it.
     pub blocked_evictions: u32,
+    /// Its phase (`Running` when `None`; `Succeeded` or `Failed` for a finished pod).
+    pub phase: Option<String>,
+    /// Names of its `emptyDir` volumes.
+    pub empty_dirs: Vec<String>,
+    /// An eviction marks it terminating (`deletionTimestamp`) but it is never removed, as on
+    /// a node whose kubelet is down.
+    pub stuck_terminating: bool,
+    /// Its evictions are answered 403 `Forbidden` (a budget with negative
+    /// `disruptionsAllowed`, a terminating namespace).
+    pub eviction_forbidden: bool,
 }
 
 impl NewPod {
@@ -107,6 +119,8 @@ struct FakePod {
     object: Value,
     node: String,
     blocked_evictions: u32,
+    stuck_terminating: bool,
+    eviction_forbidden: bool,
 }
 
 #[derive(Debug)]
@@ -125,6 +139,8 @@ struct State {
     /// By `namespace/name`.
     pods: BTreeMap<String, FakePod>,
     evictions: Vec<RecordedEviction>,
+    /// Requests other than evictions still to answer 429 (API Priority and Fairness).
+    throttled: u32,
 }
 
 /// The fake API server; stops when dropped.
@@ -168,6 +184,7 @@ impl FakeKubernetes {
             next_resource_version: 1000,
             pods: BTreeMap::new(),
             evictions: Vec::new(),
+            throttled: 0,
         }));
         let handler_state = state.clone();
         let endpoint = poem::endpoint::make(move |request: Request| {
@@ -279,7 +296,12 @@ impl FakeKubernetes {
         let owners: Vec<Value> = pod
             .owner_kind
             .iter()
-            .map(|kind| json!({"apiVersion": "apps/v1", "kind": kind, "name": format!("{}-owner", pod.name), "uid": "00000000-0000-0000-0000-000000000000"}))
+            .map(|kind| json!({"apiVersion": "apps/v1", "kind": kind, "name": format!("{}-owner", pod.name), "uid": "00000000-0000-0000-0000-000000000000", "controller": true, "blockOwnerDeletion": true}))
+            .collect();
+        let volumes: Vec<Value> = pod
+            .empty_dirs
+            .iter()
+            .map(|name| json!({"name": name, "emptyDir": {}}))
             .collect();
         let object = json!({
             "apiVersion": "v1",
@@ -291,8 +313,8 @@ impl FakeKubernetes {
                 "annotations": pod.annotations,
                 "ownerReferences": owners,
             },
-            "spec": { "nodeName": pod.node },
-            "status": { "phase": "Running" },
+            "spec": { "nodeName": pod.node, "volumes": volumes },
+            "status": { "phase": pod.phase.as_deref().unwrap_or("Running") },
         });
         state.pods.insert(
             format!("{}/{}", pod.namespace, pod.name),
@@ -300,6 +322,8 @@ impl FakeKubernetes {
                 object,
                 node: pod.node,
                 blocked_evictions: pod.blocked_evictions,
+                stuck_terminating: pod.stuck_terminating,
+                eviction_forbidden: pod.eviction_forbidden,
             },
         );
     }
@@ -322,6 +346,12 @@ impl FakeKubernetes {
         {
             pod.blocked_evictions = 0;
         }
+    }
+
+    /// Answers the next `count` requests other than evictions with 429 `TooManyRequests` and
+    /// `Retry-After: 1`, as API Priority and Fairness does under load.
+    pub fn throttle(&self, count: u32) {
+        lock(&self.state).throttled = count;
     }
 
     /// Every eviction received, in order.
@@ -424,6 +454,21 @@ async fn handle(state: &Mutex<State>, mut request: Request) -> Response {
             status: answer.status().as_u16(),
         });
         return answer;
+    }
+    {
+        let mut state = lock(state);
+        if state.throttled > 0 {
+            state.throttled -= 1;
+            let mut answer = status(
+                429,
+                "TooManyRequests",
+                "Too many requests, please try again later.",
+            );
+            answer
+                .headers_mut()
+                .insert("retry-after", poem::http::HeaderValue::from_static("1"));
+            return answer;
+        }
     }
     match (method.as_str(), path.as_str(), node_name) {
         ("GET", "/api/v1/pods", _) => {
@@ -569,9 +614,86 @@ fn patch_node(
             &format!("Node \"{name}\" is invalid: spec.taints: unsupported taint {taint}"),
         );
     }
+    let mut invalid: Vec<String> = Vec::new();
+    if let Some(labels) = updated["metadata"]["labels"].as_object() {
+        for (key, value) in labels {
+            invalid.extend(
+                qualified_name_problem(key)
+                    .map(|p| format!("metadata.labels: Invalid value: {key:?}: {p}")),
+            );
+            invalid.extend(
+                label_value_problem(value.as_str().unwrap_or(""))
+                    .map(|p| format!("metadata.labels: Invalid value: {value}: {p}")),
+            );
+        }
+    }
+    for taint in updated["spec"]["taints"].as_array().into_iter().flatten() {
+        let key = taint["key"].as_str().unwrap_or("");
+        invalid.extend(
+            qualified_name_problem(key)
+                .map(|p| format!("spec.taints[].key: Invalid value: {key:?}: {p}")),
+        );
+        let value = taint["value"].as_str().unwrap_or("");
+        invalid.extend(
+            label_value_problem(value)
+                .map(|p| format!("spec.taints[].value: Invalid value: {value:?}: {p}")),
+        );
+    }
+    if !invalid.is_empty() {
+        return status(
+            422,
+            "Invalid",
+            &format!("Node \"{name}\" is invalid: {}", invalid.join(", ")),
+        );
+    }
     updated["metadata"]["resourceVersion"] = json!(resource_version);
     node.object = updated.clone();
     json_response(200, &updated)
+}
+
+/// Kubernetes's `IsQualifiedName`, as the API server checks label and taint keys.
+fn qualified_name_problem(key: &str) -> Option<&'static str> {
+    let (prefix, name) = match key.split_once('/') {
+        Some((prefix, name)) => (Some(prefix), name),
+        None => (None, key),
+    };
+    if let Some(prefix) = prefix {
+        let subdomain = prefix.len() <= 253
+            && prefix.split('.').all(|label| {
+                !label.is_empty()
+                    && !label.starts_with('-')
+                    && !label.ends_with('-')
+                    && label
+                        .bytes()
+                        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+            });
+        if !subdomain {
+            return Some(
+                "prefix part a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character",
+            );
+        }
+    }
+    if name.is_empty() || name.len() > 63 {
+        return Some("name part must be non-empty and no more than 63 characters");
+    }
+    (!is_name(name)).then_some("name part must consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character")
+}
+
+/// Kubernetes's `IsValidLabelValue`.
+fn label_value_problem(value: &str) -> Option<&'static str> {
+    if value.len() > 63 {
+        return Some("must be no more than 63 characters");
+    }
+    (!value.is_empty() && !is_name(value)).then_some("a valid label must be an empty string or consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character")
+}
+
+fn is_name(text: &str) -> bool {
+    let bytes = text.as_bytes();
+    bytes.first().is_some_and(u8::is_ascii_alphanumeric)
+        && bytes.last().is_some_and(u8::is_ascii_alphanumeric)
+        && bytes
+            .iter()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
 }
 
 fn evict(state: &mut State, namespace: &str, name: &str, body: Option<&Value>) -> Response {
@@ -592,6 +714,24 @@ fn evict(state: &mut State, namespace: &str, name: &str, body: Option<&Value>) -
     let Some(pod) = state.pods.get_mut(&key) else {
         return status(404, "NotFound", &format!("pods \"{name}\" not found"));
     };
+    if pod.eviction_forbidden {
+        return status(
+            403,
+            "Forbidden",
+            &format!(
+                "pods \"{name}\" is forbidden: unable to create new content in namespace {namespace} because it is being terminated"
+            ),
+        );
+    }
+    if pod.stuck_terminating {
+        if pod.object["metadata"]["deletionTimestamp"].is_null() {
+            pod.object["metadata"]["deletionTimestamp"] = json!("2026-01-01T00:00:00Z");
+        }
+        return json_response(
+            201,
+            &json!({"kind": "Status", "apiVersion": "v1", "status": "Success", "code": 201}),
+        );
+    }
     if pod.blocked_evictions > 0 {
         pod.blocked_evictions = pod.blocked_evictions.saturating_sub(1);
         let body = json!({
