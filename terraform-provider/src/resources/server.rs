@@ -60,9 +60,9 @@ fn schema() -> Schema {
                 "vswitch_id",
                 Type::String,
                 "The Robot vSwitch it is attached to; `\"\"` for none. Robot removes the server \
-                 from its vSwitch and adds it to this one (Robot refuses a change while the \
-                 previous one is still being processed: apply again a few minutes later). \
-                 Cloud servers have no vSwitch. Default: the vSwitch it is on.",
+                 from its vSwitch and adds it to this one (Robot locks a vSwitch while a change \
+                 is processed: the service makes one change per vSwitch at a time and waits the \
+                 lock out, up to 5 minutes). Cloud servers have no vSwitch. Default: the vSwitch it is on.",
             ),
             text(
                 "provider_kind",

@@ -340,6 +340,12 @@ impl FakeRobot {
         state.failed_logins = 0;
     }
 
+    /// Never blocks the client address, however many logins fail (a client that sends
+    /// thousands of wrong passwords on purpose, such as an API fuzzer).
+    pub fn never_block(&self) {
+        lock(&self.state).block_after = u32::MAX;
+    }
+
     /// Whether failed logins have the client blocked now.
     pub fn is_blocked(&self) -> bool {
         lock(&self.state)
