@@ -5,33 +5,16 @@ use talos_manager_core::ids::ConfigId;
 use talos_manager_core::node_config::{
     AssignMachineConfigError, MachineConfigChoices, assign_machine_config,
 };
-use talos_manager_core::store::{ConfigFields, Server, ServerInventory};
+use talos_manager_core::store::{ConfigFields, Server};
 use talos_manager_core::talos::MachineType;
-use talos_manager_core::{Architecture, ProviderKind, Secret, Store, StoreError};
+use talos_manager_core::testing::fleet::add_server;
+use talos_manager_core::{ProviderKind, Store, StoreError};
 
+/// A Robot server named `name` at 192.0.2.3, as a sync stores it.
 async fn server(store: &Store, name: &str) -> Server {
-    let account = store
-        .create_provider_account(
-            ProviderKind::HetznerRobot,
-            "robot-user",
-            &Secret::new("robot-password".into()),
-        )
+    add_server(store, ProviderKind::HetznerRobot, "3", name, "192.0.2.3")
         .await
-        .unwrap();
-    let inventory = ServerInventory {
-        provider: ProviderKind::HetznerRobot,
-        provider_id: "3".into(),
-        name: name.into(),
-        ipv4: Some("192.0.2.3".into()),
-        ipv6: None,
-        product: "AX41-NVMe".into(),
-        data_center: "FSN1-DC14".into(),
-        status: "ready".into(),
-        cancelled: false,
-        architecture: Architecture::Amd64,
-        vswitch_id: None,
-    };
-    store.upsert_server(account.id, &inventory).await.unwrap().0
+        .unwrap()
 }
 
 async fn config(store: &Store) -> ConfigId {
