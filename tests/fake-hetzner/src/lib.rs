@@ -71,15 +71,18 @@
 //!   `uniqueness_error`; `labels` replace the set).
 //! * **Actions**: `POST /servers/{id}/actions/{enable_rescue,disable_rescue,poweron,poweroff,
 //!   reset,reboot,shutdown}` answer 201 with an action `running`; each `GET /actions/{id}`
-//!   advances it, and after [`FakeCloud::set_action_polls`] polls (default 1) it is `success`
-//!   with `"error": null`. Effects happen at once:
+//!   advances it, and after [`FakeCloud::set_action_polls`] polls (default 1) and
+//!   [`FakeCloud::set_action_duration`] (default none) it is `success` with `"error": null`.
+//!   Effects happen at once:
 //!   ```text
-//!   enable_rescue: rescue_enabled, root_password returned, locked for the next N power actions
-//!   poweron/reset/reboot while locked: 423 locked (N decreases), nothing else happens
+//!   enable_rescue: rescue_enabled, root_password returned
 //!   poweron/reset/reboot: status running; rescue_enabled -> booted_rescue
 //!   poweroff/shutdown: status off
 //!   ```
-//!   N is [`FakeCloud::set_lock_after_rescue`] (default 1). `ssh_keys` must name project keys.
+//!   While an action runs (its duration, or one started with
+//!   [`FakeCloud::start_foreign_action`] as the console would), the server shows
+//!   `"locked": true` and every other action, and a rename, is refused with 423 `locked`
+//!   (nothing happens), as the real API refuses them. `ssh_keys` must name project keys.
 //!   [`FakeCloud::fail_actions`] makes chosen actions end in `error` with a code, changing
 //!   nothing.
 //! * **SSH keys** ([`CloudSshKey`]): `GET /ssh_keys` (paginated; `name`, `fingerprint` filters),
