@@ -141,6 +141,8 @@ struct State {
     evictions: Vec<RecordedEviction>,
     /// Requests other than evictions still to answer 429 (API Priority and Fairness).
     throttled: u32,
+    /// By node: merges another actor makes just before the next patch of the node lands.
+    changes_before_patch: BTreeMap<String, Vec<Value>>,
 }
 
 /// The fake API server; stops when dropped.
@@ -185,6 +187,7 @@ impl FakeKubernetes {
             pods: BTreeMap::new(),
             evictions: Vec::new(),
             throttled: 0,
+            changes_before_patch: BTreeMap::new(),
         }));
         let handler_state = state.clone();
         let endpoint = poem::endpoint::make(move |request: Request| {
@@ -259,6 +262,17 @@ impl FakeKubernetes {
             merge_patch(&mut node.object, &merge);
             node.object["metadata"]["resourceVersion"] = json!(resource_version);
         }
+    }
+
+    /// Changes a node as [`FakeKubernetes::change_node`] does, but only when the next patch of
+    /// the node arrives, just before it is applied: a write that lands between a client's read
+    /// and its patch.
+    pub fn change_node_before_next_patch(&self, name: &str, merge: Value) {
+        lock(&self.state)
+            .changes_before_patch
+            .entry(name.to_owned())
+            .or_default()
+            .push(merge);
     }
 
     /// The node as stored (also before it appeared).
@@ -575,6 +589,13 @@ fn patch_node(
     let Some(patch) = patch.filter(|patch| patch.is_object()) else {
         return status(400, "BadRequest", "the patch is not a JSON object");
     };
+    for merge in state.changes_before_patch.remove(name).unwrap_or_default() {
+        let resource_version = state.bump();
+        if let Some(node) = state.nodes.get_mut(name) {
+            merge_patch(&mut node.object, &merge);
+            node.object["metadata"]["resourceVersion"] = json!(resource_version);
+        }
+    }
     let resource_version = state.bump();
     let Some(node) = state.visible_node(name) else {
         return not_found(name);
