@@ -454,8 +454,9 @@ impl fmt::Debug for TalosCredentials {
 
 impl TalosCredentials {
     /// Issues an `os:admin` client certificate from the bundle's Talos API CA (Ed25519 like the
-    /// CA, extended key usage exactly `clientAuth`, valid from 10 s before `now` for
-    /// [`CREDENTIALS_VALIDITY`]).
+    /// CA, extended key usage exactly `clientAuth`, valid from
+    /// [`crate::talos::CLIENT_CERT_BACKDATE`] before `now`, so that a node whose clock is
+    /// behind accepts it, for [`CREDENTIALS_VALIDITY`]).
     pub fn for_cluster(
         secrets: &SecretsBundle,
         now: OffsetDateTime,
@@ -463,7 +464,7 @@ impl TalosCredentials {
     ) -> Result<TalosCredentials, ClientConfigError> {
         let client = crate::talos::os_admin_client_certificate(
             secrets,
-            now - time::Duration::seconds(10),
+            now - crate::talos::CLIENT_CERT_BACKDATE,
             now + CREDENTIALS_VALIDITY,
             rng,
         )?;
@@ -521,6 +522,12 @@ mod tests {
         assert_eq!(organizations, ["os:admin"]);
         let eku = cert.extended_key_usage().unwrap().unwrap().value;
         assert!(eku.client_auth && !eku.server_auth);
+        // A node whose clock is a minute (or a little more) behind ours accepts it.
+        let not_before = cert.validity().not_before.timestamp();
+        assert_eq!(
+            not_before,
+            (now - time::Duration::minutes(5)).unix_timestamp()
+        );
         let ca = pem::parse(&credentials.ca_pem).unwrap();
         let (_, ca) = x509_parser::parse_x509_certificate(ca.contents()).unwrap();
         assert_eq!(cert.issuer(), ca.subject());
