@@ -117,7 +117,13 @@ pub(super) async fn wait_for_job(
     watch: &Watch<'_>,
     mut pauses: Pauses,
 ) -> Result<JobView, Error> {
+    let mut last_status = String::new();
     loop {
+        if job.status != last_status {
+            // Progress in the provider's log (`TF_LOG=INFO`).
+            tracing::info!(job = %job.id, status = %job.status, "{}", watch.operation);
+            last_status.clone_from(&job.status);
+        }
         match job.status.as_str() {
             "succeeded" => return Ok(job),
             "failed" | "cancelled" => {
