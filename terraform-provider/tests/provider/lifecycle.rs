@@ -12,7 +12,7 @@ use talos_manager_core::Store;
 use talos_manager_core::ids::{ClusterId, JobId, ServerId};
 use talos_manager_core::jobs::{
     ClusterBootstrapJob, JobQueue, LifecycleSettings, ResetJob, RollingJob, TalosSettings, Worker,
-    WorkerTiming,
+    WorkerTiming, queue_cluster_bootstrap,
 };
 use talos_manager_core::kubernetes::DrainOptions;
 use talos_manager_core::lifecycle::LifecycleTiming;
@@ -644,6 +644,46 @@ async fn a_new_cluster_is_bootstrapped_once_and_a_failed_bootstrap_fails_the_app
     terraform.ok(&["import", BOOTSTRAP, &bench.cluster_id]);
     let state = terraform.resource(BOOTSTRAP).unwrap();
     assert_eq!(state["bootstrapped_at"], at);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn apply_waits_for_the_bootstrap_talos_manager_started_itself() {
+    let bench = Bench::start_with(&["control-plane-1"], true).await;
+    let store = bench.store();
+    // The control plane fetched its config and talos-manager queued the bootstrap itself; Talos
+    // says "not ready" a few times, so it is still running when Terraform asks.
+    bench.talos.set_bootstrap_not_ready(5);
+    store
+        .record_config_request(bench.nodes[0].id, time::OffsetDateTime::now_utc(), true)
+        .await
+        .unwrap();
+    let cluster = ClusterId(bench.cluster_id.parse().unwrap());
+    let queued = queue_cluster_bootstrap(&JobQueue::new(store.clone()), store, cluster)
+        .await
+        .unwrap();
+    let terraform = Terraform::new(&bench.service);
+    terraform.write(&format!(
+        "resource \"talosmanager_cluster_bootstrap\" \"production\" {{\n  cluster_id = \"{}\"\n}}\n",
+        bench.cluster_id
+    ));
+
+    // Apply waits for that job (409 bootstrap_running, asked again until the cluster is
+    // recorded as bootstrapped) and queues none of its own.
+    terraform.ok(&["apply", "-auto-approve"]);
+    let state = terraform.resource(BOOTSTRAP).unwrap();
+    assert!(state["bootstrapped_at"].is_string(), "{state}");
+    assert!(state["job_id"].is_null(), "not a job of its own: {state}");
+    let jobs: Vec<JobId> = store
+        .list_jobs()
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|job| job.kind == "cluster_bootstrap")
+        .map(|job| job.id)
+        .collect();
+    assert_eq!(jobs, [queued.id]);
+    assert_eq!(bootstraps(&bench), [bench.nodes[0].address; 6]);
+    terraform.assert_no_changes();
 }
 
 /// The nodes Bootstrap was sent to, in order.
