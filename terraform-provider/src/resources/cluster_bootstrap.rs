@@ -93,8 +93,8 @@ fn schema() -> Schema {
         ],
         import: Some(
             "By cluster id: `terraform import talosmanager_cluster_bootstrap.NAME 1`. `timeout` \
-             and `job_id` import as null. A cluster that was never bootstrapped imports with \
-             `bootstrapped_at` null, and the next apply bootstraps it.",
+             and `job_id` import as null. A cluster that was never bootstrapped has no \
+             bootstrap to import: create the resource instead.",
         ),
         example: r#"
 resource "talosmanager_cluster_bootstrap" "production" {
@@ -162,7 +162,8 @@ async fn bootstrap(
     cluster_id: &str,
     timeout: &str,
 ) -> Result<(ClusterView, Option<String>), Error> {
-    let mut pauses = Pauses::until(Instant::now() + parse_duration(timeout).unwrap_or_default());
+    let deadline = Instant::now() + parse_duration(timeout).unwrap_or_default();
+    let mut pauses = Pauses::until(deadline);
     let operation = format!("the bootstrap of cluster {cluster_id}");
     let mut followed = None;
     let mut announced = false;
@@ -179,9 +180,7 @@ async fn bootstrap(
                 let job = wait_for_job(client, job, &watch, pauses).await?;
                 tracing::info!(cluster = cluster_id, job = %job.id, "cluster bootstrap succeeded");
                 followed = Some(job.id);
-                // The job records the cluster as bootstrapped before it succeeds; a short
-                // wait covers a replica's read lagging behind.
-                pauses = Pauses::until(Instant::now() + std::time::Duration::from_secs(30));
+                pauses = Pauses::until(deadline);
             }
             Asked::Bootstrapped => {}
             Asked::Running(message) => {
@@ -259,7 +258,8 @@ impl Resource for ClusterBootstrap {
         Ok(object(planned, &cluster, Value::opt_string(job_id)))
     }
 
-    /// The cluster's `bootstrapped_at`; gone when the cluster is.
+    /// The cluster's `bootstrapped_at`; gone when the cluster is, or was never bootstrapped
+    /// (then the next apply bootstraps it).
     async fn read(
         &self,
         client: &Client,
@@ -267,7 +267,9 @@ impl Resource for ClusterBootstrap {
         prior: &Object,
     ) -> Result<Option<Object>, Error> {
         let cluster: Option<ClusterView> = client.get(&cluster_path(id)).await?;
-        Ok(cluster.map(|cluster| object(prior, &cluster, prior.get_value("job_id").clone())))
+        Ok(cluster
+            .filter(|cluster| cluster.bootstrapped_at.is_some())
+            .map(|cluster| object(prior, &cluster, prior.get_value("job_id").clone())))
     }
 
     /// Only `timeout` changes in place.

@@ -592,6 +592,15 @@ async fn a_new_cluster_is_bootstrapped_once_and_a_failed_bootstrap_fails_the_app
     assert!(output.contains("/log"), "{output}");
     assert!(terraform.resource(BOOTSTRAP).is_none());
     assert!(!bench.talos.bootstrapped());
+    // A cluster never bootstrapped has no bootstrap to import.
+    let output = flat(&terraform.fails(&["import", BOOTSTRAP, &bench.cluster_id]));
+    assert!(
+        output.contains(&format!(
+            "no talosmanager_cluster_bootstrap \"{}\" exists",
+            bench.cluster_id
+        )),
+        "{output}"
+    );
 
     // Once the control plane fetched its config, apply bootstraps it, exactly once, on it
     // (Talos answers "not ready" once first), and waits until the cluster is recorded as
