@@ -57,7 +57,8 @@ fn schema() -> Schema {
                       control plane fetched its config; this resource makes it explicit and \
                       makes apply wait for it. Apply asks for the bootstrap unless the cluster \
                       was bootstrapped already (or imported with its secrets), follows the \
-                      job (or the one running already) to its end within `timeout`, and waits \
+                      job (or the one running already) to its end within `timeout` (its log \
+                      lines go to Terraform's log: `TF_LOG_PROVIDER=DEBUG`), and waits \
                       until the cluster is recorded as bootstrapped (`bootstrapped_at`); a \
                       failed job's reason is the error, and nothing is kept in the state, so \
                       the next apply asks again. A cluster is bootstrapped at most once. \

@@ -563,7 +563,7 @@ const BOOTSTRAP: &str = "talosmanager_cluster_bootstrap.production";
 #[tokio::test(flavor = "multi_thread")]
 async fn a_new_cluster_is_bootstrapped_once_and_a_failed_bootstrap_fails_the_apply() {
     let bench = Bench::start_with(&["control-plane-1", "worker-1"], true).await;
-    let terraform = Terraform::new(&bench.service);
+    let mut terraform = Terraform::new(&bench.service);
     let config = format!(
         "resource \"talosmanager_cluster_bootstrap\" \"production\" {{\n  cluster_id = \"{}\"\n  \
          timeout    = \"2m\"\n}}\n",
@@ -611,7 +611,24 @@ async fn a_new_cluster_is_bootstrapped_once_and_a_failed_bootstrap_fails_the_app
         .record_config_request(bench.nodes[0].id, time::OffsetDateTime::now_utc(), true)
         .await
         .unwrap();
+    // The job's progress goes to Terraform's log.
+    let log_dir = tempfile::tempdir().unwrap();
+    let log_path = log_dir.path().join("terraform.log");
+    terraform.env("TF_LOG_PROVIDER", "DEBUG");
+    terraform.env("TF_LOG_PATH", &log_path.display().to_string());
     terraform.ok(&["apply", "-auto-approve"]);
+    terraform.env("TF_LOG_PROVIDER", "");
+    let log = std::fs::read_to_string(&log_path).unwrap();
+    for line in [
+        "job log: no control plane lists etcd members: bootstrapping control-plane-1",
+        "job log: control-plane-1: Bootstrap accepted",
+        "job log: cluster production is recorded as bootstrapped",
+    ] {
+        assert!(
+            log.contains(line),
+            "{line:?} not in Terraform's log:\n{log}"
+        );
+    }
     let state = terraform.resource(BOOTSTRAP).unwrap();
     assert_eq!(state["id"], bench.cluster_id.as_str());
     let at = state["bootstrapped_at"].as_str().unwrap();
