@@ -13,6 +13,8 @@ mod talos_api {
     mod lifecycle;
     // Maintenance mode: apply over unverified TLS, then the node is configured.
     mod maintenance;
+    // Our .proto files against Talos's own descriptors (the v1.14 oracle): equal on the wire.
+    mod proto_equality;
     // Refusals: another cluster's CA, a non-admin certificate, a wrong key usage, no listener.
     mod tls;
 }

@@ -182,6 +182,14 @@ pub fn from_error(error: &Error, attributes: &[&str]) -> Vec<Diagnostic> {
                 capitalize(&error.to_string()),
             ),
         )],
+        Error::WaitTimeout { follow, next, .. } => vec![error_diag(
+            "Timed out",
+            format!(
+                "{}. It goes on in talos-manager: follow it at {follow}. {next} A longer \
+                 `timeout` waits longer.",
+                capitalize(&error.to_string()),
+            ),
+        )],
         Error::JobInterrupted { job_id, next, .. } => vec![error_diag(
             "Interrupted",
             format!(

@@ -180,6 +180,19 @@ pub enum Error {
         /// What becomes of the resource, and what to do.
         next: &'static str,
     },
+    /// Something a job of the service does (one the provider did not queue) did not happen
+    /// within the resource's timeout.
+    #[error("{operation} did not finish within {timeout}")]
+    WaitTimeout {
+        /// What was waited for, e.g. "the bootstrap of cluster 1".
+        operation: String,
+        /// The timeout, as configured.
+        timeout: String,
+        /// Where to follow it.
+        follow: String,
+        /// What becomes of the resource, and what to do.
+        next: &'static str,
+    },
     /// The object exists in the service but is not what was asked for (a bootstrap that
     /// failed or timed out): Terraform keeps `state` and marks it tainted, so the next apply
     /// replaces it.

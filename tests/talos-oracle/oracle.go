@@ -8,6 +8,7 @@
 //	{"op":"gen", "gen":{...}}          // talosctl gen config --with-secrets … -o - (one type)
 //	{"op":"patch", "config":"…", "patches":["…"]}  // talosctl machineconfig patch
 //	{"op":"validate", "config":"…", "mode":"metal", "strict":true} // talosctl validate
+//	{"op":"descriptors"}  // v1.14 only: the Talos API's protobuf descriptors (descriptors.go)
 //
 // Responses: {"output":"…"} or {"error":"…"}; validate answers {"valid":bool,"errors":[…],
 // "warnings":[…]} ("errors" holds the load error when the config does not even load).
@@ -76,6 +77,10 @@ type response struct {
 	Errors   []string `json:"errors,omitempty"`
 	Warnings []string `json:"warnings,omitempty"`
 }
+
+// extraOps are the requests only some releases' oracles answer, registered by a file of that
+// release's directory (v1.14/descriptors.go: "descriptors").
+var extraOps = map[string]func(request) response{}
 
 // mode is the runtime mode of `talosctl validate -m` (the real type is internal to Talos).
 type mode struct{ name string }
@@ -329,7 +334,11 @@ func main() {
 			case "validate":
 				resp = validate(req.Config, req.Mode, req.Strict)
 			default:
-				resp = failed(fmt.Errorf("unknown op %q", req.Op))
+				if op, ok := extraOps[req.Op]; ok {
+					resp = op(req)
+				} else {
+					resp = failed(fmt.Errorf("unknown op %q", req.Op))
+				}
 			}
 		}()
 

@@ -3,7 +3,8 @@
 # a cluster on the Robot servers' vSwitch, a config template per kind of server (the Robot one
 # with the original talos-manager's baseline patch), three servers found among the synced ones
 # put into the cluster with their machine configs, (once `bootstrap_nodes` names them)
-# their bootstraps, and (once `upgrade_to` is set) a rolling upgrade of the cluster. The
+# their bootstraps and etcd's bootstrap of the cluster, and (once `upgrade_to` is set) a
+# rolling upgrade of the cluster. The
 # acceptance tests apply this file against the fake Hetzner
 # APIs (terraform-provider/tests/provider/example.rs), so it cannot rot.
 #
@@ -220,6 +221,17 @@ resource "talosmanager_server_bootstrap" "node" {
   ]
 }
 
+# etcd's bootstrap (what `talosctl bootstrap` does), once servers are bootstrapped: talos-manager
+# calls Bootstrap on the first control plane that fetched its config, once. It does so by itself
+# too; this resource makes apply wait until the cluster's etcd and Kubernetes API answer.
+resource "talosmanager_cluster_bootstrap" "production" {
+  count      = length(var.bootstrap_nodes) == 0 ? 0 : 1
+  cluster_id = talosmanager_cluster.production.id
+  timeout    = "30m"
+
+  depends_on = [talosmanager_server_bootstrap.node]
+}
+
 variable "upgrade_to" {
   type        = string
   description = "A Talos version to upgrade the running cluster to, node after node (control planes first). Null at first: bootstrapped nodes run `talos_version`; set it later to upgrade them in place."
@@ -234,7 +246,7 @@ resource "talosmanager_cluster_upgrade" "production" {
   talos_version = var.upgrade_to
   timeout       = "2h"
 
-  depends_on = [talosmanager_server_bootstrap.node]
+  depends_on = [talosmanager_server_bootstrap.node, talosmanager_cluster_bootstrap.production]
 }
 
 output "nodes" {

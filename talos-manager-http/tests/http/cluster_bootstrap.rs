@@ -19,7 +19,7 @@ use tokio::sync::watch;
 
 /// A new cluster `prod` (never bootstrapped) of configured, running nodes whose etcd waits for
 /// a bootstrap, from `127.0.0.<first_octet>` on.
-async fn new_cluster(server: &TestServer, names: &[&str], first_octet: u8) -> Fleet {
+pub(super) async fn new_cluster(server: &TestServer, names: &[&str], first_octet: u8) -> Fleet {
     let bundle = secrets_bundle().await;
     let kubernetes = FakeKubernetes::start(&pem(&bundle.k8s.crt), &pem(&bundle.k8s.key))
         .await
@@ -55,7 +55,7 @@ async fn new_cluster(server: &TestServer, names: &[&str], first_octet: u8) -> Fl
 }
 
 /// A worker running cluster bootstrap jobs until the sender is dropped.
-fn start_worker(server: &TestServer, fleet: &Fleet) -> watch::Sender<bool> {
+pub(super) fn start_worker(server: &TestServer, fleet: &Fleet) -> watch::Sender<bool> {
     let worker = Worker::new(JobQueue::new(server.store().clone()), "bootstrapper")
         .register(ClusterBootstrapJob::new(fleet.settings(server)))
         .timing(WorkerTiming {

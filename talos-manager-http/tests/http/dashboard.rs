@@ -7,6 +7,7 @@
 
 use super::api_bootstrap::Bench;
 use super::api_servers_jobs::add_server;
+use super::cluster_bootstrap::{new_cluster, start_worker};
 use super::server::{PASSWORD, TestServer};
 use fantoccini::{Client, ClientBuilder, Locator};
 use reqwest::Method;
@@ -1496,5 +1497,86 @@ async fn a_user_upgrades_a_cluster_and_a_second_change_waits_for_it() {
         .await;
     let jobs = server.expect(Method::GET, "/api/v1/jobs", None, 200).await;
     assert_eq!(jobs.as_array().unwrap().len(), 1, "{jobs}");
+    browser.close().await;
+}
+
+#[tokio::test]
+async fn a_user_bootstraps_etcd_of_a_new_cluster_and_follows_its_log() {
+    let server = TestServer::start(Backend::Sqlite).await;
+    // A new cluster `prod` whose control plane fetched its config (recorded without the
+    // `/config` hook, which would queue the bootstrap by itself); no worker runs yet.
+    let fleet = new_cluster(&server, &["control-plane-1", "worker-1"], 201).await;
+    server
+        .store()
+        .record_config_request(
+            fleet.nodes["control-plane-1"].0,
+            time::OffsetDateTime::now_utc(),
+            true,
+        )
+        .await
+        .unwrap();
+    // An imported cluster runs already: it has no button.
+    let bundle = talos_manager_core::testing::fleet::secrets_bundle().await;
+    let imported = server
+        .expect(
+            Method::POST,
+            "/api/v1/clusters",
+            Some(json!({"name": "imported", "endpoint": "https://127.0.0.1:6443", "secrets": bundle.to_yaml()})),
+            201,
+        )
+        .await;
+    let browser = Browser::start().await;
+    sign_in(&browser, &server).await;
+    let row = format!("tr[data-cluster='{}']", fleet.cluster);
+    let imported_row = format!("tr[data-cluster='{}']", imported["id"].as_str().unwrap());
+
+    browser.goto(&server.url("/clusters")).await;
+    browser.wait_text(&row, "Bootstrap etcd…").await;
+    let text = browser.wait_text(&imported_row, "Upgrade…").await;
+    assert!(!text.contains("Bootstrap etcd"), "{text}");
+
+    // The question names the cluster; the job's page opens.
+    click_button(&browser, &row, "Bootstrap etcd…").await;
+    let question = accept_question(&browser).await;
+    assert!(question.contains("Bootstrap etcd of prod?"), "{question}");
+    assert!(question.contains("no undo"), "{question}");
+    browser.wait_text("h1", "cluster_bootstrap").await;
+    browser.wait_text("#job-status", "queued").await;
+    let job = shown_job(&browser, &server).await;
+    assert_eq!(job.kind, "cluster_bootstrap");
+    assert_eq!(job.args["cluster_id"], fleet.cluster.0, "{}", job.args);
+    let job_page = browser.client().current_url().await.unwrap().to_string();
+
+    // Asked again while it is queued: the API's 409, readable, and no second job.
+    browser.goto(&server.url("/clusters")).await;
+    click_button(&browser, &row, "Bootstrap etcd…").await;
+    accept_question(&browser).await;
+    let message = browser
+        .wait_text("#flash", "queued or running already")
+        .await;
+    assert!(
+        message.contains(&format!(
+            "a bootstrap of cluster prod is queued or running already (job {})",
+            job.id
+        )),
+        "{message}"
+    );
+
+    // The worker runs it: the job's page follows the log live, to its end.
+    browser.goto(&job_page).await;
+    browser.wait_text("#log-state", "Following the log").await;
+    let _worker = start_worker(&server, &fleet);
+    browser.wait_text("#job-log", "Bootstrap accepted").await;
+    browser.wait_text("#job-status", "succeeded").await;
+    let log = browser
+        .wait_text("#job-log", "recorded as bootstrapped")
+        .await;
+    assert!(log.contains("bootstrapping control-plane-1"), "{log}");
+    assert!(fleet.talos.bootstrapped());
+
+    // Bootstrapped: the button is gone.
+    browser.goto(&server.url("/clusters")).await;
+    let text = browser.wait_text(&row, "Upgrade…").await;
+    assert!(!text.contains("Bootstrap etcd"), "{text}");
     browser.close().await;
 }

@@ -4,12 +4,12 @@
 //!
 //! Transport failures, 401 and error answers become [`Error`]s that say what to check.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use reqwest::{Method, StatusCode};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use talos_manager_api_types::ErrorBody;
+use talos_manager_api_types::{ErrorBody, JobLogEvent};
 use talos_manager_api_types::{Issue, Secret};
 
 use crate::error::Error;
@@ -184,6 +184,64 @@ impl Client {
             })
     }
 
+    /// Follows a job's live log (`GET /jobs/{id}/log`, server-sent events) and hands each line
+    /// to `on_line`, until the event with the job's final status, the end of the stream, or
+    /// `until`. A log is progress to show, not an outcome: the job's status is read apart.
+    pub async fn follow_job_log(
+        &self,
+        job_id: &str,
+        until: Instant,
+        mut on_line: impl FnMut(&str),
+    ) -> Result<(), Error> {
+        let unreachable = |source| Error::Unreachable {
+            endpoint: self.endpoint.clone(),
+            source,
+        };
+        let url = format!("{}/api/v1/jobs/{}/log", self.endpoint, segment(job_id));
+        let mut response = self
+            .authorized(self.http.get(url))
+            .header(reqwest::header::ACCEPT, "text/event-stream")
+            .timeout(until.saturating_duration_since(Instant::now()))
+            .send()
+            .await
+            .map_err(unreachable)?;
+        if !response.status().is_success() {
+            return Ok(());
+        }
+        let mut pending: Vec<u8> = Vec::new();
+        while let Some(chunk) = response.chunk().await.map_err(unreachable)? {
+            pending.extend_from_slice(&chunk);
+            while let Some(end) = pending.windows(2).position(|pair| pair == b"\n\n") {
+                let event: Vec<u8> = pending.drain(..end + 2).collect();
+                for data in String::from_utf8_lossy(&event)
+                    .lines()
+                    .filter_map(|line| line.strip_prefix("data:"))
+                {
+                    let Ok(event) = serde_json::from_str::<JobLogEvent>(data.trim()) else {
+                        continue;
+                    };
+                    if let Some(line) = &event.line {
+                        on_line(line);
+                    }
+                    if event.job_status.is_some() {
+                        return Ok(());
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// `request` with the credentials.
+    fn authorized(&self, request: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
+        match &self.credentials {
+            Credentials::Token(token) => request.bearer_auth(token.expose()),
+            Credentials::Password(password) => {
+                request.basic_auth("terraform", Some(password.expose()))
+            }
+        }
+    }
+
     /// Sends a request; `Ok(None)` on 404 to a GET or DELETE, `Ok(Some(Null))` on an empty
     /// success.
     async fn call(
@@ -205,13 +263,7 @@ impl Client {
         json_body: bool,
     ) -> Result<Option<serde_json::Value>, Error> {
         let url = format!("{}/api/v1{path}", self.endpoint);
-        let mut request = self.http.request(method.clone(), url);
-        request = match &self.credentials {
-            Credentials::Token(token) => request.bearer_auth(token.expose()),
-            Credentials::Password(password) => {
-                request.basic_auth("terraform", Some(password.expose()))
-            }
-        };
+        let mut request = self.authorized(self.http.request(method.clone(), url));
         if let Some(body) = body {
             request = request.json(&body);
         }

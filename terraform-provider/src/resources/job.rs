@@ -78,6 +78,11 @@ impl Pauses {
         }
     }
 
+    /// When the pauses end.
+    pub(super) fn deadline(&self) -> Instant {
+        self.deadline
+    }
+
     /// Whether the deadline passed.
     pub(super) fn expired(&self) -> bool {
         Instant::now() >= self.deadline
@@ -117,10 +122,21 @@ pub(super) async fn wait_for_job(
     watch: &Watch<'_>,
     mut pauses: Pauses,
 ) -> Result<JobView, Error> {
+    let mut log = follow_log(client, &job.id, pauses.deadline());
+    let mut last_status = String::new();
     loop {
+        if job.status != last_status {
+            // Progress in the provider's log (`TF_LOG_PROVIDER=DEBUG`).
+            tracing::info!(job = %job.id, status = %job.status, "{}", watch.operation);
+            last_status.clone_from(&job.status);
+        }
         match job.status.as_str() {
-            "succeeded" => return Ok(job),
+            "succeeded" => {
+                log.finish().await;
+                return Ok(job);
+            }
             "failed" | "cancelled" => {
+                log.finish().await;
                 return Err(Error::JobFailed {
                     kind: watch.kind,
                     operation: watch.operation.clone(),
@@ -156,6 +172,42 @@ pub(super) async fn wait_for_job(
                 id: job.id.clone(),
             })?;
     }
+}
+
+/// How long a job that ended leaves its log follower to print the last lines.
+const LOG_TAIL: Duration = Duration::from_secs(2);
+
+/// Stops the task it holds when dropped.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl AbortOnDrop {
+    /// Waits a little for the task to end by itself (a job's log ends with its final status).
+    async fn finish(&mut self) {
+        let _ = tokio::time::timeout(LOG_TAIL, &mut self.0).await;
+    }
+}
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// Copies the job's log lines to the provider's log while the job is waited for (Terraform
+/// shows a provider's output with `TF_LOG_PROVIDER=DEBUG`, or `TF_LOG=DEBUG`); best effort: a log that cannot be followed only loses the progress lines.
+fn follow_log(client: &Client, job_id: &str, until: Instant) -> AbortOnDrop {
+    let client = client.clone();
+    let job_id = job_id.to_owned();
+    AbortOnDrop(tokio::spawn(async move {
+        let followed = client
+            .follow_job_log(&job_id, until, |line| {
+                tracing::info!(job = %job_id, "job log: {line}");
+            })
+            .await;
+        if let Err(error) = followed {
+            tracing::debug!(job = %job_id, %error, "the job's log could not be followed");
+        }
+    }))
 }
 
 #[cfg(test)]

@@ -8,6 +8,7 @@
 //! `UPDATE_EXPECT=1 cargo test -p terraform-provider-talosmanager`.
 
 mod cluster;
+mod cluster_bootstrap;
 mod cluster_upgrade;
 mod config;
 mod job;
@@ -141,6 +142,7 @@ pub trait Resource: Send + Sync {
 pub fn all() -> Vec<Box<dyn Resource>> {
     vec![
         Box::new(cluster::Cluster),
+        Box::new(cluster_bootstrap::ClusterBootstrap),
         Box::new(cluster_upgrade::ClusterUpgrade),
         Box::new(config::Config),
         Box::new(label_taint_rule::LabelTaintRule),

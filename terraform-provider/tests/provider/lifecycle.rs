@@ -1,5 +1,6 @@
-//! `talosmanager_cluster_upgrade` and `reset_on_destroy` of `talosmanager_server_bootstrap`
-//! with the real Terraform CLI: the service's reset and upgrade jobs run in its worker, reach
+//! `talosmanager_cluster_upgrade`, `talosmanager_cluster_bootstrap` and `reset_on_destroy` of
+//! `talosmanager_server_bootstrap` with the real Terraform CLI: the service's reset, upgrade and
+//! cluster bootstrap jobs run in its worker, reach
 //! fake Talos nodes (`talos-manager-fake-talos`, on 127.0.0.N) with the real gRPC client, and
 //! the cluster's fake Kubernetes API (`talos-manager-fake-kubernetes`) over mutual TLS.
 
@@ -8,9 +9,10 @@ use std::net::Ipv4Addr;
 use std::sync::Arc;
 use std::time::Duration;
 use talos_manager_core::Store;
-use talos_manager_core::ids::{JobId, ServerId};
+use talos_manager_core::ids::{ClusterId, JobId, ServerId};
 use talos_manager_core::jobs::{
-    JobQueue, LifecycleSettings, ResetJob, RollingJob, TalosSettings, Worker, WorkerTiming,
+    ClusterBootstrapJob, JobQueue, LifecycleSettings, ResetJob, RollingJob, TalosSettings, Worker,
+    WorkerTiming, queue_cluster_bootstrap,
 };
 use talos_manager_core::kubernetes::DrainOptions;
 use talos_manager_core::lifecycle::LifecycleTiming;
@@ -51,6 +53,12 @@ struct Bench {
 
 impl Bench {
     async fn start(names: &[&str]) -> Bench {
+        Bench::start_with(names, false).await
+    }
+
+    /// The bench with `new_cluster`: a cluster never bootstrapped whose etcd waits for
+    /// Bootstrap, and whose servers have not fetched their config yet.
+    async fn start_with(names: &[&str], new_cluster: bool) -> Bench {
         let service = Service::start().await;
         let store = service.store().clone();
         let secrets = secrets_bundle().await;
@@ -62,12 +70,17 @@ impl Bench {
             .unwrap();
         talos.set_downtime(Duration::from_millis(300));
         talos.set_boot_delay(Duration::from_millis(100));
+        if new_cluster {
+            talos.require_bootstrap();
+        }
 
         let fleet = FleetBuilder::new(names, kubernetes.url(), &secrets)
             .cluster_name("production")
             .talos_version(FROM)
             .new_servers(Ipv4Addr::new(127, 0, 0, 2), 1, Some("robot"))
             .private_ip(|index, _| format!("10.0.0.{}", index + 1))
+            .bootstrapped(!new_cluster)
+            .record_config_request(!new_cluster)
             .build(&store)
             .await
             .unwrap();
@@ -137,6 +150,7 @@ impl Bench {
                 abandoned_after: Duration::from_secs(30),
             })
             .register(ResetJob::new(settings.clone()))
+            .register(ClusterBootstrapJob::new(settings.clone()))
             .register(RollingJob::upgrade(settings));
         tokio::spawn(worker.run(async move {
             let mut stopped = stopped;
@@ -542,4 +556,169 @@ async fn reset_on_destroy_resets_the_node_a_refused_reset_keeps_it_and_ctrl_c_st
     assert!(plan.contains("is tainted, so must be replaced"), "{plan}");
     bench.job_ended(job_id).await;
     assert_eq!(bench.version(0), "v1.11.2");
+}
+
+const BOOTSTRAP: &str = "talosmanager_cluster_bootstrap.production";
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_new_cluster_is_bootstrapped_once_and_a_failed_bootstrap_fails_the_apply() {
+    let bench = Bench::start_with(&["control-plane-1", "worker-1"], true).await;
+    let mut terraform = Terraform::new(&bench.service);
+    let config = format!(
+        "resource \"talosmanager_cluster_bootstrap\" \"production\" {{\n  cluster_id = \"{}\"\n  \
+         timeout    = \"2m\"\n}}\n",
+        bench.cluster_id
+    );
+    terraform.write(&config);
+
+    // No control plane fetched its config yet: the job fails, its reason is the error, and
+    // nothing is kept in the state.
+    let output = flat(&terraform.fails(&["apply", "-auto-approve"]));
+    assert!(
+        output.contains("Error: Cluster bootstrap failed"),
+        "{output}"
+    );
+    assert!(
+        output.contains(&format!(
+            "The bootstrap of cluster {} failed (job",
+            bench.cluster_id
+        )),
+        "{output}"
+    );
+    assert!(
+        output.contains("has no configured control plane yet"),
+        "{output}"
+    );
+    assert!(output.contains("/log"), "{output}");
+    assert!(terraform.resource(BOOTSTRAP).is_none());
+    assert!(!bench.talos.bootstrapped());
+    // A cluster never bootstrapped has no bootstrap to import.
+    let output = flat(&terraform.fails(&["import", BOOTSTRAP, &bench.cluster_id]));
+    assert!(
+        output.contains(&format!(
+            "no talosmanager_cluster_bootstrap \"{}\" exists",
+            bench.cluster_id
+        )),
+        "{output}"
+    );
+
+    // Once the control plane fetched its config, apply bootstraps it, exactly once, on it
+    // (Talos answers "not ready" once first), and waits until the cluster is recorded as
+    // bootstrapped.
+    bench.talos.set_bootstrap_not_ready(1);
+    bench
+        .store()
+        .record_config_request(bench.nodes[0].id, time::OffsetDateTime::now_utc(), true)
+        .await
+        .unwrap();
+    // The job's progress goes to Terraform's log.
+    let log_dir = tempfile::tempdir().unwrap();
+    let log_path = log_dir.path().join("terraform.log");
+    terraform.env("TF_LOG_PROVIDER", "DEBUG");
+    terraform.env("TF_LOG_PATH", &log_path.display().to_string());
+    terraform.ok(&["apply", "-auto-approve"]);
+    terraform.env("TF_LOG_PROVIDER", "");
+    let log = std::fs::read_to_string(&log_path).unwrap();
+    for line in [
+        "job log: no control plane lists etcd members: bootstrapping control-plane-1",
+        "job log: control-plane-1: Bootstrap accepted",
+        "job log: cluster production is recorded as bootstrapped",
+    ] {
+        assert!(
+            log.contains(line),
+            "{line:?} not in Terraform's log:\n{log}"
+        );
+    }
+    let state = terraform.resource(BOOTSTRAP).unwrap();
+    assert_eq!(state["id"], bench.cluster_id.as_str());
+    let at = state["bootstrapped_at"].as_str().unwrap();
+    let cluster = bench
+        .store()
+        .get_cluster(ClusterId(bench.cluster_id.parse().unwrap()))
+        .await
+        .unwrap();
+    let recorded = cluster.bootstrapped_at.expect("recorded as bootstrapped");
+    assert_eq!(
+        time::OffsetDateTime::parse(at, &time::format_description::well_known::Rfc3339).unwrap(),
+        recorded
+    );
+    let job = bench
+        .store()
+        .get_job(JobId(state["job_id"].as_str().unwrap().parse().unwrap()))
+        .await
+        .unwrap();
+    assert_eq!(job.kind, "cluster_bootstrap");
+    assert!(bench.talos.bootstrapped());
+    let accepted = bootstraps(&bench);
+    assert_eq!(
+        accepted, [bench.nodes[0].address; 2],
+        "not ready, then accepted"
+    );
+    terraform.assert_no_changes();
+
+    // Destroyed and created again: the cluster is not bootstrapped a second time.
+    let output = flat(&terraform.ok(&["destroy", "-auto-approve"]));
+    assert!(output.contains("there is no un-bootstrap"), "{output}");
+    terraform.ok(&["apply", "-auto-approve"]);
+    let state = terraform.resource(BOOTSTRAP).unwrap();
+    assert_eq!(state["bootstrapped_at"], at);
+    assert!(state["job_id"].is_null(), "{state}");
+    assert_eq!(bootstraps(&bench).len(), 2, "no further Bootstrap call");
+
+    // Imported by cluster id.
+    terraform.ok(&["state", "rm", BOOTSTRAP]);
+    terraform.ok(&["import", BOOTSTRAP, &bench.cluster_id]);
+    let state = terraform.resource(BOOTSTRAP).unwrap();
+    assert_eq!(state["bootstrapped_at"], at);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn apply_waits_for_the_bootstrap_talos_manager_started_itself() {
+    let bench = Bench::start_with(&["control-plane-1"], true).await;
+    let store = bench.store();
+    // The control plane fetched its config and talos-manager queued the bootstrap itself; Talos
+    // says "not ready" a few times, so it is still running when Terraform asks.
+    bench.talos.set_bootstrap_not_ready(5);
+    store
+        .record_config_request(bench.nodes[0].id, time::OffsetDateTime::now_utc(), true)
+        .await
+        .unwrap();
+    let cluster = ClusterId(bench.cluster_id.parse().unwrap());
+    let queued = queue_cluster_bootstrap(&JobQueue::new(store.clone()), store, cluster)
+        .await
+        .unwrap();
+    let terraform = Terraform::new(&bench.service);
+    terraform.write(&format!(
+        "resource \"talosmanager_cluster_bootstrap\" \"production\" {{\n  cluster_id = \"{}\"\n}}\n",
+        bench.cluster_id
+    ));
+
+    // Apply waits for that job (409 bootstrap_running, asked again until the cluster is
+    // recorded as bootstrapped) and queues none of its own.
+    terraform.ok(&["apply", "-auto-approve"]);
+    let state = terraform.resource(BOOTSTRAP).unwrap();
+    assert!(state["bootstrapped_at"].is_string(), "{state}");
+    assert!(state["job_id"].is_null(), "not a job of its own: {state}");
+    let jobs: Vec<JobId> = store
+        .list_jobs()
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|job| job.kind == "cluster_bootstrap")
+        .map(|job| job.id)
+        .collect();
+    assert_eq!(jobs, [queued.id]);
+    assert_eq!(bootstraps(&bench), [bench.nodes[0].address; 6]);
+    terraform.assert_no_changes();
+}
+
+/// The nodes Bootstrap was sent to, in order.
+fn bootstraps(bench: &Bench) -> Vec<Ipv4Addr> {
+    bench
+        .talos
+        .calls()
+        .into_iter()
+        .filter(|call| call.method == "MachineService/Bootstrap")
+        .map(|call| call.node)
+        .collect()
 }

@@ -1,8 +1,8 @@
-// The clusters page: list, create and edit form, talosconfig and kubeconfig downloads, rolling
-// upgrades and reboots.
+// The clusters page: list, create and edit form, talosconfig and kubeconfig downloads, etcd's
+// bootstrap of a new cluster, rolling upgrades and reboots.
 
 import { api, download } from "./api.js";
-import { showClusterReboot, showClusterUpgrade } from "./lifecycle.js";
+import { clusterBootstrapButton, showClusterReboot, showClusterUpgrade } from "./lifecycle.js";
 import { actionButton, field, flash, formIssues, formValues, h, onSubmit, pageHeader, param, render, table, time } from "./ui.js";
 
 /** The clusters page; `?new` opens the create form, `?edit=<id>` the edit form. */
@@ -23,6 +23,7 @@ export async function clustersPage() {
       h("a", { class: "button small", href: `/clusters?edit=${encodeURIComponent(cluster.id)}` }, "Edit"),
       actionButton("talosconfig", () => download(`/clusters/${encodeURIComponent(cluster.id)}/talosconfig`, `${cluster.name}-talosconfig`), { class: "small" }),
       actionButton("kubeconfig", () => download(`/clusters/${encodeURIComponent(cluster.id)}/kubeconfig`, `${cluster.name}-kubeconfig`), { class: "small" }),
+      clusterBootstrapButton(cluster),
       actionButton("Upgrade…", () => showClusterUpgrade(cluster), { class: "small" }),
       actionButton("Reboot…", () => showClusterReboot(cluster), { class: "small" }),
       actionButton("Delete", async () => {

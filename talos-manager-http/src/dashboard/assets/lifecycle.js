@@ -1,9 +1,10 @@
 // Changes to running nodes, shared by the servers and clusters pages: the reset dialog of a
-// server, and the upgrade and reboot dialogs of a server or a whole cluster. Each queues a job
-// (one per cluster at a time) and opens its page, which follows the log.
+// server, the upgrade and reboot dialogs of a server or a whole cluster, and a new cluster's
+// etcd bootstrap. Each queues a job (one per cluster at a time) and opens its page, which
+// follows the log.
 
 import { api, apiText } from "./api.js";
-import { copyBlock, field, formIssues, h, onSubmit, showDialog } from "./ui.js";
+import { actionButton, copyBlock, field, formIssues, h, onSubmit, showDialog } from "./ui.js";
 
 /** The reset profiles of `POST /servers/{id}/reset`, each with what happens in one sentence. */
 const RESET_PROFILES = [
@@ -220,4 +221,18 @@ export function showClusterReboot(cluster) {
     openJob(await api("POST", "/reboots", { cluster_id: cluster.id }));
   });
   return showDialog(`Reboot cluster ${cluster.name}`, form);
+}
+
+/**
+ * The "Bootstrap etcd…" button of a cluster that was never bootstrapped (null once
+ * `bootstrapped_at` is set): after a question naming the cluster, it queues the
+ * `cluster_bootstrap` job and opens its page with the live log. A 409 (bootstrapped already,
+ * or a bootstrap queued or running) shows the API's message.
+ */
+export function clusterBootstrapButton(cluster) {
+  if (cluster.bootstrapped_at) return null;
+  return actionButton("Bootstrap etcd…", async () => {
+    if (!confirm(`Bootstrap etcd of ${cluster.name}? talos-manager calls Talos's Bootstrap on the first control plane that fetched its config, once, then waits for etcd and the Kubernetes API. A cluster is bootstrapped only once; there is no undo.`)) return;
+    openJob(await api("POST", `/clusters/${encodeURIComponent(cluster.id)}/bootstrap`));
+  }, { class: "small", "data-action": "bootstrap-etcd" });
 }
