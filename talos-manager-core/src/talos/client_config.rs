@@ -9,8 +9,9 @@ use super::pki::{self, CertAndKey, ClientSubject, PkiError};
 use super::secrets::SecretsBundle;
 use super::yaml::{self, Value, emit_scalar};
 
-/// Lifetime of the client certificates: 8 760 hours, as Talos sets them.
-const CLIENT_VALIDITY: Duration = Duration::hours(8_760);
+/// Lifetime of the talosconfig and kubeconfig client certificates: 8 760 hours, as Talos sets
+/// them.
+pub const CLIENT_VALIDITY: Duration = Duration::hours(8_760);
 
 /// A client config that cannot be made.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
