@@ -25,7 +25,7 @@ use base64::Engine as _;
 use time::OffsetDateTime;
 
 use crate::error_chain;
-use crate::ids::{ClusterId, ServerId};
+use crate::ids::{ClusterId, ServerId, ServerRef};
 use crate::kubernetes::{ClientTimeouts, KubernetesClient, KubernetesError, Node};
 use crate::lifecycle::{NodeRef, NodeRole};
 use crate::random::SystemRandom;
@@ -171,6 +171,8 @@ pub struct NodeHealth {
     pub name: String,
     /// The configured server, if one carries it.
     pub server_id: Option<ServerId>,
+    /// That server's reference (`robot-123`), as the API names it.
+    pub server_ref: Option<ServerRef>,
     /// The server's name.
     pub server: Option<String>,
     /// Its role, for a configured server.
@@ -205,6 +207,8 @@ pub struct NodeEtcd {
 pub struct MissingServer {
     /// The server.
     pub server_id: ServerId,
+    /// Its reference (`robot-123`), as the API names it.
+    pub server_ref: ServerRef,
     /// Its name.
     pub server: String,
     /// What it is missing from: `kubernetes` (not a node) or `etcd` (not a member).
@@ -317,15 +321,24 @@ pub async fn cluster_health(
     })?;
 
     let configs = probe.store.list_machine_configs().await?;
-    let mut configured: Vec<NodeRef> = probe
+    let servers: Vec<_> = probe
         .store
         .list_servers()
         .await?
         .into_iter()
         .filter(|server| server.cluster_id == Some(cluster_id))
+        .collect();
+    let server_ref = |id: ServerId| {
+        servers
+            .iter()
+            .find(|server| server.id == id)
+            .map(|server| ServerRef::new(server.inventory.provider, &server.inventory.provider_id))
+    };
+    let mut configured: Vec<NodeRef> = servers
+        .iter()
         .filter_map(|server| {
             let config = configs.iter().find(|config| config.server_id == server.id);
-            NodeRef::new(&server, config, probe.talos_port).ok()
+            NodeRef::new(server, config, probe.talos_port).ok()
         })
         .collect();
     configured.sort_by(|a, b| {
@@ -382,11 +395,12 @@ pub async fn cluster_health(
                 .find(|kube| kube.metadata.name == node.node_name)
         });
         if kube_nodes.is_some() && kube_node.is_none() {
-            missing.push(MissingServer {
+            missing.extend(server_ref(node.server_id).map(|server_ref| MissingServer {
                 server_id: node.server_id,
+                server_ref,
                 server: node.server_name.clone(),
                 missing_from: "kubernetes",
-            });
+            }));
         }
         if node.role == NodeRole::ControlPlane
             && !etcd.members.is_empty()
@@ -395,15 +409,17 @@ pub async fn cluster_health(
                 .iter()
                 .any(|member| member.name == node.node_name)
         {
-            missing.push(MissingServer {
+            missing.extend(server_ref(node.server_id).map(|server_ref| MissingServer {
                 server_id: node.server_id,
+                server_ref,
                 server: node.server_name.clone(),
                 missing_from: "etcd",
-            });
+            }));
         }
         nodes.push(NodeHealth {
             name: node.node_name.clone(),
             server_id: Some(node.server_id),
+            server_ref: server_ref(node.server_id),
             server: Some(node.server_name.clone()),
             role: Some(node.role),
             talos_reachable: Some(answer.version.is_ok()),
@@ -437,6 +453,7 @@ pub async fn cluster_health(
         nodes.push(NodeHealth {
             name: kube.metadata.name.clone(),
             server_id: None,
+            server_ref: None,
             server: None,
             role: None,
             talos_reachable: None,
@@ -775,4 +792,87 @@ pub fn certificate_not_after(b64: &str) -> Option<OffsetDateTime> {
 /// The first 200 characters of an error chain.
 fn short(text: &str) -> String {
     text.chars().take(200).collect()
+}
+
+/// How often the service's loop refreshes every cluster's health for `/metrics`.
+pub const REFRESH_INTERVAL: Duration = Duration::from_secs(60);
+
+/// Checks clusters' health with the service's settings and keeps each cluster's last result:
+/// `GET /clusters/{id}/health` checks one cluster now, the service's loop
+/// ([`HealthMonitor::refresh_all`], every [`REFRESH_INTERVAL`]) all of them, and `/metrics`
+/// reads the kept results ([`HealthMonitor::latest`]) without asking anything.
+pub struct HealthMonitor {
+    talos: crate::jobs::TalosSettings,
+    kubernetes: ClientTimeouts,
+    call_timeout: Duration,
+    latest: std::sync::Mutex<BTreeMap<ClusterId, ClusterHealth>>,
+}
+
+impl std::fmt::Debug for HealthMonitor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HealthMonitor")
+            .field("talos", &self.talos)
+            .field("call_timeout", &self.call_timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+impl HealthMonitor {
+    /// A monitor reaching nodes as `talos` says; every question bounded by `call_timeout`
+    /// (the Kubernetes client's own timeouts are at most that too).
+    pub fn new(talos: crate::jobs::TalosSettings, call_timeout: Duration) -> HealthMonitor {
+        HealthMonitor {
+            talos,
+            kubernetes: ClientTimeouts {
+                connect: call_timeout.min(Duration::from_secs(3)),
+                request: call_timeout,
+            },
+            call_timeout,
+            latest: std::sync::Mutex::new(BTreeMap::new()),
+        }
+    }
+
+    /// Checks one cluster now and keeps the result.
+    pub async fn check(
+        &self,
+        store: &Store,
+        cluster_id: ClusterId,
+    ) -> Result<ClusterHealth, ClusterHealthError> {
+        let probe = HealthProbe {
+            store,
+            talos: &*self.talos.connector,
+            talos_port: self.talos.port,
+            kubernetes: self.kubernetes,
+            call_timeout: self.call_timeout,
+        };
+        let health = cluster_health(&probe, cluster_id, OffsetDateTime::now_utc()).await?;
+        self.lock().insert(cluster_id, health.clone());
+        Ok(health)
+    }
+
+    /// Checks every cluster (one after the other), keeps the results and forgets clusters
+    /// that no longer exist. A cluster that cannot be checked is logged and keeps its last
+    /// result.
+    pub async fn refresh_all(&self, store: &Store) -> Result<(), StoreError> {
+        let clusters = store.list_clusters().await?;
+        self.lock()
+            .retain(|id, _| clusters.iter().any(|cluster| cluster.id == *id));
+        for cluster in clusters {
+            if let Err(error) = self.check(store, cluster.id).await {
+                tracing::warn!(cluster = %cluster.name, error = %error_chain(&error), "cluster health check failed");
+            }
+        }
+        Ok(())
+    }
+
+    /// The last result of every cluster checked.
+    pub fn latest(&self) -> Vec<ClusterHealth> {
+        self.lock().values().cloned().collect()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<ClusterId, ClusterHealth>> {
+        self.latest
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
 }
