@@ -19,16 +19,16 @@ const NAMES: [&str; 4] = [
     "worker-1",
 ];
 
-struct Setup {
-    server: TestServer,
-    talos: FakeTalosCluster,
-    kubernetes: FakeKubernetes,
-    fleet: StoredFleet,
+pub(crate) struct Setup {
+    pub(crate) server: TestServer,
+    pub(crate) talos: FakeTalosCluster,
+    pub(crate) kubernetes: FakeKubernetes,
+    pub(crate) fleet: StoredFleet,
 }
 
 /// The service reaching the fake Talos API's port; cluster `prod` of [`NAMES`] from
 /// `127.0.0.<first_octet>` on, all running, Ready, etcd members (control planes).
-async fn setup(backend: Backend, first_octet: u8, bootstrapped: bool) -> Setup {
+pub(crate) async fn setup(backend: Backend, first_octet: u8, bootstrapped: bool) -> Setup {
     let bundle = secrets_bundle().await;
     let talos = FakeTalosCluster::start(&pem(&bundle.os.crt), &pem(&bundle.os.key), None)
         .await
