@@ -271,7 +271,7 @@ pub enum ClusterHealthError {
         cluster: String,
         /// Why.
         #[source]
-        source: KubernetesError,
+        source: Box<KubernetesError>,
     },
 }
 
@@ -317,7 +317,7 @@ pub async fn cluster_health(
     )
     .map_err(|source| ClusterHealthError::Kubernetes {
         cluster: name.clone(),
-        source,
+        source: Box::new(source),
     })?;
 
     let configs = probe.store.list_machine_configs().await?;
