@@ -232,3 +232,33 @@ store_test!(nothing_answering_is_unreachable, |store| {
         health.reasons
     );
 });
+
+store_test!(targets_outside_loopback_are_not_asked_under_test, |store| {
+    // The dial guard is on in test builds: the check reports the targets as not answering
+    // instead of aborting the test process.
+    let bundle = secrets_bundle().await;
+    let fleet = FleetBuilder::new(&THREE, "https://prod.example.com:6443", &bundle)
+        .new_servers(Ipv4Addr::new(192, 0, 2, 10), 1, None)
+        .build(store)
+        .await
+        .unwrap();
+    let health = check(store, &FakeTalos::new(), fleet.cluster).await;
+    assert_eq!(health.status, HealthStatus::Unreachable);
+    assert!(
+        health
+            .kubernetes
+            .error
+            .as_deref()
+            .is_some_and(|error| error.contains("not a loopback address")),
+        "{:?}",
+        health.kubernetes
+    );
+    assert!(
+        health.nodes[0]
+            .talos_error
+            .as_deref()
+            .is_some_and(|error| error.contains("not a loopback address")),
+        "{:?}",
+        health.nodes[0]
+    );
+});
