@@ -24,11 +24,24 @@ pub(crate) struct Setup {
     pub(crate) talos: FakeTalosCluster,
     pub(crate) kubernetes: FakeKubernetes,
     pub(crate) fleet: StoredFleet,
+    /// A node's address that accepts connections and never answers.
+    _black_hole: Option<std::net::TcpListener>,
 }
 
 /// The service reaching the fake Talos API's port; cluster `prod` of [`NAMES`] from
 /// `127.0.0.<first_octet>` on, all running, Ready, etcd members (control planes).
 pub(crate) async fn setup(backend: Backend, first_octet: u8, bootstrapped: bool) -> Setup {
+    setup_hanging(backend, first_octet, bootstrapped, None).await
+}
+
+/// As [`setup`], but the node `hanging` is no fake Talos node: its address accepts
+/// connections on the Talos port and never answers.
+async fn setup_hanging(
+    backend: Backend,
+    first_octet: u8,
+    bootstrapped: bool,
+    hanging: Option<&str>,
+) -> Setup {
     let bundle = secrets_bundle().await;
     let talos = FakeTalosCluster::start(&pem(&bundle.os.crt), &pem(&bundle.os.key), None)
         .await
@@ -53,7 +66,13 @@ pub(crate) async fn setup(backend: Backend, first_octet: u8, bootstrapped: bool)
         .build(server.store())
         .await
         .unwrap();
+    let mut black_hole = None;
     for node in &fleet.servers {
+        if Some(node.name.as_str()) == hanging {
+            black_hole = Some(std::net::TcpListener::bind((node.address, talos.port())).unwrap());
+            kubernetes.add_node(&node.name, json!({}), json!([]));
+            continue;
+        }
         let spec = if node.control_plane {
             NodeSpec::control_plane(node.address, &node.name)
         } else {
@@ -69,6 +88,7 @@ pub(crate) async fn setup(backend: Backend, first_octet: u8, bootstrapped: bool)
         talos,
         kubernetes,
         fleet,
+        _black_hole: black_hole,
     }
 }
 
@@ -198,4 +218,21 @@ async fn a_cluster_never_bootstrapped_says_so() {
         .server
         .expect(Method::GET, "/api/v1/clusters/999/health", None, 404)
         .await;
+}
+
+#[tokio::test]
+async fn a_node_that_never_answers_is_shown_within_the_timeout() {
+    let setup = setup_hanging(Backend::Sqlite, 111, true, Some("worker-1")).await;
+    let started = std::time::Instant::now();
+    let body = health(&setup).await;
+    let took = started.elapsed();
+    // The test service's questions time out after 2 s; all are asked at once.
+    assert!(took < std::time::Duration::from_secs(6), "{took:?}");
+    assert_eq!(body["status"], "degraded", "{body:#}");
+    let worker = &body["nodes"][3];
+    assert_eq!(worker["name"], "worker-1");
+    assert_eq!(worker["talos_reachable"], false);
+    assert_eq!(worker["talos_error"], "no answer within 2 s", "{body:#}");
+    assert_eq!(body["etcd_members_healthy"], 3);
+    eprintln!("health check with one node never answering: {took:?}");
 }
