@@ -16,6 +16,13 @@ use crate::Secret;
 use crate::random::RandomSource;
 use crate::talos::{ClientConfigError, SecretsBundle, admin_client_certificate};
 
+/// `GET /api/v1/nodes`'s answer, the part we read.
+#[derive(serde::Deserialize)]
+struct NodeList {
+    #[serde(default)]
+    items: Vec<Node>,
+}
+
 /// How long the client waits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ClientTimeouts {
@@ -312,6 +319,15 @@ impl KubernetesClient {
         let url = self.url(&["version"]);
         self.send(Method::GET, url, Body::None, "get version", None)
             .await
+    }
+
+    /// `GET /api/v1/nodes`: every node of the cluster.
+    pub async fn list_nodes(&self) -> Result<Vec<Node>, KubernetesError> {
+        let url = self.url(&["api", "v1", "nodes"]);
+        let list: NodeList = self
+            .send(Method::GET, url, Body::None, "list nodes", None)
+            .await?;
+        Ok(list.items)
     }
 
     /// `GET /api/v1/nodes/{name}`; [`KubernetesError::NotFound`] when there is no such node.

@@ -63,6 +63,20 @@ pub struct NodeStatus {
     /// Its conditions (`Ready`, `MemoryPressure`, …).
     #[serde(default)]
     pub conditions: Vec<NodeCondition>,
+    /// What the kubelet reports about the machine.
+    #[serde(rename = "nodeInfo", default)]
+    pub node_info: NodeSystemInfo,
+}
+
+/// `status.nodeInfo`, the part we read.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+pub struct NodeSystemInfo {
+    /// The kubelet's version (`v1.33.1`).
+    #[serde(rename = "kubeletVersion", default)]
+    pub kubelet_version: String,
+    /// The OS image (`Talos (v1.11.3)`).
+    #[serde(rename = "osImage", default)]
+    pub os_image: String,
 }
 
 /// One condition of a node.

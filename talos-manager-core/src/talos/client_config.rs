@@ -9,8 +9,9 @@ use super::pki::{self, CertAndKey, ClientSubject, PkiError};
 use super::secrets::SecretsBundle;
 use super::yaml::{self, Value, emit_scalar};
 
-/// Lifetime of the client certificates: 8 760 hours, as Talos sets them.
-const CLIENT_VALIDITY: Duration = Duration::hours(8_760);
+/// Lifetime of the talosconfig and kubeconfig client certificates: 8 760 hours, as Talos sets
+/// them.
+pub const CLIENT_VALIDITY: Duration = Duration::hours(8_760);
 
 /// How long before "now" the client certificates we present to a cluster's Kubernetes API
 /// and Talos API become valid, so that a node whose clock runs behind ours still accepts

@@ -134,6 +134,21 @@ pub struct EtcdMember {
     pub is_learner: bool,
 }
 
+/// The status of the etcd member on one control plane (`MachineService.EtcdStatus`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EtcdMemberStatus {
+    /// This node's member id.
+    pub member_id: u64,
+    /// The member id of the leader this member sees (`0`: none).
+    pub leader: u64,
+    /// Whether this member is a learner.
+    pub is_learner: bool,
+    /// The errors etcd reports for this member (an alarm, no leader, …); empty when healthy.
+    pub errors: Vec<String>,
+    /// The database size in bytes.
+    pub db_size: i64,
+}
+
 /// Which disks a reset wipes (`ResetRequest.mode`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum WipeMode {
@@ -357,6 +372,10 @@ pub trait TalosApi: Send + Sync {
 
     /// `MachineService.EtcdMemberList` on a control plane.
     async fn etcd_members(&self, node: SocketAddr) -> Result<Vec<EtcdMember>, TalosApiError>;
+
+    /// `MachineService.EtcdStatus` on a control plane: its local etcd member's status (its
+    /// member id, the leader it sees, its errors). Fails when etcd does not run there.
+    async fn etcd_status(&self, node: SocketAddr) -> Result<EtcdMemberStatus, TalosApiError>;
 
     /// `MachineService.EtcdForfeitLeadership` on a control plane: the id of the new leader when
     /// this node was the leader, `None` otherwise.

@@ -6,6 +6,7 @@ use poem_openapi::ApiResponse;
 use poem_openapi::payload::Json;
 use talos_manager_api_types::{ErrorBody, IssueBody};
 use talos_manager_core::bootstrap::BootstrapPlanError;
+use talos_manager_core::cluster_health::ClusterHealthError;
 use talos_manager_core::clusters::{ClusterAccessError, ClusterSecretsError};
 use talos_manager_core::ids::InvalidServerRef;
 use talos_manager_core::image_factory::ImageFactoryError;
@@ -483,6 +484,16 @@ impl From<ClusterAccessError> for ApiError {
     fn from(error: ClusterAccessError) -> ApiError {
         match error {
             ClusterAccessError::Store(error) => error.into(),
+            other => ApiError::internal(&other),
+        }
+    }
+}
+
+impl From<ClusterHealthError> for ApiError {
+    fn from(error: ClusterHealthError) -> ApiError {
+        match error {
+            ClusterHealthError::Store(error) => error.into(),
+            ClusterHealthError::Bundle(error) => error.into(),
             other => ApiError::internal(&other),
         }
     }

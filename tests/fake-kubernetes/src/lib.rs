@@ -23,6 +23,8 @@
 //!
 //! - `GET /version`: `{major, minor, gitVersion, …}` of [`FakeKubernetes::set_version`]
 //!   (`v1.33.1` at start).
+//! - `GET /api/v1/nodes`: a `NodeList` of the nodes that have appeared; each node's
+//!   `status.nodeInfo.kubeletVersion` is the API server's version when it was added.
 //! - `GET /api/v1/nodes/{name}`: the node once it has appeared (nodes can be made to appear
 //!   after a delay), else 404 with a `Status` body (`reason: NotFound`), as the real API.
 //! - `PATCH /api/v1/nodes/{name}` with `application/merge-patch+json` (RFC 7386: maps merge,
@@ -287,7 +289,13 @@ impl FakeKubernetes {
                 "labels": labels,
             },
             "spec": { "taints": taints },
-            "status": { "conditions": [ready_condition(true)] },
+            "status": {
+                "conditions": [ready_condition(true)],
+                "nodeInfo": {
+                    "kubeletVersion": state.git_version,
+                    "osImage": "Talos",
+                },
+            },
         });
         state.nodes.insert(
             name.to_owned(),
@@ -609,6 +617,25 @@ async fn handle(state: &Mutex<State>, mut request: Request) -> Response {
                 }
                 false => not_found(name),
             }
+        }
+        ("GET", "/api/v1/nodes", _) => {
+            let state = lock(state);
+            let now = Instant::now();
+            let items: Vec<Value> = state
+                .nodes
+                .values()
+                .filter(|node| node.appears_at <= now)
+                .map(|node| node.object.clone())
+                .collect();
+            json_response(
+                200,
+                &json!({
+                    "apiVersion": "v1",
+                    "kind": "NodeList",
+                    "metadata": {"resourceVersion": state.next_resource_version.to_string()},
+                    "items": items,
+                }),
+            )
         }
         ("GET", "/version", _) => {
             let git_version = lock(state).git_version.clone();
