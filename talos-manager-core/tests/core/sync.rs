@@ -729,3 +729,61 @@ store_test!(an_address_block_stops_the_sync_until_it_ends, |store| {
     assert!(synced.blocked.is_empty());
     assert_eq!(synced.accounts_synced, 2);
 });
+
+store_test!(failed_vswitch_reads_never_stop_the_servers_sync, |store| {
+    let clock = Clock::manual(time::OffsetDateTime::now_utc());
+    let (robot, numbers, _) = robot_with_vswitches(store, 4, 1, &clock).await;
+    // Members read again at every sync, so that every sync meets the failures below.
+    let factory = ProviderFactory::from_source(
+        HetznerProviders::new(robot.url(), "http://127.0.0.1:9")
+            .with_retry_policy(RetryPolicy {
+                vswitch_cache_ttl: Duration::ZERO,
+                ..RetryPolicy::for_fakes()
+            })
+            .with_clock(clock.clone()),
+    );
+    let first = sync_all(store, &factory, None).await.unwrap();
+    assert!(first.failures.is_empty(), "{first}");
+    let linked = |number: u64| async move {
+        store
+            .get_server_by_provider_id(ProviderKind::HetznerRobot, &number.to_string())
+            .await
+            .unwrap()
+    };
+    assert_eq!(linked(numbers[0]).await.inventory.vswitch_id, Some(VswitchId(5000)));
+    let rename = |number: u64, name: &str| {
+        let mut server = robot.server(number).unwrap();
+        server.name = name.to_owned();
+        robot.add_server(server);
+    };
+
+    // Robot keeps failing to read the vSwitch: the servers are synced all the same, and the
+    // vSwitch keeps its members as last read.
+    robot.inject(Target::on("GET", "/vswitch/5000"), Fault::Status(500), 100);
+    rename(numbers[2], "renamed-while-vswitch-fails");
+    let report = sync_all(store, &factory, None).await.unwrap();
+    assert!(report.failures.is_empty(), "{report}");
+    assert_eq!(linked(numbers[2]).await.inventory.name, "renamed-while-vswitch-fails");
+    assert_eq!(linked(numbers[0]).await.inventory.vswitch_id, Some(VswitchId(5000)));
+    assert_eq!(linked(numbers[1]).await.inventory.vswitch_id, Some(VswitchId(5000)));
+
+    // Robot says the hourly budget of GET /vswitch is spent: the vSwitches wait, the servers
+    // do not, and nothing more is sent to GET /vswitch until the hour is over.
+    robot.inject(Target::on("GET", "/vswitch"), Fault::RateLimit, 1);
+    rename(numbers[3], "renamed-while-budget-spent");
+    let report = sync_all(store, &factory, None).await.unwrap();
+    assert!(report.failures.is_empty(), "{report}");
+    assert_eq!(linked(numbers[3]).await.inventory.name, "renamed-while-budget-spent");
+    assert_eq!(linked(numbers[0]).await.inventory.vswitch_id, Some(VswitchId(5000)));
+    let vswitch_lists = |requests: Vec<String>| {
+        requests
+            .iter()
+            .filter(|request| request.starts_with("GET /vswitch"))
+            .count()
+    };
+    let before = vswitch_lists(robot.requests());
+    let report = sync_all(store, &factory, None).await.unwrap();
+    assert!(report.failures.is_empty(), "{report}");
+    assert_eq!(vswitch_lists(robot.requests()), before);
+    assert!(store.get_vswitch(VswitchId(5000)).await.unwrap().missing_since.is_none());
+});
