@@ -119,26 +119,33 @@ impl ProviderSource for HetznerProviders {
     ) -> Result<AccountProviders, ProviderError> {
         match kind {
             ProviderKind::HetznerRobot => {
-                let robot = Arc::new(match &self.policy {
-                    Some(policy) => {
-                        HetznerRobot::with_policy(&self.robot_url, name, secret, policy.clone())?
+                let robot = Arc::new(
+                    match &self.policy {
+                        Some(policy) => HetznerRobot::with_policy(
+                            &self.robot_url,
+                            name,
+                            secret,
+                            policy.clone(),
+                        )?,
+                        None => HetznerRobot::new(&self.robot_url, name, secret)?,
                     }
-                    None => HetznerRobot::new(&self.robot_url, name, secret)?,
-                }
-                .with_clock(self.clock.clone()));
+                    .with_clock(self.clock.clone()),
+                );
                 Ok(AccountProviders {
                     provider: robot.clone(),
                     vswitches: Some(robot),
                 })
             }
             ProviderKind::HetznerCloud => {
-                let cloud = Arc::new(match &self.policy {
-                    Some(policy) => {
-                        HetznerCloud::with_policy(&self.cloud_url, secret, policy.clone())?
+                let cloud = Arc::new(
+                    match &self.policy {
+                        Some(policy) => {
+                            HetznerCloud::with_policy(&self.cloud_url, secret, policy.clone())?
+                        }
+                        None => HetznerCloud::new(&self.cloud_url, secret)?,
                     }
-                    None => HetznerCloud::new(&self.cloud_url, secret)?,
-                }
-                .with_clock(self.clock.clone()));
+                    .with_clock(self.clock.clone()),
+                );
                 Ok(AccountProviders {
                     provider: cloud,
                     vswitches: None,

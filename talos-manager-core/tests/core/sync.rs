@@ -6,12 +6,12 @@ use std::time::Duration;
 
 use talos_manager_core::ProviderKind;
 use talos_manager_core::ids::VswitchId;
+use talos_manager_core::provider::{Clock, HetznerProviders};
 use talos_manager_core::store::ClusterFields;
 use talos_manager_core::store::{ConfigFields, MachineConfigFields};
 use talos_manager_core::sync::{
     ProviderFactory, ServerProber, SshProber, SyncPolicy, read_account, sync_all, sync_all_with,
 };
-use talos_manager_core::provider::{Clock, HetznerProviders};
 use talos_manager_core::{Backend, RetryPolicy, Secret, Store};
 use talos_manager_fake_hetzner::{
     CloudServer, FakeCloud, FakeRobot, Fault, RobotServer, RobotVswitch, Target, VswitchMember,
@@ -701,7 +701,9 @@ store_test!(an_address_block_stops_the_sync_until_it_ends, |store| {
     assert_eq!(blocked.failures.len(), 1, "{blocked}");
     assert_eq!(blocked.accounts_synced, 1, "{blocked}");
     let account = store.get_provider_account(robot_account).await.unwrap();
-    let until = account.blocked_until.expect("the block is recorded on the account");
+    let until = account
+        .blocked_until
+        .expect("the block is recorded on the account");
     assert!(until > time::OffsetDateTime::now_utc() + Duration::from_secs(500));
     assert_eq!(account.credentials_refused_at, None);
 
@@ -750,7 +752,10 @@ store_test!(failed_vswitch_reads_never_stop_the_servers_sync, |store| {
             .await
             .unwrap()
     };
-    assert_eq!(linked(numbers[0]).await.inventory.vswitch_id, Some(VswitchId(5000)));
+    assert_eq!(
+        linked(numbers[0]).await.inventory.vswitch_id,
+        Some(VswitchId(5000))
+    );
     let rename = |number: u64, name: &str| {
         let mut server = robot.server(number).unwrap();
         server.name = name.to_owned();
@@ -763,9 +768,18 @@ store_test!(failed_vswitch_reads_never_stop_the_servers_sync, |store| {
     rename(numbers[2], "renamed-while-vswitch-fails");
     let report = sync_all(store, &factory, None).await.unwrap();
     assert!(report.failures.is_empty(), "{report}");
-    assert_eq!(linked(numbers[2]).await.inventory.name, "renamed-while-vswitch-fails");
-    assert_eq!(linked(numbers[0]).await.inventory.vswitch_id, Some(VswitchId(5000)));
-    assert_eq!(linked(numbers[1]).await.inventory.vswitch_id, Some(VswitchId(5000)));
+    assert_eq!(
+        linked(numbers[2]).await.inventory.name,
+        "renamed-while-vswitch-fails"
+    );
+    assert_eq!(
+        linked(numbers[0]).await.inventory.vswitch_id,
+        Some(VswitchId(5000))
+    );
+    assert_eq!(
+        linked(numbers[1]).await.inventory.vswitch_id,
+        Some(VswitchId(5000))
+    );
 
     // Robot says the hourly budget of GET /vswitch is spent: the vSwitches wait, the servers
     // do not, and nothing more is sent to GET /vswitch until the hour is over.
@@ -773,8 +787,14 @@ store_test!(failed_vswitch_reads_never_stop_the_servers_sync, |store| {
     rename(numbers[3], "renamed-while-budget-spent");
     let report = sync_all(store, &factory, None).await.unwrap();
     assert!(report.failures.is_empty(), "{report}");
-    assert_eq!(linked(numbers[3]).await.inventory.name, "renamed-while-budget-spent");
-    assert_eq!(linked(numbers[0]).await.inventory.vswitch_id, Some(VswitchId(5000)));
+    assert_eq!(
+        linked(numbers[3]).await.inventory.name,
+        "renamed-while-budget-spent"
+    );
+    assert_eq!(
+        linked(numbers[0]).await.inventory.vswitch_id,
+        Some(VswitchId(5000))
+    );
     let vswitch_lists = |requests: Vec<String>| {
         requests
             .iter()
@@ -785,5 +805,12 @@ store_test!(failed_vswitch_reads_never_stop_the_servers_sync, |store| {
     let report = sync_all(store, &factory, None).await.unwrap();
     assert!(report.failures.is_empty(), "{report}");
     assert_eq!(vswitch_lists(robot.requests()), before);
-    assert!(store.get_vswitch(VswitchId(5000)).await.unwrap().missing_since.is_none());
+    assert!(
+        store
+            .get_vswitch(VswitchId(5000))
+            .await
+            .unwrap()
+            .missing_since
+            .is_none()
+    );
 });

@@ -70,14 +70,8 @@ impl HetznerCloud {
                 .collect::<String>()
         );
         let auth = Auth::Bearer { token };
-        let transport = Transport::new(
-            KIND,
-            base_url,
-            auth,
-            policy,
-            api::parse_error,
-            &account_key,
-        )?;
+        let transport =
+            Transport::new(KIND, base_url, auth, policy, api::parse_error, &account_key)?;
         Ok(HetznerCloud { transport })
     }
 

@@ -51,9 +51,9 @@ pub(crate) fn create_key(name: &str, openssh: &str) -> ApiRequest {
     ApiRequest::new(Method::POST, "/key", "upload the SSH key")
         .limit("POST /key", 200)
         .form(vec![
-        ("name".into(), name.into()),
-        ("data".into(), openssh.into()),
-    ])
+            ("name".into(), name.into()),
+            ("data".into(), openssh.into()),
+        ])
 }
 
 pub(crate) fn get_rescue(server_number: u64) -> ApiRequest {

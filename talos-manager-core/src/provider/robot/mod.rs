@@ -509,12 +509,7 @@ impl VswitchProvider for HetznerRobot {
                 .is_some_and(|(read_at, _)| now - *read_at < ttl);
             let members = if fresh {
                 cached.map(|(_, vswitch)| vswitch)
-            } else if self
-                .transport
-                .budgets
-                .remaining(api::GET_VSWITCH, now)
-                > keep
-            {
+            } else if self.transport.budgets.remaining(api::GET_VSWITCH, now) > keep {
                 match self.get_vswitch(vswitch_ref.id).await {
                     Ok(vswitch) => Some(vswitch),
                     Err(error @ ProviderError::Unauthorized { .. }) => return Err(error),

@@ -197,7 +197,10 @@ async fn a_server_offering_only_a_technician_reset_is_not_reset() {
         "{error:?}"
     );
     assert!(error.is_permanent());
-    assert!(error.to_string().contains("only [man, power_long]"), "{error}");
+    assert!(
+        error.to_string().contains("only [man, power_long]"),
+        "{error}"
+    );
     assert!(fake.server(421).unwrap().resets.is_empty());
     // A software reset is the last choice before giving up.
     let mut server = fake.server(421).unwrap();
