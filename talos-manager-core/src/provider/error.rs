@@ -109,9 +109,10 @@ pub enum ProviderError {
         endpoint: &'static str,
         /// When a request may be sent again.
         until: OffsetDateTime,
-        /// The provider's "rate limit exceeded" answer, when it sent one.
+        /// The provider's "rate limit exceeded" answer, when it sent one (boxed: rare, and
+        /// large).
         #[source]
-        source: Option<HetznerApiError>,
+        source: Option<Box<HetznerApiError>>,
     },
     /// The server offers none of the resets talos-manager sends (`power`, `hw`, `sw`); `man`
     /// orders a data-centre technician and is never sent by an automated flow.
@@ -325,8 +326,8 @@ impl ProviderError {
             | ProviderError::Api { source, .. }
             | ProviderError::ActionFailed { source, .. } => Some(source),
             ProviderError::ServerNotFound { source, .. }
-            | ProviderError::VswitchNotFound { source, .. }
-            | ProviderError::BudgetSpent { source, .. } => source.as_ref(),
+            | ProviderError::VswitchNotFound { source, .. } => source.as_ref(),
+            ProviderError::BudgetSpent { source, .. } => source.as_deref(),
             _ => None,
         }
     }

@@ -414,7 +414,7 @@ impl Transport {
                         .budgets
                         .spent_until(endpoint, now)
                         .unwrap_or(now + Duration::from_secs(3600)),
-                    source: Some(source),
+                    source: Some(Box::new(source)),
                 }
             }
             Failure::Transport(source) if request.method != Method::GET && !source.is_connect() => {
