@@ -33,6 +33,12 @@
 //!   address: every request then gets 403 `BLOCKED`, good credentials included
 //!   ([`FakeRobot::is_blocked`], [`FakeRobot::unblock`]). Bodies are forms (`server[]=1&server[]=2` and `server=1` both work, also
 //!   on `DELETE`); answers are JSON, objects wrapped (`{"server":…}`) except vSwitches.
+//! * **Hourly limits**: Robot's documented limit of each endpoint (`GET /server` 200,
+//!   `GET /vswitch/{id}` 500, `POST /reset/{n}` 50, …) is counted over the last hour; past it
+//!   the request gets 403 `RATE_LIMIT_EXCEEDED` with `max_requests` and `interval` (3600), as
+//!   the real one answers ([`FakeRobot::rate_limit_answers`] counts them). The fake's clock
+//!   moves with [`FakeRobot::advance_clock`] (limits, blocks and vSwitch locks end as if the
+//!   time had passed); [`FakeRobot::without_hourly_limits`] turns the limits off for fuzzing.
 //! * **Servers** ([`RobotServer`]): `GET /server` (404 `SERVER_NOT_FOUND` when there are none,
 //!   like the real API), `GET /server/{n}`, `POST /server/{n}` (`server_name`).
 //! * **Keys** ([`RobotKey`]): `GET /key` (404 `NOT_FOUND` when empty), `GET /key/{fp}`,

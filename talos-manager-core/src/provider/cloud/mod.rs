@@ -8,6 +8,9 @@ use async_trait::async_trait;
 use serde::de::DeserializeOwned;
 use time::OffsetDateTime;
 
+use sha2::{Digest, Sha256};
+
+use super::budget::Clock;
 use super::http::{ApiRequest, Auth, Transport};
 use super::ssh_key::{KEY_NAME, upload_name};
 use super::{
@@ -55,9 +58,28 @@ impl HetznerCloud {
         token: Secret<String>,
         policy: RetryPolicy,
     ) -> Result<Self, ProviderError> {
+        // The project's budget is shared by every client with this token; the key holds a
+        // digest of it, never the token.
+        let digest = Sha256::digest(token.expose().as_bytes());
+        let account_key = format!(
+            "{}\n{}",
+            base_url.trim_end_matches('/'),
+            digest
+                .iter()
+                .take(8)
+                .map(|byte| format!("{byte:02x}"))
+                .collect::<String>()
+        );
         let auth = Auth::Bearer { token };
-        let transport = Transport::new(KIND, base_url, auth, policy, api::parse_error)?;
+        let transport =
+            Transport::new(KIND, base_url, auth, policy, api::parse_error, &account_key)?;
         Ok(HetznerCloud { transport })
+    }
+
+    /// The same client counting its request budget on `clock`.
+    pub fn with_clock(mut self, clock: Clock) -> Self {
+        self.transport.clock = clock;
+        self
     }
 
     /// Polls the action until it leaves `running`; `Err` when it ends in `error` or takes

@@ -425,3 +425,26 @@ async fn calls_the_fake_does_not_model_fail_loudly() {
             .contains("not implemented in fake")
     );
 }
+
+#[tokio::test]
+async fn a_project_budget_the_headers_say_is_empty_is_not_asked_until_it_refills() {
+    let fake = FakeCloud::start().await.unwrap();
+    // One request, given back after an hour: the answer says `RateLimit-Remaining: 0` and a
+    // `RateLimit-Reset` an hour away.
+    fake.set_rate_limit(1, Duration::from_secs(3600));
+    assert_eq!(client(&fake).list_servers().await.unwrap().len(), 2);
+    let sent = fake.requests().len();
+    let error = client(&fake).list_servers().await.unwrap_err();
+    match &error {
+        ProviderError::BudgetSpent {
+            endpoint, until, ..
+        } => {
+            assert_eq!(*endpoint, "*");
+            assert!(*until > time::OffsetDateTime::now_utc() + Duration::from_secs(3000));
+        }
+        other => panic!("expected BudgetSpent, got {other:?}"),
+    }
+    assert!(!error.is_permanent());
+    // Nothing was sent: the client knew before asking.
+    assert_eq!(fake.requests().len(), sent);
+}
