@@ -20,7 +20,8 @@
 //!
 //! The plaintext is JSON lines: per table `{"table": …, "columns": [[name, type], …]}` (types
 //! `int`, `bool`, `bytes` as base64, `text`; timestamps are RFC 3339 text, as the SQLite
-//! backend stores them), then one JSON array per row, and at the end
+//! backend stores them; any other type, a float, `jsonb` or a date, is its text form), then one
+//! JSON array per row, and at the end
 //! `{"end": {"tables": n, "rows": n}}`. Tables come in the order of their foreign keys.
 //!
 //! # Keys
@@ -202,6 +203,10 @@ enum DbType {
     Text,
     /// PostgreSQL's `TIMESTAMPTZ`: RFC 3339 text in the file.
     Timestamp,
+    /// Any other type (a float, `jsonb`, a date, …): its text form in the file, read with
+    /// `CAST(… AS TEXT)` and written with a cast to the column's type (PostgreSQL) or through
+    /// the column's affinity (SQLite).
+    Other,
 }
 
 impl DbType {
@@ -213,12 +218,16 @@ impl DbType {
     ) -> Result<DbType, BackupError> {
         let lower = declared.to_ascii_lowercase();
         let found = match backend {
+            // SQLite's affinity rules: INT, then CHAR/CLOB/TEXT, then BLOB.
             Backend::Sqlite => match lower.as_str() {
+                "" => None,
                 t if t.contains("int") => Some(DbType::Int64),
                 "boolean" | "bool" => Some(DbType::Bool),
-                "blob" => Some(DbType::Bytes),
-                "text" => Some(DbType::Text),
-                _ => None,
+                t if t.contains("char") || t.contains("clob") || t.contains("text") => {
+                    Some(DbType::Text)
+                }
+                t if t.contains("blob") => Some(DbType::Bytes),
+                _ => Some(DbType::Other),
             },
             Backend::Postgres => match lower.as_str() {
                 "bigint" => Some(DbType::Int64),
@@ -227,7 +236,8 @@ impl DbType {
                 "bytea" => Some(DbType::Bytes),
                 "text" | "character varying" => Some(DbType::Text),
                 "timestamp with time zone" => Some(DbType::Timestamp),
-                _ => None,
+                "" => None,
+                _ => Some(DbType::Other),
             },
         };
         found.ok_or_else(|| BackupError::UnsupportedType {
@@ -242,7 +252,7 @@ impl DbType {
             DbType::Int64 | DbType::Int32 => FileType::Int,
             DbType::Bool => FileType::Bool,
             DbType::Bytes => FileType::Bytes,
-            DbType::Text | DbType::Timestamp => FileType::Text,
+            DbType::Text | DbType::Timestamp | DbType::Other => FileType::Text,
         }
     }
 
@@ -250,16 +260,8 @@ impl DbType {
     fn select(self, name: &str) -> String {
         match self {
             DbType::Int32 => format!("CAST({name} AS BIGINT)"),
+            DbType::Other => format!("CAST({name} AS TEXT)"),
             _ => name.to_owned(),
-        }
-    }
-
-    /// The placeholder writing value `n` into this column.
-    fn placeholder(self, n: usize) -> String {
-        match self {
-            DbType::Int32 => format!("CAST(${n} AS INTEGER)"),
-            DbType::Timestamp => format!("CAST(${n} AS TIMESTAMPTZ)"),
-            _ => format!("${n}"),
         }
     }
 }
@@ -271,6 +273,22 @@ struct Column {
     ty: DbType,
     /// A PostgreSQL identity column, whose sequence is moved past the restored rows.
     identity: bool,
+    /// PostgreSQL's name of its type (`udt_name`), for [`DbType::Other`]'s cast.
+    type_name: String,
+}
+
+impl Column {
+    /// The placeholder writing value `n` into this column of a `backend` database.
+    fn placeholder(&self, backend: Backend, n: usize) -> String {
+        match (backend, self.ty) {
+            (Backend::Postgres, DbType::Int32) => format!("CAST(${n} AS INTEGER)"),
+            (Backend::Postgres, DbType::Timestamp) => format!("CAST(${n} AS TIMESTAMPTZ)"),
+            (Backend::Postgres, DbType::Other) => {
+                format!("CAST(${n} AS {})", quote(&self.type_name))
+            }
+            _ => format!("${n}"),
+        }
+    }
 }
 
 /// A value bound to an `INSERT`, typed for the target column.
@@ -319,12 +337,13 @@ macro_rules! read_schema {
         let order = foreign_key_order(names, &references)?;
         let mut tables = Vec::with_capacity(order.len());
         for table in order {
-            let rows: Vec<(String, String, bool)> = match backend {
+            let rows: Vec<(String, String, bool, String)> = match backend {
                 Backend::Sqlite => sqlx::query_as(
-                    "SELECT name, type, FALSE FROM pragma_table_info($1) ORDER BY cid",
+                    "SELECT name, type, FALSE, type FROM pragma_table_info($1) ORDER BY cid",
                 ),
                 Backend::Postgres => sqlx::query_as(
-                    "SELECT CAST(column_name AS TEXT), CAST(data_type AS TEXT), is_identity = 'YES' \
+                    "SELECT CAST(column_name AS TEXT), CAST(data_type AS TEXT), is_identity = 'YES', \
+                     CAST(udt_name AS TEXT) \
                      FROM information_schema.columns \
                      WHERE table_schema = current_schema() AND table_name = $1 \
                      ORDER BY ordinal_position",
@@ -335,9 +354,14 @@ macro_rules! read_schema {
             .await
             .map_err(StoreError::query("read columns"))?;
             let mut columns = Vec::with_capacity(rows.len());
-            for (name, declared, identity) in rows {
+            for (name, declared, identity, type_name) in rows {
                 let ty = DbType::of(backend, &table, &name, &declared)?;
-                columns.push(Column { name, ty, identity });
+                columns.push(Column {
+                    name,
+                    ty,
+                    identity,
+                    type_name,
+                });
             }
             tables.push((table, columns));
         }
@@ -467,7 +491,7 @@ pub async fn write_backup<W: Write + Send>(
                         DbType::Bytes => row.try_get::<Option<Vec<u8>>, _>(i).map(|v| {
                             v.map_or(serde_json::Value::Null, |bytes| BASE64.encode(bytes).into())
                         }),
-                        DbType::Text => row
+                        DbType::Text | DbType::Other => row
                             .try_get::<Option<String>, _>(i)
                             .map(|v| v.map_or(serde_json::Value::Null, Into::into)),
                         DbType::Timestamp => row
@@ -642,7 +666,7 @@ pub async fn restore_backup<R: Read + Send>(
                             detail: format!("this database has no table {table}"),
                         });
                     };
-                    current = Some(TableTarget::new(&table, &columns, target_columns)?);
+                    current = Some(TableTarget::new(backend, &table, &columns, target_columns)?);
                 }
                 Record::End { end } => break end,
             }
@@ -700,6 +724,7 @@ struct EndRecord {
 
 /// The table being restored: the backup's columns matched to the database's.
 struct TableTarget {
+    backend: Backend,
     table: String,
     /// The database's columns, in the backup's order.
     columns: Vec<Column>,
@@ -710,6 +735,7 @@ struct TableTarget {
 
 impl TableTarget {
     fn new(
+        backend: Backend,
         table: &str,
         file_columns: &[(String, FileType)],
         db_columns: &[Column],
@@ -746,6 +772,7 @@ impl TableTarget {
             )));
         }
         Ok(TableTarget {
+            backend,
             table: table.to_owned(),
             columns,
             file_types,
@@ -776,7 +803,7 @@ impl TableTarget {
                     .iter()
                     .map(|column| {
                         n += 1;
-                        column.ty.placeholder(n)
+                        column.placeholder(self.backend, n)
                     })
                     .collect::<Vec<_>>()
                     .join(", ");
