@@ -48,7 +48,8 @@
 //!
 //! **Storage**:
 //! - [`store`]: the database (SQLite by default, PostgreSQL for real deployments and several
-//!   replicas), its embedded migrations, and the encryption of secrets at rest.
+//!   replicas), its embedded migrations, and the encryption of secrets at rest;
+//!   [`store::backup`], talos-manager's own encrypted, backend-neutral backups.
 //!
 //! **Operations** (use cases: the store and the clients together):
 //! - [`sync`]: fleet sync from every provider account, then the SSH probe of every server.

@@ -42,7 +42,15 @@ impl TestDatabase {
     /// # Panics
     /// When the database cannot be created (for PostgreSQL: the server is not running).
     pub async fn new(backend: Backend) -> TestDatabase {
-        let key = EncryptionKey::generate();
+        TestDatabase::with_key(backend, EncryptionKey::generate()).await
+    }
+
+    /// As [`TestDatabase::new`], with secrets encrypted with `key` (a database to restore
+    /// another's backup into).
+    ///
+    /// # Panics
+    /// When the database cannot be created (for PostgreSQL: the server is not running).
+    pub async fn with_key(backend: Backend, key: EncryptionKey) -> TestDatabase {
         let (url, cleanup) = match backend {
             Backend::Sqlite => {
                 let dir = tempfile::Builder::new()

@@ -6,6 +6,8 @@ mod core {
     mod store;
     // The SQLite and PostgreSQL migrations produce the same schema.
     mod migrations;
+    // Backups of the database: made while writes happen, restored across backends.
+    mod backup;
     // The Talos engine against golden data from talosctl and the original app.
     mod talos;
     // The Talos engine against Talos's own machinery (tests/talos-oracle), on random inputs.

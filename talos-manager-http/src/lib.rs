@@ -19,6 +19,7 @@
 #![warn(missing_docs)]
 
 pub mod api;
+pub mod backup_commands;
 pub mod config;
 pub mod dashboard;
 mod health;

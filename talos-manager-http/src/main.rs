@@ -9,7 +9,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use talos_manager_http::config::{ConfigError, Overrides, ProcessEnvironment, ServiceConfig};
 use talos_manager_http::logging::{self, LogFormat};
-use talos_manager_http::{ServeError, open_store, serve, talos_commands};
+use talos_manager_http::{ServeError, backup_commands, open_store, serve, talos_commands};
 
 /// Takes rented Hetzner servers to running Talos Linux nodes, and serves every node its machine
 /// config.
@@ -77,6 +77,29 @@ enum Command {
         /// The Talos version, vX.Y.Z [default: the settings' version].
         #[arg(long)]
         talos_version: Option<String>,
+        #[command(flatten)]
+        database: DatabaseArgs,
+    },
+    /// Write a consistent, encrypted backup of the whole database, while the service runs.
+    ///
+    /// The backup is encrypted with the service's encryption key
+    /// (TALOS_MANAGER_ENCRYPTION_KEY or the key file): keep the key apart from the backups. The
+    /// file is written atomically with mode 0600. See docs/deployment.md.
+    Backup {
+        /// The backup file to write (replaced atomically when it exists).
+        #[arg(short = 'o', long = "output", value_name = "FILE")]
+        output: PathBuf,
+        #[command(flatten)]
+        database: DatabaseArgs,
+    },
+    /// Restore a backup into an empty database (migrated first), all or nothing.
+    ///
+    /// Needs the encryption key the backup was made with. Refuses a database that holds rows, a
+    /// backup of another schema version, and a damaged or edited file.
+    Restore {
+        /// The backup file.
+        #[arg(value_name = "FILE")]
+        file: PathBuf,
         #[command(flatten)]
         database: DatabaseArgs,
     },
@@ -319,6 +342,49 @@ fn run(cli: Cli) -> Result<(), Failure> {
                 .await;
                 store.close().await;
                 print_plan(&text.map_err(anyhow::Error::new)?);
+                Ok(())
+            }
+            Command::Backup { output, database } => {
+                let config = ServiceConfig::load(&ProcessEnvironment, database.overrides(None))?;
+                let store = open_store(&config).await.map_err(into_failure)?;
+                let started = std::time::Instant::now();
+                let result = backup_commands::backup_to_file(&store, &output, &mut |table| {
+                    eprintln!("backed up {}: {} rows", table.table, table.rows);
+                    backup_commands::flush_progress();
+                })
+                .await;
+                store.close().await;
+                let summary = result.map_err(anyhow::Error::new)?;
+                eprintln!(
+                    "wrote {}: {} tables, {} rows, schema version {}, in {:.1} s",
+                    output.display(),
+                    summary.tables.len(),
+                    summary.rows(),
+                    summary.schema_version,
+                    started.elapsed().as_secs_f64()
+                );
+                Ok(())
+            }
+            Command::Restore { file, database } => {
+                let config = ServiceConfig::load(&ProcessEnvironment, database.overrides(None))?;
+                let store = open_store(&config).await.map_err(into_failure)?;
+                let started = std::time::Instant::now();
+                let result = backup_commands::restore_from_file(&store, &file, &mut |table| {
+                    eprintln!("restored {}: {} rows", table.table, table.rows);
+                    backup_commands::flush_progress();
+                })
+                .await;
+                store.close().await;
+                let summary = result.map_err(anyhow::Error::new)?;
+                eprintln!(
+                    "restored {} (made {}) into {}: {} tables, {} rows, in {:.1} s",
+                    file.display(),
+                    summary.created_at,
+                    config.database.display,
+                    summary.tables.len(),
+                    summary.rows(),
+                    started.elapsed().as_secs_f64()
+                );
                 Ok(())
             }
             Command::Token { command, database } => {

@@ -125,14 +125,36 @@ fn write_private_file(path: &Path, contents: &[u8]) -> std::io::Result<()> {
 #[derive(Clone)]
 pub(crate) struct Cipher {
     aead: Aes256Gcm,
+    key: EncryptionKey,
 }
 
 impl Cipher {
     pub(crate) fn new(key: &EncryptionKey) -> Self {
-        let key = Key::<Aes256Gcm>::from(*key.0.expose());
+        let aead_key = Key::<Aes256Gcm>::from(*key.0.expose());
         Cipher {
-            aead: Aes256Gcm::new(&key),
+            aead: Aes256Gcm::new(&aead_key),
+            key: key.clone(),
         }
+    }
+
+    /// The AES-256-GCM key of one backup file: HKDF-SHA256 of the store's key with the file's
+    /// random `salt`, so that no two backups share a key (and their counter nonces never
+    /// collide) and a backup key is never a secret column's key.
+    pub(crate) fn backup_aead(&self, salt: &[u8]) -> Aes256Gcm {
+        use aws_lc_rs::hkdf::{HKDF_SHA256, KeyType, Salt};
+        struct Len;
+        impl KeyType for Len {
+            fn len(&self) -> usize {
+                KEY_LEN
+            }
+        }
+        let prk = Salt::new(HKDF_SHA256, salt).extract(self.key.0.expose());
+        let mut derived = [0u8; KEY_LEN];
+        prk.expand(&[b"talos-manager backup v1".as_slice()], Len)
+            .and_then(|okm| okm.fill(&mut derived))
+            // HKDF-SHA256 fails only for outputs over 255 blocks.
+            .expect("32 bytes are a valid HKDF-SHA256 output");
+        Aes256Gcm::new(&Key::<Aes256Gcm>::from(derived))
     }
 
     /// Encrypts `plaintext` for storage in `column`.

@@ -38,6 +38,7 @@ use time::OffsetDateTime;
 
 mod api_tokens;
 mod applied_labels_taints;
+pub mod backup;
 mod clusters;
 mod configs;
 mod crypto;

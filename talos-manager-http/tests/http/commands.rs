@@ -24,6 +24,14 @@ fn help_texts() {
             expect_file!["../output/cmd-migrate-help.txt"],
         ),
         (
+            &["backup", "--help"],
+            expect_file!["../output/cmd-backup-help.txt"],
+        ),
+        (
+            &["restore", "--help"],
+            expect_file!["../output/cmd-restore-help.txt"],
+        ),
+        (
             &["gen", "config", "--help"],
             expect_file!["../output/cmd-gen-config-help.txt"],
         ),
@@ -741,5 +749,137 @@ fn the_service_under_test_refuses_to_reach_outside_loopback() {
     assert!(
         log.contains("Hetzner API tried to connect to http://192.0.2.1:9/"),
         "{log}"
+    );
+}
+
+/// What `/config` answers each server of `fleet`, asked from its own address.
+async fn served_configs(
+    service: &mut Service,
+    fleet: &talos_manager_core::testing::fleet::StoredFleet,
+) -> Vec<(String, u16, String)> {
+    let mut answers = Vec::new();
+    for server in &fleet.servers {
+        let client = reqwest::Client::builder()
+            .local_address(std::net::IpAddr::V4(server.address))
+            .timeout(Duration::from_secs(30))
+            .build()
+            .unwrap();
+        let response = client
+            .get(service.url("/config"))
+            .send()
+            .await
+            .unwrap_or_else(|error| {
+                std::thread::sleep(Duration::from_secs(1));
+                let status = service.terminate(Duration::from_secs(5));
+                panic!("{error}: {status:?} {:#?}", service.log)
+            });
+        let status = response.status().as_u16();
+        answers.push((server.name.clone(), status, response.text().await.unwrap()));
+    }
+    answers
+}
+
+#[tokio::test]
+async fn backup_then_restore_into_a_fresh_database_serves_the_same_configs() {
+    use std::os::unix::fs::PermissionsExt as _;
+    use talos_manager_core::testing::fleet::{FleetBuilder, secrets_bundle};
+
+    // A service on PostgreSQL with a fleet.
+    let source = TestDatabase::new(Backend::Postgres).await;
+    let fleet = FleetBuilder::new(
+        &["control-plane-1", "worker-1", "worker-2"],
+        "https://127.0.0.1:6443",
+        &secrets_bundle().await,
+    )
+    .build(source.store())
+    .await
+    .unwrap();
+    let key = source.key().to_base64();
+    let source_dir = tempfile::tempdir().unwrap();
+    let mut command = talos_manager(source_dir.path());
+    command
+        .env("DATABASE_URL", source.url())
+        .env("TALOS_MANAGER_ENCRYPTION_KEY", key.expose())
+        // No provider to sync under test.
+        .env("SYNC_INTERVAL", "0");
+    let mut service = Service::start(command);
+    let before = served_configs(&mut service, &fleet).await;
+    assert!(
+        before.iter().all(|(_, status, _)| *status == 200),
+        "{before:?}"
+    );
+
+    // `backup` while the service runs: progress per table, the file private and in place.
+    std::fs::create_dir(source_dir.path().join("backups")).unwrap();
+    let backup = run(talos_manager(source_dir.path())
+        .args(["backup", "-o", "backups/talos-manager.backup"])
+        .env("DATABASE_URL", source.url())
+        .env("TALOS_MANAGER_ENCRYPTION_KEY", key.expose()));
+    let log = stderr(&backup);
+    assert!(backup.status.success(), "{log}");
+    assert!(log.contains("backed up servers: 3 rows\n"), "{log}");
+    assert!(log.contains("backed up machine_configs: 3 rows\n"), "{log}");
+    assert!(
+        log.contains("wrote backups/talos-manager.backup: ") && log.contains(" tables, "),
+        "{log}"
+    );
+    assert!(!log.contains(key.expose()), "{log}");
+    let file = source_dir.path().join("backups/talos-manager.backup");
+    let mode = std::fs::metadata(&file).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600);
+    let files: Vec<_> = std::fs::read_dir(source_dir.path().join("backups"))
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name())
+        .collect();
+    assert_eq!(files, ["talos-manager.backup"], "no temporary file is left");
+    drop(service);
+
+    // `restore` into a fresh SQLite database in another data directory, with the same key.
+    let target_dir = tempfile::tempdir().unwrap();
+    let restore = || {
+        run(talos_manager(target_dir.path())
+            .arg("restore")
+            .arg(&file)
+            .env("TALOS_MANAGER_ENCRYPTION_KEY", key.expose()))
+    };
+    let restored = restore();
+    let log = stderr(&restored);
+    assert!(restored.status.success(), "{log}");
+    assert!(log.contains("restored servers: 3 rows\n"), "{log}");
+    assert!(log.contains(" into data/talos-manager.db: "), "{log}");
+
+    // The restored service serves every server the same config, byte for byte.
+    let mut command = talos_manager(target_dir.path());
+    command
+        .env("TALOS_MANAGER_ENCRYPTION_KEY", key.expose())
+        .env("SYNC_INTERVAL", "0");
+    let mut service = Service::start(command);
+    assert_eq!(served_configs(&mut service, &fleet).await, before);
+    drop(service);
+
+    // A second restore is refused: the database is not empty.
+    let again = restore();
+    assert_eq!(again.status.code(), Some(1));
+    let log = stderr(&again);
+    assert!(
+        log.contains("error: refusing to restore into a database that is not empty (")
+            && log.contains("servers has 3 rows"),
+        "{log}"
+    );
+
+    // Another key is refused, and nothing is restored.
+    let other_dir = tempfile::tempdir().unwrap();
+    let other_key = EncryptionKey::generate().to_base64();
+    let refused = run(talos_manager(other_dir.path())
+        .arg("restore")
+        .arg(&file)
+        .env("TALOS_MANAGER_ENCRYPTION_KEY", other_key.expose()));
+    assert_eq!(refused.status.code(), Some(1));
+    assert!(
+        stderr(&refused).contains(
+            "error: the backup does not decrypt: it was made with another encryption key"
+        ),
+        "{}",
+        stderr(&refused)
     );
 }
