@@ -16,6 +16,7 @@ use std::sync::OnceLock;
 
 mod assign;
 mod cache;
+pub mod drift;
 mod miss_limit;
 mod push;
 mod request;
