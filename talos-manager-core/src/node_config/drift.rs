@@ -16,7 +16,7 @@ use std::time::Duration;
 use serde_norway::Value;
 
 use super::{NodeConfigError, render_node_config};
-use crate::ids::{ClusterId, ServerId};
+use crate::ids::{ClusterId, ServerId, ServerRef};
 use crate::lifecycle::{NodeRef, NodeRole};
 use crate::random::SystemRandom;
 use crate::store::{Store, StoreError};
@@ -296,6 +296,8 @@ pub enum DriftStatus {
 pub struct ServerDrift {
     /// The server.
     pub server_id: ServerId,
+    /// Its provider and id there (`robot-400`).
+    pub server_ref: ServerRef,
     /// Its name.
     pub server: String,
     /// Control plane or worker.
@@ -398,7 +400,7 @@ pub(crate) async fn nodes_of(
     talos: &dyn TalosConnector,
     talos_port: u16,
     scope: DriftScope,
-) -> Result<(ClusterId, Vec<NodeRef>, Arc<dyn TalosApi>), ConfigDriftError> {
+) -> Result<(ClusterId, Vec<(NodeRef, ServerRef)>, Arc<dyn TalosApi>), ConfigDriftError> {
     let configs = store.list_machine_configs().await?;
     let (cluster_id, servers) = match scope {
         DriftScope::Server(server_id) => {
@@ -410,25 +412,34 @@ pub(crate) async fn nodes_of(
                         server: server.inventory.name.clone(),
                     })?;
             let config = configs.iter().find(|config| config.server_id == server_id);
-            (cluster_id, vec![NodeRef::new(&server, config, talos_port)?])
+            let server_ref =
+                ServerRef::new(server.inventory.provider, &server.inventory.provider_id);
+            (
+                cluster_id,
+                vec![(NodeRef::new(&server, config, talos_port)?, server_ref)],
+            )
         }
         DriftScope::Cluster(cluster_id) => {
             store.get_cluster(cluster_id).await?;
-            let nodes = store
+            let nodes: Vec<(NodeRef, ServerRef)> = store
                 .list_servers()
                 .await?
                 .into_iter()
                 .filter(|server| server.cluster_id == Some(cluster_id))
                 .filter_map(|server| {
                     let config = configs.iter().find(|config| config.server_id == server.id);
-                    NodeRef::new(&server, config, talos_port).ok()
+                    let server_ref =
+                        ServerRef::new(server.inventory.provider, &server.inventory.provider_id);
+                    NodeRef::new(&server, config, talos_port)
+                        .ok()
+                        .map(|node| (node, server_ref))
                 })
                 .collect();
             (cluster_id, nodes)
         }
     };
     let mut servers = servers;
-    servers.sort_by(|a, b| {
+    servers.sort_by(|(a, _), (b, _)| {
         (a.role != NodeRole::ControlPlane, &a.server_name)
             .cmp(&(b.role != NodeRole::ControlPlane, &b.server_name))
     });
@@ -465,7 +476,7 @@ pub async fn config_drift(
     let (cluster_id, nodes, api) =
         nodes_of(probe.store, probe.talos, probe.talos_port, scope).await?;
     let mut desired = Vec::new();
-    for node in &nodes {
+    for (node, _) in &nodes {
         let config = render_node_config(probe.store, node.server_id)
             .await
             .map_err(|source| ConfigDriftError::Render {
@@ -475,7 +486,7 @@ pub async fn config_drift(
         desired.push(config.yaml);
     }
     let mut tasks = tokio::task::JoinSet::new();
-    for (index, (node, desired)) in nodes.iter().zip(desired).enumerate() {
+    for (index, ((node, _), desired)) in nodes.iter().zip(desired).enumerate() {
         let api = api.clone();
         let address = node.address;
         let timeout = probe.call_timeout;
@@ -494,7 +505,7 @@ pub async fn config_drift(
     let servers = nodes
         .iter()
         .enumerate()
-        .map(|(index, node)| {
+        .map(|(index, (node, server_ref))| {
             let outcome = outcomes
                 .remove(&index)
                 .unwrap_or_else(|| Err("the check of this node failed".to_owned()));
@@ -505,6 +516,7 @@ pub async fn config_drift(
             };
             ServerDrift {
                 server_id: node.server_id,
+                server_ref: server_ref.clone(),
                 server: node.server_name.clone(),
                 role: node.role,
                 address: node.address,

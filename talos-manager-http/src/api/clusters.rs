@@ -6,8 +6,9 @@ use poem_openapi::param::{Path, Query};
 use poem_openapi::payload::{Json, PlainText};
 use poem_openapi::{ApiResponse, OpenApi};
 use talos_manager_api_types::{
-    CertificateExpiryView, ClusterBody, ClusterHealthView, ClusterView, EtcdMemberHealthView,
-    HealthStatusName, MachineTypeName, MissingServerView, NodeHealthView,
+    CertificateExpiryView, ClusterBody, ClusterHealthView, ClusterView, ConfigDriftView,
+    DriftStatusName, EtcdMemberHealthView, HealthStatusName, MachineTypeName, MissingServerView,
+    NodeHealthView, ServerDriftView,
 };
 use talos_manager_core::cluster_health::{ClusterHealth, HealthStatus};
 use talos_manager_core::clusters::{
@@ -16,6 +17,9 @@ use talos_manager_core::clusters::{
 };
 use talos_manager_core::ids::{ClusterId, VswitchId};
 use talos_manager_core::lifecycle::NodeRole;
+use talos_manager_core::node_config::drift::{
+    ConfigDrift, ConfigDriftError, DriftProbe, DriftScope, DriftStatus, config_drift,
+};
 use talos_manager_core::store::{Cluster, ClusterFields};
 use talos_manager_core::{Secret, Store};
 
@@ -227,6 +231,27 @@ impl ClustersApi {
         Ok(Json(health_view(health)))
     }
 
+    /// Compare the machine config every configured node of the cluster runs (read from the
+    /// node through its Talos API) with the config talos-manager would serve it now, ignoring
+    /// what Talos changes itself when it keeps a config (comments, key and document order,
+    /// empty values). Each server is `in_sync`, `drifted` with a unified diff (secrets masked)
+    /// or `unreachable` with why; control planes first.
+    #[oai(
+        path = "/clusters/:id/config-drift",
+        method = "get",
+        operation_id = "get_cluster_config_drift"
+    )]
+    async fn config_drift(
+        &self,
+        state: Data<&AppState>,
+        _auth: AdminAuth,
+        id: Path<String>,
+    ) -> ApiResult<Json<ConfigDriftView>> {
+        let id = parse_id("cluster", &id, ClusterId)?;
+        let drift = check_drift(&state, DriftScope::Cluster(id)).await?;
+        Ok(Json(drift_view(drift)))
+    }
+
     /// Get a cluster; its secrets bundle only with `include_secrets=true`.
     #[oai(path = "/clusters/:id", method = "get", operation_id = "get_cluster")]
     async fn get(
@@ -332,5 +357,48 @@ impl ClustersApi {
         let kubeconfig = cluster_kubeconfig(&state.store, id).await?;
         tracing::info!(cluster = %id, by = ?auth.principal(), "kubeconfig issued");
         Ok(YamlFile::Ok(PlainText(kubeconfig.into_inner())))
+    }
+}
+
+/// The drift of `scope`, reaching nodes as the health checks do.
+pub(crate) async fn check_drift(
+    state: &AppState,
+    scope: DriftScope,
+) -> Result<ConfigDrift, ConfigDriftError> {
+    let talos = state.cluster_health.talos();
+    let probe = DriftProbe {
+        store: &state.store,
+        talos: &*talos.connector,
+        talos_port: talos.port,
+        call_timeout: state.cluster_health.call_timeout(),
+    };
+    config_drift(&probe, scope).await
+}
+
+/// A drift check as the API shows it.
+pub(crate) fn drift_view(drift: ConfigDrift) -> ConfigDriftView {
+    ConfigDriftView {
+        cluster_id: drift.cluster_id.to_string(),
+        in_sync: drift.in_sync(),
+        servers: drift
+            .servers
+            .into_iter()
+            .map(|server| ServerDriftView {
+                server_id: server.server_ref.to_string(),
+                server: server.server,
+                machine_type: match server.role {
+                    NodeRole::ControlPlane => MachineTypeName::Controlplane,
+                    NodeRole::Worker => MachineTypeName::Worker,
+                },
+                address: server.address.to_string(),
+                status: match server.status {
+                    DriftStatus::InSync => DriftStatusName::InSync,
+                    DriftStatus::Drifted => DriftStatusName::Drifted,
+                    DriftStatus::Unreachable => DriftStatusName::Unreachable,
+                },
+                diff: server.diff,
+                error: server.error,
+            })
+            .collect(),
     }
 }

@@ -12,6 +12,7 @@ use talos_manager_core::ids::InvalidServerRef;
 use talos_manager_core::image_factory::ImageFactoryError;
 use talos_manager_core::jobs::{LabelTaintRuleError, QueueClusterBootstrapError};
 use talos_manager_core::lifecycle::{BootstrapRefusal, RollingPlanError};
+use talos_manager_core::node_config::drift::ConfigDriftError;
 use talos_manager_core::node_config::{AssignMachineConfigError, NodeConfigError};
 use talos_manager_core::rescue::RescueError;
 use talos_manager_core::runbooks::RunbookError;
@@ -494,6 +495,19 @@ impl From<ClusterHealthError> for ApiError {
         match error {
             ClusterHealthError::Store(error) => error.into(),
             ClusterHealthError::Bundle(error) => error.into(),
+            other => ApiError::internal(&other),
+        }
+    }
+}
+
+impl From<ConfigDriftError> for ApiError {
+    fn from(error: ConfigDriftError) -> ApiError {
+        match error {
+            ConfigDriftError::Store(error) => error.into(),
+            ConfigDriftError::Bundle(error) => error.into(),
+            // Not a configured node of a cluster: there is no running config to compare.
+            ConfigDriftError::NotANode(error) => ApiError::conflict(error.to_string()),
+            ConfigDriftError::Render { source, .. } => (*source).into(),
             other => ApiError::internal(&other),
         }
     }
