@@ -87,7 +87,10 @@ pub use cluster_health::{
     MissingServerView, NodeHealthView,
 };
 pub use clusters::{ClusterBody, ClusterView};
-pub use config_drift::{ConfigDriftView, DriftStatusName, ServerDriftView};
+pub use config_drift::{
+    ConfigApplyBody, ConfigApplyModeName, ConfigApplyPlanView, ConfigDriftView, DriftStatusName,
+    PlannedApplyView, ServerDriftView,
+};
 pub use configs::{ConfigBody, ConfigView};
 pub use error::{ErrorBody, IssueBody};
 pub use error_chain::error_chain;

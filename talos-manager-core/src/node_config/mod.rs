@@ -14,6 +14,7 @@
 
 use std::sync::OnceLock;
 
+pub mod apply;
 mod assign;
 mod cache;
 pub mod drift;

@@ -512,3 +512,26 @@ impl From<ConfigDriftError> for ApiError {
         }
     }
 }
+
+impl From<talos_manager_core::jobs::QueueConfigApplyError> for ApiError {
+    fn from(error: talos_manager_core::jobs::QueueConfigApplyError) -> ApiError {
+        use talos_manager_core::jobs::QueueConfigApplyError;
+        match error {
+            QueueConfigApplyError::InProgress { .. } => ApiError::cluster_busy(error.to_string()),
+            QueueConfigApplyError::Store(error) => error.into(),
+        }
+    }
+}
+
+impl From<talos_manager_core::node_config::apply::ConfigApplyError> for ApiError {
+    fn from(error: talos_manager_core::node_config::apply::ConfigApplyError) -> ApiError {
+        use talos_manager_core::node_config::apply::ConfigApplyError;
+        match error {
+            ConfigApplyError::Target(error) => error.into(),
+            ConfigApplyError::MixedSelection => {
+                ApiError::BadRequest(body("bad_request", error.to_string()))
+            }
+            other => ApiError::internal(&other),
+        }
+    }
+}

@@ -130,3 +130,113 @@ async fn a_patch_shows_as_drift_on_every_node_sqlite() {
 async fn a_patch_shows_as_drift_on_every_node_postgres() {
     a_patch_shows_as_drift_on_every_node(Backend::Postgres, 156).await;
 }
+
+/// A patch edited in the config template: the dry run shows the diff on every node and changes
+/// nothing; the apply (one job) makes every node run it, control planes first, one at a time;
+/// a second apply while one is queued is refused.
+async fn a_patch_rolls_out_control_planes_first(backend: Backend, first_octet: u8) {
+    let setup = setup(backend, first_octet, true).await;
+    run_rendered_configs(&setup).await;
+    edit_patch(&setup, MAX_PODS_PATCH).await;
+    let path = format!("/api/v1/clusters/{}/config-apply", setup.fleet.cluster);
+
+    let plan = setup
+        .server
+        .expect(
+            Method::POST,
+            &path,
+            Some(json!({"dry_run": true, "mode": "no_reboot"})),
+            200,
+        )
+        .await;
+    let nodes = plan["nodes"].as_array().unwrap();
+    assert_eq!(nodes.len(), 4, "{plan:#}");
+    assert_eq!(nodes[0]["machine_type"], "controlplane");
+    assert_eq!(nodes[3]["server"], "worker-1");
+    for node in nodes {
+        assert_eq!(node["drifted"], true, "{plan:#}");
+        assert!(
+            node["diff"]
+                .as_str()
+                .unwrap()
+                .contains("+      max-pods: '250'")
+        );
+        assert_eq!(
+            node["talos_summary"],
+            "Dry run summary:\nApplied configuration without a reboot (skipped in dry-run).",
+            "{plan:#}"
+        );
+    }
+    assert!(!plan.to_string().contains("BEGIN"), "{plan:#}");
+    assert_eq!(cluster_drift(&setup).await["in_sync"], false);
+
+    // Queued, no worker yet: a second one is refused.
+    let job = setup
+        .server
+        .expect(Method::POST, &path, Some(json!({"mode": "no_reboot"})), 202)
+        .await;
+    assert_eq!(job["kind"], "config_apply");
+    let refused = setup
+        .server
+        .expect(Method::POST, &path, Some(json!({})), 409)
+        .await;
+    assert_eq!(refused["code"], "cluster_busy", "{refused:#}");
+
+    let settings = super::lifecycle::lifecycle_settings(&setup.server, setup.talos.port());
+    let (_stop, _task) =
+        super::lifecycle::Fleet::start_worker_with(&setup.server, "applier", settings);
+    let done = super::lifecycle::finished(&setup.server, job["id"].as_str().unwrap()).await;
+    assert_eq!(done["status"], "succeeded", "{done:#}");
+
+    let body = cluster_drift(&setup).await;
+    assert_eq!(body["in_sync"], true, "{body:#}");
+
+    // One at a time, control planes first.
+    let applied: Vec<std::net::Ipv4Addr> = setup
+        .talos
+        .calls()
+        .into_iter()
+        .filter(|call| {
+            call.method == "MachineService/ApplyConfiguration"
+                && call.summary.starts_with("mode NO_REBOOT")
+        })
+        .map(|call| call.node)
+        .collect();
+    let addresses: Vec<std::net::Ipv4Addr> = [
+        "control-plane-1",
+        "control-plane-2",
+        "control-plane-3",
+        "worker-1",
+    ]
+    .iter()
+    .map(|name| setup.fleet.server(name).address)
+    .collect();
+    // The plan's dry runs, then per node the job's dry run and its apply.
+    let job_order: Vec<std::net::Ipv4Addr> = addresses
+        .iter()
+        .flat_map(|address| [*address, *address])
+        .collect();
+    assert_eq!(applied[..4], addresses[..]);
+    assert_eq!(applied[4..], job_order[..]);
+    let log = setup
+        .server
+        .expect(
+            Method::GET,
+            &format!("/api/v1/jobs/{}", job["id"].as_str().unwrap()),
+            None,
+            200,
+        )
+        .await;
+    let text = log.to_string();
+    assert!(!text.contains("BEGIN"), "{text}");
+}
+
+#[tokio::test]
+async fn a_patch_rolls_out_control_planes_first_sqlite() {
+    a_patch_rolls_out_control_planes_first(Backend::Sqlite, 161).await;
+}
+
+#[tokio::test]
+async fn a_patch_rolls_out_control_planes_first_postgres() {
+    a_patch_rolls_out_control_planes_first(Backend::Postgres, 166).await;
+}
