@@ -240,3 +240,45 @@ async fn a_patch_rolls_out_control_planes_first_sqlite() {
 async fn a_patch_rolls_out_control_planes_first_postgres() {
     a_patch_rolls_out_control_planes_first(Backend::Postgres, 166).await;
 }
+
+/// A change the nodes refuse in `no_reboot` mode (a kernel module needs a reboot): the job fails
+/// at the first control plane's dry run and touches no other node.
+#[tokio::test]
+async fn the_first_failure_stops_the_roll() {
+    let setup = setup(Backend::Sqlite, 171, true).await;
+    run_rendered_configs(&setup).await;
+    edit_patch(
+        &setup,
+        "machine:\n  kernel:\n    modules:\n      - name: br_netfilter\n",
+    )
+    .await;
+    let path = format!("/api/v1/clusters/{}/config-apply", setup.fleet.cluster);
+    let job = setup
+        .server
+        .expect(Method::POST, &path, Some(json!({"mode": "no_reboot"})), 202)
+        .await;
+    let settings = super::lifecycle::lifecycle_settings(&setup.server, setup.talos.port());
+    let (_stop, _task) =
+        super::lifecycle::Fleet::start_worker_with(&setup.server, "applier", settings);
+    let done = super::lifecycle::finished(&setup.server, job["id"].as_str().unwrap()).await;
+    assert_eq!(done["status"], "failed", "{done:#}");
+    assert!(
+        done.to_string()
+            .contains("control-plane-1: the dry run was refused"),
+        "{done:#}"
+    );
+    let first = setup.fleet.server("control-plane-1").address;
+    let touched: Vec<std::net::Ipv4Addr> = setup
+        .talos
+        .calls()
+        .into_iter()
+        .filter(|call| call.method == "MachineService/ApplyConfiguration")
+        .map(|call| call.node)
+        .collect();
+    // Only the refused dry run, on the first control plane.
+    assert_eq!(touched, [first]);
+    let body = cluster_drift(&setup).await;
+    for server in body["servers"].as_array().unwrap() {
+        assert_eq!(server["status"], "drifted", "{body:#}");
+    }
+}
