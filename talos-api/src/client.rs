@@ -389,7 +389,11 @@ enveloped!(
     pb::EtcdStatus,
 );
 
-fn apply_request(config: &Secret<String>, mode: ApplyMode) -> pb::ApplyConfigurationRequest {
+fn apply_request(
+    config: &Secret<String>,
+    mode: ApplyMode,
+    dry_run: bool,
+) -> pb::ApplyConfigurationRequest {
     use pb::apply_configuration_request::Mode;
     pb::ApplyConfigurationRequest {
         data: config.expose().as_bytes().to_vec(),
@@ -400,7 +404,7 @@ fn apply_request(config: &Secret<String>, mode: ApplyMode) -> pb::ApplyConfigura
             ApplyMode::Staged => Mode::Staged,
             ApplyMode::Try => Mode::Try,
         } as i32,
-        dry_run: false,
+        dry_run,
     }
 }
 
@@ -409,18 +413,23 @@ async fn apply_configuration(
     node: SocketAddr,
     config: &Secret<String>,
     mode: ApplyMode,
+    dry_run: bool,
 ) -> Result<ApplyOutcome, TalosApiError> {
-    const OPERATION: &str = "apply configuration";
-    let mut client = channels.machine(node, OPERATION)?;
-    let request = apply_request(config, mode);
+    let operation = if dry_run {
+        "apply configuration (dry run)"
+    } else {
+        "apply configuration"
+    };
+    let mut client = channels.machine(node, operation)?;
+    let request = apply_request(config, mode, dry_run);
     let response = run(
         node,
-        OPERATION,
+        operation,
         channels.options.request_timeout,
         async move { client.apply_configuration(request).await },
     )
     .await?;
-    let applied = first(node, OPERATION, response.into_inner().messages)?;
+    let applied = first(node, operation, response.into_inner().messages)?;
     Ok(ApplyOutcome {
         mode_details: applied.mode_details,
         warnings: applied.warnings,
@@ -678,7 +687,24 @@ impl TalosApi for GrpcTalosApi {
         config: &Secret<String>,
         mode: ApplyMode,
     ) -> Result<ApplyOutcome, TalosApiError> {
-        apply_configuration(&self.channels, node, config, mode).await
+        apply_configuration(&self.channels, node, config, mode, false).await
+    }
+
+    async fn dry_run_configuration(
+        &self,
+        node: SocketAddr,
+        config: &Secret<String>,
+        mode: ApplyMode,
+    ) -> Result<ApplyOutcome, TalosApiError> {
+        apply_configuration(&self.channels, node, config, mode, true).await
+    }
+
+    async fn machine_config(&self, node: SocketAddr) -> Result<Secret<String>, TalosApiError> {
+        const OPERATION: &str = "machine config";
+        let yaml = cosi_get(&self.channels, node, OPERATION, cosi::MACHINE_CONFIG).await?;
+        cosi::machine_config(&yaml)
+            .map(Secret::new)
+            .map_err(|message| invalid(node, OPERATION, &message))
     }
 }
 
@@ -713,7 +739,7 @@ impl TalosMaintenanceApi for GrpcMaintenanceApi {
         config: &Secret<String>,
         mode: ApplyMode,
     ) -> Result<ApplyOutcome, TalosApiError> {
-        apply_configuration(&self.channels, node, config, mode).await
+        apply_configuration(&self.channels, node, config, mode, false).await
     }
 
     async fn machine_status(&self, node: SocketAddr) -> Result<MachineStatus, TalosApiError> {

@@ -27,6 +27,20 @@ pub(crate) const NODENAME: ResourceRef = ResourceRef {
     id: "nodename",
 };
 
+/// `talosctl get machineconfig v1alpha1`: the config the node runs (Talos's
+/// `resources/config/machine_config.go`: `ActiveID`; its YAML spec is the config as one string).
+pub(crate) const MACHINE_CONFIG: ResourceRef = ResourceRef {
+    namespace: "config",
+    r#type: "MachineConfigs.config.talos.dev",
+    id: "v1alpha1",
+};
+
+/// The config text of a `MachineConfig` resource's YAML spec (a YAML string).
+pub(crate) fn machine_config(yaml: &str) -> Result<String, String> {
+    serde_norway::from_str::<String>(yaml)
+        .map_err(|error| format!("the MachineConfig spec is not a YAML string: {error}"))
+}
+
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct MachineStatusSpec {

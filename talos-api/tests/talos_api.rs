@@ -7,6 +7,8 @@ mod talos_api {
     mod harness;
     // Reads: version, machine status, node name, kubeconfig.
     mod reads;
+    // The running machine config, dry runs and apply modes on a configured node.
+    mod config;
     // etcd: members, leadership, removal, the last member's reset.
     mod etcd;
     // Reboot, the two upgrade paths, reset back to maintenance mode.

@@ -60,6 +60,7 @@
 
 mod cluster_health;
 mod clusters;
+mod config_drift;
 mod configs;
 mod error;
 mod error_chain;
@@ -86,6 +87,10 @@ pub use cluster_health::{
     MissingServerView, NodeHealthView,
 };
 pub use clusters::{ClusterBody, ClusterView};
+pub use config_drift::{
+    ConfigApplyBody, ConfigApplyModeName, ConfigApplyPlanView, ConfigDriftView, DriftStatusName,
+    PlannedApplyView, ServerDriftView,
+};
 pub use configs::{ConfigBody, ConfigView};
 pub use error::{ErrorBody, IssueBody};
 pub use error_chain::error_chain;

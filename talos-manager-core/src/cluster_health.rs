@@ -845,6 +845,16 @@ impl HealthMonitor {
         }
     }
 
+    /// How it reaches nodes.
+    pub fn talos(&self) -> &crate::jobs::TalosSettings {
+        &self.talos
+    }
+
+    /// The most one question to a node may take.
+    pub fn call_timeout(&self) -> Duration {
+        self.call_timeout
+    }
+
     /// Checks one cluster now and keeps the result.
     pub async fn check(
         &self,

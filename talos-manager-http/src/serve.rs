@@ -198,6 +198,9 @@ pub async fn serve(config: ServiceConfig) -> Result<(), ServeError> {
         .register(ResetJob::new(lifecycle.clone()))
         .register(RollingJob::upgrade(lifecycle.clone()))
         .register(ClusterBootstrapJob::new(lifecycle.clone()))
+        .register(talos_manager_core::jobs::ConfigApplyJob::new(
+            lifecycle.clone(),
+        ))
         .register(RollingJob::reboot(lifecycle));
     let worker = tokio::spawn(worker.run(stopped(stop.clone())));
     let periodic_sync = (config.sync_interval_seconds > 0).then(|| {

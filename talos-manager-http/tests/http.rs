@@ -42,6 +42,8 @@ mod http {
     // A cluster's health through the API and /metrics, over the gRPC client against the fake
     // Talos API and the fake Kubernetes API.
     mod cluster_health;
+    // Config drift: the config each node runs against the one it would be served now.
+    mod config_drift;
     // Running `talos-manager` as a process: help, bad configuration, serve, migrate, token.
     mod commands;
     // /metrics and request ids.

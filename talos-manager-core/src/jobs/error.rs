@@ -105,6 +105,9 @@ pub enum JobError {
     /// Bringing the node's labels and taints in line failed.
     #[error(transparent)]
     Labels(Box<ReconcileError>),
+    /// A config apply could not run, or a node failed.
+    #[error(transparent)]
+    ConfigApply(Box<crate::node_config::apply::ConfigApplyError>),
     /// A failure a job handler outside talos-manager describes itself.
     #[error("{0}")]
     Other(String),

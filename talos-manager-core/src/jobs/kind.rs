@@ -24,11 +24,13 @@ pub enum JobKind {
     PushConfig,
     /// `cluster_bootstrap`: etcd's Bootstrap on a cluster's first control plane, once.
     ClusterBootstrap,
+    /// Roll the rendered config out to running nodes (`crate::node_config::apply`).
+    ConfigApply,
 }
 
 impl JobKind {
     /// Every kind.
-    pub const ALL: [JobKind; 8] = [
+    pub const ALL: [JobKind; 9] = [
         JobKind::Sync,
         JobKind::Bootstrap,
         JobKind::LabelAndTaint,
@@ -37,6 +39,7 @@ impl JobKind {
         JobKind::Reboot,
         JobKind::PushConfig,
         JobKind::ClusterBootstrap,
+        JobKind::ConfigApply,
     ];
 
     /// The stored and shown name: `sync`, `bootstrap`, `label_and_taint`, `reset`, `upgrade`,
@@ -51,6 +54,7 @@ impl JobKind {
             JobKind::Reboot => "reboot",
             JobKind::PushConfig => "push_config",
             JobKind::ClusterBootstrap => "cluster_bootstrap",
+            JobKind::ConfigApply => "config_apply",
         }
     }
 }
@@ -94,7 +98,8 @@ mod tests {
                 "upgrade",
                 "reboot",
                 "push_config",
-                "cluster_bootstrap"
+                "cluster_bootstrap",
+                "config_apply"
             ]
         );
         for kind in JobKind::ALL {

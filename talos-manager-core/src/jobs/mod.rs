@@ -70,6 +70,7 @@ use tokio::sync::{Notify, Semaphore, watch};
 
 mod bootstrap;
 mod cluster_bootstrap;
+mod config_apply;
 mod error;
 mod kind;
 mod label_and_taint;
@@ -81,6 +82,9 @@ pub use bootstrap::{BOOTSTRAP_ABANDONED, BootstrapArgs, BootstrapJob, BootstrapS
 pub use cluster_bootstrap::{
     ClusterBootstrapArgs, ClusterBootstrapJob, QueueClusterBootstrapError, bootstrap_scope,
     queue_bootstrap_after_config_served, queue_cluster_bootstrap,
+};
+pub use config_apply::{
+    ConfigApplyArgs, ConfigApplyJob, QueueConfigApplyError, queue_config_apply,
 };
 pub use error::JobError;
 pub use kind::{JobKind, UnknownJobKind};

@@ -14,8 +14,10 @@
 
 use std::sync::OnceLock;
 
+pub mod apply;
 mod assign;
 mod cache;
+pub mod drift;
 mod miss_limit;
 mod push;
 mod request;

@@ -415,6 +415,21 @@ pub trait TalosApi: Send + Sync {
         config: &Secret<String>,
         mode: ApplyMode,
     ) -> Result<ApplyOutcome, TalosApiError>;
+
+    /// `MachineService.ApplyConfiguration` with `dry_run`: the node changes nothing and
+    /// answers, in [`ApplyOutcome::mode_details`], how it would apply `config` with `mode`
+    /// (whether a reboot is needed) and the differences from the config it runs.
+    async fn dry_run_configuration(
+        &self,
+        node: SocketAddr,
+        config: &Secret<String>,
+        mode: ApplyMode,
+    ) -> Result<ApplyOutcome, TalosApiError>;
+
+    /// The machine config the node runs (COSI `MachineConfigs.config.talos.dev/v1alpha1` in
+    /// namespace `config`: the whole multi-document YAML, as Talos encodes it). It holds the
+    /// cluster's secrets: never log it.
+    async fn machine_config(&self, node: SocketAddr) -> Result<Secret<String>, TalosApiError>;
 }
 
 /// The calls a node in maintenance mode (booted, no machine config yet) answers over TLS without

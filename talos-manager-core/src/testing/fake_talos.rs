@@ -70,6 +70,10 @@ struct Node {
     rejoins_etcd: bool,
     /// A control plane whose etcd waits for a bootstrap (no cluster yet).
     awaits_bootstrap: bool,
+    /// The machine config it runs, as applied.
+    config: Option<String>,
+    /// A config applied in staged mode, run after the next reboot.
+    staged_config: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -155,8 +159,25 @@ impl FakeTalos {
                 etcd_running: control_plane,
                 rejoins_etcd: true,
                 awaits_bootstrap: false,
+                config: None,
+                staged_config: None,
             },
         );
+    }
+
+    /// Sets the machine config `address` runs (as if applied before).
+    pub fn set_config(&self, address: SocketAddr, yaml: &str) {
+        if let Some(node) = self.lock().nodes.get_mut(&address) {
+            node.config = Some(yaml.to_owned());
+        }
+    }
+
+    /// The machine config `address` runs, if any.
+    pub fn config_of(&self, address: SocketAddr) -> Option<String> {
+        self.lock()
+            .nodes
+            .get(&address)
+            .and_then(|node| node.config.clone())
     }
 
     /// Adds a running, ready control plane of a cluster that was never bootstrapped: its etcd
@@ -176,6 +197,8 @@ impl FakeTalos {
                 etcd_running: false,
                 rejoins_etcd: true,
                 awaits_bootstrap: true,
+                config: None,
+                staged_config: None,
             },
         );
     }
@@ -304,6 +327,9 @@ impl FakeTalos {
             if node.down_polls == 0 {
                 node.etcd_running =
                     node.control_plane && node.rejoins_etcd && !node.awaits_bootstrap;
+                if let Some(staged) = node.staged_config.take() {
+                    node.config = Some(staged);
+                }
                 match node.pending.take() {
                     Some(Pending::Version(version)) => node.version = version,
                     Some(Pending::Life(life)) => node.life = life,
@@ -612,14 +638,69 @@ impl TalosApi for FakeTalos {
     async fn apply_configuration(
         &self,
         node: SocketAddr,
-        _config: &Secret<String>,
+        config: &Secret<String>,
         mode: ApplyMode,
     ) -> Result<ApplyOutcome, TalosApiError> {
-        drop(self.enter(node, "apply_configuration", &format!("{mode:?}"), false)?);
+        let (mut state, _) =
+            self.enter(node, "apply_configuration", &format!("{mode:?}"), false)?;
+        let node = node_mut(&mut state, node);
+        let mode_details = if mode == ApplyMode::Staged {
+            node.staged_config = Some(config.expose().clone());
+            "Staged configuration to be applied after a reboot"
+        } else {
+            node.config = Some(config.expose().clone());
+            "Applied configuration without a reboot"
+        };
         Ok(ApplyOutcome {
-            mode_details: "Applied configuration without a reboot".into(),
+            mode_details: mode_details.into(),
             warnings: Vec::new(),
         })
+    }
+
+    async fn dry_run_configuration(
+        &self,
+        node: SocketAddr,
+        config: &Secret<String>,
+        mode: ApplyMode,
+    ) -> Result<ApplyOutcome, TalosApiError> {
+        let (mut state, _) =
+            self.enter(node, "dry_run_configuration", &format!("{mode:?}"), false)?;
+        let running = node_mut(&mut state, node)
+            .config
+            .clone()
+            .unwrap_or_default();
+        let diff = crate::node_config::drift::unified_diff(&running, config.expose(), 3);
+        let action = if mode == ApplyMode::Staged {
+            "Staged configuration to be applied after a reboot"
+        } else {
+            "Applied configuration without a reboot"
+        };
+        let diff = if diff.is_empty() {
+            "No changes.\n".to_owned()
+        } else {
+            diff
+        };
+        Ok(ApplyOutcome {
+            mode_details: format!(
+                "Dry run summary:\n{action} (skipped in dry-run).\n\nConfig diff:\n\n{diff}"
+            ),
+            warnings: Vec::new(),
+        })
+    }
+
+    async fn machine_config(&self, node: SocketAddr) -> Result<Secret<String>, TalosApiError> {
+        let (mut state, _) = self.enter(node, "machine_config", "", false)?;
+        node_mut(&mut state, node)
+            .config
+            .clone()
+            .map(Secret::new)
+            .ok_or(TalosApiError::Status {
+                node,
+                operation: "machine config",
+                code: TalosStatusCode::NotFound,
+                message: "resource MachineConfigs.config.talos.dev(config/v1alpha1) not found"
+                    .into(),
+            })
     }
 }
 

@@ -1745,3 +1745,61 @@ store_test!(
         );
     }
 );
+
+// A config apply started again after a restart continues after the last node done: the nodes
+// its checkpoint lists are not touched again.
+store_test!(config_apply_resumes_after_the_nodes_done, |store| {
+    use talos_manager_core::lifecycle::{Checkpoint, MemoryCheckpoint};
+    use talos_manager_core::node_config::apply::{
+        ApplyContext, ConfigApplyMode, ConfigApplyTarget, run_config_apply,
+    };
+    let cluster = Cluster::new(store, &["control-plane-1", "control-plane-2", "worker-1"]).await;
+    for name in ["control-plane-1", "control-plane-2", "worker-1"] {
+        cluster.talos.set_config(
+            cluster.address(name),
+            "version: v1alpha1\nmachine:\n  type: outdated\n",
+        );
+    }
+    let checkpoint = MemoryCheckpoint::default();
+    checkpoint
+        .save(&serde_json::json!({ "done": [cluster.id("control-plane-1")] }))
+        .await
+        .unwrap();
+    let server = store.get_server(cluster.id("worker-1")).await.unwrap();
+    let ctx = ApplyContext {
+        store,
+        talos: &cluster.talos,
+        talos_port: cluster.address("worker-1").port(),
+        poll_interval: Duration::from_millis(20),
+        node_back: Duration::from_secs(2),
+        log: &*cluster.log,
+    };
+    let report = run_config_apply(
+        &ctx,
+        &ConfigApplyTarget::Cluster(server.cluster_id.unwrap()),
+        ConfigApplyMode::Auto,
+        &checkpoint,
+    )
+    .await
+    .unwrap();
+    assert_eq!(report.resumed, ["control-plane-1"]);
+    assert_eq!(report.applied, ["control-plane-2", "worker-1"]);
+    let applied: Vec<String> = cluster.talos.calls_of("apply_configuration");
+    assert_eq!(applied.len(), 2, "{applied:?}");
+    assert!(applied[0].contains("control-plane-2"), "{applied:?}");
+    assert!(applied[1].contains("worker-1"), "{applied:?}");
+    assert!(
+        cluster
+            .talos
+            .config_of(cluster.address("control-plane-1"))
+            .unwrap()
+            .contains("outdated")
+    );
+    assert_eq!(
+        checkpoint.state().unwrap()["done"]
+            .as_array()
+            .unwrap()
+            .len(),
+        3
+    );
+});

@@ -6,8 +6,10 @@ use poem_openapi::param::{Path, Query};
 use poem_openapi::payload::{Json, PlainText};
 use poem_openapi::{ApiResponse, OpenApi};
 use talos_manager_api_types::{
-    CertificateExpiryView, ClusterBody, ClusterHealthView, ClusterView, EtcdMemberHealthView,
-    HealthStatusName, MachineTypeName, MissingServerView, NodeHealthView,
+    CertificateExpiryView, ClusterBody, ClusterHealthView, ClusterView, ConfigApplyBody,
+    ConfigApplyModeName, ConfigApplyPlanView, ConfigDriftView, DriftStatusName,
+    EtcdMemberHealthView, HealthStatusName, JobView, MachineTypeName, MissingServerView,
+    NodeHealthView, PlannedApplyView, ServerDriftView,
 };
 use talos_manager_core::cluster_health::{ClusterHealth, HealthStatus};
 use talos_manager_core::clusters::{
@@ -15,7 +17,14 @@ use talos_manager_core::clusters::{
     create_cluster,
 };
 use talos_manager_core::ids::{ClusterId, VswitchId};
+use talos_manager_core::jobs::{ConfigApplyArgs, queue_config_apply};
 use talos_manager_core::lifecycle::NodeRole;
+use talos_manager_core::node_config::apply::{
+    ApplyContext, ConfigApplyMode, ConfigApplyTarget, NoProgress, plan_config_apply,
+};
+use talos_manager_core::node_config::drift::{
+    ConfigDrift, ConfigDriftError, DriftProbe, DriftScope, DriftStatus, config_drift,
+};
 use talos_manager_core::store::{Cluster, ClusterFields};
 use talos_manager_core::{Secret, Store};
 
@@ -24,6 +33,17 @@ use super::error::{ApiError, ApiResult};
 use super::ids::parse_id;
 use super::{Created, Deleted, Tag};
 use crate::AppState;
+
+/// The answer of `POST /clusters/{id}/config-apply`.
+#[derive(Debug, ApiResponse)]
+pub(crate) enum ConfigApplyAnswer {
+    /// The plan (`dry_run`): nothing was changed.
+    #[oai(status = 200)]
+    Plan(Json<ConfigApplyPlanView>),
+    /// The `config_apply` job, queued.
+    #[oai(status = 202)]
+    Accepted(Json<JobView>),
+}
 
 /// A client config as YAML.
 #[derive(Debug, ApiResponse)]
@@ -227,6 +247,115 @@ impl ClustersApi {
         Ok(Json(health_view(health)))
     }
 
+    /// Compare the machine config every configured node of the cluster runs (read from the
+    /// node through its Talos API) with the config talos-manager would serve it now, ignoring
+    /// what Talos changes itself when it keeps a config (comments, key and document order,
+    /// empty values). Each server is `in_sync`, `drifted` with a unified diff (secrets masked)
+    /// or `unreachable` with why; control planes first.
+    #[oai(
+        path = "/clusters/:id/config-drift",
+        method = "get",
+        operation_id = "get_cluster_config_drift"
+    )]
+    async fn config_drift(
+        &self,
+        state: Data<&AppState>,
+        _auth: AdminAuth,
+        id: Path<String>,
+    ) -> ApiResult<Json<ConfigDriftView>> {
+        let id = parse_id("cluster", &id, ClusterId)?;
+        let drift = check_drift(&state, DriftScope::Cluster(id)).await?;
+        Ok(Json(drift_view(drift)))
+    }
+
+    /// Roll the config talos-manager would serve now out to the cluster's nodes (or the
+    /// servers named): with `dry_run`, answer the plan (each node's diff, secrets masked, and
+    /// Talos's own dry-run summary: with or without a reboot) and change nothing; otherwise
+    /// queue a `config_apply` job (202): control planes first, one node at a time, each
+    /// dry-run, applied with `mode` and waited for until healthy (Talos API answers, etcd
+    /// healthy on control planes) before the next; the first failure stops it; it continues
+    /// after a restart. 409 while another job of the cluster (config apply, upgrade, reboot,
+    /// reset) is queued or running.
+    #[oai(
+        path = "/clusters/:id/config-apply",
+        method = "post",
+        operation_id = "apply_cluster_config"
+    )]
+    async fn config_apply(
+        &self,
+        state: Data<&AppState>,
+        _auth: AdminAuth,
+        id: Path<String>,
+        body: Json<ConfigApplyBody>,
+    ) -> ApiResult<ConfigApplyAnswer> {
+        let id = parse_id("cluster", &id, ClusterId)?;
+        let body = body.0;
+        let target = if body.server_ids.is_empty() {
+            ConfigApplyTarget::Cluster(id)
+        } else {
+            let mut servers = Vec::new();
+            for api_id in &body.server_ids {
+                let server = super::servers::load_server(&state, api_id).await?;
+                if server.cluster_id != Some(id) {
+                    return Err(ApiError::not_found(format!(
+                        "server {api_id} is not in this cluster"
+                    )));
+                }
+                servers.push(server.id);
+            }
+            ConfigApplyTarget::Servers(servers)
+        };
+        let mode = match body.mode {
+            ConfigApplyModeName::Auto => ConfigApplyMode::Auto,
+            ConfigApplyModeName::NoReboot => ConfigApplyMode::NoReboot,
+            ConfigApplyModeName::Staged => ConfigApplyMode::Staged,
+            ConfigApplyModeName::Reboot => ConfigApplyMode::Reboot,
+        };
+        if body.dry_run {
+            let talos = state.cluster_health.talos();
+            let context = ApplyContext {
+                store: &state.store,
+                talos: &*talos.connector,
+                talos_port: talos.port,
+                poll_interval: std::time::Duration::ZERO,
+                node_back: std::time::Duration::ZERO,
+                log: &NoProgress,
+            };
+            let plan = plan_config_apply(&context, &target, mode).await?;
+            return Ok(ConfigApplyAnswer::Plan(Json(ConfigApplyPlanView {
+                cluster_id: plan.cluster_id.to_string(),
+                mode: body.mode,
+                nodes: plan
+                    .nodes
+                    .into_iter()
+                    .map(|node| PlannedApplyView {
+                        server_id: node.server_ref.to_string(),
+                        server: node.server,
+                        machine_type: match node.role {
+                            NodeRole::ControlPlane => MachineTypeName::Controlplane,
+                            NodeRole::Worker => MachineTypeName::Worker,
+                        },
+                        drifted: node.drifted,
+                        diff: node.diff,
+                        talos_summary: node.talos_summary,
+                        error: node.error,
+                    })
+                    .collect(),
+            })));
+        }
+        let job = queue_config_apply(
+            &state.jobs,
+            &state.store,
+            id,
+            &ConfigApplyArgs { target, mode },
+        )
+        .await?;
+        Ok(ConfigApplyAnswer::Accepted(Json(super::jobs::job_view(
+            job,
+            &std::collections::HashMap::new(),
+        ))))
+    }
+
     /// Get a cluster; its secrets bundle only with `include_secrets=true`.
     #[oai(path = "/clusters/:id", method = "get", operation_id = "get_cluster")]
     async fn get(
@@ -332,5 +461,48 @@ impl ClustersApi {
         let kubeconfig = cluster_kubeconfig(&state.store, id).await?;
         tracing::info!(cluster = %id, by = ?auth.principal(), "kubeconfig issued");
         Ok(YamlFile::Ok(PlainText(kubeconfig.into_inner())))
+    }
+}
+
+/// The drift of `scope`, reaching nodes as the health checks do.
+pub(crate) async fn check_drift(
+    state: &AppState,
+    scope: DriftScope,
+) -> Result<ConfigDrift, ConfigDriftError> {
+    let talos = state.cluster_health.talos();
+    let probe = DriftProbe {
+        store: &state.store,
+        talos: &*talos.connector,
+        talos_port: talos.port,
+        call_timeout: state.cluster_health.call_timeout(),
+    };
+    config_drift(&probe, scope).await
+}
+
+/// A drift check as the API shows it.
+pub(crate) fn drift_view(drift: ConfigDrift) -> ConfigDriftView {
+    ConfigDriftView {
+        cluster_id: drift.cluster_id.to_string(),
+        in_sync: drift.in_sync(),
+        servers: drift
+            .servers
+            .into_iter()
+            .map(|server| ServerDriftView {
+                server_id: server.server_ref.to_string(),
+                server: server.server,
+                machine_type: match server.role {
+                    NodeRole::ControlPlane => MachineTypeName::Controlplane,
+                    NodeRole::Worker => MachineTypeName::Worker,
+                },
+                address: server.address.to_string(),
+                status: match server.status {
+                    DriftStatus::InSync => DriftStatusName::InSync,
+                    DriftStatus::Drifted => DriftStatusName::Drifted,
+                    DriftStatus::Unreachable => DriftStatusName::Unreachable,
+                },
+                diff: server.diff,
+                error: server.error,
+            })
+            .collect(),
     }
 }

@@ -12,6 +12,7 @@ use talos_manager_core::ids::InvalidServerRef;
 use talos_manager_core::image_factory::ImageFactoryError;
 use talos_manager_core::jobs::{LabelTaintRuleError, QueueClusterBootstrapError};
 use talos_manager_core::lifecycle::{BootstrapRefusal, RollingPlanError};
+use talos_manager_core::node_config::drift::ConfigDriftError;
 use talos_manager_core::node_config::{AssignMachineConfigError, NodeConfigError};
 use talos_manager_core::rescue::RescueError;
 use talos_manager_core::runbooks::RunbookError;
@@ -509,6 +510,42 @@ impl From<ClusterHealthError> for ApiError {
         match error {
             ClusterHealthError::Store(error) => error.into(),
             ClusterHealthError::Bundle(error) => error.into(),
+            other => ApiError::internal(&other),
+        }
+    }
+}
+
+impl From<ConfigDriftError> for ApiError {
+    fn from(error: ConfigDriftError) -> ApiError {
+        match error {
+            ConfigDriftError::Store(error) => error.into(),
+            ConfigDriftError::Bundle(error) => error.into(),
+            // Not a configured node of a cluster: there is no running config to compare.
+            ConfigDriftError::NotANode(error) => ApiError::conflict(error.to_string()),
+            ConfigDriftError::Render { source, .. } => (*source).into(),
+            other => ApiError::internal(&other),
+        }
+    }
+}
+
+impl From<talos_manager_core::jobs::QueueConfigApplyError> for ApiError {
+    fn from(error: talos_manager_core::jobs::QueueConfigApplyError) -> ApiError {
+        use talos_manager_core::jobs::QueueConfigApplyError;
+        match error {
+            QueueConfigApplyError::InProgress { .. } => ApiError::cluster_busy(error.to_string()),
+            QueueConfigApplyError::Store(error) => error.into(),
+        }
+    }
+}
+
+impl From<talos_manager_core::node_config::apply::ConfigApplyError> for ApiError {
+    fn from(error: talos_manager_core::node_config::apply::ConfigApplyError) -> ApiError {
+        use talos_manager_core::node_config::apply::ConfigApplyError;
+        match error {
+            ConfigApplyError::Target(error) => error.into(),
+            ConfigApplyError::MixedSelection => {
+                ApiError::BadRequest(body("bad_request", error.to_string()))
+            }
             other => ApiError::internal(&other),
         }
     }

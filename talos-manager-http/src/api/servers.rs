@@ -262,6 +262,29 @@ impl ServersApi {
         Ok(Json(server_view(&state, server).await?))
     }
 
+    /// Compare the machine config the server's node runs (read through its Talos API) with
+    /// the config talos-manager would serve it now: `in_sync`, `drifted` with a unified diff
+    /// (secrets masked) or `unreachable`. See `GET /clusters/{id}/config-drift`.
+    #[oai(
+        path = "/servers/:id/config-drift",
+        method = "get",
+        operation_id = "get_server_config_drift"
+    )]
+    async fn config_drift(
+        &self,
+        state: Data<&AppState>,
+        _auth: AdminAuth,
+        id: Path<String>,
+    ) -> ApiResult<Json<talos_manager_api_types::ConfigDriftView>> {
+        let server = load_server(&state, &id).await?;
+        let drift = super::clusters::check_drift(
+            &state,
+            talos_manager_core::node_config::drift::DriftScope::Server(server.id),
+        )
+        .await?;
+        Ok(Json(super::clusters::drift_view(drift)))
+    }
+
     // Rescue and bootstrap: kept together in one block.
 
     /// Put the server into its provider's rescue system: activates rescue with talos-manager's

@@ -15,8 +15,8 @@ use talos_manager_core::ProviderKind;
 use talos_manager_core::Store;
 use talos_manager_core::ids::{ClusterId, JobId, ServerId};
 use talos_manager_core::jobs::{
-    JobQueue, LifecycleSettings, PushConfigJob, ResetJob, RollingJob, TalosSettings, Worker,
-    WorkerTiming,
+    ConfigApplyJob, JobQueue, LifecycleSettings, PushConfigJob, ResetJob, RollingJob,
+    TalosSettings, Worker, WorkerTiming,
 };
 use talos_manager_core::kubernetes::DrainOptions;
 use talos_manager_core::lifecycle::LifecycleTiming;
@@ -121,25 +121,7 @@ impl Fleet {
 
     /// The lifecycle settings of the service, with the fake's port and short waits.
     pub(crate) fn settings(&self, server: &TestServer) -> LifecycleSettings {
-        LifecycleSettings {
-            talos: TalosSettings {
-                connector: Arc::new(talos_manager_talos_api::GrpcTalosConnector::new()),
-                port: self.talos.port(),
-            },
-            providers: server.providers(),
-            timing: LifecycleTiming {
-                poll_interval: Duration::from_millis(50),
-                node_down: Duration::from_secs(10),
-                node_back: Duration::from_secs(10),
-                drain: DrainOptions {
-                    timeout: Duration::from_secs(5),
-                    retry_interval: Duration::from_millis(50),
-                },
-                wipe_grace: Duration::ZERO,
-                etcd_rejoin: Duration::from_secs(5),
-            },
-            bootstrap: test_bootstrap_settings(None, 22, "https://factory.talos.dev"),
-        }
+        lifecycle_settings(server, self.talos.port())
     }
 
     /// A worker running the lifecycle jobs until the returned sender is dropped or set, and
@@ -153,7 +135,7 @@ impl Fleet {
     }
 
     /// As [`Fleet::start_worker`], with these settings.
-    fn start_worker_with(
+    pub(crate) fn start_worker_with(
         server: &TestServer,
         name: &str,
         settings: LifecycleSettings,
@@ -163,6 +145,7 @@ impl Fleet {
             .register(RollingJob::upgrade(settings.clone()))
             .register(RollingJob::reboot(settings.clone()))
             .register(PushConfigJob::new(settings.talos.clone()))
+            .register(ConfigApplyJob::new(settings.clone()))
             .timing(WorkerTiming {
                 poll: Duration::from_millis(50),
                 heartbeat: Duration::from_millis(100),
@@ -173,6 +156,30 @@ impl Fleet {
             let _ = stopped.wait_for(|s| *s).await;
         }));
         (stop, task)
+    }
+}
+
+/// The lifecycle settings of the service reaching the fake Talos API on `talos_port`, with
+/// short waits.
+pub(crate) fn lifecycle_settings(server: &TestServer, talos_port: u16) -> LifecycleSettings {
+    LifecycleSettings {
+        talos: TalosSettings {
+            connector: Arc::new(talos_manager_talos_api::GrpcTalosConnector::new()),
+            port: talos_port,
+        },
+        providers: server.providers(),
+        timing: LifecycleTiming {
+            poll_interval: Duration::from_millis(50),
+            node_down: Duration::from_secs(10),
+            node_back: Duration::from_secs(10),
+            drain: DrainOptions {
+                timeout: Duration::from_secs(5),
+                retry_interval: Duration::from_millis(50),
+            },
+            wipe_grace: Duration::ZERO,
+            etcd_rejoin: Duration::from_secs(5),
+        },
+        bootstrap: test_bootstrap_settings(None, 22, "https://factory.talos.dev"),
     }
 }
 

@@ -87,11 +87,23 @@
 //! - **Faults** per node ([`Faults`]): the upgrade fails (legacy: an `Internal` status; 1.13+:
 //!   exit code 1 in the install stream), the node never comes back from its next restart, calls
 //!   answer `Unavailable` until a moment.
+//! - **Machine config**: the last config applied (in maintenance mode, by a `talos.config=`
+//!   fetch, or on a configured node; [`FakeTalosCluster::set_running_config`] sets one) is
+//!   served by COSI Get of `config` `MachineConfigs.config.talos.dev/v1alpha1` (role
+//!   `os:admin`), re-encoded as Talos keeps it: comments dropped, keys in another order, empty
+//!   values left out, the v1alpha1 document first. On a configured node `ApplyConfiguration`
+//!   takes the modes as Talos does: `AUTO` applies live unless the change needs a reboot (the
+//!   fake's rule: `machine.kernel` changed), then it reboots; `NO_REBOOT` refuses such a change
+//!   (`InvalidArgument`); `STAGED` keeps the config for the next boot (any restart; see
+//!   [`FakeTalosCluster::staged_config`]); `REBOOT` applies and reboots. With `dry_run` nothing
+//!   changes and `mode_details` reads `Dry run summary:` with what the mode would do and the
+//!   lines removed and added (`Config diff:`), as Talos answers.
 //! - **Kubeconfig** streams a gzip tar without the end-of-archive blocks (as Talos does) holding
 //!   one `kubeconfig` entry, in two chunks.
 //! - Every call is recorded ([`FakeTalosCluster::calls`]): node, method, a short summary that
 //!   never holds a config or a key.
 
+mod config;
 mod kubeconfig;
 mod services;
 mod tls;
@@ -292,6 +304,8 @@ pub(crate) struct Node {
     pub(crate) installed_version: Option<String>,
     pub(crate) pulled_images: Vec<String>,
     pub(crate) applied_configs: Vec<String>,
+    /// Applied in staged mode: run (and appended to `applied_configs`) at the next boot.
+    pub(crate) staged_config: Option<String>,
     pub(crate) dedicated_volumes: Vec<String>,
     pub(crate) kept_volumes: Vec<String>,
     /// The system volumes of each accepted reset, in order.
@@ -486,6 +500,9 @@ impl Shared {
                         if let Some(args) = node.installed_kernel_args.take() {
                             node.kernel_args = args;
                         }
+                        if let Some(staged) = node.staged_config.take() {
+                            node.applied_configs.push(staged);
+                        }
                         node.maintenance = false;
                         node.stage = "booting".to_owned();
                     }
@@ -495,11 +512,13 @@ impl Shared {
                         node.maintenance = false;
                         node.stage = "booting".to_owned();
                         node.applied_configs.clear();
+                        node.staged_config = None;
                     }
                     Comeback::Maintenance => {
                         node.maintenance = true;
                         node.stage = "maintenance".to_owned();
                         node.applied_configs.clear();
+                        node.staged_config = None;
                         match maintenance_config(address) {
                             Ok(config) => node.maintenance_tls = config,
                             Err(_) => return,
@@ -743,6 +762,7 @@ impl FakeTalosCluster {
             installed_version: None,
             pulled_images: Vec::new(),
             applied_configs: Vec::new(),
+            staged_config: None,
             dedicated_volumes: spec.dedicated_volumes,
             kept_volumes: Vec::new(),
             wipes: Vec::new(),
@@ -891,6 +911,22 @@ impl FakeTalosCluster {
             .get(&node)
             .map(|node| node.applied_configs.clone())
             .unwrap_or_default()
+    }
+
+    /// Makes a node run `config`, as if it had been applied before.
+    pub fn set_running_config(&self, node: Ipv4Addr, config: &str) {
+        if let Some(node) = self.shared.state().nodes.get_mut(&node) {
+            node.applied_configs.push(config.to_owned());
+        }
+    }
+
+    /// The config a node staged for its next boot, if any.
+    pub fn staged_config(&self, node: Ipv4Addr) -> Option<String> {
+        self.shared
+            .state()
+            .nodes
+            .get(&node)
+            .and_then(|node| node.staged_config.clone())
     }
 
     /// The etcd members, in join order.

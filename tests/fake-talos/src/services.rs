@@ -214,8 +214,75 @@ impl NodeApi {
         ))
     }
 
+    /// ApplyConfiguration on a configured node: the mode's effect (or, with `dry_run`, what
+    /// it would be and the diff, changing nothing); the answer's `mode_details`.
+    fn apply_to_configured(
+        &self,
+        config: String,
+        mode: ApplyMode,
+        dry_run: bool,
+    ) -> Result<String, Status> {
+        let running = self
+            .shared
+            .state()
+            .nodes
+            .get(&self.address)
+            .and_then(|node| node.applied_configs.last().cloned())
+            .unwrap_or_default();
+        let reboot = crate::config::needs_reboot(&running, &config);
+        let (action, restarts, staged) = match mode {
+            ApplyMode::Staged => (
+                "Staged configuration to be applied after a reboot",
+                false,
+                true,
+            ),
+            ApplyMode::NoReboot if reboot => {
+                return Err(Status::invalid_argument(
+                    "apply configuration in no_reboot mode failed: the change requires a reboot (machine.kernel)",
+                ));
+            }
+            ApplyMode::Reboot => ("Applied configuration with a reboot", true, false),
+            ApplyMode::Auto if reboot => ("Applied configuration with a reboot", true, false),
+            _ => ("Applied configuration without a reboot", false, false),
+        };
+        if dry_run {
+            let diff = crate::config::line_diff(
+                &crate::config::talos_encoded(&running),
+                &crate::config::talos_encoded(&config),
+            );
+            let diff = if diff.is_empty() {
+                "No changes.\n".to_owned()
+            } else {
+                diff
+            };
+            return Ok(format!(
+                "Dry run summary:\n{action} (skipped in dry-run).\n\nConfig diff:\n\n{diff}"
+            ));
+        }
+        if let Some(node) = self.shared.state().nodes.get_mut(&self.address) {
+            if staged {
+                node.staged_config = Some(config);
+            } else {
+                node.applied_configs.push(config);
+            }
+        }
+        if restarts {
+            self.set_stage("rebooting");
+            let downtime = self.downtime();
+            self.shared
+                .restart(self.address, downtime, Comeback::Configured);
+        }
+        Ok(action.to_owned())
+    }
+
     fn resource(&self, namespace: &str, r#type: &str, id: &str) -> Option<Resource> {
         let yaml = match (namespace, r#type, id) {
+            ("config", "MachineConfigs.config.talos.dev", "v1alpha1") if !self.maintenance => {
+                let state = self.shared.state();
+                let config = state.nodes.get(&self.address)?.applied_configs.last()?;
+                // The spec is the config as one YAML string.
+                serde_norway::to_string(&crate::config::talos_encoded(config)).ok()?
+            }
             ("runtime", "MachineStatuses.runtime.talos.dev", "machine") => {
                 self.machine_status_yaml()?
             }
@@ -307,17 +374,17 @@ impl MachineService for NodeApi {
                 mode.as_str_name()
             )));
         }
-        if let Some(node) = self.shared.state().nodes.get_mut(&self.address) {
-            node.applied_configs.push(config);
-        }
         let mode_details = if self.maintenance {
+            if let Some(node) = self.shared.state().nodes.get_mut(&self.address) {
+                node.applied_configs.push(config);
+            }
             // It installs and reboots into its config.
             self.set_stage("installing");
             self.shared
                 .restart(self.address, Duration::ZERO, Comeback::Configured);
             "Applied configuration, the node installs and reboots".to_owned()
         } else {
-            "Applied configuration without a reboot".to_owned()
+            self.apply_to_configured(config, mode, request.dry_run)?
         };
         Ok(Response::new(pb::ApplyConfigurationResponse {
             messages: vec![pb::ApplyConfiguration {
@@ -822,7 +889,12 @@ impl State for NodeApi {
             "State/Get",
             format!("{} {}/{}", request.namespace, request.r#type, request.id),
             Rule {
-                role: Role::Reader,
+                // The machine config holds the cluster's secrets.
+                role: if request.namespace == "config" {
+                    Role::Admin
+                } else {
+                    Role::Reader
+                },
                 in_maintenance: true,
             },
         )?;
