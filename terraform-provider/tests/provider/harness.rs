@@ -173,9 +173,25 @@ pub(crate) fn cli_version() -> &'static str {
 
 /// Whether the CLI is the old Terraform 1.0.3 (plugin protocol 6.0 only): the newer CLIs'
 /// tests (ephemeral resources) need protocol 6.7+.
-#[allow(dead_code)]
 pub(crate) fn cli_is_legacy() -> bool {
     cli_version() == "Terraform v1.0.3"
+}
+
+/// The registry host the CLI gives a provider source without one (`talos-manager/talosmanager`):
+/// OpenTofu's own registry, else Terraform's.
+pub(crate) fn registry_host() -> &'static str {
+    if cli_version().starts_with("OpenTofu") {
+        "registry.opentofu.org"
+    } else {
+        "registry.terraform.io"
+    }
+}
+
+/// Whether a plan replaces a tainted resource, in the words of either CLI (Terraform 1.0.3: "is
+/// tainted, so must be replaced"; OpenTofu: "is tainted, so it must be replaced").
+pub(crate) fn plans_to_replace_tainted(plan: &str) -> bool {
+    plan.contains("is tainted, so must be replaced")
+        || plan.contains("is tainted, so it must be replaced")
 }
 
 /// What a Terraform command did.
@@ -239,8 +255,10 @@ impl Terraform {
     /// (instead of `dev_overrides`, which make init unnecessary).
     pub(crate) fn use_filesystem_mirror(&self) {
         let mirror = self.directory.path().join("mirror");
-        let package =
-            mirror.join("registry.terraform.io/talos-manager/talosmanager/0.1.0/linux_amd64");
+        let registry = registry_host();
+        let package = mirror.join(format!(
+            "{registry}/talos-manager/talosmanager/0.1.0/linux_amd64"
+        ));
         std::fs::create_dir_all(&package).unwrap();
         let binary = package.join("terraform-provider-talosmanager_v0.1.0");
         let built = env!("CARGO_BIN_EXE_terraform-provider-talosmanager");
@@ -250,7 +268,7 @@ impl Terraform {
         std::fs::write(
             self.directory.path().join("cli.tfrc"),
             format!(
-                "provider_installation {{\n  filesystem_mirror {{\n    path    = \"{}\"\n    include = [\"registry.terraform.io/talos-manager/*\"]\n  }}\n  direct {{\n    exclude = [\"registry.terraform.io/talos-manager/*\"]\n  }}\n}}\n",
+                "provider_installation {{\n  filesystem_mirror {{\n    path    = \"{}\"\n    include = [\"{registry}/talos-manager/*\"]\n  }}\n  direct {{\n    exclude = [\"{registry}/talos-manager/*\"]\n  }}\n}}\n",
                 mirror.display()
             ),
         )
@@ -272,7 +290,6 @@ impl Terraform {
     }
 
     /// A file of the working directory (the state, a file a provisioner wrote…).
-    #[allow(dead_code)]
     #[track_caller]
     pub(crate) fn read_file(&self, name: &str) -> String {
         let path = self.directory.path().join(name);

@@ -1,0 +1,122 @@
+//! Client configs kept out of the state: on CLIs with ephemeral resources (protocol 6.7+),
+//! `talosmanager_talosconfig` and `talosmanager_kubeconfig` hand a run its configs and
+//! `client_configs_in_state = false` keeps the cluster's own out; the state file and the plan
+//! file hold none of their keys. On Terraform 1.0.3 the documented fallback: the cluster's
+//! configs in the state, and an `ephemeral` block refused by the CLI.
+
+use super::harness::{Service, Terraform, cli_is_legacy, cli_version};
+
+const CLUSTER: &str = r#"resource "talosmanager_cluster" "c" {
+  name                    = "ephemeral"
+  endpoint                = "https://10.0.0.1:6443"
+  client_configs_in_state = false
+}"#;
+
+/// The configs used where ephemeral values go: a provisioner's environment, written to files
+/// in the working directory (the test reads them back).
+const USE_CONFIGS: &str = r#"
+ephemeral "talosmanager_talosconfig" "c" {
+  cluster_id = talosmanager_cluster.c.id
+}
+
+ephemeral "talosmanager_kubeconfig" "c" {
+  cluster_id = talosmanager_cluster.c.id
+}
+
+resource "terraform_data" "use" {
+  provisioner "local-exec" {
+    command = "printf '%s' \"$TALOSCONFIG_YAML\" > talosconfig.out && printf '%s' \"$KUBECONFIG_YAML\" > kubeconfig.out"
+    environment = {
+      TALOSCONFIG_YAML = ephemeral.talosmanager_talosconfig.c.talosconfig
+      KUBECONFIG_YAML  = ephemeral.talosmanager_kubeconfig.c.kubeconfig
+    }
+  }
+}"#;
+
+/// The value of the first `key:` line of a YAML document (`crt`, `key`, `client-key-data`…).
+fn yaml_value(yaml: &str, key: &str) -> String {
+    yaml.lines()
+        .find_map(|line| line.trim().strip_prefix(&format!("{key}:")))
+        .map(|value| value.trim().trim_matches('"').to_owned())
+        .filter(|value| value.len() > 40)
+        .unwrap_or_else(|| panic!("no {key} in:\n{yaml}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn client_configs_never_reach_the_state_or_the_plan() {
+    let service = Service::start().await;
+    let terraform = Terraform::new(&service);
+    if cli_is_legacy() {
+        // Terraform 1.0.3 has no ephemeral resources: the block is refused, and the cluster's
+        // configs are what a configuration uses.
+        terraform.write(&format!("{CLUSTER}\n{USE_CONFIGS}"));
+        let output = terraform.fails(&["plan"]);
+        assert!(output.contains("ephemeral"), "{output}");
+        terraform.write(CLUSTER.replace("false", "true").as_str());
+        terraform.ok(&["apply", "-auto-approve"]);
+        let values = terraform.resource("talosmanager_cluster.c").unwrap();
+        assert!(
+            values["talosconfig"]
+                .as_str()
+                .unwrap()
+                .contains("context: ephemeral")
+        );
+        return;
+    }
+
+    terraform.write(&format!("{CLUSTER}\n{USE_CONFIGS}"));
+    terraform.ok(&["plan", "-out=tfplan"]);
+    terraform.ok(&["apply", "tfplan"]);
+    let talosconfig = terraform.read_file("talosconfig.out");
+    let kubeconfig = terraform.read_file("kubeconfig.out");
+    assert!(talosconfig.contains("context: ephemeral"), "{talosconfig}");
+    assert!(kubeconfig.contains("https://10.0.0.1:6443"), "{kubeconfig}");
+    let secrets = [
+        (
+            "the talosconfig's client key",
+            yaml_value(&talosconfig, "key"),
+        ),
+        (
+            "the talosconfig's client certificate",
+            yaml_value(&talosconfig, "crt"),
+        ),
+        (
+            "the kubeconfig's client key",
+            yaml_value(&kubeconfig, "client-key-data"),
+        ),
+        (
+            "the kubeconfig's client certificate",
+            yaml_value(&kubeconfig, "client-certificate-data"),
+        ),
+    ];
+
+    // The cluster's own configs are null, and a second plan, with the plan file it writes, is
+    // empty and holds none of them either.
+    let values = terraform.resource("talosmanager_cluster.c").unwrap();
+    assert!(values["talosconfig"].is_null(), "{values}");
+    assert!(values["kubeconfig"].is_null(), "{values}");
+    let run = terraform.run(&["plan", "-detailed-exitcode", "-out=second.tfplan"]);
+    assert_eq!(
+        run.code,
+        0,
+        "{}: the plan is not empty:\n{}",
+        cli_version(),
+        run.output
+    );
+    let state = terraform.read_file("terraform.tfstate");
+    let plan = terraform.ok(&["show", "-json", "tfplan"]);
+    let second_plan = terraform.ok(&["show", "-json", "second.tfplan"]);
+    for (what, secret) in &secrets {
+        for (file, text) in [
+            ("terraform.tfstate", &state),
+            ("the first plan file", &plan),
+            ("the second plan file", &second_plan),
+        ] {
+            assert!(
+                !text.contains(secret.as_str()),
+                "{}: {what} is in {file}",
+                cli_version()
+            );
+        }
+    }
+}
