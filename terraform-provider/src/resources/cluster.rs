@@ -153,6 +153,15 @@ impl Resource for Cluster {
         schema()
     }
 
+    /// No client configs when they stay out of the state: the plan says null, not "known
+    /// after apply".
+    fn plan_create(&self, planned: &mut Object) {
+        if !client_configs_in_state(planned) {
+            planned.insert("talosconfig".into(), Value::Null);
+            planned.insert("kubeconfig".into(), Value::Null);
+        }
+    }
+
     /// A new name, endpoint or vSwitch means new client configs (the secrets stay); none when
     /// they stay out of the state.
     fn plan_update(&self, prior: &Object, planned: &mut Object) {

@@ -66,6 +66,21 @@ async fn client_configs_never_reach_the_state_or_the_plan() {
 
     terraform.write(&format!("{CLUSTER}\n{USE_CONFIGS}"));
     terraform.ok(&["plan", "-out=tfplan"]);
+    // The plan says the cluster's configs stay null (not "known after apply").
+    let shown = terraform.ok(&["show", "-json", "tfplan"]);
+    let json = shown.lines().find(|line| line.starts_with('{')).unwrap();
+    let planned: serde_json::Value = serde_json::from_str(json).unwrap();
+    let change = planned["resource_changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|change| change["address"] == "talosmanager_cluster.c")
+        .unwrap()["change"]
+        .clone();
+    for config in ["talosconfig", "kubeconfig"] {
+        assert!(change["after"][config].is_null(), "{change}");
+        assert_ne!(change["after_unknown"][config], true, "{change}");
+    }
     terraform.ok(&["apply", "tfplan"]);
     let talosconfig = terraform.read_file("talosconfig.out");
     let kubeconfig = terraform.read_file("kubeconfig.out");
