@@ -2,7 +2,7 @@
 //! admin kubeconfig issued for it (`/clusters`).
 
 use async_trait::async_trait;
-use talos_manager_api_types::{ClusterBody, ClusterView};
+use talos_manager_api_types::{ClusterBody, ClusterView, Issue};
 
 use super::Resource;
 use crate::client::{Client, segment};
@@ -54,6 +54,14 @@ fn schema() -> Schema {
             .sensitive()
             .force_new(),
             Attribute::optional(
+                "secrets_in_state",
+                Type::Bool,
+                "Whether the secrets bundle the service made is read into `secrets` in the \
+                 state. Default: true. Set it to false to keep the cluster's CA keys out of \
+                 the state (they stay in talos-manager); `secrets` is then null and must not \
+                 be set (a value set in the configuration is always stored by the CLI).",
+            ),
+            Attribute::optional(
                 "client_configs_in_state",
                 Type::Bool,
                 "Whether `talosconfig` and `kubeconfig` are issued into the state. Default: \
@@ -103,6 +111,11 @@ fn body(planned: &Object, with_secrets: bool) -> ClusterBody {
     }
 }
 
+/// Whether the secrets bundle goes into the state (`secrets_in_state`, default true).
+fn secrets_in_state(object: &Object) -> bool {
+    *object.get_value("secrets_in_state") != Value::Bool(false)
+}
+
 /// Whether the client configs go into the state (`client_configs_in_state`, default true).
 fn client_configs_in_state(object: &Object) -> bool {
     *object.get_value("client_configs_in_state") != Value::Bool(false)
@@ -115,12 +128,15 @@ async fn object(client: &Client, view: ClusterView, known: &Object) -> Result<Ob
     let in_state = client_configs_in_state(known);
     let path = format!("/clusters/{}", segment(&view.id));
     let secrets = match known.string("secrets") {
-        Some(secrets) => secrets.to_owned(),
-        None => client
-            .get_existing::<ClusterView>(&format!("{path}?include_secrets=true"))
-            .await?
-            .secrets
-            .unwrap_or_default(),
+        _ if !secrets_in_state(known) => Value::Null,
+        Some(secrets) => Value::String(secrets.to_owned()),
+        None => Value::String(
+            client
+                .get_existing::<ClusterView>(&format!("{path}?include_secrets=true"))
+                .await?
+                .secrets
+                .unwrap_or_default(),
+        ),
     };
     let talosconfig = match known.string("talosconfig") {
         _ if !in_state => Value::Null,
@@ -137,7 +153,11 @@ async fn object(client: &Client, view: ClusterView, known: &Object) -> Result<Ob
         ("name", Value::String(view.name)),
         ("endpoint", Value::String(view.endpoint)),
         ("vswitch_id", Value::opt_string(view.vswitch_id)),
-        ("secrets", Value::String(secrets)),
+        ("secrets", secrets),
+        (
+            "secrets_in_state",
+            known.get_value("secrets_in_state").clone(),
+        ),
         (
             "client_configs_in_state",
             known.get_value("client_configs_in_state").clone(),
@@ -153,9 +173,28 @@ impl Resource for Cluster {
         schema()
     }
 
+    /// Secrets set in the configuration are always in the state: refused with
+    /// `secrets_in_state = false`.
+    fn validate(&self, config: &Object) -> Result<(), Error> {
+        if !secrets_in_state(config) && config.string("secrets").is_some() {
+            return Err(Error::Invalid {
+                what: "cluster",
+                issues: vec![Issue::new(
+                    "secrets",
+                    "with secrets_in_state = false the service makes the secrets bundle: a \
+                     bundle set here is stored in the state by the CLI",
+                )],
+            });
+        }
+        Ok(())
+    }
+
     /// No client configs when they stay out of the state: the plan says null, not "known
     /// after apply".
     fn plan_create(&self, planned: &mut Object) {
+        if !secrets_in_state(planned) {
+            planned.insert("secrets".into(), Value::Null);
+        }
         if !client_configs_in_state(planned) {
             planned.insert("talosconfig".into(), Value::Null);
             planned.insert("kubeconfig".into(), Value::Null);
@@ -165,6 +204,11 @@ impl Resource for Cluster {
     /// A new name, endpoint or vSwitch means new client configs (the secrets stay); none when
     /// they stay out of the state.
     fn plan_update(&self, prior: &Object, planned: &mut Object) {
+        if !secrets_in_state(planned) {
+            planned.insert("secrets".into(), Value::Null);
+        } else if !secrets_in_state(prior) {
+            planned.insert("secrets".into(), Value::Unknown);
+        }
         let changed = |name| prior.get_value(name) != planned.get_value(name);
         if !client_configs_in_state(planned) {
             planned.insert("talosconfig".into(), Value::Null);

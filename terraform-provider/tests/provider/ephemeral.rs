@@ -1,14 +1,18 @@
 //! Client configs kept out of the state: on CLIs with ephemeral resources (protocol 6.7+),
 //! `talosmanager_talosconfig` and `talosmanager_kubeconfig` hand a run its configs and
-//! `client_configs_in_state = false` keeps the cluster's own out; the state file and the plan
-//! file hold none of their keys. On Terraform 1.0.3 the documented fallback: the cluster's
+//! `client_configs_in_state = false` keeps the cluster's own out, `secrets_in_state = false`
+//! its secrets bundle; the state file and the plan files hold none of their keys. On
+//! Terraform 1.0.3 the documented fallback: the cluster's
 //! configs in the state, and an `ephemeral` block refused by the CLI.
 
-use super::harness::{Service, Terraform, cli_is_legacy, cli_version};
+use talos_manager_core::ids::ClusterId;
+
+use super::harness::{Service, Terraform, cli_is_legacy, cli_version, flat};
 
 const CLUSTER: &str = r#"resource "talosmanager_cluster" "c" {
   name                    = "ephemeral"
   endpoint                = "https://10.0.0.1:6443"
+  secrets_in_state        = false
   client_configs_in_state = false
 }"#;
 
@@ -48,13 +52,18 @@ async fn client_configs_never_reach_the_state_or_the_plan() {
     let terraform = Terraform::new(&service);
     if cli_is_legacy() {
         // Terraform 1.0.3 has no ephemeral resources: the block is refused, and the cluster's
-        // configs are what a configuration uses.
+        // configs are what a configuration uses; the secrets bundle stays out all the same.
         terraform.write(&format!("{CLUSTER}\n{USE_CONFIGS}"));
         let output = terraform.fails(&["plan"]);
         assert!(output.contains("ephemeral"), "{output}");
-        terraform.write(CLUSTER.replace("false", "true").as_str());
+        terraform.write(&CLUSTER.replace(
+            "client_configs_in_state = false",
+            "client_configs_in_state = true",
+        ));
         terraform.ok(&["apply", "-auto-approve"]);
+        terraform.assert_no_changes();
         let values = terraform.resource("talosmanager_cluster.c").unwrap();
+        assert!(values["secrets"].is_null(), "{values}");
         assert!(
             values["talosconfig"]
                 .as_str()
@@ -77,7 +86,7 @@ async fn client_configs_never_reach_the_state_or_the_plan() {
         .find(|change| change["address"] == "talosmanager_cluster.c")
         .unwrap()["change"]
         .clone();
-    for config in ["talosconfig", "kubeconfig"] {
+    for config in ["secrets", "talosconfig", "kubeconfig"] {
         assert!(change["after"][config].is_null(), "{change}");
         assert_ne!(change["after_unknown"][config], true, "{change}");
     }
@@ -86,7 +95,19 @@ async fn client_configs_never_reach_the_state_or_the_plan() {
     let kubeconfig = terraform.read_file("kubeconfig.out");
     assert!(talosconfig.contains("context: ephemeral"), "{talosconfig}");
     assert!(kubeconfig.contains("https://10.0.0.1:6443"), "{kubeconfig}");
+    let values = terraform.resource("talosmanager_cluster.c").unwrap();
+    let cluster_id = ClusterId(values["id"].as_str().unwrap().parse().unwrap());
+    let bundle = service.store().cluster_secrets(cluster_id).await.unwrap();
+    let bundle = bundle.expose();
     let secrets = [
+        (
+            "the secrets bundle's cluster secret",
+            yaml_value(bundle, "secret"),
+        ),
+        (
+            "the secrets bundle's first CA key",
+            yaml_value(bundle, "key"),
+        ),
         (
             "the talosconfig's client key",
             yaml_value(&talosconfig, "key"),
@@ -105,9 +126,9 @@ async fn client_configs_never_reach_the_state_or_the_plan() {
         ),
     ];
 
-    // The cluster's own configs are null, and a second plan, with the plan file it writes, is
+    // The cluster's own secrets and configs are null, and a second plan, with the plan file it writes, is
     // empty and holds none of them either.
-    let values = terraform.resource("talosmanager_cluster.c").unwrap();
+    assert!(values["secrets"].is_null(), "{values}");
     assert!(values["talosconfig"].is_null(), "{values}");
     assert!(values["kubeconfig"].is_null(), "{values}");
     let run = terraform.run(&["plan", "-detailed-exitcode", "-out=second.tfplan"]);
@@ -134,4 +155,20 @@ async fn client_configs_never_reach_the_state_or_the_plan() {
             );
         }
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bundle_set_in_the_configuration_cannot_stay_out_of_the_state() {
+    let service = Service::start().await;
+    let terraform = Terraform::new(&service);
+    terraform.write(&CLUSTER.replace(
+        "secrets_in_state        = false",
+        "secrets_in_state        = false\n  secrets                 = \"cluster: {}\"",
+    ));
+    let output = flat(&terraform.fails(&["plan"]));
+    assert!(
+        output.contains("With secrets_in_state = false the service makes the secrets bundle"),
+        "{output}"
+    );
+    assert!(output.contains("Error: Invalid cluster"), "{output}");
 }
