@@ -13,9 +13,9 @@ use std::time::Duration;
 use talos_manager_core::Secret;
 use talos_manager_core::image_factory::TalosRelease;
 use talos_manager_core::talos_api::{
-    ApplyMode, ApplyOutcome, EtcdMember, MachineStatus, RebootMode, ResetRequest, TalosApi,
-    TalosApiError, TalosConnector, TalosCredentials, TalosMaintenanceApi, TalosVersionInfo,
-    UpgradeRequest, WipeMode,
+    ApplyMode, ApplyOutcome, EtcdMember, EtcdMemberStatus, MachineStatus, RebootMode, ResetRequest,
+    TalosApi, TalosApiError, TalosConnector, TalosCredentials, TalosMaintenanceApi,
+    TalosVersionInfo, UpgradeRequest, WipeMode,
 };
 use tonic::transport::{Channel, Endpoint};
 
@@ -386,6 +386,7 @@ enveloped!(
     pb::EtcdForfeitLeadership,
     pb::EtcdMembers,
     pb::EtcdRemoveMemberById,
+    pb::EtcdStatus,
 );
 
 fn apply_request(config: &Secret<String>, mode: ApplyMode) -> pb::ApplyConfigurationRequest {
@@ -530,6 +531,26 @@ impl TalosApi for GrpcTalosApi {
                 is_learner: member.is_learner,
             })
             .collect())
+    }
+
+    async fn etcd_status(&self, node: SocketAddr) -> Result<EtcdMemberStatus, TalosApiError> {
+        const OPERATION: &str = "etcd status";
+        let mut client = self.channels.machine(node, OPERATION)?;
+        let response = run(node, OPERATION, self.timeout(), async move {
+            client.etcd_status(()).await
+        })
+        .await?;
+        let status = first(node, OPERATION, response.into_inner().messages)?;
+        let member = status
+            .member_status
+            .ok_or_else(|| invalid(node, OPERATION, "no member status in the answer"))?;
+        Ok(EtcdMemberStatus {
+            member_id: member.member_id,
+            leader: member.leader,
+            is_learner: member.is_learner,
+            errors: member.errors,
+            db_size: member.db_size,
+        })
     }
 
     async fn etcd_forfeit_leadership(

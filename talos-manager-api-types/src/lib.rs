@@ -58,6 +58,7 @@
 //! ones.
 #![warn(missing_docs)]
 
+mod cluster_health;
 mod clusters;
 mod configs;
 mod error;
@@ -80,6 +81,10 @@ mod talos_version;
 mod tokens;
 mod validation;
 
+pub use cluster_health::{
+    CertificateExpiryView, ClusterHealthView, EtcdMemberHealthView, HealthStatusName,
+    MissingServerView, NodeHealthView,
+};
 pub use clusters::{ClusterBody, ClusterView};
 pub use configs::{ConfigBody, ConfigView};
 pub use error::{ErrorBody, IssueBody};

@@ -22,6 +22,11 @@ pub struct ProviderAccountView {
     /// sends no request for the account until its secret is updated, which clears this.
     #[serde(default, with = "time::serde::rfc3339::option")]
     pub credentials_refused_at: Option<OffsetDateTime>,
+    /// Until when the provider blocks talos-manager's address (Robot's 403 `BLOCKED`, 10
+    /// minutes after three failed logins), or `null`. The periodic sync sends no request for
+    /// the account until then, or until its secret is updated, which clears this.
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    pub blocked_until: Option<OffsetDateTime>,
 }
 
 /// A new provider account.

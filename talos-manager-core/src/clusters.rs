@@ -2,10 +2,14 @@
 //! and the client configs (talosconfig, admin kubeconfig) generated from it, without
 //! contacting the cluster.
 
+use std::time::Duration;
+
 use crate::Secret;
 use crate::ids::ClusterId;
+use crate::kubernetes::ClientTimeouts;
+use crate::node_labels::learn_running_kubernetes_version;
 use crate::random::SystemRandom;
-use crate::store::{ClusterFields, Store, StoreError};
+use crate::store::{Cluster, ClusterFields, Store, StoreError};
 use crate::talos::{
     ClientConfigError, MachineType, SecretsBundle, SecretsError, admin_kubeconfig, endpoint_host,
     talosconfig,
@@ -109,6 +113,38 @@ pub fn cluster_secrets(given: Option<&str>) -> Result<Secret<String>, ClusterSec
             Ok(Secret::new(bundle.to_yaml()))
         }
     }
+}
+
+/// How long creating an imported cluster waits for its Kubernetes API's version: 3 s to
+/// connect, 5 s for the answer.
+pub const LEARN_VERSION_TIMEOUTS: ClientTimeouts = ClientTimeouts {
+    connect: Duration::from_secs(3),
+    request: Duration::from_secs(5),
+};
+
+/// Creates a cluster with its secrets bundle. An imported bundle is a running cluster's: the
+/// cluster is recorded as bootstrapped (it is never bootstrapped again) and its API server is
+/// asked for the Kubernetes version it runs (within `timeouts`, normally
+/// [`LEARN_VERSION_TIMEOUTS`]; no answer leaves it unknown and fails nothing), so that the
+/// first node that joins it is served that version rather than the config template's.
+pub async fn create_cluster(
+    store: &Store,
+    fields: &ClusterFields,
+    secrets: &Secret<String>,
+    imported: bool,
+    timeouts: ClientTimeouts,
+) -> Result<Cluster, StoreError> {
+    let cluster = store
+        .create_cluster_bootstrapped(fields, secrets, imported)
+        .await?;
+    // Under test (the dial guard active), an endpoint outside loopback is not asked.
+    if !imported || crate::dial_guard::check_url("Kubernetes API", &cluster.endpoint).is_err() {
+        return Ok(cluster);
+    }
+    if let Err(error) = learn_running_kubernetes_version(store, cluster.id, timeouts).await {
+        tracing::warn!(cluster = %cluster.name, error = %crate::error_chain(&error), "failed to learn the running kubernetes version");
+    }
+    store.get_cluster(cluster.id).await
 }
 
 /// Why a cluster's secrets bundle could not be had.

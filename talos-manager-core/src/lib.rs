@@ -60,6 +60,8 @@
 //!   in), then stored.
 //! - [`server_update`]: operator edits of a server (name and vSwitch pushed to the provider).
 //! - [`server_state`]: a server's state (`in rescue`, `installing 42 %`, `in cluster`, …).
+//! - [`cluster_health`]: a cluster's health in one call (etcd, Kubernetes, nodes, missing
+//!   servers, certificate expiry).
 //! - [`clusters`]: cluster validation, secrets bundles made or imported, talosconfig and
 //!   kubeconfig.
 //! - [`node_config`]: the machine config a server is served, from what is stored; a server
@@ -91,6 +93,7 @@
 
 pub mod api_token;
 pub mod bootstrap;
+pub mod cluster_health;
 pub mod clusters;
 pub mod dial_guard;
 pub mod ids;

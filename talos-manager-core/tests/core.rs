@@ -33,4 +33,7 @@ mod core {
     // Reset, rolling upgrades and reboots, and drain, against the in-memory Talos fake and the
     // fake Kubernetes API over mutual TLS.
     mod lifecycle;
+    // A cluster's health in one call, against the in-memory Talos fake and the fake
+    // Kubernetes API.
+    mod cluster_health;
 }

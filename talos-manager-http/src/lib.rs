@@ -60,6 +60,9 @@ pub struct AppState {
     /// `/config` and what it keeps between requests (lookups, rendered configs, write
     /// throttles).
     pub config_serving: std::sync::Arc<talos_manager_core::node_config::ConfigService>,
+    /// Clusters' health: checked by `GET /clusters/{id}/health` and the service's refresh
+    /// loop, read by `/metrics`.
+    pub cluster_health: std::sync::Arc<talos_manager_core::cluster_health::HealthMonitor>,
 }
 
 /// The service's routes.

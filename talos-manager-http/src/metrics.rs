@@ -1,5 +1,6 @@
 //! `/metrics` in the Prometheus text format: HTTP requests, config requests by outcome, jobs
-//! by kind and outcome, provider calls by status.
+//! by kind and outcome, provider calls by status, and each cluster's health as of its last
+//! check (the service checks every cluster every minute; a scrape asks no cluster anything).
 
 use std::sync::Arc;
 
@@ -9,6 +10,7 @@ use poem::{IntoResponse, Response, handler};
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 use talos_manager_core::jobs::JobObserver;
@@ -53,6 +55,115 @@ pub struct ProviderCallLabels {
     pub status: u16,
 }
 
+/// Labels of a cluster's health gauges.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ClusterLabel {
+    /// The cluster's name.
+    pub cluster: String,
+}
+
+/// Each cluster's health, as of its last check.
+#[derive(Clone, Default)]
+pub struct ClusterGauges {
+    /// 1 when the last check found the cluster healthy, else 0.
+    pub healthy: Family<ClusterLabel, Gauge>,
+    /// Healthy etcd members.
+    pub etcd_members_healthy: Family<ClusterLabel, Gauge>,
+    /// etcd members.
+    pub etcd_members: Family<ClusterLabel, Gauge>,
+    /// Ready Kubernetes nodes.
+    pub nodes_ready: Family<ClusterLabel, Gauge>,
+    /// Kubernetes nodes.
+    pub nodes: Family<ClusterLabel, Gauge>,
+    /// Seconds until the earliest certificate expiry (negative once expired).
+    pub certificate_expiry_seconds: Family<ClusterLabel, Gauge>,
+    /// When the cluster was last checked (Unix seconds).
+    pub checked_timestamp_seconds: Family<ClusterLabel, Gauge>,
+}
+
+impl ClusterGauges {
+    /// Sets the gauges to `checks` (clusters not in it disappear).
+    pub fn set(&self, checks: &[talos_manager_core::cluster_health::ClusterHealth]) {
+        let families = [
+            &self.healthy,
+            &self.etcd_members_healthy,
+            &self.etcd_members,
+            &self.nodes_ready,
+            &self.nodes,
+            &self.certificate_expiry_seconds,
+            &self.checked_timestamp_seconds,
+        ];
+        for family in families {
+            family.clear();
+        }
+        let now = time::OffsetDateTime::now_utc();
+        for health in checks {
+            let label = ClusterLabel {
+                cluster: health.cluster.clone(),
+            };
+            let count = |n: usize| i64::try_from(n).unwrap_or(i64::MAX);
+            let (ready, total) = health.nodes_ready();
+            self.healthy.get_or_create(&label).set(i64::from(
+                health.status == talos_manager_core::cluster_health::HealthStatus::Healthy,
+            ));
+            self.etcd_members_healthy
+                .get_or_create(&label)
+                .set(count(health.etcd.healthy_members()));
+            self.etcd_members
+                .get_or_create(&label)
+                .set(count(health.etcd.members.len()));
+            self.nodes_ready.get_or_create(&label).set(count(ready));
+            self.nodes.get_or_create(&label).set(count(total));
+            if let Some(expiry) = health.earliest_expiry() {
+                self.certificate_expiry_seconds
+                    .get_or_create(&label)
+                    .set((expiry - now).whole_seconds());
+            }
+            self.checked_timestamp_seconds
+                .get_or_create(&label)
+                .set(health.checked_at.unix_timestamp());
+        }
+    }
+
+    fn register(&self, registry: &mut Registry) {
+        registry.register(
+            "cluster_healthy",
+            "1 when the cluster's last health check found it healthy",
+            self.healthy.clone(),
+        );
+        registry.register(
+            "cluster_etcd_members_healthy",
+            "Healthy etcd members at the cluster's last health check",
+            self.etcd_members_healthy.clone(),
+        );
+        registry.register(
+            "cluster_etcd_members",
+            "etcd members at the cluster's last health check",
+            self.etcd_members.clone(),
+        );
+        registry.register(
+            "cluster_nodes_ready",
+            "Ready Kubernetes nodes at the cluster's last health check",
+            self.nodes_ready.clone(),
+        );
+        registry.register(
+            "cluster_nodes",
+            "Kubernetes nodes at the cluster's last health check",
+            self.nodes.clone(),
+        );
+        registry.register(
+            "cluster_certificate_expiry_seconds",
+            "Seconds until the earliest expiry of the cluster's CAs and issued client certificates",
+            self.certificate_expiry_seconds.clone(),
+        );
+        registry.register(
+            "cluster_health_checked_timestamp_seconds",
+            "When the cluster's health was last checked (Unix time)",
+            self.checked_timestamp_seconds.clone(),
+        );
+    }
+}
+
 /// Every metric of the service. Cheap to clone.
 #[derive(Clone)]
 pub struct Metrics {
@@ -67,6 +178,8 @@ pub struct Metrics {
     pub jobs: Family<JobLabels, Counter>,
     /// Provider API calls by provider and status.
     pub provider_calls: Family<ProviderCallLabels, Counter>,
+    /// Each cluster's health.
+    pub clusters: ClusterGauges,
 }
 
 /// Counts finished jobs in [`Metrics::jobs`].
@@ -133,8 +246,11 @@ impl Metrics {
             "Calls to provider APIs, by provider and HTTP status",
             provider_calls.clone(),
         );
+        let clusters = ClusterGauges::default();
+        clusters.register(&mut registry);
         Metrics {
             registry: Arc::new(registry),
+            clusters,
             requests,
             request_seconds,
             config_requests,
@@ -155,6 +271,7 @@ impl Metrics {
 /// `GET /metrics`.
 #[handler]
 pub(crate) async fn metrics(state: Data<&AppState>) -> Response {
+    state.metrics.clusters.set(&state.cluster_health.latest());
     state
         .metrics
         .render()

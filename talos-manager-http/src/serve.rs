@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use poem::EndpointExt as _;
 use poem::listener::{Acceptor as _, Listener as _, TcpListener};
+use talos_manager_core::cluster_health::{HealthMonitor, REFRESH_INTERVAL};
 use talos_manager_core::store::KeySource;
 use talos_manager_core::{Store, StoreError, error_chain};
 
@@ -148,6 +149,10 @@ pub async fn serve(config: ServiceConfig) -> Result<(), ServeError> {
     );
     let queue = JobQueue::new(store.clone());
     let metrics = crate::metrics::Metrics::new();
+    let cluster_health = std::sync::Arc::new(HealthMonitor::new(
+        config.talos_settings(),
+        HEALTH_CALL_TIMEOUT,
+    ));
     let state = AppState {
         store: store.clone(),
         jobs: queue.clone(),
@@ -164,6 +169,7 @@ pub async fn serve(config: ServiceConfig) -> Result<(), ServeError> {
         config_serving: std::sync::Arc::new(talos_manager_core::node_config::ConfigService::new(
             config.config_allow_ip_only,
         )),
+        cluster_health: cluster_health.clone(),
     };
     // One signal stops both the HTTP server and the job worker.
     let (stop_sender, stop) = tokio::sync::watch::channel(false);
@@ -207,6 +213,7 @@ pub async fn serve(config: ServiceConfig) -> Result<(), ServeError> {
             Duration::from_secs(config.job_retention_days * 24 * 60 * 60),
         ))
     });
+    let health_refresh = tokio::spawn(health_refresh(store.clone(), cluster_health));
     let result = poem::Server::new_with_acceptor(acceptor)
         .run_with_graceful_shutdown(
             app(state).data(crate::api::ShutdownSignal(stop.clone())),
@@ -215,6 +222,7 @@ pub async fn serve(config: ServiceConfig) -> Result<(), ServeError> {
         )
         .await;
     signal.abort();
+    health_refresh.abort();
     if let Some(periodic_sync) = periodic_sync {
         periodic_sync.abort();
     }
@@ -298,6 +306,21 @@ async fn job_retention(store: Store, retention: Duration) {
         }
         if deleted > 0 {
             tracing::info!("job retention: deleted {deleted} job(s) finished before {before}");
+        }
+    }
+}
+
+/// How long one question of a health check (to a node, or the Kubernetes API) may take.
+const HEALTH_CALL_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Checks every cluster's health every [`REFRESH_INTERVAL`], for `/metrics`.
+async fn health_refresh(store: Store, monitor: std::sync::Arc<HealthMonitor>) {
+    let mut ticks = tokio::time::interval(REFRESH_INTERVAL);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticks.tick().await;
+        if let Err(error) = monitor.refresh_all(&store).await {
+            tracing::warn!(error = %error_chain(&error), "cluster health: could not list clusters");
         }
     }
 }

@@ -16,7 +16,8 @@ use talos_manager_core::{Backend, RetryPolicy, Secret, Store};
 use talos_manager_fake_hetzner::{FakeCloud, FakeImageFactory, FakeRobot};
 
 use crate::{AppState, app};
-use talos_manager_core::jobs::BootstrapSettings;
+use talos_manager_core::cluster_health::HealthMonitor;
+use talos_manager_core::jobs::{BootstrapSettings, TalosSettings};
 use talos_manager_core::node_config::ConfigService;
 
 /// The password the test service accepts for HTTP Basic, unless set otherwise.
@@ -66,6 +67,8 @@ pub struct ServiceSettings {
     pub bootstrap: Option<BootstrapSettings>,
     /// What `/config` serves with: `None` is the default.
     pub config_serving: Option<ConfigService>,
+    /// How cluster health checks reach nodes: `None` is the gRPC client on Talos's port.
+    pub talos: Option<TalosSettings>,
 }
 
 impl ServiceSettings {
@@ -82,6 +85,7 @@ impl ServiceSettings {
             host: Some(TEST_HOST.into()),
             bootstrap: None,
             config_serving: None,
+            talos: None,
         }
     }
 
@@ -101,6 +105,12 @@ impl ServiceSettings {
     pub fn factory(mut self, factory_url: Option<&str>, host: Option<&str>) -> ServiceSettings {
         self.factory_url = factory_url.map(str::to_owned);
         self.host = host.map(str::to_owned);
+        self
+    }
+
+    /// Checks clusters' health reaching nodes as `talos` says (the fake Talos API's port).
+    pub fn talos(mut self, talos: TalosSettings) -> ServiceSettings {
+        self.talos = Some(talos);
         self
     }
 
@@ -223,6 +233,13 @@ fn app_state(
         )),
         providers,
         config_serving: std::sync::Arc::new(settings.config_serving.unwrap_or_default()),
+        cluster_health: std::sync::Arc::new(HealthMonitor::new(
+            settings.talos.unwrap_or_else(|| TalosSettings {
+                connector: std::sync::Arc::new(talos_manager_talos_api::GrpcTalosConnector::new()),
+                port: talos_manager_core::talos_api::DEFAULT_PORT,
+            }),
+            std::time::Duration::from_secs(2),
+        )),
         bootstrap: settings
             .bootstrap
             .unwrap_or_else(|| test_bootstrap_settings(None, 22, factory_url)),

@@ -39,6 +39,9 @@ mod http {
     mod lifecycle;
     // etcd bootstrap of a new cluster: queued by the first control plane's config fetch.
     mod cluster_bootstrap;
+    // A cluster's health through the API and /metrics, over the gRPC client against the fake
+    // Talos API and the fake Kubernetes API.
+    mod cluster_health;
     // Running `talos-manager` as a process: help, bad configuration, serve, migrate, token.
     mod commands;
     // /metrics and request ids.

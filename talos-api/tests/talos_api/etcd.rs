@@ -198,3 +198,30 @@ async fn bootstrap_starts_etcd_once_and_says_not_ready_and_already_exists_as_tal
         ["recover etcd false"; 4]
     );
 }
+
+#[tokio::test]
+async fn etcd_status_names_the_member_and_the_leader() {
+    let (h, nodes) = Harness::start(three_control_planes()).await;
+    let members = h.cluster.etcd_members();
+    let leader = h.cluster.etcd_leader().unwrap();
+    for (index, member) in members.iter().enumerate() {
+        let status = h.api.etcd_status(nodes[index]).await.unwrap();
+        assert_eq!(status.member_id, member.id, "{}", member.hostname);
+        assert_eq!(status.leader, leader);
+        assert!(!status.is_learner);
+        assert!(status.errors.is_empty());
+    }
+    // A worker runs no etcd.
+    let error = h.api.etcd_status(nodes[3]).await.unwrap_err();
+    assert_eq!(
+        error.status_code(),
+        Some(TalosStatusCode::FailedPrecondition),
+        "{error}"
+    );
+    assert!(
+        h.cluster
+            .calls()
+            .iter()
+            .any(|call| call.method == "MachineService/EtcdStatus")
+    );
+}

@@ -16,6 +16,13 @@ use crate::Secret;
 use crate::random::RandomSource;
 use crate::talos::{ClientConfigError, SecretsBundle, admin_client_certificate};
 
+/// `GET /api/v1/nodes`'s answer, the part we read.
+#[derive(serde::Deserialize)]
+struct NodeList {
+    #[serde(default)]
+    items: Vec<Node>,
+}
+
 /// How long the client waits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ClientTimeouts {
@@ -67,23 +74,35 @@ pub enum KubernetesError {
         #[source]
         source: reqwest::Error,
     },
-    /// 401 or 403: our client certificate was not accepted or lacks the rights.
+    /// 401: the API server did not accept our admin client certificate: none reached it, it
+    /// is not signed by the cluster's CA (a secrets bundle of another cluster), or it is not
+    /// valid by the server's clock.
     #[error(
-        "the kubernetes API at {endpoint} refused our credentials ({operation}, HTTP {status}): {message}"
+        "the cluster at {endpoint} refused our admin certificate ({operation}, HTTP 401): {message}; check that the cluster's secrets bundle is this cluster's and that the nodes' clocks are right"
     )]
-    Unauthorized {
+    CertificateRefused {
         /// The API server.
         endpoint: String,
         /// What was being done.
         operation: String,
-        /// 401 or 403.
-        status: u16,
         /// Kubernetes' `Status` message.
         message: String,
     },
-    /// 403 to an eviction: the API server forbids evicting the pod now (a PodDisruptionBudget
-    /// with negative `disruptionsAllowed`, a namespace being deleted, or no right to evict).
-    /// Not a credentials problem; waiting does not help a drain.
+    /// 403 to anything but an eviction: our certificate was accepted but lacks the rights (RBAC,
+    /// an admission webhook).
+    #[error("the kubernetes API at {endpoint} forbids {operation} (HTTP 403): {message}")]
+    Forbidden {
+        /// The API server.
+        endpoint: String,
+        /// What was being done.
+        operation: String,
+        /// Kubernetes' `Status` message.
+        message: String,
+    },
+    /// 403 to an eviction: the API server forbids evicting the pod (a PodDisruptionBudget
+    /// with negative `disruptionsAllowed`, or no right to evict). Not a credentials problem;
+    /// waiting does not help a drain. (A namespace being deleted is
+    /// [`Eviction::NamespaceTerminating`], not this.)
     #[error("the kubernetes API at {endpoint} forbids evicting pod {pod} (HTTP 403): {message}")]
     EvictionForbidden {
         /// The API server.
@@ -165,7 +184,25 @@ struct Status {
     message: String,
     #[serde(default)]
     reason: Option<String>,
+    #[serde(default)]
+    details: Option<StatusDetails>,
 }
+
+/// `Status.details`: the causes say why in machine terms (`NamespaceTerminating`).
+#[derive(Debug, Default, serde::Deserialize)]
+struct StatusDetails {
+    #[serde(default)]
+    causes: Vec<StatusCause>,
+}
+
+#[derive(Debug, serde::Deserialize)]
+struct StatusCause {
+    #[serde(default)]
+    reason: String,
+}
+
+/// The `Status` cause of a 403 to an eviction in a namespace being deleted.
+const NAMESPACE_TERMINATING: &str = "NamespaceTerminating";
 
 /// What an eviction request came to.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -174,6 +211,13 @@ pub enum Eviction {
     Evicted,
     /// A PodDisruptionBudget forbids it for now (HTTP 429); ask again later.
     Blocked {
+        /// The API server's message.
+        message: String,
+    },
+    /// The pod's namespace is being deleted (HTTP 403, cause `NamespaceTerminating`): no
+    /// eviction can succeed, but the namespace controller is about to delete the pod. As
+    /// `kubectl drain` does, ask again later and, once the pod is terminating, wait for it.
+    NamespaceTerminating {
         /// The API server's message.
         message: String,
     },
@@ -275,6 +319,15 @@ impl KubernetesClient {
         let url = self.url(&["version"]);
         self.send(Method::GET, url, Body::None, "get version", None)
             .await
+    }
+
+    /// `GET /api/v1/nodes`: every node of the cluster.
+    pub async fn list_nodes(&self) -> Result<Vec<Node>, KubernetesError> {
+        let url = self.url(&["api", "v1", "nodes"]);
+        let list: NodeList = self
+            .send(Method::GET, url, Body::None, "list nodes", None)
+            .await?;
+        Ok(list.items)
     }
 
     /// `GET /api/v1/nodes/{name}`; [`KubernetesError::NotFound`] when there is no such node.
@@ -390,11 +443,14 @@ impl KubernetesClient {
                 message,
                 ..
             }) => Ok(Eviction::Blocked { message }),
-            Err(KubernetesError::Unauthorized {
-                endpoint,
+            Err(KubernetesError::Api {
                 status: 403,
+                reason: Some(reason),
                 message,
                 ..
+            }) if reason == NAMESPACE_TERMINATING => Ok(Eviction::NamespaceTerminating { message }),
+            Err(KubernetesError::Forbidden {
+                endpoint, message, ..
             }) => Err(KubernetesError::EvictionForbidden {
                 endpoint,
                 pod: format!("{namespace}/{name}"),
@@ -523,12 +579,33 @@ impl KubernetesClient {
             Some(parsed) if !parsed.message.is_empty() => parsed.message.clone(),
             _ => String::from_utf8_lossy(&body).chars().take(200).collect(),
         };
+        let namespace_terminating = parsed
+            .as_ref()
+            .and_then(|parsed| parsed.details.as_ref())
+            .is_some_and(|details| {
+                details
+                    .causes
+                    .iter()
+                    .any(|cause| cause.reason == NAMESPACE_TERMINATING)
+            });
         let reason = parsed.and_then(|parsed| parsed.reason);
         Err(match status {
-            StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => KubernetesError::Unauthorized {
+            StatusCode::UNAUTHORIZED => KubernetesError::CertificateRefused {
                 endpoint: endpoint(),
                 operation: operation.to_owned(),
-                status: status.as_u16(),
+                message,
+            },
+            StatusCode::FORBIDDEN if namespace_terminating => KubernetesError::Api {
+                endpoint: endpoint(),
+                operation: operation.to_owned(),
+                status: 403,
+                reason: Some(NAMESPACE_TERMINATING.to_owned()),
+                message,
+                retry_after,
+            },
+            StatusCode::FORBIDDEN => KubernetesError::Forbidden {
+                endpoint: endpoint(),
+                operation: operation.to_owned(),
                 message,
             },
             StatusCode::NOT_FOUND if object.is_some() => {

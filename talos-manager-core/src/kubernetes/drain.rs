@@ -9,7 +9,10 @@
 //! 2. List the pods on it and judge each ([`Pod::drain_verdict`]); if any is refused, stop
 //!    before evicting anything.
 //! 3. Evict each that is not already terminating; an eviction a PodDisruptionBudget blocks
-//!    (HTTP 429) is asked again after [`DrainOptions::retry_interval`].
+//!    (HTTP 429), or one refused because the pod's namespace is being deleted (HTTP 403,
+//!    `NamespaceTerminating`: its controller deletes the pod soon), is asked again after
+//!    [`DrainOptions::retry_interval`], as `kubectl drain` does; a pod that is terminating is
+//!    waited for.
 //! 4. A pod already terminating for [`terminating_skip_after`] on a node whose kubelet is not
 //!    ready (nothing will confirm its deletion) is left behind, logged.
 //! 5. Repeat until none is left, or fail after [`DrainOptions::timeout`] naming the pods
@@ -181,6 +184,15 @@ pub async fn drain_node(
                     if reported_blocked.insert(name.clone()) {
                         log.line(format!(
                             "node {node}: eviction of pod {name} blocked by a PodDisruptionBudget ({message}); asking again every {} s",
+                            options.retry_interval.as_secs_f64()
+                        ))
+                        .await;
+                    }
+                }
+                Eviction::NamespaceTerminating { message } => {
+                    if reported_blocked.insert(name.clone()) {
+                        log.line(format!(
+                            "node {node}: pod {name} cannot be evicted while its namespace is being deleted ({message}); asking again every {} s until the namespace deletes it",
                             options.retry_interval.as_secs_f64()
                         ))
                         .await;

@@ -38,7 +38,7 @@ pub use client::{
 pub use drain::{DrainError, DrainOptions, DrainReport, drain_node, terminating_skip_after};
 pub use node::{
     KubernetesVersion, LabelsTaints, Node, NodeCondition, NodeMetadata, NodePatchPlan, NodeSpec,
-    NodeStatus, NodeTaint, TaintEffectKey, plan_node_patch,
+    NodeStatus, NodeSystemInfo, NodeTaint, TaintEffectKey, plan_node_patch,
 };
 pub use pod::{
     DrainVerdict, EMPTY_DIR_REASON, MIRROR_POD_ANNOTATION, OwnerReference, Pod, PodMetadata,

@@ -63,6 +63,20 @@ pub struct NodeStatus {
     /// Its conditions (`Ready`, `MemoryPressure`, …).
     #[serde(default)]
     pub conditions: Vec<NodeCondition>,
+    /// What the kubelet reports about the machine.
+    #[serde(rename = "nodeInfo", default)]
+    pub node_info: NodeSystemInfo,
+}
+
+/// `status.nodeInfo`, the part we read.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+pub struct NodeSystemInfo {
+    /// The kubelet's version (`v1.33.1`).
+    #[serde(rename = "kubeletVersion", default)]
+    pub kubelet_version: String,
+    /// The OS image (`Talos (v1.11.3)`).
+    #[serde(rename = "osImage", default)]
+    pub os_image: String,
 }
 
 /// One condition of a node.
@@ -250,6 +264,9 @@ pub struct NodePatchPlan {
 /// - Foreign labels and taints are left alone. Labels merge per key; taints are an atomic list
 ///   in Kubernetes, so the patch carries the whole new list and the node's `resourceVersion`,
 ///   which makes it fail with a conflict if the node changed since it was read.
+/// - A patch that removes a label carries the `resourceVersion` too: the "still holds our
+///   value" check above was made on the node as read, and a value someone writes between that
+///   read and the patch must not be deleted. The caller re-reads and plans again on a conflict.
 pub fn plan_node_patch(
     node: &Node,
     desired: &LabelsTaints,
@@ -270,6 +287,7 @@ pub fn plan_node_patch(
             }
         }
     }
+    let mut label_removed = false;
     for (key, value) in &applied.labels {
         if desired.labels.contains_key(key) {
             continue;
@@ -278,6 +296,7 @@ pub fn plan_node_patch(
             Some(current) if current == value => {
                 changes.push(format!("label {key}={value} removed"));
                 labels.insert(key.clone(), Value::Null);
+                label_removed = true;
             }
             Some(current) => changes.push(format!(
                 "label {key}={current} kept: no rule sets it any more, but its value changed since we set {key}={value}"
@@ -339,11 +358,13 @@ pub fn plan_node_patch(
         metadata.insert("labels".into(), Value::Object(labels));
     }
     let mut patch = Map::new();
-    if taints_changed {
+    if taints_changed || label_removed {
         metadata.insert(
             "resourceVersion".into(),
             json!(node.metadata.resource_version),
         );
+    }
+    if taints_changed {
         patch.insert("spec".into(), json!({ "taints": taints }));
     }
     if !metadata.is_empty() {
@@ -461,6 +482,26 @@ mod tests {
                 "label tier=changed-by-someone kept: no rule sets it any more, but its value changed since we set tier=gold",
                 "taint dedicated=db:NoSchedule removed",
             ],
+        );
+    }
+
+    #[test]
+    fn a_label_removal_alone_is_conditional_on_the_node_read() {
+        let node = node(&[("role", "db"), ("team", "x")], json!([]));
+        check(
+            &node,
+            ("team=x", ""),
+            ("role=db,team=x", ""),
+            json!({"metadata": {"labels": {"role": null}, "resourceVersion": "42"}}),
+            &["label role=db removed"],
+        );
+        // Additions merge per key and need no precondition.
+        check(
+            &node,
+            ("role=db,team=x,tier=gold", ""),
+            ("role=db,team=x", ""),
+            json!({"metadata": {"labels": {"tier": "gold"}}}),
+            &["label tier=gold added"],
         );
     }
 

@@ -11,7 +11,8 @@ use crate::{Issue, ValidationError};
 
 pub use reconcile::{
     ReconcileError, ReconcileOptions, ReconcileOutcome, cluster_client,
-    configured_servers_matching, reconcile_labels_and_taints, running_kubernetes_version,
+    configured_servers_matching, learn_running_kubernetes_version, reconcile_labels_and_taints,
+    running_kubernetes_version,
 };
 pub use talos_manager_api_types::{Label, Taint, TaintEffect, parse_labels, parse_taints};
 

@@ -363,6 +363,31 @@ pub async fn running_kubernetes_version(
     Ok(Some(release.unwrap_or(known)))
 }
 
+/// Asks the cluster's API server for the Kubernetes version it runs now, whether or not it
+/// answered before, and records the answer (no answer records only when it was asked).
+/// Returns the version (`1.33.1`), `None` when the API server did not answer in `timeouts`.
+/// Creating an imported cluster calls it, so that the first node that joins an adopted
+/// cluster is served the version the cluster runs, not the config template's.
+pub async fn learn_running_kubernetes_version(
+    store: &Store,
+    cluster_id: ClusterId,
+    timeouts: ClientTimeouts,
+) -> Result<Option<String>, ReconcileError> {
+    let cluster = store.get_cluster(cluster_id).await?;
+    let client = cluster_client(store, &cluster, timeouts).await?;
+    let release = match client.version().await {
+        Ok(version) => version.release(),
+        Err(error) => {
+            tracing::info!(cluster = %cluster.name, error = %error_chain(&error), "the kubernetes API does not answer; its version stays unknown");
+            None
+        }
+    };
+    store
+        .record_running_kubernetes_version(cluster.id, release.as_deref(), crate::store::now())
+        .await?;
+    Ok(release)
+}
+
 /// The servers with a machine config whose name contains one of `name_matches`: those whose
 /// labels and taints a rule change may affect.
 pub async fn configured_servers_matching(

@@ -4,6 +4,8 @@
 use std::fmt;
 use std::time::Duration;
 
+use time::OffsetDateTime;
+
 use super::ProviderKind;
 
 /// An error answer from a Hetzner API, as Hetzner sent it.
@@ -89,6 +91,43 @@ pub enum ProviderError {
         /// Hetzner's last answer.
         #[source]
         source: HetznerApiError,
+    },
+    /// The account's request budget for this endpoint is spent until `until`: the provider
+    /// answered "rate limit exceeded" (Robot's hourly limits), or this process already sent
+    /// what the endpoint allows in an hour. Nothing is sent to the endpoint until then.
+    #[error(
+        "{provider}'s request budget for {endpoint} is spent until {until}; nothing is sent to \
+         it until then, so talos-manager could not {operation}"
+    )]
+    BudgetSpent {
+        /// Which API.
+        provider: ProviderKind,
+        /// What we tried to do.
+        operation: String,
+        /// The endpoint, as the provider's documentation names it (`GET /vswitch/{id}`), or
+        /// `*` for Cloud's one project budget.
+        endpoint: &'static str,
+        /// When a request may be sent again.
+        until: OffsetDateTime,
+        /// The provider's "rate limit exceeded" answer, when it sent one (boxed: rare, and
+        /// large).
+        #[source]
+        source: Option<Box<HetznerApiError>>,
+    },
+    /// The server offers none of the resets talos-manager sends (`power`, `hw`, `sw`); `man`
+    /// orders a data-centre technician and is never sent by an automated flow.
+    #[error(
+        "server {server_id} at {provider} offers no reset talos-manager may send (power, hw or \
+         sw), only [{}]; a `man` reset orders a technician: reset it in the provider's console",
+        offered.join(", ")
+    )]
+    NoAutomaticReset {
+        /// Which API.
+        provider: ProviderKind,
+        /// The server.
+        server_id: String,
+        /// The reset types the server offers.
+        offered: Vec<String>,
     },
     /// The provider answered with an error that is not one of the cases above.
     #[error("{provider} refused to {operation}")]
@@ -254,16 +293,27 @@ impl ProviderError {
             | ProviderError::SshKeyMissing { .. }
             | ProviderError::InvalidSshKey { .. }
             | ProviderError::InvalidServerId { .. }
-            | ProviderError::ForeignSshKey { .. } => true,
+            | ProviderError::ForeignSshKey { .. }
+            | ProviderError::NoAutomaticReset { .. } => true,
             ProviderError::Api { source, .. } => is_permanent_answer(source),
             ProviderError::ActionFailed { .. }
             | ProviderError::RateLimited { .. }
+            | ProviderError::BudgetSpent { .. }
             | ProviderError::Unreachable { .. }
             | ProviderError::OutcomeUnknown { .. }
             | ProviderError::InvalidResponse { .. }
             | ProviderError::ActionTimedOut { .. }
             | ProviderError::VswitchChangeUnfinished { .. }
             | ProviderError::HttpClient { .. } => false,
+        }
+    }
+
+    /// How long until the provider may be asked again, when a request budget is spent.
+    pub fn retry_after(&self, now: OffsetDateTime) -> Option<Duration> {
+        match self {
+            ProviderError::BudgetSpent { until, .. } => Some((*until - now).unsigned_abs()),
+            ProviderError::OutcomeUnknown { source, .. } => source.retry_after(now),
+            _ => None,
         }
     }
 
@@ -277,6 +327,7 @@ impl ProviderError {
             | ProviderError::ActionFailed { source, .. } => Some(source),
             ProviderError::ServerNotFound { source, .. }
             | ProviderError::VswitchNotFound { source, .. } => source.as_ref(),
+            ProviderError::BudgetSpent { source, .. } => source.as_deref(),
             _ => None,
         }
     }

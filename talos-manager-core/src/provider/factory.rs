@@ -10,6 +10,7 @@
 use std::fmt;
 use std::sync::Arc;
 
+use super::budget::Clock;
 use super::{
     HetznerCloud, HetznerRobot, Provider, ProviderError, ProviderKind, RetryPolicy, VswitchProvider,
 };
@@ -62,6 +63,7 @@ pub struct HetznerProviders {
     robot_url: String,
     cloud_url: String,
     policy: Option<RetryPolicy>,
+    clock: Clock,
 }
 
 impl Default for HetznerProviders {
@@ -78,7 +80,15 @@ impl HetznerProviders {
             robot_url: robot_url.into(),
             cloud_url: cloud_url.into(),
             policy: None,
+            clock: Clock::system(),
         }
+    }
+
+    /// The same source with clients that count their request budgets and caches on `clock`
+    /// (tests move a manual one to simulate hours and weeks).
+    pub fn with_clock(mut self, clock: Clock) -> Self {
+        self.clock = clock;
+        self
     }
 
     /// The same source with its own retry policy (tests use [`RetryPolicy::for_fakes`]).
@@ -109,24 +119,33 @@ impl ProviderSource for HetznerProviders {
     ) -> Result<AccountProviders, ProviderError> {
         match kind {
             ProviderKind::HetznerRobot => {
-                let robot = Arc::new(match &self.policy {
-                    Some(policy) => {
-                        HetznerRobot::with_policy(&self.robot_url, name, secret, policy.clone())?
+                let robot = Arc::new(
+                    match &self.policy {
+                        Some(policy) => HetznerRobot::with_policy(
+                            &self.robot_url,
+                            name,
+                            secret,
+                            policy.clone(),
+                        )?,
+                        None => HetznerRobot::new(&self.robot_url, name, secret)?,
                     }
-                    None => HetznerRobot::new(&self.robot_url, name, secret)?,
-                });
+                    .with_clock(self.clock.clone()),
+                );
                 Ok(AccountProviders {
                     provider: robot.clone(),
                     vswitches: Some(robot),
                 })
             }
             ProviderKind::HetznerCloud => {
-                let cloud = Arc::new(match &self.policy {
-                    Some(policy) => {
-                        HetznerCloud::with_policy(&self.cloud_url, secret, policy.clone())?
+                let cloud = Arc::new(
+                    match &self.policy {
+                        Some(policy) => {
+                            HetznerCloud::with_policy(&self.cloud_url, secret, policy.clone())?
+                        }
+                        None => HetznerCloud::new(&self.cloud_url, secret)?,
                     }
-                    None => HetznerCloud::new(&self.cloud_url, secret)?,
-                });
+                    .with_clock(self.clock.clone()),
+                );
                 Ok(AccountProviders {
                     provider: cloud,
                     vswitches: None,

@@ -5,15 +5,21 @@
 //! sends them with authentication, retries what is worth retrying with exponential back-off and
 //! jitter (the `backon` crate), and turns what is left into a [`ProviderError`].
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use backon::{ExponentialBuilder, Retryable};
 use reqwest::Method;
 use serde::de::DeserializeOwned;
+use time::OffsetDateTime;
 
+use super::budget::{AccountBudgets, Clock, HourlyLimit, Spent};
 use super::{HetznerApiError, ProviderError, ProviderKind};
 use crate::Secret;
+
+/// The budget name of a Cloud project's one request budget.
+const CLOUD_BUDGET: &str = "*";
 
 /// The `User-Agent` of every request talos-manager sends to a provider.
 pub const USER_AGENT: &str = concat!("talos-manager/", env!("CARGO_PKG_VERSION"));
@@ -46,9 +52,11 @@ pub(crate) fn client_builder(
 /// A request is sent at most [`max_attempts`](Self::max_attempts) times. Between attempts the
 /// delay grows exponentially from `min_delay` to `max_delay`, with jitter. What is retried
 /// blindly, for every method, is only what the API refused without carrying it out: connection
-/// failures (nothing was sent), Robot 403 `RATE_LIMIT_EXCEEDED`, Cloud 429
-/// `rate_limit_exceeded` and 409 `conflict`, and Cloud 423 `locked` for the power actions that
-/// follow `enable_rescue`. Timeouts, broken answers and 5xx answers are retried for `GET`s only:
+/// failures (nothing was sent), Cloud 429 `rate_limit_exceeded` (after waiting for the
+/// project budget to refill, see `budget.rs`) and 409 `conflict`, and Cloud 423 `locked` for
+/// the power actions that follow `enable_rescue`. Robot's 403 `RATE_LIMIT_EXCEEDED` is not
+/// retried: its budgets are hourly, so the endpoint is recorded as spent until the answer's
+/// `interval` has passed ([`ProviderError::BudgetSpent`]). Timeouts, broken answers and 5xx answers are retried for `GET`s only:
 /// a state-changing call that got one may have been carried out (the backend did the work, the
 /// gateway in front of it failed), so the client reads the state back instead and acts on it
 /// (see `docs/hetzner.md`). Credentials refused (401) are never retried: Robot blocks the
@@ -79,13 +87,21 @@ pub struct RetryPolicy {
     pub vswitch_lock_wait: Duration,
     /// How often a locked Robot vSwitch is tried again.
     pub vswitch_lock_poll: Duration,
+    /// How long a request waits for a spent request budget that refills sooner than this (a
+    /// Cloud project's budget refills one request per second); a budget spent for longer (a
+    /// Robot hourly limit) fails the request at once with [`ProviderError::BudgetSpent`].
+    pub budget_wait: Duration,
+    /// How long sync uses a Robot vSwitch's members as read, before it reads them again
+    /// (`GET /vswitch/{id}`, 500 per hour); our own changes to a vSwitch invalidate them.
+    pub vswitch_cache_ttl: Duration,
 }
 
 impl Default for RetryPolicy {
     /// Values for the real APIs: 6 attempts, 2 s growing to 60 s (Robot's budgets are hourly and
     /// community clients start their back-off at a few seconds), 10 s to connect, 30 s per
     /// request, actions polled every 500 ms for up to 5 minutes (what hcloud-go does), a locked
-    /// vSwitch tried every 15 s for up to 5 minutes (what community.hrobot and hrobot-rs do).
+    /// vSwitch tried every 15 s for up to 5 minutes (what community.hrobot and hrobot-rs do), a
+    /// budget that refills within 5 s waited for, vSwitch members kept for 10 minutes.
     fn default() -> Self {
         RetryPolicy {
             max_attempts: 6,
@@ -97,6 +113,8 @@ impl Default for RetryPolicy {
             action_timeout: Duration::from_secs(300),
             vswitch_lock_wait: Duration::from_secs(300),
             vswitch_lock_poll: Duration::from_secs(15),
+            budget_wait: Duration::from_secs(5),
+            vswitch_cache_ttl: Duration::from_secs(600),
         }
     }
 }
@@ -114,6 +132,8 @@ impl RetryPolicy {
             action_timeout: Duration::from_secs(5),
             vswitch_lock_wait: Duration::from_secs(5),
             vswitch_lock_poll: Duration::from_millis(20),
+            budget_wait: Duration::from_secs(2),
+            vswitch_cache_ttl: Duration::from_secs(600),
         }
     }
 
@@ -159,6 +179,8 @@ pub(crate) struct ApiRequest {
     pub(crate) operation: String,
     /// Retry Cloud 423 `locked` (the server is busy right after `enable_rescue`).
     pub(crate) retry_locked: bool,
+    /// The endpoint's hourly limit (Robot); Cloud's one project budget comes from its answers.
+    pub(crate) limit: Option<HourlyLimit>,
 }
 
 impl ApiRequest {
@@ -174,7 +196,14 @@ impl ApiRequest {
             body: Body::Empty,
             operation: operation.into(),
             retry_locked: false,
+            limit: None,
         }
+    }
+
+    /// The endpoint's documented hourly limit: `endpoint` as the documentation names it.
+    pub(crate) fn limit(mut self, endpoint: &'static str, per_hour: u32) -> Self {
+        self.limit = Some(HourlyLimit { endpoint, per_hour });
+        self
     }
 
     pub(crate) fn query(mut self, key: &str, value: impl ToString) -> Self {
@@ -216,11 +245,17 @@ pub(crate) struct Transport {
     auth: Auth,
     pub(crate) policy: RetryPolicy,
     parse_error: ErrorParser,
+    /// The account's request budgets, shared by its clients in this process.
+    pub(crate) budgets: Arc<AccountBudgets>,
+    /// What the budgets and caches count time on.
+    pub(crate) clock: Clock,
 }
 
 enum Failure {
     Api(HetznerApiError),
     Transport(reqwest::Error),
+    /// Not sent: the budget is spent until then.
+    Budget(&'static str, OffsetDateTime),
 }
 
 impl Transport {
@@ -230,6 +265,7 @@ impl Transport {
         auth: Auth,
         policy: RetryPolicy,
         parse_error: ErrorParser,
+        account_key: &str,
     ) -> Result<Self, ProviderError> {
         Ok(Transport {
             provider,
@@ -238,13 +274,103 @@ impl Transport {
             auth,
             policy,
             parse_error,
+            budgets: AccountBudgets::of_account(&format!("{provider}\n{account_key}")),
+            clock: Clock::system(),
         })
+    }
+
+    /// Counts one request against its budget, waiting up to the policy's `budget_wait` for a
+    /// budget that refills that soon (once: a clock that does not move does not refill it).
+    async fn admit(&self, request: &ApiRequest) -> Result<(), Failure> {
+        let check = |now: OffsetDateTime| -> Result<(), (&'static str, Spent)> {
+            match request.limit {
+                Some(limit) => self
+                    .budgets
+                    .reserve(limit, now)
+                    .map_err(|spent| (limit.endpoint, spent)),
+                None => match self.budgets.spent_until(CLOUD_BUDGET, now) {
+                    Some(until) => Err((CLOUD_BUDGET, Spent { until })),
+                    None => Ok(()),
+                },
+            }
+        };
+        let now = self.clock.now();
+        let Err((endpoint, spent)) = check(now) else {
+            return Ok(());
+        };
+        let wait = spent.until - now;
+        if wait > self.policy.budget_wait {
+            return Err(Failure::Budget(endpoint, spent.until));
+        }
+        tracing::info!(
+            provider = %self.provider, operation = %request.operation, endpoint, %wait,
+            "request budget spent; waiting for it to refill"
+        );
+        tokio::time::sleep(wait.unsigned_abs()).await;
+        check(self.clock.now()).map_err(|(endpoint, spent)| Failure::Budget(endpoint, spent.until))
+    }
+
+    /// Records what a rate-limit answer or Cloud's `RateLimit-*` headers say about the budget.
+    fn record_budget(
+        &self,
+        request: &ApiRequest,
+        status: u16,
+        headers: &reqwest::header::HeaderMap,
+        body: &[u8],
+    ) {
+        let now = self.clock.now();
+        match self.provider {
+            ProviderKind::HetznerRobot => {
+                let Some(limit) = request.limit else { return };
+                if status != 403 {
+                    return;
+                }
+                let Ok(answer) = serde_json::from_slice::<serde_json::Value>(body) else {
+                    return;
+                };
+                if answer["error"]["code"] != "RATE_LIMIT_EXCEEDED" {
+                    return;
+                }
+                let interval = answer["error"]["interval"].as_u64().unwrap_or(3600);
+                let until = now + Duration::from_secs(interval);
+                tracing::warn!(
+                    endpoint = limit.endpoint, %until,
+                    "Robot says the hourly request budget is spent; nothing is sent to this \
+                     endpoint until then"
+                );
+                self.budgets.spent(limit.endpoint, until);
+            }
+            ProviderKind::HetznerCloud => {
+                let header = |name: &str| -> Option<i64> {
+                    headers.get(name)?.to_str().ok()?.trim().parse().ok()
+                };
+                let remaining = header("ratelimit-remaining");
+                if status != 429 && remaining != Some(0) {
+                    return;
+                }
+                // The project budget refills gradually (one request per second at the real
+                // API): spent until the next request comes back, `Reset` (when it is full
+                // again) divided by the budget, or a second when the headers say nothing.
+                let limit = header("ratelimit-limit").filter(|limit| *limit > 0);
+                let reset = header("ratelimit-reset")
+                    .and_then(|reset| OffsetDateTime::from_unix_timestamp(reset).ok());
+                let until = match (limit, reset) {
+                    (Some(limit), Some(reset)) => {
+                        now + (reset - now).max(time::Duration::ZERO) / limit as f64
+                    }
+                    _ if status == 429 => now + Duration::from_secs(1),
+                    _ => return,
+                };
+                self.budgets.spent(CLOUD_BUDGET, until);
+            }
+        }
     }
 
     /// Sends the request, retrying within the policy; `Ok` only for a 2xx answer.
     pub(crate) async fn send(&self, request: &ApiRequest) -> Result<ApiResponse, ProviderError> {
         let attempts = AtomicU32::new(0);
         let result = (|| async {
+            self.admit(request).await?;
             attempts.fetch_add(1, Ordering::Relaxed);
             self.attempt(request).await
         })
@@ -260,12 +386,37 @@ impl Transport {
                 provider = %self.provider, operation = %request.operation, %error, ?delay,
                 "retrying provider request"
             ),
+            Failure::Budget(..) => {}
         })
         .await;
         let attempts = attempts.load(Ordering::Relaxed);
         let provider = self.provider;
         let operation = request.operation.clone();
         result.map_err(|failure| match failure {
+            Failure::Budget(endpoint, until) => ProviderError::BudgetSpent {
+                provider,
+                operation,
+                endpoint,
+                until,
+                source: None,
+            },
+            // Robot's hourly limit: recorded as spent until the answer's `interval` has passed.
+            Failure::Api(source)
+                if provider == ProviderKind::HetznerRobot && is_rate_limit(&source) =>
+            {
+                let endpoint = request.limit.map_or(CLOUD_BUDGET, |limit| limit.endpoint);
+                let now = self.clock.now();
+                ProviderError::BudgetSpent {
+                    provider,
+                    operation,
+                    endpoint,
+                    until: self
+                        .budgets
+                        .spent_until(endpoint, now)
+                        .unwrap_or(now + Duration::from_secs(3600)),
+                    source: Some(Box::new(source)),
+                }
+            }
             Failure::Transport(source) if request.method != Method::GET && !source.is_connect() => {
                 ProviderError::OutcomeUnknown {
                     provider,
@@ -353,6 +504,7 @@ impl Transport {
         let status = response.status().as_u16();
         let headers = response.headers().clone();
         let body = response.bytes().await.map_err(Failure::Transport)?.to_vec();
+        self.record_budget(request, status, &headers, &body);
         tracing::debug!(
             provider = %self.provider, method = %request.method, path = %request.path, status,
             "provider request"
@@ -373,6 +525,7 @@ impl Transport {
 
     fn is_retryable(&self, request: &ApiRequest, failure: &Failure) -> bool {
         match failure {
+            Failure::Budget(..) => false,
             // A request that may have reached the API is sent again only when repeating it is
             // harmless: a second `power` press would switch a server off again.
             Failure::Transport(error) if error.is_connect() => true,
@@ -382,7 +535,9 @@ impl Transport {
             }
             Failure::Api(api_error) => {
                 (api_error.status >= 500 && request.method == Method::GET)
-                    || is_rate_limit(api_error)
+                    // Cloud's budget refills every second: the next attempt waits for it.
+                    // Robot's is hourly: the answer is recorded, never retried.
+                    || (self.provider == ProviderKind::HetznerCloud && is_rate_limit(api_error))
                     || (self.provider == ProviderKind::HetznerCloud && api_error.code == "conflict")
                     || (request.retry_locked && api_error.code == "locked")
             }

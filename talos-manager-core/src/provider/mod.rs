@@ -18,6 +18,7 @@
 //! the rescue system with only that key; [`Provider::power_cycle`] boots the server into it.
 //! [`Provider::reboot_into_rescue`] runs the three in that order.
 
+mod budget;
 mod cloud;
 mod error;
 mod factory;
@@ -36,6 +37,7 @@ use time::OffsetDateTime;
 
 use crate::Secret;
 
+pub use budget::Clock;
 pub use cloud::HetznerCloud;
 pub use error::{HetznerApiError, ProviderError};
 pub use factory::{AccountProviders, HetznerProviders, ProviderFactory, ProviderSource};
@@ -151,6 +153,10 @@ pub struct ProviderVswitch {
     /// Provider ids of the member servers, in the order Robot lists them, whatever their join
     /// state (`ready`, `processing`, `in process`, `failed`).
     pub server_ids: Vec<String>,
+    /// Whether `server_ids` are the members: `false` when they could not be read (the read
+    /// failed, or was deferred to stay inside the request budget, and nothing was read
+    /// before); sync then keeps the stored members.
+    pub members_known: bool,
 }
 
 /// Our SSH key as stored at a provider.

@@ -37,6 +37,10 @@ pub struct ProviderAccount {
     /// When the provider last refused its credentials (401); the periodic sync skips the
     /// account until its secret is updated, which clears this.
     pub credentials_refused_at: Option<OffsetDateTime>,
+    /// Until when the provider blocks the client address (Robot's 403 `BLOCKED` after failed
+    /// logins); the periodic sync skips the account until then or until its secret is updated,
+    /// which clears this.
+    pub blocked_until: Option<OffsetDateTime>,
 }
 
 #[derive(sqlx::FromRow)]
@@ -47,6 +51,7 @@ struct Row {
     created_at: OffsetDateTime,
     updated_at: OffsetDateTime,
     credentials_refused_at: Option<OffsetDateTime>,
+    blocked_until: Option<OffsetDateTime>,
 }
 
 impl TryFrom<Row> for ProviderAccount {
@@ -59,11 +64,13 @@ impl TryFrom<Row> for ProviderAccount {
             created_at: row.created_at,
             updated_at: row.updated_at,
             credentials_refused_at: row.credentials_refused_at,
+            blocked_until: row.blocked_until,
         })
     }
 }
 
-const COLUMNS: &str = "id, provider, name, created_at, updated_at, credentials_refused_at";
+const COLUMNS: &str =
+    "id, provider, name, created_at, updated_at, credentials_refused_at, blocked_until";
 
 impl Store {
     /// Adds a provider account; its secret is stored encrypted.
@@ -144,8 +151,27 @@ impl Store {
         Ok(())
     }
 
+    /// Records that the provider blocks the client address until `until` (Robot's 403
+    /// `BLOCKED`); the periodic sync leaves the account alone until then or until its secret is
+    /// updated.
+    pub async fn mark_provider_account_blocked(
+        &self,
+        id: ProviderAccountId,
+        until: OffsetDateTime,
+    ) -> Result<(), StoreError> {
+        let sql = "UPDATE provider_accounts SET blocked_until = $2 WHERE id = $1";
+        on_pool!(self, |pool| sqlx::query(sql)
+            .bind(id)
+            .bind(until)
+            .execute(pool)
+            .await
+            .map(|result| result.rows_affected()))
+        .map_err(|e| StoreError::from_write("provider account", "mark blocked", e))?;
+        Ok(())
+    }
+
     /// Changes the name and, when given, the secret of a provider account; a new secret clears
-    /// [`ProviderAccount::credentials_refused_at`].
+    /// [`ProviderAccount::credentials_refused_at`] and [`ProviderAccount::blocked_until`].
     pub async fn update_provider_account(
         &self,
         id: ProviderAccountId,
@@ -156,7 +182,8 @@ impl Store {
         let sql = sql!(
             "UPDATE provider_accounts SET name = $2, secret = COALESCE($3, secret), updated_at = $4, \
              credentials_refused_at = CASE WHEN $3 IS NULL THEN credentials_refused_at ELSE NULL \
-             END WHERE id = $1 RETURNING {COLUMNS}"
+             END, blocked_until = CASE WHEN $3 IS NULL THEN blocked_until ELSE NULL END \
+             WHERE id = $1 RETURNING {COLUMNS}"
         );
         let row: Option<Row> = on_pool!(self, |pool| sqlx::query_as(sql)
             .bind(id)

@@ -35,7 +35,7 @@ use std::time::Duration;
 use time::OffsetDateTime;
 
 use crate::ids::{ProviderAccountId, VswitchId};
-use crate::provider::{ProviderError, ProviderKind, ProviderServer};
+use crate::provider::{ProviderError, ProviderKind, ProviderServer, ProviderVswitch};
 use crate::store::{ServerInventory, ServerUpsert, Store, StoreError};
 
 // The factory lives in `provider/`; re-exported here, where sync, the jobs and the service
@@ -164,6 +164,9 @@ pub struct AccountReport {
     /// Why the servers the account no longer lists were neither marked nor deleted, when too
     /// many went missing at once.
     pub held_back: Option<String>,
+    /// Why the account's vSwitches were not synced (a spent request budget, an outage), when
+    /// they were not; its servers were synced all the same and kept their vSwitches.
+    pub vswitches_deferred: Option<String>,
 }
 
 /// One account whose sync failed.
@@ -201,6 +204,9 @@ pub struct SyncReport {
     /// Accounts skipped, without a request, because the provider refused their credentials
     /// (`credentials_refused_at`) and they have not changed since.
     pub credentials_refused: Vec<ProviderAccountId>,
+    /// Accounts skipped, without a request, because the provider blocks the client address
+    /// (`blocked_until`, Robot's 403 `BLOCKED`) and their credentials have not changed since.
+    pub blocked: Vec<ProviderAccountId>,
     /// Accounts where too many servers went missing at once, so none was marked or deleted:
     /// `(account, why)`.
     pub held_back: Vec<(ProviderAccountId, String)>,
@@ -251,6 +257,48 @@ pub fn inventory(
     }
 }
 
+/// Whether the provider refused the account itself (credentials refused, or Robot blocking the
+/// address after failed logins): sync stops sending requests for it at once.
+fn is_refusal(error: &ProviderError) -> bool {
+    matches!(error, ProviderError::Unauthorized { .. }) || error.code() == Some("BLOCKED")
+}
+
+/// What one sync reads from a provider account, before it changes the store.
+#[derive(Debug)]
+pub struct AccountListing {
+    /// The account's vSwitches (`None` for providers without them), or why they could not be
+    /// listed this time (a spent request budget, an outage): the servers are synced all the
+    /// same and keep their vSwitches.
+    pub vswitches: Option<Result<Vec<ProviderVswitch>, ProviderError>>,
+    /// The account's servers.
+    pub servers: Vec<ProviderServer>,
+}
+
+/// Sends the requests of one sync to the account's provider: its vSwitches (members from the
+/// client's cache, see [`VswitchProvider::list_vswitches`](crate::provider::VswitchProvider))
+/// then its servers. Refused credentials or a blocked address end it at once (another request
+/// would make it worse); any other vSwitch failure is kept in the listing.
+pub async fn read_account(
+    account_id: ProviderAccountId,
+    providers: &AccountProviders,
+) -> Result<AccountListing, SyncError> {
+    let vswitches = match &providers.vswitches {
+        None => None,
+        Some(vswitches) => match vswitches.list_vswitches().await {
+            Err(source) if is_refusal(&source) => {
+                return Err(SyncError::ListVswitches { account_id, source });
+            }
+            result => Some(result),
+        },
+    };
+    let servers = providers
+        .provider
+        .list_servers()
+        .await
+        .map_err(|source| SyncError::ListServers { account_id, source })?;
+    Ok(AccountListing { vswitches, servers })
+}
+
 /// [`sync_account_with`] under the default [`SyncPolicy`].
 pub async fn sync_account(
     store: &Store,
@@ -269,46 +317,75 @@ pub async fn sync_account_with(
     providers: &AccountProviders,
     policy: &SyncPolicy,
 ) -> Result<AccountReport, SyncError> {
+    let listing = read_account(account_id, providers).await?;
     let store_error = |source| SyncError::Store { account_id, source };
     let kind = providers.provider.kind();
     let mut report = AccountReport::default();
     let now = OffsetDateTime::now_utc();
 
     let mut membership: HashMap<String, VswitchId> = HashMap::new();
-    // vSwitches missing but kept: their servers keep the link.
+    // vSwitches whose members are not known this sync (missing but kept, or not read): their
+    // servers keep the stored link.
     let mut kept_vswitches: HashSet<VswitchId> = HashSet::new();
-    if let Some(vswitches) = &providers.vswitches {
-        let listed = vswitches
+    if let Some(vswitches) = listing.vswitches {
+        let stored_vswitches: HashMap<VswitchId, _> = store
             .list_vswitches()
             .await
-            .map_err(|source| SyncError::ListVswitches { account_id, source })?;
-        let mut listed_ids = HashSet::with_capacity(listed.len());
-        for vswitch in &listed {
-            let id = VswitchId(vswitch.id as i64);
-            store
-                .upsert_vswitch(id, account_id, &vswitch.name, i32::from(vswitch.vlan))
-                .await
-                .map_err(store_error)?;
-            report.vswitches += 1;
-            listed_ids.insert(id);
-            for server_id in &vswitch.server_ids {
-                membership.entry(server_id.clone()).or_insert(id);
+            .map_err(store_error)?
+            .into_iter()
+            .filter(|vswitch| vswitch.provider_account_id == account_id)
+            .map(|vswitch| (vswitch.id, vswitch))
+            .collect();
+        match vswitches {
+            Ok(listed) => {
+                let mut listed_ids = HashSet::with_capacity(listed.len());
+                for vswitch in &listed {
+                    let id = VswitchId(vswitch.id as i64);
+                    let vlan = i32::from(vswitch.vlan);
+                    // Written only when it changed (or was marked missing).
+                    let unchanged = stored_vswitches.get(&id).is_some_and(|stored| {
+                        stored.name == vswitch.name
+                            && stored.vlan == vlan
+                            && stored.missing_since.is_none()
+                    });
+                    if !unchanged {
+                        store
+                            .upsert_vswitch(id, account_id, &vswitch.name, vlan)
+                            .await
+                            .map_err(store_error)?;
+                    }
+                    report.vswitches += 1;
+                    listed_ids.insert(id);
+                    if !vswitch.members_known {
+                        kept_vswitches.insert(id);
+                    }
+                    for server_id in &vswitch.server_ids {
+                        membership.entry(server_id.clone()).or_insert(id);
+                    }
+                }
+                let (missing, removed) =
+                    handle_vanished_vswitches(store, account_id, &listed_ids, policy, now)
+                        .await
+                        .map_err(store_error)?;
+                kept_vswitches.extend(missing.iter().copied());
+                report.vswitches_missing = missing;
+                report.vswitches_removed = removed;
+            }
+            // Anything else (a spent budget, an outage) defers the vSwitches: the servers are
+            // still synced, and keep the vSwitches they had.
+            Err(source) => {
+                let why = format!(
+                    "vswitches not synced this time, servers keep theirs: {}",
+                    crate::error_chain(&source)
+                );
+                tracing::warn!(provider = %kind, "provider account {account_id}: {why}");
+                kept_vswitches.extend(stored_vswitches.keys().copied());
+                report.vswitches_deferred = Some(why);
             }
         }
-        let (missing, removed) =
-            handle_vanished_vswitches(store, account_id, &listed_ids, policy, now)
-                .await
-                .map_err(store_error)?;
-        kept_vswitches.extend(missing.iter().copied());
-        report.vswitches_missing = missing;
-        report.vswitches_removed = removed;
     }
 
-    let servers = providers
-        .provider
-        .list_servers()
-        .await
-        .map_err(|source| SyncError::ListServers { account_id, source })?;
+    let servers = listing.servers;
     let stored = store
         .list_servers_of_account(account_id)
         .await
@@ -477,6 +554,10 @@ async fn handle_vanished_vswitches(
     Ok((missing, removed))
 }
 
+/// How long Robot blocks the client address after three failed logins (its documentation);
+/// the answer does not say.
+const ADDRESS_BLOCK: Duration = Duration::from_secs(600);
+
 /// [`sync_all_with`] under the default [`SyncPolicy`].
 pub async fn sync_all(
     store: &Store,
@@ -510,6 +591,20 @@ pub async fn sync_all_with(
                 account.id
             );
             report.credentials_refused.push(account.id);
+            continue;
+        }
+        if let Some(blocked_until) = account
+            .blocked_until
+            .filter(|until| *until > OffsetDateTime::now_utc())
+        {
+            tracing::info!(
+                provider = %account.provider,
+                account = %account.name,
+                %blocked_until,
+                "not syncing provider account {}: the provider blocks this address until then",
+                account.id
+            );
+            report.blocked.push(account.id);
             continue;
         }
         tracing::info!(
@@ -568,6 +663,17 @@ pub async fn sync_all_with(
                 ) {
                     store
                         .mark_provider_account_credentials_refused(account.id)
+                        .await?;
+                }
+                if error
+                    .provider_error()
+                    .is_some_and(|error| error.code() == Some("BLOCKED"))
+                {
+                    store
+                        .mark_provider_account_blocked(
+                            account.id,
+                            OffsetDateTime::now_utc() + ADDRESS_BLOCK,
+                        )
                         .await?;
                 }
                 tracing::warn!(

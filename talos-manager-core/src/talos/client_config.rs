@@ -9,8 +9,16 @@ use super::pki::{self, CertAndKey, ClientSubject, PkiError};
 use super::secrets::SecretsBundle;
 use super::yaml::{self, Value, emit_scalar};
 
-/// Lifetime of the client certificates: 8 760 hours, as Talos sets them.
-const CLIENT_VALIDITY: Duration = Duration::hours(8_760);
+/// Lifetime of the talosconfig and kubeconfig client certificates: 8 760 hours, as Talos sets
+/// them.
+pub const CLIENT_VALIDITY: Duration = Duration::hours(8_760);
+
+/// How long before "now" the client certificates we present to a cluster's Kubernetes API
+/// and Talos API become valid, so that a node whose clock runs behind ours still accepts
+/// them (the API server answers 401 to a certificate that is not valid yet by its clock).
+/// Talos backdates its own temporary admin certificate by one minute; five give a minute of
+/// skew a margin.
+pub const CLIENT_CERT_BACKDATE: Duration = Duration::minutes(5);
 
 /// A client config that cannot be made.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -81,8 +89,8 @@ pub fn os_admin_client_certificate(
 }
 
 /// The admin kubeconfig a control-plane node would hand out: a `system:masters` / `admin`
-/// client certificate signed by the bundle's Kubernetes CA (valid from 10 s before `now` for a
-/// year), written in client-go's layout.
+/// client certificate signed by the bundle's Kubernetes CA (valid from
+/// [`CLIENT_CERT_BACKDATE`] before `now` for a year), written in client-go's layout.
 pub fn admin_kubeconfig(
     secrets: &SecretsBundle,
     cluster_name: &str,
@@ -102,7 +110,8 @@ pub fn admin_kubeconfig(
 }
 
 /// The client certificate of the admin kubeconfig (`system:masters` / `admin`, signed by the
-/// bundle's Kubernetes CA, valid from 10 s before `now` for a year), as base64 PEM.
+/// bundle's Kubernetes CA, valid from [`CLIENT_CERT_BACKDATE`] before `now` for a year), as
+/// base64 PEM.
 pub(crate) fn admin_client_certificate(
     secrets: &SecretsBundle,
     now: OffsetDateTime,
@@ -120,7 +129,7 @@ pub(crate) fn admin_client_certificate(
         rng,
         &secrets.k8s,
         &subject,
-        now - Duration::seconds(10),
+        now - CLIENT_CERT_BACKDATE,
         now + CLIENT_VALIDITY,
     )
     .map_err(|source| ClientConfigError::Certificate {

@@ -65,7 +65,8 @@ use crate::Issue;
 use crate::random::RandomSource;
 pub(crate) use client_config::admin_client_certificate;
 pub use client_config::{
-    ClientConfigError, admin_kubeconfig, os_admin_client_certificate, talosconfig,
+    CLIENT_CERT_BACKDATE, CLIENT_VALIDITY, ClientConfigError, admin_kubeconfig,
+    os_admin_client_certificate, talosconfig,
 };
 pub use document::{DecodeIssue, LoadError, MachineConfig};
 pub use generate::{

@@ -134,6 +134,21 @@ pub struct EtcdMember {
     pub is_learner: bool,
 }
 
+/// The status of the etcd member on one control plane (`MachineService.EtcdStatus`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EtcdMemberStatus {
+    /// This node's member id.
+    pub member_id: u64,
+    /// The member id of the leader this member sees (`0`: none).
+    pub leader: u64,
+    /// Whether this member is a learner.
+    pub is_learner: bool,
+    /// The errors etcd reports for this member (an alarm, no leader, …); empty when healthy.
+    pub errors: Vec<String>,
+    /// The database size in bytes.
+    pub db_size: i64,
+}
+
 /// Which disks a reset wipes (`ResetRequest.mode`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum WipeMode {
@@ -358,6 +373,10 @@ pub trait TalosApi: Send + Sync {
     /// `MachineService.EtcdMemberList` on a control plane.
     async fn etcd_members(&self, node: SocketAddr) -> Result<Vec<EtcdMember>, TalosApiError>;
 
+    /// `MachineService.EtcdStatus` on a control plane: its local etcd member's status (its
+    /// member id, the leader it sees, its errors). Fails when etcd does not run there.
+    async fn etcd_status(&self, node: SocketAddr) -> Result<EtcdMemberStatus, TalosApiError>;
+
     /// `MachineService.EtcdForfeitLeadership` on a control plane: the id of the new leader when
     /// this node was the leader, `None` otherwise.
     async fn etcd_forfeit_leadership(
@@ -454,8 +473,9 @@ impl fmt::Debug for TalosCredentials {
 
 impl TalosCredentials {
     /// Issues an `os:admin` client certificate from the bundle's Talos API CA (Ed25519 like the
-    /// CA, extended key usage exactly `clientAuth`, valid from 10 s before `now` for
-    /// [`CREDENTIALS_VALIDITY`]).
+    /// CA, extended key usage exactly `clientAuth`, valid from
+    /// [`crate::talos::CLIENT_CERT_BACKDATE`] before `now`, so that a node whose clock is
+    /// behind accepts it, for [`CREDENTIALS_VALIDITY`]).
     pub fn for_cluster(
         secrets: &SecretsBundle,
         now: OffsetDateTime,
@@ -463,7 +483,7 @@ impl TalosCredentials {
     ) -> Result<TalosCredentials, ClientConfigError> {
         let client = crate::talos::os_admin_client_certificate(
             secrets,
-            now - time::Duration::seconds(10),
+            now - crate::talos::CLIENT_CERT_BACKDATE,
             now + CREDENTIALS_VALIDITY,
             rng,
         )?;
@@ -521,6 +541,12 @@ mod tests {
         assert_eq!(organizations, ["os:admin"]);
         let eku = cert.extended_key_usage().unwrap().unwrap().value;
         assert!(eku.client_auth && !eku.server_auth);
+        // A node whose clock is a minute (or a little more) behind ours accepts it.
+        let not_before = cert.validity().not_before.timestamp();
+        assert_eq!(
+            not_before,
+            (now - time::Duration::minutes(5)).unix_timestamp()
+        );
         let ca = pem::parse(&credentials.ca_pem).unwrap();
         let (_, ca) = x509_parser::parse_x509_certificate(ca.contents()).unwrap();
         assert_eq!(cert.issuer(), ca.subject());

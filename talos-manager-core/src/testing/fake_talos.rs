@@ -26,8 +26,8 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use crate::Secret;
 use crate::talos_api::{
-    ApplyMode, ApplyOutcome, EtcdMember, MachineStage, MachineStatus, RebootMode, ResetRequest,
-    TalosApi, TalosApiError, TalosConnector, TalosCredentials, TalosMaintenanceApi,
+    ApplyMode, ApplyOutcome, EtcdMember, EtcdMemberStatus, MachineStage, MachineStatus, RebootMode,
+    ResetRequest, TalosApi, TalosApiError, TalosConnector, TalosCredentials, TalosMaintenanceApi,
     TalosStatusCode, TalosVersionInfo, UpgradeRequest,
 };
 
@@ -443,6 +443,35 @@ impl TalosApi for FakeTalos {
             });
         }
         Ok(state.etcd.clone())
+    }
+
+    async fn etcd_status(&self, node: SocketAddr) -> Result<EtcdMemberStatus, TalosApiError> {
+        let (mut state, hostname) = self.enter(node, "etcd_status", "", false)?;
+        let this = node_mut(&mut state, node);
+        if !this.control_plane || !this.etcd_running {
+            return Err(TalosApiError::Status {
+                node,
+                operation: "etcd_status",
+                code: if this.control_plane {
+                    TalosStatusCode::Unavailable
+                } else {
+                    TalosStatusCode::FailedPrecondition
+                },
+                message: "etcd is not running on this node".into(),
+            });
+        }
+        let own = state
+            .etcd
+            .iter()
+            .find(|member| member.hostname == hostname)
+            .cloned();
+        Ok(EtcdMemberStatus {
+            member_id: own.as_ref().map_or(0, |member| member.id),
+            leader: state.leader.unwrap_or_default(),
+            is_learner: own.is_some_and(|member| member.is_learner),
+            errors: Vec::new(),
+            db_size: 20 * 1024 * 1024,
+        })
     }
 
     async fn etcd_forfeit_leadership(

@@ -804,6 +804,12 @@ store_test!(plans_are_validated_in_words_a_user_understands, |store| {
 
 /// A client of the fake Kubernetes API with admin credentials from a fresh bundle.
 async fn kubernetes() -> (FakeKubernetes, KubernetesClient) {
+    let (_, api, client) = kubernetes_and_bundle().await;
+    (api, client)
+}
+
+/// As [`kubernetes`], with the bundle.
+async fn kubernetes_and_bundle() -> (SecretsBundle, FakeKubernetes, KubernetesClient) {
     let bundle = tokio::task::spawn_blocking(|| {
         SecretsBundle::generate(time::OffsetDateTime::now_utc(), &mut SystemRandom).unwrap()
     })
@@ -820,7 +826,7 @@ async fn kubernetes() -> (FakeKubernetes, KubernetesClient) {
         &mut SystemRandom,
     )
     .unwrap();
-    (api, client)
+    (bundle, api, client)
 }
 
 fn pods_on(api: &FakeKubernetes, node: &str, blocked: u32) {
@@ -1034,7 +1040,8 @@ async fn a_throttled_request_is_asked_again_after_retry_after() {
     assert_eq!(api.node("worker-1").unwrap()["spec"]["unschedulable"], true);
 }
 
-/// A 403 to an eviction is not a credentials problem: the drain stops and says so.
+/// A 403 to an eviction (a budget with negative `disruptionsAllowed`) is not a credentials
+/// problem: the drain stops and says so.
 #[tokio::test]
 async fn a_forbidden_eviction_fails_the_drain_naming_the_pod() {
     let (api, client) = kubernetes().await;
@@ -1059,10 +1066,147 @@ async fn a_forbidden_eviction_fails_the_drain_naming_the_pod() {
     let text = talos_manager_core::error_chain(&error).to_string();
     assert!(
         text.contains("forbids evicting pod old-team/web-1 (HTTP 403)")
-            && text.contains("being terminated"),
+            && text.contains("pdb disruptions allowed is negative"),
         "{text}"
     );
-    assert!(!text.contains("credentials"), "{text}");
+    assert!(!text.contains("certificate"), "{text}");
+}
+
+/// A 403 `NamespaceTerminating` is asked again, as `kubectl drain` does: the namespace
+/// controller deletes the pod soon, and the drain waits for it to terminate.
+#[tokio::test]
+async fn an_eviction_in_a_namespace_being_deleted_is_asked_again_until_the_pod_goes() {
+    let (api, client) = kubernetes().await;
+    pods_on(&api, "worker-1", 0);
+    api.add_pod(NewPod::new("old-team", "web-1", "worker-1"));
+    api.terminate_namespace("old-team", Duration::from_millis(200));
+    api.set_termination_grace(Duration::from_millis(200));
+    let options = DrainOptions {
+        timeout: Duration::from_secs(5),
+        retry_interval: Duration::from_millis(20),
+    };
+    let log = Lines::default();
+    let report = drain_node(
+        &client,
+        "worker-1",
+        &options,
+        PodPolicy::default(),
+        &log,
+        &never,
+    )
+    .await
+    .unwrap();
+    assert_eq!(report.evicted, ["shop/db-0", "shop/web-1"]);
+    assert!(!api.pods("worker-1").contains(&"old-team/web-1".to_owned()));
+    let refused = api
+        .evictions()
+        .iter()
+        .filter(|eviction| eviction.pod == "old-team/web-1")
+        .map(|eviction| eviction.status)
+        .collect::<Vec<_>>();
+    assert!(
+        !refused.is_empty() && refused.iter().all(|status| *status == 403),
+        "{refused:?}"
+    );
+    let text = log.text();
+    assert_eq!(
+        text.matches("pod old-team/web-1 cannot be evicted while its namespace is being deleted")
+            .count(),
+        1,
+        "{text}"
+    );
+    assert!(text.contains("drained (2 pods evicted)"), "{text}");
+}
+
+/// Evicted pods terminate for their grace period before they are gone; the drain waits.
+#[tokio::test]
+async fn the_drain_waits_for_evicted_pods_to_finish_terminating() {
+    let (api, client) = kubernetes().await;
+    pods_on(&api, "worker-1", 0);
+    api.set_termination_grace(Duration::from_millis(400));
+    let options = DrainOptions {
+        timeout: Duration::from_secs(5),
+        retry_interval: Duration::from_millis(20),
+    };
+    let log = Lines::default();
+    let started = std::time::Instant::now();
+    let report = drain_node(
+        &client,
+        "worker-1",
+        &options,
+        PodPolicy::default(),
+        &log,
+        &never,
+    )
+    .await
+    .unwrap();
+    assert!(started.elapsed() >= Duration::from_millis(400));
+    assert_eq!(report.evicted, ["shop/db-0", "shop/web-1"]);
+    assert_eq!(
+        api.pods("worker-1"),
+        ["kube-system/agent-x", "kube-system/kube-apiserver-x"]
+    );
+    let evictions = api.evictions();
+    assert_eq!(evictions.len(), 2, "each evicted once: {evictions:?}");
+    assert!(
+        log.text()
+            .contains("node worker-1: waiting for evicted pods to terminate"),
+        "{}",
+        log.text()
+    );
+}
+
+/// Like a Talos cluster's API server, the fake answers 401 to a request without a client
+/// certificate, and to a certificate not yet valid by its clock: the client says the cluster
+/// refused our admin certificate. Ours is valid from five minutes back, so an API server whose
+/// clock is a minute and a half behind accepts it.
+#[tokio::test]
+async fn the_admin_certificate_is_refused_only_when_the_clock_is_far_behind() {
+    let (bundle, api, client) = kubernetes_and_bundle().await;
+    api.add_node("worker-1", serde_json::json!({}), serde_json::json!([]));
+
+    let anonymous = reqwest::Client::builder()
+        .tls_certs_only([reqwest::Certificate::from_pem(pem(&bundle.k8s.crt).as_bytes()).unwrap()])
+        .build()
+        .unwrap();
+    let answer = anonymous
+        .get(format!("{}/api/v1/nodes/worker-1", api.url()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), 401);
+    let body: serde_json::Value = answer.json().await.unwrap();
+    assert_eq!(body["reason"], "Unauthorized");
+
+    api.set_clock_behind(Duration::from_secs(90));
+    let node = client.get_node("worker-1").await.unwrap();
+    assert_eq!(node.metadata.name, "worker-1");
+
+    api.set_clock_behind(Duration::from_secs(600));
+    // A new connection is judged by the new clock.
+    let fresh = KubernetesClient::for_cluster(
+        &bundle,
+        api.url(),
+        client_timeouts(),
+        time::OffsetDateTime::now_utc(),
+        &mut SystemRandom,
+    )
+    .unwrap();
+    let error = fresh.get_node("worker-1").await.unwrap_err();
+    assert!(
+        matches!(
+            error,
+            talos_manager_core::kubernetes::KubernetesError::CertificateRefused { .. }
+        ),
+        "{error:?}"
+    );
+    assert!(
+        error
+            .to_string()
+            .contains("refused our admin certificate (get node worker-1, HTTP 401)"),
+        "{error}"
+    );
+    assert!(!error.is_transient());
 }
 
 /// Evicted pods stay terminating while the kubelet is down: on a NotReady node the drain goes

@@ -44,6 +44,7 @@ async fn fleet(store: &Store) -> Fleet {
             vlan: 4000 + id as u16,
             cancelled: false,
             server_ids,
+            members_known: true,
         });
     }
     let robot_account = store

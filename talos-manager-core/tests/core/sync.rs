@@ -6,12 +6,13 @@ use std::time::Duration;
 
 use talos_manager_core::ProviderKind;
 use talos_manager_core::ids::VswitchId;
+use talos_manager_core::provider::{Clock, HetznerProviders};
 use talos_manager_core::store::ClusterFields;
 use talos_manager_core::store::{ConfigFields, MachineConfigFields};
 use talos_manager_core::sync::{
-    ProviderFactory, ServerProber, SshProber, SyncPolicy, sync_all, sync_all_with,
+    ProviderFactory, ServerProber, SshProber, SyncPolicy, read_account, sync_all, sync_all_with,
 };
-use talos_manager_core::{RetryPolicy, Secret, Store};
+use talos_manager_core::{Backend, RetryPolicy, Secret, Store};
 use talos_manager_fake_hetzner::{
     CloudServer, FakeCloud, FakeRobot, Fault, RobotServer, RobotVswitch, Target, VswitchMember,
 };
@@ -566,3 +567,250 @@ store_test!(
         assert!(robot.requests().len() > requests);
     }
 );
+
+/// A fake Robot account with `n_servers` servers and `n_vswitches` vSwitches, the first ones
+/// with two of the servers each, and a factory whose clients count time on `clock`.
+async fn robot_with_vswitches(
+    store: &Store,
+    n_servers: usize,
+    n_vswitches: u64,
+    clock: &Clock,
+) -> (FakeRobot, Vec<u64>, ProviderFactory) {
+    let robot = FakeRobot::start_empty().await.unwrap();
+    let numbers = robot.generate_servers(n_servers);
+    for vswitch_idx in 0..n_vswitches {
+        let members = numbers
+            .iter()
+            .skip(2 * vswitch_idx as usize)
+            .take(2)
+            .map(|&server_number| VswitchMember {
+                server_number,
+                pending_reads: 0,
+            })
+            .collect();
+        robot.add_vswitch(RobotVswitch {
+            id: 5000 + vswitch_idx,
+            name: format!("lan-{vswitch_idx}"),
+            vlan: 4000 + vswitch_idx as u16,
+            cancelled: false,
+            members,
+        });
+    }
+    store
+        .create_provider_account(
+            ProviderKind::HetznerRobot,
+            FakeRobot::USER,
+            &Secret::new(FakeRobot::PASSWORD.to_owned()),
+        )
+        .await
+        .unwrap();
+    let factory = ProviderFactory::from_source(
+        HetznerProviders::new(robot.url(), "http://127.0.0.1:9")
+            .with_retry_policy(RetryPolicy::for_fakes())
+            .with_clock(clock.clone()),
+    );
+    (robot, numbers, factory)
+}
+
+/// The Done-when of issue #25: a week of syncs every 60 s (the default) on an account with 20
+/// vSwitches gets no 403 `RATE_LIMIT_EXCEEDED` from Robot, and the servers stay up to date.
+/// Without a cache, every sync would read every vSwitch: 1200 `GET /vswitch/{id}` an hour,
+/// where Robot allows 500. Each simulated minute sends what a sync sends (`read_account`); the
+/// store side of the sync runs at the start, when a server is renamed, and at the end (it is
+/// the same for every sync, and a week of it would take minutes).
+#[tokio::test]
+async fn a_week_of_default_syncs_stays_within_robots_hourly_limits() {
+    const SYNC_INTERVAL: Duration = Duration::from_secs(60);
+    const WEEK: u64 = 7 * 24 * 60;
+    let database = talos_manager_core::testing::TestDatabase::new(Backend::Sqlite).await;
+    let store = database.store();
+    let clock = Clock::manual(time::OffsetDateTime::now_utc());
+    let (robot, numbers, factory) = robot_with_vswitches(store, 6, 20, &clock).await;
+    let account_id = store.list_provider_accounts().await.unwrap()[0].id;
+    let providers = factory
+        .build(
+            ProviderKind::HetznerRobot,
+            FakeRobot::USER,
+            Secret::new(FakeRobot::PASSWORD.to_owned()),
+        )
+        .unwrap();
+    let renamed = numbers[5];
+    for minute in 0..WEEK {
+        if minute == WEEK / 2 {
+            let mut server = robot.server(renamed).unwrap();
+            server.name = "renamed-mid-week".into();
+            robot.add_server(server);
+        }
+        if minute == 0 || minute == WEEK / 2 || minute == WEEK - 1 {
+            let report = sync_all(store, &factory, None).await.unwrap();
+            assert!(report.failures.is_empty(), "minute {minute}: {report}");
+        } else {
+            let listing = read_account(account_id, &providers)
+                .await
+                .unwrap_or_else(|error| panic!("minute {minute}: {error:?}"));
+            let vswitches = listing.vswitches.unwrap().unwrap();
+            assert_eq!(vswitches.len(), 20);
+            assert!(vswitches.iter().all(|vswitch| vswitch.members_known));
+            assert_eq!(listing.servers.len(), 6);
+        }
+        clock.advance(SYNC_INTERVAL);
+        robot.advance_clock(SYNC_INTERVAL);
+    }
+    assert_eq!(robot.rate_limit_answers(), 0, "Robot refused requests");
+    // Servers stay up to date: the rename was synced, every server keeps its vSwitch.
+    let server = store
+        .get_server_by_provider_id(ProviderKind::HetznerRobot, &renamed.to_string())
+        .await
+        .unwrap();
+    assert_eq!(server.inventory.name, "renamed-mid-week");
+    let servers = store.list_servers().await.unwrap();
+    assert_eq!(servers.len(), 6);
+    for server in servers {
+        let number: u64 = server.inventory.provider_id.parse().unwrap();
+        let position = numbers.iter().position(|n| *n == number).unwrap();
+        let expected = VswitchId(5000 + position as i64 / 2);
+        assert_eq!(server.inventory.vswitch_id, Some(expected), "{number}");
+    }
+}
+
+store_test!(an_address_block_stops_the_sync_until_it_ends, |store| {
+    let (robot, _cloud, factory) = fleet(store, 2, 1).await;
+    let robot_account = store
+        .list_provider_accounts()
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|account| account.provider == ProviderKind::HetznerRobot)
+        .unwrap()
+        .id;
+    // Another tool on the same address fails three logins: Robot blocks the address.
+    let stranger = talos_manager_core::HetznerRobot::with_policy(
+        robot.url(),
+        "someone-else",
+        Secret::new("wrong".to_owned()),
+        RetryPolicy::for_fakes(),
+    )
+    .unwrap();
+    for _ in 0..3 {
+        use talos_manager_core::Provider;
+        stranger.list_servers().await.unwrap_err();
+    }
+    assert!(robot.is_blocked());
+
+    let blocked = sync_all(store, &factory, None).await.unwrap();
+    assert_eq!(blocked.failures.len(), 1, "{blocked}");
+    assert_eq!(blocked.accounts_synced, 1, "{blocked}");
+    let account = store.get_provider_account(robot_account).await.unwrap();
+    let until = account
+        .blocked_until
+        .expect("the block is recorded on the account");
+    assert!(until > time::OffsetDateTime::now_utc() + Duration::from_secs(500));
+    assert_eq!(account.credentials_refused_at, None);
+
+    // While blocked, the sync sends Robot nothing for the account.
+    let requests = robot.requests().len();
+    let skipped = sync_all(store, &factory, None).await.unwrap();
+    assert!(skipped.failures.is_empty(), "{skipped:?}");
+    assert_eq!(skipped.blocked, [robot_account]);
+    assert_eq!(robot.requests().len(), requests);
+
+    // New credentials (or the end of the block) let it sync again.
+    robot.unblock();
+    store
+        .update_provider_account(
+            robot_account,
+            FakeRobot::USER,
+            Some(&Secret::new(FakeRobot::PASSWORD.to_owned())),
+        )
+        .await
+        .unwrap();
+    let account = store.get_provider_account(robot_account).await.unwrap();
+    assert_eq!(account.blocked_until, None);
+    let synced = sync_all(store, &factory, None).await.unwrap();
+    assert!(synced.failures.is_empty(), "{synced:?}");
+    assert!(synced.blocked.is_empty());
+    assert_eq!(synced.accounts_synced, 2);
+});
+
+store_test!(failed_vswitch_reads_never_stop_the_servers_sync, |store| {
+    let clock = Clock::manual(time::OffsetDateTime::now_utc());
+    let (robot, numbers, _) = robot_with_vswitches(store, 4, 1, &clock).await;
+    // Members read again at every sync, so that every sync meets the failures below.
+    let factory = ProviderFactory::from_source(
+        HetznerProviders::new(robot.url(), "http://127.0.0.1:9")
+            .with_retry_policy(RetryPolicy {
+                vswitch_cache_ttl: Duration::ZERO,
+                ..RetryPolicy::for_fakes()
+            })
+            .with_clock(clock.clone()),
+    );
+    let first = sync_all(store, &factory, None).await.unwrap();
+    assert!(first.failures.is_empty(), "{first}");
+    let linked = |number: u64| async move {
+        store
+            .get_server_by_provider_id(ProviderKind::HetznerRobot, &number.to_string())
+            .await
+            .unwrap()
+    };
+    assert_eq!(
+        linked(numbers[0]).await.inventory.vswitch_id,
+        Some(VswitchId(5000))
+    );
+    let rename = |number: u64, name: &str| {
+        let mut server = robot.server(number).unwrap();
+        server.name = name.to_owned();
+        robot.add_server(server);
+    };
+
+    // Robot keeps failing to read the vSwitch: the servers are synced all the same, and the
+    // vSwitch keeps its members as last read.
+    robot.inject(Target::on("GET", "/vswitch/5000"), Fault::Status(500), 100);
+    rename(numbers[2], "renamed-while-vswitch-fails");
+    let report = sync_all(store, &factory, None).await.unwrap();
+    assert!(report.failures.is_empty(), "{report}");
+    assert_eq!(
+        linked(numbers[2]).await.inventory.name,
+        "renamed-while-vswitch-fails"
+    );
+    assert_eq!(
+        linked(numbers[0]).await.inventory.vswitch_id,
+        Some(VswitchId(5000))
+    );
+    assert_eq!(
+        linked(numbers[1]).await.inventory.vswitch_id,
+        Some(VswitchId(5000))
+    );
+
+    // Robot says the hourly budget of GET /vswitch is spent: the vSwitches wait, the servers
+    // do not, and nothing more is sent to GET /vswitch until the hour is over.
+    robot.inject(Target::on("GET", "/vswitch"), Fault::RateLimit, 1);
+    rename(numbers[3], "renamed-while-budget-spent");
+    let report = sync_all(store, &factory, None).await.unwrap();
+    assert!(report.failures.is_empty(), "{report}");
+    assert_eq!(
+        linked(numbers[3]).await.inventory.name,
+        "renamed-while-budget-spent"
+    );
+    assert_eq!(
+        linked(numbers[0]).await.inventory.vswitch_id,
+        Some(VswitchId(5000))
+    );
+    let vswitch_lists = |requests: Vec<String>| {
+        requests
+            .iter()
+            .filter(|request| request.starts_with("GET /vswitch"))
+            .count()
+    };
+    let before = vswitch_lists(robot.requests());
+    let report = sync_all(store, &factory, None).await.unwrap();
+    assert!(report.failures.is_empty(), "{report}");
+    assert_eq!(vswitch_lists(robot.requests()), before);
+    assert!(
+        store
+            .get_vswitch(VswitchId(5000))
+            .await
+            .unwrap()
+            .missing_since
+            .is_none()
+    );
+});

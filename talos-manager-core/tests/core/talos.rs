@@ -612,6 +612,14 @@ fn client_configs_chain_to_the_bundle_cas() {
         .to_string();
     check_signed_by(&crt, &bundle.k8s.crt);
     assert_eq!(subject_and_validity(&crt).0, "O=system:masters, CN=admin");
+    // Valid from five minutes before now (Talos's own admin certificate: one minute), so an
+    // API server whose clock is a minute behind ours does not answer 401.
+    let (_, der) = pem_der(&crt);
+    let (_, cert) = x509_parser::parse_x509_certificate(&der).unwrap();
+    assert_eq!(
+        cert.validity().not_before.timestamp(),
+        (fixed_now() - time::Duration::minutes(5)).unix_timestamp()
+    );
     let cluster = &kubeconfig.get("clusters").unwrap().as_seq().unwrap()[0];
     assert_eq!(
         cluster.path("cluster.server").unwrap().to_string(),

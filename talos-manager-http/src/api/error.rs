@@ -6,6 +6,7 @@ use poem_openapi::ApiResponse;
 use poem_openapi::payload::Json;
 use talos_manager_api_types::{ErrorBody, IssueBody};
 use talos_manager_core::bootstrap::BootstrapPlanError;
+use talos_manager_core::cluster_health::ClusterHealthError;
 use talos_manager_core::clusters::{ClusterAccessError, ClusterSecretsError};
 use talos_manager_core::ids::InvalidServerRef;
 use talos_manager_core::image_factory::ImageFactoryError;
@@ -49,9 +50,15 @@ pub(crate) enum ApiError {
     /// An upstream service (the Image Factory) failed or could not be reached.
     #[oai(status = 502)]
     BadGateway(Json<ErrorBody>),
-    /// The database is unreachable; retry later.
+    /// The database or a provider is unavailable, or a provider's request budget is spent;
+    /// retry later.
     #[oai(status = 503)]
-    Unavailable(Json<ErrorBody>),
+    Unavailable(
+        Json<ErrorBody>,
+        /// Seconds until a provider's request budget allows the call again, when one is spent.
+        #[oai(header = "Retry-After")]
+        Option<String>,
+    ),
 }
 
 /// The result of every admin API operation.
@@ -157,10 +164,10 @@ impl From<StoreError> for ApiError {
             ),
             StoreError::Connect { .. } | StoreError::Query { .. } => {
                 tracing::error!(error = %error_chain(&error), "database failure");
-                ApiError::Unavailable(body(
-                    "unavailable",
-                    "the database is unavailable; retry later",
-                ))
+                ApiError::Unavailable(
+                    body("unavailable", "the database is unavailable; retry later"),
+                    None,
+                )
             }
             _ => ApiError::internal(&error),
         }
@@ -322,7 +329,9 @@ impl From<ProviderError> for ApiError {
             }
             // Refused for what it is (a 4xx such as a read-only token or a reset type the server
             // does not offer): trying again unchanged cannot help, so the answer does not say so.
-            ProviderError::Api { .. } if error.is_permanent() => {
+            ProviderError::Api { .. } | ProviderError::NoAutomaticReset { .. }
+                if error.is_permanent() =>
+            {
                 tracing::warn!(error = %error_chain(&error), "provider refused the call");
                 ApiError::BadGateway(body("provider_refused", error_chain(&error).to_string()))
             }
@@ -335,14 +344,21 @@ impl From<ProviderError> for ApiError {
             }
             ProviderError::Unreachable { .. }
             | ProviderError::RateLimited { .. }
+            | ProviderError::BudgetSpent { .. }
             | ProviderError::Api { .. }
             | ProviderError::VswitchChangeUnfinished { .. }
             | ProviderError::InvalidResponse { .. } => {
                 tracing::warn!(error = %error_chain(&error), "provider call failed");
-                ApiError::Unavailable(body(
-                    "provider_unavailable",
-                    format!("{}; retry later", error_chain(&error)),
-                ))
+                let retry_after = error
+                    .retry_after(time::OffsetDateTime::now_utc())
+                    .map(|wait| wait.as_secs().max(1).to_string());
+                ApiError::Unavailable(
+                    body(
+                        "provider_unavailable",
+                        format!("{}; retry later", error_chain(&error)),
+                    ),
+                    retry_after,
+                )
             }
             _ => ApiError::internal(&error),
         }
@@ -483,6 +499,16 @@ impl From<ClusterAccessError> for ApiError {
     fn from(error: ClusterAccessError) -> ApiError {
         match error {
             ClusterAccessError::Store(error) => error.into(),
+            other => ApiError::internal(&other),
+        }
+    }
+}
+
+impl From<ClusterHealthError> for ApiError {
+    fn from(error: ClusterHealthError) -> ApiError {
+        match error {
+            ClusterHealthError::Store(error) => error.into(),
+            ClusterHealthError::Bundle(error) => error.into(),
             other => ApiError::internal(&other),
         }
     }

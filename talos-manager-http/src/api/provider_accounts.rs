@@ -28,6 +28,7 @@ fn account_view(account: ProviderAccount) -> ProviderAccountView {
         created_at: account.created_at,
         updated_at: account.updated_at,
         credentials_refused_at: account.credentials_refused_at,
+        blocked_until: account.blocked_until,
     }
 }
 

@@ -51,6 +51,7 @@ static ASSETS: &[Asset] = &[
     asset!("ui.js", JAVASCRIPT),
     asset!("servers.js", JAVASCRIPT),
     asset!("clusters.js", JAVASCRIPT),
+    asset!("cluster_health.js", JAVASCRIPT),
     asset!("configs.js", JAVASCRIPT),
     asset!("rules.js", JAVASCRIPT),
     asset!("schematics.js", JAVASCRIPT),

@@ -937,3 +937,48 @@ async fn job_finished(server: &TestServer, path: &str, timeout: Duration, what: 
     })
     .await
 }
+
+api_test!(a_spent_robot_budget_is_a_503_with_retry_after, |server| {
+    server.robot.add_server(RobotServer::new(321, "worker-1"));
+    add_accounts(&server).await;
+    sync_all(server.store(), &factory(&server), None)
+        .await
+        .unwrap();
+    // Robot says the hourly budget of renames is spent: not retried, and the next rename is not
+    // even sent until the hour is over.
+    server
+        .robot
+        .inject(Target::on("POST", "/server/321"), Fault::RateLimit, 1);
+    for _ in 0..2 {
+        let response = server
+            .client
+            .request(Method::PATCH, server.url("/api/v1/servers/robot-321"))
+            .bearer_auth(&server.token)
+            .json(&json!({"name": "worker-2"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status().as_u16(), 503);
+        let retry_after: u64 = response.headers()["retry-after"]
+            .to_str()
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert!((3500..=3600).contains(&retry_after), "{retry_after}");
+        let body: Value = response.json().await.unwrap();
+        assert_eq!(body["code"], "provider_unavailable", "{body}");
+        let message = body["message"].as_str().unwrap();
+        assert!(
+            message.contains("request budget for POST /server/{id} is spent until"),
+            "{body}"
+        );
+    }
+    let renames = server
+        .robot
+        .requests()
+        .iter()
+        .filter(|request| *request == "POST /server/321")
+        .count();
+    assert_eq!(renames, 1);
+    assert_eq!(server.robot.server(321).unwrap().name, "worker-1");
+});

@@ -1580,3 +1580,51 @@ async fn a_user_bootstraps_etcd_of_a_new_cluster_and_follows_its_log() {
     assert!(!text.contains("Bootstrap etcd"), "{text}");
     browser.close().await;
 }
+
+/// The clusters page shows each cluster's health at a glance (badge, etcd, nodes, earliest
+/// expiry); its detail page the reasons, etcd members, nodes and certificates. One control
+/// plane of the fake Talos API is down.
+#[tokio::test]
+async fn a_user_sees_a_clusters_health_at_a_glance_and_in_detail() {
+    let setup = super::cluster_health::setup(Backend::Sqlite, 105, true).await;
+    let server = &setup.server;
+    setup
+        .talos
+        .take_down(setup.fleet.server("control-plane-2").address);
+    setup.kubernetes.set_ready("control-plane-2", false);
+    let browser = Browser::start().await;
+    sign_in(&browser, server).await;
+    browser.goto(&server.url("/clusters")).await;
+    let cell = format!("td[data-health='{}']", setup.fleet.cluster);
+    let summary = browser.wait_text(&cell, "degraded").await;
+    assert!(summary.contains("etcd 2/3"), "{summary}");
+    assert!(summary.contains("nodes 3/4"), "{summary}");
+    assert!(summary.contains("expires"), "{summary}");
+    browser.screenshot("clusters-health").await;
+
+    browser.click(&format!("{cell} a.health-summary")).await;
+    browser.wait_text("h1", "Health of prod").await;
+    let reasons = browser
+        .wait_text(
+            ".health-reasons",
+            "control-plane-2: its Talos API does not answer",
+        )
+        .await;
+    assert!(
+        reasons.contains("node control-plane-2 is not Ready"),
+        "{reasons}"
+    );
+    let leader = browser
+        .wait_text("tr[data-member='control-plane-1']", "leader")
+        .await;
+    assert!(leader.contains("yes"), "{leader}");
+    let down = browser
+        .wait_text("tr[data-node='control-plane-2']", "no answer")
+        .await;
+    assert!(down.contains("no"), "{down}");
+    browser
+        .wait_text("tr[data-certificate='etcd_ca']", "etcd CA")
+        .await;
+    browser.screenshot("cluster-health").await;
+    browser.close().await;
+}

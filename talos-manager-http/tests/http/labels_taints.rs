@@ -220,9 +220,10 @@ api_test!(a_served_config_labels_and_taints_the_node, |server| {
     let (cluster_id, server_id) = configured_server(&server, api.url(), &bundle).await;
     let _worker = start_worker(server.store(), options(Duration::from_secs(10)));
 
+    // The imported cluster's API server was asked when the cluster was created: the first
+    // config is served the version the cluster runs, not the template's 1.30.1.
     let image = fetch_config(&server).await;
-    // The cluster never answered yet: the template's version.
-    assert_eq!(image, "ghcr.io/siderolabs/kubelet:v1.30.1");
+    assert_eq!(image, "ghcr.io/siderolabs/kubelet:v1.33.1");
     let (job, log) = finished_job(server.store(), server_id).await;
     assert_eq!(job.status, JobStatus::Succeeded, "{job:?}\n{log}");
     assert!(
@@ -557,6 +558,53 @@ api_test!(
         assert_eq!(
             node["spec"]["taints"],
             json!([{"key": "dedicated", "value": "db", "effect": "NoSchedule"}])
+        );
+    }
+);
+
+api_test!(
+    a_label_value_written_between_our_read_and_our_removal_is_kept,
+    |server| {
+        let (bundle, api) = bundle_and_fake().await;
+        api.add_node(NODE, json!({}), json!([]));
+        let rule = create_rule(&server, "db", "role=db", "").await;
+        let (_, server_id) = configured_server(&server, api.url(), &bundle).await;
+        let _worker = start_worker(server.store(), options(Duration::from_secs(10)));
+        fetch_config(&server).await;
+        let (job, log) = finished_job(server.store(), server_id).await;
+        assert_eq!(job.status, JobStatus::Succeeded, "{log}");
+
+        // The rule goes; someone sets role=cache after the job read the node (role=db) and
+        // before its removal lands.
+        api.change_node_before_next_patch(NODE, json!({"metadata": {"labels": {"role": "cache"}}}));
+        server
+            .expect(
+                Method::DELETE,
+                &format!("/api/v1/label-taint-rules/{rule}"),
+                None,
+                204,
+            )
+            .await;
+        let (job, log) = finished_job(server.store(), server_id).await;
+        assert_eq!(job.status, JobStatus::Succeeded, "{log}");
+        assert!(
+            log.contains("node db-worker-1 changed while we patched it; reading it again"),
+            "{log}"
+        );
+        assert!(
+            log.contains("label role=cache kept: no rule sets it any more"),
+            "{log}"
+        );
+        assert_eq!(
+            labels_of(&api.node(NODE).unwrap()),
+            json!({"kubernetes.io/hostname": NODE, "role": "cache"}),
+            "their value survives"
+        );
+        let statuses: Vec<u16> = api.patches().iter().map(|patch| patch.status).collect();
+        assert_eq!(
+            statuses,
+            [200, 409],
+            "the removal was conditional and lost the race"
         );
     }
 );

@@ -110,6 +110,14 @@ impl TestServer {
         TestServer::start_with(ServiceSettings::new(backend).bootstrap(bootstrap)).await
     }
 
+    /// A server whose cluster health checks reach nodes as `talos` says (a fake's port).
+    pub(crate) async fn start_with_talos(
+        backend: Backend,
+        talos: talos_manager_core::jobs::TalosSettings,
+    ) -> TestServer {
+        TestServer::start_with(ServiceSettings::new(backend).talos(talos)).await
+    }
+
     async fn start_with(settings: ServiceSettings) -> TestServer {
         TestServer {
             service: TestService::start(settings).await,

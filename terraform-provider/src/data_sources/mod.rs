@@ -1,6 +1,7 @@
 //! Data sources: one file per data source type, each implementing [`DataSource`]. Adding one:
 //! write `data_sources/<name>.rs` and list it in [`all`].
 
+mod cluster_health;
 mod server;
 mod servers;
 mod talos_versions;
@@ -33,6 +34,7 @@ pub trait DataSource: Send + Sync {
 /// Every data source type of the provider.
 pub fn all() -> Vec<Box<dyn DataSource>> {
     vec![
+        Box::new(cluster_health::ClusterHealth),
         Box::new(server::Server),
         Box::new(servers::Servers),
         Box::new(talos_versions::TalosVersions),

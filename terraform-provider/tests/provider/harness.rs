@@ -65,6 +65,20 @@ impl Service {
         Service(TestService::start(settings).await)
     }
 
+    /// The service whose cluster health checks reach nodes as `talos` says (the fake Talos
+    /// API's port).
+    pub(crate) async fn start_with_talos(
+        talos: talos_manager_core::jobs::TalosSettings,
+    ) -> Service {
+        let mut settings = ServiceSettings::new(Backend::Sqlite)
+            .factory(None, Some(HOST))
+            .bootstrap(Service::default_bootstrap_settings())
+            .talos(talos);
+        settings.token_name = "terraform".into();
+        settings.basic_auth_password = "test-password".into();
+        Service(TestService::start(settings).await)
+    }
+
     /// Syncs every provider account from the fakes, as the service's periodic sync does.
     pub(crate) async fn sync(&self) {
         let report = talos_manager_core::sync::sync_all(self.store(), self.providers(), None)

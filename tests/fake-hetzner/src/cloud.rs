@@ -48,8 +48,6 @@ pub struct CloudServer {
     pub rescue_enabled: bool,
     /// SSH key ids given to the last `enable_rescue`.
     pub rescue_keys: Vec<u64>,
-    /// Power actions still to be refused with 423 `locked`; `locked` is shown while above 0.
-    pub locked_requests: u32,
     /// Whether the server has booted into the rescue system.
     pub booted_rescue: bool,
     /// Every action command run on the server, in order.
@@ -71,7 +69,6 @@ impl CloudServer {
             labels: BTreeMap::new(),
             rescue_enabled: false,
             rescue_keys: Vec::new(),
-            locked_requests: 0,
             booted_rescue: false,
             actions: Vec::new(),
         }
@@ -98,6 +95,8 @@ struct ActionRecord {
     server_id: u64,
     polls_left: u32,
     polls_total: u32,
+    /// The action runs, and locks its server, until then (and until polled enough).
+    runs_until: Instant,
     /// `Some(code)` for an action that ends in `error`.
     error_code: Option<String>,
 }
@@ -139,7 +138,7 @@ struct CloudState {
     actions: BTreeMap<u64, ActionRecord>,
     next_id: u64,
     control: Control,
-    lock_after_rescue: u32,
+    action_duration: Duration,
     action_polls: u32,
     /// `(URL action name, error code, times)`: actions to fail.
     action_failures: Vec<(String, String, u32)>,
@@ -180,7 +179,7 @@ impl FakeCloud {
             actions: BTreeMap::new(),
             next_id: 1_000,
             control: Control::default(),
-            lock_after_rescue: 1,
+            action_duration: Duration::ZERO,
             action_polls: 1,
             action_failures: Vec::new(),
             rate_limit: RateLimit {
@@ -277,9 +276,48 @@ impl FakeCloud {
         lock(&self.state).ssh_keys.values().cloned().collect()
     }
 
-    /// How many power actions after `enable_rescue` are refused with 423 `locked` (default 1).
-    pub fn set_lock_after_rescue(&self, requests: u32) {
-        lock(&self.state).lock_after_rescue = requests;
+    /// How long every action started from now on runs (default none): meanwhile it reads
+    /// `running` and its server is `locked`, so other actions and renames of that server are
+    /// refused with 423 `locked`, as the real API refuses them while an action runs.
+    pub fn set_action_duration(&self, duration: Duration) {
+        lock(&self.state).action_duration = duration;
+    }
+
+    /// Starts an action on a server as someone else would (the Cloud console, a backup, Hetzner
+    /// itself): it runs for `duration`, locking the server. `command` is the action's name
+    /// (`create_image`); it is appended to the server's [`CloudServer::actions`]. `None` for an
+    /// unknown server.
+    pub fn start_foreign_action(
+        &self,
+        server_id: u64,
+        command: &str,
+        duration: Duration,
+    ) -> Option<u64> {
+        let mut state = lock(&self.state);
+        state
+            .servers
+            .get_mut(&server_id)?
+            .actions
+            .push(command.to_owned());
+        let action_id = state.next_id();
+        state.actions.insert(
+            action_id,
+            ActionRecord {
+                id: action_id,
+                command: command.to_owned(),
+                server_id,
+                polls_left: 0,
+                polls_total: 0,
+                runs_until: Instant::now() + duration,
+                error_code: None,
+            },
+        );
+        Some(action_id)
+    }
+
+    /// Whether an action still runs on the server (what `locked` shows).
+    pub fn is_locked(&self, server_id: u64) -> bool {
+        lock(&self.state).is_locked(server_id)
     }
 
     /// Makes the next `times` actions named `action` (as in the URL: `enable_rescue`, `reset`)
@@ -499,6 +537,14 @@ impl CloudState {
         self.next_id
     }
 
+    /// A server is locked while one of its actions runs.
+    fn is_locked(&self, server_id: u64) -> bool {
+        let now = Instant::now();
+        self.actions
+            .values()
+            .any(|action| action.server_id == server_id && action.runs_until > now)
+    }
+
     fn seed_from_fixtures(&mut self) {
         let server = &parse_fixture(SERVER_FIXTURE)["server"];
         let id = server["id"].as_u64().unwrap_or(42);
@@ -642,7 +688,7 @@ impl CloudState {
         value["server_type"]["architecture"] = json!(server.architecture);
         value["location"]["name"] = json!(server.location);
         value["rescue_enabled"] = json!(server.rescue_enabled);
-        value["locked"] = json!(server.locked_requests > 0);
+        value["locked"] = json!(self.is_locked(server.id));
         value["labels"] = json!(server.labels);
         if let Some(object) = value.as_object_mut() {
             object.remove("datacenter");
@@ -688,6 +734,9 @@ impl CloudState {
         let Some(server_id) = self.server_mut(id).map(|server| server.id) else {
             return not_found();
         };
+        if body.get("name").is_some() && self.is_locked(server_id) {
+            return fixture_error(423, LOCKED_FIXTURE);
+        }
         if let Some(name) = body.get("name") {
             let Some(name) = name.as_str().filter(|name| {
                 !name.is_empty()
@@ -748,7 +797,13 @@ impl CloudState {
         {
             return error(400, "invalid_input", "invalid input in field 'ssh_keys'");
         }
-        let lock_after_rescue = self.lock_after_rescue;
+        let Some(server_id) = self.server_mut(id).map(|server| server.id) else {
+            return not_found();
+        };
+        // Any action, `enable_rescue` included, waits for none: the API refuses it.
+        if self.is_locked(server_id) {
+            return fixture_error(423, LOCKED_FIXTURE);
+        }
         let error_code = self
             .action_failures
             .iter_mut()
@@ -757,13 +812,9 @@ impl CloudState {
                 *times -= 1;
                 code.clone()
             });
-        let Some(server) = self.server_mut(id) else {
+        let Some(server) = self.servers.get_mut(&server_id) else {
             return not_found();
         };
-        if server.locked_requests > 0 && command != "enable_rescue" {
-            server.locked_requests -= 1;
-            return fixture_error(423, LOCKED_FIXTURE);
-        }
         let mut root_password = None;
         if let Some(code) = &error_code {
             server.actions.push(format!("{command} (failed: {code})"));
@@ -779,7 +830,6 @@ impl CloudState {
             "enable_rescue" => {
                 server.rescue_enabled = true;
                 server.rescue_keys = ssh_keys;
-                server.locked_requests = lock_after_rescue;
                 root_password = Some(password(server.id + server.actions.len() as u64));
             }
             "disable_rescue" => server.rescue_enabled = false,
@@ -800,6 +850,7 @@ impl CloudState {
             server_id,
             polls_left: self.action_polls,
             polls_total: self.action_polls,
+            runs_until: Instant::now() + self.action_duration,
             error_code,
         };
         let action = self.action_json(&record);
@@ -827,7 +878,7 @@ impl CloudState {
     }
 
     fn action_json(&self, record: &ActionRecord) -> Value {
-        let done = record.polls_left == 0;
+        let done = record.polls_left == 0 && record.runs_until <= Instant::now();
         let progress = if done {
             100
         } else {

@@ -33,6 +33,12 @@
 //!   address: every request then gets 403 `BLOCKED`, good credentials included
 //!   ([`FakeRobot::is_blocked`], [`FakeRobot::unblock`]). Bodies are forms (`server[]=1&server[]=2` and `server=1` both work, also
 //!   on `DELETE`); answers are JSON, objects wrapped (`{"server":…}`) except vSwitches.
+//! * **Hourly limits**: Robot's documented limit of each endpoint (`GET /server` 200,
+//!   `GET /vswitch/{id}` 500, `POST /reset/{n}` 50, …) is counted over the last hour; past it
+//!   the request gets 403 `RATE_LIMIT_EXCEEDED` with `max_requests` and `interval` (3600), as
+//!   the real one answers ([`FakeRobot::rate_limit_answers`] counts them). The fake's clock
+//!   moves with [`FakeRobot::advance_clock`] (limits, blocks and vSwitch locks end as if the
+//!   time had passed); [`FakeRobot::without_hourly_limits`] turns the limits off for fuzzing.
 //! * **Servers** ([`RobotServer`]): `GET /server` (404 `SERVER_NOT_FOUND` when there are none,
 //!   like the real API), `GET /server/{n}`, `POST /server/{n}` (`server_name`).
 //! * **Keys** ([`RobotKey`]): `GET /key` (404 `NOT_FOUND` when empty), `GET /key/{fp}`,
@@ -71,15 +77,18 @@
 //!   `uniqueness_error`; `labels` replace the set).
 //! * **Actions**: `POST /servers/{id}/actions/{enable_rescue,disable_rescue,poweron,poweroff,
 //!   reset,reboot,shutdown}` answer 201 with an action `running`; each `GET /actions/{id}`
-//!   advances it, and after [`FakeCloud::set_action_polls`] polls (default 1) it is `success`
-//!   with `"error": null`. Effects happen at once:
+//!   advances it, and after [`FakeCloud::set_action_polls`] polls (default 1) and
+//!   [`FakeCloud::set_action_duration`] (default none) it is `success` with `"error": null`.
+//!   Effects happen at once:
 //!   ```text
-//!   enable_rescue: rescue_enabled, root_password returned, locked for the next N power actions
-//!   poweron/reset/reboot while locked: 423 locked (N decreases), nothing else happens
+//!   enable_rescue: rescue_enabled, root_password returned
 //!   poweron/reset/reboot: status running; rescue_enabled -> booted_rescue
 //!   poweroff/shutdown: status off
 //!   ```
-//!   N is [`FakeCloud::set_lock_after_rescue`] (default 1). `ssh_keys` must name project keys.
+//!   While an action runs (its duration, or one started with
+//!   [`FakeCloud::start_foreign_action`] as the console would), the server shows
+//!   `"locked": true` and every other action, and a rename, is refused with 423 `locked`
+//!   (nothing happens), as the real API refuses them. `ssh_keys` must name project keys.
 //!   [`FakeCloud::fail_actions`] makes chosen actions end in `error` with a code, changing
 //!   nothing.
 //! * **SSH keys** ([`CloudSshKey`]): `GET /ssh_keys` (paginated; `name`, `fingerprint` filters),

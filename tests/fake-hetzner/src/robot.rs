@@ -1,6 +1,6 @@
 //! The fake Hetzner Robot webservice: dedicated servers, SSH keys, rescue, resets, vSwitches.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::io;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -159,6 +159,36 @@ struct RobotState {
     block_for: Duration,
     server_template: Value,
     detail_template: Value,
+    /// How far the fake's clock is ahead of the real one ([`FakeRobot::advance_clock`]).
+    clock_offset: Duration,
+    /// Whether the documented hourly limits per endpoint are enforced.
+    hourly_limits: bool,
+    /// When each endpoint was called in the last hour, oldest first.
+    hourly: BTreeMap<&'static str, VecDeque<Instant>>,
+    /// How many 403 `RATE_LIMIT_EXCEEDED` answers the hourly limits gave.
+    rate_limit_answers: u32,
+}
+
+/// Robot's documented hourly limit of the endpoint a request goes to (`hetzner-apis.md` §1.2;
+/// Robot counts per endpoint per account), `None` for endpoints the fake does not serve.
+fn hourly_limit(method: &str, segments: &[&str]) -> Option<(&'static str, usize)> {
+    Some(match (method, segments) {
+        ("GET", ["server"]) => ("GET /server", 200),
+        ("GET", ["server", _]) => ("GET /server/{id}", 200),
+        ("POST", ["server", _]) => ("POST /server/{id}", 200),
+        ("GET", ["key"]) => ("GET /key", 500),
+        ("POST", ["key"]) => ("POST /key", 200),
+        ("GET", ["boot", _, "rescue"]) => ("GET /boot/{id}/rescue", 500),
+        ("POST", ["boot", _, "rescue"]) => ("POST /boot/{id}/rescue", 500),
+        ("DELETE", ["boot", _, "rescue"]) => ("DELETE /boot/{id}/rescue", 500),
+        ("GET", ["reset", _]) => ("GET /reset/{id}", 500),
+        ("POST", ["reset", _]) => ("POST /reset/{id}", 50),
+        ("GET", ["vswitch"]) => ("GET /vswitch", 500),
+        ("GET", ["vswitch", _]) => ("GET /vswitch/{id}", 500),
+        ("POST", ["vswitch", _, "server"]) => ("POST /vswitch/{id}/server", 100),
+        ("DELETE", ["vswitch", _, "server"]) => ("DELETE /vswitch/{id}/server", 100),
+        _ => return None,
+    })
 }
 
 /// The fake Robot webservice on `127.0.0.1`, stopped when dropped. See the crate docs for its
@@ -213,6 +243,10 @@ impl FakeRobot {
             block_for: Duration::from_secs(600),
             server_template,
             detail_template,
+            clock_offset: Duration::ZERO,
+            hourly_limits: true,
+            hourly: BTreeMap::new(),
+            rate_limit_answers: 0,
         }));
         let handler_state = state.clone();
         let endpoint = poem::endpoint::make(move |request: Request| {
@@ -348,9 +382,27 @@ impl FakeRobot {
 
     /// Whether failed logins have the client blocked now.
     pub fn is_blocked(&self) -> bool {
-        lock(&self.state)
-            .blocked_until
-            .is_some_and(|until| Instant::now() < until)
+        let state = lock(&self.state);
+        state.blocked_until.is_some_and(|until| state.now() < until)
+    }
+
+    /// Moves the fake's clock forward: hourly limits, address blocks and vSwitch locks end as
+    /// if `by` had passed (a simulated week of syncs runs in seconds).
+    pub fn advance_clock(&self, by: Duration) {
+        lock(&self.state).clock_offset += by;
+    }
+
+    /// Stops enforcing Robot's hourly limits per endpoint (`GET /server` 200, `GET /vswitch/{id}`
+    /// 500, `POST /reset/{id}` 50, …), which the fake enforces like the real one unless told
+    /// otherwise: for a client that sends thousands of requests on purpose, such as an API
+    /// fuzzer.
+    pub fn without_hourly_limits(&self) {
+        lock(&self.state).hourly_limits = false;
+    }
+
+    /// How many requests the hourly limits refused with 403 `RATE_LIMIT_EXCEEDED` so far.
+    pub fn rate_limit_answers(&self) -> u32 {
+        lock(&self.state).rate_limit_answers
     }
 
     /// Makes the next `times` requests matching `target` fail with `fault`.
@@ -404,11 +456,11 @@ fn error(status: u16, code: &str, message: &str) -> Response {
     )
 }
 
-fn rate_limited() -> Response {
+fn rate_limited(max_requests: usize) -> Response {
     json(
         403,
-        &json!({"error": {"status": 403, "code": "RATE_LIMIT_EXCEEDED", "max_requests": 200,
-            "interval": 3600, "message": "rate limit exceeded"}}),
+        &json!({"error": {"status": 403, "code": "RATE_LIMIT_EXCEEDED",
+            "max_requests": max_requests, "interval": 3600, "message": "rate limit exceeded"}}),
     )
 }
 
@@ -434,10 +486,8 @@ async fn handle(state: Shared<RobotState>, mut request: Request) -> Response {
         let fault = state.control.on_request(&method, &path);
         // Robot blocks the client address for 10 minutes after three failed logins in a row
         // (the webservice documentation); while blocked, even good credentials are refused.
-        if state
-            .blocked_until
-            .is_some_and(|until| Instant::now() < until)
-        {
+        let now = state.now();
+        if state.blocked_until.is_some_and(|until| now < until) {
             return error(
                 403,
                 "BLOCKED",
@@ -447,11 +497,15 @@ async fn handle(state: Shared<RobotState>, mut request: Request) -> Response {
         if credentials != Some((state.user.clone(), state.password.clone())) {
             state.failed_logins += 1;
             if state.failed_logins >= state.block_after {
-                state.blocked_until = Some(Instant::now() + state.block_for);
+                state.blocked_until = Some(now + state.block_for);
             }
             return error(401, "UNAUTHORIZED", "Unauthorized");
         }
         state.failed_logins = 0;
+        let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
+        if let Some(max_requests) = state.count_hourly(&method, &segments, now) {
+            return rate_limited(max_requests);
+        }
         fault
     };
     let mut delay = None;
@@ -459,7 +513,7 @@ async fn handle(state: Shared<RobotState>, mut request: Request) -> Response {
     match fault {
         Some(Fault::Slow(slow)) => delay = Some(slow),
         Some(Fault::AppliedThenStatus(status)) => applied_then = Some(status),
-        Some(Fault::RateLimit) => return rate_limited(),
+        Some(Fault::RateLimit) => return rate_limited(200),
         Some(Fault::Status(502)) => return html_status(502),
         Some(Fault::Status(status)) => return error(status, "INTERNAL_ERROR", "internal error"),
         Some(Fault::Drop) => return drop_connection(),
@@ -482,6 +536,33 @@ async fn handle(state: Shared<RobotState>, mut request: Request) -> Response {
 }
 
 impl RobotState {
+    /// The fake's clock: the real one plus what tests advanced it by.
+    fn now(&self) -> Instant {
+        Instant::now() + self.clock_offset
+    }
+
+    /// Counts the request against its endpoint's hourly limit; `Some(limit)` when the limit is
+    /// spent and the request is refused.
+    fn count_hourly(&mut self, method: &str, segments: &[&str], now: Instant) -> Option<usize> {
+        if !self.hourly_limits {
+            return None;
+        }
+        let (endpoint, limit) = hourly_limit(method, segments)?;
+        let sent = self.hourly.entry(endpoint).or_default();
+        while sent
+            .front()
+            .is_some_and(|at| now.duration_since(*at) >= Duration::from_secs(3600))
+        {
+            sent.pop_front();
+        }
+        if sent.len() >= limit {
+            self.rate_limit_answers += 1;
+            return Some(limit);
+        }
+        sent.push_back(now);
+        None
+    }
+
     fn seed_from_fixtures(&mut self) {
         let reset = parse_fixture(RESET_FIXTURE);
         for entry in parse_fixture(SERVERS_FIXTURE)
@@ -861,7 +942,7 @@ impl RobotState {
             return server_not_found();
         }
         let processing_reads = self.processing_reads;
-        let now = Instant::now();
+        let now = self.now();
         let locked_until = now + self.vswitch_lock;
         let Some(vswitch) = id
             .parse()

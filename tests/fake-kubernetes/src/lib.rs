@@ -1,6 +1,9 @@
 //! A wire-level fake of a Kubernetes API server, for tests: HTTPS on `127.0.0.1:0` with a
-//! serving certificate signed by the cluster's CA, requiring a client certificate signed by the
-//! same CA (as a Talos cluster's kube-apiserver does; anonymous requests never get through).
+//! serving certificate signed by the cluster's CA. Like a Talos cluster's kube-apiserver it
+//! requests a client certificate at the handshake without requiring one, and answers 401
+//! `Unauthorized` to a request without one (anonymous auth is off), or with one that is not the
+//! CA's or not valid by its clock ([`FakeKubernetes::set_clock_behind`] makes that clock run
+//! behind, as a node's can).
 //! It does not depend on `talos-manager-core`, so it cannot share a bug with the client it
 //! checks.
 //!
@@ -20,6 +23,8 @@
 //!
 //! - `GET /version`: `{major, minor, gitVersion, …}` of [`FakeKubernetes::set_version`]
 //!   (`v1.33.1` at start).
+//! - `GET /api/v1/nodes`: a `NodeList` of the nodes that have appeared; each node's
+//!   `status.nodeInfo.kubeletVersion` is the API server's version when it was added.
 //! - `GET /api/v1/nodes/{name}`: the node once it has appeared (nodes can be made to appear
 //!   after a delay), else 404 with a `Status` body (`reason: NotFound`), as the real API.
 //! - `PATCH /api/v1/nodes/{name}` with `application/merge-patch+json` (RFC 7386: maps merge,
@@ -34,8 +39,13 @@
 //! - `GET /api/v1/pods?fieldSelector=spec.nodeName=<node>`: a `PodList` of the pods added with
 //!   [`FakeKubernetes::add_pod`] on that node (the only selector modelled; 400 for others).
 //! - `POST /api/v1/namespaces/{ns}/pods/{name}/eviction` with a `policy/v1` `Eviction` body:
-//!   removes the pod (201), or 429 `TooManyRequests` while a PodDisruptionBudget blocks it
-//!   ([`NewPod::blocked_evictions`]); 404 for an unknown pod. Every eviction is recorded.
+//!   deletes the pod (201): it is `Terminating` (`deletionTimestamp` set, still listed) for
+//!   [`FakeKubernetes::set_termination_grace`] (default: gone at once), then gone. 429
+//!   `TooManyRequests` while a PodDisruptionBudget blocks it ([`NewPod::blocked_evictions`]);
+//!   403 `Forbidden` for a budget with negative `disruptionsAllowed`
+//!   ([`NewPod::eviction_forbidden`]) and, with the cause `NamespaceTerminating`, in a
+//!   namespace being deleted ([`FakeKubernetes::terminate_namespace`], whose pods the namespace
+//!   controller deletes a while later); 404 for an unknown pod. Every eviction is recorded.
 //! - Anything else: 501 with a `Status` body saying the fake does not model it, never a
 //!   silent 200.
 
@@ -44,8 +54,10 @@ use std::io;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
+mod tls;
+
 use poem::http::StatusCode;
-use poem::listener::{Acceptor as _, Listener as _, RustlsCertificate, RustlsConfig, TcpListener};
+use poem::listener::{Acceptor as _, Listener as _, TcpListener};
 use poem::{Request, Response};
 use serde_json::{Value, json};
 use tokio::task::JoinHandle;
@@ -96,8 +108,8 @@ pub struct NewPod {
     /// An eviction marks it terminating (`deletionTimestamp`) but it is never removed, as on
     /// a node whose kubelet is down.
     pub stuck_terminating: bool,
-    /// Its evictions are answered 403 `Forbidden` (a budget with negative
-    /// `disruptionsAllowed`, a terminating namespace).
+    /// Its evictions are answered 403 `Forbidden`, as for a PodDisruptionBudget whose
+    /// `disruptionsAllowed` is negative.
     pub eviction_forbidden: bool,
 }
 
@@ -121,6 +133,8 @@ struct FakePod {
     blocked_evictions: u32,
     stuck_terminating: bool,
     eviction_forbidden: bool,
+    /// When it was deleted (evicted, or by its namespace's deletion): it goes after the grace.
+    deleted_at: Option<Instant>,
 }
 
 #[derive(Debug)]
@@ -141,6 +155,12 @@ struct State {
     evictions: Vec<RecordedEviction>,
     /// Requests other than evictions still to answer 429 (API Priority and Fairness).
     throttled: u32,
+    /// By node: merges another actor makes just before the next patch of the node lands.
+    changes_before_patch: BTreeMap<String, Vec<Value>>,
+    /// How long a deleted pod stays `Terminating` before it is gone.
+    termination_grace: Duration,
+    /// Namespaces being deleted, with when the namespace controller deletes their pods.
+    terminating_namespaces: BTreeMap<String, Instant>,
 }
 
 /// The fake API server; stops when dropped.
@@ -148,6 +168,7 @@ struct State {
 pub struct FakeKubernetes {
     url: String,
     state: Arc<Mutex<State>>,
+    clock_behind: Arc<Mutex<Duration>>,
     task: JoinHandle<()>,
 }
 
@@ -159,18 +180,19 @@ fn lock(state: &Mutex<State>) -> MutexGuard<'_, State> {
 
 impl FakeKubernetes {
     /// Starts the fake with a serving certificate for `127.0.0.1` signed by the CA
-    /// (`ca_crt_pem`, `ca_key_pem`: PEM text; the key may be PKCS#8 or SEC1), trusting client
+    /// (`ca_crt_pem`, `ca_key_pem`: PEM text; the key may be PKCS#8 or SEC1), accepting client
     /// certificates signed by the same CA.
     pub async fn start(ca_crt_pem: &str, ca_key_pem: &str) -> io::Result<FakeKubernetes> {
         let (serving_crt, serving_key) =
             serving_certificate(ca_crt_pem, ca_key_pem).map_err(io::Error::other)?;
-        let config = RustlsConfig::new()
-            .fallback(RustlsCertificate::new().cert(serving_crt).key(serving_key))
-            .client_auth_required(ca_crt_pem.as_bytes().to_vec());
-        let acceptor = TcpListener::bind("127.0.0.1:0")
-            .rustls(config)
-            .into_acceptor()
-            .await?;
+        let clock_behind = Arc::new(Mutex::new(Duration::ZERO));
+        let acceptor = tls::ClientCertAcceptor::new(
+            TcpListener::bind("127.0.0.1:0").into_acceptor().await?,
+            &serving_crt,
+            &serving_key,
+            ca_crt_pem,
+            clock_behind.clone(),
+        )?;
         let address = acceptor
             .local_addr()
             .into_iter()
@@ -185,6 +207,9 @@ impl FakeKubernetes {
             pods: BTreeMap::new(),
             evictions: Vec::new(),
             throttled: 0,
+            changes_before_patch: BTreeMap::new(),
+            termination_grace: Duration::ZERO,
+            terminating_namespaces: BTreeMap::new(),
         }));
         let handler_state = state.clone();
         let endpoint = poem::endpoint::make(move |request: Request| {
@@ -202,6 +227,7 @@ impl FakeKubernetes {
         Ok(FakeKubernetes {
             url: format!("https://{address}"),
             state,
+            clock_behind,
             task,
         })
     }
@@ -209,6 +235,30 @@ impl FakeKubernetes {
     /// The endpoint, `https://127.0.0.1:<port>`.
     pub fn url(&self) -> &str {
         &self.url
+    }
+
+    /// Makes the API server's clock run `behind` the real one (a node whose clock is late): a
+    /// client certificate that is not yet valid by that clock gets 401, as on a real cluster.
+    pub fn set_clock_behind(&self, behind: Duration) {
+        *self
+            .clock_behind
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) = behind;
+    }
+
+    /// How long a deleted pod stays `Terminating` (listed, with `deletionTimestamp`) before it
+    /// is gone, as its grace period lets it shut down (default: gone at once).
+    pub fn set_termination_grace(&self, grace: Duration) {
+        lock(&self.state).termination_grace = grace;
+    }
+
+    /// Starts deleting a namespace: from now on every eviction of one of its pods is refused
+    /// with 403 `Forbidden` (cause `NamespaceTerminating`), and `after` from now the namespace
+    /// controller deletes its pods (they terminate, then go).
+    pub fn terminate_namespace(&self, namespace: &str, after: Duration) {
+        lock(&self.state)
+            .terminating_namespaces
+            .insert(namespace.to_owned(), Instant::now() + after);
     }
 
     /// The `gitVersion` `/version` answers (`v1.33.1`).
@@ -239,7 +289,13 @@ impl FakeKubernetes {
                 "labels": labels,
             },
             "spec": { "taints": taints },
-            "status": { "conditions": [ready_condition(true)] },
+            "status": {
+                "conditions": [ready_condition(true)],
+                "nodeInfo": {
+                    "kubeletVersion": state.git_version,
+                    "osImage": "Talos",
+                },
+            },
         });
         state.nodes.insert(
             name.to_owned(),
@@ -259,6 +315,17 @@ impl FakeKubernetes {
             merge_patch(&mut node.object, &merge);
             node.object["metadata"]["resourceVersion"] = json!(resource_version);
         }
+    }
+
+    /// Changes a node as [`FakeKubernetes::change_node`] does, but only when the next patch of
+    /// the node arrives, just before it is applied: a write that lands between a client's read
+    /// and its patch.
+    pub fn change_node_before_next_patch(&self, name: &str, merge: Value) {
+        lock(&self.state)
+            .changes_before_patch
+            .entry(name.to_owned())
+            .or_default()
+            .push(merge);
     }
 
     /// The node as stored (also before it appeared).
@@ -324,6 +391,7 @@ impl FakeKubernetes {
                 blocked_evictions: pod.blocked_evictions,
                 stuck_terminating: pod.stuck_terminating,
                 eviction_forbidden: pod.eviction_forbidden,
+                deleted_at: None,
             },
         );
     }
@@ -380,6 +448,23 @@ impl State {
         self.next_resource_version.to_string()
     }
 
+    /// Time passes: the namespace controller deletes the pods of namespaces being deleted, and
+    /// deleted pods whose grace is over are gone (except those stuck on a dead kubelet).
+    fn advance(&mut self) {
+        let now = Instant::now();
+        let grace = self.termination_grace;
+        let namespaces = &self.terminating_namespaces;
+        for pod in self.pods.values_mut() {
+            let namespace = pod.object["metadata"]["namespace"].as_str().unwrap_or("");
+            if pod.deleted_at.is_none() && namespaces.get(namespace).is_some_and(|at| *at <= now) {
+                mark_deleted(pod, now);
+            }
+        }
+        self.pods.retain(|_, pod| {
+            pod.stuck_terminating || pod.deleted_at.is_none_or(|at| now < at + grace)
+        });
+    }
+
     fn visible_node(&mut self, name: &str) -> Option<&mut FakeNode> {
         self.nodes
             .get_mut(name)
@@ -426,6 +511,14 @@ fn not_found(name: &str) -> Response {
     status(404, "NotFound", &format!("nodes \"{name}\" not found"))
 }
 
+/// A pod being deleted: `deletionTimestamp` set, still listed until its grace is over.
+fn mark_deleted(pod: &mut FakePod, now: Instant) {
+    if pod.object["metadata"]["deletionTimestamp"].is_null() {
+        pod.object["metadata"]["deletionTimestamp"] = json!("2026-01-01T00:00:00Z");
+    }
+    pod.deleted_at.get_or_insert(now);
+}
+
 async fn handle(state: &Mutex<State>, mut request: Request) -> Response {
     let method = request.method().as_str().to_owned();
     let path = request.uri().path().to_owned();
@@ -435,7 +528,15 @@ async fn handle(state: &Mutex<State>, mut request: Request) -> Response {
         .to_owned();
     let body = request.take_body().into_bytes().await.unwrap_or_default();
     let query = request.uri().query().unwrap_or_default().to_owned();
-    lock(state).requests.push(format!("{method} {path}"));
+    {
+        let mut state = lock(state);
+        state.requests.push(format!("{method} {path}"));
+        state.advance();
+    }
+    // As the API server's authenticators: no usable client certificate, no access.
+    if tls::ClientCert::from_remote(request.remote_addr()) != tls::ClientCert::Valid {
+        return status(401, "Unauthorized", "Unauthorized");
+    }
     let node_name = path
         .strip_prefix("/api/v1/nodes/")
         .filter(|name| !name.contains('/'));
@@ -517,6 +618,25 @@ async fn handle(state: &Mutex<State>, mut request: Request) -> Response {
                 false => not_found(name),
             }
         }
+        ("GET", "/api/v1/nodes", _) => {
+            let state = lock(state);
+            let now = Instant::now();
+            let items: Vec<Value> = state
+                .nodes
+                .values()
+                .filter(|node| node.appears_at <= now)
+                .map(|node| node.object.clone())
+                .collect();
+            json_response(
+                200,
+                &json!({
+                    "apiVersion": "v1",
+                    "kind": "NodeList",
+                    "metadata": {"resourceVersion": state.next_resource_version.to_string()},
+                    "items": items,
+                }),
+            )
+        }
         ("GET", "/version", _) => {
             let git_version = lock(state).git_version.clone();
             let numbers: Vec<&str> = git_version.trim_start_matches('v').split('.').collect();
@@ -575,6 +695,13 @@ fn patch_node(
     let Some(patch) = patch.filter(|patch| patch.is_object()) else {
         return status(400, "BadRequest", "the patch is not a JSON object");
     };
+    for merge in state.changes_before_patch.remove(name).unwrap_or_default() {
+        let resource_version = state.bump();
+        if let Some(node) = state.nodes.get_mut(name) {
+            merge_patch(&mut node.object, &merge);
+            node.object["metadata"]["resourceVersion"] = json!(resource_version);
+        }
+    }
     let resource_version = state.bump();
     let Some(node) = state.visible_node(name) else {
         return not_found(name);
@@ -711,6 +838,24 @@ fn evict(state: &mut State, namespace: &str, name: &str, body: Option<&Value>) -
         );
     }
     let key = format!("{namespace}/{name}");
+    if !state.pods.contains_key(&key) {
+        return status(404, "NotFound", &format!("pods \"{name}\" not found"));
+    }
+    if state.terminating_namespaces.contains_key(namespace) {
+        // The NamespaceLifecycle admission plugin refuses to create anything, evictions
+        // included, in a namespace being deleted.
+        let body = json!({
+            "kind": "Status",
+            "apiVersion": "v1",
+            "metadata": {},
+            "status": "Failure",
+            "message": format!("pods \"{name}\" is forbidden: unable to create new content in namespace {namespace} because it is being terminated"),
+            "reason": "Forbidden",
+            "details": {"name": name, "kind": "pods", "causes": [{"reason": "NamespaceTerminating", "message": format!("namespace {namespace} is being terminated"), "field": "metadata.namespace"}]},
+            "code": 403,
+        });
+        return json_response(403, &body);
+    }
     let Some(pod) = state.pods.get_mut(&key) else {
         return status(404, "NotFound", &format!("pods \"{name}\" not found"));
     };
@@ -719,14 +864,12 @@ fn evict(state: &mut State, namespace: &str, name: &str, body: Option<&Value>) -
             403,
             "Forbidden",
             &format!(
-                "pods \"{name}\" is forbidden: unable to create new content in namespace {namespace} because it is being terminated"
+                "poddisruptionbudgets.policy \"{name}-pdb\" is forbidden: pdb disruptions allowed is negative"
             ),
         );
     }
     if pod.stuck_terminating {
-        if pod.object["metadata"]["deletionTimestamp"].is_null() {
-            pod.object["metadata"]["deletionTimestamp"] = json!("2026-01-01T00:00:00Z");
-        }
+        mark_deleted(pod, Instant::now());
         return json_response(
             201,
             &json!({"kind": "Status", "apiVersion": "v1", "status": "Success", "code": 201}),
@@ -746,7 +889,11 @@ fn evict(state: &mut State, namespace: &str, name: &str, body: Option<&Value>) -
         });
         return json_response(429, &body);
     }
-    state.pods.remove(&key);
+    if state.termination_grace.is_zero() {
+        state.pods.remove(&key);
+    } else {
+        mark_deleted(pod, Instant::now());
+    }
     json_response(
         201,
         &json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201}),

@@ -40,6 +40,7 @@
 //!   member. A member's etcd stops while its node is down and starts when the node is running
 //!   again (unless [`Faults::never_rejoin_etcd`]); `EtcdMemberList` with `query_local` fails
 //!   with `Unavailable` on a node whose etcd does not run, without it any running etcd answers.
+//!   `EtcdStatus` answers the node's own member id and the leader, `Unavailable` likewise.
 //! - **Bootstrap**: by default the cluster runs (etcd exists). After
 //!   [`FakeTalosCluster::require_bootstrap`] configured control planes run without etcd until
 //!   `MachineService.Bootstrap` is called on one: it becomes the one member (and leader), and

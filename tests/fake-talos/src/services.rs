@@ -608,6 +608,47 @@ impl MachineService for NodeApi {
         }))
     }
 
+    async fn etcd_status(
+        &self,
+        _: Request<()>,
+    ) -> Result<Response<pb::EtcdStatusResponse>, Status> {
+        self.enter("MachineService/EtcdStatus", String::new(), READER)?;
+        self.control_plane()?;
+        let state = self.shared.state();
+        if !state
+            .nodes
+            .get(&self.address)
+            .is_some_and(|node| node.etcd_running)
+        {
+            return Err(Status::unavailable(
+                "etcd: context deadline exceeded (etcd is not running on this node)",
+            ));
+        }
+        let own = state
+            .etcd
+            .iter()
+            .find(|member| member.node == self.address)
+            .map(|member| member.id);
+        Ok(Response::new(pb::EtcdStatusResponse {
+            messages: vec![pb::EtcdStatus {
+                metadata: None,
+                member_status: Some(pb::EtcdMemberStatus {
+                    protocol_version: "3.5.0".into(),
+                    db_size: 20 * 1024 * 1024,
+                    db_size_in_use: 10 * 1024 * 1024,
+                    leader: state.leader.unwrap_or_default(),
+                    raft_index: 1000,
+                    raft_term: 2,
+                    raft_applied_index: 1000,
+                    errors: Vec::new(),
+                    is_learner: false,
+                    member_id: own.unwrap_or_default(),
+                    storage_version: "3.5.0".into(),
+                }),
+            }],
+        }))
+    }
+
     async fn etcd_remove_member_by_id(
         &self,
         request: Request<pb::EtcdRemoveMemberByIdRequest>,

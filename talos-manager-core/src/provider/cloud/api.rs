@@ -67,7 +67,8 @@ pub(crate) fn enable_rescue(server_id: u64, ssh_key_id: u64) -> ApiRequest {
     .json(json!({ "type": "linux64", "ssh_keys": [ssh_key_id] }))
 }
 
-/// Power on; retried while the server is `locked` by the rescue activation.
+/// Power on. A `locked` answer is retried by the transport first, then waited out by
+/// [`super::HetznerCloud`] like every other action's.
 pub(crate) fn power_on(server_id: u64) -> ApiRequest {
     ApiRequest::new(
         Method::POST,
@@ -77,7 +78,7 @@ pub(crate) fn power_on(server_id: u64) -> ApiRequest {
     .retry_locked()
 }
 
-/// Hard reset; retried while the server is `locked` by the rescue activation.
+/// Hard reset; `locked` handled as for [`power_on`].
 pub(crate) fn reset(server_id: u64) -> ApiRequest {
     ApiRequest::new(
         Method::POST,
@@ -133,6 +134,10 @@ pub(crate) struct Server {
     pub(crate) name: String,
     #[serde(default)]
     pub(crate) status: String,
+    /// `true` while an action runs on the server: other actions and renames are refused
+    /// with 423 `locked` meanwhile.
+    #[serde(default)]
+    pub(crate) locked: bool,
     #[serde(default)]
     pub(crate) public_net: PublicNet,
     #[serde(default)]

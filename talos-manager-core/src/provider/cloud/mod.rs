@@ -5,9 +5,13 @@ pub(crate) mod api;
 use std::time::Instant;
 
 use async_trait::async_trait;
+use serde::de::DeserializeOwned;
 use time::OffsetDateTime;
 
-use super::http::{Auth, Transport};
+use sha2::{Digest, Sha256};
+
+use super::budget::Clock;
+use super::http::{ApiRequest, Auth, Transport};
 use super::ssh_key::{KEY_NAME, upload_name};
 use super::{
     HetznerApiError, MissingKey, Provider, ProviderError, ProviderKind, ProviderServer,
@@ -54,9 +58,28 @@ impl HetznerCloud {
         token: Secret<String>,
         policy: RetryPolicy,
     ) -> Result<Self, ProviderError> {
+        // The project's budget is shared by every client with this token; the key holds a
+        // digest of it, never the token.
+        let digest = Sha256::digest(token.expose().as_bytes());
+        let account_key = format!(
+            "{}\n{}",
+            base_url.trim_end_matches('/'),
+            digest
+                .iter()
+                .take(8)
+                .map(|byte| format!("{byte:02x}"))
+                .collect::<String>()
+        );
         let auth = Auth::Bearer { token };
-        let transport = Transport::new(KIND, base_url, auth, policy, api::parse_error)?;
+        let transport =
+            Transport::new(KIND, base_url, auth, policy, api::parse_error, &account_key)?;
         Ok(HetznerCloud { transport })
+    }
+
+    /// The same client counting its request budget on `clock`.
+    pub fn with_clock(mut self, clock: Clock) -> Self {
+        self.transport.clock = clock;
+        self
     }
 
     /// Polls the action until it leaves `running`; `Err` when it ends in `error` or takes
@@ -100,6 +123,56 @@ impl HetznerCloud {
                 .send_json(&api::get_action(action.id))
                 .await?;
             action = envelope.action;
+        }
+    }
+
+    /// Sends a request that acts on a server (an action, a rename), waiting while the server
+    /// is `locked`: Cloud refuses such requests with 423 `locked` while any action runs on the
+    /// server, ours or someone else's (the console, a backup). The server is read every
+    /// `action_poll_interval` until it shows `"locked": false`, then the request is sent
+    /// again (a refused request did nothing, so this repeats nothing); after `action_timeout`
+    /// the `locked` error is returned.
+    async fn send_when_unlocked<T: DeserializeOwned>(
+        &self,
+        request: &ApiRequest,
+        server_id: u64,
+    ) -> Result<T, ProviderError> {
+        let started = Instant::now();
+        loop {
+            match self.transport.send_json(request).await {
+                Err(error)
+                    if error.code() == Some("locked")
+                        && started.elapsed() < self.transport.policy.action_timeout =>
+                {
+                    tracing::info!(
+                        server_id,
+                        operation = %request.operation,
+                        "the server is locked by a running action; waiting for it to finish"
+                    );
+                    self.wait_until_unlocked(server_id, started).await?;
+                }
+                answer => return answer.map_err(|error| server_not_found(error, server_id)),
+            }
+        }
+    }
+
+    /// Reads the server until it is no longer `locked`, or `action_timeout` after `started`.
+    async fn wait_until_unlocked(
+        &self,
+        server_id: u64,
+        started: Instant,
+    ) -> Result<(), ProviderError> {
+        loop {
+            tokio::time::sleep(self.transport.policy.action_poll_interval).await;
+            let envelope: ServerEnvelope = self
+                .transport
+                .send_json(&api::get_server(server_id))
+                .await
+                .map_err(|error| server_not_found(error, server_id))?;
+            if !envelope.server.locked || started.elapsed() >= self.transport.policy.action_timeout
+            {
+                return Ok(());
+            }
         }
     }
 
@@ -185,10 +258,8 @@ impl Provider for HetznerCloud {
     ) -> Result<ProviderServer, ProviderError> {
         let server_id = parse_server_id(provider_id)?;
         let envelope: ServerEnvelope = self
-            .transport
-            .send_json(&api::rename_server(server_id, name))
-            .await
-            .map_err(|error| server_not_found(error, server_id))?;
+            .send_when_unlocked(&api::rename_server(server_id, name), server_id)
+            .await?;
         Ok(envelope.server.into_provider_server())
     }
 
@@ -234,8 +305,9 @@ impl Provider for HetznerCloud {
         })
     }
 
-    /// Enables rescue with only our key and waits for the action. An action that fails with
-    /// `unknown_error` (seen in the wild) is tried again, within the retry policy's attempts.
+    /// Enables rescue with only our key and waits for the action. A server `locked` by another
+    /// running action is waited out first. An action that fails with `unknown_error` (seen in
+    /// the wild) is tried again, within the retry policy's attempts.
     async fn enable_rescue(
         &self,
         provider_id: &str,
@@ -249,10 +321,8 @@ impl Provider for HetznerCloud {
         let mut attempt = 1;
         loop {
             let response: EnableRescueResponse = self
-                .transport
-                .send_json(&api::enable_rescue(server_id, key_id))
-                .await
-                .map_err(|error| server_not_found(error, server_id))?;
+                .send_when_unlocked(&api::enable_rescue(server_id, key_id), server_id)
+                .await?;
             let at = OffsetDateTime::now_utc();
             match self.wait_for_action(response.action).await {
                 Ok(()) => {
@@ -274,8 +344,8 @@ impl Provider for HetznerCloud {
         }
     }
 
-    /// Powers the server on when it is `off`, else resets it, retrying while it is `locked`,
-    /// and waits for the action.
+    /// Powers the server on when it is `off`, else resets it, waiting while it is `locked` by
+    /// another action, and waits for the action.
     async fn power_cycle(&self, provider_id: &str) -> Result<(), ProviderError> {
         let server_id = parse_server_id(provider_id)?;
         let envelope: ServerEnvelope = self
@@ -288,11 +358,7 @@ impl Provider for HetznerCloud {
         } else {
             api::reset(server_id)
         };
-        let action: ActionEnvelope = self
-            .transport
-            .send_json(&request)
-            .await
-            .map_err(|error| server_not_found(error, server_id))?;
+        let action: ActionEnvelope = self.send_when_unlocked(&request, server_id).await?;
         self.wait_for_action(action.action).await
     }
 }

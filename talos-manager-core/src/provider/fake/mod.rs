@@ -653,6 +653,7 @@ mod tests {
             vlan: 4000,
             cancelled: false,
             server_ids: Vec::new(),
+            members_known: true,
         });
         fake.add_server_to_vswitch(7, &ids[0]).await.unwrap();
         fake.add_server_to_vswitch(7, &ids[1]).await.unwrap();

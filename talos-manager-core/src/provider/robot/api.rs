@@ -7,11 +7,21 @@
 use reqwest::Method;
 use serde::Deserialize;
 
+use crate::provider::budget::HourlyLimit;
 use crate::provider::http::{ApiRequest, unparsed_error};
 use crate::provider::{Architecture, HetznerApiError, ProviderServer, ProviderVswitch};
 
+/// `GET /vswitch/{id}`'s hourly limit, which sync spaces its vSwitch reads by.
+pub(crate) const GET_VSWITCH: HourlyLimit = HourlyLimit {
+    endpoint: "GET /vswitch/{id}",
+    per_hour: 500,
+};
+
+// Every request carries its endpoint's hourly limit from Robot's documentation
+// (`hetzner-apis.md` §1.2).
+
 pub(crate) fn list_servers() -> ApiRequest {
-    ApiRequest::new(Method::GET, "/server", "list servers")
+    ApiRequest::new(Method::GET, "/server", "list servers").limit("GET /server", 200)
 }
 
 pub(crate) fn get_server(server_number: u64) -> ApiRequest {
@@ -20,6 +30,7 @@ pub(crate) fn get_server(server_number: u64) -> ApiRequest {
         format!("/server/{server_number}"),
         format!("get server {server_number}"),
     )
+    .limit("GET /server/{id}", 200)
 }
 
 pub(crate) fn rename_server(server_number: u64, name: &str) -> ApiRequest {
@@ -28,18 +39,21 @@ pub(crate) fn rename_server(server_number: u64, name: &str) -> ApiRequest {
         format!("/server/{server_number}"),
         format!("rename server {server_number}"),
     )
+    .limit("POST /server/{id}", 200)
     .form(vec![("server_name".into(), name.into())])
 }
 
 pub(crate) fn list_keys() -> ApiRequest {
-    ApiRequest::new(Method::GET, "/key", "list SSH keys")
+    ApiRequest::new(Method::GET, "/key", "list SSH keys").limit("GET /key", 500)
 }
 
 pub(crate) fn create_key(name: &str, openssh: &str) -> ApiRequest {
-    ApiRequest::new(Method::POST, "/key", "upload the SSH key").form(vec![
-        ("name".into(), name.into()),
-        ("data".into(), openssh.into()),
-    ])
+    ApiRequest::new(Method::POST, "/key", "upload the SSH key")
+        .limit("POST /key", 200)
+        .form(vec![
+            ("name".into(), name.into()),
+            ("data".into(), openssh.into()),
+        ])
 }
 
 pub(crate) fn get_rescue(server_number: u64) -> ApiRequest {
@@ -48,6 +62,7 @@ pub(crate) fn get_rescue(server_number: u64) -> ApiRequest {
         format!("/boot/{server_number}/rescue"),
         format!("read the rescue state of server {server_number}"),
     )
+    .limit("GET /boot/{id}/rescue", 500)
 }
 
 pub(crate) fn enable_rescue(server_number: u64, fingerprint: &str) -> ApiRequest {
@@ -56,6 +71,7 @@ pub(crate) fn enable_rescue(server_number: u64, fingerprint: &str) -> ApiRequest
         format!("/boot/{server_number}/rescue"),
         format!("activate rescue on server {server_number}"),
     )
+    .limit("POST /boot/{id}/rescue", 500)
     .form(vec![
         ("os".into(), "linux".into()),
         ("authorized_key[]".into(), fingerprint.into()),
@@ -68,6 +84,7 @@ pub(crate) fn disable_rescue(server_number: u64) -> ApiRequest {
         format!("/boot/{server_number}/rescue"),
         format!("deactivate rescue on server {server_number}"),
     )
+    .limit("DELETE /boot/{id}/rescue", 500)
 }
 
 pub(crate) fn get_reset(server_number: u64) -> ApiRequest {
@@ -76,6 +93,7 @@ pub(crate) fn get_reset(server_number: u64) -> ApiRequest {
         format!("/reset/{server_number}"),
         format!("read the reset options of server {server_number}"),
     )
+    .limit("GET /reset/{id}", 500)
 }
 
 pub(crate) fn reset(server_number: u64, reset_type: &str) -> ApiRequest {
@@ -84,11 +102,12 @@ pub(crate) fn reset(server_number: u64, reset_type: &str) -> ApiRequest {
         format!("/reset/{server_number}"),
         format!("reset server {server_number} ({reset_type})"),
     )
+    .limit("POST /reset/{id}", 50)
     .form(vec![("type".into(), reset_type.into())])
 }
 
 pub(crate) fn list_vswitches() -> ApiRequest {
-    ApiRequest::new(Method::GET, "/vswitch", "list vswitches")
+    ApiRequest::new(Method::GET, "/vswitch", "list vswitches").limit("GET /vswitch", 500)
 }
 
 pub(crate) fn get_vswitch(vswitch_id: u64) -> ApiRequest {
@@ -97,6 +116,7 @@ pub(crate) fn get_vswitch(vswitch_id: u64) -> ApiRequest {
         format!("/vswitch/{vswitch_id}"),
         format!("get vswitch {vswitch_id}"),
     )
+    .limit(GET_VSWITCH.endpoint, GET_VSWITCH.per_hour)
 }
 
 pub(crate) fn add_vswitch_server(vswitch_id: u64, server_number: u64) -> ApiRequest {
@@ -105,6 +125,7 @@ pub(crate) fn add_vswitch_server(vswitch_id: u64, server_number: u64) -> ApiRequ
         format!("/vswitch/{vswitch_id}/server"),
         format!("add server {server_number} to vswitch {vswitch_id}"),
     )
+    .limit("POST /vswitch/{id}/server", 100)
     .form(vec![("server[]".into(), server_number.to_string())])
 }
 
@@ -114,6 +135,7 @@ pub(crate) fn remove_vswitch_server(vswitch_id: u64, server_number: u64) -> ApiR
         format!("/vswitch/{vswitch_id}/server"),
         format!("remove server {server_number} from vswitch {vswitch_id}"),
     )
+    .limit("DELETE /vswitch/{id}/server", 100)
     .form(vec![("server[]".into(), server_number.to_string())])
 }
 
@@ -249,17 +271,17 @@ pub(crate) struct Reset {
 
 impl Reset {
     /// The reset to send to boot the server: the power button when the server is off and has
-    /// one, else a hardware reset (what the Rails app does), else whatever the server offers.
-    pub(crate) fn boot_type(&self) -> &str {
+    /// one, else a hardware reset (what the Rails app does), else the power button, else a
+    /// software reset. `None` when the server offers none of these: `man` orders a technician
+    /// and is never chosen by an automated flow.
+    pub(crate) fn boot_type(&self) -> Option<&'static str> {
         let offers = |wanted: &str| self.types.iter().any(|offered| offered == wanted);
         if self.operating_status.as_deref() == Some("shut off") && offers("power") {
-            "power"
-        } else if offers("hw") || self.types.is_empty() {
-            "hw"
-        } else if offers("power") {
-            "power"
+            Some("power")
         } else {
-            &self.types[0]
+            ["hw", "power", "sw"]
+                .into_iter()
+                .find(|wanted| offers(wanted))
         }
     }
 }
@@ -290,6 +312,7 @@ impl VswitchBody {
             name: self.name,
             vlan: self.vlan,
             cancelled: self.cancelled,
+            members_known: true,
             server_ids: self
                 .server
                 .iter()
@@ -403,16 +426,28 @@ mod tests {
     fn reset_type_follows_operating_status() {
         let not_supported: ResetEnvelope =
             serde_json::from_str(fixture!("get-reset-321.json")).unwrap();
-        assert_eq!(not_supported.reset.boot_type(), "hw");
+        assert_eq!(not_supported.reset.boot_type(), Some("hw"));
         let running: ResetEnvelope =
             serde_json::from_str(fixture!("get-reset-111.power-capable.json")).unwrap();
         assert_eq!(running.reset.operating_status.as_deref(), Some("running"));
-        assert_eq!(running.reset.boot_type(), "hw");
+        assert_eq!(running.reset.boot_type(), Some("hw"));
         let shut_off = Reset {
             types: vec!["power".into(), "hw".into()],
             operating_status: Some("shut off".into()),
         };
-        assert_eq!(shut_off.boot_type(), "power");
+        assert_eq!(shut_off.boot_type(), Some("power"));
+    }
+
+    #[test]
+    fn a_technician_reset_is_never_chosen() {
+        let offers = |types: &[&str]| Reset {
+            types: types.iter().map(|offered| (*offered).to_owned()).collect(),
+            operating_status: Some("not supported".into()),
+        };
+        assert_eq!(offers(&["man", "sw"]).boot_type(), Some("sw"));
+        assert_eq!(offers(&["man", "power_long"]).boot_type(), None);
+        assert_eq!(offers(&["man"]).boot_type(), None);
+        assert_eq!(offers(&[]).boot_type(), None);
     }
 
     #[test]

@@ -9,6 +9,7 @@ use async_trait::async_trait;
 use time::OffsetDateTime;
 use tokio::time::Instant;
 
+use super::budget::Clock;
 use super::http::{Auth, Transport};
 use super::ssh_key::{KEY_NAME, upload_name};
 use super::{
@@ -50,6 +51,16 @@ pub struct HetznerRobot {
 type VswitchLocks = Mutex<HashMap<(Arc<str>, u64), Arc<tokio::sync::Mutex<()>>>>;
 static VSWITCH_LOCKS: LazyLock<VswitchLocks> = LazyLock::new(Default::default);
 
+/// The members of each account's vSwitches as last read, and when: sync reads a vSwitch
+/// (`GET /vswitch/{id}`, 500 per hour) again only once its entry is older than the policy's
+/// `vswitch_cache_ttl`, and our own membership changes drop the entry.
+type VswitchCache = Mutex<HashMap<(Arc<str>, u64), (OffsetDateTime, ProviderVswitch)>>;
+static VSWITCH_CACHE: LazyLock<VswitchCache> = LazyLock::new(Default::default);
+
+/// The share of `GET /vswitch/{id}`'s hourly budget sync leaves untouched, in fifths: the reads
+/// that follow our own vSwitch changes (and other tools) need some.
+const VSWITCH_READS_KEPT_FIFTHS: u32 = 1;
+
 /// A membership change of a vSwitch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Membership {
@@ -81,15 +92,36 @@ impl HetznerRobot {
         let user = user.into();
         let account: Arc<str> = format!("{}\n{user}", base_url.trim_end_matches('/')).into();
         let auth = Auth::Basic { user, password };
-        let transport = Transport::new(KIND, base_url, auth, policy, api::parse_error)?;
+        let transport = Transport::new(KIND, base_url, auth, policy, api::parse_error, &account)?;
         Ok(HetznerRobot { transport, account })
     }
 
+    /// The same client counting its request budgets and vSwitch cache on `clock` (tests move a
+    /// manual one).
+    pub fn with_clock(mut self, clock: Clock) -> Self {
+        self.transport.clock = clock;
+        self
+    }
+
+    fn cached_vswitch(&self, vswitch_id: u64) -> Option<(OffsetDateTime, ProviderVswitch)> {
+        lock(&VSWITCH_CACHE)
+            .get(&(self.account.clone(), vswitch_id))
+            .cloned()
+    }
+
+    fn cache_vswitch(&self, vswitch: &ProviderVswitch) {
+        lock(&VSWITCH_CACHE).insert(
+            (self.account.clone(), vswitch.id),
+            (self.transport.clock.now(), vswitch.clone()),
+        );
+    }
+
+    fn forget_vswitch(&self, vswitch_id: u64) {
+        lock(&VSWITCH_CACHE).remove(&(self.account.clone(), vswitch_id));
+    }
+
     fn vswitch_lock(&self, vswitch_id: u64) -> Arc<tokio::sync::Mutex<()>> {
-        let mut locks = VSWITCH_LOCKS
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        locks
+        lock(&VSWITCH_LOCKS)
             .entry((self.account.clone(), vswitch_id))
             .or_default()
             .clone()
@@ -107,8 +139,10 @@ impl HetznerRobot {
         server_number: u64,
         change: Membership,
     ) -> Result<(), ProviderError> {
-        let lock = self.vswitch_lock(vswitch_id);
-        let _serialized = lock.lock().await;
+        let vswitch_lock = self.vswitch_lock(vswitch_id);
+        let _serialized = vswitch_lock.lock().await;
+        // Whatever happens below, the members as last read are no longer to be trusted.
+        self.forget_vswitch(vswitch_id);
         let policy = &self.transport.policy;
         let deadline = Instant::now() + policy.vswitch_lock_wait;
         let request = match change {
@@ -190,6 +224,12 @@ impl HetznerRobot {
             .map_err(|error| server_not_found(error, server_number))?;
         Ok(envelope.rescue)
     }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 fn parse_server_number(provider_id: &str) -> Result<u64, ProviderError> {
@@ -409,7 +449,9 @@ impl Provider for HetznerRobot {
         }
     }
 
-    /// Presses the power button when Robot says the server is shut off, else a hardware reset.
+    /// Presses the power button when Robot says the server is shut off, else a hardware reset,
+    /// else the power button, else a software reset; never `man`, which orders a technician
+    /// ([`ProviderError::NoAutomaticReset`] when the server offers nothing else).
     ///
     /// A reset whose answer leaves the outcome open is never sent again (a second reset could
     /// come after the first boot used the one-boot rescue activation, or switch the server off
@@ -421,7 +463,13 @@ impl Provider for HetznerRobot {
             .send_json(&api::get_reset(server_number))
             .await
             .map_err(|error| server_not_found(error, server_number))?;
-        let reset_type = options.reset.boot_type();
+        let Some(reset_type) = options.reset.boot_type() else {
+            return Err(ProviderError::NoAutomaticReset {
+                provider: KIND,
+                server_id: provider_id.to_owned(),
+                offered: options.reset.types,
+            });
+        };
         self.transport
             .send(&api::reset(server_number, reset_type))
             .await
@@ -432,14 +480,72 @@ impl Provider for HetznerRobot {
 
 #[async_trait]
 impl VswitchProvider for HetznerRobot {
-    /// Lists the vSwitches, then reads each one for its members (the list has none).
+    /// Lists the vSwitches, then takes each one's members from the cache while they are younger
+    /// than the policy's `vswitch_cache_ttl`, and reads the others (`GET /vswitch/{id}`),
+    /// stalest first, while that endpoint's hourly budget has more than a fifth left. A vSwitch
+    /// whose read fails (other than for refused credentials) or is deferred keeps its members
+    /// as last read, or is listed with `members_known: false`: one bad read never costs the
+    /// account its sync, and never loses members.
     async fn list_vswitches(&self) -> Result<Vec<ProviderVswitch>, ProviderError> {
         let refs: Vec<VswitchBody> = self.transport.send_json(&api::list_vswitches()).await?;
-        let mut vswitches = Vec::with_capacity(refs.len());
-        for vswitch_ref in refs {
-            vswitches.push(self.get_vswitch(vswitch_ref.id).await?);
+        let clock = &self.transport.clock;
+        let ttl = self.transport.policy.vswitch_cache_ttl;
+        let keep = api::GET_VSWITCH.per_hour * VSWITCH_READS_KEPT_FIFTHS / 5;
+        let mut entries: Vec<_> = refs
+            .into_iter()
+            .enumerate()
+            .map(|(position, vswitch_ref)| {
+                let cached = self.cached_vswitch(vswitch_ref.id);
+                (position, vswitch_ref, cached)
+            })
+            .collect();
+        entries.sort_by_key(|(_, _, cached)| cached.as_ref().map(|(read_at, _)| *read_at));
+        let mut vswitches = Vec::with_capacity(entries.len());
+        let mut deferred = 0usize;
+        for (position, vswitch_ref, cached) in entries {
+            let now = clock.now();
+            let fresh = cached
+                .as_ref()
+                .is_some_and(|(read_at, _)| now - *read_at < ttl);
+            let members = if fresh {
+                cached.map(|(_, vswitch)| vswitch)
+            } else if self.transport.budgets.remaining(api::GET_VSWITCH, now) > keep {
+                match self.get_vswitch(vswitch_ref.id).await {
+                    Ok(vswitch) => Some(vswitch),
+                    Err(error @ ProviderError::Unauthorized { .. }) => return Err(error),
+                    Err(error) if error.code() == Some("BLOCKED") => return Err(error),
+                    Err(error) => {
+                        tracing::warn!(
+                            vswitch_id = vswitch_ref.id,
+                            "could not read the members of vswitch {}; keeping them as last \
+                             read: {}",
+                            vswitch_ref.id,
+                            crate::error_chain(&error)
+                        );
+                        cached.map(|(_, vswitch)| vswitch)
+                    }
+                }
+            } else {
+                deferred += 1;
+                cached.map(|(_, vswitch)| vswitch)
+            };
+            let mut vswitch = vswitch_ref.into_vswitch();
+            match members {
+                Some(members) => vswitch.server_ids = members.server_ids,
+                None => vswitch.members_known = false,
+            }
+            vswitches.push((position, vswitch));
         }
-        Ok(vswitches)
+        if deferred > 0 {
+            tracing::info!(
+                deferred,
+                "deferred reading the members of {deferred} vswitch(es) to stay inside Robot's \
+                 hourly request budget for GET /vswitch/{{id}}"
+            );
+        }
+        // In Robot's order: sync links a server to the first vSwitch that lists it.
+        vswitches.sort_by_key(|(position, _)| *position);
+        Ok(vswitches.into_iter().map(|(_, vswitch)| vswitch).collect())
     }
 
     async fn get_vswitch(&self, vswitch_id: u64) -> Result<ProviderVswitch, ProviderError> {
@@ -448,8 +554,13 @@ impl VswitchProvider for HetznerRobot {
             .send_json::<VswitchBody>(&api::get_vswitch(vswitch_id))
             .await
         {
-            Ok(body) => Ok(body.into_vswitch()),
+            Ok(body) => {
+                let vswitch = body.into_vswitch();
+                self.cache_vswitch(&vswitch);
+                Ok(vswitch)
+            }
             Err(ProviderError::Api { source, .. }) if source.status == 404 => {
+                self.forget_vswitch(vswitch_id);
                 Err(ProviderError::VswitchNotFound {
                     provider: KIND,
                     vswitch_id,

@@ -289,9 +289,9 @@ async fn a_failed_action_reports_its_code_and_is_not_retried_blindly() {
 }
 
 #[tokio::test]
-async fn reset_after_enable_rescue_is_retried_while_the_server_is_locked() {
+async fn reset_after_enable_rescue_waits_for_the_rescue_action_that_locks_the_server() {
     let fake = FakeCloud::start().await.unwrap();
-    fake.set_lock_after_rescue(3);
+    fake.set_action_duration(Duration::from_millis(150));
     let activation = client(&fake)
         .reboot_into_rescue("42", &our_key(), MissingKey::Upload)
         .await
@@ -306,19 +306,88 @@ async fn reset_after_enable_rescue_is_retried_while_the_server_is_locked() {
         .iter()
         .filter(|request| request.ends_with("/actions/reset"))
         .count();
-    assert_eq!(resets, 4, "three 423 locked answers, then the reset");
+    assert_eq!(
+        resets, 1,
+        "sent once the rescue action finished, never refused"
+    );
+}
+
+fn locked_answers(fake: &FakeCloud, path_end: &str) -> usize {
+    // The fake logs every request; a refused one is followed by a read of the server.
+    let requests = fake.requests();
+    requests
+        .windows(2)
+        .filter(|pair| pair[0].ends_with(path_end) && pair[1] == "GET /servers/42")
+        .count()
 }
 
 #[tokio::test]
-async fn a_lock_that_outlasts_the_retries_keeps_the_locked_code() {
+async fn enable_rescue_waits_out_a_lock_held_by_someone_elses_action() {
     let fake = FakeCloud::start().await.unwrap();
-    fake.set_lock_after_rescue(100);
-    let error = client(&fake)
+    fake.start_foreign_action(42, "create_image", Duration::from_millis(300))
+        .unwrap();
+    assert!(fake.is_locked(42));
+    let started = std::time::Instant::now();
+    let activation = client(&fake)
+        .reboot_into_rescue("42", &our_key(), MissingKey::Upload)
+        .await
+        .unwrap();
+    assert!(activation.password.is_some());
+    assert!(started.elapsed() >= Duration::from_millis(300));
+    let server = fake.server(42).unwrap();
+    assert_eq!(server.actions, ["create_image", "enable_rescue", "reset"]);
+    assert!(server.booted_rescue);
+    assert!(
+        locked_answers(&fake, "/actions/enable_rescue") >= 1,
+        "refused with 423 locked, then waited: {:?}",
+        fake.requests()
+    );
+}
+
+#[tokio::test]
+async fn a_reset_and_a_rename_wait_out_a_lock_too() {
+    let fake = FakeCloud::start().await.unwrap();
+    let cloud = client(&fake);
+    fake.start_foreign_action(42, "create_image", Duration::from_millis(200))
+        .unwrap();
+    cloud.power_cycle("42").await.unwrap();
+    fake.start_foreign_action(42, "create_image", Duration::from_millis(200))
+        .unwrap();
+    let renamed = cloud.rename_server("42", "worker-7").await.unwrap();
+    assert_eq!(renamed.name, "worker-7");
+    assert_eq!(
+        fake.server(42).unwrap().actions,
+        ["create_image", "reset", "create_image"]
+    );
+}
+
+#[tokio::test]
+async fn a_lock_that_outlasts_the_wait_keeps_the_locked_code() {
+    let fake = FakeCloud::start().await.unwrap();
+    fake.start_foreign_action(42, "create_image", Duration::from_secs(60))
+        .unwrap();
+    let cloud = HetznerCloud::with_policy(
+        fake.url(),
+        Secret::new(FakeCloud::TOKEN.to_owned()),
+        talos_manager_core::RetryPolicy {
+            action_timeout: Duration::from_millis(300),
+            ..policy()
+        },
+    )
+    .unwrap();
+    let started = std::time::Instant::now();
+    let error = cloud
         .reboot_into_rescue("42", &our_key(), MissingKey::Upload)
         .await
         .unwrap_err();
     assert_eq!(error.code(), Some("locked"));
-    assert!(!fake.server(42).unwrap().booted_rescue);
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "bounded by the policy"
+    );
+    let server = fake.server(42).unwrap();
+    assert!(!server.rescue_enabled && !server.booted_rescue);
+    assert_eq!(server.actions, ["create_image"]);
 }
 
 #[tokio::test]
@@ -355,4 +424,27 @@ async fn calls_the_fake_does_not_model_fail_loudly() {
             .unwrap()
             .contains("not implemented in fake")
     );
+}
+
+#[tokio::test]
+async fn a_project_budget_the_headers_say_is_empty_is_not_asked_until_it_refills() {
+    let fake = FakeCloud::start().await.unwrap();
+    // One request, given back after an hour: the answer says `RateLimit-Remaining: 0` and a
+    // `RateLimit-Reset` an hour away.
+    fake.set_rate_limit(1, Duration::from_secs(3600));
+    assert_eq!(client(&fake).list_servers().await.unwrap().len(), 2);
+    let sent = fake.requests().len();
+    let error = client(&fake).list_servers().await.unwrap_err();
+    match &error {
+        ProviderError::BudgetSpent {
+            endpoint, until, ..
+        } => {
+            assert_eq!(*endpoint, "*");
+            assert!(*until > time::OffsetDateTime::now_utc() + Duration::from_secs(3000));
+        }
+        other => panic!("expected BudgetSpent, got {other:?}"),
+    }
+    assert!(!error.is_permanent());
+    // Nothing was sent: the client knew before asking.
+    assert_eq!(fake.requests().len(), sent);
 }

@@ -3,6 +3,9 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
+use time::OffsetDateTime;
+
+use talos_manager_core::provider::Clock;
 use talos_manager_core::{
     Architecture, HetznerRobot, MissingKey, Provider, ProviderError, Secret, VswitchProvider,
 };
@@ -115,29 +118,96 @@ async fn wrong_credentials_fail_at_once_without_retrying() {
     assert_eq!(fake.requests().len(), 1);
 }
 
-#[tokio::test]
-async fn rate_limit_403_is_retried_until_it_passes() {
-    let fake = FakeRobot::start().await.unwrap();
-    fake.inject(Target::on("GET", "/server"), Fault::RateLimit, 3);
-    assert_eq!(client(&fake).list_servers().await.unwrap().len(), 2);
-    assert_eq!(fake.requests().len(), 4);
+/// A client counting its budgets on `clock`.
+fn client_at(fake: &FakeRobot, clock: &Clock) -> HetznerRobot {
+    client(fake).with_clock(clock.clone())
 }
 
 #[tokio::test]
-async fn a_spent_hourly_budget_gives_a_rate_limit_error_after_bounded_retries() {
+async fn a_rate_limit_403_is_not_retried_and_holds_the_endpoint_for_its_interval() {
     let fake = FakeRobot::start().await.unwrap();
-    fake.set_rate_limit(Target::on("POST", "/reset"), 0);
-    let error = client(&fake).power_cycle("421").await.unwrap_err();
+    let clock = Clock::manual(OffsetDateTime::now_utc());
+    fake.inject(Target::on("GET", "/server"), Fault::RateLimit, 1);
+    let error = client_at(&fake, &clock).list_servers().await.unwrap_err();
     match &error {
-        ProviderError::RateLimited { attempts, .. } => assert_eq!(*attempts, policy().max_attempts),
-        other => panic!("expected RateLimited, got {other:?}"),
+        ProviderError::BudgetSpent {
+            endpoint, until, ..
+        } => {
+            assert_eq!(*endpoint, "GET /server");
+            assert_eq!(*until, clock.now() + Duration::from_secs(3600));
+        }
+        other => panic!("expected BudgetSpent, got {other:?}"),
     }
     assert_eq!(error.code(), Some("RATE_LIMIT_EXCEEDED"));
+    assert!(!error.is_permanent());
+    assert!(error.to_string().contains("GET /server"), "{error}");
+    assert_eq!(fake.requests().len(), 1);
+    // Nothing is sent to that endpoint until the interval has passed, by any client of the
+    // account; other endpoints are still used.
+    clock.advance(Duration::from_secs(3599));
+    let error = client_at(&fake, &clock).list_servers().await.unwrap_err();
+    assert!(
+        matches!(error, ProviderError::BudgetSpent { source: None, .. }),
+        "{error:?}"
+    );
+    assert_eq!(fake.requests().len(), 1);
+    client_at(&fake, &clock).get_server("321").await.unwrap();
+    clock.advance(Duration::from_secs(1));
+    assert_eq!(
+        client_at(&fake, &clock).list_servers().await.unwrap().len(),
+        2
+    );
+}
+
+#[tokio::test]
+async fn fifty_resets_an_hour_and_the_next_is_not_sent() {
+    let fake = FakeRobot::start().await.unwrap();
+    let clock = Clock::manual(OffsetDateTime::now_utc());
+    let robot = client_at(&fake, &clock);
+    for _ in 0..50 {
+        robot.power_cycle("421").await.unwrap();
+    }
+    let error = robot.power_cycle("421").await.unwrap_err();
+    match &error {
+        ProviderError::BudgetSpent {
+            endpoint,
+            source: None,
+            ..
+        } => assert_eq!(*endpoint, "POST /reset/{id}"),
+        other => panic!("expected BudgetSpent, got {other:?}"),
+    }
+    // The client held the 51st back: Robot never had to refuse it.
+    assert_eq!(fake.server(421).unwrap().resets.len(), 50);
+    assert_eq!(fake.rate_limit_answers(), 0);
+    clock.advance(Duration::from_secs(3600));
+    fake.advance_clock(Duration::from_secs(3600));
+    robot.power_cycle("421").await.unwrap();
+    assert_eq!(fake.server(421).unwrap().resets.len(), 51);
+}
+
+#[tokio::test]
+async fn a_server_offering_only_a_technician_reset_is_not_reset() {
+    let fake = FakeRobot::start().await.unwrap();
+    let mut server = fake.server(421).unwrap();
+    server.reset_types = vec!["man".into(), "power_long".into()];
+    fake.add_server(server);
+    let error = client(&fake).power_cycle("421").await.unwrap_err();
+    assert!(
+        matches!(error, ProviderError::NoAutomaticReset { .. }),
+        "{error:?}"
+    );
+    assert!(error.is_permanent());
+    assert!(
+        error.to_string().contains("only [man, power_long]"),
+        "{error}"
+    );
     assert!(fake.server(421).unwrap().resets.is_empty());
-    fake.refill_rate_limits();
-    fake.set_rate_limit(Target::on("POST", "/reset"), 1);
+    // A software reset is the last choice before giving up.
+    let mut server = fake.server(421).unwrap();
+    server.reset_types = vec!["man".into(), "sw".into()];
+    fake.add_server(server);
     client(&fake).power_cycle("421").await.unwrap();
-    assert_eq!(fake.server(421).unwrap().resets, ["hw"]);
+    assert_eq!(fake.server(421).unwrap().resets, ["sw"]);
 }
 
 #[tokio::test]

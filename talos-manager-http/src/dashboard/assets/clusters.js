@@ -2,11 +2,16 @@
 // bootstrap of a new cluster, rolling upgrades and reboots.
 
 import { api, download } from "./api.js";
+import { clusterHealthPage, healthCell } from "./cluster_health.js";
 import { clusterBootstrapButton, showClusterReboot, showClusterUpgrade } from "./lifecycle.js";
 import { actionButton, field, flash, formIssues, formValues, h, onSubmit, pageHeader, param, render, table, time } from "./ui.js";
 
-/** The clusters page; `?new` opens the create form, `?edit=<id>` the edit form. */
+/**
+ * The clusters page; `?new` opens the create form, `?edit=<id>` the edit form, `?health=<id>`
+ * the cluster's health.
+ */
 export async function clustersPage() {
+  if (param("health")) return clusterHealthPage(param("health"));
   if (param("edit")) return clusterForm(await api("GET", `/clusters/${encodeURIComponent(param("edit"))}`));
   if (new URLSearchParams(location.search).has("new")) return clusterForm(null);
   const clusters = await api("GET", "/clusters");
@@ -16,6 +21,7 @@ export async function clustersPage() {
     h("th", { scope: "row", "data-label": "Name" }, cluster.name),
     h("td", { "data-label": "Endpoint" }, h("code", {}, cluster.endpoint)),
     h("td", { "data-label": "vSwitch" }, cluster.vswitch_id ?? h("span", { class: "muted" }, "–")),
+    healthCell(cluster),
     h("td", { "data-label": "Created" }, time(cluster.created_at)),
     h(
       "td",
@@ -37,7 +43,7 @@ export async function clustersPage() {
   render(
     pageHeader("Clusters", h("a", { class: "button primary", href: "/clusters?new" }, "New cluster")),
     clusters.length
-      ? table("Clusters", ["Name", "Endpoint", "vSwitch", "Created", "Actions"], rows)
+      ? table("Clusters", ["Name", "Endpoint", "vSwitch", "Health", "Created", "Actions"], rows)
       : h("p", { class: "card" }, "No cluster yet. A cluster holds the endpoint and the secrets its nodes share."),
   );
 }
