@@ -190,6 +190,26 @@ pub fn from_error(error: &Error, attributes: &[&str]) -> Vec<Diagnostic> {
                 capitalize(&error.to_string()),
             ),
         )],
+        Error::NotHealthy {
+            cluster_id,
+            status,
+            reasons,
+            next,
+            ..
+        } => vec![error_diag(
+            "Cluster not healthy",
+            format!(
+                "{}: the last check said {status}: {}. Check it at GET \
+                 /api/v1/clusters/{cluster_id}/health. {next} A longer `timeout` waits longer; \
+                 `wait_for_health = false` does not wait.",
+                capitalize(&error.to_string()),
+                if reasons.is_empty() {
+                    "no reason given".to_owned()
+                } else {
+                    reasons.join("; ")
+                },
+            ),
+        )],
         Error::JobInterrupted { job_id, next, .. } => vec![error_diag(
             "Interrupted",
             format!(

@@ -193,6 +193,20 @@ pub enum Error {
         /// What becomes of the resource, and what to do.
         next: &'static str,
     },
+    /// A bootstrapped cluster did not become healthy within the resource's timeout.
+    #[error("cluster {cluster_id} did not become healthy within {timeout}")]
+    NotHealthy {
+        /// The cluster.
+        cluster_id: String,
+        /// The timeout, as configured.
+        timeout: String,
+        /// The last check's status (`degraded`, `unreachable`, ...).
+        status: String,
+        /// The last check's reasons.
+        reasons: Vec<String>,
+        /// What becomes of the resource, and what to do.
+        next: &'static str,
+    },
     /// The object exists in the service but is not what was asked for (a bootstrap that
     /// failed or timed out): Terraform keeps `state` and marks it tainted, so the next apply
     /// replaces it.

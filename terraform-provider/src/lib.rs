@@ -8,6 +8,7 @@
 //!   from it.
 //! - [`resources`], [`data_sources`]: one file per type, plus the Terraform semantics shared
 //!   by all (planning, drift, import).
+//! - [`ephemeral_resources`]: client configs opened for a run, never stored (protocol 6.7+).
 //! - [`provider`]: the provider block.
 //! - [`client`]: the admin API client.
 //! - [`error`] and [`diagnostics`]: the errors, and the one place they become diagnostics.
@@ -18,6 +19,7 @@
 pub mod client;
 pub mod data_sources;
 pub mod diagnostics;
+pub mod ephemeral_resources;
 pub mod error;
 pub mod provider;
 pub mod resources;

@@ -11,10 +11,11 @@ use tonic::{Request, Response, Status};
 use crate::client::Client;
 use crate::data_sources::{self, DataSource};
 use crate::diagnostics;
+use crate::ephemeral_resources::{self, EphemeralResource};
 use crate::error::Error;
 use crate::goplugin;
 use crate::resources::{self, Resource};
-use crate::schema::Schema;
+use crate::schema::{Kind, Schema};
 use crate::tfplugin6::{self as tf, Diagnostic, DynamicValue};
 use crate::value::{self, Object, Value};
 
@@ -28,6 +29,7 @@ struct Inner {
     provider_schema: Schema,
     resources: HashMap<&'static str, (Schema, Box<dyn Resource>)>,
     data_sources: HashMap<&'static str, (Schema, Box<dyn DataSource>)>,
+    ephemeral_resources: HashMap<&'static str, (Schema, Box<dyn EphemeralResource>)>,
     client: RwLock<Option<Client>>,
     /// Set when Terraform calls StopProvider (Ctrl-C): calls in flight are abandoned.
     stopped: tokio::sync::watch::Sender<bool>,
@@ -56,19 +58,27 @@ impl ProviderService {
                 (schema.type_name, (schema, data_source))
             })
             .collect();
+        let ephemeral_resources = ephemeral_resources::all()
+            .into_iter()
+            .map(|ephemeral| {
+                let schema = ephemeral.schema();
+                (schema.type_name, (schema, ephemeral))
+            })
+            .collect();
         ProviderService {
             inner: Arc::new(Inner {
                 provider_schema: crate::provider::schema(),
                 resources,
                 data_sources,
+                ephemeral_resources,
                 client: RwLock::new(None),
                 stopped: tokio::sync::watch::Sender::new(false),
             }),
         }
     }
 
-    /// Every schema: the provider block's, then the resources', then the data sources', each
-    /// group by name.
+    /// Every schema: the provider block's, then the resources', the data sources', and the
+    /// ephemeral resources', each group by name.
     pub fn schemas(&self) -> Vec<Schema> {
         let mut resources: Vec<Schema> = self
             .inner
@@ -84,9 +94,17 @@ impl ProviderService {
             .map(|(schema, _)| schema.clone())
             .collect();
         data_sources.sort_by_key(|schema| schema.type_name);
+        let mut ephemeral_resources: Vec<Schema> = self
+            .inner
+            .ephemeral_resources
+            .values()
+            .map(|(schema, _)| schema.clone())
+            .collect();
+        ephemeral_resources.sort_by_key(|schema| schema.type_name);
         std::iter::once(self.inner.provider_schema.clone())
             .chain(resources)
             .chain(data_sources)
+            .chain(ephemeral_resources)
             .collect()
     }
 }
@@ -110,6 +128,18 @@ impl Inner {
             })
     }
 
+    fn ephemeral_resource(
+        &self,
+        type_name: &str,
+    ) -> Result<&(Schema, Box<dyn EphemeralResource>), Error> {
+        self.ephemeral_resources
+            .get(type_name)
+            .ok_or_else(|| Error::UnknownType {
+                kind: "ephemeral resource",
+                type_name: type_name.to_owned(),
+            })
+    }
+
     /// Runs `operation` until it finishes or Terraform stops the provider; dropping the
     /// operation cancels its HTTP request.
     async fn unless_stopped<T>(
@@ -129,6 +159,16 @@ impl Inner {
             .map_err(|_| Error::NotConfigured)?
             .clone()
             .ok_or(Error::NotConfigured)
+    }
+}
+
+/// What the provider can do beyond the protocol's baseline: its schema never changes within a
+/// release, so a CLI may cache it; it plans no destroys and moves no state between types.
+fn server_capabilities() -> tf::ServerCapabilities {
+    tf::ServerCapabilities {
+        plan_destroy: false,
+        get_provider_schema_optional: true,
+        move_resource_state: false,
     }
 }
 
@@ -190,8 +230,142 @@ impl tf::provider_server::Provider for ProviderService {
                 .iter()
                 .map(|(name, (schema, _))| ((*name).to_owned(), schema.to_proto()))
                 .collect(),
+            ephemeral_resource_schemas: inner
+                .ephemeral_resources
+                .iter()
+                .map(|(name, (schema, _))| ((*name).to_owned(), schema.to_proto()))
+                .collect(),
+            functions: HashMap::new(),
             diagnostics: Vec::new(),
             provider_meta: None,
+            server_capabilities: Some(server_capabilities()),
+        }))
+    }
+
+    async fn get_metadata(
+        &self,
+        _request: Request<tf::get_metadata::Request>,
+    ) -> Result<Response<tf::get_metadata::Response>, Status> {
+        let schemas = self.schemas();
+        let names = |kind: Kind| {
+            schemas
+                .iter()
+                .filter(move |schema| schema.kind == kind)
+                .map(|schema| schema.type_name.to_owned())
+        };
+        Ok(Response::new(tf::get_metadata::Response {
+            server_capabilities: Some(server_capabilities()),
+            diagnostics: Vec::new(),
+            data_sources: names(Kind::DataSource)
+                .map(|type_name| tf::get_metadata::DataSourceMetadata { type_name })
+                .collect(),
+            resources: names(Kind::Resource)
+                .map(|type_name| tf::get_metadata::ResourceMetadata { type_name })
+                .collect(),
+            functions: Vec::new(),
+            ephemeral_resources: names(Kind::EphemeralResource)
+                .map(|type_name| tf::get_metadata::EphemeralMetadata { type_name })
+                .collect(),
+        }))
+    }
+
+    async fn get_functions(
+        &self,
+        _request: Request<tf::get_functions::Request>,
+    ) -> Result<Response<tf::get_functions::Response>, Status> {
+        Ok(Response::new(tf::get_functions::Response {
+            functions: HashMap::new(),
+            diagnostics: Vec::new(),
+        }))
+    }
+
+    async fn validate_ephemeral_resource_config(
+        &self,
+        request: Request<tf::validate_ephemeral_resource_config::Request>,
+    ) -> Result<Response<tf::validate_ephemeral_resource_config::Response>, Status> {
+        let request = request.into_inner();
+        let schema = self
+            .inner
+            .ephemeral_resource(&request.type_name)
+            .ok()
+            .map(|(schema, _)| schema);
+        let result =
+            self.inner
+                .ephemeral_resource(&request.type_name)
+                .and_then(|(schema, ephemeral)| {
+                    let config = decode_object("configuration", request.config.as_ref(), schema)?;
+                    ephemeral.validate(&config)
+                });
+        let diagnostics = result
+            .err()
+            .map(|error| report(&error, schema))
+            .unwrap_or_default();
+        Ok(Response::new(
+            tf::validate_ephemeral_resource_config::Response { diagnostics },
+        ))
+    }
+
+    async fn open_ephemeral_resource(
+        &self,
+        request: Request<tf::open_ephemeral_resource::Request>,
+    ) -> Result<Response<tf::open_ephemeral_resource::Response>, Status> {
+        let request = request.into_inner();
+        let schema = self
+            .inner
+            .ephemeral_resource(&request.type_name)
+            .ok()
+            .map(|(schema, _)| schema);
+        let result = self
+            .inner
+            .unless_stopped(async {
+                let (schema, ephemeral) = self.inner.ephemeral_resource(&request.type_name)?;
+                let config = decode_object("configuration", request.config.as_ref(), schema)?;
+                let client = self.inner.client()?;
+                let opened = ephemeral.open(&client, &config).await?;
+                Ok(encode(&Value::Map(opened), schema))
+            })
+            .await;
+        Ok(Response::new(match result {
+            Ok(result) => tf::open_ephemeral_resource::Response {
+                diagnostics: Vec::new(),
+                result,
+                private: None,
+            },
+            Err(error) => tf::open_ephemeral_resource::Response {
+                diagnostics: report(&error, schema),
+                result: None,
+                private: None,
+            },
+        }))
+    }
+
+    /// Never asked for: Open sets no `renew_at`. Nothing is held, so there is nothing to renew.
+    async fn renew_ephemeral_resource(
+        &self,
+        request: Request<tf::renew_ephemeral_resource::Request>,
+    ) -> Result<Response<tf::renew_ephemeral_resource::Response>, Status> {
+        let diagnostics = match self.inner.ephemeral_resource(&request.get_ref().type_name) {
+            Ok(_) => Vec::new(),
+            Err(error) => report(&error, None),
+        };
+        Ok(Response::new(tf::renew_ephemeral_resource::Response {
+            diagnostics,
+            private: None,
+        }))
+    }
+
+    /// Nothing is held between Open and Close (the configs are not revoked: they are the
+    /// same kind the service issues on every request).
+    async fn close_ephemeral_resource(
+        &self,
+        request: Request<tf::close_ephemeral_resource::Request>,
+    ) -> Result<Response<tf::close_ephemeral_resource::Response>, Status> {
+        let diagnostics = match self.inner.ephemeral_resource(&request.get_ref().type_name) {
+            Ok(_) => Vec::new(),
+            Err(error) => report(&error, None),
+        };
+        Ok(Response::new(tf::close_ephemeral_resource::Response {
+            diagnostics,
         }))
     }
 

@@ -5,6 +5,9 @@ mod provider {
     mod cluster;
     // talosmanager_config: defaults, update, validation issues, import.
     mod config;
+    // talosmanager_talosconfig and talosmanager_kubeconfig (ephemeral): no client config in
+    // the state or the plan file on CLIs with ephemeral resources; the 1.0.3 fallback.
+    mod ephemeral;
     // The generated docs in docs/terraform/ are up to date.
     mod docs;
     // Data sources: server lookups by id, name and filters; Talos versions.
@@ -36,6 +39,8 @@ mod provider {
     // talosmanager_server_bootstrap: a real bootstrap over SSH to a loop disk; waiting for the
     // image or the config fetch, a failed job, a timeout, import, destroy.
     mod server_bootstrap;
+    // The RPCs after protocol 6.0 (metadata, functions, ephemeral resources), in-process.
+    mod protocol;
     // Rules every schema declaration follows (reserved names, descriptions, ids, import).
     mod schema;
     // talosmanager_settings: the singleton.

@@ -2,7 +2,7 @@
 //! admin kubeconfig issued for it (`/clusters`).
 
 use async_trait::async_trait;
-use talos_manager_api_types::{ClusterBody, ClusterView};
+use talos_manager_api_types::{ClusterBody, ClusterView, Issue};
 
 use super::Resource;
 use crate::client::{Client, segment};
@@ -53,16 +53,35 @@ fn schema() -> Schema {
             )
             .sensitive()
             .force_new(),
+            Attribute::optional(
+                "secrets_in_state",
+                Type::Bool,
+                "Whether the secrets bundle the service made is read into `secrets` in the \
+                 state. Default: true. Set it to false to keep the cluster's CA keys out of \
+                 the state (they stay in talos-manager); `secrets` is then null and must not \
+                 be set (a value set in the configuration is always stored by the CLI).",
+            ),
+            Attribute::optional(
+                "client_configs_in_state",
+                Type::Bool,
+                "Whether `talosconfig` and `kubeconfig` are issued into the state. Default: \
+                 true (Terraform 1.0–1.9 have no other way). On Terraform 1.10+ or OpenTofu \
+                 1.11+ set it to false and use the ephemeral resources \
+                 `talosmanager_talosconfig` and `talosmanager_kubeconfig`: then neither config \
+                 is ever written to the state or the plan file.",
+            ),
             Attribute::computed(
                 "talosconfig",
                 Type::String,
-                "A talosconfig with an `os:admin` client certificate.",
+                "A talosconfig with an `os:admin` client certificate; null when \
+                 `client_configs_in_state` is false.",
             )
             .sensitive(),
             Attribute::computed(
                 "kubeconfig",
                 Type::String,
-                "An admin kubeconfig (`system:masters`).",
+                "An admin kubeconfig (`system:masters`); null when `client_configs_in_state` \
+                 is false.",
             )
             .sensitive(),
         ],
@@ -92,34 +111,59 @@ fn body(planned: &Object, with_secrets: bool) -> ClusterBody {
     }
 }
 
+/// Whether the secrets bundle goes into the state (`secrets_in_state`, default true).
+fn secrets_in_state(object: &Object) -> bool {
+    *object.get_value("secrets_in_state") != Value::Bool(false)
+}
+
+/// Whether the client configs go into the state (`client_configs_in_state`, default true).
+fn client_configs_in_state(object: &Object) -> bool {
+    *object.get_value("client_configs_in_state") != Value::Bool(false)
+}
+
 /// The cluster as the service has it. Secrets, talosconfig and kubeconfig are kept from
-/// `known` when there; otherwise read or issued now.
+/// `known` when there; otherwise read or issued now (the configs only when they go into the
+/// state).
 async fn object(client: &Client, view: ClusterView, known: &Object) -> Result<Object, Error> {
+    let in_state = client_configs_in_state(known);
     let path = format!("/clusters/{}", segment(&view.id));
     let secrets = match known.string("secrets") {
-        Some(secrets) => secrets.to_owned(),
-        None => client
-            .get_existing::<ClusterView>(&format!("{path}?include_secrets=true"))
-            .await?
-            .secrets
-            .unwrap_or_default(),
+        _ if !secrets_in_state(known) => Value::Null,
+        Some(secrets) => Value::String(secrets.to_owned()),
+        None => Value::String(
+            client
+                .get_existing::<ClusterView>(&format!("{path}?include_secrets=true"))
+                .await?
+                .secrets
+                .unwrap_or_default(),
+        ),
     };
     let talosconfig = match known.string("talosconfig") {
-        Some(talosconfig) => talosconfig.to_owned(),
-        None => client.get_text(&format!("{path}/talosconfig")).await?,
+        _ if !in_state => Value::Null,
+        Some(talosconfig) => Value::String(talosconfig.to_owned()),
+        None => Value::String(client.get_text(&format!("{path}/talosconfig")).await?),
     };
     let kubeconfig = match known.string("kubeconfig") {
-        Some(kubeconfig) => kubeconfig.to_owned(),
-        None => client.get_text(&format!("{path}/kubeconfig")).await?,
+        _ if !in_state => Value::Null,
+        Some(kubeconfig) => Value::String(kubeconfig.to_owned()),
+        None => Value::String(client.get_text(&format!("{path}/kubeconfig")).await?),
     };
     Ok(schema().object([
         ("id", Value::String(view.id)),
         ("name", Value::String(view.name)),
         ("endpoint", Value::String(view.endpoint)),
         ("vswitch_id", Value::opt_string(view.vswitch_id)),
-        ("secrets", Value::String(secrets)),
-        ("talosconfig", Value::String(talosconfig)),
-        ("kubeconfig", Value::String(kubeconfig)),
+        ("secrets", secrets),
+        (
+            "secrets_in_state",
+            known.get_value("secrets_in_state").clone(),
+        ),
+        (
+            "client_configs_in_state",
+            known.get_value("client_configs_in_state").clone(),
+        ),
+        ("talosconfig", talosconfig),
+        ("kubeconfig", kubeconfig),
     ]))
 }
 
@@ -129,10 +173,51 @@ impl Resource for Cluster {
         schema()
     }
 
-    /// A new name, endpoint or vSwitch means new client configs (the secrets stay).
+    /// Secrets set in the configuration are always in the state: refused with
+    /// `secrets_in_state = false`.
+    fn validate(&self, config: &Object) -> Result<(), Error> {
+        if !secrets_in_state(config) && config.string("secrets").is_some() {
+            return Err(Error::Invalid {
+                what: "cluster",
+                issues: vec![Issue::new(
+                    "secrets",
+                    "with secrets_in_state = false the service makes the secrets bundle: a \
+                     bundle set here is stored in the state by the CLI",
+                )],
+            });
+        }
+        Ok(())
+    }
+
+    /// No client configs when they stay out of the state: the plan says null, not "known
+    /// after apply".
+    fn plan_create(&self, planned: &mut Object) {
+        if !secrets_in_state(planned) {
+            planned.insert("secrets".into(), Value::Null);
+        }
+        if !client_configs_in_state(planned) {
+            planned.insert("talosconfig".into(), Value::Null);
+            planned.insert("kubeconfig".into(), Value::Null);
+        }
+    }
+
+    /// A new name, endpoint or vSwitch means new client configs (the secrets stay); none when
+    /// they stay out of the state.
     fn plan_update(&self, prior: &Object, planned: &mut Object) {
+        if !secrets_in_state(planned) {
+            planned.insert("secrets".into(), Value::Null);
+        } else if !secrets_in_state(prior) {
+            planned.insert("secrets".into(), Value::Unknown);
+        }
         let changed = |name| prior.get_value(name) != planned.get_value(name);
-        if changed("name") || changed("endpoint") || changed("vswitch_id") {
+        if !client_configs_in_state(planned) {
+            planned.insert("talosconfig".into(), Value::Null);
+            planned.insert("kubeconfig".into(), Value::Null);
+        } else if changed("name")
+            || changed("endpoint")
+            || changed("vswitch_id")
+            || !client_configs_in_state(prior)
+        {
             planned.insert("talosconfig".into(), Value::Unknown);
             planned.insert("kubeconfig".into(), Value::Unknown);
         }

@@ -1,6 +1,6 @@
 //! `talosmanager_cluster_bootstrap`: etcd's bootstrap of a new cluster
 //! (`POST /clusters/{id}/bootstrap`), waited for (`GET /jobs/{id}`, then `GET /clusters/{id}`
-//! until `bootstrapped_at` is set).
+//! until `bootstrapped_at` is set, then `GET /clusters/{id}/health` until it is healthy).
 //!
 //! # Expected flow
 //! 1. Create asks the service to bootstrap the cluster. The service answers with a
@@ -12,6 +12,9 @@
 //! 3. While another job runs, it asks again after each pause: the answer becomes
 //!    `cluster_bootstrapped` once that job succeeded, or a new job of its own when it failed.
 //! 4. It then waits until the cluster's `bootstrapped_at` is set.
+//! 5. Unless `wait_for_health = false`, it then checks the cluster's health after each pause
+//!    until its status is `healthy`, logging the reasons whenever they change; when `timeout`
+//!    runs out first, the error carries the last check's status and reasons.
 //!
 //! # Guarantees
 //! The service bootstraps a cluster at most once; this resource never asks for more. A create
@@ -21,7 +24,7 @@
 use std::time::Instant;
 
 use async_trait::async_trait;
-use talos_manager_api_types::{ClusterView, JobView};
+use talos_manager_api_types::{ClusterHealthView, ClusterView, HealthStatusName, JobView};
 use talos_manager_api_types::{Issue, ValidationError};
 use time::format_description::well_known::Rfc3339;
 
@@ -59,9 +62,12 @@ fn schema() -> Schema {
                       was bootstrapped already (or imported with its secrets), follows the \
                       job (or the one running already) to its end within `timeout` (its log \
                       lines go to Terraform's log: `TF_LOG_PROVIDER=DEBUG`), and waits \
-                      until the cluster is recorded as bootstrapped (`bootstrapped_at`); a \
-                      failed job's reason is the error, and nothing is kept in the state, so \
-                      the next apply asks again. A cluster is bootstrapped at most once. \
+                      until the cluster is recorded as bootstrapped (`bootstrapped_at`) and \
+                      then, unless `wait_for_health = false`, until its health check \
+                      (`talosmanager_cluster_health`) says `healthy`, logging why it is not \
+                      yet; a failed job's reason, or the last health check's reasons when \
+                      `timeout` runs out, is the error, and nothing is kept in the state, so \
+                      the next apply asks again (or only waits again). A cluster is bootstrapped at most once. \
                       Destroying the resource only removes it from the Terraform state: there \
                       is no un-bootstrap (a warning says so).",
         attributes: vec![
@@ -75,9 +81,18 @@ fn schema() -> Schema {
             Attribute::optional(
                 "timeout",
                 Type::String,
-                "How long apply waits for the bootstrap, e.g. `30m`, `1h`. Default: `30m`. \
+                "How long apply waits for the bootstrap and the cluster's health, e.g. `30m`, \
+                 `1h`. Default: `30m`. \
                  When it runs out (or on Ctrl-C) the job goes on in talos-manager and the \
                  error names it. Changing it changes only the state.",
+            ),
+            Attribute::optional(
+                "wait_for_health",
+                Type::Bool,
+                "Whether apply waits, after the bootstrap and within `timeout`, until the \
+                 cluster's health check says `healthy` (etcd's members healthy with a leader, \
+                 the Kubernetes API answering, every node Ready). Default: `true`. Changing \
+                 it changes only the state.",
             ),
             Attribute::computed(
                 "job_id",
@@ -93,8 +108,8 @@ fn schema() -> Schema {
             ),
         ],
         import: Some(
-            "By cluster id: `terraform import talosmanager_cluster_bootstrap.NAME 1`. `timeout` \
-             and `job_id` import as null. A cluster that was never bootstrapped has no \
+            "By cluster id: `terraform import talosmanager_cluster_bootstrap.NAME 1`. \
+             `timeout`, `wait_for_health` and `job_id` import as null. A cluster that was never bootstrapped has no \
              bootstrap to import: create the resource instead.",
         ),
         example: r#"
@@ -121,6 +136,10 @@ fn object(known: &Object, cluster: &ClusterView, job_id: Value) -> Object {
         ("id", Value::String(cluster.id.clone())),
         ("cluster_id", Value::String(cluster.id.clone())),
         ("timeout", known.get_value("timeout").clone()),
+        (
+            "wait_for_health",
+            known.get_value("wait_for_health").clone(),
+        ),
         ("job_id", job_id),
         ("bootstrapped_at", Value::opt_string(bootstrapped_at)),
     ])
@@ -162,8 +181,8 @@ async fn bootstrap(
     client: &Client,
     cluster_id: &str,
     timeout: &str,
+    deadline: Instant,
 ) -> Result<(ClusterView, Option<String>), Error> {
-    let deadline = Instant::now() + parse_duration(timeout).unwrap_or_default();
     let mut pauses = Pauses::until(deadline);
     let operation = format!("the bootstrap of cluster {cluster_id}");
     let mut followed = None;
@@ -205,6 +224,65 @@ async fn bootstrap(
             return Ok((cluster, followed));
         }
         wait(client, &mut pauses, cluster_id, &operation, timeout).await?;
+    }
+}
+
+/// Checks the cluster's health after each pause until it is healthy, logging the reasons
+/// whenever they change; the time running out is an error with the last reasons.
+async fn wait_for_health(
+    client: &Client,
+    mut pauses: Pauses,
+    cluster_id: &str,
+    timeout: &str,
+) -> Result<(), Error> {
+    let path = format!("{}/health", cluster_path(cluster_id));
+    let mut logged: Option<Vec<String>> = None;
+    loop {
+        let health: ClusterHealthView =
+            client.get(&path).await?.ok_or_else(|| Error::NotFound {
+                what: "cluster",
+                id: cluster_id.to_owned(),
+            })?;
+        let status = status_name(health.status);
+        if health.status == HealthStatusName::Healthy {
+            tracing::info!(cluster = cluster_id, "cluster is healthy");
+            return Ok(());
+        }
+        if logged.as_ref() != Some(&health.reasons) {
+            tracing::info!(
+                cluster = cluster_id,
+                status,
+                "waiting until the cluster is healthy: {}",
+                health.reasons.join("; ")
+            );
+            logged = Some(health.reasons.clone());
+        }
+        if pauses.expired() {
+            return Err(Error::NotHealthy {
+                cluster_id: cluster_id.to_owned(),
+                timeout: timeout.to_owned(),
+                status: status.to_owned(),
+                reasons: health.reasons,
+                next: HEALTH_NEXT,
+            });
+        }
+        if !pauses.pause(client).await {
+            return Err(Error::Stopped);
+        }
+    }
+}
+
+/// What a create that timed out waiting for the cluster's health leaves.
+const HEALTH_NEXT: &str = "The cluster is bootstrapped, but nothing is kept in the Terraform \
+                           state: the next apply only waits for its health again.";
+
+/// The wire name of a health status.
+fn status_name(status: HealthStatusName) -> &'static str {
+    match status {
+        HealthStatusName::Healthy => "healthy",
+        HealthStatusName::Degraded => "degraded",
+        HealthStatusName::Unreachable => "unreachable",
+        HealthStatusName::NotBootstrapped => "not_bootstrapped",
     }
 }
 
@@ -255,7 +333,11 @@ impl Resource for ClusterBootstrap {
     async fn create(&self, client: &Client, planned: &Object) -> Result<Object, Error> {
         let cluster_id = planned.string("cluster_id").unwrap_or_default();
         let timeout = planned.string("timeout").unwrap_or(DEFAULT_TIMEOUT);
-        let (cluster, job_id) = bootstrap(client, cluster_id, timeout).await?;
+        let deadline = Instant::now() + parse_duration(timeout).unwrap_or_default();
+        let (cluster, job_id) = bootstrap(client, cluster_id, timeout, deadline).await?;
+        if planned.bool("wait_for_health").unwrap_or(true) {
+            wait_for_health(client, Pauses::until(deadline), cluster_id, timeout).await?;
+        }
         Ok(object(planned, &cluster, Value::opt_string(job_id)))
     }
 

@@ -50,6 +50,13 @@ pub trait Resource: Send + Sync {
         let _ = (prior, planned);
     }
 
+    /// Adjusts the plan of a create: by default every computed attribute the configuration
+    /// leaves open is unknown until apply; a resource that knows one of them now (null, say)
+    /// sets it here.
+    fn plan_create(&self, planned: &mut Object) {
+        let _ = planned;
+    }
+
     /// A warning to show when an in-place update from `prior` to `planned` is planned and
     /// applied: its summary and detail. None by default.
     fn plan_warning(&self, prior: &Object, planned: &Object) -> Option<(&'static str, String)> {
@@ -224,7 +231,8 @@ pub async fn plan_change(
         resource.plan_update(prior, planned);
         plan.warning = resource.plan_warning(prior, planned);
         changed = true;
-    } else if let (Value::Null, Value::Map(planned)) = (prior, &plan.planned) {
+    } else if let (Value::Null, Value::Map(planned)) = (prior, &mut plan.planned) {
+        resource.plan_create(planned);
         plan.warning = resource.create_warning(planned);
         changed = true;
     }

@@ -15,6 +15,7 @@ pub fn file_name(schema: &Schema) -> String {
         Kind::Provider => "provider.md".into(),
         Kind::Resource => format!("resources/{}.md", schema.type_name),
         Kind::DataSource => format!("data-sources/{}.md", schema.type_name),
+        Kind::EphemeralResource => format!("ephemeral-resources/{}.md", schema.type_name),
     }
 }
 
@@ -25,6 +26,7 @@ pub fn markdown(schema: &Schema) -> String {
         Kind::Provider => "Provider `talosmanager`".to_owned(),
         Kind::Resource => format!("Resource `{}`", schema.type_name),
         Kind::DataSource => format!("Data source `{}`", schema.type_name),
+        Kind::EphemeralResource => format!("Ephemeral resource `{}`", schema.type_name),
     };
     let _ = writeln!(page, "{GENERATED}");
     let _ = writeln!(page, "# {title}\n");
@@ -118,6 +120,7 @@ pub fn index(schemas: &[Schema]) -> String {
         (Kind::Provider, "Provider"),
         (Kind::Resource, "Resources"),
         (Kind::DataSource, "Data sources"),
+        (Kind::EphemeralResource, "Ephemeral resources"),
     ] {
         let _ = writeln!(page, "## {heading}\n");
         for schema in schemas.iter().filter(|schema| schema.kind == kind) {

@@ -143,6 +143,8 @@ pub enum Kind {
     Resource,
     /// A `data` source.
     DataSource,
+    /// An `ephemeral` resource (protocol 6.7+): opened for a run, never stored.
+    EphemeralResource,
 }
 
 /// The schema of the provider block, a resource or a data source.

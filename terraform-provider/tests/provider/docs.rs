@@ -30,7 +30,7 @@ fn docs_are_up_to_date() {
             stale.push(file.display().to_string());
         }
     }
-    for folder in ["resources", "data-sources"] {
+    for folder in ["resources", "data-sources", "ephemeral-resources"] {
         for entry in std::fs::read_dir(root.join(folder))
             .into_iter()
             .flatten()

@@ -129,11 +129,19 @@ impl Service {
     }
 }
 
-/// The Terraform CLI 1.0.3: `TALOS_MANAGER_TERRAFORM`, else `.cache/terraform/terraform` at
-/// the workspace root. Missing is a failure, never a skip.
+/// The CLI the tests run: `TALOS_MANAGER_TERRAFORM` (Terraform 1.0.3, or a newer Terraform or
+/// OpenTofu that `scripts/test` built, when it reruns this suite on each), else
+/// `.cache/terraform/terraform` at the workspace root. Missing is a failure, never a skip.
 fn terraform_binary() -> PathBuf {
     if let Some(path) = std::env::var_os("TALOS_MANAGER_TERRAFORM") {
-        return PathBuf::from(path);
+        let path = PathBuf::from(path);
+        assert!(
+            path.is_file(),
+            "TALOS_MANAGER_TERRAFORM is {}, which does not exist: scripts/test builds the newer \
+             CLIs into .cache/ (see docs/testing.md)",
+            path.display()
+        );
+        return path;
     }
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../.cache/terraform/terraform");
     assert!(
@@ -144,6 +152,60 @@ fn terraform_binary() -> PathBuf {
         path.display()
     );
     path
+}
+
+/// The CLI's name and version as it prints them (`Terraform v1.0.3`, `OpenTofu v1.12.6`),
+/// asked once per test process: every failure message of the harness starts with it, so a
+/// failure says which CLI it was on.
+pub(crate) fn cli_version() -> &'static str {
+    static VERSION: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    VERSION.get_or_init(|| {
+        let binary = terraform_binary();
+        let output = Command::new(&binary)
+            .arg("version")
+            .env("CHECKPOINT_DISABLE", "1")
+            .output()
+            .unwrap_or_else(|error| panic!("failed to run {}: {error}", binary.display()));
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        // The first line that is a name and a version (a warning about the CLI configuration
+        // may come first).
+        let first = stdout
+            .lines()
+            .map(str::trim)
+            .find(|line| line.starts_with("Terraform v") || line.starts_with("OpenTofu v"))
+            .unwrap_or_default()
+            .to_owned();
+        assert!(
+            output.status.success() && !first.is_empty(),
+            "{} version did not print a name and version:\n{stdout}{}",
+            binary.display(),
+            String::from_utf8_lossy(&output.stderr)
+        );
+        first
+    })
+}
+
+/// Whether the CLI is the old Terraform 1.0.3 (plugin protocol 6.0 only): the newer CLIs'
+/// tests (ephemeral resources) need protocol 6.7+.
+pub(crate) fn cli_is_legacy() -> bool {
+    cli_version() == "Terraform v1.0.3"
+}
+
+/// The registry host the CLI gives a provider source without one (`talos-manager/talosmanager`):
+/// OpenTofu's own registry, else Terraform's.
+pub(crate) fn registry_host() -> &'static str {
+    if cli_version().starts_with("OpenTofu") {
+        "registry.opentofu.org"
+    } else {
+        "registry.terraform.io"
+    }
+}
+
+/// Whether a plan replaces a tainted resource, in the words of either CLI (Terraform 1.0.3: "is
+/// tainted, so must be replaced"; OpenTofu: "is tainted, so it must be replaced").
+pub(crate) fn plans_to_replace_tainted(plan: &str) -> bool {
+    plan.contains("is tainted, so must be replaced")
+        || plan.contains("is tainted, so it must be replaced")
 }
 
 /// What a Terraform command did.
@@ -191,6 +253,8 @@ impl Terraform {
             ),
         )
         .unwrap();
+        // Printed for each test (nextest shows it with a failure's output).
+        eprintln!("terraform CLI: {}", cli_version());
         let mut terraform = Terraform {
             directory,
             terraform: terraform_binary(),
@@ -205,8 +269,10 @@ impl Terraform {
     /// (instead of `dev_overrides`, which make init unnecessary).
     pub(crate) fn use_filesystem_mirror(&self) {
         let mirror = self.directory.path().join("mirror");
-        let package =
-            mirror.join("registry.terraform.io/talos-manager/talosmanager/0.1.0/linux_amd64");
+        let registry = registry_host();
+        let package = mirror.join(format!(
+            "{registry}/talos-manager/talosmanager/0.1.0/linux_amd64"
+        ));
         std::fs::create_dir_all(&package).unwrap();
         let binary = package.join("terraform-provider-talosmanager_v0.1.0");
         let built = env!("CARGO_BIN_EXE_terraform-provider-talosmanager");
@@ -216,7 +282,7 @@ impl Terraform {
         std::fs::write(
             self.directory.path().join("cli.tfrc"),
             format!(
-                "provider_installation {{\n  filesystem_mirror {{\n    path    = \"{}\"\n    include = [\"registry.terraform.io/talos-manager/*\"]\n  }}\n  direct {{\n    exclude = [\"registry.terraform.io/talos-manager/*\"]\n  }}\n}}\n",
+                "provider_installation {{\n  filesystem_mirror {{\n    path    = \"{}\"\n    include = [\"{registry}/talos-manager/*\"]\n  }}\n  direct {{\n    exclude = [\"{registry}/talos-manager/*\"]\n  }}\n}}\n",
                 mirror.display()
             ),
         )
@@ -235,6 +301,13 @@ impl Terraform {
             "terraform {{\n  required_providers {{\n    talosmanager = {{\n      source = \"{SOURCE}\"\n    }}\n  }}\n}}\n\n{body}\n"
         );
         std::fs::write(self.directory.path().join("main.tf"), text).unwrap();
+    }
+
+    /// A file of the working directory (the state, a file a provisioner wrote…).
+    #[track_caller]
+    pub(crate) fn read_file(&self, name: &str) -> String {
+        let path = self.directory.path().join(name);
+        std::fs::read_to_string(&path).unwrap_or_else(|error| panic!("{}: {error}", path.display()))
     }
 
     /// Writes a file into the working directory as it is.
@@ -301,7 +374,13 @@ impl Terraform {
     #[track_caller]
     pub(crate) fn ok(&self, args: &[&str]) -> String {
         let run = self.run(args);
-        assert_eq!(run.code, 0, "terraform {args:?} failed:\n{}", run.output);
+        assert_eq!(
+            run.code,
+            0,
+            "{} {args:?} failed:\n{}",
+            cli_version(),
+            run.output
+        );
         run.output
     }
 
@@ -309,7 +388,13 @@ impl Terraform {
     #[track_caller]
     pub(crate) fn fails(&self, args: &[&str]) -> String {
         let run = self.run(args);
-        assert_ne!(run.code, 0, "terraform {args:?} succeeded:\n{}", run.output);
+        assert_ne!(
+            run.code,
+            0,
+            "{} {args:?} succeeded:\n{}",
+            cli_version(),
+            run.output
+        );
         run.output
     }
 
@@ -317,7 +402,13 @@ impl Terraform {
     #[track_caller]
     pub(crate) fn assert_no_changes(&self) {
         let run = self.run(&["plan", "-detailed-exitcode"]);
-        assert_eq!(run.code, 0, "the plan is not empty:\n{}", run.output);
+        assert_eq!(
+            run.code,
+            0,
+            "{}: the plan is not empty:\n{}",
+            cli_version(),
+            run.output
+        );
     }
 
     /// `terraform show -json`.

@@ -4,7 +4,7 @@
 //! fake Talos nodes (`talos-manager-fake-talos`, on 127.0.0.N) with the real gRPC client, and
 //! the cluster's fake Kubernetes API (`talos-manager-fake-kubernetes`) over mutual TLS.
 
-use super::harness::{Service, Terraform, flat};
+use super::harness::{Service, Terraform, flat, plans_to_replace_tainted};
 use std::net::Ipv4Addr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -59,8 +59,6 @@ impl Bench {
     /// The bench with `new_cluster`: a cluster never bootstrapped whose etcd waits for
     /// Bootstrap, and whose servers have not fetched their config yet.
     async fn start_with(names: &[&str], new_cluster: bool) -> Bench {
-        let service = Service::start().await;
-        let store = service.store().clone();
         let secrets = secrets_bundle().await;
         let kubernetes = FakeKubernetes::start(&pem(&secrets.k8s.crt), &pem(&secrets.k8s.key))
             .await
@@ -68,6 +66,13 @@ impl Bench {
         let talos = FakeTalosCluster::start(&pem(&secrets.os.crt), &pem(&secrets.os.key), None)
             .await
             .unwrap();
+        // The service's health checks reach the fake Talos API too.
+        let service = Service::start_with_talos(TalosSettings {
+            connector: Arc::new(GrpcTalosConnector::new()),
+            port: talos.port(),
+        })
+        .await;
+        let store = service.store().clone();
         talos.set_downtime(Duration::from_millis(300));
         talos.set_boot_delay(Duration::from_millis(100));
         if new_cluster {
@@ -553,7 +558,7 @@ async fn reset_on_destroy_resets_the_node_a_refused_reset_keeps_it_and_ctrl_c_st
         JobStatus::Running
     );
     let plan = terraform.ok(&["plan"]);
-    assert!(plan.contains("is tainted, so must be replaced"), "{plan}");
+    assert!(plans_to_replace_tainted(&plan), "{plan}");
     bench.job_ended(job_id).await;
     assert_eq!(bench.version(0), "v1.11.2");
 }
@@ -709,6 +714,84 @@ async fn apply_waits_for_the_bootstrap_talos_manager_started_itself() {
         .collect();
     assert_eq!(jobs, [queued.id]);
     assert_eq!(bootstraps(&bench), [bench.nodes[0].address; 6]);
+    terraform.assert_no_changes();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn bootstrap_apply_waits_until_the_cluster_is_healthy() {
+    let bench = Bench::start_with(&["control-plane-1", "worker-1"], true).await;
+    bench
+        .store()
+        .record_config_request(bench.nodes[0].id, time::OffsetDateTime::now_utc(), true)
+        .await
+        .unwrap();
+    // The worker's Kubernetes node is not Ready: the cluster is degraded once bootstrapped.
+    bench.kubernetes.set_ready("worker-1", false);
+    let mut terraform = Terraform::new(&bench.service);
+    let config = |extra: &str| {
+        format!(
+            "resource \"talosmanager_cluster_bootstrap\" \"production\" {{\n  cluster_id = \"{}\"\n{extra}}}\n",
+            bench.cluster_id
+        )
+    };
+
+    // `wait_for_health = false`: apply returns once the cluster is bootstrapped.
+    terraform.write(&config("  wait_for_health = false\n"));
+    terraform.ok(&["apply", "-auto-approve"]);
+    let state = terraform.resource(BOOTSTRAP).unwrap();
+    assert!(state["bootstrapped_at"].is_string(), "{state}");
+    assert_eq!(state["wait_for_health"], false);
+    terraform.ok(&["destroy", "-auto-approve"]);
+
+    // Waiting, and the time runs out: the error carries the last check's reasons, and nothing
+    // is kept in the state.
+    terraform.write(&config("  timeout = \"2s\"\n"));
+    let output = flat(&terraform.fails(&["apply", "-auto-approve"]));
+    assert!(output.contains("Error: Cluster not healthy"), "{output}");
+    assert!(
+        output.contains(&format!(
+            "Cluster {} did not become healthy within 2s: the last check said degraded: node \
+             worker-1 is not Ready",
+            bench.cluster_id
+        )),
+        "{output}"
+    );
+    assert!(terraform.resource(BOOTSTRAP).is_none());
+
+    // The node becomes Ready a few seconds into the apply: apply returns only after that, and
+    // Terraform's log has why it waited.
+    terraform.write(&config(""));
+    let log_dir = tempfile::tempdir().unwrap();
+    let log_path = log_dir.path().join("terraform.log");
+    terraform.env("TF_LOG_PROVIDER", "DEBUG");
+    terraform.env("TF_LOG_PATH", &log_path.display().to_string());
+    let (became_ready, returned) = std::thread::scope(|scope| {
+        let ready = scope.spawn(|| {
+            std::thread::sleep(Duration::from_secs(3));
+            bench.kubernetes.set_ready("worker-1", true);
+            std::time::Instant::now()
+        });
+        terraform.ok(&["apply", "-auto-approve"]);
+        let returned = std::time::Instant::now();
+        (ready.join().unwrap(), returned)
+    });
+    terraform.env("TF_LOG_PROVIDER", "");
+    assert!(
+        returned > became_ready,
+        "apply returned before the node was Ready"
+    );
+    let log = std::fs::read_to_string(&log_path).unwrap();
+    for line in [
+        "waiting until the cluster is healthy: node worker-1 is not Ready",
+        "cluster is healthy",
+    ] {
+        assert!(
+            log.contains(line),
+            "{line:?} not in Terraform's log:\n{log}"
+        );
+    }
+    let state = terraform.resource(BOOTSTRAP).unwrap();
+    assert!(state["wait_for_health"].is_null(), "{state}");
     terraform.assert_no_changes();
 }
 

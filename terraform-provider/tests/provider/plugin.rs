@@ -4,7 +4,7 @@
 use std::io::BufRead as _;
 use std::process::{Command, Stdio};
 
-use super::harness::{Service, Terraform};
+use super::harness::{Service, Terraform, registry_host};
 
 const PROVIDER: &str = env!("CARGO_BIN_EXE_terraform-provider-talosmanager");
 
@@ -57,7 +57,7 @@ async fn debug_mode_prints_a_reattach_configuration_terraform_uses() {
         .arg("--debug")
         .env(
             "TALOS_MANAGER_PROVIDER_ADDRESS",
-            "registry.terraform.io/talos-manager/talosmanager",
+            format!("{}/talos-manager/talosmanager", registry_host()),
         )
         .env("TALOS_MANAGER_ENDPOINT", &service.base)
         .env("TALOS_MANAGER_TOKEN", &service.token)

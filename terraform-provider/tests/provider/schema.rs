@@ -25,6 +25,9 @@ fn every_schema_follows_the_rules() {
                 name.starts_with("talosmanager_"),
                 "{name} must start with the provider's name"
             );
+        }
+        // Ephemeral resources are never stored, so they have no id.
+        if matches!(schema.kind, Kind::Resource | Kind::DataSource) {
             let id = schema
                 .attribute("id")
                 .unwrap_or_else(|| panic!("{name} has no id"));

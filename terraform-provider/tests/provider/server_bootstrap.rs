@@ -3,7 +3,7 @@
 //! `dmidecode`, `lsblk`, `reboot`), a loop device as its disk and a loopback HTTP server as the
 //! Image Factory, with the service's bootstrap worker running.
 
-use super::harness::{HOST, Service, Terraform, flat};
+use super::harness::{HOST, Service, Terraform, flat, plans_to_replace_tainted};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 use talos_manager_core::ProviderKind;
@@ -443,7 +443,7 @@ async fn a_failed_job_is_the_diagnostic_and_the_next_apply_bootstraps_again() {
     assert_eq!(values["status"], "failed");
     assert_eq!(values["job_id"], job.id.to_string().as_str());
     let plan = terraform.ok(&["plan"]);
-    assert!(plan.contains("is tainted, so must be replaced"), "{plan}");
+    assert!(plans_to_replace_tainted(&plan), "{plan}");
 
     // Once the server is fixed, the next apply bootstraps again.
     bench
@@ -563,7 +563,7 @@ async fn ctrl_c_stops_the_wait_and_keeps_the_job() {
     let values = terraform.resource(ADDRESS).unwrap();
     assert_eq!(values["job_id"], job_id.to_string().as_str());
     let plan = terraform.ok(&["plan"]);
-    assert!(plan.contains("is tainted, so must be replaced"), "{plan}");
+    assert!(plans_to_replace_tainted(&plan), "{plan}");
     let job = bench.jobs().await.pop().unwrap();
     assert_eq!(job.status, JobStatus::Running);
 
