@@ -171,6 +171,7 @@ pub async fn serve(config: ServiceConfig) -> Result<(), ServeError> {
         )),
         cluster_health: cluster_health.clone(),
     };
+    let config_serving = state.config_serving.clone();
     // One signal stops both the HTTP server and the job worker.
     let (stop_sender, stop) = tokio::sync::watch::channel(false);
     let signal = tokio::spawn(async move {
@@ -233,6 +234,8 @@ pub async fn serve(config: ServiceConfig) -> Result<(), ServeError> {
         retention.abort();
     }
     let _ = tokio::time::timeout(GRACE_PERIOD, worker).await;
+    // The last second of buffered `/config` request times, before the pool closes.
+    config_serving.flush_request_times(&store).await;
     store.close().await;
     match result {
         Ok(()) => {

@@ -34,7 +34,7 @@ pub use push::{
 pub use request::{ConfigRequest, TrustedProxies, client_address, is_server_address};
 pub use service::{
     CACHE_TTL, ConfigAnswer, ConfigRequestParts, ConfigServeError, ConfigServedHook, ConfigService,
-    RECORD_INTERVAL,
+    FLUSH_ENTRIES, FLUSH_INTERVAL, RECORD_INTERVAL,
 };
 
 use crate::ids::ServerId;

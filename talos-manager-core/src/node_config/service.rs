@@ -6,6 +6,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -19,7 +20,7 @@ use crate::error_chain;
 use crate::ids::{ClusterId, ServerId};
 use crate::kubernetes::ClientTimeouts;
 use crate::node_labels::running_kubernetes_version;
-use crate::store::{Cluster, Store, StoreError};
+use crate::store::{Cluster, Server, Store, StoreError};
 
 /// How long `/config` trusts what it read when nothing was written through this process
 /// since: the delay after which a change made through another replica is served.
@@ -28,6 +29,14 @@ pub const CACHE_TTL: Duration = Duration::from_secs(1);
 /// How often at most a server's config request time is written while what is recorded
 /// (served or not) stays the same.
 pub const RECORD_INTERVAL: Duration = Duration::from_secs(1);
+
+/// How long a refreshed request time may wait in memory before it is written
+/// ([`ConfigService::flush_request_times`]).
+pub const FLUSH_INTERVAL: Duration = Duration::from_secs(1);
+
+/// How many refreshed request times are written at once at most: a buffer this full is written
+/// without waiting for [`FLUSH_INTERVAL`].
+pub const FLUSH_ENTRIES: usize = 512;
 
 /// How old the cluster's running Kubernetes version may be before `/config` asks again.
 const VERSION_MAX_AGE: Duration = Duration::from_secs(300);
@@ -163,12 +172,25 @@ impl ConfigServeError {
 /// ([`NodeConfigCache`]: exact within this process, at most [`CACHE_TTL`] old for writes made
 /// by another replica), writes a server's request time at most once per
 /// [`RECORD_INTERVAL`] unless what it records changes, and remembers the hook's guard.
+///
+/// A request that changes what is recorded (a server served for the first time since it was
+/// reset or bootstrapped, asking for the first time, or served where it was not) is written
+/// before the answer, so that what depends on it (the bootstrap guard's "live node", the
+/// cluster bootstrap's first control plane that fetched its config, the server's state) sees
+/// it at once. A request that only moves those times forward is buffered and written with
+/// the others in one transaction every [`FLUSH_INTERVAL`] or [`FLUSH_ENTRIES`] requests, and
+/// when the service stops ([`ConfigService::flush_request_times`]): a crash loses at most that
+/// last second of "last requested" times, and a refresh that a bootstrap, erase or reset
+/// overtook is dropped rather than written over the cleared times
+/// ([`Store::refresh_config_requests`]).
 #[derive(Debug)]
 pub struct ConfigService {
     cache: NodeConfigCache,
     /// Per server: when its request was last written, whether it was served, and the store's
     /// generation then (a bootstrap or a new machine config clears what was written).
     recorded: Mutex<HashMap<ServerId, (Instant, bool, u64)>>,
+    /// Request times waiting to be written ([`ConfigService::flush_request_times`]).
+    refreshes: Arc<PendingRefreshes>,
     /// Per server: until when the [`ConfigServedHook`] need not be told again.
     label_job_until: Mutex<HashMap<ServerId, OffsetDateTime>>,
     /// Clusters whose running Kubernetes version is being asked for.
@@ -197,6 +219,7 @@ impl ConfigService {
         ConfigService {
             cache: NodeConfigCache::new(CACHE_TTL),
             recorded: Mutex::default(),
+            refreshes: Arc::default(),
             label_job_until: Mutex::default(),
             refreshing: Arc::default(),
             misses,
@@ -252,14 +275,14 @@ impl ConfigService {
         match self.cache.render(store, &server).await {
             Ok(rendered) => {
                 self.refresh_kubernetes_version(store, &rendered.cluster);
-                self.record_request(store, server.id, true).await;
+                self.record_request(store, &server, true).await;
                 self.tell_served(store, server.id, served).await;
                 let node_config = rendered.config;
                 tracing::info!(server = %server.inventory.name, machine_type = node_config.machine_type.as_str(), "config served");
                 Ok(ConfigAnswer::Config(node_config))
             }
             Err(NodeConfigError::NotConfigured { .. }) => {
-                self.record_request(store, server.id, false).await;
+                self.record_request(store, &server, false).await;
                 let ip = server
                     .inventory
                     .ipv4
@@ -282,9 +305,17 @@ impl ConfigService {
     }
 
     /// Writes that the server asked (and whether it was served), unless the same was written
-    /// less than [`RECORD_INTERVAL`] ago.
-    async fn record_request(&self, store: &Store, server: ServerId, served: bool) {
+    /// less than [`RECORD_INTERVAL`] ago: at once when it changes what is recorded about
+    /// `server` (as looked up for this request), else through the buffer.
+    async fn record_request(&self, store: &Store, server: &Server, served: bool) {
         let generation = store.config_inputs_generation();
+        let refresh_only = if served {
+            server.last_configured_at.is_some()
+        } else {
+            server.last_configured_at.is_none()
+                && server.last_request_for_configuration_at.is_some()
+        };
+        let server = server.id;
         let recent =
             lock(&self.recorded)
                 .get(&server)
@@ -297,18 +328,23 @@ impl ConfigService {
             return;
         }
         let now = OffsetDateTime::now_utc();
-        match store.record_config_request(server, now, served).await {
-            Ok(()) => {
-                let mut recorded = lock(&self.recorded);
-                if recorded.len() >= 100_000 {
-                    recorded.clear();
-                }
-                recorded.insert(server, (Instant::now(), served, generation));
-            }
-            Err(error) => {
-                tracing::warn!(error = %error_chain(&error), "failed to record a config request");
-            }
+        if refresh_only {
+            self.refreshes.push(store, server, now, served);
+        } else if let Err(error) = store.record_config_request(server, now, served).await {
+            tracing::warn!(error = %error_chain(&error), "failed to record a config request");
+            return;
         }
+        let mut recorded = lock(&self.recorded);
+        if recorded.len() >= 100_000 {
+            recorded.clear();
+        }
+        recorded.insert(server, (Instant::now(), served, generation));
+    }
+
+    /// Writes the buffered request times now, in one transaction. The service calls it when
+    /// it stops; it also runs by itself every [`FLUSH_INTERVAL`] while requests are buffered.
+    pub async fn flush_request_times(&self, store: &Store) {
+        self.refreshes.flush(store).await;
     }
 
     /// Tells the hook that the server was served, unless it answered a time not yet passed.
@@ -360,6 +396,60 @@ impl ConfigService {
             }
             lock(&refreshing).remove(&cluster_id);
         });
+    }
+}
+
+/// Request times that only move forward, waiting to be written together
+/// ([`ConfigService::flush_request_times`]).
+#[derive(Debug, Default)]
+struct PendingRefreshes {
+    /// Per server: the latest request time, and whether it was served.
+    pending: Mutex<HashMap<ServerId, (OffsetDateTime, bool)>>,
+    /// Whether a flush is scheduled [`FLUSH_INTERVAL`] from the first buffered entry.
+    scheduled: AtomicBool,
+}
+
+impl PendingRefreshes {
+    /// Buffers a refresh; a full buffer is written now (in the background), else a flush is
+    /// scheduled unless one is.
+    fn push(self: &Arc<Self>, store: &Store, server: ServerId, at: OffsetDateTime, served: bool) {
+        let full = {
+            let mut pending = lock(&self.pending);
+            pending.insert(server, (at, served));
+            pending.len() >= FLUSH_ENTRIES
+        };
+        let delay = if full {
+            Duration::ZERO
+        } else if !self.scheduled.swap(true, Ordering::AcqRel) {
+            FLUSH_INTERVAL
+        } else {
+            return;
+        };
+        let refreshes = self.clone();
+        let store = store.clone();
+        tokio::spawn(async move {
+            if !delay.is_zero() {
+                tokio::time::sleep(delay).await;
+                refreshes.scheduled.store(false, Ordering::Release);
+            }
+            refreshes.flush(&store).await;
+        });
+    }
+
+    /// Writes what is buffered in one transaction; on a failure the times are lost (logged):
+    /// the next request of each server writes its time again.
+    async fn flush(&self, store: &Store) {
+        let batch: Vec<(ServerId, OffsetDateTime, bool)> =
+            std::mem::take(&mut *lock(&self.pending))
+                .into_iter()
+                .map(|(server, (at, served))| (server, at, served))
+                .collect();
+        if batch.is_empty() {
+            return;
+        }
+        if let Err(error) = store.refresh_config_requests(&batch).await {
+            tracing::warn!(requests = batch.len(), error = %error_chain(&error), "failed to record config request times");
+        }
     }
 }
 

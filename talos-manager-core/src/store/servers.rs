@@ -469,6 +469,8 @@ impl Store {
     /// timestamps are cleared, so it is no longer a live node (a retry after a failure needs no
     /// `force`).
     pub async fn record_erase_started(&self, id: ServerId) -> Result<Server, StoreError> {
+        // `/config` reads the cleared times through its cache: exact within this process.
+        let _changed = self.config_inputs_change();
         let sql = sql!(
             "UPDATE servers SET last_configured_at = NULL, \
              label_and_taint_job_completed_at = NULL, updated_at = $2 \
@@ -502,6 +504,44 @@ impl Store {
             .map(|r| r.rows_affected()))
         .map_err(StoreError::query("record config request"))
         .and_then(|n_rows| expect_one_row(n_rows, id))
+    }
+
+    /// Refreshes the request times of servers whose recorded state the requests do not change,
+    /// in one transaction: `(server, at, served)` moves `last_request_for_configuration_at` (and
+    /// `last_configured_at` when `served`) to `at`, but only while the row still looks as it
+    /// did when the request was buffered (served: `last_configured_at` set; not served:
+    /// `last_configured_at` unset and a request recorded). A refresh never makes a node look
+    /// served or asked for the first time, and one that a bootstrap, erase or reset overtook
+    /// (clearing the times) is dropped. Returns how many rows were refreshed.
+    pub async fn refresh_config_requests(
+        &self,
+        requests: &[(ServerId, OffsetDateTime, bool)],
+    ) -> Result<u64, StoreError> {
+        if requests.is_empty() {
+            return Ok(0);
+        }
+        let sql = "UPDATE servers SET last_request_for_configuration_at = $2, \
+                   last_configured_at = CASE WHEN $3 THEN $2 ELSE last_configured_at END \
+                   WHERE id = $1 AND CASE WHEN $3 THEN last_configured_at IS NOT NULL \
+                   ELSE last_configured_at IS NULL \
+                   AND last_request_for_configuration_at IS NOT NULL END";
+        on_pool!(self, |pool| async {
+            let mut transaction = pool.begin().await?;
+            let mut refreshed = 0;
+            for &(id, at, served) in requests {
+                refreshed += sqlx::query(sql)
+                    .bind(id)
+                    .bind(at)
+                    .bind(served)
+                    .execute(&mut *transaction)
+                    .await?
+                    .rows_affected();
+            }
+            transaction.commit().await?;
+            Ok(refreshed)
+        }
+        .await)
+        .map_err(StoreError::query("refresh config requests"))
     }
 
     /// Marks a server as configured at `at`, for nodes configured outside talos-manager.

@@ -9,7 +9,8 @@ use async_trait::async_trait;
 use talos_manager_core::Store;
 use talos_manager_core::ids::ServerId;
 use talos_manager_core::node_config::{
-    ConfigAnswer, ConfigRequestParts, ConfigServedHook, ConfigService, MissLimiter, TrustedProxies,
+    ConfigAnswer, ConfigRequestParts, ConfigServedHook, ConfigService, FLUSH_INTERVAL, MissLimiter,
+    RECORD_INTERVAL, TrustedProxies,
 };
 use talos_manager_core::store::StoreError;
 use time::OffsetDateTime;
@@ -125,3 +126,66 @@ store_test!(
         assert_eq!(hook.0.load(Ordering::SeqCst), 0);
     }
 );
+
+// Issue #24: a request that changes what is recorded is written before the answer; one that
+// only moves the times forward is buffered, written by itself within FLUSH_INTERVAL or on
+// `flush_request_times` (shutdown), and dropped when a bootstrap or erase cleared the times
+// after it.
+store_test!(request_times_are_written_at_once_or_batched, |store| {
+    let id = configured_server(store).await;
+    let service = ConfigService::default();
+    let hook = CountingHook::default();
+    let served = async || {
+        let answer = ask(&service, store, "uuid=uuid-7", Some("192.0.2.7"), &hook).await;
+        assert_eq!(answer.outcome(), "served");
+    };
+    let times = async || {
+        let server = store.get_server(id).await.unwrap();
+        (
+            server.last_request_for_configuration_at,
+            server.last_configured_at,
+        )
+    };
+    assert_eq!(times().await, (None, None));
+
+    // Served for the first time: recorded before the answer (the bootstrap guard's live node).
+    served().await;
+    let (asked, configured) = times().await;
+    let first = configured.expect("served at once");
+    assert_eq!(asked, Some(first));
+
+    // Served again: buffered, written on flush (as at shutdown), in one transaction.
+    tokio::time::sleep(RECORD_INTERVAL).await;
+    served().await;
+    assert_eq!(times().await, (Some(first), Some(first)));
+    service.flush_request_times(store).await;
+    let (asked, configured) = times().await;
+    assert!(configured.unwrap() > first);
+    assert_eq!(asked, configured);
+
+    // A refresh that an erase overtook does not bring the cleared time back.
+    tokio::time::sleep(RECORD_INTERVAL).await;
+    served().await;
+    store.record_erase_started(id).await.unwrap();
+    service.flush_request_times(store).await;
+    assert_eq!(times().await.1, None);
+
+    // Served after the erase: recorded at once again; a later refresh is written within the
+    // flush interval without being asked.
+    served().await;
+    let again = times().await.1.expect("served at once");
+    tokio::time::sleep(RECORD_INTERVAL).await;
+    served().await;
+    talos_manager_core::testing::wait_for(
+        "the buffered request time to be written",
+        FLUSH_INTERVAL * 10,
+        Duration::from_millis(50),
+        || async {
+            match times().await.1 {
+                Some(at) if at > again => Ok(()),
+                other => Err(other),
+            }
+        },
+    )
+    .await;
+});
