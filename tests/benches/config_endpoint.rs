@@ -440,10 +440,10 @@ fn fleet_script(servers: usize) -> String {
 fn list_servers(port: u16) -> anyhow::Result<usize> {
     let mut stream = TcpStream::connect(("127.0.0.1", port))?;
     stream.set_read_timeout(Some(Duration::from_secs(60)))?;
-    // "admin:bench" in base64.
+    // "admin:bench-password" (the service's BASIC_AUTH_PASSWORD above) in base64.
     write!(
         stream,
-        "GET /api/v1/servers HTTP/1.0\r\nHost: localhost\r\nAuthorization: Basic YWRtaW46YmVuY2g=\r\n\r\n"
+        "GET /api/v1/servers HTTP/1.0\r\nHost: localhost\r\nAuthorization: Basic YWRtaW46YmVuY2gtcGFzc3dvcmQ=\r\n\r\n"
     )?;
     let mut answer = Vec::new();
     stream.read_to_end(&mut answer)?;
